@@ -1,0 +1,606 @@
+//! A constrained mechanical system in Cartesian coordinates and its projected dynamics.
+//!
+//! Hamiltonian form (CHNN, digest §1.2): with `z = (x, p)`, `H = ½pᵀM⁻¹p + V(x)` and the
+//! phase-space constraints `Ψ = (Φ, Φ̇)` with Jacobian `DΦ = ∂Ψ/∂z` (2ND × 2C),
+//!
+//! ```text
+//! ż = P(z) J∇H,   P = I − J DΦ (DΦᵀ J DΦ)⁻¹ DΦᵀ,   J = [[0, I], [−I, 0]],
+//! ```
+//!
+//! i.e. `ż = J∇H − J DΦ λ` with `(DΦᵀ J DΦ) λ = DΦᵀ J ∇H`. The 2C×2C matrix is antisymmetric
+//! with a zero leading block; it is solved by LU with partial pivoting. `DΦᵀ ż = 0` holds by
+//! construction, so `Φ` and `Φ̇` are invariants of the flow.
+//!
+//! Lagrangian form (CLNN, digest §1.5): with `z = (x, v)`, `G = ∂Φ/∂x`,
+//! `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` and the physical force `f = −M⁻¹∇V`. (The reference
+//! code uses `f = +M⁻¹∇V`; a learned potential absorbs the sign, a known one must not.)
+
+use super::constraint::{Constraint, Linear};
+use super::mass::MassMatrix;
+use super::phase::Phase;
+use super::potential::Potential;
+use crate::error::{Error, Result};
+use crate::integrate::{StateVector, VectorField};
+use crate::linalg::{lu_factor, lu_solve};
+use crate::real::Real;
+
+/// A system of `N` nodes in `D` dimensions with `C` scalar constraints and potential `P`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mechanics<T, const N: usize, const D: usize, const C: usize, P> {
+    mass: MassMatrix<T, N>,
+    constraints: [Constraint<T, D>; C],
+    potential: P,
+}
+
+/// How far a state is from the constraint manifold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Violation<T> {
+    /// `max_c |Φ_c(x)|` (squared-length units for distances and tethers).
+    pub position: T,
+    /// `max_c |Φ̇_c(x, v)|`.
+    pub velocity: T,
+}
+
+impl<T: Real> Violation<T> {
+    /// The larger of the two parts.
+    pub fn max(&self) -> T {
+        self.position.max(self.velocity)
+    }
+}
+
+/// Settings of the Newton–Raphson projection onto the constraint manifold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProjectParams<T> {
+    /// Stop when the RMS of `Ψ = (Φ, Φ̇)` is below `tol · max(1, RMS(z)²)`.
+    pub tol: T,
+    /// Give up after this many iterations (the reference uses 500).
+    pub max_iter: usize,
+}
+
+impl<T: Real> Default for ProjectParams<T> {
+    fn default() -> Self {
+        Self { tol: T::from_f64(64.0) * T::EPSILON, max_iter: 500 }
+    }
+}
+
+/// Builds a [`Mechanics`] node by node and constraint by constraint. Adding an extended body
+/// adds its internal distance constraints too.
+#[derive(Clone, Debug)]
+pub struct MechanicsBuilder<T, const N: usize, const D: usize, const C: usize> {
+    mass: MassMatrix<T, N>,
+    constraints: [Constraint<T, D>; C],
+    count: usize,
+}
+
+impl<T: Real, const N: usize, const D: usize, const C: usize> Default for MechanicsBuilder<T, N, D, C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T, N, D, C> {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            mass: MassMatrix::empty(),
+            constraints: [Constraint::Linear(Linear::new(0, T::ZERO)); C],
+            count: 0,
+        }
+    }
+
+    /// The mass structure so far (e.g. to compute gravity weights).
+    pub fn mass(&self) -> &MassMatrix<T, N> {
+        &self.mass
+    }
+
+    fn push(&mut self, c: Constraint<T, D>) -> Result<()> {
+        c.validate(N)?;
+        if self.count == C {
+            return Err(Error::CountMismatch { what: "constraints", expected: C, got: C + 1 });
+        }
+        self.constraints[self.count] = c;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Adds a point mass; returns its node index.
+    ///
+    /// # Errors
+    /// As [`MassMatrix::add_point_mass`].
+    pub fn point_mass(&mut self, m: T) -> Result<usize> {
+        self.mass.add_point_mass(m)
+    }
+
+    /// Adds an extended body of mass `m` with moments `I_k = m·λ_k` (body dimension =
+    /// `moments.len()`), and its internal constraints `|x_k − x₀| = 1`, `|x_k − x_j| = √2`.
+    /// Returns its first (centre-of-mass) node.
+    ///
+    /// # Errors
+    /// As [`MassMatrix::add_body`]; [`Error::CountMismatch`] if the constraints do not fit.
+    pub fn body(&mut self, m: T, moments: &[T]) -> Result<usize> {
+        if moments.len() > D {
+            return Err(Error::InvalidParameter { name: "body dimension", value: moments.len() as f64 });
+        }
+        let s = self.mass.add_body(m, moments)?;
+        let db = moments.len();
+        for k in 1..=db {
+            self.push(Constraint::Distance { a: s, b: s + k, length: T::ONE })?;
+        }
+        for k in 1..=db {
+            for j in 1..k {
+                self.push(Constraint::Distance { a: s + j, b: s + k, length: T::TWO.sqrt() })?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Keeps nodes `a` and `b` at distance `length`.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`], [`Error::InvalidParameter`], [`Error::CountMismatch`].
+    pub fn distance(&mut self, a: usize, b: usize, length: T) -> Result<()> {
+        self.push(Constraint::Distance { a, b, length })
+    }
+
+    /// Keeps `node` at distance `length` from the fixed point `anchor`.
+    ///
+    /// # Errors
+    /// As [`MechanicsBuilder::distance`].
+    pub fn tether(&mut self, node: usize, anchor: [T; D], length: T) -> Result<()> {
+        self.push(Constraint::Tether { node, anchor, length })
+    }
+
+    fn barycentric(&self, body: usize, attach: &[T]) -> Result<(usize, [T; 4])> {
+        if body >= self.mass.assigned() || self.mass.body_of(body).0 != body {
+            return Err(Error::IndexOutOfRange { what: "body", index: body, len: N });
+        }
+        let (start, len) = self.mass.body_of(body);
+        if attach.len() + 1 != len {
+            return Err(Error::CountMismatch { what: "attachment coordinates", expected: len - 1, got: attach.len() });
+        }
+        let mut w = [T::ZERO; 4];
+        let mut sum = T::ZERO;
+        for (k, c) in attach.iter().enumerate() {
+            if !c.is_finite() {
+                return Err(Error::InvalidParameter { name: "attachment", value: c.to_f64() });
+            }
+            w[k + 1] = *c;
+            sum += *c;
+        }
+        w[0] = T::ONE - sum;
+        Ok((start, w))
+    }
+
+    /// A ball joint: the point with body-frame coordinates `attach_a` of the body starting at
+    /// node `body_a` coincides with the point `attach_b` of body `body_b` (D linear constraints
+    /// with barycentric weights `(1 − Σc, c₁, …)`).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] if a node is not a body's first node,
+    /// [`Error::CountMismatch`] if an attachment has the wrong length or constraints overflow.
+    pub fn joint(&mut self, body_a: usize, attach_a: &[T], body_b: usize, attach_b: &[T]) -> Result<()> {
+        let (sa, wa) = self.barycentric(body_a, attach_a)?;
+        let (sb, wb) = self.barycentric(body_b, attach_b)?;
+        for axis in 0..D {
+            let mut lin = Linear::new(axis, T::ZERO);
+            for k in 0..=attach_a.len() {
+                lin.push(sa + k, wa[k])?;
+            }
+            for k in 0..=attach_b.len() {
+                lin.push(sb + k, -wb[k])?;
+            }
+            self.push(Constraint::Linear(lin))?;
+        }
+        Ok(())
+    }
+
+    /// Pins the point with body-frame coordinates `attach` of the body starting at `body` to the
+    /// fixed point `point` (D linear constraints).
+    ///
+    /// # Errors
+    /// As [`MechanicsBuilder::joint`].
+    pub fn pin(&mut self, body: usize, attach: &[T], point: [T; D]) -> Result<()> {
+        let (s, w) = self.barycentric(body, attach)?;
+        for (axis, q) in point.iter().enumerate() {
+            let mut lin = Linear::new(axis, *q);
+            for k in 0..=attach.len() {
+                lin.push(s + k, w[k])?;
+            }
+            self.push(Constraint::Linear(lin))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the system with potential `potential`.
+    ///
+    /// # Errors
+    /// [`Error::CountMismatch`] unless exactly `N` nodes and `C` constraints were added.
+    pub fn build<P: Potential<T, N, D>>(self, potential: P) -> Result<Mechanics<T, N, D, C, P>> {
+        if !self.mass.is_complete() {
+            return Err(Error::CountMismatch { what: "nodes", expected: N, got: self.mass.assigned() });
+        }
+        if self.count != C {
+            return Err(Error::CountMismatch { what: "constraints", expected: C, got: self.count });
+        }
+        Ok(Mechanics { mass: self.mass, constraints: self.constraints, potential })
+    }
+}
+
+type Nodes<T, const N: usize, const D: usize> = [[T; D]; N];
+
+#[inline]
+fn ndot<T: Real, const N: usize, const D: usize>(a: &Nodes<T, N, D>, b: &Nodes<T, N, D>) -> T {
+    let mut s = T::ZERO;
+    for i in 0..N {
+        for d in 0..D {
+            s += a[i][d] * b[i][d];
+        }
+    }
+    s
+}
+
+/// Per-constraint Jacobians at one state.
+struct Jacobians<T, const N: usize, const D: usize, const C: usize> {
+    /// ∂Φ_c/∂x (= ∂Φ̇_c/∂v).
+    g: [Nodes<T, N, D>; C],
+    /// ∂Φ̇_c/∂x.
+    gd: [Nodes<T, N, D>; C],
+}
+
+impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>> Mechanics<T, N, D, C, P> {
+    /// The mass structure.
+    pub fn mass(&self) -> &MassMatrix<T, N> {
+        &self.mass
+    }
+
+    /// The constraints, in the order of the rows of `Ψ`.
+    pub fn constraints(&self) -> &[Constraint<T, D>; C] {
+        &self.constraints
+    }
+
+    /// The potential.
+    pub fn potential(&self) -> &P {
+        &self.potential
+    }
+
+    /// `v = M⁻¹p`.
+    pub fn velocity(&self, p: &Nodes<T, N, D>) -> Nodes<T, N, D> {
+        let mut v = [[T::ZERO; D]; N];
+        self.mass.inverse_apply(p, &mut v);
+        v
+    }
+
+    /// `p = M v`.
+    pub fn momentum(&self, v: &Nodes<T, N, D>) -> Nodes<T, N, D> {
+        let mut p = [[T::ZERO; D]; N];
+        self.mass.apply(v, &mut p);
+        p
+    }
+
+    /// `(x, p) → (x, v)`.
+    pub fn to_velocity_form(&self, z: &Phase<T, N, D>) -> Phase<T, N, D> {
+        Phase::new(*z.x(), self.velocity(z.p()))
+    }
+
+    /// `(x, v) → (x, p)`.
+    pub fn from_velocity_form(&self, z: &Phase<T, N, D>) -> Phase<T, N, D> {
+        Phase::new(*z.x(), self.momentum(z.p()))
+    }
+
+    /// Kinetic energy `½pᵀM⁻¹p`.
+    pub fn kinetic_energy(&self, p: &Nodes<T, N, D>) -> T {
+        T::HALF * ndot(p, &self.velocity(p))
+    }
+
+    /// Total energy `H(x, p)` of a Hamiltonian-form state.
+    pub fn energy(&self, z: &Phase<T, N, D>) -> T {
+        self.kinetic_energy(z.p()) + self.potential.energy(z.x())
+    }
+
+    /// `(Φ, Φ̇)` at a Hamiltonian-form state.
+    pub fn constraint_values(&self, z: &Phase<T, N, D>) -> [[T; C]; 2] {
+        let v = self.velocity(z.p());
+        self.residuals(z.x(), &v)
+    }
+
+    fn residuals(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>) -> [[T; C]; 2] {
+        let mut out = [[T::ZERO; C]; 2];
+        for (c, con) in self.constraints.iter().enumerate() {
+            out[0][c] = con.value(x);
+            out[1][c] = con.rate(x, v);
+        }
+        out
+    }
+
+    /// Largest `|Φ|` and `|Φ̇|` at a Hamiltonian-form state.
+    pub fn violation(&self, z: &Phase<T, N, D>) -> Violation<T> {
+        let r = self.constraint_values(z);
+        let mut out = Violation { position: T::ZERO, velocity: T::ZERO };
+        for c in 0..C {
+            out.position = out.position.max(r[0][c].abs());
+            out.velocity = out.velocity.max(r[1][c].abs());
+        }
+        out
+    }
+
+    fn jacobians(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>) -> Jacobians<T, N, D, C> {
+        let mut j = Jacobians { g: [[[T::ZERO; D]; N]; C], gd: [[[T::ZERO; D]; N]; C] };
+        for (c, con) in self.constraints.iter().enumerate() {
+            con.gradient(x, &mut j.g[c]);
+            con.rate_gradient(v, &mut j.gd[c]);
+        }
+        j
+    }
+
+    /// `DΦᵀ ż`: the rates of change of `(Φ, Φ̇)` along `ż` at the Hamiltonian-form state `z`.
+    /// Zero (to rounding) for `ż` from [`Mechanics::hamiltonian_rate`]: the flow stays on the
+    /// constraint manifold.
+    pub fn constraint_rates(&self, z: &Phase<T, N, D>, zdot: &Phase<T, N, D>) -> [[T; C]; 2] {
+        let v = self.velocity(z.p());
+        let j = self.jacobians(z.x(), &v);
+        let mut out = [[T::ZERO; C]; 2];
+        for c in 0..C {
+            let mg = self.velocity(&j.g[c]);
+            out[0][c] = ndot(&j.g[c], zdot.x());
+            out[1][c] = ndot(&j.gd[c], zdot.x()) + ndot(&mg, zdot.p());
+        }
+        out
+    }
+
+    /// The projected Hamiltonian vector field `ż = P(z) J∇H(z)` at `z = (x, p)`, with an optional
+    /// external force `F` on the nodes (added to `−∇V` before projection; a control input).
+    ///
+    /// # Errors
+    /// [`Error::Singular`] if the constraints are degenerate at `z` (e.g. a rod of zero length).
+    pub fn hamiltonian_rate(
+        &self,
+        z: &Phase<T, N, D>,
+        force: Option<&Nodes<T, N, D>>,
+        dz: &mut Phase<T, N, D>,
+    ) -> Result<()> {
+        let x = z.x();
+        let v = self.velocity(z.p());
+        let mut grad = [[T::ZERO; D]; N];
+        self.potential.accumulate_gradient(x, &mut grad);
+        if let Some(f) = force {
+            for i in 0..N {
+                for d in 0..D {
+                    grad[i][d] -= f[i][d];
+                }
+            }
+        }
+        let (xdot, pdot) = dz.split_mut();
+        *xdot = v;
+        for i in 0..N {
+            for d in 0..D {
+                pdot[i][d] = -grad[i][d];
+            }
+        }
+        if C == 0 {
+            return Ok(());
+        }
+        let j = self.jacobians(x, &v);
+        let mut mg = [[[T::ZERO; D]; N]; C];
+        for c in 0..C {
+            self.mass.inverse_apply(&j.g[c], &mut mg[c]);
+        }
+        // K = DΦᵀ J DΦ in blocks [[0, S], [−S, A]] with S_ij = G_i·M⁻¹G_j (symmetric) and
+        // A_ij = Ġ_i·M⁻¹G_j − M⁻¹G_i·Ġ_j (antisymmetric); row/column index = block·C + i.
+        let mut k = [[[[T::ZERO; C]; 2]; C]; 2];
+        let mut rhs = [[T::ZERO; C]; 2];
+        for i in 0..C {
+            for jj in i..C {
+                let s = ndot(&j.g[i], &mg[jj]);
+                k[0][i][1][jj] = s;
+                k[0][jj][1][i] = s;
+                k[1][i][0][jj] = -s;
+                k[1][jj][0][i] = -s;
+                if jj > i {
+                    let a = ndot(&j.gd[i], &mg[jj]) - ndot(&mg[i], &j.gd[jj]);
+                    k[1][i][1][jj] = a;
+                    k[1][jj][1][i] = -a;
+                }
+            }
+            // DΦᵀ J∇H with J∇H = (v, −∇V).
+            rhs[0][i] = ndot(&j.g[i], &v);
+            rhs[1][i] = ndot(&j.gd[i], &v) - ndot(&mg[i], &grad);
+        }
+        let mut perm = [[0usize; C]; 2];
+        let mut scratch = [[T::ZERO; C]; 2];
+        let kf = k.as_flattened_mut().as_flattened_mut().as_flattened_mut();
+        lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
+        lu_solve(kf, 2 * C, perm.as_flattened(), rhs.as_flattened_mut(), scratch.as_flattened_mut())?;
+        let [l0, l1] = rhs;
+        // ż = J∇H − J DΦ λ:  ẋ −= Σ λ̇_c M⁻¹G_c,  ṗ += Σ (λ_c G_c + λ̇_c Ġ_c).
+        for c in 0..C {
+            for i in 0..N {
+                for d in 0..D {
+                    xdot[i][d] -= l1[c] * mg[c][i][d];
+                    pdot[i][d] += l0[c] * j.g[c][i][d] + l1[c] * j.gd[c][i][d];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The constrained Lagrangian vector field at `z = (x, v)`:
+    /// `ẋ = v`, `v̇ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` with `f = M⁻¹(−∇V + F)`.
+    ///
+    /// # Errors
+    /// [`Error::Singular`] if `GᵀM⁻¹G` is singular at `x`.
+    pub fn lagrangian_rate(
+        &self,
+        z: &Phase<T, N, D>,
+        force: Option<&Nodes<T, N, D>>,
+        dz: &mut Phase<T, N, D>,
+    ) -> Result<()> {
+        let x = z.x();
+        let v = z.p();
+        let mut minus_grad = [[T::ZERO; D]; N];
+        self.potential.accumulate_gradient(x, &mut minus_grad);
+        for i in 0..N {
+            for d in 0..D {
+                minus_grad[i][d] = -minus_grad[i][d] + force.map_or(T::ZERO, |f| f[i][d]);
+            }
+        }
+        let (xdot, vdot) = dz.split_mut();
+        *xdot = *v;
+        self.mass.inverse_apply(&minus_grad, vdot);
+        if C == 0 {
+            return Ok(());
+        }
+        let j = self.jacobians(x, v);
+        let mut mg = [[[T::ZERO; D]; N]; C];
+        for c in 0..C {
+            self.mass.inverse_apply(&j.g[c], &mut mg[c]);
+        }
+        let mut s = [[T::ZERO; C]; C];
+        let mut rhs = [T::ZERO; C];
+        for a in 0..C {
+            for b in a..C {
+                let val = ndot(&j.g[a], &mg[b]);
+                s[a][b] = val;
+                s[b][a] = val;
+            }
+            rhs[a] = ndot(&j.g[a], vdot) + ndot(&j.gd[a], v);
+        }
+        let mut perm = [0usize; C];
+        let mut scratch = [T::ZERO; C];
+        let sf = s.as_flattened_mut();
+        lu_factor(sf, C, &mut perm)?;
+        lu_solve(sf, C, &perm, &mut rhs, &mut scratch)?;
+        for c in 0..C {
+            for i in 0..N {
+                for d in 0..D {
+                    vdot[i][d] -= rhs[c] * mg[c][i][d];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Newton–Raphson projection of a velocity-form state `(x, v)` onto `Ψ = (Φ, Φ̇) = 0`
+    /// (digest §1.3): `Δz = Jψᵀ(JψJψᵀ)⁻¹(−Ψ)`, each component clamped to `±RMS(z)/2`.
+    /// Returns the iterations used.
+    ///
+    /// # Errors
+    /// [`Error::ProjectionFailed`] after `max_iter` iterations; [`Error::Singular`] if the
+    /// constraint Jacobian loses rank; [`Error::NonFinite`] for a non-finite state.
+    pub fn project(&self, z: &mut Phase<T, N, D>, params: ProjectParams<T>) -> Result<usize> {
+        let n_state = T::from_usize(2 * N * D);
+        let rms = |s: &[T], n: T| {
+            let mut acc = T::ZERO;
+            for v in s {
+                acc += *v * *v;
+            }
+            (acc / n).sqrt()
+        };
+        for it in 0..=params.max_iter {
+            crate::integrate::check_finite(z.as_slice(), T::ZERO)?;
+            let (x, v) = (z.x(), z.p());
+            let mut r = self.residuals(x, v);
+            let z_rms = rms(z.as_slice(), n_state);
+            let res = if C == 0 { T::ZERO } else { rms(r.as_flattened(), T::from_usize(2 * C)) };
+            if res <= params.tol * T::ONE.max(z_rms * z_rms) {
+                return Ok(it);
+            }
+            if it == params.max_iter {
+                return Err(Error::ProjectionFailed { iterations: it, residual: res.to_f64() });
+            }
+            let j = self.jacobians(x, v);
+            // A = Jψ Jψᵀ with Jψ rows (G_c, 0) for Φ_c and (Ġ_c, G_c) for Φ̇_c.
+            let mut a = [[[[T::ZERO; C]; 2]; C]; 2];
+            for i in 0..C {
+                for k in 0..C {
+                    let gg = ndot(&j.g[i], &j.g[k]);
+                    a[0][i][0][k] = gg;
+                    a[0][i][1][k] = ndot(&j.g[i], &j.gd[k]);
+                    a[1][i][0][k] = ndot(&j.gd[i], &j.g[k]);
+                    a[1][i][1][k] = ndot(&j.gd[i], &j.gd[k]) + gg;
+                }
+            }
+            for val in r.as_flattened_mut() {
+                *val = -*val;
+            }
+            let mut perm = [[0usize; C]; 2];
+            let mut scratch = [[T::ZERO; C]; 2];
+            let af = a.as_flattened_mut().as_flattened_mut().as_flattened_mut();
+            lu_factor(af, 2 * C, perm.as_flattened_mut())?;
+            lu_solve(af, 2 * C, perm.as_flattened(), r.as_flattened_mut(), scratch.as_flattened_mut())?;
+            let clamp = z_rms * T::HALF;
+            let mut dz = Phase::<T, N, D>::zeros();
+            {
+                let (dx, dv) = dz.split_mut();
+                for c in 0..C {
+                    for i in 0..N {
+                        for d in 0..D {
+                            dx[i][d] += r[0][c] * j.g[c][i][d] + r[1][c] * j.gd[c][i][d];
+                            dv[i][d] += r[1][c] * j.g[c][i][d];
+                        }
+                    }
+                }
+            }
+            for (zi, di) in z.as_mut_slice().iter_mut().zip(dz.as_slice()) {
+                let step = if clamp > T::ZERO { di.max(-clamp).min(clamp) } else { *di };
+                *zi += step;
+            }
+        }
+        Err(Error::ProjectionFailed { iterations: params.max_iter, residual: f64::NAN })
+    }
+
+    /// Projects a Hamiltonian-form state `(x, p)` (through its velocities).
+    ///
+    /// # Errors
+    /// As [`Mechanics::project`].
+    pub fn project_hamiltonian(&self, z: &mut Phase<T, N, D>, params: ProjectParams<T>) -> Result<usize> {
+        let mut zv = self.to_velocity_form(z);
+        let it = self.project(&mut zv, params)?;
+        *z = self.from_velocity_form(&zv);
+        Ok(it)
+    }
+}
+
+impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>> VectorField<T>
+    for Mechanics<T, N, D, C, P>
+{
+    type State = Phase<T, N, D>;
+    /// The unforced Hamiltonian field (see [`Mechanics::hamiltonian_rate`]).
+    #[inline]
+    fn rate(&self, _t: T, z: &Phase<T, N, D>, dz: &mut Phase<T, N, D>) -> Result<()> {
+        self.hamiltonian_rate(z, None, dz)
+    }
+}
+
+/// The Lagrangian twin of a system: integrates `(x, v)` with [`Mechanics::lagrangian_rate`].
+#[derive(Clone, Copy, Debug)]
+pub struct Lagrangian<'a, M>(pub &'a M);
+
+impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>> VectorField<T>
+    for Lagrangian<'_, Mechanics<T, N, D, C, P>>
+{
+    type State = Phase<T, N, D>;
+    #[inline]
+    fn rate(&self, _t: T, z: &Phase<T, N, D>, dz: &mut Phase<T, N, D>) -> Result<()> {
+        self.0.lagrangian_rate(z, None, dz)
+    }
+}
+
+/// A system driven by a constant external force on its nodes (a zero-order-hold control input):
+/// integrates the Hamiltonian form with [`Mechanics::hamiltonian_rate`].
+#[derive(Clone, Copy, Debug)]
+pub struct Driven<'a, M, F> {
+    /// The system.
+    pub system: &'a M,
+    /// Force on each node.
+    pub force: F,
+}
+
+impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>> VectorField<T>
+    for Driven<'_, Mechanics<T, N, D, C, P>, [[T; D]; N]>
+{
+    type State = Phase<T, N, D>;
+    #[inline]
+    fn rate(&self, _t: T, z: &Phase<T, N, D>, dz: &mut Phase<T, N, D>) -> Result<()> {
+        self.system.hamiltonian_rate(z, Some(&self.force), dz)
+    }
+}

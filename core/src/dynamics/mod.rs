@@ -1,0 +1,23 @@
+//! Constrained mechanical systems in Cartesian coordinates (CHNN, Finzi, Wang & Wilson,
+//! NeurIPS 2020; digest §1).
+//!
+//! A system is a graph of nodes — point masses, and extended rigid bodies represented by their
+//! centre of mass plus unit axis points — with holonomic constraints between them
+//! ([`Constraint`]), a [`MassMatrix`] and a [`Potential`]. [`Mechanics`] evaluates the projected
+//! Hamiltonian vector field `ż = P(z)J∇H(z)` (and its Lagrangian twin), energies and constraint
+//! violations, and projects states onto the constraint manifold. [`systems`] builds every system
+//! of the paper with its default parameters and initial-condition sampler.
+
+mod constraint;
+mod mass;
+mod mechanics;
+mod phase;
+mod potential;
+pub mod rotation;
+pub mod systems;
+
+pub use constraint::{Constraint, Linear, MAX_LINEAR_TERMS};
+pub use mass::MassMatrix;
+pub use mechanics::{Driven, Lagrangian, Mechanics, MechanicsBuilder, ProjectParams, Violation};
+pub use phase::Phase;
+pub use potential::{DipoleSign, Gravity, MagnetDipoles, Potential, Spring, Springs};

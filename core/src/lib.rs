@@ -1,0 +1,60 @@
+//! # keel-core
+//!
+//! Keel's numerical core for the controller: `#![no_std]`, no heap, generic over `f32`
+//! (firmware) and `f64` (reference runs), fixed sizes through const generics. What runs here is
+//! what the host trains and validates.
+//!
+//! This release holds the constrained-dynamics pillar (Finzi, Wang & Wilson, *Simplifying
+//! Hamiltonian and Lagrangian Neural Networks via Explicit Constraints*, NeurIPS 2020):
+//!
+//! - [`dynamics`]: mechanical systems in Cartesian coordinates with explicit constraints — the
+//!   projected Hamiltonian vector field `ż = P(z)J∇H`, its Lagrangian twin, energies, constraint
+//!   monitors, Newton–Raphson projection, and every system of the paper
+//!   ([`dynamics::systems`]);
+//! - [`integrate`]: [`Rk4`](integrate::Rk4) (classic and 3/8 rule),
+//!   [`Dopri5`](integrate::Dopri5) (adaptive, dense output) and
+//!   [`Leapfrog`](integrate::Leapfrog) (symplectic; RATTLE for constrained systems), each
+//!   stepping without allocation;
+//! - [`metrics`]: the paper's relative error, trapezoid geometric mean and energy error;
+//! - [`random`]: a seeded generator and the distributions the samplers use.
+//!
+//! ```
+//! use keel_core::dynamics::systems::ChainPendulum;
+//! use keel_core::integrate::Rk4;
+//!
+//! // The paper's 3-pendulum, released from rest at 0.3, −0.2 and 1.1 rad.
+//! let pendulum = ChainPendulum::<f32, 3>::paper()?;
+//! let mut z = pendulum.state_from_angles(&[0.3, -0.2, 1.1], &[0.0; 3]);
+//! let e0 = pendulum.mechanics().energy(&z);
+//! let rk4 = Rk4::new(0.01)?;
+//! let mut t = 0.0;
+//! for _ in 0..100 {
+//!     rk4.step(pendulum.mechanics(), t, &mut z)?;
+//!     t += 0.01;
+//! }
+//! let drift = (pendulum.mechanics().energy(&z) - e0).abs() / e0.abs();
+//! assert!(drift < 1e-3);
+//! # Ok::<(), keel_core::Error>(())
+//! ```
+//!
+//! What this crate is *not*: a general ODE library (the integrators serve fixed-size states),
+//! or a place for training — gradients of learned models live in the host crate `keel`.
+//!
+//! Stack use: the largest frame is the vector field of a system with `C` constraints, about
+//! `(3·C·N·D + 4C² + 8·N·D)` scalars (≈ 2.6 kB in `f32` for the gyroscope, 9 constraints);
+//! nothing recurses.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod dynamics;
+mod error;
+pub mod integrate;
+pub mod linalg;
+pub mod metrics;
+pub mod random;
+mod real;
+
+pub use error::{Error, Result};
+pub use real::Real;
