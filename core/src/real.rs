@@ -75,10 +75,12 @@ pub trait Real:
     fn powf(self, e: Self) -> Self;
     /// Whether the value is neither infinite nor NaN.
     fn is_finite(self) -> bool;
+    /// Whether the value is NaN.
+    fn is_nan(self) -> bool;
     /// The larger of two values (NaN-ignoring, as IEEE `maxNum`).
     #[inline]
     fn max(self, other: Self) -> Self {
-        if self >= other || other != other {
+        if self >= other || other.is_nan() {
             self
         } else {
             other
@@ -87,7 +89,7 @@ pub trait Real:
     /// The smaller of two values (NaN-ignoring, as IEEE `minNum`).
     #[inline]
     fn min(self, other: Self) -> Self {
-        if self <= other || other != other {
+        if self <= other || other.is_nan() {
             self
         } else {
             other
@@ -156,12 +158,36 @@ macro_rules! impl_real {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
         }
     };
 }
 
-impl_real!(f32, 32, libm::sqrtf, libm::sinf, libm::cosf, libm::atan2f, libm::expf, libm::logf, libm::powf);
-impl_real!(f64, 64, libm::sqrt, libm::sin, libm::cos, libm::atan2, libm::exp, libm::log, libm::pow);
+impl_real!(
+    f32,
+    32,
+    libm::sqrtf,
+    libm::sinf,
+    libm::cosf,
+    libm::atan2f,
+    libm::expf,
+    libm::logf,
+    libm::powf
+);
+impl_real!(
+    f64,
+    64,
+    libm::sqrt,
+    libm::sin,
+    libm::cos,
+    libm::atan2,
+    libm::exp,
+    libm::log,
+    libm::pow
+);
 
 #[cfg(test)]
 mod tests {

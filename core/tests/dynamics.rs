@@ -2,7 +2,9 @@
 //! `DΦᵀż = 0`, projection onto the manifold, Hamiltonian/Lagrangian agreement, bounded leapfrog
 //! energy error, Dopri5 energy drift within a multiple of its tolerance.
 
-use keel_core::dynamics::systems::{ChainPendulum, CoupledPendulum, Gyroscope, MagnetPendulum, Rotor};
+use keel_core::dynamics::systems::{
+    ChainPendulum, CoupledPendulum, Gyroscope, MagnetPendulum, Rotor,
+};
 use keel_core::dynamics::{DipoleSign, Lagrangian, Mechanics, Phase, Potential, ProjectParams};
 use keel_core::integrate::{Dopri5, Leapfrog, Rk4, StateVector, VectorField};
 use keel_core::random::Xoshiro256PlusPlus;
@@ -10,16 +12,31 @@ use keel_core::Real;
 use proptest::prelude::*;
 
 /// Largest `|DΦᵀż|` relative to the size of the terms it sums, at the state `z`.
-fn tangency_error<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>>(
+fn tangency_error<
+    T: Real,
+    const N: usize,
+    const D: usize,
+    const C: usize,
+    P: Potential<T, N, D>,
+>(
     m: &Mechanics<T, N, D, C, P>,
     z: &Phase<T, N, D>,
 ) -> f64 {
     let mut dz = Phase::zeros();
     m.hamiltonian_rate(z, None, &mut dz).unwrap();
     let rates = m.constraint_rates(z, &dz);
-    let scale = dz.as_slice().iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
-        * z.as_slice().iter().fold(1.0f64, |a, v| a.max(v.to_f64().abs()));
-    rates.as_flattened().iter().fold(0.0f64, |a, v| a.max(v.to_f64().abs())) / scale
+    let scale = dz
+        .as_slice()
+        .iter()
+        .fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
+        * z.as_slice()
+            .iter()
+            .fold(1.0f64, |a, v| a.max(v.to_f64().abs()));
+    rates
+        .as_flattened()
+        .iter()
+        .fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
+        / scale
 }
 
 macro_rules! per_scalar {
@@ -218,7 +235,10 @@ fn double_pendulum_matches_the_digest_reference_value() {
     let p = ChainPendulum::<f64, 2>::new([1.172151, 1.039051], [1.035907, 1.082211], 9.81).unwrap();
     let m = p.mechanics();
     let z0 = p.state_from_angles(&[0.7, -1.1], &[0.3, 1.2]);
-    let mut s = Dopri5::new(1e-11, 1e-11).unwrap().start(m, 0.0, z0).unwrap();
+    let mut s = Dopri5::new(1e-11, 1e-11)
+        .unwrap()
+        .start(m, 0.0, z0)
+        .unwrap();
     let z = s.advance_to(m, 1.0).unwrap();
     let expected = [-0.5971788, -0.8464519, 0.4221850, -1.2098775];
     for (got, want) in z.x().as_flattened().iter().zip(expected) {
@@ -249,7 +269,10 @@ fn paper_parameters_match_the_digest() {
         assert!((a - b).abs() < 1e-6);
     }
     let l5 = ChainPendulum::<f64, 5>::paper_lengths().unwrap();
-    for (a, b) in l5.iter().zip([0.906753, 1.370930, 1.313418, 0.950070, 1.116715]) {
+    for (a, b) in l5
+        .iter()
+        .zip([0.906753, 1.370930, 1.313418, 0.950070, 1.116715])
+    {
         assert!((a - b).abs() < 1e-6);
     }
     assert!(ChainPendulum::<f64, 11>::paper().is_err());

@@ -17,13 +17,23 @@
 
 use std::path::PathBuf;
 
-use keel_core::dynamics::systems::{ChainPendulum, CoupledPendulum, Gyroscope, MagnetPendulum, Rotor};
+use keel_core::dynamics::systems::{
+    ChainPendulum, CoupledPendulum, Gyroscope, MagnetPendulum, Rotor,
+};
 use keel_core::dynamics::{DipoleSign, Mechanics, Phase, Potential};
 use keel_core::integrate::{Dopri5, StateVector};
 use serde_json::Value;
 
 fn load(case: &str) -> Value {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "fixtures", "dynamics", &format!("{case}.json")].iter().collect();
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "fixtures",
+        "dynamics",
+        &format!("{case}.json"),
+    ]
+    .iter()
+    .collect();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -49,20 +59,35 @@ fn compare<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, 
     fx: &Value,
 ) -> f64 {
     let tol = fx["tolerance"].as_f64().unwrap();
-    assert!(tol <= 1e-7, "{case}: tolerance {tol} looser than the issue's 1e-7");
+    assert!(
+        tol <= 1e-7,
+        "{case}: tolerance {tol} looser than the issue's 1e-7"
+    );
     let times = nums(&fx["t"]);
     let xs = fx["x"].as_array().unwrap();
     let vs = fx["v"].as_array().unwrap();
     let energies = nums(&fx["energy"]);
     let mut z = Phase::<f64, N, D>::zeros();
-    for (o, i) in z.as_mut_slice().iter_mut().zip(nums(&xs[0]).into_iter().chain(nums(&vs[0]))) {
+    for (o, i) in z
+        .as_mut_slice()
+        .iter_mut()
+        .zip(nums(&xs[0]).into_iter().chain(nums(&vs[0])))
+    {
         *o = i;
     }
     let z0 = m.from_velocity_form(&z);
     // Same energy, computed independently (Cartesian here, generalized coordinates there).
     let e_scale = energies[0].abs().max(1.0);
-    assert!((m.energy(&z0) - energies[0]).abs() < 1e-10 * e_scale, "{case}: energy {} vs {}", m.energy(&z0), energies[0]);
-    let mut solver = Dopri5::new(1e-10, 1e-10).unwrap().start(m, times[0], z0).unwrap();
+    assert!(
+        (m.energy(&z0) - energies[0]).abs() < 1e-10 * e_scale,
+        "{case}: energy {} vs {}",
+        m.energy(&z0),
+        energies[0]
+    );
+    let mut solver = Dopri5::new(1e-10, 1e-10)
+        .unwrap()
+        .start(m, times[0], z0)
+        .unwrap();
     let mut worst = 0.0f64;
     for (k, &t) in times.iter().enumerate().skip(1) {
         let z = solver.advance_to(m, t).unwrap();
@@ -72,14 +97,23 @@ fn compare<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, 
         for (i, (a, b)) in z.x().as_flattened().iter().zip(&x_ref).enumerate() {
             let d = (a - b).abs();
             worst = worst.max(d);
-            assert!(d <= tol, "{case}: t = {t}: x[{i}] = {a} vs {b} (|Δ| = {d:e})");
+            assert!(
+                d <= tol,
+                "{case}: t = {t}: x[{i}] = {a} vs {b} (|Δ| = {d:e})"
+            );
         }
         for (i, (a, b)) in v.as_flattened().iter().zip(&v_ref).enumerate() {
             let d = (a - b).abs();
             worst = worst.max(d);
-            assert!(d <= tol, "{case}: t = {t}: v[{i}] = {a} vs {b} (|Δ| = {d:e})");
+            assert!(
+                d <= tol,
+                "{case}: t = {t}: v[{i}] = {a} vs {b} (|Δ| = {d:e})"
+            );
         }
-        assert!((m.energy(&z) - energies[k]).abs() < 1e-8 * e_scale, "{case}: t = {t}: energy");
+        assert!(
+            (m.energy(&z) - energies[k]).abs() < 1e-8 * e_scale,
+            "{case}: t = {t}: energy"
+        );
     }
     worst
 }
@@ -87,7 +121,12 @@ fn compare<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, 
 fn chain<const L: usize>(case: &str) -> f64 {
     let fx = load(case);
     let p = &fx["params"];
-    let sys = ChainPendulum::<f64, L>::new(arr(&p["masses"]), arr(&p["lengths"]), p["gravity"].as_f64().unwrap()).unwrap();
+    let sys = ChainPendulum::<f64, L>::new(
+        arr(&p["masses"]),
+        arr(&p["lengths"]),
+        p["gravity"].as_f64().unwrap(),
+    )
+    .unwrap();
     compare(case, sys.mechanics(), &fx)
 }
 
@@ -96,7 +135,10 @@ fn chain_pendulums_match_angle_space_reference() {
     for (case, worst) in [
         ("chain_pendulum_1", chain::<1>("chain_pendulum_1")),
         ("chain_pendulum_2", chain::<2>("chain_pendulum_2")),
-        ("chain_pendulum_2_digest", chain::<2>("chain_pendulum_2_digest")),
+        (
+            "chain_pendulum_2_digest",
+            chain::<2>("chain_pendulum_2_digest"),
+        ),
         ("chain_pendulum_3", chain::<3>("chain_pendulum_3")),
         ("chain_pendulum_3_cli", chain::<3>("chain_pendulum_3_cli")),
         ("chain_pendulum_5", chain::<5>("chain_pendulum_5")),
@@ -117,8 +159,14 @@ fn spherical_and_magnet_pendulums_match_spherical_angle_reference() {
         DipoleSign::Physical,
     )
     .unwrap();
-    eprintln!("spherical: {:.2e}", compare("spherical_pendulum", sys.mechanics(), &fx));
-    for (case, sign) in [("magnet_pendulum_physical", DipoleSign::Physical), ("magnet_pendulum_reference", DipoleSign::Reference)] {
+    eprintln!(
+        "spherical: {:.2e}",
+        compare("spherical_pendulum", sys.mechanics(), &fx)
+    );
+    for (case, sign) in [
+        ("magnet_pendulum_physical", DipoleSign::Physical),
+        ("magnet_pendulum_reference", DipoleSign::Reference),
+    ] {
         let fx = load(case);
         let p = &fx["params"];
         let sys = MagnetPendulum::<f64, 2>::new(
@@ -131,13 +179,25 @@ fn spherical_and_magnet_pendulums_match_spherical_angle_reference() {
         .unwrap();
         // The fixture's magnets are where Keel puts them.
         let magnets = &sys.mechanics().potential().1;
-        for (k, pos) in fx["params"]["magnet_positions"].as_array().unwrap().iter().enumerate() {
+        for (k, pos) in fx["params"]["magnet_positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             let want: [f64; 3] = arr(pos);
             for d in 0..3 {
                 assert!((magnets.positions[k][d] - want[d]).abs() < 1e-15);
             }
         }
-        assert_eq!(p["dipole_sign"].as_f64().unwrap(), if sign == DipoleSign::Physical { 1.0 } else { -1.0 });
+        assert_eq!(
+            p["dipole_sign"].as_f64().unwrap(),
+            if sign == DipoleSign::Physical {
+                1.0
+            } else {
+                -1.0
+            }
+        );
         eprintln!("{case}: {:.2e}", compare(case, sys.mechanics(), &fx));
     }
 }
@@ -154,7 +214,10 @@ fn coupled_pendulums_match_spherical_angle_reference() {
         p["gravity"].as_f64().unwrap(),
     )
     .unwrap();
-    eprintln!("coupled: {:.2e}", compare("coupled_pendulum_3", sys.mechanics(), &fx));
+    eprintln!(
+        "coupled: {:.2e}",
+        compare("coupled_pendulum_3", sys.mechanics(), &fx)
+    );
 }
 
 #[test]
@@ -163,8 +226,17 @@ fn gyroscope_matches_heavy_symmetric_top_in_euler_angles() {
     let p = &fx["params"];
     let pivot: [f64; 3] = arr(&p["pivot_body_coords"]);
     assert_eq!(&pivot[..2], &[0.0, 0.0]);
-    let sys = Gyroscope::<f64>::new(p["mass"].as_f64().unwrap(), arr(&p["moments"]), -pivot[2], p["gravity"].as_f64().unwrap()).unwrap();
-    eprintln!("gyroscope: {:.2e}", compare("gyroscope", sys.mechanics(), &fx));
+    let sys = Gyroscope::<f64>::new(
+        p["mass"].as_f64().unwrap(),
+        arr(&p["moments"]),
+        -pivot[2],
+        p["gravity"].as_f64().unwrap(),
+    )
+    .unwrap();
+    eprintln!(
+        "gyroscope: {:.2e}",
+        compare("gyroscope", sys.mechanics(), &fx)
+    );
 }
 
 #[test]

@@ -1,1 +1,22 @@
+//! # keel
+//!
+//! Keel's host side: the std library behind the `keel` command. It simulates the constrained
+//! systems of `keel-core` on the workstation, writes reports (JSON on stdout, CSV, PNG plots),
+//! and checks that the controller build of the core gives the same numbers as the host.
+//!
+//! Modules:
+//! - [`simulate`]: `keel simulate` — every CHNN paper system, any integrator, f32 or f64;
+//! - [`plot`]: PNG plots with a vendored font;
+//! - [`firmware`]: `keel firmware check` — compares the Cortex-M4F firmware's printed state
+//!   with a host run of the same steps;
+//! - [`output`]: atomic file writes.
 
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod firmware;
+pub mod output;
+pub mod plot;
+pub mod simulate;
+
+pub use error::{Error, Result};

@@ -30,7 +30,13 @@ pub struct Linear<T> {
 impl<T: Real> Linear<T> {
     /// An empty constraint on `axis` with right-hand side `offset`.
     pub fn new(axis: usize, offset: T) -> Self {
-        Self { axis, nodes: [0; MAX_LINEAR_TERMS], weights: [T::ZERO; MAX_LINEAR_TERMS], len: 0, offset }
+        Self {
+            axis,
+            nodes: [0; MAX_LINEAR_TERMS],
+            weights: [T::ZERO; MAX_LINEAR_TERMS],
+            len: 0,
+            offset,
+        }
     }
 
     /// Adds the term `weight · x_{node, axis}`.
@@ -39,7 +45,11 @@ impl<T: Real> Linear<T> {
     /// [`Error::CountMismatch`] beyond [`MAX_LINEAR_TERMS`] terms.
     pub fn push(&mut self, node: usize, weight: T) -> Result<()> {
         if self.len == MAX_LINEAR_TERMS {
-            return Err(Error::CountMismatch { what: "linear-constraint terms", expected: MAX_LINEAR_TERMS, got: self.len + 1 });
+            return Err(Error::CountMismatch {
+                what: "linear-constraint terms",
+                expected: MAX_LINEAR_TERMS,
+                got: self.len + 1,
+            });
         }
         self.nodes[self.len] = node;
         self.weights[self.len] = weight;
@@ -54,7 +64,10 @@ impl<T: Real> Linear<T> {
 
     /// The `(node, weight)` terms.
     pub fn terms(&self) -> impl Iterator<Item = (usize, T)> + '_ {
-        self.nodes[..self.len].iter().copied().zip(self.weights[..self.len].iter().copied())
+        self.nodes[..self.len]
+            .iter()
+            .copied()
+            .zip(self.weights[..self.len].iter().copied())
     }
 
     /// The right-hand side.
@@ -116,14 +129,21 @@ impl<T: Real, const D: usize> Constraint<T, D> {
             if i < n {
                 Ok(())
             } else {
-                Err(Error::IndexOutOfRange { what: "node", index: i, len: n })
+                Err(Error::IndexOutOfRange {
+                    what: "node",
+                    index: i,
+                    len: n,
+                })
             }
         };
         let length = |l: T| {
             if l > T::ZERO && l.is_finite() {
                 Ok(())
             } else {
-                Err(Error::InvalidParameter { name: "length", value: l.to_f64() })
+                Err(Error::InvalidParameter {
+                    name: "length",
+                    value: l.to_f64(),
+                })
             }
         };
         match self {
@@ -131,25 +151,42 @@ impl<T: Real, const D: usize> Constraint<T, D> {
                 node(*a)?;
                 node(*b)?;
                 if a == b {
-                    return Err(Error::InvalidParameter { name: "distance constraint node", value: *a as f64 });
+                    return Err(Error::InvalidParameter {
+                        name: "distance constraint node",
+                        value: *a as f64,
+                    });
                 }
                 length(*l)
             }
-            Constraint::Tether { node: i, anchor, length: l } => {
+            Constraint::Tether {
+                node: i,
+                anchor,
+                length: l,
+            } => {
                 node(*i)?;
                 if anchor.iter().any(|v| !v.is_finite()) {
-                    return Err(Error::InvalidParameter { name: "anchor", value: f64::NAN });
+                    return Err(Error::InvalidParameter {
+                        name: "anchor",
+                        value: f64::NAN,
+                    });
                 }
                 length(*l)
             }
             Constraint::Linear(lin) => {
                 if lin.axis >= D {
-                    return Err(Error::IndexOutOfRange { what: "axis", index: lin.axis, len: D });
+                    return Err(Error::IndexOutOfRange {
+                        what: "axis",
+                        index: lin.axis,
+                        len: D,
+                    });
                 }
                 for (i, w) in lin.terms() {
                     node(i)?;
                     if !w.is_finite() {
-                        return Err(Error::InvalidParameter { name: "joint weight", value: w.to_f64() });
+                        return Err(Error::InvalidParameter {
+                            name: "joint weight",
+                            value: w.to_f64(),
+                        });
                     }
                 }
                 Ok(())
@@ -165,7 +202,11 @@ impl<T: Real, const D: usize> Constraint<T, D> {
                 let r = sub(&x[*a], &x[*b]);
                 dot(&r, &r) - *length * *length
             }
-            Constraint::Tether { node, anchor, length } => {
+            Constraint::Tether {
+                node,
+                anchor,
+                length,
+            } => {
                 let r = sub(&x[*node], anchor);
                 dot(&r, &r) - *length * *length
             }
@@ -186,7 +227,9 @@ impl<T: Real, const D: usize> Constraint<T, D> {
             Constraint::Distance { a, b, .. } => {
                 T::TWO * dot(&sub(&x[*a], &x[*b]), &sub(&v[*a], &v[*b]))
             }
-            Constraint::Tether { node, anchor, .. } => T::TWO * dot(&sub(&x[*node], anchor), &v[*node]),
+            Constraint::Tether { node, anchor, .. } => {
+                T::TWO * dot(&sub(&x[*node], anchor), &v[*node])
+            }
             Constraint::Linear(lin) => {
                 let mut s = T::ZERO;
                 for (i, w) in lin.terms() {
@@ -247,7 +290,9 @@ impl<T: Real, const D: usize> Constraint<T, D> {
     /// squared length), 1 for linear constraints.
     pub fn scale(&self) -> T {
         match self {
-            Constraint::Distance { length, .. } | Constraint::Tether { length, .. } => *length * *length,
+            Constraint::Distance { length, .. } | Constraint::Tether { length, .. } => {
+                *length * *length
+            }
             Constraint::Linear(_) => T::ONE,
         }
     }
@@ -285,8 +330,16 @@ mod tests {
 
     #[test]
     fn jacobians_match_finite_differences() {
-        fd_check(Constraint::Distance { a: 0, b: 2, length: 1.0 });
-        fd_check(Constraint::Tether { node: 1, anchor: [0.1, 0.2, -0.3], length: 1.3 });
+        fd_check(Constraint::Distance {
+            a: 0,
+            b: 2,
+            length: 1.0,
+        });
+        fd_check(Constraint::Tether {
+            node: 1,
+            anchor: [0.1, 0.2, -0.3],
+            length: 1.3,
+        });
         let mut lin = Linear::new(1, 0.25);
         lin.push(0, 0.4).unwrap();
         lin.push(1, 0.6).unwrap();
@@ -296,10 +349,28 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let c = Constraint::<f64, 2>::Distance { a: 0, b: 5, length: 1.0 };
-        assert_eq!(c.validate(3), Err(Error::IndexOutOfRange { what: "node", index: 5, len: 3 }));
-        let c = Constraint::<f64, 2>::Tether { node: 0, anchor: [0.0; 2], length: -1.0 };
-        assert!(matches!(c.validate(1), Err(Error::InvalidParameter { name: "length", .. })));
+        let c = Constraint::<f64, 2>::Distance {
+            a: 0,
+            b: 5,
+            length: 1.0,
+        };
+        assert_eq!(
+            c.validate(3),
+            Err(Error::IndexOutOfRange {
+                what: "node",
+                index: 5,
+                len: 3
+            })
+        );
+        let c = Constraint::<f64, 2>::Tether {
+            node: 0,
+            anchor: [0.0; 2],
+            length: -1.0,
+        };
+        assert!(matches!(
+            c.validate(1),
+            Err(Error::InvalidParameter { name: "length", .. })
+        ));
         let c = Constraint::<f64, 2>::Linear(Linear::new(2, 0.0));
         assert!(c.validate(1).is_err());
     }

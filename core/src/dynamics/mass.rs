@@ -57,20 +57,33 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
     /// [`Error::CountMismatch`] if the body does not fit in the remaining nodes.
     pub fn add_body(&mut self, m: T, moments: &[T]) -> Result<usize> {
         if !(m > T::ZERO) || !m.is_finite() {
-            return Err(Error::InvalidParameter { name: "mass", value: m.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "mass",
+                value: m.to_f64(),
+            });
         }
         if moments.len() > 3 {
-            return Err(Error::InvalidParameter { name: "body dimension", value: moments.len() as f64 });
+            return Err(Error::InvalidParameter {
+                name: "body dimension",
+                value: moments.len() as f64,
+            });
         }
         for &i in moments {
             if !(i > T::ZERO) || !i.is_finite() {
-                return Err(Error::InvalidParameter { name: "moment", value: i.to_f64() });
+                return Err(Error::InvalidParameter {
+                    name: "moment",
+                    value: i.to_f64(),
+                });
             }
         }
         let start = self.filled;
         let len = moments.len() + 1;
         if start + len > N {
-            return Err(Error::CountMismatch { what: "nodes", expected: N, got: start + len });
+            return Err(Error::CountMismatch {
+                what: "nodes",
+                expected: N,
+                got: start + len,
+            });
         }
         for k in 0..len {
             self.body_start[start + k] = start;
@@ -218,13 +231,22 @@ mod tests {
     fn body_kinetic_energy_formula() {
         let mut m = MassMatrix::<f64, 4>::empty();
         m.add_body(0.5, &[0.1, 0.2, 0.3]).unwrap();
-        let v = [[0.1, -0.2, 0.3], [1.0, 0.5, 0.0], [-0.3, 0.2, 0.9], [0.0, 0.0, -1.0]];
+        let v = [
+            [0.1, -0.2, 0.3],
+            [1.0, 0.5, 0.0],
+            [-0.3, 0.2, 0.9],
+            [0.0, 0.0, -1.0],
+        ];
         let mut p = [[0.0; 3]; 4];
         m.apply(&v, &mut p);
-        let t_m: f64 = (0..4).map(|i| (0..3).map(|d| v[i][d] * p[i][d]).sum::<f64>()).sum::<f64>() / 2.0;
+        let t_m: f64 = (0..4)
+            .map(|i| (0..3).map(|d| v[i][d] * p[i][d]).sum::<f64>())
+            .sum::<f64>()
+            / 2.0;
         let sq = |a: [f64; 3]| a.iter().map(|x| x * x).sum::<f64>();
         let rel = |k: usize| [v[k][0] - v[0][0], v[k][1] - v[0][1], v[k][2] - v[0][2]];
-        let t_f = 0.5 * 0.5 * sq(v[0]) + 0.5 * (0.1 * sq(rel(1)) + 0.2 * sq(rel(2)) + 0.3 * sq(rel(3)));
+        let t_f =
+            0.5 * 0.5 * sq(v[0]) + 0.5 * (0.1 * sq(rel(1)) + 0.2 * sq(rel(2)) + 0.3 * sq(rel(3)));
         assert!((t_m - t_f).abs() < 1e-15);
     }
 

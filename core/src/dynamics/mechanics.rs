@@ -59,7 +59,10 @@ pub struct ProjectParams<T> {
 
 impl<T: Real> Default for ProjectParams<T> {
     fn default() -> Self {
-        Self { tol: T::from_f64(64.0) * T::EPSILON, max_iter: 500 }
+        Self {
+            tol: T::from_f64(64.0) * T::EPSILON,
+            max_iter: 500,
+        }
     }
 }
 
@@ -72,7 +75,9 @@ pub struct MechanicsBuilder<T, const N: usize, const D: usize, const C: usize> {
     count: usize,
 }
 
-impl<T: Real, const N: usize, const D: usize, const C: usize> Default for MechanicsBuilder<T, N, D, C> {
+impl<T: Real, const N: usize, const D: usize, const C: usize> Default
+    for MechanicsBuilder<T, N, D, C>
+{
     fn default() -> Self {
         Self::new()
     }
@@ -96,7 +101,11 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     fn push(&mut self, c: Constraint<T, D>) -> Result<()> {
         c.validate(N)?;
         if self.count == C {
-            return Err(Error::CountMismatch { what: "constraints", expected: C, got: C + 1 });
+            return Err(Error::CountMismatch {
+                what: "constraints",
+                expected: C,
+                got: C + 1,
+            });
         }
         self.constraints[self.count] = c;
         self.count += 1;
@@ -119,16 +128,27 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     /// As [`MassMatrix::add_body`]; [`Error::CountMismatch`] if the constraints do not fit.
     pub fn body(&mut self, m: T, moments: &[T]) -> Result<usize> {
         if moments.len() > D {
-            return Err(Error::InvalidParameter { name: "body dimension", value: moments.len() as f64 });
+            return Err(Error::InvalidParameter {
+                name: "body dimension",
+                value: moments.len() as f64,
+            });
         }
         let s = self.mass.add_body(m, moments)?;
         let db = moments.len();
         for k in 1..=db {
-            self.push(Constraint::Distance { a: s, b: s + k, length: T::ONE })?;
+            self.push(Constraint::Distance {
+                a: s,
+                b: s + k,
+                length: T::ONE,
+            })?;
         }
         for k in 1..=db {
             for j in 1..k {
-                self.push(Constraint::Distance { a: s + j, b: s + k, length: T::TWO.sqrt() })?;
+                self.push(Constraint::Distance {
+                    a: s + j,
+                    b: s + k,
+                    length: T::TWO.sqrt(),
+                })?;
             }
         }
         Ok(s)
@@ -147,22 +167,37 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     /// # Errors
     /// As [`MechanicsBuilder::distance`].
     pub fn tether(&mut self, node: usize, anchor: [T; D], length: T) -> Result<()> {
-        self.push(Constraint::Tether { node, anchor, length })
+        self.push(Constraint::Tether {
+            node,
+            anchor,
+            length,
+        })
     }
 
     fn barycentric(&self, body: usize, attach: &[T]) -> Result<(usize, [T; 4])> {
         if body >= self.mass.assigned() || self.mass.body_of(body).0 != body {
-            return Err(Error::IndexOutOfRange { what: "body", index: body, len: N });
+            return Err(Error::IndexOutOfRange {
+                what: "body",
+                index: body,
+                len: N,
+            });
         }
         let (start, len) = self.mass.body_of(body);
         if attach.len() + 1 != len {
-            return Err(Error::CountMismatch { what: "attachment coordinates", expected: len - 1, got: attach.len() });
+            return Err(Error::CountMismatch {
+                what: "attachment coordinates",
+                expected: len - 1,
+                got: attach.len(),
+            });
         }
         let mut w = [T::ZERO; 4];
         let mut sum = T::ZERO;
         for (k, c) in attach.iter().enumerate() {
             if !c.is_finite() {
-                return Err(Error::InvalidParameter { name: "attachment", value: c.to_f64() });
+                return Err(Error::InvalidParameter {
+                    name: "attachment",
+                    value: c.to_f64(),
+                });
             }
             w[k + 1] = *c;
             sum += *c;
@@ -178,7 +213,13 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     /// # Errors
     /// [`Error::IndexOutOfRange`] if a node is not a body's first node,
     /// [`Error::CountMismatch`] if an attachment has the wrong length or constraints overflow.
-    pub fn joint(&mut self, body_a: usize, attach_a: &[T], body_b: usize, attach_b: &[T]) -> Result<()> {
+    pub fn joint(
+        &mut self,
+        body_a: usize,
+        attach_a: &[T],
+        body_b: usize,
+        attach_b: &[T],
+    ) -> Result<()> {
         let (sa, wa) = self.barycentric(body_a, attach_a)?;
         let (sb, wb) = self.barycentric(body_b, attach_b)?;
         for axis in 0..D {
@@ -217,12 +258,24 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     /// [`Error::CountMismatch`] unless exactly `N` nodes and `C` constraints were added.
     pub fn build<P: Potential<T, N, D>>(self, potential: P) -> Result<Mechanics<T, N, D, C, P>> {
         if !self.mass.is_complete() {
-            return Err(Error::CountMismatch { what: "nodes", expected: N, got: self.mass.assigned() });
+            return Err(Error::CountMismatch {
+                what: "nodes",
+                expected: N,
+                got: self.mass.assigned(),
+            });
         }
         if self.count != C {
-            return Err(Error::CountMismatch { what: "constraints", expected: C, got: self.count });
+            return Err(Error::CountMismatch {
+                what: "constraints",
+                expected: C,
+                got: self.count,
+            });
         }
-        Ok(Mechanics { mass: self.mass, constraints: self.constraints, potential })
+        Ok(Mechanics {
+            mass: self.mass,
+            constraints: self.constraints,
+            potential,
+        })
     }
 }
 
@@ -247,7 +300,9 @@ struct Jacobians<T, const N: usize, const D: usize, const C: usize> {
     gd: [Nodes<T, N, D>; C],
 }
 
-impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>> Mechanics<T, N, D, C, P> {
+impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>>
+    Mechanics<T, N, D, C, P>
+{
     /// The mass structure.
     pub fn mass(&self) -> &MassMatrix<T, N> {
         &self.mass
@@ -315,7 +370,10 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     /// Largest `|Φ|` and `|Φ̇|` at a Hamiltonian-form state.
     pub fn violation(&self, z: &Phase<T, N, D>) -> Violation<T> {
         let r = self.constraint_values(z);
-        let mut out = Violation { position: T::ZERO, velocity: T::ZERO };
+        let mut out = Violation {
+            position: T::ZERO,
+            velocity: T::ZERO,
+        };
         for c in 0..C {
             out.position = out.position.max(r[0][c].abs());
             out.velocity = out.velocity.max(r[1][c].abs());
@@ -324,7 +382,10 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     }
 
     fn jacobians(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>) -> Jacobians<T, N, D, C> {
-        let mut j = Jacobians { g: [[[T::ZERO; D]; N]; C], gd: [[[T::ZERO; D]; N]; C] };
+        let mut j = Jacobians {
+            g: [[[T::ZERO; D]; N]; C],
+            gd: [[[T::ZERO; D]; N]; C],
+        };
         for (c, con) in self.constraints.iter().enumerate() {
             con.gradient(x, &mut j.g[c]);
             con.rate_gradient(v, &mut j.gd[c]);
@@ -409,7 +470,13 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         let mut scratch = [[T::ZERO; C]; 2];
         let kf = k.as_flattened_mut().as_flattened_mut().as_flattened_mut();
         lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
-        lu_solve(kf, 2 * C, perm.as_flattened(), rhs.as_flattened_mut(), scratch.as_flattened_mut())?;
+        lu_solve(
+            kf,
+            2 * C,
+            perm.as_flattened(),
+            rhs.as_flattened_mut(),
+            scratch.as_flattened_mut(),
+        )?;
         let [l0, l1] = rhs;
         // ż = J∇H − J DΦ λ:  ẋ −= Σ λ̇_c M⁻¹G_c,  ṗ += Σ (λ_c G_c + λ̇_c Ġ_c).
         for c in 0..C {
@@ -500,12 +567,19 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
             let (x, v) = (z.x(), z.p());
             let mut r = self.residuals(x, v);
             let z_rms = rms(z.as_slice(), n_state);
-            let res = if C == 0 { T::ZERO } else { rms(r.as_flattened(), T::from_usize(2 * C)) };
+            let res = if C == 0 {
+                T::ZERO
+            } else {
+                rms(r.as_flattened(), T::from_usize(2 * C))
+            };
             if res <= params.tol * T::ONE.max(z_rms * z_rms) {
                 return Ok(it);
             }
             if it == params.max_iter {
-                return Err(Error::ProjectionFailed { iterations: it, residual: res.to_f64() });
+                return Err(Error::ProjectionFailed {
+                    iterations: it,
+                    residual: res.to_f64(),
+                });
             }
             let j = self.jacobians(x, v);
             // A = Jψ Jψᵀ with Jψ rows (G_c, 0) for Φ_c and (Ġ_c, G_c) for Φ̇_c.
@@ -526,7 +600,13 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
             let mut scratch = [[T::ZERO; C]; 2];
             let af = a.as_flattened_mut().as_flattened_mut().as_flattened_mut();
             lu_factor(af, 2 * C, perm.as_flattened_mut())?;
-            lu_solve(af, 2 * C, perm.as_flattened(), r.as_flattened_mut(), scratch.as_flattened_mut())?;
+            lu_solve(
+                af,
+                2 * C,
+                perm.as_flattened(),
+                r.as_flattened_mut(),
+                scratch.as_flattened_mut(),
+            )?;
             let clamp = z_rms * T::HALF;
             let mut dz = Phase::<T, N, D>::zeros();
             {
@@ -541,18 +621,29 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
                 }
             }
             for (zi, di) in z.as_mut_slice().iter_mut().zip(dz.as_slice()) {
-                let step = if clamp > T::ZERO { di.max(-clamp).min(clamp) } else { *di };
+                let step = if clamp > T::ZERO {
+                    di.max(-clamp).min(clamp)
+                } else {
+                    *di
+                };
                 *zi += step;
             }
         }
-        Err(Error::ProjectionFailed { iterations: params.max_iter, residual: f64::NAN })
+        Err(Error::ProjectionFailed {
+            iterations: params.max_iter,
+            residual: f64::NAN,
+        })
     }
 
     /// Projects a Hamiltonian-form state `(x, p)` (through its velocities).
     ///
     /// # Errors
     /// As [`Mechanics::project`].
-    pub fn project_hamiltonian(&self, z: &mut Phase<T, N, D>, params: ProjectParams<T>) -> Result<usize> {
+    pub fn project_hamiltonian(
+        &self,
+        z: &mut Phase<T, N, D>,
+        params: ProjectParams<T>,
+    ) -> Result<usize> {
         let mut zv = self.to_velocity_form(z);
         let it = self.project(&mut zv, params)?;
         *z = self.from_velocity_form(&zv);

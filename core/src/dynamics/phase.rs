@@ -25,7 +25,9 @@ impl<T: Real, const N: usize, const D: usize> Phase<T, N, D> {
     /// The all-zero state.
     #[inline]
     pub fn zeros() -> Self {
-        Self { parts: [[[T::ZERO; D]; N]; 2] }
+        Self {
+            parts: [[[T::ZERO; D]; N]; 2],
+        }
     }
 
     /// Node positions.

@@ -88,7 +88,15 @@ pub struct Springs<T, const S: usize> {
 impl<T: Real, const S: usize> Springs<T, S> {
     /// No springs.
     pub fn new() -> Self {
-        Self { springs: [Spring { a: 0, b: 0, k: T::ZERO, rest: T::ZERO }; S], len: 0 }
+        Self {
+            springs: [Spring {
+                a: 0,
+                b: 0,
+                k: T::ZERO,
+                rest: T::ZERO,
+            }; S],
+            len: 0,
+        }
     }
 
     /// Adds a spring; returns it back if all `S` slots are used.
@@ -198,7 +206,11 @@ impl<T: Real, const N: usize, const K: usize> Potential<T, N, 3> for MagnetDipol
     fn energy(&self, x: &[[T; 3]; N]) -> T {
         let x0 = x[self.node];
         let s0 = dot3(&x0, &x0);
-        let m0 = [self.q * x0[0] / s0, self.q * x0[1] / s0, self.q * x0[2] / s0];
+        let m0 = [
+            self.q * x0[0] / s0,
+            self.q * x0[1] / s0,
+            self.q * x0[2] / s0,
+        ];
         let sign = self.sign();
         let four_pi = T::from_f64(4.0) * T::PI;
         let mut e = T::ZERO;
@@ -252,7 +264,8 @@ impl<T: Real, const N: usize, const K: usize> Potential<T, N, 3> for MagnetDipol
                 let grad_a = qr[d] - m0[d];
                 let grad_b = -mk[d];
                 let grad_c = qm[d];
-                let g = -three * (b * grad_a + a * grad_b) / rho5 - T::from_f64(15.0) * a * b * r[d] / rho7
+                let g = -three * (b * grad_a + a * grad_b) / rho5
+                    - T::from_f64(15.0) * a * b * r[d] / rho7
                     + sign * (grad_c / rho3 + three * c * r[d] / rho5);
                 grad[self.node][d] += g / four_pi;
             }
@@ -275,7 +288,11 @@ mod tests {
                 xm[i][d] -= h;
                 let num = (p.energy(&xp) - p.energy(&xm)) / (2.0 * h);
                 let tol = 1e-7 * (1.0 + num.abs());
-                assert!((num - g[i][d]).abs() < tol, "node {i} axis {d}: {num} vs {}", g[i][d]);
+                assert!(
+                    (num - g[i][d]).abs() < tol,
+                    "node {i} axis {d}: {num} vs {}",
+                    g[i][d]
+                );
             }
         }
     }
@@ -283,9 +300,22 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let x = [[0.2, -0.1, -0.9], [1.1, 0.3, -0.8]];
-        fd_gradient(&Gravity { g: 9.81, weights: [1.5, 0.7] }, x);
+        fd_gradient(
+            &Gravity {
+                g: 9.81,
+                weights: [1.5, 0.7],
+            },
+            x,
+        );
         let mut springs = Springs::<f64, 2>::new();
-        springs.push(Spring { a: 0, b: 1, k: 10.0, rest: 1.0 }).unwrap();
+        springs
+            .push(Spring {
+                a: 0,
+                b: 1,
+                k: 10.0,
+                rest: 1.0,
+            })
+            .unwrap();
         fd_gradient(&springs, x);
         for sign in [DipoleSign::Physical, DipoleSign::Reference] {
             let magnets = MagnetDipoles {
@@ -296,7 +326,16 @@ mod tests {
                 sign,
             };
             fd_gradient(&magnets, x);
-            fd_gradient(&(Gravity { g: 9.81, weights: [3.0, 0.0] }, magnets), x);
+            fd_gradient(
+                &(
+                    Gravity {
+                        g: 9.81,
+                        weights: [3.0, 0.0],
+                    },
+                    magnets,
+                ),
+                x,
+            );
         }
     }
 
@@ -304,7 +343,13 @@ mod tests {
     fn dipole_signs_differ_only_in_the_aligned_term() {
         // On the axis below a single +z magnet, r ∥ z: the physical energy of two parallel
         // dipoles in line is negative, −2|μ₀||μ₁|/(4πρ³); the reference sign gives −4|μ₀||μ₁|/(4πρ³).
-        let mut m = MagnetDipoles { node: 0, q: 1.0, positions: [[0.0, 0.0, -2.0]], dipoles: [[0.0, 0.0, -1.0]], sign: DipoleSign::Physical };
+        let mut m = MagnetDipoles {
+            node: 0,
+            q: 1.0,
+            positions: [[0.0, 0.0, -2.0]],
+            dipoles: [[0.0, 0.0, -1.0]],
+            sign: DipoleSign::Physical,
+        };
         let x = [[0.0, 0.0, -1.0]]; // μ₀ = (0,0,−1), |r| = 1
         let e_phys: f64 = Potential::<f64, 1, 3>::energy(&m, &x);
         assert!((e_phys - (-2.0 / (4.0 * core::f64::consts::PI))).abs() < 1e-15);

@@ -40,7 +40,11 @@ pub fn rigid_body_nodes<T: Real>(
     let r = rotation_zxz(euler);
     let w = body_angular_velocity(euler, euler_rates);
     // [ω]× columns: [ω]× e_k = ω × e_k.
-    let cross = [[T::ZERO, -w[2], w[1]], [w[2], T::ZERO, -w[0]], [-w[1], w[0], T::ZERO]];
+    let cross = [
+        [T::ZERO, -w[2], w[1]],
+        [w[2], T::ZERO, -w[0]],
+        [-w[1], w[0], T::ZERO],
+    ];
     let mut x = [com; 4];
     let mut v = [com_velocity; 4];
     for k in 0..3 {
@@ -66,7 +70,11 @@ pub fn sphere_point<T: Real>(phi: T, theta: T, dphi: T, dtheta: T) -> ([T; 3], [
     let (st, ct) = (theta.sin(), theta.cos());
     (
         [-ct, sp * st, cp * st],
-        [st * dtheta, cp * st * dphi + sp * ct * dtheta, -sp * st * dphi + cp * ct * dtheta],
+        [
+            st * dtheta,
+            cp * st * dphi + sp * ct * dtheta,
+            -sp * st * dphi + cp * ct * dtheta,
+        ],
     )
 }
 
@@ -96,7 +104,11 @@ mod tests {
         let h = 1e-6;
         let at = |s: f64| {
             let ee = [e[0] + s * de[0], e[1] + s * de[1], e[2] + s * de[2]];
-            let cc = [com[0] + s * dcom[0], com[1] + s * dcom[1], com[2] + s * dcom[2]];
+            let cc = [
+                com[0] + s * dcom[0],
+                com[1] + s * dcom[1],
+                com[2] + s * dcom[2],
+            ];
             rigid_body_nodes(cc, dcom, ee, de).0
         };
         let (xp, xm) = (at(h), at(-h));
@@ -118,7 +130,12 @@ mod tests {
         for d in 0..3 {
             assert!(((pp[d] - pm[d]) / (2.0 * h) - v[d]).abs() < 1e-8);
         }
-        let (down, _) = sphere_point(core::f64::consts::PI, core::f64::consts::FRAC_PI_2, 0.0, 0.0);
+        let (down, _) = sphere_point(
+            core::f64::consts::PI,
+            core::f64::consts::FRAC_PI_2,
+            0.0,
+            0.0,
+        );
         assert!(down[0].abs() < 1e-15 && down[1].abs() < 1e-15 && (down[2] + 1.0).abs() < 1e-15);
     }
 }

@@ -108,7 +108,12 @@ impl<T: Real> Dopri5<T> {
     /// # Errors
     /// [`Error::InvalidParameter`] naming the first invalid setting.
     pub fn with_params(rtol: T, atol: T, params: Dopri5Params<T>) -> Result<Self> {
-        let bad = |name, v: T| Err(Error::InvalidParameter { name, value: v.to_f64() });
+        let bad = |name, v: T| {
+            Err(Error::InvalidParameter {
+                name,
+                value: v.to_f64(),
+            })
+        };
         if !(rtol > T::ZERO) || !rtol.is_finite() {
             return bad("rtol", rtol);
         }
@@ -136,7 +141,10 @@ impl<T: Real> Dopri5<T> {
             return bad("beta", params.beta);
         }
         if params.max_steps == 0 {
-            return Err(Error::InvalidParameter { name: "max_steps", value: 0.0 });
+            return Err(Error::InvalidParameter {
+                name: "max_steps",
+                value: 0.0,
+            });
         }
         Ok(Self { rtol, atol, params })
     }
@@ -156,7 +164,10 @@ impl<T: Real> Dopri5<T> {
         let mut k1 = F::State::zeroed();
         f.rate(t0, &z0, &mut k1)?;
         check_finite(k1.as_slice(), t0)?;
-        let mut stats = Dopri5Stats { evaluations: 1, ..Dopri5Stats::default() };
+        let mut stats = Dopri5Stats {
+            evaluations: 1,
+            ..Dopri5Stats::default()
+        };
         let h = match self.params.h_init {
             Some(h) => h,
             None => self.initial_step(f, t0, &z0, &k1, &mut stats)?,
@@ -202,7 +213,12 @@ impl<T: Real> Dopri5<T> {
         };
         h = h.min(self.params.h_max);
         let mut z1 = *z0;
-        for ((o, y), d) in z1.as_mut_slice().iter_mut().zip(z0.as_slice()).zip(f0.as_slice()) {
+        for ((o, y), d) in z1
+            .as_mut_slice()
+            .iter_mut()
+            .zip(z0.as_slice())
+            .zip(f0.as_slice())
+        {
             *o = *y + h * *d;
         }
         let mut f1 = F::State::zeroed();
@@ -288,8 +304,13 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
         loop {
             let h = self.h;
             let t = self.t;
-            if h.abs() <= T::from_f64(16.0) * T::EPSILON * t.abs().max(T::MIN_POSITIVE) || !h.is_finite() {
-                return Err(Error::StepSizeUnderflow { t: t.to_f64(), h: h.to_f64() });
+            if h.abs() <= T::from_f64(16.0) * T::EPSILON * t.abs().max(T::MIN_POSITIVE)
+                || !h.is_finite()
+            {
+                return Err(Error::StepSizeUnderflow {
+                    t: t.to_f64(),
+                    h: h.to_f64(),
+                });
             }
             let z = self.z.as_slice();
             let k1 = self.k1.as_slice();
@@ -305,13 +326,27 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
             f.rate(t + c(C2) * h, &y, &mut k2)?;
             stage(&mut y, z, h, &[(c(A31), k1), (c(A32), k2.as_slice())]);
             f.rate(t + c(C3) * h, &y, &mut k3)?;
-            stage(&mut y, z, h, &[(c(A41), k1), (c(A42), k2.as_slice()), (c(A43), k3.as_slice())]);
+            stage(
+                &mut y,
+                z,
+                h,
+                &[
+                    (c(A41), k1),
+                    (c(A42), k2.as_slice()),
+                    (c(A43), k3.as_slice()),
+                ],
+            );
             f.rate(t + c(C4) * h, &y, &mut k4)?;
             stage(
                 &mut y,
                 z,
                 h,
-                &[(c(A51), k1), (c(A52), k2.as_slice()), (c(A53), k3.as_slice()), (c(A54), k4.as_slice())],
+                &[
+                    (c(A51), k1),
+                    (c(A52), k2.as_slice()),
+                    (c(A53), k3.as_slice()),
+                    (c(A54), k4.as_slice()),
+                ],
             );
             f.rate(t + c(C5) * h, &y, &mut k5)?;
             stage(
@@ -355,7 +390,8 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
                         + c(E5) * k5.as_slice()[i]
                         + c(E6) * k6.as_slice()[i]
                         + c(E7) * k7.as_slice()[i]);
-                let sk = self.config.atol + self.config.rtol * z[i].abs().max(y_new.as_slice()[i].abs());
+                let sk =
+                    self.config.atol + self.config.rtol * z[i].abs().max(y_new.as_slice()[i].abs());
                 let r = e / sk;
                 err += r * r;
             }
@@ -423,7 +459,10 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
     /// [`Error::TooManySteps`] after `max_steps` steps; errors of [`Dopri5Solver::step`].
     pub fn advance_to<F: VectorField<T, State = S>>(&mut self, f: &F, t_out: T) -> Result<S> {
         if !t_out.is_finite() || t_out < self.t_old {
-            return Err(Error::InvalidParameter { name: "t_out", value: t_out.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "t_out",
+                value: t_out.to_f64(),
+            });
         }
         let mut steps = 0;
         while self.t < t_out {
@@ -489,7 +528,9 @@ mod tests {
             for i in 1..=40 {
                 let t = i as f64 * 0.25;
                 let z = s.advance_to(&Sho, t).unwrap();
-                worst = worst.max((z[0] - t.cos()).abs()).max((z[1] + t.sin()).abs());
+                worst = worst
+                    .max((z[0] - t.cos()).abs())
+                    .max((z[1] + t.sin()).abs());
             }
             // Global error is a modest multiple of the local tolerance over ~1.6 periods.
             assert!(worst < 50.0 * rtol, "rtol {rtol}: error {worst}");
@@ -516,7 +557,10 @@ mod tests {
     fn dense_output_is_fourth_order() {
         // Interpolation error in one step with a forced step size h scales as h⁵.
         let err_for = |h: f64| {
-            let params = Dopri5Params { h_init: Some(h), ..Default::default() };
+            let params = Dopri5Params {
+                h_init: Some(h),
+                ..Default::default()
+            };
             let d = Dopri5::with_params(1.0, 1.0, params).unwrap();
             let mut s = d.start(&Sho, 0.0, [1.0, 0.0]).unwrap();
             s.step(&Sho).unwrap();
@@ -551,10 +595,17 @@ mod tests {
         let mut s = d.start(&Blow, 0.0, [1.0]).unwrap();
         let err = s.advance_to(&Blow, 2.0).unwrap_err();
         assert!(
-            matches!(err, Error::StepSizeUnderflow { .. } | Error::TooManySteps { .. }),
+            matches!(
+                err,
+                Error::StepSizeUnderflow { .. } | Error::TooManySteps { .. }
+            ),
             "{err:?}"
         );
         // It follows the solution right up to the pole (t accumulates rounding, hence the slack).
-        assert!(s.t() < 1.0 + 1e-6 && s.state()[0] > 1e6, "{err:?} at t = {}", s.t());
+        assert!(
+            s.t() < 1.0 + 1e-6 && s.state()[0] > 1e6,
+            "{err:?} at t = {}",
+            s.t()
+        );
     }
 }

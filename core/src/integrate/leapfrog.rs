@@ -30,7 +30,10 @@ pub struct RattleParams<T> {
 
 impl<T: Real> Default for RattleParams<T> {
     fn default() -> Self {
-        Self { tol: T::from_f64(32.0) * T::EPSILON, max_iter: 50 }
+        Self {
+            tol: T::from_f64(32.0) * T::EPSILON,
+            max_iter: 50,
+        }
     }
 }
 
@@ -63,9 +66,15 @@ impl<T: Real> Leapfrog<T> {
     /// [`Error::InvalidParameter`] if `dt` is not positive and finite.
     pub fn new(dt: T) -> Result<Self> {
         if !(dt > T::ZERO) || !dt.is_finite() {
-            return Err(Error::InvalidParameter { name: "dt", value: dt.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "dt",
+                value: dt.to_f64(),
+            });
         }
-        Ok(Self { dt, params: RattleParams::default() })
+        Ok(Self {
+            dt,
+            params: RattleParams::default(),
+        })
     }
 
     /// Advances the Hamiltonian-form state `z = (x, p)` by one step. `z` must satisfy the

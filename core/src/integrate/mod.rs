@@ -67,7 +67,10 @@ impl<T: Real, F: VectorField<T> + ?Sized> VectorField<T> for &F {
 pub(crate) fn check_finite<T: Real>(z: &[T], t: T) -> Result<()> {
     match z.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
-        Some(index) => Err(Error::NonFinite { index, t: t.to_f64() }),
+        Some(index) => Err(Error::NonFinite {
+            index,
+            t: t.to_f64(),
+        }),
     }
 }
 

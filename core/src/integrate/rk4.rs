@@ -48,7 +48,10 @@ impl<T: Real> Rk4<T> {
     /// [`Error::InvalidParameter`] if `dt` is not positive and finite.
     pub fn with_variant(dt: T, variant: Rk4Variant) -> Result<Self> {
         if !(dt > T::ZERO) || !dt.is_finite() {
-            return Err(Error::InvalidParameter { name: "dt", value: dt.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "dt",
+                value: dt.to_f64(),
+            });
         }
         Ok(Self { dt, variant })
     }
@@ -192,7 +195,10 @@ mod tests {
             let e1 = global_error(variant, 20);
             let e2 = global_error(variant, 40);
             let order = (e1 / e2).log2();
-            assert!((order - 4.0).abs() < 0.1, "{variant:?}: observed order {order}");
+            assert!(
+                (order - 4.0).abs() < 0.1,
+                "{variant:?}: observed order {order}"
+            );
         }
     }
 

@@ -16,10 +16,18 @@ use crate::real::Real;
 /// singular).
 pub fn lu_factor<T: Real>(a: &mut [T], n: usize, perm: &mut [usize]) -> Result<()> {
     if a.len() != n * n {
-        return Err(Error::CountMismatch { what: "matrix entries", expected: n * n, got: a.len() });
+        return Err(Error::CountMismatch {
+            what: "matrix entries",
+            expected: n * n,
+            got: a.len(),
+        });
     }
     if perm.len() < n {
-        return Err(Error::CountMismatch { what: "permutation slots", expected: n, got: perm.len() });
+        return Err(Error::CountMismatch {
+            what: "permutation slots",
+            expected: n,
+            got: perm.len(),
+        });
     }
     let mut scale = T::ZERO;
     for &v in a.iter() {
@@ -79,7 +87,11 @@ pub fn lu_solve<T: Real>(
     scratch: &mut [T],
 ) -> Result<()> {
     if lu.len() != n * n || perm.len() < n || b.len() < n || scratch.len() < n {
-        return Err(Error::CountMismatch { what: "solve operands", expected: n, got: b.len() });
+        return Err(Error::CountMismatch {
+            what: "solve operands",
+            expected: n,
+            got: b.len(),
+        });
     }
     // Apply the permutation.
     for i in 0..n {
@@ -143,7 +155,10 @@ mod tests {
     fn singular_matrix_is_an_error() {
         let mut a = [1.0f64, 2.0, 2.0, 4.0];
         let mut perm = [0usize; 2];
-        assert_eq!(lu_factor(&mut a, 2, &mut perm), Err(Error::Singular { column: 1 }));
+        assert_eq!(
+            lu_factor(&mut a, 2, &mut perm),
+            Err(Error::Singular { column: 1 })
+        );
         let mut a = [f64::NAN, 0.0, 0.0, 1.0];
         assert!(lu_factor(&mut a, 2, &mut perm).is_err());
     }
@@ -152,7 +167,9 @@ mod tests {
     fn random_systems_match_residual() {
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
         };
         for n in 1..9 {
@@ -173,7 +190,12 @@ mod tests {
             let mut scratch = [0.0; 8];
             lu_solve_in_place(&mut lu[..n * n], n, &mut b[..n], &mut perm, &mut scratch).unwrap();
             for i in 0..n {
-                assert!((b[i] - x[i]).abs() < 1e-10, "n={n} i={i}: {} vs {}", b[i], x[i]);
+                assert!(
+                    (b[i] - x[i]).abs() < 1e-10,
+                    "n={n} i={i}: {} vs {}",
+                    b[i],
+                    x[i]
+                );
             }
         }
     }

@@ -16,11 +16,26 @@ pub type ChainPendulumMechanics<T, const L: usize> = Mechanics<T, L, 2, L, Gravi
 /// reference draws `L` masses and then `L` lengths from this stream and assigns each list in
 /// reverse (`list.pop()`), giving every paper pendulum its parameters.
 const NUMPY_SEED0_DRAWS: [f64; 20] = [
-    1.0390508031418597, 1.1721514930979355, 1.0822107008573152, 1.0359065463975174,
-    0.9389238394711238, 1.1167152904533248, 0.950069769010154, 1.3134184006256637,
-    1.3709302084008235, 0.9067532150606221, 1.2333800304661318, 1.0231159358023236,
-    1.0544356488751458, 1.340477310634129, 0.6568288465583095, 0.6697034397612326,
-    0.6161747179522605, 1.2660958764383503, 1.2225254007598805, 1.2960097185974555,
+    1.0390508031418597,
+    1.1721514930979355,
+    1.0822107008573152,
+    1.0359065463975174,
+    0.9389238394711238,
+    1.1167152904533248,
+    0.950069769010154,
+    1.3134184006256637,
+    1.3709302084008235,
+    0.9067532150606221,
+    1.2333800304661318,
+    1.0231159358023236,
+    1.0544356488751458,
+    1.340477310634129,
+    0.6568288465583095,
+    0.6697034397612326,
+    0.6161747179522605,
+    1.2660958764383503,
+    1.2225254007598805,
+    1.2960097185974555,
 ];
 
 /// A planar chain of `L` point masses; angles are measured from the downward vertical, the pivot
@@ -48,10 +63,16 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
     /// (gravity may be 0).
     pub fn new(masses: [T; L], lengths: [T; L], gravity: T) -> Result<Self> {
         if L == 0 {
-            return Err(Error::InvalidParameter { name: "links", value: 0.0 });
+            return Err(Error::InvalidParameter {
+                name: "links",
+                value: 0.0,
+            });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
-            return Err(Error::InvalidParameter { name: "gravity", value: gravity.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "gravity",
+                value: gravity.to_f64(),
+            });
         }
         let mut b = MechanicsBuilder::<T, L, 2, L>::new();
         for m in masses {
@@ -62,8 +83,16 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
             b.distance(i - 1, i, lengths[i])?;
         }
         let weights = b.mass().gravity_weights();
-        let mechanics = b.build(Gravity { g: gravity, weights })?;
-        Ok(Self { masses, lengths, gravity, mechanics })
+        let mechanics = b.build(Gravity {
+            g: gravity,
+            weights,
+        })?;
+        Ok(Self {
+            masses,
+            lengths,
+            gravity,
+            mechanics,
+        })
     }
 
     /// The reference code's default masses (see the module constants; defined for `L ≤ 10`).
@@ -84,7 +113,10 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
 
     fn paper_draws(offset: usize) -> Result<[T; L]> {
         if 2 * L > NUMPY_SEED0_DRAWS.len() {
-            return Err(Error::InvalidParameter { name: "links", value: L as f64 });
+            return Err(Error::InvalidParameter {
+                name: "links",
+                value: L as f64,
+            });
         }
         let mut out = [T::ZERO; L];
         for (i, o) in out.iter_mut().enumerate() {
@@ -98,7 +130,11 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
     /// # Errors
     /// [`Error::InvalidParameter`] for `L > 10`.
     pub fn paper() -> Result<Self> {
-        Self::new(Self::paper_masses()?, Self::paper_lengths()?, T::from_f64(9.81))
+        Self::new(
+            Self::paper_masses()?,
+            Self::paper_lengths()?,
+            T::from_f64(9.81),
+        )
     }
 
     /// Bob masses.
@@ -140,7 +176,8 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
 
     /// The Hamiltonian-form state `(x, p)` for link angles and angular velocities.
     pub fn state_from_angles(&self, angles: &[T; L], rates: &[T; L]) -> Phase<T, L, 2> {
-        self.mechanics.from_velocity_form(&self.velocity_state_from_angles(angles, rates))
+        self.mechanics
+            .from_velocity_form(&self.velocity_state_from_angles(angles, rates))
     }
 
     /// Absolute link angles and angular velocities of a Hamiltonian-form state.

@@ -5,7 +5,9 @@ use rand_core::Rng;
 
 use super::resample;
 use crate::dynamics::rotation::sphere_point;
-use crate::dynamics::{Gravity, Mechanics, MechanicsBuilder, Phase, ProjectParams, Spring, Springs};
+use crate::dynamics::{
+    Gravity, Mechanics, MechanicsBuilder, Phase, ProjectParams, Spring, Springs,
+};
 use crate::error::{Error, Result};
 use crate::random::standard_normal;
 use crate::real::Real;
@@ -44,13 +46,22 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
     /// [`Error::InvalidParameter`] for non-positive masses or lengths, negative `k` or gravity.
     pub fn new(masses: [T; B], lengths: [T; B], k: T, gravity: T) -> Result<Self> {
         if B == 0 {
-            return Err(Error::InvalidParameter { name: "bobs", value: 0.0 });
+            return Err(Error::InvalidParameter {
+                name: "bobs",
+                value: 0.0,
+            });
         }
         if !(k >= T::ZERO) || !k.is_finite() {
-            return Err(Error::InvalidParameter { name: "k", value: k.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "k",
+                value: k.to_f64(),
+            });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
-            return Err(Error::InvalidParameter { name: "gravity", value: gravity.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "gravity",
+                value: gravity.to_f64(),
+            });
         }
         let mut b = MechanicsBuilder::<T, B, 3, B>::new();
         for (i, m) in masses.iter().enumerate() {
@@ -60,11 +71,28 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
         let mut springs = Springs::new();
         for i in 1..B {
             // Capacity B ≥ B − 1 springs: this cannot overflow.
-            let _ = springs.push(Spring { a: i - 1, b: i, k, rest: T::ONE });
+            let _ = springs.push(Spring {
+                a: i - 1,
+                b: i,
+                k,
+                rest: T::ONE,
+            });
         }
         let weights = b.mass().gravity_weights();
-        let mechanics = b.build((Gravity { g: gravity, weights }, springs))?;
-        Ok(Self { masses, lengths, k, gravity, mechanics })
+        let mechanics = b.build((
+            Gravity {
+                g: gravity,
+                weights,
+            },
+            springs,
+        ))?;
+        Ok(Self {
+            masses,
+            lengths,
+            k,
+            gravity,
+            mechanics,
+        })
     }
 
     /// The paper's system: unit masses and lengths, k = 10 and — as in the reference code —
@@ -73,7 +101,12 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
     /// # Errors
     /// Never for `B ≥ 1`.
     pub fn paper() -> Result<Self> {
-        Self::new([T::ONE; B], [T::ONE; B], T::from_f64(10.0), T::from_f64(10.0))
+        Self::new(
+            [T::ONE; B],
+            [T::ONE; B],
+            T::from_f64(10.0),
+            T::from_f64(10.0),
+        )
     }
 
     /// Bob masses.
@@ -103,7 +136,11 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
 
     /// The velocity-form state for per-bob spherical angles `(φ, θ)` and rates in the
     /// reference's convention (see [`sphere_point`]; `(π, π/2)` hangs straight down).
-    pub fn velocity_state_from_spherical(&self, angles: &[[T; 2]; B], rates: &[[T; 2]; B]) -> Phase<T, B, 3> {
+    pub fn velocity_state_from_spherical(
+        &self,
+        angles: &[[T; 2]; B],
+        rates: &[[T; 2]; B],
+    ) -> Phase<T, B, 3> {
         let mut z = Phase::zeros();
         let (x, v) = z.split_mut();
         for i in 0..B {
@@ -128,8 +165,14 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
             let mut angles = [[T::ZERO; 2]; B];
             let mut rates = [[T::ZERO; 2]; B];
             for i in 0..B {
-                angles[i] = [T::PI + s * standard_normal::<T, R>(rng), T::HALF * T::PI + s * standard_normal::<T, R>(rng)];
-                rates[i] = [s * standard_normal::<T, R>(rng), s * standard_normal::<T, R>(rng)];
+                angles[i] = [
+                    T::PI + s * standard_normal::<T, R>(rng),
+                    T::HALF * T::PI + s * standard_normal::<T, R>(rng),
+                ];
+                rates[i] = [
+                    s * standard_normal::<T, R>(rng),
+                    s * standard_normal::<T, R>(rng),
+                ];
             }
             let mut z = self.velocity_state_from_spherical(&angles, &rates);
             self.mechanics.project(&mut z, ProjectParams::default())?;

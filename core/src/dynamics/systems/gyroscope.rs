@@ -42,18 +42,32 @@ impl<T: Real> Gyroscope<T> {
     /// gravity.
     pub fn new(mass: T, moments: [T; 3], com_height: T, gravity: T) -> Result<Self> {
         if !com_height.is_finite() {
-            return Err(Error::InvalidParameter { name: "com_height", value: com_height.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "com_height",
+                value: com_height.to_f64(),
+            });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
-            return Err(Error::InvalidParameter { name: "gravity", value: gravity.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "gravity",
+                value: gravity.to_f64(),
+            });
         }
         let mut b = MechanicsBuilder::<T, 4, 3, 9>::new();
         let inertia = [mass * moments[0], mass * moments[1], mass * moments[2]];
         let body = b.body(mass, &inertia)?;
         b.pin(body, &[T::ZERO, T::ZERO, -com_height], [T::ZERO; 3])?;
         let weights = b.mass().gravity_weights();
-        let mechanics = b.build(Gravity { g: gravity, weights })?;
-        Ok(Self { mass, moments, com_height, mechanics })
+        let mechanics = b.build(Gravity {
+            g: gravity,
+            weights,
+        })?;
+        Ok(Self {
+            mass,
+            moments,
+            com_height,
+            mechanics,
+        })
     }
 
     /// The paper's gyroscope: m = 0.1, the `gyro.obj` moments and pivot, g = 9.81.
@@ -119,8 +133,13 @@ impl<T: Real> Gyroscope<T> {
         let mut rates = [u(), u(), u()];
         rates[0] *= T::from_f64(3.0);
         rates[1] *= T::from_f64(0.2);
-        let sign = if rng.next_u32() & 1 == 1 { T::ONE } else { -T::ONE };
+        let sign = if rng.next_u32() & 1 == 1 {
+            T::ONE
+        } else {
+            -T::ONE
+        };
         rates[2] = sign * (standard_normal::<T, R>(rng) + T::from_f64(7.0)) * T::from_f64(1.5);
-        self.mechanics.from_velocity_form(&self.velocity_state_from_euler(euler, rates))
+        self.mechanics
+            .from_velocity_form(&self.velocity_state_from_euler(euler, rates))
     }
 }

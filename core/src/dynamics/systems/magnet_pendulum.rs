@@ -39,10 +39,16 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
     /// gravity.
     pub fn new(mass: T, length: T, q: T, gravity: T, sign: DipoleSign) -> Result<Self> {
         if !q.is_finite() {
-            return Err(Error::InvalidParameter { name: "q", value: q.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "q",
+                value: q.to_f64(),
+            });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
-            return Err(Error::InvalidParameter { name: "gravity", value: gravity.to_f64() });
+            return Err(Error::InvalidParameter {
+                name: "gravity",
+                value: gravity.to_f64(),
+            });
         }
         let mut b = MechanicsBuilder::<T, 1, 3, 1>::new();
         b.point_mass(mass)?;
@@ -56,9 +62,26 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
             dipoles[k] = [T::ZERO, T::ZERO, q];
         }
         let weights = b.mass().gravity_weights();
-        let magnets = MagnetDipoles { node: 0, q, positions, dipoles, sign };
-        let mechanics = b.build((Gravity { g: gravity, weights }, magnets))?;
-        Ok(Self { mass, length, q, mechanics })
+        let magnets = MagnetDipoles {
+            node: 0,
+            q,
+            positions,
+            dipoles,
+            sign,
+        };
+        let mechanics = b.build((
+            Gravity {
+                g: gravity,
+                weights,
+            },
+            magnets,
+        ))?;
+        Ok(Self {
+            mass,
+            length,
+            q,
+            mechanics,
+        })
     }
 
     /// The paper's system (m = 3, l = 1, q = 0.3, g = 9.81) with the chosen energy sign; pass
@@ -67,7 +90,13 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
     /// # Errors
     /// Never.
     pub fn paper(sign: DipoleSign) -> Result<Self> {
-        Self::new(T::from_f64(3.0), T::ONE, T::from_f64(0.3), T::from_f64(9.81), sign)
+        Self::new(
+            T::from_f64(3.0),
+            T::ONE,
+            T::from_f64(0.3),
+            T::from_f64(9.81),
+            sign,
+        )
     }
 
     /// Bob mass.
@@ -95,7 +124,10 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
     pub fn velocity_state_from_spherical(&self, angles: [T; 2], rates: [T; 2]) -> Phase<T, 1, 3> {
         let (p, dp) = sphere_point(angles[0], angles[1], rates[0], rates[1]);
         let l = self.length;
-        Phase::new([[l * p[0], l * p[1], l * p[2]]], [[l * dp[0], l * dp[1], l * dp[2]]])
+        Phase::new(
+            [[l * p[0], l * p[1], l * p[2]]],
+            [[l * dp[0], l * dp[1], l * dp[2]]],
+        )
     }
 
     /// The reference's initial-condition distribution: `φ = π + 0.3N`, `φ̇ = 0.05N`,
@@ -106,6 +138,7 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
         let dphi = T::from_f64(0.05) * n();
         let theta = T::HALF * T::PI + T::from_f64(0.2) * n();
         let dtheta = T::from_f64(0.4) * n();
-        self.mechanics.from_velocity_form(&self.velocity_state_from_spherical([phi, theta], [dphi, dtheta]))
+        self.mechanics
+            .from_velocity_form(&self.velocity_state_from_spherical([phi, theta], [dphi, dtheta]))
     }
 }

@@ -29,5 +29,7 @@ fn resample<S>(mut draw: impl FnMut() -> Result<S>) -> Result<S> {
             return Ok(s);
         }
     }
-    Err(Error::SamplingFailed { attempts: SAMPLE_ATTEMPTS })
+    Err(Error::SamplingFailed {
+        attempts: SAMPLE_ATTEMPTS,
+    })
 }

@@ -38,9 +38,16 @@ impl<T: Real> Rotor<T> {
     /// [`crate::Error::InvalidParameter`] for non-positive mass or moments.
     pub fn new(mass: T, moments: [T; 3]) -> Result<Self> {
         let mut b = MechanicsBuilder::<T, 4, 3, 6>::new();
-        b.body(mass, &[mass * moments[0], mass * moments[1], mass * moments[2]])?;
+        b.body(
+            mass,
+            &[mass * moments[0], mass * moments[1], mass * moments[2]],
+        )?;
         let mechanics = b.build(())?;
-        Ok(Self { mass, moments, mechanics })
+        Ok(Self {
+            mass,
+            moments,
+            mechanics,
+        })
     }
 
     /// The paper's rotor: m = 0.1 and the `rotor.obj` moments.
@@ -83,12 +90,22 @@ impl<T: Real> Rotor<T> {
     /// `clamp(2·N(0, 1), −3, 3)`, with the centre-of-mass position and velocity scaled by 0.1.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Phase<T, 4, 3> {
         let three = T::from_f64(3.0);
-        let mut draw = || (T::TWO * standard_normal::<T, R>(rng)).max(-three).min(three);
+        let mut draw = || {
+            (T::TWO * standard_normal::<T, R>(rng))
+                .max(-three)
+                .min(three)
+        };
         let tenth = T::from_f64(0.1);
         let com = [draw() * tenth, draw() * tenth, draw() * tenth];
         let euler = [draw(), draw(), draw()];
         let com_velocity = [draw() * tenth, draw() * tenth, draw() * tenth];
         let rates = [draw(), draw(), draw()];
-        self.mechanics.from_velocity_form(&self.velocity_state_from_com_euler(com, com_velocity, euler, rates))
+        self.mechanics
+            .from_velocity_form(&self.velocity_state_from_com_euler(
+                com,
+                com_velocity,
+                euler,
+                rates,
+            ))
     }
 }

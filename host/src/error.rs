@@ -1,0 +1,81 @@
+//! The host library's error type.
+
+use std::path::PathBuf;
+
+/// Everything the host library reports. Variants say which input was wrong and why, so the
+/// command line can print one line and exit.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A user-supplied value is invalid (`flag` names the option as typed on the command line).
+    #[error("invalid value '{value}' for {flag}: {reason}")]
+    InvalidInput {
+        /// The flag or field, e.g. `--angles`.
+        flag: String,
+        /// The value given.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file's contents are malformed.
+    #[error("{path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The numerical core failed (integration, projection, singular constraints…).
+    #[error("{context}: {source}")]
+    Core {
+        /// What was being done.
+        context: String,
+        /// The core's error.
+        source: keel_core::Error,
+    },
+    /// Plotting failed.
+    #[error("plot {path}: {reason}")]
+    Plot {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::InvalidInput`].
+    pub fn invalid(
+        flag: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidInput {
+            flag: flag.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Wraps a core error with context.
+    pub fn core(context: impl Into<String>) -> impl FnOnce(keel_core::Error) -> Self {
+        let context = context.into();
+        move |source| Error::Core { context, source }
+    }
+
+    /// Whether the error is the user's input (exit status 2) rather than a failure while running.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Error::InvalidInput { .. } | Error::Malformed { .. })
+            || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// `Result` with the host's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,237 @@
+//! PNG plots of simulated trajectories (plotters with a vendored DejaVu Sans, so no system
+//! fonts or libraries are needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::error::{Error, Result};
+use crate::output::write_atomic_with;
+use crate::simulate::Trajectory;
+
+static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The font is compiled in; failing to parse it would be a build defect caught by tests.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// Smallest value drawn on the log-scale error axes.
+const FLOOR: f64 = 1e-17;
+
+fn plot_err(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |reason| Error::Plot {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Relative energy error `|E − E₀| / |E₀|` per row (floored for log axes).
+fn energy_error(t: &Trajectory) -> Vec<(f64, f64)> {
+    let e0 = t.energy.first().copied().unwrap_or(0.0);
+    let scale = if e0 == 0.0 { 1.0 } else { e0.abs() };
+    t.t.iter()
+        .zip(&t.energy)
+        .map(|(&ti, &e)| (ti, ((e - e0).abs() / scale).max(FLOOR)))
+        .collect()
+}
+
+/// The two coordinates shown in a trajectory panel: (x, y) in 2-D, the side view (x, z) in 3-D.
+fn view_axes(t: &Trajectory) -> (usize, usize, &'static str, &'static str) {
+    if t.dim == 2 {
+        (0, 1, "x (m)", "y (m)")
+    } else {
+        (0, 2, "x (m)", "z (m)")
+    }
+}
+
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() || !hi.is_finite() {
+        return (-1.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+fn draw_paths(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    t: &Trajectory,
+    title: &str,
+) -> std::result::Result<(), String> {
+    let (a, b, la, lb) = view_axes(t);
+    let (x0, x1) = bounds(
+        t.x.iter()
+            .flat_map(|row| row.chunks(t.dim).map(move |n| n[a]))
+            .chain([0.0]),
+    );
+    let (y0, y1) = bounds(
+        t.x.iter()
+            .flat_map(|row| row.chunks(t.dim).map(move |n| n[b]))
+            .chain([0.0]),
+    );
+    // Equal aspect: widen the narrower range.
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let (w, h) = area.dim_in_pixel();
+    let span = ((x1 - x0) / w as f64).max((y1 - y0) / h as f64);
+    let (hx, hy) = (span * w as f64 / 2.0, span * h as f64 / 2.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(cx - hx..cx + hx, cy - hy..cy + hy)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(la)
+        .y_desc(lb)
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for node in 0..t.nodes {
+        let color = Palette99::pick(node).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                t.x.iter()
+                    .map(|row| (row[node * t.dim + a], row[node * t.dim + b])),
+                color.stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+    }
+    // Final configuration as dots.
+    if let Some(last) = t.x.last() {
+        chart
+            .draw_series(
+                last.chunks(t.dim)
+                    .map(|n| Circle::new((n[a], n[b]), 4, BLACK.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn draw_errors(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    y_desc: &str,
+) -> std::result::Result<(), String> {
+    let t_max = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.0))
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let hi = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(FLOOR * 10.0, f64::max)
+        * 10.0;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..t_max, (FLOOR..hi).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("t (s)")
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (label, s)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One trajectory: node paths (left) and the relative energy error and constraint violation
+/// over time on a log scale (right).
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_trajectory(path: &Path, t: &Trajectory, title: &str) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (1400, 600)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let (left, right) = root.split_horizontally(620);
+        draw_paths(&left, t, title).map_err(plot_err(path))?;
+        let violation: Vec<(f64, f64)> =
+            t.t.iter()
+                .zip(&t.constraint_violation)
+                .map(|(&a, &b)| (a, b.max(FLOOR)))
+                .collect();
+        draw_errors(
+            &right,
+            &[
+                ("|E − E₀| / |E₀|".to_string(), energy_error(t)),
+                ("max(|Φ|, |Φ̇|)".to_string(), violation),
+            ],
+            "Energy error and constraint violation",
+            "relative error / residual",
+        )
+        .map_err(plot_err(path))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}
+
+/// A grid of trajectory panels (one per system) above one panel with every system's relative
+/// energy error.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_overview(path: &Path, runs: &[(String, Trajectory)]) -> Result<()> {
+    register_font();
+    let cols = 4usize;
+    let rows = runs.len().div_ceil(cols).max(1);
+    let (w, panel_h, bottom_h) = (1600u32, 380u32, 420u32);
+    write_atomic_with(path, |tmp| {
+        let root =
+            BitMapBackend::new(tmp, (w, panel_h * rows as u32 + bottom_h)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let (top, bottom) = root.split_vertically(panel_h * rows as u32);
+        for (area, (label, t)) in top.split_evenly((rows, cols)).iter().zip(runs) {
+            draw_paths(area, t, label).map_err(plot_err(path))?;
+        }
+        let series: Vec<(String, Vec<(f64, f64)>)> = runs
+            .iter()
+            .map(|(l, t)| (l.clone(), energy_error(t)))
+            .collect();
+        draw_errors(
+            &bottom,
+            &series,
+            "Relative energy error (dopri5)",
+            "|E − E₀| / |E₀|",
+        )
+        .map_err(plot_err(path))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}

@@ -1,0 +1,449 @@
+//! The `keel` command end to end: outputs, and bad input that must fail with one clear line,
+//! exit status 2 and nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn keel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .output()
+        .expect("run keel")
+}
+
+fn fixture(name: &str) -> Value {
+    let p: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "fixtures",
+        "dynamics",
+        name,
+    ]
+    .iter()
+    .collect();
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `args` expecting exit 2 with a one-line error that mentions every string in `needles`.
+fn rejects(args: &[&str], needles: &[&str]) {
+    let o = keel(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?} → {:?}: {err}", o.status);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{err}' should mention '{n}'");
+    }
+    assert!(
+        o.stdout.is_empty(),
+        "nothing on stdout for a rejected command"
+    );
+}
+
+#[test]
+fn readme_example_matches_the_independent_fixture() {
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--links",
+        "3",
+        "--masses",
+        "1,2,1.5",
+        "--lengths",
+        "1,0.5,0.8",
+        "--gravity",
+        "9.81",
+        "--angles",
+        "0.3,-0.2,1.1",
+        "--angular-velocities",
+        "0,0.5,-0.3",
+        "--t-end",
+        "5",
+        "--dt",
+        "0.1",
+        "--integrator",
+        "dopri5",
+        "--rtol",
+        "1e-10",
+        "--atol",
+        "1e-10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["system", "t", "x", "v", "energy", "constraint_violation"] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+    let t = j["t"].as_array().unwrap();
+    assert_eq!(t.len(), 51);
+    assert_eq!(t[3].as_f64().unwrap(), 0.3);
+    assert_eq!(j["x"][0].as_array().unwrap().len(), 6);
+    // The generalized-coordinate reference for this exact setup, at its output times.
+    let fx = fixture("chain_pendulum_3_cli.json");
+    for (k, tf) in fx["t"].as_array().unwrap().iter().enumerate() {
+        let tf = tf.as_f64().unwrap();
+        let row = t
+            .iter()
+            .position(|v| (v.as_f64().unwrap() - tf).abs() < 1e-12);
+        let Some(row) = row else { continue };
+        let ours: Vec<f64> = j["x"][row]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let theirs: Vec<f64> = fx["x"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|n| n.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .collect();
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-7, "t = {tf}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn negative_lists_after_a_space_and_outputs_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("run.csv");
+    let png = dir.path().join("run.png");
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--links",
+        "2",
+        "--angles",
+        "-0.62,2.41",
+        "--angular-velocities",
+        "-1,0",
+        "--t-end",
+        "1",
+        "--dt",
+        "0.05",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("t,x1,y1,x2,y2,vx1,vy1,vx2,vy2,energy,constraint_violation\n"));
+    assert_eq!(text.lines().count(), 22);
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Only the two outputs: no temporaries left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn every_system_runs_with_every_integrator() {
+    for system in [
+        "chain-pendulum",
+        "coupled-pendulum",
+        "magnet-pendulum",
+        "gyroscope",
+        "rotor",
+    ] {
+        for integrator in ["dopri5", "rk4", "rk4-38", "leapfrog"] {
+            let o = keel(&[
+                "simulate",
+                system,
+                "--integrator",
+                integrator,
+                "--substeps",
+                "20",
+                "--t-end",
+                "0.5",
+                "--seed",
+                "3",
+                "--json",
+            ]);
+            assert!(o.status.success(), "{system} {integrator}: {}", stderr(&o));
+            let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+            let e: Vec<f64> = j["energy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let drift =
+                e.iter().map(|v| (v - e[0]).abs()).fold(0.0, f64::max) / e[0].abs().max(1.0);
+            assert!(drift < 1e-3, "{system} {integrator}: energy drift {drift}");
+        }
+    }
+}
+
+#[test]
+fn f32_and_f64_runs_agree() {
+    let run = |dtype: &str| {
+        let o = keel(&[
+            "simulate",
+            "gyroscope",
+            "--euler",
+            "0.3,1.0,0.2",
+            "--euler-rates",
+            "0.5,0.3,10",
+            "--t-end",
+            "0.4",
+            "--dt",
+            "0.02",
+            "--integrator",
+            "rk4",
+            "--substeps",
+            "5",
+            "--dtype",
+            dtype,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        j["x"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let (a, b) = (run("f32"), run("f64"));
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4 * scale, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn same_seed_same_numbers() {
+    let a = keel(&["simulate", "coupled-pendulum", "--seed", "42", "--json"]);
+    let b = keel(&["simulate", "coupled-pendulum", "--seed", "42", "--json"]);
+    let c = keel(&["simulate", "coupled-pendulum", "--seed", "43", "--json"]);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_ne!(a.stdout, c.stdout);
+}
+
+#[test]
+fn paper_table_covers_every_system() {
+    let o = keel(&["simulate", "paper", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert!(r["energy_drift"].as_f64().unwrap() < 1e-6, "{r}");
+        assert!(r["max_violation"].as_f64().unwrap() < 1e-6, "{r}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2() {
+    rejects(
+        &["simulate", "double-pendulum"],
+        &["double-pendulum", "chain-pendulum"],
+    );
+    rejects(
+        &[
+            "simulate",
+            "chain-pendulum",
+            "--links",
+            "3",
+            "--angles",
+            "0.1,0.2",
+        ],
+        &["--angles", "0.1,0.2", "expected 3"],
+    );
+    rejects(
+        &[
+            "simulate",
+            "chain-pendulum",
+            "--links",
+            "2",
+            "--masses",
+            "1,-2",
+        ],
+        &["--masses", "-2"],
+    );
+    rejects(
+        &["simulate", "chain-pendulum", "--lengths", "1,0,1"],
+        &["--lengths"],
+    );
+    rejects(&["simulate", "chain-pendulum", "--dt", "0"], &["--dt", "0"]);
+    rejects(&["simulate", "chain-pendulum", "--dt", "-0.1"], &["--dt"]);
+    rejects(&["simulate", "chain-pendulum", "--rtol", "0"], &["--rtol"]);
+    rejects(
+        &["simulate", "chain-pendulum", "--gravity", "nan"],
+        &["--gravity", "NaN"],
+    );
+    rejects(
+        &["simulate", "chain-pendulum", "--angles", "0.1,abc,0.3"],
+        &["--angles", "abc"],
+    );
+    rejects(
+        &["simulate", "chain-pendulum", "--links", "9"],
+        &["--links", "9"],
+    );
+    rejects(
+        &["simulate", "gyroscope", "--angles", "0.1"],
+        &["--angles", "gyroscope"],
+    );
+    rejects(
+        &["simulate", "rotor", "--init", "/no/such/state.json"],
+        &["/no/such/state.json"],
+    );
+    rejects(
+        &["simulate", "rotor", "--dtype", "f32", "--rtol", "1e-10"],
+        &["--rtol", "f32"],
+    );
+}
+
+#[test]
+fn failed_runs_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("out.csv");
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--angles",
+        "1,2",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!csv.exists());
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--csv",
+        "/no/such/dir/out.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--csv"));
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn init_files_are_checked_against_the_constraints() {
+    let dir = tempfile::tempdir().unwrap();
+    // On the manifold: the 1-pendulum (paper length 1.0390508…) is not; use --lengths 1.
+    let good = write(
+        dir.path(),
+        "good.json",
+        r#"{"x": [[0.6, -0.8]], "v": [[0.8, 0.6]]}"#,
+    );
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--links",
+        "1",
+        "--lengths",
+        "1",
+        "--init",
+        good.to_str().unwrap(),
+        "--t-end",
+        "0.3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Off the manifold: rejected, then accepted with --project.
+    let off = write(
+        dir.path(),
+        "off.json",
+        r#"{"x": [[0.7, -0.8]], "v": [[0.8, 0.6]]}"#,
+    );
+    rejects(
+        &[
+            "simulate",
+            "chain-pendulum",
+            "--links",
+            "1",
+            "--lengths",
+            "1",
+            "--init",
+            off.to_str().unwrap(),
+        ],
+        &["off the constraint manifold", "--project"],
+    );
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--links",
+        "1",
+        "--lengths",
+        "1",
+        "--init",
+        off.to_str().unwrap(),
+        "--project",
+        "--t-end",
+        "0.3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let x: Vec<f64> = j["x"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!((x[0].hypot(x[1]) - 1.0).abs() < 1e-12);
+    // Wrong shape, malformed JSON, unreadable content.
+    let shape = write(
+        dir.path(),
+        "shape.json",
+        r#"{"x": [[0.6, -0.8, 0.0]], "v": [[0.8, 0.6, 0.0]]}"#,
+    );
+    rejects(
+        &[
+            "simulate",
+            "chain-pendulum",
+            "--links",
+            "1",
+            "--init",
+            shape.to_str().unwrap(),
+        ],
+        &["shape.json", "1 nodes × 2"],
+    );
+    let junk = write(dir.path(), "junk.json", "{ not json");
+    rejects(
+        &["simulate", "rotor", "--init", junk.to_str().unwrap()],
+        &["junk.json", "not valid JSON"],
+    );
+    // A --json output can be continued from its last row.
+    let traj = write(
+        dir.path(),
+        "traj.json",
+        std::str::from_utf8(&o.stdout).unwrap(),
+    );
+    let o = keel(&[
+        "simulate",
+        "chain-pendulum",
+        "--links",
+        "1",
+        "--lengths",
+        "1",
+        "--init",
+        traj.to_str().unwrap(),
+        "--t-end",
+        "0.3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
