@@ -1,0 +1,173 @@
+//! Extended bodies and joints against closed-form mechanics: a uniform rod pinned at one end
+//! (the compound pendulum) and two rods joined end to end.
+
+use keel_core::dynamics::{Gravity, MechanicsBuilder, Phase};
+use keel_core::integrate::{Dopri5, StateVector, VectorField};
+
+/// A uniform rod of length `len` and mass `m`, pinned at one end at the origin, as a 1-D body in
+/// the plane: node 0 at the centre of mass, node 1 one unit along the rod; the second moment of a
+/// uniform rod along its axis is λ = len²/12, and the pin is at body coordinate −len/2.
+fn rod(m: f64, len: f64, g: f64) -> keel_core::dynamics::Mechanics<f64, 2, 2, 3, Gravity<f64, 2>> {
+    let mut b = MechanicsBuilder::<f64, 2, 2, 3>::new();
+    let body = b.body(m, &[m * len * len / 12.0]).unwrap();
+    b.pin(body, &[-len / 2.0], [0.0, 0.0]).unwrap();
+    let weights = b.mass().gravity_weights();
+    b.build(Gravity { g, weights }).unwrap()
+}
+
+/// The rod hanging at angle θ from the downward vertical, rotating at ω (velocity form).
+fn rod_state(len: f64, theta: f64, omega: f64) -> Phase<f64, 2, 2> {
+    let u = [theta.sin(), -theta.cos()];
+    let du = [theta.cos() * omega, theta.sin() * omega];
+    let c = len / 2.0;
+    Phase::new(
+        [[c * u[0], c * u[1]], [c * u[0] + u[0], c * u[1] + u[1]]],
+        [
+            [c * du[0], c * du[1]],
+            [c * du[0] + du[0], c * du[1] + du[1]],
+        ],
+    )
+}
+
+#[test]
+fn compound_pendulum_has_the_textbook_period() {
+    // I_pivot = mL²/3, so small oscillations have ω₀² = m g (L/2) / I_pivot = 3g / (2L).
+    let (m, len, g, theta0) = (0.7, 1.3, 9.81, 0.02);
+    let sys = rod(m, len, g);
+    let z0 = sys.from_velocity_form(&rod_state(len, theta0, 0.0));
+    assert!(sys.violation(&z0).max() < 1e-14);
+    let omega0 = (3.0 * g / (2.0 * len)).sqrt();
+    // Finite amplitude: T = T₀(1 + θ₀²/16 + 11θ₀⁴/3072 + …).
+    let period = 2.0 * std::f64::consts::PI / omega0
+        * (1.0 + theta0 * theta0 / 16.0 + 11.0 * theta0.powi(4) / 3072.0);
+    // Find the first return to θ = θ₀ (ω changes sign from + to − near one period) by bisection
+    // on the dense output: ω = 0 where the centre of mass's x-velocity is zero.
+    let mut s = Dopri5::new(1e-13, 1e-13)
+        .unwrap()
+        .start(&sys, 0.0, z0)
+        .unwrap();
+    let vx = |z: &Phase<f64, 2, 2>| sys.velocity(z.p())[0][0];
+    let (mut lo, mut hi) = (0.9 * period, 1.1 * period);
+    let zlo = s.advance_to(&sys, lo).unwrap();
+    assert!(
+        vx(&zlo) > 0.0,
+        "swinging back up towards θ₀ before one period"
+    );
+    let zhi = s.advance_to(&sys, hi).unwrap();
+    assert!(vx(&zhi) < 0.0);
+    // Re-integrate for each bisection point (dense output only covers the last step).
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        let mut s = Dopri5::new(1e-13, 1e-13)
+            .unwrap()
+            .start(&sys, 0.0, z0)
+            .unwrap();
+        let z = s.advance_to(&sys, mid).unwrap();
+        if vx(&z) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let measured = 0.5 * (lo + hi);
+    assert!(
+        (measured - period).abs() < 1e-9 * period,
+        "period {measured} vs {period}"
+    );
+}
+
+#[test]
+fn two_rods_joined_end_to_end_conserve_energy_and_stay_joined() {
+    // Rod A pinned at the origin by its end; rod B's end joined to A's other end.
+    let (ma, la, mb, lb) = (1.0, 1.0, 0.5, 0.8);
+    let mut b = MechanicsBuilder::<f64, 4, 2, 6>::new();
+    let a = b.body(ma, &[ma * la * la / 12.0]).unwrap();
+    let c = b.body(mb, &[mb * lb * lb / 12.0]).unwrap();
+    b.pin(a, &[-la / 2.0], [0.0, 0.0]).unwrap();
+    b.joint(a, &[la / 2.0], c, &[-lb / 2.0]).unwrap();
+    let weights = b.mass().gravity_weights();
+    let sys = b.build(Gravity { g: 9.81, weights }).unwrap();
+    // Build a consistent state: A at θa with ωa, B at θb with ωb.
+    let (ta, wa, tb, wb) = (0.8f64, 0.5, -0.4f64, 2.0);
+    let ua = [ta.sin(), -ta.cos()];
+    let dua = [ta.cos() * wa, ta.sin() * wa];
+    let ub = [tb.sin(), -tb.cos()];
+    let dub = [tb.cos() * wb, tb.sin() * wb];
+    let ca = [la / 2.0 * ua[0], la / 2.0 * ua[1]];
+    let dca = [la / 2.0 * dua[0], la / 2.0 * dua[1]];
+    let cb = [la * ua[0] + lb / 2.0 * ub[0], la * ua[1] + lb / 2.0 * ub[1]];
+    let dcb = [
+        la * dua[0] + lb / 2.0 * dub[0],
+        la * dua[1] + lb / 2.0 * dub[1],
+    ];
+    let x = [
+        ca,
+        [ca[0] + ua[0], ca[1] + ua[1]],
+        cb,
+        [cb[0] + ub[0], cb[1] + ub[1]],
+    ];
+    let v = [
+        dca,
+        [dca[0] + dua[0], dca[1] + dua[1]],
+        dcb,
+        [dcb[0] + dub[0], dcb[1] + dub[1]],
+    ];
+    let z0 = sys.from_velocity_form(&Phase::new(x, v));
+    assert!(sys.violation(&z0).max() < 1e-14, "{:?}", sys.violation(&z0));
+    let e0 = sys.energy(&z0);
+    let mut s = Dopri5::new(1e-11, 1e-11)
+        .unwrap()
+        .start(&sys, 0.0, z0)
+        .unwrap();
+    for k in 1..=50 {
+        let z = s.advance_to(&sys, 0.1 * k as f64).unwrap();
+        assert!(
+            (sys.energy(&z) - e0).abs() < 1e-8 * e0.abs().max(1.0),
+            "energy at t = {}",
+            0.1 * k as f64
+        );
+        assert!(sys.violation(&z).max() < 1e-8);
+        // The projected field is tangent: DΦᵀż = 0.
+        let mut dz = Phase::zeros();
+        sys.rate(0.0, &z, &mut dz).unwrap();
+        let r = sys.constraint_rates(&z, &dz);
+        assert!(r.as_flattened().iter().all(|v| v.abs() < 1e-11), "{r:?}");
+        assert!(z.as_slice().iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn builder_rejects_inconsistent_systems() {
+    use keel_core::Error;
+    // Too few constraints declared.
+    let mut b = MechanicsBuilder::<f64, 2, 2, 2>::new();
+    b.body(1.0, &[0.1]).unwrap();
+    assert!(matches!(
+        b.pin(0, &[-0.5], [0.0, 0.0]),
+        Err(Error::CountMismatch { .. })
+    ));
+    // Missing nodes.
+    let mut b = MechanicsBuilder::<f64, 3, 2, 1>::new();
+    b.point_mass(1.0).unwrap();
+    b.tether(0, [0.0, 0.0], 1.0).unwrap();
+    assert!(matches!(
+        b.build(()),
+        Err(Error::CountMismatch {
+            what: "nodes",
+            expected: 3,
+            got: 1
+        })
+    ));
+    // A joint on a node that does not start a body.
+    let mut b = MechanicsBuilder::<f64, 2, 2, 3>::new();
+    b.body(1.0, &[0.1]).unwrap();
+    assert!(matches!(
+        b.pin(1, &[], [0.0, 0.0]),
+        Err(Error::IndexOutOfRange { what: "body", .. })
+    ));
+    // Wrong number of attachment coordinates.
+    assert!(matches!(
+        b.pin(0, &[0.1, 0.2], [0.0, 0.0]),
+        Err(Error::CountMismatch { .. })
+    ));
+}
