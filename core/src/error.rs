@@ -80,6 +80,25 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The variant's name, without its data: for reporting where formatting floats is too costly
+    /// (a firmware's `f64` formatting alone is ~37 kB of flash).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NonFinite { .. } => "NonFinite",
+            Error::StepSizeUnderflow { .. } => "StepSizeUnderflow",
+            Error::TooManySteps { .. } => "TooManySteps",
+            Error::Singular { .. } => "Singular",
+            Error::ProjectionFailed { .. } => "ProjectionFailed",
+            Error::ConstraintSolveFailed { .. } => "ConstraintSolveFailed",
+            Error::InvalidParameter { .. } => "InvalidParameter",
+            Error::IndexOutOfRange { .. } => "IndexOutOfRange",
+            Error::CountMismatch { .. } => "CountMismatch",
+            Error::SamplingFailed { .. } => "SamplingFailed",
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {

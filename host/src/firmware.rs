@@ -4,9 +4,11 @@
 //!
 //! The firmware's result line:
 //! ```text
-//! KEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt=0.01 steps=1000 \
-//!     angles=0.3,-0.2,1.1 rates=0,0.5,-0.3 state=<2·N·D words of 8 hex digits, comma-separated>
+//! KEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt=<word> steps=1000 \
+//!     angles=<words> rates=<words> state=<2·N·D words>
 //! ```
+//! where every word is an `f32`'s IEEE-754 bits as 8 hex digits (lists comma-separated), so the
+//! host reruns exactly the firmware's inputs and compares exactly its outputs.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,6 @@ use keel_core::integrate::{Rk4, StateVector};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::simulate::{expect_len, parse_list};
 
 /// A parsed firmware result line.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,9 +28,9 @@ pub struct FirmwareRun {
     /// Steps taken.
     pub steps: usize,
     /// Initial link angles.
-    pub angles: Vec<f64>,
+    pub angles: Vec<f32>,
     /// Initial angular velocities.
-    pub rates: Vec<f64>,
+    pub rates: Vec<f32>,
     /// Final state as printed.
     pub state: Vec<f32>,
 }
@@ -106,31 +107,31 @@ pub fn parse(output: &str) -> Result<FirmwareRun> {
             "the check is compiled for the 3-link chain",
         ));
     }
-    let dt: f32 = get("dt")?
-        .parse()
-        .map_err(|_| Error::invalid("dt", get("dt").unwrap_or(""), "not a number"))?;
     let steps: usize = get("steps")?
         .parse()
         .map_err(|_| Error::invalid("steps", get("steps").unwrap_or(""), "not an integer"))?;
-    let angles = parse_list("angles", get("angles")?)?;
-    let rates = parse_list("rates", get("rates")?)?;
-    expect_len("angles", &angles, links, "one per link")?;
-    expect_len("rates", &rates, links, "one per link")?;
-    let state = get("state")?
-        .split(',')
-        .map(|w| {
-            u32::from_str_radix(w, 16)
-                .map(f32::from_bits)
-                .map_err(|_| Error::invalid("state", w, "not an 8-digit hex word"))
-        })
-        .collect::<Result<Vec<f32>>>()?;
-    if state.len() != 4 * links {
-        return Err(Error::invalid(
-            "state",
-            state.len(),
-            format!("expected {} words (2 × {links} nodes × 2)", 4 * links),
-        ));
-    }
+    let words = |key: &str, n: usize| -> Result<Vec<f32>> {
+        let text = get(key)?;
+        let v = text
+            .split(',')
+            .map(|w| match u32::from_str_radix(w, 16) {
+                Ok(bits) if w.len() == 8 => Ok(f32::from_bits(bits)),
+                _ => Err(Error::invalid(key, w, "not an 8-digit hex word")),
+            })
+            .collect::<Result<Vec<f32>>>()?;
+        if v.len() != n {
+            return Err(Error::invalid(
+                key,
+                text,
+                format!("expected {n} words, got {}", v.len()),
+            ));
+        }
+        Ok(v)
+    };
+    let dt = words("dt", 1)?[0];
+    let angles = words("angles", links)?;
+    let rates = words("rates", links)?;
+    let state = words("state", 4 * links)?;
     Ok(FirmwareRun {
         links,
         dt,
@@ -147,8 +148,8 @@ pub fn parse(output: &str) -> Result<FirmwareRun> {
 /// [`Error::Core`] if the integration fails.
 pub fn host_run(run: &FirmwareRun) -> Result<Vec<f32>> {
     let p = ChainPendulum::<f32, 3>::paper().map_err(Error::core("chain pendulum"))?;
-    let a: [f32; 3] = core::array::from_fn(|i| run.angles[i] as f32);
-    let r: [f32; 3] = core::array::from_fn(|i| run.rates[i] as f32);
+    let a: [f32; 3] = core::array::from_fn(|i| run.angles[i]);
+    let r: [f32; 3] = core::array::from_fn(|i| run.rates[i]);
     let mut z = p.state_from_angles(&a, &r);
     let rk4 = Rk4::new(run.dt).map_err(Error::core("rk4"))?;
     rk4.advance(p.mechanics(), 0.0, &mut z, run.steps)
@@ -189,14 +190,20 @@ pub fn check(run: &FirmwareRun) -> Result<Comparison> {
 mod tests {
     use super::*;
 
-    fn line(state: &[f32]) -> String {
-        let words: Vec<String> = state
-            .iter()
+    fn hex(v: &[f32]) -> String {
+        v.iter()
             .map(|v| format!("{:08x}", v.to_bits()))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn line(state: &[f32]) -> String {
         format!(
-            "boot\nKEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt=0.01 steps=50 angles=0.3,-0.2,1.1 rates=0,0.5,-0.3 state={}\n",
-            words.join(",")
+            "boot\nKEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt={} steps=50 angles={} rates={} state={}\n",
+            hex(&[0.01]),
+            hex(&[0.3, -0.2, 1.1]),
+            hex(&[0.0, 0.5, -0.3]),
+            hex(state)
         )
     }
 
@@ -218,6 +225,8 @@ mod tests {
         let ok = line(&[0.0; 12]);
         assert!(parse(&ok.replace("links=3", "links=4")).is_err());
         assert!(parse(&ok.replace("state=00000000,", "state=zz,")).is_err());
+        assert!(parse(&ok.replace("state=00000000,", "state=0,")).is_err());
+        assert!(parse(&ok.replace("steps=50", "steps=x")).is_err());
         assert!(parse(&ok.replace("dtype=f32", "dtype=f64")).is_err());
     }
 }

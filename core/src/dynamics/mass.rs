@@ -23,6 +23,10 @@ pub struct MassMatrix<T, const N: usize> {
     mass: [T; N],
     /// `I_k` at node `start + k` (0 at the centre-of-mass node).
     moment: [T; N],
+    /// `1/m` at a body's first node (cached: `M⁻¹` is applied many times per step).
+    inv_mass: [T; N],
+    /// `1/I_k` at node `start + k` (0 at the centre-of-mass node).
+    inv_moment: [T; N],
     /// Nodes assigned so far (equals `N` once complete).
     filled: usize,
 }
@@ -36,6 +40,8 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
             body_len: [0; N],
             mass: [T::ZERO; N],
             moment: [T::ZERO; N],
+            inv_mass: [T::ZERO; N],
+            inv_moment: [T::ZERO; N],
             filled: 0,
         }
     }
@@ -90,9 +96,16 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
             self.body_len[start + k] = 0;
             self.mass[start + k] = T::ZERO;
             self.moment[start + k] = if k == 0 { T::ZERO } else { moments[k - 1] };
+            self.inv_mass[start + k] = T::ZERO;
+            self.inv_moment[start + k] = if k == 0 {
+                T::ZERO
+            } else {
+                T::ONE / moments[k - 1]
+            };
         }
         self.body_len[start] = len;
         self.mass[start] = m;
+        self.inv_mass[start] = T::ONE / m;
         self.filled += len;
         Ok(start)
     }
@@ -129,7 +142,15 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
         let mut s = 0;
         while s < N {
             let len = self.body_len[s].max(1);
-            let inv_m = T::ONE / self.mass[s];
+            let inv_m = self.inv_mass[s];
+            if len == 1 {
+                // Point mass: the common case, without the body loop.
+                for d in 0..D {
+                    v[s][d] = p[s][d] * inv_m;
+                }
+                s += 1;
+                continue;
+            }
             for d in 0..D {
                 let mut total = T::ZERO;
                 for k in 0..len {
@@ -138,7 +159,7 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
                 let base = total * inv_m;
                 v[s][d] = base;
                 for k in 1..len {
-                    v[s + k][d] = base + p[s + k][d] / self.moment[s + k];
+                    v[s + k][d] = base + p[s + k][d] * self.inv_moment[s + k];
                 }
             }
             s += len;

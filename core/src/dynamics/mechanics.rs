@@ -382,15 +382,19 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     }
 
     fn jacobians(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>) -> Jacobians<T, N, D, C> {
-        let mut j = Jacobians {
-            g: [[[T::ZERO; D]; N]; C],
-            gd: [[[T::ZERO; D]; N]; C],
-        };
-        for (c, con) in self.constraints.iter().enumerate() {
-            con.gradient(x, &mut j.g[c]);
-            con.rate_gradient(v, &mut j.gd[c]);
+        // Built in place (`gradient` overwrites its output), so nothing is zeroed twice.
+        Jacobians {
+            g: core::array::from_fn(|c| {
+                let mut g = [[T::ZERO; D]; N];
+                self.constraints[c].gradient(x, &mut g);
+                g
+            }),
+            gd: core::array::from_fn(|c| {
+                let mut g = [[T::ZERO; D]; N];
+                self.constraints[c].rate_gradient(v, &mut g);
+                g
+            }),
         }
-        j
     }
 
     /// `DΦᵀ ż`: the rates of change of `(Φ, Φ̇)` along `ż` at the Hamiltonian-form state `z`.

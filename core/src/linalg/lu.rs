@@ -29,9 +29,13 @@ pub fn lu_factor<T: Real>(a: &mut [T], n: usize, perm: &mut [usize]) -> Result<(
             got: perm.len(),
         });
     }
+    // A NaN entry leaves `scale` alone here and is caught by the pivot test below.
     let mut scale = T::ZERO;
     for &v in a.iter() {
-        scale = scale.max(v.abs());
+        let v = v.abs();
+        if v > scale {
+            scale = v;
+        }
     }
     let tiny = scale * T::EPSILON * T::from_usize(n);
     for (i, p) in perm.iter_mut().enumerate().take(n) {

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the firmware (release) and prints its section sizes and the deterministic instruction
+# count of one RK4 step: the instructions QEMU executes between the `bench_start` and `bench_end`
+# markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
+# Instructions, not cycles: QEMU has no cycle model.
+#
+# Usage: firmware/measure.sh    (from any directory)
+# Output:
+#   text=… data=… bss=…
+#   rk4_step_instructions=…
+# Profile settings can be overridden through cargo's environment, e.g.
+#   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+command -v qemu-system-arm >/dev/null || {
+    echo "measure.sh: qemu-system-arm not found (apt-get install -y qemu-system-arm)" >&2; exit 1; }
+
+elf=$(cargo build --release --message-format=json-render-diagnostics \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+[ -n "$elf" ] && [ -f "$elf" ] || { echo "measure.sh: build produced no executable" >&2; exit 1; }
+
+# Sizes: binutils' arm-none-eabi-size, else llvm-size from the toolchain's llvm-tools.
+size_tool=""
+if command -v arm-none-eabi-size >/dev/null; then
+    size_tool=arm-none-eabi-size
+else
+    for s in "$(rustc --print sysroot)"/lib/rustlib/*/bin/llvm-size; do
+        [ -x "$s" ] && { size_tool="$s"; break; }
+    done
+fi
+[ -n "$size_tool" ] || {
+    echo "measure.sh: no arm-none-eabi-size or llvm-size (rustup component add llvm-tools)" >&2; exit 1; }
+# Berkeley format: "text data bss dec hex filename" on the second line.
+"$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
+
+# The trace streams through a FIFO in a temporary directory (the whole run would log ~2.4 GB):
+# awk counts the first region and stops, then QEMU is stopped.
+tmp=$(mktemp -d)
+qemu_pid=""
+awk_pid=""
+cleanup() {
+    for pid in $awk_pid $qemu_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fifo="$tmp/trace.log"
+mkfifo "$fifo"
+timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+    -semihosting-config enable=on,target=native \
+    -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
+    -kernel "$elf" >"$tmp/qemu.out" 2>&1 &
+qemu_pid=$!
+timeout 180 awk '
+    /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
+    /\] bench_end$/   { if (inb) { print n; found = 1; exit }; next }
+    inb { n++ }
+    END { if (!found) exit 1 }
+' "$fifo" >"$tmp/count" &
+awk_pid=$!
+while kill -0 "$awk_pid" 2>/dev/null; do
+    if ! kill -0 "$qemu_pid" 2>/dev/null; then
+        # QEMU is gone. If it never opened the trace, awk still waits in open(): release it.
+        timeout 1 sh -c ': >"$1"' sh "$fifo" 2>/dev/null || true
+        break
+    fi
+    sleep 0.05
+done
+status=0
+wait "$awk_pid" || status=$?
+awk_pid=""
+if [ "$status" -ne 0 ] || [ ! -s "$tmp/count" ]; then
+    echo "measure.sh: no bench_start..bench_end region in the trace; QEMU said:" >&2
+    kill "$qemu_pid" 2>/dev/null || true
+    wait "$qemu_pid" 2>/dev/null || true
+    qemu_pid=""
+    cat "$tmp/qemu.out" >&2
+    exit 1
+fi
+echo "rk4_step_instructions=$(cat "$tmp/count")"

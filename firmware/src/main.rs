@@ -1,0 +1,134 @@
+//! Keel's core on an emulated Cortex-M4F (QEMU `mps2-an386`).
+//!
+//! Builds the paper's 3-link chain pendulum in `f32`, integrates 1000 classic RK4 steps of
+//! `dt = 0.01` from a fixed initial state and prints the final state as raw `f32` bits over
+//! semihosting, so a host can compare it bit for bit (and no float-formatting code is needed for
+//! the result). The first step runs between the markers [`bench_start`] and [`bench_end`], whose
+//! addresses `measure.sh` finds in QEMU's execution trace to count the instructions of one step.
+
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::fmt;
+use core::hint::black_box;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln};
+use keel_core::dynamics::systems::ChainPendulum;
+use keel_core::integrate::{Rk4, StateVector};
+use panic_semihosting as _;
+
+/// Links of the pendulum.
+const LINKS: usize = 3;
+/// Step size (s).
+const DT: f32 = 0.01;
+/// Steps taken.
+const STEPS: usize = 1000;
+/// Initial link angles from the downward vertical (rad).
+const ANGLES: [f32; LINKS] = [0.3, -0.2, 1.1];
+/// Initial angular velocities (rad/s).
+const RATES: [f32; LINKS] = [0.0, 0.5, -0.3];
+
+/// Start of the measured region. Not inlined, and its body differs from [`bench_end`]'s so the
+/// linker cannot fold the two into one address; unmangled so the trace names it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_start() {
+    // SAFETY: a `nop` has no effect; without `nomem` the compiler treats it as touching memory,
+    // so loads and stores of the measured state are not moved across the marker.
+    unsafe { asm!("nop") }
+}
+
+/// End of the measured region (see [`bench_start`]).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_end() {
+    // SAFETY: as in `bench_start`.
+    unsafe { asm!("nop", "nop") }
+}
+
+/// Formats `f32`s as their bits: 8 lowercase hex digits each, comma-separated.
+struct Bits<'a>(&'a [f32]);
+
+impl fmt::Display for Bits<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{:08x}", v.to_bits())?;
+        }
+        Ok(())
+    }
+}
+
+fn run() -> keel_core::Result<()> {
+    // Opaque to the optimiser: the parameters are data, as on a controller that loads them, not
+    // constants folded into the vector field (keeps the instruction count honest).
+    let pendulum = black_box(ChainPendulum::<f32, LINKS>::paper()?);
+    let rk4 = black_box(Rk4::new(DT)?);
+    let mechanics = pendulum.mechanics();
+
+    let mut z = pendulum.state_from_angles(&ANGLES, &RATES);
+    let energy0 = mechanics.energy(&z);
+    let mut t = 0.0f32;
+
+    // The measured step: `z` lives in memory that the markers may touch, so the step's loads come
+    // after `bench_start` and its stores before `bench_end`.
+    black_box(&mut z);
+    bench_start();
+    let first = rk4.step(mechanics, t, &mut z);
+    bench_end();
+    first?;
+    t += DT;
+
+    for _ in 1..STEPS {
+        rk4.step(mechanics, t, &mut z)?;
+        t += DT;
+    }
+
+    let energy = mechanics.energy(&z);
+    // Everything the host needs to rerun the scenario travels in the line (`keel firmware check`).
+    hprintln!(
+        "KEEL-FW system={} links={} integrator=rk4 dtype=f32 dt={:08x} steps={} angles={} rates={} state={}",
+        ChainPendulum::<f32, LINKS>::NAME,
+        LINKS,
+        DT.to_bits(),
+        STEPS,
+        Bits(&ANGLES),
+        Bits(&RATES),
+        Bits(z.as_slice()),
+    );
+    hprintln!(
+        "KEEL-FW energy0={:08x} energy={:08x}",
+        energy0.to_bits(),
+        energy.to_bits()
+    );
+    Ok(())
+}
+
+#[entry]
+fn main() -> ! {
+    match run() {
+        Ok(()) => debug::exit(debug::EXIT_SUCCESS),
+        Err(e) => {
+            // The variant name only: formatting the error's f64 fields would add ~37 kB of flash.
+            hprintln!("KEEL-FW error={}", e.kind());
+            debug::exit(debug::EXIT_FAILURE);
+        }
+    }
+    // `debug::exit` returns if semihosting is off (not under QEMU's `-semihosting-config`).
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("KEEL-FW hardfault {:?}", frame);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
