@@ -155,6 +155,26 @@ macro_rules! per_scalar {
             }
 
             #[test]
+            fn dopri5_energy_drift_stays_near_rtol() {
+                let rtol = if EPS > 1e-10 { 1e-5 } else { 1e-10 };
+                let g = Gyroscope::<T>::paper().unwrap();
+                let m = g.mechanics();
+                let z0 = m.from_velocity_form(&g.velocity_state_from_euler(
+                    [T::from_f64(0.3), T::from_f64(1.0), T::from_f64(0.2)],
+                    [T::from_f64(0.5), T::from_f64(0.3), T::from_f64(10.0)],
+                ));
+                let scale = (m.kinetic_energy(z0.p()) + m.potential().energy(z0.x()).abs()).to_f64();
+                let e0 = m.energy(&z0).to_f64();
+                let mut s = Dopri5::new(T::from_f64(rtol), T::from_f64(rtol)).unwrap().start(m, T::ZERO, z0).unwrap();
+                let mut worst = 0.0f64;
+                for k in 1..=100 {
+                    let z = s.advance_to(m, T::from_f64(0.02 * k as f64)).unwrap();
+                    worst = worst.max((m.energy(&z).to_f64() - e0).abs() / scale);
+                }
+                assert!(worst < 100.0 * rtol, "drift {worst:e} at rtol {rtol:e}");
+            }
+
+            #[test]
             fn rk4_converges_to_dopri5() {
                 let g = Gyroscope::<T>::paper().unwrap();
                 let m = g.mechanics();
