@@ -4,7 +4,7 @@
 //! Each is a separate type with its own contract — a fixed-step integrator has no tolerance to
 //! ignore, an adaptive one has no step size to set — and each advances one step at a time
 //! without allocating, so a control loop can call it. A non-finite state is an
-//! [`Error::NonFinite`](crate::Error::NonFinite), never a silent NaN.
+//! [`Error::NonFinite`], never a silent NaN.
 
 mod dopri5;
 mod leapfrog;
