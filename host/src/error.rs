@@ -40,6 +40,71 @@ pub enum Error {
         /// The core's error.
         source: keel_core::Error,
     },
+    /// Two tensor shapes do not fit an operation.
+    #[error("{op}: shapes {lhs} and {rhs} do not match")]
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's shape.
+        lhs: crate::tensor::Shape,
+        /// Second operand's shape (or the expected shape).
+        rhs: crate::tensor::Shape,
+    },
+    /// Two tensors have different element types.
+    #[error("{op}: element types {lhs} and {rhs} differ")]
+    DTypeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's type.
+        lhs: crate::backend::DType,
+        /// Second operand's type.
+        rhs: crate::backend::DType,
+    },
+    /// A tensor of too high a rank.
+    #[error("{op}: rank {rank} exceeds the maximum {max}")]
+    Rank {
+        /// The operation.
+        op: &'static str,
+        /// Rank requested.
+        rank: usize,
+        /// Largest rank supported.
+        max: usize,
+    },
+    /// An axis out of range.
+    #[error("{op}: axis {axis} is invalid for shape {shape}")]
+    Axis {
+        /// The operation.
+        op: &'static str,
+        /// The axis given.
+        axis: isize,
+        /// The tensor's shape.
+        shape: crate::tensor::Shape,
+    },
+    /// An index out of range.
+    #[error("{op}: index {index} out of range for size {len}")]
+    Index {
+        /// The operation.
+        op: &'static str,
+        /// The index.
+        index: usize,
+        /// The size indexed.
+        len: usize,
+    },
+    /// An operation given no tensors.
+    #[error("{op}: no tensors given")]
+    Empty {
+        /// The operation.
+        op: &'static str,
+    },
+    /// Differentiation with respect to a tensor that is not a variable.
+    #[error("{op}: input is not a variable (use Tensor::variable)")]
+    NotTracked {
+        /// The operation.
+        op: &'static str,
+    },
+    /// A CUDA device was requested from a build without CUDA support.
+    #[error("this build of keel has no CUDA support; use --device cpu (or auto)")]
+    CudaNotCompiled,
     /// Plotting failed.
     #[error("plot {path}: {reason}")]
     Plot {

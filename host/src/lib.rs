@@ -13,10 +13,20 @@
 
 #![deny(missing_docs)]
 
+pub mod autodiff;
+pub mod backend;
 pub mod error;
 pub mod firmware;
+pub mod init;
+pub mod nn;
+pub mod optim;
 pub mod output;
+pub mod params;
 pub mod plot;
 pub mod simulate;
+pub mod tensor;
 
+pub use autodiff::{backward, grad, hvp, jvp, no_grad};
+pub use backend::{DType, Device};
 pub use error::{Error, Result};
+pub use tensor::{Shape, Tensor};

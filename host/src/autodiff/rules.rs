@@ -1,0 +1,234 @@
+//! Derivative rules of every primitive, written with tensor operations (so they can be recorded
+//! and differentiated again).
+
+use std::collections::HashMap;
+
+use super::Op;
+use crate::backend::cpu::kernels::{BinaryOp, UnaryOp};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// `f'(x)` of an elementwise unary op, given its input `x` and output `y`.
+fn unary_derivative(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    Ok(match op {
+        UnaryOp::Neg => x.ones_like().neg(),
+        UnaryOp::Exp => y.clone(),
+        UnaryOp::Log => x.powf(-1.0),
+        UnaryOp::Log1p => x.add_scalar(1.0).powf(-1.0),
+        UnaryOp::Tanh => y.square().affine(-1.0, 1.0),
+        UnaryOp::Sigmoid => y.mul(&y.affine(-1.0, 1.0))?,
+        UnaryOp::Softplus => x.sigmoid(),
+        UnaryOp::Relu => x.step(),
+        UnaryOp::Sin => x.cos(),
+        UnaryOp::Cos => x.sin().neg(),
+        UnaryOp::Sqrt => y.powf(-1.0).mul_scalar(0.5),
+        UnaryOp::Square => x.mul_scalar(2.0),
+        UnaryOp::Abs => x.sign(),
+        UnaryOp::Step | UnaryOp::Sign => x.zeros_like(),
+    })
+}
+
+/// Vector–Jacobian products: for each input of `op` (which produced `out`), its share of the
+/// cotangent `g`.
+pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a Tensor, Tensor)>> {
+    Ok(match op {
+        Op::Unary(x, u) => {
+            if matches!(u, UnaryOp::Neg) {
+                vec![(x, g.neg())]
+            } else {
+                vec![(x, g.mul(&unary_derivative(*u, x, out)?)?)]
+            }
+        }
+        Op::Affine(x, a) => vec![(x, g.mul_scalar(*a))],
+        Op::Powf(x, c) => vec![(x, g.mul(&x.powf(c - 1.0).mul_scalar(*c))?)],
+        Op::Binary(a, b, bop) => {
+            let (da, db) = (a.dims(), b.dims());
+            match bop {
+                BinaryOp::Add => vec![(a, g.sum_to(da)?), (b, g.sum_to(db)?)],
+                BinaryOp::Sub => vec![(a, g.sum_to(da)?), (b, g.neg().sum_to(db)?)],
+                BinaryOp::Mul => vec![(a, g.mul(b)?.sum_to(da)?), (b, g.mul(a)?.sum_to(db)?)],
+                BinaryOp::Div => {
+                    // d(a/b)/db = −a/b² = −out/b
+                    vec![
+                        (a, g.div(b)?.sum_to(da)?),
+                        (b, g.mul(out)?.div(b)?.neg().sum_to(db)?),
+                    ]
+                }
+                BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq => vec![],
+            }
+        }
+        Op::Where(mask, a, b) => {
+            let zero = g.zeros_like();
+            vec![
+                (a, Tensor::where_(mask, g, &zero)?.sum_to(a.dims())?),
+                (b, Tensor::where_(mask, &zero, g)?.sum_to(b.dims())?),
+            ]
+        }
+        Op::Matmul(a, b, ta, tb) => {
+            let (ta, tb) = (*ta, *tb);
+            // C = Â·B̂ with Â = ta ? Aᵀ : A, B̂ = tb ? Bᵀ : B.
+            let ga = if ta {
+                b.matmul_t(g, tb, true)?
+            } else {
+                g.matmul_t(b, false, !tb)?
+            };
+            let gb = if tb {
+                g.matmul_t(a, true, ta)?
+            } else {
+                a.matmul_t(g, !ta, false)?
+            };
+            vec![(a, ga.sum_to(a.dims())?), (b, gb.sum_to(b.dims())?)]
+        }
+        Op::Sum(x, _) => vec![(x, g.broadcast_to(x.dims())?)],
+        Op::Max(x, axis) => {
+            let mask = x.eq(&out.broadcast_to(x.dims())?)?;
+            let count = mask.sum_keepdim(*axis);
+            vec![(x, g.div(&count)?.broadcast_to(x.dims())?.mul(&mask)?)]
+        }
+        Op::BroadcastTo(x) => vec![(x, g.sum_to(x.dims())?)],
+        Op::Reshape(x) => vec![(x, g.reshape(x.dims())?)],
+        Op::Permute(x, p) => {
+            let r = x.rank();
+            let mut inv = vec![0; r];
+            for (i, &pi) in p[..r].iter().enumerate() {
+                inv[pi] = i;
+            }
+            vec![(x, g.permute(&inv)?)]
+        }
+        Op::Narrow(x, axis, start) => {
+            vec![(x, g.pad_axis(*axis as isize, *start, x.dims()[*axis])?)]
+        }
+        Op::Pad(x, axis, start) => vec![(x, g.narrow(*axis as isize, *start, x.dims()[*axis])?)],
+        Op::Concat(parts, axis) => {
+            let mut start = 0;
+            let mut v = Vec::with_capacity(parts.len());
+            for p in parts {
+                let len = p.dims()[*axis];
+                v.push((p, g.narrow(*axis as isize, start, len)?));
+                start += len;
+            }
+            v
+        }
+        Op::IndexSelect(x, axis, idx) => {
+            vec![(x, g.index_add(*axis as isize, idx, x.dims()[*axis])?)]
+        }
+        Op::IndexAdd(x, axis, idx) => vec![(x, g.index_select(*axis as isize, idx)?)],
+        Op::Cast(x) => vec![(x, g.to_dtype(x.dtype()))],
+    })
+}
+
+/// Jacobian–vector product of one op: the output tangent from the input tangents in `tan`
+/// (missing = zero). `None` when no input has a tangent.
+pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<Option<Tensor>> {
+    let t = |x: &Tensor| tan.get(&x.id());
+    Ok(match op {
+        Op::Unary(x, u) => match t(x) {
+            None => None,
+            Some(tx) if matches!(u, UnaryOp::Neg) => Some(tx.neg()),
+            Some(tx) => Some(tx.mul(&unary_derivative(*u, x, out)?)?),
+        },
+        Op::Affine(x, a) => t(x).map(|tx| tx.mul_scalar(*a)),
+        Op::Powf(x, c) => match t(x) {
+            None => None,
+            Some(tx) => Some(tx.mul(&x.powf(c - 1.0).mul_scalar(*c))?),
+        },
+        Op::Binary(a, b, bop) => {
+            let (ta, tb) = (t(a), t(b));
+            if ta.is_none() && tb.is_none() {
+                return Ok(None);
+            }
+            let shape = out.dims();
+            let part_a = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Option<Tensor>> {
+                ta.map(f).transpose()
+            };
+            let part_b = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Option<Tensor>> {
+                tb.map(f).transpose()
+            };
+            let (pa, pb) = match bop {
+                BinaryOp::Add => (
+                    part_a(&|x| x.broadcast_to(shape))?,
+                    part_b(&|x| x.broadcast_to(shape))?,
+                ),
+                BinaryOp::Sub => (
+                    part_a(&|x| x.broadcast_to(shape))?,
+                    part_b(&|x| x.neg().broadcast_to(shape))?,
+                ),
+                BinaryOp::Mul => (part_a(&|x| x.mul(b))?, part_b(&|x| a.mul(x))?),
+                BinaryOp::Div => (
+                    part_a(&|x| x.div(b))?,
+                    part_b(&|x| x.mul(out)?.div(b).map(|v| v.neg()))?,
+                ),
+                BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq => (None, None),
+            };
+            sum_opt(pa, pb)?
+        }
+        Op::Where(mask, a, b) => {
+            let (ta, tb) = (t(a), t(b));
+            if ta.is_none() && tb.is_none() {
+                return Ok(None);
+            }
+            let za = ta.cloned().unwrap_or_else(|| a.zeros_like());
+            let zb = tb.cloned().unwrap_or_else(|| b.zeros_like());
+            Some(Tensor::where_(mask, &za, &zb)?)
+        }
+        Op::Matmul(a, b, ta, tb) => {
+            let pa = t(a).map(|x| x.matmul_t(b, *ta, *tb)).transpose()?;
+            let pb = t(b).map(|x| a.matmul_t(x, *ta, *tb)).transpose()?;
+            sum_opt(pa, pb)?
+        }
+        Op::Sum(x, axis) => t(x).map(|tx| tx.sum_keepdim(*axis)),
+        Op::Max(x, axis) => match t(x) {
+            None => None,
+            Some(tx) => {
+                let mask = x.eq(&out.broadcast_to(x.dims())?)?;
+                let count = mask.sum_keepdim(*axis);
+                Some(tx.mul(&mask)?.sum_keepdim(*axis).div(&count)?)
+            }
+        },
+        Op::BroadcastTo(x) => t(x).map(|tx| tx.broadcast_to(out.dims())).transpose()?,
+        Op::Reshape(_) => unary_tangent(op, tan, |tx| tx.reshape(out.dims()))?,
+        Op::Permute(x, p) => t(x).map(|tx| tx.permute(&p[..x.rank()])).transpose()?,
+        Op::Narrow(x, axis, start) => t(x)
+            .map(|tx| tx.narrow(*axis as isize, *start, out.dims()[*axis]))
+            .transpose()?,
+        Op::Pad(x, axis, start) => t(x)
+            .map(|tx| tx.pad_axis(*axis as isize, *start, out.dims()[*axis]))
+            .transpose()?,
+        Op::Concat(parts, axis) => {
+            if parts.iter().all(|p| t(p).is_none()) {
+                return Ok(None);
+            }
+            let pieces: Vec<Tensor> = parts
+                .iter()
+                .map(|p| t(p).cloned().unwrap_or_else(|| p.zeros_like()))
+                .collect();
+            Some(Tensor::concat(&pieces, *axis as isize)?)
+        }
+        Op::IndexSelect(x, axis, idx) => t(x)
+            .map(|tx| tx.index_select(*axis as isize, idx))
+            .transpose()?,
+        Op::IndexAdd(x, axis, idx) => t(x)
+            .map(|tx| tx.index_add(*axis as isize, idx, out.dims()[*axis]))
+            .transpose()?,
+        Op::Cast(x) => t(x).map(|tx| tx.to_dtype(out.dtype())),
+    })
+}
+
+fn unary_tangent(
+    op: &Op,
+    tan: &HashMap<u64, Tensor>,
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Option<Tensor>> {
+    op.inputs()
+        .first()
+        .and_then(|x| tan.get(&x.id()))
+        .map(f)
+        .transpose()
+}
+
+fn sum_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {
+    Ok(match (a, b) {
+        (Some(a), Some(b)) => Some(a.add(&b)?),
+        (a, b) => a.or(b),
+    })
+}

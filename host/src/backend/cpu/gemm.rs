@@ -1,0 +1,127 @@
+//! Matrix products through the `gemm` crate (cache-blocked, SIMD, multi-threaded above its own
+//! work threshold). Transposed operands are passed as swapped strides, never copied.
+//!
+//! This is the host's one `unsafe` site outside the CUDA launch module: `gemm::gemm` takes raw
+//! pointers and strides.
+
+use super::float::Float;
+
+/// Shape of one product: `C[m×n] = op(A)[m×k] · op(B)[k×n]`, `op` = transpose when flagged.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulDims {
+    /// Rows of the result.
+    pub m: usize,
+    /// Columns of the result.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// `A` is stored `[k, m]` and used transposed.
+    pub ta: bool,
+    /// `B` is stored `[n, k]` and used transposed.
+    pub tb: bool,
+}
+
+/// `batch` products (`a_stride`/`b_stride` elements between operands, 0 to broadcast one operand
+/// across the batch), each written row-major into consecutive `m·n` blocks of the result.
+pub fn matmul<T: Float>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    batch: usize,
+    d: MatmulDims,
+) -> Vec<T> {
+    let MatmulDims { m, n, k, ta, tb } = d;
+    let mut out = T::take(batch * m * n);
+    out.resize(batch * m * n, T::ZERO);
+    if m == 0 || n == 0 {
+        return out;
+    }
+    if k == 0 {
+        return out; // empty sum
+    }
+    // Row/column strides of the logical operands.
+    let (a_rs, a_cs) = if ta {
+        (1isize, m as isize)
+    } else {
+        (k as isize, 1isize)
+    };
+    let (b_rs, b_cs) = if tb {
+        (1isize, k as isize)
+    } else {
+        (n as isize, 1isize)
+    };
+    assert!(
+        a.len() >= (batch - 1) * a_stride + m * k && b.len() >= (batch - 1) * b_stride + k * n,
+        "matmul operand sizes"
+    );
+    for (i, c) in out.chunks_exact_mut(m * n).enumerate() {
+        let pa = a[i * a_stride..].as_ptr();
+        let pb = b[i * b_stride..].as_ptr();
+        // SAFETY: `gemm::gemm::<T>(m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs,
+        // rhs, rhs_cs, rhs_rs, alpha, beta, …)`: `c` holds exactly m·n elements written with
+        // row stride n and column stride 1; the operands were checked above to hold the m·k and
+        // k·n elements their strides reach from `pa`/`pb`; `read_dst = false`, so `alpha` is
+        // unused and `c = beta·A·B` with beta = 1.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                pa,
+                a_cs,
+                a_rs,
+                pb,
+                b_cs,
+                b_rs,
+                T::ZERO,
+                T::ONE,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], d: MatmulDims) -> Vec<f64> {
+        let mut c = vec![0.0; d.m * d.n];
+        for i in 0..d.m {
+            for j in 0..d.n {
+                for p in 0..d.k {
+                    let av = if d.ta { a[p * d.m + i] } else { a[i * d.k + p] };
+                    let bv = if d.tb { b[j * d.k + p] } else { b[p * d.n + j] };
+                    c[i * d.n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn all_transpose_combinations_match_the_naive_product() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let d = MatmulDims { m, n, k, ta, tb };
+                let got = matmul(&a, 0, &b, 0, 1, d);
+                let want = naive(&a, &b, d);
+                for (x, y) in got.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-14, "ta={ta} tb={tb}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! Generic CPU kernels on contiguous row-major buffers. Every kernel writes a fresh buffer taken
+//! from the pool ([`Float::take`]); shapes are validated by the caller.
+
+use rayon::prelude::*;
+
+use super::float::Float;
+use crate::tensor::{Shape, MAX_RANK};
+
+/// Elementwise counts above which kernels split work across threads.
+const PAR_THRESHOLD: usize = 1 << 16;
+
+/// Unary elementwise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// −x
+    Neg,
+    /// eˣ
+    Exp,
+    /// ln x
+    Log,
+    /// ln(1 + x)
+    Log1p,
+    /// tanh x
+    Tanh,
+    /// 1/(1 + e⁻ˣ)
+    Sigmoid,
+    /// ln(1 + eˣ), computed stably
+    Softplus,
+    /// max(x, 0)
+    Relu,
+    /// sin x
+    Sin,
+    /// cos x
+    Cos,
+    /// √x
+    Sqrt,
+    /// x²
+    Square,
+    /// |x|
+    Abs,
+    /// 1 where x > 0, else 0 (not differentiable)
+    Step,
+    /// sign(x) ∈ {−1, 0, 1} (not differentiable)
+    Sign,
+}
+
+#[inline]
+fn sigmoid<T: Float>(x: T) -> T {
+    if x >= T::ZERO {
+        T::ONE / (T::ONE + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (T::ONE + e)
+    }
+}
+
+#[inline]
+fn apply<T: Float>(op: UnaryOp, x: T) -> T {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => sigmoid(x),
+        UnaryOp::Softplus => {
+            let m = if x > T::ZERO { x } else { T::ZERO };
+            m + (-(x.abs())).exp().ln_1p()
+        }
+        UnaryOp::Relu => {
+            if x > T::ZERO {
+                x
+            } else {
+                T::ZERO
+            }
+        }
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Square => x * x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Step => {
+            if x > T::ZERO {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+        UnaryOp::Sign => {
+            if x > T::ZERO {
+                T::ONE
+            } else if x < T::ZERO {
+                -T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+    }
+}
+
+/// Maps every element with `f`, in parallel for large buffers.
+#[inline]
+pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    let mut out = T::take(x.len());
+    if x.len() >= PAR_THRESHOLD {
+        out.resize(x.len(), T::ZERO);
+        out.par_iter_mut()
+            .zip(x.par_iter())
+            .for_each(|(o, v)| *o = f(*v));
+    } else {
+        out.extend(x.iter().map(|v| f(*v)));
+    }
+    out
+}
+
+/// `op(x)` elementwise.
+pub fn unary<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
+    map(x, |v| apply(op, v))
+}
+
+/// Binary elementwise operations (with broadcasting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// a + b
+    Add,
+    /// a − b
+    Sub,
+    /// a · b
+    Mul,
+    /// a / b
+    Div,
+    /// max(a, b) (not differentiated through)
+    Max,
+    /// 1 where a > b (not differentiable)
+    Gt,
+    /// 1 where a == b (not differentiable)
+    Eq,
+}
+
+#[inline]
+fn apply2<T: Float>(op: BinaryOp, a: T, b: T) -> T {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => {
+            if a >= b || b.is_nan() {
+                a
+            } else {
+                b
+            }
+        }
+        BinaryOp::Gt => {
+            if a > b {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+        BinaryOp::Eq => {
+            if a == b {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+    }
+}
+
+/// Iterates the row-major indices of `shape` (rank ≤ 4, padded) calling
+/// `f(offset_a, offset_b, offset_c, run)` for each contiguous run of the last axis.
+fn for_each_row(
+    shape: &Shape,
+    strides: [[usize; MAX_RANK]; 3],
+    mut f: impl FnMut([usize; 3], usize),
+) {
+    let r = shape.rank();
+    if r == 0 {
+        f([0, 0, 0], 1);
+        return;
+    }
+    let mut dims = [1usize; MAX_RANK];
+    let mut st = [[0usize; MAX_RANK]; 3];
+    // Right-align into 4 slots.
+    for i in 0..r {
+        dims[MAX_RANK - r + i] = shape.dim(i);
+        for k in 0..3 {
+            st[k][MAX_RANK - r + i] = strides[k][i];
+        }
+    }
+    let last = dims[3];
+    for i0 in 0..dims[0] {
+        for i1 in 0..dims[1] {
+            for i2 in 0..dims[2] {
+                let off = |k: usize| i0 * st[k][0] + i1 * st[k][1] + i2 * st[k][2];
+                f([off(0), off(1), off(2)], last);
+            }
+        }
+    }
+}
+
+/// `op(a, b)` with numpy broadcasting to `out_shape`.
+pub fn binary<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    sa: &Shape,
+    b: &[T],
+    sb: &Shape,
+    out_shape: &Shape,
+) -> Vec<T> {
+    let n = out_shape.numel();
+    let mut out = T::take(n);
+    if sa == out_shape && sb == out_shape {
+        if n >= PAR_THRESHOLD {
+            out.resize(n, T::ZERO);
+            out.par_iter_mut()
+                .zip(a.par_iter().zip(b.par_iter()))
+                .for_each(|(o, (x, y))| *o = apply2(op, *x, *y));
+        } else {
+            out.extend(a.iter().zip(b).map(|(x, y)| apply2(op, *x, *y)));
+        }
+        return out;
+    }
+    if b.len() == 1 && sa == out_shape {
+        let y = b[0];
+        out.extend(a.iter().map(|x| apply2(op, *x, y)));
+        return out;
+    }
+    if a.len() == 1 && sb == out_shape {
+        let x = a[0];
+        out.extend(b.iter().map(|y| apply2(op, x, *y)));
+        return out;
+    }
+    let ta = sa.broadcast_strides(out_shape);
+    let tb = sb.broadcast_strides(out_shape);
+    let r = out_shape.rank();
+    let (la, lb) = (ta[r - 1], tb[r - 1]);
+    for_each_row(out_shape, [ta, tb, [0; MAX_RANK]], |[oa, ob, _], run| {
+        for j in 0..run {
+            out.push(apply2(op, a[oa + j * la], b[ob + j * lb]));
+        }
+    });
+    out
+}
+
+/// `mask ? a : b` with broadcasting of all three to `out_shape` (`mask` nonzero = true).
+#[allow(clippy::too_many_arguments)]
+pub fn where_<T: Float>(
+    mask: &[T],
+    sm: &Shape,
+    a: &[T],
+    sa: &Shape,
+    b: &[T],
+    sb: &Shape,
+    out_shape: &Shape,
+) -> Vec<T> {
+    let mut out = T::take(out_shape.numel());
+    let (tm, ta, tb) = (
+        sm.broadcast_strides(out_shape),
+        sa.broadcast_strides(out_shape),
+        sb.broadcast_strides(out_shape),
+    );
+    let r = out_shape.rank();
+    if r == 0 {
+        out.push(if mask[0] != T::ZERO { a[0] } else { b[0] });
+        return out;
+    }
+    let (lm, la, lb) = (tm[r - 1], ta[r - 1], tb[r - 1]);
+    for_each_row(out_shape, [tm, ta, tb], |[om, oa, ob], run| {
+        for j in 0..run {
+            out.push(if mask[om + j * lm] != T::ZERO {
+                a[oa + j * la]
+            } else {
+                b[ob + j * lb]
+            });
+        }
+    });
+    out
+}
+
+/// `a·x + b` elementwise.
+pub fn affine<T: Float>(x: &[T], a: T, b: T) -> Vec<T> {
+    map(x, |v| a * v + b)
+}
+
+/// `xᶜ` elementwise.
+pub fn powf<T: Float>(x: &[T], c: T) -> Vec<T> {
+    map(x, |v| v.powf(c))
+}
+
+/// Sum over `axis` of a tensor viewed as `[outer, dim, inner]` → `[outer, inner]`.
+pub fn sum_axis<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
+    let mut out = T::take(outer * inner);
+    out.resize(outer * inner, T::ZERO);
+    for o in 0..outer {
+        let dst = &mut out[o * inner..(o + 1) * inner];
+        let src = &x[o * dim * inner..(o + 1) * dim * inner];
+        if inner == 1 {
+            let mut s = T::ZERO;
+            for v in src {
+                s += *v;
+            }
+            dst[0] = s;
+        } else {
+            for row in src.chunks_exact(inner) {
+                for (d, v) in dst.iter_mut().zip(row) {
+                    *d += *v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Maximum over `axis` (`[outer, dim, inner]` → `[outer, inner]`); NaN propagates.
+pub fn max_axis<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
+    let mut out = T::take(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut m = x[o * dim * inner + i];
+            for d in 1..dim {
+                let v = x[(o * dim + d) * inner + i];
+                if v > m || v.is_nan() {
+                    m = v;
+                }
+            }
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// Index of the maximum over `axis` (first on ties) as floats.
+pub fn argmax_axis<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut best = 0;
+            let mut m = x[o * dim * inner + i];
+            for d in 1..dim {
+                let v = x[(o * dim + d) * inner + i];
+                if v > m {
+                    m = v;
+                    best = d;
+                }
+            }
+            out.push(best);
+        }
+    }
+    out
+}
+
+/// Broadcasts `x` of shape `s` to `target`.
+pub fn broadcast_to<T: Float>(x: &[T], s: &Shape, target: &Shape) -> Vec<T> {
+    let mut out = T::take(target.numel());
+    let t = s.broadcast_strides(target);
+    let r = target.rank();
+    if r == 0 {
+        out.push(x[0]);
+        return out;
+    }
+    let l = t[r - 1];
+    for_each_row(
+        target,
+        [t, [0; MAX_RANK], [0; MAX_RANK]],
+        |[o, _, _], run| {
+            if l == 1 {
+                out.extend_from_slice(&x[o..o + run]);
+            } else {
+                let v = x[o];
+                out.extend(std::iter::repeat_n(v, run));
+            }
+        },
+    );
+    out
+}
+
+/// Permutes axes: output axis `i` is input axis `perm[i]`.
+pub fn permute<T: Float>(x: &[T], s: &Shape, perm: &[usize]) -> (Vec<T>, Shape) {
+    let r = s.rank();
+    let in_strides = s.strides();
+    let mut dims = [1usize; MAX_RANK];
+    let mut strides = [0usize; MAX_RANK];
+    for i in 0..r {
+        dims[i] = s.dim(perm[i]);
+        strides[i] = in_strides[perm[i]];
+    }
+    let out_shape = Shape::new(&dims[..r]).unwrap_or(*s);
+    let mut out = T::take(s.numel());
+    if r == 0 {
+        out.push(x[0]);
+        return (out, out_shape);
+    }
+    let l = strides[r - 1];
+    for_each_row(
+        &out_shape,
+        [strides, [0; MAX_RANK], [0; MAX_RANK]],
+        |[o, _, _], run| {
+            for j in 0..run {
+                out.push(x[o + j * l]);
+            }
+        },
+    );
+    (out, out_shape)
+}
+
+/// `x[..., start..start+len, ...]` along the middle axis of `[outer, dim, inner]`.
+pub fn narrow<T: Float>(
+    x: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    start: usize,
+    len: usize,
+) -> Vec<T> {
+    let mut out = T::take(outer * len * inner);
+    for o in 0..outer {
+        let base = (o * dim + start) * inner;
+        out.extend_from_slice(&x[base..base + len * inner]);
+    }
+    out
+}
+
+/// Places `x` (`[outer, len, inner]`) at `start` of a zero tensor `[outer, full, inner]`.
+pub fn pad<T: Float>(
+    x: &[T],
+    outer: usize,
+    len: usize,
+    inner: usize,
+    start: usize,
+    full: usize,
+) -> Vec<T> {
+    let mut out = T::take(outer * full * inner);
+    for o in 0..outer {
+        out.extend(std::iter::repeat_n(T::ZERO, start * inner));
+        out.extend_from_slice(&x[o * len * inner..(o + 1) * len * inner]);
+        out.extend(std::iter::repeat_n(T::ZERO, (full - start - len) * inner));
+    }
+    out
+}
+
+/// Concatenates `[outer, dᵢ, inner]` pieces along the middle axis.
+pub fn concat<T: Float>(parts: &[(&[T], usize)], outer: usize, inner: usize) -> Vec<T> {
+    let total: usize = parts.iter().map(|p| p.1).sum();
+    let mut out = T::take(outer * total * inner);
+    for o in 0..outer {
+        for (x, d) in parts {
+            out.extend_from_slice(&x[o * d * inner..(o + 1) * d * inner]);
+        }
+    }
+    out
+}
+
+/// Gathers `idx` along the middle axis: `[outer, dim, inner]` → `[outer, idx.len(), inner]`.
+pub fn index_select<T: Float>(
+    x: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    idx: &[usize],
+) -> Vec<T> {
+    let mut out = T::take(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &i in idx {
+            let base = (o * dim + i) * inner;
+            out.extend_from_slice(&x[base..base + inner]);
+        }
+    }
+    out
+}
+
+/// Scatter-adds `src` (`[outer, idx.len(), inner]`) into zeros `[outer, dim, inner]` at `idx`.
+pub fn index_add<T: Float>(
+    src: &[T],
+    outer: usize,
+    dim: usize,
+    inner: usize,
+    idx: &[usize],
+) -> Vec<T> {
+    let mut out = T::take(outer * dim * inner);
+    out.resize(outer * dim * inner, T::ZERO);
+    let n = idx.len();
+    for o in 0..outer {
+        for (j, &i) in idx.iter().enumerate() {
+            let dst = (o * dim + i) * inner;
+            let s = (o * n + j) * inner;
+            for k in 0..inner {
+                out[dst + k] += src[s + k];
+            }
+        }
+    }
+    out
+}
+
+/// Converts between element types.
+pub fn cast<A: Float, B: Float>(x: &[A]) -> Vec<B> {
+    let mut out = B::take(x.len());
+    out.extend(x.iter().map(|v| B::from_f64(v.to_f64())));
+    out
+}

@@ -1,0 +1,193 @@
+//! Layers built on the tensor engine: dense layers and multilayer perceptrons whose parameters
+//! live in a [`Params`] (so the optimizer, export and checkpoints see them by name).
+
+use keel_core::random::Xoshiro256PlusPlus;
+
+use crate::backend::DType;
+use crate::error::{Error, Result};
+use crate::init::{self, Init};
+use crate::params::{ParamId, Params};
+use crate::tensor::Tensor;
+
+/// Elementwise nonlinearities (the names match the exported `keel.config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// max(x, 0)
+    Relu,
+    /// tanh
+    Tanh,
+    /// logistic sigmoid
+    Sigmoid,
+    /// x·sigmoid(x) (swish)
+    Silu,
+    /// ln(1 + eˣ)
+    Softplus,
+    /// no nonlinearity
+    Identity,
+}
+
+impl Activation {
+    /// The name used on the command line and in exported files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Silu => "silu",
+            Activation::Softplus => "softplus",
+            Activation::Identity => "identity",
+        }
+    }
+
+    /// Parses a name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the choices.
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "relu" => Activation::Relu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "silu" | "swish" => Activation::Silu,
+            "softplus" => Activation::Softplus,
+            "identity" | "linear" => Activation::Identity,
+            _ => {
+                return Err(Error::invalid(
+                    "--activation",
+                    s,
+                    "expected relu, tanh, sigmoid, silu, softplus or identity",
+                ))
+            }
+        })
+    }
+
+    /// Applies the nonlinearity.
+    ///
+    /// # Errors
+    /// Never for valid tensors.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Activation::Relu => x.relu(),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Silu => x.silu()?,
+            Activation::Softplus => x.softplus(),
+            Activation::Identity => x.clone(),
+        })
+    }
+}
+
+/// A dense layer `y = x Wᵀ + b` with `W: [out, in]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    /// Weight parameter.
+    pub weight: ParamId,
+    /// Bias parameter.
+    pub bias: ParamId,
+    /// Input width.
+    pub inp: usize,
+    /// Output width.
+    pub out: usize,
+}
+
+impl Linear {
+    /// Creates `layer{index}.weight` / `layer{index}.bias` in `params`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a zero width or a duplicate name.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        params: &mut Params,
+        name: &str,
+        inp: usize,
+        out: usize,
+        init: Init,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Self> {
+        let w = init::weight(init, out, inp, dtype, rng)?;
+        let b = init::bias(out, inp, dtype, rng)?;
+        Ok(Linear {
+            weight: params.insert(format!("{name}.weight"), w)?,
+            bias: params.insert(format!("{name}.bias"), b)?,
+            inp,
+            out,
+        })
+    }
+
+    /// `x Wᵀ + b` for `x: [batch, in]` (or any leading batch shape).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] naming the layer's and the input's shapes.
+    pub fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        x.matmul_t(params.get(self.weight), false, true)?
+            .add(params.get(self.bias))
+    }
+}
+
+/// A multilayer perceptron: dense layers with an activation between them (not after the last).
+#[derive(Clone, Debug)]
+pub struct Mlp {
+    /// The layers, input first.
+    pub layers: Vec<Linear>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+}
+
+impl Mlp {
+    /// Layers of widths `sizes = [in, h₁, …, out]` named `layer0`, `layer1`, ….
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for fewer than two sizes or a zero width.
+    pub fn new(
+        params: &mut Params,
+        sizes: &[usize],
+        activation: Activation,
+        init: Init,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Self> {
+        if sizes.len() < 2 {
+            return Err(Error::invalid(
+                "sizes",
+                format!("{sizes:?}"),
+                "need an input and an output width",
+            ));
+        }
+        if let Some(z) = sizes.iter().position(|&s| s == 0) {
+            return Err(Error::invalid(
+                "--hidden",
+                format!("{sizes:?}"),
+                format!("width {z} is zero"),
+            ));
+        }
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Linear::new(params, &format!("layer{i}"), w[0], w[1], init, dtype, rng))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mlp { layers, activation })
+    }
+
+    /// The widths `[in, h₁, …, out]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut s = vec![self.layers[0].inp];
+        s.extend(self.layers.iter().map(|l| l.out));
+        s
+    }
+
+    /// Forward pass.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x`'s last axis is not the input width.
+    pub fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(params, &h)?;
+            if i + 1 < self.layers.len() {
+                h = self.activation.apply(&h)?;
+            }
+        }
+        Ok(h)
+    }
+}

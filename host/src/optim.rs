@@ -1,0 +1,490 @@
+//! Optimizers (SGD with momentum/Nesterov, Adam, AdamW), learning-rate schedules and gradient
+//! clipping. Each update is one fused pass per parameter over its buffers (the GPU backend's
+//! fused kernels mirror these loops), following PyTorch's definitions.
+
+use crate::backend::cpu::{CpuStorage, Float};
+use crate::error::{Error, Result};
+use crate::params::{ParamId, Params};
+use crate::tensor::{Element, Tensor};
+
+/// Optimizer state per parameter, in the parameter's element type.
+#[derive(Debug)]
+enum Slots {
+    F32(Vec<Vec<f32>>),
+    F64(Vec<Vec<f64>>),
+}
+
+/// Which update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerKind {
+    /// SGD: `b ← μb + (g + λp)`, `p ← p − lr·(Nesterov ? g + λp + μb : b)`.
+    Sgd {
+        /// Momentum μ (0 for plain SGD).
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 weight decay λ (added to the gradient).
+        weight_decay: f64,
+    },
+    /// Adam (Kingma & Ba 2015) with bias correction; L2 weight decay added to the gradient.
+    Adam {
+        /// β₁.
+        beta1: f64,
+        /// β₂.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+        /// L2 weight decay.
+        weight_decay: f64,
+    },
+    /// AdamW (Loshchilov & Hutter 2019): decoupled weight decay `p ← p − lr·λ·p`.
+    AdamW {
+        /// β₁.
+        beta1: f64,
+        /// β₂.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+        /// Decoupled weight decay λ.
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// Adam with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8, no decay).
+    pub fn adam() -> Self {
+        OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults and the given decay (PyTorch's default is 1e-2).
+    pub fn adamw(weight_decay: f64) -> Self {
+        OptimizerKind::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |name: &str, v: f64| Err(Error::invalid(name, v, "out of range"));
+        match *self {
+            OptimizerKind::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return bad("momentum", momentum);
+                }
+                if !(weight_decay >= 0.0) {
+                    return bad("weight_decay", weight_decay);
+                }
+            }
+            OptimizerKind::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+            | OptimizerKind::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                if !(0.0..1.0).contains(&beta1) {
+                    return bad("beta1", beta1);
+                }
+                if !(0.0..1.0).contains(&beta2) {
+                    return bad("beta2", beta2);
+                }
+                if !(eps > 0.0) {
+                    return bad("eps", eps);
+                }
+                if !(weight_decay >= 0.0) {
+                    return bad("weight_decay", weight_decay);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An optimizer bound to a parameter set's shapes.
+#[derive(Debug)]
+pub struct Optimizer {
+    kind: OptimizerKind,
+    step: u64,
+    m: Option<Slots>,
+    v: Option<Slots>,
+}
+
+fn zeros_like_params(params: &Params) -> Slots {
+    match params.values().first().map(|t| t.dtype()) {
+        Some(crate::backend::DType::F64) => Slots::F64(
+            params
+                .values()
+                .iter()
+                .map(|t| vec![0.0; t.numel()])
+                .collect(),
+        ),
+        _ => Slots::F32(
+            params
+                .values()
+                .iter()
+                .map(|t| vec![0.0; t.numel()])
+                .collect(),
+        ),
+    }
+}
+
+impl Optimizer {
+    /// A fresh optimizer for `params`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for out-of-range hyperparameters or mixed element types.
+    pub fn new(kind: OptimizerKind, params: &Params) -> Result<Self> {
+        kind.validate()?;
+        if let Some(first) = params.values().first() {
+            if params.values().iter().any(|t| t.dtype() != first.dtype()) {
+                return Err(Error::invalid(
+                    "parameters",
+                    "mixed",
+                    "all parameters must share one element type",
+                ));
+            }
+        }
+        let needs_m = !matches!(kind, OptimizerKind::Sgd { momentum, .. } if momentum == 0.0);
+        let needs_v = matches!(
+            kind,
+            OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. }
+        );
+        Ok(Optimizer {
+            kind,
+            step: 0,
+            m: needs_m.then(|| zeros_like_params(params)),
+            v: needs_v.then(|| zeros_like_params(params)),
+        })
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Applies one update with learning rate `lr` and gradients aligned with `params`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if a gradient's shape differs from its parameter's;
+    /// [`Error::InvalidInput`] for a negative or non-finite `lr`.
+    pub fn step(&mut self, params: &mut Params, grads: &[Tensor], lr: f64) -> Result<()> {
+        if !(lr >= 0.0) || !lr.is_finite() {
+            return Err(Error::invalid(
+                "--lr",
+                lr,
+                "learning rate must be ≥ 0 and finite",
+            ));
+        }
+        if grads.len() != params.len() {
+            return Err(Error::invalid(
+                "gradients",
+                grads.len(),
+                format!("expected {}", params.len()),
+            ));
+        }
+        self.step += 1;
+        let t = self.step;
+        for i in 0..params.len() {
+            let p = params.get(ParamId(i)).clone();
+            let g = &grads[i];
+            if g.shape() != p.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "optimizer step",
+                    lhs: p.shape(),
+                    rhs: g.shape(),
+                });
+            }
+            let new = match (p.cpu(), g.to_dtype(p.dtype()).cpu()) {
+                (CpuStorage::F32(pv), CpuStorage::F32(gv)) => {
+                    let (m, v) = (slot_f32(&mut self.m, i), slot_f32(&mut self.v, i));
+                    Tensor::from_vec(update(self.kind, t, lr, pv, gv, m, v), p.dims())?
+                }
+                (CpuStorage::F64(pv), CpuStorage::F64(gv)) => {
+                    let (m, v) = (slot_f64(&mut self.m, i), slot_f64(&mut self.v, i));
+                    Tensor::from_vec(update(self.kind, t, lr, pv, gv, m, v), p.dims())?
+                }
+                _ => unreachable!("gradient converted to the parameter's type"),
+            };
+            params.set(ParamId(i), new)?;
+        }
+        Ok(())
+    }
+}
+
+fn slot_f32(s: &mut Option<Slots>, i: usize) -> Option<&mut Vec<f32>> {
+    match s {
+        Some(Slots::F32(v)) => v.get_mut(i),
+        _ => None,
+    }
+}
+
+fn slot_f64(s: &mut Option<Slots>, i: usize) -> Option<&mut Vec<f64>> {
+    match s {
+        Some(Slots::F64(v)) => v.get_mut(i),
+        _ => None,
+    }
+}
+
+/// One fused update pass; returns the new parameter buffer.
+fn update<T: Float + Element>(
+    kind: OptimizerKind,
+    t: u64,
+    lr: f64,
+    p: &[T],
+    g: &[T],
+    m: Option<&mut Vec<T>>,
+    v: Option<&mut Vec<T>>,
+) -> Vec<T> {
+    let mut out = T::take(p.len());
+    let f = T::from_f64;
+    match kind {
+        OptimizerKind::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => {
+            let (lr, mu, wd) = (f(lr), f(momentum), f(weight_decay));
+            match m {
+                Some(b) if momentum > 0.0 => {
+                    for i in 0..p.len() {
+                        let d = g[i] + wd * p[i];
+                        b[i] = if t == 1 { d } else { mu * b[i] + d };
+                        let step = if nesterov { d + mu * b[i] } else { b[i] };
+                        out.push(p[i] - lr * step);
+                    }
+                }
+                _ => out.extend(p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
+            }
+        }
+        OptimizerKind::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }
+        | OptimizerKind::AdamW {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
+            let (Some(m), Some(v)) = (m, v) else {
+                unreachable!("Adam has both moments")
+            };
+            let bc1 = 1.0 - beta1.powi(t as i32);
+            let bc2 = 1.0 - beta2.powi(t as i32);
+            let (b1, b2, e) = (f(beta1), f(beta2), f(eps));
+            let step_size = f(lr / bc1);
+            let inv_sqrt_bc2 = f(1.0 / bc2.sqrt());
+            let (wd, decay) = (f(weight_decay), f(1.0 - lr * weight_decay));
+            for i in 0..p.len() {
+                let (pi, gi) = if decoupled {
+                    (p[i] * decay, g[i])
+                } else {
+                    (p[i], g[i] + wd * p[i])
+                };
+                m[i] = b1 * m[i] + (T::ONE - b1) * gi;
+                v[i] = b2 * v[i] + (T::ONE - b2) * gi * gi;
+                out.push(pi - step_size * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + e));
+            }
+        }
+    }
+    out
+}
+
+/// A learning-rate schedule over steps (or epochs — the caller decides the unit).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// Constant.
+    Constant,
+    /// Cosine annealing from the base rate to `min_lr` over `total` steps (PyTorch's
+    /// `CosineAnnealingLR` without restarts).
+    Cosine {
+        /// Steps of the whole schedule.
+        total: usize,
+        /// Final rate.
+        min_lr: f64,
+    },
+    /// Multiply by `gamma` every `step_size` steps (`StepLR`).
+    Step {
+        /// Steps between decays.
+        step_size: usize,
+        /// Factor.
+        gamma: f64,
+    },
+}
+
+impl Schedule {
+    /// The rate at step `k` (0-based) for base rate `base`.
+    pub fn lr(&self, base: f64, k: usize) -> f64 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::Cosine { total, min_lr } => {
+                let frac = if total == 0 {
+                    1.0
+                } else {
+                    (k.min(total) as f64) / total as f64
+                };
+                min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * frac).cos())
+            }
+            Schedule::Step { step_size, gamma } => base * gamma.powi((k / step_size.max(1)) as i32),
+        }
+    }
+}
+
+/// Rescales gradients so their global L2 norm is at most `max_norm`; returns the norm before
+/// clipping (PyTorch's `clip_grad_norm_`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a non-positive `max_norm`.
+pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
+    if !(max_norm > 0.0) {
+        return Err(Error::invalid("--clip", max_norm, "must be positive"));
+    }
+    let total = grads
+        .iter()
+        .map(|g| g.to_vec_f64().iter().map(|v| v * v).sum::<f64>())
+        .sum::<f64>()
+        .sqrt();
+    if total > max_norm {
+        let scale = max_norm / (total + 1e-6);
+        for g in grads.iter_mut() {
+            *g = crate::autodiff::no_grad(|| g.mul_scalar(scale));
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::DType;
+
+    fn quadratic_descends(kind: OptimizerKind) {
+        // f(p) = ½|p − c|², ∇f = p − c.
+        let c = [1.0, -2.0, 0.5];
+        let mut params = Params::new();
+        params
+            .insert("p", Tensor::zeros(&[3], DType::F64).unwrap())
+            .unwrap();
+        let mut opt = Optimizer::new(kind, &params).unwrap();
+        for _ in 0..500 {
+            let p = params.get(ParamId(0)).to_vec_f64();
+            let g: Vec<f64> = p.iter().zip(&c).map(|(a, b)| a - b).collect();
+            opt.step(&mut params, &[Tensor::from_vec(g, &[3]).unwrap()], 0.05)
+                .unwrap();
+        }
+        let p = params.get(ParamId(0)).to_vec_f64();
+        for (a, b) in p.iter().zip(&c) {
+            assert!((a - b).abs() < 1e-3, "{kind:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn every_optimizer_minimises_a_quadratic() {
+        quadratic_descends(OptimizerKind::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        });
+        quadratic_descends(OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+        });
+        quadratic_descends(OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        });
+        quadratic_descends(OptimizerKind::adam());
+        quadratic_descends(OptimizerKind::adamw(0.0));
+    }
+
+    #[test]
+    fn adam_first_step_matches_the_closed_form() {
+        // After one step from m = v = 0 with bias correction, the update is lr·g/(|g| + ε).
+        let mut params = Params::new();
+        params
+            .insert("p", Tensor::from_vec(vec![0.5f64, -1.0], &[2]).unwrap())
+            .unwrap();
+        let mut opt = Optimizer::new(OptimizerKind::adam(), &params).unwrap();
+        opt.step(
+            &mut params,
+            &[Tensor::from_vec(vec![2.0f64, -0.1], &[2]).unwrap()],
+            0.01,
+        )
+        .unwrap();
+        let p = params.get(ParamId(0)).to_vec_f64();
+        assert!((p[0] - (0.5 - 0.01 * 2.0 / (2.0 + 1e-8))).abs() < 1e-12);
+        assert!((p[1] - (-1.0 + 0.01 * 0.1 / (0.1 + 1e-8))).abs() < 1e-12);
+        // AdamW's decoupled decay shrinks p by (1 − lr·λ) before the Adam step.
+        let mut params = Params::new();
+        params
+            .insert("p", Tensor::from_vec(vec![1.0f64], &[1]).unwrap())
+            .unwrap();
+        let mut opt = Optimizer::new(OptimizerKind::adamw(0.1), &params).unwrap();
+        opt.step(
+            &mut params,
+            &[Tensor::from_vec(vec![0.0f64], &[1]).unwrap()],
+            0.5,
+        )
+        .unwrap();
+        assert!((params.get(ParamId(0)).to_vec_f64()[0] - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn schedules_and_clipping() {
+        let s = Schedule::Cosine {
+            total: 100,
+            min_lr: 0.0,
+        };
+        assert!(
+            (s.lr(1.0, 0) - 1.0).abs() < 1e-15
+                && (s.lr(1.0, 50) - 0.5).abs() < 1e-12
+                && s.lr(1.0, 100).abs() < 1e-15
+        );
+        assert!(
+            (Schedule::Step {
+                step_size: 10,
+                gamma: 0.5
+            }
+            .lr(1.0, 25)
+                - 0.25)
+                .abs()
+                < 1e-15
+        );
+        let mut g = vec![Tensor::from_vec(vec![3.0f64, 4.0], &[2]).unwrap()];
+        let n = clip_grad_norm(&mut g, 1.0).unwrap();
+        assert!((n - 5.0).abs() < 1e-12);
+        let v = g[0].to_vec_f64();
+        assert!(((v[0] * v[0] + v[1] * v[1]).sqrt() - 1.0).abs() < 1e-6);
+        assert!(Optimizer::new(
+            OptimizerKind::Adam {
+                beta1: 1.0,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0
+            },
+            &Params::new()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,408 @@
+//! Every differentiable operation against central finite differences in f64: reverse-mode
+//! gradients, forward-mode JVPs, and second derivatives (Hessian–vector products through
+//! gradients of gradients). Plus property tests over random shapes.
+
+use keel::autodiff::{grad, hvp, jvp};
+use keel::{DType, Result, Tensor};
+use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+use proptest::prelude::*;
+
+type F = dyn Fn(&[Tensor]) -> Result<Tensor>;
+
+struct Input {
+    dims: Vec<usize>,
+    /// Values are drawn from this range (keeps logs, square roots and kinks honest).
+    lo: f64,
+    hi: f64,
+}
+
+fn input(dims: &[usize]) -> Input {
+    Input {
+        dims: dims.to_vec(),
+        lo: -1.5,
+        hi: 1.5,
+    }
+}
+
+fn positive(dims: &[usize]) -> Input {
+    Input {
+        dims: dims.to_vec(),
+        lo: 0.3,
+        hi: 2.0,
+    }
+}
+
+fn draw(rng: &mut Xoshiro256PlusPlus, inp: &Input) -> Vec<f64> {
+    let n: usize = inp.dims.iter().product();
+    (0..n)
+        .map(|_| inp.lo + (inp.hi - inp.lo) * uniform::<f64, _>(rng))
+        .collect()
+}
+
+fn t(v: &[f64], dims: &[usize]) -> Tensor {
+    Tensor::from_vec(v.to_vec(), dims).unwrap()
+}
+
+/// `L(x) = Σ w ⊙ f(x)` with fixed random weights `w`.
+fn scalarize(f: &F, xs: &[Tensor], w: &Tensor) -> Tensor {
+    f(xs).unwrap().mul(w).unwrap().sum_all()
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// Checks reverse mode, forward mode and Hessian–vector products of `f` at a random point.
+fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let vals: Vec<Vec<f64>> = inputs.iter().map(|i| draw(&mut rng, i)).collect();
+    let vars: Vec<Tensor> = vals
+        .iter()
+        .zip(inputs)
+        .map(|(v, i)| t(v, &i.dims).variable())
+        .collect();
+    let out = f(&vars).unwrap();
+    let w = t(
+        &(0..out.numel())
+            .map(|_| standard_normal::<f64, _>(&mut rng))
+            .collect::<Vec<_>>(),
+        out.dims(),
+    );
+    let loss = out.mul(&w).unwrap().sum_all();
+    let refs: Vec<&Tensor> = vars.iter().collect();
+    let g = grad(&[&loss], &[None], &refs, false).unwrap();
+    let h = 1e-6;
+    let eval = |vals: &[Vec<f64>]| -> f64 {
+        let xs: Vec<Tensor> = vals
+            .iter()
+            .zip(inputs)
+            .map(|(v, i)| t(v, &i.dims))
+            .collect();
+        scalarize(f, &xs, &w).item().unwrap()
+    };
+    // Reverse mode vs finite differences, every component.
+    for (k, inp) in inputs.iter().enumerate() {
+        let gk = g[k]
+            .as_ref()
+            .map(|g| g.to_vec_f64())
+            .unwrap_or_else(|| vec![0.0; vals[k].len()]);
+        assert_eq!(gk.len(), vals[k].len(), "{name}: gradient shape");
+        for j in 0..vals[k].len() {
+            let mut p = vals.clone();
+            let mut m = vals.clone();
+            p[k][j] += h;
+            m[k][j] -= h;
+            let fd = (eval(&p) - eval(&m)) / (2.0 * h);
+            assert!(
+                close(gk[j], fd, 1e-6),
+                "{name}: ∂L/∂x{k}[{j}] reverse {} vs fd {fd} (dims {:?})",
+                gk[j],
+                inp.dims
+            );
+        }
+    }
+    // Forward mode: J·v vs (f(x + hv) − f(x − hv)) / 2h.
+    let tangents: Vec<Tensor> = inputs
+        .iter()
+        .map(|i| t(&draw(&mut rng, &input(&i.dims)), &i.dims))
+        .collect();
+    let trefs: Vec<&Tensor> = tangents.iter().collect();
+    let jv = jvp(&[&out], &refs, &trefs)
+        .unwrap()
+        .pop()
+        .flatten()
+        .map(|t| t.to_vec_f64())
+        .unwrap_or_else(|| vec![0.0; out.numel()]);
+    let shifted = |s: f64| -> Vec<f64> {
+        let xs: Vec<Tensor> = vals
+            .iter()
+            .zip(&tangents)
+            .zip(inputs)
+            .map(|((v, tv), i)| {
+                t(
+                    &v.iter()
+                        .zip(tv.to_vec_f64())
+                        .map(|(a, b)| a + s * b)
+                        .collect::<Vec<_>>(),
+                    &i.dims,
+                )
+            })
+            .collect();
+        f(&xs).unwrap().to_vec_f64()
+    };
+    let (fp, fm) = (shifted(h), shifted(-h));
+    for j in 0..jv.len() {
+        let fd = (fp[j] - fm[j]) / (2.0 * h);
+        assert!(
+            close(jv[j], fd, 1e-6),
+            "{name}: JVP[{j}] forward {} vs fd {fd}",
+            jv[j]
+        );
+    }
+    // JVP agrees with reverse mode: ⟨w, J v⟩ = ⟨Jᵀw, v⟩.
+    let lhs: f64 = jv.iter().zip(w.to_vec_f64()).map(|(a, b)| a * b).sum();
+    let rhs: f64 = g
+        .iter()
+        .zip(&tangents)
+        .map(|(gk, tk)| {
+            gk.as_ref().map_or(0.0, |gk| {
+                gk.to_vec_f64()
+                    .iter()
+                    .zip(tk.to_vec_f64())
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+        })
+        .sum();
+    assert!(
+        close(lhs, rhs, 1e-9),
+        "{name}: ⟨w, Jv⟩ = {lhs} but ⟨Jᵀw, v⟩ = {rhs}"
+    );
+    // Second derivatives: H·v (first input) vs finite differences of the reverse gradient.
+    let v0 = &tangents[0];
+    let x0 = &vars[0];
+    let hv = {
+        let xs = vars.clone();
+        let l = scalarize(f, &xs, &w);
+        hvp(&l, x0, v0).unwrap().to_vec_f64()
+    };
+    let grad_at = |s: f64| -> Vec<f64> {
+        let mut xs: Vec<Tensor> = vals
+            .iter()
+            .zip(inputs)
+            .map(|(v, i)| t(v, &i.dims))
+            .collect();
+        xs[0] = t(
+            &vals[0]
+                .iter()
+                .zip(v0.to_vec_f64())
+                .map(|(a, b)| a + s * b)
+                .collect::<Vec<_>>(),
+            &inputs[0].dims,
+        )
+        .variable();
+        let l = scalarize(f, &xs, &w);
+        grad(&[&l], &[None], &[&xs[0]], false)
+            .unwrap()
+            .pop()
+            .flatten()
+            .map(|g| g.to_vec_f64())
+            .unwrap_or_else(|| vec![0.0; vals[0].len()])
+    };
+    let h2 = 1e-5;
+    let (gp, gm) = (grad_at(h2), grad_at(-h2));
+    for j in 0..hv.len() {
+        let fd = (gp[j] - gm[j]) / (2.0 * h2);
+        assert!(
+            close(hv[j], fd, 1e-5),
+            "{name}: (Hv)[{j}] {} vs fd {fd}",
+            hv[j]
+        );
+    }
+}
+
+macro_rules! checks {
+    ($($name:ident: $inputs:expr => $f:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let f: Box<F> = Box::new($f);
+            for seed in 0..3 {
+                check(stringify!($name), &*f, &$inputs, seed);
+            }
+        }
+    )*};
+}
+
+checks! {
+    neg: [input(&[3, 4])] => |x| Ok(x[0].neg());
+    exp: [input(&[3, 4])] => |x| Ok(x[0].exp());
+    log: [positive(&[3, 4])] => |x| Ok(x[0].log());
+    log1p: [positive(&[5])] => |x| Ok(x[0].log1p());
+    tanh: [input(&[2, 3, 2])] => |x| Ok(x[0].tanh());
+    sigmoid: [input(&[6])] => |x| Ok(x[0].sigmoid());
+    softplus: [input(&[6])] => |x| Ok(x[0].softplus());
+    relu: [positive(&[4])] => |x| Ok(x[0].add_scalar(-1.1).relu().mul(&x[0])?);
+    silu: [input(&[7])] => |x| x[0].silu();
+    sin_cos: [input(&[5])] => |x| Ok(x[0].sin().mul(&x[0].cos())?);
+    sqrt: [positive(&[5])] => |x| Ok(x[0].sqrt());
+    square: [input(&[5])] => |x| Ok(x[0].square());
+    abs: [positive(&[5])] => |x| Ok(x[0].add_scalar(-1.15).abs().mul(&x[0])?);
+    powf: [positive(&[5])] => |x| Ok(x[0].powf(2.7));
+    pow: [positive(&[2, 3]), input(&[3])] => |x| x[0].pow(&x[1]);
+    affine: [input(&[4])] => |x| Ok(x[0].affine(-2.5, 0.3).square());
+    add_broadcast: [input(&[2, 3, 4]), input(&[3, 1])] => |x| Ok(x[0].add(&x[1])?.square());
+    sub_broadcast: [input(&[4]), input(&[2, 3, 4])] => |x| Ok(x[0].sub(&x[1])?.square());
+    mul_broadcast: [input(&[2, 1, 4]), input(&[3, 4])] => |x| x[0].mul(&x[1]);
+    div_broadcast: [input(&[2, 3]), positive(&[1, 3])] => |x| x[0].div(&x[1]);
+    mul_self: [input(&[3])] => |x| x[0].mul(&x[0]);
+    where_select: [input(&[3, 4]), input(&[4])] => |x| {
+        let mask = x[0].detach().gt(&Tensor::scalar(0.0, DType::F64))?;
+        Tensor::where_(&mask, &x[0].square(), &x[1].exp())
+    };
+    matmul: [input(&[3, 4]), input(&[4, 5])] => |x| x[0].matmul(&x[1]);
+    matmul_ta: [input(&[4, 3]), input(&[4, 5])] => |x| x[0].matmul_t(&x[1], true, false);
+    matmul_tb: [input(&[3, 4]), input(&[5, 4])] => |x| x[0].matmul_t(&x[1], false, true);
+    matmul_tab: [input(&[4, 3]), input(&[5, 4])] => |x| x[0].matmul_t(&x[1], true, true);
+    matmul_batched: [input(&[2, 3, 4]), input(&[2, 4, 2])] => |x| x[0].matmul(&x[1]);
+    matmul_shared_rhs: [input(&[2, 3, 4]), input(&[4, 2])] => |x| x[0].matmul(&x[1])?.tanh().matmul_t(&x[1], false, true);
+    matmul_shared_lhs: [input(&[3, 4]), input(&[2, 4, 2])] => |x| x[0].matmul(&x[1]);
+    sum_axes: [input(&[2, 3, 4])] => |x| Ok(x[0].sum(&[0, 2], false)?.square());
+    sum_keepdim: [input(&[2, 3, 4])] => |x| Ok(x[0].sum(&[-1], true)?.exp());
+    mean: [input(&[3, 4])] => |x| Ok(x[0].mean(&[1], false)?.square());
+    max_axis: [input(&[3, 5])] => |x| Ok(x[0].max(1, false)?.square());
+    logsumexp: [input(&[3, 5])] => |x| x[0].logsumexp(-1, false);
+    softmax: [input(&[2, 4])] => |x| x[0].softmax(-1);
+    log_softmax: [input(&[4, 3])] => |x| x[0].log_softmax(0);
+    broadcast_to: [input(&[3, 1])] => |x| Ok(x[0].broadcast_to(&[2, 3, 4])?.square());
+    sum_to: [input(&[2, 3, 4])] => |x| Ok(x[0].square().sum_to(&[3, 1])?);
+    reshape: [input(&[2, 6])] => |x| x[0].reshape(&[3, 4])?.matmul(&x[0].reshape(&[4, 3])?);
+    permute: [input(&[2, 3, 4])] => |x| Ok(x[0].permute(&[2, 0, 1])?.tanh());
+    transpose: [input(&[3, 4])] => |x| x[0].t()?.matmul(&x[0]);
+    narrow: [input(&[3, 6])] => |x| Ok(x[0].narrow(1, 2, 3)?.square());
+    pad: [input(&[2, 2])] => |x| Ok(x[0].pad_axis(0, 1, 4)?.exp());
+    concat: [input(&[2, 3]), input(&[2, 2])] => |x| Ok(Tensor::concat(&[x[0].clone(), x[1].square()], 1)?.sin());
+    stack: [input(&[3]), input(&[3])] => |x| Ok(Tensor::stack(&[x[0].clone(), x[1].exp()], 0)?.square());
+    index_select: [input(&[4, 3])] => |x| Ok(x[0].index_select(0, &[3, 0, 3, 1])?.square());
+    index_add: [input(&[2, 3])] => |x| Ok(x[0].index_add(1, &[4, 0, 4], 5)?.square());
+    gather_rows: [input(&[3, 4])] => |x| Ok(x[0].gather_rows(&[1, 3, 0])?.exp());
+    cross_entropy: [input(&[5, 4])] => |x| x[0].cross_entropy(&[0, 3, 1, 1, 2]);
+    gaussian_nll: [input(&[6]), positive(&[6])] => |x| x[0].gaussian_nll(&x[1], &Tensor::from_vec(vec![0.1f64, -0.3, 1.2, 0.0, 0.7, -1.0], &[6])?);
+    mse: [input(&[6])] => |x| x[0].mse(&Tensor::full(0.3, &[6], DType::F64)?);
+    mlp_layer: [input(&[4, 3]), input(&[5, 3]), input(&[5])] => |x| Ok(x[0].matmul_t(&x[1], false, true)?.add(&x[2])?.tanh().sum(&[1], false)?);
+}
+
+#[test]
+fn gradient_of_a_gradient_with_respect_to_parameters() {
+    // H(x; θ) = θ₀ x² + θ₁ sin x; ∂H/∂x = 2θ₀x + θ₁ cos x; L = Σ (∂H/∂x)²;
+    // ∂L/∂θ₀ = Σ 2(∂H/∂x)·2x, ∂L/∂θ₁ = Σ 2(∂H/∂x)·cos x — the learned-Hamiltonian pattern.
+    let x = Tensor::from_vec(vec![0.3f64, -1.2, 0.8], &[3])
+        .unwrap()
+        .variable();
+    let th = Tensor::from_vec(vec![0.7f64, -0.4], &[2])
+        .unwrap()
+        .variable();
+    let t0 = th.narrow(0, 0, 1).unwrap();
+    let t1 = th.narrow(0, 1, 1).unwrap();
+    let h = x
+        .square()
+        .mul(&t0)
+        .unwrap()
+        .add(&x.sin().mul(&t1).unwrap())
+        .unwrap()
+        .sum_all();
+    let dhdx = grad(&[&h], &[None], &[&x], true)
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    let l = dhdx.square().sum_all();
+    let g = grad(&[&l], &[None], &[&th], false)
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap()
+        .to_vec_f64();
+    let xs = [0.3f64, -1.2, 0.8];
+    let d: Vec<f64> = xs.iter().map(|x| 2.0 * 0.7 * x - 0.4 * x.cos()).collect();
+    let want0: f64 = xs.iter().zip(&d).map(|(x, d)| 2.0 * d * 2.0 * x).sum();
+    let want1: f64 = xs.iter().zip(&d).map(|(x, d)| 2.0 * d * x.cos()).sum();
+    assert!(
+        (g[0] - want0).abs() < 1e-12 && (g[1] - want1).abs() < 1e-12,
+        "{g:?} vs {want0}, {want1}"
+    );
+}
+
+#[test]
+fn gradients_are_not_recorded_unless_asked() {
+    let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2])
+        .unwrap()
+        .variable();
+    let y = x.exp().sum_all();
+    let g = grad(&[&y], &[None], &[&x], false)
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert!(!g.is_tracked());
+    let g = grad(&[&y], &[None], &[&x], true)
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    assert!(g.is_tracked());
+    assert!(
+        grad(&[&y], &[None], &[&x.detach()], false).is_err(),
+        "detached inputs are rejected"
+    );
+}
+
+#[test]
+fn f32_gradients_match_f64() {
+    let v = vec![0.3, -0.7, 1.1, 0.2, -0.5, 0.9];
+    let run = |dtype: DType| {
+        let x = Tensor::from_f64s(&v, &[2, 3], dtype).unwrap().variable();
+        let y = x
+            .tanh()
+            .matmul_t(&x, false, true)
+            .unwrap()
+            .softmax(-1)
+            .unwrap()
+            .log()
+            .sum_all();
+        grad(&[&y], &[None], &[&x], false)
+            .unwrap()
+            .pop()
+            .flatten()
+            .unwrap()
+            .to_vec_f64()
+    };
+    for (a, b) in run(DType::F32).iter().zip(run(DType::F64)) {
+        assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn shape_errors_name_the_op_and_both_shapes() {
+    let a = Tensor::zeros(&[2, 3], DType::F64).unwrap();
+    let b = Tensor::zeros(&[4, 5], DType::F64).unwrap();
+    let e = a.matmul(&b).unwrap_err().to_string();
+    assert!(
+        e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 5]"),
+        "{e}"
+    );
+    let e = a.add(&b).unwrap_err().to_string();
+    assert!(
+        e.contains("add") && e.contains("[2, 3]") && e.contains("[4, 5]"),
+        "{e}"
+    );
+    let c = Tensor::zeros(&[2, 3], DType::F32).unwrap();
+    assert!(a.add(&c).unwrap_err().to_string().contains("f32"));
+    assert!(a.index_select(1, &[3]).is_err());
+    assert!(Tensor::zeros(&[1, 1, 1, 1, 1], DType::F64).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Broadcasting arithmetic and reductions over random shapes: reverse mode equals finite
+    /// differences and forward mode.
+    #[test]
+    fn random_shapes_broadcast_and_reduce(
+        d0 in 1usize..4, d1 in 1usize..4, d2 in 1usize..4,
+        b0 in any::<bool>(), b1 in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let a_dims = vec![d0, d1, d2];
+        let b_dims = vec![if b0 { 1 } else { d1 }, if b1 { 1 } else { d2 }];
+        let f: Box<F> = Box::new(|x| x[0].mul(&x[1].exp())?.tanh().sum(&[1], false));
+        check("random", &*f, &[input(&a_dims), input(&b_dims)], seed);
+    }
+
+    /// Matrix products of random sizes and transposes.
+    #[test]
+    fn random_matmuls(m in 1usize..5, k in 1usize..5, n in 1usize..5, ta in any::<bool>(), tb in any::<bool>(), seed in any::<u64>()) {
+        let a = if ta { vec![k, m] } else { vec![m, k] };
+        let b = if tb { vec![n, k] } else { vec![k, n] };
+        let f: Box<F> = Box::new(move |x| x[0].matmul_t(&x[1], ta, tb));
+        check("random matmul", &*f, &[input(&a), input(&b)], seed);
+    }
+}
