@@ -137,8 +137,10 @@ impl Error {
 
     /// Whether the error is the user's input (exit status 2) rather than a failure while running.
     pub fn is_input_error(&self) -> bool {
-        matches!(self, Error::InvalidInput { .. } | Error::Malformed { .. })
-            || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        matches!(
+            self,
+            Error::InvalidInput { .. } | Error::Malformed { .. } | Error::CudaNotCompiled
+        ) || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }
 

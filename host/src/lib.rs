@@ -15,9 +15,13 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod data;
 pub mod error;
+pub mod export;
 pub mod firmware;
+pub mod fit;
 pub mod init;
+pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod output;

@@ -28,9 +28,117 @@ struct Cli {
 enum Command {
     /// Simulate a constrained mechanical system of the CHNN paper (or `paper`: all of them).
     Simulate(Box<SimulateArgs>),
+    /// Train an MLP on a CSV table (classification or regression) and export it for the core.
+    Fit(Box<FitArgs>),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TaskArg {
+    Classify,
+    Regress,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LossArg {
+    Mse,
+    Gaussian,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Cosine,
+    Step,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Args)]
+struct FitArgs {
+    /// CSV file with a header row.
+    #[arg(long)]
+    data: PathBuf,
+    /// Target column.
+    #[arg(long)]
+    target: String,
+    /// classify (cross-entropy) or regress.
+    #[arg(long, value_enum)]
+    task: TaskArg,
+    /// Regression loss: mse, or gaussian (NLL with a learned variance head).
+    #[arg(long, value_enum, default_value = "mse")]
+    loss: LossArg,
+    /// Hidden layer widths, comma-separated.
+    #[arg(long, default_value = "128,128")]
+    hidden: String,
+    /// Hidden activation: relu, tanh, sigmoid, silu, softplus, identity.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
+    lr: f64,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+    /// Weight decay (L2 for adam/sgd, decoupled for adamw).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    weight_decay: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Learning-rate schedule over epochs.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
+    /// Clip the global gradient norm to this value.
+    #[arg(long, allow_hyphen_values = true)]
+    clip: Option<f64>,
+    /// Seed for the split, initialisation and batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of rows held out for testing.
+    #[arg(long, default_value_t = 0.2, allow_hyphen_values = true)]
+    test_fraction: f64,
+    /// Fraction of the remaining rows held out for validation and early stopping.
+    #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
+    val_fraction: f64,
+    /// Stop after this many epochs without validation improvement (0: never).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Training precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: DtypeArg,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Export the trained model (safetensors, loadable by keel-core).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Plot the learning curves.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -499,10 +607,159 @@ fn run_firmware_check(log: &Path, json: bool) -> Result<bool, Error> {
     Ok(c.pass)
 }
 
+fn run_fit(args: &FitArgs) -> Result<(), Error> {
+    use keel::fit::{fit, FitConfig, RegressionLoss, Task};
+    use keel::nn::Activation;
+    use keel::optim::{OptimizerKind, Schedule};
+    for (flag, path) in [("--export", &args.export), ("--plot", &args.plot)] {
+        if let Some(p) = path {
+            check_writable(flag, p)?;
+        }
+    }
+    match args.device {
+        DeviceArg::Cuda => keel::Device::Cuda(0).check()?,
+        DeviceArg::Auto | DeviceArg::Cpu => {}
+    }
+    let hidden = args
+        .hidden
+        .split(',')
+        .map(|s| {
+            s.trim().parse::<usize>().map_err(|_| {
+                Error::invalid(
+                    "--hidden",
+                    &args.hidden,
+                    format!("'{s}' is not a whole number"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !(args.weight_decay >= 0.0) {
+        return Err(Error::invalid(
+            "--weight-decay",
+            args.weight_decay,
+            "must be ≥ 0",
+        ));
+    }
+    let optimizer = match args.optimizer {
+        OptimizerArg::Adam => OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: args.weight_decay,
+        },
+        OptimizerArg::Adamw => OptimizerKind::adamw(args.weight_decay),
+        OptimizerArg::Sgd => OptimizerKind::Sgd {
+            momentum: args.momentum,
+            nesterov: false,
+            weight_decay: args.weight_decay,
+        },
+    };
+    let schedule = match args.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Cosine => Schedule::Cosine {
+            total: args.epochs,
+            min_lr: 0.0,
+        },
+        ScheduleArg::Step => Schedule::Step {
+            step_size: (args.epochs / 3).max(1),
+            gamma: 0.1,
+        },
+    };
+    let cfg = FitConfig {
+        data: args.data.clone(),
+        target: args.target.clone(),
+        task: match args.task {
+            TaskArg::Classify => Task::Classify,
+            TaskArg::Regress => Task::Regress,
+        },
+        loss: match args.loss {
+            LossArg::Mse => RegressionLoss::Mse,
+            LossArg::Gaussian => RegressionLoss::Gaussian,
+        },
+        hidden,
+        activation: Activation::parse(&args.activation)?,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        optimizer,
+        schedule,
+        clip: args.clip,
+        seed: args.seed,
+        test_fraction: args.test_fraction,
+        val_fraction: args.val_fraction,
+        patience: args.patience,
+        dtype: match args.dtype {
+            DtypeArg::F32 => keel::DType::F32,
+            DtypeArg::F64 => keel::DType::F64,
+        },
+        progress: !args.json,
+    };
+    let fitted = fit(&cfg)?;
+    if let Some(p) = &args.export {
+        keel::export::write_mlp(
+            p,
+            &fitted.mlp,
+            &fitted.params,
+            &fitted.config,
+            &fitted.stats,
+        )?;
+    }
+    if let Some(p) = &args.plot {
+        keel::plot::plot_learning_curves(
+            p,
+            &fitted.report.history,
+            &format!("keel fit {}", args.data.display()),
+        )?;
+    }
+    let r = &fitted.report;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(r).map_err(|e| Error::invalid("--json", "", e.to_string()))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{} on {}: {} epochs (best {}), {:.2} s; {} parameters; rows train/val/test {}/{}/{}",
+        if cfg.task == Task::Classify {
+            "classification"
+        } else {
+            "regression"
+        },
+        args.data.display(),
+        r.epochs,
+        r.best_epoch,
+        r.train_seconds,
+        r.parameters,
+        r.rows[0],
+        r.rows[1],
+        r.rows[2]
+    );
+    if let Some(a) = r.test_accuracy {
+        println!("  test accuracy {a:.4}");
+    }
+    if let Some(v) = r.test_rmse {
+        println!("  test RMSE {v:.4}");
+    }
+    if let Some(v) = r.test_nll {
+        println!("  test NLL {v:.4}");
+    }
+    if let Some(v) = r.ece {
+        println!("  test ECE (15 bins) {v:.4}");
+    }
+    for (what, p) in [("model", &args.export), ("plot", &args.plot)] {
+        if let Some(p) = p {
+            println!("  {what}: {}", p.display());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Simulate(args) => run_simulate(args).map(|()| true),
+        Command::Fit(args) => run_fit(args).map(|()| true),
         Command::Firmware(FirmwareCommand::Check { log, json }) => run_firmware_check(log, *json),
     };
     match result {

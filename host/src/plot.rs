@@ -125,6 +125,16 @@ fn draw_errors(
     title: &str,
     y_desc: &str,
 ) -> std::result::Result<(), String> {
+    draw_log_series(area, series, title, "t (s)", y_desc)
+}
+
+fn draw_log_series(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> std::result::Result<(), String> {
     let t_max = series
         .iter()
         .flat_map(|(_, s)| s.iter().map(|p| p.0))
@@ -135,16 +145,23 @@ fn draw_errors(
         .flat_map(|(_, s)| s.iter().map(|p| p.1))
         .fold(FLOOR * 10.0, f64::max)
         * 10.0;
+    let lo = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min)
+        .max(FLOOR)
+        / 10.0;
+    let lo = if lo.is_finite() && lo < hi { lo } else { FLOOR };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(8)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..t_max, (FLOOR..hi).log_scale())
+        .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("t (s)")
+        .x_desc(x_desc)
         .y_desc(y_desc)
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
@@ -232,6 +249,71 @@ pub fn plot_overview(path: &Path, runs: &[(String, Trajectory)]) -> Result<()> {
             "|E − E₀| / |E₀|",
         )
         .map_err(plot_err(path))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}
+
+/// Learning curves: training and validation loss per epoch (log scale), and the validation
+/// accuracy when given.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_learning_curves(
+    path: &Path,
+    history: &[crate::fit::EpochStats],
+    title: &str,
+) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (1200, 500)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let has_acc = history.iter().any(|h| h.val_accuracy.is_some());
+        let (left, right) = if has_acc {
+            root.split_horizontally(700)
+        } else {
+            (root.clone(), root.clone())
+        };
+        let losses: Vec<(String, Vec<(f64, f64)>)> = vec![
+            (
+                "train".into(),
+                history
+                    .iter()
+                    .map(|h| (h.epoch as f64, h.train_loss.max(FLOOR)))
+                    .collect(),
+            ),
+            (
+                "validation".into(),
+                history
+                    .iter()
+                    .map(|h| (h.epoch as f64, h.val_loss.max(FLOOR)))
+                    .collect(),
+            ),
+        ];
+        draw_log_series(&left, &losses, title, "epoch", "loss").map_err(plot_err(path))?;
+        if has_acc {
+            let pts: Vec<(f64, f64)> = history
+                .iter()
+                .filter_map(|h| h.val_accuracy.map(|a| (h.epoch as f64, a)))
+                .collect();
+            let lo = pts.iter().map(|p| p.1).fold(1.0f64, f64::min).min(0.9);
+            let mut chart = ChartBuilder::on(&right)
+                .caption("Validation accuracy", ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0.0..history.len().max(1) as f64, lo..1.0)
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc("accuracy")
+                .draw()
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            chart
+                .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+        }
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
 }
