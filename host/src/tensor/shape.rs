@@ -188,11 +188,10 @@ mod tests {
         let b = Shape::new(&[5, 1]).unwrap();
         assert_eq!(a.broadcast(&b, "add").unwrap().dims(), &[4, 5, 3]);
         let c = Shape::new(&[2, 3]).unwrap();
-        let e = a.broadcast(&c, "add").unwrap_err().to_string();
-        assert!(
-            e.contains("add") && e.contains("[4, 1, 3]") && e.contains("[2, 3]"),
-            "{e}"
-        );
+        assert_eq!(a.broadcast(&c, "add").unwrap().dims(), &[4, 2, 3]);
+        let d = Shape::new(&[2, 4]).unwrap();
+        let e = a.broadcast(&d, "add").unwrap_err().to_string();
+        assert!(e.contains("add") && e.contains("[4, 1, 3]") && e.contains("[2, 4]"), "{e}");
         assert_eq!(Shape::scalar().broadcast(&c, "mul").unwrap(), c);
     }
 
