@@ -2,10 +2,9 @@
 //! the layout `keel-core` loads (`layer{i}.weight` as `[out, in]`, `layer{i}.bias`, optional
 //! `input.mean`/`input.std` and `target.mean`/`target.std`). Written atomically.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -94,22 +93,51 @@ pub fn mlp_bytes(
             named.push((format!("{prefix}.std"), vec![sd.len()], f32_bytes(sd)));
         }
     }
-    let views = named
-        .iter()
-        .map(|(n, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| Error::invalid("export", n, e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let config_json = serde_json::to_string(config)
         .map_err(|e| Error::invalid("export", "config", e.to_string()))?;
-    let meta = HashMap::from([
+    let meta = BTreeMap::from([
         ("keel.kind".to_string(), "mlp".to_string()),
         ("keel.config".to_string(), config_json),
     ]);
-    safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::invalid("export", "safetensors", e.to_string()))
+    Ok(safetensors_bytes(&named, &meta))
+}
+
+/// Serialises tensors (name, shape, little-endian f32 bytes) and string metadata in the
+/// safetensors format: an 8-byte little-endian header length, a JSON header (keys sorted, so the
+/// same model always gives the same bytes) padded with spaces to a multiple of 8, then the data
+/// in header order.
+pub fn safetensors_bytes(
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut sorted: Vec<&(String, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert(
+            "__metadata__".into(),
+            serde_json::to_value(metadata).unwrap_or_default(),
+        );
+    }
+    let mut offset = 0usize;
+    for (name, shape, bytes) in &sorted {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
+        );
+        offset += bytes.len();
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, _, bytes) in sorted {
+        out.extend_from_slice(bytes);
+    }
+    out
 }
 
 /// Writes an MLP to `path` atomically.
@@ -124,4 +152,37 @@ pub fn write_mlp(
     stats: &Standardization,
 ) -> Result<()> {
     write_atomic(path, &mlp_bytes(mlp, params, config, stats)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_safetensors_implementation_reads_our_files() {
+        let tensors = vec![
+            (
+                "b".to_string(),
+                vec![2, 3],
+                f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            ),
+            ("a".to_string(), vec![1], f32_bytes(&[-0.5])),
+        ];
+        let meta = BTreeMap::from([
+            ("keel.kind".to_string(), "mlp".to_string()),
+            ("x".to_string(), "{\"q\": 1}".to_string()),
+        ]);
+        let bytes = safetensors_bytes(&tensors, &meta);
+        assert_eq!(bytes, safetensors_bytes(&tensors, &meta), "deterministic");
+        let (_, m) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            m.metadata().as_ref().unwrap().get("x").unwrap(),
+            "{\"q\": 1}"
+        );
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let b = st.tensor("b").unwrap();
+        assert_eq!(b.shape(), &[2, 3]);
+        assert_eq!(b.data(), &f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])[..]);
+        assert_eq!(st.tensor("a").unwrap().data(), &f32_bytes(&[-0.5])[..]);
+    }
 }

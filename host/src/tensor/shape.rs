@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(a.broadcast(&c, "add").unwrap().dims(), &[4, 2, 3]);
         let d = Shape::new(&[2, 4]).unwrap();
         let e = a.broadcast(&d, "add").unwrap_err().to_string();
-        assert!(e.contains("add") && e.contains("[4, 1, 3]") && e.contains("[2, 4]"), "{e}");
+        assert!(
+            e.contains("add") && e.contains("[4, 1, 3]") && e.contains("[2, 4]"),
+            "{e}"
+        );
         assert_eq!(Shape::scalar().broadcast(&c, "mul").unwrap(), c);
     }
 
