@@ -2,6 +2,8 @@
 
 use core::fmt;
 
+use crate::io::Dtype;
+
 /// Everything that can go wrong in `keel-core` on data.
 ///
 /// Values are `f64` regardless of the scalar type in use, so the error type is not generic.
@@ -78,6 +80,153 @@ pub enum Error {
         /// Attempts made.
         attempts: usize,
     },
+    /// A file ended before a part it declares (the 8-byte length prefix, or the header).
+    Truncated {
+        /// Bytes the declared layout needs.
+        needed: usize,
+        /// Bytes present.
+        len: usize,
+    },
+    /// A safetensors header is longer than the reader accepts
+    /// ([`io::MAX_HEADER_LEN`](crate::io::MAX_HEADER_LEN)).
+    HeaderTooLarge {
+        /// The declared header length.
+        len: u64,
+        /// The largest accepted length.
+        max: u64,
+    },
+    /// Text that must be JSON is not: bad UTF-8, syntax, escape or number, nesting deeper than
+    /// [`io::MAX_JSON_DEPTH`](crate::io::MAX_JSON_DEPTH), or trailing characters.
+    InvalidJson {
+        /// Byte offset of the problem in the JSON text (a safetensors header counts from its
+        /// first byte, after the 8-byte length; a metadata value from its first unescaped byte).
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A safetensors header is valid JSON but not a valid header: wrong value types, a missing,
+    /// unknown or malformed field.
+    InvalidHeader {
+        /// The rule that was broken.
+        what: &'static str,
+        /// Byte offset in the header JSON where the offending value starts.
+        offset: usize,
+    },
+    /// A JSON object has the same key twice (tensor names, metadata keys, fields of a tensor
+    /// entry, keys of a model configuration), compared after unescaping.
+    DuplicateKey {
+        /// Byte offset of the second occurrence in its JSON text.
+        offset: usize,
+    },
+    /// A tensor's `dtype` is not one of the safetensors dtypes the reader knows.
+    UnknownDtype {
+        /// The tensor's position in the header (0-based, `__metadata__` not counted).
+        tensor: usize,
+    },
+    /// A tensor has more axes than the reader supports ([`io::MAX_RANK`](crate::io::MAX_RANK)).
+    RankTooLarge {
+        /// The tensor's position in the header.
+        tensor: usize,
+        /// Its rank.
+        rank: usize,
+        /// The largest supported rank.
+        max: usize,
+    },
+    /// A tensor's element count or byte length overflows `usize`.
+    ShapeOverflow {
+        /// The tensor's position in the header.
+        tensor: usize,
+    },
+    /// A tensor's `data_offsets` are reversed (`begin > end`).
+    InvalidOffsets {
+        /// The tensor's position in the header.
+        tensor: usize,
+        /// Declared start (relative to the data section; saturated at `usize::MAX`).
+        begin: usize,
+        /// Declared end (relative to the data section; saturated at `usize::MAX`).
+        end: usize,
+    },
+    /// A tensor's `data_offsets` reach past the end of the data section.
+    OffsetsOutOfBounds {
+        /// The tensor's position in the header.
+        tensor: usize,
+        /// Declared end (relative to the data section; saturated at `usize::MAX`).
+        end: usize,
+        /// Length of the data section.
+        len: usize,
+    },
+    /// A tensor's byte range does not match its shape and dtype.
+    DataLengthMismatch {
+        /// The tensor's position in the header.
+        tensor: usize,
+        /// Bytes implied by shape × dtype size.
+        expected: usize,
+        /// Bytes declared by `data_offsets`.
+        got: usize,
+    },
+    /// Two tensors' byte ranges overlap.
+    OverlappingTensors {
+        /// Position in the header of the earlier tensor.
+        first: usize,
+        /// Position in the header of the later tensor.
+        second: usize,
+    },
+    /// The tensors do not cover the data section exactly (a gap, or bytes after the last one).
+    DataNotCovered {
+        /// Bytes covered by tensors.
+        covered: usize,
+        /// Length of the data section.
+        len: usize,
+    },
+    /// More items than a fixed capacity holds (tensors, metadata entries, layers).
+    CapacityExceeded {
+        /// What overflowed.
+        what: &'static str,
+        /// The capacity.
+        capacity: usize,
+    },
+    /// A tensor was looked up by name and is not in the file.
+    TensorNotFound {
+        /// Its role: `weight`/`bias` of a layer, `input.mean`, …, or `tensor` for a lookup by
+        /// an arbitrary name.
+        role: &'static str,
+        /// The layer, for layer tensors (`layer{i}.{role}`).
+        layer: Option<usize>,
+    },
+    /// A tensor has a dtype the operation cannot read (e.g. reading `I32` as floats).
+    UnsupportedDtype {
+        /// The tensor's dtype.
+        dtype: Dtype,
+    },
+    /// A tensor's shape does not match the model configuration.
+    TensorShape {
+        /// Its role (as in [`Error::TensorNotFound`]).
+        role: &'static str,
+        /// The layer, for layer tensors.
+        layer: Option<usize>,
+    },
+    /// A slice argument has the wrong length.
+    ShapeMismatch {
+        /// Which argument.
+        what: &'static str,
+        /// The length required.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A caller-provided scratch buffer is too small.
+    ScratchTooSmall {
+        /// Scalars needed.
+        needed: usize,
+        /// Scalars given.
+        got: usize,
+    },
+    /// A model's metadata (`keel.kind`, `keel.config`) is missing or does not describe a model
+    /// this operation can build or run.
+    InvalidConfig {
+        /// The rule that was broken.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -95,6 +244,26 @@ impl Error {
             Error::IndexOutOfRange { .. } => "IndexOutOfRange",
             Error::CountMismatch { .. } => "CountMismatch",
             Error::SamplingFailed { .. } => "SamplingFailed",
+            Error::Truncated { .. } => "Truncated",
+            Error::HeaderTooLarge { .. } => "HeaderTooLarge",
+            Error::InvalidJson { .. } => "InvalidJson",
+            Error::InvalidHeader { .. } => "InvalidHeader",
+            Error::DuplicateKey { .. } => "DuplicateKey",
+            Error::UnknownDtype { .. } => "UnknownDtype",
+            Error::RankTooLarge { .. } => "RankTooLarge",
+            Error::ShapeOverflow { .. } => "ShapeOverflow",
+            Error::InvalidOffsets { .. } => "InvalidOffsets",
+            Error::OffsetsOutOfBounds { .. } => "OffsetsOutOfBounds",
+            Error::DataLengthMismatch { .. } => "DataLengthMismatch",
+            Error::OverlappingTensors { .. } => "OverlappingTensors",
+            Error::DataNotCovered { .. } => "DataNotCovered",
+            Error::CapacityExceeded { .. } => "CapacityExceeded",
+            Error::TensorNotFound { .. } => "TensorNotFound",
+            Error::UnsupportedDtype { .. } => "UnsupportedDtype",
+            Error::TensorShape { .. } => "TensorShape",
+            Error::ShapeMismatch { .. } => "ShapeMismatch",
+            Error::ScratchTooSmall { .. } => "ScratchTooSmall",
+            Error::InvalidConfig { .. } => "InvalidConfig",
         }
     }
 }
@@ -135,6 +304,72 @@ impl fmt::Display for Error {
             Error::SamplingFailed { attempts } => {
                 write!(f, "no valid initial condition after {attempts} attempts")
             }
+            Error::Truncated { needed, len } => {
+                write!(f, "file truncated: needs {needed} bytes, has {len}")
+            }
+            Error::HeaderTooLarge { len, max } => {
+                write!(f, "header of {len} bytes is larger than the limit of {max}")
+            }
+            Error::InvalidJson { offset, reason } => {
+                write!(f, "invalid JSON at byte {offset}: {reason}")
+            }
+            Error::InvalidHeader { what, offset } => {
+                write!(f, "invalid safetensors header at byte {offset}: {what}")
+            }
+            Error::DuplicateKey { offset } => write!(f, "duplicate key at byte {offset}"),
+            Error::UnknownDtype { tensor } => write!(f, "tensor {tensor} has an unknown dtype"),
+            Error::RankTooLarge { tensor, rank, max } => {
+                write!(f, "tensor {tensor} has rank {rank}, more than the supported {max}")
+            }
+            Error::ShapeOverflow { tensor } => {
+                write!(f, "tensor {tensor}: element count or byte length overflows")
+            }
+            Error::InvalidOffsets { tensor, begin, end } => {
+                write!(f, "tensor {tensor}: data offsets reversed ({begin} > {end})")
+            }
+            Error::OffsetsOutOfBounds { tensor, end, len } => write!(
+                f,
+                "tensor {tensor}: data ends at {end}, past the data section of {len} bytes"
+            ),
+            Error::DataLengthMismatch {
+                tensor,
+                expected,
+                got,
+            } => write!(
+                f,
+                "tensor {tensor}: shape and dtype need {expected} bytes, offsets give {got}"
+            ),
+            Error::OverlappingTensors { first, second } => {
+                write!(f, "tensors {first} and {second} overlap")
+            }
+            Error::DataNotCovered { covered, len } => write!(
+                f,
+                "tensors cover {covered} bytes of a {len}-byte data section"
+            ),
+            Error::CapacityExceeded { what, capacity } => {
+                write!(f, "more {what} than the capacity of {capacity}")
+            }
+            Error::TensorNotFound { role, layer } => match layer {
+                Some(i) => write!(f, "tensor `layer{i}.{role}` not found"),
+                None if role == "tensor" => write!(f, "tensor not found"),
+                None => write!(f, "tensor `{role}` not found"),
+            },
+            Error::UnsupportedDtype { dtype } => {
+                write!(f, "dtype {} not supported here", dtype.name())
+            }
+            Error::TensorShape { role, layer } => match layer {
+                Some(i) => write!(f, "tensor `layer{i}.{role}` has the wrong shape"),
+                None => write!(f, "tensor `{role}` has the wrong shape"),
+            },
+            Error::ShapeMismatch {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what}: expected length {expected}, got {got}"),
+            Error::ScratchTooSmall { needed, got } => {
+                write!(f, "scratch of {got} scalars is too small (needs {needed})")
+            }
+            Error::InvalidConfig { what } => write!(f, "invalid model configuration: {what}"),
         }
     }
 }

@@ -16,6 +16,10 @@
 //!   [`Leapfrog`](integrate::Leapfrog) (symplectic; RATTLE for constrained systems), each
 //!   stepping without allocation;
 //! - [`metrics`]: the paper's relative error, trapezoid geometric mean and energy error;
+//! - [`io`]: a validating, zero-copy safetensors reader (no heap, never panics on a corrupt
+//!   file) for the weights the host exports;
+//! - [`nn`]: dense layers and MLPs evaluated in place from those weights (forward, class
+//!   prediction, gradient with respect to the input);
 //! - [`random`]: a seeded generator and the distributions the samplers use.
 //!
 //! ```
@@ -51,8 +55,10 @@
 pub mod dynamics;
 mod error;
 pub mod integrate;
+pub mod io;
 pub mod linalg;
 pub mod metrics;
+pub mod nn;
 pub mod random;
 mod real;
 

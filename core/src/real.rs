@@ -55,6 +55,8 @@ pub trait Real:
     fn from_f64(x: f64) -> Self;
     /// Converts to `f64` (exact for both implementations).
     fn to_f64(self) -> f64;
+    /// Converts from `f32` (exact for both implementations).
+    fn from_f32(x: f32) -> Self;
     /// Converts a count.
     fn from_usize(n: usize) -> Self;
     /// Square root.
@@ -71,6 +73,10 @@ pub trait Real:
     fn exp(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// `ln(1 + self)`, accurate near 0.
+    fn ln_1p(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
     /// `self` raised to a real power.
     fn powf(self, e: Self) -> Self;
     /// Whether the value is neither infinite nor NaN.
@@ -98,7 +104,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $bits:expr, $sqrt:path, $sin:path, $cos:path, $atan2:path, $exp:path, $ln:path, $pow:path) => {
+    ($t:ty, $bits:expr, $sqrt:path, $sin:path, $cos:path, $atan2:path, $exp:path, $ln:path, $pow:path, $ln1p:path, $tanh:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -117,6 +123,18 @@ macro_rules! impl_real {
             #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline]
+            fn from_f32(x: f32) -> Self {
+                x as $t
+            }
+            #[inline]
+            fn ln_1p(self) -> Self {
+                $ln1p(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                $tanh(self)
             }
             #[inline]
             fn from_usize(n: usize) -> Self {
@@ -175,7 +193,9 @@ impl_real!(
     libm::atan2f,
     libm::expf,
     libm::logf,
-    libm::powf
+    libm::powf,
+    libm::log1pf,
+    libm::tanhf
 );
 impl_real!(
     f64,
@@ -186,7 +206,9 @@ impl_real!(
     libm::atan2,
     libm::exp,
     libm::log,
-    libm::pow
+    libm::pow,
+    libm::log1p,
+    libm::tanh
 );
 
 #[cfg(test)]

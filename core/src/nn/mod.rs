@@ -1,0 +1,53 @@
+//! Neural networks evaluated in place from exported weights: dense layers and MLPs (forward, and
+//! the gradient with respect to the input that learned potentials and policies need).
+//!
+//! A model is a safetensors file read with [`io::SafeTensors`](crate::io::SafeTensors); its
+//! metadata names the kind (`keel.kind = "mlp"`) and the configuration ([`MlpConfig`],
+//! `keel.config`). [`Mlp::from_safetensors`] checks every tensor against the configuration and
+//! keeps borrowed views: nothing is copied, so a model `include_bytes!`-ed into flash runs from
+//! flash. Evaluation is generic over the scalar (`f32` on the controller, `f64` for reference
+//! checks), takes caller-provided scratch, and never allocates.
+//!
+//! ```
+//! # fn file() -> Vec<u8> {
+//! #     let config = r#"{\"sizes\":[2,3,1],\"activation\":\"tanh\",\"output\":\"regression\",\"input_standardization\":false,\"target_standardization\":false}"#;
+//! #     let header = format!(
+//! #         r#"{{"__metadata__":{{"keel.kind":"mlp","keel.config":"{config}"}},"layer0.weight":{{"dtype":"F32","shape":[3,2],"data_offsets":[0,24]}},"layer0.bias":{{"dtype":"F32","shape":[3],"data_offsets":[24,36]}},"layer1.weight":{{"dtype":"F32","shape":[1,3],"data_offsets":[36,48]}},"layer1.bias":{{"dtype":"F32","shape":[1],"data_offsets":[48,52]}}}}"#
+//! #     );
+//! #     let mut f = (header.len() as u64).to_le_bytes().to_vec();
+//! #     f.extend_from_slice(header.as_bytes());
+//! #     for v in [0.5f32, -1.0, 0.25, 0.75, 1.0, 0.0, 0.1, 0.2, 0.3, 1.0, -1.0, 0.5, 0.05] {
+//! #         f.extend_from_slice(&v.to_le_bytes());
+//! #     }
+//! #     f
+//! # }
+//! use keel_core::io::SafeTensors;
+//! use keel_core::nn::Mlp;
+//!
+//! let bytes = file(); // a 2 → 3 → 1 tanh regressor written by the host
+//! let st = SafeTensors::<'_, 8>::parse(&bytes)?;
+//! let mlp = Mlp::<'_, 4>::from_safetensors(&st)?;
+//! let mut scratch = [0.0f32; 16];
+//! assert!(scratch.len() >= mlp.scratch_len());
+//!
+//! let x = [0.3f32, -0.4];
+//! let mut y = [0.0f32; 1];
+//! mlp.forward(&x, &mut y, &mut scratch)?;
+//! let mut grad = [0.0f32; 2];
+//! mlp.input_gradient(&x, &[1.0], &mut grad, &mut scratch)?; // ∂y/∂x
+//! # Ok::<(), keel_core::Error>(())
+//! ```
+//!
+//! What this is *not*: training (the host does that, with its own autodiff), or a general graph
+//! runtime — layers are dense, activations elementwise.
+
+mod activation;
+mod config;
+mod dense;
+mod mlp;
+mod weights;
+
+pub use activation::Activation;
+pub use config::{MlpConfig, Output};
+pub use dense::Dense;
+pub use mlp::{Mlp, SIGMA_FLOOR};
