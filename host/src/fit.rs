@@ -480,6 +480,23 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     })
 }
 
+impl Fitted {
+    /// Network outputs (logits, or standardised regression heads) for raw feature rows
+    /// `[rows, features]`, standardised with the training statistics, in `dtype`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the row length is not the feature count.
+    pub fn predict(&self, x: &[f64], dtype: DType) -> Result<Tensor> {
+        let cols = self.config.sizes[0];
+        let xs = match &self.stats.input {
+            Some((m, s)) => standardize(x, m, s),
+            None => x.to_vec(),
+        };
+        let t = Tensor::from_f64s(&xs, &[x.len() / cols.max(1), cols], dtype)?;
+        no_grad(|| self.mlp.forward(&self.params, &t))
+    }
+}
+
 fn softplus(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
