@@ -17,6 +17,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
 use keel_core::dynamics::systems::ChainPendulum;
 use keel_core::integrate::{Rk4, StateVector};
+use keel_core::io::SafeTensors;
+use keel_core::nn::Mlp;
 use panic_semihosting as _;
 
 /// Links of the pendulum.
@@ -29,6 +31,20 @@ const STEPS: usize = 1000;
 const ANGLES: [f32; LINKS] = [0.3, -0.2, 1.1];
 /// Initial angular velocities (rad/s).
 const RATES: [f32; LINKS] = [0.0, 0.5, -0.3];
+
+/// The digits classifier exported by `keel fit` (`keel firmware assets`), read from flash in
+/// place by the core's safetensors reader.
+static DIGITS_MODEL: &[u8] = include_bytes!("../assets/digits-mlp.safetensors");
+/// Test digits (`x: [16, 64]`, `label: [16]`) to classify.
+static DIGITS_SAMPLES: &[u8] = include_bytes!("../assets/digits-samples.safetensors");
+/// Digits classified (the samples file holds this many).
+const SAMPLES: usize = 16;
+/// Pixels per digit.
+const PIXELS: usize = 64;
+/// Classes.
+const CLASSES: usize = 10;
+/// Scratch for the MLP's forward pass (it needs 2 × its widest layer).
+const SCRATCH: usize = 512;
 
 /// Start of the measured region. Not inlined, and its body differs from [`bench_end`]'s so the
 /// linker cannot fold the two into one address; unmangled so the trace names it.
@@ -63,6 +79,69 @@ impl fmt::Display for Bits<'_> {
     }
 }
 
+/// Reads digit `k` of the samples into `x`.
+fn digit(samples: &SafeTensors<'_, 4>, k: usize, x: &mut [f32; PIXELS]) -> keel_core::Result<()> {
+    let t = samples.tensor("x")?;
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = t.get_f32(k * PIXELS + i)?;
+    }
+    Ok(())
+}
+
+/// Classifies every sample digit and prints classes and logits.
+fn classify_digits() -> keel_core::Result<()> {
+    let st = SafeTensors::<16>::parse(DIGITS_MODEL)?;
+    let mlp = Mlp::<4>::from_safetensors(&st)?;
+    let samples = SafeTensors::<4>::parse(DIGITS_SAMPLES)?;
+    let mut scratch = [0.0f32; SCRATCH];
+    let mut x = [0.0f32; PIXELS];
+    let mut logits = [0.0f32; SAMPLES * CLASSES];
+    let mut classes = [0u8; SAMPLES];
+
+    // The measured classification (second marked region after the RK4 step).
+    digit(&samples, 0, &mut x)?;
+    black_box(&mut x);
+    bench_start();
+    let first = mlp.forward(&x, &mut logits[..CLASSES], &mut scratch);
+    bench_end();
+    first?;
+
+    for k in 0..SAMPLES {
+        digit(&samples, k, &mut x)?;
+        let out = &mut logits[k * CLASSES..(k + 1) * CLASSES];
+        mlp.forward(&x, out, &mut scratch)?;
+        let mut best = 0;
+        for c in 1..CLASSES {
+            if out[c] > out[best] {
+                best = c;
+            }
+        }
+        classes[k] = best as u8;
+    }
+    hprintln!(
+        "KEEL-FW model=digits samples={} classes={} logits={}",
+        SAMPLES,
+        Classes(&classes),
+        Bits(&logits)
+    );
+    Ok(())
+}
+
+/// Formats small integers comma-separated.
+struct Classes<'a>(&'a [u8]);
+
+impl fmt::Display for Classes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
 fn run() -> keel_core::Result<()> {
     // Opaque to the optimiser: the parameters are data, as on a controller that loads them, not
     // constants folded into the vector field (keeps the instruction count honest).
@@ -82,6 +161,8 @@ fn run() -> keel_core::Result<()> {
     bench_end();
     first?;
     t += DT;
+
+    classify_digits()?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;

@@ -9,6 +9,13 @@
 //! ```
 //! where every word is an `f32`'s IEEE-754 bits as 8 hex digits (lists comma-separated), so the
 //! host reruns exactly the firmware's inputs and compares exactly its outputs.
+//!
+//! The firmware also embeds a digits classifier exported by `keel fit` and a few test digits
+//! (`firmware/assets/`, written by [`write_digits_assets`]) and prints
+//! ```text
+//! KEEL-FW model=digits samples=16 classes=<16 integers> logits=<16·10 words>
+//! ```
+//! which [`check_model`] compares with the host engine's f32 predictions on the same files.
 
 use std::collections::BTreeMap;
 
@@ -184,6 +191,152 @@ pub fn check(run: &FirmwareRun) -> Result<Comparison> {
         tolerance: TOLERANCE,
         pass: relative_error <= TOLERANCE && relative_error.is_finite(),
     })
+}
+
+/// The digits classifier the firmware embeds.
+pub const DIGITS_MODEL: &str = "digits-mlp.safetensors";
+/// The test digits the firmware classifies (`x: [n, 64]`, `label: [n]`, f32).
+pub const DIGITS_SAMPLES: &str = "digits-samples.safetensors";
+/// How many test digits the firmware classifies.
+pub const DIGITS_SAMPLE_COUNT: usize = 16;
+
+/// Trains the digits classifier exactly as the README's `keel fit` command does and writes it,
+/// with the first [`DIGITS_SAMPLE_COUNT`] digits of its test split, into `dir` (atomically).
+///
+/// # Errors
+/// Training or I/O errors.
+pub fn write_digits_assets(data: &std::path::Path, dir: &std::path::Path) -> Result<crate::fit::FitReport> {
+    use crate::fit::{fit, FitConfig, RegressionLoss, Task};
+    let cfg = FitConfig {
+        data: data.to_path_buf(),
+        target: "label".into(),
+        task: Task::Classify,
+        loss: RegressionLoss::Mse,
+        hidden: vec![128, 128],
+        activation: crate::nn::Activation::Relu,
+        epochs: 30,
+        batch_size: 64,
+        lr: 1e-3,
+        optimizer: crate::optim::OptimizerKind::adam(),
+        schedule: crate::optim::Schedule::Constant,
+        clip: None,
+        seed: 0,
+        test_fraction: 0.2,
+        val_fraction: 0.1,
+        patience: 10,
+        dtype: crate::backend::DType::F32,
+        progress: false,
+    };
+    let fitted = fit(&cfg)?;
+    crate::export::write_mlp(&dir.join(DIGITS_MODEL), &fitted.mlp, &fitted.params, &fitted.config, &fitted.stats)?;
+    let n = DIGITS_SAMPLE_COUNT.min(fitted.test.rows());
+    let cols = fitted.test.cols();
+    let bytes = |v: &[f64]| v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect::<Vec<u8>>();
+    let labels: Vec<f64> = match &fitted.test.y {
+        crate::data::Targets::Classes { labels, .. } => labels[..n].iter().map(|&l| l as f64).collect(),
+        crate::data::Targets::Values(_) => return Err(Error::invalid("digits", "labels", "expected a classification set")),
+    };
+    let tensors = vec![
+        ("x".to_string(), vec![n, cols], bytes(&fitted.test.x[..n * cols])),
+        ("label".to_string(), vec![n], bytes(&labels)),
+    ];
+    let meta = std::collections::BTreeMap::from([("keel.kind".to_string(), "samples".to_string())]);
+    crate::output::write_atomic(&dir.join(DIGITS_SAMPLES), &crate::export::safetensors_bytes(&tensors, &meta))?;
+    Ok(fitted.report)
+}
+
+/// A parsed firmware model line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareModelRun {
+    /// Predicted classes.
+    pub classes: Vec<usize>,
+    /// Logits, `samples × 10`.
+    pub logits: Vec<f32>,
+}
+
+/// Finds and parses the `KEEL-FW model=digits` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("KEEL-FW model=digits"))
+        .ok_or_else(|| Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=digits' line"))?;
+    let fields: BTreeMap<&str, &str> = line.split_whitespace().skip(1).filter_map(|kv| kv.split_once('=')).collect();
+    let get = |k: &str| fields.get(k).copied().ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")));
+    let samples: usize = get("samples")?.parse().map_err(|_| Error::invalid("samples", get("samples").unwrap_or(""), "not an integer"))?;
+    let classes = get("classes")?
+        .split(',')
+        .map(|c| c.parse::<usize>().map_err(|_| Error::invalid("classes", c, "not an integer")))
+        .collect::<Result<Vec<_>>>()?;
+    let logits = get("logits")?
+        .split(',')
+        .map(|w| match u32::from_str_radix(w, 16) {
+            Ok(bits) if w.len() == 8 => Ok(f32::from_bits(bits)),
+            _ => Err(Error::invalid("logits", w, "not an 8-digit hex word")),
+        })
+        .collect::<Result<Vec<f32>>>()?;
+    if classes.len() != samples || logits.len() != samples * 10 {
+        return Err(Error::invalid("firmware output", samples, format!("{} classes and {} logits for {samples} samples", classes.len(), logits.len())));
+    }
+    Ok(FirmwareModelRun { classes, logits })
+}
+
+/// Outcome of comparing the firmware's digit classifications with the host engine's.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ModelComparison {
+    /// Classes the firmware predicted.
+    pub firmware_classes: Vec<usize>,
+    /// Classes the host engine predicted.
+    pub host_classes: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<usize>,
+    /// Largest `|fw − host| / (1 + |host|)` over all logits.
+    pub relative_error: f64,
+    /// The tolerance checked.
+    pub tolerance: f64,
+    /// Whether classes agree and the logits are within tolerance.
+    pub pass: bool,
+}
+
+/// Compares a firmware model run with the host engine's f32 predictions from the same asset
+/// files.
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<ModelComparison> {
+    let read = |name: &str| {
+        let p = assets.join(name);
+        std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
+    };
+    let model_path = assets.join(DIGITS_MODEL);
+    let loaded = crate::export::load_mlp(&read(DIGITS_MODEL)?, &model_path, crate::backend::DType::F32)?;
+    let samples_path = assets.join(DIGITS_SAMPLES);
+    let sbytes = read(DIGITS_SAMPLES)?;
+    let bad = |e: keel_core::Error| Error::Malformed { path: samples_path.clone(), reason: e.to_string() };
+    let st = keel_core::io::SafeTensors::<4>::parse(&sbytes).map_err(bad)?;
+    let xt = st.tensor("x").map_err(bad)?;
+    let lt = st.tensor("label").map_err(bad)?;
+    let x = (0..xt.len()).map(|i| xt.get_f64(i)).collect::<core::result::Result<Vec<_>, _>>().map_err(bad)?;
+    let labels = (0..lt.len()).map(|i| lt.get_f64(i).map(|v| v as usize)).collect::<core::result::Result<Vec<_>, _>>().map_err(bad)?;
+    let cols = loaded.mlp.layers[0].inp;
+    let xs = match &loaded.stats.input {
+        Some((m, s)) => crate::data::standardize(&x, m, s),
+        None => x.clone(),
+    };
+    let t = crate::tensor::Tensor::from_f64s(&xs, &[x.len() / cols, cols], crate::backend::DType::F32)?;
+    let out = crate::autodiff::no_grad(|| loaded.mlp.forward(&loaded.params, &t))?;
+    let host = out.to_vec_f32();
+    let host_classes = out.argmax(-1)?;
+    let relative_error = run
+        .logits
+        .iter()
+        .zip(&host)
+        .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
+        .fold(0.0, f64::max);
+    let pass = host_classes == run.classes && relative_error <= TOLERANCE && host.len() == run.logits.len();
+    Ok(ModelComparison { firmware_classes: run.classes.clone(), host_classes, labels, relative_error, tolerance: TOLERANCE, pass })
 }
 
 #[cfg(test)]

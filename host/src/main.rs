@@ -150,6 +150,18 @@ enum FirmwareCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
+        /// Folder with the digits model and samples the firmware embeds.
+        #[arg(long, default_value = "firmware/assets")]
+        assets: PathBuf,
+    },
+    /// Train the digits classifier the firmware embeds and write it with test digits.
+    Assets {
+        /// The digits CSV.
+        #[arg(long, default_value = "fixtures/data/digits.csv")]
+        data: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "firmware/assets")]
+        out: PathBuf,
     },
 }
 
@@ -564,7 +576,7 @@ fn run_paper(args: &SimulateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_firmware_check(log: &Path, json: bool) -> Result<bool, Error> {
+fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Error> {
     let text = if log == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
             path: log.to_path_buf(),
@@ -578,11 +590,9 @@ fn run_firmware_check(log: &Path, json: bool) -> Result<bool, Error> {
     };
     let run = keel::firmware::parse(&text)?;
     let c = keel::firmware::check(&run)?;
+    let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&c).map_err(|e| Error::invalid("--json", "", e.to_string()))?
-        );
+        println!("{}", serde_json::json!({"dynamics": c, "model": model}));
     } else {
         println!(
             "firmware (Cortex-M4F, QEMU) vs host, {}-link chain pendulum, RK4 f32, dt = {}, {} steps",
@@ -603,8 +613,24 @@ fn run_firmware_check(log: &Path, json: bool) -> Result<bool, Error> {
             c.host.len(),
             if c.pass { "PASS" } else { "FAIL" }
         );
+        let correct = model.firmware_classes.iter().zip(&model.labels).filter(|(a, b)| a == b).count();
+        println!(
+            "digits MLP (embedded keel fit export) on {} test digits: firmware classes {:?}, host {:?}, labels {:?}",
+            model.labels.len(),
+            model.firmware_classes,
+            model.host_classes,
+            model.labels
+        );
+        println!(
+            "  {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} (tolerance {:e}): {}",
+            correct,
+            model.labels.len(),
+            model.relative_error,
+            model.tolerance,
+            if model.pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(c.pass)
+    Ok(c.pass && model.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
@@ -760,7 +786,19 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => run_simulate(args).map(|()| true),
         Command::Fit(args) => run_fit(args).map(|()| true),
-        Command::Firmware(FirmwareCommand::Check { log, json }) => run_firmware_check(log, *json),
+        Command::Firmware(FirmwareCommand::Check { log, json, assets }) => run_firmware_check(log, *json, assets),
+        Command::Firmware(FirmwareCommand::Assets { data, out }) => {
+            keel::firmware::write_digits_assets(data, out).map(|r| {
+                println!(
+                    "wrote {} and {} to {} (test accuracy {:.4})",
+                    keel::firmware::DIGITS_MODEL,
+                    keel::firmware::DIGITS_SAMPLES,
+                    out.display(),
+                    r.test_accuracy.unwrap_or(f64::NAN)
+                );
+                true
+            })
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
