@@ -155,15 +155,25 @@ pub struct LoadedMlp {
 ///
 /// # Errors
 /// [`Error::Malformed`] naming `what` and the core's reason.
-pub fn load_mlp(bytes: &[u8], what: &std::path::Path, dtype: crate::backend::DType) -> Result<LoadedMlp> {
+pub fn load_mlp(
+    bytes: &[u8],
+    what: &std::path::Path,
+    dtype: crate::backend::DType,
+) -> Result<LoadedMlp> {
     use keel_core::io::SafeTensors;
-    let bad = |e: keel_core::Error| Error::Malformed { path: what.to_path_buf(), reason: e.to_string() };
+    let bad = |e: keel_core::Error| Error::Malformed {
+        path: what.to_path_buf(),
+        reason: e.to_string(),
+    };
     let st = SafeTensors::<64>::parse(bytes).map_err(bad)?;
     let core = keel_core::nn::Mlp::<16>::from_safetensors(&st).map_err(bad)?;
     let cfg = core.config();
     let read = |name: &str| -> Result<(Vec<f64>, Vec<usize>)> {
         let t = st.tensor(name).map_err(bad)?;
-        let v = (0..t.len()).map(|i| t.get_f64(i)).collect::<core::result::Result<Vec<_>, _>>().map_err(bad)?;
+        let v = (0..t.len())
+            .map(|i| t.get_f64(i))
+            .collect::<core::result::Result<Vec<_>, _>>()
+            .map_err(bad)?;
         Ok((v, t.shape().to_vec()))
     };
     let mut params = Params::new();
@@ -171,19 +181,40 @@ pub fn load_mlp(bytes: &[u8], what: &std::path::Path, dtype: crate::backend::DTy
     for (i, d) in core.layers().iter().enumerate() {
         let (w, ws) = read(&format!("layer{i}.weight"))?;
         let (b, bs) = read(&format!("layer{i}.bias"))?;
-        let weight = params.insert(format!("layer{i}.weight"), crate::tensor::Tensor::from_f64s(&w, &ws, dtype)?)?;
-        let bias = params.insert(format!("layer{i}.bias"), crate::tensor::Tensor::from_f64s(&b, &bs, dtype)?)?;
-        layers.push(crate::nn::Linear { weight, bias, inp: d.inputs(), out: d.outputs() });
+        let weight = params.insert(
+            format!("layer{i}.weight"),
+            crate::tensor::Tensor::from_f64s(&w, &ws, dtype)?,
+        )?;
+        let bias = params.insert(
+            format!("layer{i}.bias"),
+            crate::tensor::Tensor::from_f64s(&b, &bs, dtype)?,
+        )?;
+        layers.push(crate::nn::Linear {
+            weight,
+            bias,
+            inp: d.inputs(),
+            out: d.outputs(),
+        });
     }
     let activation = crate::nn::Activation::parse(cfg.activation().name())?;
     let pair = |prefix: &str, on: bool| -> Result<Option<(Vec<f64>, Vec<f64>)>> {
         if !on {
             return Ok(None);
         }
-        Ok(Some((read(&format!("{prefix}.mean"))?.0, read(&format!("{prefix}.std"))?.0)))
+        Ok(Some((
+            read(&format!("{prefix}.mean"))?.0,
+            read(&format!("{prefix}.std"))?.0,
+        )))
     };
-    let stats = Standardization { input: pair("input", cfg.input_standardization())?, target: pair("target", cfg.target_standardization())? };
-    Ok(LoadedMlp { mlp: Mlp { layers, activation }, params, stats })
+    let stats = Standardization {
+        input: pair("input", cfg.input_standardization())?,
+        target: pair("target", cfg.target_standardization())?,
+    };
+    Ok(LoadedMlp {
+        mlp: Mlp { layers, activation },
+        params,
+        stats,
+    })
 }
 
 /// Writes an MLP to `path` atomically.

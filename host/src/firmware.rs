@@ -205,7 +205,10 @@ pub const DIGITS_SAMPLE_COUNT: usize = 16;
 ///
 /// # Errors
 /// Training or I/O errors.
-pub fn write_digits_assets(data: &std::path::Path, dir: &std::path::Path) -> Result<crate::fit::FitReport> {
+pub fn write_digits_assets(
+    data: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<crate::fit::FitReport> {
     use crate::fit::{fit, FitConfig, RegressionLoss, Task};
     let cfg = FitConfig {
         data: data.to_path_buf(),
@@ -228,20 +231,45 @@ pub fn write_digits_assets(data: &std::path::Path, dir: &std::path::Path) -> Res
         progress: false,
     };
     let fitted = fit(&cfg)?;
-    crate::export::write_mlp(&dir.join(DIGITS_MODEL), &fitted.mlp, &fitted.params, &fitted.config, &fitted.stats)?;
+    crate::export::write_mlp(
+        &dir.join(DIGITS_MODEL),
+        &fitted.mlp,
+        &fitted.params,
+        &fitted.config,
+        &fitted.stats,
+    )?;
     let n = DIGITS_SAMPLE_COUNT.min(fitted.test.rows());
     let cols = fitted.test.cols();
-    let bytes = |v: &[f64]| v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect::<Vec<u8>>();
+    let bytes = |v: &[f64]| {
+        v.iter()
+            .flat_map(|x| (*x as f32).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
     let labels: Vec<f64> = match &fitted.test.y {
-        crate::data::Targets::Classes { labels, .. } => labels[..n].iter().map(|&l| l as f64).collect(),
-        crate::data::Targets::Values(_) => return Err(Error::invalid("digits", "labels", "expected a classification set")),
+        crate::data::Targets::Classes { labels, .. } => {
+            labels[..n].iter().map(|&l| l as f64).collect()
+        }
+        crate::data::Targets::Values(_) => {
+            return Err(Error::invalid(
+                "digits",
+                "labels",
+                "expected a classification set",
+            ))
+        }
     };
     let tensors = vec![
-        ("x".to_string(), vec![n, cols], bytes(&fitted.test.x[..n * cols])),
+        (
+            "x".to_string(),
+            vec![n, cols],
+            bytes(&fitted.test.x[..n * cols]),
+        ),
         ("label".to_string(), vec![n], bytes(&labels)),
     ];
     let meta = std::collections::BTreeMap::from([("keel.kind".to_string(), "samples".to_string())]);
-    crate::output::write_atomic(&dir.join(DIGITS_SAMPLES), &crate::export::safetensors_bytes(&tensors, &meta))?;
+    crate::output::write_atomic(
+        &dir.join(DIGITS_SAMPLES),
+        &crate::export::safetensors_bytes(&tensors, &meta),
+    )?;
     Ok(fitted.report)
 }
 
@@ -262,13 +290,29 @@ pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
     let line = output
         .lines()
         .find(|l| l.trim_start().starts_with("KEEL-FW model=digits"))
-        .ok_or_else(|| Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=digits' line"))?;
-    let fields: BTreeMap<&str, &str> = line.split_whitespace().skip(1).filter_map(|kv| kv.split_once('=')).collect();
-    let get = |k: &str| fields.get(k).copied().ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")));
-    let samples: usize = get("samples")?.parse().map_err(|_| Error::invalid("samples", get("samples").unwrap_or(""), "not an integer"))?;
+        .ok_or_else(|| {
+            Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=digits' line")
+        })?;
+    let fields: BTreeMap<&str, &str> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .copied()
+            .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
+    };
+    let samples: usize = get("samples")?
+        .parse()
+        .map_err(|_| Error::invalid("samples", get("samples").unwrap_or(""), "not an integer"))?;
     let classes = get("classes")?
         .split(',')
-        .map(|c| c.parse::<usize>().map_err(|_| Error::invalid("classes", c, "not an integer")))
+        .map(|c| {
+            c.parse::<usize>()
+                .map_err(|_| Error::invalid("classes", c, "not an integer"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let logits = get("logits")?
         .split(',')
@@ -278,7 +322,15 @@ pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
         })
         .collect::<Result<Vec<f32>>>()?;
     if classes.len() != samples || logits.len() != samples * 10 {
-        return Err(Error::invalid("firmware output", samples, format!("{} classes and {} logits for {samples} samples", classes.len(), logits.len())));
+        return Err(Error::invalid(
+            "firmware output",
+            samples,
+            format!(
+                "{} classes and {} logits for {samples} samples",
+                classes.len(),
+                logits.len()
+            ),
+        ));
     }
     Ok(FirmwareModelRun { classes, logits })
 }
@@ -311,21 +363,35 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
         std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
     };
     let model_path = assets.join(DIGITS_MODEL);
-    let loaded = crate::export::load_mlp(&read(DIGITS_MODEL)?, &model_path, crate::backend::DType::F32)?;
+    let loaded = crate::export::load_mlp(
+        &read(DIGITS_MODEL)?,
+        &model_path,
+        crate::backend::DType::F32,
+    )?;
     let samples_path = assets.join(DIGITS_SAMPLES);
     let sbytes = read(DIGITS_SAMPLES)?;
-    let bad = |e: keel_core::Error| Error::Malformed { path: samples_path.clone(), reason: e.to_string() };
+    let bad = |e: keel_core::Error| Error::Malformed {
+        path: samples_path.clone(),
+        reason: e.to_string(),
+    };
     let st = keel_core::io::SafeTensors::<4>::parse(&sbytes).map_err(bad)?;
     let xt = st.tensor("x").map_err(bad)?;
     let lt = st.tensor("label").map_err(bad)?;
-    let x = (0..xt.len()).map(|i| xt.get_f64(i)).collect::<core::result::Result<Vec<_>, _>>().map_err(bad)?;
-    let labels = (0..lt.len()).map(|i| lt.get_f64(i).map(|v| v as usize)).collect::<core::result::Result<Vec<_>, _>>().map_err(bad)?;
+    let x = (0..xt.len())
+        .map(|i| xt.get_f64(i))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let labels = (0..lt.len())
+        .map(|i| lt.get_f64(i).map(|v| v as usize))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
     let cols = loaded.mlp.layers[0].inp;
     let xs = match &loaded.stats.input {
         Some((m, s)) => crate::data::standardize(&x, m, s),
         None => x.clone(),
     };
-    let t = crate::tensor::Tensor::from_f64s(&xs, &[x.len() / cols, cols], crate::backend::DType::F32)?;
+    let t =
+        crate::tensor::Tensor::from_f64s(&xs, &[x.len() / cols, cols], crate::backend::DType::F32)?;
     let out = crate::autodiff::no_grad(|| loaded.mlp.forward(&loaded.params, &t))?;
     let host = out.to_vec_f32();
     let host_classes = out.argmax(-1)?;
@@ -335,8 +401,17 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
         .zip(&host)
         .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
         .fold(0.0, f64::max);
-    let pass = host_classes == run.classes && relative_error <= TOLERANCE && host.len() == run.logits.len();
-    Ok(ModelComparison { firmware_classes: run.classes.clone(), host_classes, labels, relative_error, tolerance: TOLERANCE, pass })
+    let pass = host_classes == run.classes
+        && relative_error <= TOLERANCE
+        && host.len() == run.logits.len();
+    Ok(ModelComparison {
+        firmware_classes: run.classes.clone(),
+        host_classes,
+        labels,
+        relative_error,
+        tolerance: TOLERANCE,
+        pass,
+    })
 }
 
 #[cfg(test)]

@@ -613,7 +613,12 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             c.host.len(),
             if c.pass { "PASS" } else { "FAIL" }
         );
-        let correct = model.firmware_classes.iter().zip(&model.labels).filter(|(a, b)| a == b).count();
+        let correct = model
+            .firmware_classes
+            .iter()
+            .zip(&model.labels)
+            .filter(|(a, b)| a == b)
+            .count();
         println!(
             "digits MLP (embedded keel fit export) on {} test digits: firmware classes {:?}, host {:?}, labels {:?}",
             model.labels.len(),
@@ -786,7 +791,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => run_simulate(args).map(|()| true),
         Command::Fit(args) => run_fit(args).map(|()| true),
-        Command::Firmware(FirmwareCommand::Check { log, json, assets }) => run_firmware_check(log, *json, assets),
+        Command::Firmware(FirmwareCommand::Check { log, json, assets }) => {
+            run_firmware_check(log, *json, assets)
+        }
         Command::Firmware(FirmwareCommand::Assets { data, out }) => {
             keel::firmware::write_digits_assets(data, out).map(|r| {
                 println!(

@@ -241,7 +241,8 @@ fn slot_f64(s: &mut Option<Slots>, i: usize) -> Option<&mut Vec<f64>> {
     }
 }
 
-/// One fused update pass; returns the new parameter buffer.
+/// One fused update pass; returns the new parameter buffer. Loops are branch-free zips over the
+/// buffers so they vectorise.
 fn update<T: Float + Element>(
     kind: OptimizerKind,
     t: u64,
@@ -262,12 +263,17 @@ fn update<T: Float + Element>(
             let (lr, mu, wd) = (f(lr), f(momentum), f(weight_decay));
             match m {
                 Some(b) if momentum > 0.0 => {
-                    for i in 0..p.len() {
-                        let d = g[i] + wd * p[i];
-                        b[i] = if t == 1 { d } else { mu * b[i] + d };
-                        let step = if nesterov { d + mu * b[i] } else { b[i] };
-                        out.push(p[i] - lr * step);
-                    }
+                    // PyTorch initialises the buffer to the first step's direction.
+                    let keep = if t == 1 { T::ZERO } else { mu };
+                    let nest = if nesterov { mu } else { T::ZERO };
+                    let plain = if nesterov { T::ONE } else { T::ZERO };
+                    let base = if nesterov { T::ZERO } else { T::ONE };
+                    out.extend(p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
+                        let d = *g + wd * *p;
+                        *b = keep * *b + d;
+                        // Nesterov: d + μb; classic: b.
+                        *p - lr * (plain * d + nest * *b + base * *b)
+                    }));
                 }
                 _ => out.extend(p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
             }
@@ -284,26 +290,28 @@ fn update<T: Float + Element>(
             eps,
             weight_decay,
         } => {
-            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
             let (Some(m), Some(v)) = (m, v) else {
                 unreachable!("Adam has both moments")
             };
             let bc1 = 1.0 - beta1.powi(t as i32);
             let bc2 = 1.0 - beta2.powi(t as i32);
             let (b1, b2, e) = (f(beta1), f(beta2), f(eps));
+            let (c1, c2) = (T::ONE - b1, T::ONE - b2);
             let step_size = f(lr / bc1);
             let inv_sqrt_bc2 = f(1.0 / bc2.sqrt());
-            let (wd, decay) = (f(weight_decay), f(1.0 - lr * weight_decay));
-            for i in 0..p.len() {
-                let (pi, gi) = if decoupled {
-                    (p[i] * decay, g[i])
-                } else {
-                    (p[i], g[i] + wd * p[i])
-                };
-                m[i] = b1 * m[i] + (T::ONE - b1) * gi;
-                v[i] = b2 * v[i] + (T::ONE - b2) * gi * gi;
-                out.push(pi - step_size * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + e));
-            }
+            // Adam adds λp to the gradient; AdamW shrinks p by (1 − lr·λ) instead.
+            let (wd, decay) = match kind {
+                OptimizerKind::AdamW { .. } => (T::ZERO, f(1.0 - lr * weight_decay)),
+                _ => (f(weight_decay), T::ONE),
+            };
+            out.extend(p.iter().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).map(
+                |(((p, g), m), v)| {
+                    let gi = *g + wd * *p;
+                    *m = b1 * *m + c1 * gi;
+                    *v = b2 * *v + c2 * gi * gi;
+                    *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + e)
+                },
+            ));
         }
     }
     out

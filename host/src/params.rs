@@ -2,6 +2,7 @@
 //! loop and by name for export and checkpoints.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -10,12 +11,13 @@ use crate::tensor::Tensor;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParamId(pub usize);
 
-/// An ordered set of named tensors.
+/// An ordered set of named tensors. Names are shared between copies, so taking
+/// [`Params::variables`] every training step copies only the tensor handles.
 #[derive(Clone, Debug, Default)]
 pub struct Params {
-    names: Vec<String>,
+    names: Arc<Vec<String>>,
     values: Vec<Tensor>,
-    index: HashMap<String, usize>,
+    index: Arc<HashMap<String, usize>>,
 }
 
 impl Params {
@@ -38,8 +40,8 @@ impl Params {
             ));
         }
         let id = self.values.len();
-        self.index.insert(name.clone(), id);
-        self.names.push(name);
+        Arc::make_mut(&mut self.index).insert(name.clone(), id);
+        Arc::make_mut(&mut self.names).push(name);
         self.values.push(value);
         Ok(ParamId(id))
     }

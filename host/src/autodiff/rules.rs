@@ -43,19 +43,30 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::Powf(x, c) => vec![(x, g.mul(&x.powf(c - 1.0).mul_scalar(*c))?)],
         Op::Binary(a, b, bop) => {
             let (da, db) = (a.dims(), b.dims());
-            match bop {
-                BinaryOp::Add => vec![(a, g.sum_to(da)?), (b, g.sum_to(db)?)],
-                BinaryOp::Sub => vec![(a, g.sum_to(da)?), (b, g.neg().sum_to(db)?)],
-                BinaryOp::Mul => vec![(a, g.mul(b)?.sum_to(da)?), (b, g.mul(a)?.sum_to(db)?)],
-                BinaryOp::Div => {
-                    // d(a/b)/db = −a/b² = −out/b
-                    vec![
-                        (a, g.div(b)?.sum_to(da)?),
-                        (b, g.mul(out)?.div(b)?.neg().sum_to(db)?),
-                    ]
-                }
-                BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq => vec![],
+            if matches!(bop, BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq) {
+                return Ok(vec![]);
             }
+            // Only operands that gradients flow to are differentiated.
+            let mut v = Vec::with_capacity(2);
+            if a.is_tracked() {
+                let ga = match bop {
+                    BinaryOp::Mul => g.mul(b)?,
+                    BinaryOp::Div => g.div(b)?,
+                    _ => g.clone(),
+                };
+                v.push((a, ga.sum_to(da)?));
+            }
+            if b.is_tracked() {
+                let gb = match bop {
+                    BinaryOp::Sub => g.neg(),
+                    BinaryOp::Mul => g.mul(a)?,
+                    // d(a/b)/db = −a/b² = −out/b
+                    BinaryOp::Div => g.mul(out)?.div(b)?.neg(),
+                    _ => g.clone(),
+                };
+                v.push((b, gb.sum_to(db)?));
+            }
+            v
         }
         Op::Where(mask, a, b) => {
             let zero = g.zeros_like();
@@ -67,17 +78,24 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::Matmul(a, b, ta, tb) => {
             let (ta, tb) = (*ta, *tb);
             // C = Â·B̂ with Â = ta ? Aᵀ : A, B̂ = tb ? Bᵀ : B.
-            let ga = if ta {
-                b.matmul_t(g, tb, true)?
-            } else {
-                g.matmul_t(b, false, !tb)?
-            };
-            let gb = if tb {
-                g.matmul_t(a, true, ta)?
-            } else {
-                a.matmul_t(g, !ta, false)?
-            };
-            vec![(a, ga.sum_to(a.dims())?), (b, gb.sum_to(b.dims())?)]
+            let mut v = Vec::with_capacity(2);
+            if a.is_tracked() {
+                let ga = if ta {
+                    b.matmul_t(g, tb, true)?
+                } else {
+                    g.matmul_t(b, false, !tb)?
+                };
+                v.push((a, ga.sum_to(a.dims())?));
+            }
+            if b.is_tracked() {
+                let gb = if tb {
+                    g.matmul_t(a, true, ta)?
+                } else {
+                    a.matmul_t(g, !ta, false)?
+                };
+                v.push((b, gb.sum_to(b.dims())?));
+            }
+            v
         }
         Op::Sum(x, _) => vec![(x, g.broadcast_to(x.dims())?)],
         Op::Max(x, axis) => {

@@ -113,9 +113,20 @@ pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     out
 }
 
-/// `op(x)` elementwise.
+/// `op(x)` elementwise. The operation is chosen once per call, so each loop is a tight,
+/// monomorphised map the compiler can vectorise.
 pub fn unary<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
-    map(x, |v| apply(op, v))
+    macro_rules! each {
+        ($($variant:ident),*) => {
+            match op {
+                $(UnaryOp::$variant => map(x, |v| apply(UnaryOp::$variant, v)),)*
+            }
+        };
+    }
+    each!(
+        Neg, Exp, Log, Log1p, Tanh, Sigmoid, Softplus, Relu, Sin, Cos, Sqrt, Square, Abs, Step,
+        Sign
+    )
 }
 
 /// Binary elementwise operations (with broadcasting).
@@ -200,7 +211,7 @@ fn for_each_row(
     }
 }
 
-/// `op(a, b)` with numpy broadcasting to `out_shape`.
+/// `op(a, b)` with numpy broadcasting to `out_shape`. The operation is chosen once per call.
 pub fn binary<T: Float>(
     op: BinaryOp,
     a: &[T],
@@ -209,6 +220,31 @@ pub fn binary<T: Float>(
     sb: &Shape,
     out_shape: &Shape,
 ) -> Vec<T> {
+    macro_rules! each {
+        ($($variant:ident),*) => {
+            match op {
+                $(BinaryOp::$variant => binary_with(a, sa, b, sb, out_shape, |x, y| apply2(BinaryOp::$variant, x, y)),)*
+            }
+        };
+    }
+    each!(Add, Sub, Mul, Div, Max, Gt, Eq)
+}
+
+/// Whether `s` broadcasts to `out` only along leading axes, i.e. `out` is `[outer…, s…]` with
+/// `s`'s dimensions as its trailing ones (a bias row added to every row of a batch).
+fn is_trailing(s: &Shape, out: &Shape) -> bool {
+    let (r, ro) = (s.rank(), out.rank());
+    r <= ro && (0..r).all(|i| s.dim(i) == out.dim(ro - r + i))
+}
+
+fn binary_with<T: Float>(
+    a: &[T],
+    sa: &Shape,
+    b: &[T],
+    sb: &Shape,
+    out_shape: &Shape,
+    f: impl Fn(T, T) -> T + Sync + Send,
+) -> Vec<T> {
     let n = out_shape.numel();
     let mut out = T::take(n);
     if sa == out_shape && sb == out_shape {
@@ -216,31 +252,59 @@ pub fn binary<T: Float>(
             out.resize(n, T::ZERO);
             out.par_iter_mut()
                 .zip(a.par_iter().zip(b.par_iter()))
-                .for_each(|(o, (x, y))| *o = apply2(op, *x, *y));
+                .for_each(|(o, (x, y))| *o = f(*x, *y));
         } else {
-            out.extend(a.iter().zip(b).map(|(x, y)| apply2(op, *x, *y)));
+            out.extend(a.iter().zip(b).map(|(x, y)| f(*x, *y)));
         }
         return out;
     }
     if b.len() == 1 && sa == out_shape {
         let y = b[0];
-        out.extend(a.iter().map(|x| apply2(op, *x, y)));
+        out.extend(a.iter().map(|x| f(*x, y)));
         return out;
     }
     if a.len() == 1 && sb == out_shape {
         let x = a[0];
-        out.extend(b.iter().map(|y| apply2(op, x, *y)));
+        out.extend(b.iter().map(|y| f(x, *y)));
+        return out;
+    }
+    if sa == out_shape && !b.is_empty() && is_trailing(sb, out_shape) {
+        for row in a.chunks_exact(b.len()) {
+            out.extend(row.iter().zip(b).map(|(x, y)| f(*x, *y)));
+        }
+        return out;
+    }
+    if sb == out_shape && !a.is_empty() && is_trailing(sa, out_shape) {
+        for row in b.chunks_exact(a.len()) {
+            out.extend(a.iter().zip(row).map(|(x, y)| f(*x, *y)));
+        }
         return out;
     }
     let ta = sa.broadcast_strides(out_shape);
     let tb = sb.broadcast_strides(out_shape);
     let r = out_shape.rank();
     let (la, lb) = (ta[r - 1], tb[r - 1]);
-    for_each_row(out_shape, [ta, tb, [0; MAX_RANK]], |[oa, ob, _], run| {
-        for j in 0..run {
-            out.push(apply2(op, a[oa + j * la], b[ob + j * lb]));
-        }
-    });
+    for_each_row(
+        out_shape,
+        [ta, tb, [0; MAX_RANK]],
+        |[oa, ob, _], run| match (la, lb) {
+            (1, 1) => out.extend(
+                a[oa..oa + run]
+                    .iter()
+                    .zip(&b[ob..ob + run])
+                    .map(|(x, y)| f(*x, *y)),
+            ),
+            (1, 0) => {
+                let y = b[ob];
+                out.extend(a[oa..oa + run].iter().map(|x| f(*x, y)));
+            }
+            (0, 1) => {
+                let x = a[oa];
+                out.extend(b[ob..ob + run].iter().map(|y| f(x, *y)));
+            }
+            _ => out.extend((0..run).map(|j| f(a[oa + j * la], b[ob + j * lb]))),
+        },
+    );
     out
 }
 
