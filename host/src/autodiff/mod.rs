@@ -2,7 +2,7 @@
 //!
 //! While recording is on (the default; see [`no_grad`]), every operation whose inputs include a
 //! tracked tensor (a [`Tensor::variable`] or something computed from one) remembers its inputs as
-//! an [`Op`]. Then:
+//! an `Op`. Then:
 //! - [`grad`] runs reverse mode (vector–Jacobian products). Its backward rules are ordinary
 //!   tensor operations, so with `create_graph = true` the gradients are themselves recorded and
 //!   can be differentiated again (gradients of gradients, Hessian–vector products: [`hvp`]).
