@@ -102,6 +102,30 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+    /// Tensors on different devices.
+    #[error("{op}: operands on {lhs} and {rhs}; move them to one device first")]
+    DeviceMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's device.
+        lhs: crate::backend::Device,
+        /// Second operand's device.
+        rhs: crate::backend::Device,
+    },
+    /// No usable GPU, and why.
+    #[error("no usable GPU: {reason}")]
+    NoGpu {
+        /// What is missing.
+        reason: String,
+    },
+    /// A CUDA operation failed (launch, out of memory, compilation), naming the op and sizes.
+    #[error("CUDA {op}: {detail}")]
+    Cuda {
+        /// The operation and its sizes.
+        op: String,
+        /// The driver's, NVRTC's or cuBLAS's message.
+        detail: String,
+    },
     /// A CUDA device was requested from a build without CUDA support.
     #[error("this build of keel has no CUDA support; use --device cpu (or auto)")]
     CudaNotCompiled,
@@ -139,7 +163,10 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            Error::InvalidInput { .. } | Error::Malformed { .. } | Error::CudaNotCompiled
+            Error::InvalidInput { .. }
+                | Error::Malformed { .. }
+                | Error::CudaNotCompiled
+                | Error::NoGpu { .. }
         ) || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }

@@ -79,12 +79,12 @@ pub fn mlp_bytes(
         named.push((
             format!("layer{i}.weight"),
             vec![l.out, l.inp],
-            f32_bytes(&params.get(l.weight).to_vec_f64()),
+            f32_bytes(&params.get(l.weight).to_vec_f64()?),
         ));
         named.push((
             format!("layer{i}.bias"),
             vec![l.out],
-            f32_bytes(&params.get(l.bias).to_vec_f64()),
+            f32_bytes(&params.get(l.bias).to_vec_f64()?),
         ));
     }
     for (prefix, s) in [("input", &stats.input), ("target", &stats.target)] {

@@ -229,6 +229,8 @@ pub fn write_digits_assets(
         patience: 10,
         dtype: crate::backend::DType::F32,
         progress: false,
+        device: crate::backend::Device::Cpu,
+        notice: None,
     };
     let fitted = fit(&cfg)?;
     crate::export::write_mlp(
@@ -393,7 +395,7 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
     let t =
         crate::tensor::Tensor::from_f64s(&xs, &[x.len() / cols, cols], crate::backend::DType::F32)?;
     let out = crate::autodiff::no_grad(|| loaded.mlp.forward(&loaded.params, &t))?;
-    let host = out.to_vec_f32();
+    let host = out.to_vec_f32()?;
     let host_classes = out.argmax(-1)?;
     let relative_error = run
         .logits

@@ -80,6 +80,11 @@ pub struct FitConfig {
     pub dtype: DType,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Where to train.
+    pub device: crate::backend::Device,
+    /// A line to print on stderr once the data has been read and training starts (e.g. why
+    /// `--device auto` fell back to the CPU).
+    pub notice: Option<String>,
 }
 
 /// One epoch of the learning curves.
@@ -191,12 +196,18 @@ impl FitConfig {
     }
 }
 
-fn batch_tensor(x: &[f64], cols: usize, idx: &[usize], dtype: DType) -> Result<Tensor> {
+fn batch_tensor(
+    x: &[f64],
+    cols: usize,
+    idx: &[usize],
+    dtype: DType,
+    device: crate::backend::Device,
+) -> Result<Tensor> {
     let mut v = Vec::with_capacity(idx.len() * cols);
     for &i in idx {
         v.extend_from_slice(&x[i * cols..(i + 1) * cols]);
     }
-    Tensor::from_f64s(&v, &[idx.len(), cols], dtype)
+    Tensor::from_f64s(&v, &[idx.len(), cols], dtype)?.to_device(device)
 }
 
 /// The prepared data of one split: standardised inputs and training-space targets.
@@ -239,7 +250,7 @@ fn batch_loss(
     idx: &[usize],
     cols: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let xb = batch_tensor(&split.x, cols, idx, cfg.dtype)?;
+    let xb = batch_tensor(&split.x, cols, idx, cfg.dtype, cfg.device)?;
     let out = mlp.forward(params, &xb)?;
     let loss = match cfg.task {
         Task::Classify => {
@@ -251,13 +262,14 @@ fn batch_loss(
                 &idx.iter().map(|&i| split.y[i]).collect::<Vec<_>>(),
                 &[idx.len(), 1],
                 cfg.dtype,
-            )?;
+            )?
+            .to_device(cfg.device)?;
             match cfg.loss {
                 RegressionLoss::Mse => out.mse(&yb)?,
                 RegressionLoss::Gaussian => {
                     let mean = out.narrow(1, 0, 1)?;
-                    let sigma = out.narrow(1, 1, 1)?.softplus().add_scalar(1e-6);
-                    mean.gaussian_nll(&sigma.square(), &yb)?
+                    let sigma = out.narrow(1, 1, 1)?.softplus()?.add_scalar(1e-6)?;
+                    mean.gaussian_nll(&sigma.square()?, &yb)?
                 }
             }
         }
@@ -333,8 +345,14 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
         cfg.dtype,
         &mut rng,
     )?;
+    // Initialised on the CPU from the seeded generator (the same numbers on every device),
+    // then moved.
+    let mut params = params.to_device(cfg.device)?;
     let mut opt = Optimizer::new(cfg.optimizer, &params)?;
 
+    if let Some(n) = &cfg.notice {
+        eprintln!("{n}");
+    }
     let bar = if cfg.progress {
         ProgressBar::new(cfg.epochs as u64)
     } else {
@@ -383,10 +401,12 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
         let (val_loss, val_accuracy) = if va.rows > 0 {
             no_grad(|| -> Result<(f64, Option<f64>)> {
                 let (loss, out) = batch_loss(cfg, &mlp, &params, &va, &all_val, cols)?;
-                let acc = (cfg.task == Task::Classify).then(|| {
-                    let probs = out.softmax(-1).map(|p| p.to_vec_f64()).unwrap_or_default();
-                    metrics::accuracy(&probs, out_dim, &va.labels)
-                });
+                let acc = if cfg.task == Task::Classify {
+                    let probs = out.softmax(-1)?.to_vec_f64()?;
+                    Some(metrics::accuracy(&probs, out_dim, &va.labels))
+                } else {
+                    None
+                };
                 Ok((loss.item()?, acc))
             })?
         } else {
@@ -439,7 +459,7 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     };
     match cfg.task {
         Task::Classify => {
-            let probs = out.softmax(-1)?.to_vec_f64();
+            let probs = out.softmax(-1)?.to_vec_f64()?;
             report.test_accuracy = Some(metrics::accuracy(&probs, out_dim, &te.labels));
             report.test_nll = Some(metrics::nll(&probs, out_dim, &te.labels));
             report.ece = Some(metrics::ece(&probs, out_dim, &te.labels, 15));
@@ -450,7 +470,7 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
                 .as_ref()
                 .map(|(m, s)| (m[0], s[0]))
                 .unwrap_or((0.0, 1.0));
-            let o = out.to_vec_f64();
+            let o = out.to_vec_f64()?;
             let truth: Vec<f64> = te.y.iter().map(|y| y * ts + tm).collect();
             let k = out.dims()[1];
             let mean: Vec<f64> = o.chunks(k).map(|r| r[0] * ts + tm).collect();
@@ -492,7 +512,12 @@ impl Fitted {
             Some((m, s)) => standardize(x, m, s),
             None => x.to_vec(),
         };
-        let t = Tensor::from_f64s(&xs, &[x.len() / cols.max(1), cols], dtype)?;
+        let device = self
+            .params
+            .values()
+            .first()
+            .map_or(crate::backend::Device::Cpu, |p| p.device());
+        let t = Tensor::from_f64s(&xs, &[x.len() / cols.max(1), cols], dtype)?.to_device(device)?;
         no_grad(|| self.mlp.forward(&self.params, &t))
     }
 }

@@ -150,7 +150,8 @@ mod tests {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
         let w = weight(Init::PyTorchDefault, 50, 100, DType::F64, &mut rng)
             .unwrap()
-            .to_vec_f64();
+            .to_vec_f64()
+            .unwrap();
         assert!(w.iter().all(|v| v.abs() <= 0.1));
         let var = w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64;
         assert!(
@@ -161,7 +162,8 @@ mod tests {
         assert_eq!(
             weight(Init::PyTorchDefault, 50, 100, DType::F64, &mut rng2)
                 .unwrap()
-                .to_vec_f64(),
+                .to_vec_f64()
+                .unwrap(),
             w
         );
     }

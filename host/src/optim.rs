@@ -3,16 +3,10 @@
 //! fused kernels mirror these loops), following PyTorch's definitions.
 
 use crate::backend::cpu::{CpuStorage, Float};
+use crate::backend::{AdamHyper, SgdHyper, Storage};
 use crate::error::{Error, Result};
 use crate::params::{ParamId, Params};
 use crate::tensor::{Element, Tensor};
-
-/// Optimizer state per parameter, in the parameter's element type.
-#[derive(Debug)]
-enum Slots {
-    F32(Vec<Vec<f32>>),
-    F64(Vec<Vec<f64>>),
-}
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,32 +110,15 @@ impl OptimizerKind {
     }
 }
 
-/// An optimizer bound to a parameter set's shapes.
+/// An optimizer bound to a parameter set. Its moment buffers live on each parameter's device.
 #[derive(Debug)]
 pub struct Optimizer {
     kind: OptimizerKind,
     step: u64,
-    m: Option<Slots>,
-    v: Option<Slots>,
-}
-
-fn zeros_like_params(params: &Params) -> Slots {
-    match params.values().first().map(|t| t.dtype()) {
-        Some(crate::backend::DType::F64) => Slots::F64(
-            params
-                .values()
-                .iter()
-                .map(|t| vec![0.0; t.numel()])
-                .collect(),
-        ),
-        _ => Slots::F32(
-            params
-                .values()
-                .iter()
-                .map(|t| vec![0.0; t.numel()])
-                .collect(),
-        ),
-    }
+    /// First moments (Adam) or momentum buffers (SGD), created on first use.
+    m: Vec<Option<Storage>>,
+    /// Second moments (Adam).
+    v: Vec<Option<Storage>>,
 }
 
 impl Optimizer {
@@ -160,16 +137,12 @@ impl Optimizer {
                 ));
             }
         }
-        let needs_m = !matches!(kind, OptimizerKind::Sgd { momentum, .. } if momentum == 0.0);
-        let needs_v = matches!(
-            kind,
-            OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. }
-        );
+        let n = params.len();
         Ok(Optimizer {
             kind,
             step: 0,
-            m: needs_m.then(|| zeros_like_params(params)),
-            v: needs_v.then(|| zeros_like_params(params)),
+            m: (0..n).map(|_| None).collect(),
+            v: (0..n).map(|_| None).collect(),
         })
     }
 
@@ -182,7 +155,7 @@ impl Optimizer {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if a gradient's shape differs from its parameter's;
-    /// [`Error::InvalidInput`] for a negative or non-finite `lr`.
+    /// [`Error::InvalidInput`] for a negative or non-finite `lr`; device errors.
     pub fn step(&mut self, params: &mut Params, grads: &[Tensor], lr: f64) -> Result<()> {
         if !(lr >= 0.0) || !lr.is_finite() {
             return Err(Error::invalid(
@@ -200,9 +173,14 @@ impl Optimizer {
         }
         self.step += 1;
         let t = self.step;
+        let needs_m = !matches!(self.kind, OptimizerKind::Sgd { momentum, .. } if momentum == 0.0);
+        let needs_v = matches!(
+            self.kind,
+            OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. }
+        );
         for i in 0..params.len() {
             let p = params.get(ParamId(i)).clone();
-            let g = &grads[i];
+            let g = grads[i].to_dtype(p.dtype())?.to_device(p.device())?;
             if g.shape() != p.shape() {
                 return Err(Error::ShapeMismatch {
                     op: "optimizer step",
@@ -210,74 +188,76 @@ impl Optimizer {
                     rhs: g.shape(),
                 });
             }
-            let new = match (p.cpu(), g.to_dtype(p.dtype()).cpu()) {
-                (CpuStorage::F32(pv), CpuStorage::F32(gv)) => {
-                    let (m, v) = (slot_f32(&mut self.m, i), slot_f32(&mut self.v, i));
-                    Tensor::from_vec(update(self.kind, t, lr, pv, gv, m, v), p.dims())?
+            let zeros = || Storage::full(0.0, p.numel(), p.dtype(), p.device());
+            if needs_m && self.m[i].is_none() {
+                self.m[i] = Some(zeros()?);
+            }
+            if needs_v && self.v[i].is_none() {
+                self.v[i] = Some(zeros()?);
+            }
+            let new = match (p.storage(), g.storage()) {
+                (Storage::Cpu(CpuStorage::F32(pv)), Storage::Cpu(CpuStorage::F32(gv))) => {
+                    Storage::Cpu(CpuStorage::F32(update(
+                        self.kind,
+                        t,
+                        lr,
+                        pv,
+                        gv,
+                        cpu_slot_f32(&mut self.m[i]),
+                        cpu_slot_f32(&mut self.v[i]),
+                    )))
                 }
-                (CpuStorage::F64(pv), CpuStorage::F64(gv)) => {
-                    let (m, v) = (slot_f64(&mut self.m, i), slot_f64(&mut self.v, i));
-                    Tensor::from_vec(update(self.kind, t, lr, pv, gv, m, v), p.dims())?
+                (Storage::Cpu(CpuStorage::F64(pv)), Storage::Cpu(CpuStorage::F64(gv))) => {
+                    Storage::Cpu(CpuStorage::F64(update(
+                        self.kind,
+                        t,
+                        lr,
+                        pv,
+                        gv,
+                        cpu_slot_f64(&mut self.m[i]),
+                        cpu_slot_f64(&mut self.v[i]),
+                    )))
                 }
-                _ => unreachable!("gradient converted to the parameter's type"),
+                (Storage::Cuda(pc), Storage::Cuda(gc)) => Storage::Cuda(cuda_update(
+                    self.kind,
+                    t,
+                    lr,
+                    pc,
+                    gc,
+                    &mut self.m[i],
+                    &mut self.v[i],
+                )?),
+                _ => {
+                    return Err(Error::DeviceMismatch {
+                        op: "optimizer step",
+                        lhs: p.device(),
+                        rhs: g.device(),
+                    })
+                }
             };
-            params.set(ParamId(i), new)?;
+            params.set(ParamId(i), Tensor::from_storage(new, p.shape()))?;
         }
         Ok(())
     }
 }
 
-fn slot_f32(s: &mut Option<Slots>, i: usize) -> Option<&mut Vec<f32>> {
+fn cpu_slot_f32(s: &mut Option<Storage>) -> Option<&mut Vec<f32>> {
     match s {
-        Some(Slots::F32(v)) => v.get_mut(i),
+        Some(Storage::Cpu(CpuStorage::F32(v))) => Some(v),
         _ => None,
     }
 }
 
-fn slot_f64(s: &mut Option<Slots>, i: usize) -> Option<&mut Vec<f64>> {
+fn cpu_slot_f64(s: &mut Option<Storage>) -> Option<&mut Vec<f64>> {
     match s {
-        Some(Slots::F64(v)) => v.get_mut(i),
+        Some(Storage::Cpu(CpuStorage::F64(v))) => Some(v),
         _ => None,
     }
 }
 
-/// One fused update pass; returns the new parameter buffer. Loops are branch-free zips over the
-/// buffers so they vectorise.
-fn update<T: Float + Element>(
-    kind: OptimizerKind,
-    t: u64,
-    lr: f64,
-    p: &[T],
-    g: &[T],
-    m: Option<&mut Vec<T>>,
-    v: Option<&mut Vec<T>>,
-) -> Vec<T> {
-    let mut out = T::take(p.len());
-    let f = T::from_f64;
+/// The scalars of step `t` as the fused kernels take them (shared with [`update`]).
+fn adam_hyper(kind: OptimizerKind, t: u64, lr: f64) -> Option<AdamHyper> {
     match kind {
-        OptimizerKind::Sgd {
-            momentum,
-            nesterov,
-            weight_decay,
-        } => {
-            let (lr, mu, wd) = (f(lr), f(momentum), f(weight_decay));
-            match m {
-                Some(b) if momentum > 0.0 => {
-                    // PyTorch initialises the buffer to the first step's direction.
-                    let keep = if t == 1 { T::ZERO } else { mu };
-                    let nest = if nesterov { mu } else { T::ZERO };
-                    let plain = if nesterov { T::ONE } else { T::ZERO };
-                    let base = if nesterov { T::ZERO } else { T::ONE };
-                    out.extend(p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
-                        let d = *g + wd * *p;
-                        *b = keep * *b + d;
-                        // Nesterov: d + μb; classic: b.
-                        *p - lr * (plain * d + nest * *b + base * *b)
-                    }));
-                }
-                _ => out.extend(p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
-            }
-        }
         OptimizerKind::Adam {
             beta1,
             beta2,
@@ -290,28 +270,121 @@ fn update<T: Float + Element>(
             eps,
             weight_decay,
         } => {
-            let (Some(m), Some(v)) = (m, v) else {
-                unreachable!("Adam has both moments")
-            };
-            let bc1 = 1.0 - beta1.powi(t as i32);
-            let bc2 = 1.0 - beta2.powi(t as i32);
-            let (b1, b2, e) = (f(beta1), f(beta2), f(eps));
-            let (c1, c2) = (T::ONE - b1, T::ONE - b2);
-            let step_size = f(lr / bc1);
-            let inv_sqrt_bc2 = f(1.0 / bc2.sqrt());
-            // Adam adds λp to the gradient; AdamW shrinks p by (1 − lr·λ) instead.
-            let (wd, decay) = match kind {
-                OptimizerKind::AdamW { .. } => (T::ZERO, f(1.0 - lr * weight_decay)),
-                _ => (f(weight_decay), T::ONE),
-            };
-            out.extend(p.iter().zip(g).zip(m.iter_mut()).zip(v.iter_mut()).map(
-                |(((p, g), m), v)| {
+            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
+            Some(AdamHyper {
+                b1: beta1,
+                b2: beta2,
+                step_size: lr / (1.0 - beta1.powi(t as i32)),
+                inv_sqrt_bc2: 1.0 / (1.0 - beta2.powi(t as i32)).sqrt(),
+                eps,
+                wd: if decoupled { 0.0 } else { weight_decay },
+                decay: if decoupled {
+                    1.0 - lr * weight_decay
+                } else {
+                    1.0
+                },
+            })
+        }
+        OptimizerKind::Sgd { .. } => None,
+    }
+}
+
+fn sgd_hyper(kind: OptimizerKind, t: u64, lr: f64) -> Option<SgdHyper> {
+    match kind {
+        OptimizerKind::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => Some(SgdHyper {
+            lr,
+            wd: weight_decay,
+            // PyTorch initialises the buffer to the first step's direction.
+            keep: if t == 1 { 0.0 } else { momentum },
+            nest: if nesterov { momentum } else { 0.0 },
+            plain: if nesterov { 1.0 } else { 0.0 },
+            base: if nesterov { 0.0 } else { 1.0 },
+        }),
+        _ => None,
+    }
+}
+
+fn cuda_update(
+    kind: OptimizerKind,
+    t: u64,
+    lr: f64,
+    p: &crate::backend::cuda::CudaStorage,
+    g: &crate::backend::cuda::CudaStorage,
+    m: &mut Option<Storage>,
+    v: &mut Option<Storage>,
+) -> Result<crate::backend::cuda::CudaStorage> {
+    let misplaced = || {
+        Error::invalid(
+            "optimizer",
+            "state",
+            "moment buffers are not on the parameter's GPU",
+        )
+    };
+    if let Some(h) = adam_hyper(kind, t, lr) {
+        return match (m.as_mut(), v.as_mut()) {
+            (Some(Storage::Cuda(mm)), Some(Storage::Cuda(vv))) => p.adam(g, mm, vv, &h),
+            _ => Err(misplaced()),
+        };
+    }
+    let h = sgd_hyper(kind, t, lr).ok_or_else(misplaced)?;
+    match m.as_mut() {
+        Some(Storage::Cuda(b)) => p.sgd(g, Some(b), &h),
+        Some(_) => Err(misplaced()),
+        None => p.sgd(g, None, &h),
+    }
+}
+
+/// One fused update pass on the CPU; returns the new parameter buffer. The scalars come from
+/// the same [`adam_hyper`]/[`sgd_hyper`] the GPU kernels take; loops are branch-free zips so
+/// they vectorise.
+fn update<T: Float + Element>(
+    kind: OptimizerKind,
+    t: u64,
+    lr: f64,
+    p: &[T],
+    g: &[T],
+    m: Option<&mut Vec<T>>,
+    v: Option<&mut Vec<T>>,
+) -> Vec<T> {
+    let mut out = T::take(p.len());
+    let f = T::from_f64;
+    if let Some(h) = adam_hyper(kind, t, lr) {
+        let (Some(m), Some(v)) = (m, v) else {
+            unreachable!("Adam's moments are created before the step")
+        };
+        let (b1, b2, eps) = (f(h.b1), f(h.b2), f(h.eps));
+        let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+        let (step_size, inv_sqrt_bc2, wd, decay) =
+            (f(h.step_size), f(h.inv_sqrt_bc2), f(h.wd), f(h.decay));
+        out.extend(
+            p.iter()
+                .zip(g)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+                .map(|(((p, g), m), v)| {
                     let gi = *g + wd * *p;
                     *m = b1 * *m + c1 * gi;
                     *v = b2 * *v + c2 * gi * gi;
-                    *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + e)
-                },
-            ));
+                    *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps)
+                }),
+        );
+    } else if let Some(h) = sgd_hyper(kind, t, lr) {
+        let (lr, wd) = (f(h.lr), f(h.wd));
+        match m {
+            Some(b) => {
+                let (keep, nest, plain, base) = (f(h.keep), f(h.nest), f(h.plain), f(h.base));
+                out.extend(p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
+                    let d = *g + wd * *p;
+                    *b = keep * *b + d;
+                    // Nesterov: d + μb; classic: b.
+                    *p - lr * (plain * d + nest * *b + base * *b)
+                }));
+            }
+            None => out.extend(p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
         }
     }
     out
@@ -366,15 +439,15 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     if !(max_norm > 0.0) {
         return Err(Error::invalid("--clip", max_norm, "must be positive"));
     }
-    let total = grads
-        .iter()
-        .map(|g| g.to_vec_f64().iter().map(|v| v * v).sum::<f64>())
-        .sum::<f64>()
-        .sqrt();
+    let mut total = 0.0;
+    for g in grads.iter() {
+        total += crate::autodiff::no_grad(|| g.square()?.sum_all()?.item())?;
+    }
+    let total = total.sqrt();
     if total > max_norm {
         let scale = max_norm / (total + 1e-6);
         for g in grads.iter_mut() {
-            *g = crate::autodiff::no_grad(|| g.mul_scalar(scale));
+            *g = crate::autodiff::no_grad(|| g.mul_scalar(scale))?;
         }
     }
     Ok(total)
@@ -394,12 +467,12 @@ mod tests {
             .unwrap();
         let mut opt = Optimizer::new(kind, &params).unwrap();
         for _ in 0..500 {
-            let p = params.get(ParamId(0)).to_vec_f64();
+            let p = params.get(ParamId(0)).to_vec_f64().unwrap();
             let g: Vec<f64> = p.iter().zip(&c).map(|(a, b)| a - b).collect();
             opt.step(&mut params, &[Tensor::from_vec(g, &[3]).unwrap()], 0.05)
                 .unwrap();
         }
-        let p = params.get(ParamId(0)).to_vec_f64();
+        let p = params.get(ParamId(0)).to_vec_f64().unwrap();
         for (a, b) in p.iter().zip(&c) {
             assert!((a - b).abs() < 1e-3, "{kind:?}: {p:?}");
         }
@@ -440,7 +513,7 @@ mod tests {
             0.01,
         )
         .unwrap();
-        let p = params.get(ParamId(0)).to_vec_f64();
+        let p = params.get(ParamId(0)).to_vec_f64().unwrap();
         assert!((p[0] - (0.5 - 0.01 * 2.0 / (2.0 + 1e-8))).abs() < 1e-12);
         assert!((p[1] - (-1.0 + 0.01 * 0.1 / (0.1 + 1e-8))).abs() < 1e-12);
         // AdamW's decoupled decay shrinks p by (1 − lr·λ) before the Adam step.
@@ -455,7 +528,7 @@ mod tests {
             0.5,
         )
         .unwrap();
-        assert!((params.get(ParamId(0)).to_vec_f64()[0] - 0.95).abs() < 1e-12);
+        assert!((params.get(ParamId(0)).to_vec_f64().unwrap()[0] - 0.95).abs() < 1e-12);
     }
 
     #[test]
@@ -482,7 +555,7 @@ mod tests {
         let mut g = vec![Tensor::from_vec(vec![3.0f64, 4.0], &[2]).unwrap()];
         let n = clip_grad_norm(&mut g, 1.0).unwrap();
         assert!((n - 5.0).abs() < 1e-12);
-        let v = g[0].to_vec_f64();
+        let v = g[0].to_vec_f64().unwrap();
         assert!(((v[0] * v[0] + v[1] * v[1]).sqrt() - 1.0).abs() < 1e-6);
         assert!(Optimizer::new(
             OptimizerKind::Adam {

@@ -98,6 +98,23 @@ impl Params {
         self.values.iter().map(|t| t.numel()).sum()
     }
 
+    /// The parameters copied to `device`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: crate::backend::Device) -> Result<Params> {
+        let values = self
+            .values
+            .iter()
+            .map(|t| t.detach().to_device(device))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Params {
+            names: self.names.clone(),
+            values,
+            index: self.index.clone(),
+        })
+    }
+
     /// The same parameters as fresh variables (leaves that gradients flow to), for one
     /// training step.
     pub fn variables(&self) -> Params {

@@ -72,6 +72,8 @@ pub(crate) enum Op {
     IndexSelect(Tensor, usize, Arc<[usize]>),
     IndexAdd(Tensor, usize, Arc<[usize]>),
     Cast(Tensor),
+    /// A copy to another device.
+    ToDevice(Tensor),
 }
 
 impl Op {
@@ -90,7 +92,8 @@ impl Op {
             | Op::Pad(a, ..)
             | Op::IndexSelect(a, ..)
             | Op::IndexAdd(a, ..)
-            | Op::Cast(a) => vec![a],
+            | Op::Cast(a)
+            | Op::ToDevice(a) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b, ..) => vec![a, b],
             Op::Where(_, a, b) => vec![a, b],
             Op::Concat(parts, _) => parts.iter().collect(),
@@ -163,7 +166,7 @@ pub fn grad(
                     }
                     s.clone()
                 }
-                None => out.ones_like(),
+                None => out.ones_like()?,
             };
             accumulate(&mut grads, out.id(), seed)?;
         }
@@ -210,10 +213,13 @@ pub fn backward(loss: &Tensor, params: &[&Tensor]) -> Result<Vec<Tensor>> {
         });
     }
     let g = grad(&[loss], &[None], params, false)?;
-    Ok(g.into_iter()
+    g.into_iter()
         .zip(params)
-        .map(|(g, p)| g.unwrap_or_else(|| p.zeros_like()))
-        .collect())
+        .map(|(g, p)| match g {
+            Some(g) => Ok(g),
+            None => p.zeros_like(),
+        })
+        .collect()
 }
 
 /// Forward mode: the directional derivatives `J·t` of `outputs` along `tangents` of `inputs`
@@ -258,16 +264,15 @@ pub fn jvp(
 /// # Errors
 /// As [`grad`].
 pub fn hvp(f: &Tensor, x: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let g = grad(&[f], &[None], &[x], true)?
-        .pop()
-        .flatten()
-        .unwrap_or_else(|| x.zeros_like());
-    let gv = with_recording(true, || g.mul(v).map(|t| t.sum_all()))?;
+    let Some(g) = grad(&[f], &[None], &[x], true)?.pop().flatten() else {
+        return x.zeros_like();
+    };
+    let gv = with_recording(true, || g.mul(v).and_then(|t| t.sum_all()))?;
     if !gv.is_tracked() {
-        return Ok(x.zeros_like());
+        return x.zeros_like();
     }
-    Ok(grad(&[&gv], &[None], &[x], false)?
-        .pop()
-        .flatten()
-        .unwrap_or_else(|| x.zeros_like()))
+    match grad(&[&gv], &[None], &[x], false)?.pop().flatten() {
+        Some(h) => Ok(h),
+        None => x.zeros_like(),
+    }
 }

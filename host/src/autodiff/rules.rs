@@ -4,43 +4,43 @@
 use std::collections::HashMap;
 
 use super::Op;
-use crate::backend::cpu::kernels::{BinaryOp, UnaryOp};
+use crate::backend::ops::{BinaryOp, UnaryOp};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// `f'(x)` of an elementwise unary op, given its input `x` and output `y`.
 fn unary_derivative(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
-    Ok(match op {
-        UnaryOp::Neg => x.ones_like().neg(),
-        UnaryOp::Exp => y.clone(),
+    match op {
+        UnaryOp::Neg => x.ones_like()?.neg(),
+        UnaryOp::Exp => Ok(y.clone()),
         UnaryOp::Log => x.powf(-1.0),
-        UnaryOp::Log1p => x.add_scalar(1.0).powf(-1.0),
-        UnaryOp::Tanh => y.square().affine(-1.0, 1.0),
-        UnaryOp::Sigmoid => y.mul(&y.affine(-1.0, 1.0))?,
+        UnaryOp::Log1p => x.add_scalar(1.0)?.powf(-1.0),
+        UnaryOp::Tanh => y.square()?.affine(-1.0, 1.0),
+        UnaryOp::Sigmoid => y.mul(&y.affine(-1.0, 1.0)?),
         UnaryOp::Softplus => x.sigmoid(),
         UnaryOp::Relu => x.step(),
         UnaryOp::Sin => x.cos(),
-        UnaryOp::Cos => x.sin().neg(),
-        UnaryOp::Sqrt => y.powf(-1.0).mul_scalar(0.5),
+        UnaryOp::Cos => x.sin()?.neg(),
+        UnaryOp::Sqrt => y.powf(-1.0)?.mul_scalar(0.5),
         UnaryOp::Square => x.mul_scalar(2.0),
         UnaryOp::Abs => x.sign(),
         UnaryOp::Step | UnaryOp::Sign => x.zeros_like(),
-    })
+    }
 }
 
-/// Vector–Jacobian products: for each input of `op` (which produced `out`), its share of the
-/// cotangent `g`.
+/// Vector–Jacobian products: for each input of `op` (which produced `out`) that gradients flow
+/// to, its share of the cotangent `g`.
 pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a Tensor, Tensor)>> {
     Ok(match op {
         Op::Unary(x, u) => {
             if matches!(u, UnaryOp::Neg) {
-                vec![(x, g.neg())]
+                vec![(x, g.neg()?)]
             } else {
                 vec![(x, g.mul(&unary_derivative(*u, x, out)?)?)]
             }
         }
-        Op::Affine(x, a) => vec![(x, g.mul_scalar(*a))],
-        Op::Powf(x, c) => vec![(x, g.mul(&x.powf(c - 1.0).mul_scalar(*c))?)],
+        Op::Affine(x, a) => vec![(x, g.mul_scalar(*a)?)],
+        Op::Powf(x, c) => vec![(x, g.mul(&x.powf(c - 1.0)?.mul_scalar(*c)?)?)],
         Op::Binary(a, b, bop) => {
             let (da, db) = (a.dims(), b.dims());
             if matches!(bop, BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq) {
@@ -58,10 +58,10 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             }
             if b.is_tracked() {
                 let gb = match bop {
-                    BinaryOp::Sub => g.neg(),
+                    BinaryOp::Sub => g.neg()?,
                     BinaryOp::Mul => g.mul(a)?,
                     // d(a/b)/db = −a/b² = −out/b
-                    BinaryOp::Div => g.mul(out)?.div(b)?.neg(),
+                    BinaryOp::Div => g.mul(out)?.div(b)?.neg()?,
                     _ => g.clone(),
                 };
                 v.push((b, gb.sum_to(db)?));
@@ -69,11 +69,15 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             v
         }
         Op::Where(mask, a, b) => {
-            let zero = g.zeros_like();
-            vec![
-                (a, Tensor::where_(mask, g, &zero)?.sum_to(a.dims())?),
-                (b, Tensor::where_(mask, &zero, g)?.sum_to(b.dims())?),
-            ]
+            let zero = g.zeros_like()?;
+            let mut v = Vec::with_capacity(2);
+            if a.is_tracked() {
+                v.push((a, Tensor::where_(mask, g, &zero)?.sum_to(a.dims())?));
+            }
+            if b.is_tracked() {
+                v.push((b, Tensor::where_(mask, &zero, g)?.sum_to(b.dims())?));
+            }
+            v
         }
         Op::Matmul(a, b, ta, tb) => {
             let (ta, tb) = (*ta, *tb);
@@ -100,7 +104,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::Sum(x, _) => vec![(x, g.broadcast_to(x.dims())?)],
         Op::Max(x, axis) => {
             let mask = x.eq(&out.broadcast_to(x.dims())?)?;
-            let count = mask.sum_keepdim(*axis);
+            let count = mask.sum_keepdim(*axis)?;
             vec![(x, g.div(&count)?.broadcast_to(x.dims())?.mul(&mask)?)]
         }
         Op::BroadcastTo(x) => vec![(x, g.sum_to(x.dims())?)],
@@ -122,7 +126,9 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             let mut v = Vec::with_capacity(parts.len());
             for p in parts {
                 let len = p.dims()[*axis];
-                v.push((p, g.narrow(*axis as isize, start, len)?));
+                if p.is_tracked() {
+                    v.push((p, g.narrow(*axis as isize, start, len)?));
+                }
                 start += len;
             }
             v
@@ -131,7 +137,8 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             vec![(x, g.index_add(*axis as isize, idx, x.dims()[*axis])?)]
         }
         Op::IndexAdd(x, axis, idx) => vec![(x, g.index_select(*axis as isize, idx)?)],
-        Op::Cast(x) => vec![(x, g.to_dtype(x.dtype()))],
+        Op::Cast(x) => vec![(x, g.to_dtype(x.dtype())?)],
+        Op::ToDevice(x) => vec![(x, g.to_device(x.device())?)],
     })
 }
 
@@ -142,13 +149,13 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
     Ok(match op {
         Op::Unary(x, u) => match t(x) {
             None => None,
-            Some(tx) if matches!(u, UnaryOp::Neg) => Some(tx.neg()),
+            Some(tx) if matches!(u, UnaryOp::Neg) => Some(tx.neg()?),
             Some(tx) => Some(tx.mul(&unary_derivative(*u, x, out)?)?),
         },
-        Op::Affine(x, a) => t(x).map(|tx| tx.mul_scalar(*a)),
+        Op::Affine(x, a) => t(x).map(|tx| tx.mul_scalar(*a)).transpose()?,
         Op::Powf(x, c) => match t(x) {
             None => None,
-            Some(tx) => Some(tx.mul(&x.powf(c - 1.0).mul_scalar(*c))?),
+            Some(tx) => Some(tx.mul(&x.powf(c - 1.0)?.mul_scalar(*c)?)?),
         },
         Op::Binary(a, b, bop) => {
             let (ta, tb) = (t(a), t(b));
@@ -156,25 +163,22 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
                 return Ok(None);
             }
             let shape = out.dims();
-            let part_a = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Option<Tensor>> {
-                ta.map(f).transpose()
-            };
-            let part_b = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Option<Tensor>> {
-                tb.map(f).transpose()
-            };
             let (pa, pb) = match bop {
                 BinaryOp::Add => (
-                    part_a(&|x| x.broadcast_to(shape))?,
-                    part_b(&|x| x.broadcast_to(shape))?,
+                    ta.map(|x| x.broadcast_to(shape)).transpose()?,
+                    tb.map(|x| x.broadcast_to(shape)).transpose()?,
                 ),
                 BinaryOp::Sub => (
-                    part_a(&|x| x.broadcast_to(shape))?,
-                    part_b(&|x| x.neg().broadcast_to(shape))?,
+                    ta.map(|x| x.broadcast_to(shape)).transpose()?,
+                    tb.map(|x| x.neg()?.broadcast_to(shape)).transpose()?,
                 ),
-                BinaryOp::Mul => (part_a(&|x| x.mul(b))?, part_b(&|x| a.mul(x))?),
+                BinaryOp::Mul => (
+                    ta.map(|x| x.mul(b)).transpose()?,
+                    tb.map(|x| a.mul(x)).transpose()?,
+                ),
                 BinaryOp::Div => (
-                    part_a(&|x| x.div(b))?,
-                    part_b(&|x| x.mul(out)?.div(b).map(|v| v.neg()))?,
+                    ta.map(|x| x.div(b)).transpose()?,
+                    tb.map(|x| x.mul(out)?.div(b)?.neg()).transpose()?,
                 ),
                 BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq => (None, None),
             };
@@ -185,8 +189,14 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
             if ta.is_none() && tb.is_none() {
                 return Ok(None);
             }
-            let za = ta.cloned().unwrap_or_else(|| a.zeros_like());
-            let zb = tb.cloned().unwrap_or_else(|| b.zeros_like());
+            let za = match ta {
+                Some(x) => x.clone(),
+                None => a.zeros_like()?,
+            };
+            let zb = match tb {
+                Some(x) => x.clone(),
+                None => b.zeros_like()?,
+            };
             Some(Tensor::where_(mask, &za, &zb)?)
         }
         Op::Matmul(a, b, ta, tb) => {
@@ -194,17 +204,17 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
             let pb = t(b).map(|x| a.matmul_t(x, *ta, *tb)).transpose()?;
             sum_opt(pa, pb)?
         }
-        Op::Sum(x, axis) => t(x).map(|tx| tx.sum_keepdim(*axis)),
+        Op::Sum(x, axis) => t(x).map(|tx| tx.sum_keepdim(*axis)).transpose()?,
         Op::Max(x, axis) => match t(x) {
             None => None,
             Some(tx) => {
                 let mask = x.eq(&out.broadcast_to(x.dims())?)?;
-                let count = mask.sum_keepdim(*axis);
-                Some(tx.mul(&mask)?.sum_keepdim(*axis).div(&count)?)
+                let count = mask.sum_keepdim(*axis)?;
+                Some(tx.mul(&mask)?.sum_keepdim(*axis)?.div(&count)?)
             }
         },
         Op::BroadcastTo(x) => t(x).map(|tx| tx.broadcast_to(out.dims())).transpose()?,
-        Op::Reshape(_) => unary_tangent(op, tan, |tx| tx.reshape(out.dims()))?,
+        Op::Reshape(x) => t(x).map(|tx| tx.reshape(out.dims())).transpose()?,
         Op::Permute(x, p) => t(x).map(|tx| tx.permute(&p[..x.rank()])).transpose()?,
         Op::Narrow(x, axis, start) => t(x)
             .map(|tx| tx.narrow(*axis as isize, *start, out.dims()[*axis]))
@@ -216,10 +226,13 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
             if parts.iter().all(|p| t(p).is_none()) {
                 return Ok(None);
             }
-            let pieces: Vec<Tensor> = parts
+            let pieces = parts
                 .iter()
-                .map(|p| t(p).cloned().unwrap_or_else(|| p.zeros_like()))
-                .collect();
+                .map(|p| match t(p) {
+                    Some(x) => Ok(x.clone()),
+                    None => p.zeros_like(),
+                })
+                .collect::<Result<Vec<_>>>()?;
             Some(Tensor::concat(&pieces, *axis as isize)?)
         }
         Op::IndexSelect(x, axis, idx) => t(x)
@@ -228,20 +241,9 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
         Op::IndexAdd(x, axis, idx) => t(x)
             .map(|tx| tx.index_add(*axis as isize, idx, out.dims()[*axis]))
             .transpose()?,
-        Op::Cast(x) => t(x).map(|tx| tx.to_dtype(out.dtype())),
+        Op::Cast(x) => t(x).map(|tx| tx.to_dtype(out.dtype())).transpose()?,
+        Op::ToDevice(x) => t(x).map(|tx| tx.to_device(out.device())).transpose()?,
     })
-}
-
-fn unary_tangent(
-    op: &Op,
-    tan: &HashMap<u64, Tensor>,
-    f: impl Fn(&Tensor) -> Result<Tensor>,
-) -> Result<Option<Tensor>> {
-    op.inputs()
-        .first()
-        .and_then(|x| tan.get(&x.id()))
-        .map(f)
-        .transpose()
 }
 
 fn sum_opt(a: Option<Tensor>, b: Option<Tensor>) -> Result<Option<Tensor>> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use shape::{Shape, MAX_RANK};
 
 use crate::autodiff::{self, Op};
-use crate::backend::cpu::{CpuStorage, Float};
+use crate::backend::cpu::CpuStorage;
 use crate::backend::{DType, Device, Storage};
 use crate::error::{Error, Result};
 
@@ -36,13 +36,14 @@ pub(crate) struct Inner {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = self.to_vec_f64();
+        let v = self.to_vec_f64().unwrap_or_default();
         let shown: Vec<f64> = v.iter().take(8).copied().collect();
         write!(
             f,
-            "Tensor({}, {}, {:?}{})",
+            "Tensor({}, {}, {}, {:?}{})",
             self.shape(),
             self.dtype(),
+            self.device(),
             shown,
             if v.len() > 8 { " …" } else { "" }
         )
@@ -50,7 +51,7 @@ impl std::fmt::Debug for Tensor {
 }
 
 /// Element types a tensor can be built from.
-pub trait Element: Float {
+pub trait Element: crate::backend::cpu::Float {
     /// The matching [`DType`].
     const DTYPE: DType;
     /// Wraps a buffer.
@@ -88,17 +89,22 @@ impl Element for f64 {
 impl Tensor {
     /// Wraps a finished buffer, recording `op` if gradients are being recorded and an input is
     /// tracked.
-    pub(crate) fn make(storage: CpuStorage, shape: Shape, op: Option<Op>) -> Tensor {
+    pub(crate) fn make(storage: Storage, shape: Shape, op: Option<Op>) -> Tensor {
         let track = op
             .as_ref()
             .is_some_and(|o| autodiff::is_recording() && o.inputs().iter().any(|t| t.0.track));
         Tensor(Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            storage: Arc::new(Storage::Cpu(storage)),
+            storage: Arc::new(storage),
             shape,
             op: if track { op } else { None },
             track,
         }))
+    }
+
+    /// A leaf tensor from a finished buffer.
+    pub(crate) fn from_storage(storage: Storage, shape: Shape) -> Tensor {
+        Tensor::make(storage, shape, None)
     }
 
     /// A tensor sharing `self`'s buffer with another shape (same element count).
@@ -127,7 +133,7 @@ impl Tensor {
                 rhs: Shape::new(&[data.len()])?,
             });
         }
-        Ok(Tensor::make(T::storage(data), shape, None))
+        Ok(Tensor::make(Storage::Cpu(T::storage(data)), shape, None))
     }
 
     /// A tensor of `dtype` from `f64` values.
@@ -141,32 +147,54 @@ impl Tensor {
         }
     }
 
-    /// A rank-0 tensor.
+    /// A rank-0 tensor on the CPU.
     pub fn scalar(v: f64, dtype: DType) -> Tensor {
         let storage = match dtype {
             DType::F32 => CpuStorage::F32(vec![v as f32]),
             DType::F64 => CpuStorage::F64(vec![v]),
         };
-        Tensor::make(storage, Shape::scalar(), None)
+        Tensor::make(Storage::Cpu(storage), Shape::scalar(), None)
     }
 
-    /// A tensor filled with `v`.
+    /// A tensor on the CPU filled with `v`.
     ///
     /// # Errors
     /// [`Error::Rank`] above rank 4.
     pub fn full(v: f64, dims: &[usize], dtype: DType) -> Result<Tensor> {
+        Tensor::full_on(v, dims, dtype, Device::Cpu)
+    }
+
+    /// A tensor on `device` filled with `v`.
+    ///
+    /// # Errors
+    /// [`Error::Rank`] above rank 4; device errors.
+    pub fn full_on(v: f64, dims: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
+        let shape = Shape::new(dims)?;
+        Ok(Tensor::make(
+            Storage::full(v, shape.numel(), dtype, device)?,
+            shape,
+            None,
+        ))
+    }
+
+    /// Standard normal draws on `device` from `seed`: xoshiro256++ with Box–Muller on the CPU,
+    /// cuRAND on a GPU (the two streams differ).
+    ///
+    /// # Errors
+    /// [`Error::Rank`]; device errors.
+    pub fn randn(dims: &[usize], dtype: DType, device: Device, seed: u64) -> Result<Tensor> {
         let shape = Shape::new(dims)?;
         let n = shape.numel();
-        let storage = match dtype {
-            DType::F32 => {
-                let mut b = f32::take(n);
-                b.resize(n, v as f32);
-                CpuStorage::F32(b)
+        let storage = match device {
+            Device::Cpu => {
+                let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(seed);
+                let v: Vec<f64> = (0..n)
+                    .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+                    .collect();
+                return Tensor::from_f64s(&v, dims, dtype);
             }
-            DType::F64 => {
-                let mut b = f64::take(n);
-                b.resize(n, v);
-                CpuStorage::F64(b)
+            Device::Cuda(o) => {
+                Storage::Cuda(crate::backend::cuda::CudaStorage::randn(o, n, dtype, seed)?)
             }
         };
         Ok(Tensor::make(storage, shape, None))
@@ -188,16 +216,20 @@ impl Tensor {
         Tensor::full(1.0, dims, dtype)
     }
 
-    /// Zeros with the shape and type of `self`.
-    pub fn zeros_like(&self) -> Tensor {
-        Tensor::full(0.0, self.dims(), self.dtype())
-            .unwrap_or_else(|_| unreachable!("shape already valid"))
+    /// Zeros with the shape, type and device of `self`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::full_on(0.0, self.dims(), self.dtype(), self.device())
     }
 
-    /// Ones with the shape and type of `self`.
-    pub fn ones_like(&self) -> Tensor {
-        Tensor::full(1.0, self.dims(), self.dtype())
-            .unwrap_or_else(|_| unreachable!("shape already valid"))
+    /// Ones with the shape, type and device of `self`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Tensor::full_on(1.0, self.dims(), self.dtype(), self.device())
     }
 
     /// Unique id (for gradient maps).
@@ -240,8 +272,9 @@ impl Tensor {
         self.0.track
     }
 
-    pub(crate) fn cpu(&self) -> &CpuStorage {
-        self.0.storage.cpu()
+    /// The buffer.
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
     }
 
     pub(crate) fn op(&self) -> Option<&Op> {
@@ -270,25 +303,39 @@ impl Tensor {
         }))
     }
 
-    /// The values as `f64`.
-    pub fn to_vec_f64(&self) -> Vec<f64> {
-        match self.cpu() {
+    /// The values as `f64` (copied from the device if needed).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        let host;
+        let c = match self.storage().as_cpu() {
+            Some(c) => c,
+            None => {
+                host = self.storage().to_cpu()?;
+                &host
+            }
+        };
+        Ok(match c {
             CpuStorage::F32(v) => v.iter().map(|x| *x as f64).collect(),
             CpuStorage::F64(v) => v.clone(),
-        }
+        })
     }
 
-    /// The values as `f32`.
-    pub fn to_vec_f32(&self) -> Vec<f32> {
-        match self.cpu() {
-            CpuStorage::F32(v) => v.clone(),
-            CpuStorage::F64(v) => v.iter().map(|x| *x as f32).collect(),
-        }
+    /// The values as `f32` (copied from the device if needed).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        Ok(match self.storage().as_cpu() {
+            Some(CpuStorage::F32(v)) => v.clone(),
+            _ => self.to_vec_f64()?.iter().map(|x| *x as f32).collect(),
+        })
     }
 
-    /// The typed buffer, if `T` is this tensor's element type.
+    /// The typed buffer, if `T` is this tensor's element type and it lives on the CPU.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
-        T::slice(self.cpu())
+        self.storage().as_cpu().and_then(T::slice)
     }
 
     /// The single value of a one-element tensor.
@@ -303,9 +350,6 @@ impl Tensor {
                 rhs: Shape::scalar(),
             });
         }
-        Ok(match self.cpu() {
-            CpuStorage::F32(v) => v[0] as f64,
-            CpuStorage::F64(v) => v[0],
-        })
+        Ok(self.to_vec_f64()?[0])
     }
 }

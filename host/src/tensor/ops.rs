@@ -6,102 +6,81 @@ use std::sync::Arc;
 
 use super::{Shape, Tensor};
 use crate::autodiff::Op;
-use crate::backend::cpu::gemm::{self, MatmulDims};
-use crate::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
-use crate::backend::cpu::CpuStorage;
-use crate::backend::DType;
-use crate::cpu_map;
+use crate::backend::ops::{BinaryOp, MatmulDims, UnaryOp};
+use crate::backend::{DType, Storage};
 use crate::error::{Error, Result};
-
-macro_rules! cpu_zip {
-    ($op:expr, $a:expr, $b:expr, |$x:ident, $y:ident : $T:ident| $body:expr) => {
-        match ($a.cpu(), $b.cpu()) {
-            (CpuStorage::F32($x), CpuStorage::F32($y)) => {
-                #[allow(dead_code)]
-                type $T = f32;
-                Ok(CpuStorage::F32($body))
-            }
-            (CpuStorage::F64($x), CpuStorage::F64($y)) => {
-                #[allow(dead_code)]
-                type $T = f64;
-                Ok(CpuStorage::F64($body))
-            }
-            _ => Err(Error::DTypeMismatch {
-                op: $op,
-                lhs: $a.dtype(),
-                rhs: $b.dtype(),
-            }),
-        }
-    };
-}
 
 impl Tensor {
     // ---------------------------------------------------------------- elementwise, unary
 
-    pub(crate) fn unary(&self, op: UnaryOp) -> Tensor {
-        let s = cpu_map!(self.cpu(), |v: T| kernels::unary::<T>(op, v));
+    pub(crate) fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let s = self.storage().unary(op)?;
         let record = !matches!(op, UnaryOp::Step | UnaryOp::Sign);
-        Tensor::make(s, self.shape(), record.then(|| Op::Unary(self.clone(), op)))
+        Ok(Tensor::make(
+            s,
+            self.shape(),
+            record.then(|| Op::Unary(self.clone(), op)),
+        ))
     }
 
     /// −x.
-    pub fn neg(&self) -> Tensor {
+    pub fn neg(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Neg)
     }
     /// eˣ.
-    pub fn exp(&self) -> Tensor {
+    pub fn exp(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Exp)
     }
     /// ln x.
-    pub fn log(&self) -> Tensor {
+    pub fn log(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Log)
     }
     /// ln(1 + x).
-    pub fn log1p(&self) -> Tensor {
+    pub fn log1p(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Log1p)
     }
     /// tanh x.
-    pub fn tanh(&self) -> Tensor {
+    pub fn tanh(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Tanh)
     }
     /// Logistic sigmoid.
-    pub fn sigmoid(&self) -> Tensor {
+    pub fn sigmoid(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sigmoid)
     }
     /// ln(1 + eˣ), numerically stable.
-    pub fn softplus(&self) -> Tensor {
+    pub fn softplus(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Softplus)
     }
     /// max(x, 0).
-    pub fn relu(&self) -> Tensor {
+    pub fn relu(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Relu)
     }
     /// sin x.
-    pub fn sin(&self) -> Tensor {
+    pub fn sin(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sin)
     }
     /// cos x.
-    pub fn cos(&self) -> Tensor {
+    pub fn cos(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Cos)
     }
     /// √x.
-    pub fn sqrt(&self) -> Tensor {
+    pub fn sqrt(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sqrt)
     }
     /// x².
-    pub fn square(&self) -> Tensor {
+    pub fn square(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Square)
     }
     /// |x|.
-    pub fn abs(&self) -> Tensor {
+    pub fn abs(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Abs)
     }
     /// 1 where x > 0, else 0 (no gradient).
-    pub fn step(&self) -> Tensor {
+    pub fn step(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Step)
     }
     /// sign(x) (no gradient).
-    pub fn sign(&self) -> Tensor {
+    pub fn sign(&self) -> Result<Tensor> {
         self.unary(UnaryOp::Sign)
     }
 
@@ -110,29 +89,37 @@ impl Tensor {
     /// # Errors
     /// Never for a valid tensor (kept fallible like every binary op).
     pub fn silu(&self) -> Result<Tensor> {
-        self.mul(&self.sigmoid())
+        self.mul(&self.sigmoid()?)
     }
 
     /// `a·x + b`.
-    pub fn affine(&self, a: f64, b: f64) -> Tensor {
-        let s = cpu_map!(self.cpu(), |v: T| kernels::affine::<T>(v, a as T, b as T));
-        Tensor::make(s, self.shape(), Some(Op::Affine(self.clone(), a)))
+    pub fn affine(&self, a: f64, b: f64) -> Result<Tensor> {
+        let s = self.storage().affine(a, b)?;
+        Ok(Tensor::make(
+            s,
+            self.shape(),
+            Some(Op::Affine(self.clone(), a)),
+        ))
     }
 
     /// `x + c`.
-    pub fn add_scalar(&self, c: f64) -> Tensor {
+    pub fn add_scalar(&self, c: f64) -> Result<Tensor> {
         self.affine(1.0, c)
     }
 
     /// `c·x`.
-    pub fn mul_scalar(&self, c: f64) -> Tensor {
+    pub fn mul_scalar(&self, c: f64) -> Result<Tensor> {
         self.affine(c, 0.0)
     }
 
     /// `xᶜ` for a constant exponent.
-    pub fn powf(&self, c: f64) -> Tensor {
-        let s = cpu_map!(self.cpu(), |v: T| kernels::powf::<T>(v, c as T));
-        Tensor::make(s, self.shape(), Some(Op::Powf(self.clone(), c)))
+    pub fn powf(&self, c: f64) -> Result<Tensor> {
+        let s = self.storage().powf(c)?;
+        Ok(Tensor::make(
+            s,
+            self.shape(),
+            Some(Op::Powf(self.clone(), c)),
+        ))
     }
 
     /// `xʸ = exp(y ln x)` elementwise with broadcasting (x > 0).
@@ -140,7 +127,7 @@ impl Tensor {
     /// # Errors
     /// [`Error::ShapeMismatch`] if the shapes do not broadcast.
     pub fn pow(&self, y: &Tensor) -> Result<Tensor> {
-        Ok(y.mul(&self.log())?.exp())
+        y.mul(&self.log()?)?.exp()
     }
 
     // ---------------------------------------------------------------- elementwise, binary
@@ -148,9 +135,9 @@ impl Tensor {
     pub(crate) fn binary(&self, rhs: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
         let (sa, sb) = (self.shape(), rhs.shape());
         let out = sa.broadcast(&sb, name)?;
-        let s = cpu_zip!(name, self, rhs, |x, y: T| kernels::binary::<T>(
-            op, x, &sa, y, &sb, &out
-        ))?;
+        let s = self
+            .storage()
+            .binary(op, &sa, rhs.storage(), &sb, &out, name)?;
         let record = matches!(
             op,
             BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
@@ -220,21 +207,15 @@ impl Tensor {
     pub fn where_(mask: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let (sm, sa, sb) = (mask.shape(), a.shape(), b.shape());
         let out = sm.broadcast(&sa, "where")?.broadcast(&sb, "where")?;
-        let s = match (mask.cpu(), a.cpu(), b.cpu()) {
-            (CpuStorage::F32(m), CpuStorage::F32(x), CpuStorage::F32(y)) => {
-                CpuStorage::F32(kernels::where_(m, &sm, x, &sa, y, &sb, &out))
-            }
-            (CpuStorage::F64(m), CpuStorage::F64(x), CpuStorage::F64(y)) => {
-                CpuStorage::F64(kernels::where_(m, &sm, x, &sa, y, &sb, &out))
-            }
-            _ => {
-                return Err(Error::DTypeMismatch {
-                    op: "where",
-                    lhs: a.dtype(),
-                    rhs: b.dtype(),
-                })
-            }
-        };
+        let s = Storage::where_(
+            mask.storage(),
+            &sm,
+            a.storage(),
+            &sa,
+            b.storage(),
+            &sb,
+            &out,
+        )?;
         Ok(Tensor::make(
             s,
             out,
@@ -297,9 +278,9 @@ impl Tensor {
             ta,
             tb,
         };
-        let s = cpu_zip!("matmul", self, rhs, |x, y: T| gemm::matmul::<T>(
-            x, a_stride, y, b_stride, batch, d
-        ))?;
+        let s = self
+            .storage()
+            .matmul(rhs.storage(), a_stride, b_stride, batch, d)?;
         Ok(Tensor::make(
             s,
             out,
@@ -310,14 +291,14 @@ impl Tensor {
     // ---------------------------------------------------------------- reductions
 
     /// Sum over one axis, keeping it with size 1.
-    pub(crate) fn sum_keepdim(&self, axis: usize) -> Tensor {
+    pub(crate) fn sum_keepdim(&self, axis: usize) -> Result<Tensor> {
         let (o, d, i) = self.shape().split_at_axis(axis);
-        let s = cpu_map!(self.cpu(), |v: T| kernels::sum_axis::<T>(v, o, d, i));
-        Tensor::make(
+        let s = self.storage().sum_axis(o, d, i)?;
+        Ok(Tensor::make(
             s,
             self.shape().with_dim(axis, 1),
             Some(Op::Sum(self.clone(), axis)),
-        )
+        ))
     }
 
     /// Sum over `axes` (negative counts from the end); `keepdim` keeps them with size 1.
@@ -332,7 +313,7 @@ impl Tensor {
         let mut t = self.clone();
         for &a in &resolved {
             if t.dims()[a] != 1 || self.dims()[a] == 1 {
-                t = t.sum_keepdim(a);
+                t = t.sum_keepdim(a)?;
             }
         }
         if keepdim {
@@ -349,10 +330,12 @@ impl Tensor {
     }
 
     /// Sum of all elements (rank 0).
-    pub fn sum_all(&self) -> Tensor {
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn sum_all(&self) -> Result<Tensor> {
         let axes: Vec<isize> = (0..self.rank() as isize).collect();
         self.sum(&axes, false)
-            .unwrap_or_else(|_| unreachable!("axes in range"))
     }
 
     /// Mean over `axes`.
@@ -364,12 +347,15 @@ impl Tensor {
         for a in axes {
             n *= self.dims()[self.shape().axis("mean", *a)?];
         }
-        Ok(self.sum(axes, keepdim)?.mul_scalar(1.0 / n as f64))
+        self.sum(axes, keepdim)?.mul_scalar(1.0 / n as f64)
     }
 
     /// Mean of all elements (rank 0).
-    pub fn mean_all(&self) -> Tensor {
-        self.sum_all().mul_scalar(1.0 / self.numel().max(1) as f64)
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn mean_all(&self) -> Result<Tensor> {
+        self.sum_all()?.mul_scalar(1.0 / self.numel().max(1) as f64)
     }
 
     /// Maximum over one axis; the gradient is shared equally between tied maxima.
@@ -386,7 +372,7 @@ impl Tensor {
                 rhs: Shape::scalar(),
             });
         }
-        let s = cpu_map!(self.cpu(), |v: T| kernels::max_axis::<T>(v, o, d, i));
+        let s = self.storage().max_axis(o, d, i)?;
         let t = Tensor::make(
             s,
             self.shape().with_dim(a, 1),
@@ -407,10 +393,7 @@ impl Tensor {
     pub fn argmax(&self, axis: isize) -> Result<Vec<usize>> {
         let a = self.shape().axis("argmax", axis)?;
         let (o, d, i) = self.shape().split_at_axis(a);
-        Ok(match self.cpu() {
-            CpuStorage::F32(v) => kernels::argmax_axis(v, o, d, i),
-            CpuStorage::F64(v) => kernels::argmax_axis(v, o, d, i),
-        })
+        self.storage().argmax_axis(o, d, i)
     }
 
     /// `log Σ exp(x)` along `axis`, stabilised by the (detached) maximum.
@@ -419,7 +402,7 @@ impl Tensor {
     /// [`Error::Axis`].
     pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
         let m = self.max(axis, true)?.detach();
-        let s = self.sub(&m)?.exp().sum(&[axis], true)?.log().add(&m)?;
+        let s = self.sub(&m)?.exp()?.sum(&[axis], true)?.log()?.add(&m)?;
         if keepdim {
             Ok(s)
         } else {
@@ -432,7 +415,7 @@ impl Tensor {
     /// # Errors
     /// [`Error::Axis`].
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
-        self.log_softmax(axis).map(|t| t.exp())
+        self.log_softmax(axis)?.exp()
     }
 
     /// Log-softmax along `axis`.
@@ -519,9 +502,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.shape();
-        let st = cpu_map!(self.cpu(), |v: T| kernels::broadcast_to::<T>(
-            v, &s, &target
-        ));
+        let st = self.storage().broadcast_to(&s, &target)?;
         Ok(Tensor::make(
             st,
             target,
@@ -578,16 +559,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.shape();
-        let (st, shape) = match self.cpu() {
-            CpuStorage::F32(v) => {
-                let (b, sh) = kernels::permute(v, &s, perm);
-                (CpuStorage::F32(b), sh)
-            }
-            CpuStorage::F64(v) => {
-                let (b, sh) = kernels::permute(v, &s, perm);
-                (CpuStorage::F64(b), sh)
-            }
-        };
+        let (st, shape) = self.storage().permute(&s, perm)?;
         let mut p = [0usize; super::MAX_RANK];
         p[..r].copy_from_slice(perm);
         Ok(Tensor::make(st, shape, Some(Op::Permute(self.clone(), p))))
@@ -629,9 +601,7 @@ impl Tensor {
                 shape: self.shape(),
             });
         }
-        let st = cpu_map!(self.cpu(), |v: T| kernels::narrow::<T>(
-            v, o, d, i, start, len
-        ));
+        let st = self.storage().narrow(o, d, i, start, len)?;
         Ok(Tensor::make(
             st,
             self.shape().with_dim(a, len),
@@ -654,9 +624,7 @@ impl Tensor {
                 shape: self.shape(),
             });
         }
-        let st = cpu_map!(self.cpu(), |v: T| kernels::pad::<T>(
-            v, o, d, i, start, full
-        ));
+        let st = self.storage().pad(o, d, i, start, full)?;
         Ok(Tensor::make(
             st,
             self.shape().with_dim(a, full),
@@ -692,22 +660,9 @@ impl Tensor {
             }
             total += p.dims()[a];
         }
-        let st = match first.dtype() {
-            DType::F32 => {
-                let pieces: Vec<(&[f32], usize)> = parts
-                    .iter()
-                    .map(|p| (p.as_slice::<f32>().unwrap_or(&[]), p.dims()[a]))
-                    .collect();
-                CpuStorage::F32(kernels::concat(&pieces, o, i))
-            }
-            DType::F64 => {
-                let pieces: Vec<(&[f64], usize)> = parts
-                    .iter()
-                    .map(|p| (p.as_slice::<f64>().unwrap_or(&[]), p.dims()[a]))
-                    .collect();
-                CpuStorage::F64(kernels::concat(&pieces, o, i))
-            }
-        };
+        let pieces: Vec<(&Storage, usize)> =
+            parts.iter().map(|p| (p.storage(), p.dims()[a])).collect();
+        let st = Storage::concat(&pieces, o, i)?;
         Ok(Tensor::make(
             st,
             first.shape().with_dim(a, total),
@@ -743,9 +698,7 @@ impl Tensor {
                 len: d,
             });
         }
-        let st = cpu_map!(self.cpu(), |v: T| kernels::index_select::<T>(
-            v, o, d, i, idx
-        ));
+        let st = self.storage().index_select(o, d, i, idx)?;
         let idx: Arc<[usize]> = idx.into();
         Ok(Tensor::make(
             st,
@@ -776,9 +729,7 @@ impl Tensor {
                 len: dim,
             });
         }
-        let st = cpu_map!(self.cpu(), |v: T| kernels::index_add::<T>(
-            v, o, dim, i, idx
-        ));
+        let st = self.storage().index_add(o, dim, i, idx)?;
         let idx: Arc<[usize]> = idx.into();
         Ok(Tensor::make(
             st,
@@ -812,17 +763,29 @@ impl Tensor {
     }
 
     /// Converts the element type.
-    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
-            return self.clone();
+            return Ok(self.clone());
         }
-        let st = match (self.cpu(), dtype) {
-            (CpuStorage::F32(v), DType::F64) => CpuStorage::F64(kernels::cast(v)),
-            (CpuStorage::F64(v), DType::F32) => CpuStorage::F32(kernels::cast(v)),
-            (CpuStorage::F32(v), _) => CpuStorage::F32(kernels::cast(v)),
-            (CpuStorage::F64(v), _) => CpuStorage::F64(kernels::cast(v)),
-        };
-        Tensor::make(st, self.shape(), Some(Op::Cast(self.clone())))
+        let st = self.storage().cast(dtype)?;
+        Ok(Tensor::make(st, self.shape(), Some(Op::Cast(self.clone()))))
+    }
+
+    /// The same values on `device` (a copy unless already there); gradients flow back to the
+    /// original device.
+    ///
+    /// # Errors
+    /// Device errors ([`Error::NoGpu`], [`Error::Cuda`]).
+    pub fn to_device(&self, device: crate::backend::Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let st = self.storage().to_device(device)?;
+        Ok(Tensor::make(
+            st,
+            self.shape(),
+            Some(Op::ToDevice(self.clone())),
+        ))
     }
 
     // ---------------------------------------------------------------- losses
@@ -832,7 +795,7 @@ impl Tensor {
     /// # Errors
     /// [`Error::ShapeMismatch`] / [`Error::Index`] for inconsistent labels.
     pub fn cross_entropy(&self, labels: &[usize]) -> Result<Tensor> {
-        Ok(self.log_softmax(-1)?.gather_rows(labels)?.mean_all().neg())
+        self.log_softmax(-1)?.gather_rows(labels)?.mean_all()?.neg()
     }
 
     /// Mean Gaussian negative log-likelihood `½[ln(2π σ²) + (y − μ)²/σ²]` of targets `y` under
@@ -841,13 +804,12 @@ impl Tensor {
     /// # Errors
     /// [`Error::ShapeMismatch`].
     pub fn gaussian_nll(&self, var: &Tensor, target: &Tensor) -> Result<Tensor> {
-        let sq = target.sub(self)?.square().div(var)?;
-        Ok(var
-            .log()
+        let sq = target.sub(self)?.square()?.div(var)?;
+        var.log()?
             .add(&sq)?
-            .add_scalar((2.0 * std::f64::consts::PI).ln())
-            .mean_all()
-            .mul_scalar(0.5))
+            .add_scalar((2.0 * std::f64::consts::PI).ln())?
+            .mean_all()?
+            .mul_scalar(0.5)
     }
 
     /// Mean squared error against `target`.
@@ -855,6 +817,6 @@ impl Tensor {
     /// # Errors
     /// [`Error::ShapeMismatch`].
     pub fn mse(&self, target: &Tensor) -> Result<Tensor> {
-        Ok(self.sub(target)?.square().mean_all())
+        self.sub(target)?.square()?.mean_all()
     }
 }

@@ -357,6 +357,9 @@ pub fn powf<T: Float>(x: &[T], c: T) -> Vec<T> {
 pub fn sum_axis<T: Float>(x: &[T], outer: usize, dim: usize, inner: usize) -> Vec<T> {
     let mut out = T::take(outer * inner);
     out.resize(outer * inner, T::ZERO);
+    if inner == 0 {
+        return out; // nothing to sum into (and `chunks_exact(0)` is not allowed)
+    }
     for o in 0..outer {
         let dst = &mut out[o * inner..(o + 1) * inner];
         let src = &x[o * dim * inner..(o + 1) * dim * inner];

@@ -37,6 +37,22 @@ impl CpuStorage {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A copy in a pooled buffer.
+    pub fn clone_pooled(&self) -> CpuStorage {
+        match self {
+            CpuStorage::F32(v) => {
+                let mut b = f32::take(v.len());
+                b.extend_from_slice(v);
+                CpuStorage::F32(b)
+            }
+            CpuStorage::F64(v) => {
+                let mut b = f64::take(v.len());
+                b.extend_from_slice(v);
+                CpuStorage::F64(b)
+            }
+        }
+    }
 }
 
 /// Calls `$body` with `$v` bound to the typed slice of a [`CpuStorage`] and `$T` to its element

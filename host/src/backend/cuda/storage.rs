@@ -1,0 +1,848 @@
+//! Device buffers and the launches of Keel's kernels on them.
+
+use std::sync::Arc;
+
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+
+use super::device::{device, GpuDevice};
+use crate::backend::cpu::{CpuStorage, Float};
+use crate::backend::launch::launch_dims;
+use crate::backend::ops::{BinaryOp, MatmulDims, UnaryOp};
+use crate::backend::{AdamHyper, DType, SgdHyper};
+use crate::error::{Error, Result};
+use crate::tensor::{Shape, MAX_RANK};
+
+/// A device buffer of one element type.
+enum GpuData {
+    F32(CudaSlice<f32>),
+    F64(CudaSlice<f64>),
+}
+
+/// GPU memory holding one tensor's elements, with the device it lives on.
+pub struct CudaStorage {
+    data: GpuData,
+    dev: Arc<GpuDevice>,
+}
+
+impl std::fmt::Debug for CudaStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaStorage(cuda:{}, {}, {} elements)",
+            self.dev.ordinal,
+            self.dtype(),
+            self.len()
+        )
+    }
+}
+
+fn unary_name(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "log",
+        UnaryOp::Log1p => "log1p",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Softplus => "softplus",
+        UnaryOp::Relu => "relu",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Square => "square",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Step => "step",
+        UnaryOp::Sign => "sign",
+    }
+}
+
+fn binary_name(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Add => "add",
+        BinaryOp::Sub => "sub",
+        BinaryOp::Mul => "mul",
+        BinaryOp::Div => "div",
+        BinaryOp::Max => "max",
+        BinaryOp::Gt => "gt",
+        BinaryOp::Eq => "eq",
+    }
+}
+
+fn cfg(n: usize) -> LaunchConfig {
+    let (grid, block) = launch_dims(n);
+    LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn err(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Error {
+    let op = op.into();
+    move |e| Error::Cuda {
+        op,
+        detail: e.to_string(),
+    }
+}
+
+/// Element types with kernels.
+trait Elem: Float + DeviceRepr + ValidAsZeroBits {}
+impl Elem for f32 {}
+impl Elem for f64 {}
+
+/// Runs `$body` with `$x` bound to the typed slice of `$s` and `$T` to its type, wrapping a
+/// resulting slice back into `GpuData`.
+macro_rules! with_data {
+    ($s:expr, |$x:ident : $T:ident| $body:expr) => {
+        match $s {
+            GpuData::F32($x) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                GpuData::F32($body)
+            }
+            GpuData::F64($x) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                GpuData::F64($body)
+            }
+        }
+    };
+}
+
+impl CudaStorage {
+    fn wrap(&self, data: GpuData) -> CudaStorage {
+        CudaStorage {
+            data,
+            dev: self.dev.clone(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            GpuData::F32(s) => s.len(),
+            GpuData::F64(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        match &self.data {
+            GpuData::F32(_) => DType::F32,
+            GpuData::F64(_) => DType::F64,
+        }
+    }
+
+    /// The GPU's ordinal.
+    pub fn ordinal(&self) -> usize {
+        self.dev.ordinal
+    }
+
+    fn kernel(&self, family: &'static str, op: &str) -> Result<cudarc::driver::CudaFunction> {
+        self.dev
+            .function(family, &format!("{op}_{}", self.dtype().name()))
+    }
+
+    /// `n` copies of `v` on GPU `ordinal`.
+    ///
+    /// # Errors
+    /// [`Error::NoGpu`]; [`Error::Cuda`] (e.g. out of memory, with the size).
+    pub fn full(ordinal: usize, v: f64, n: usize, dtype: DType) -> Result<CudaStorage> {
+        let dev = device(ordinal)?;
+        let what = || format!("allocating {n} {dtype} on cuda:{ordinal}");
+        let data = match dtype {
+            DType::F32 => GpuData::F32(dev.stream.alloc_zeros::<f32>(n).map_err(err(what()))?),
+            DType::F64 => GpuData::F64(dev.stream.alloc_zeros::<f64>(n).map_err(err(what()))?),
+        };
+        let mut s = CudaStorage { data, dev };
+        if v != 0.0 && n > 0 {
+            let f = s.kernel("layout", "fill")?;
+            let n64 = n as u64;
+            match &mut s.data {
+                GpuData::F32(y) => {
+                    let vv = v as f32;
+                    let mut b = s.dev.stream.launch_builder(&f);
+                    b.arg(y).arg(&n64).arg(&vv);
+                    // SAFETY: fill_f32(float* y, unsigned long long n, float v); y holds n floats.
+                    unsafe { b.launch(cfg(n)) }.map_err(err(format!("fill_f32 of {n}")))?;
+                }
+                GpuData::F64(y) => {
+                    let mut b = s.dev.stream.launch_builder(&f);
+                    b.arg(y).arg(&n64).arg(&v);
+                    // SAFETY: fill_f64(double* y, unsigned long long n, double v); y holds n doubles.
+                    unsafe { b.launch(cfg(n)) }.map_err(err(format!("fill_f64 of {n}")))?;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Copies a host buffer to GPU `ordinal`.
+    ///
+    /// # Errors
+    /// As [`CudaStorage::full`].
+    pub fn from_cpu(ordinal: usize, c: &CpuStorage) -> Result<CudaStorage> {
+        let dev = device(ordinal)?;
+        let what = || format!("copying {} elements to cuda:{ordinal}", c.len());
+        let data = match c {
+            CpuStorage::F32(v) => {
+                GpuData::F32(dev.stream.clone_htod(v.as_slice()).map_err(err(what()))?)
+            }
+            CpuStorage::F64(v) => {
+                GpuData::F64(dev.stream.clone_htod(v.as_slice()).map_err(err(what()))?)
+            }
+        };
+        Ok(CudaStorage { data, dev })
+    }
+
+    /// Standard normal draws from cuRAND (Philox-free default generator) seeded with `seed`.
+    /// The stream of numbers differs from the CPU backend's generator for the same seed.
+    ///
+    /// # Errors
+    /// As [`CudaStorage::full`].
+    pub fn randn(ordinal: usize, n: usize, dtype: DType, seed: u64) -> Result<CudaStorage> {
+        let dev = device(ordinal)?;
+        let rng =
+            cudarc::curand::CudaRng::new(seed, dev.stream.clone()).map_err(|e| Error::Cuda {
+                op: "cuRAND generator".into(),
+                detail: e.to_string(),
+            })?;
+        // cuRAND's normal generators produce pairs: draw an even count, keep the first n.
+        let even = n + (n & 1);
+        let what = || format!("cuRAND normal fill of {n}");
+        let mut s = CudaStorage::full(ordinal, 0.0, even, dtype)?;
+        match &mut s.data {
+            GpuData::F32(y) => {
+                rng.fill_with_normal(y, 0.0f32, 1.0f32)
+                    .map_err(|e| Error::Cuda {
+                        op: what(),
+                        detail: e.to_string(),
+                    })?
+            }
+            GpuData::F64(y) => {
+                rng.fill_with_normal(y, 0.0f64, 1.0f64)
+                    .map_err(|e| Error::Cuda {
+                        op: what(),
+                        detail: e.to_string(),
+                    })?
+            }
+        }
+        if even == n {
+            return Ok(s);
+        }
+        let mut out = CudaStorage::full(ordinal, 0.0, n, dtype)?;
+        out.copy_block_from(&s, 1, n, 1, n, 0)?; // copies the first n of the n + 1
+        Ok(out)
+    }
+
+    /// A host copy.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        let what = || {
+            format!(
+                "copying {} elements from cuda:{}",
+                self.len(),
+                self.dev.ordinal
+            )
+        };
+        Ok(match &self.data {
+            GpuData::F32(s) => CpuStorage::F32(self.dev.stream.clone_dtoh(s).map_err(err(what()))?),
+            GpuData::F64(s) => CpuStorage::F64(self.dev.stream.clone_dtoh(s).map_err(err(what()))?),
+        })
+    }
+
+    /// A device-side copy.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn try_clone(&self) -> Result<CudaStorage> {
+        let what = || {
+            format!(
+                "copying {} elements on cuda:{}",
+                self.len(),
+                self.dev.ordinal
+            )
+        };
+        Ok(self.wrap(match &self.data {
+            GpuData::F32(s) => GpuData::F32(s.try_clone().map_err(err(what()))?),
+            GpuData::F64(s) => GpuData::F64(s.try_clone().map_err(err(what()))?),
+        }))
+    }
+
+    fn alloc<T: Elem>(&self, n: usize, op: &str) -> Result<CudaSlice<T>> {
+        self.dev.stream.alloc_zeros::<T>(n).map_err(err(format!(
+            "{op}: allocating {n} elements on cuda:{}",
+            self.dev.ordinal
+        )))
+    }
+
+    fn upload_u64(&self, v: &[u64], op: &str) -> Result<CudaSlice<u64>> {
+        self.dev
+            .stream
+            .clone_htod(v)
+            .map_err(err(format!("{op}: uploading launch info")))
+    }
+
+    /// A kernel `family/op_dtype(const T* x, T* y, u64 n, extra…)` over every element.
+    fn map_kernel<T: Elem>(
+        &self,
+        x: &CudaSlice<T>,
+        family: &'static str,
+        op: &str,
+        extra: &[T],
+    ) -> Result<CudaSlice<T>> {
+        let n = x.len();
+        let f = self.kernel(family, op)?;
+        let mut y = self.alloc::<T>(n, op)?;
+        let n64 = n as u64;
+        let mut b = self.dev.stream.launch_builder(&f);
+        b.arg(x).arg(&mut y).arg(&n64);
+        for e in extra {
+            b.arg(e);
+        }
+        // SAFETY: `{op}_{dtype}(const T* x, T* y, unsigned long long n, T extra…)` in
+        // cuda/{family}.cu; x and y hold n elements; `extra` are the kernel's scalar parameters.
+        unsafe { b.launch(cfg(n)) }.map_err(err(format!("{op} on {n} elements")))?;
+        Ok(y)
+    }
+
+    /// `op(x)`.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn unary(&self, op: UnaryOp) -> Result<CudaStorage> {
+        let name = format!("unary_{}", unary_name(op));
+        Ok(
+            self.wrap(with_data!(&self.data, |x: T| self.map_kernel::<T>(
+                x,
+                "unary",
+                &name,
+                &[]
+            )?)),
+        )
+    }
+
+    /// `a·x + b`.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn affine(&self, a: f64, b: f64) -> Result<CudaStorage> {
+        Ok(
+            self.wrap(with_data!(&self.data, |x: T| self.map_kernel::<T>(
+                x,
+                "unary",
+                "affine",
+                &[T::from_f64(a), T::from_f64(b)]
+            )?)),
+        )
+    }
+
+    /// `xᶜ`.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn powf(&self, c: f64) -> Result<CudaStorage> {
+        Ok(
+            self.wrap(with_data!(&self.data, |x: T| self.map_kernel::<T>(
+                x,
+                "unary",
+                "powf",
+                &[T::from_f64(c)]
+            )?)),
+        )
+    }
+
+    /// `op(a, b)` with broadcasting.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn binary(
+        &self,
+        op: BinaryOp,
+        sa: &Shape,
+        rhs: &CudaStorage,
+        sb: &Shape,
+        out: &Shape,
+        name: &'static str,
+    ) -> Result<CudaStorage> {
+        let n = out.numel();
+        let mut info = vec![out.rank() as u64];
+        info.extend((0..MAX_RANK).map(|k| out.dims().get(k).copied().unwrap_or(1) as u64));
+        info.extend(sa.broadcast_strides(out).iter().map(|&s| s as u64));
+        info.extend(sb.broadcast_strides(out).iter().map(|&s| s as u64));
+        let info = self.upload_u64(&info, name)?;
+        let f = self.kernel("binary", &format!("binary_{}", binary_name(op)))?;
+        let n64 = n as u64;
+        let data = match (&self.data, &rhs.data) {
+            (GpuData::F32(a), GpuData::F32(b)) => {
+                let mut y = self.alloc::<f32>(n, name)?;
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(a).arg(b).arg(&mut y).arg(&n64).arg(&info);
+                // SAFETY: binary_{op}_f32(const float* a, const float* b, float* y,
+                // unsigned long long n, const unsigned long long* info[13]); strides in `info`
+                // stay inside a and b because both broadcast to `out` (checked by the caller).
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("{name} {sa} with {sb}")))?;
+                GpuData::F32(y)
+            }
+            (GpuData::F64(a), GpuData::F64(b)) => {
+                let mut y = self.alloc::<f64>(n, name)?;
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(a).arg(b).arg(&mut y).arg(&n64).arg(&info);
+                // SAFETY: binary_{op}_f64, as for f32 with doubles.
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("{name} {sa} with {sb}")))?;
+                GpuData::F64(y)
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: name,
+                    lhs: self.dtype(),
+                    rhs: rhs.dtype(),
+                })
+            }
+        };
+        Ok(self.wrap(data))
+    }
+
+    /// `mask ? a : b` with broadcasting.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn where_(
+        m: &CudaStorage,
+        sm: &Shape,
+        a: &CudaStorage,
+        sa: &Shape,
+        b: &CudaStorage,
+        sb: &Shape,
+        out: &Shape,
+    ) -> Result<CudaStorage> {
+        let n = out.numel();
+        let mut info = vec![out.rank() as u64];
+        info.extend((0..MAX_RANK).map(|k| out.dims().get(k).copied().unwrap_or(1) as u64));
+        for s in [sm, sa, sb] {
+            info.extend(s.broadcast_strides(out).iter().map(|&v| v as u64));
+        }
+        let info = a.upload_u64(&info, "where")?;
+        let f = a.kernel("binary", "where")?;
+        let n64 = n as u64;
+        let data = match (&m.data, &a.data, &b.data) {
+            (GpuData::F32(mm), GpuData::F32(x), GpuData::F32(y)) => {
+                let mut o = a.alloc::<f32>(n, "where")?;
+                let mut l = a.dev.stream.launch_builder(&f);
+                l.arg(mm).arg(x).arg(y).arg(&mut o).arg(&n64).arg(&info);
+                // SAFETY: where_f32(const float* m, const float* a, const float* b, float* y,
+                // unsigned long long n, const unsigned long long* info[17]).
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("where {sm}, {sa}, {sb}")))?;
+                GpuData::F32(o)
+            }
+            (GpuData::F64(mm), GpuData::F64(x), GpuData::F64(y)) => {
+                let mut o = a.alloc::<f64>(n, "where")?;
+                let mut l = a.dev.stream.launch_builder(&f);
+                l.arg(mm).arg(x).arg(y).arg(&mut o).arg(&n64).arg(&info);
+                // SAFETY: where_f64, as for f32 with doubles.
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("where {sm}, {sa}, {sb}")))?;
+                GpuData::F64(o)
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "where",
+                    lhs: a.dtype(),
+                    rhs: b.dtype(),
+                })
+            }
+        };
+        Ok(a.wrap(data))
+    }
+
+    /// `batch` products `op(A)·op(B)` (row-major) through cuBLAS strided-batched GEMM: computed
+    /// as the column-major `Cᵀ = op(B)ᵀ·op(A)ᵀ`, so no operand is copied or transposed.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn matmul(
+        &self,
+        rhs: &CudaStorage,
+        a_stride: usize,
+        b_stride: usize,
+        batch: usize,
+        d: MatmulDims,
+    ) -> Result<CudaStorage> {
+        let MatmulDims { m, n, k, ta, tb } = d;
+        let op = |t: bool| {
+            if t {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let what = format!("cuBLAS gemm {batch}×({m}×{k})·({k}×{n})");
+        macro_rules! gemm {
+            ($a:expr, $b:expr, $T:ty) => {{
+                let mut c = self.alloc::<$T>(batch * m * n, "matmul")?;
+                if batch > 0 && m > 0 && n > 0 {
+                    let cfg = StridedBatchedConfig {
+                        gemm: GemmConfig {
+                            transa: op(tb),
+                            transb: op(ta),
+                            m: n as i32,
+                            n: m as i32,
+                            k: k as i32,
+                            alpha: 1.0 as $T,
+                            lda: (if tb { k } else { n }).max(1) as i32,
+                            ldb: (if ta { m } else { k }).max(1) as i32,
+                            beta: 0.0 as $T,
+                            ldc: n.max(1) as i32,
+                        },
+                        batch_size: batch as i32,
+                        stride_a: b_stride as i64,
+                        stride_b: a_stride as i64,
+                        stride_c: (m * n) as i64,
+                    };
+                    // SAFETY: cublas{S,D}gemmStridedBatched with the leading dimensions and
+                    // strides above: B holds (batch−1)·b_stride + k·n elements and A
+                    // (batch−1)·a_stride + m·k (checked by the tensor layer), C batch·m·n.
+                    unsafe { self.dev.blas.gemm_strided_batched(cfg, $b, $a, &mut c) }.map_err(
+                        |e| Error::Cuda {
+                            op: what.clone(),
+                            detail: e.to_string(),
+                        },
+                    )?;
+                }
+                c
+            }};
+        }
+        let data = match (&self.data, &rhs.data) {
+            (GpuData::F32(a), GpuData::F32(b)) => GpuData::F32(gemm!(a, b, f32)),
+            (GpuData::F64(a), GpuData::F64(b)) => GpuData::F64(gemm!(a, b, f64)),
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "matmul",
+                    lhs: self.dtype(),
+                    rhs: rhs.dtype(),
+                })
+            }
+        };
+        Ok(self.wrap(data))
+    }
+
+    /// `sum_axis` or `max_axis` over the middle axis of `[outer, dim, inner]`.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn reduce_axis(
+        &self,
+        name: &'static str,
+        o: usize,
+        d: usize,
+        i: usize,
+    ) -> Result<CudaStorage> {
+        let f = self.kernel("reduce", name)?;
+        let n_out = o * i;
+        let (o64, d64, i64_) = (o as u64, d as u64, i as u64);
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc::<T>(n_out, name)?;
+            let mut l = self.dev.stream.launch_builder(&f);
+            l.arg(x).arg(&mut y).arg(&o64).arg(&d64).arg(&i64_);
+            // SAFETY: {sum,max}_axis_{dtype}(const T* x, T* y, unsigned long long outer,
+            // unsigned long long dim, unsigned long long inner); x holds outer·dim·inner
+            // elements, y outer·inner.
+            unsafe { l.launch(cfg(n_out)) }.map_err(err(format!("{name} over [{o}, {d}, {i}]")))?;
+            y
+        })))
+    }
+
+    /// `y[j] = x[offset + Σ idx_k·strides_k]` for the row-major multi-index of `j` in `out`.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn strided_copy(
+        &self,
+        out: &Shape,
+        offset: usize,
+        strides: &[usize],
+    ) -> Result<CudaStorage> {
+        let n = out.numel();
+        let mut info = vec![out.rank() as u64, offset as u64];
+        info.extend((0..MAX_RANK).map(|k| out.dims().get(k).copied().unwrap_or(1) as u64));
+        info.extend((0..MAX_RANK).map(|k| strides.get(k).copied().unwrap_or(0) as u64));
+        let info = self.upload_u64(&info, "strided_copy")?;
+        let f = self.kernel("layout", "strided_copy")?;
+        let n64 = n as u64;
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc::<T>(n, "strided_copy")?;
+            let mut l = self.dev.stream.launch_builder(&f);
+            l.arg(x).arg(&mut y).arg(&n64).arg(&info);
+            // SAFETY: strided_copy_{dtype}(const T* x, T* y, unsigned long long n,
+            // const unsigned long long* info[10]); every offset computed from `info` lies in x
+            // (the tensor layer derives the strides from x's own shape).
+            unsafe { l.launch(cfg(n)) }.map_err(err(format!("strided copy to {out}")))?;
+            y
+        })))
+    }
+
+    /// Writes `src` (`[outer, d_src, inner]`) into `self` (`[outer, d_dst, inner]`) at `offset`
+    /// along the middle axis.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn copy_block_from(
+        &mut self,
+        src: &CudaStorage,
+        o: usize,
+        d_src: usize,
+        i: usize,
+        d_dst: usize,
+        offset: usize,
+    ) -> Result<()> {
+        let n = o * d_src * i;
+        let f = self.kernel("layout", "copy_block")?;
+        let args = [
+            o as u64,
+            d_src as u64,
+            i as u64,
+            d_dst as u64,
+            offset as u64,
+        ];
+        let what = format!("copy_block [{o}, {d_src}, {i}] into [{o}, {d_dst}, {i}] at {offset}");
+        match (&src.data, &mut self.data) {
+            (GpuData::F32(x), GpuData::F32(y)) => {
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(x).arg(y);
+                for a in &args {
+                    l.arg(a);
+                }
+                // SAFETY: copy_block_f32(const float* x, float* y, outer, d_src, inner, d_dst,
+                // offset); offset + d_src ≤ d_dst (checked by the tensor layer).
+                unsafe { l.launch(cfg(n)) }.map_err(err(what))?;
+            }
+            (GpuData::F64(x), GpuData::F64(y)) => {
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(x).arg(y);
+                for a in &args {
+                    l.arg(a);
+                }
+                // SAFETY: copy_block_f64, as for f32 with doubles.
+                unsafe { l.launch(cfg(n)) }.map_err(err(what))?;
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "copy_block",
+                    lhs: self.dtype(),
+                    rhs: src.dtype(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// `index_select` (gather) or `index_add` (scatter-add into zeros) along the middle axis.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn index_op(
+        &self,
+        name: &'static str,
+        o: usize,
+        d: usize,
+        i: usize,
+        idx: &[usize],
+    ) -> Result<CudaStorage> {
+        let idx64: Vec<u64> = idx.iter().map(|&v| v as u64).collect();
+        let idx_dev = self.upload_u64(&idx64, name)?;
+        let f = self.kernel("index", name)?;
+        let (n_out, work) = if name == "index_add" {
+            (o * d * i, o * idx.len() * i)
+        } else {
+            (o * idx.len() * i, o * idx.len() * i)
+        };
+        let args = [o as u64, d as u64, i as u64, idx.len() as u64];
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc::<T>(n_out, name)?;
+            let mut l = self.dev.stream.launch_builder(&f);
+            l.arg(x).arg(&idx_dev).arg(&mut y);
+            for a in &args {
+                l.arg(a);
+            }
+            // SAFETY: {index_select,index_add}_{dtype}(const T* x, const unsigned long long* idx,
+            // T* y, outer, dim, inner, n_idx); every index < dim (checked by the tensor layer);
+            // y is zeroed by alloc_zeros, as index_add requires.
+            unsafe { l.launch(cfg(work)) }.map_err(err(format!(
+                "{name} of {} indices over [{o}, {d}, {i}]",
+                idx.len()
+            )))?;
+            y
+        })))
+    }
+
+    /// Element-type conversion.
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn cast(&self, dtype: DType) -> Result<CudaStorage> {
+        if dtype == self.dtype() {
+            return self.try_clone();
+        }
+        let n = self.len();
+        let n64 = n as u64;
+        let data = match &self.data {
+            GpuData::F32(x) => {
+                let f = self.dev.function("cast", "cast_f32_f64")?;
+                let mut y = self.alloc::<f64>(n, "cast")?;
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(x).arg(&mut y).arg(&n64);
+                // SAFETY: cast_f32_f64(const float* x, double* y, unsigned long long n).
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("cast of {n} to f64")))?;
+                GpuData::F64(y)
+            }
+            GpuData::F64(x) => {
+                let f = self.dev.function("cast", "cast_f64_f32")?;
+                let mut y = self.alloc::<f32>(n, "cast")?;
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg(x).arg(&mut y).arg(&n64);
+                // SAFETY: cast_f64_f32(const double* x, float* y, unsigned long long n).
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("cast of {n} to f32")))?;
+                GpuData::F32(y)
+            }
+        };
+        Ok(self.wrap(data))
+    }
+
+    /// One fused Adam/AdamW step: returns the updated parameters (a new buffer) and updates the
+    /// moments `m`, `v` in place.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn adam(
+        &self,
+        g: &CudaStorage,
+        m: &mut CudaStorage,
+        v: &mut CudaStorage,
+        h: &AdamHyper,
+    ) -> Result<CudaStorage> {
+        let mut p = self.try_clone()?;
+        let n = p.len();
+        let f = self.kernel("optim", "adam")?;
+        let n64 = n as u64;
+        macro_rules! launch {
+            ($p:expr, $g:expr, $m:expr, $v:expr, $T:ty) => {{
+                let s = [
+                    h.b1,
+                    h.b2,
+                    h.step_size,
+                    h.inv_sqrt_bc2,
+                    h.eps,
+                    h.wd,
+                    h.decay,
+                ]
+                .map(|x| x as $T);
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg($p).arg($g).arg($m).arg($v).arg(&n64);
+                for x in &s {
+                    l.arg(x);
+                }
+                // SAFETY: adam_{dtype}(T* p, const T* g, T* m, T* v, unsigned long long n, T b1,
+                // T b2, T step_size, T inv_sqrt_bc2, T eps, T wd, T decay); all four hold n.
+                unsafe { l.launch(cfg(n)) }.map_err(err(format!("adam on {n} parameters")))?;
+            }};
+        }
+        match (&mut p.data, &g.data, &mut m.data, &mut v.data) {
+            (GpuData::F32(pp), GpuData::F32(gg), GpuData::F32(mm), GpuData::F32(vv)) => {
+                launch!(pp, gg, mm, vv, f32)
+            }
+            (GpuData::F64(pp), GpuData::F64(gg), GpuData::F64(mm), GpuData::F64(vv)) => {
+                launch!(pp, gg, mm, vv, f64)
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "adam",
+                    lhs: self.dtype(),
+                    rhs: g.dtype(),
+                })
+            }
+        }
+        Ok(p)
+    }
+
+    /// One fused SGD step (with a momentum buffer when given): returns the updated parameters.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn sgd(
+        &self,
+        g: &CudaStorage,
+        buf: Option<&mut CudaStorage>,
+        h: &SgdHyper,
+    ) -> Result<CudaStorage> {
+        let mut p = self.try_clone()?;
+        let n = p.len();
+        let n64 = n as u64;
+        match buf {
+            Some(b) => {
+                let f = self.kernel("optim", "sgd_momentum")?;
+                macro_rules! launch {
+                    ($p:expr, $g:expr, $b:expr, $T:ty) => {{
+                        let s = [h.lr, h.wd, h.keep, h.nest, h.plain, h.base].map(|x| x as $T);
+                        let mut l = self.dev.stream.launch_builder(&f);
+                        l.arg($p).arg($g).arg($b).arg(&n64);
+                        for x in &s {
+                            l.arg(x);
+                        }
+                        // SAFETY: sgd_momentum_{dtype}(T* p, const T* g, T* buf, unsigned long long
+                        // n, T lr, T wd, T keep, T nest, T plain, T base); all three hold n.
+                        unsafe { l.launch(cfg(n)) }
+                            .map_err(err(format!("sgd on {n} parameters")))?;
+                    }};
+                }
+                match (&mut p.data, &g.data, &mut b.data) {
+                    (GpuData::F32(pp), GpuData::F32(gg), GpuData::F32(bb)) => {
+                        launch!(pp, gg, bb, f32)
+                    }
+                    (GpuData::F64(pp), GpuData::F64(gg), GpuData::F64(bb)) => {
+                        launch!(pp, gg, bb, f64)
+                    }
+                    _ => {
+                        return Err(Error::DTypeMismatch {
+                            op: "sgd",
+                            lhs: self.dtype(),
+                            rhs: g.dtype(),
+                        })
+                    }
+                }
+            }
+            None => {
+                let f = self.kernel("optim", "sgd")?;
+                macro_rules! launch {
+                    ($p:expr, $g:expr, $T:ty) => {{
+                        let (lr, wd) = (h.lr as $T, h.wd as $T);
+                        let mut l = self.dev.stream.launch_builder(&f);
+                        l.arg($p).arg($g).arg(&n64).arg(&lr).arg(&wd);
+                        // SAFETY: sgd_{dtype}(T* p, const T* g, unsigned long long n, T lr, T wd).
+                        unsafe { l.launch(cfg(n)) }
+                            .map_err(err(format!("sgd on {n} parameters")))?;
+                    }};
+                }
+                match (&mut p.data, &g.data) {
+                    (GpuData::F32(pp), GpuData::F32(gg)) => launch!(pp, gg, f32),
+                    (GpuData::F64(pp), GpuData::F64(gg)) => launch!(pp, gg, f64),
+                    _ => {
+                        return Err(Error::DTypeMismatch {
+                            op: "sgd",
+                            lhs: self.dtype(),
+                            rhs: g.dtype(),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(p)
+    }
+}
