@@ -45,7 +45,7 @@ fn t(v: &[f64], dims: &[usize]) -> Tensor {
 
 /// `L(x) = Σ w ⊙ f(x)` with fixed random weights `w`.
 fn scalarize(f: &F, xs: &[Tensor], w: &Tensor) -> Tensor {
-    f(xs).unwrap().mul(w).unwrap().sum_all()
+    f(xs).unwrap().mul(w).unwrap().sum_all().unwrap()
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -68,7 +68,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
             .collect::<Vec<_>>(),
         out.dims(),
     );
-    let loss = out.mul(&w).unwrap().sum_all();
+    let loss = out.mul(&w).unwrap().sum_all().unwrap();
     let refs: Vec<&Tensor> = vars.iter().collect();
     let g = grad(&[&loss], &[None], &refs, false).unwrap();
     let h = 1e-6;
@@ -84,7 +84,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
     for (k, inp) in inputs.iter().enumerate() {
         let gk = g[k]
             .as_ref()
-            .map(|g| g.to_vec_f64())
+            .map(|g| g.to_vec_f64().unwrap())
             .unwrap_or_else(|| vec![0.0; vals[k].len()]);
         assert_eq!(gk.len(), vals[k].len(), "{name}: gradient shape");
         for j in 0..vals[k].len() {
@@ -111,7 +111,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
         .unwrap()
         .pop()
         .flatten()
-        .map(|t| t.to_vec_f64())
+        .map(|t| t.to_vec_f64().unwrap())
         .unwrap_or_else(|| vec![0.0; out.numel()]);
     let shifted = |s: f64| -> Vec<f64> {
         let xs: Vec<Tensor> = vals
@@ -121,14 +121,14 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
             .map(|((v, tv), i)| {
                 t(
                     &v.iter()
-                        .zip(tv.to_vec_f64())
+                        .zip(tv.to_vec_f64().unwrap())
                         .map(|(a, b)| a + s * b)
                         .collect::<Vec<_>>(),
                     &i.dims,
                 )
             })
             .collect();
-        f(&xs).unwrap().to_vec_f64()
+        f(&xs).unwrap().to_vec_f64().unwrap()
     };
     let (fp, fm) = (shifted(h), shifted(-h));
     for j in 0..jv.len() {
@@ -140,15 +140,20 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
         );
     }
     // JVP agrees with reverse mode: ⟨w, J v⟩ = ⟨Jᵀw, v⟩.
-    let lhs: f64 = jv.iter().zip(w.to_vec_f64()).map(|(a, b)| a * b).sum();
+    let lhs: f64 = jv
+        .iter()
+        .zip(w.to_vec_f64().unwrap())
+        .map(|(a, b)| a * b)
+        .sum();
     let rhs: f64 = g
         .iter()
         .zip(&tangents)
         .map(|(gk, tk)| {
             gk.as_ref().map_or(0.0, |gk| {
                 gk.to_vec_f64()
+                    .unwrap()
                     .iter()
-                    .zip(tk.to_vec_f64())
+                    .zip(tk.to_vec_f64().unwrap())
                     .map(|(a, b)| a * b)
                     .sum()
             })
@@ -164,7 +169,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
     let hv = {
         let xs = vars.clone();
         let l = scalarize(f, &xs, &w);
-        hvp(&l, x0, v0).unwrap().to_vec_f64()
+        hvp(&l, x0, v0).unwrap().to_vec_f64().unwrap()
     };
     let grad_at = |s: f64| -> Vec<f64> {
         let mut xs: Vec<Tensor> = vals
@@ -175,7 +180,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
         xs[0] = t(
             &vals[0]
                 .iter()
-                .zip(v0.to_vec_f64())
+                .zip(v0.to_vec_f64().unwrap())
                 .map(|(a, b)| a + s * b)
                 .collect::<Vec<_>>(),
             &inputs[0].dims,
@@ -186,7 +191,7 @@ fn check(name: &str, f: &F, inputs: &[Input], seed: u64) {
             .unwrap()
             .pop()
             .flatten()
-            .map(|g| g.to_vec_f64())
+            .map(|g| g.to_vec_f64().unwrap())
             .unwrap_or_else(|| vec![0.0; vals[0].len()])
     };
     let h2 = 1e-5;
@@ -214,61 +219,61 @@ macro_rules! checks {
 }
 
 checks! {
-    neg: [input(&[3, 4])] => |x| Ok(x[0].neg());
-    exp: [input(&[3, 4])] => |x| Ok(x[0].exp());
-    log: [positive(&[3, 4])] => |x| Ok(x[0].log());
-    log1p: [positive(&[5])] => |x| Ok(x[0].log1p());
-    tanh: [input(&[2, 3, 2])] => |x| Ok(x[0].tanh());
-    sigmoid: [input(&[6])] => |x| Ok(x[0].sigmoid());
-    softplus: [input(&[6])] => |x| Ok(x[0].softplus());
-    relu: [positive(&[4])] => |x| x[0].add_scalar(-1.1).relu().mul(&x[0]);
+    neg: [input(&[3, 4])] => |x| x[0].neg();
+    exp: [input(&[3, 4])] => |x| x[0].exp();
+    log: [positive(&[3, 4])] => |x| x[0].log();
+    log1p: [positive(&[5])] => |x| x[0].log1p();
+    tanh: [input(&[2, 3, 2])] => |x| x[0].tanh();
+    sigmoid: [input(&[6])] => |x| x[0].sigmoid();
+    softplus: [input(&[6])] => |x| x[0].softplus();
+    relu: [positive(&[4])] => |x| x[0].add_scalar(-1.1)?.relu()?.mul(&x[0]);
     silu: [input(&[7])] => |x| x[0].silu();
-    sin_cos: [input(&[5])] => |x| x[0].sin().mul(&x[0].cos());
-    sqrt: [positive(&[5])] => |x| Ok(x[0].sqrt());
-    square: [input(&[5])] => |x| Ok(x[0].square());
-    abs: [positive(&[5])] => |x| x[0].add_scalar(-1.15).abs().mul(&x[0]);
-    powf: [positive(&[5])] => |x| Ok(x[0].powf(2.7));
+    sin_cos: [input(&[5])] => |x| x[0].sin()?.mul(&x[0].cos()?);
+    sqrt: [positive(&[5])] => |x| x[0].sqrt();
+    square: [input(&[5])] => |x| x[0].square();
+    abs: [positive(&[5])] => |x| x[0].add_scalar(-1.15)?.abs()?.mul(&x[0]);
+    powf: [positive(&[5])] => |x| x[0].powf(2.7);
     pow: [positive(&[2, 3]), input(&[3])] => |x| x[0].pow(&x[1]);
-    affine: [input(&[4])] => |x| Ok(x[0].affine(-2.5, 0.3).square());
-    add_broadcast: [input(&[2, 3, 4]), input(&[3, 1])] => |x| Ok(x[0].add(&x[1])?.square());
-    sub_broadcast: [input(&[4]), input(&[2, 3, 4])] => |x| Ok(x[0].sub(&x[1])?.square());
+    affine: [input(&[4])] => |x| x[0].affine(-2.5, 0.3)?.square();
+    add_broadcast: [input(&[2, 3, 4]), input(&[3, 1])] => |x| x[0].add(&x[1])?.square();
+    sub_broadcast: [input(&[4]), input(&[2, 3, 4])] => |x| x[0].sub(&x[1])?.square();
     mul_broadcast: [input(&[2, 1, 4]), input(&[3, 4])] => |x| x[0].mul(&x[1]);
     div_broadcast: [input(&[2, 3]), positive(&[1, 3])] => |x| x[0].div(&x[1]);
     mul_self: [input(&[3])] => |x| x[0].mul(&x[0]);
     where_select: [input(&[3, 4]), input(&[4])] => |x| {
         let mask = x[0].detach().gt(&Tensor::scalar(0.0, DType::F64))?;
-        Tensor::where_(&mask, &x[0].square(), &x[1].exp())
+        Tensor::where_(&mask, &x[0].square()?, &x[1].exp()?)
     };
     matmul: [input(&[3, 4]), input(&[4, 5])] => |x| x[0].matmul(&x[1]);
     matmul_ta: [input(&[4, 3]), input(&[4, 5])] => |x| x[0].matmul_t(&x[1], true, false);
     matmul_tb: [input(&[3, 4]), input(&[5, 4])] => |x| x[0].matmul_t(&x[1], false, true);
     matmul_tab: [input(&[4, 3]), input(&[5, 4])] => |x| x[0].matmul_t(&x[1], true, true);
     matmul_batched: [input(&[2, 3, 4]), input(&[2, 4, 2])] => |x| x[0].matmul(&x[1]);
-    matmul_shared_rhs: [input(&[2, 3, 4]), input(&[4, 2])] => |x| x[0].matmul(&x[1])?.tanh().matmul_t(&x[1], false, true);
+    matmul_shared_rhs: [input(&[2, 3, 4]), input(&[4, 2])] => |x| x[0].matmul(&x[1])?.tanh()?.matmul_t(&x[1], false, true);
     matmul_shared_lhs: [input(&[3, 4]), input(&[2, 4, 2])] => |x| x[0].matmul(&x[1]);
-    sum_axes: [input(&[2, 3, 4])] => |x| Ok(x[0].sum(&[0, 2], false)?.square());
-    sum_keepdim: [input(&[2, 3, 4])] => |x| Ok(x[0].sum(&[-1], true)?.exp());
-    mean: [input(&[3, 4])] => |x| Ok(x[0].mean(&[1], false)?.square());
-    max_axis: [input(&[3, 5])] => |x| Ok(x[0].max(1, false)?.square());
+    sum_axes: [input(&[2, 3, 4])] => |x| x[0].sum(&[0, 2], false)?.square();
+    sum_keepdim: [input(&[2, 3, 4])] => |x| x[0].sum(&[-1], true)?.exp();
+    mean: [input(&[3, 4])] => |x| x[0].mean(&[1], false)?.square();
+    max_axis: [input(&[3, 5])] => |x| x[0].max(1, false)?.square();
     logsumexp: [input(&[3, 5])] => |x| x[0].logsumexp(-1, false);
     softmax: [input(&[2, 4])] => |x| x[0].softmax(-1);
     log_softmax: [input(&[4, 3])] => |x| x[0].log_softmax(0);
-    broadcast_to: [input(&[3, 1])] => |x| Ok(x[0].broadcast_to(&[2, 3, 4])?.square());
-    sum_to: [input(&[2, 3, 4])] => |x| x[0].square().sum_to(&[3, 1]);
+    broadcast_to: [input(&[3, 1])] => |x| x[0].broadcast_to(&[2, 3, 4])?.square();
+    sum_to: [input(&[2, 3, 4])] => |x| x[0].square()?.sum_to(&[3, 1]);
     reshape: [input(&[2, 6])] => |x| x[0].reshape(&[3, 4])?.matmul(&x[0].reshape(&[4, 3])?);
-    permute: [input(&[2, 3, 4])] => |x| Ok(x[0].permute(&[2, 0, 1])?.tanh());
+    permute: [input(&[2, 3, 4])] => |x| x[0].permute(&[2, 0, 1])?.tanh();
     transpose: [input(&[3, 4])] => |x| x[0].t()?.matmul(&x[0]);
-    narrow: [input(&[3, 6])] => |x| Ok(x[0].narrow(1, 2, 3)?.square());
-    pad: [input(&[2, 2])] => |x| Ok(x[0].pad_axis(0, 1, 4)?.exp());
-    concat: [input(&[2, 3]), input(&[2, 2])] => |x| Ok(Tensor::concat(&[x[0].clone(), x[1].square()], 1)?.sin());
-    stack: [input(&[3]), input(&[3])] => |x| Ok(Tensor::stack(&[x[0].clone(), x[1].exp()], 0)?.square());
-    index_select: [input(&[4, 3])] => |x| Ok(x[0].index_select(0, &[3, 0, 3, 1])?.square());
-    index_add: [input(&[2, 3])] => |x| Ok(x[0].index_add(1, &[4, 0, 4], 5)?.square());
-    gather_rows: [input(&[3, 4])] => |x| Ok(x[0].gather_rows(&[1, 3, 0])?.exp());
+    narrow: [input(&[3, 6])] => |x| x[0].narrow(1, 2, 3)?.square();
+    pad: [input(&[2, 2])] => |x| x[0].pad_axis(0, 1, 4)?.exp();
+    concat: [input(&[2, 3]), input(&[2, 2])] => |x| Tensor::concat(&[x[0].clone(), x[1].square()?], 1)?.sin();
+    stack: [input(&[3]), input(&[3])] => |x| Tensor::stack(&[x[0].clone(), x[1].exp()?], 0)?.square();
+    index_select: [input(&[4, 3])] => |x| x[0].index_select(0, &[3, 0, 3, 1])?.square();
+    index_add: [input(&[2, 3])] => |x| x[0].index_add(1, &[4, 0, 4], 5)?.square();
+    gather_rows: [input(&[3, 4])] => |x| x[0].gather_rows(&[1, 3, 0])?.exp();
     cross_entropy: [input(&[5, 4])] => |x| x[0].cross_entropy(&[0, 3, 1, 1, 2]);
     gaussian_nll: [input(&[6]), positive(&[6])] => |x| x[0].gaussian_nll(&x[1], &Tensor::from_vec(vec![0.1f64, -0.3, 1.2, 0.0, 0.7, -1.0], &[6])?);
     mse: [input(&[6])] => |x| x[0].mse(&Tensor::full(0.3, &[6], DType::F64)?);
-    mlp_layer: [input(&[4, 3]), input(&[5, 3]), input(&[5])] => |x| x[0].matmul_t(&x[1], false, true)?.add(&x[2])?.tanh().sum(&[1], false);
+    mlp_layer: [input(&[4, 3]), input(&[5, 3]), input(&[5])] => |x| x[0].matmul_t(&x[1], false, true)?.add(&x[2])?.tanh()?.sum(&[1], false);
 }
 
 #[test]
@@ -285,23 +290,26 @@ fn gradient_of_a_gradient_with_respect_to_parameters() {
     let t1 = th.narrow(0, 1, 1).unwrap();
     let h = x
         .square()
+        .unwrap()
         .mul(&t0)
         .unwrap()
-        .add(&x.sin().mul(&t1).unwrap())
+        .add(&x.sin().unwrap().mul(&t1).unwrap())
         .unwrap()
-        .sum_all();
+        .sum_all()
+        .unwrap();
     let dhdx = grad(&[&h], &[None], &[&x], true)
         .unwrap()
         .pop()
         .flatten()
         .unwrap();
-    let l = dhdx.square().sum_all();
+    let l = dhdx.square().unwrap().sum_all().unwrap();
     let g = grad(&[&l], &[None], &[&th], false)
         .unwrap()
         .pop()
         .flatten()
         .unwrap()
-        .to_vec_f64();
+        .to_vec_f64()
+        .unwrap();
     let xs = [0.3f64, -1.2, 0.8];
     let d: Vec<f64> = xs.iter().map(|x| 2.0 * 0.7 * x - 0.4 * x.cos()).collect();
     let want0: f64 = xs.iter().zip(&d).map(|(x, d)| 2.0 * d * 2.0 * x).sum();
@@ -317,7 +325,7 @@ fn gradients_are_not_recorded_unless_asked() {
     let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2])
         .unwrap()
         .variable();
-    let y = x.exp().sum_all();
+    let y = x.exp().unwrap().sum_all().unwrap();
     let g = grad(&[&y], &[None], &[&x], false)
         .unwrap()
         .pop()
@@ -343,18 +351,22 @@ fn f32_gradients_match_f64() {
         let x = Tensor::from_f64s(&v, &[2, 3], dtype).unwrap().variable();
         let y = x
             .tanh()
+            .unwrap()
             .matmul_t(&x, false, true)
             .unwrap()
             .softmax(-1)
             .unwrap()
             .log()
-            .sum_all();
+            .unwrap()
+            .sum_all()
+            .unwrap();
         grad(&[&y], &[None], &[&x], false)
             .unwrap()
             .pop()
             .flatten()
             .unwrap()
             .to_vec_f64()
+            .unwrap()
     };
     for (a, b) in run(DType::F32).iter().zip(run(DType::F64)) {
         assert!((a - b).abs() < 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
@@ -393,7 +405,7 @@ proptest! {
     ) {
         let a_dims = vec![d0, d1, d2];
         let b_dims = vec![if b0 { 1 } else { d1 }, if b1 { 1 } else { d2 }];
-        let f: Box<F> = Box::new(|x| x[0].mul(&x[1].exp())?.tanh().sum(&[1], false));
+        let f: Box<F> = Box::new(|x| x[0].mul(&x[1].exp()?)?.tanh()?.sum(&[1], false));
         check("random", &*f, &[input(&a_dims), input(&b_dims)], seed);
     }
 

@@ -33,6 +33,8 @@ fn config(data: &str, target: &str, task: Task, loss: RegressionLoss, epochs: us
         patience: 10,
         dtype: DType::F32,
         progress: false,
+        device: keel::Device::Cpu,
+        notice: None,
     }
 }
 
@@ -56,7 +58,11 @@ fn core_f32_predictions_match_the_host_on_the_digits_test_set() {
 
     let test = &fitted.test;
     let rows = test.rows();
-    let host = fitted.predict(&test.x, DType::F32).unwrap().to_vec_f32();
+    let host = fitted
+        .predict(&test.x, DType::F32)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     let mut scratch = vec![0.0f32; mlp.scratch_len()];
     let mut out = [0.0f32; 10];
     let mut worst = 0.0f32;
@@ -110,7 +116,8 @@ fn core_reads_regression_and_gaussian_heads_with_target_standardisation() {
         let host = fitted
             .predict(&fitted.test.x, DType::F32)
             .unwrap()
-            .to_vec_f64();
+            .to_vec_f64()
+            .unwrap();
         let k = mlp.outputs();
         let mut scratch = vec![0.0f64; mlp.scratch_len()];
         let mut out = vec![0.0f64; k];

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The one prepared GPU check. On a machine with an NVIDIA GPU, from the repository root with
+# gpu-bundle/ built by cuda/bundle.sh on a development machine:
+#   cuda/check.sh            (writes the report to $OUT/gpu-report.md, or ./gpu-report.md)
+# It prints the device, runs every test binary including the GPU variants (ignored elsewhere),
+# runs the GPU benches and the PyTorch peer, and writes a short report. Exit status is non-zero
+# if any test fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bundle=gpu-bundle
+report="${OUT:-.}/gpu-report.md"
+[ -x "$bundle/keel" ] || { echo "check.sh: $bundle/keel missing; run cuda/bundle.sh on a dev machine first" >&2; exit 2; }
+
+# CUDA 13 user-space libraries from the image's Python wheels (NVRTC, cuBLAS, cuRAND).
+libs=$(python3 - <<'PY' 2>/dev/null
+import glob, os
+try:
+    import nvidia
+    dirs = set()
+    for p in nvidia.__path__:
+        for lib in glob.glob(os.path.join(p, "**", "lib"), recursive=True):
+            if glob.glob(os.path.join(lib, "lib*.so*")):
+                dirs.add(lib)
+    print(":".join(sorted(dirs)))
+except Exception:
+    pass
+PY
+)
+export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+{
+    echo "# GPU check — $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo '```'
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+    "$bundle/keel" info 2>&1
+    echo '```'
+} | tee "$report"
+
+status=0
+{
+    echo
+    echo "## Tests (CPU and GPU variants)"
+    echo '```'
+} | tee -a "$report"
+for t in "$bundle"/tests/*; do
+    [ -x "$t" ] || continue
+    out=$("$t" --include-ignored 2>&1)
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    echo "$out" | grep -E "^test result|FAILED|panicked" | sed "s|^|$(basename "$t"): |" | tee -a "$report"
+done
+echo '```' | tee -a "$report"
+
+{
+    echo
+    echo "## Benches"
+    echo '```'
+    "$bundle/gpu-bench" 2>&1
+    python3 "$bundle/torch_mlp_gpu.py" 2>&1
+    echo '```'
+} | tee -a "$report"
+keel_s=$(grep -o '"bench":"mlp_step","seconds":[0-9.e-]*' "$report" | sed 's/.*://')
+torch_s=$(grep -o '"bench": "torch_mlp_step".*"seconds": [0-9.e-]*' "$report" | sed 's/.*: //')
+if [ -n "$keel_s" ] && [ -n "$torch_s" ]; then
+    python3 -c "print(f'\nMLP step: Keel {float('$keel_s')*1e3:.3f} ms, PyTorch eager {float('$torch_s')*1e3:.3f} ms, PyTorch/Keel = {float('$torch_s')/float('$keel_s'):.2f}x')" | tee -a "$report"
+fi
+echo "report: $report"
+exit $status
