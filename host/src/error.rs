@@ -129,6 +129,20 @@ pub enum Error {
     /// A CUDA device was requested from a build without CUDA support.
     #[error("this build of keel has no CUDA support; use --device cpu (or auto)")]
     CudaNotCompiled,
+    /// A computation would need more memory than Keel allows; refused before allocating.
+    #[error("{what} is too large ({} needed)", human_bytes(*bytes))]
+    TooLarge {
+        /// What would be allocated.
+        what: String,
+        /// How many bytes it would take (0 if not known).
+        bytes: u128,
+    },
+    /// A numerical solver failed.
+    #[error("{reason}")]
+    Solver {
+        /// Why.
+        reason: String,
+    },
     /// Plotting failed.
     #[error("plot {path}: {reason}")]
     Plot {
@@ -167,9 +181,24 @@ impl Error {
                 | Error::Malformed { .. }
                 | Error::CudaNotCompiled
                 | Error::NoGpu { .. }
+                | Error::TooLarge { .. }
         ) || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     }
 }
 
 /// `Result` with the host's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn human_bytes(b: u128) -> String {
+    if b == 0 {
+        return "more than the limit".into();
+    }
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    format!("{x:.1} {}", units[u])
+}

@@ -16,6 +16,7 @@
 pub mod autodiff;
 pub mod backend;
 pub mod data;
+pub mod emlp;
 pub mod error;
 pub mod export;
 pub mod firmware;

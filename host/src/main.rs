@@ -1,5 +1,7 @@
 //! The `keel` command.
 
+mod emlp_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,6 +45,9 @@ enum Command {
         #[arg(long, default_value = "compute_90")]
         arch: String,
     },
+    /// Equivariant MLPs for matrix groups: bases of equivariant maps.
+    #[command(subcommand)]
+    Emlp(emlp_cmd::EmlpCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -906,6 +911,7 @@ fn main() -> ExitCode {
             compile_kernels,
             arch,
         } => run_info(*json, *compile_kernels, arch),
+        Command::Emlp(cmd) => emlp_cmd::run(cmd).map(|()| true),
         Command::Firmware(FirmwareCommand::Check { log, json, assets }) => {
             run_firmware_check(log, *json, assets)
         }

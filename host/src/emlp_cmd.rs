@@ -1,0 +1,99 @@
+//! `keel emlp …`: equivariant bases (and, later, models) from the command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use keel::emlp::{parse_group, parse_rep, Solver};
+use keel::error::{Error, Result};
+
+#[derive(Subcommand)]
+pub enum EmlpCommand {
+    /// Solve for the equivariant linear maps rep_in → rep_out of a group (the null space of the
+    /// group's constraints) and print their number.
+    Basis(BasisArgs),
+}
+
+#[derive(Args)]
+pub struct BasisArgs {
+    /// The group in the reference package's notation: SO(3), O(5), SO13p(), O13(), Sp(2),
+    /// S(4), Z(6), C(4), D(6), Cube(), RubiksCube(), SO(3)*S(4), …  Omit it for mixed-group
+    /// representations written with V(G), such as V(SO(3))*V(S(4)).
+    #[arg(long)]
+    group: Option<String>,
+    /// Input representation: V, V.T, V**2, 2*V+V**2, T(1,1), Scalar+V, …
+    #[arg(long)]
+    rep_in: String,
+    /// Output representation.
+    #[arg(long)]
+    rep_out: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the basis Q (size_in·size_out × dim, f32; a column reshapes row-major to
+    /// W[size_out, size_in]) to a safetensors file.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Do not read or write the on-disk basis cache (~/.cache/keel/emlp).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+pub fn run(cmd: &EmlpCommand) -> Result<()> {
+    match cmd {
+        EmlpCommand::Basis(a) => basis(a),
+    }
+}
+
+fn invalid(flag: &str, value: &str, reason: String) -> Error {
+    Error::invalid(flag, value, reason)
+}
+
+fn basis(a: &BasisArgs) -> Result<()> {
+    if let Some(p) = &a.save {
+        keel::output::check_writable("--save", p)?;
+    }
+    let group = match &a.group {
+        Some(g) => Some(parse_group(g).map_err(|e| invalid("--group", g, e.render(g)))?),
+        None => None,
+    };
+    let rep_in =
+        parse_rep(&a.rep_in, group.as_ref()).map_err(|e| invalid("--rep-in", &a.rep_in, e.render(&a.rep_in)))?;
+    let rep_out = parse_rep(&a.rep_out, group.as_ref())
+        .map_err(|e| invalid("--rep-out", &a.rep_out, e.render(&a.rep_out)))?;
+    let rep = rep_in.maps_to(&rep_out);
+    let solver = if a.no_cache { Solver::new(None) } else { Solver::default() };
+    let t0 = Instant::now();
+    let basis = solver.basis(&rep)?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let (size_in, size_out, dim) = (rep_in.size(), rep_out.size(), basis.dim());
+    if let Some(path) = &a.save {
+        let q = basis.dense()?;
+        let bytes: Vec<u8> = q.data.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect();
+        let mut meta = BTreeMap::new();
+        meta.insert("keel.kind".to_string(), "emlp-basis".to_string());
+        meta.insert("group".to_string(), a.group.clone().unwrap_or_default());
+        meta.insert("rep_in".to_string(), a.rep_in.clone());
+        meta.insert("rep_out".to_string(), a.rep_out.clone());
+        let file = keel::export::safetensors_bytes(&[("basis".into(), vec![q.rows, q.cols], bytes)], &meta);
+        keel::output::write_atomic(path, &file)?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "group": a.group, "rep_in": a.rep_in, "rep_out": a.rep_out,
+            "size_in": size_in, "size_out": size_out, "dim": dim, "seconds": seconds,
+        });
+        println!("{v}");
+    } else {
+        let g = a.group.as_deref().unwrap_or("(mixed)");
+        println!(
+            "{g}: {} → {}  ({size_in} → {size_out}, {} weights): {dim} equivariant linear maps ({:.3} s)",
+            a.rep_in,
+            a.rep_out,
+            size_in * size_out,
+            seconds
+        );
+    }
+    Ok(())
+}
