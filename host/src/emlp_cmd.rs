@@ -58,25 +58,36 @@ fn basis(a: &BasisArgs) -> Result<()> {
         Some(g) => Some(parse_group(g).map_err(|e| invalid("--group", g, e.render(g)))?),
         None => None,
     };
-    let rep_in =
-        parse_rep(&a.rep_in, group.as_ref()).map_err(|e| invalid("--rep-in", &a.rep_in, e.render(&a.rep_in)))?;
+    let rep_in = parse_rep(&a.rep_in, group.as_ref())
+        .map_err(|e| invalid("--rep-in", &a.rep_in, e.render(&a.rep_in)))?;
     let rep_out = parse_rep(&a.rep_out, group.as_ref())
         .map_err(|e| invalid("--rep-out", &a.rep_out, e.render(&a.rep_out)))?;
     let rep = rep_in.maps_to(&rep_out);
-    let solver = if a.no_cache { Solver::new(None) } else { Solver::default() };
+    let solver = if a.no_cache {
+        Solver::new(None)
+    } else {
+        Solver::default()
+    };
     let t0 = Instant::now();
     let basis = solver.basis(&rep)?;
     let seconds = t0.elapsed().as_secs_f64();
     let (size_in, size_out, dim) = (rep_in.size(), rep_out.size(), basis.dim());
     if let Some(path) = &a.save {
         let q = basis.dense()?;
-        let bytes: Vec<u8> = q.data.iter().flat_map(|&x| (x as f32).to_le_bytes()).collect();
+        let bytes: Vec<u8> = q
+            .data
+            .iter()
+            .flat_map(|&x| (x as f32).to_le_bytes())
+            .collect();
         let mut meta = BTreeMap::new();
         meta.insert("keel.kind".to_string(), "emlp-basis".to_string());
         meta.insert("group".to_string(), a.group.clone().unwrap_or_default());
         meta.insert("rep_in".to_string(), a.rep_in.clone());
         meta.insert("rep_out".to_string(), a.rep_out.clone());
-        let file = keel::export::safetensors_bytes(&[("basis".into(), vec![q.rows, q.cols], bytes)], &meta);
+        let file = keel::export::safetensors_bytes(
+            &[("basis".into(), vec![q.rows, q.cols], bytes)],
+            &meta,
+        );
         keel::output::write_atomic(path, &file)?;
     }
     if a.json {

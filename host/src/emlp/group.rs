@@ -36,9 +36,19 @@ fn unit(d: usize, i: usize, j: usize) -> Mat {
 impl Group {
     fn new(name: String, d: usize, discrete: Vec<Mat>, lie: Vec<Mat>) -> Group {
         let orthogonal = lie.iter().all(|a| a.add(&a.t()).max_abs() < 1e-9)
-            && discrete.iter().all(|h| h.t().matmul(h).sub(&Mat::eye(d)).max_abs() < 1e-9);
+            && discrete
+                .iter()
+                .all(|h| h.t().matmul(h).sub(&Mat::eye(d)).max_abs() < 1e-9);
         let permutation = lie.is_empty() && discrete.iter().all(|h| h.as_permutation().is_some());
-        Group { name, d, discrete, lie, z_scale: None, orthogonal, permutation }
+        Group {
+            name,
+            d,
+            discrete,
+            lie,
+            z_scale: None,
+            orthogonal,
+            permutation,
+        }
     }
 
     /// The trivial group on ℝⁿ (no generators).
@@ -99,7 +109,13 @@ impl Group {
             lie.push(a);
         }
         for r in Group::so_lie(3) {
-            lie.push(Mat::from_fn(4, 4, |i, j| if i > 0 && j > 0 { r.at(i - 1, j - 1) } else { 0.0 }));
+            lie.push(Mat::from_fn(4, 4, |i, j| {
+                if i > 0 && j > 0 {
+                    r.at(i - 1, j - 1)
+                } else {
+                    0.0
+                }
+            }));
         }
         lie
     }
@@ -215,7 +231,10 @@ impl Group {
 
     /// The rotation group of the cube acting on its 6 faces.
     pub fn cube() -> Group {
-        let gens = [[4, 1, 0, 3, 5, 2], [3, 0, 2, 5, 4, 1]].iter().map(|p| Mat::permutation(p)).collect();
+        let gens = [[4, 1, 0, 3, 5, 2], [3, 0, 2, 5, 4, 1]]
+            .iter()
+            .map(|p| Mat::permutation(p))
+            .collect();
         Group::new("Cube()".into(), 6, gens, vec![])
     }
 
@@ -223,14 +242,20 @@ impl Group {
     /// six quarter turns; the F, R, B, L, D turns conjugate U by whole-cube face moves that do
     /// not turn the stickers within a face — see [`Group::rubiks_cube_geometric`]).
     pub fn rubiks_cube() -> Group {
-        let gens = rubiks::reference_generators().iter().map(|p| Mat::permutation(p)).collect();
+        let gens = rubiks::reference_generators()
+            .iter()
+            .map(|p| Mat::permutation(p))
+            .collect();
         Group::new("RubiksCube()".into(), 48, gens, vec![])
     }
 
     /// The Rubik's cube group on 48 facets built geometrically: each quarter turn rotates the
     /// facets of one layer about the face's axis in 3-D, so every cubie's stickers move together.
     pub fn rubiks_cube_geometric() -> Group {
-        let gens = rubiks::geometric_generators().iter().map(|p| Mat::permutation(p)).collect();
+        let gens = rubiks::geometric_generators()
+            .iter()
+            .map(|p| Mat::permutation(p))
+            .collect();
         Group::new("RubiksCubeGeometric()".into(), 48, gens, vec![])
     }
 
@@ -255,10 +280,24 @@ impl Group {
     /// The direct product G1 × G2 acting on V1 ⊗ V2: `A1 ⊗ I`, `I ⊗ A2`, `h1 ⊗ I`, `I ⊗ h2`.
     pub fn product(g1: &Group, g2: &Group) -> Group {
         let (i1, i2) = (Mat::eye(g1.d), Mat::eye(g2.d));
-        let lie = g1.lie.iter().map(|a| a.kron(&i2)).chain(g2.lie.iter().map(|a| i1.kron(a))).collect();
-        let discrete =
-            g1.discrete.iter().map(|h| h.kron(&i2)).chain(g2.discrete.iter().map(|h| i1.kron(h))).collect();
-        Group::new(format!("{}*{}", g1.name, g2.name), g1.d * g2.d, discrete, lie)
+        let lie = g1
+            .lie
+            .iter()
+            .map(|a| a.kron(&i2))
+            .chain(g2.lie.iter().map(|a| i1.kron(a)))
+            .collect();
+        let discrete = g1
+            .discrete
+            .iter()
+            .map(|h| h.kron(&i2))
+            .chain(g2.discrete.iter().map(|h| i1.kron(h)))
+            .collect();
+        Group::new(
+            format!("{}*{}", g1.name, g2.name),
+            g1.d * g2.d,
+            discrete,
+            lie,
+        )
     }
 
     /// Wrap in an `Arc` (representations share their group).
@@ -275,7 +314,11 @@ impl Group {
             let s = self.z_scale.as_ref().map_or(1.0, |z| z[i]);
             a = a.add(&gen.scale(standard_normal::<f64, _>(rng) * s));
         }
-        let mut g = if self.lie.is_empty() { Mat::eye(self.d) } else { a.expm() };
+        let mut g = if self.lie.is_empty() {
+            Mat::eye(self.d)
+        } else {
+            a.expm()
+        };
         let m = self.discrete.len();
         for _ in 0..3 {
             let mut order: Vec<usize> = (0..m).collect();
@@ -313,7 +356,9 @@ mod rubiks {
     }
 
     fn unpad(p: &[[usize; 9]; 6]) -> Vec<usize> {
-        p.iter().flat_map(|row| row[..4].iter().chain(&row[5..]).copied()).collect()
+        p.iter()
+            .flat_map(|row| row[..4].iter().chain(&row[5..]).copied())
+            .collect()
     }
 
     /// Move whole rows: `rows[cycle[i]] ← old rows[cycle[i−1]]` over the columns `cols`.
@@ -365,7 +410,10 @@ mod rubiks {
         let r = conj(&rot_back, &rot_front);
         let b = conj(&rot_left, &rot_right);
         let l = conj(&rot_front, &rot_back);
-        let d = compose(&rot_right, &conj(&rot_right, &compose(&rot_left, &rot_left)));
+        let d = compose(
+            &rot_right,
+            &conj(&rot_right, &compose(&rot_left, &rot_left)),
+        );
         vec![u, f, r, b, l, d]
     }
 
@@ -375,9 +423,9 @@ mod rubiks {
     fn facets() -> Vec<[i32; 3]> {
         // (normal, row axis, column axis) in doubled coordinates; rows run top→bottom of the net.
         let faces: [([i32; 3], [i32; 3], [i32; 3]); 6] = [
-            ([0, 0, 1], [0, -1, 0], [1, 0, 0]),  // U: rows go towards F (−y), columns towards R
+            ([0, 0, 1], [0, -1, 0], [1, 0, 0]), // U: rows go towards F (−y), columns towards R
             ([0, -1, 0], [0, 0, -1], [1, 0, 0]), // F: rows go down, columns towards R
-            ([1, 0, 0], [0, 0, -1], [0, 1, 0]),  // R: rows go down, columns towards B
+            ([1, 0, 0], [0, 0, -1], [0, 1, 0]), // R: rows go down, columns towards B
             ([0, 1, 0], [0, 0, -1], [-1, 0, 0]), // B
             ([-1, 0, 0], [0, 0, -1], [0, -1, 0]), // L
             ([0, 0, -1], [0, -1, 0], [1, 0, 0]), // D
@@ -420,7 +468,12 @@ mod rubiks {
             .collect();
         // perm[i] = index of the facet whose new position is pos[i]: (P x)_i = x_{perm[i]}.
         pos.iter()
-            .map(|target| moved.iter().position(|m| m == target).expect("a quarter turn permutes facets"))
+            .map(|target| {
+                moved
+                    .iter()
+                    .position(|m| m == target)
+                    .expect("a quarter turn permutes facets")
+            })
             .collect()
     }
 

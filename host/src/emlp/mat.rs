@@ -15,7 +15,11 @@ pub struct Mat {
 impl Mat {
     /// The zero matrix.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Mat { rows, cols, data: vec![0.0; rows * cols] }
+        Mat {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     /// The identity.
@@ -94,19 +98,41 @@ impl Mat {
 
     /// `self · s`.
     pub fn scale(&self, s: f64) -> Mat {
-        Mat { rows: self.rows, cols: self.cols, data: self.data.iter().map(|x| x * s).collect() }
+        Mat {
+            rows: self.rows,
+            cols: self.cols,
+            data: self.data.iter().map(|x| x * s).collect(),
+        }
     }
 
     /// `self + other`.
     pub fn add(&self, other: &Mat) -> Mat {
-        let data = self.data.iter().zip(&other.data).map(|(a, b)| a + b).collect();
-        Mat { rows: self.rows, cols: self.cols, data }
+        let data = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| a + b)
+            .collect();
+        Mat {
+            rows: self.rows,
+            cols: self.cols,
+            data,
+        }
     }
 
     /// `self − other`.
     pub fn sub(&self, other: &Mat) -> Mat {
-        let data = self.data.iter().zip(&other.data).map(|(a, b)| a - b).collect();
-        Mat { rows: self.rows, cols: self.cols, data }
+        let data = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| a - b)
+            .collect();
+        Mat {
+            rows: self.rows,
+            cols: self.cols,
+            data,
+        }
     }
 
     /// The Kronecker product `self ⊗ other` (row-major multi-index `(i, k)` ↦ `i·rows(other) + k`).
@@ -131,7 +157,8 @@ impl Mat {
         let mut a = self.clone();
         let mut inv = Mat::eye(n);
         for col in 0..n {
-            let piv = (col..n).max_by(|&i, &j| a.at(i, col).abs().total_cmp(&a.at(j, col).abs()))?;
+            let piv =
+                (col..n).max_by(|&i, &j| a.at(i, col).abs().total_cmp(&a.at(j, col).abs()))?;
             if a.at(piv, col).abs() < 1e-300 || !a.at(piv, col).is_finite() {
                 return None;
             }
@@ -229,6 +256,8 @@ impl Mat {
 
     /// The entries as nested rows (for JSON).
     pub fn to_rows(&self) -> Vec<Vec<f64>> {
-        (0..self.rows).map(|i| self.data[i * self.cols..(i + 1) * self.cols].to_vec()).collect()
+        (0..self.rows)
+            .map(|i| self.data[i * self.cols..(i + 1) * self.cols].to_vec())
+            .collect()
     }
 }

@@ -52,9 +52,10 @@ fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
-            let v = text
-                .parse()
-                .map_err(|_| ParseError { pos: start, msg: format!("integer {text} is too large") })?;
+            let v = text.parse().map_err(|_| ParseError {
+                pos: start,
+                msg: format!("integer {text} is too large"),
+            })?;
             out.push((Tok::Int(v), start));
             continue;
         }
@@ -84,7 +85,12 @@ fn lex(s: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             ')' => ")",
             ',' => ",",
             '.' => ".",
-            _ => return Err(ParseError { pos: start, msg: format!("unexpected character '{c}'") }),
+            _ => {
+                return Err(ParseError {
+                    pos: start,
+                    msg: format!("unexpected character '{c}'"),
+                })
+            }
         };
         out.push((Tok::Sym(sym), start));
         i += 1;
@@ -129,7 +135,10 @@ impl Parser<'_> {
         self.toks[self.i].1
     }
     fn err<T>(&self, msg: impl Into<String>) -> P<T> {
-        Err(ParseError { pos: self.pos(), msg: msg.into() })
+        Err(ParseError {
+            pos: self.pos(),
+            msg: msg.into(),
+        })
     }
     fn eat(&mut self, sym: &str) -> bool {
         if matches!(self.peek(), Tok::Sym(s) if *s == sym) {
@@ -160,7 +169,11 @@ impl Parser<'_> {
             };
             let rhs = self.sum()?;
             let (a, b) = (as_rep(lhs, pos, op)?, as_rep(rhs, pos, op)?);
-            lhs = Val::Rep(if op == ">>" { a.maps_to(&b) } else { b.maps_to(&a) });
+            lhs = Val::Rep(if op == ">>" {
+                a.maps_to(&b)
+            } else {
+                b.maps_to(&a)
+            });
         }
     }
 
@@ -221,14 +234,22 @@ impl Parser<'_> {
         }
         let exp = self.power()?;
         match (base, exp) {
-            (Val::Rep(r), Val::Int(k)) if (0..=64).contains(&k) => {
-                Ok(Val::Rep(if k == 0 { Rep::Scalar } else { Rep::Prod(vec![r; k as usize]) }))
+            (Val::Rep(r), Val::Int(k)) if (0..=64).contains(&k) => Ok(Val::Rep(if k == 0 {
+                Rep::Scalar
+            } else {
+                Rep::Prod(vec![r; k as usize])
+            })),
+            (Val::Rep(_), Val::Int(k)) => Err(ParseError {
+                pos,
+                msg: format!("power {k} must be between 0 and 64"),
+            }),
+            (Val::Int(a), Val::Int(b)) if (0..=62).contains(&b) => {
+                Ok(Val::Int(a.saturating_pow(b as u32)))
             }
-            (Val::Rep(_), Val::Int(k)) => {
-                Err(ParseError { pos, msg: format!("power {k} must be between 0 and 64") })
-            }
-            (Val::Int(a), Val::Int(b)) if (0..=62).contains(&b) => Ok(Val::Int(a.saturating_pow(b as u32))),
-            (a, b) => Err(ParseError { pos, msg: format!("cannot raise {} to {}", a.kind(), b.kind()) }),
+            (a, b) => Err(ParseError {
+                pos,
+                msg: format!("cannot raise {} to {}", a.kind(), b.kind()),
+            }),
         }
     }
 
@@ -300,7 +321,10 @@ impl Parser<'_> {
                     self.expect(")")?;
                     match g {
                         Val::Group(g) => Ok(Val::Rep(Rep::v(&g))),
-                        other => Err(ParseError { pos, msg: format!("V(…) takes a group, not {}", other.kind()) }),
+                        other => Err(ParseError {
+                            pos,
+                            msg: format!("V(…) takes a group, not {}", other.kind()),
+                        }),
                     }
                 } else {
                     Ok(Val::Rep(Rep::v(&self.default_group(pos, "V")?)))
@@ -309,7 +333,11 @@ impl Parser<'_> {
             "T" => {
                 self.expect("(")?;
                 let p = self.int_arg("tensor rank p")?;
-                let q = if self.eat(",") { self.int_arg("tensor rank q")? } else { 0 };
+                let q = if self.eat(",") {
+                    self.int_arg("tensor rank q")?
+                } else {
+                    0
+                };
                 let g = if self.eat(",") {
                     match self.expr()? {
                         Val::Group(g) => g,
@@ -325,7 +353,10 @@ impl Parser<'_> {
                 };
                 self.expect(")")?;
                 if p + q > 64 {
-                    return Err(ParseError { pos, msg: format!("T({p},{q}) has rank above 64") });
+                    return Err(ParseError {
+                        pos,
+                        msg: format!("T({p},{q}) has rank above 64"),
+                    });
                 }
                 Ok(Val::Rep(Rep::t(&g, p as usize, q as usize)))
             }
@@ -335,11 +366,21 @@ impl Parser<'_> {
 
     fn group(&mut self, name: &str, pos: usize) -> P<Arc<Group>> {
         const NULLARY: &[&str] = &[
-            "SO13p", "SO13", "O13", "Lorentz", "SO11p", "O11", "Cube", "RubiksCube",
-            "RubiksCubeGeometric", "SO2eR3", "O2eR3",
+            "SO13p",
+            "SO13",
+            "O13",
+            "Lorentz",
+            "SO11p",
+            "O11",
+            "Cube",
+            "RubiksCube",
+            "RubiksCubeGeometric",
+            "SO2eR3",
+            "O2eR3",
         ];
-        const UNARY: &[&str] =
-            &["SO", "O", "C", "D", "Z", "S", "Sp", "SL", "GL", "Scaling", "Trivial", "DkeR3"];
+        const UNARY: &[&str] = &[
+            "SO", "O", "C", "D", "Z", "S", "Sp", "SL", "GL", "Scaling", "Trivial", "DkeR3",
+        ];
         if name == "U" || name == "SU" {
             return Err(ParseError {
                 pos,
@@ -363,11 +404,21 @@ impl Parser<'_> {
             let apos = self.pos();
             let n = self.int_arg("group size")?;
             if n < 1 {
-                return Err(ParseError { pos: apos, msg: format!("{name}({n}): the size must be at least 1") });
+                return Err(ParseError {
+                    pos: apos,
+                    msg: format!("{name}({n}): the size must be at least 1"),
+                });
             }
-            let limit = if matches!(name, "C" | "D" | "DkeR3") { MAX_INT } else { 64 };
+            let limit = if matches!(name, "C" | "D" | "DkeR3") {
+                MAX_INT
+            } else {
+                64
+            };
             if n > limit {
-                return Err(ParseError { pos: apos, msg: format!("{name}({n}): the size must be at most {limit}") });
+                return Err(ParseError {
+                    pos: apos,
+                    msg: format!("{name}({n}): the size must be at most {limit}"),
+                });
             }
             n as usize
         } else {
@@ -406,12 +457,17 @@ impl Parser<'_> {
 fn as_rep(v: Val, pos: usize, op: &str) -> P<Rep> {
     match v {
         Val::Rep(r) => Ok(r),
-        Val::Int(n) if n >= 1 && n <= MAX_INT && op == "+" => Ok(Rep::Sum(vec![Rep::Scalar; n as usize])),
-        other => Err(ParseError { pos, msg: format!("'{op}' needs a representation, not {}", other.kind()) }),
+        Val::Int(n) if (1..=MAX_INT).contains(&n) && op == "+" => {
+            Ok(Rep::Sum(vec![Rep::Scalar; n as usize]))
+        }
+        other => Err(ParseError {
+            pos,
+            msg: format!("'{op}' needs a representation, not {}", other.kind()),
+        }),
     }
 }
 
-fn run<'a>(input: &str, group: Option<&'a Arc<Group>>) -> P<Val> {
+fn run(input: &str, group: Option<&Arc<Group>>) -> P<Val> {
     let toks = lex(input)?;
     let mut p = Parser { toks, i: 0, group };
     let v = p.expr()?;
@@ -425,7 +481,10 @@ fn run<'a>(input: &str, group: Option<&'a Arc<Group>>) -> P<Val> {
 pub fn parse_group(input: &str) -> Result<Arc<Group>, ParseError> {
     match run(input, None)? {
         Val::Group(g) => Ok(g),
-        other => Err(ParseError { pos: 0, msg: format!("expected a group, found {}", other.kind()) }),
+        other => Err(ParseError {
+            pos: 0,
+            msg: format!("expected a group, found {}", other.kind()),
+        }),
     }
 }
 
@@ -434,6 +493,9 @@ pub fn parse_rep(input: &str, group: Option<&Arc<Group>>) -> Result<Rep, ParseEr
     match run(input, group)? {
         Val::Rep(r) => Ok(r),
         Val::Int(n) if (1..=MAX_INT).contains(&n) => Ok(Rep::Sum(vec![Rep::Scalar; n as usize])),
-        other => Err(ParseError { pos: 0, msg: format!("expected a representation, found {}", other.kind()) }),
+        other => Err(ParseError {
+            pos: 0,
+            msg: format!("expected a representation, found {}", other.kind()),
+        }),
     }
 }

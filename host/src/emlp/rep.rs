@@ -103,7 +103,10 @@ pub const MAX_REP_SIZE: usize = 1 << 27;
 impl Rep {
     /// V of `group`.
     pub fn v(group: &Arc<Group>) -> Rep {
-        Rep::V { group: group.clone(), dual: false }
+        Rep::V {
+            group: group.clone(),
+            dual: false,
+        }
     }
 
     /// `T(p, q) = V^{⊗p} ⊗ V*^{⊗q}` of `group`.
@@ -112,7 +115,13 @@ impl Rep {
             return Rep::Scalar;
         }
         let mut f = vec![Rep::v(group); p];
-        f.extend(std::iter::repeat_n(Rep::V { group: group.clone(), dual: true }, q));
+        f.extend(std::iter::repeat_n(
+            Rep::V {
+                group: group.clone(),
+                dual: true,
+            },
+            q,
+        ));
         Rep::Prod(f)
     }
 
@@ -120,7 +129,10 @@ impl Rep {
     pub fn dual(&self) -> Rep {
         match self {
             Rep::Scalar => Rep::Scalar,
-            Rep::V { group, dual } => Rep::V { group: group.clone(), dual: !dual },
+            Rep::V { group, dual } => Rep::V {
+                group: group.clone(),
+                dual: !dual,
+            },
             Rep::Sum(r) => Rep::Sum(r.iter().map(Rep::dual).collect()),
             Rep::Prod(r) => Rep::Prod(r.iter().map(Rep::dual).collect()),
         }
@@ -168,7 +180,11 @@ impl Rep {
             return Err(format!(
                 "representation of size {} is too large (the limit is {MAX_REP_SIZE} entries, \
                  whose layout alone takes {} MiB)",
-                if n == usize::MAX { "≥ 2^64".to_string() } else { n.to_string() },
+                if n == usize::MAX {
+                    "≥ 2^64".to_string()
+                } else {
+                    n.to_string()
+                },
                 (MAX_REP_SIZE * 8) >> 20
             ));
         }
@@ -178,9 +194,15 @@ impl Rep {
 
     fn raw_terms(&self) -> Vec<Term> {
         match self {
-            Rep::Scalar => vec![Term { factors: vec![], indices: vec![0] }],
+            Rep::Scalar => vec![Term {
+                factors: vec![],
+                indices: vec![0],
+            }],
             Rep::V { group, dual } => vec![Term {
-                factors: vec![Factor { group: group.clone(), dual: *dual && !group.orthogonal }],
+                factors: vec![Factor {
+                    group: group.clone(),
+                    dual: *dual && !group.orthogonal,
+                }],
                 indices: (0..group.d).collect(),
             }],
             Rep::Sum(parts) => {
@@ -196,7 +218,10 @@ impl Rep {
                 out
             }
             Rep::Prod(parts) => {
-                let mut acc = vec![Term { factors: vec![], indices: vec![0] }];
+                let mut acc = vec![Term {
+                    factors: vec![],
+                    indices: vec![0],
+                }];
                 for p in parts {
                     let sb = p.size();
                     let rhs = p.raw_terms();

@@ -129,20 +129,32 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 impl Solver {
     /// A solver caching on disk under `disk` (`None`: memory only).
     pub fn new(disk: Option<PathBuf>) -> Solver {
-        Solver { memory: Mutex::new(HashMap::new()), disk }
+        Solver {
+            memory: Mutex::new(HashMap::new()),
+            disk,
+        }
     }
 
     /// The equivariant basis of `rep` (invariant vectors of `rep`).
     pub fn basis(&self, rep: &Rep) -> Result<Basis> {
-        let terms = rep.terms().map_err(|reason| Error::TooLarge { what: reason, bytes: 0 })?;
+        let terms = rep.terms().map_err(|reason| Error::TooLarge {
+            what: reason,
+            bytes: 0,
+        })?;
         let mut blocks = Vec::new();
         for t in terms {
             let q = self.term_basis(&t)?;
             if q.cols > 0 {
-                blocks.push(Block { indices: t.indices, q });
+                blocks.push(Block {
+                    indices: t.indices,
+                    q,
+                });
             }
         }
-        Ok(Basis { size: rep.size(), blocks })
+        Ok(Basis {
+            size: rep.size(),
+            blocks,
+        })
     }
 
     /// Only the dimension (solves the same blocks; cheap once cached).
@@ -161,7 +173,10 @@ impl Solver {
             q = Some(match q {
                 None => (*part).clone(),
                 Some(acc) => {
-                    let entries = acc.rows.saturating_mul(part.rows).saturating_mul(acc.cols * part.cols);
+                    let entries = acc
+                        .rows
+                        .saturating_mul(part.rows)
+                        .saturating_mul(acc.cols * part.cols);
                     if entries > MAX_BASIS_ENTRIES {
                         return Err(Error::TooLarge {
                             what: format!("basis block of {key}"),
@@ -182,7 +197,10 @@ impl Solver {
         if let Some(m) = self.memory.lock().map_err(poisoned)?.get(&key) {
             return Ok(m.clone());
         }
-        let file = self.disk.as_ref().map(|d| d.join(format!("{:016x}.bin", cache_hash(g, p, q))));
+        let file = self
+            .disk
+            .as_ref()
+            .map(|d| d.join(format!("{:016x}.bin", cache_hash(g, p, q))));
         let cached = file.as_ref().and_then(|f| read_cached(f));
         let m = match cached {
             Some(m) => m,
@@ -202,7 +220,9 @@ impl Solver {
 }
 
 fn poisoned<T>(_: T) -> Error {
-    Error::Solver { reason: "basis cache lock poisoned by an earlier panic".into() }
+    Error::Solver {
+        reason: "basis cache lock poisoned by an earlier panic".into(),
+    }
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"KEELQv1\0";
@@ -239,8 +259,10 @@ fn read_cached(path: &std::path::Path) -> Option<Mat> {
     if bytes.len() != 24 + rows.checked_mul(cols)?.checked_mul(8)? {
         return None;
     }
-    let data: Vec<f64> =
-        bytes[24..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+    let data: Vec<f64> = bytes[24..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
     if data.iter().any(|x| !x.is_finite()) {
         return None;
     }
@@ -249,7 +271,10 @@ fn read_cached(path: &std::path::Path) -> Option<Mat> {
 
 fn write_cached(path: &std::path::Path, m: &Mat) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.into(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.into(),
+            source: e,
+        })?;
     }
     let mut bytes = Vec::with_capacity(24 + m.data.len() * 8);
     bytes.extend_from_slice(CACHE_MAGIC);
@@ -266,12 +291,15 @@ fn write_cached(path: &std::path::Path, m: &Mat) -> Result<()> {
 struct Constraint {
     kron: bool,
     /// Per axis, column-wise nonzeros: `cols[a][c] = [(row, value)]`.
-    cols: Vec<Vec<Vec<(usize, f64)>>>,
+    cols: Vec<Nonzeros>,
     /// Per axis, row-wise nonzeros: `rows[a][r] = [(col, value)]`.
-    rows: Vec<Vec<Vec<(usize, f64)>>>,
+    rows: Vec<Nonzeros>,
 }
 
-fn nonzeros(m: &Mat) -> (Vec<Vec<(usize, f64)>>, Vec<Vec<(usize, f64)>>) {
+/// Per column (or row) of a small matrix, its nonzero entries `(index, value)`.
+type Nonzeros = Vec<Vec<(usize, f64)>>;
+
+fn nonzeros(m: &Mat) -> (Nonzeros, Nonzeros) {
     let mut cols = vec![Vec::new(); m.cols];
     let mut rows = vec![Vec::new(); m.rows];
     for i in 0..m.rows {
@@ -292,7 +320,9 @@ fn constraints(g: &Group, p: usize, q: usize) -> Result<Vec<Constraint>> {
     for h in &g.discrete {
         let inv_t = h
             .inverse()
-            .ok_or_else(|| Error::Solver { reason: format!("{}: a discrete generator is singular", g.name) })?
+            .ok_or_else(|| Error::Solver {
+                reason: format!("{}: a discrete generator is singular", g.name),
+            })?
             .t();
         out.push(axis_constraint(true, h, &inv_t, p, q));
     }
@@ -321,7 +351,11 @@ struct Sparse {
 
 impl Sparse {
     fn new(n: usize) -> Sparse {
-        Sparse { val: vec![0.0; n], hit: vec![false; n], touched: Vec::new() }
+        Sparse {
+            val: vec![0.0; n],
+            hit: vec![false; n],
+            touched: Vec::new(),
+        }
     }
     #[inline]
     fn add(&mut self, i: usize, x: f64) {
@@ -408,7 +442,10 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
     let n = (d as u128).pow(k as u32);
     if g.permutation {
         if n > MAX_BASIS_ENTRIES as u128 {
-            return Err(Error::TooLarge { what: format!("T({p},{q}) of {}", g.name), bytes: n * 8 });
+            return Err(Error::TooLarge {
+                what: format!("T({p},{q}) of {}", g.name),
+                bytes: n * 8,
+            });
         }
         return orbit_basis(g, d, k);
     }
@@ -435,8 +472,12 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
             for c in &cons {
                 fwd.clear();
                 apply_sparse(c, false, d, &stride, &[(j, 1.0)], fwd);
-                let x: Vec<(usize, f64)> =
-                    fwd.touched.iter().map(|&i| (i, fwd.val[i])).filter(|e| e.1 != 0.0).collect();
+                let x: Vec<(usize, f64)> = fwd
+                    .touched
+                    .iter()
+                    .map(|&i| (i, fwd.val[i]))
+                    .filter(|e| e.1 != 0.0)
+                    .collect();
                 back.clear();
                 apply_sparse(c, true, d, &stride, &x, back);
                 for &i in &back.touched {
@@ -454,14 +495,17 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
 fn null_space_psd(gram: &mut [f64], n: usize) -> Result<Mat> {
     let max_diag = (0..n).map(|i| gram[i * n + i]).fold(0.0f64, f64::max);
     if !max_diag.is_finite() {
-        return Err(Error::Solver { reason: "constraint matrix has non-finite entries".into() });
+        return Err(Error::Solver {
+            reason: "constraint matrix has non-finite entries".into(),
+        });
     }
     let tol = 1e-9 * max_diag.max(1.0);
     let mut perm: Vec<usize> = (0..n).collect();
     let mut rank = 0;
     for s in 0..n {
-        let (pivot, best) =
-            (s..n).map(|i| (i, gram[i * n + i])).fold((s, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+        let (pivot, best) = (s..n)
+            .map(|i| (i, gram[i * n + i]))
+            .fold((s, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
         if best <= tol {
             break;
         }
@@ -541,7 +585,9 @@ fn orthonormalize(mut cols: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>> {
         }
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         if norm < 1e-12 {
-            return Err(Error::Solver { reason: "null-space vectors are linearly dependent".into() });
+            return Err(Error::Solver {
+                reason: "null-space vectors are linearly dependent".into(),
+            });
         }
         v.iter_mut().for_each(|x| *x /= norm);
     }
@@ -550,17 +596,28 @@ fn orthonormalize(mut cols: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>> {
 
 fn verify(cons: &[Constraint], d: usize, stride: &[usize], q: &Mat, g: &Group) -> Result<()> {
     let n = q.rows;
-    let scale = g.lie.iter().chain(&g.discrete).map(Mat::max_abs).fold(1.0f64, f64::max);
+    let scale = g
+        .lie
+        .iter()
+        .chain(&g.discrete)
+        .map(Mat::max_abs)
+        .fold(1.0f64, f64::max);
     let worst = (0..q.cols)
         .into_par_iter()
         .map(|c| {
-            let x: Vec<(usize, f64)> = (0..n).map(|i| (i, q.at(i, c))).filter(|e| e.1 != 0.0).collect();
+            let x: Vec<(usize, f64)> = (0..n)
+                .map(|i| (i, q.at(i, c)))
+                .filter(|e| e.1 != 0.0)
+                .collect();
             let mut out = Sparse::new(n);
             let mut worst = 0.0f64;
             for con in cons {
                 out.clear();
                 apply_sparse(con, false, d, stride, &x, &mut out);
-                worst = out.touched.iter().fold(worst, |w, &i| w.max(out.val[i].abs()));
+                worst = out
+                    .touched
+                    .iter()
+                    .fold(worst, |w, &i| w.max(out.val[i].abs()));
             }
             worst
         })
