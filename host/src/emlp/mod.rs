@@ -5,13 +5,17 @@
 //!   the reference `emlp` package's generator sets;
 //! - [`rep`]: representations as values (V, V*, ⊕, ⊗, `T(p,q)`), laid out lazily as monomials;
 //! - [`parse`]: the reference's own notation (`SO(3)`, `2*V+V**2`, `V(SO(3))*V(S(4))`);
-//! - [`solve`]: equivariant bases (null spaces of the constraints), cached per monomial.
+//! - [`solve`]: equivariant bases (null spaces of the constraints), cached per monomial;
+//! - [`model`]: EMLP layers and networks on the engine.
 
+pub mod data;
 pub mod group;
 pub mod mat;
+pub mod model;
 pub mod parse;
 pub mod rep;
 pub mod solve;
+pub mod train;
 
 pub use group::Group;
 pub use mat::Mat;

@@ -162,7 +162,8 @@ impl Solver {
         Ok(self.basis(rep)?.dim())
     }
 
-    fn term_basis(&self, t: &Term) -> Result<Arc<Mat>> {
+    /// The orthonormal invariant basis of one term (rows in the term's canonical order).
+    pub fn term_basis(&self, t: &Term) -> Result<Arc<Mat>> {
         let key = t.key();
         if let Some(q) = self.memory.lock().map_err(poisoned)?.get(&key) {
             return Ok(q.clone());

@@ -1,0 +1,392 @@
+//! Training EMLP and the baselines (MLP, MLP with group augmentation) on the synthetic sets, as
+//! the reference's `train_regression.py`: Adam at a constant 3e-3, batch 500, MSE in the data's
+//! own units through the standardisation wrapper, best validation epoch kept.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_core::random::Xoshiro256PlusPlus;
+
+use super::data::{generate, Dataset, Table};
+use super::group::Group;
+use super::mat::Mat;
+use super::model::Emlp;
+use super::rep::Rep;
+use super::solve::Solver;
+use crate::autodiff::{backward, no_grad};
+use crate::backend::DType;
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::nn::{Activation, Mlp};
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::params::Params;
+use crate::tensor::Tensor;
+
+/// Which model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// The equivariant MLP.
+    Emlp,
+    /// A plain MLP (swish), same widths.
+    Mlp,
+    /// The MLP trained with group augmentation: `f(x) ← ρ_out(g)⁻¹ f(ρ_in(g) x)`, fresh `g`
+    /// per example (no averaging at test time).
+    MlpAug,
+}
+
+impl ModelKind {
+    /// Parse `emlp`, `mlp`, `mlp-aug`.
+    pub fn parse(s: &str) -> Result<ModelKind> {
+        match s {
+            "emlp" => Ok(ModelKind::Emlp),
+            "mlp" => Ok(ModelKind::Mlp),
+            "mlp-aug" | "mlp+aug" => Ok(ModelKind::MlpAug),
+            _ => Err(Error::invalid(
+                "--model",
+                s,
+                "unknown model (emlp, mlp, mlp-aug)",
+            )),
+        }
+    }
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Emlp => "emlp",
+            ModelKind::Mlp => "mlp",
+            ModelKind::MlpAug => "mlp-aug",
+        }
+    }
+}
+
+/// A training run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Data set.
+    pub dataset: Dataset,
+    /// Symmetry group (for EMLP, and for the augmentation).
+    pub group: Arc<Group>,
+    /// Model.
+    pub model: ModelKind,
+    /// Training rows.
+    pub n_train: usize,
+    /// Validation rows (best epoch kept).
+    pub n_val: usize,
+    /// Test rows.
+    pub n_test: usize,
+    /// Epochs (`None`: the reference's `min(900000 / n_train, 1000)`).
+    pub epochs: Option<usize>,
+    /// Hidden channels.
+    pub ch: usize,
+    /// Hidden layers.
+    pub layers: usize,
+    /// Learning rate (Adam).
+    pub lr: f64,
+    /// Batch size (capped at `n_train`).
+    pub batch: usize,
+    /// Seed for data, initialisation and batches.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// A trained model with its test numbers.
+pub struct Trained {
+    /// Test MSE in the data's units.
+    pub test_mse: f64,
+    /// Best validation MSE.
+    pub val_mse: f64,
+    /// Epoch of the best validation MSE (1-based).
+    pub best_epoch: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Seconds of training (solving bases included).
+    pub train_seconds: f64,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// The network (EMLP) if one was trained.
+    pub emlp: Option<Emlp>,
+    /// Parameters at the best validation epoch.
+    pub params: Params,
+    /// The data's standardisation.
+    pub table_stats: (Vec<f64>, Vec<f64>, Vec<f64>),
+    /// Hidden representation (EMLP), in the reference's notation.
+    pub hidden: Option<String>,
+}
+
+enum Net {
+    Emlp(Box<Emlp>),
+    Mlp(Mlp),
+}
+
+impl Net {
+    fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Net::Emlp(e) => e.forward(params, x),
+            Net::Mlp(m) => m.forward(params, x),
+        }
+    }
+}
+
+/// Standardised input rows `idx` of `t` as a tensor.
+fn inputs(t: &Table, idx: &[usize], x_override: Option<&[f64]>) -> Result<Tensor> {
+    let mut v = Vec::with_capacity(idx.len() * t.n_in);
+    for (k, &i) in idx.iter().enumerate() {
+        let row = match x_override {
+            Some(x) => &x[k * t.n_in..(k + 1) * t.n_in],
+            None => &t.x[i * t.n_in..(i + 1) * t.n_in],
+        };
+        v.extend(row.iter().zip(&t.x_scale).map(|(a, s)| a / s));
+    }
+    Tensor::from_f64s(&v, &[idx.len(), t.n_in], DType::F32)
+}
+
+/// Predictions in data units from standardised network outputs.
+fn unstandardize(t: &Table, out: &Tensor) -> Result<Tensor> {
+    let s = Tensor::from_f64s(&t.y_std, &[t.n_out], DType::F32)?;
+    let m = Tensor::from_f64s(&t.y_mean, &[t.n_out], DType::F32)?;
+    out.mul(&s)?.add(&m)
+}
+
+fn targets(t: &Table, idx: &[usize]) -> Result<Tensor> {
+    let v: Vec<f64> = idx
+        .iter()
+        .flat_map(|&i| t.y[i * t.n_out..(i + 1) * t.n_out].iter().copied())
+        .collect();
+    Tensor::from_f64s(&v, &[idx.len(), t.n_out], DType::F32)
+}
+
+fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize]) -> Result<f64> {
+    no_grad(|| {
+        let mut total = 0.0;
+        for chunk in idx.chunks(250) {
+            let pred = unstandardize(t, &net.forward(params, &inputs(t, chunk, None)?)?)?;
+            let d = pred.sub(&targets(t, chunk)?)?;
+            total += d.square()?.sum_all()?.item()?;
+        }
+        Ok(total / (idx.len() * t.n_out) as f64)
+    })
+}
+
+/// Train per `cfg`.
+///
+/// # Errors
+/// Invalid sizes or rates; a group that does not act on the data; divergence.
+pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
+    if cfg.n_train == 0 {
+        return Err(Error::invalid("--n-train", cfg.n_train, "must be positive"));
+    }
+    if cfg.n_val == 0 || cfg.n_test == 0 {
+        return Err(Error::invalid(
+            "--n-val/--n-test",
+            format!("{}/{}", cfg.n_val, cfg.n_test),
+            "must be positive",
+        ));
+    }
+    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
+        return Err(Error::invalid("--lr", cfg.lr, "must be a positive number"));
+    }
+    if cfg.ch == 0 || cfg.layers == 0 || cfg.batch == 0 {
+        return Err(Error::invalid(
+            "--ch/--layers/--batch",
+            format!("{}/{}/{}", cfg.ch, cfg.layers, cfg.batch),
+            "must be positive",
+        ));
+    }
+    let (rep_in, rep_out) = cfg.dataset.representations(&cfg.group)?;
+    let t0 = Instant::now();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
+    let n = cfg.n_train + cfg.n_val + cfg.n_test;
+    let table = generate(cfg.dataset, n, &mut rng);
+    let train_idx: Vec<usize> = (0..cfg.n_train).collect();
+    let val_idx: Vec<usize> = (cfg.n_train..cfg.n_train + cfg.n_val).collect();
+    let test_idx: Vec<usize> = (cfg.n_train + cfg.n_val..n).collect();
+
+    let mut params = Params::new();
+    let mut hidden = None;
+    let net = match cfg.model {
+        ModelKind::Emlp => {
+            let e = Emlp::new(
+                &mut params,
+                &cfg.group,
+                &rep_in,
+                &rep_out,
+                cfg.ch,
+                cfg.layers,
+                solver,
+                DType::F32,
+                &mut rng,
+            )?;
+            hidden = Some(super::model::describe(&e.hidden[0]));
+            Net::Emlp(Box::new(e))
+        }
+        ModelKind::Mlp | ModelKind::MlpAug => {
+            let mut sizes = vec![table.n_in];
+            sizes.extend(std::iter::repeat_n(cfg.ch, cfg.layers));
+            sizes.push(table.n_out);
+            Net::Mlp(Mlp::new(
+                &mut params,
+                &sizes,
+                Activation::Silu,
+                Init::KaimingNormal,
+                DType::F32,
+                &mut rng,
+            )?)
+        }
+    };
+    let parameters = params.numel();
+    let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
+    let epochs = cfg
+        .epochs
+        .unwrap_or_else(|| (900_000 / cfg.n_train).clamp(1, 1000));
+    let batch = cfg.batch.min(cfg.n_train);
+    let eval_every = (epochs / 100).max(1);
+    let bar = if cfg.progress {
+        ProgressBar::new(epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", cfg.model.name(), cfg.dataset.name()));
+    let mut best = (f64::INFINITY, 0usize, params.clone());
+    let mut order = train_idx.clone();
+    for epoch in 0..epochs {
+        shuffle(&mut order, &mut rng);
+        for idx in order.chunks(batch) {
+            let vars = params.variables();
+            let (x, y, rot) = if cfg.model == ModelKind::MlpAug {
+                augmented(&table, idx, &rep_in, &rep_out, &cfg.group, &mut rng)?
+            } else {
+                (inputs(&table, idx, None)?, targets(&table, idx)?, None)
+            };
+            let mut out = net.forward(&vars, &x)?;
+            if let Some(r) = &rot {
+                out = r
+                    .matmul(&out.unsqueeze(-1)?)?
+                    .reshape(&[idx.len(), table.n_out])?;
+            }
+            let loss = unstandardize(&table, &out)?.mse(&y)?;
+            let l = loss.item()?;
+            if !l.is_finite() {
+                return Err(Error::invalid(
+                    "--lr",
+                    cfg.lr,
+                    format!(
+                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
+                        epoch + 1
+                    ),
+                ));
+            }
+            let refs: Vec<&Tensor> = vars.values().iter().collect();
+            let grads = no_grad(|| backward(&loss, &refs))?;
+            no_grad(|| opt.step(&mut params, &grads, cfg.lr))?;
+        }
+        if (epoch + 1) % eval_every == 0 || epoch + 1 == epochs {
+            let v = mse(&net, &params, &table, &val_idx)?;
+            if v < best.0 {
+                best = (v, epoch + 1, params.clone());
+            }
+            bar.set_message(format!("val MSE {v:.3e} (best {:.3e})", best.0));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (val_mse, best_epoch, best_params) = best;
+    let test_mse = mse(&net, &best_params, &table, &test_idx)?;
+    Ok(Trained {
+        test_mse,
+        val_mse,
+        best_epoch,
+        epochs,
+        train_seconds: t0.elapsed().as_secs_f64(),
+        parameters,
+        emlp: match net {
+            Net::Emlp(e) => Some(*e),
+            Net::Mlp(_) => None,
+        },
+        params: best_params,
+        table_stats: (
+            table.x_scale.clone(),
+            table.y_mean.clone(),
+            table.y_std.clone(),
+        ),
+        hidden,
+    })
+}
+
+fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
+    for i in (1..v.len()).rev() {
+        let j = ((keel_core::random::uniform::<f64, _>(rng) * (i + 1) as f64) as usize).min(i);
+        v.swap(i, j);
+    }
+}
+
+/// Inputs `ρ_in(g) x` and the per-example `ρ_out(g)⁻¹` (`None` for scalar outputs), fresh `g`
+/// per example; targets unchanged.
+fn augmented(
+    t: &Table,
+    idx: &[usize],
+    rep_in: &Rep,
+    rep_out: &Rep,
+    g: &Arc<Group>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let mut xs = Vec::with_capacity(idx.len() * t.n_in);
+    let mut rots = Vec::new();
+    let scalar_out = rep_out
+        .terms()
+        .map(|ts| ts.iter().all(|t| t.factors.is_empty()))
+        .unwrap_or(false);
+    for &i in idx {
+        let h = g.sample(rng);
+        let hinv = h.inverse().ok_or_else(|| Error::Solver {
+            reason: "sampled a singular group element".into(),
+        })?;
+        let els = vec![(g.name.clone(), h.clone(), hinv.t())];
+        let x = rep_in
+            .apply(&els, &t.x[i * t.n_in..(i + 1) * t.n_in])
+            .map_err(|reason| Error::Solver { reason })?;
+        xs.extend(x);
+        if !scalar_out {
+            // ρ_out(g⁻¹) column by column.
+            let inv = vec![(g.name.clone(), hinv.clone(), h.t())];
+            let n = t.n_out;
+            let mut m = Mat::zeros(n, n);
+            for c in 0..n {
+                let mut e = vec![0.0; n];
+                e[c] = 1.0;
+                let col = rep_out
+                    .apply(&inv, &e)
+                    .map_err(|reason| Error::Solver { reason })?;
+                for r in 0..n {
+                    *m.at_mut(r, c) = col[r];
+                }
+            }
+            rots.extend(m.data);
+        }
+    }
+    let n = idx.len();
+    let x = Tensor::from_f64s(
+        &xs.chunks_exact(t.n_in)
+            .flat_map(|r| r.iter().zip(&t.x_scale).map(|(a, s)| a / s))
+            .collect::<Vec<_>>(),
+        &[n, t.n_in],
+        DType::F32,
+    )?;
+    let rot = if scalar_out {
+        None
+    } else {
+        Some(Tensor::from_f64s(
+            &rots,
+            &[n, t.n_out, t.n_out],
+            DType::F32,
+        )?)
+    };
+    Ok((x, targets(t, idx)?, rot))
+}
