@@ -62,6 +62,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Write the trained EMLP (effective weights, bilinear maps, gates, standardisation) as a
+    /// safetensors file that keel-core's `nn::Emlp` evaluates.
+    #[arg(long)]
+    export: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -162,8 +166,18 @@ fn basis(a: &BasisArgs) -> Result<()> {
 fn train(a: &TrainArgs) -> Result<()> {
     use keel::emlp::data::Dataset;
     use keel::emlp::train::{train, ModelKind, TrainConfig};
+    if let Some(p) = &a.export {
+        keel::output::check_writable("--export", p)?;
+    }
     let dataset = Dataset::parse(&a.dataset)?;
     let model = ModelKind::parse(&a.model)?;
+    if a.export.is_some() && model != ModelKind::Emlp {
+        return Err(invalid(
+            "--export",
+            &a.model,
+            "only EMLP models are exported by this command".into(),
+        ));
+    }
     let gname = a
         .group
         .clone()
@@ -185,6 +199,15 @@ fn train(a: &TrainArgs) -> Result<()> {
         progress: !a.quiet,
     };
     let t = train(&cfg, &Solver::default())?;
+    if let (Some(path), Some(net)) = (&a.export, &t.emlp) {
+        let (scale, mean, std) = &t.table_stats;
+        let mut meta = BTreeMap::new();
+        meta.insert("keel.dataset".to_string(), dataset.name().to_string());
+        meta.insert("keel.seed".to_string(), a.seed.to_string());
+        meta.insert("keel.test_mse".to_string(), format!("{:e}", t.test_mse));
+        let bytes = net.to_safetensors(&t.params, scale, mean, std, &meta)?;
+        keel::output::write_atomic(path, &bytes)?;
+    }
     if a.json {
         let v = serde_json::json!({
             "dataset": dataset.name(), "group": gname, "model": model.name(), "n_train": a.n_train,

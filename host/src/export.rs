@@ -110,7 +110,19 @@ pub fn safetensors_bytes(
     tensors: &[(String, Vec<usize>, Vec<u8>)],
     metadata: &BTreeMap<String, String>,
 ) -> Vec<u8> {
-    let mut sorted: Vec<&(String, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
+    let typed: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, b)| (n.clone(), "F32", s.clone(), b.clone()))
+        .collect();
+    safetensors_bytes_typed(&typed, metadata)
+}
+
+/// As [`safetensors_bytes`], with each tensor's dtype (`"F32"`, `"U32"`, …) given.
+pub fn safetensors_bytes_typed(
+    tensors: &[(String, &'static str, Vec<usize>, Vec<u8>)],
+    metadata: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut sorted: Vec<&(String, &'static str, Vec<usize>, Vec<u8>)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
@@ -120,10 +132,10 @@ pub fn safetensors_bytes(
         );
     }
     let mut offset = 0usize;
-    for (name, shape, bytes) in &sorted {
+    for (name, dtype, shape, bytes) in &sorted {
         header.insert(
             name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
         );
         offset += bytes.len();
     }
@@ -134,7 +146,7 @@ pub fn safetensors_bytes(
     let mut out = Vec::with_capacity(8 + json.len() + offset);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    for (_, _, bytes) in sorted {
+    for (_, _, _, bytes) in sorted {
         out.extend_from_slice(bytes);
     }
     out

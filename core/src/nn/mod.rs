@@ -44,10 +44,12 @@
 mod activation;
 mod config;
 mod dense;
+mod emlp;
 mod mlp;
 mod weights;
 
 pub use activation::Activation;
 pub use config::{MlpConfig, Output};
 pub use dense::Dense;
+pub use emlp::Emlp;
 pub use mlp::{Mlp, SIGMA_FLOOR};

@@ -70,6 +70,20 @@ impl<'a> Floats<'a> {
             .map(move |bytes| Floats { bytes, wide })
     }
 
+    /// Element `k` (zero past the end: callers check lengths when the view is built).
+    #[inline]
+    pub(crate) fn get<T: Real>(&self, k: usize) -> T {
+        if self.wide {
+            self.bytes
+                .get(8 * k..8 * k + 8)
+                .map_or(T::ZERO, |c| T::from_f64(read_f64(c)))
+        } else {
+            self.bytes
+                .get(4 * k..4 * k + 4)
+                .map_or(T::ZERO, |c| from_f32::<T>(read_f32(c)))
+        }
+    }
+
     /// `Σ self[k] · x[k]`.
     #[inline]
     pub(crate) fn dot<T: Real>(&self, x: &[T]) -> T {

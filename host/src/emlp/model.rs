@@ -546,3 +546,110 @@ impl Emlp {
         self.head.forward(params, &h)
     }
 }
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn u32_bytes(v: &[usize]) -> Result<Vec<u8>> {
+    v.iter()
+        .map(|&x| u32::try_from(x).map(u32::to_le_bytes))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(|v| v.concat())
+        .map_err(|_| Error::TooLarge {
+            what: "an index past 2^32 in an exported EMLP".into(),
+            bytes: 0,
+        })
+}
+
+impl Emlp {
+    /// The safetensors file `keel_core::nn::Emlp` loads: effective (projected) weights in f32,
+    /// the bilinear coefficients and index maps, gates, and the data's standardisation;
+    /// `keel.kind = "emlp"` and `keel.config` (group, representations, hidden representation,
+    /// the bilinear channel choices) in the metadata.
+    pub fn to_safetensors(
+        &self,
+        params: &Params,
+        x_scale: &[f64],
+        y_mean: &[f64],
+        y_std: &[f64],
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>> {
+        let mut t: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
+        let f = |v: &[f64]| f32_bytes(&v.iter().map(|&x| x as f32).collect::<Vec<_>>());
+        t.push(("input.scale".into(), "F32", vec![x_scale.len()], f(x_scale)));
+        t.push(("target.mean".into(), "F32", vec![y_mean.len()], f(y_mean)));
+        t.push(("target.std".into(), "F32", vec![y_std.len()], f(y_std)));
+        let mut chosen = Vec::new();
+        for (l, b) in self.blocks.iter().enumerate() {
+            let (w, bias) = b.linear.effective(params)?;
+            t.push((
+                format!("block{l}.weight"),
+                "F32",
+                vec![b.linear.n_out, b.linear.n_in],
+                f32_bytes(&w.to_vec_f32()?),
+            ));
+            t.push((
+                format!("block{l}.bias"),
+                "F32",
+                vec![b.linear.n_out],
+                f32_bytes(&bias.to_vec_f32()?),
+            ));
+            t.push((
+                format!("block{l}.gates"),
+                "U32",
+                vec![b.gates.len()],
+                u32_bytes(&b.gates)?,
+            ));
+            let mut block_chosen = Vec::new();
+            for (p, part) in b.bilinear.parts.iter().enumerate() {
+                let coef = params.get(part.param).to_vec_f32()?;
+                t.push((
+                    format!("block{l}.bilinear{p}.coef"),
+                    "F32",
+                    vec![part.w_mult, part.n],
+                    f32_bytes(&coef),
+                ));
+                t.push((
+                    format!("block{l}.bilinear{p}.x"),
+                    "U32",
+                    vec![part.x_idx.len()],
+                    u32_bytes(&part.x_idx)?,
+                ));
+                t.push((
+                    format!("block{l}.bilinear{p}.w"),
+                    "U32",
+                    vec![part.w_idx.len()],
+                    u32_bytes(&part.w_idx)?,
+                ));
+                block_chosen.push(part.chosen.clone());
+            }
+            chosen.push(block_chosen);
+        }
+        let (w, bias) = self.head.effective(params)?;
+        t.push((
+            "head.weight".into(),
+            "F32",
+            vec![self.head.n_out, self.head.n_in],
+            f32_bytes(&w.to_vec_f32()?),
+        ));
+        t.push((
+            "head.bias".into(),
+            "F32",
+            vec![self.head.n_out],
+            f32_bytes(&bias.to_vec_f32()?),
+        ));
+        let config = serde_json::json!({
+            "group": self.group.name,
+            "rep_in": self.rep_in.to_string(),
+            "rep_out": self.rep_out.to_string(),
+            "hidden": self.hidden.iter().map(describe).collect::<Vec<_>>(),
+            "blocks": self.blocks.len(),
+            "bilinear_chosen": chosen,
+        });
+        let mut meta = extra.clone();
+        meta.insert("keel.kind".into(), "emlp".into());
+        meta.insert("keel.config".into(), config.to_string());
+        Ok(crate::export::safetensors_bytes_typed(&t, &meta))
+    }
+}

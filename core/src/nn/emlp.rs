@@ -1,0 +1,399 @@
+//! Equivariant MLPs (Finzi, Welling & Wilson 2021) evaluated in place from a file the host wrote
+//! (`keel.kind = "emlp"`): each block's projected linear layer as a dense effective weight, the
+//! cheap bilinear layer as its learned coefficients and two index maps, the gate index of every
+//! channel, and a final equivariant linear layer. Nothing is copied or allocated; the bilinear
+//! matrix `W(x)` is never formed — each of its nonzero entries is computed and used once.
+//!
+//! Tensors (names fixed; `l` = block, `p` = bilinear part):
+//! - `input.scale [n_in]`, `target.mean [n_out]`, `target.std [n_out]` (float);
+//! - `block{l}.weight [g_l, w_l]`, `block{l}.bias [g_l]` (float; `g_l` the gated width);
+//! - `block{l}.gates [s_l]` (`U32`): for channel `i < s_l`, the index of its gate in `0..g_l`;
+//! - `block{l}.bilinear{p}.coef [m, n]` (float), `block{l}.bilinear{p}.x [n·r]` (`U32`: the
+//!   chosen input copies, `r` entries each) and `block{l}.bilinear{p}.w [m·r]` (`U32`: positions
+//!   `o·g_l + i` in the `g_l × g_l` bilinear matrix);
+//! - `head.weight [n_out, s_L]`, `head.bias [n_out]`.
+//!
+//! Forward: `h = x / scale`; per block `a = W h + b`, `p = a + 0.1·B(a) a`,
+//! `h_i = σ(p_{gate(i)}) · p_i`; then `y = std · (W_head h + b_head) + mean`.
+
+use super::activation::sigmoid;
+use super::dense::Dense;
+use super::weights::Floats;
+use crate::io::{Dtype, JsonStr, SafeTensors, TensorView};
+use crate::{Error, Real, Result};
+
+/// A run of `U32` values borrowed from a file.
+#[derive(Clone, Copy, Debug)]
+struct Indices<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Indices<'a> {
+    const EMPTY: Indices<'static> = Indices { bytes: &[] };
+
+    /// The view's values, each checked to be below `bound`.
+    fn new(view: &TensorView<'a>, len: usize, bound: usize, role: &'static str) -> Result<Self> {
+        if view.dtype() != Dtype::U32 {
+            return Err(Error::UnsupportedDtype {
+                dtype: view.dtype(),
+            });
+        }
+        if view.len() != len {
+            return Err(Error::TensorShape { role, layer: None });
+        }
+        let ix = Indices { bytes: view.data() };
+        if (0..len).any(|k| ix.at(k) >= bound) {
+            return Err(Error::InvalidConfig {
+                what: "an index tensor points past its layer",
+            });
+        }
+        Ok(ix)
+    }
+
+    #[inline]
+    fn at(&self, k: usize) -> usize {
+        match self.bytes.get(4 * k..4 * k + 4) {
+            Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
+            _ => 0,
+        }
+    }
+}
+
+/// One part of a bilinear layer.
+#[derive(Clone, Copy, Debug)]
+struct Part<'a> {
+    coef: Floats<'a>,
+    x: Indices<'a>,
+    w: Indices<'a>,
+    m: usize,
+    n: usize,
+    r: usize,
+}
+
+impl Part<'_> {
+    const EMPTY: Part<'static> = Part {
+        coef: Floats::EMPTY,
+        x: Indices::EMPTY,
+        w: Indices::EMPTY,
+        m: 0,
+        n: 0,
+        r: 0,
+    };
+}
+
+/// One EMLP block.
+#[derive(Clone, Copy, Debug)]
+struct Block<'a, const P: usize> {
+    linear: Dense<'a>,
+    gates: Indices<'a>,
+    size: usize,
+    parts: [Part<'a>; P],
+    n_parts: usize,
+}
+
+/// An exported EMLP with at most `B` blocks of at most `P` bilinear parts each.
+#[derive(Clone, Copy, Debug)]
+pub struct Emlp<'a, const B: usize, const P: usize> {
+    blocks: [Option<Block<'a, P>>; B],
+    n_blocks: usize,
+    head: Dense<'a>,
+    scale: Floats<'a>,
+    mean: Floats<'a>,
+    std: Floats<'a>,
+    n_in: usize,
+    n_out: usize,
+    widest: usize,
+}
+
+/// Does `name` read `{a}{i}{b}`, or `{a}{i}{b}{j}{c}` when `j = Some((j, c))`?
+fn name_is(name: JsonStr<'_>, a: &str, i: usize, b: &str, j: Option<(usize, &str)>) -> bool {
+    let mut bi = [0u8; 20];
+    let di = digits(i, &mut bi);
+    let mut bj = [0u8; 20];
+    let (dj, c) = match j {
+        Some((j, c)) => (digits(j, &mut bj), c),
+        None => (&[][..], ""),
+    };
+    let expected = a
+        .bytes()
+        .chain(di.iter().copied())
+        .chain(b.bytes())
+        .chain(dj.iter().copied())
+        .chain(c.bytes());
+    name.bytes().eq(expected)
+}
+
+fn digits(mut v: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut k = buf.len();
+    loop {
+        k -= 1;
+        if let Some(d) = buf.get_mut(k) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || k == 0 {
+            break;
+        }
+    }
+    buf.get(k..).unwrap_or(&[])
+}
+
+fn find<'a, const MAX: usize>(
+    st: &SafeTensors<'a, MAX>,
+    role: &'static str,
+    pred: impl FnMut(JsonStr<'a>) -> bool,
+) -> Result<TensorView<'a>> {
+    st.find(pred)
+        .ok_or(Error::TensorNotFound { role, layer: None })
+}
+
+fn floats_of_len<'a>(v: &TensorView<'a>, len: usize, role: &'static str) -> Result<Floats<'a>> {
+    if v.len() != len || v.rank() != 1 {
+        return Err(Error::TensorShape { role, layer: None });
+    }
+    Floats::new(v)
+}
+
+impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
+    /// Builds the model from a file's tensors (borrowed), checking every shape and index.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless `keel.kind` is `emlp`, for an index past its layer or
+    /// gated widths that do not chain; [`Error::CapacityExceeded`] for more than `B` blocks or
+    /// `P` parts; [`Error::TensorNotFound`], [`Error::TensorShape`], [`Error::UnsupportedDtype`].
+    pub fn from_safetensors<const MAX: usize>(st: &SafeTensors<'a, MAX>) -> Result<Self> {
+        match st.metadata("keel.kind") {
+            Some(kind) if kind == "emlp" => {}
+            Some(_) => {
+                return Err(Error::InvalidConfig {
+                    what: "`keel.kind` is not `emlp`",
+                })
+            }
+            None => {
+                return Err(Error::InvalidConfig {
+                    what: "no `keel.kind` metadata",
+                })
+            }
+        }
+        let scale_v = find(st, "input.scale", |n| n == "input.scale")?;
+        let n_in = scale_v.len();
+        let mut blocks: [Option<Block<'a, P>>; B] = [None; B];
+        let mut width = n_in;
+        let mut widest = n_in;
+        let mut n_blocks = 0;
+        for l in 0.. {
+            let Some(w) = st.find(|n| name_is(n, "block", l, ".weight", None)) else {
+                break;
+            };
+            if l >= B {
+                return Err(Error::CapacityExceeded {
+                    what: "EMLP blocks",
+                    capacity: B,
+                });
+            }
+            let b = find(st, "bias", |n| name_is(n, "block", l, ".bias", None))?;
+            let linear = Dense::new(&w, &b)?;
+            if linear.inputs() != width {
+                return Err(Error::InvalidConfig {
+                    what: "block input width does not chain",
+                });
+            }
+            let g = linear.outputs();
+            let gv = find(st, "gates", |n| name_is(n, "block", l, ".gates", None))?;
+            let size = gv.len();
+            if size == 0 || size > g {
+                return Err(Error::TensorShape {
+                    role: "gates",
+                    layer: Some(l),
+                });
+            }
+            let gates = Indices::new(&gv, size, g, "gates")?;
+            let mut parts = [Part::EMPTY; P];
+            let mut n_parts = 0;
+            for p in 0.. {
+                let Some(cv) = st.find(|n| name_is(n, "block", l, ".bilinear", Some((p, ".coef"))))
+                else {
+                    break;
+                };
+                if p >= P {
+                    return Err(Error::CapacityExceeded {
+                        what: "bilinear parts",
+                        capacity: P,
+                    });
+                }
+                let (m, nn) = match *cv.shape() {
+                    [m, nn] if m >= 1 && nn >= 1 => (m, nn),
+                    _ => {
+                        return Err(Error::TensorShape {
+                            role: "bilinear coef",
+                            layer: Some(l),
+                        })
+                    }
+                };
+                let xv = find(st, "bilinear x", |n| {
+                    name_is(n, "block", l, ".bilinear", Some((p, ".x")))
+                })?;
+                let wv = find(st, "bilinear w", |n| {
+                    name_is(n, "block", l, ".bilinear", Some((p, ".w")))
+                })?;
+                let r = xv.len() / nn;
+                if r == 0 || xv.len() != nn * r || wv.len() != m * r {
+                    return Err(Error::TensorShape {
+                        role: "bilinear indices",
+                        layer: Some(l),
+                    });
+                }
+                let slot = parts.get_mut(p).ok_or(Error::CapacityExceeded {
+                    what: "bilinear parts",
+                    capacity: P,
+                })?;
+                *slot = Part {
+                    coef: Floats::new(&cv)?,
+                    x: Indices::new(&xv, nn * r, g, "bilinear x")?,
+                    w: Indices::new(&wv, m * r, g.saturating_mul(g), "bilinear w")?,
+                    m,
+                    n: nn,
+                    r,
+                };
+                n_parts += 1;
+            }
+            if let Some(slot) = blocks.get_mut(l) {
+                *slot = Some(Block {
+                    linear,
+                    gates,
+                    size,
+                    parts,
+                    n_parts,
+                });
+            }
+            widest = widest.max(g);
+            width = size;
+            n_blocks += 1;
+        }
+        let hw = find(st, "head.weight", |n| n == "head.weight")?;
+        let hb = find(st, "head.bias", |n| n == "head.bias")?;
+        let head = Dense::new(&hw, &hb)?;
+        if head.inputs() != width {
+            return Err(Error::InvalidConfig {
+                what: "head input width does not chain",
+            });
+        }
+        let n_out = head.outputs();
+        let mean = floats_of_len(
+            &find(st, "target.mean", |n| n == "target.mean")?,
+            n_out,
+            "target.mean",
+        )?;
+        let std = floats_of_len(
+            &find(st, "target.std", |n| n == "target.std")?,
+            n_out,
+            "target.std",
+        )?;
+        let scale = floats_of_len(&scale_v, n_in, "input.scale")?;
+        Ok(Emlp {
+            blocks,
+            n_blocks,
+            head,
+            scale,
+            mean,
+            std,
+            n_in,
+            n_out,
+            widest: widest.max(n_out),
+        })
+    }
+
+    /// Input width.
+    pub fn inputs(&self) -> usize {
+        self.n_in
+    }
+
+    /// Output width.
+    pub fn outputs(&self) -> usize {
+        self.n_out
+    }
+
+    /// Blocks.
+    pub fn blocks(&self) -> usize {
+        self.n_blocks
+    }
+
+    /// Scratch scalars [`forward`](Emlp::forward) needs: three times the widest layer.
+    pub fn scratch_len(&self) -> usize {
+        self.widest.saturating_mul(3)
+    }
+
+    /// `out = f(x)` in the data's units.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for wrong `x`/`out` lengths; [`Error::ScratchTooSmall`].
+    pub fn forward<T: Real>(&self, x: &[T], out: &mut [T], scratch: &mut [T]) -> Result<()> {
+        if x.len() != self.n_in {
+            return Err(Error::ShapeMismatch {
+                what: "x",
+                expected: self.n_in,
+                got: x.len(),
+            });
+        }
+        if out.len() != self.n_out {
+            return Err(Error::ShapeMismatch {
+                what: "out",
+                expected: self.n_out,
+                got: out.len(),
+            });
+        }
+        let need = self.scratch_len();
+        if scratch.len() < need {
+            return Err(Error::ScratchTooSmall {
+                needed: need,
+                got: scratch.len(),
+            });
+        }
+        let (h, rest) = scratch.split_at_mut(self.widest);
+        let (a, rest) = rest.split_at_mut(self.widest);
+        let pre = &mut rest[..self.widest];
+        for ((hk, &xk), s) in h.iter_mut().zip(x).zip(self.scale.iter::<T>()) {
+            *hk = xk / s;
+        }
+        let mut width = self.n_in;
+        let tenth = T::from_f64(0.1);
+        for block in self.blocks.iter().take(self.n_blocks).flatten() {
+            let g = block.linear.outputs();
+            let (hin, lin, pre) = (&h[..width], &mut a[..g], &mut pre[..g]);
+            block.linear.forward(hin, lin)?;
+            pre.copy_from_slice(lin);
+            for part in block.parts.iter().take(block.n_parts) {
+                for t in 0..part.m {
+                    for e in 0..part.r {
+                        let mut val = T::ZERO;
+                        for c in 0..part.n {
+                            let xi = part.x.at(c * part.r + e);
+                            val += part.coef.get::<T>(t * part.n + c)
+                                * lin.get(xi).copied().unwrap_or(T::ZERO);
+                        }
+                        let pos = part.w.at(t * part.r + e);
+                        let (o, i) = (pos / g, pos % g);
+                        let xi = lin.get(i).copied().unwrap_or(T::ZERO);
+                        if let Some(po) = pre.get_mut(o) {
+                            *po += tenth * val * xi;
+                        }
+                    }
+                }
+            }
+            for (k, hk) in h.iter_mut().take(block.size).enumerate() {
+                let gate = pre.get(block.gates.at(k)).copied().unwrap_or(T::ZERO);
+                *hk = sigmoid(gate) * pre.get(k).copied().unwrap_or(T::ZERO);
+            }
+            width = block.size;
+        }
+        self.head.forward(&h[..width], out)?;
+        for ((y, m), s) in out
+            .iter_mut()
+            .zip(self.mean.iter::<T>())
+            .zip(self.std.iter::<T>())
+        {
+            *y = *y * s + m;
+        }
+        Ok(())
+    }
+}
