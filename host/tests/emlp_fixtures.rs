@@ -79,6 +79,7 @@ fn bases_match_the_reference_package() {
     let solver = Solver::new(None);
     let mut compared = 0;
     let mut worst = 0.0f64;
+    let (mut probes, mut worst_probe) = (0, 0.0f64);
     for c in cases {
         let group = c["group"].as_str();
         let (ri, ro) = (
@@ -106,6 +107,29 @@ fn bases_match_the_reference_package() {
             c["dim"].as_u64().unwrap(),
             "{label}: dimension"
         );
+        // Every case: the projection of the probe v_i = sin(0.37 i + 0.1).
+        let v: Vec<f64> = (0..basis.size)
+            .map(|i| (0.37 * i as f64 + 0.1).sin())
+            .collect();
+        let probe: Vec<f64> = c["probe"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(probe.len(), basis.size, "{label}: probe size");
+        let ours = basis.project(&v);
+        let perr = ours
+            .iter()
+            .zip(&probe)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            perr < 1e-5,
+            "{label}: projected probe differs by {perr:.2e}"
+        );
+        probes += 1;
+        worst_probe = worst_probe.max(perr);
         let Some(p) = c["projector"].as_array() else {
             continue;
         };
@@ -124,8 +148,10 @@ fn bases_match_the_reference_package() {
         compared += 1;
     }
     assert!(compared >= 60, "only {compared} projectors compared");
+    assert_eq!(probes, cases.len());
     eprintln!(
-        "{} cases, {compared} projectors compared, worst |ΔQQᵀ| = {worst:.2e}",
+        "{} cases, {compared} projectors compared, worst |ΔQQᵀ| = {worst:.2e}; \
+         worst |ΔQQᵀv| = {worst_probe:.2e}",
         cases.len()
     );
 }

@@ -427,15 +427,18 @@ impl BiLinear {
             blocks.push(blk.reshape(&[b, p.w_mult * p.n_rho])?);
             w_idx.extend_from_slice(&p.w_idx);
         }
-        let flat = if blocks.len() == 1 {
+        let vals = if blocks.len() == 1 {
             blocks.pop().unwrap_or_else(|| unreachable!())
         } else {
             Tensor::concat(&blocks, 1)?
         };
-        let w = flat
-            .index_add(1, &w_idx, self.n_out * self.n_in)?
-            .reshape(&[b, self.n_out, self.n_in])?;
-        let y = w.matmul(&x.unsqueeze(-1)?)?.reshape(&[b, self.n_out])?;
+        // W(x) x without forming W(x): each nonzero entry W[o, i] contributes W[o, i]·x[i] to
+        // output o.
+        let cols: Vec<usize> = w_idx.iter().map(|&p| p % self.n_in).collect();
+        let rows: Vec<usize> = w_idx.iter().map(|&p| p / self.n_in).collect();
+        let y = vals
+            .mul(&x.index_select(1, &cols)?)?
+            .index_add(1, &rows, self.n_out)?;
         y.mul_scalar(0.1)
     }
 }
