@@ -72,6 +72,7 @@ def main():
         "min_s": min(times),
         "max_s": max(times),
         "repeats": a.repeats,
+        "all_s": [round(t, 4) for t in times],
         "first_call_s": first_s,
         "model_build_s": build_s,
         "import_s": import_s,

@@ -528,6 +528,26 @@ pub fn index_select<T: Float>(
     idx: &[usize],
 ) -> Vec<T> {
     let mut out = T::take(outer * idx.len() * inner);
+    if inner == 1 {
+        // Gathering single elements (feature columns): one tight loop per row, rows in parallel
+        // when there is enough work.
+        out.resize(outer * idx.len(), T::ZERO);
+        let n = idx.len();
+        if n == 0 {
+            return out;
+        }
+        let gather = |(row, dst): (&[T], &mut [T])| {
+            for (d, &i) in dst.iter_mut().zip(idx) {
+                *d = row[i];
+            }
+        };
+        if outer * n >= PAR_MIN {
+            x.par_chunks(dim).zip(out.par_chunks_mut(n)).for_each(gather);
+        } else {
+            x.chunks(dim).zip(out.chunks_mut(n)).for_each(gather);
+        }
+        return out;
+    }
     for o in 0..outer {
         for &i in idx {
             let base = (o * dim + i) * inner;
@@ -536,6 +556,9 @@ pub fn index_select<T: Float>(
     }
     out
 }
+
+/// Elements of work above which the gather/scatter kernels split rows across threads.
+const PAR_MIN: usize = 1 << 16;
 
 /// Scatter-adds `src` (`[outer, idx.len(), inner]`) into zeros `[outer, dim, inner]` at `idx`.
 pub fn index_add<T: Float>(
@@ -548,6 +571,23 @@ pub fn index_add<T: Float>(
     let mut out = T::take(outer * dim * inner);
     out.resize(outer * dim * inner, T::ZERO);
     let n = idx.len();
+    if inner == 1 {
+        if n == 0 || dim == 0 {
+            return out;
+        }
+        // Rows are independent: each accumulates in index order, as the serial loop does.
+        let scatter = |(row, dst): (&[T], &mut [T])| {
+            for (&v, &i) in row.iter().zip(idx) {
+                dst[i] += v;
+            }
+        };
+        if outer * n >= PAR_MIN {
+            src.par_chunks(n).zip(out.par_chunks_mut(dim)).for_each(scatter);
+        } else {
+            src.chunks(n).zip(out.chunks_mut(dim)).for_each(scatter);
+        }
+        return out;
+    }
     for o in 0..outer {
         for (j, &i) in idx.iter().enumerate() {
             let dst = (o * dim + i) * inner;
