@@ -18,7 +18,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use keel_core::dynamics::systems::ChainPendulum;
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
-use keel_core::nn::Mlp;
+use keel_core::nn::{Emlp, Mlp};
 use panic_semihosting as _;
 
 /// Links of the pendulum.
@@ -45,6 +45,44 @@ const PIXELS: usize = 64;
 const CLASSES: usize = 10;
 /// Scratch for the MLP's forward pass (it needs 2 × its widest layer).
 const SCRATCH: usize = 512;
+
+/// An O(5)-invariant EMLP (2V → V⁰) exported by `keel emlp`'s trainer (`keel firmware assets`).
+static EMLP_MODEL: &[u8] = include_bytes!("../assets/emlp-o5.safetensors");
+/// Its inputs `x [8, 10]` and `xg = ρ(g) x` for one sampled `g ∈ O(5)`.
+static EMLP_SAMPLES: &[u8] = include_bytes!("../assets/emlp-o5-samples.safetensors");
+/// EMLP inputs evaluated.
+const EMLP_INPUTS: usize = 8;
+/// Scratch for the EMLP (3 × its widest gated layer).
+const EMLP_SCRATCH: usize = 256;
+
+/// Evaluates the EMLP on every input and its rotated copy and prints both outputs.
+fn run_emlp() -> keel_core::Result<()> {
+    let st = SafeTensors::<32>::parse(EMLP_MODEL)?;
+    let emlp = Emlp::<4, 8>::from_safetensors(&st)?;
+    let samples = SafeTensors::<4>::parse(EMLP_SAMPLES)?;
+    let mut scratch = [0.0f32; EMLP_SCRATCH];
+    let mut y = [0.0f32; EMLP_INPUTS];
+    let mut yg = [0.0f32; EMLP_INPUTS];
+    for (name, out) in [("x", &mut y), ("xg", &mut yg)] {
+        let t = samples.tensor(name)?;
+        for (k, o) in out.iter_mut().enumerate() {
+            let mut x = [0.0f32; 10];
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = t.get_f32(k * 10 + i)?;
+            }
+            let mut one = [0.0f32; 1];
+            emlp.forward(&x, &mut one, &mut scratch)?;
+            *o = one[0];
+        }
+    }
+    hprintln!(
+        "KEEL-FW model=emlp samples={} y={} yg={}",
+        EMLP_INPUTS,
+        Bits(&y),
+        Bits(&yg)
+    );
+    Ok(())
+}
 
 /// Start of the measured region. Not inlined, and its body differs from [`bench_end`]'s so the
 /// linker cannot fold the two into one address; unmangled so the trace names it.
@@ -163,6 +201,7 @@ fn run() -> keel_core::Result<()> {
     t += DT;
 
     classify_digits()?;
+    run_emlp()?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;

@@ -275,6 +275,208 @@ pub fn write_digits_assets(
     Ok(fitted.report)
 }
 
+/// The EMLP the firmware embeds (`keel firmware assets`).
+pub const EMLP_MODEL: &str = "emlp-o5.safetensors";
+/// Its samples: `x [8, 10]`, `xg = ρ_in(g) x` for a sampled `g ∈ O(5)`, and the host engine's
+/// predictions `y [8, 1]`.
+pub const EMLP_SAMPLES: &str = "emlp-o5-samples.safetensors";
+/// How many samples the firmware evaluates.
+pub const EMLP_SAMPLE_COUNT: usize = 8;
+/// Tolerance on `|fw − host| / (1 + |host|)` and on the invariance `|f(gx) − f(x)| / (1 + |f(x)|)`.
+pub const EMLP_TOLERANCE: f64 = 1e-4;
+
+/// Trains a small EMLP on O5Synthetic (O(5), 2V → V⁰; 48 channels, 2 blocks, 40 epochs) and
+/// writes it and its samples into `dir` (atomically). Returns the test MSE.
+///
+/// # Errors
+/// Training or I/O errors.
+pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
+    use crate::emlp::data::Dataset;
+    use crate::emlp::train::{train, ModelKind, TrainConfig};
+    use crate::emlp::{parse_group, parse_rep, Solver};
+    let group = parse_group("O(5)").map_err(|e| Error::invalid("group", "O(5)", e.msg))?;
+    let cfg = TrainConfig {
+        dataset: Dataset::O5Synthetic,
+        group: group.clone(),
+        model: ModelKind::Emlp,
+        n_train: 1000,
+        n_val: 200,
+        n_test: 1000,
+        epochs: Some(40),
+        ch: 48,
+        layers: 2,
+        lr: 3e-3,
+        batch: 250,
+        seed: 0,
+        progress: false,
+    };
+    let t = train(&cfg, &Solver::default())?;
+    let net = t
+        .emlp
+        .as_ref()
+        .ok_or_else(|| Error::invalid("model", "emlp", "no network trained"))?;
+    let (scale, mean, std) = &t.table_stats;
+    let meta = BTreeMap::from([("keel.test_mse".to_string(), format!("{:e}", t.test_mse))]);
+    crate::output::write_atomic(
+        &dir.join(EMLP_MODEL),
+        &net.to_safetensors(&t.params, scale, mean, std, &meta)?,
+    )?;
+    // Samples and one group element, from their own seed.
+    let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(7);
+    let n = EMLP_SAMPLE_COUNT;
+    let x: Vec<f64> = (0..n * 10)
+        .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let h = group.sample(&mut rng);
+    let hinv_t = h
+        .inverse()
+        .ok_or_else(|| Error::invalid("group element", "O(5)", "singular"))?
+        .t();
+    let rep_in = parse_rep("2*V", Some(&group)).map_err(|e| Error::invalid("rep", "2*V", e.msg))?;
+    let els = vec![(group.name.clone(), h, hinv_t)];
+    let xg: Vec<f64> = x
+        .chunks(10)
+        .map(|r| {
+            rep_in
+                .apply(&els, r)
+                .map_err(|reason| Error::Solver { reason })
+        })
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let xs: Vec<f64> = x
+        .chunks(10)
+        .flat_map(|r| r.iter().zip(scale).map(|(a, s)| a / s))
+        .collect();
+    let xt = crate::tensor::Tensor::from_f64s(&xs, &[n, 10], crate::backend::DType::F32)?;
+    let out = crate::autodiff::no_grad(|| net.forward(&t.params, &xt))?.to_vec_f64()?;
+    let y: Vec<f64> = out.iter().map(|v| v * std[0] + mean[0]).collect();
+    let bytes = |v: &[f64]| {
+        v.iter()
+            .flat_map(|x| (*x as f32).to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let tensors = vec![
+        ("x".to_string(), vec![n, 10], bytes(&x)),
+        ("xg".to_string(), vec![n, 10], bytes(&xg)),
+        ("y".to_string(), vec![n, 1], bytes(&y)),
+    ];
+    let meta = BTreeMap::from([("keel.kind".to_string(), "samples".to_string())]);
+    crate::output::write_atomic(
+        &dir.join(EMLP_SAMPLES),
+        &crate::export::safetensors_bytes(&tensors, &meta),
+    )?;
+    Ok(t.test_mse)
+}
+
+/// The firmware's EMLP outputs: `f(x)` and `f(gx)` per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareEmlpRun {
+    /// `f(x)`.
+    pub y: Vec<f32>,
+    /// `f(ρ_in(g) x)`.
+    pub yg: Vec<f32>,
+}
+
+fn hex_words(field: &str, v: &str) -> Result<Vec<f32>> {
+    v.split(',')
+        .map(|w| match u32::from_str_radix(w, 16) {
+            Ok(bits) if w.len() == 8 => Ok(f32::from_bits(bits)),
+            _ => Err(Error::invalid(field, w, "not an 8-digit hex word")),
+        })
+        .collect()
+}
+
+/// Finds and parses the `KEEL-FW model=emlp` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_emlp(output: &str) -> Result<FirmwareEmlpRun> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("KEEL-FW model=emlp"))
+        .ok_or_else(|| {
+            Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=emlp' line")
+        })?;
+    let fields: BTreeMap<&str, &str> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let get = |k: &str| {
+        fields
+            .get(k)
+            .copied()
+            .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
+    };
+    let (y, yg) = (hex_words("y", get("y")?)?, hex_words("yg", get("yg")?)?);
+    if y.len() != EMLP_SAMPLE_COUNT || yg.len() != EMLP_SAMPLE_COUNT {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            format!("expected {EMLP_SAMPLE_COUNT} outputs"),
+        ));
+    }
+    Ok(FirmwareEmlpRun { y, yg })
+}
+
+/// The firmware's EMLP against the host engine, and its invariance on the controller.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EmlpComparison {
+    /// Firmware `f(x)`.
+    pub firmware: Vec<f32>,
+    /// Host engine `f(x)`.
+    pub host: Vec<f32>,
+    /// Largest `|fw − host| / (1 + |host|)`.
+    pub relative_error: f64,
+    /// Largest `|f(gx) − f(x)| / (1 + |f(x)|)` on the firmware.
+    pub invariance_error: f64,
+    /// Tolerance for both.
+    pub tolerance: f64,
+    /// Both within tolerance.
+    pub pass: bool,
+}
+
+/// Compares a firmware EMLP run with the host engine's predictions stored with the samples.
+///
+/// # Errors
+/// I/O and format errors for the samples file.
+pub fn check_emlp(run: &FirmwareEmlpRun, assets: &std::path::Path) -> Result<EmlpComparison> {
+    let path = assets.join(EMLP_SAMPLES);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let bad = |e: keel_core::Error| Error::Malformed {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let st = keel_core::io::SafeTensors::<4>::parse(&bytes).map_err(bad)?;
+    let yt = st.tensor("y").map_err(bad)?;
+    let host = (0..yt.len())
+        .map(|i| yt.get_f32(i))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let rel = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
+            .fold(0.0, f64::max)
+    };
+    let relative_error = rel(&run.y, &host);
+    let invariance_error = rel(&run.yg, &run.y);
+    let pass = host.len() == run.y.len()
+        && relative_error <= EMLP_TOLERANCE
+        && invariance_error <= EMLP_TOLERANCE;
+    Ok(EmlpComparison {
+        firmware: run.y.clone(),
+        host,
+        relative_error,
+        invariance_error,
+        tolerance: EMLP_TOLERANCE,
+        pass,
+    })
+}
+
 /// A parsed firmware model line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FirmwareModelRun {
@@ -458,5 +660,21 @@ mod tests {
         assert!(parse(&ok.replace("state=00000000,", "state=0,")).is_err());
         assert!(parse(&ok.replace("steps=50", "steps=x")).is_err());
         assert!(parse(&ok.replace("dtype=f32", "dtype=f64")).is_err());
+    }
+
+    #[test]
+    fn emlp_lines_parse_and_malformed_ones_are_rejected() {
+        let words = |v: f32| vec![format!("{:08x}", v.to_bits()); EMLP_SAMPLE_COUNT].join(",");
+        let ok = format!(
+            "KEEL-FW model=emlp samples=8 y={} yg={}",
+            words(1.5),
+            words(1.5)
+        );
+        let run = parse_emlp(&ok).unwrap();
+        assert_eq!(run.y, vec![1.5; EMLP_SAMPLE_COUNT]);
+        assert!(parse_emlp("KEEL-FW model=digits").is_err());
+        assert!(parse_emlp(&ok.replace(" yg=", " yh=")).is_err());
+        assert!(parse_emlp(&ok.replacen("3fc00000,", "zz,", 1)).is_err());
+        assert!(parse_emlp(&ok.replacen("3fc00000,", "", 1)).is_err());
     }
 }

@@ -602,8 +602,12 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
     let run = keel::firmware::parse(&text)?;
     let c = keel::firmware::check(&run)?;
     let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
+    let emlp = keel::firmware::check_emlp(&keel::firmware::parse_emlp(&text)?, assets)?;
     if json {
-        println!("{}", serde_json::json!({"dynamics": c, "model": model}));
+        println!(
+            "{}",
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp})
+        );
     } else {
         println!(
             "firmware (Cortex-M4F, QEMU) vs host, {}-link chain pendulum, RK4 f32, dt = {}, {} steps",
@@ -645,8 +649,17 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             model.tolerance,
             if model.pass { "PASS" } else { "FAIL" }
         );
+        println!(
+            "EMLP O(5) 2V → V⁰ (embedded keel emlp export) on {} inputs: max |fw − host|/(1 + |host|) = {:.3e}, \
+             invariance max |f(gx) − f(x)|/(1 + |f(x)|) = {:.3e} (tolerance {:e}): {}",
+            emlp.host.len(),
+            emlp.relative_error,
+            emlp.invariance_error,
+            emlp.tolerance,
+            if emlp.pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(c.pass && model.pass)
+    Ok(c.pass && model.pass && emlp.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
@@ -916,16 +929,21 @@ fn main() -> ExitCode {
             run_firmware_check(log, *json, assets)
         }
         Command::Firmware(FirmwareCommand::Assets { data, out }) => {
-            keel::firmware::write_digits_assets(data, out).map(|r| {
-                println!(
-                    "wrote {} and {} to {} (test accuracy {:.4})",
-                    keel::firmware::DIGITS_MODEL,
-                    keel::firmware::DIGITS_SAMPLES,
-                    out.display(),
-                    r.test_accuracy.unwrap_or(f64::NAN)
-                );
-                true
-            })
+            keel::firmware::write_digits_assets(data, out)
+                .and_then(|r| keel::firmware::write_emlp_assets(out).map(|mse| (r, mse)))
+                .map(|(r, mse)| {
+                    println!(
+                        "wrote {}, {} (test accuracy {:.4}), {} and {} (test MSE {:.4}) to {}",
+                        keel::firmware::DIGITS_MODEL,
+                        keel::firmware::DIGITS_SAMPLES,
+                        r.test_accuracy.unwrap_or(f64::NAN),
+                        keel::firmware::EMLP_MODEL,
+                        keel::firmware::EMLP_SAMPLES,
+                        mse,
+                        out.display()
+                    );
+                    true
+                })
         }
     };
     match result {

@@ -542,7 +542,9 @@ pub fn index_select<T: Float>(
             }
         };
         if outer * n >= PAR_MIN {
-            x.par_chunks(dim).zip(out.par_chunks_mut(n)).for_each(gather);
+            x.par_chunks(dim)
+                .zip(out.par_chunks_mut(n))
+                .for_each(gather);
         } else {
             x.chunks(dim).zip(out.chunks_mut(n)).for_each(gather);
         }
@@ -582,7 +584,9 @@ pub fn index_add<T: Float>(
             }
         };
         if outer * n >= PAR_MIN {
-            src.par_chunks(n).zip(out.par_chunks_mut(dim)).for_each(scatter);
+            src.par_chunks(n)
+                .zip(out.par_chunks_mut(dim))
+                .for_each(scatter);
         } else {
             src.chunks(n).zip(out.chunks_mut(dim)).for_each(scatter);
         }
