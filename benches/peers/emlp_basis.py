@@ -21,6 +21,7 @@ For every case of CASES:
         (With the cache left in place a repeat only looks the answer up: cached_s, ~1e-4 s.)
 emlp picks its solver per canonical summand: dense SVD of the constraint matrix when it has
 <= 3e7 entries, otherwise its iterative (gradient-descent) solver; `solver` says which ran.
+*_cpu_s: process CPU time (all threads) over the same interval, less affected by other jobs.
 np.random.seed(0) before every solve (the iterative solver draws its start from np.random).
 
 Each result is printed as one JSON line on stdout:
@@ -77,17 +78,19 @@ def _solve(ns, case):
     _, group, rin, rout = case
     rep = (eval(rin, ns) >> eval(rout, ns))(eval(group, ns))
     np.random.seed(0)
+    c0 = time.process_time()
     t0 = time.perf_counter()
     Q = rep.equivariant_basis()
     Q = np.asarray(Q.to_dense() if hasattr(Q, "to_dense") else Q)
     dt = time.perf_counter() - t0
+    _solve.cpu = time.process_time() - c0  # CPU time of the process, all threads
     return rep, Q, dt
 
 
 def child_cold(i):
     ns, rep_mod, calls, import_s = _setup()
     rep, Q, dt = _solve(ns, CASES[i])
-    print(json.dumps({"cold_solve_s": dt, "import_s": import_s, "dim": int(Q.shape[1]),
+    print(json.dumps({"cold_solve_s": dt, "cold_solve_cpu_s": _solve.cpu, "import_s": import_s, "dim": int(Q.shape[1]),
                       "n_w": int(Q.shape[0]),
                       "solver": "iterative" if calls[0] else "dense"}))
 
@@ -100,13 +103,15 @@ def child_warm(repeats):
         Qc = rep.equivariant_basis()
         Qc = Qc.to_dense() if hasattr(Qc, "to_dense") else Qc
         cached = time.perf_counter() - t0
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
             rep_mod.Rep.solcache.clear()
             _, Q, dt = _solve(ns, case)
             times.append(dt)
+            cpu.append(_solve.cpu)
         print(json.dumps({"case": case[0], "first_s": first, "warm_s": statistics.median(times),
-                          "warm_all_s": times, "cached_s": cached, "dim": int(Q.shape[1])}),
+                          "warm_all_s": times,
+                          "warm_cpu_s": statistics.median(cpu), "cached_s": cached, "dim": int(Q.shape[1])}),
               flush=True)
 
 
@@ -154,10 +159,12 @@ def main():
         w = warm[label]
         assert w["dim"] == r["dim"]
         rec = {"case": label, "cold_solve_s": round(r["cold_solve_s"], 4),
+               "cold_solve_cpu_s": round(r["cold_solve_cpu_s"], 4),
                "cold_process_s": round(wall, 3), "warm_s": round(w["warm_s"], 4),
                "dim": r["dim"], "n_w": r["n_w"], "solver": r["solver"],
                "import_s": round(r["import_s"], 3), "warm_first_s": round(w["first_s"], 4),
                "warm_all_s": [round(t, 4) for t in w["warm_all_s"]],
+               "warm_cpu_s": round(w["warm_cpu_s"], 4),
                "cached_s": float(f"{w['cached_s']:.3g}")}
         print(json.dumps(rec), flush=True)
         results.append(rec)
@@ -175,7 +182,9 @@ def main():
                               "cold_process_s: wall time of that whole process incl. import; "
                               "warm_s: median over repeats of a re-solve after clearing "
                               "Rep.solcache in a process that already solved the case; "
-                              "cached_s: a repeat with the cache in place",
+                              "cached_s: a repeat with the cache in place; *_cpu_s: the "
+                              "process CPU time (all threads) over the same interval, less "
+                              "affected by other jobs on the machine",
                "results": results}
         with open(a.out, "w") as f:
             json.dump(doc, f, indent=1)

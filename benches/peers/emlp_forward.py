@@ -6,7 +6,9 @@
   f     = objax.Jit(lambda x: model(x, training=False), model.vars())
 
 After --warmup calls (compilation included), each of --repeats calls is followed by
-jax.block_until_ready before the clock is read; the median is reported. Prints one JSON line
+jax.block_until_ready before the clock is read; the median is reported (wall time; also
+median_cpu_s, the CPU time of the whole process, all threads, which is less affected when other
+jobs share the machine). Prints one JSON line
 and, with --out, writes it to a file.
 
 Environment: the venv of fixtures/gen/requirements-emlp.txt (same pins as
@@ -58,11 +60,13 @@ def main():
     first_s = time.perf_counter() - t0
     for _ in range(a.warmup - 1):
         jax.block_until_ready(f(x))
-    times = []
+    times, cpu = [], []
     for _ in range(a.repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         y = jax.block_until_ready(f(x))
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
 
     import importlib.metadata as md
     rec = {
@@ -73,6 +77,7 @@ def main():
         "max_s": max(times),
         "repeats": a.repeats,
         "all_s": [round(t, 4) for t in times],
+        "median_cpu_s": statistics.median(cpu),
         "first_call_s": first_s,
         "model_build_s": build_s,
         "import_s": import_s,
