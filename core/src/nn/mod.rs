@@ -38,6 +38,10 @@
 //! # Ok::<(), keel_core::Error>(())
 //! ```
 //!
+//! [`Emlp`] evaluates an equivariant MLP exported by the host (`keel.kind = "emlp"`): dense
+//! effective weights, the cheap bilinear layer as index maps, gated nonlinearities — also in
+//! place and without allocating.
+//!
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 
