@@ -55,6 +55,21 @@ impl Xoshiro256PlusPlus {
         let s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
         Self { s }
     }
+
+    /// The 256-bit state, to save a generator mid-stream (e.g. in a training checkpoint).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a saved [`state`](Xoshiro256PlusPlus::state); `None` for the
+    /// all-zero state, which xoshiro never reaches and from which it would emit only zeros.
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        if s == [0; 4] {
+            None
+        } else {
+            Some(Self { s })
+        }
+    }
 }
 
 impl TryRng for Xoshiro256PlusPlus {

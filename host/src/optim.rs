@@ -3,7 +3,7 @@
 //! fused kernels mirror these loops), following PyTorch's definitions.
 
 use crate::backend::cpu::{CpuStorage, Float};
-use crate::backend::{AdamHyper, SgdHyper, Storage};
+use crate::backend::{AdamHyper, DType, SgdHyper, Storage};
 use crate::error::{Error, Result};
 use crate::params::{ParamId, Params};
 use crate::tensor::{Element, Tensor};
@@ -149,6 +149,80 @@ impl Optimizer {
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The optimizer's state on the host, for a checkpoint: steps taken and, per parameter, its
+    /// first and second moment buffers (`None` until first used).
+    ///
+    /// # Errors
+    /// Device errors copying the buffers.
+    #[allow(clippy::type_complexity)]
+    pub fn state(&self) -> Result<(u64, Vec<Option<Vec<f64>>>, Vec<Option<Vec<f64>>>)> {
+        let host = |slots: &[Option<Storage>]| -> Result<Vec<Option<Vec<f64>>>> {
+            slots
+                .iter()
+                .map(|s| {
+                    s.as_ref()
+                        .map(|st| {
+                            Ok(match &st.to_cpu()? {
+                                CpuStorage::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+                                CpuStorage::F64(v) => v.clone(),
+                            })
+                        })
+                        .transpose()
+                })
+                .collect()
+        };
+        Ok((self.step, host(&self.m)?, host(&self.v)?))
+    }
+
+    /// Restores a [`state`](Optimizer::state) for `params` (buffers take each parameter's element
+    /// type and device).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the buffers do not match the parameters in number or size.
+    pub fn restore(
+        &mut self,
+        params: &Params,
+        step: u64,
+        m: Vec<Option<Vec<f64>>>,
+        v: Vec<Option<Vec<f64>>>,
+    ) -> Result<()> {
+        let n = params.len();
+        if m.len() != n || v.len() != n {
+            return Err(Error::invalid(
+                "checkpoint",
+                "optimizer",
+                "moment buffers do not match the parameters",
+            ));
+        }
+        let load = |slots: Vec<Option<Vec<f64>>>| -> Result<Vec<Option<Storage>>> {
+            slots
+                .into_iter()
+                .zip(params.values())
+                .map(|(s, p)| {
+                    s.map(|data| {
+                        if data.len() != p.numel() {
+                            return Err(Error::invalid(
+                                "checkpoint",
+                                "optimizer",
+                                "a moment buffer has the wrong size",
+                            ));
+                        }
+                        let cpu = match p.dtype() {
+                            DType::F32 => CpuStorage::F32(data.iter().map(|&x| x as f32).collect()),
+                            DType::F64 => CpuStorage::F64(data),
+                        };
+                        Storage::from_cpu(cpu, p.device())
+                    })
+                    .transpose()
+                })
+                .collect()
+        };
+        self.m = load(m)?;
+        self.v = load(v)?;
+        self.step = step;
+        Ok(())
     }
 
     /// Applies one update with learning rate `lr` and gradients aligned with `params`.

@@ -476,3 +476,32 @@ fn cli_saves_the_basis_and_rejects_bad_input() {
         assert!(err.contains(needle), "{full:?}: {err}");
     }
 }
+
+#[test]
+fn cli_train_rejects_bad_input_with_one_line() {
+    for (args, needle) in [
+        (vec!["--dataset", "mnist"], "unknown data set"),
+        (
+            vec!["--dataset", "inertia", "--group", "O(5)"],
+            "needs a group acting on ℝ^3",
+        ),
+        (
+            vec!["--dataset", "inertia", "--model", "cnn"],
+            "unknown model",
+        ),
+        (vec!["--dataset", "inertia", "--lr", "0"], "--lr"),
+        (
+            vec!["--dataset", "inertia", "--resume"],
+            "needs --checkpoint",
+        ),
+        (vec!["--dataset", "inertia", "--n-train", "0"], "--n-train"),
+    ] {
+        let mut full = vec!["emlp", "train", "--quiet"];
+        full.extend(args.iter().copied());
+        let o = keel(&full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{full:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{full:?}: {err}");
+    }
+}

@@ -164,6 +164,10 @@ fn emlp_beats_the_mlp_on_o5_synthetic_with_little_data() {
         batch: 100,
         seed: 0,
         progress: false,
+        checkpoint: None,
+        checkpoint_every: 1,
+        resume: false,
+        stop_after: None,
     };
     let solver = Solver::new(None);
     let e = train(&cfg(ModelKind::Emlp), &solver).unwrap();
@@ -276,4 +280,78 @@ fn core_evaluates_exported_emlps_equivariantly() {
             );
         }
     }
+}
+
+/// A run split by a checkpoint (stop after 5 of 10 epochs, resume) ends exactly where an
+/// uninterrupted run does; a checkpoint from another configuration is refused.
+#[test]
+fn training_resumes_from_a_checkpoint_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let cfg = |checkpoint: Option<std::path::PathBuf>, stop_after, resume, model| TrainConfig {
+        dataset: Dataset::O5Synthetic,
+        group: parse_group("O(5)").unwrap(),
+        model,
+        n_train: 200,
+        n_val: 100,
+        n_test: 200,
+        epochs: Some(10),
+        ch: 24,
+        layers: 1,
+        lr: 3e-3,
+        batch: 25,
+        seed: 3,
+        progress: false,
+        checkpoint,
+        checkpoint_every: 2,
+        resume,
+        stop_after,
+    };
+    let solver = Solver::new(None);
+    for model in [ModelKind::Emlp, ModelKind::MlpAug] {
+        let straight = train(&cfg(None, None, false, model), &solver).unwrap();
+        let _ = std::fs::remove_file(&ck);
+        let first = train(&cfg(Some(ck.clone()), Some(5), true, model), &solver).unwrap();
+        assert!(ck.exists());
+        // Still improving: the first half's best is its last epoch, the whole run's is later.
+        eprintln!(
+            "{model:?}: first half best epoch {} ({}), whole run {} ({})",
+            first.best_epoch, first.test_mse, straight.best_epoch, straight.test_mse
+        );
+        assert_eq!(first.best_epoch, 5, "{model:?}");
+        assert!(
+            straight.best_epoch > 5,
+            "{model:?}: best epoch {}",
+            straight.best_epoch
+        );
+        assert_ne!(first.test_mse, straight.test_mse, "{model:?}");
+        let resumed = train(&cfg(Some(ck.clone()), None, true, model), &solver).unwrap();
+        assert_eq!(resumed.test_mse, straight.test_mse, "{model:?}");
+        assert_eq!(resumed.best_epoch, straight.best_epoch);
+        let flat = |t: &keel::emlp::train::Trained| -> Vec<f64> {
+            t.params
+                .values()
+                .iter()
+                .flat_map(|p| p.to_vec_f64().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            flat(&resumed),
+            flat(&straight),
+            "{model:?}: parameters differ after resuming"
+        );
+    }
+    // Another configuration: refused with a clear error, the file untouched.
+    let before = std::fs::read(&ck).unwrap();
+    let mut other = cfg(Some(ck.clone()), None, true, ModelKind::Emlp);
+    other.lr = 1e-3;
+    let e = train(&other, &solver)
+        .err()
+        .expect("mismatched checkpoint")
+        .to_string();
+    assert!(e.contains("the checkpoint is for"), "{e}");
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    // A corrupt file is an error, not a panic.
+    std::fs::write(&ck, b"not a checkpoint").unwrap();
+    assert!(train(&cfg(Some(ck.clone()), None, true, ModelKind::Emlp), &solver).is_err());
 }
