@@ -130,7 +130,7 @@ pub enum Error {
     #[error("this build of keel has no CUDA support; use --device cpu (or auto)")]
     CudaNotCompiled,
     /// A computation would need more memory than Keel allows; refused before allocating.
-    #[error("{what} is too large ({} needed)", human_bytes(*bytes))]
+    #[error("{what} is too large{}", human_bytes(*bytes))]
     TooLarge {
         /// What would be allocated.
         what: String,
@@ -191,7 +191,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 fn human_bytes(b: u128) -> String {
     if b == 0 {
-        return "more than the limit".into();
+        return String::new();
     }
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut x = b as f64;
@@ -200,5 +200,5 @@ fn human_bytes(b: u128) -> String {
         x /= 1024.0;
         u += 1;
     }
-    format!("{x:.1} {}", units[u])
+    format!(" ({x:.1} {} needed)", units[u])
 }

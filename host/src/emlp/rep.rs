@@ -178,14 +178,8 @@ impl Rep {
         let n = self.size();
         if n > MAX_REP_SIZE {
             return Err(format!(
-                "representation of size {} is too large (the limit is {MAX_REP_SIZE} entries, \
-                 whose layout alone takes {} MiB)",
-                if n == usize::MAX {
-                    "≥ 2^64".to_string()
-                } else {
-                    n.to_string()
-                },
-                (MAX_REP_SIZE * 8) >> 20
+                "representation of size {} (the limit is {MAX_REP_SIZE} entries)",
+                if n == usize::MAX { "≥ 2^64".to_string() } else { n.to_string() },
             ));
         }
         let raw = self.raw_terms();

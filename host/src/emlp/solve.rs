@@ -453,7 +453,7 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
     if n * n > MAX_GRAM_ENTRIES as u128 {
         return Err(Error::TooLarge {
             what: format!(
-                "T({p},{q}) of {} (size {n}): its constraint Gram matrix is {n} × {n}",
+                "T({p},{q}) of {} (size {n}; its constraint Gram matrix is {n} × {n})",
                 g.name
             ),
             bytes: n * n * 8,
