@@ -179,7 +179,11 @@ impl Rep {
         if n > MAX_REP_SIZE {
             return Err(format!(
                 "representation of size {} (the limit is {MAX_REP_SIZE} entries)",
-                if n == usize::MAX { "≥ 2^64".to_string() } else { n.to_string() },
+                if n == usize::MAX {
+                    "≥ 2^64".to_string()
+                } else {
+                    n.to_string()
+                },
             ));
         }
         let raw = self.raw_terms();
