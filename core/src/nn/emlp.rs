@@ -342,16 +342,18 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
                 got: out.len(),
             });
         }
-        let need = self.scratch_len();
-        if scratch.len() < need {
-            return Err(Error::ScratchTooSmall {
-                needed: need,
-                got: scratch.len(),
-            });
-        }
-        let (h, rest) = scratch.split_at_mut(self.widest);
-        let (a, rest) = rest.split_at_mut(self.widest);
-        let pre = &mut rest[..self.widest];
+        let too_small = Error::ScratchTooSmall {
+            needed: self.scratch_len(),
+            got: scratch.len(),
+        };
+        let (h, rest) = scratch.split_at_mut_checked(self.widest).ok_or(too_small)?;
+        let (a, rest) = rest.split_at_mut_checked(self.widest).ok_or(too_small)?;
+        let pre = rest.get_mut(..self.widest).ok_or(too_small)?;
+        // Widths never exceed `widest` (checked when the model is built); the lookups below
+        // report a broken model instead of panicking.
+        let broken = Error::InvalidConfig {
+            what: "a layer is wider than the model's widest layer",
+        };
         for ((hk, &xk), s) in h.iter_mut().zip(x).zip(self.scale.iter::<T>()) {
             *hk = xk / s;
         }
@@ -359,7 +361,9 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
         let tenth = T::from_f64(0.1);
         for block in self.blocks.iter().take(self.n_blocks).flatten() {
             let g = block.linear.outputs();
-            let (hin, lin, pre) = (&h[..width], &mut a[..g], &mut pre[..g]);
+            let hin = h.get(..width).ok_or(broken)?;
+            let lin = a.get_mut(..g).ok_or(broken)?;
+            let pre = pre.get_mut(..g).ok_or(broken)?;
             block.linear.forward(hin, lin)?;
             pre.copy_from_slice(lin);
             for part in block.parts.iter().take(block.n_parts) {
@@ -386,7 +390,7 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
             }
             width = block.size;
         }
-        self.head.forward(&h[..width], out)?;
+        self.head.forward(h.get(..width).ok_or(broken)?, out)?;
         for ((y, m), s) in out
             .iter_mut()
             .zip(self.mean.iter::<T>())
