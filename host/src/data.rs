@@ -210,11 +210,16 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
 /// A seeded permutation of `0..n` (Fisher–Yates).
 pub fn permutation(n: usize, rng: &mut Xoshiro256PlusPlus) -> Vec<usize> {
     let mut p: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = ((uniform::<f64, _>(rng) * (i + 1) as f64) as usize).min(i);
-        p.swap(i, j);
-    }
+    shuffle(&mut p, rng);
     p
+}
+
+/// Shuffles `v` in place (Fisher–Yates, the same draws as [`permutation`]).
+pub fn shuffle<T>(v: &mut [T], rng: &mut Xoshiro256PlusPlus) {
+    for i in (1..v.len()).rev() {
+        let j = ((uniform::<f64, _>(rng) * (i + 1) as f64) as usize).min(i);
+        v.swap(i, j);
+    }
 }
 
 /// Per-column mean and standard deviation (population; a constant column gets std 1 so it

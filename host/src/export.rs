@@ -53,7 +53,8 @@ pub struct Standardization {
     pub target: Option<(Vec<f64>, Vec<f64>)>,
 }
 
-fn f32_bytes(v: &[f64]) -> Vec<u8> {
+/// Little-endian `f32` bytes of `v` (rounded to nearest).
+pub(crate) fn f32_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect()
 }
 

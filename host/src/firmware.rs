@@ -242,11 +242,7 @@ pub fn write_digits_assets(
     )?;
     let n = DIGITS_SAMPLE_COUNT.min(fitted.test.rows());
     let cols = fitted.test.cols();
-    let bytes = |v: &[f64]| {
-        v.iter()
-            .flat_map(|x| (*x as f32).to_le_bytes())
-            .collect::<Vec<u8>>()
-    };
+    let bytes = crate::export::f32_bytes;
     let labels: Vec<f64> = match &fitted.test.y {
         crate::data::Targets::Classes { labels, .. } => {
             labels[..n].iter().map(|&l| l as f64).collect()
@@ -354,11 +350,7 @@ pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
     let xt = crate::tensor::Tensor::from_f64s(&xs, &[n, 10], crate::backend::DType::F32)?;
     let out = crate::autodiff::no_grad(|| net.forward(&t.params, &xt))?.to_vec_f64()?;
     let y: Vec<f64> = out.iter().map(|v| v * std[0] + mean[0]).collect();
-    let bytes = |v: &[f64]| {
-        v.iter()
-            .flat_map(|x| (*x as f32).to_le_bytes())
-            .collect::<Vec<u8>>()
-    };
+    let bytes = crate::export::f32_bytes;
     let tensors = vec![
         ("x".to_string(), vec![n, 10], bytes(&x)),
         ("xg".to_string(), vec![n, 10], bytes(&xg)),
@@ -381,6 +373,29 @@ pub struct FirmwareEmlpRun {
     pub yg: Vec<f32>,
 }
 
+/// The `KEEL-FW model=<name>` line of a firmware log and its `key=value` fields.
+fn model_line<'a>(output: &'a str, name: &str) -> Result<(&'a str, BTreeMap<&'a str, &'a str>)> {
+    let tag = format!("KEEL-FW model={name}");
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with(&tag))
+        .ok_or_else(|| Error::invalid("firmware output", "(log)", format!("no '{tag}' line")))?;
+    let fields = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    Ok((line, fields))
+}
+
+/// Field `k` of a [`model_line`], or an error naming the line.
+fn field<'a>(fields: &BTreeMap<&'a str, &'a str>, line: &str, k: &str) -> Result<&'a str> {
+    fields
+        .get(k)
+        .copied()
+        .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
+}
+
 fn hex_words(field: &str, v: &str) -> Result<Vec<f32>> {
     v.split(',')
         .map(|w| match u32::from_str_radix(w, 16) {
@@ -395,23 +410,8 @@ fn hex_words(field: &str, v: &str) -> Result<Vec<f32>> {
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_emlp(output: &str) -> Result<FirmwareEmlpRun> {
-    let line = output
-        .lines()
-        .find(|l| l.trim_start().starts_with("KEEL-FW model=emlp"))
-        .ok_or_else(|| {
-            Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=emlp' line")
-        })?;
-    let fields: BTreeMap<&str, &str> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    let get = |k: &str| {
-        fields
-            .get(k)
-            .copied()
-            .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
-    };
+    let (line, fields) = model_line(output, "emlp")?;
+    let get = |k: &str| field(&fields, line, k);
     let (y, yg) = (hex_words("y", get("y")?)?, hex_words("yg", get("yg")?)?);
     if y.len() != EMLP_SAMPLE_COUNT || yg.len() != EMLP_SAMPLE_COUNT {
         return Err(Error::invalid(
@@ -495,23 +495,8 @@ pub struct FirmwareModelRun {
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
-    let line = output
-        .lines()
-        .find(|l| l.trim_start().starts_with("KEEL-FW model=digits"))
-        .ok_or_else(|| {
-            Error::invalid("firmware output", "(log)", "no 'KEEL-FW model=digits' line")
-        })?;
-    let fields: BTreeMap<&str, &str> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    let get = |k: &str| {
-        fields
-            .get(k)
-            .copied()
-            .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
-    };
+    let (line, fields) = model_line(output, "digits")?;
+    let get = |k: &str| field(&fields, line, k);
     let samples: usize = get("samples")?
         .parse()
         .map_err(|_| Error::invalid("samples", get("samples").unwrap_or(""), "not an integer"))?;
@@ -522,13 +507,7 @@ pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
                 .map_err(|_| Error::invalid("classes", c, "not an integer"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let logits = get("logits")?
-        .split(',')
-        .map(|w| match u32::from_str_radix(w, 16) {
-            Ok(bits) if w.len() == 8 => Ok(f32::from_bits(bits)),
-            _ => Err(Error::invalid("logits", w, "not an 8-digit hex word")),
-        })
-        .collect::<Result<Vec<f32>>>()?;
+    let logits = hex_words("logits", get("logits")?)?;
     if classes.len() != samples || logits.len() != samples * 10 {
         return Err(Error::invalid(
             "firmware output",

@@ -18,6 +18,7 @@
 
 use super::activation::sigmoid;
 use super::dense::Dense;
+use super::digits;
 use super::weights::Floats;
 use crate::io::{Dtype, JsonStr, SafeTensors, TensorView};
 use crate::{Error, Real, Result};
@@ -121,21 +122,6 @@ fn name_is(name: JsonStr<'_>, a: &str, i: usize, b: &str, j: Option<(usize, &str
         .chain(dj.iter().copied())
         .chain(c.bytes());
     name.bytes().eq(expected)
-}
-
-fn digits(mut v: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut k = buf.len();
-    loop {
-        k -= 1;
-        if let Some(d) = buf.get_mut(k) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        v /= 10;
-        if v == 0 || k == 0 {
-            break;
-        }
-    }
-    buf.get(k..).unwrap_or(&[])
 }
 
 fn find<'a, const MAX: usize>(

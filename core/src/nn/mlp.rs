@@ -89,22 +89,10 @@ pub struct Mlp<'a, const L: usize> {
 
 /// Whether `name` is `layer{index}.{suffix}`, compared unescaped.
 fn is_layer_tensor(name: JsonStr<'_>, index: usize, suffix: &str) -> bool {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut i = index;
-    loop {
-        start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (i % 10) as u8;
-        }
-        i /= 10;
-        if i == 0 || start == 0 {
-            break;
-        }
-    }
+    let mut buf = [0u8; 20];
     let expected = b"layer"
         .iter()
-        .chain(digits.get(start..).unwrap_or(&[]))
+        .chain(super::digits(index, &mut buf))
         .chain(b".")
         .chain(suffix.as_bytes())
         .copied();

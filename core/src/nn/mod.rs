@@ -57,3 +57,20 @@ pub use config::{MlpConfig, Output};
 pub use dense::Dense;
 pub use emlp::Emlp;
 pub use mlp::{Mlp, SIGMA_FLOOR};
+
+/// The decimal digits of `v`, written into the end of `buf` (for matching tensor names such as
+/// `layer12.weight` without allocating).
+pub(crate) fn digits(mut v: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut k = buf.len();
+    loop {
+        k -= 1;
+        if let Some(d) = buf.get_mut(k) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || k == 0 {
+            break;
+        }
+    }
+    buf.get(k..).unwrap_or(&[])
+}

@@ -321,11 +321,7 @@ impl Group {
         };
         let m = self.discrete.len();
         for _ in 0..3 {
-            let mut order: Vec<usize> = (0..m).collect();
-            for i in (1..m).rev() {
-                let j = ((uniform::<f64, _>(rng) * (i + 1) as f64) as usize).min(i);
-                order.swap(i, j);
-            }
+            let order = crate::data::permutation(m, rng);
             for &i in &order {
                 let k = ((uniform::<f64, _>(rng) * 10.0).floor() as i64).clamp(0, 9) - 5;
                 // Generators are invertible (checked when a rep is built); fall back to I.

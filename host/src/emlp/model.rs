@@ -18,6 +18,7 @@ use super::rep::{Rep, Term};
 use super::solve::Solver;
 use crate::backend::DType;
 use crate::error::{Error, Result};
+use crate::export::f32_bytes;
 use crate::init;
 use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
@@ -348,6 +349,10 @@ pub struct BiLinear {
     pub n_in: usize,
     /// Output size.
     pub n_out: usize,
+    /// For every filled entry of W(x), in the parts' order: its column (input channel)…
+    cols: Vec<usize>,
+    /// …and its row (output channel).
+    rows: Vec<usize>,
 }
 
 impl BiLinear {
@@ -406,10 +411,15 @@ impl BiLinear {
                 chosen,
             });
         }
+        let n_in = rep_in.size();
+        let w_idx = parts.iter().flat_map(|p| p.w_idx.iter().copied());
+        let (rows, cols) = w_idx.map(|p| (p / n_in, p % n_in)).unzip();
         Ok(BiLinear {
             parts,
-            n_in: rep_in.size(),
+            n_in,
             n_out: rep_out.size(),
+            cols,
+            rows,
         })
     }
 
@@ -420,12 +430,10 @@ impl BiLinear {
             return Tensor::zeros(&[b, self.n_out], x.dtype())?.to_device(x.device());
         }
         let mut blocks = Vec::with_capacity(self.parts.len());
-        let mut w_idx = Vec::new();
         for p in &self.parts {
             let feats = x.index_select(1, &p.x_idx)?.reshape(&[b, p.n, p.n_rho])?;
             let blk = params.get(p.param).matmul(&feats)?; // [B, W_mult, n_ρ]
             blocks.push(blk.reshape(&[b, p.w_mult * p.n_rho])?);
-            w_idx.extend_from_slice(&p.w_idx);
         }
         let vals = if blocks.len() == 1 {
             blocks.pop().unwrap_or_else(|| unreachable!())
@@ -434,11 +442,9 @@ impl BiLinear {
         };
         // W(x) x without forming W(x): each nonzero entry W[o, i] contributes W[o, i]·x[i] to
         // output o.
-        let cols: Vec<usize> = w_idx.iter().map(|&p| p % self.n_in).collect();
-        let rows: Vec<usize> = w_idx.iter().map(|&p| p / self.n_in).collect();
         let y = vals
-            .mul(&x.index_select(1, &cols)?)?
-            .index_add(1, &rows, self.n_out)?;
+            .mul(&x.index_select(1, &self.cols)?)?
+            .index_add(1, &self.rows, self.n_out)?;
         y.mul_scalar(0.1)
     }
 }
@@ -550,10 +556,6 @@ impl Emlp {
     }
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn u32_bytes(v: &[usize]) -> Result<Vec<u8>> {
     v.iter()
         .map(|&x| u32::try_from(x).map(u32::to_le_bytes))
@@ -579,10 +581,24 @@ impl Emlp {
         extra: &BTreeMap<String, String>,
     ) -> Result<Vec<u8>> {
         let mut t: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
-        let f = |v: &[f64]| f32_bytes(&v.iter().map(|&x| x as f32).collect::<Vec<_>>());
-        t.push(("input.scale".into(), "F32", vec![x_scale.len()], f(x_scale)));
-        t.push(("target.mean".into(), "F32", vec![y_mean.len()], f(y_mean)));
-        t.push(("target.std".into(), "F32", vec![y_std.len()], f(y_std)));
+        t.push((
+            "input.scale".into(),
+            "F32",
+            vec![x_scale.len()],
+            f32_bytes(x_scale),
+        ));
+        t.push((
+            "target.mean".into(),
+            "F32",
+            vec![y_mean.len()],
+            f32_bytes(y_mean),
+        ));
+        t.push((
+            "target.std".into(),
+            "F32",
+            vec![y_std.len()],
+            f32_bytes(y_std),
+        ));
         let mut chosen = Vec::new();
         for (l, b) in self.blocks.iter().enumerate() {
             let (w, bias) = b.linear.effective(params)?;
@@ -590,13 +606,13 @@ impl Emlp {
                 format!("block{l}.weight"),
                 "F32",
                 vec![b.linear.n_out, b.linear.n_in],
-                f32_bytes(&w.to_vec_f32()?),
+                f32_bytes(&w.to_vec_f64()?),
             ));
             t.push((
                 format!("block{l}.bias"),
                 "F32",
                 vec![b.linear.n_out],
-                f32_bytes(&bias.to_vec_f32()?),
+                f32_bytes(&bias.to_vec_f64()?),
             ));
             t.push((
                 format!("block{l}.gates"),
@@ -606,7 +622,7 @@ impl Emlp {
             ));
             let mut block_chosen = Vec::new();
             for (p, part) in b.bilinear.parts.iter().enumerate() {
-                let coef = params.get(part.param).to_vec_f32()?;
+                let coef = params.get(part.param).to_vec_f64()?;
                 t.push((
                     format!("block{l}.bilinear{p}.coef"),
                     "F32",
@@ -634,13 +650,13 @@ impl Emlp {
             "head.weight".into(),
             "F32",
             vec![self.head.n_out, self.head.n_in],
-            f32_bytes(&w.to_vec_f32()?),
+            f32_bytes(&w.to_vec_f64()?),
         ));
         t.push((
             "head.bias".into(),
             "F32",
             vec![self.head.n_out],
-            f32_bytes(&bias.to_vec_f32()?),
+            f32_bytes(&bias.to_vec_f64()?),
         ));
         let config = serde_json::json!({
             "group": self.group.name,

@@ -120,10 +120,7 @@ impl Default for Solver {
 
 /// `$XDG_CACHE_HOME/keel/emlp` or `~/.cache/keel/emlp`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("keel").join("emlp"))
+    crate::output::cache_dir("emlp")
 }
 
 impl Solver {

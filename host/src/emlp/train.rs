@@ -296,7 +296,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
     }
     bar.set_position(start as u64);
     for epoch in start..epochs {
-        shuffle(&mut order, &mut rng);
+        crate::data::shuffle(&mut order, &mut rng);
         for idx in order.chunks(batch) {
             let vars = params.variables();
             let (x, y, rot) = if cfg.model == ModelKind::MlpAug {
@@ -375,13 +375,6 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         ),
         hidden,
     })
-}
-
-fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
-    for i in (1..v.len()).rev() {
-        let j = ((keel_core::random::uniform::<f64, _>(rng) * (i + 1) as f64) as usize).min(i);
-        v.swap(i, j);
-    }
 }
 
 /// Inputs `ρ_in(g) x` and the per-example `ρ_out(g)⁻¹` (`None` for scalar outputs), fresh `g`

@@ -1,7 +1,6 @@
 //! GPU discovery, contexts, and the NVRTC module cache.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::cublas::CudaBlas;
@@ -265,13 +264,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("keel").join("ptx"))
-}
-
 fn source(family: &str) -> Result<&'static str> {
     SOURCES
         .iter()
@@ -287,7 +279,7 @@ fn source(family: &str) -> Result<&'static str> {
 fn ptx_for(family: &'static str, arch: &'static str) -> Result<Ptx> {
     let src = source(family)?;
     let key = format!("{family}-{:016x}-{arch}-nofma.ptx", fnv1a(src.as_bytes()));
-    let cached = cache_dir().map(|d| d.join(&key));
+    let cached = crate::output::cache_dir("ptx").map(|d| d.join(&key));
     if let Some(path) = &cached {
         if let Ok(text) = std::fs::read_to_string(path) {
             return Ok(Ptx::from_src(text));
