@@ -221,6 +221,25 @@ pub enum Error {
         /// Scalars given.
         got: usize,
     },
+    /// A symmetric matrix that must be positive definite is not: the Cholesky pivot `pivot`
+    /// came out as `value` (≤ 0 or not finite).
+    NotPositiveDefinite {
+        /// Index of the failing pivot.
+        pivot: usize,
+        /// The pivot's value before the square root.
+        value: f64,
+    },
+    /// An input lies outside the interpolation grid of a structured-kernel GP.
+    OutOfGrid {
+        /// The input dimension.
+        dim: usize,
+        /// The coordinate given.
+        value: f64,
+        /// The grid's usable range in that dimension.
+        lo: f64,
+        /// Upper end of the usable range.
+        hi: f64,
+    },
     /// A model's metadata (`keel.kind`, `keel.config`) is missing or does not describe a model
     /// this operation can build or run.
     InvalidConfig {
@@ -264,6 +283,8 @@ impl Error {
             Error::ShapeMismatch { .. } => "ShapeMismatch",
             Error::ScratchTooSmall { .. } => "ScratchTooSmall",
             Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::NotPositiveDefinite { .. } => "NotPositiveDefinite",
+            Error::OutOfGrid { .. } => "OutOfGrid",
         }
     }
 }
@@ -280,6 +301,15 @@ impl fmt::Display for Error {
             Error::TooManySteps { t, max_steps } => {
                 write!(f, "more than {max_steps} steps needed (stopped at t = {t})")
             }
+            Error::NotPositiveDefinite { pivot, value } => write!(
+                f,
+                "matrix is not positive definite (Cholesky pivot {pivot} is {value:e})"
+            ),
+            Error::OutOfGrid { dim, value, lo, hi } => write!(
+                f,
+                "input {value} in dimension {dim} is outside the interpolation grid's usable \
+                 range [{lo}, {hi}]"
+            ),
             Error::Singular { column } => {
                 write!(f, "singular linear system (zero pivot in column {column})")
             }

@@ -20,6 +20,8 @@
 //!   file) for the weights the host exports;
 //! - [`nn`]: dense layers and MLPs evaluated in place from those weights (forward, class
 //!   prediction, gradient with respect to the input);
+//! - [`gp`]: Gaussian-process regression — kernels, an exact online GP of fixed capacity and
+//!   WISKI, the structured-kernel-interpolation GP with a constant-time update per observation;
 //! - [`random`]: a seeded generator and the distributions the samplers use.
 //!
 //! ```
@@ -54,6 +56,7 @@
 
 pub mod dynamics;
 mod error;
+pub mod gp;
 pub mod integrate;
 pub mod io;
 pub mod linalg;

@@ -1,0 +1,492 @@
+//! WISKI: the structured-kernel-interpolation GP updated in constant time per observation.
+//!
+//! # Model
+//! `K_XX ≈ W K_UU Wᵀ` with `W` the sparse cubic-interpolation weights onto a regular grid `U`
+//! of `m` nodes and `K_UU = s ⊗_k K_k` (one 1-D kernel matrix per dimension); observations
+//! `y = f + ε`, `ε ~ N(0, σ² D)` with fixed per-point factors `d_i` and a noise σ². Writing
+//! `K′ = K_UU/σ²`, `A = WᵀD⁻¹W`, `b = WᵀD⁻¹y`, the posterior of the grid values is
+//! `N(σ² C b, σ² C)` with `C = (K′⁻¹ + A)⁻¹`, so
+//! `μ(x*) = w*ᵀ a` (`a = C b`) and `Var f(x*) = σ² w*ᵀ C w*`.
+//!
+//! # The update (a choice, measured in benches/RESULTS.md)
+//! The reference keeps a root `L` of `A` and an inverse root, updates both by an SVD in
+//! `O(m r²)`, and re-forms `Q = I + LᵀK′L` (`O(r³)`) before predicting. Here each observation is
+//! a Kalman measurement update of the grid values, applied to a square root `S` of `C`
+//! (`C = S Sᵀ`) by Potter's algorithm:
+//! `φ = Sᵀw`, `s = d + φᵀφ`, `S ← S − γ (Sφ) φᵀ` with `γ = 1/(s + √(d s))`, and
+//! `a ← a + Sφ (y − wᵀa)/s`. With `w` holding `4^D` non-zeros this is `2m² + O(4^D m)` flops,
+//! independent of how many points came before, and `C = S Sᵀ` stays positive semi-definite by
+//! construction (the covariance-form rank-1 downdate does not, in `f32`). The initial `S` is an
+//! eigen-root of `K′` (no inverse of the badly conditioned `K_UU` is ever formed).
+//!
+//! The log marginal likelihood accumulates from the innovations,
+//! `log p(y) = −½ Σ_i [e_i²/(σ² s_i) + log(σ² s_i) + log 2π]`, `e_i = y_i − w_iᵀa`, which equals the
+//! cached-statistics formula `−½[(c_yy − bᵀa)/σ² + log|I + K′A| + log|D| + n log σ² + n log 2π]`.
+//!
+//! [`Wiski::refactorize`] rebuilds `S`, `a` and the likelihood terms from the sufficient
+//! statistics (`A`, `b`, `c_yy`, `log|D|`, `n`) in `O(m³)`: `S = S₀ R⁻ᵀ` with `R Rᵀ =
+//! I + S₀ᵀ A S₀` and `S₀` the root of `K′`. That is also how new hyperparameters take effect.
+
+use super::grid::{Grid, MAX_NONZEROS};
+use super::kernel::{positive, Kernel};
+use super::Prediction;
+use crate::error::{Error, Result};
+use crate::linalg::{cholesky_in_place, symmetric_eigen};
+use crate::real::Real;
+
+/// The slices a [`Wiski`] works in (`m` = grid nodes): `root` and `precision` hold `m²`
+/// scalars, `b`, `mean` `m`, `work` `2m`.
+#[derive(Debug)]
+pub struct WiskiBuffers<'a, T> {
+    /// `S` (row-major `m×m`) with `S Sᵀ = C`.
+    pub root: &'a mut [T],
+    /// `A = WᵀD⁻¹W` (row-major `m×m`).
+    pub precision: &'a mut [T],
+    /// `b = WᵀD⁻¹y`.
+    pub b: &'a mut [T],
+    /// `a = C b`.
+    pub mean: &'a mut [T],
+    /// Scratch: `φ` and `Sφ`.
+    pub work: &'a mut [T],
+}
+
+/// Storage for a [`Wiski`] on a grid of `M` nodes: `2M² + 4M` scalars (`M = 64` in `f32`:
+/// 33 kB).
+#[derive(Clone, Debug)]
+pub struct WiskiMemory<T: Real, const M: usize> {
+    root: [[T; M]; M],
+    precision: [[T; M]; M],
+    b: [T; M],
+    mean: [T; M],
+    work: [[T; M]; 2],
+}
+
+impl<T: Real, const M: usize> WiskiMemory<T, M> {
+    /// Zeroed storage.
+    pub fn new() -> Self {
+        WiskiMemory {
+            root: [[T::ZERO; M]; M],
+            precision: [[T::ZERO; M]; M],
+            b: [T::ZERO; M],
+            mean: [T::ZERO; M],
+            work: [[T::ZERO; M]; 2],
+        }
+    }
+
+    /// The slices of this storage.
+    pub fn buffers(&mut self) -> WiskiBuffers<'_, T> {
+        WiskiBuffers {
+            root: self.root.as_flattened_mut(),
+            precision: self.precision.as_flattened_mut(),
+            b: &mut self.b,
+            mean: &mut self.mean,
+            work: self.work.as_flattened_mut(),
+        }
+    }
+}
+
+impl<T: Real, const M: usize> Default for WiskiMemory<T, M> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Scalars of scratch [`Wiski::new`] and [`Wiski::refactorize`] need for a grid of `m` nodes.
+pub const fn refactor_scratch_len(m: usize) -> usize {
+    2 * m * m
+}
+
+/// The online SKI GP (see the module documentation).
+#[derive(Debug)]
+pub struct Wiski<'a, T: Real, const D: usize> {
+    grid: Grid<T, D>,
+    kernel: Kernel<T, D>,
+    noise: T,
+    m: usize,
+    buf: WiskiBuffers<'a, T>,
+    n: u64,
+    c_yy: T,
+    log_det_d: T,
+    log_det_q: T,
+    quad: T,
+}
+
+impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
+    /// An empty model: `C = K′`, `a = 0`. `scratch` (≥ [`refactor_scratch_len`]`(m)` scalars)
+    /// is used only while building the root of `K′`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a non-positive noise; [`Error::CountMismatch`] if a
+    /// buffer's length does not match the grid; [`Error::ScratchTooSmall`].
+    pub fn new(
+        grid: Grid<T, D>,
+        kernel: Kernel<T, D>,
+        noise: T,
+        buf: WiskiBuffers<'a, T>,
+        scratch: &mut [T],
+    ) -> Result<Self> {
+        positive("noise", noise)?;
+        let m = grid.len();
+        let check = |what: &'static str, got: usize, expected: usize| {
+            if got == expected {
+                Ok(())
+            } else {
+                Err(Error::CountMismatch {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        check("root buffer entries (grid nodes²)", buf.root.len(), m * m)?;
+        check(
+            "precision buffer entries (grid nodes²)",
+            buf.precision.len(),
+            m * m,
+        )?;
+        check("b buffer entries (grid nodes)", buf.b.len(), m)?;
+        check("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
+        check(
+            "work buffer entries (2 × grid nodes)",
+            buf.work.len(),
+            2 * m,
+        )?;
+        let mut gp = Wiski {
+            grid,
+            kernel,
+            noise,
+            m,
+            buf,
+            n: 0,
+            c_yy: T::ZERO,
+            log_det_d: T::ZERO,
+            log_det_q: T::ZERO,
+            quad: T::ZERO,
+        };
+        gp.buf.precision.fill(T::ZERO);
+        gp.buf.b.fill(T::ZERO);
+        gp.refactorize(scratch)?;
+        Ok(gp)
+    }
+
+    /// The grid.
+    pub fn grid(&self) -> &Grid<T, D> {
+        &self.grid
+    }
+
+    /// The kernel.
+    pub fn kernel(&self) -> &Kernel<T, D> {
+        &self.kernel
+    }
+
+    /// The noise σ².
+    pub fn noise(&self) -> T {
+        self.noise
+    }
+
+    /// Observations absorbed.
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    /// No observations yet.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Sufficient statistics `(A, b, c_yy, log|D|, n)`: everything the data left behind.
+    pub fn statistics(&self) -> (&[T], &[T], T, T, u64) {
+        (
+            self.buf.precision,
+            self.buf.b,
+            self.c_yy,
+            self.log_det_d,
+            self.n,
+        )
+    }
+
+    /// The mean cache `a = C b` (the posterior mean of the grid values).
+    pub fn grid_mean(&self) -> &[T] {
+        self.buf.mean
+    }
+
+    /// The root `S` (`C = S Sᵀ`, row-major `m×m`).
+    pub fn root(&self) -> &[T] {
+        self.buf.root
+    }
+
+    /// Absorbs `(x, y)` with noise variance σ² (`d = 1`).
+    ///
+    /// # Errors
+    /// As [`Wiski::observe_with_noise`].
+    pub fn observe(&mut self, x: &[T; D], y: T) -> Result<()> {
+        self.observe_with_noise(x, y, T::ONE)
+    }
+
+    /// Absorbs `(x, y)` with noise variance `σ² d`, in time independent of the number of
+    /// points seen. Nothing changes if it fails.
+    ///
+    /// # Errors
+    /// [`Error::OutOfGrid`] for an input off the grid (unless it clamps), [`Error::NonFinite`]
+    /// for a non-finite target (index = D), [`Error::InvalidParameter`] for `d ≤ 0`.
+    pub fn observe_with_noise(&mut self, x: &[T; D], y: T, d: T) -> Result<()> {
+        if !y.is_finite() {
+            return Err(Error::NonFinite { index: D, t: 0.0 });
+        }
+        positive("noise factor", d)?;
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [T::ZERO; MAX_NONZEROS];
+        let nnz = self.grid.weights(x, &mut idx, &mut w)?;
+        let (idx, w) = (&idx[..nnz], &w[..nnz]);
+        let m = self.m;
+        let s_mat = &mut *self.buf.root;
+        let (phi, u) = self.buf.work.split_at_mut(m);
+        // φ = Sᵀ w: a combination of the 4^D rows of S at w's non-zeros.
+        phi.fill(T::ZERO);
+        let mut innovation = y;
+        for (&i, &wi) in idx.iter().zip(w) {
+            for (p, r) in phi.iter_mut().zip(&s_mat[i * m..(i + 1) * m]) {
+                *p += wi * *r;
+            }
+            innovation -= wi * self.buf.mean[i];
+        }
+        let s = d + phi.iter().fold(T::ZERO, |acc, p| acc + *p * *p);
+        // u = S φ = C w.
+        for (ui, row) in u.iter_mut().zip(s_mat.chunks_exact(m)) {
+            *ui = row
+                .iter()
+                .zip(phi.iter())
+                .fold(T::ZERO, |acc, (r, p)| acc + *r * *p);
+        }
+        let gamma = T::ONE / (s + (d * s).sqrt());
+        for (row, ui) in s_mat.chunks_exact_mut(m).zip(u.iter()) {
+            let g = gamma * *ui;
+            for (r, p) in row.iter_mut().zip(phi.iter()) {
+                *r -= g * *p;
+            }
+        }
+        let gain = innovation / s;
+        for (a, ui) in self.buf.mean.iter_mut().zip(u.iter()) {
+            *a += gain * *ui;
+        }
+        // Sufficient statistics.
+        for (&i, &wi) in idx.iter().zip(w) {
+            let wd = wi / d;
+            for (&j, &wj) in idx.iter().zip(w) {
+                self.buf.precision[i * m + j] += wd * wj;
+            }
+            self.buf.b[i] += wd * y;
+        }
+        self.c_yy += y * y / d;
+        self.log_det_d += d.ln();
+        self.log_det_q += (s / d).ln();
+        self.quad += innovation * gain;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Posterior mean and variances of `f(x)` and `y(x)` (noise factor 1), in `O(4^D m)`.
+    ///
+    /// # Errors
+    /// [`Error::OutOfGrid`] (unless the grid clamps).
+    pub fn predict(&self, x: &[T; D]) -> Result<Prediction<T>> {
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [T::ZERO; MAX_NONZEROS];
+        let nnz = self.grid.weights(x, &mut idx, &mut w)?;
+        let (idx, w) = (&idx[..nnz], &w[..nnz]);
+        let m = self.m;
+        let mut mean = T::ZERO;
+        for (&i, &wi) in idx.iter().zip(w) {
+            mean += wi * self.buf.mean[i];
+        }
+        let mut var = T::ZERO;
+        for j in 0..m {
+            let mut phi = T::ZERO;
+            for (&i, &wi) in idx.iter().zip(w) {
+                phi += wi * self.buf.root[i * m + j];
+            }
+            var += phi * phi;
+        }
+        let var_f = self.noise * var;
+        Ok(Prediction {
+            mean,
+            var_f,
+            var_y: var_f + self.noise,
+        })
+    }
+
+    /// `log p(y)` of everything absorbed, in `O(1)`.
+    pub fn log_marginal_likelihood(&self) -> T {
+        let n = T::from_usize(self.n as usize);
+        -T::HALF
+            * (self.quad / self.noise
+                + self.log_det_q
+                + self.log_det_d
+                + n * self.noise.ln()
+                + n * (T::TWO * T::PI).ln())
+    }
+
+    /// New hyperparameters, applied by a refactorisation (`O(m³)`).
+    ///
+    /// # Errors
+    /// As [`Wiski::refactorize`]; [`Error::InvalidParameter`] for a non-positive noise. On error
+    /// the model keeps its statistics but must be refactorised before use.
+    pub fn set_hyperparameters(
+        &mut self,
+        kernel: Kernel<T, D>,
+        noise: T,
+        scratch: &mut [T],
+    ) -> Result<()> {
+        positive("noise", noise)?;
+        self.kernel = kernel;
+        self.noise = noise;
+        self.refactorize(scratch)
+    }
+
+    /// Rebuilds `S`, `a`, `log|I + K′A|` and `c_yy − bᵀa` from the sufficient statistics, which
+    /// resets the rounding accumulated by the updates (`O(m³)`; call it every 10⁴–10⁵ updates in
+    /// `f32` if you like: benches/RESULTS.md shows how little drift there is without it).
+    ///
+    /// # Errors
+    /// [`Error::ScratchTooSmall`]; [`Error::NonFinite`] if the kernel matrix is not finite;
+    /// [`Error::NotPositiveDefinite`] if `I + S₀ᵀAS₀` is not (only possible through rounding
+    /// far beyond what the statistics of finite data produce).
+    pub fn refactorize(&mut self, scratch: &mut [T]) -> Result<()> {
+        let m = self.m;
+        let needed = refactor_scratch_len(m);
+        if scratch.len() < needed {
+            return Err(Error::ScratchTooSmall {
+                needed,
+                got: scratch.len(),
+            });
+        }
+        let (s0, q) = scratch[..needed].split_at_mut(m * m);
+        self.grid_root(s0, q)?;
+        // T1 = A S₀ (into the root buffer, rebuilt below).
+        let a = &*self.buf.precision;
+        let t1 = &mut *self.buf.root;
+        for i in 0..m {
+            let (a_row, t_row) = (&a[i * m..(i + 1) * m], &mut t1[i * m..(i + 1) * m]);
+            t_row.fill(T::ZERO);
+            for (k, &aik) in a_row.iter().enumerate() {
+                if aik != T::ZERO {
+                    for (t, s) in t_row.iter_mut().zip(&s0[k * m..(k + 1) * m]) {
+                        *t += aik * *s;
+                    }
+                }
+            }
+        }
+        // Q = I + S₀ᵀ T1 (lower triangle), then Q = R Rᵀ.
+        for i in 0..m {
+            for j in 0..=i {
+                let mut v = if i == j { T::ONE } else { T::ZERO };
+                for k in 0..m {
+                    v += s0[k * m + i] * t1[k * m + j];
+                }
+                q[i * m + j] = v;
+            }
+        }
+        cholesky_in_place(q, m)?;
+        // S = S₀ R⁻ᵀ: row i of S solves R x = (row i of S₀).
+        let s_mat = &mut *self.buf.root;
+        s_mat.copy_from_slice(s0);
+        for row in s_mat.chunks_exact_mut(m) {
+            for j in 0..m {
+                let mut v = row[j];
+                for k in 0..j {
+                    v -= q[j * m + k] * row[k];
+                }
+                row[j] = v / q[j * m + j];
+            }
+        }
+        self.log_det_q = (0..m).fold(T::ZERO, |acc, i| acc + T::TWO * q[i * m + i].ln());
+        // a = S (Sᵀ b).
+        let (phi, _) = self.buf.work.split_at_mut(m);
+        phi.fill(T::ZERO);
+        for (row, &bi) in s_mat.chunks_exact(m).zip(self.buf.b.iter()) {
+            for (p, r) in phi.iter_mut().zip(row) {
+                *p += bi * *r;
+            }
+        }
+        let mut ba = T::ZERO;
+        for ((a, row), &bi) in self
+            .buf
+            .mean
+            .iter_mut()
+            .zip(s_mat.chunks_exact(m))
+            .zip(self.buf.b.iter())
+        {
+            *a = row
+                .iter()
+                .zip(phi.iter())
+                .fold(T::ZERO, |acc, (r, p)| acc + *r * *p);
+            ba += bi * *a;
+        }
+        self.quad = self.c_yy - ba;
+        Ok(())
+    }
+
+    /// Writes `S₀` with `S₀ S₀ᵀ = K′ = K_UU/σ²` into `s0` (row-major `m×m`), using `work`
+    /// (`m²` scalars) for the per-dimension eigen-decompositions: `K_k = V Λ Vᵀ` gives the root
+    /// `V Λ^{1/2}` (eigenvalues that rounding made negative are set to zero), and the roots
+    /// combine by Kronecker products.
+    fn grid_root(&self, s0: &mut [T], work: &mut [T]) -> Result<()> {
+        let m = self.m;
+        let size = *self.grid.size();
+        let scale = (self.kernel.outputscale() / self.noise).sqrt();
+        let fill_factor = |k: usize, mat: &mut [T]| {
+            let g = size[k];
+            for i in 0..g {
+                for j in 0..g {
+                    let delta = self.grid.coordinate(k, i) - self.grid.coordinate(k, j);
+                    mat[i * g + j] = self.kernel.factor(k, delta);
+                }
+            }
+        };
+        let to_root = |g: usize, mat: &[T], vecs: &mut [T]| {
+            for i in 0..g {
+                for (j, v) in vecs[i * g..(i + 1) * g].iter_mut().enumerate() {
+                    *v *= mat[j * g + j].max(T::ZERO).sqrt();
+                }
+            }
+        };
+        if D == 1 {
+            // The 1-D factor is the whole matrix: decompose in `work`, vectors straight into s0.
+            fill_factor(0, work);
+            symmetric_eigen(work, m, s0)?;
+            to_root(m, work, s0);
+            for v in s0.iter_mut() {
+                *v *= scale;
+            }
+            return Ok(());
+        }
+        // D ≥ 2: per-dimension roots side by side in `work` (Σ 2G_k² ≤ m² for G_k ≥ 4).
+        let mut offsets = [0usize; 3];
+        let mut at = 0;
+        for k in 0..D {
+            let g = size[k];
+            let (mat, rest) = work[at..].split_at_mut(g * g);
+            let vecs = &mut rest[..g * g];
+            fill_factor(k, mat);
+            symmetric_eigen(mat, g, vecs)?;
+            to_root(g, mat, vecs);
+            offsets[k] = at + g * g;
+            at += 2 * g * g;
+        }
+        for i in 0..m {
+            for j in 0..m {
+                let (mut ri, mut rj) = (i, j);
+                let mut v = scale;
+                for k in (0..D).rev() {
+                    let g = size[k];
+                    let (ik, jk) = (ri % g, rj % g);
+                    ri /= g;
+                    rj /= g;
+                    v *= work[offsets[k] + ik * g + jk];
+                }
+                s0[i * m + j] = v;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,256 @@
+//! Cholesky factorisation and triangular solves, in place on row-major square matrices, and a
+//! cyclic Jacobi eigensolver for small symmetric matrices.
+//!
+//! These serve the Gaussian processes: the exact GP's kernel matrix (`K + σ²D = L Lᵀ`), the
+//! WISKI refactorisation (`I + S₀ᵀ A S₀ = R Rᵀ`, well conditioned by construction) and the
+//! square root of the grid kernel `K_UU` (whose eigenvalues decay to rounding level, so a
+//! Cholesky factor does not exist in floating point but a clamped eigen-root does).
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+
+fn check_square<T>(a: &[T], n: usize) -> Result<()> {
+    if a.len() != n * n {
+        return Err(Error::CountMismatch {
+            what: "matrix entries",
+            expected: n * n,
+            got: a.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Factors the symmetric positive-definite `a = L Lᵀ` in place: `L` on and below the diagonal,
+/// the strict upper triangle set to zero. Only the lower triangle of `a` is read.
+///
+/// # Errors
+/// [`Error::CountMismatch`] if `a` is not `n×n`; [`Error::NotPositiveDefinite`] with the
+/// failing pivot (its index and the value that should have been positive) if a pivot is not
+/// positive and finite.
+pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
+    check_square(a, n)?;
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if !(d > T::ZERO) || !d.is_finite() {
+            return Err(Error::NotPositiveDefinite {
+                pivot: j,
+                value: d.to_f64(),
+            });
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / d;
+        }
+        for k in j + 1..n {
+            a[j * n + k] = T::ZERO;
+        }
+    }
+    Ok(())
+}
+
+/// Solves `L x = b` in place (`b` becomes `x`) for the lower-triangular `L` (row-major `n×n`),
+/// skipping the leading zeros of `b` (a sparse right-hand side costs only its tail).
+///
+/// # Errors
+/// [`Error::CountMismatch`] on wrong lengths; [`Error::Singular`] on a zero diagonal.
+pub fn solve_lower_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
+    check_square(l, n)?;
+    if b.len() != n {
+        return Err(Error::CountMismatch {
+            what: "right-hand side entries",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    let first = b.iter().position(|v| *v != T::ZERO).unwrap_or(n);
+    for i in first..n {
+        let mut s = b[i];
+        for k in first..i {
+            s -= l[i * n + k] * b[k];
+        }
+        let d = l[i * n + i];
+        if d == T::ZERO {
+            return Err(Error::Singular { column: i });
+        }
+        b[i] = s / d;
+    }
+    Ok(())
+}
+
+/// Solves `Lᵀ x = b` in place for the lower-triangular `L` (row-major `n×n`).
+///
+/// # Errors
+/// As [`solve_lower_in_place`].
+pub fn solve_lower_transpose_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
+    check_square(l, n)?;
+    if b.len() != n {
+        return Err(Error::CountMismatch {
+            what: "right-hand side entries",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= l[k * n + i] * b[k];
+        }
+        let d = l[i * n + i];
+        if d == T::ZERO {
+            return Err(Error::Singular { column: i });
+        }
+        b[i] = s / d;
+    }
+    Ok(())
+}
+
+/// Eigen-decomposition of the symmetric `a` (row-major `n×n`) by cyclic Jacobi rotations:
+/// on return the diagonal of `a` holds the eigenvalues and column `j` of `v` the eigenvector of
+/// `a[j][j]` (`a = V Λ Vᵀ`, `V` orthogonal). Jacobi is slow (`O(n³)` per sweep, 6–10 sweeps)
+/// but small, allocation-free and accurate to rounding in every eigenvalue, including the tiny
+/// ones of a smooth kernel matrix.
+///
+/// # Errors
+/// [`Error::CountMismatch`] on wrong lengths; [`Error::NonFinite`] if `a` holds NaN or ±∞;
+/// [`Error::TooManySteps`] if 50 sweeps do not converge (not seen for finite input).
+pub fn symmetric_eigen<T: Real>(a: &mut [T], n: usize, v: &mut [T]) -> Result<()> {
+    check_square(a, n)?;
+    check_square(v, n)?;
+    if let Some(index) = a.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFinite { index, t: 0.0 });
+    }
+    for i in 0..n {
+        for j in 0..n {
+            v[i * n + j] = if i == j { T::ONE } else { T::ZERO };
+        }
+    }
+    const MAX_SWEEPS: usize = 50;
+    // Off-diagonal entries below ε‖A‖_F/n are rounding noise: set them to zero instead of
+    // rotating (the eigenvalues then carry an absolute error of order ε‖A‖, as any backward-
+    // stable method's do). Converged when a whole sweep needs no rotation.
+    let norm = a.iter().fold(T::ZERO, |acc, x| acc + *x * *x).sqrt();
+    let tiny = T::EPSILON * norm / T::from_usize(n.max(1));
+    for _ in 0..MAX_SWEEPS {
+        let mut rotated = false;
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() <= tiny {
+                    a[p * n + q] = T::ZERO;
+                    a[q * n + p] = T::ZERO;
+                    continue;
+                }
+                rotated = true;
+                let app = a[p * n + p];
+                let aqq = a[q * n + q];
+                // Rotation angle: tan 2θ = 2 a_pq / (a_qq − a_pp), with the smaller root
+                // t = tan θ for stability.
+                let theta = (aqq - app) / (T::TWO * apq);
+                let t = {
+                    let sign = if theta < T::ZERO { -T::ONE } else { T::ONE };
+                    sign / (theta.abs() + (theta * theta + T::ONE).sqrt())
+                };
+                let c = T::ONE / (t * t + T::ONE).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[k * n + p];
+                    let akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[p * n + k];
+                    let aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let vkp = v[k * n + p];
+                    let vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+                a[p * n + q] = T::ZERO;
+                a[q * n + p] = T::ZERO;
+            }
+        }
+        if !rotated {
+            return Ok(());
+        }
+    }
+    Err(Error::TooManySteps {
+        t: 0.0,
+        max_steps: MAX_SWEEPS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_reconstructs_and_solves() {
+        let a0 = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
+        let mut l = a0;
+        cholesky_in_place(&mut l, 3).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let s: f64 = (0..3).map(|k| l[i * 3 + k] * l[j * 3 + k]).sum();
+                assert!((s - a0[i * 3 + j]).abs() < 1e-14);
+            }
+        }
+        // Solve A x = b through L and Lᵀ.
+        let b = [1.0, -2.0, 0.5];
+        let mut x = b;
+        solve_lower_in_place(&l, 3, &mut x).unwrap();
+        solve_lower_transpose_in_place(&l, 3, &mut x).unwrap();
+        for i in 0..3 {
+            let r: f64 = (0..3).map(|k| a0[i * 3 + k] * x[k]).sum();
+            assert!((r - b[i]).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn cholesky_reports_the_failing_pivot() {
+        let mut a = [1.0, 2.0, 2.0, 1.0];
+        match cholesky_in_place(&mut a, 2) {
+            Err(Error::NotPositiveDefinite { pivot, value }) => {
+                assert_eq!(pivot, 1);
+                assert!((value + 3.0).abs() < 1e-14);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut nan = [f64::NAN];
+        assert!(cholesky_in_place(&mut nan, 1).is_err());
+    }
+
+    #[test]
+    fn jacobi_diagonalises() {
+        let a0 = [
+            2.0, -1.0, 0.0, 0.3, -1.0, 2.0, -1.0, 0.0, 0.0, -1.0, 2.0, 0.7, 0.3, 0.0, 0.7, 1.0,
+        ];
+        let mut a = a0;
+        let mut v = [0.0; 16];
+        symmetric_eigen(&mut a, 4, &mut v).unwrap();
+        for i in 0..4 {
+            for j in 0..4 {
+                let r: f64 = (0..4)
+                    .map(|k| v[i * 4 + k] * a[k * 4 + k] * v[j * 4 + k])
+                    .sum();
+                assert!((r - a0[i * 4 + j]).abs() < 1e-13, "{i} {j}");
+                let o: f64 = (0..4).map(|k| v[k * 4 + i] * v[k * 4 + j]).sum();
+                assert!((o - if i == j { 1.0 } else { 0.0 }).abs() < 1e-13);
+            }
+        }
+        let mut bad = [f64::NAN, 0.0, 0.0, 1.0];
+        assert!(symmetric_eigen(&mut bad, 2, &mut v[..4]).is_err());
+    }
+}
