@@ -66,6 +66,83 @@ impl Dataset {
     }
 }
 
+/// A CSV file of numbers only: column names and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumericTable {
+    /// Column names from the header row.
+    pub names: Vec<String>,
+    /// Row-major values `[rows, names.len()]`.
+    pub values: Vec<f64>,
+}
+
+impl NumericTable {
+    /// Number of data rows.
+    pub fn rows(&self) -> usize {
+        self.values.len() / self.names.len().max(1)
+    }
+}
+
+/// Reads a CSV file with a header row whose every cell is a finite number.
+///
+/// # Errors
+/// [`Error::Io`]; [`Error::Malformed`] naming the row (1-based, the header is row 1) and the
+/// column for ragged rows, empty cells, non-numbers and NaN/∞, or a file without data rows.
+pub fn read_numeric_csv(path: &Path) -> Result<NumericTable> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |reason: String| Error::Malformed {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines
+        .next()
+        .ok_or_else(|| bad("empty file (no header row)".into()))?;
+    let names: Vec<String> = header
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
+    let mut values = Vec::new();
+    for (line_no, line) in lines {
+        let row = line_no + 1;
+        let cells: Vec<&str> = line
+            .split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .collect();
+        if cells.len() != names.len() {
+            return Err(bad(format!(
+                "row {row}: {} fields, the header has {}",
+                cells.len(),
+                names.len()
+            )));
+        }
+        for (c, cell) in cells.iter().enumerate() {
+            let v: f64 = cell.parse().map_err(|_| {
+                bad(format!(
+                    "row {row}, column '{}': '{cell}' is not a number",
+                    names[c]
+                ))
+            })?;
+            if !v.is_finite() {
+                return Err(bad(format!(
+                    "row {row}, column '{}': '{cell}' is not finite",
+                    names[c]
+                )));
+            }
+            values.push(v);
+        }
+    }
+    if values.is_empty() {
+        return Err(bad("no data rows".into()));
+    }
+    Ok(NumericTable { names, values })
+}
+
 /// Reads a CSV file with a header row; `target` names the target column, every other column
 /// must be numeric. With `classify`, target values are class labels (any text); otherwise
 /// numbers.

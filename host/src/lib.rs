@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod firmware;
 pub mod fit;
+pub mod gp;
 pub mod init;
 pub mod metrics;
 pub mod nn;

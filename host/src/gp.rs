@@ -1,0 +1,800 @@
+//! Gaussian-process regression on the host: the same core code the controller runs (exact GP,
+//! WISKI) over heap storage sized at run time, plus the dense SKI posterior computed from
+//! explicit `W` and `K_UU` as the host's reference.
+
+use std::time::Instant;
+
+use keel_core::gp::{
+    refactor_scratch_len, Convention, ExactBuffers, ExactGp, Family, Grid, Kernel, Wiski,
+    WiskiBuffers, MAX_NONZEROS,
+};
+use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Largest input dimension of the exact GP (SKI/WISKI: 3).
+pub const MAX_EXACT_DIM: usize = 8;
+
+/// Kernel and noise hyperparameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hyper {
+    /// Kernel family.
+    pub family: Family,
+    /// Outputscale `s` (prior variance).
+    pub outputscale: f64,
+    /// One lengthscale per input dimension (or one shared, expanded by [`Hyper::for_dim`]).
+    pub lengthscale: Vec<f64>,
+    /// Noise variance σ².
+    pub noise: f64,
+}
+
+impl Hyper {
+    /// Checks the values and expands a single lengthscale to `dim` dimensions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the flag for a non-positive or non-finite value, or a
+    /// lengthscale list of the wrong length.
+    pub fn for_dim(&self, dim: usize) -> Result<Hyper> {
+        let positive = |flag: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::invalid(flag, v, "must be positive and finite"))
+            }
+        };
+        positive("--outputscale", self.outputscale)?;
+        positive("--noise", self.noise)?;
+        let lengthscale = match self.lengthscale.len() {
+            1 => vec![self.lengthscale[0]; dim],
+            n if n == dim => self.lengthscale.clone(),
+            n => {
+                return Err(Error::invalid(
+                    "--lengthscale",
+                    format!("{n} values"),
+                    format!("give one value or one per input dimension ({dim})"),
+                ))
+            }
+        };
+        for &l in &lengthscale {
+            positive("--lengthscale", l)?;
+        }
+        Ok(Hyper {
+            lengthscale,
+            ..self.clone()
+        })
+    }
+
+    fn kernel<const D: usize>(&self) -> Result<Kernel<f64, D>> {
+        let mut l = [0.0; D];
+        l.copy_from_slice(&self.lengthscale);
+        Kernel::new(self.family, self.outputscale, l).map_err(core("kernel"))
+    }
+}
+
+/// An interpolation grid as given on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridSpec {
+    /// Nodes per dimension.
+    pub size: Vec<usize>,
+    /// Lower bounds.
+    pub lo: Vec<f64>,
+    /// Upper bounds.
+    pub hi: Vec<f64>,
+    /// Node placement.
+    pub convention: Convention,
+    /// Clamp off-grid inputs instead of failing.
+    pub clamp: bool,
+}
+
+impl GridSpec {
+    /// Expands single values to `dim` dimensions and checks them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for lists of the wrong length, fewer than 4 nodes, bad bounds,
+    /// or more than 3 dimensions.
+    pub fn for_dim(&self, dim: usize) -> Result<GridSpec> {
+        if !(1..=3).contains(&dim) {
+            return Err(Error::invalid(
+                "input columns",
+                dim,
+                "SKI and WISKI interpolate on grids of 1 to 3 dimensions",
+            ));
+        }
+        fn expand<T: Clone + std::fmt::Debug>(flag: &str, v: &[T], dim: usize) -> Result<Vec<T>> {
+            match v.len() {
+                1 => Ok(vec![v[0].clone(); dim]),
+                n if n == dim => Ok(v.to_vec()),
+                _ => Err(Error::invalid(
+                    flag,
+                    format!("{v:?}"),
+                    format!("give one value or one per input dimension ({dim})"),
+                )),
+            }
+        }
+        let size = expand("--grid-size", &self.size, dim)?;
+        if let Some(&g) = size.iter().find(|&&g| g < 4) {
+            return Err(Error::invalid(
+                "--grid-size",
+                g,
+                "cubic interpolation needs at least 4 grid points per dimension",
+            ));
+        }
+        if self.lo.len() != self.hi.len() {
+            return Err(Error::invalid(
+                "--grid-bounds",
+                format!("{} lower, {} upper", self.lo.len(), self.hi.len()),
+                "give lo,hi pairs",
+            ));
+        }
+        let lo = expand("--grid-bounds", &self.lo, dim)?;
+        let hi = expand("--grid-bounds", &self.hi, dim)?;
+        for (l, h) in lo.iter().zip(&hi) {
+            if !(l.is_finite() && h.is_finite() && l < h) {
+                return Err(Error::invalid(
+                    "--grid-bounds",
+                    format!("{l},{h}"),
+                    "need finite lo < hi",
+                ));
+            }
+        }
+        let nodes: usize = size.iter().product();
+        if nodes > 8192 {
+            return Err(Error::invalid(
+                "--grid-size",
+                format!("{size:?}"),
+                format!(
+                    "{nodes} grid nodes: WISKI keeps two m×m matrices ({:.1} GB); use at most 8192",
+                    2.0 * (nodes * nodes * 8) as f64 / 1e9
+                ),
+            ));
+        }
+        Ok(GridSpec {
+            size,
+            lo,
+            hi,
+            ..self.clone()
+        })
+    }
+
+    fn grid<const D: usize>(&self) -> Result<Grid<f64, D>> {
+        let (mut lo, mut hi, mut size) = ([0.0; D], [0.0; D], [0usize; D]);
+        lo.copy_from_slice(&self.lo);
+        hi.copy_from_slice(&self.hi);
+        size.copy_from_slice(&self.size);
+        Ok(Grid::new(lo, hi, size, self.convention)
+            .map_err(core("grid"))?
+            .clamping(self.clamp))
+    }
+
+    /// Number of grid nodes.
+    pub fn nodes(&self) -> usize {
+        self.size.iter().product()
+    }
+}
+
+/// Training data: row-major inputs `[n, dim]`, targets, per-point noise factors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainData {
+    /// Input dimension.
+    pub dim: usize,
+    /// Inputs, row-major.
+    pub x: Vec<f64>,
+    /// Targets.
+    pub y: Vec<f64>,
+    /// Noise factors `d_i` (noise variance σ² d_i).
+    pub d: Vec<f64>,
+}
+
+impl TrainData {
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// No rows.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+}
+
+/// A posterior at test inputs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Posterior {
+    /// Predictive mean.
+    pub mean: Vec<f64>,
+    /// Variance of f.
+    pub var_f: Vec<f64>,
+    /// Variance of a new observation (var_f + σ²).
+    pub var_y: Vec<f64>,
+    /// log p(y) of the training data.
+    pub log_marginal_likelihood: f64,
+}
+
+fn core(context: &'static str) -> impl Fn(keel_core::Error) -> Error {
+    move |source| Error::Core {
+        context: context.to_string(),
+        source,
+    }
+}
+
+fn row<const D: usize>(x: &[f64], i: usize) -> [f64; D] {
+    let mut r = [0.0; D];
+    r.copy_from_slice(&x[i * D..(i + 1) * D]);
+    r
+}
+
+macro_rules! by_dim {
+    ($dim:expr, $max:literal, $f:ident ( $($arg:expr),* )) => {
+        match $dim {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 if $max >= 4 => $f::<4>($($arg),*),
+            5 if $max >= 5 => $f::<5>($($arg),*),
+            6 if $max >= 6 => $f::<6>($($arg),*),
+            7 if $max >= 7 => $f::<7>($($arg),*),
+            8 if $max >= 8 => $f::<8>($($arg),*),
+            d => Err(Error::invalid(
+                "input columns",
+                d,
+                format!("supported: 1 to {}", $max),
+            )),
+        }
+    };
+}
+
+/// Exact GP posterior through the core's online GP (points added one at a time).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for bad hyperparameters or dimensions; [`Error::Core`] if the kernel
+/// matrix is not positive definite (with the failing row).
+pub fn exact(hyper: &Hyper, train: &TrainData, test: &[f64]) -> Result<Posterior> {
+    let hyper = hyper.for_dim(train.dim)?;
+    by_dim!(train.dim, 8, exact_d(&hyper, train, test))
+}
+
+fn exact_d<const D: usize>(hyper: &Hyper, train: &TrainData, test: &[f64]) -> Result<Posterior> {
+    let n = train.len();
+    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
+        vec![0.0; n * D],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n * n],
+        vec![0.0; n],
+        vec![0.0; n],
+    );
+    let buf = ExactBuffers {
+        x: &mut x,
+        y: &mut y,
+        d: &mut d,
+        l: &mut l,
+        z: &mut z,
+        work: &mut w,
+    };
+    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, buf).map_err(core("exact GP"))?;
+    for i in 0..n {
+        gp.push_with_noise(row::<D>(&train.x, i), train.y[i], train.d[i])
+            .map_err(|r| Error::Core {
+                context: format!("training row {}", i + 1),
+                source: r.error,
+            })?;
+    }
+    let mut post = Posterior {
+        mean: vec![],
+        var_f: vec![],
+        var_y: vec![],
+        log_marginal_likelihood: gp.log_marginal_likelihood(),
+    };
+    for i in 0..test.len() / D {
+        let p = gp.predict(&row::<D>(test, i)).map_err(core("prediction"))?;
+        post.mean.push(p.mean);
+        post.var_f.push(p.var_f);
+        post.var_y.push(p.var_y);
+    }
+    Ok(post)
+}
+
+/// Heap storage for a [`Wiski`] on `m` nodes.
+#[derive(Debug)]
+pub struct WiskiStore {
+    root: Vec<f64>,
+    precision: Vec<f64>,
+    b: Vec<f64>,
+    mean: Vec<f64>,
+    work: Vec<f64>,
+    /// Scratch for refactorisation.
+    pub scratch: Vec<f64>,
+}
+
+impl WiskiStore {
+    /// Zeroed storage for `m` grid nodes.
+    pub fn new(m: usize) -> WiskiStore {
+        WiskiStore {
+            root: vec![0.0; m * m],
+            precision: vec![0.0; m * m],
+            b: vec![0.0; m],
+            mean: vec![0.0; m],
+            work: vec![0.0; 2 * m],
+            scratch: vec![0.0; refactor_scratch_len(m)],
+        }
+    }
+
+    /// The model's slices and the refactorisation scratch.
+    pub fn split(&mut self) -> (WiskiBuffers<'_, f64>, &mut [f64]) {
+        (
+            WiskiBuffers {
+                root: &mut self.root,
+                precision: &mut self.precision,
+                b: &mut self.b,
+                mean: &mut self.mean,
+                work: &mut self.work,
+            },
+            &mut self.scratch,
+        )
+    }
+}
+
+/// WISKI posterior: the training rows streamed one at a time through the core's constant-time
+/// update.
+///
+/// # Errors
+/// As [`exact`], plus [`Error::Core`] with `OutOfGrid` naming the row for inputs off the grid.
+pub fn wiski(hyper: &Hyper, grid: &GridSpec, train: &TrainData, test: &[f64]) -> Result<Posterior> {
+    let hyper = hyper.for_dim(train.dim)?;
+    let grid = grid.for_dim(train.dim)?;
+    by_dim!(train.dim, 3, wiski_d(&hyper, &grid, train, test))
+}
+
+fn wiski_d<const D: usize>(
+    hyper: &Hyper,
+    grid: &GridSpec,
+    train: &TrainData,
+    test: &[f64],
+) -> Result<Posterior> {
+    let mut store = WiskiStore::new(grid.nodes());
+    let (buf, scratch) = store.split();
+    let mut gp = Wiski::new(
+        grid.grid::<D>()?,
+        hyper.kernel::<D>()?,
+        hyper.noise,
+        buf,
+        scratch,
+    )
+    .map_err(core("WISKI"))?;
+    for i in 0..train.len() {
+        gp.observe_with_noise(&row::<D>(&train.x, i), train.y[i], train.d[i])
+            .map_err(|source| Error::Core {
+                context: format!("training row {}", i + 1),
+                source,
+            })?;
+    }
+    let mut post = Posterior {
+        mean: vec![],
+        var_f: vec![],
+        var_y: vec![],
+        log_marginal_likelihood: gp.log_marginal_likelihood(),
+    };
+    for i in 0..test.len() / D {
+        let p = gp
+            .predict(&row::<D>(test, i))
+            .map_err(|source| Error::Core {
+                context: format!("test row {}", i + 1),
+                source,
+            })?;
+        post.mean.push(p.mean);
+        post.var_f.push(p.var_f);
+        post.var_y.push(p.var_y);
+    }
+    Ok(post)
+}
+
+/// Dense SKI posterior (the host's reference): explicit sparse `W`, dense `K_UU`, and a Cholesky
+/// of `W K_UU Wᵀ + σ²D` (`O(n³)`; meant for checking, not for large n).
+///
+/// # Errors
+/// As [`wiski`]; [`Error::Core`] with `NotPositiveDefinite` if the n×n system is not.
+pub fn ski_dense(
+    hyper: &Hyper,
+    grid: &GridSpec,
+    train: &TrainData,
+    test: &[f64],
+) -> Result<Posterior> {
+    let hyper = hyper.for_dim(train.dim)?;
+    let grid = grid.for_dim(train.dim)?;
+    by_dim!(train.dim, 3, ski_dense_d(&hyper, &grid, train, test))
+}
+
+type SparseRow = Vec<(usize, f64)>;
+
+fn ski_dense_d<const D: usize>(
+    hyper: &Hyper,
+    spec: &GridSpec,
+    train: &TrainData,
+    test: &[f64],
+) -> Result<Posterior> {
+    let grid = spec.grid::<D>()?;
+    let kernel = hyper.kernel::<D>()?;
+    let m = grid.len();
+    let size = *grid.size();
+    let mut kuu = vec![0.0; m * m];
+    for i in 0..m {
+        for j in 0..m {
+            let (mut ri, mut rj, mut v) = (i, j, kernel.outputscale());
+            for k in (0..D).rev() {
+                let g = size[k];
+                v *= kernel.factor(k, grid.coordinate(k, ri % g) - grid.coordinate(k, rj % g));
+                ri /= g;
+                rj /= g;
+            }
+            kuu[i * m + j] = v;
+        }
+    }
+    let sparse = |x: &[f64; D], what: &str, i: usize| -> Result<SparseRow> {
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [0.0; MAX_NONZEROS];
+        let nnz = grid
+            .weights(x, &mut idx, &mut w)
+            .map_err(|source| Error::Core {
+                context: format!("{what} row {}", i + 1),
+                source,
+            })?;
+        Ok(idx[..nnz]
+            .iter()
+            .copied()
+            .zip(w[..nnz].iter().copied())
+            .collect())
+    };
+    // K_UU w for a sparse w.
+    let kw = |w: &SparseRow| -> Vec<f64> {
+        let mut out = vec![0.0; m];
+        for &(j, wj) in w {
+            for (o, k) in out.iter_mut().zip(&kuu[j * m..(j + 1) * m]) {
+                *o += wj * k;
+            }
+        }
+        out
+    };
+    let n = train.len();
+    let rows: Vec<SparseRow> = (0..n)
+        .map(|i| sparse(&row::<D>(&train.x, i), "training", i))
+        .collect::<Result<_>>()?;
+    let kwt: Vec<Vec<f64>> = rows.iter().map(kw).collect();
+    let mut kxx = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let v: f64 = rows[i].iter().map(|&(a, wa)| wa * kwt[j][a]).sum();
+            kxx[i * n + j] = v;
+            kxx[j * n + i] = v;
+        }
+        kxx[i * n + i] += hyper.noise * train.d[i];
+    }
+    cholesky_in_place(&mut kxx, n).map_err(core("dense SKI system W K Wᵀ + σ²D"))?;
+    let mut z = train.y.clone();
+    solve_lower_in_place(&kxx, n, &mut z).map_err(core("dense SKI solve"))?;
+    let logdet: f64 = (0..n).map(|i| 2.0 * kxx[i * n + i].ln()).sum();
+    let lml = -0.5
+        * (z.iter().map(|v| v * v).sum::<f64>()
+            + logdet
+            + n as f64 * (2.0 * std::f64::consts::PI).ln());
+    let mut post = Posterior {
+        mean: vec![],
+        var_f: vec![],
+        var_y: vec![],
+        log_marginal_likelihood: lml,
+    };
+    for t in 0..test.len() / D {
+        let ws = sparse(&row::<D>(test, t), "test", t)?;
+        let kws = kw(&ws);
+        let prior: f64 = ws.iter().map(|&(a, wa)| wa * kws[a]).sum();
+        let mut c: Vec<f64> = rows
+            .iter()
+            .map(|r| r.iter().map(|&(a, wa)| wa * kws[a]).sum())
+            .collect();
+        solve_lower_in_place(&kxx, n, &mut c).map_err(core("dense SKI solve"))?;
+        let var_f = (prior - c.iter().map(|v| v * v).sum::<f64>()).max(0.0);
+        post.mean.push(c.iter().zip(&z).map(|(a, b)| a * b).sum());
+        post.var_f.push(var_f);
+        post.var_y.push(var_f + hyper.noise);
+    }
+    Ok(post)
+}
+
+/// Wall time of `f` in seconds with its result.
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed().as_secs_f64())
+}
+
+/// Which online GP a stream runs through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamMethod {
+    /// WISKI (constant-time updates).
+    Wiski,
+    /// The exact GP (`O(n²)` per update, capacity = stream length).
+    Exact,
+}
+
+/// The posterior on a line of inputs after some number of points (1-D streams).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Points absorbed.
+    pub seen: usize,
+    /// Predictive mean on the line.
+    pub mean: Vec<f64>,
+    /// Predictive standard deviation of f on the line.
+    pub std_f: Vec<f64>,
+}
+
+/// Results of a prequential (predict, then learn) pass over a stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamReport {
+    /// `wiski` or `exact`.
+    pub method: &'static str,
+    /// Points streamed.
+    pub n: usize,
+    /// Input dimension.
+    pub dim: usize,
+    /// Grid nodes (WISKI).
+    pub grid_nodes: Option<usize>,
+    /// Root mean squared error of each point's prediction made before it was absorbed.
+    pub prequential_rmse: f64,
+    /// Mean negative log predictive density of each point before it was absorbed.
+    pub prequential_nll: f64,
+    /// log p(y) of the whole stream at the end.
+    pub log_marginal_likelihood: f64,
+    /// Median update time (µs).
+    pub update_us_median: f64,
+    /// Median update time over the first 10 % of the stream (µs).
+    pub update_us_median_first_tenth: f64,
+    /// Median update time over the last 10 % of the stream (µs).
+    pub update_us_median_last_tenth: f64,
+    /// Slowest update (µs).
+    pub update_us_max: f64,
+    /// Median prediction time (µs).
+    pub predict_us_median: f64,
+    /// Bytes of model state (independent of n for WISKI).
+    pub state_bytes: usize,
+    /// Whole pass, seconds.
+    pub seconds: f64,
+    /// Posterior snapshots on a line (1-D only, when asked for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Snapshot>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// One online GP, whichever kind.
+trait Online<const D: usize> {
+    fn predict(&mut self, x: &[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>>;
+    fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()>;
+    fn lml(&self) -> f64;
+}
+
+impl<const D: usize> Online<D> for Wiski<'_, f64, D> {
+    fn predict(&mut self, x: &[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>> {
+        Wiski::predict(self, x)
+    }
+    fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()> {
+        self.observe_with_noise(x, y, d)
+    }
+    fn lml(&self) -> f64 {
+        self.log_marginal_likelihood()
+    }
+}
+
+impl<const D: usize> Online<D> for ExactGp<'_, f64, D> {
+    fn predict(&mut self, x: &[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>> {
+        ExactGp::predict(self, x)
+    }
+    fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()> {
+        self.push_with_noise(*x, y, d).map_err(|r| r.error)
+    }
+    fn lml(&self) -> f64 {
+        self.log_marginal_likelihood()
+    }
+}
+
+/// Where 1-D snapshots are taken and drawn.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotPlan {
+    /// After how many points.
+    pub at: Vec<usize>,
+    /// The inputs to predict at.
+    pub line: Vec<f64>,
+}
+
+/// Streams `data` through an online GP: for each point, predict it, then absorb it.
+///
+/// # Errors
+/// As [`wiski`] / [`exact`], naming the stream row that failed.
+pub fn stream(
+    method: StreamMethod,
+    hyper: &Hyper,
+    grid: &GridSpec,
+    data: &TrainData,
+    plan: &SnapshotPlan,
+    mut progress: impl FnMut(usize),
+) -> Result<StreamReport> {
+    let hyper = hyper.for_dim(data.dim)?;
+    match method {
+        StreamMethod::Wiski => {
+            let grid = grid.for_dim(data.dim)?;
+            by_dim!(
+                data.dim,
+                3,
+                stream_wiski_d(&hyper, &grid, data, plan, &mut progress)
+            )
+        }
+        StreamMethod::Exact => by_dim!(
+            data.dim,
+            8,
+            stream_exact_d(&hyper, data, plan, &mut progress)
+        ),
+    }
+}
+
+fn stream_wiski_d<const D: usize>(
+    hyper: &Hyper,
+    grid: &GridSpec,
+    data: &TrainData,
+    plan: &SnapshotPlan,
+    progress: &mut dyn FnMut(usize),
+) -> Result<StreamReport> {
+    let m = grid.nodes();
+    let mut store = WiskiStore::new(m);
+    let (buf, scratch) = store.split();
+    let mut gp = Wiski::new(
+        grid.grid::<D>()?,
+        hyper.kernel::<D>()?,
+        hyper.noise,
+        buf,
+        scratch,
+    )
+    .map_err(core("WISKI"))?;
+    let mut report = run_stream::<D>(&mut gp, data, plan, progress)?;
+    report.method = "wiski";
+    report.grid_nodes = Some(m);
+    report.state_bytes = (2 * m * m + 4 * m) * 8;
+    Ok(report)
+}
+
+fn stream_exact_d<const D: usize>(
+    hyper: &Hyper,
+    data: &TrainData,
+    plan: &SnapshotPlan,
+    progress: &mut dyn FnMut(usize),
+) -> Result<StreamReport> {
+    let n = data.len();
+    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
+        vec![0.0; n * D],
+        vec![0.0; n],
+        vec![0.0; n],
+        vec![0.0; n * n],
+        vec![0.0; n],
+        vec![0.0; n],
+    );
+    let buf = ExactBuffers {
+        x: &mut x,
+        y: &mut y,
+        d: &mut d,
+        l: &mut l,
+        z: &mut z,
+        work: &mut w,
+    };
+    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, buf).map_err(core("exact GP"))?;
+    let mut report = run_stream::<D>(&mut gp, data, plan, progress)?;
+    report.method = "exact";
+    report.state_bytes = (n * n + n * (D + 5)) * 8;
+    Ok(report)
+}
+
+fn run_stream<const D: usize>(
+    gp: &mut dyn Online<D>,
+    data: &TrainData,
+    plan: &SnapshotPlan,
+    progress: &mut dyn FnMut(usize),
+) -> Result<StreamReport> {
+    let n = data.len();
+    let start = Instant::now();
+    let (mut se, mut nll) = (0.0, 0.0);
+    let mut update_us = Vec::with_capacity(n);
+    let mut predict_us = Vec::with_capacity(n);
+    let mut snapshots = Vec::new();
+    let row_err = |i: usize| {
+        move |source| Error::Core {
+            context: format!("stream row {}", i + 1),
+            source,
+        }
+    };
+    let snapshot = |gp: &mut dyn Online<D>, seen: usize| -> Result<Snapshot> {
+        let mut s = Snapshot {
+            seen,
+            mean: vec![],
+            std_f: vec![],
+        };
+        for &x in &plan.line {
+            let mut p = [0.0; D];
+            p[0] = x;
+            let pr = gp.predict(&p).map_err(core("snapshot"))?;
+            s.mean.push(pr.mean);
+            s.std_f.push(pr.var_f.sqrt());
+        }
+        Ok(s)
+    };
+    for i in 0..n {
+        if D == 1 && plan.at.contains(&i) {
+            snapshots.push(snapshot(gp, i)?);
+        }
+        let x = row::<D>(&data.x, i);
+        let t = Instant::now();
+        let p = gp.predict(&x).map_err(row_err(i))?;
+        predict_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let e = data.y[i] - p.mean;
+        let var = p.var_f + (p.var_y - p.var_f) * data.d[i];
+        se += e * e;
+        nll += 0.5 * ((2.0 * std::f64::consts::PI * var).ln() + e * e / var);
+        let t = Instant::now();
+        gp.absorb(&x, data.y[i], data.d[i]).map_err(row_err(i))?;
+        update_us.push(t.elapsed().as_secs_f64() * 1e6);
+        if i % 256 == 255 {
+            progress(i + 1);
+        }
+    }
+    if D == 1 && plan.at.contains(&n) {
+        snapshots.push(snapshot(gp, n)?);
+    }
+    progress(n);
+    let tenth = (n / 10).max(1);
+    let first = median(&mut update_us[..tenth.min(n)].to_vec());
+    let last = median(&mut update_us[n.saturating_sub(tenth)..].to_vec());
+    let max = update_us.iter().copied().fold(0.0, f64::max);
+    Ok(StreamReport {
+        method: "",
+        n,
+        dim: D,
+        grid_nodes: None,
+        prequential_rmse: (se / n.max(1) as f64).sqrt(),
+        prequential_nll: nll / n.max(1) as f64,
+        log_marginal_likelihood: gp.lml(),
+        update_us_median: median(&mut update_us),
+        update_us_median_first_tenth: first,
+        update_us_median_last_tenth: last,
+        update_us_max: max,
+        predict_us_median: median(&mut predict_us),
+        state_bytes: 0,
+        seconds: start.elapsed().as_secs_f64(),
+        snapshots,
+    })
+}
+
+/// A seeded 1-D stream: `x ~ U(−3, 3)`, `y = sin(3x) + 0.3x + 0.2·N(0, 1)`.
+pub fn synthetic_stream(n: usize, seed: u64) -> TrainData {
+    use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut x = Vec::with_capacity(n);
+    let mut y = Vec::with_capacity(n);
+    for _ in 0..n {
+        let xi = -3.0 + 6.0 * uniform::<f64, _>(&mut rng);
+        x.push(xi);
+        y.push((3.0 * xi).sin() + 0.3 * xi + 0.2 * standard_normal::<f64, _>(&mut rng));
+    }
+    TrainData {
+        dim: 1,
+        x,
+        y,
+        d: vec![1.0; n],
+    }
+}
