@@ -26,7 +26,7 @@ fn f64s(v: &Value) -> Vec<f64> {
 fn rows(v: &Value) -> (usize, Vec<f64>) {
     let r = v.as_array().unwrap();
     let dim = r[0].as_array().unwrap().len();
-    (dim, r.iter().flat_map(|x| f64s(x)).collect())
+    (dim, r.iter().flat_map(f64s).collect())
 }
 
 fn setup(c: &Value) -> (Hyper, Option<GridSpec>, TrainData, Vec<f64>) {
