@@ -1,6 +1,7 @@
 //! The `keel` command.
 
 mod emlp_cmd;
+mod gp_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     /// Equivariant MLPs for matrix groups: bases of equivariant maps.
     #[command(subcommand)]
     Emlp(emlp_cmd::EmlpCommand),
+    /// Gaussian-process regression: exact, dense SKI, and WISKI (constant-time online updates).
+    #[command(subcommand)]
+    Gp(gp_cmd::GpCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -925,6 +929,7 @@ fn main() -> ExitCode {
             arch,
         } => run_info(*json, *compile_kernels, arch),
         Command::Emlp(cmd) => emlp_cmd::run(cmd).map(|()| true),
+        Command::Gp(cmd) => gp_cmd::run(cmd).map(|()| true),
         Command::Firmware(FirmwareCommand::Check { log, json, assets }) => {
             run_firmware_check(log, *json, assets)
         }

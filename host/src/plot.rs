@@ -317,3 +317,85 @@ pub fn plot_learning_curves(
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
 }
+
+/// The posterior of a 1-D GP stream at several points of the stream: the points seen so far,
+/// the predictive mean and a ±2σ band of f, one panel per snapshot.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_gp_stream(
+    path: &Path,
+    data: &crate::gp::TrainData,
+    line: &[f64],
+    report: &crate::gp::StreamReport,
+) -> Result<()> {
+    register_font();
+    let snaps = &report.snapshots;
+    if snaps.is_empty() || line.is_empty() {
+        return Err(Error::Plot {
+            path: path.to_path_buf(),
+            reason: "no snapshots to draw".into(),
+        });
+    }
+    let (xlo, xhi) = (line[0], line[line.len() - 1]);
+    let (ylo, yhi) = bounds(data.y.iter().copied());
+    let pad = 0.1 * (yhi - ylo).max(1e-9);
+    let (ylo, yhi) = (ylo - pad, yhi + pad);
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (420 * snaps.len() as u32, 420)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let panels = root.split_evenly((1, snaps.len()));
+        for (panel, s) in panels.iter().zip(snaps) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!("{} after {} points", report.method, s.seen),
+                    ("sans-serif", 18),
+                )
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(xlo..xhi, ylo..yhi)
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("x")
+                .y_desc("y")
+                .draw()
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            // At most 2000 of the points seen, evenly spaced in arrival order.
+            let stride = (s.seen / 2000).max(1);
+            chart
+                .draw_series(
+                    (0..s.seen)
+                        .step_by(stride)
+                        .map(|i| Circle::new((data.x[i], data.y[i]), 2, BLACK.mix(0.3).filled())),
+                )
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            let band: Vec<(f64, f64)> = line
+                .iter()
+                .zip(s.mean.iter().zip(&s.std_f))
+                .map(|(&x, (&m, &sd))| (x, m + 2.0 * sd))
+                .chain(
+                    line.iter()
+                        .zip(s.mean.iter().zip(&s.std_f))
+                        .rev()
+                        .map(|(&x, (&m, &sd))| (x, m - 2.0 * sd)),
+                )
+                .map(|(x, y)| (x, y.clamp(ylo, yhi)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, BLUE.mix(0.2).filled())))
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            chart
+                .draw_series(LineSeries::new(
+                    line.iter()
+                        .zip(&s.mean)
+                        .map(|(&x, &m)| (x, m.clamp(ylo, yhi))),
+                    BLUE.stroke_width(2),
+                ))
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+        }
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}

@@ -1,0 +1,390 @@
+//! `keel gp …`: Gaussian-process regression, batch and streaming.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use keel::data::read_numeric_csv;
+use keel::error::{Error, Result};
+use keel::gp::{
+    exact, ski_dense, stream, synthetic_stream, timed, wiski, GridSpec, Hyper, SnapshotPlan,
+    StreamMethod, StreamReport, TrainData,
+};
+use keel::output::check_writable;
+use keel_core::gp::{Convention, Family};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum GpCommand {
+    /// Posterior mean and variances at test inputs, and the log marginal likelihood, by the
+    /// exact GP, dense SKI, or WISKI (training rows streamed through the core's update).
+    Regress(RegressArgs),
+    /// The online loop: predict each point, then absorb it; prequential RMSE/NLL and the time
+    /// per update (constant for WISKI, growing with n for the exact GP).
+    Stream(StreamArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Kernel: rbf, matern12, matern32 or matern52.
+    #[arg(long, default_value = "rbf")]
+    kernel: String,
+    /// Outputscale (prior variance of f).
+    #[arg(long, default_value_t = 1.0)]
+    outputscale: f64,
+    /// Lengthscale: one value, or one per input column (comma-separated).
+    #[arg(long, default_value = "1.0", allow_hyphen_values = true)]
+    lengthscale: String,
+    /// Noise variance σ².
+    #[arg(long, default_value_t = 0.01)]
+    noise: f64,
+    /// Grid nodes per dimension (one value or one per column; default 64 in 1-D, 16 in 2-D,
+    /// 8 in 3-D).
+    #[arg(long)]
+    grid_size: Option<String>,
+    /// Grid bounds `lo,hi` (one pair, or one per column: `lo1,hi1,lo2,hi2`); default: the
+    /// range of the data.
+    #[arg(long, allow_hyphen_values = true)]
+    grid_bounds: Option<String>,
+    /// `endpoints` (u_j = lo + j(hi−lo)/(m−1)) or `extended` (the reference's grid, which
+    /// reaches one cell beyond the bounds).
+    #[arg(long, default_value = "endpoints")]
+    grid_convention: String,
+    /// Clamp inputs outside the grid onto its edge instead of failing.
+    #[arg(long)]
+    clamp: bool,
+}
+
+#[derive(Args)]
+pub struct RegressArgs {
+    /// Training CSV: header row, input columns, then the target in the last column.
+    #[arg(long)]
+    train: PathBuf,
+    /// Test CSV: header row and the same input columns.
+    #[arg(long)]
+    test: PathBuf,
+    /// exact, ski (dense reference) or wiski (streamed through the constant-time update).
+    #[arg(long, default_value = "wiski")]
+    method: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct StreamArgs {
+    /// Stream CSV: header row, input columns, then the target in the last column.
+    #[arg(long, conflicts_with = "synthetic")]
+    data: Option<PathBuf>,
+    /// Instead of --data: N points of the seeded 1-D stream y = sin(3x) + 0.3x + 0.2ε,
+    /// x ~ U(−3, 3).
+    #[arg(long)]
+    synthetic: Option<usize>,
+    /// Seed for --synthetic.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// wiski or exact.
+    #[arg(long, default_value = "wiski")]
+    method: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Draw the posterior at several points of the stream (1-D streams) to this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(cmd: &GpCommand) -> Result<()> {
+    match cmd {
+        GpCommand::Regress(a) => regress(a),
+        GpCommand::Stream(a) => run_stream(a),
+    }
+}
+
+fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<T>()
+                .map_err(|_| Error::invalid(flag, s, format!("'{}' is not a number", p.trim())))
+        })
+        .collect()
+}
+
+fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)> {
+    let family = Family::from_name(&a.kernel).ok_or_else(|| {
+        Error::invalid(
+            "--kernel",
+            &a.kernel,
+            "use rbf, matern12, matern32 or matern52",
+        )
+    })?;
+    let hyper = Hyper {
+        family,
+        outputscale: a.outputscale,
+        lengthscale: parse_list("--lengthscale", &a.lengthscale)?,
+        noise: a.noise,
+    };
+    let hyper = hyper.for_dim(dim)?;
+    let convention = Convention::from_name(&a.grid_convention).ok_or_else(|| {
+        Error::invalid(
+            "--grid-convention",
+            &a.grid_convention,
+            "use endpoints or extended",
+        )
+    })?;
+    let size = match &a.grid_size {
+        Some(s) => parse_list("--grid-size", s)?,
+        None => vec![match dim {
+            1 => 64,
+            2 => 16,
+            _ => 8,
+        }],
+    };
+    let (lo, hi) = match &a.grid_bounds {
+        Some(s) => {
+            let v: Vec<f64> = parse_list("--grid-bounds", s)?;
+            if v.len() % 2 != 0 {
+                return Err(Error::invalid(
+                    "--grid-bounds",
+                    s,
+                    "give lo,hi pairs (one pair, or one per input column)",
+                ));
+            }
+            (
+                v.iter().step_by(2).copied().collect(),
+                v.iter().skip(1).step_by(2).copied().collect(),
+            )
+        }
+        None => {
+            let mut lo = vec![f64::INFINITY; dim];
+            let mut hi = vec![f64::NEG_INFINITY; dim];
+            for x in data {
+                for (i, v) in x.iter().enumerate() {
+                    lo[i % dim] = lo[i % dim].min(*v);
+                    hi[i % dim] = hi[i % dim].max(*v);
+                }
+            }
+            for k in 0..dim {
+                if lo[k] >= hi[k] {
+                    // A constant column: any small interval around it.
+                    lo[k] -= 0.5;
+                    hi[k] += 0.5;
+                }
+            }
+            (lo, hi)
+        }
+    };
+    Ok((
+        hyper,
+        GridSpec {
+            size,
+            lo,
+            hi,
+            convention,
+            clamp: a.clamp,
+        },
+    ))
+}
+
+fn read_train(flag: &str, path: &Path) -> Result<TrainData> {
+    let t = read_numeric_csv(path)?;
+    let cols = t.names.len();
+    if cols < 2 {
+        return Err(Error::invalid(
+            flag,
+            path.display(),
+            "need at least one input column and the target (last column)",
+        ));
+    }
+    let dim = cols - 1;
+    let rows = t.rows();
+    let mut x = Vec::with_capacity(rows * dim);
+    let mut y = Vec::with_capacity(rows);
+    for r in t.values.chunks_exact(cols) {
+        x.extend_from_slice(&r[..dim]);
+        y.push(r[dim]);
+    }
+    Ok(TrainData {
+        dim,
+        x,
+        y,
+        d: vec![1.0; rows],
+    })
+}
+
+fn regress(a: &RegressArgs) -> Result<()> {
+    let train = read_train("--train", &a.train)?;
+    let test = read_numeric_csv(&a.test)?;
+    if test.names.len() != train.dim {
+        return Err(Error::invalid(
+            "--test",
+            a.test.display(),
+            format!(
+                "{} columns, but the training data has {} input columns",
+                test.names.len(),
+                train.dim
+            ),
+        ));
+    }
+    let (hyper, grid) = model(&a.model, train.dim, &[&train.x, &test.values])?;
+    let (post, seconds) = match a.method.as_str() {
+        "exact" => timed(|| exact(&hyper, &train, &test.values)),
+        "ski" => timed(|| ski_dense(&hyper, &grid, &train, &test.values)),
+        "wiski" => timed(|| wiski(&hyper, &grid, &train, &test.values)),
+        m => return Err(Error::invalid("--method", m, "use exact, ski or wiski")),
+    };
+    let post = post?;
+    if a.json {
+        let mut v = serde_json::to_value(&post).map_err(|e| Error::invalid("json", e, ""))?;
+        v["method"] = json!(a.method);
+        v["n_train"] = json!(train.len());
+        v["seconds"] = json!(seconds);
+        if a.method != "exact" {
+            let g = grid.for_dim(train.dim)?;
+            v["grid"] = json!({"size": g.size, "lo": g.lo, "hi": g.hi});
+        }
+        println!("{v}");
+    } else {
+        println!(
+            "{} GP, {} training rows, log marginal likelihood {:.6} ({:.3} s)",
+            a.method,
+            train.len(),
+            post.log_marginal_likelihood,
+            seconds
+        );
+        println!(
+            "{:>6}  {:>14}  {:>12}  {:>12}",
+            "row", "mean", "sd(f)", "sd(y)"
+        );
+        for i in 0..post.mean.len() {
+            println!(
+                "{:>6}  {:>14.6}  {:>12.6}  {:>12.6}",
+                i + 1,
+                post.mean[i],
+                post.var_f[i].sqrt(),
+                post.var_y[i].sqrt()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_stream(a: &StreamArgs) -> Result<()> {
+    if let Some(p) = &a.plot {
+        check_writable("--plot", p)?;
+    }
+    let data = match (&a.data, a.synthetic) {
+        (Some(p), None) => read_train("--data", p)?,
+        (None, Some(n)) if n > 0 => synthetic_stream(n, a.seed),
+        (None, Some(n)) => return Err(Error::invalid("--synthetic", n, "need at least one point")),
+        _ => {
+            return Err(Error::invalid(
+                "--data",
+                "(none)",
+                "give --data FILE.csv or --synthetic N",
+            ))
+        }
+    };
+    let method = match a.method.as_str() {
+        "wiski" => StreamMethod::Wiski,
+        "exact" => StreamMethod::Exact,
+        m => return Err(Error::invalid("--method", m, "use wiski or exact")),
+    };
+    if method == StreamMethod::Exact && data.len() > 20_000 {
+        return Err(Error::invalid(
+            "--method",
+            "exact",
+            format!(
+                "{} points: the exact GP's factor would need {:.1} GB; use wiski",
+                data.len(),
+                (data.len() * data.len() * 8) as f64 / 1e9
+            ),
+        ));
+    }
+    let (hyper, grid) = model(&a.model, data.dim, &[&data.x])?;
+    let plan = if a.plot.is_some() && data.dim == 1 {
+        let g = grid.for_dim(1)?;
+        let n = data.len();
+        let at: Vec<usize> = [n / 100, n / 10, n / 2, n]
+            .into_iter()
+            .filter(|&k| k > 0)
+            .collect();
+        let line = (0..=300)
+            .map(|i| g.lo[0] + (g.hi[0] - g.lo[0]) * i as f64 / 300.0)
+            .collect();
+        SnapshotPlan { at, line }
+    } else {
+        SnapshotPlan::default()
+    };
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(data.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} points ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.set_prefix(format!("gp stream {}", a.method));
+        b
+    };
+    let report = stream(method, &hyper, &grid, &data, &plan, |k| {
+        bar.set_position(k as u64)
+    })?;
+    bar.finish_and_clear();
+    if let Some(p) = &a.plot {
+        if data.dim == 1 {
+            keel::plot::plot_gp_stream(p, &data, &plan.line, &report)?;
+        } else {
+            eprintln!(
+                "note: --plot draws 1-D streams only; this stream has {} inputs",
+                data.dim
+            );
+        }
+    }
+    print_stream(a.json, &report)
+}
+
+fn print_stream(json_out: bool, r: &StreamReport) -> Result<()> {
+    if json_out {
+        let mut v = serde_json::to_value(r).map_err(|e| Error::invalid("json", e, ""))?;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("snapshots");
+        }
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "{} GP over {} points ({}-D{}): prequential RMSE {:.4}, NLL {:.4}, log p(y) {:.3}",
+        r.method,
+        r.n,
+        r.dim,
+        r.grid_nodes
+            .map(|m| format!(", {m} grid nodes"))
+            .unwrap_or_default(),
+        r.prequential_rmse,
+        r.prequential_nll,
+        r.log_marginal_likelihood
+    );
+    println!(
+        "update: median {:.2} µs (first tenth {:.2} µs, last tenth {:.2} µs, slowest {:.1} µs); \
+         predict: median {:.2} µs; state {} bytes; {:.2} s in all",
+        r.update_us_median,
+        r.update_us_median_first_tenth,
+        r.update_us_median_last_tenth,
+        r.update_us_max,
+        r.predict_us_median,
+        r.state_bytes,
+        r.seconds
+    );
+    Ok(())
+}
