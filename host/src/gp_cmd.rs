@@ -151,7 +151,7 @@ fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)
     let (lo, hi) = match &a.grid_bounds {
         Some(s) => {
             let v: Vec<f64> = parse_list("--grid-bounds", s)?;
-            if v.len() % 2 != 0 {
+            if !v.len().is_multiple_of(2) {
                 return Err(Error::invalid(
                     "--grid-bounds",
                     s,
