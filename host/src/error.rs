@@ -173,7 +173,9 @@ impl Error {
         move |source| Error::Core { context, source }
     }
 
-    /// Whether the error is the user's input (exit status 2) rather than a failure while running.
+    /// Whether the error is the user's input (exit status 2) rather than a failure while running:
+    /// bad flags and files, and the core errors that only data causes (a point off the GP grid,
+    /// a kernel matrix that is not positive definite).
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
@@ -183,6 +185,14 @@ impl Error {
                 | Error::NoGpu { .. }
                 | Error::TooLarge { .. }
         ) || matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+            || matches!(
+                self,
+                Error::Core {
+                    source: keel_core::Error::OutOfGrid { .. }
+                        | keel_core::Error::NotPositiveDefinite { .. },
+                    ..
+                }
+            )
     }
 }
 

@@ -1,0 +1,264 @@
+//! `keel gp` end to end: the issue's command line against the numpy fixture, streaming, and bad
+//! input (one line on stderr, exit 2, nothing on stdout).
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn keel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .output()
+        .expect("run keel")
+}
+
+fn rejects(args: &[&str], needles: &[&str]) {
+    let o = keel(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?} → {:?}: {err}", o.status);
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{err}' should mention '{n}'");
+    }
+    assert!(o.stdout.is_empty());
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::File::create(&p)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn case(name: &str) -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/gp/cases.json"
+    ))
+    .unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// Training and test CSVs of a 1-D fixture case.
+fn csvs(dir: &tempfile::TempDir, c: &Value) -> (String, String) {
+    let mut train = String::from("x,y\n");
+    for (x, y) in c["x"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(c["y"].as_array().unwrap())
+    {
+        train += &format!("{},{}\n", x[0].as_f64().unwrap(), y.as_f64().unwrap());
+    }
+    let mut test = String::from("x\n");
+    for x in c["x_test"].as_array().unwrap() {
+        test += &format!("{}\n", x[0].as_f64().unwrap());
+    }
+    (
+        write(dir, "train.csv", &train),
+        write(dir, "test.csv", &test),
+    )
+}
+
+#[test]
+fn the_issues_command_line_matches_numpy() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = case("ski-rbf-1d-g64-n100");
+    let (train, test) = csvs(&dir, &c);
+    for method in ["wiski", "ski"] {
+        let o = keel(&[
+            "gp",
+            "regress",
+            "--train",
+            &train,
+            "--test",
+            &test,
+            "--kernel",
+            "rbf",
+            "--outputscale",
+            "1.3",
+            "--lengthscale",
+            "0.7",
+            "--noise",
+            "0.04",
+            "--method",
+            method,
+            "--grid-size",
+            "64",
+            "--grid-bounds",
+            "-3.5,3.5",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for key in ["mean", "var_f", "var_y"] {
+            let (got, want) = (v[key].as_array().unwrap(), c[key].as_array().unwrap());
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(want) {
+                let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+                assert!(
+                    (g - w).abs() < 1e-8 * w.abs().max(1.0),
+                    "{method} {key}: {g} vs {w}"
+                );
+            }
+        }
+        let lml = c["log_marginal_likelihood"].as_f64().unwrap();
+        assert!((v["log_marginal_likelihood"].as_f64().unwrap() - lml).abs() < 1e-8 * lml.abs());
+    }
+    let c = case("exact-rbf-1d-n100");
+    let (train, test) = csvs(&dir, &c);
+    let o = keel(&[
+        "gp",
+        "regress",
+        "--train",
+        &train,
+        "--test",
+        &test,
+        "--outputscale",
+        "1.3",
+        "--lengthscale",
+        "0.7",
+        "--noise",
+        "0.04",
+        "--method",
+        "exact",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (g, w) = (
+        v["mean"][7].as_f64().unwrap(),
+        c["mean"][7].as_f64().unwrap(),
+    );
+    assert!((g - w).abs() < 1e-9 * w.abs().max(1.0));
+}
+
+#[test]
+fn stream_reports_prequential_metrics_and_flat_update_times() {
+    let o = keel(&[
+        "gp",
+        "stream",
+        "--synthetic",
+        "3000",
+        "--lengthscale",
+        "0.5",
+        "--noise",
+        "0.04",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["n"], 3000);
+    assert_eq!(v["grid_nodes"], 64);
+    // The stream's noise sd is 0.2: a GP that learned the function predicts at about that.
+    let rmse = v["prequential_rmse"].as_f64().unwrap();
+    assert!(rmse > 0.18 && rmse < 0.25, "{rmse}");
+    assert!(v["log_marginal_likelihood"].as_f64().unwrap().is_finite());
+    assert_eq!(v["state_bytes"], (2 * 64 * 64 + 4 * 64) * 8);
+    let exact = keel(&[
+        "gp",
+        "stream",
+        "--synthetic",
+        "300",
+        "--method",
+        "exact",
+        "--lengthscale",
+        "0.5",
+        "--noise",
+        "0.04",
+        "--json",
+        "--quiet",
+    ]);
+    let e: Value = serde_json::from_slice(&exact.stdout).unwrap();
+    assert_eq!(e["method"], "exact");
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write(&dir, "train.csv", "x,y\n0.1,1\n0.5,2\n-0.3,0.5\n");
+    let test = write(&dir, "test.csv", "x\n0.2\n");
+    let nan = write(&dir, "nan.csv", "x,y\n0.1,1\n0.5,nan\n");
+    let wide = write(&dir, "wide.csv", "a,b\n0.2,0.3\n");
+    let far = write(&dir, "far.csv", "x\n5.0\n");
+    let dup = write(&dir, "dup.csv", "x,y\n0.1,1\n0.1,1\n");
+    let base = ["gp", "regress", "--train", &train, "--test", &test];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        rejects(&a, needles);
+    };
+    rejects(
+        &["gp", "regress", "--train", &nan, "--test", &test],
+        &["row 3", "'y'", "not finite"],
+    );
+    run(with(&["--noise", "0"]), &["--noise"]);
+    run(with(&["--outputscale=-1"]), &["--outputscale"]);
+    run(
+        with(&["--lengthscale", "0.5,0.2"]),
+        &["--lengthscale", "one per input"],
+    );
+    run(with(&["--grid-size", "3"]), &["--grid-size", "at least 4"]);
+    run(
+        with(&["--grid-bounds", "1,-1"]),
+        &["--grid-bounds", "lo < hi"],
+    );
+    run(with(&["--kernel", "cosine"]), &["--kernel", "matern52"]);
+    run(with(&["--method", "svgp"]), &["--method"]);
+    rejects(
+        &["gp", "regress", "--train", &train, "--test", &wide],
+        &["--test", "2 columns", "1 input"],
+    );
+    rejects(
+        &[
+            "gp",
+            "regress",
+            "--train",
+            &train,
+            "--test",
+            &far,
+            "--grid-bounds",
+            "-1,1",
+        ],
+        &["test row 1", "outside the interpolation grid"],
+    );
+    rejects(
+        &[
+            "gp", "regress", "--train", &dup, "--test", &test, "--method", "exact", "--noise",
+            "1e-300",
+        ],
+        &["training row 2", "not positive definite", "pivot 1"],
+    );
+    rejects(
+        &["gp", "stream", "--synthetic", "10", "--method", "svgp"],
+        &["--method"],
+    );
+    rejects(&["gp", "stream"], &["--data", "--synthetic"]);
+    rejects(
+        &[
+            "gp",
+            "stream",
+            "--data",
+            &train,
+            "--plot",
+            "/nonexistent/dir/p.png",
+        ],
+        &["--plot"],
+    );
+}
