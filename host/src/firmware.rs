@@ -601,6 +601,216 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
     })
 }
 
+/// A parsed `KEEL-FW model=gp` line: the WISKI stream the firmware ran and its posterior.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareGpRun {
+    /// Grid nodes.
+    pub grid: usize,
+    /// Grid bounds.
+    pub lo: f32,
+    /// Upper bound.
+    pub hi: f32,
+    /// Kernel outputscale.
+    pub outputscale: f32,
+    /// Kernel lengthscale.
+    pub lengthscale: f32,
+    /// Noise variance.
+    pub noise: f32,
+    /// Stream seed.
+    pub seed: u64,
+    /// Points streamed.
+    pub n: usize,
+    /// Test inputs.
+    pub test: Vec<f32>,
+    /// Posterior means there.
+    pub mean: Vec<f32>,
+    /// Posterior variances of f there.
+    pub var_f: Vec<f32>,
+    /// Log marginal likelihood.
+    pub lml: f32,
+}
+
+/// Finds and parses the `KEEL-FW model=gp` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_gp(output: &str) -> Result<FirmwareGpRun> {
+    let (line, fields) = model_line(output, "gp")?;
+    let get = |k: &str| field(&fields, line, k);
+    let word = |k: &str| -> Result<f32> {
+        let v = hex_words(k, get(k)?)?;
+        v.first().copied().filter(|_| v.len() == 1).ok_or_else(|| {
+            Error::invalid("firmware output", line, format!("{k}= must be one word"))
+        })
+    };
+    let int = |k: &str| -> Result<u64> {
+        get(k)?
+            .parse()
+            .map_err(|_| Error::invalid("firmware output", line, format!("{k}= is not an integer")))
+    };
+    let run = FirmwareGpRun {
+        grid: int("grid")? as usize,
+        lo: word("lo")?,
+        hi: word("hi")?,
+        outputscale: word("outputscale")?,
+        lengthscale: word("lengthscale")?,
+        noise: word("noise")?,
+        seed: int("seed")?,
+        n: int("n")? as usize,
+        test: hex_words("test", get("test")?)?,
+        mean: hex_words("mean", get("mean")?)?,
+        var_f: hex_words("var_f", get("var_f")?)?,
+        lml: word("lml")?,
+    };
+    if run.mean.len() != run.test.len() || run.var_f.len() != run.test.len() {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            "mean= and var_f= need one word per test= input",
+        ));
+    }
+    if run.grid < 4 || run.grid > 4096 || run.n > 10_000_000 {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            "grid= or n= out of range",
+        ));
+    }
+    Ok(run)
+}
+
+/// The firmware's stream regenerated: `x ~ U(lo + 0.1, hi − 0.1)`,
+/// `y = sin(3x) + 0.3x + 0.2ε`, drawn in `T` with the core's generator and libm, exactly as the
+/// firmware draws it.
+fn gp_stream<T: keel_core::Real>(run: &FirmwareGpRun) -> Vec<(T, T)> {
+    use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(run.seed);
+    let (lo, hi) = (run.lo, run.hi);
+    (0..run.n)
+        .map(|_| {
+            // f32 arithmetic as on the firmware, then widened for the f64 rerun.
+            let x = lo + 0.1 + (hi - lo - 0.2) * uniform::<f32, _>(&mut rng);
+            let y =
+                keel_core::Real::sin(3.0 * x) + 0.3 * x + 0.2 * standard_normal::<f32, _>(&mut rng);
+            (T::from_f32(x), T::from_f32(y))
+        })
+        .collect()
+}
+
+/// Reruns the firmware's WISKI stream with the core in `T`: posterior means, variances of f at
+/// the test inputs, and log p(y).
+fn gp_rerun<T: keel_core::Real>(run: &FirmwareGpRun) -> Result<(Vec<T>, Vec<T>, T)> {
+    use keel_core::gp::{
+        refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiBuffers,
+    };
+    let core = |e| Error::core("firmware GP rerun")(e);
+    let m = run.grid;
+    let t = T::from_f32;
+    let grid = Grid::new([t(run.lo)], [t(run.hi)], [m], Convention::Endpoints).map_err(core)?;
+    let kernel =
+        Kernel::new(Family::Rbf, t(run.outputscale), [t(run.lengthscale)]).map_err(core)?;
+    let (mut root, mut prec) = (vec![T::ZERO; m * m], vec![T::ZERO; m * m]);
+    let (mut b, mut mean, mut work) = (vec![T::ZERO; m], vec![T::ZERO; m], vec![T::ZERO; 2 * m]);
+    let mut scratch = vec![T::ZERO; refactor_scratch_len(m)];
+    let buf = WiskiBuffers {
+        root: &mut root,
+        precision: &mut prec,
+        b: &mut b,
+        mean: &mut mean,
+        work: &mut work,
+    };
+    let mut gp = Wiski::new(grid, kernel, t(run.noise), buf, &mut scratch).map_err(core)?;
+    for (x, y) in gp_stream::<T>(run) {
+        gp.observe(&[x], y).map_err(core)?;
+    }
+    let mut means = Vec::new();
+    let mut vars = Vec::new();
+    for &x in &run.test {
+        let p = gp.predict(&[t(x)]).map_err(core)?;
+        means.push(p.mean);
+        vars.push(p.var_f);
+    }
+    Ok((means, vars, gp.log_marginal_likelihood()))
+}
+
+/// The firmware's WISKI against the same stream on the host, in f32 (same code: expected
+/// bit-identical) and in f64 (the f32 core within 1e-4 of it).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GpComparison {
+    /// Points streamed.
+    pub n: usize,
+    /// Grid nodes.
+    pub grid: usize,
+    /// Firmware posterior means.
+    pub firmware_mean: Vec<f32>,
+    /// Host f64 posterior means.
+    pub host_f64_mean: Vec<f64>,
+    /// Values (means, variances, log p(y)) bit-identical to the host's f32 rerun, of the total.
+    pub identical_to_host_f32: (usize, usize),
+    /// Largest `|fw − f64| / (1 + |f64|)` over the means.
+    pub mean_error_vs_f64: f64,
+    /// Largest `|fw − f64| / s` over the variances of f (s = the prior variance).
+    pub var_error_vs_f64: f64,
+    /// `|fw − f64| / |f64|` of log p(y).
+    pub lml_error_vs_f64: f64,
+    /// Tolerance for the f64 comparisons.
+    pub tolerance: f64,
+    /// Bit-identical to f32 and within tolerance of f64.
+    pub pass: bool,
+}
+
+/// Tolerance of the firmware's f32 GP against the host's f64 (the DESIGN's f32 contract).
+pub const GP_TOLERANCE: f64 = 1e-4;
+
+/// Compares a firmware WISKI run with host reruns of the same stream.
+///
+/// # Errors
+/// [`Error::Core`] if the rerun fails.
+pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
+    let (m32, v32, l32) = gp_rerun::<f32>(run)?;
+    let (m64, v64, l64) = gp_rerun::<f64>(run)?;
+    let same = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .filter(|(a, b)| a.to_bits() == b.to_bits())
+            .count()
+    };
+    let identical = same(&run.mean, &m32)
+        + same(&run.var_f, &v32)
+        + usize::from(run.lml.to_bits() == l32.to_bits());
+    let total = 2 * run.test.len() + 1;
+    let mean_error = run
+        .mean
+        .iter()
+        .zip(&m64)
+        .map(|(a, b)| (f64::from(*a) - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max);
+    let s = f64::from(run.outputscale);
+    let var_error = run
+        .var_f
+        .iter()
+        .zip(&v64)
+        .map(|(a, b)| (f64::from(*a) - b).abs() / s)
+        .fold(0.0, f64::max);
+    let lml_error = (f64::from(run.lml) - l64).abs() / l64.abs().max(1.0);
+    let pass = identical == total
+        && mean_error <= GP_TOLERANCE
+        && var_error <= GP_TOLERANCE
+        && lml_error <= GP_TOLERANCE;
+    Ok(GpComparison {
+        n: run.n,
+        grid: run.grid,
+        firmware_mean: run.mean.clone(),
+        host_f64_mean: m64,
+        identical_to_host_f32: (identical, total),
+        mean_error_vs_f64: mean_error,
+        var_error_vs_f64: var_error,
+        lml_error_vs_f64: lml_error,
+        tolerance: GP_TOLERANCE,
+        pass,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,5 +869,48 @@ mod tests {
         assert!(parse_emlp(&ok.replace(" yg=", " yh=")).is_err());
         assert!(parse_emlp(&ok.replacen("3fc00000,", "zz,", 1)).is_err());
         assert!(parse_emlp(&ok.replacen("3fc00000,", "", 1)).is_err());
+    }
+
+    #[test]
+    fn gp_line_round_trips_and_a_changed_word_is_caught() {
+        let hex = |v: &[f32]| {
+            v.iter()
+                .map(|x| format!("{:08x}", x.to_bits()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut run = FirmwareGpRun {
+            grid: 16,
+            lo: -3.0,
+            hi: 3.0,
+            outputscale: 1.3,
+            lengthscale: 0.7,
+            noise: 0.04,
+            seed: 7,
+            n: 200,
+            test: vec![-1.0, 0.5],
+            mean: vec![],
+            var_f: vec![],
+            lml: 0.0,
+        };
+        let (m, v, l) = gp_rerun::<f32>(&run).unwrap();
+        let line = format!(
+            "KEEL-FW model=gp method=wiski grid=16 lo={} hi={} outputscale={} lengthscale={} noise={} seed=7 n=200 test={} mean={} var_f={} lml={}",
+            hex(&[-3.0]), hex(&[3.0]), hex(&[1.3]), hex(&[0.7]), hex(&[0.04]), hex(&run.test), hex(&m), hex(&v), hex(&[l])
+        );
+        (run.mean, run.var_f, run.lml) = (m.clone(), v, l);
+        let parsed = parse_gp(&format!("boot\n{line}\n")).unwrap();
+        assert_eq!(parsed, run);
+        let c = check_gp(&parsed).unwrap();
+        assert!(c.pass && c.identical_to_host_f32 == (5, 5), "{c:?}");
+        let mut bad = parsed.clone();
+        bad.mean[1] = f32::from_bits(bad.mean[1].to_bits() ^ 1);
+        assert!(!check_gp(&bad).unwrap().pass);
+        assert!(parse_gp(&line.replace("n=200 ", "")).is_err());
+        assert!(parse_gp(&line.replace(
+            &format!("mean={}", hex(&m)),
+            &format!("mean={}", hex(&m[..1]))
+        ))
+        .is_err());
     }
 }

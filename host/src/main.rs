@@ -607,10 +607,11 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
     let c = keel::firmware::check(&run)?;
     let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
     let emlp = keel::firmware::check_emlp(&keel::firmware::parse_emlp(&text)?, assets)?;
+    let gp = keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp})
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp})
         );
     } else {
         println!(
@@ -662,8 +663,21 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             emlp.tolerance,
             if emlp.pass { "PASS" } else { "FAIL" }
         );
+        println!(
+            "WISKI 1-D (m = {}, f32) after {} streamed points: {} of {} values bit-identical to the host's f32 rerun; \
+             vs f64: means {:.3e}, var_f {:.3e}, log p(y) {:.3e} (tolerance {:e}): {}",
+            gp.grid,
+            gp.n,
+            gp.identical_to_host_f32.0,
+            gp.identical_to_host_f32.1,
+            gp.mean_error_vs_f64,
+            gp.var_error_vs_f64,
+            gp.lml_error_vs_f64,
+            gp.tolerance,
+            if gp.pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(c.pass && model.pass && emlp.pass)
+    Ok(c.pass && model.pass && emlp.pass && gp.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
