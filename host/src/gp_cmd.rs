@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use keel::data::read_numeric_csv;
 use keel::error::{Error, Result};
 use keel::gp::{
-    exact, ski_dense, stream, synthetic_stream, timed, wiski, GridSpec, Hyper, SnapshotPlan,
+    exact, fit, ski_dense, stream, synthetic_stream, timed, wiski, GridSpec, Hyper, SnapshotPlan,
     StreamMethod, StreamReport, TrainData,
 };
 use keel::output::check_writable;
@@ -68,6 +68,17 @@ pub struct RegressArgs {
     method: String,
     #[command(flatten)]
     model: ModelArgs,
+    /// Learn the outputscale, lengthscales and noise first by maximising the log marginal
+    /// likelihood (exact: from the Cholesky; ski/wiski: from the cached statistics), starting
+    /// from the values given.
+    #[arg(long)]
+    fit: bool,
+    /// Adam steps for --fit.
+    #[arg(long, default_value_t = 100)]
+    fit_iters: usize,
+    /// Adam learning rate for --fit (on log-hyperparameters).
+    #[arg(long, default_value_t = 0.05)]
+    fit_lr: f64,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -234,7 +245,22 @@ fn regress(a: &RegressArgs) -> Result<()> {
             ),
         ));
     }
-    let (hyper, grid) = model(&a.model, train.dim, &[&train.x, &test.values])?;
+    let (mut hyper, grid) = model(&a.model, train.dim, &[&train.x, &test.values])?;
+    if !["exact", "ski", "wiski"].contains(&a.method.as_str()) {
+        return Err(Error::invalid(
+            "--method",
+            &a.method,
+            "use exact, ski or wiski",
+        ));
+    }
+    let fitted = if a.fit {
+        let g = (a.method != "exact").then_some(&grid);
+        let (best, report) = fit(&hyper, g, &train, a.fit_iters, a.fit_lr)?;
+        hyper = best;
+        Some(report)
+    } else {
+        None
+    };
     let (post, seconds) = match a.method.as_str() {
         "exact" => timed(|| exact(&hyper, &train, &test.values)),
         "ski" => timed(|| ski_dense(&hyper, &grid, &train, &test.values)),
@@ -247,12 +273,27 @@ fn regress(a: &RegressArgs) -> Result<()> {
         v["method"] = json!(a.method);
         v["n_train"] = json!(train.len());
         v["seconds"] = json!(seconds);
+        if let Some(f) = &fitted {
+            v["fit"] = serde_json::to_value(f).map_err(|e| Error::invalid("json", e, ""))?;
+        }
         if a.method != "exact" {
             let g = grid.for_dim(train.dim)?;
             v["grid"] = json!({"size": g.size, "lo": g.lo, "hi": g.hi});
         }
         println!("{v}");
     } else {
+        if let Some(f) = &fitted {
+            println!(
+                "fit ({} Adam steps, {:.2} s): log p(y) {:.4} → {:.4}; outputscale {:.5}, lengthscale {:?}, noise {:.5}",
+                f.iterations,
+                f.seconds,
+                f.log_marginal_likelihood_start,
+                f.log_marginal_likelihood_end,
+                f.outputscale,
+                f.lengthscale,
+                f.noise
+            );
+        }
         println!(
             "{} GP, {} training rows, log marginal likelihood {:.6} ({:.3} s)",
             a.method,

@@ -147,6 +147,50 @@ fn the_issues_command_line_matches_numpy() {
 }
 
 #[test]
+fn fit_learns_the_hyperparameters_before_predicting() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = case("ski-rbf-1d-g64-n1000");
+    let (train, test) = csvs(&dir, &c);
+    let o = keel(&[
+        "gp",
+        "regress",
+        "--train",
+        &train,
+        "--test",
+        &test,
+        "--method",
+        "wiski",
+        "--grid-size",
+        "64",
+        "--grid-bounds",
+        "-3.5,3.5",
+        "--outputscale",
+        "0.5",
+        "--lengthscale",
+        "2",
+        "--noise",
+        "0.3",
+        "--fit",
+        "--fit-iters",
+        "60",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &v["fit"];
+    let (l0, l1) = (
+        f["log_marginal_likelihood_start"].as_f64().unwrap(),
+        f["log_marginal_likelihood_end"].as_f64().unwrap(),
+    );
+    assert!(l1 > l0, "{f}");
+    // Streaming the points at the fitted values gives the likelihood the caches gave.
+    assert!((v["log_marginal_likelihood"].as_f64().unwrap() - l1).abs() < 1e-9 * l1.abs());
+    // The fixture's data have noise sd 0.1 (variance 0.01) around Σ sin(1.3x).
+    let noise = f["noise"].as_f64().unwrap();
+    assert!(noise > 0.005 && noise < 0.02, "{noise}");
+}
+
+#[test]
 fn stream_reports_prequential_metrics_and_flat_update_times() {
     let o = keel(&[
         "gp",

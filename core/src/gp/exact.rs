@@ -148,6 +148,12 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
         self.n = 0;
     }
 
+    /// Forgets all but the first `len` points (`O(1)`: the factor's leading rows do not depend on
+    /// later points). Does nothing if `len ≥ self.len()`.
+    pub fn truncate(&mut self, len: usize) {
+        self.n = self.n.min(len);
+    }
+
     /// The kernel.
     pub fn kernel(&self) -> &Kernel<T, D> {
         &self.kernel

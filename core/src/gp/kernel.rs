@@ -35,6 +35,31 @@ impl Family {
         }
     }
 
+    /// `d profile / d(r²)` at `r2 = r²` (finite at `r = 0` for every family but Matérn-1/2,
+    /// whose derivative there is only ever multiplied by a zero distance: 0 is returned).
+    #[inline]
+    pub fn profile_derivative<T: Real>(self, r2: T) -> T {
+        match self {
+            Family::Rbf => -T::HALF * (-T::HALF * r2).exp(),
+            Family::Matern12 => {
+                let r = r2.sqrt();
+                if r > T::ZERO {
+                    -(-r).exp() / (T::TWO * r)
+                } else {
+                    T::ZERO
+                }
+            }
+            Family::Matern32 => {
+                let s = T::from_f64(3f64.sqrt()) * r2.sqrt();
+                T::from_f64(-1.5) * (-s).exp()
+            }
+            Family::Matern52 => {
+                let s = T::from_f64(5f64.sqrt()) * r2.sqrt();
+                T::from_f64(-5.0 / 6.0) * (T::ONE + s) * (-s).exp()
+            }
+        }
+    }
+
     /// The name used on the command line and in model files.
     pub fn name(self) -> &'static str {
         match self {

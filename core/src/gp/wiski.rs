@@ -269,7 +269,33 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         for (a, ui) in self.buf.mean.iter_mut().zip(u.iter()) {
             *a += gain * *ui;
         }
-        // Sufficient statistics.
+        self.add_statistics(idx, w, y, d);
+        self.log_det_q += (s / d).ln();
+        self.quad += innovation * gain;
+        Ok(())
+    }
+
+    /// Adds `(x, y)` to the sufficient statistics only (`O(16^D)`), leaving the root and the mean
+    /// as they were: for loading many points at once, follow the batch with
+    /// [`Wiski::refactorize`] (`O(m³)` once), which gives the model that observing them one by
+    /// one would have. Until then, predictions and the likelihood ignore the batch.
+    ///
+    /// # Errors
+    /// As [`Wiski::observe_with_noise`].
+    pub fn accumulate(&mut self, x: &[T; D], y: T, d: T) -> Result<()> {
+        if !y.is_finite() {
+            return Err(Error::NonFinite { index: D, t: 0.0 });
+        }
+        positive("noise factor", d)?;
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [T::ZERO; MAX_NONZEROS];
+        let nnz = self.grid.weights(x, &mut idx, &mut w)?;
+        self.add_statistics(&idx[..nnz], &w[..nnz], y, d);
+        Ok(())
+    }
+
+    fn add_statistics(&mut self, idx: &[usize], w: &[T], y: T, d: T) {
+        let m = self.m;
         for (&i, &wi) in idx.iter().zip(w) {
             let wd = wi / d;
             for (&j, &wj) in idx.iter().zip(w) {
@@ -279,10 +305,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         }
         self.c_yy += y * y / d;
         self.log_det_d += d.ln();
-        self.log_det_q += (s / d).ln();
-        self.quad += innovation * gain;
         self.n += 1;
-        Ok(())
     }
 
     /// Posterior mean and variances of `f(x)` and `y(x)` (noise factor 1), in `O(4^D m)`.
