@@ -136,3 +136,52 @@ fn fitting_raises_the_likelihood_and_finds_the_noise() {
         "{best_ski:?} vs {best:?}"
     );
 }
+
+#[test]
+fn dirichlet_transform_closed_form() {
+    use keel::gp::dirichlet_target;
+    // Values from numpy (digest §2.11): α = 1.01 and α = 0.01.
+    let (y1, v1) = dirichlet_target(true, 0.01);
+    assert!(
+        (v1 - 0.688184).abs() < 1e-6 && (y1 + 0.334142).abs() < 1e-6,
+        "{y1} {v1}"
+    );
+    let (y0, v0) = dirichlet_target(false, 0.01);
+    assert!(
+        (v0 - 4.615121).abs() < 1e-6 && (y0 + 6.912730).abs() < 1e-6,
+        "{y0} {v0}"
+    );
+    assert_eq!(v0, 101f64.ln());
+}
+
+#[test]
+fn dirichlet_gps_separate_the_banana_online() {
+    use keel::gp::{banana, classify, StreamMethod};
+    let train = banana(800, 0.15, 0);
+    let test = banana(400, 0.15, 1);
+    assert!(train.x.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let ones = train.label.iter().sum::<usize>();
+    assert!(ones > 300 && ones < 500);
+    let h = Hyper {
+        family: Family::Rbf,
+        outputscale: 4.0,
+        lengthscale: vec![0.3],
+        noise: 1.0,
+    };
+    let grid = GridSpec {
+        size: vec![16],
+        lo: vec![-1.0],
+        hi: vec![1.0],
+        convention: Convention::Endpoints,
+        clamp: true,
+    };
+    let w = classify(StreamMethod::Wiski, &h, &grid, &train, &test, 0.01, 0).unwrap();
+    let e = classify(StreamMethod::Exact, &h, &grid, &train, &test, 0.01, 0).unwrap();
+    // A least-squares linear rule gets 0.87 on these crescents (numpy, 4000 points); both GPs
+    // must do much better.
+    assert!(
+        w.test_accuracy > 0.95 && e.test_accuracy > 0.95,
+        "{w:?} {e:?}"
+    );
+    assert!(w.online_accuracy > 0.9 && w.test_nll < 0.2, "{w:?}");
+}
