@@ -25,6 +25,70 @@ pub enum GpCommand {
     /// Online binary classification with Dirichlet-transformed GPs (one per class) on Keel's
     /// 2-D banana stream: online and test accuracy.
     Classify(ClassifyArgs),
+    /// Bayesian optimisation of a standard test function with an online GP surrogate; with
+    /// --method both, WISKI and the exact GP side by side (time per step and best value).
+    Bo(BoArgs),
+}
+
+#[derive(Args)]
+pub struct BoArgs {
+    /// ackley, levy, rastrigin, rosenbrock, styblinski-tang, griewank or dixon-price.
+    #[arg(long, default_value = "ackley")]
+    function: String,
+    /// Input dimension (WISKI: 1 to 3).
+    #[arg(long, default_value_t = 3)]
+    dim: usize,
+    /// Optimisation steps.
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Points per step.
+    #[arg(long, default_value_t = 3)]
+    batch: usize,
+    /// Random initial points.
+    #[arg(long, default_value_t = 10)]
+    init: usize,
+    /// ucb or ei.
+    #[arg(long, default_value = "ucb")]
+    acquisition: String,
+    /// β of UCB.
+    #[arg(long, default_value_t = 2.0)]
+    beta: f64,
+    /// wiski, exact, or both (same seed, one after the other).
+    #[arg(long, default_value = "wiski")]
+    method: String,
+    /// Observation noise sd added to the function.
+    #[arg(long, default_value_t = 0.0)]
+    noise_sd: f64,
+    /// Kernel (inputs scaled to the unit cube, targets standardised).
+    #[arg(long, default_value = "matern52")]
+    kernel: String,
+    /// Outputscale.
+    #[arg(long, default_value_t = 1.0)]
+    outputscale: f64,
+    /// Lengthscale in unit-cube units (one, or one per dimension).
+    #[arg(long, default_value = "0.15")]
+    lengthscale: String,
+    /// Noise variance of the surrogate (standardised units).
+    #[arg(long, default_value_t = 1e-3)]
+    noise: f64,
+    /// WISKI grid nodes per dimension (default: 64 in 1-D, 30 in 2-D, 10 in 3-D).
+    #[arg(long)]
+    grid_size: Option<usize>,
+    /// Refit the hyperparameters every N steps by maximising the likelihood (0: never).
+    #[arg(long, default_value_t = 0)]
+    refit_every: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// PNG with time per step and best value against evaluations.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON (with the per-step history).
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -157,7 +221,122 @@ pub fn run(cmd: &GpCommand) -> Result<()> {
         GpCommand::Regress(a) => regress(a),
         GpCommand::Stream(a) => run_stream(a),
         GpCommand::Classify(a) => run_classify(a),
+        GpCommand::Bo(a) => run_bo(a),
     }
+}
+
+fn run_bo(a: &BoArgs) -> Result<()> {
+    use keel::gp::bo::{optimise, Acquisition, BoConfig, TestFunction};
+    if let Some(p) = &a.plot {
+        check_writable("--plot", p)?;
+    }
+    let function = TestFunction::from_name(&a.function).ok_or_else(|| {
+        Error::invalid(
+            "--function",
+            &a.function,
+            "use ackley, levy, rastrigin, rosenbrock, styblinski-tang, griewank or dixon-price",
+        )
+    })?;
+    let acquisition = match a.acquisition.as_str() {
+        "ucb" => Acquisition::Ucb { beta: a.beta },
+        "ei" => Acquisition::Ei,
+        x => return Err(Error::invalid("--acquisition", x, "use ucb or ei")),
+    };
+    let methods: Vec<StreamMethod> = match a.method.as_str() {
+        "wiski" => vec![StreamMethod::Wiski],
+        "exact" => vec![StreamMethod::Exact],
+        "both" => vec![StreamMethod::Wiski, StreamMethod::Exact],
+        m => return Err(Error::invalid("--method", m, "use wiski, exact or both")),
+    };
+    let family = Family::from_name(&a.kernel).ok_or_else(|| {
+        Error::invalid(
+            "--kernel",
+            &a.kernel,
+            "use rbf, matern12, matern32 or matern52",
+        )
+    })?;
+    let evaluations = a.init + a.steps * a.batch;
+    if methods.contains(&StreamMethod::Exact) && evaluations > 20_000 {
+        return Err(Error::invalid(
+            "--steps",
+            a.steps,
+            format!("{evaluations} evaluations: too many for the exact GP's factor; use wiski"),
+        ));
+    }
+    let cfg = BoConfig {
+        function,
+        dim: a.dim,
+        steps: a.steps,
+        batch: a.batch,
+        init: a.init,
+        acquisition,
+        noise_sd: a.noise_sd,
+        hyper: Hyper {
+            family,
+            outputscale: a.outputscale,
+            lengthscale: parse_list("--lengthscale", &a.lengthscale)?,
+            noise: a.noise,
+        },
+        grid_size: a.grid_size.unwrap_or(match a.dim {
+            1 => 64,
+            2 => 30,
+            _ => 10,
+        }),
+        refit_every: a.refit_every,
+        seed: a.seed,
+    };
+    let mut reports = Vec::new();
+    for m in methods {
+        let bar = if a.quiet {
+            ProgressBar::hidden()
+        } else {
+            let b = ProgressBar::new(a.steps as u64);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps (eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_prefix(format!(
+                "gp bo {}",
+                if m == StreamMethod::Wiski {
+                    "wiski"
+                } else {
+                    "exact"
+                }
+            ));
+            b
+        };
+        let r = optimise(m, &cfg, |k| bar.set_position(k as u64))?;
+        bar.finish_and_clear();
+        reports.push(r);
+    }
+    if let Some(p) = &a.plot {
+        keel::plot::plot_bo(p, &reports)?;
+    }
+    if a.json {
+        let v = serde_json::to_value(&reports).map_err(|e| Error::invalid("json", e, ""))?;
+        println!("{}", if reports.len() == 1 { v[0].clone() } else { v });
+    } else {
+        for r in &reports {
+            println!(
+                "{} surrogate, {} in {}-D: best {:.6} (minimum {}) after {} evaluations at {:?}; \
+                 seconds per step: first tenth {:.4}, last tenth {:.4}; {:.1} s in all",
+                r.method,
+                r.function,
+                r.dim,
+                r.best_latent,
+                r.minimum,
+                r.evaluations,
+                r.best_x
+                    .iter()
+                    .map(|v| (v * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>(),
+                r.step_seconds_first_tenth,
+                r.step_seconds_last_tenth,
+                r.seconds
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {

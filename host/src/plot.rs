@@ -399,3 +399,69 @@ pub fn plot_gp_stream(
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
 }
+
+/// Bayesian-optimisation runs side by side: seconds per step (model update + acquisition, log
+/// scale) against the number of evaluations, and the best value found minus the function's
+/// minimum (log scale).
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_bo(path: &Path, runs: &[crate::gp::bo::BoReport]) -> Result<()> {
+    register_font();
+    let time: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                format!("{} (time per step)", r.method),
+                r.history
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.evaluations as f64,
+                            (s.model_seconds + s.acquisition_seconds).max(FLOOR),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let regret: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                format!("{} (best − minimum)", r.method),
+                r.history
+                    .iter()
+                    .map(|s| (s.evaluations as f64, (s.best_latent - r.minimum).max(FLOOR)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let title = runs
+        .first()
+        .map(|r| format!("{} in {}-D", r.function, r.dim))
+        .unwrap_or_default();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (1200, 500)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let (left, right) = root.split_horizontally(600);
+        draw_log_series(
+            &left,
+            &time,
+            &format!("{title}: seconds per step"),
+            "evaluations",
+            "s",
+        )
+        .map_err(plot_err(path))?;
+        draw_log_series(
+            &right,
+            &regret,
+            &format!("{title}: best found − minimum"),
+            "evaluations",
+            "regret",
+        )
+        .map_err(plot_err(path))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}

@@ -306,3 +306,67 @@ fn bad_input_is_one_line_exit_2() {
         &["--plot"],
     );
 }
+
+#[test]
+fn bayesian_optimisation_runs_both_surrogates_and_improves() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("bo.png");
+    let o = keel(&[
+        "gp",
+        "bo",
+        "--function",
+        "styblinski-tang",
+        "--dim",
+        "2",
+        "--steps",
+        "15",
+        "--batch",
+        "2",
+        "--method",
+        "both",
+        "--acquisition",
+        "ei",
+        "--grid-size",
+        "20",
+        "--plot",
+        plot.to_str().unwrap(),
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let runs = v.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["evaluations"], 40);
+        let h = r["history"].as_array().unwrap();
+        assert_eq!(h.len(), 15);
+        let first = h[0]["best_latent"].as_f64().unwrap();
+        let last = h[14]["best_latent"].as_f64().unwrap();
+        // Never worse, and the surrogate's 30 guided points beat the 10 random ones.
+        assert!(last < first, "{} {first} → {last}", r["method"]);
+        assert!(last >= r["minimum"].as_f64().unwrap());
+    }
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+    rejects(
+        &["gp", "bo", "--function", "branin"],
+        &["--function", "ackley"],
+    );
+    rejects(&["gp", "bo", "--dim", "4"], &["--dim", "1- to 3-D"]);
+    rejects(&["gp", "bo", "--acquisition", "kg"], &["--acquisition"]);
+    rejects(&["gp", "bo", "--steps", "0"], &["--steps"]);
+}
+
+#[test]
+fn classify_runs_and_rejects_bad_input() {
+    let o = keel(&["gp", "classify", "--n", "400", "--n-test", "200", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    rejects(&["gp", "classify", "--alpha-eps", "0"], &["--alpha-eps"]);
+    rejects(
+        &["gp", "classify", "--lengthscale=-0.3"],
+        &["--lengthscale"],
+    );
+    rejects(&["gp", "classify", "--grid-size", "2"], &["--grid-size"]);
+}

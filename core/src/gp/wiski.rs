@@ -31,7 +31,7 @@ use super::grid::{Grid, MAX_NONZEROS};
 use super::kernel::{positive, Kernel};
 use super::Prediction;
 use crate::error::{Error, Result};
-use crate::linalg::{cholesky_in_place, symmetric_eigen};
+use crate::linalg::{cholesky_in_place, dot_lanes, symmetric_eigen};
 use crate::real::Real;
 
 /// The slices a [`Wiski`] works in (`m` = grid nodes): `root` and `precision` hold `m²`
@@ -253,10 +253,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         let s = d + phi.iter().fold(T::ZERO, |acc, p| acc + *p * *p);
         // u = S φ = C w.
         for (ui, row) in u.iter_mut().zip(s_mat.chunks_exact(m)) {
-            *ui = row
-                .iter()
-                .zip(phi.iter())
-                .fold(T::ZERO, |acc, (r, p)| acc + *r * *p);
+            *ui = dot_lanes(row, phi);
         }
         let gamma = T::ONE / (s + (d * s).sqrt());
         for (row, ui) in s_mat.chunks_exact_mut(m).zip(u.iter()) {
@@ -322,13 +319,21 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         for (&i, &wi) in idx.iter().zip(w) {
             mean += wi * self.buf.mean[i];
         }
+        // |Sᵀw|², accumulating φ = Sᵀw a block of columns at a time from contiguous row slices.
+        const BLOCK: usize = 64;
         let mut var = T::ZERO;
-        for j in 0..m {
-            let mut phi = T::ZERO;
+        let mut phi = [T::ZERO; BLOCK];
+        for j0 in (0..m).step_by(BLOCK) {
+            let len = BLOCK.min(m - j0);
+            let phi = &mut phi[..len];
+            phi.fill(T::ZERO);
             for (&i, &wi) in idx.iter().zip(w) {
-                phi += wi * self.buf.root[i * m + j];
+                let row = &self.buf.root[i * m + j0..i * m + j0 + len];
+                for (p, r) in phi.iter_mut().zip(row) {
+                    *p += wi * *r;
+                }
             }
-            var += phi * phi;
+            var += dot_lanes(phi, phi);
         }
         let var_f = self.noise * var;
         Ok(Prediction {
@@ -399,15 +404,20 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
                 }
             }
         }
-        // Q = I + S₀ᵀ T1 (lower triangle), then Q = R Rᵀ.
-        for i in 0..m {
-            for j in 0..=i {
-                let mut v = if i == j { T::ONE } else { T::ZERO };
-                for k in 0..m {
-                    v += s0[k * m + i] * t1[k * m + j];
+        // Q = I + S₀ᵀ T1 (lower triangle) as a sum of outer products of rows (contiguous
+        // access), then Q = R Rᵀ.
+        q.fill(T::ZERO);
+        for (s_row, t_row) in s0.chunks_exact(m).zip(t1.chunks_exact(m)) {
+            for (i, &si) in s_row.iter().enumerate() {
+                if si != T::ZERO {
+                    for (qv, tv) in q[i * m..i * m + i + 1].iter_mut().zip(t_row) {
+                        *qv += si * *tv;
+                    }
                 }
-                q[i * m + j] = v;
             }
+        }
+        for i in 0..m {
+            q[i * m + i] += T::ONE;
         }
         cholesky_in_place(q, m)?;
         // S = S₀ R⁻ᵀ: row i of S solves R x = (row i of S₀).

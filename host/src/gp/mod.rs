@@ -2,6 +2,8 @@
 //! WISKI) over heap storage sized at run time, plus the dense SKI posterior computed from
 //! explicit `W` and `K_UU` as the host's reference.
 
+pub mod bo;
+
 use std::time::Instant;
 
 use keel_core::gp::{
@@ -65,7 +67,7 @@ impl Hyper {
         })
     }
 
-    fn kernel<const D: usize>(&self) -> Result<Kernel<f64, D>> {
+    pub(crate) fn kernel<const D: usize>(&self) -> Result<Kernel<f64, D>> {
         let mut l = [0.0; D];
         l.copy_from_slice(&self.lengthscale);
         Kernel::new(self.family, self.outputscale, l).map_err(core("kernel"))
@@ -157,7 +159,7 @@ impl GridSpec {
         })
     }
 
-    fn grid<const D: usize>(&self) -> Result<Grid<f64, D>> {
+    pub(crate) fn grid<const D: usize>(&self) -> Result<Grid<f64, D>> {
         let (mut lo, mut hi, mut size) = ([0.0; D], [0.0; D], [0usize; D]);
         lo.copy_from_slice(&self.lo);
         hi.copy_from_slice(&self.hi);
@@ -211,14 +213,14 @@ pub struct Posterior {
     pub log_marginal_likelihood: f64,
 }
 
-fn core(context: &'static str) -> impl Fn(keel_core::Error) -> Error {
+pub(crate) fn core(context: &'static str) -> impl Fn(keel_core::Error) -> Error {
     move |source| Error::Core {
         context: context.to_string(),
         source,
     }
 }
 
-fn row<const D: usize>(x: &[f64], i: usize) -> [f64; D] {
+pub(crate) fn row<const D: usize>(x: &[f64], i: usize) -> [f64; D] {
     let mut r = [0.0; D];
     r.copy_from_slice(&x[i * D..(i + 1) * D]);
     r
@@ -563,7 +565,7 @@ pub struct StreamReport {
     pub snapshots: Vec<Snapshot>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -577,7 +579,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// One online GP, whichever kind.
-trait Online<const D: usize> {
+pub(crate) trait Online<const D: usize> {
     fn predict(&mut self, x: &[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>>;
     fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()>;
     fn lml(&self) -> f64;
