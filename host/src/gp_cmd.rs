@@ -8,7 +8,7 @@ use keel::data::read_numeric_csv;
 use keel::error::{Error, Result};
 use keel::gp::{
     banana, classify, exact, fit, ski_dense, stream, synthetic_stream, timed, wiski, GridSpec,
-    Hyper, SnapshotPlan, StreamMethod, StreamReport, TrainData,
+    Hyper, OnlineLearning, SnapshotPlan, StreamMethod, StreamReport, TrainData,
 };
 use keel::output::check_writable;
 use keel_core::gp::{Convention, Family};
@@ -205,6 +205,23 @@ pub struct StreamArgs {
     method: String,
     #[command(flatten)]
     model: ModelArgs,
+    /// Learn the hyperparameters online, as the paper does: a full-batch fit on the first
+    /// --pretrain-fraction of the stream, then one Adam step on log p(y)/n (from the cached
+    /// statistics) before each point is absorbed (wiski only).
+    #[arg(long)]
+    learn: bool,
+    /// Online learning rate (the paper's configs: 5e-3).
+    #[arg(long, default_value_t = 5e-3)]
+    learn_lr: f64,
+    /// Fraction of the stream used for pretraining with --learn.
+    #[arg(long, default_value_t = 0.05)]
+    pretrain_fraction: f64,
+    /// Adam steps of pretraining.
+    #[arg(long, default_value_t = 200)]
+    pretrain_steps: usize,
+    /// Pretraining learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pretrain_lr: f64,
     /// Draw the posterior at several points of the stream (1-D streams) to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -663,9 +680,37 @@ fn run_stream(a: &StreamArgs) -> Result<()> {
         b.set_prefix(format!("gp stream {}", a.method));
         b
     };
-    let report = stream(method, &hyper, &grid, &data, &plan, |k| {
-        bar.set_position(k as u64)
-    })?;
+    let learning = if a.learn {
+        if !(0.0..1.0).contains(&a.pretrain_fraction) {
+            return Err(Error::invalid(
+                "--pretrain-fraction",
+                a.pretrain_fraction,
+                "must be in [0, 1)",
+            ));
+        }
+        for (flag, v) in [("--learn-lr", a.learn_lr), ("--pretrain-lr", a.pretrain_lr)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::invalid(flag, v, "must be positive"));
+            }
+        }
+        Some(OnlineLearning {
+            pretrain: (a.pretrain_fraction * data.len() as f64).round() as usize,
+            pretrain_steps: a.pretrain_steps,
+            pretrain_lr: a.pretrain_lr,
+            lr: a.learn_lr,
+        })
+    } else {
+        None
+    };
+    let report = stream(
+        method,
+        &hyper,
+        &grid,
+        &data,
+        &plan,
+        learning.as_ref(),
+        |k| bar.set_position(k as u64),
+    )?;
     bar.finish_and_clear();
     if let Some(p) = &a.plot {
         if data.dim == 1 {
@@ -712,5 +757,11 @@ fn print_stream(json_out: bool, r: &StreamReport) -> Result<()> {
         r.state_bytes,
         r.seconds
     );
+    if let Some(l) = &r.learned {
+        println!(
+            "learned online (after pretraining on {} points): outputscale {:.5}, lengthscale {:?}, noise {:.5}",
+            l.pretrain_points, l.outputscale, l.lengthscale, l.noise
+        );
+    }
     Ok(())
 }

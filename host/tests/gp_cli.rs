@@ -370,3 +370,53 @@ fn classify_runs_and_rejects_bad_input() {
     );
     rejects(&["gp", "classify", "--grid-size", "2"], &["--grid-size"]);
 }
+
+#[test]
+fn online_learning_finds_the_streams_noise() {
+    let o = keel(&[
+        "gp",
+        "stream",
+        "--synthetic",
+        "800",
+        "--learn",
+        "--lengthscale",
+        "2",
+        "--outputscale",
+        "0.3",
+        "--noise",
+        "0.5",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let l = &v["learned"];
+    assert_eq!(l["pretrain_points"], 40);
+    // The stream's noise variance is 0.04; the start was 0.5.
+    let noise = l["noise"].as_f64().unwrap();
+    assert!(noise > 0.025 && noise < 0.06, "{l}");
+    rejects(
+        &[
+            "gp",
+            "stream",
+            "--synthetic",
+            "100",
+            "--learn",
+            "--method",
+            "exact",
+        ],
+        &["--learn", "wiski"],
+    );
+    rejects(
+        &[
+            "gp",
+            "stream",
+            "--synthetic",
+            "100",
+            "--learn",
+            "--pretrain-fraction",
+            "1.5",
+        ],
+        &["--pretrain-fraction"],
+    );
+}

@@ -560,6 +560,9 @@ pub struct StreamReport {
     pub state_bytes: usize,
     /// Whole pass, seconds.
     pub seconds: f64,
+    /// Hyperparameters learned online (with `--learn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedHyper>,
     /// Posterior snapshots on a line (1-D only, when asked for).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<Snapshot>,
@@ -609,6 +612,33 @@ impl<const D: usize> Online<D> for ExactGp<'_, f64, D> {
     }
 }
 
+/// The paper's online hyperparameter learning: a full-batch fit on the first points, then one
+/// Adam step on `log p(y)/n` (from the cached statistics) before each new point is absorbed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnlineLearning {
+    /// Points used for pretraining (the paper: the first 5 %).
+    pub pretrain: usize,
+    /// Adam steps of pretraining.
+    pub pretrain_steps: usize,
+    /// Pretraining learning rate.
+    pub pretrain_lr: f64,
+    /// Online learning rate (one step per point).
+    pub lr: f64,
+}
+
+/// Hyperparameters at the end of an online-learning stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LearnedHyper {
+    /// Outputscale.
+    pub outputscale: f64,
+    /// Lengthscales.
+    pub lengthscale: Vec<f64>,
+    /// Noise variance.
+    pub noise: f64,
+    /// Points in the pretraining batch (not scored).
+    pub pretrain_points: usize,
+}
+
 /// Where 1-D snapshots are taken and drawn.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SnapshotPlan {
@@ -628,16 +658,24 @@ pub fn stream(
     grid: &GridSpec,
     data: &TrainData,
     plan: &SnapshotPlan,
+    learning: Option<&OnlineLearning>,
     mut progress: impl FnMut(usize),
 ) -> Result<StreamReport> {
     let hyper = hyper.for_dim(data.dim)?;
+    if learning.is_some() && method == StreamMethod::Exact {
+        return Err(Error::invalid(
+            "--learn",
+            "exact",
+            "online hyperparameter learning runs with --method wiski (each exact step would cost O(n³))",
+        ));
+    }
     match method {
         StreamMethod::Wiski => {
             let grid = grid.for_dim(data.dim)?;
             by_dim!(
                 data.dim,
                 3,
-                stream_wiski_d(&hyper, &grid, data, plan, &mut progress)
+                stream_wiski_d(&hyper, &grid, data, plan, learning, &mut progress)
             )
         }
         StreamMethod::Exact => by_dim!(
@@ -653,24 +691,108 @@ fn stream_wiski_d<const D: usize>(
     grid: &GridSpec,
     data: &TrainData,
     plan: &SnapshotPlan,
+    learning: Option<&OnlineLearning>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<StreamReport> {
     let m = grid.nodes();
     let mut store = WiskiStore::new(m);
-    let (buf, scratch) = store.split();
+    let mut scratch = std::mem::take(&mut store.scratch);
+    let (buf, _) = store.split();
     let mut gp = Wiski::new(
         grid.grid::<D>()?,
         hyper.kernel::<D>()?,
         hyper.noise,
         buf,
-        scratch,
+        &mut scratch,
     )
     .map_err(core("WISKI"))?;
-    let mut report = run_stream::<D>(&mut gp, data, plan, progress)?;
+    let mut report = match learning {
+        None => run_stream::<D>(&mut gp, data, plan, 0, progress)?,
+        Some(l) => {
+            // Pretraining: the first points into the statistics, a full-batch fit, one
+            // refactorisation; then predict → one Adam step on L/n from the caches → absorb.
+            let n0 = l.pretrain.min(data.len());
+            for i in 0..n0 {
+                gp.accumulate(&row::<D>(&data.x, i), data.y[i], data.d[i])
+                    .map_err(|source| Error::Core {
+                        context: format!("stream row {}", i + 1),
+                        source,
+                    })?;
+            }
+            gp.refactorize(&mut scratch)
+                .map_err(core("WISKI refactorisation"))?;
+            let mut h = hyper.clone();
+            if n0 > 0 {
+                h = adam(&h, l.pretrain_steps, l.pretrain_lr, n0, |h| {
+                    ski_mll_grad_d(&mut gp, h, &mut scratch)
+                })?
+                .0;
+            }
+            gp.set_hyperparameters(h.kernel::<D>()?, h.noise, &mut scratch)
+                .map_err(core("WISKI refactorisation"))?;
+            let mut learner = Learner {
+                gp,
+                scratch,
+                theta: to_theta(&h),
+                family: h.family,
+                adam: AdamState::default(),
+                lr: l.lr,
+            };
+            let mut r = run_stream::<D>(&mut learner, data, plan, n0, progress)?;
+            let h = from_theta(learner.family, &learner.theta);
+            r.learned = Some(LearnedHyper {
+                outputscale: h.outputscale,
+                lengthscale: h.lengthscale,
+                noise: h.noise,
+                pretrain_points: n0,
+            });
+            r
+        }
+    };
     report.method = "wiski";
     report.grid_nodes = Some(m);
     report.state_bytes = (2 * m * m + 4 * m) * 8;
     Ok(report)
+}
+
+/// WISKI with one hyperparameter step before each point is absorbed (the paper's online loop).
+struct Learner<'a, const D: usize> {
+    gp: Wiski<'a, f64, D>,
+    scratch: Vec<f64>,
+    theta: Vec<f64>,
+    family: Family,
+    adam: AdamState,
+    lr: f64,
+}
+
+impl<const D: usize> Online<D> for Learner<'_, D> {
+    fn predict(&mut self, x: &[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>> {
+        self.gp.predict(x)
+    }
+    fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()> {
+        let n = self.gp.len() as usize;
+        if n > 0 && self.lr > 0.0 {
+            let h = from_theta(self.family, &self.theta);
+            let (_, g) =
+                ski_mll_grad_d(&mut self.gp, &h, &mut self.scratch).map_err(|e| match e {
+                    Error::Core { source, .. } => source,
+                    _ => keel_core::Error::InvalidConfig {
+                        what: "hyperparameter step",
+                    },
+                })?;
+            self.adam.step(&mut self.theta, &g, self.lr, 1.0 / n as f64);
+            let h = from_theta(self.family, &self.theta);
+            let mut l = [0.0; D];
+            l.copy_from_slice(&h.lengthscale);
+            let kernel = Kernel::new(h.family, h.outputscale, l)?;
+            self.gp
+                .set_hyperparameters(kernel, h.noise, &mut self.scratch)?;
+        }
+        self.gp.observe_with_noise(x, y, d)
+    }
+    fn lml(&self) -> f64 {
+        self.gp.log_marginal_likelihood()
+    }
 }
 
 fn stream_exact_d<const D: usize>(
@@ -697,19 +819,22 @@ fn stream_exact_d<const D: usize>(
         work: &mut w,
     };
     let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, buf).map_err(core("exact GP"))?;
-    let mut report = run_stream::<D>(&mut gp, data, plan, progress)?;
+    let mut report = run_stream::<D>(&mut gp, data, plan, 0, progress)?;
     report.method = "exact";
     report.state_bytes = (n * n + n * (D + 5)) * 8;
     Ok(report)
 }
 
+/// The prequential pass over `data[skip..]` (the first `skip` rows are already in the model).
 fn run_stream<const D: usize>(
     gp: &mut dyn Online<D>,
     data: &TrainData,
     plan: &SnapshotPlan,
+    skip: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<StreamReport> {
     let n = data.len();
+    let scored = n - skip.min(n);
     let start = Instant::now();
     let (mut se, mut nll) = (0.0, 0.0);
     let mut update_us = Vec::with_capacity(n);
@@ -736,7 +861,7 @@ fn run_stream<const D: usize>(
         }
         Ok(s)
     };
-    for i in 0..n {
+    for i in skip.min(n)..n {
         if D == 1 && plan.at.contains(&i) {
             snapshots.push(snapshot(gp, i)?);
         }
@@ -759,17 +884,17 @@ fn run_stream<const D: usize>(
         snapshots.push(snapshot(gp, n)?);
     }
     progress(n);
-    let tenth = (n / 10).max(1);
-    let first = median(&mut update_us[..tenth.min(n)].to_vec());
-    let last = median(&mut update_us[n.saturating_sub(tenth)..].to_vec());
+    let tenth = (scored / 10).max(1);
+    let first = median(&mut update_us[..tenth.min(scored)].to_vec());
+    let last = median(&mut update_us[scored.saturating_sub(tenth)..].to_vec());
     let max = update_us.iter().copied().fold(0.0, f64::max);
     Ok(StreamReport {
         method: "",
         n,
         dim: D,
         grid_nodes: None,
-        prequential_rmse: (se / n.max(1) as f64).sqrt(),
-        prequential_nll: nll / n.max(1) as f64,
+        prequential_rmse: (se / scored.max(1) as f64).sqrt(),
+        prequential_nll: nll / scored.max(1) as f64,
         log_marginal_likelihood: gp.lml(),
         update_us_median: median(&mut update_us),
         update_us_median_first_tenth: first,
@@ -778,6 +903,7 @@ fn run_stream<const D: usize>(
         predict_us_median: median(&mut predict_us),
         state_bytes: 0,
         seconds: start.elapsed().as_secs_f64(),
+        learned: None,
         snapshots,
     })
 }
@@ -895,8 +1021,10 @@ fn ski_mll_grad_d<const D: usize>(
     h: &Hyper,
     scratch: &mut [f64],
 ) -> Result<(f64, Vec<f64>)> {
-    gp.set_hyperparameters(h.kernel::<D>()?, h.noise, scratch)
-        .map_err(core("WISKI refactorisation"))?;
+    if gp.kernel() != &h.kernel::<D>()? || gp.noise() != h.noise {
+        gp.set_hyperparameters(h.kernel::<D>()?, h.noise, scratch)
+            .map_err(core("WISKI refactorisation"))?;
+    }
     let grid = *gp.grid();
     let m = grid.len();
     let size = *grid.size();
@@ -1071,9 +1199,41 @@ fn fit_ski_d<const D: usize>(
                 source,
             })?;
     }
+    gp.refactorize(&mut scratch)
+        .map_err(core("WISKI refactorisation"))?;
     adam(hyper, iterations, lr, train.len(), |h| {
         ski_mll_grad_d(&mut gp, h, &mut scratch)
     })
+}
+
+/// Adam's moment estimates for gradient *ascent* on log-hyperparameters.
+#[derive(Clone, Debug, Default)]
+struct AdamState {
+    m1: Vec<f64>,
+    m2: Vec<f64>,
+    t: i32,
+}
+
+impl AdamState {
+    /// One step: `θ ← θ + lr·m̂/(√v̂ + ε)` on the gradient `g·scale`, log-parameters kept within
+    /// e^±12.
+    fn step(&mut self, theta: &mut [f64], g: &[f64], lr: f64, scale: f64) {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        if self.m1.len() != theta.len() {
+            self.m1 = vec![0.0; theta.len()];
+            self.m2 = vec![0.0; theta.len()];
+            self.t = 0;
+        }
+        self.t += 1;
+        for i in 0..theta.len() {
+            let gi = g[i] * scale;
+            self.m1[i] = b1 * self.m1[i] + (1.0 - b1) * gi;
+            self.m2[i] = b2 * self.m2[i] + (1.0 - b2) * gi * gi;
+            let mh = self.m1[i] / (1.0 - b1.powi(self.t));
+            let vh = self.m2[i] / (1.0 - b2.powi(self.t));
+            theta[i] = (theta[i] + lr * mh / (vh.sqrt() + eps)).clamp(-12.0, 12.0);
+        }
+    }
 }
 
 /// Adam ascent on `L(θ)/n`; returns the best hyperparameters seen, and L at the start and there.
@@ -1085,21 +1245,12 @@ fn adam(
     mut eval: impl FnMut(&Hyper) -> Result<(f64, Vec<f64>)>,
 ) -> Result<(Hyper, f64, f64)> {
     let mut theta = to_theta(hyper);
-    let (mut m1, mut m2) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+    let mut state = AdamState::default();
     let scale = 1.0 / n.max(1) as f64;
     let (l0, mut g) = eval(hyper)?;
     let (mut best, mut best_l) = (hyper.clone(), l0);
-    for t in 1..=iterations {
-        for i in 0..theta.len() {
-            let gi = g[i] * scale;
-            m1[i] = b1 * m1[i] + (1.0 - b1) * gi;
-            m2[i] = b2 * m2[i] + (1.0 - b2) * gi * gi;
-            let mh = m1[i] / (1.0 - b1.powi(t as i32));
-            let vh = m2[i] / (1.0 - b2.powi(t as i32));
-            // Ascent; log-parameters kept in a sane range (e^±12).
-            theta[i] = (theta[i] + lr * mh / (vh.sqrt() + eps)).clamp(-12.0, 12.0);
-        }
+    for _ in 0..iterations {
+        state.step(&mut theta, &g, lr, scale);
         let h = from_theta(hyper.family, &theta);
         let (l, gn) = eval(&h)?;
         if l.is_finite() && l > best_l {
@@ -1142,6 +1293,8 @@ fn ski_mll_grad_once_d<const D: usize>(
         gp.accumulate(&row::<D>(&train.x, i), train.y[i], train.d[i])
             .map_err(core("training row"))?;
     }
+    gp.refactorize(&mut scratch)
+        .map_err(core("WISKI refactorisation"))?;
     ski_mll_grad_d(&mut gp, hyper, &mut scratch)
 }
 
