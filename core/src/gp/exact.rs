@@ -3,6 +3,7 @@
 use super::kernel::{positive, Kernel};
 use super::Prediction;
 use crate::error::{Error, Result};
+use crate::linalg::dot_lanes;
 use crate::real::Real;
 
 /// Storage for an [`ExactGp`] of capacity `N` in `D` dimensions; `N²` scalars for the factor
@@ -212,20 +213,16 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
         for j in 0..n {
             self.buf.l[n * cap + j] = self.kernel.eval(&self.point(j), &x);
         }
-        let l = &mut self.buf.l;
+        let (top, bottom) = self.buf.l.split_at_mut(n * cap);
+        let new_row = &mut bottom[..cap];
         for i in 0..n {
-            let mut s = l[n * cap + i];
-            for k in 0..i {
-                s -= l[i * cap + k] * l[n * cap + k];
-            }
-            l[n * cap + i] = s / l[i * cap + i];
+            let s = new_row[i] - dot_lanes(&top[i * cap..i * cap + i], &new_row[..i]);
+            new_row[i] = s / top[i * cap + i];
         }
-        let mut diag = self.kernel.eval(&x, &x) + self.noise * d;
-        let mut lz = T::ZERO;
-        for k in 0..n {
-            diag -= l[n * cap + k] * l[n * cap + k];
-            lz += l[n * cap + k] * self.buf.z[k];
-        }
+        let diag =
+            self.kernel.eval(&x, &x) + self.noise * d - dot_lanes(&new_row[..n], &new_row[..n]);
+        let lz = dot_lanes(&new_row[..n], &self.buf.z[..n]);
+        let l = &mut self.buf.l;
         if !(diag > T::ZERO) || !diag.is_finite() {
             return reject(Error::NotPositiveDefinite {
                 pivot: n,
@@ -259,10 +256,7 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
         let mut mean = T::ZERO;
         let mut vv = T::ZERO;
         for i in 0..n {
-            let mut s = v[i];
-            for k in 0..i {
-                s -= l[i * cap + k] * v[k];
-            }
+            let s = v[i] - dot_lanes(&l[i * cap..i * cap + i], &v[..i]);
             let vi = s / l[i * cap + i];
             v[i] = vi;
             mean += vi * self.buf.z[i];
