@@ -15,6 +15,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod chnn;
 pub mod data;
 pub mod emlp;
 pub mod error;

@@ -1,0 +1,5 @@
+//! Learning constrained dynamics (Finzi, Wang & Wilson, *Simplifying Hamiltonian and Lagrangian
+//! Neural Networks via Explicit Constraints*, NeurIPS 2020): the data pipeline of the reference
+//! (this module so far); models, training and evaluation build on it.
+
+pub mod data;
