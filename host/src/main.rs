@@ -932,7 +932,26 @@ fn run_info(json: bool, compile_kernels: bool, arch: &str) -> Result<bool, Error
     Ok(true)
 }
 
+/// Exit status of a process whose output pipe closed (as if killed by SIGPIPE: 128 + 13).
+const BROKEN_PIPE_STATUS: i32 = 141;
+
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `keel … | head` would end in a panic from `println!` once `head`
+    // exits. Leave quietly instead, with the status a SIGPIPE'd process has; every other panic
+    // goes to the default hook.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Simulate(args) => run_simulate(args).map(|()| true),

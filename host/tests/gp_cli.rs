@@ -422,3 +422,27 @@ fn online_learning_finds_the_streams_noise() {
         &["--pretrain-fraction"],
     );
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let train = write(&dir, "train.csv", "x,y\n0.1,1\n0.5,2\n-0.3,0.5\n");
+    let test: String = std::iter::once("x\n".to_string())
+        .chain((0..20_000).map(|i| format!("{}\n", (i % 100) as f64 / 200.0)))
+        .collect();
+    let test = write(&dir, "test.csv", &test);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "gp", "regress", "--train", &train, "--test", &test, "--method", "exact",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
