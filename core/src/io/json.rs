@@ -125,7 +125,7 @@ impl<S: Source> Parser<S> {
         self.peek()
     }
 
-    fn expect(&mut self, byte: u8, reason: &'static str) -> Result<()> {
+    fn consume(&mut self, byte: u8, reason: &'static str) -> Result<()> {
         if self.peek() == Some(byte) {
             self.bump();
             Ok(())
@@ -146,14 +146,14 @@ impl<S: Source> Parser<S> {
     /// Consumes `{` (after whitespace); the caller then loops on [`next_member`](Self::next_member).
     pub(crate) fn begin_object(&mut self) -> Result<()> {
         self.ws();
-        self.expect(b'{', "expected `{`")
+        self.consume(b'{', "expected `{`")
     }
 
     /// Consumes `[` (after whitespace); the caller then loops on
     /// [`next_element`](Self::next_element).
     pub(crate) fn begin_array(&mut self) -> Result<()> {
         self.ws();
-        self.expect(b'[', "expected `[`")
+        self.consume(b'[', "expected `[`")
     }
 
     /// Moves to the next member of an object: `Ok(true)` when a key string follows (positioned
@@ -165,7 +165,7 @@ impl<S: Source> Parser<S> {
             return Ok(false);
         }
         if !*first {
-            self.expect(b',', "expected `,` or `}`")?;
+            self.consume(b',', "expected `,` or `}`")?;
             self.ws();
         }
         *first = false;
@@ -179,7 +179,7 @@ impl<S: Source> Parser<S> {
     /// Consumes the `:` after a key.
     pub(crate) fn colon(&mut self) -> Result<()> {
         self.ws();
-        self.expect(b':', "expected `:`")?;
+        self.consume(b':', "expected `:`")?;
         self.ws();
         Ok(())
     }
@@ -193,7 +193,7 @@ impl<S: Source> Parser<S> {
             return Ok(false);
         }
         if !*first {
-            self.expect(b',', "expected `,` or `]`")?;
+            self.consume(b',', "expected `,` or `]`")?;
             self.ws();
         }
         *first = false;
@@ -203,7 +203,7 @@ impl<S: Source> Parser<S> {
     /// Reads a string (at its opening quote), feeding the unescaped UTF-8 bytes to `sink`.
     pub(crate) fn string(&mut self, mut sink: impl FnMut(&[u8])) -> Result<()> {
         self.ws();
-        self.expect(b'"', "expected a string")?;
+        self.consume(b'"', "expected a string")?;
         loop {
             let before = self.clone();
             match self.bump() {
