@@ -20,8 +20,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use keel::gp::WiskiStore;
-use keel_core::gp::{Convention, ExactBuffers, ExactGp, Family, Grid, Kernel, Wiski};
+use keel::gp::{ExactStore, WiskiStore};
+use keel_core::gp::{Convention, ExactGp, Family, Grid, Kernel, Wiski};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
 fn sample<const D: usize>(rng: &mut Xoshiro256PlusPlus) -> ([f64; D], f64) {
@@ -38,23 +38,8 @@ fn exact(c: &mut Criterion) {
     let kernel = Kernel::new(Family::Rbf, 1.3, [0.7]).unwrap();
     for n in [100usize, 1000, 4000] {
         let cap = n + 1;
-        let (mut x, mut y, mut d, mut l, mut z, mut w) = (
-            vec![0.0; cap],
-            vec![0.0; cap],
-            vec![0.0; cap],
-            vec![0.0; cap * cap],
-            vec![0.0; cap],
-            vec![0.0; cap],
-        );
-        let buf = ExactBuffers {
-            x: &mut x,
-            y: &mut y,
-            d: &mut d,
-            l: &mut l,
-            z: &mut z,
-            work: &mut w,
-        };
-        let mut gp = ExactGp::new(kernel, 0.04, buf).unwrap();
+        let mut store = ExactStore::new(cap, 1);
+        let mut gp = ExactGp::new(kernel, 0.04, store.buffers()).unwrap();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
         for _ in 0..n {
             let (p, t) = sample::<1>(&mut rng);

@@ -7,6 +7,7 @@ use keel_core::gp::{
 };
 use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus as Rng};
+use keel_core::Real;
 
 struct Owned<T> {
     root: Vec<T>,
@@ -209,18 +210,24 @@ fn wiski_2d_and_3d_equal_dense_ski() {
     check_against_dense(grid, kernel, 30, 5);
 }
 
+/// Grid nodes of the f32-vs-f64 models.
+const SINE_GRID: usize = 64;
+
+/// The f32-vs-f64 tests' model: 64 nodes on [−3.5, 3.5], RBF (s 1.3, ℓ 0.7), noise 0.04.
+fn sine_model<'a, T: Real>(mem: &'a mut Owned<T>, scratch: &mut [T]) -> Wiski<'a, T, 1> {
+    let t = T::from_f64;
+    let grid = Grid::new([t(-3.5)], [t(3.5)], [SINE_GRID], Convention::Endpoints).unwrap();
+    let kernel = Kernel::new(Family::Rbf, t(1.3), [t(0.7)]).unwrap();
+    Wiski::new(grid, kernel, t(0.04), mem.buffers(), scratch).unwrap()
+}
+
 #[test]
 fn f32_core_tracks_f64_over_many_updates() {
-    let m = 64;
-    let grid64 = Grid::new([-3.5], [3.5], [m], Convention::Endpoints).unwrap();
-    let grid32 = Grid::new([-3.5f32], [3.5], [m], Convention::Endpoints).unwrap();
-    let k64 = Kernel::new(Family::Rbf, 1.3, [0.7]).unwrap();
-    let k32 = Kernel::new(Family::Rbf, 1.3f32, [0.7]).unwrap();
-    let (mut m64, mut m32) = (Owned::<f64>::new(m), Owned::<f32>::new(m));
-    let mut s64 = vec![0.0; refactor_scratch_len(m)];
-    let mut s32 = vec![0.0f32; refactor_scratch_len(m)];
-    let mut g64 = Wiski::new(grid64, k64, 0.04, m64.buffers(), &mut s64).unwrap();
-    let mut g32 = Wiski::new(grid32, k32, 0.04, m32.buffers(), &mut s32).unwrap();
+    let (mut m64, mut m32) = (Owned::<f64>::new(SINE_GRID), Owned::<f32>::new(SINE_GRID));
+    let mut s64 = vec![0.0; refactor_scratch_len(SINE_GRID)];
+    let mut s32 = vec![0.0f32; refactor_scratch_len(SINE_GRID)];
+    let mut g64 = sine_model(&mut m64, &mut s64);
+    let mut g32 = sine_model(&mut m32, &mut s32);
     let mut rng = Rng::seed_from_u64(7);
     for _ in 0..20_000 {
         let x = 3.4 * (2.0 * uniform::<f64, _>(&mut rng) - 1.0);
@@ -318,16 +325,11 @@ fn exact_gp_equals_dense() {
 /// absolute errors sit at that rounding level, and that variances stay positive.
 #[test]
 fn f32_wiski_is_stable_over_a_million_updates() {
-    let m = 64;
-    let grid64 = Grid::new([-3.5], [3.5], [m], Convention::Endpoints).unwrap();
-    let grid32 = Grid::new([-3.5f32], [3.5], [m], Convention::Endpoints).unwrap();
-    let k64 = Kernel::new(Family::Rbf, 1.3, [0.7]).unwrap();
-    let k32 = Kernel::new(Family::Rbf, 1.3f32, [0.7]).unwrap();
-    let (mut m64, mut m32) = (Owned::<f64>::new(m), Owned::<f32>::new(m));
-    let mut s64 = vec![0.0; refactor_scratch_len(m)];
-    let mut s32 = vec![0.0f32; refactor_scratch_len(m)];
-    let mut g64 = Wiski::new(grid64, k64, 0.04, m64.buffers(), &mut s64).unwrap();
-    let mut g32 = Wiski::new(grid32, k32, 0.04, m32.buffers(), &mut s32).unwrap();
+    let (mut m64, mut m32) = (Owned::<f64>::new(SINE_GRID), Owned::<f32>::new(SINE_GRID));
+    let mut s64 = vec![0.0; refactor_scratch_len(SINE_GRID)];
+    let mut s32 = vec![0.0f32; refactor_scratch_len(SINE_GRID)];
+    let mut g64 = sine_model(&mut m64, &mut s64);
+    let mut g32 = sine_model(&mut m32, &mut s32);
     let mut rng = Rng::seed_from_u64(3);
     let errors = |g64: &Wiski<f64, 1>, g32: &Wiski<f32, 1>| {
         let (mut dm, mut dv) = (0.0f64, 0.0f64);

@@ -82,63 +82,100 @@ impl NumericTable {
     }
 }
 
+/// A CSV file's text, its column names, and its non-empty data lines.
+struct CsvFile<'p> {
+    path: &'p Path,
+    text: String,
+}
+
+impl<'p> CsvFile<'p> {
+    fn read(path: &'p Path) -> Result<CsvFile<'p>> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(CsvFile { path, text })
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::Malformed {
+            path: self.path.to_path_buf(),
+            reason,
+        }
+    }
+
+    /// The header's names and the data rows as (1-based row number, trimmed cells), each row
+    /// checked to have as many cells as the header when it is reached.
+    #[allow(clippy::type_complexity)]
+    fn split(
+        &self,
+    ) -> Result<(
+        Vec<String>,
+        impl Iterator<Item = Result<(usize, Vec<&str>)>>,
+    )> {
+        let mut lines = self
+            .text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let (_, header) = lines
+            .next()
+            .ok_or_else(|| self.bad("empty file (no header row)".into()))?;
+        let names: Vec<String> = header
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect();
+        let width = names.len();
+        let rows = lines.map(move |(line_no, line)| {
+            let row = line_no + 1;
+            let cells: Vec<&str> = line
+                .split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .collect();
+            if cells.len() != width {
+                return Err(self.bad(format!(
+                    "row {row}: {} fields, the header has {width}",
+                    cells.len()
+                )));
+            }
+            Ok((row, cells))
+        });
+        Ok((names, rows))
+    }
+
+    /// A cell as a finite number, or an error naming its row and column.
+    fn number(&self, cell: &str, row: usize, column: &str) -> Result<f64> {
+        let v: f64 = cell.parse().map_err(|_| {
+            self.bad(format!(
+                "row {row}, column '{column}': '{cell}' is not a number"
+            ))
+        })?;
+        if !v.is_finite() {
+            return Err(self.bad(format!(
+                "row {row}, column '{column}': '{cell}' is not finite"
+            )));
+        }
+        Ok(v)
+    }
+}
+
 /// Reads a CSV file with a header row whose every cell is a finite number.
 ///
 /// # Errors
 /// [`Error::Io`]; [`Error::Malformed`] naming the row (1-based, the header is row 1) and the
 /// column for ragged rows, empty cells, non-numbers and NaN/∞, or a file without data rows.
 pub fn read_numeric_csv(path: &Path) -> Result<NumericTable> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |reason: String| Error::Malformed {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| bad("empty file (no header row)".into()))?;
-    let names: Vec<String> = header
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect();
+    let file = CsvFile::read(path)?;
+    let (names, rows) = file.split()?;
     let mut values = Vec::new();
-    for (line_no, line) in lines {
-        let row = line_no + 1;
-        let cells: Vec<&str> = line
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .collect();
-        if cells.len() != names.len() {
-            return Err(bad(format!(
-                "row {row}: {} fields, the header has {}",
-                cells.len(),
-                names.len()
-            )));
-        }
-        for (c, cell) in cells.iter().enumerate() {
-            let v: f64 = cell.parse().map_err(|_| {
-                bad(format!(
-                    "row {row}, column '{}': '{cell}' is not a number",
-                    names[c]
-                ))
-            })?;
-            if !v.is_finite() {
-                return Err(bad(format!(
-                    "row {row}, column '{}': '{cell}' is not finite",
-                    names[c]
-                )));
-            }
-            values.push(v);
+    for r in rows {
+        let (row, cells) = r?;
+        for (cell, name) in cells.iter().zip(&names) {
+            values.push(file.number(cell, row, name)?);
         }
     }
     if values.is_empty() {
-        return Err(bad("no data rows".into()));
+        return Err(file.bad("no data rows".into()));
     }
     Ok(NumericTable { names, values })
 }
@@ -153,25 +190,9 @@ pub fn read_numeric_csv(path: &Path) -> Result<NumericTable> {
 /// NaN/∞; [`Error::InvalidInput`] for an unknown target column (listing the columns) or a
 /// classification target with a single class.
 pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |reason: String| Error::Malformed {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| bad("empty file (no header row)".into()))?;
-    let names: Vec<String> = header
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .collect();
+    let file = CsvFile::read(path)?;
+    let bad = |reason: String| file.bad(reason);
+    let (names, rows) = file.split()?;
     let t = names.iter().position(|n| n == target).ok_or_else(|| {
         Error::invalid(
             "--target",
@@ -199,19 +220,8 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
         .collect();
     let mut x = Vec::new();
     let mut raw_targets = Vec::new();
-    for (line_no, line) in lines {
-        let row = line_no + 1;
-        let cells: Vec<&str> = line
-            .split(',')
-            .map(|s| s.trim().trim_matches('"'))
-            .collect();
-        if cells.len() != names.len() {
-            return Err(bad(format!(
-                "row {row}: {} fields, the header has {}",
-                cells.len(),
-                names.len()
-            )));
-        }
+    for r in rows {
+        let (row, cells) = r?;
         for (c, cell) in cells.iter().enumerate() {
             if cell.is_empty() {
                 return Err(bad(format!(
@@ -223,19 +233,7 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
                 raw_targets.push(cell.to_string());
                 continue;
             }
-            let v: f64 = cell.parse().map_err(|_| {
-                bad(format!(
-                    "row {row}, column '{}': '{cell}' is not a number",
-                    names[c]
-                ))
-            })?;
-            if !v.is_finite() {
-                return Err(bad(format!(
-                    "row {row}, column '{}': '{cell}' is not finite",
-                    names[c]
-                )));
-            }
-            x.push(v);
+            x.push(file.number(cell, row, &names[c])?);
         }
     }
     if raw_targets.is_empty() {

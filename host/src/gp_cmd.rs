@@ -11,6 +11,7 @@ use keel::gp::{
     Hyper, OnlineLearning, SnapshotPlan, StreamMethod, StreamReport, TrainData,
 };
 use keel::output::check_writable;
+use keel::simulate::parse_list;
 use keel_core::gp::{Convention, Family};
 use serde_json::json;
 
@@ -265,13 +266,7 @@ fn run_bo(a: &BoArgs) -> Result<()> {
         "both" => vec![StreamMethod::Wiski, StreamMethod::Exact],
         m => return Err(Error::invalid("--method", m, "use wiski, exact or both")),
     };
-    let family = Family::from_name(&a.kernel).ok_or_else(|| {
-        Error::invalid(
-            "--kernel",
-            &a.kernel,
-            "use rbf, matern12, matern32 or matern52",
-        )
-    })?;
+    let family = parse_kernel(&a.kernel)?;
     let evaluations = a.init + a.steps * a.batch;
     if methods.contains(&StreamMethod::Exact) && evaluations > 20_000 {
         return Err(Error::invalid(
@@ -304,24 +299,12 @@ fn run_bo(a: &BoArgs) -> Result<()> {
     };
     let mut reports = Vec::new();
     for m in methods {
-        let bar = if a.quiet {
-            ProgressBar::hidden()
-        } else {
-            let b = ProgressBar::new(a.steps as u64);
-            b.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps (eta {eta})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b.set_prefix(format!(
-                "gp bo {}",
-                if m == StreamMethod::Wiski {
-                    "wiski"
-                } else {
-                    "exact"
-                }
-            ));
-            b
-        };
+        let bar = progress_bar(
+            a.quiet,
+            a.steps,
+            format!("gp bo {}", m.name()),
+            "{prefix} [{bar:30}] {pos}/{len} steps (eta {eta})",
+        );
         let r = optimise(m, &cfg, |k| bar.set_position(k as u64))?;
         bar.finish_and_clear();
         reports.push(r);
@@ -357,11 +340,7 @@ fn run_bo(a: &BoArgs) -> Result<()> {
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {
-    let method = match a.method.as_str() {
-        "wiski" => StreamMethod::Wiski,
-        "exact" => StreamMethod::Exact,
-        m => return Err(Error::invalid("--method", m, "use wiski or exact")),
-    };
+    let method = StreamMethod::parse(&a.method)?;
     if a.n == 0 || a.n_test == 0 {
         return Err(Error::invalid(
             "--n",
@@ -383,13 +362,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
             "the exact GPs would need more than 6 GB; use wiski",
         ));
     }
-    let family = Family::from_name(&a.kernel).ok_or_else(|| {
-        Error::invalid(
-            "--kernel",
-            &a.kernel,
-            "use rbf, matern12, matern32 or matern52",
-        )
-    })?;
+    let family = parse_kernel(&a.kernel)?;
     let hyper = Hyper {
         family,
         outputscale: a.outputscale,
@@ -421,24 +394,36 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_list<T: std::str::FromStr>(flag: &str, s: &str) -> Result<Vec<T>> {
+fn parse_kernel(s: &str) -> Result<Family> {
+    Family::from_name(s)
+        .ok_or_else(|| Error::invalid("--kernel", s, "use rbf, matern12, matern32 or matern52"))
+}
+
+fn parse_sizes(flag: &str, s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|p| {
             p.trim()
-                .parse::<T>()
-                .map_err(|_| Error::invalid(flag, s, format!("'{}' is not a number", p.trim())))
+                .parse()
+                .map_err(|_| Error::invalid(flag, s, format!("'{}' is not a count", p.trim())))
         })
         .collect()
 }
 
+/// A progress bar over `len` items (hidden with `quiet`).
+fn progress_bar(quiet: bool, len: usize, prefix: String, template: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len as u64);
+    b.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.set_prefix(prefix);
+    b
+}
+
 fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)> {
-    let family = Family::from_name(&a.kernel).ok_or_else(|| {
-        Error::invalid(
-            "--kernel",
-            &a.kernel,
-            "use rbf, matern12, matern32 or matern52",
-        )
-    })?;
+    let family = parse_kernel(&a.kernel)?;
     let hyper = Hyper {
         family,
         outputscale: a.outputscale,
@@ -454,7 +439,7 @@ fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)
         )
     })?;
     let size = match &a.grid_size {
-        Some(s) => parse_list("--grid-size", s)?,
+        Some(s) => parse_sizes("--grid-size", s)?,
         None => vec![match dim {
             1 => 64,
             2 => 16,
@@ -636,11 +621,7 @@ fn run_stream(a: &StreamArgs) -> Result<()> {
             ))
         }
     };
-    let method = match a.method.as_str() {
-        "wiski" => StreamMethod::Wiski,
-        "exact" => StreamMethod::Exact,
-        m => return Err(Error::invalid("--method", m, "use wiski or exact")),
-    };
+    let method = StreamMethod::parse(&a.method)?;
     if method == StreamMethod::Exact && data.len() > 20_000 {
         return Err(Error::invalid(
             "--method",
@@ -667,19 +648,12 @@ fn run_stream(a: &StreamArgs) -> Result<()> {
     } else {
         SnapshotPlan::default()
     };
-    let bar = if a.quiet {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(data.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} points ({per_sec}, eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b.set_prefix(format!("gp stream {}", a.method));
-        b
-    };
+    let bar = progress_bar(
+        a.quiet,
+        data.len(),
+        format!("gp stream {}", a.method),
+        "{prefix} [{bar:30}] {pos}/{len} points ({per_sec}, eta {eta})",
+    );
     let learning = if a.learn {
         if !(0.0..1.0).contains(&a.pretrain_fraction) {
             return Err(Error::invalid(

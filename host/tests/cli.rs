@@ -1,17 +1,12 @@
 //! The `keel` command end to end: outputs, and bad input that must fail with one clear line,
 //! exit status 2 and nothing written.
 
+mod common;
+use common::{keel, rejects, stderr};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .output()
-        .expect("run keel")
-}
 
 fn fixture(name: &str) -> Value {
     let p: PathBuf = [
@@ -24,29 +19,6 @@ fn fixture(name: &str) -> Value {
     .iter()
     .collect();
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `args` expecting exit 2 with a one-line error that mentions every string in `needles`.
-fn rejects(args: &[&str], needles: &[&str]) {
-    let o = keel(args);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?} → {:?}: {err}", o.status);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{err}' should mention '{n}'");
-    }
-    assert!(
-        o.stdout.is_empty(),
-        "nothing on stdout for a rejected command"
-    );
 }
 
 #[test]

@@ -1,27 +1,18 @@
 //! `keel fit` end to end: the digits command reaches its accuracy target, regression
 //! runs, and bad input fails with one line, exit status 2 and nothing written.
 
+mod common;
+use common::{keel, stderr};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .output()
-        .expect("run keel")
-}
 
 fn data(name: &str) -> String {
     let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "fixtures", "data", name]
         .iter()
         .collect();
     p.to_string_lossy().into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[test]

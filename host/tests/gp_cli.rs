@@ -1,32 +1,13 @@
 //! `keel gp` end to end: the command line against the numpy fixture, streaming, and bad
 //! input (one line on stderr, exit 2, nothing on stdout).
 
+mod common;
+use common::{keel, rejects};
+
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .output()
-        .expect("run keel")
-}
-
-fn rejects(args: &[&str], needles: &[&str]) {
-    let o = keel(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?} → {:?}: {err}", o.status);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{err}' should mention '{n}'");
-    }
-    assert!(o.stdout.is_empty());
-}
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let p = dir.path().join(name);

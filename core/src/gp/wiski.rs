@@ -230,13 +230,9 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     /// [`Error::OutOfGrid`] for an input off the grid (unless it clamps), [`Error::NonFinite`]
     /// for a non-finite target (index = D), [`Error::InvalidParameter`] for `d ≤ 0`.
     pub fn observe_with_noise(&mut self, x: &[T; D], y: T, d: T) -> Result<()> {
-        if !y.is_finite() {
-            return Err(Error::NonFinite { index: D, t: 0.0 });
-        }
-        positive("noise factor", d)?;
         let mut idx = [0usize; MAX_NONZEROS];
         let mut w = [T::ZERO; MAX_NONZEROS];
-        let nnz = self.grid.weights(x, &mut idx, &mut w)?;
+        let nnz = self.observation(x, y, d, &mut idx, &mut w)?;
         let (idx, w) = (&idx[..nnz], &w[..nnz]);
         let m = self.m;
         let s_mat = &mut *self.buf.root;
@@ -280,15 +276,27 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     /// # Errors
     /// As [`Wiski::observe_with_noise`].
     pub fn accumulate(&mut self, x: &[T; D], y: T, d: T) -> Result<()> {
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [T::ZERO; MAX_NONZEROS];
+        let nnz = self.observation(x, y, d, &mut idx, &mut w)?;
+        self.add_statistics(&idx[..nnz], &w[..nnz], y, d);
+        Ok(())
+    }
+
+    /// Checks an observation and writes its interpolation weights; returns how many.
+    fn observation(
+        &self,
+        x: &[T; D],
+        y: T,
+        d: T,
+        idx: &mut [usize; MAX_NONZEROS],
+        w: &mut [T; MAX_NONZEROS],
+    ) -> Result<usize> {
         if !y.is_finite() {
             return Err(Error::NonFinite { index: D, t: 0.0 });
         }
         positive("noise factor", d)?;
-        let mut idx = [0usize; MAX_NONZEROS];
-        let mut w = [T::ZERO; MAX_NONZEROS];
-        let nnz = self.grid.weights(x, &mut idx, &mut w)?;
-        self.add_statistics(&idx[..nnz], &w[..nnz], y, d);
-        Ok(())
+        self.grid.weights(x, idx, w)
     }
 
     fn add_statistics(&mut self, idx: &[usize], w: &[T], y: T, d: T) {

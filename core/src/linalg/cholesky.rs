@@ -20,6 +20,18 @@ fn check_square<T>(a: &[T], n: usize) -> Result<()> {
     Ok(())
 }
 
+fn check_system<T>(l: &[T], n: usize, b: &[T]) -> Result<()> {
+    check_square(l, n)?;
+    if b.len() != n {
+        return Err(Error::CountMismatch {
+            what: "right-hand side entries",
+            expected: n,
+            got: b.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Factors the symmetric positive-definite `a = L Lᵀ` in place: `L` on and below the diagonal,
 /// the strict upper triangle set to zero. Only the lower triangle of `a` is read.
 ///
@@ -62,14 +74,7 @@ pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
 /// # Errors
 /// [`Error::CountMismatch`] on wrong lengths; [`Error::Singular`] on a zero diagonal.
 pub fn solve_lower_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
-    check_square(l, n)?;
-    if b.len() != n {
-        return Err(Error::CountMismatch {
-            what: "right-hand side entries",
-            expected: n,
-            got: b.len(),
-        });
-    }
+    check_system(l, n, b)?;
     let first = b.iter().position(|v| *v != T::ZERO).unwrap_or(n);
     for i in first..n {
         let mut s = b[i];
@@ -90,14 +95,7 @@ pub fn solve_lower_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<(
 /// # Errors
 /// As [`solve_lower_in_place`].
 pub fn solve_lower_transpose_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
-    check_square(l, n)?;
-    if b.len() != n {
-        return Err(Error::CountMismatch {
-            what: "right-hand side entries",
-            expected: n,
-            got: b.len(),
-        });
-    }
+    check_system(l, n, b)?;
     for i in (0..n).rev() {
         let mut s = b[i];
         for k in i + 1..n {

@@ -16,11 +16,11 @@
 
 use std::time::Instant;
 
-use keel_core::gp::{Convention, ExactBuffers, ExactGp, Kernel, Prediction, Wiski};
+use keel_core::gp::{Convention, Prediction};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use serde::Serialize;
 
-use super::{core, fit, GridSpec, Hyper, Online, StreamMethod, TrainData, WiskiStore};
+use super::{core, fit, GridSpec, Hyper, Online, Store, StreamMethod, TrainData};
 use crate::error::{Error, Result};
 
 /// A standard test function on its usual domain (minimisation).
@@ -254,12 +254,6 @@ pub fn optimise(
     }
 }
 
-/// Owned storage of either surrogate, so a model can be rebuilt at new hyperparameters.
-enum Store {
-    Wiski(WiskiStore),
-    Exact([Vec<f64>; 6]),
-}
-
 fn run<const D: usize>(
     method: StreamMethod,
     cfg: &BoConfig,
@@ -281,17 +275,7 @@ fn run<const D: usize>(
     if method == StreamMethod::Wiski {
         grid.for_dim(D)?;
     }
-    let mut store = match method {
-        StreamMethod::Wiski => Store::Wiski(WiskiStore::new(grid.nodes())),
-        StreamMethod::Exact => Store::Exact([
-            vec![0.0; capacity * D],
-            vec![0.0; capacity],
-            vec![0.0; capacity],
-            vec![0.0; capacity * capacity],
-            vec![0.0; capacity],
-            vec![0.0; capacity],
-        ]),
-    };
+    let mut store = Store::new(method, &grid, capacity, D);
     // Evaluations (unit-cube inputs, raw values) and standardisation from the initial points.
     let mut xs: Vec<[f64; D]> = Vec::with_capacity(capacity);
     let mut ys: Vec<f64> = Vec::with_capacity(capacity);
@@ -319,7 +303,7 @@ fn run<const D: usize>(
     let mut hyper = hyper.clone();
     let mut history = Vec::with_capacity(cfg.steps);
     let mut absorbed = 0usize;
-    let mut model = build::<D>(&mut store, &grid, &hyper)?;
+    let mut model = store.build::<D>(&grid, &hyper)?;
     for step in 0..cfg.steps {
         let t = Instant::now();
         if cfg.refit_every > 0 && step % cfg.refit_every == 0 && step > 0 {
@@ -332,7 +316,7 @@ fn run<const D: usize>(
             let g = (method == StreamMethod::Wiski).then_some(&grid);
             hyper = fit(&hyper, g, &train, 20, 0.05)?.0;
             drop(model);
-            model = build::<D>(&mut store, &grid, &hyper)?;
+            model = store.build::<D>(&grid, &hyper)?;
             absorbed = 0;
         }
         while absorbed < xs.len() {
@@ -378,10 +362,7 @@ fn run<const D: usize>(
             / h.len().max(1) as f64
     };
     Ok(BoReport {
-        method: match method {
-            StreamMethod::Wiski => "wiski",
-            StreamMethod::Exact => "exact",
-        },
+        method: method.name(),
         function: format!("{:?}", cfg.function),
         dim: D,
         minimum: cfg.function.minimum(D),
@@ -392,34 +373,6 @@ fn run<const D: usize>(
         step_seconds_last_tenth: mean_secs(&history[history.len() - tenth..]),
         seconds: start.elapsed().as_secs_f64(),
         history,
-    })
-}
-
-fn build<'a, const D: usize>(
-    store: &'a mut Store,
-    grid: &GridSpec,
-    hyper: &Hyper,
-) -> Result<Box<dyn Online<D> + 'a>> {
-    let kernel: Kernel<f64, D> = hyper.kernel::<D>()?;
-    Ok(match store {
-        Store::Wiski(s) => {
-            let (buf, scratch) = s.split();
-            Box::new(
-                Wiski::new(grid.grid::<D>()?, kernel, hyper.noise, buf, scratch)
-                    .map_err(core("WISKI"))?,
-            )
-        }
-        Store::Exact([x, y, d, l, z, w]) => {
-            let buf = ExactBuffers {
-                x,
-                y,
-                d,
-                l,
-                z,
-                work: w,
-            };
-            Box::new(ExactGp::new(kernel, hyper.noise, buf).map_err(core("exact GP"))?)
-        }
     })
 }
 

@@ -258,23 +258,9 @@ pub fn exact(hyper: &Hyper, train: &TrainData, test: &[f64]) -> Result<Posterior
 
 fn exact_d<const D: usize>(hyper: &Hyper, train: &TrainData, test: &[f64]) -> Result<Posterior> {
     let n = train.len();
-    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
-        vec![0.0; n * D],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n * n],
-        vec![0.0; n],
-        vec![0.0; n],
-    );
-    let buf = ExactBuffers {
-        x: &mut x,
-        y: &mut y,
-        d: &mut d,
-        l: &mut l,
-        z: &mut z,
-        work: &mut w,
-    };
-    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, buf).map_err(core("exact GP"))?;
+    let mut store = ExactStore::new(n, D);
+    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, store.buffers())
+        .map_err(core("exact GP"))?;
     for i in 0..n {
         gp.push_with_noise(row::<D>(&train.x, i), train.y[i], train.d[i])
             .map_err(|r| Error::Core {
@@ -334,6 +320,82 @@ impl WiskiStore {
             },
             &mut self.scratch,
         )
+    }
+}
+
+/// Heap storage for an [`ExactGp`] of `capacity` points in `dim` dimensions.
+#[derive(Debug)]
+pub struct ExactStore {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    d: Vec<f64>,
+    l: Vec<f64>,
+    z: Vec<f64>,
+    work: Vec<f64>,
+}
+
+impl ExactStore {
+    /// Zeroed storage.
+    pub fn new(capacity: usize, dim: usize) -> ExactStore {
+        ExactStore {
+            x: vec![0.0; capacity * dim],
+            y: vec![0.0; capacity],
+            d: vec![0.0; capacity],
+            l: vec![0.0; capacity * capacity],
+            z: vec![0.0; capacity],
+            work: vec![0.0; capacity],
+        }
+    }
+
+    /// The model's slices.
+    pub fn buffers(&mut self) -> ExactBuffers<'_, f64> {
+        ExactBuffers {
+            x: &mut self.x,
+            y: &mut self.y,
+            d: &mut self.d,
+            l: &mut self.l,
+            z: &mut self.z,
+            work: &mut self.work,
+        }
+    }
+}
+
+/// Owned storage of either online GP, so a model can be (re)built from it.
+#[derive(Debug)]
+pub(crate) enum Store {
+    Wiski(WiskiStore),
+    Exact(ExactStore),
+}
+
+impl Store {
+    /// Storage for `method`: the grid's nodes for WISKI, `capacity` points in `dim`
+    /// dimensions for the exact GP.
+    pub(crate) fn new(method: StreamMethod, grid: &GridSpec, capacity: usize, dim: usize) -> Store {
+        match method {
+            StreamMethod::Wiski => Store::Wiski(WiskiStore::new(grid.nodes())),
+            StreamMethod::Exact => Store::Exact(ExactStore::new(capacity, dim)),
+        }
+    }
+
+    /// An empty model in this storage (`grid` must be expanded to `D` dimensions for WISKI).
+    pub(crate) fn build<const D: usize>(
+        &mut self,
+        grid: &GridSpec,
+        hyper: &Hyper,
+    ) -> Result<Box<dyn Online<D> + '_>> {
+        let kernel = hyper.kernel::<D>()?;
+        Ok(match self {
+            Store::Wiski(s) => {
+                let (buf, scratch) = s.split();
+                Box::new(
+                    Wiski::new(grid.grid::<D>()?, kernel, hyper.noise, buf, scratch)
+                        .map_err(core("WISKI"))?,
+                )
+            }
+            Store::Exact(s) => {
+                Box::new(ExactGp::new(kernel, hyper.noise, s.buffers()).map_err(core("exact GP"))?)
+            }
+        })
     }
 }
 
@@ -516,6 +578,28 @@ pub enum StreamMethod {
     Wiski,
     /// The exact GP (`O(n²)` per update, capacity = stream length).
     Exact,
+}
+
+impl StreamMethod {
+    /// `wiski` or `exact`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamMethod::Wiski => "wiski",
+            StreamMethod::Exact => "exact",
+        }
+    }
+
+    /// Parses [`StreamMethod::name`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `--method`.
+    pub fn parse(s: &str) -> Result<StreamMethod> {
+        match s {
+            "wiski" => Ok(StreamMethod::Wiski),
+            "exact" => Ok(StreamMethod::Exact),
+            m => Err(Error::invalid("--method", m, "use wiski or exact")),
+        }
+    }
 }
 
 /// The posterior on a line of inputs after some number of points (1-D streams).
@@ -749,7 +833,7 @@ fn stream_wiski_d<const D: usize>(
             r
         }
     };
-    report.method = "wiski";
+    report.method = StreamMethod::Wiski.name();
     report.grid_nodes = Some(m);
     report.state_bytes = (2 * m * m + 4 * m) * 8;
     Ok(report)
@@ -802,25 +886,11 @@ fn stream_exact_d<const D: usize>(
     progress: &mut dyn FnMut(usize),
 ) -> Result<StreamReport> {
     let n = data.len();
-    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
-        vec![0.0; n * D],
-        vec![0.0; n],
-        vec![0.0; n],
-        vec![0.0; n * n],
-        vec![0.0; n],
-        vec![0.0; n],
-    );
-    let buf = ExactBuffers {
-        x: &mut x,
-        y: &mut y,
-        d: &mut d,
-        l: &mut l,
-        z: &mut z,
-        work: &mut w,
-    };
-    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, buf).map_err(core("exact GP"))?;
+    let mut store = ExactStore::new(n, D);
+    let mut gp = ExactGp::new(hyper.kernel::<D>()?, hyper.noise, store.buffers())
+        .map_err(core("exact GP"))?;
     let mut report = run_stream::<D>(&mut gp, data, plan, 0, progress)?;
-    report.method = "exact";
+    report.method = StreamMethod::Exact.name();
     report.state_bytes = (n * n + n * (D + 5)) * 8;
     Ok(report)
 }
@@ -1390,50 +1460,18 @@ pub fn classify(
     let centre = 0.5 * (on.0 + off.0);
     let start = Instant::now();
     // Both classes' models live side by side; exact needs capacity n.
-    let kernel = h.kernel::<2>()?;
-    let mut stores = [WiskiStore::new(0), WiskiStore::new(0)];
-    let mut exact_bufs: Vec<[Vec<f64>; 6]> = Vec::new();
-    let mut models: Vec<Box<dyn Online<2> + '_>> = Vec::new();
-    match method {
-        StreamMethod::Wiski => {
-            let g = grid.for_dim(2)?;
-            for s in stores.iter_mut() {
-                *s = WiskiStore::new(g.nodes());
-            }
-            for s in stores.iter_mut() {
-                let (buf, scratch) = s.split();
-                models.push(Box::new(
-                    Wiski::new(g.grid::<2>()?, kernel, 1.0, buf, scratch).map_err(core("WISKI"))?,
-                ));
-            }
-        }
-        StreamMethod::Exact => {
-            for _ in 0..2 {
-                exact_bufs.push([
-                    vec![0.0; 2 * n],
-                    vec![0.0; n],
-                    vec![0.0; n],
-                    vec![0.0; n * n],
-                    vec![0.0; n],
-                    vec![0.0; n],
-                ]);
-            }
-            for b in exact_bufs.iter_mut() {
-                let [x, y, d, l, z, w] = b;
-                let buf = ExactBuffers {
-                    x,
-                    y,
-                    d,
-                    l,
-                    z,
-                    work: w,
-                };
-                models.push(Box::new(
-                    ExactGp::new(kernel, 1.0, buf).map_err(core("exact GP"))?,
-                ));
-            }
-        }
-    }
+    let grid = match method {
+        StreamMethod::Wiski => grid.for_dim(2)?,
+        StreamMethod::Exact => grid.clone(),
+    };
+    let mut stores = [
+        Store::new(method, &grid, n, 2),
+        Store::new(method, &grid, n, 2),
+    ];
+    let mut models = stores
+        .iter_mut()
+        .map(|s| s.build::<2>(&grid, &h))
+        .collect::<Result<Vec<_>>>()?;
     let mut correct = 0usize;
     let mut update_us = Vec::with_capacity(n);
     let row_err = |i: usize| {
@@ -1487,10 +1525,7 @@ pub fn classify(
         nll -= (prob / DRAWS as f64).max(1e-12).ln();
     }
     Ok(ClassifyReport {
-        method: match method {
-            StreamMethod::Wiski => "wiski",
-            StreamMethod::Exact => "exact",
-        },
+        method: method.name(),
         n,
         online_accuracy: correct as f64 / n.max(1) as f64,
         test_accuracy: test_correct as f64 / m_test.max(1) as f64,
