@@ -49,7 +49,8 @@ enum Command {
     /// Equivariant MLPs for matrix groups: bases of equivariant maps.
     #[command(subcommand)]
     Emlp(emlp_cmd::EmlpCommand),
-    /// Gaussian-process regression: exact, dense SKI, and WISKI (constant-time online updates).
+    /// Gaussian processes: regression (exact, dense SKI, WISKI with constant-time online
+    /// updates), online learning and classification, Bayesian optimisation.
     #[command(subcommand)]
     Gp(gp_cmd::GpCommand),
     /// Check the Cortex-M4F firmware's output against the host.

@@ -291,8 +291,7 @@ pub struct WiskiStore {
     b: Vec<f64>,
     mean: Vec<f64>,
     work: Vec<f64>,
-    /// Scratch for refactorisation.
-    pub scratch: Vec<f64>,
+    scratch: Vec<f64>,
 }
 
 impl WiskiStore {
@@ -780,14 +779,13 @@ fn stream_wiski_d<const D: usize>(
 ) -> Result<StreamReport> {
     let m = grid.nodes();
     let mut store = WiskiStore::new(m);
-    let mut scratch = std::mem::take(&mut store.scratch);
-    let (buf, _) = store.split();
+    let (buf, scratch) = store.split();
     let mut gp = Wiski::new(
         grid.grid::<D>()?,
         hyper.kernel::<D>()?,
         hyper.noise,
         buf,
-        &mut scratch,
+        scratch,
     )
     .map_err(core("WISKI"))?;
     let mut report = match learning {
@@ -803,16 +801,16 @@ fn stream_wiski_d<const D: usize>(
                         source,
                     })?;
             }
-            gp.refactorize(&mut scratch)
+            gp.refactorize(scratch)
                 .map_err(core("WISKI refactorisation"))?;
             let mut h = hyper.clone();
             if n0 > 0 {
                 h = adam(&h, l.pretrain_steps, l.pretrain_lr, n0, |h| {
-                    ski_mll_grad_d(&mut gp, h, &mut scratch)
+                    ski_mll_grad_d(&mut gp, h, scratch)
                 })?
                 .0;
             }
-            gp.set_hyperparameters(h.kernel::<D>()?, h.noise, &mut scratch)
+            gp.set_hyperparameters(h.kernel::<D>()?, h.noise, scratch)
                 .map_err(core("WISKI refactorisation"))?;
             let mut learner = Learner {
                 gp,
@@ -842,7 +840,7 @@ fn stream_wiski_d<const D: usize>(
 /// WISKI with one hyperparameter step before each point is absorbed (the paper's online loop).
 struct Learner<'a, const D: usize> {
     gp: Wiski<'a, f64, D>,
-    scratch: Vec<f64>,
+    scratch: &'a mut [f64],
     theta: Vec<f64>,
     family: Family,
     adam: AdamState,
@@ -857,20 +855,18 @@ impl<const D: usize> Online<D> for Learner<'_, D> {
         let n = self.gp.len() as usize;
         if n > 0 && self.lr > 0.0 {
             let h = from_theta(self.family, &self.theta);
-            let (_, g) =
-                ski_mll_grad_d(&mut self.gp, &h, &mut self.scratch).map_err(|e| match e {
-                    Error::Core { source, .. } => source,
-                    _ => keel_core::Error::InvalidConfig {
-                        what: "hyperparameter step",
-                    },
-                })?;
+            let (_, g) = ski_mll_grad_d(&mut self.gp, &h, self.scratch).map_err(|e| match e {
+                Error::Core { source, .. } => source,
+                _ => keel_core::Error::InvalidConfig {
+                    what: "hyperparameter step",
+                },
+            })?;
             self.adam.step(&mut self.theta, &g, self.lr, 1.0 / n as f64);
             let h = from_theta(self.family, &self.theta);
             let mut l = [0.0; D];
             l.copy_from_slice(&h.lengthscale);
             let kernel = Kernel::new(h.family, h.outputscale, l)?;
-            self.gp
-                .set_hyperparameters(kernel, h.noise, &mut self.scratch)?;
+            self.gp.set_hyperparameters(kernel, h.noise, self.scratch)?;
         }
         self.gp.observe_with_noise(x, y, d)
     }
@@ -1252,14 +1248,13 @@ fn fit_ski_d<const D: usize>(
     lr: f64,
 ) -> Result<(Hyper, f64, f64)> {
     let mut store = WiskiStore::new(grid.nodes());
-    let mut scratch = std::mem::take(&mut store.scratch);
-    let (buf, _) = store.split();
+    let (buf, scratch) = store.split();
     let mut gp = Wiski::new(
         grid.grid::<D>()?,
         hyper.kernel::<D>()?,
         hyper.noise,
         buf,
-        &mut scratch,
+        scratch,
     )
     .map_err(core("WISKI"))?;
     for i in 0..train.len() {
@@ -1269,10 +1264,10 @@ fn fit_ski_d<const D: usize>(
                 source,
             })?;
     }
-    gp.refactorize(&mut scratch)
+    gp.refactorize(scratch)
         .map_err(core("WISKI refactorisation"))?;
     adam(hyper, iterations, lr, train.len(), |h| {
-        ski_mll_grad_d(&mut gp, h, &mut scratch)
+        ski_mll_grad_d(&mut gp, h, scratch)
     })
 }
 
@@ -1349,23 +1344,22 @@ fn ski_mll_grad_once_d<const D: usize>(
     train: &TrainData,
 ) -> Result<(f64, Vec<f64>)> {
     let mut store = WiskiStore::new(grid.nodes());
-    let mut scratch = std::mem::take(&mut store.scratch);
-    let (buf, _) = store.split();
+    let (buf, scratch) = store.split();
     let mut gp = Wiski::new(
         grid.grid::<D>()?,
         hyper.kernel::<D>()?,
         hyper.noise,
         buf,
-        &mut scratch,
+        scratch,
     )
     .map_err(core("WISKI"))?;
     for i in 0..train.len() {
         gp.accumulate(&row::<D>(&train.x, i), train.y[i], train.d[i])
             .map_err(core("training row"))?;
     }
-    gp.refactorize(&mut scratch)
+    gp.refactorize(scratch)
         .map_err(core("WISKI refactorisation"))?;
-    ski_mll_grad_d(&mut gp, hyper, &mut scratch)
+    ski_mll_grad_d(&mut gp, hyper, scratch)
 }
 
 /// The Dirichlet-based classification transform (Milios et al. 2018) for one class indicator:
