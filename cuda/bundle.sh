@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds, on a development machine (GPU machines have no Rust toolchain), everything
 # cuda/check.sh runs on a GPU machine, into gpu-bundle/ (git-ignored; carried to the device):
-# the release `keel` binary, every host test binary and the `gpu` bench binary.
+# the release `keel` binary, the host test binaries that touch the GPU (`device`, whose `_cuda`
+# variants compare every op with the CPU backend, and `cuda_emu`) and the `gpu` bench binary.
+# The other test binaries are CPU-only (CI runs them) and some find `keel` by its build path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=gpu-bundle
@@ -9,14 +11,15 @@ rm -rf "$out"
 mkdir -p "$out/tests"
 cargo build --release -p keel
 cp target/release/keel "$out/"
+strip "$out/keel"
 # Test binaries (release, so they run fast on the device).
-cargo test --release -p keel --no-run --message-format=json 2>/dev/null |
+cargo test --release -p keel --test device --test cuda_emu --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m.get("profile", {}).get("test"):
         print(m["executable"])' |
-    while read -r exe; do cp "$exe" "$out/tests/"; done
+    while read -r exe; do cp "$exe" "$out/tests/" && strip "$out/tests/$(basename "$exe")"; done
 exe=$(cargo bench -p keel-benches --bench gpu --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:
@@ -24,6 +27,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
         print(m["executable"])')
 cp "$exe" "$out/gpu-bench"
+strip "$out/gpu-bench"
 cp benches/peers/torch_mlp_gpu.py "$out/"
 ls -la "$out" "$out/tests"
 echo "bundle ready: carry $out and run cuda/check.sh on the GPU machine"

@@ -2,7 +2,7 @@
 # The one prepared GPU check. On a machine with an NVIDIA GPU, from the repository root with
 # gpu-bundle/ built by cuda/bundle.sh on a development machine:
 #   cuda/check.sh            (writes the report to $OUT/gpu-report.md, or ./gpu-report.md)
-# It prints the device, runs every test binary including the GPU variants (ignored elsewhere),
+# It prints the device, runs the bundled test binaries including the GPU variants (ignored elsewhere),
 # runs the GPU benches and the PyTorch peer, and writes a short report. Exit status is non-zero
 # if any test fails.
 set -uo pipefail
@@ -12,21 +12,7 @@ report="${OUT:-.}/gpu-report.md"
 [ -x "$bundle/keel" ] || { echo "check.sh: $bundle/keel missing; run cuda/bundle.sh on a dev machine first" >&2; exit 2; }
 
 # CUDA 13 user-space libraries from the image's Python wheels (NVRTC, cuBLAS, cuRAND).
-libs=$(python3 - <<'PY' 2>/dev/null
-import glob, os
-try:
-    import nvidia
-    dirs = set()
-    for p in nvidia.__path__:
-        for lib in glob.glob(os.path.join(p, "**", "lib"), recursive=True):
-            if glob.glob(os.path.join(lib, "lib*.so*")):
-                dirs.add(lib)
-    print(":".join(sorted(dirs)))
-except Exception:
-    pass
-PY
-)
-export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source cuda/env.sh
 
 {
     echo "# GPU check — $(date -u +%Y-%m-%dT%H:%MZ)"

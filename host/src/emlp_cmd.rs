@@ -79,6 +79,9 @@ pub struct TrainArgs {
     /// safetensors file that keel-core's `nn::Emlp` evaluates.
     #[arg(long)]
     export: Option<PathBuf>,
+    /// Where to train: auto (a GPU if usable, else the CPU with a notice), cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(Args)]
@@ -205,6 +208,10 @@ fn train(a: &TrainArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| dataset.default_group().to_string());
     let group = parse_group(&gname).map_err(|e| invalid("--group", &gname, e.render(&gname)))?;
+    let (device, notice) = a
+        .device
+        .parse::<keel::backend::DeviceRequest>()?
+        .resolve()?;
     let cfg = TrainConfig {
         dataset,
         group,
@@ -223,7 +230,12 @@ fn train(a: &TrainArgs) -> Result<()> {
         checkpoint_every: a.checkpoint_every,
         resume: a.resume,
         stop_after: a.stop_after,
+        device,
     };
+    cfg.validate()?;
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
     let t = train(&cfg, &Solver::default())?;
     if let (Some(path), Some(net)) = (&a.export, &t.emlp) {
         let (scale, mean, std) = &t.table_stats;

@@ -309,6 +309,7 @@ pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
         checkpoint_every: 1,
         resume: false,
         stop_after: None,
+        device: crate::backend::Device::Cpu,
     };
     let t = train(&cfg, &Solver::default())?;
     let net = t

@@ -495,6 +495,8 @@ fn cli_train_rejects_bad_input_with_one_line() {
             "needs --checkpoint",
         ),
         (vec!["--dataset", "inertia", "--n-train", "0"], "--n-train"),
+        (vec!["--dataset", "inertia", "--device", "cuda"], "CUDA"),
+        (vec!["--dataset", "inertia", "--device", "tpu"], "--device"),
     ] {
         let mut full = vec!["emlp", "train", "--quiet"];
         full.extend(args.iter().copied());

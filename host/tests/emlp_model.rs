@@ -168,6 +168,7 @@ fn emlp_beats_the_mlp_on_o5_synthetic_with_little_data() {
         checkpoint_every: 1,
         resume: false,
         stop_after: None,
+        device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);
     let e = train(&cfg(ModelKind::Emlp), &solver).unwrap();
@@ -306,6 +307,7 @@ fn training_resumes_from_a_checkpoint_exactly() {
         checkpoint_every: 2,
         resume,
         stop_after,
+        device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);
     for model in [ModelKind::Emlp, ModelKind::MlpAug] {

@@ -201,6 +201,22 @@ impl Projection {
         })
     }
 
+    /// The projection with its constant bases on `device`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: crate::backend::Device) -> Result<Projection> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|(q, n, m)| Ok((q.to_device(device)?, *n, *m)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Projection {
+            blocks,
+            ..self.clone()
+        })
+    }
+
     /// Number of free parameters the projection leaves (the basis dimension).
     pub fn dim(&self) -> usize {
         self.blocks.iter().map(|(q, _, m)| q.dims()[1] * m).sum()
@@ -568,6 +584,36 @@ fn u32_bytes(v: &[usize]) -> Result<Vec<u8>> {
 }
 
 impl Emlp {
+    /// The network with its constant tensors (the projection bases) on `device`; parameters
+    /// move separately ([`Params::to_device`]).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: crate::backend::Device) -> Result<Emlp> {
+        let linear = |l: &EquivLinear| -> Result<EquivLinear> {
+            Ok(EquivLinear {
+                pw: l.pw.to_device(device)?,
+                pb: l.pb.to_device(device)?,
+                ..l.clone()
+            })
+        };
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(EmlpBlock {
+                    linear: linear(&b.linear)?,
+                    ..b.clone()
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Emlp {
+            blocks,
+            head: linear(&self.head)?,
+            ..self.clone()
+        })
+    }
+
     /// The safetensors file `keel_core::nn::Emlp` loads: effective (projected) weights in f32,
     /// the bilinear coefficients and index maps, gates, and the data's standardisation;
     /// `keel.kind = "emlp"` and `keel.config` (group, representations, hidden representation,

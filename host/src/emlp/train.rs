@@ -15,7 +15,7 @@ use super::model::Emlp;
 use super::rep::Rep;
 use super::solve::Solver;
 use crate::autodiff::{backward, no_grad};
-use crate::backend::DType;
+use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::nn::{Activation, Mlp};
@@ -97,6 +97,43 @@ pub struct TrainConfig {
     /// Stop (after checkpointing) once this many epochs of the schedule are done, to split a
     /// long run into time-boxed pieces; `None` runs to the end.
     pub stop_after: Option<usize>,
+    /// Where the network trains (the data, the generator and the bases stay on the host; the
+    /// initial parameters are drawn on the host, so every device starts from the same numbers).
+    pub device: Device,
+}
+
+impl TrainConfig {
+    /// Checks the sizes, rates and the group before anything is generated or allocated.
+    ///
+    /// # Errors
+    /// The first invalid setting, named by its flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_train == 0 {
+            return Err(Error::invalid(
+                "--n-train",
+                self.n_train,
+                "must be positive",
+            ));
+        }
+        if self.n_val == 0 || self.n_test == 0 {
+            return Err(Error::invalid(
+                "--n-val/--n-test",
+                format!("{}/{}", self.n_val, self.n_test),
+                "must be positive",
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
+        }
+        if self.ch == 0 || self.layers == 0 || self.batch == 0 {
+            return Err(Error::invalid(
+                "--ch/--layers/--batch",
+                format!("{}/{}/{}", self.ch, self.layers, self.batch),
+                "must be positive",
+            ));
+        }
+        self.dataset.representations(&self.group).map(|_| ())
+    }
 }
 
 /// A trained model with its test numbers.
@@ -137,8 +174,8 @@ impl Net {
     }
 }
 
-/// Standardised input rows `idx` of `t` as a tensor.
-fn inputs(t: &Table, idx: &[usize], x_override: Option<&[f64]>) -> Result<Tensor> {
+/// Standardised input rows `idx` of `t` as a tensor on `dev`.
+fn inputs(t: &Table, idx: &[usize], x_override: Option<&[f64]>, dev: Device) -> Result<Tensor> {
     let mut v = Vec::with_capacity(idx.len() * t.n_in);
     for (k, &i) in idx.iter().enumerate() {
         let row = match x_override {
@@ -147,30 +184,31 @@ fn inputs(t: &Table, idx: &[usize], x_override: Option<&[f64]>) -> Result<Tensor
         };
         v.extend(row.iter().zip(&t.x_scale).map(|(a, s)| a / s));
     }
-    Tensor::from_f64s(&v, &[idx.len(), t.n_in], DType::F32)
+    Tensor::from_f64s(&v, &[idx.len(), t.n_in], DType::F32)?.to_device(dev)
 }
 
 /// Predictions in data units from standardised network outputs.
 fn unstandardize(t: &Table, out: &Tensor) -> Result<Tensor> {
-    let s = Tensor::from_f64s(&t.y_std, &[t.n_out], DType::F32)?;
-    let m = Tensor::from_f64s(&t.y_mean, &[t.n_out], DType::F32)?;
+    let dev = out.device();
+    let s = Tensor::from_f64s(&t.y_std, &[t.n_out], DType::F32)?.to_device(dev)?;
+    let m = Tensor::from_f64s(&t.y_mean, &[t.n_out], DType::F32)?.to_device(dev)?;
     out.mul(&s)?.add(&m)
 }
 
-fn targets(t: &Table, idx: &[usize]) -> Result<Tensor> {
+fn targets(t: &Table, idx: &[usize], dev: Device) -> Result<Tensor> {
     let v: Vec<f64> = idx
         .iter()
         .flat_map(|&i| t.y[i * t.n_out..(i + 1) * t.n_out].iter().copied())
         .collect();
-    Tensor::from_f64s(&v, &[idx.len(), t.n_out], DType::F32)
+    Tensor::from_f64s(&v, &[idx.len(), t.n_out], DType::F32)?.to_device(dev)
 }
 
-fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize]) -> Result<f64> {
+fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize], dev: Device) -> Result<f64> {
     no_grad(|| {
         let mut total = 0.0;
         for chunk in idx.chunks(250) {
-            let pred = unstandardize(t, &net.forward(params, &inputs(t, chunk, None)?)?)?;
-            let d = pred.sub(&targets(t, chunk)?)?;
+            let pred = unstandardize(t, &net.forward(params, &inputs(t, chunk, None, dev)?)?)?;
+            let d = pred.sub(&targets(t, chunk, dev)?)?;
             total += d.square()?.sum_all()?.item()?;
         }
         Ok(total / (idx.len() * t.n_out) as f64)
@@ -182,26 +220,7 @@ fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize]) -> Result<f64> {
 /// # Errors
 /// Invalid sizes or rates; a group that does not act on the data; divergence.
 pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
-    if cfg.n_train == 0 {
-        return Err(Error::invalid("--n-train", cfg.n_train, "must be positive"));
-    }
-    if cfg.n_val == 0 || cfg.n_test == 0 {
-        return Err(Error::invalid(
-            "--n-val/--n-test",
-            format!("{}/{}", cfg.n_val, cfg.n_test),
-            "must be positive",
-        ));
-    }
-    if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
-        return Err(Error::invalid("--lr", cfg.lr, "must be a positive number"));
-    }
-    if cfg.ch == 0 || cfg.layers == 0 || cfg.batch == 0 {
-        return Err(Error::invalid(
-            "--ch/--layers/--batch",
-            format!("{}/{}/{}", cfg.ch, cfg.layers, cfg.batch),
-            "must be positive",
-        ));
-    }
+    cfg.validate()?;
     let (rep_in, rep_out) = cfg.dataset.representations(&cfg.group)?;
     let t0 = Instant::now();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
@@ -244,6 +263,12 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         }
     };
     let parameters = params.numel();
+    let dev = cfg.device;
+    let net = match net {
+        Net::Emlp(e) if dev != Device::Cpu => Net::Emlp(Box::new(e.to_device(dev)?)),
+        other => other,
+    };
+    let mut params = params.to_device(dev)?;
     let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
     let epochs = cfg
         .epochs
@@ -300,9 +325,13 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         for idx in order.chunks(batch) {
             let vars = params.variables();
             let (x, y, rot) = if cfg.model == ModelKind::MlpAug {
-                augmented(&table, idx, &rep_in, &rep_out, &cfg.group, &mut rng)?
+                augmented(&table, idx, &rep_in, &rep_out, &cfg.group, &mut rng, dev)?
             } else {
-                (inputs(&table, idx, None)?, targets(&table, idx)?, None)
+                (
+                    inputs(&table, idx, None, dev)?,
+                    targets(&table, idx, dev)?,
+                    None,
+                )
             };
             let mut out = net.forward(&vars, &x)?;
             if let Some(r) = &rot {
@@ -328,7 +357,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         }
         let stop = cfg.stop_after.is_some_and(|s| epoch + 1 >= s);
         if (epoch + 1) % eval_every == 0 || epoch + 1 == epochs || stop {
-            let v = mse(&net, &params, &table, &val_idx)?;
+            let v = mse(&net, &params, &table, &val_idx, dev)?;
             if v < best.0 {
                 best = (v, epoch + 1, params.clone());
             }
@@ -355,7 +384,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
     }
     bar.finish_and_clear();
     let (val_mse, best_epoch, best_params) = best;
-    let test_mse = mse(&net, &best_params, &table, &test_idx)?;
+    let test_mse = mse(&net, &best_params, &table, &test_idx, dev)?;
     Ok(Trained {
         test_mse,
         val_mse,
@@ -386,6 +415,7 @@ fn augmented(
     rep_out: &Rep,
     g: &Arc<Group>,
     rng: &mut Xoshiro256PlusPlus,
+    dev: Device,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     let mut xs = Vec::with_capacity(idx.len() * t.n_in);
     let mut rots = Vec::new();
@@ -428,17 +458,14 @@ fn augmented(
             .collect::<Vec<_>>(),
         &[n, t.n_in],
         DType::F32,
-    )?;
+    )?
+    .to_device(dev)?;
     let rot = if scalar_out {
         None
     } else {
-        Some(Tensor::from_f64s(
-            &rots,
-            &[n, t.n_out, t.n_out],
-            DType::F32,
-        )?)
+        Some(Tensor::from_f64s(&rots, &[n, t.n_out, t.n_out], DType::F32)?.to_device(dev)?)
     };
-    Ok((x, targets(t, idx)?, rot))
+    Ok((x, targets(t, idx, dev)?, rot))
 }
 
 /// Training checkpoints: parameters, best parameters, Adam moments, the batch order and the
@@ -601,9 +628,12 @@ mod checkpoint {
         let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for i in 0..n {
             let dims = params.get(ParamId(i)).dims().to_vec();
+            let dev = params.get(ParamId(i)).device();
             let take = |name: String| -> Result<Tensor> {
                 let data = f64s(&st, &name, path)?.ok_or_else(|| bad(format!("missing {name}")))?;
-                Tensor::from_f64s(&data, &dims, DType::F32).map_err(|e| bad(format!("{name}: {e}")))
+                Tensor::from_f64s(&data, &dims, DType::F32)
+                    .map_err(|e| bad(format!("{name}: {e}")))?
+                    .to_device(dev)
             };
             params.set(ParamId(i), take(format!("param.{i}"))?)?;
             best_params.set(ParamId(i), take(format!("best.{i}"))?)?;
