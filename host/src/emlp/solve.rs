@@ -30,8 +30,13 @@ use super::mat::Mat;
 use super::rep::{Rep, Term};
 use crate::error::{Error, Result};
 
-/// Largest Gram matrix the dense solver allocates (entries): 2 GiB of `f64`.
-pub const MAX_GRAM_ENTRIES: usize = 1 << 28;
+mod iterative;
+
+/// Largest monomial size `N` solved through the dense Gram matrix (`N²` entries, `N³/3` flops
+/// for its pivoted Cholesky); larger ones go to the matrix-free iterative solver.
+pub const DENSE_MAX: usize = 4096;
+/// Largest monomial size `N` the iterative solver takes (SO(5) `T(7)` = 78,125 fits).
+pub const ITERATIVE_MAX: usize = 1 << 17;
 /// Largest dense basis block (entries): 4 GiB of `f64`.
 pub const MAX_BASIS_ENTRIES: usize = 1 << 29;
 
@@ -447,29 +452,85 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
         }
         return orbit_basis(g, d, k);
     }
-    if n * n > MAX_GRAM_ENTRIES as u128 {
+    let n = usize::try_from(n).map_err(|_| Error::TooLarge {
+        what: format!("T({p},{q}) of {}", g.name),
+        bytes: n.saturating_mul(8),
+    })?;
+    let (cons, stride) = stacked(g, p, q)?;
+    let q_basis = if n <= DENSE_MAX {
+        null_space_dense(&cons, d, &stride, n)?
+    } else {
+        solve_iterative(g, &cons, &stride, p, q)?
+    };
+    verify(&cons, d, &stride, &q_basis, g)?;
+    Ok(q_basis)
+}
+
+/// [`solve_monomial`] through the matrix-free iterative solver whatever the size (for tests and
+/// benchmarks; permutation groups too).
+///
+/// # Errors
+/// As [`solve_monomial`].
+pub fn solve_monomial_iterative(g: &Group, p: usize, q: usize) -> Result<Mat> {
+    let k = p + q;
+    if k == 0 {
+        return Ok(Mat::from_rows(&[vec![1.0]]));
+    }
+    let (cons, stride) = stacked(g, p, q)?;
+    let q_basis = solve_iterative(g, &cons, &stride, p, q)?;
+    verify(&cons, g.d, &stride, &q_basis, g)?;
+    Ok(q_basis)
+}
+
+/// The constraints of `T(p, q)` (`p + q ≥ 1`) and the strides of its row-major axes.
+fn stacked(g: &Group, p: usize, q: usize) -> Result<(Vec<Constraint>, Vec<usize>)> {
+    let k = p + q;
+    let mut stride = vec![1usize; k];
+    for a in (0..k.saturating_sub(1)).rev() {
+        stride[a] = stride[a + 1] * g.d;
+    }
+    Ok((constraints(g, p, q)?, stride))
+}
+
+fn solve_iterative(
+    g: &Group,
+    cons: &[Constraint],
+    stride: &[usize],
+    p: usize,
+    q: usize,
+) -> Result<Mat> {
+    let d = g.d;
+    let k = stride.len();
+    let n = stride[0] * d;
+    // The cost is (block size) × 17 Gram products per sweep, each O(N (p+q) nnz): past
+    // ITERATIVE_MAX entries a solve takes hours, so it is refused up front.
+    if n > ITERATIVE_MAX {
         return Err(Error::TooLarge {
             what: format!(
-                "T({p},{q}) of {} (size {n}; its constraint Gram matrix is {n} × {n})",
+                "T({p},{q}) of {} (size {n}; the iterative solver takes monomials up to {ITERATIVE_MAX} entries)",
                 g.name
             ),
-            bytes: n * n * 8,
+            bytes: 0,
         });
     }
-    let n = n as usize;
-    let cons = constraints(g, p, q)?;
-    let mut stride = vec![1usize; k];
-    for a in (0..k - 1).rev() {
-        stride[a] = stride[a + 1] * d;
-    }
+    let op = iterative::Operator { cons, d, stride, n };
+    iterative::null_space(
+        &op,
+        1e-10 * residual_scale(g) * k as f64,
+        &format!("T({p},{q}) of {}", g.name),
+    )
+}
+
+/// The null space of `Σ CᵢᵀCᵢ` from the dense Gram matrix (assembled sparsely, column by column).
+fn null_space_dense(cons: &[Constraint], d: usize, stride: &[usize], n: usize) -> Result<Mat> {
     // Gram matrix, one row (= column, it is symmetric) per unit vector.
     let mut gram = vec![0.0f64; n * n];
     gram.par_chunks_mut(n).enumerate().for_each_init(
         || (Sparse::new(n), Sparse::new(n)),
         |(fwd, back), (j, row)| {
-            for c in &cons {
+            for c in cons {
                 fwd.clear();
-                apply_sparse(c, false, d, &stride, &[(j, 1.0)], fwd);
+                apply_sparse(c, false, d, stride, &[(j, 1.0)], fwd);
                 let x: Vec<(usize, f64)> = fwd
                     .touched
                     .iter()
@@ -477,16 +538,14 @@ pub fn solve_monomial(g: &Group, p: usize, q: usize) -> Result<Mat> {
                     .filter(|e| e.1 != 0.0)
                     .collect();
                 back.clear();
-                apply_sparse(c, true, d, &stride, &x, back);
+                apply_sparse(c, true, d, stride, &x, back);
                 for &i in &back.touched {
                     row[i] += back.val[i];
                 }
             }
         },
     );
-    let q_basis = null_space_psd(&mut gram, n)?;
-    verify(&cons, d, &stride, &q_basis, g)?;
-    Ok(q_basis)
+    null_space_psd(&mut gram, n)
 }
 
 /// Null space of the PSD matrix `gram` (`n × n`, overwritten) by diagonally pivoted Cholesky.
@@ -592,14 +651,18 @@ fn orthonormalize(mut cols: Vec<Vec<f64>>) -> Result<Vec<Vec<f64>>> {
     Ok(cols)
 }
 
-fn verify(cons: &[Constraint], d: usize, stride: &[usize], q: &Mat, g: &Group) -> Result<()> {
-    let n = q.rows;
-    let scale = g
-        .lie
+/// The size of the group's generators, the scale of a constraint residual.
+fn residual_scale(g: &Group) -> f64 {
+    g.lie
         .iter()
         .chain(&g.discrete)
         .map(Mat::max_abs)
-        .fold(1.0f64, f64::max);
+        .fold(1.0f64, f64::max)
+}
+
+fn verify(cons: &[Constraint], d: usize, stride: &[usize], q: &Mat, g: &Group) -> Result<()> {
+    let n = q.rows;
+    let scale = residual_scale(g);
     let worst = (0..q.cols)
         .into_par_iter()
         .map(|c| {
