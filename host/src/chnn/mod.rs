@@ -3,3 +3,4 @@
 //! (this module so far); models, training and evaluation build on it.
 
 pub mod data;
+pub mod model;

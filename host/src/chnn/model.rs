@@ -1,0 +1,439 @@
+//! CHNN on the engine: `H(x, p) = ½ pᵀM⁻¹p + V(x)` in Cartesian coordinates with a learned `V`
+//! (an MLP) and learned masses, integrated through the projected vector field
+//! `ż = P(z) J∇H(z)` of the known constraint graph (digest §1.2–1.4).
+//!
+//! The model knows the graph only — which nodes are tethered, linked or jointed, and which nodes
+//! form a body — never the lengths (they enter through the states). Everything here is batched
+//! tensor code, so the rollout loss differentiates through the integrator, the projection and
+//! `∇V` (gradients of gradients).
+
+use keel_core::dynamics::{Constraint, MassMatrix, Mechanics, Potential};
+use keel_core::random::Xoshiro256PlusPlus;
+use keel_core::Real;
+
+use crate::backend::DType;
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::nn::{Activation, Mlp};
+use crate::params::{ParamId, Params};
+use crate::tensor::Tensor;
+
+/// One constraint of the graph, without its length.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Link {
+    /// `|x_a − x_b|²` is constant.
+    Distance {
+        /// First node.
+        a: usize,
+        /// Second node.
+        b: usize,
+    },
+    /// `|x_node − anchor|²` is constant.
+    Tether {
+        /// Node.
+        node: usize,
+        /// Fixed point.
+        anchor: Vec<f64>,
+    },
+    /// `Σ_k w_k x_{n_k, axis}` is constant (joints, pins).
+    Linear {
+        /// Spatial axis.
+        axis: usize,
+        /// `(node, weight)` terms.
+        terms: Vec<(usize, f64)>,
+    },
+}
+
+/// What the model is told about a system: nodes, spatial dimension, constraint graph, bodies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    /// Nodes.
+    pub n: usize,
+    /// Spatial dimension.
+    pub d: usize,
+    /// Constraints, in the order of `Ψ`'s rows.
+    pub links: Vec<Link>,
+    /// Bodies as (first node, node count): a point mass has one node; an extended body of
+    /// dimension `d_b` has `d_b + 1` (centre of mass, then unit axis points).
+    pub bodies: Vec<(usize, usize)>,
+}
+
+impl Graph {
+    /// The graph of a core system.
+    pub fn of<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>>(
+        m: &Mechanics<T, N, D, C, P>,
+    ) -> Graph {
+        let links = m
+            .constraints()
+            .iter()
+            .map(|c| match c {
+                Constraint::Distance { a, b, .. } => Link::Distance { a: *a, b: *b },
+                Constraint::Tether { node, anchor, .. } => Link::Tether {
+                    node: *node,
+                    anchor: anchor.iter().map(|v| v.to_f64()).collect(),
+                },
+                Constraint::Linear(l) => Link::Linear {
+                    axis: l.axis(),
+                    terms: l.terms().map(|(n, w)| (n, w.to_f64())).collect(),
+                },
+            })
+            .collect();
+        Graph {
+            n: N,
+            d: D,
+            links,
+            bodies: bodies(m.mass()),
+        }
+    }
+
+    /// Number of constraints `C`.
+    pub fn c(&self) -> usize {
+        self.links.len()
+    }
+
+    /// `A` (`[nd, C·nd]`) and `b` (`[C·nd]`) with `∂Φ_c/∂x = (x A + b)[c·nd..(c+1)·nd]` and
+    /// `∂Φ̇_c/∂x = (v A)[…]`: every constraint's gradient is affine in the positions.
+    fn jacobian_maps(&self) -> (Vec<f64>, Vec<f64>) {
+        let nd = self.n * self.d;
+        let cn = self.c() * nd;
+        let mut a = vec![0.0; nd * cn];
+        let mut b = vec![0.0; cn];
+        for (c, link) in self.links.iter().enumerate() {
+            let col = |i: usize| c * nd + i;
+            match link {
+                Link::Distance { a: p, b: q } => {
+                    for k in 0..self.d {
+                        let (i, j) = (p * self.d + k, q * self.d + k);
+                        a[i * cn + col(i)] += 2.0;
+                        a[j * cn + col(i)] -= 2.0;
+                        a[i * cn + col(j)] -= 2.0;
+                        a[j * cn + col(j)] += 2.0;
+                    }
+                }
+                Link::Tether { node, anchor } => {
+                    for k in 0..self.d {
+                        let i = node * self.d + k;
+                        a[i * cn + col(i)] += 2.0;
+                        b[col(i)] -= 2.0 * anchor[k];
+                    }
+                }
+                Link::Linear { axis, terms } => {
+                    for &(node, w) in terms {
+                        b[col(node * self.d + axis)] += w;
+                    }
+                }
+            }
+        }
+        (a, b)
+    }
+}
+
+/// Bodies of a mass structure as (first node, count).
+fn bodies<T: Real, const N: usize>(m: &MassMatrix<T, N>) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut s = 0;
+    while s < N {
+        let (start, len) = m.body_of(s);
+        out.push((start, len.max(1)));
+        s = start + len.max(1);
+    }
+    out
+}
+
+/// Learned masses: per body `θ ∈ R^{d_b+1}`, `m = exp θ₀`, `I_k = exp θ_k`, so that
+/// `M⁻¹ = (1/m)·11ᵀ + diag(0, 1/I_1, …)` per body and `M = Σ_b m e₀e₀ᵀ + Σ_k I_k (e₀−e_k)(e₀−e_k)ᵀ`.
+/// Both are `Uᵀ diag(w) U` with constant `U` (one row per "atom", `[atoms, n]`) and
+/// `w = exp(±θ)`.
+#[derive(Clone, Debug)]
+pub struct Masses {
+    /// `θ`, one per atom (`[atoms]`).
+    pub theta: ParamId,
+    u_minv: Tensor,
+    u_m: Tensor,
+}
+
+impl Masses {
+    fn new(
+        params: &mut Params,
+        name: &str,
+        graph: &Graph,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Masses> {
+        let n = graph.n;
+        let mut u_minv = Vec::new();
+        let mut u_m = Vec::new();
+        for &(s, len) in &graph.bodies {
+            let mut row = vec![0.0; n];
+            row[s..s + len].iter_mut().for_each(|v| *v = 1.0);
+            u_minv.push(row);
+            let mut row = vec![0.0; n];
+            row[s] = 1.0;
+            u_m.push(row);
+            for k in s + 1..s + len {
+                let mut row = vec![0.0; n];
+                row[k] = 1.0;
+                u_minv.push(row);
+                let mut row = vec![0.0; n];
+                row[s] = 1.0;
+                row[k] = -1.0;
+                u_m.push(row);
+            }
+        }
+        let atoms = u_m.len();
+        let flat = |rows: Vec<Vec<f64>>| -> Vec<f64> { rows.into_iter().flatten().collect() };
+        // The reference initialises θ with 0.1·N(0, 1).
+        let theta: Vec<f64> = (0..atoms)
+            .map(|_| 0.1 * keel_core::random::standard_normal::<f64, _>(rng))
+            .collect();
+        Ok(Masses {
+            theta: params.insert(
+                format!("{name}.theta"),
+                Tensor::from_f64s(&theta, &[atoms], dtype)?,
+            )?,
+            u_minv: Tensor::from_f64s(&flat(u_minv), &[atoms, n], dtype)?,
+            u_m: Tensor::from_f64s(&flat(u_m), &[atoms, n], dtype)?,
+        })
+    }
+
+    /// `Uᵀ diag(w) U` (`[n, n]`).
+    fn matrix(u: &Tensor, w: &Tensor) -> Result<Tensor> {
+        u.mul(&w.unsqueeze(1)?)?.matmul_t(u, true, false)
+    }
+
+    /// `M⁻¹` on nodes (`[n, n]`).
+    pub fn inverse(&self, params: &Params) -> Result<Tensor> {
+        Masses::matrix(&self.u_minv, &params.get(self.theta).neg()?.exp()?)
+    }
+
+    /// `M` on nodes (`[n, n]`).
+    pub fn forward(&self, params: &Params) -> Result<Tensor> {
+        Masses::matrix(&self.u_m, &params.get(self.theta).exp()?)
+    }
+}
+
+/// `m [n, n]` applied along the node axis of `y [B, n·d]` (every spatial coordinate alike).
+fn on_nodes(m: &Tensor, y: &Tensor, n: usize, d: usize) -> Result<Tensor> {
+    let b = y.dims()[0];
+    y.reshape(&[b, n, d])?
+        .transpose(1, 2)?
+        .matmul_t(m, false, true)?
+        .transpose(1, 2)?
+        .reshape(&[b, n * d])
+}
+
+/// Solves `S x = r` for a batch of small symmetric positive definite `S` (`[B, C, C]`, `r`
+/// `[B, C, 1]`) by Gaussian elimination without pivoting (safe for SPD), in differentiable
+/// tensor operations.
+pub fn spd_solve(s: &Tensor, r: &Tensor) -> Result<Tensor> {
+    let c = s.dims()[1];
+    let mut rows: Vec<Tensor> = (0..c).map(|i| s.narrow(1, i, 1)).collect::<Result<_>>()?; // [B, 1, C]
+    let mut rhs: Vec<Tensor> = (0..c).map(|i| r.narrow(1, i, 1)).collect::<Result<_>>()?; // [B, 1, 1]
+    for k in 0..c {
+        let pivot = rows[k].narrow(2, k, 1)?; // [B, 1, 1]
+        for i in k + 1..c {
+            let f = rows[i].narrow(2, k, 1)?.div(&pivot)?;
+            rows[i] = rows[i].sub(&rows[k].mul(&f)?)?;
+            rhs[i] = rhs[i].sub(&rhs[k].mul(&f)?)?;
+        }
+    }
+    let mut x: Vec<Option<Tensor>> = vec![None; c];
+    for k in (0..c).rev() {
+        let mut acc = rhs[k].clone();
+        for (j, xj) in x.iter().enumerate().skip(k + 1) {
+            if let Some(xj) = xj {
+                acc = acc.sub(&rows[k].narrow(2, j, 1)?.mul(xj)?)?;
+            }
+        }
+        x[k] = Some(acc.div(&rows[k].narrow(2, k, 1)?)?);
+    }
+    let parts: Vec<Tensor> = x.into_iter().flatten().collect();
+    Tensor::concat(&parts, 1)
+}
+
+/// The constraint structure as tensors, shared by every evaluation.
+#[derive(Clone, Debug)]
+pub struct Projector {
+    graph: Graph,
+    a: Tensor,
+    b: Tensor,
+}
+
+impl Projector {
+    /// From the graph.
+    pub fn new(graph: &Graph, dtype: DType) -> Result<Projector> {
+        let (a, b) = graph.jacobian_maps();
+        let nd = graph.n * graph.d;
+        let cn = graph.c() * nd;
+        Ok(Projector {
+            graph: graph.clone(),
+            a: Tensor::from_f64s(&a, &[nd, cn], dtype)?,
+            b: Tensor::from_f64s(&b, &[cn], dtype)?,
+        })
+    }
+
+    /// `ż = P(z) J∇H(z)` for `H = ½pᵀM⁻¹p + V(x)`, given `x`, `p` (`[B, n·d]`), `∇V`
+    /// (`[B, n·d]`) and `M⁻¹` on nodes (`[n, n]`): returns `(ẋ, ṗ)`.
+    ///
+    /// With `G = ∂Φ/∂x`, `Ġ = ∂Φ̇/∂x`, `v = M⁻¹p`, the matrix `DΦᵀJDΦ` is
+    /// `[[0, S], [−S, K − Kᵀ]]` with `S = GᵀM⁻¹G` and `K = ĠᵀM⁻¹G`, so the multipliers need only
+    /// two solves with the SPD `S`: `Sλ₂ = Gᵀv`, `Sλ₁ = (K−Kᵀ)λ₂ − (Ġᵀv − (M⁻¹G)ᵀ∇V)`; then
+    /// `ẋ = v − M⁻¹Gλ₂`, `ṗ = −∇V + Gλ₁ + Ġλ₂`.
+    pub fn vector_field(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        grad_v: &Tensor,
+        minv: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (n, d, c) = (self.graph.n, self.graph.d, self.graph.c());
+        let nd = n * d;
+        let bsz = x.dims()[0];
+        let v = on_nodes(minv, p, n, d)?;
+        if c == 0 {
+            return Ok((v, grad_v.neg()?));
+        }
+        let g = x.matmul(&self.a)?.add(&self.b)?.reshape(&[bsz, c, nd])?;
+        let gd = v.matmul(&self.a)?.reshape(&[bsz, c, nd])?;
+        let mg = on_nodes(minv, &g.reshape(&[bsz * c, nd])?, n, d)?.reshape(&[bsz, c, nd])?;
+        let s = g.matmul_t(&mg, false, true)?; // [B, C, C]
+        let k = gd.matmul_t(&mg, false, true)?;
+        let w = k.sub(&k.transpose(1, 2)?)?;
+        let col = |t: &Tensor| t.reshape(&[bsz, nd, 1]);
+        let r1 = g.matmul(&col(&v)?)?; // [B, C, 1]
+        let r2 = gd.matmul(&col(&v)?)?.sub(&mg.matmul(&col(grad_v)?)?)?;
+        let l2 = spd_solve(&s, &r1)?;
+        let l1 = spd_solve(&s, &w.matmul(&l2)?.sub(&r2)?)?;
+        let row = |l: &Tensor, m: &Tensor| -> Result<Tensor> {
+            l.matmul_t(m, true, false)?.reshape(&[bsz, nd])
+        };
+        let xdot = v.sub(&row(&l2, &mg)?)?;
+        let pdot = grad_v.neg()?.add(&row(&l1, &g)?)?.add(&row(&l2, &gd)?)?;
+        Ok((xdot, pdot))
+    }
+}
+
+/// `∂/∂x Σ_rows f(x)` for a tanh MLP `f` with a scalar output: `δ_L = W_L`,
+/// `δ_{l−1} = (δ_l ⊙ (1 − h_l²)) W_l`, returned as `δ_0` (`[B, in]`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] unless the MLP is tanh with one output.
+pub fn tanh_mlp_input_gradient(mlp: &Mlp, params: &Params, x: &Tensor) -> Result<Tensor> {
+    let last = mlp.layers.len() - 1;
+    if mlp.activation != Activation::Tanh || mlp.layers[last].out != 1 {
+        return Err(Error::invalid(
+            "potential",
+            format!("{:?} → {}", mlp.activation, mlp.layers[last].out),
+            "needs a tanh MLP with one output",
+        ));
+    }
+    let mut hs = Vec::with_capacity(last);
+    let mut h = x.clone();
+    for l in &mlp.layers[..last] {
+        h = l.forward(params, &h)?.tanh()?;
+        hs.push(h.clone());
+    }
+    let mut delta = params.get(mlp.layers[last].weight).clone(); // [1, H]
+    for (l, h) in mlp.layers[..last].iter().zip(&hs).rev() {
+        let slope = h.square()?.neg()?.add_scalar(1.0)?;
+        delta = delta.mul(&slope)?.matmul(params.get(l.weight))?;
+    }
+    Ok(delta)
+}
+
+/// Which learned dynamics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Constrained Hamiltonian network (Cartesian, explicit constraints).
+    Chnn,
+}
+
+impl ModelKind {
+    /// Parses `chnn`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the choices.
+    pub fn parse(s: &str) -> Result<ModelKind> {
+        match s {
+            "chnn" => Ok(ModelKind::Chnn),
+            _ => Err(Error::invalid(
+                "--model",
+                s,
+                "unknown model (expected chnn; clnn, node and hnn are not built yet)",
+            )),
+        }
+    }
+
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Chnn => "chnn",
+        }
+    }
+}
+
+/// A CHNN: learned potential MLP and masses over a known constraint graph.
+#[derive(Clone, Debug)]
+pub struct Chnn {
+    /// The graph.
+    pub graph: Graph,
+    /// `V(vec x)`: 3 × 256 tanh, orthogonal initialisation (the reference's).
+    pub potential: Mlp,
+    /// Learned masses.
+    pub masses: Masses,
+    projector: Projector,
+}
+
+impl Chnn {
+    /// A model with `layers` hidden layers of `hidden` units.
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(
+        params: &mut Params,
+        graph: &Graph,
+        hidden: usize,
+        layers: usize,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Chnn> {
+        let nd = graph.n * graph.d;
+        let mut sizes = vec![nd];
+        sizes.extend(std::iter::repeat_n(hidden, layers));
+        sizes.push(1);
+        let potential = Mlp::new(
+            params,
+            &sizes,
+            Activation::Tanh,
+            Init::Orthogonal { gain: 1.0 },
+            dtype,
+            rng,
+        )?;
+        let masses = Masses::new(params, "mass", graph, dtype, rng)?;
+        Ok(Chnn {
+            graph: graph.clone(),
+            potential,
+            masses,
+            projector: Projector::new(graph, dtype)?,
+        })
+    }
+
+    /// `∇V(x)` (`[B, n·d]`) written out as tensor operations (forward through the tanh layers,
+    /// then back through their transposes), so it differentiates like any other expression —
+    /// no nested reverse pass over the rollout's graph.
+    pub fn grad_potential(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        tanh_mlp_input_gradient(&self.potential, params, x)
+    }
+
+    /// The learned vector field at `(x, p)`.
+    pub fn vector_field(
+        &self,
+        params: &Params,
+        x: &Tensor,
+        p: &Tensor,
+        minv: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let gv = self.grad_potential(params, x)?;
+        self.projector.vector_field(x, p, &gv, minv)
+    }
+}

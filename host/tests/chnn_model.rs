@@ -1,0 +1,213 @@
+//! CHNN on the engine: the projected vector field against the core's mechanics, the analytic
+//! input gradient of the potential MLP against reverse mode, and the batched SPD solve.
+
+use keel::autodiff::grad;
+use keel::backend::DType;
+use keel::chnn::model::{spd_solve, tanh_mlp_input_gradient, Chnn, Graph, Projector};
+use keel::params::Params;
+use keel::tensor::Tensor;
+use keel_core::dynamics::systems::{ChainPendulum, Gyroscope};
+use keel_core::dynamics::{Mechanics, Phase, Potential};
+use keel_core::integrate::StateVector;
+use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
+
+/// `M⁻¹` on nodes, column by column from the core's `inverse_apply`.
+fn true_minv<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, D>>(
+    m: &Mechanics<f64, N, D, C, P>,
+) -> Tensor {
+    let mut out = vec![0.0; N * N];
+    for j in 0..N {
+        let mut p = [[0.0; D]; N];
+        p[j][0] = 1.0;
+        let v = m.velocity(&p);
+        for i in 0..N {
+            out[i * N + j] = v[i][0];
+        }
+    }
+    Tensor::from_f64s(&out, &[N, N], DType::F64).unwrap()
+}
+
+/// Compares the engine's projected field with `hamiltonian_rate` on `states` (Hamiltonian
+/// form), with the true `∇V` and `M⁻¹`.
+fn check_field<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, D>>(
+    m: &Mechanics<f64, N, D, C, P>,
+    states: &[Phase<f64, N, D>],
+) {
+    let graph = Graph::of(m);
+    assert_eq!(graph.c(), C);
+    let proj = Projector::new(&graph, DType::F64).unwrap();
+    let nd = N * D;
+    let b = states.len();
+    let mut xs = Vec::new();
+    let mut ps = Vec::new();
+    let mut gs = Vec::new();
+    for z in states {
+        xs.extend(z.x().as_flattened());
+        ps.extend(z.p().as_flattened());
+        let mut g = [[0.0; D]; N];
+        m.potential().accumulate_gradient(z.x(), &mut g);
+        gs.extend(g.as_flattened());
+    }
+    let t = |v: &[f64]| Tensor::from_f64s(v, &[b, nd], DType::F64).unwrap();
+    let (xd, pd) = proj
+        .vector_field(&t(&xs), &t(&ps), &t(&gs), &true_minv(m))
+        .unwrap();
+    let (xd, pd) = (xd.to_vec_f64().unwrap(), pd.to_vec_f64().unwrap());
+    for (k, z) in states.iter().enumerate() {
+        let mut dz = Phase::zeros();
+        m.hamiltonian_rate(z, None, &mut dz).unwrap();
+        let want = dz.as_slice();
+        let got: Vec<f64> = xd[k * nd..(k + 1) * nd]
+            .iter()
+            .chain(&pd[k * nd..(k + 1) * nd])
+            .copied()
+            .collect();
+        let scale = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-10 * scale,
+                "state {k} component {i}: engine {g} vs core {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn projected_field_matches_the_core_on_pendulums_and_the_gyroscope() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let p2 = ChainPendulum::<f64, 2>::paper().unwrap();
+    let m = p2.mechanics();
+    let mut states: Vec<_> = (0..5)
+        .map(|_| m.from_velocity_form(&p2.sample(&mut rng).unwrap()))
+        .collect();
+    // Off the velocity manifold too (Φ̇ ≠ 0): the full projection, not just ẋ = M⁻¹p.
+    let mut off = states[0];
+    off.p_mut()[1][0] += 0.3;
+    states.push(off);
+    check_field(m, &states);
+
+    let p3 = ChainPendulum::<f64, 3>::paper().unwrap();
+    let states: Vec<_> = (0..4)
+        .map(|_| {
+            p3.mechanics()
+                .from_velocity_form(&p3.sample(&mut rng).unwrap())
+        })
+        .collect();
+    check_field(p3.mechanics(), &states);
+
+    // An extended body with a pinned joint: linear constraints and a non-diagonal M⁻¹.
+    let gyro = Gyroscope::<f64>::paper().unwrap();
+    let states: Vec<_> = (0..4)
+        .map(|_| gyro.mechanics().from_velocity_form(&gyro.sample(&mut rng)))
+        .collect();
+    check_field(gyro.mechanics(), &states);
+}
+
+#[test]
+fn learned_masses_reproduce_the_body_structure() {
+    // With θ set to the true log-masses, M⁻¹ and M are the core's, and inverse to each other.
+    let gyro = Gyroscope::<f64>::paper().unwrap();
+    let m = gyro.mechanics();
+    let graph = Graph::of(m);
+    assert_eq!(graph.bodies, vec![(0, 4)]);
+    let mut params = Params::new();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    let net = Chnn::new(&mut params, &graph, 16, 2, DType::F64, &mut rng).unwrap();
+    let mass = m.mass();
+    let theta: Vec<f64> = std::iter::once(mass.body_mass(0).ln())
+        .chain((1..4).map(|k| mass.moment(k).ln()))
+        .collect();
+    params
+        .set(
+            net.masses.theta,
+            Tensor::from_f64s(&theta, &[4], DType::F64).unwrap(),
+        )
+        .unwrap();
+    let minv = net.masses.inverse(&params).unwrap().to_vec_f64().unwrap();
+    let want = true_minv(m).to_vec_f64().unwrap();
+    for (a, b) in minv.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-9 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let mm = net.masses.forward(&params).unwrap();
+    let eye = mm
+        .matmul(&net.masses.inverse(&params).unwrap())
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    for i in 0..4 {
+        for j in 0..4 {
+            let e = if i == j { 1.0 } else { 0.0 };
+            assert!(
+                (eye[i * 4 + j] - e).abs() < 1e-9,
+                "M·M⁻¹[{i}][{j}] = {}",
+                eye[i * 4 + j]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_potential_gradient_matches_reverse_mode() {
+    let p2 = ChainPendulum::<f64, 2>::paper().unwrap();
+    let graph = Graph::of(p2.mechanics());
+    let mut params = Params::new();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+    let net = Chnn::new(&mut params, &graph, 32, 3, DType::F64, &mut rng).unwrap();
+    let xs: Vec<f64> = (0..6 * 4)
+        .map(|_| standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let x = Tensor::from_f64s(&xs, &[6, 4], DType::F64)
+        .unwrap()
+        .variable();
+    let v = net
+        .potential
+        .forward(&params, &x)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let want = grad(&[&v], &[None], &[&x], false).unwrap()[0]
+        .clone()
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    let got = tanh_mlp_input_gradient(&net.potential, &params, &x)
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    assert!(want.iter().any(|v| v.abs() > 1e-3));
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-12 * (1.0 + w.abs()), "{g} vs {w}");
+    }
+}
+
+#[test]
+fn spd_solve_solves_batches() {
+    // S = AAᵀ + I per batch element.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let (b, c) = (5, 4);
+    let mut s = vec![0.0; b * c * c];
+    let a: Vec<f64> = (0..b * c * c)
+        .map(|_| standard_normal::<f64, _>(&mut rng))
+        .collect();
+    for k in 0..b {
+        for i in 0..c {
+            for j in 0..c {
+                let mut v = if i == j { 1.0 } else { 0.0 };
+                for m in 0..c {
+                    v += a[k * c * c + i * c + m] * a[k * c * c + j * c + m];
+                }
+                s[k * c * c + i * c + j] = v;
+            }
+        }
+    }
+    let x: Vec<f64> = (0..b * c)
+        .map(|_| standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let st = Tensor::from_f64s(&s, &[b, c, c], DType::F64).unwrap();
+    let xt = Tensor::from_f64s(&x, &[b, c, 1], DType::F64).unwrap();
+    let r = st.matmul(&xt).unwrap();
+    let got = spd_solve(&st, &r).unwrap().to_vec_f64().unwrap();
+    for (g, w) in got.iter().zip(&x) {
+        assert!((g - w).abs() < 1e-10, "{g} vs {w}");
+    }
+}
