@@ -1,5 +1,6 @@
 //! The `keel` command.
 
+mod chnn_cmd;
 mod emlp_cmd;
 mod gp_cmd;
 
@@ -46,6 +47,9 @@ enum Command {
         #[arg(long, default_value = "compute_90")]
         arch: String,
     },
+    /// Learned constrained dynamics (CHNN): train on the paper's systems, test by rollouts.
+    #[command(subcommand)]
+    Chnn(chnn_cmd::ChnnCommand),
     /// Equivariant MLPs for matrix groups: bases of equivariant maps.
     #[command(subcommand)]
     Emlp(emlp_cmd::EmlpCommand),
@@ -962,6 +966,7 @@ fn main() -> ExitCode {
             compile_kernels,
             arch,
         } => run_info(*json, *compile_kernels, arch),
+        Command::Chnn(cmd) => chnn_cmd::run(cmd).map(|()| true),
         Command::Emlp(cmd) => emlp_cmd::run(cmd).map(|()| true),
         Command::Gp(cmd) => gp_cmd::run(cmd).map(|()| true),
         Command::Firmware(FirmwareCommand::Check { log, json, assets }) => {

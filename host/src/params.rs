@@ -115,6 +115,23 @@ impl Params {
         })
     }
 
+    /// The parameters converted to `dtype` (detached).
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: crate::backend::DType) -> Result<Params> {
+        let values = self
+            .values
+            .iter()
+            .map(|t| t.detach().to_dtype(dtype))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Params {
+            names: self.names.clone(),
+            values,
+            index: self.index.clone(),
+        })
+    }
+
     /// The same parameters as fresh variables (leaves that gradients flow to), for one
     /// training step.
     pub fn variables(&self) -> Params {

@@ -318,6 +318,39 @@ pub fn plot_learning_curves(
     })
 }
 
+/// Named `(x, y)` series.
+pub type Series = [(String, Vec<(f64, f64)>)];
+
+/// One panel: title, x label, y label, series.
+pub type Panel<'a> = (&'a str, &'a str, &'a str, &'a Series);
+
+/// Two log-scale panels side by side.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_log_panels(path: &Path, panels: [Panel<'_>; 2]) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (1200, 500)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let (left, right) = root.split_horizontally(600);
+        for (area, (title, xd, yd, series)) in [left, right].iter().zip(panels) {
+            let clamped: Vec<(String, Vec<(f64, f64)>)> = series
+                .iter()
+                .map(|(n, pts)| {
+                    (
+                        n.clone(),
+                        pts.iter().map(|&(x, y)| (x, y.max(FLOOR))).collect(),
+                    )
+                })
+                .collect();
+            draw_log_series(area, &clamped, title, xd, yd).map_err(plot_err(path))?;
+        }
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}
+
 /// The posterior of a 1-D GP stream at several points of the stream: the points seen so far,
 /// the predictive mean and a ±2σ band of f, one panel per snapshot.
 ///

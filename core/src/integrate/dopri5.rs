@@ -9,45 +9,51 @@ use super::{check_finite, StateVector, VectorField};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
-// Butcher tableau.
-const C2: f64 = 1.0 / 5.0;
-const C3: f64 = 3.0 / 10.0;
-const C4: f64 = 4.0 / 5.0;
-const C5: f64 = 8.0 / 9.0;
-const A21: f64 = 1.0 / 5.0;
-const A31: f64 = 3.0 / 40.0;
-const A32: f64 = 9.0 / 40.0;
-const A41: f64 = 44.0 / 45.0;
-const A42: f64 = -56.0 / 15.0;
-const A43: f64 = 32.0 / 9.0;
-const A51: f64 = 19372.0 / 6561.0;
-const A52: f64 = -25360.0 / 2187.0;
-const A53: f64 = 64448.0 / 6561.0;
-const A54: f64 = -212.0 / 729.0;
-const A61: f64 = 9017.0 / 3168.0;
-const A62: f64 = -355.0 / 33.0;
-const A63: f64 = 46732.0 / 5247.0;
-const A64: f64 = 49.0 / 176.0;
-const A65: f64 = -5103.0 / 18656.0;
-const A71: f64 = 35.0 / 384.0;
-const A73: f64 = 500.0 / 1113.0;
-const A74: f64 = 125.0 / 192.0;
-const A75: f64 = -2187.0 / 6784.0;
-const A76: f64 = 11.0 / 84.0;
-// Difference between the 5th- and 4th-order solutions.
-const E1: f64 = 71.0 / 57600.0;
-const E3: f64 = -71.0 / 16695.0;
-const E4: f64 = 71.0 / 1920.0;
-const E5: f64 = -17253.0 / 339200.0;
-const E6: f64 = 22.0 / 525.0;
-const E7: f64 = -1.0 / 40.0;
-// Dense output (Hairer's `contd5`).
-const D1: f64 = -12715105075.0 / 11282082432.0;
-const D3: f64 = 87487479700.0 / 32700410799.0;
-const D4: f64 = -10690763975.0 / 1880347072.0;
-const D5: f64 = 701980252875.0 / 199316789632.0;
-const D6: f64 = -1453857185.0 / 822651844.0;
-const D7: f64 = 69997945.0 / 29380423.0;
+/// The Dormand–Prince 5(4) tableau (Hairer's `dopri5`): nodes `C*`, stage weights `A*` (the
+/// 7th stage's are the 5th-order solution, FSAL), error weights `E*` (5th − 4th order) and the
+/// dense-output weights `D*`. Public so that batched host integrators use the same numbers.
+#[allow(missing_docs)] // The names are the tableau's own (C2, A21, …).
+pub mod tableau {
+    pub const C2: f64 = 1.0 / 5.0;
+    pub const C3: f64 = 3.0 / 10.0;
+    pub const C4: f64 = 4.0 / 5.0;
+    pub const C5: f64 = 8.0 / 9.0;
+    pub const A21: f64 = 1.0 / 5.0;
+    pub const A31: f64 = 3.0 / 40.0;
+    pub const A32: f64 = 9.0 / 40.0;
+    pub const A41: f64 = 44.0 / 45.0;
+    pub const A42: f64 = -56.0 / 15.0;
+    pub const A43: f64 = 32.0 / 9.0;
+    pub const A51: f64 = 19372.0 / 6561.0;
+    pub const A52: f64 = -25360.0 / 2187.0;
+    pub const A53: f64 = 64448.0 / 6561.0;
+    pub const A54: f64 = -212.0 / 729.0;
+    pub const A61: f64 = 9017.0 / 3168.0;
+    pub const A62: f64 = -355.0 / 33.0;
+    pub const A63: f64 = 46732.0 / 5247.0;
+    pub const A64: f64 = 49.0 / 176.0;
+    pub const A65: f64 = -5103.0 / 18656.0;
+    pub const A71: f64 = 35.0 / 384.0;
+    pub const A73: f64 = 500.0 / 1113.0;
+    pub const A74: f64 = 125.0 / 192.0;
+    pub const A75: f64 = -2187.0 / 6784.0;
+    pub const A76: f64 = 11.0 / 84.0;
+    // Difference between the 5th- and 4th-order solutions.
+    pub const E1: f64 = 71.0 / 57600.0;
+    pub const E3: f64 = -71.0 / 16695.0;
+    pub const E4: f64 = 71.0 / 1920.0;
+    pub const E5: f64 = -17253.0 / 339200.0;
+    pub const E6: f64 = 22.0 / 525.0;
+    pub const E7: f64 = -1.0 / 40.0;
+    // Dense output (Hairer's `contd5`).
+    pub const D1: f64 = -12715105075.0 / 11282082432.0;
+    pub const D3: f64 = 87487479700.0 / 32700410799.0;
+    pub const D4: f64 = -10690763975.0 / 1880347072.0;
+    pub const D5: f64 = 701980252875.0 / 199316789632.0;
+    pub const D6: f64 = -1453857185.0 / 822651844.0;
+    pub const D7: f64 = 69997945.0 / 29380423.0;
+}
+use tableau::*;
 
 /// Tunables of [`Dopri5`], with Hairer's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -10,6 +10,7 @@ mod dopri5;
 mod leapfrog;
 mod rk4;
 
+pub use dopri5::tableau as dopri5_tableau;
 pub use dopri5::{Dopri5, Dopri5Params, Dopri5Solver, Dopri5Stats};
 pub use leapfrog::{Leapfrog, RattleParams};
 pub use rk4::{Rk4, Rk4Variant};

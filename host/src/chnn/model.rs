@@ -201,6 +201,14 @@ impl Masses {
         u.mul(&w.unsqueeze(1)?)?.matmul_t(u, true, false)
     }
 
+    fn to_dtype(&self, dtype: DType) -> Result<Masses> {
+        Ok(Masses {
+            theta: self.theta,
+            u_minv: self.u_minv.to_dtype(dtype)?,
+            u_m: self.u_m.to_dtype(dtype)?,
+        })
+    }
+
     /// `M⁻¹` on nodes (`[n, n]`).
     pub fn inverse(&self, params: &Params) -> Result<Tensor> {
         Masses::matrix(&self.u_minv, &params.get(self.theta).neg()?.exp()?)
@@ -213,7 +221,7 @@ impl Masses {
 }
 
 /// `m [n, n]` applied along the node axis of `y [B, n·d]` (every spatial coordinate alike).
-fn on_nodes(m: &Tensor, y: &Tensor, n: usize, d: usize) -> Result<Tensor> {
+pub fn on_nodes(m: &Tensor, y: &Tensor, n: usize, d: usize) -> Result<Tensor> {
     let b = y.dims()[0];
     y.reshape(&[b, n, d])?
         .transpose(1, 2)?
@@ -415,6 +423,24 @@ impl Chnn {
             potential,
             masses,
             projector: Projector::new(graph, dtype)?,
+        })
+    }
+
+    /// The same network with its constant tensors in `dtype` (parameters convert separately,
+    /// [`Params::to_dtype`]).
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Chnn> {
+        Ok(Chnn {
+            graph: self.graph.clone(),
+            potential: self.potential.clone(),
+            masses: self.masses.to_dtype(dtype)?,
+            projector: Projector {
+                graph: self.projector.graph.clone(),
+                a: self.projector.a.to_dtype(dtype)?,
+                b: self.projector.b.to_dtype(dtype)?,
+            },
         })
     }
 

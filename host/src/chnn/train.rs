@@ -1,0 +1,526 @@
+//! Training and evaluation as in the reference's `pl_trainer.py` (digest §1.7–1.9): the mean
+//! absolute error of a 5-sample rollout integrated with RK4 (3/8 rule) and differentiated
+//! through the integrator, AdamW with a cosine schedule; evaluation by 100-step dopri5 rollouts
+//! of the learned dynamics from test initial states.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_core::integrate::dopri5_tableau as tb;
+use keel_core::metrics::{relative_energy_error, relative_error, trapezoid_geometric_mean};
+use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
+
+use super::data::{generate, DataSet, SystemSpec, CHUNK};
+use super::model::{on_nodes, Chnn, ModelKind};
+use super::truth::{truth, Truth};
+use crate::autodiff::{backward, no_grad};
+use crate::backend::DType;
+use crate::error::{Error, Result};
+use crate::optim::{Optimizer, OptimizerKind, Schedule};
+use crate::params::Params;
+use crate::tensor::Tensor;
+
+/// Seeds of the reference's data sets (pl_trainer: train 0, validation 1, test 2).
+pub const TEST_SEED: u64 = 2;
+
+/// A training run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// The system.
+    pub system: SystemSpec,
+    /// The model.
+    pub model: ModelKind,
+    /// Training trajectories (one chunk each).
+    pub n_train: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (capped at `n_train`).
+    pub batch: usize,
+    /// Base learning rate (AdamW, cosine-annealed to 0 over the epochs).
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Hidden units per layer of the potential.
+    pub hidden: usize,
+    /// Hidden layers.
+    pub layers: usize,
+    /// Seed of the initialisation and the batch order (the data sets have the reference's).
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl TrainConfig {
+    /// Checks sizes and rates.
+    ///
+    /// # Errors
+    /// The first invalid setting, named by its flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch == 0 || self.hidden == 0 || self.layers == 0 {
+            return Err(Error::invalid(
+                "--epochs/--batch/--hidden/--layers",
+                format!(
+                    "{}/{}/{}/{}",
+                    self.epochs, self.batch, self.hidden, self.layers
+                ),
+                "must be positive",
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(Error::invalid(
+                "--weight-decay",
+                self.weight_decay,
+                "must be a non-negative number",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A trained model.
+pub struct Trained {
+    /// The network.
+    pub net: Chnn,
+    /// Its parameters (f32, as trained).
+    pub params: Params,
+    /// Mean training loss of the last epoch.
+    pub final_loss: f64,
+    /// Mean training loss per epoch.
+    pub history: Vec<f64>,
+    /// Seconds of training (data generation excluded).
+    pub train_seconds: f64,
+}
+
+/// Chunks as tensors: initial positions and velocities `[B, nd]` and the whole chunk
+/// `[B, CHUNK, 2nd]`.
+fn batch(data: &DataSet, idx: &[usize], nd: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let b = idx.len();
+    let mut x0 = Vec::with_capacity(b * nd);
+    let mut v0 = Vec::with_capacity(b * nd);
+    let mut all = Vec::with_capacity(b * CHUNK * 2 * nd);
+    for &i in idx {
+        let c = &data.chunks[i];
+        x0.extend(&c.z[0][..nd]);
+        v0.extend(&c.z[0][nd..]);
+        for z in &c.z {
+            all.extend(z);
+        }
+    }
+    Ok((
+        Tensor::from_f64s(&x0, &[b, nd], DType::F32)?,
+        Tensor::from_f64s(&v0, &[b, nd], DType::F32)?,
+        Tensor::from_f64s(&all, &[b, CHUNK, 2 * nd], DType::F32)?,
+    ))
+}
+
+/// One RK4 step, 3/8 rule (torchdiffeq's `rk4`): stages at `t, t + h/3, t + 2h/3, t + h`,
+/// weights `(1, 3, 3, 1)/8`.
+fn rk4_38(
+    f: &impl Fn(&Tensor, &Tensor) -> Result<(Tensor, Tensor)>,
+    x: &Tensor,
+    p: &Tensor,
+    h: f64,
+) -> Result<(Tensor, Tensor)> {
+    let (k1x, k1p) = f(x, p)?;
+    let (k2x, k2p) = f(
+        &x.add(&k1x.mul_scalar(h / 3.0)?)?,
+        &p.add(&k1p.mul_scalar(h / 3.0)?)?,
+    )?;
+    let (k3x, k3p) = f(
+        &x.add(&k2x.sub(&k1x.mul_scalar(1.0 / 3.0)?)?.mul_scalar(h)?)?,
+        &p.add(&k2p.sub(&k1p.mul_scalar(1.0 / 3.0)?)?.mul_scalar(h)?)?,
+    )?;
+    let (k4x, k4p) = f(
+        &x.add(&k1x.sub(&k2x)?.add(&k3x)?.mul_scalar(h)?)?,
+        &p.add(&k1p.sub(&k2p)?.add(&k3p)?.mul_scalar(h)?)?,
+    )?;
+    let comb = |a: &Tensor, b: &Tensor, c: &Tensor, d: &Tensor| -> Result<Tensor> {
+        a.add(&b.add(c)?.mul_scalar(3.0)?)?
+            .add(d)?
+            .mul_scalar(h / 8.0)
+    };
+    Ok((
+        x.add(&comb(&k1x, &k2x, &k3x, &k4x)?)?,
+        p.add(&comb(&k1p, &k2p, &k3p, &k4p)?)?,
+    ))
+}
+
+/// The model's rollout of a chunk from `(x0, v0)`: `[B, CHUNK, 2nd]` in velocity form.
+fn rollout_chunk(net: &Chnn, params: &Params, x0: &Tensor, v0: &Tensor, dt: f64) -> Result<Tensor> {
+    let (n, d) = (net.graph.n, net.graph.d);
+    let nd = n * d;
+    let b = x0.dims()[0];
+    let minv = net.masses.inverse(params)?;
+    let m = net.masses.forward(params)?;
+    let f = |x: &Tensor, p: &Tensor| net.vector_field(params, x, p, &minv);
+    let mut x = x0.clone();
+    let mut p = on_nodes(&m, v0, n, d)?;
+    let mut out = Vec::with_capacity(CHUNK);
+    for k in 0..CHUNK {
+        if k > 0 {
+            (x, p) = rk4_38(&f, &x, &p, dt)?;
+        }
+        let v = on_nodes(&minv, &p, n, d)?;
+        out.push(Tensor::concat(&[x.clone(), v], 1)?.reshape(&[b, 1, 2 * nd])?);
+    }
+    Tensor::concat(&out, 1)
+}
+
+/// Trains per `cfg` on `data` (the training set).
+///
+/// # Errors
+/// Invalid settings; `n_train` beyond the data; divergence (the epoch is named).
+pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
+    cfg.validate()?;
+    if cfg.n_train == 0 || cfg.n_train > data.chunks.len() {
+        return Err(Error::invalid(
+            "--n-train",
+            cfg.n_train,
+            format!(
+                "between 1 and the {} trajectories generated",
+                data.chunks.len()
+            ),
+        ));
+    }
+    let sys = truth(cfg.system)?;
+    let graph = sys.graph();
+    let nd = graph.n * graph.d;
+    let dt = data.chunks[0].t[1] - data.chunks[0].t[0];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
+    let mut params = Params::new();
+    let net = Chnn::new(
+        &mut params,
+        &graph,
+        cfg.hidden,
+        cfg.layers,
+        DType::F32,
+        &mut rng,
+    )?;
+    let mut opt = Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), &params)?;
+    let schedule = Schedule::Cosine {
+        total: cfg.epochs,
+        min_lr: 0.0,
+    };
+    let bs = cfg.batch.min(cfg.n_train);
+    let mut order: Vec<usize> = (0..cfg.n_train).collect();
+    let bar = if cfg.progress {
+        ProgressBar::new(cfg.epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {}", cfg.model.name(), cfg.system.kind.name()));
+    let t0 = Instant::now();
+    let mut history = Vec::with_capacity(cfg.epochs);
+    for epoch in 0..cfg.epochs {
+        crate::data::shuffle(&mut order, &mut rng);
+        let lr = schedule.lr(cfg.lr, epoch);
+        let (mut total, mut count) = (0.0, 0usize);
+        for idx in order.chunks(bs) {
+            let (x0, v0, target) = batch(data, idx, nd)?;
+            let vars = params.variables();
+            let pred = rollout_chunk(&net, &vars, &x0, &v0, dt)?;
+            let loss = pred.sub(&target)?.abs()?.mean_all()?;
+            let l = loss.item()?;
+            if !l.is_finite() {
+                return Err(Error::invalid(
+                    "--lr",
+                    cfg.lr,
+                    format!(
+                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
+                        epoch + 1
+                    ),
+                ));
+            }
+            let refs: Vec<&Tensor> = vars.values().iter().collect();
+            let grads = no_grad(|| backward(&loss, &refs))?;
+            no_grad(|| opt.step(&mut params, &grads, lr))?;
+            total += l * idx.len() as f64;
+            count += idx.len();
+        }
+        let mean = total / count.max(1) as f64;
+        history.push(mean);
+        bar.set_message(format!("loss {mean:.3e}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Trained {
+        net,
+        params,
+        final_loss: history.last().copied().unwrap_or(f64::NAN),
+        history,
+        train_seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The evaluation numbers of the reference (digest §1.9).
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// Mean over test trajectories of the trapezoid geometric mean of the per-step relative
+    /// error of the model's rollout.
+    pub rollout_gm_error: f64,
+    /// The same for ground truth started from a 1e-4 perturbation of the initial state
+    /// (projected onto the constraints): how much of the error chaos alone explains.
+    pub chaos_floor: f64,
+    /// Mean over trajectories and steps of the relative energy error under the true
+    /// Hamiltonian.
+    pub energy_error: f64,
+    /// Per-step relative error, averaged over trajectories (for plots).
+    pub error_curve: Vec<f64>,
+}
+
+/// Integrates `f` from `y0` (one flat batch state) with Dormand–Prince 5(4), one shared step
+/// size for the whole batch (as torchdiffeq does), landing on every output time; error norm
+/// RMS of `err / (atol + rtol·max(|y|, |y_new|))`.
+fn dopri5_batch(
+    f: &impl Fn(&[f64]) -> Result<Vec<f64>>,
+    y0: &[f64],
+    times: &[f64],
+    rtol: f64,
+    atol: f64,
+) -> Result<Vec<Vec<f64>>> {
+    let axpy = |y: &[f64], terms: &[(f64, &Vec<f64>)], h: f64| -> Vec<f64> {
+        let mut out = y.to_vec();
+        for (c, k) in terms {
+            out.iter_mut()
+                .zip(k.iter())
+                .for_each(|(o, k)| *o += h * c * k);
+        }
+        out
+    };
+    let mut y = y0.to_vec();
+    let mut t = times.first().copied().unwrap_or(0.0);
+    let mut out = vec![y.clone()];
+    let mut k1 = f(&y)?;
+    let mut h = times.get(1).map_or(0.01, |t1| (t1 - t) * 0.25).max(1e-6);
+    let mut steps = 0usize;
+    for &t_out in &times[1..] {
+        while t < t_out - 1e-12 * t_out.abs().max(1.0) {
+            steps += 1;
+            if steps > 1_000_000 {
+                return Err(Error::Solver {
+                    reason: "dopri5: more than 10^6 steps (the learned dynamics are too stiff)"
+                        .into(),
+                });
+            }
+            let hh = h.min(t_out - t);
+            let k2 = f(&axpy(&y, &[(tb::A21, &k1)], hh))?;
+            let k3 = f(&axpy(&y, &[(tb::A31, &k1), (tb::A32, &k2)], hh))?;
+            let k4 = f(&axpy(
+                &y,
+                &[(tb::A41, &k1), (tb::A42, &k2), (tb::A43, &k3)],
+                hh,
+            ))?;
+            let k5 = f(&axpy(
+                &y,
+                &[
+                    (tb::A51, &k1),
+                    (tb::A52, &k2),
+                    (tb::A53, &k3),
+                    (tb::A54, &k4),
+                ],
+                hh,
+            ))?;
+            let k6 = f(&axpy(
+                &y,
+                &[
+                    (tb::A61, &k1),
+                    (tb::A62, &k2),
+                    (tb::A63, &k3),
+                    (tb::A64, &k4),
+                    (tb::A65, &k5),
+                ],
+                hh,
+            ))?;
+            let y_new = axpy(
+                &y,
+                &[
+                    (tb::A71, &k1),
+                    (tb::A73, &k3),
+                    (tb::A74, &k4),
+                    (tb::A75, &k5),
+                    (tb::A76, &k6),
+                ],
+                hh,
+            );
+            let k7 = f(&y_new)?;
+            let err = axpy(
+                &vec![0.0; y.len()],
+                &[
+                    (tb::E1, &k1),
+                    (tb::E3, &k3),
+                    (tb::E4, &k4),
+                    (tb::E5, &k5),
+                    (tb::E6, &k6),
+                    (tb::E7, &k7),
+                ],
+                hh,
+            );
+            let norm = (err
+                .iter()
+                .zip(&y)
+                .zip(&y_new)
+                .map(|((e, a), b)| {
+                    let s = atol + rtol * a.abs().max(b.abs());
+                    (e / s).powi(2)
+                })
+                .sum::<f64>()
+                / y.len().max(1) as f64)
+                .sqrt();
+            if !norm.is_finite() {
+                return Err(Error::Solver {
+                    reason: "dopri5: the learned dynamics produced a non-finite state".into(),
+                });
+            }
+            if norm <= 1.0 {
+                t += hh;
+                y = y_new;
+                k1 = k7;
+            }
+            let factor = if norm == 0.0 {
+                5.0
+            } else {
+                (0.9 * norm.powf(-0.2)).clamp(0.2, 5.0)
+            };
+            h = hh * factor;
+        }
+        out.push(y.clone());
+    }
+    Ok(out)
+}
+
+/// Evaluates `net` on `n_test` test trajectories (seed [`TEST_SEED`]): 100-sample dopri5
+/// rollouts (rtol 1e-7, f64) of the learned dynamics from each trajectory's initial state.
+///
+/// # Errors
+/// Data generation and integration errors.
+pub fn evaluate(
+    net: &Chnn,
+    params: &Params,
+    system: SystemSpec,
+    test: &DataSet,
+) -> Result<Evaluation> {
+    let sys = truth(system)?;
+    let (n, d) = (net.graph.n, net.graph.d);
+    let nd = n * d;
+    let b = test.trajectories.len();
+    let times = test.trajectories[0].t.clone();
+    let steps = times.len();
+    // The learned field in f64 on the whole test batch.
+    let p64 = params.to_dtype(DType::F64)?;
+    let net64 = net.to_dtype(DType::F64)?;
+    let minv = net64.masses.inverse(&p64)?;
+    let m = net64.masses.forward(&p64)?;
+    let mut x0 = Vec::with_capacity(b * nd);
+    let mut v0 = Vec::with_capacity(b * nd);
+    for tr in &test.trajectories {
+        x0.extend(&tr.x[0]);
+        v0.extend(&tr.v[0]);
+    }
+    let xt = Tensor::from_f64s(&x0, &[b, nd], DType::F64)?;
+    let p0 = on_nodes(&m, &Tensor::from_f64s(&v0, &[b, nd], DType::F64)?, n, d)?;
+    let y0: Vec<f64> = xt
+        .to_vec_f64()?
+        .into_iter()
+        .chain(p0.to_vec_f64()?)
+        .collect();
+    let field = |y: &[f64]| -> Result<Vec<f64>> {
+        no_grad(|| {
+            let x = Tensor::from_f64s(&y[..b * nd], &[b, nd], DType::F64)?;
+            let p = Tensor::from_f64s(&y[b * nd..], &[b, nd], DType::F64)?;
+            let (xd, pd) = net64.vector_field(&p64, &x, &p, &minv)?;
+            let mut out = xd.to_vec_f64()?;
+            out.extend(pd.to_vec_f64()?);
+            Ok(out)
+        })
+    };
+    let ys = dopri5_batch(&field, &y0, &times, 1e-7, 1e-9)?;
+    // Velocity form of every predicted state.
+    let mut pred = vec![vec![vec![0.0; 2 * nd]; steps]; b];
+    for (k, y) in ys.iter().enumerate() {
+        let p = Tensor::from_f64s(&y[b * nd..], &[b, nd], DType::F64)?;
+        let v = on_nodes(&minv, &p, n, d)?.to_vec_f64()?;
+        for (i, row) in pred.iter_mut().enumerate() {
+            row[k][..nd].copy_from_slice(&y[i * nd..(i + 1) * nd]);
+            row[k][nd..].copy_from_slice(&v[i * nd..(i + 1) * nd]);
+        }
+    }
+    let dt = times[1] - times[0];
+    let t_total = dt * steps as f64;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0x0C4A_0500);
+    let (mut gm, mut floor, mut energy) = (0.0, 0.0, 0.0);
+    let mut curve = vec![0.0; steps];
+    for (tr, pr) in test.trajectories.iter().zip(&pred) {
+        let truth_z: Vec<Vec<f64>> = (0..steps)
+            .map(|k| tr.x[k].iter().chain(&tr.v[k]).copied().collect())
+            .collect();
+        let errs: Vec<f64> = (0..steps)
+            .map(|k| relative_error(&pr[k], &truth_z[k]))
+            .collect();
+        curve
+            .iter_mut()
+            .zip(&errs)
+            .for_each(|(c, e)| *c += e / b as f64);
+        gm += trapezoid_geometric_mean(&errs, dt, t_total).unwrap_or(f64::NAN);
+        energy += (0..steps)
+            .map(|k| {
+                relative_energy_error(
+                    sys.energy(&pr[k][..nd], &pr[k][nd..]),
+                    sys.energy(&truth_z[k][..nd], &truth_z[k][nd..]),
+                )
+            })
+            .sum::<f64>()
+            / steps as f64;
+        floor += chaos(sys.as_ref(), &truth_z, &times, dt, t_total, nd, &mut rng)?;
+    }
+    let bf = b as f64;
+    Ok(Evaluation {
+        rollout_gm_error: gm / bf,
+        chaos_floor: floor / bf,
+        energy_error: energy / bf,
+        error_curve: curve,
+    })
+}
+
+/// The geometric-mean error of ground truth from `z0 + 1e-4·N(0, 1)` (projected) against the
+/// unperturbed ground truth.
+fn chaos(
+    sys: &dyn Truth,
+    truth_z: &[Vec<f64>],
+    times: &[f64],
+    dt: f64,
+    t_total: f64,
+    nd: usize,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<f64> {
+    let mut z: Vec<f64> = truth_z[0]
+        .iter()
+        .map(|v| v + 1e-4 * standard_normal::<f64, _>(rng))
+        .collect();
+    let (x, v) = z.split_at_mut(nd);
+    sys.project(x, v)?;
+    let pert = sys.rollout(x, v, times, 1e-7)?;
+    let errs: Vec<f64> = pert
+        .iter()
+        .zip(truth_z)
+        .map(|(a, b)| relative_error(a, b))
+        .collect();
+    Ok(trapezoid_geometric_mean(&errs, dt, t_total).unwrap_or(f64::NAN))
+}
+
+/// Test set for `system` with the reference's seed.
+///
+/// # Errors
+/// As [`generate`].
+pub fn test_set(system: SystemSpec, n_test: usize) -> Result<DataSet> {
+    generate(system, n_test, TEST_SEED)
+}
