@@ -1,0 +1,120 @@
+//! `keel chnn train`: a tiny configuration that checks the pipeline learns (not the paper's
+//! numbers), and bad input.
+
+mod common;
+
+use common::rejects;
+use keel::chnn::data::{generate, SystemSpec};
+use keel::chnn::model::ModelKind;
+use keel::chnn::train::{evaluate, train, TrainConfig};
+use keel::simulate::SystemKind;
+
+fn pendulum(links: usize) -> SystemSpec {
+    SystemSpec {
+        kind: SystemKind::ChainPendulum,
+        size: Some(links),
+    }
+}
+
+#[test]
+fn a_small_chnn_learns_the_pendulum() {
+    let system = pendulum(1);
+    let data = generate(system, 40, 0).unwrap();
+    let cfg = TrainConfig {
+        system,
+        model: ModelKind::Chnn,
+        n_train: 40,
+        epochs: 60,
+        batch: 20,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        hidden: 32,
+        layers: 2,
+        seed: 0,
+        progress: false,
+    };
+    let untrained = TrainConfig {
+        epochs: 1,
+        lr: 1e-12,
+        ..cfg.clone()
+    };
+    let t0 = train(&untrained, &data).unwrap();
+    let t = train(&cfg, &data).unwrap();
+    assert_eq!(t.history.len(), 60);
+    let first = t.history[0];
+    assert!(
+        t.final_loss < 0.3 * first,
+        "loss {first:.3e} → {:.3e}",
+        t.final_loss
+    );
+    let test = generate(system, 8, 2).unwrap();
+    let e0 = evaluate(&t0.net, &t0.params, system, &test).unwrap();
+    let e = evaluate(&t.net, &t.params, system, &test).unwrap();
+    assert!(e.rollout_gm_error.is_finite() && e.chaos_floor.is_finite());
+    assert!(
+        e.rollout_gm_error < 0.5 * e0.rollout_gm_error,
+        "rollout error {:.3e} (untrained {:.3e})",
+        e.rollout_gm_error,
+        e0.rollout_gm_error
+    );
+    // The chaos floor of a 1e-4 perturbation is far below the model's error here.
+    assert!(e.chaos_floor < 1e-2, "{}", e.chaos_floor);
+    assert_eq!(e.error_curve.len(), 100);
+}
+
+#[test]
+fn training_is_reproducible_from_its_seed() {
+    let system = pendulum(2);
+    let data = generate(system, 10, 0).unwrap();
+    let cfg = TrainConfig {
+        system,
+        model: ModelKind::Chnn,
+        n_train: 10,
+        epochs: 3,
+        batch: 5,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        hidden: 16,
+        layers: 2,
+        seed: 7,
+        progress: false,
+    };
+    let a = train(&cfg, &data).unwrap();
+    let b = train(&cfg, &data).unwrap();
+    assert_eq!(a.history, b.history);
+}
+
+#[test]
+fn cli_rejects_bad_input_with_one_line() {
+    let base = ["chnn", "train", "--quiet", "--epochs", "1"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    rejects(
+        &with(&["--system", "double-pendulum"]),
+        &["double-pendulum"],
+    );
+    rejects(
+        &with(&["--system", "chain-pendulum", "--model", "transformer"]),
+        &["--model", "transformer"],
+    );
+    rejects(
+        &with(&["--system", "chain-pendulum", "--n-train", "20000"]),
+        &["--n-train"],
+    );
+    rejects(
+        &with(&[
+            "--system",
+            "chain-pendulum",
+            "--links",
+            "9",
+            "--n-train",
+            "2",
+        ]),
+        &["--links"],
+    );
+    rejects(
+        &with(&["--system", "chain-pendulum", "--lr", "0", "--n-train", "2"]),
+        &["--lr"],
+    );
+}
