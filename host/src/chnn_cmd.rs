@@ -24,7 +24,8 @@ pub struct TrainArgs {
     /// Links of the chain pendulum / bobs of the coupled pendulum.
     #[arg(long)]
     links: Option<usize>,
-    /// chnn (clnn, node and hnn are not built yet).
+    /// chnn (Cartesian, explicit constraints) or node (Neural ODE baseline in angle coordinates,
+    /// planar chain pendulums); clnn and hnn are not built yet.
     #[arg(long, default_value = "chnn")]
     model: String,
     /// Training trajectories (one 5-sample chunk each; the reference's first n of seed 0).

@@ -118,3 +118,71 @@ fn cli_rejects_bad_input_with_one_line() {
         &["--lr"],
     );
 }
+
+#[test]
+fn angle_coordinates_round_trip_and_refuse_other_systems() {
+    use keel::chnn::angles::Chain;
+    use keel::chnn::truth::truth;
+    let system = pendulum(3);
+    let data = generate(system, 4, 0).unwrap();
+    let graph = truth(system).unwrap().graph();
+    let chain = Chain::of(&graph, &data.chunks[0].z[0]).unwrap();
+    assert_eq!(chain.parent, vec![None, Some(0), Some(1)]);
+    // The paper's 3-pendulum lengths (tether, link01, link12).
+    for (l, want) in chain.lengths.iter().zip([1.116715, 0.938924, 1.035907]) {
+        assert!((l - want).abs() < 1e-5, "{l} vs {want}");
+    }
+    for tr in &data.trajectories {
+        for k in [0, 37, 99] {
+            let z: Vec<f64> = tr.x[k].iter().chain(&tr.v[k]).copied().collect();
+            let back = chain.to_cartesian(&chain.to_angles(&z));
+            for (a, b) in back.iter().zip(&z) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+    }
+    // Unwrapping keeps consecutive angles within π of each other.
+    let s = chain.unwrapped(&data.chunks[1].z);
+    for w in s.windows(2) {
+        for i in 0..3 {
+            assert!((w[1][i] - w[0][i]).abs() < std::f64::consts::PI);
+        }
+    }
+    let gyro = SystemSpec {
+        kind: SystemKind::Gyroscope,
+        size: None,
+    };
+    let g = truth(gyro).unwrap().graph();
+    let z = vec![0.0; 24];
+    let e = Chain::of(&g, &z).unwrap_err().to_string();
+    assert!(e.contains("planar chain pendulums"), "{e}");
+}
+
+#[test]
+fn a_small_neural_ode_learns_in_angle_coordinates() {
+    let system = pendulum(1);
+    let data = generate(system, 40, 0).unwrap();
+    let cfg = TrainConfig {
+        system,
+        model: ModelKind::Node,
+        n_train: 40,
+        epochs: 60,
+        batch: 20,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        hidden: 32,
+        layers: 2,
+        seed: 0,
+        progress: false,
+    };
+    let t = train(&cfg, &data).unwrap();
+    assert!(
+        t.final_loss < 0.3 * t.history[0],
+        "loss {:.3e} → {:.3e}",
+        t.history[0],
+        t.final_loss
+    );
+    let test = generate(system, 8, 2).unwrap();
+    let e = evaluate(&t.net, &t.params, system, &test).unwrap();
+    assert!(e.rollout_gm_error.is_finite() && e.rollout_gm_error < 0.5);
+}

@@ -2,6 +2,7 @@
 //! Neural Networks via Explicit Constraints*, NeurIPS 2020): the data pipeline of the reference
 //! (this module so far); models, training and evaluation build on it.
 
+pub mod angles;
 pub mod data;
 pub mod model;
 pub mod train;

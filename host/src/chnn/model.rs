@@ -354,20 +354,23 @@ pub fn tanh_mlp_input_gradient(mlp: &Mlp, params: &Params, x: &Tensor) -> Result
 pub enum ModelKind {
     /// Constrained Hamiltonian network (Cartesian, explicit constraints).
     Chnn,
+    /// Neural ODE baseline: an MLP for `(θ̇, ω̇)` in angle coordinates.
+    Node,
 }
 
 impl ModelKind {
-    /// Parses `chnn`.
+    /// Parses `chnn` or `node`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the choices.
     pub fn parse(s: &str) -> Result<ModelKind> {
         match s {
             "chnn" => Ok(ModelKind::Chnn),
+            "node" => Ok(ModelKind::Node),
             _ => Err(Error::invalid(
                 "--model",
                 s,
-                "unknown model (expected chnn; clnn, node and hnn are not built yet)",
+                "unknown model (expected chnn or node; clnn and hnn are not built yet)",
             )),
         }
     }
@@ -376,6 +379,7 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Chnn => "chnn",
+            ModelKind::Node => "node",
         }
     }
 }
@@ -461,5 +465,57 @@ impl Chnn {
     ) -> Result<(Tensor, Tensor)> {
         let gv = self.grad_potential(params, x)?;
         self.projector.vector_field(x, p, &gv, minv)
+    }
+}
+
+/// The Neural ODE baseline in angle coordinates: `(θ̇, ω̇) = MLP(cos θ, sin θ, ω)` (tanh, the
+/// reference's `NN` model).
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The network (`3L → hidden… → 2L`).
+    pub mlp: Mlp,
+    /// The chain's coordinates.
+    pub chain: super::angles::Chain,
+}
+
+impl Node {
+    /// A network with `layers` hidden layers of `hidden` units.
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(
+        params: &mut Params,
+        chain: super::angles::Chain,
+        hidden: usize,
+        layers: usize,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Node> {
+        let l = chain.links();
+        let mut sizes = vec![3 * l];
+        sizes.extend(std::iter::repeat_n(hidden, layers));
+        sizes.push(2 * l);
+        let mlp = Mlp::new(
+            params,
+            &sizes,
+            Activation::Tanh,
+            Init::Orthogonal { gain: 1.0 },
+            dtype,
+            rng,
+        )?;
+        Ok(Node { mlp, chain })
+    }
+
+    /// `(θ̇, ω̇)` at `(θ, ω)` (each `[B, L]`).
+    pub fn vector_field(
+        &self,
+        params: &Params,
+        th: &Tensor,
+        om: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let l = self.chain.links();
+        let inp = Tensor::concat(&[th.cos()?, th.sin()?, om.clone()], 1)?;
+        let out = self.mlp.forward(params, &inp)?;
+        Ok((out.narrow(1, 0, l)?, out.narrow(1, l, l)?))
     }
 }

@@ -10,8 +10,10 @@ use keel_core::integrate::dopri5_tableau as tb;
 use keel_core::metrics::{relative_energy_error, relative_error, trapezoid_geometric_mean};
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
+use super::angles::Chain;
+use super::data::Chunk;
 use super::data::{generate, DataSet, SystemSpec, CHUNK};
-use super::model::{on_nodes, Chnn, ModelKind};
+use super::model::{on_nodes, Chnn, ModelKind, Node};
 use super::truth::{truth, Truth};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::DType;
@@ -83,7 +85,7 @@ impl TrainConfig {
 /// A trained model.
 pub struct Trained {
     /// The network.
-    pub net: Chnn,
+    pub net: Net,
     /// Its parameters (f32, as trained).
     pub params: Params,
     /// Mean training loss of the last epoch.
@@ -94,25 +96,182 @@ pub struct Trained {
     pub train_seconds: f64,
 }
 
-/// Chunks as tensors: initial positions and velocities `[B, nd]` and the whole chunk
-/// `[B, CHUNK, 2nd]`.
-fn batch(data: &DataSet, idx: &[usize], nd: usize) -> Result<(Tensor, Tensor, Tensor)> {
+/// A learned model of the dynamics.
+#[derive(Clone, Debug)]
+pub enum Net {
+    /// CHNN on the Cartesian state `(x, p)`.
+    Chnn(Chnn),
+    /// Neural ODE on angles `(θ, ω)`.
+    Node(Node),
+}
+
+impl Net {
+    /// The model's own coordinates of a chunk's samples (`[first half, second half]` per
+    /// sample): Cartesian `(x, v)` for CHNN, unwrapped `(θ, ω)` for the angle models.
+    fn states(&self, c: &Chunk) -> Vec<Vec<f64>> {
+        match self {
+            Net::Chnn(_) => c.z.clone(),
+            Net::Node(m) => m.chain.unwrapped(&c.z),
+        }
+    }
+
+    /// Half the state width (`n·d` or `L`).
+    fn half(&self) -> usize {
+        match self {
+            Net::Chnn(m) => m.graph.n * m.graph.d,
+            Net::Node(m) => m.chain.links(),
+        }
+    }
+
+    fn to_dtype(&self, dtype: DType) -> Result<Net> {
+        Ok(match self {
+            Net::Chnn(m) => Net::Chnn(m.to_dtype(dtype)?),
+            Net::Node(m) => Net::Node(m.clone()),
+        })
+    }
+
+    /// The rollout of a chunk from `(a0, b0)` (`[B, half]` each) in the model's coordinates:
+    /// `[B, CHUNK, 2·half]` (CHNN returns velocities, converting its momenta with the learned
+    /// `M⁻¹`).
+    fn rollout_chunk(&self, params: &Params, a0: &Tensor, b0: &Tensor, dt: f64) -> Result<Tensor> {
+        let bsz = a0.dims()[0];
+        let h = self.half();
+        let mut out = Vec::with_capacity(CHUNK);
+        let mut push = |a: &Tensor, b: Tensor| -> Result<()> {
+            out.push(Tensor::concat(&[a.clone(), b], 1)?.reshape(&[bsz, 1, 2 * h])?);
+            Ok(())
+        };
+        match self {
+            Net::Chnn(net) => {
+                let (n, d) = (net.graph.n, net.graph.d);
+                let minv = net.masses.inverse(params)?;
+                let m = net.masses.forward(params)?;
+                let f = |x: &Tensor, p: &Tensor| net.vector_field(params, x, p, &minv);
+                let (mut x, mut p) = (a0.clone(), on_nodes(&m, b0, n, d)?);
+                for k in 0..CHUNK {
+                    if k > 0 {
+                        (x, p) = rk4_38(&f, &x, &p, dt)?;
+                    }
+                    push(&x, on_nodes(&minv, &p, n, d)?)?;
+                }
+            }
+            Net::Node(net) => {
+                let f = |th: &Tensor, om: &Tensor| net.vector_field(params, th, om);
+                let (mut th, mut om) = (a0.clone(), b0.clone());
+                for k in 0..CHUNK {
+                    if k > 0 {
+                        (th, om) = rk4_38(&f, &th, &om, dt)?;
+                    }
+                    push(&th, om.clone())?;
+                }
+            }
+        }
+        Tensor::concat(&out, 1)
+    }
+
+    /// The flat batch state the evaluation integrates, from velocity-form Cartesian states.
+    fn start(&self, params: &Params, z0: &[Vec<f64>]) -> Result<Vec<f64>> {
+        let b = z0.len();
+        match self {
+            Net::Chnn(net) => {
+                let (n, d) = (net.graph.n, net.graph.d);
+                let nd = n * d;
+                let x: Vec<f64> = z0.iter().flat_map(|z| z[..nd].iter().copied()).collect();
+                let v: Vec<f64> = z0.iter().flat_map(|z| z[nd..].iter().copied()).collect();
+                let m = net.masses.forward(params)?;
+                let p = on_nodes(&m, &Tensor::from_f64s(&v, &[b, nd], DType::F64)?, n, d)?;
+                Ok(x.into_iter().chain(p.to_vec_f64()?).collect())
+            }
+            Net::Node(net) => {
+                let l = net.chain.links();
+                let s: Vec<Vec<f64>> = z0.iter().map(|z| net.chain.to_angles(z)).collect();
+                let th = s.iter().flat_map(|r| r[..l].iter().copied());
+                let om = s.iter().flat_map(|r| r[l..].iter().copied());
+                Ok(th.chain(om).collect())
+            }
+        }
+    }
+
+    /// The field on a flat batch state (f64, no gradients).
+    fn field(
+        &self,
+        params: &Params,
+        minv: Option<&Tensor>,
+        y: &[f64],
+        b: usize,
+    ) -> Result<Vec<f64>> {
+        let h = self.half();
+        no_grad(|| {
+            let a = Tensor::from_f64s(&y[..b * h], &[b, h], DType::F64)?;
+            let c = Tensor::from_f64s(&y[b * h..], &[b, h], DType::F64)?;
+            let (da, dc) = match (self, minv) {
+                (Net::Chnn(net), Some(minv)) => net.vector_field(params, &a, &c, minv)?,
+                (Net::Node(net), _) => net.vector_field(params, &a, &c)?,
+                (Net::Chnn(_), None) => {
+                    return Err(Error::Solver {
+                        reason: "CHNN field without M⁻¹".into(),
+                    })
+                }
+            };
+            let mut out = da.to_vec_f64()?;
+            out.extend(dc.to_vec_f64()?);
+            Ok(out)
+        })
+    }
+
+    /// Velocity-form Cartesian states of a flat batch state.
+    fn cartesian(&self, minv: Option<&Tensor>, y: &[f64], b: usize) -> Result<Vec<Vec<f64>>> {
+        let h = self.half();
+        match (self, minv) {
+            (Net::Chnn(net), Some(minv)) => {
+                let p = Tensor::from_f64s(&y[b * h..], &[b, h], DType::F64)?;
+                let v = on_nodes(minv, &p, net.graph.n, net.graph.d)?.to_vec_f64()?;
+                Ok((0..b)
+                    .map(|i| {
+                        y[i * h..(i + 1) * h]
+                            .iter()
+                            .chain(&v[i * h..(i + 1) * h])
+                            .copied()
+                            .collect()
+                    })
+                    .collect())
+            }
+            (Net::Node(net), _) => Ok((0..b)
+                .map(|i| {
+                    let s: Vec<f64> = y[i * h..(i + 1) * h]
+                        .iter()
+                        .chain(&y[b * h + i * h..b * h + (i + 1) * h])
+                        .copied()
+                        .collect();
+                    net.chain.to_cartesian(&s)
+                })
+                .collect()),
+            (Net::Chnn(_), None) => Err(Error::Solver {
+                reason: "CHNN state without M⁻¹".into(),
+            }),
+        }
+    }
+}
+
+/// Model-coordinate chunks as tensors: the first state's halves `[B, half]` and the whole chunk
+/// `[B, CHUNK, 2·half]`.
+fn batch(rows: &[Vec<Vec<f64>>], idx: &[usize], half: usize) -> Result<(Tensor, Tensor, Tensor)> {
     let b = idx.len();
-    let mut x0 = Vec::with_capacity(b * nd);
-    let mut v0 = Vec::with_capacity(b * nd);
-    let mut all = Vec::with_capacity(b * CHUNK * 2 * nd);
+    let mut a0 = Vec::with_capacity(b * half);
+    let mut b0 = Vec::with_capacity(b * half);
+    let mut all = Vec::with_capacity(b * CHUNK * 2 * half);
     for &i in idx {
-        let c = &data.chunks[i];
-        x0.extend(&c.z[0][..nd]);
-        v0.extend(&c.z[0][nd..]);
-        for z in &c.z {
+        let c = &rows[i];
+        a0.extend(&c[0][..half]);
+        b0.extend(&c[0][half..]);
+        for z in c {
             all.extend(z);
         }
     }
     Ok((
-        Tensor::from_f64s(&x0, &[b, nd], DType::F32)?,
-        Tensor::from_f64s(&v0, &[b, nd], DType::F32)?,
-        Tensor::from_f64s(&all, &[b, CHUNK, 2 * nd], DType::F32)?,
+        Tensor::from_f64s(&a0, &[b, half], DType::F32)?,
+        Tensor::from_f64s(&b0, &[b, half], DType::F32)?,
+        Tensor::from_f64s(&all, &[b, CHUNK, 2 * half], DType::F32)?,
     ))
 }
 
@@ -148,27 +307,6 @@ fn rk4_38(
     ))
 }
 
-/// The model's rollout of a chunk from `(x0, v0)`: `[B, CHUNK, 2nd]` in velocity form.
-fn rollout_chunk(net: &Chnn, params: &Params, x0: &Tensor, v0: &Tensor, dt: f64) -> Result<Tensor> {
-    let (n, d) = (net.graph.n, net.graph.d);
-    let nd = n * d;
-    let b = x0.dims()[0];
-    let minv = net.masses.inverse(params)?;
-    let m = net.masses.forward(params)?;
-    let f = |x: &Tensor, p: &Tensor| net.vector_field(params, x, p, &minv);
-    let mut x = x0.clone();
-    let mut p = on_nodes(&m, v0, n, d)?;
-    let mut out = Vec::with_capacity(CHUNK);
-    for k in 0..CHUNK {
-        if k > 0 {
-            (x, p) = rk4_38(&f, &x, &p, dt)?;
-        }
-        let v = on_nodes(&minv, &p, n, d)?;
-        out.push(Tensor::concat(&[x.clone(), v], 1)?.reshape(&[b, 1, 2 * nd])?);
-    }
-    Tensor::concat(&out, 1)
-}
-
 /// Trains per `cfg` on `data` (the training set).
 ///
 /// # Errors
@@ -187,18 +325,32 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     }
     let sys = truth(cfg.system)?;
     let graph = sys.graph();
-    let nd = graph.n * graph.d;
     let dt = data.chunks[0].t[1] - data.chunks[0].t[0];
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let mut params = Params::new();
-    let net = Chnn::new(
-        &mut params,
-        &graph,
-        cfg.hidden,
-        cfg.layers,
-        DType::F32,
-        &mut rng,
-    )?;
+    let net = match cfg.model {
+        ModelKind::Chnn => Net::Chnn(Chnn::new(
+            &mut params,
+            &graph,
+            cfg.hidden,
+            cfg.layers,
+            DType::F32,
+            &mut rng,
+        )?),
+        ModelKind::Node => Net::Node(Node::new(
+            &mut params,
+            Chain::of(&graph, &data.chunks[0].z[0])?,
+            cfg.hidden,
+            cfg.layers,
+            DType::F32,
+            &mut rng,
+        )?),
+    };
+    let half = net.half();
+    let rows: Vec<Vec<Vec<f64>>> = data.chunks[..cfg.n_train]
+        .iter()
+        .map(|c| net.states(c))
+        .collect();
     let mut opt = Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), &params)?;
     let schedule = Schedule::Cosine {
         total: cfg.epochs,
@@ -226,9 +378,9 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         let lr = schedule.lr(cfg.lr, epoch);
         let (mut total, mut count) = (0.0, 0usize);
         for idx in order.chunks(bs) {
-            let (x0, v0, target) = batch(data, idx, nd)?;
+            let (a0, b0, target) = batch(&rows, idx, half)?;
             let vars = params.variables();
-            let pred = rollout_chunk(&net, &vars, &x0, &v0, dt)?;
+            let pred = net.rollout_chunk(&vars, &a0, &b0, dt)?;
             let loss = pred.sub(&target)?.abs()?.mean_all()?;
             let l = loss.item()?;
             if !l.is_finite() {
@@ -404,54 +556,43 @@ fn dopri5_batch(
 /// # Errors
 /// Data generation and integration errors.
 pub fn evaluate(
-    net: &Chnn,
+    net: &Net,
     params: &Params,
     system: SystemSpec,
     test: &DataSet,
 ) -> Result<Evaluation> {
     let sys = truth(system)?;
-    let (n, d) = (net.graph.n, net.graph.d);
-    let nd = n * d;
+    let nd = {
+        let g = sys.graph();
+        g.n * g.d
+    };
     let b = test.trajectories.len();
     let times = test.trajectories[0].t.clone();
     let steps = times.len();
     // The learned field in f64 on the whole test batch.
     let p64 = params.to_dtype(DType::F64)?;
     let net64 = net.to_dtype(DType::F64)?;
-    let minv = net64.masses.inverse(&p64)?;
-    let m = net64.masses.forward(&p64)?;
-    let mut x0 = Vec::with_capacity(b * nd);
-    let mut v0 = Vec::with_capacity(b * nd);
-    for tr in &test.trajectories {
-        x0.extend(&tr.x[0]);
-        v0.extend(&tr.v[0]);
-    }
-    let xt = Tensor::from_f64s(&x0, &[b, nd], DType::F64)?;
-    let p0 = on_nodes(&m, &Tensor::from_f64s(&v0, &[b, nd], DType::F64)?, n, d)?;
-    let y0: Vec<f64> = xt
-        .to_vec_f64()?
-        .into_iter()
-        .chain(p0.to_vec_f64()?)
-        .collect();
-    let field = |y: &[f64]| -> Result<Vec<f64>> {
-        no_grad(|| {
-            let x = Tensor::from_f64s(&y[..b * nd], &[b, nd], DType::F64)?;
-            let p = Tensor::from_f64s(&y[b * nd..], &[b, nd], DType::F64)?;
-            let (xd, pd) = net64.vector_field(&p64, &x, &p, &minv)?;
-            let mut out = xd.to_vec_f64()?;
-            out.extend(pd.to_vec_f64()?);
-            Ok(out)
-        })
+    let minv = match &net64 {
+        Net::Chnn(m) => Some(m.masses.inverse(&p64)?),
+        Net::Node(_) => None,
     };
+    let z0: Vec<Vec<f64>> = test
+        .trajectories
+        .iter()
+        .map(|tr| tr.x[0].iter().chain(&tr.v[0]).copied().collect())
+        .collect();
+    let y0 = net64.start(&p64, &z0)?;
+    let field = |y: &[f64]| net64.field(&p64, minv.as_ref(), y, b);
     let ys = dopri5_batch(&field, &y0, &times, 1e-7, 1e-9)?;
-    // Velocity form of every predicted state.
-    let mut pred = vec![vec![vec![0.0; 2 * nd]; steps]; b];
-    for (k, y) in ys.iter().enumerate() {
-        let p = Tensor::from_f64s(&y[b * nd..], &[b, nd], DType::F64)?;
-        let v = on_nodes(&minv, &p, n, d)?.to_vec_f64()?;
-        for (i, row) in pred.iter_mut().enumerate() {
-            row[k][..nd].copy_from_slice(&y[i * nd..(i + 1) * nd]);
-            row[k][nd..].copy_from_slice(&v[i * nd..(i + 1) * nd]);
+    // Velocity-form Cartesian state of every prediction: pred[trajectory][step].
+    let mut pred = vec![Vec::with_capacity(steps); b];
+    for y in &ys {
+        for (i, z) in net64
+            .cartesian(minv.as_ref(), y, b)?
+            .into_iter()
+            .enumerate()
+        {
+            pred[i].push(z);
         }
     }
     let dt = times[1] - times[0];
