@@ -59,6 +59,9 @@ impl ModelKind {
     }
 }
 
+/// `keel.kind` of EMLP training checkpoints.
+const CHECKPOINT_KIND: &str = "emlp-checkpoint";
+
 /// A training run.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -308,15 +311,34 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
     let mut start = 0;
     if let (Some(path), true) = (&cfg.checkpoint, cfg.resume) {
         if path.exists() {
-            start = checkpoint::load(
+            let mut best_params = best.2.clone();
+            let r = crate::checkpoint::load(
                 path,
+                CHECKPOINT_KIND,
                 &fingerprint,
                 &mut params,
                 &mut opt,
                 &mut rng,
                 &mut order,
-                &mut best,
+                &mut [("best", &mut best_params)],
             )?;
+            let bad = |what: &str| Error::Malformed {
+                path: path.clone(),
+                reason: format!("`{what}` missing or not a number"),
+            };
+            let best_val = r
+                .meta
+                .get("best_val")
+                .and_then(|v| u64::from_str_radix(v, 16).ok())
+                .map(f64::from_bits)
+                .ok_or_else(|| bad("best_val"))?;
+            let best_epoch = r
+                .meta
+                .get("best_epoch")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad("best_epoch"))?;
+            best = (best_val, best_epoch, best_params);
+            start = r.epoch;
         }
     }
     bar.set_position(start as u64);
@@ -365,15 +387,23 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         }
         if let Some(path) = &cfg.checkpoint {
             if (epoch + 1) % cfg.checkpoint_every.max(1) == 0 || epoch + 1 == epochs || stop {
-                checkpoint::save(
+                crate::checkpoint::save(
                     path,
-                    &fingerprint,
-                    epoch + 1,
-                    &params,
-                    &opt,
-                    &rng,
-                    &order,
-                    &best,
+                    &crate::checkpoint::Snapshot {
+                        kind: CHECKPOINT_KIND,
+                        fingerprint: &fingerprint,
+                        epoch: epoch + 1,
+                        params: &params,
+                        opt: &opt,
+                        rng: &rng,
+                        order: &order,
+                        extra_params: &[("best", &best.2)],
+                        series: &[],
+                        meta: std::collections::BTreeMap::from([
+                            ("best_val".to_string(), format!("{:016x}", best.0.to_bits())),
+                            ("best_epoch".to_string(), best.1.to_string()),
+                        ]),
+                    },
                 )?;
             }
         }
@@ -466,198 +496,4 @@ fn augmented(
         Some(Tensor::from_f64s(&rots, &[n, t.n_out, t.n_out], DType::F32)?.to_device(dev)?)
     };
     Ok((x, targets(t, idx, dev)?, rot))
-}
-
-/// Training checkpoints: parameters, best parameters, Adam moments, the batch order and the
-/// generator state, so a resumed run continues exactly as if it had not stopped.
-mod checkpoint {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    use keel_core::io::SafeTensors;
-    use keel_core::random::Xoshiro256PlusPlus;
-
-    use crate::backend::DType;
-    use crate::error::{Error, Result};
-    use crate::optim::Optimizer;
-    use crate::params::{ParamId, Params};
-    use crate::tensor::Tensor;
-
-    type Best = (f64, usize, Params);
-
-    fn f64_bytes(v: &[f64]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn save(
-        path: &Path,
-        fingerprint: &str,
-        epoch: usize,
-        params: &Params,
-        opt: &Optimizer,
-        rng: &Xoshiro256PlusPlus,
-        order: &[usize],
-        best: &Best,
-    ) -> Result<()> {
-        let mut t: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (i, (p, b)) in params.values().iter().zip(best.2.values()).enumerate() {
-            t.push((
-                format!("param.{i}"),
-                "F64",
-                vec![p.numel()],
-                f64_bytes(&p.to_vec_f64()?),
-            ));
-            t.push((
-                format!("best.{i}"),
-                "F64",
-                vec![b.numel()],
-                f64_bytes(&b.to_vec_f64()?),
-            ));
-        }
-        let (step, m, v) = opt.state()?;
-        for (i, (m, v)) in m.iter().zip(&v).enumerate() {
-            if let Some(m) = m {
-                t.push((format!("adam_m.{i}"), "F64", vec![m.len()], f64_bytes(m)));
-            }
-            if let Some(v) = v {
-                t.push((format!("adam_v.{i}"), "F64", vec![v.len()], f64_bytes(v)));
-            }
-        }
-        let ord: Vec<u8> = order
-            .iter()
-            .flat_map(|&x| (x as u64).to_le_bytes())
-            .collect();
-        t.push(("order".into(), "U64", vec![order.len()], ord));
-        let s = rng.state();
-        let meta = BTreeMap::from([
-            ("keel.kind".to_string(), "emlp-checkpoint".to_string()),
-            ("fingerprint".to_string(), fingerprint.to_string()),
-            ("names".to_string(), params.names().join(",")),
-            ("epoch".to_string(), epoch.to_string()),
-            ("step".to_string(), step.to_string()),
-            (
-                "rng".to_string(),
-                format!("{},{},{},{}", s[0], s[1], s[2], s[3]),
-            ),
-            ("best_val".to_string(), format!("{:016x}", best.0.to_bits())),
-            ("best_epoch".to_string(), best.1.to_string()),
-        ]);
-        crate::output::write_atomic(path, &crate::export::safetensors_bytes_typed(&t, &meta))
-    }
-
-    fn f64s(st: &SafeTensors<'_, 1024>, name: &str, path: &Path) -> Result<Option<Vec<f64>>> {
-        let Ok(view) = st.tensor(name) else {
-            return Ok(None);
-        };
-        (0..view.len())
-            .map(|i| view.get_f64(i))
-            .collect::<core::result::Result<Vec<_>, _>>()
-            .map(Some)
-            .map_err(|e| Error::Malformed {
-                path: path.into(),
-                reason: format!("{name}: {e}"),
-            })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn load(
-        path: &Path,
-        fingerprint: &str,
-        params: &mut Params,
-        opt: &mut Optimizer,
-        rng: &mut Xoshiro256PlusPlus,
-        order: &mut [usize],
-        best: &mut Best,
-    ) -> Result<usize> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        let bad = |reason: String| Error::Malformed {
-            path: path.into(),
-            reason,
-        };
-        let st = SafeTensors::<'_, 1024>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
-        let meta = |k: &str| -> Result<String> {
-            st.metadata(k)
-                .and_then(|v| v.as_str().map(str::to_string))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "no `{k}` in the metadata (not a keel emlp checkpoint)"
-                    ))
-                })
-        };
-        if meta("keel.kind")? != "emlp-checkpoint" {
-            return Err(bad("not a keel emlp checkpoint".into()));
-        }
-        let fp = meta("fingerprint")?;
-        if fp != fingerprint {
-            return Err(Error::invalid(
-                "--resume",
-                path.display(),
-                format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
-            ));
-        }
-        if meta("names")? != params.names().join(",") {
-            return Err(bad("parameter names differ from this model's".into()));
-        }
-        let num = |k: &str| -> Result<u64> {
-            meta(k)?
-                .parse()
-                .map_err(|_| bad(format!("`{k}` is not a number")))
-        };
-        let epoch = num("epoch")? as usize;
-        let step = num("step")?;
-        let best_epoch = num("best_epoch")? as usize;
-        let best_val = u64::from_str_radix(&meta("best_val")?, 16)
-            .map(f64::from_bits)
-            .map_err(|_| bad("`best_val`".into()))?;
-        let words: Vec<u64> = meta("rng")?
-            .split(',')
-            .map(|w| w.parse::<u64>())
-            .collect::<core::result::Result<_, _>>()
-            .map_err(|_| bad("`rng`".into()))?;
-        let state: [u64; 4] = words
-            .try_into()
-            .map_err(|_| bad("`rng` needs 4 words".into()))?;
-        *rng = Xoshiro256PlusPlus::from_state(state)
-            .ok_or_else(|| bad("`rng` is the zero state".into()))?;
-        let n = params.len();
-        let mut best_params = best.2.clone();
-        let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for i in 0..n {
-            let dims = params.get(ParamId(i)).dims().to_vec();
-            let dev = params.get(ParamId(i)).device();
-            let take = |name: String| -> Result<Tensor> {
-                let data = f64s(&st, &name, path)?.ok_or_else(|| bad(format!("missing {name}")))?;
-                Tensor::from_f64s(&data, &dims, DType::F32)
-                    .map_err(|e| bad(format!("{name}: {e}")))?
-                    .to_device(dev)
-            };
-            params.set(ParamId(i), take(format!("param.{i}"))?)?;
-            best_params.set(ParamId(i), take(format!("best.{i}"))?)?;
-            m.push(f64s(&st, &format!("adam_m.{i}"), path)?);
-            v.push(f64s(&st, &format!("adam_v.{i}"), path)?);
-        }
-        opt.restore(params, step, m, v)?;
-        let ov = st.tensor("order").map_err(|e| bad(format!("order: {e}")))?;
-        if ov.len() != order.len() {
-            return Err(bad("batch order has the wrong length".into()));
-        }
-        let len = order.len();
-        let mut seen = vec![false; len];
-        for (k, o) in order.iter_mut().enumerate() {
-            let b = ov.element_bytes(k).map_err(|e| bad(e.to_string()))?;
-            let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?) as usize;
-            if x >= len || std::mem::replace(&mut seen[x], true) {
-                return Err(bad(
-                    "the batch order is not a permutation of the training rows".into(),
-                ));
-            }
-            *o = x;
-        }
-        *best = (best_val, best_epoch, best_params);
-        Ok(epoch)
-    }
 }

@@ -1,0 +1,245 @@
+//! Training checkpoints shared by the training commands: parameters, Adam moments, the batch
+//! generator's state and batch order, plus whatever parameter sets and series a command adds
+//! (the best-validation parameters, a loss history), in one safetensors file written
+//! atomically. A run resumed from a checkpoint continues with exactly the numbers an
+//! uninterrupted run would have used.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keel_core::io::SafeTensors;
+use keel_core::random::Xoshiro256PlusPlus;
+
+use crate::error::{Error, Result};
+use crate::optim::Optimizer;
+use crate::params::{ParamId, Params};
+use crate::tensor::Tensor;
+
+/// What a checkpoint holds.
+pub struct Snapshot<'a> {
+    /// `keel.kind` of the file (e.g. `emlp-checkpoint`); a load checks it.
+    pub kind: &'a str,
+    /// The run's configuration in words; a load refuses a different one.
+    pub fingerprint: &'a str,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The parameters.
+    pub params: &'a Params,
+    /// The optimizer (step count and moments).
+    pub opt: &'a Optimizer,
+    /// The generator that shuffles batches.
+    pub rng: &'a Xoshiro256PlusPlus,
+    /// The current batch order.
+    pub order: &'a [usize],
+    /// Further parameter sets with the same layout, by prefix (e.g. `best`).
+    pub extra_params: &'a [(&'a str, &'a Params)],
+    /// Further series, by name (e.g. a loss history).
+    pub series: &'a [(&'a str, &'a [f64])],
+    /// Further metadata.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// What a load restores beyond the parameters, optimizer, generator and order it writes back.
+pub struct Restored {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The series saved, by name.
+    pub series: BTreeMap<String, Vec<f64>>,
+    /// The metadata.
+    pub meta: BTreeMap<String, String>,
+}
+
+fn f64_bytes(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `s` to `path` atomically.
+///
+/// # Errors
+/// Device reads; I/O.
+pub fn save(path: &Path, s: &Snapshot<'_>) -> Result<()> {
+    let mut t: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, p) in s.params.values().iter().enumerate() {
+        t.push((
+            format!("param.{i}"),
+            "F64",
+            vec![p.numel()],
+            f64_bytes(&p.to_vec_f64()?),
+        ));
+        for (prefix, extra) in s.extra_params {
+            let e = extra.get(ParamId(i));
+            t.push((
+                format!("{prefix}.{i}"),
+                "F64",
+                vec![e.numel()],
+                f64_bytes(&e.to_vec_f64()?),
+            ));
+        }
+    }
+    let (step, m, v) = s.opt.state()?;
+    for (i, (m, v)) in m.iter().zip(&v).enumerate() {
+        if let Some(m) = m {
+            t.push((format!("adam_m.{i}"), "F64", vec![m.len()], f64_bytes(m)));
+        }
+        if let Some(v) = v {
+            t.push((format!("adam_v.{i}"), "F64", vec![v.len()], f64_bytes(v)));
+        }
+    }
+    for (name, values) in s.series {
+        t.push((
+            format!("series.{name}"),
+            "F64",
+            vec![values.len()],
+            f64_bytes(values),
+        ));
+    }
+    let ord: Vec<u8> = s
+        .order
+        .iter()
+        .flat_map(|&x| (x as u64).to_le_bytes())
+        .collect();
+    t.push(("order".into(), "U64", vec![s.order.len()], ord));
+    let r = s.rng.state();
+    let mut meta = s.meta.clone();
+    meta.extend([
+        ("keel.kind".to_string(), s.kind.to_string()),
+        ("fingerprint".to_string(), s.fingerprint.to_string()),
+        ("names".to_string(), s.params.names().join(",")),
+        ("epoch".to_string(), s.epoch.to_string()),
+        ("step".to_string(), step.to_string()),
+        (
+            "rng".to_string(),
+            format!("{},{},{},{}", r[0], r[1], r[2], r[3]),
+        ),
+    ]);
+    crate::output::write_atomic(path, &crate::export::safetensors_bytes_typed(&t, &meta))
+}
+
+/// Restores a checkpoint written by [`save`] for the same `kind` and `fingerprint` into
+/// `params` (keeping their dtype and device), `opt`, `rng`, `order` and `extra_params`.
+///
+/// # Errors
+/// [`Error::Malformed`] for a file that is not such a checkpoint or is damaged;
+/// [`Error::InvalidInput`] (flag `--resume`) for one from another configuration.
+pub fn load(
+    path: &Path,
+    kind: &str,
+    fingerprint: &str,
+    params: &mut Params,
+    opt: &mut Optimizer,
+    rng: &mut Xoshiro256PlusPlus,
+    order: &mut [usize],
+    extra_params: &mut [(&str, &mut Params)],
+) -> Result<Restored> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    let bad = |reason: String| Error::Malformed {
+        path: path.into(),
+        reason,
+    };
+    let st = SafeTensors::<'_, 1024>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let meta = |k: &str| -> Result<String> {
+        st.metadata(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .ok_or_else(|| bad(format!("no `{k}` in the metadata (not a keel {kind})")))
+    };
+    if meta("keel.kind")? != kind {
+        return Err(bad(format!("not a keel {kind}")));
+    }
+    let fp = meta("fingerprint")?;
+    if fp != fingerprint {
+        return Err(Error::invalid(
+            "--resume",
+            path.display(),
+            format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
+        ));
+    }
+    if meta("names")? != params.names().join(",") {
+        return Err(bad("parameter names differ from this model's".into()));
+    }
+    let num = |k: &str| -> Result<u64> {
+        meta(k)?
+            .parse()
+            .map_err(|_| bad(format!("`{k}` is not a number")))
+    };
+    let epoch = num("epoch")? as usize;
+    let step = num("step")?;
+    let words: Vec<u64> = meta("rng")?
+        .split(',')
+        .map(|w| w.parse::<u64>())
+        .collect::<core::result::Result<_, _>>()
+        .map_err(|_| bad("`rng`".into()))?;
+    let state: [u64; 4] = words
+        .try_into()
+        .map_err(|_| bad("`rng` needs 4 words".into()))?;
+    let restored_rng = Xoshiro256PlusPlus::from_state(state)
+        .ok_or_else(|| bad("`rng` is the zero state".into()))?;
+    let f64s = |name: &str| -> Result<Option<Vec<f64>>> {
+        let Ok(view) = st.tensor(name) else {
+            return Ok(None);
+        };
+        (0..view.len())
+            .map(|i| view.get_f64(i))
+            .collect::<core::result::Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|e| bad(format!("{name}: {e}")))
+    };
+    let n = params.len();
+    let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let like = params.get(ParamId(i));
+        let (dims, dtype, dev) = (like.dims().to_vec(), like.dtype(), like.device());
+        let take = |name: String| -> Result<Tensor> {
+            let data = f64s(&name)?.ok_or_else(|| bad(format!("missing {name}")))?;
+            Tensor::from_f64s(&data, &dims, dtype)
+                .map_err(|e| bad(format!("{name}: {e}")))?
+                .to_device(dev)
+        };
+        params.set(ParamId(i), take(format!("param.{i}"))?)?;
+        for (prefix, extra) in extra_params.iter_mut() {
+            extra.set(ParamId(i), take(format!("{prefix}.{i}"))?)?;
+        }
+        m.push(f64s(&format!("adam_m.{i}"))?);
+        v.push(f64s(&format!("adam_v.{i}"))?);
+    }
+    opt.restore(params, step, m, v)?;
+    let ov = st.tensor("order").map_err(|e| bad(format!("order: {e}")))?;
+    if ov.len() != order.len() {
+        return Err(bad("batch order has the wrong length".into()));
+    }
+    let len = order.len();
+    let mut seen = vec![false; len];
+    let mut new_order = vec![0; len];
+    for (k, o) in new_order.iter_mut().enumerate() {
+        let b = ov.element_bytes(k).map_err(|e| bad(e.to_string()))?;
+        let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?) as usize;
+        if x >= len || std::mem::replace(&mut seen[x], true) {
+            return Err(bad(
+                "the batch order is not a permutation of the training rows".into(),
+            ));
+        }
+        *o = x;
+    }
+    order.copy_from_slice(&new_order);
+    *rng = restored_rng;
+    let mut series = BTreeMap::new();
+    let names: Vec<String> = st.tensors().map(|(k, _)| k.to_string()).collect();
+    for name in names {
+        if let Some(s) = name.strip_prefix("series.") {
+            if let Some(vals) = f64s(&name)? {
+                series.insert(s.to_string(), vals);
+            }
+        }
+    }
+    let all_meta = st
+        .metadata_entries()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok(Restored {
+        epoch,
+        series,
+        meta: all_meta,
+    })
+}
