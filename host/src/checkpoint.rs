@@ -121,6 +121,7 @@ pub fn save(path: &Path, s: &Snapshot<'_>) -> Result<()> {
 /// # Errors
 /// [`Error::Malformed`] for a file that is not such a checkpoint or is damaged;
 /// [`Error::InvalidInput`] (flag `--resume`) for one from another configuration.
+#[allow(clippy::too_many_arguments)] // Each is written back; a struct of &muts would only rename them.
 pub fn load(
     path: &Path,
     kind: &str,
