@@ -32,6 +32,10 @@ fn a_small_chnn_learns_the_pendulum() {
         layers: 2,
         seed: 0,
         progress: false,
+        checkpoint: None,
+        checkpoint_every: 10,
+        resume: false,
+        stop_after: None,
     };
     let untrained = TrainConfig {
         epochs: 1,
@@ -78,6 +82,10 @@ fn training_is_reproducible_from_its_seed() {
         layers: 2,
         seed: 7,
         progress: false,
+        checkpoint: None,
+        checkpoint_every: 10,
+        resume: false,
+        stop_after: None,
     };
     let a = train(&cfg, &data).unwrap();
     let b = train(&cfg, &data).unwrap();
@@ -174,6 +182,10 @@ fn a_small_neural_ode_learns_in_angle_coordinates() {
         layers: 2,
         seed: 0,
         progress: false,
+        checkpoint: None,
+        checkpoint_every: 10,
+        resume: false,
+        stop_after: None,
     };
     let t = train(&cfg, &data).unwrap();
     assert!(
@@ -185,4 +197,59 @@ fn a_small_neural_ode_learns_in_angle_coordinates() {
     let test = generate(system, 8, 2).unwrap();
     let e = evaluate(&t.net, &t.params, system, &test).unwrap();
     assert!(e.rollout_gm_error.is_finite() && e.rollout_gm_error < 0.5);
+}
+
+#[test]
+fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
+    let system = pendulum(2);
+    let data = generate(system, 12, 0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let cfg = TrainConfig {
+        system,
+        model: ModelKind::Chnn,
+        n_train: 12,
+        epochs: 6,
+        batch: 5,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        hidden: 16,
+        layers: 2,
+        seed: 3,
+        progress: false,
+        checkpoint: None,
+        checkpoint_every: 2,
+        resume: false,
+        stop_after: None,
+    };
+    let whole = train(&cfg, &data).unwrap();
+    let first = TrainConfig {
+        checkpoint: Some(ck.clone()),
+        stop_after: Some(3),
+        ..cfg.clone()
+    };
+    let part = train(&first, &data).unwrap();
+    assert_eq!(part.history.len(), 3);
+    let rest = TrainConfig {
+        checkpoint: Some(ck.clone()),
+        resume: true,
+        ..cfg.clone()
+    };
+    let resumed = train(&rest, &data).unwrap();
+    assert_eq!(resumed.history, whole.history);
+    for (a, b) in resumed.params.values().iter().zip(whole.params.values()) {
+        assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
+    }
+    // Another configuration is refused, naming both.
+    let other = TrainConfig {
+        checkpoint: Some(ck.clone()),
+        resume: true,
+        seed: 4,
+        ..cfg.clone()
+    };
+    let e = train(&other, &data).err().unwrap().to_string();
+    assert!(e.contains("seed=3") && e.contains("seed=4"), "{e}");
+    // A damaged file is refused, not trusted.
+    std::fs::write(&ck, b"not a checkpoint").unwrap();
+    assert!(train(&rest, &data).is_err());
 }

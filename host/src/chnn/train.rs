@@ -50,9 +50,38 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Write a checkpoint here (atomically) every `checkpoint_every` epochs and at the end.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Epochs between checkpoints.
+    pub checkpoint_every: usize,
+    /// Continue from `checkpoint` if it exists (it must come from the same configuration).
+    pub resume: bool,
+    /// Stop (after checkpointing) once this many epochs are done; `None` runs to the end.
+    pub stop_after: Option<usize>,
 }
 
+/// `keel.kind` of CHNN training checkpoints.
+const CHECKPOINT_KIND: &str = "chnn-checkpoint";
+
 impl TrainConfig {
+    /// The configuration in words (a checkpoint records it; a resume must match it).
+    fn fingerprint(&self) -> String {
+        format!(
+            "{} {:?} {} n_train={} epochs={} batch={} lr={:e} wd={:e} hidden={} layers={} seed={}",
+            self.system.kind.name(),
+            self.system.size,
+            self.model.name(),
+            self.n_train,
+            self.epochs,
+            self.batch,
+            self.lr,
+            self.weight_decay,
+            self.hidden,
+            self.layers,
+            self.seed
+        )
+    }
+
     /// Checks sizes and rates.
     ///
     /// # Errors
@@ -373,7 +402,32 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     bar.set_prefix(format!("{} {}", cfg.model.name(), cfg.system.kind.name()));
     let t0 = Instant::now();
     let mut history = Vec::with_capacity(cfg.epochs);
-    for epoch in 0..cfg.epochs {
+    let fingerprint = cfg.fingerprint();
+    let mut start = 0;
+    if let (Some(path), true) = (&cfg.checkpoint, cfg.resume) {
+        if path.exists() {
+            let r = crate::checkpoint::load(
+                path,
+                CHECKPOINT_KIND,
+                &fingerprint,
+                &mut params,
+                &mut opt,
+                &mut rng,
+                &mut order,
+                &mut [],
+            )?;
+            history = r.series.get("loss").cloned().unwrap_or_default();
+            if history.len() != r.epoch {
+                return Err(Error::Malformed {
+                    path: path.clone(),
+                    reason: format!("{} losses recorded for {} epochs", history.len(), r.epoch),
+                });
+            }
+            start = r.epoch;
+        }
+    }
+    bar.set_position(start as u64);
+    for epoch in start..cfg.epochs {
         crate::data::shuffle(&mut order, &mut rng);
         let lr = schedule.lr(cfg.lr, epoch);
         let (mut total, mut count) = (0.0, 0usize);
@@ -384,11 +438,17 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
             let loss = pred.sub(&target)?.abs()?.mean_all()?;
             let l = loss.item()?;
             if !l.is_finite() {
+                let kept = match &cfg.checkpoint {
+                    Some(p) if p.exists() => {
+                        format!("; the last good checkpoint {} is kept", p.display())
+                    }
+                    _ => String::new(),
+                };
                 return Err(Error::invalid(
                     "--lr",
                     cfg.lr,
                     format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
+                        "training diverged (loss {l}) in epoch {}; lower the learning rate{kept}",
                         epoch + 1
                     ),
                 ));
@@ -403,6 +463,29 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         history.push(mean);
         bar.set_message(format!("loss {mean:.3e}"));
         bar.inc(1);
+        let stop = cfg.stop_after.is_some_and(|s| epoch + 1 >= s);
+        if let Some(path) = &cfg.checkpoint {
+            if (epoch + 1) % cfg.checkpoint_every.max(1) == 0 || epoch + 1 == cfg.epochs || stop {
+                crate::checkpoint::save(
+                    path,
+                    &crate::checkpoint::Snapshot {
+                        kind: CHECKPOINT_KIND,
+                        fingerprint: &fingerprint,
+                        epoch: epoch + 1,
+                        params: &params,
+                        opt: &opt,
+                        rng: &rng,
+                        order: &order,
+                        extra_params: &[],
+                        series: &[("loss", &history)],
+                        meta: std::collections::BTreeMap::new(),
+                    },
+                )?;
+            }
+        }
+        if stop {
+            break;
+        }
     }
     bar.finish_and_clear();
     Ok(Trained {
