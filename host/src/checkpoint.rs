@@ -5,7 +5,7 @@
 //! uninterrupted run would have used.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use keel_core::io::SafeTensors;
 use keel_core::random::Xoshiro256PlusPlus;
@@ -14,6 +14,38 @@ use crate::error::{Error, Result};
 use crate::optim::Optimizer;
 use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
+
+/// When and where a training run checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The file (none: no checkpoints).
+    pub path: Option<PathBuf>,
+    /// Epochs between checkpoints (0 counts as 1); the last epoch is always written.
+    pub every: usize,
+    /// Continue from `path` if the file exists (it must come from the same configuration).
+    pub resume: bool,
+    /// Stop (after checkpointing) once this many epochs are done, to split a long run into
+    /// time-boxed pieces; `None` runs to the end.
+    pub stop_after: Option<usize>,
+}
+
+impl Options {
+    /// Whether the run stops after `done` epochs.
+    pub fn stops_at(&self, done: usize) -> bool {
+        self.stop_after.is_some_and(|s| done >= s)
+    }
+
+    /// Whether to write a checkpoint after `done` of `total` epochs.
+    pub fn due(&self, done: usize, total: usize) -> bool {
+        self.path.is_some()
+            && (done.is_multiple_of(self.every.max(1)) || done == total || self.stops_at(done))
+    }
+
+    /// The file to resume from, if resuming and it exists.
+    pub fn resume_from(&self) -> Option<&Path> {
+        self.path.as_deref().filter(|p| self.resume && p.exists())
+    }
+}
 
 /// What a checkpoint holds.
 pub struct Snapshot<'a> {

@@ -64,19 +64,8 @@ pub struct TrainArgs {
     /// Plot the test error over time (PNG).
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Write a training checkpoint here every --checkpoint-every epochs (atomically).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// Epochs between checkpoints.
-    #[arg(long, default_value_t = 50)]
-    checkpoint_every: usize,
-    /// Continue from --checkpoint if the file exists (same configuration required); the
-    /// resumed run ends with the same numbers as an uninterrupted one.
-    #[arg(long)]
-    resume: bool,
-    /// Stop after this many epochs (checkpointing first); continue later with --resume.
-    #[arg(long)]
-    stop_after: Option<usize>,
+    #[command(flatten)]
+    checkpoint: crate::checkpoint_args::CheckpointArgs,
 }
 
 pub fn run(cmd: &ChnnCommand) -> Result<()> {
@@ -89,15 +78,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         keel::output::check_writable("--plot", p)?;
     }
-    if let Some(p) = &a.checkpoint {
-        keel::output::check_writable("--checkpoint", p)?;
-    } else if a.resume || a.stop_after.is_some() {
-        return Err(Error::invalid(
-            "--resume/--stop-after",
-            "set",
-            "needs --checkpoint FILE",
-        ));
-    }
+    let checkpoint = a.checkpoint.options()?;
     let kind: SystemKind = a.system.parse()?;
     let model = ModelKind::parse(&a.model)?;
     let system = SystemSpec {
@@ -116,10 +97,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         layers: a.layers,
         seed: a.seed,
         progress: !a.quiet,
-        checkpoint: a.checkpoint.clone(),
-        checkpoint_every: a.checkpoint_every,
-        resume: a.resume,
-        stop_after: a.stop_after,
+        checkpoint: checkpoint.clone(),
     };
     cfg.validate()?;
     if a.n_test == 0 {
@@ -127,7 +105,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     }
     let data = generate(system, a.n_train, 0)?;
     let t = train(&cfg, &data)?;
-    if a.stop_after.is_some_and(|s| s < a.epochs) {
+    if checkpoint.stop_after.is_some_and(|s| s < a.epochs) {
         eprintln!(
             "keel: stopped after epoch {} of {}; continue with --resume",
             t.history.len(),

@@ -62,19 +62,8 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Write a training checkpoint here every --checkpoint-every epochs (atomically).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// Epochs between checkpoints.
-    #[arg(long, default_value_t = 10)]
-    checkpoint_every: usize,
-    /// Continue from --checkpoint if the file exists (same configuration required).
-    #[arg(long)]
-    resume: bool,
-    /// Stop after this many epochs of the schedule (checkpointing first); continue later with
-    /// --resume.
-    #[arg(long)]
-    stop_after: Option<usize>,
+    #[command(flatten)]
+    checkpoint: crate::checkpoint_args::CheckpointArgs,
     /// Write the trained EMLP (effective weights, bilinear maps, gates, standardisation) as a
     /// safetensors file that keel-core's `nn::Emlp` evaluates.
     #[arg(long)]
@@ -185,15 +174,7 @@ fn train(a: &TrainArgs) -> Result<()> {
     if let Some(p) = &a.export {
         keel::output::check_writable("--export", p)?;
     }
-    if let Some(p) = &a.checkpoint {
-        keel::output::check_writable("--checkpoint", p)?;
-    } else if a.resume {
-        return Err(invalid(
-            "--resume",
-            "true",
-            "needs --checkpoint FILE".into(),
-        ));
-    }
+    let checkpoint = a.checkpoint.options()?;
     let dataset = Dataset::parse(&a.dataset)?;
     let model = ModelKind::parse(&a.model)?;
     if a.export.is_some() && model != ModelKind::Emlp {
@@ -226,10 +207,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         batch: a.batch,
         seed: a.seed,
         progress: !a.quiet,
-        checkpoint: a.checkpoint.clone(),
-        checkpoint_every: a.checkpoint_every,
-        resume: a.resume,
-        stop_after: a.stop_after,
+        checkpoint,
         device,
     };
     cfg.validate()?;

@@ -305,10 +305,7 @@ pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
         batch: 250,
         seed: 0,
         progress: false,
-        checkpoint: None,
-        checkpoint_every: 1,
-        resume: false,
-        stop_after: None,
+        checkpoint: crate::checkpoint::Options::default(),
         device: crate::backend::Device::Cpu,
     };
     let t = train(&cfg, &Solver::default())?;

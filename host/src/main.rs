@@ -1,5 +1,6 @@
 //! The `keel` command.
 
+mod checkpoint_args;
 mod chnn_cmd;
 mod emlp_cmd;
 mod gp_cmd;

@@ -9,6 +9,24 @@ use keel::chnn::model::ModelKind;
 use keel::chnn::train::{evaluate, train, TrainConfig};
 use keel::simulate::SystemKind;
 
+/// The small configuration the tests train: 60 epochs, batch 20, 2 × 32 tanh.
+fn config(system: SystemSpec, model: ModelKind) -> TrainConfig {
+    TrainConfig {
+        system,
+        model,
+        n_train: 40,
+        epochs: 60,
+        batch: 20,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        hidden: 32,
+        layers: 2,
+        seed: 0,
+        progress: false,
+        checkpoint: keel::checkpoint::Options::default(),
+    }
+}
+
 fn pendulum(links: usize) -> SystemSpec {
     SystemSpec {
         kind: SystemKind::ChainPendulum,
@@ -20,23 +38,7 @@ fn pendulum(links: usize) -> SystemSpec {
 fn a_small_chnn_learns_the_pendulum() {
     let system = pendulum(1);
     let data = generate(system, 40, 0).unwrap();
-    let cfg = TrainConfig {
-        system,
-        model: ModelKind::Chnn,
-        n_train: 40,
-        epochs: 60,
-        batch: 20,
-        lr: 3e-3,
-        weight_decay: 1e-4,
-        hidden: 32,
-        layers: 2,
-        seed: 0,
-        progress: false,
-        checkpoint: None,
-        checkpoint_every: 10,
-        resume: false,
-        stop_after: None,
-    };
+    let cfg = config(system, ModelKind::Chnn);
     let untrained = TrainConfig {
         epochs: 1,
         lr: 1e-12,
@@ -71,21 +73,12 @@ fn training_is_reproducible_from_its_seed() {
     let system = pendulum(2);
     let data = generate(system, 10, 0).unwrap();
     let cfg = TrainConfig {
-        system,
-        model: ModelKind::Chnn,
         n_train: 10,
         epochs: 3,
         batch: 5,
-        lr: 3e-3,
-        weight_decay: 1e-4,
         hidden: 16,
-        layers: 2,
         seed: 7,
-        progress: false,
-        checkpoint: None,
-        checkpoint_every: 10,
-        resume: false,
-        stop_after: None,
+        ..config(system, ModelKind::Chnn)
     };
     let a = train(&cfg, &data).unwrap();
     let b = train(&cfg, &data).unwrap();
@@ -170,23 +163,7 @@ fn angle_coordinates_round_trip_and_refuse_other_systems() {
 fn a_small_neural_ode_learns_in_angle_coordinates() {
     let system = pendulum(1);
     let data = generate(system, 40, 0).unwrap();
-    let cfg = TrainConfig {
-        system,
-        model: ModelKind::Node,
-        n_train: 40,
-        epochs: 60,
-        batch: 20,
-        lr: 3e-3,
-        weight_decay: 1e-4,
-        hidden: 32,
-        layers: 2,
-        seed: 0,
-        progress: false,
-        checkpoint: None,
-        checkpoint_every: 10,
-        resume: false,
-        stop_after: None,
-    };
+    let cfg = config(system, ModelKind::Node);
     let t = train(&cfg, &data).unwrap();
     assert!(
         t.final_loss < 0.3 * t.history[0],
@@ -206,33 +183,28 @@ fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("run.ckpt");
     let cfg = TrainConfig {
-        system,
-        model: ModelKind::Chnn,
         n_train: 12,
         epochs: 6,
         batch: 5,
-        lr: 3e-3,
-        weight_decay: 1e-4,
         hidden: 16,
-        layers: 2,
         seed: 3,
-        progress: false,
-        checkpoint: None,
-        checkpoint_every: 2,
-        resume: false,
-        stop_after: None,
+        ..config(system, ModelKind::Chnn)
+    };
+    let at = |resume, stop_after| keel::checkpoint::Options {
+        path: Some(ck.clone()),
+        every: 2,
+        resume,
+        stop_after,
     };
     let whole = train(&cfg, &data).unwrap();
     let first = TrainConfig {
-        checkpoint: Some(ck.clone()),
-        stop_after: Some(3),
+        checkpoint: at(false, Some(3)),
         ..cfg.clone()
     };
     let part = train(&first, &data).unwrap();
     assert_eq!(part.history.len(), 3);
     let rest = TrainConfig {
-        checkpoint: Some(ck.clone()),
-        resume: true,
+        checkpoint: at(true, None),
         ..cfg.clone()
     };
     let resumed = train(&rest, &data).unwrap();
@@ -242,8 +214,7 @@ fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
     }
     // Another configuration is refused, naming both.
     let other = TrainConfig {
-        checkpoint: Some(ck.clone()),
-        resume: true,
+        checkpoint: at(true, None),
         seed: 4,
         ..cfg.clone()
     };

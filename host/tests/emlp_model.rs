@@ -164,10 +164,7 @@ fn emlp_beats_the_mlp_on_o5_synthetic_with_little_data() {
         batch: 100,
         seed: 0,
         progress: false,
-        checkpoint: None,
-        checkpoint_every: 1,
-        resume: false,
-        stop_after: None,
+        checkpoint: keel::checkpoint::Options::default(),
         device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);
@@ -303,10 +300,12 @@ fn training_resumes_from_a_checkpoint_exactly() {
         batch: 25,
         seed: 3,
         progress: false,
-        checkpoint,
-        checkpoint_every: 2,
-        resume,
-        stop_after,
+        checkpoint: keel::checkpoint::Options {
+            path: checkpoint,
+            every: 2,
+            resume,
+            stop_after,
+        },
         device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);

@@ -321,6 +321,30 @@ impl Projector {
     }
 }
 
+/// `inp → hidden × layers → out` with tanh and orthogonal initialisation (the reference's
+/// networks for every model).
+fn tanh_mlp(
+    params: &mut Params,
+    inp: usize,
+    hidden: usize,
+    layers: usize,
+    out: usize,
+    dtype: DType,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Mlp> {
+    let mut sizes = vec![inp];
+    sizes.extend(std::iter::repeat_n(hidden, layers));
+    sizes.push(out);
+    Mlp::new(
+        params,
+        &sizes,
+        Activation::Tanh,
+        Init::Orthogonal { gain: 1.0 },
+        dtype,
+        rng,
+    )
+}
+
 /// `∂/∂x Σ_rows f(x)` for a tanh MLP `f` with a scalar output: `δ_L = W_L`,
 /// `δ_{l−1} = (δ_l ⊙ (1 − h_l²)) W_l`, returned as `δ_0` (`[B, in]`).
 ///
@@ -409,18 +433,7 @@ impl Chnn {
         dtype: DType,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Chnn> {
-        let nd = graph.n * graph.d;
-        let mut sizes = vec![nd];
-        sizes.extend(std::iter::repeat_n(hidden, layers));
-        sizes.push(1);
-        let potential = Mlp::new(
-            params,
-            &sizes,
-            Activation::Tanh,
-            Init::Orthogonal { gain: 1.0 },
-            dtype,
-            rng,
-        )?;
+        let potential = tanh_mlp(params, graph.n * graph.d, hidden, layers, 1, dtype, rng)?;
         let masses = Masses::new(params, "mass", graph, dtype, rng)?;
         Ok(Chnn {
             graph: graph.clone(),
@@ -492,17 +505,7 @@ impl Node {
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Node> {
         let l = chain.links();
-        let mut sizes = vec![3 * l];
-        sizes.extend(std::iter::repeat_n(hidden, layers));
-        sizes.push(2 * l);
-        let mlp = Mlp::new(
-            params,
-            &sizes,
-            Activation::Tanh,
-            Init::Orthogonal { gain: 1.0 },
-            dtype,
-            rng,
-        )?;
+        let mlp = tanh_mlp(params, 3 * l, hidden, layers, 2 * l, dtype, rng)?;
         Ok(Node { mlp, chain })
     }
 

@@ -50,14 +50,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
-    /// Write a checkpoint here (atomically) every `checkpoint_every` epochs and at the end.
-    pub checkpoint: Option<std::path::PathBuf>,
-    /// Epochs between checkpoints.
-    pub checkpoint_every: usize,
-    /// Continue from `checkpoint` if it exists (it must come from the same configuration).
-    pub resume: bool,
-    /// Stop (after checkpointing) once this many epochs are done; `None` runs to the end.
-    pub stop_after: Option<usize>,
+    /// Checkpoints (parameters, Adam moments, generator, batch order, loss history).
+    pub checkpoint: crate::checkpoint::Options,
 }
 
 /// `keel.kind` of CHNN training checkpoints.
@@ -404,8 +398,8 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     let mut history = Vec::with_capacity(cfg.epochs);
     let fingerprint = cfg.fingerprint();
     let mut start = 0;
-    if let (Some(path), true) = (&cfg.checkpoint, cfg.resume) {
-        if path.exists() {
+    if let Some(path) = cfg.checkpoint.resume_from() {
+        {
             let r = crate::checkpoint::load(
                 path,
                 CHECKPOINT_KIND,
@@ -419,7 +413,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
             history = r.series.get("loss").cloned().unwrap_or_default();
             if history.len() != r.epoch {
                 return Err(Error::Malformed {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     reason: format!("{} losses recorded for {} epochs", history.len(), r.epoch),
                 });
             }
@@ -438,7 +432,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
             let loss = pred.sub(&target)?.abs()?.mean_all()?;
             let l = loss.item()?;
             if !l.is_finite() {
-                let kept = match &cfg.checkpoint {
+                let kept = match &cfg.checkpoint.path {
                     Some(p) if p.exists() => {
                         format!("; the last good checkpoint {} is kept", p.display())
                     }
@@ -463,9 +457,12 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         history.push(mean);
         bar.set_message(format!("loss {mean:.3e}"));
         bar.inc(1);
-        let stop = cfg.stop_after.is_some_and(|s| epoch + 1 >= s);
-        if let Some(path) = &cfg.checkpoint {
-            if (epoch + 1) % cfg.checkpoint_every.max(1) == 0 || epoch + 1 == cfg.epochs || stop {
+        let stop = cfg.checkpoint.stops_at(epoch + 1);
+        if let (Some(path), true) = (
+            &cfg.checkpoint.path,
+            cfg.checkpoint.due(epoch + 1, cfg.epochs),
+        ) {
+            {
                 crate::checkpoint::save(
                     path,
                     &crate::checkpoint::Snapshot {

@@ -91,15 +91,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
-    /// Write a checkpoint here (atomically) every `checkpoint_every` epochs and at the end.
-    pub checkpoint: Option<std::path::PathBuf>,
-    /// Epochs between checkpoints.
-    pub checkpoint_every: usize,
-    /// Continue from `checkpoint` if it exists (it must come from the same configuration).
-    pub resume: bool,
-    /// Stop (after checkpointing) once this many epochs of the schedule are done, to split a
-    /// long run into time-boxed pieces; `None` runs to the end.
-    pub stop_after: Option<usize>,
+    /// Checkpoints (parameters, best parameters, Adam moments, generator, batch order).
+    pub checkpoint: crate::checkpoint::Options,
     /// Where the network trains (the data, the generator and the bases stay on the host; the
     /// initial parameters are drawn on the host, so every device starts from the same numbers).
     pub device: Device,
@@ -309,8 +302,8 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         epochs
     );
     let mut start = 0;
-    if let (Some(path), true) = (&cfg.checkpoint, cfg.resume) {
-        if path.exists() {
+    if let Some(path) = cfg.checkpoint.resume_from() {
+        {
             let mut best_params = best.2.clone();
             let r = crate::checkpoint::load(
                 path,
@@ -323,7 +316,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
                 &mut [("best", &mut best_params)],
             )?;
             let bad = |what: &str| Error::Malformed {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 reason: format!("`{what}` missing or not a number"),
             };
             let best_val = r
@@ -377,7 +370,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
             let grads = no_grad(|| backward(&loss, &refs))?;
             no_grad(|| opt.step(&mut params, &grads, cfg.lr))?;
         }
-        let stop = cfg.stop_after.is_some_and(|s| epoch + 1 >= s);
+        let stop = cfg.checkpoint.stops_at(epoch + 1);
         if (epoch + 1) % eval_every == 0 || epoch + 1 == epochs || stop {
             let v = mse(&net, &params, &table, &val_idx, dev)?;
             if v < best.0 {
@@ -385,8 +378,8 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
             }
             bar.set_message(format!("val MSE {v:.3e} (best {:.3e})", best.0));
         }
-        if let Some(path) = &cfg.checkpoint {
-            if (epoch + 1) % cfg.checkpoint_every.max(1) == 0 || epoch + 1 == epochs || stop {
+        if let (Some(path), true) = (&cfg.checkpoint.path, cfg.checkpoint.due(epoch + 1, epochs)) {
+            {
                 crate::checkpoint::save(
                     path,
                     &crate::checkpoint::Snapshot {
