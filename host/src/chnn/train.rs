@@ -399,26 +399,24 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     let fingerprint = cfg.fingerprint();
     let mut start = 0;
     if let Some(path) = cfg.checkpoint.resume_from() {
-        {
-            let r = crate::checkpoint::load(
-                path,
-                CHECKPOINT_KIND,
-                &fingerprint,
-                &mut params,
-                &mut opt,
-                &mut rng,
-                &mut order,
-                &mut [],
-            )?;
-            history = r.series.get("loss").cloned().unwrap_or_default();
-            if history.len() != r.epoch {
-                return Err(Error::Malformed {
-                    path: path.to_path_buf(),
-                    reason: format!("{} losses recorded for {} epochs", history.len(), r.epoch),
-                });
-            }
-            start = r.epoch;
+        let r = crate::checkpoint::load(
+            path,
+            CHECKPOINT_KIND,
+            &fingerprint,
+            &mut params,
+            &mut opt,
+            &mut rng,
+            &mut order,
+            &mut [],
+        )?;
+        history = r.series.get("loss").cloned().unwrap_or_default();
+        if history.len() != r.epoch {
+            return Err(Error::Malformed {
+                path: path.to_path_buf(),
+                reason: format!("{} losses recorded for {} epochs", history.len(), r.epoch),
+            });
         }
+        start = r.epoch;
     }
     bar.set_position(start as u64);
     for epoch in start..cfg.epochs {
@@ -458,27 +456,23 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         bar.set_message(format!("loss {mean:.3e}"));
         bar.inc(1);
         let stop = cfg.checkpoint.stops_at(epoch + 1);
-        if let (Some(path), true) = (
-            &cfg.checkpoint.path,
-            cfg.checkpoint.due(epoch + 1, cfg.epochs),
-        ) {
-            {
-                crate::checkpoint::save(
-                    path,
-                    &crate::checkpoint::Snapshot {
-                        kind: CHECKPOINT_KIND,
-                        fingerprint: &fingerprint,
-                        epoch: epoch + 1,
-                        params: &params,
-                        opt: &opt,
-                        rng: &rng,
-                        order: &order,
-                        extra_params: &[],
-                        series: &[("loss", &history)],
-                        meta: std::collections::BTreeMap::new(),
-                    },
-                )?;
-            }
+        let due = cfg.checkpoint.due(epoch + 1, cfg.epochs);
+        if let (Some(path), true) = (&cfg.checkpoint.path, due) {
+            crate::checkpoint::save(
+                path,
+                &crate::checkpoint::Snapshot {
+                    kind: CHECKPOINT_KIND,
+                    fingerprint: &fingerprint,
+                    epoch: epoch + 1,
+                    params: &params,
+                    opt: &opt,
+                    rng: &rng,
+                    order: &order,
+                    extra_params: &[],
+                    series: &[("loss", &history)],
+                    meta: std::collections::BTreeMap::new(),
+                },
+            )?;
         }
         if stop {
             break;

@@ -303,36 +303,34 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
     );
     let mut start = 0;
     if let Some(path) = cfg.checkpoint.resume_from() {
-        {
-            let mut best_params = best.2.clone();
-            let r = crate::checkpoint::load(
-                path,
-                CHECKPOINT_KIND,
-                &fingerprint,
-                &mut params,
-                &mut opt,
-                &mut rng,
-                &mut order,
-                &mut [("best", &mut best_params)],
-            )?;
-            let bad = |what: &str| Error::Malformed {
-                path: path.to_path_buf(),
-                reason: format!("`{what}` missing or not a number"),
-            };
-            let best_val = r
-                .meta
-                .get("best_val")
-                .and_then(|v| u64::from_str_radix(v, 16).ok())
-                .map(f64::from_bits)
-                .ok_or_else(|| bad("best_val"))?;
-            let best_epoch = r
-                .meta
-                .get("best_epoch")
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| bad("best_epoch"))?;
-            best = (best_val, best_epoch, best_params);
-            start = r.epoch;
-        }
+        let mut best_params = best.2.clone();
+        let r = crate::checkpoint::load(
+            path,
+            CHECKPOINT_KIND,
+            &fingerprint,
+            &mut params,
+            &mut opt,
+            &mut rng,
+            &mut order,
+            &mut [("best", &mut best_params)],
+        )?;
+        let bad = |what: &str| Error::Malformed {
+            path: path.to_path_buf(),
+            reason: format!("`{what}` missing or not a number"),
+        };
+        let best_val = r
+            .meta
+            .get("best_val")
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .map(f64::from_bits)
+            .ok_or_else(|| bad("best_val"))?;
+        let best_epoch = r
+            .meta
+            .get("best_epoch")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("best_epoch"))?;
+        best = (best_val, best_epoch, best_params);
+        start = r.epoch;
     }
     bar.set_position(start as u64);
     for epoch in start..epochs {
@@ -378,27 +376,26 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
             }
             bar.set_message(format!("val MSE {v:.3e} (best {:.3e})", best.0));
         }
-        if let (Some(path), true) = (&cfg.checkpoint.path, cfg.checkpoint.due(epoch + 1, epochs)) {
-            {
-                crate::checkpoint::save(
-                    path,
-                    &crate::checkpoint::Snapshot {
-                        kind: CHECKPOINT_KIND,
-                        fingerprint: &fingerprint,
-                        epoch: epoch + 1,
-                        params: &params,
-                        opt: &opt,
-                        rng: &rng,
-                        order: &order,
-                        extra_params: &[("best", &best.2)],
-                        series: &[],
-                        meta: std::collections::BTreeMap::from([
-                            ("best_val".to_string(), format!("{:016x}", best.0.to_bits())),
-                            ("best_epoch".to_string(), best.1.to_string()),
-                        ]),
-                    },
-                )?;
-            }
+        let due = cfg.checkpoint.due(epoch + 1, epochs);
+        if let (Some(path), true) = (&cfg.checkpoint.path, due) {
+            crate::checkpoint::save(
+                path,
+                &crate::checkpoint::Snapshot {
+                    kind: CHECKPOINT_KIND,
+                    fingerprint: &fingerprint,
+                    epoch: epoch + 1,
+                    params: &params,
+                    opt: &opt,
+                    rng: &rng,
+                    order: &order,
+                    extra_params: &[("best", &best.2)],
+                    series: &[],
+                    meta: std::collections::BTreeMap::from([
+                        ("best_val".to_string(), format!("{:016x}", best.0.to_bits())),
+                        ("best_epoch".to_string(), best.1.to_string()),
+                    ]),
+                },
+            )?;
         }
         bar.inc(1);
         if stop {
