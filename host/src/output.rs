@@ -1,4 +1,5 @@
-//! Writing output files atomically: a file is either absent, its old version, or complete.
+//! Writing output files atomically: a file is either absent, its old version, or complete;
+//! and the epoch progress bar the training commands show on stderr.
 
 use std::fs;
 use std::io::Write;
@@ -89,6 +90,26 @@ fn temp_path(path: &Path) -> PathBuf {
     // Keep the extension last: some encoders choose the format from it.
     let tmp_name = format!(".{}.tmp.{name}", std::process::id());
     path.with_file_name(tmp_name)
+}
+
+/// The training commands' progress bar over `epochs` (hidden unless `show`), labelled `prefix`;
+/// the running loss goes in its message.
+pub fn epoch_bar(show: bool, epochs: usize, prefix: String) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if show {
+        ProgressBar::new(epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::integrate::dopri5_tableau as tb;
 use keel_core::metrics::{relative_energy_error, relative_error, trapezoid_geometric_mean};
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
@@ -381,19 +380,11 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     };
     let bs = cfg.batch.min(cfg.n_train);
     let mut order: Vec<usize> = (0..cfg.n_train).collect();
-    let bar = if cfg.progress {
-        ProgressBar::new(cfg.epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = crate::output::epoch_bar(
+        cfg.progress,
+        cfg.epochs,
+        format!("{} {}", cfg.model.name(), cfg.system.kind.name()),
     );
-    bar.set_prefix(format!("{} {}", cfg.model.name(), cfg.system.kind.name()));
     let t0 = Instant::now();
     let mut history = Vec::with_capacity(cfg.epochs);
     let fingerprint = cfg.fingerprint();
@@ -687,12 +678,7 @@ pub fn evaluate(
             .for_each(|(c, e)| *c += e / b as f64);
         gm += trapezoid_geometric_mean(&errs, dt, t_total).unwrap_or(f64::NAN);
         energy += (0..steps)
-            .map(|k| {
-                relative_energy_error(
-                    sys.energy(&pr[k][..nd], &pr[k][nd..]),
-                    sys.energy(&truth_z[k][..nd], &truth_z[k][nd..]),
-                )
-            })
+            .map(|k| relative_energy_error(sys.energy(&pr[k][..nd], &pr[k][nd..]), tr.energy[k]))
             .sum::<f64>()
             / steps as f64;
         floor += chaos(sys.as_ref(), &truth_z, &times, dt, t_total, nd, &mut rng)?;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::random::Xoshiro256PlusPlus;
 
 use super::data::{generate, Dataset, Table};
@@ -271,19 +270,11 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         .unwrap_or_else(|| (900_000 / cfg.n_train).clamp(1, 1000));
     let batch = cfg.batch.min(cfg.n_train);
     let eval_every = (epochs / 100).max(1);
-    let bar = if cfg.progress {
-        ProgressBar::new(epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = crate::output::epoch_bar(
+        cfg.progress,
+        epochs,
+        format!("{} {}", cfg.model.name(), cfg.dataset.name()),
     );
-    bar.set_prefix(format!("{} {}", cfg.model.name(), cfg.dataset.name()));
     let mut best = (f64::INFINITY, 0usize, params.clone());
     let mut order = train_idx.clone();
     let fingerprint = format!(
