@@ -24,8 +24,9 @@ pub struct TrainArgs {
     /// Links of the chain pendulum / bobs of the coupled pendulum.
     #[arg(long)]
     links: Option<usize>,
-    /// chnn (Cartesian, explicit constraints) or node (Neural ODE baseline in angle coordinates,
-    /// planar chain pendulums); clnn and hnn are not built yet.
+    /// chnn or clnn (Cartesian coordinates, explicit constraints), or the baselines in angle
+    /// coordinates (planar chain pendulums): node (Neural ODE) or hnn (HNN with a learned
+    /// M⁻¹(q)).
     #[arg(long, default_value = "chnn")]
     model: String,
     /// Training trajectories (one 5-sample chunk each; the reference's first n of seed 0).

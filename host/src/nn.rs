@@ -147,6 +147,23 @@ impl Mlp {
         dtype: DType,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Self> {
+        Mlp::named(params, "", sizes, activation, init, dtype, rng)
+    }
+
+    /// As [`Mlp::new`], with the layers named `{prefix}layer0`, … (several networks in one
+    /// parameter set).
+    ///
+    /// # Errors
+    /// As [`Mlp::new`]; a duplicate name.
+    pub fn named(
+        params: &mut Params,
+        prefix: &str,
+        sizes: &[usize],
+        activation: Activation,
+        init: Init,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(Error::invalid(
                 "sizes",
@@ -164,7 +181,10 @@ impl Mlp {
         let layers = sizes
             .windows(2)
             .enumerate()
-            .map(|(i, w)| Linear::new(params, &format!("layer{i}"), w[0], w[1], init, dtype, rng))
+            .map(|(i, w)| {
+                let name = format!("{prefix}layer{i}");
+                Linear::new(params, &name, w[0], w[1], init, dtype, rng)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Mlp { layers, activation })
     }

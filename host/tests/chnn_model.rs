@@ -62,18 +62,44 @@ fn check_field<const N: usize, const D: usize, const C: usize, P: Potential<f64,
             .chain(&pd[k * nd..(k + 1) * nd])
             .copied()
             .collect();
-        let scale = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-10 * scale,
-                "state {k} component {i}: engine {g} vs core {w}"
-            );
-        }
+        close(&got, want, &format!("Hamiltonian, state {k}"));
+    }
+    // The Lagrangian twin (CLNN) on the same states in velocity form.
+    let mut vs = Vec::new();
+    for z in states {
+        vs.extend(m.velocity(z.p()).as_flattened());
+    }
+    let acc = proj
+        .acceleration(&t(&xs), &t(&vs), &t(&gs), &true_minv(m))
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    for (k, z) in states.iter().enumerate() {
+        let zv = m.to_velocity_form(z);
+        let mut dz = Phase::zeros();
+        m.lagrangian_rate(&zv, None, &mut dz).unwrap();
+        close(
+            &acc[k * nd..(k + 1) * nd],
+            dz.p().as_flattened(),
+            &format!("Lagrangian, state {k}"),
+        );
+    }
+}
+
+/// `got` equals `want` to 1e-10 of the largest component.
+fn close(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-10 * scale,
+            "{what} component {i}: engine {g} vs core {w}"
+        );
     }
 }
 
 #[test]
-fn projected_field_matches_the_core_on_pendulums_and_the_gyroscope() {
+fn projected_fields_match_the_core_on_pendulums_and_the_gyroscope() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let p2 = ChainPendulum::<f64, 2>::paper().unwrap();
     let m = p2.mechanics();
@@ -210,4 +236,63 @@ fn spd_solve_solves_batches() {
     for (g, w) in got.iter().zip(&x) {
         assert!((g - w).abs() < 1e-10, "{g} vs {w}");
     }
+}
+
+#[test]
+fn the_hnn_field_is_hamiltons_equations_of_its_h() {
+    use keel::chnn::angles::Chain;
+    use keel::chnn::model::Hnn;
+    let p3 = ChainPendulum::<f64, 3>::paper().unwrap();
+    let graph = Graph::of(p3.mechanics());
+    let z0 = vec![
+        0.0, -1.1, 0.0, -2.0, 0.0, -3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    let chain = Chain::of(&graph, &z0).unwrap();
+    let mut params = Params::new();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let net = Hnn::new(&mut params, chain, 24, 2, DType::F64, &mut rng).unwrap();
+    let b = 5;
+    let mut draw = |scale: f64| -> Tensor {
+        let v: Vec<f64> = (0..b * 3)
+            .map(|_| scale * standard_normal::<f64, _>(&mut rng))
+            .collect();
+        Tensor::from_f64s(&v, &[b, 3], DType::F64)
+            .unwrap()
+            .variable()
+    };
+    let (q, p) = (draw(2.0), draw(1.0));
+    // H = ½ pᵀM⁻¹(q)p + V(q), differentiated by reverse mode.
+    let minv = net.inverse_mass(&params, &q).unwrap();
+    let pc = p.reshape(&[b, 3, 1]).unwrap();
+    let t = pc
+        .matmul_t(&minv.matmul(&pc).unwrap(), true, false)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .mul_scalar(0.5)
+        .unwrap();
+    let emb = Tensor::concat(&[q.cos().unwrap(), q.sin().unwrap()], 1).unwrap();
+    let v = net
+        .potential
+        .forward(&params, &emb)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let h = t.add(&v).unwrap();
+    let g = grad(&[&h], &[None], &[&q, &p], false).unwrap();
+    let dq = g[0].clone().unwrap().to_vec_f64().unwrap();
+    let dp = g[1].clone().unwrap().to_vec_f64().unwrap();
+    let (qdot, pdot) = net.vector_field(&params, &q, &p).unwrap();
+    let (qdot, pdot) = (qdot.to_vec_f64().unwrap(), pdot.to_vec_f64().unwrap());
+    let minus_dq: Vec<f64> = dq.iter().map(|v| -v).collect();
+    assert!(dq.iter().any(|v| v.abs() > 1e-3) && dp.iter().any(|v| v.abs() > 1e-3));
+    close(&qdot, &dp, "q̇ = ∂H/∂p");
+    close(&pdot, &minus_dq, "ṗ = −∂H/∂q");
+    // M(q)·(M⁻¹(q)p) = p.
+    let back = net
+        .momentum(&params, &q, &net.velocity(&params, &q, &p).unwrap())
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    close(&back, &p.to_vec_f64().unwrap(), "M M⁻¹ p = p");
 }

@@ -160,20 +160,27 @@ fn angle_coordinates_round_trip_and_refuse_other_systems() {
 }
 
 #[test]
-fn a_small_neural_ode_learns_in_angle_coordinates() {
+fn the_clnn_and_the_baselines_learn_too() {
     let system = pendulum(1);
     let data = generate(system, 40, 0).unwrap();
-    let cfg = config(system, ModelKind::Node);
-    let t = train(&cfg, &data).unwrap();
-    assert!(
-        t.final_loss < 0.3 * t.history[0],
-        "loss {:.3e} → {:.3e}",
-        t.history[0],
-        t.final_loss
-    );
     let test = generate(system, 8, 2).unwrap();
-    let e = evaluate(&t.net, &t.params, system, &test).unwrap();
-    assert!(e.rollout_gm_error.is_finite() && e.rollout_gm_error < 0.5);
+    for model in [ModelKind::Clnn, ModelKind::Node, ModelKind::Hnn] {
+        let t = train(&config(system, model), &data).unwrap();
+        assert!(
+            t.final_loss < 0.3 * t.history[0],
+            "{}: loss {:.3e} → {:.3e}",
+            model.name(),
+            t.history[0],
+            t.final_loss
+        );
+        let e = evaluate(&t.net, &t.params, system, &test).unwrap();
+        assert!(
+            e.rollout_gm_error.is_finite() && e.rollout_gm_error < 0.5,
+            "{}: {}",
+            model.name(),
+            e.rollout_gm_error
+        );
+    }
 }
 
 #[test]

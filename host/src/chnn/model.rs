@@ -259,6 +259,14 @@ pub fn spd_solve(s: &Tensor, r: &Tensor) -> Result<Tensor> {
     Tensor::concat(&parts, 1)
 }
 
+/// `G = ∂Φ/∂x`, `Ġ = ∂Φ̇/∂x`, `M⁻¹G` (each `[B, C, n·d]`) and `S = GᵀM⁻¹G` (`[B, C, C]`).
+struct Jacobians {
+    g: Tensor,
+    gd: Tensor,
+    mg: Tensor,
+    s: Tensor,
+}
+
 /// The constraint structure as tensors, shared by every evaluation.
 #[derive(Clone, Debug)]
 pub struct Projector {
@@ -278,6 +286,42 @@ impl Projector {
             a: Tensor::from_f64s(&a, &[nd, cn], dtype)?,
             b: Tensor::from_f64s(&b, &[cn], dtype)?,
         })
+    }
+
+    /// The constraint Jacobians at positions `x` and velocities `v` (`[B, n·d]`).
+    fn jacobians(&self, x: &Tensor, v: &Tensor, minv: &Tensor) -> Result<Jacobians> {
+        let (n, d, c) = (self.graph.n, self.graph.d, self.graph.c());
+        let nd = n * d;
+        let bsz = x.dims()[0];
+        let g = x.matmul(&self.a)?.add(&self.b)?.reshape(&[bsz, c, nd])?;
+        let gd = v.matmul(&self.a)?.reshape(&[bsz, c, nd])?;
+        let mg = on_nodes(minv, &g.reshape(&[bsz * c, nd])?, n, d)?.reshape(&[bsz, c, nd])?;
+        let s = g.matmul_t(&mg, false, true)?;
+        Ok(Jacobians { g, gd, mg, s })
+    }
+
+    /// The constrained Lagrangian acceleration (digest §1.5, CLNN) at positions `x` and
+    /// velocities `v` (`[B, n·d]`): `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` with the physical
+    /// `f = −M⁻¹∇V` (the reference's code uses `+M⁻¹∇V`; a learned `V` absorbs either sign).
+    pub fn acceleration(
+        &self,
+        x: &Tensor,
+        v: &Tensor,
+        grad_v: &Tensor,
+        minv: &Tensor,
+    ) -> Result<Tensor> {
+        let (n, d, c) = (self.graph.n, self.graph.d, self.graph.c());
+        let nd = n * d;
+        let bsz = x.dims()[0];
+        let f = on_nodes(minv, grad_v, n, d)?.neg()?;
+        if c == 0 {
+            return Ok(f);
+        }
+        let Jacobians { g, gd, mg, s } = self.jacobians(x, v, minv)?;
+        let col = |t: &Tensor| t.reshape(&[bsz, nd, 1]);
+        let r = g.matmul(&col(&f)?)?.add(&gd.matmul(&col(v)?)?)?; // [B, C, 1]
+        let lambda = spd_solve(&s, &r)?;
+        f.sub(&lambda.matmul_t(&mg, true, false)?.reshape(&[bsz, nd])?)
     }
 
     /// `ż = P(z) J∇H(z)` for `H = ½pᵀM⁻¹p + V(x)`, given `x`, `p` (`[B, n·d]`), `∇V`
@@ -301,10 +345,7 @@ impl Projector {
         if c == 0 {
             return Ok((v, grad_v.neg()?));
         }
-        let g = x.matmul(&self.a)?.add(&self.b)?.reshape(&[bsz, c, nd])?;
-        let gd = v.matmul(&self.a)?.reshape(&[bsz, c, nd])?;
-        let mg = on_nodes(minv, &g.reshape(&[bsz * c, nd])?, n, d)?.reshape(&[bsz, c, nd])?;
-        let s = g.matmul_t(&mg, false, true)?; // [B, C, C]
+        let Jacobians { g, gd, mg, s } = self.jacobians(x, &v, minv)?;
         let k = gd.matmul_t(&mg, false, true)?;
         let w = k.sub(&k.transpose(1, 2)?)?;
         let col = |t: &Tensor| t.reshape(&[bsz, nd, 1]);
@@ -321,23 +362,27 @@ impl Projector {
     }
 }
 
-/// `inp → hidden × layers → out` with tanh and orthogonal initialisation (the reference's
-/// networks for every model).
-fn tanh_mlp(
-    params: &mut Params,
-    inp: usize,
-    hidden: usize,
-    layers: usize,
-    out: usize,
-    dtype: DType,
-    rng: &mut Xoshiro256PlusPlus,
-) -> Result<Mlp> {
+/// `[inp, hidden × layers, out]`.
+fn widths(inp: usize, hidden: usize, layers: usize, out: usize) -> Vec<usize> {
     let mut sizes = vec![inp];
     sizes.extend(std::iter::repeat_n(hidden, layers));
     sizes.push(out);
-    Mlp::new(
+    sizes
+}
+
+/// A tanh MLP of `sizes` with orthogonal initialisation (the reference's networks for every
+/// model), its layers named `{prefix}layer{i}`.
+fn tanh_mlp(
+    params: &mut Params,
+    prefix: &str,
+    sizes: &[usize],
+    dtype: DType,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Mlp> {
+    Mlp::named(
         params,
-        &sizes,
+        prefix,
+        sizes,
         Activation::Tanh,
         Init::Orthogonal { gain: 1.0 },
         dtype,
@@ -345,8 +390,44 @@ fn tanh_mlp(
     )
 }
 
-/// `∂/∂x Σ_rows f(x)` for a tanh MLP `f` with a scalar output: `δ_L = W_L`,
-/// `δ_{l−1} = (δ_l ⊙ (1 − h_l²)) W_l`, returned as `δ_0` (`[B, in]`).
+/// The forward pass of a tanh MLP keeping every hidden activation: `(hidden, output)`.
+fn tanh_mlp_trace(mlp: &Mlp, params: &Params, x: &Tensor) -> Result<(Vec<Tensor>, Tensor)> {
+    let last = mlp.layers.len() - 1;
+    let mut hs = Vec::with_capacity(last);
+    let mut h = x.clone();
+    for l in &mlp.layers[..last] {
+        h = l.forward(params, &h)?.tanh()?;
+        hs.push(h.clone());
+    }
+    let out = mlp.layers[last].forward(params, &h)?;
+    Ok((hs, out))
+}
+
+/// The input vector–Jacobian product of a tanh MLP from its hidden activations `hs`
+/// ([`tanh_mlp_trace`]): `δ_L = c W_L`, `δ_{l−1} = (δ_l ⊙ (1 − h_l²)) W_l`, returned as `δ_0`
+/// (`[B, in]`). `cotangent` is `[B, out]`; `None` means a unit cotangent on a single output
+/// (the gradient of `Σ_rows f`).
+fn tanh_mlp_pullback(
+    mlp: &Mlp,
+    params: &Params,
+    hs: &[Tensor],
+    cotangent: Option<&Tensor>,
+) -> Result<Tensor> {
+    let last = mlp.layers.len() - 1;
+    let w = params.get(mlp.layers[last].weight); // [out, H]
+    let mut delta = match cotangent {
+        Some(c) => c.matmul(w)?,
+        None => w.clone(),
+    };
+    for (l, h) in mlp.layers[..last].iter().zip(hs).rev() {
+        let slope = h.square()?.neg()?.add_scalar(1.0)?;
+        delta = delta.mul(&slope)?.matmul(params.get(l.weight))?;
+    }
+    Ok(delta)
+}
+
+/// `∂/∂x Σ_rows f(x)` for a tanh MLP `f` with a scalar output, written out as tensor
+/// operations (so it differentiates like any other expression).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] unless the MLP is tanh with one output.
@@ -359,18 +440,14 @@ pub fn tanh_mlp_input_gradient(mlp: &Mlp, params: &Params, x: &Tensor) -> Result
             "needs a tanh MLP with one output",
         ));
     }
+    // The output layer is not needed for the gradient; only the hidden activations.
     let mut hs = Vec::with_capacity(last);
     let mut h = x.clone();
     for l in &mlp.layers[..last] {
         h = l.forward(params, &h)?.tanh()?;
         hs.push(h.clone());
     }
-    let mut delta = params.get(mlp.layers[last].weight).clone(); // [1, H]
-    for (l, h) in mlp.layers[..last].iter().zip(&hs).rev() {
-        let slope = h.square()?.neg()?.add_scalar(1.0)?;
-        delta = delta.mul(&slope)?.matmul(params.get(l.weight))?;
-    }
-    Ok(delta)
+    tanh_mlp_pullback(mlp, params, &hs, None)
 }
 
 /// Which learned dynamics.
@@ -378,37 +455,60 @@ pub fn tanh_mlp_input_gradient(mlp: &Mlp, params: &Params, x: &Tensor) -> Result
 pub enum ModelKind {
     /// Constrained Hamiltonian network (Cartesian, explicit constraints).
     Chnn,
+    /// Constrained Lagrangian network: the CHNN's potential and masses, Lagrangian dynamics
+    /// on `(x, v)`.
+    Clnn,
     /// Neural ODE baseline: an MLP for `(θ̇, ω̇)` in angle coordinates.
     Node,
+    /// Hamiltonian network in angle coordinates with a learned `M⁻¹(q)`.
+    Hnn,
 }
 
 impl ModelKind {
-    /// Parses `chnn` or `node`.
+    /// Every model.
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Chnn,
+        ModelKind::Clnn,
+        ModelKind::Node,
+        ModelKind::Hnn,
+    ];
+
+    /// Parses `chnn`, `clnn`, `node` or `hnn`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the choices.
     pub fn parse(s: &str) -> Result<ModelKind> {
-        match s {
-            "chnn" => Ok(ModelKind::Chnn),
-            "node" => Ok(ModelKind::Node),
-            _ => Err(Error::invalid(
-                "--model",
-                s,
-                "unknown model (expected chnn or node; clnn and hnn are not built yet)",
-            )),
-        }
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "--model",
+                    s,
+                    "unknown model (expected chnn, clnn, node or hnn)",
+                )
+            })
     }
 
     /// The flag value.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Chnn => "chnn",
+            ModelKind::Clnn => "clnn",
             ModelKind::Node => "node",
+            ModelKind::Hnn => "hnn",
         }
+    }
+
+    /// Whether the model works in Cartesian coordinates with the constraint graph (CHNN,
+    /// CLNN) rather than in angles (the baselines).
+    pub fn cartesian(self) -> bool {
+        matches!(self, ModelKind::Chnn | ModelKind::Clnn)
     }
 }
 
-/// A CHNN: learned potential MLP and masses over a known constraint graph.
+/// A CHNN (or CLNN, the same parameters with Lagrangian dynamics): learned potential MLP and
+/// masses over a known constraint graph.
 #[derive(Clone, Debug)]
 pub struct Chnn {
     /// The graph.
@@ -433,7 +533,13 @@ impl Chnn {
         dtype: DType,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Chnn> {
-        let potential = tanh_mlp(params, graph.n * graph.d, hidden, layers, 1, dtype, rng)?;
+        let potential = tanh_mlp(
+            params,
+            "",
+            &widths(graph.n * graph.d, hidden, layers, 1),
+            dtype,
+            rng,
+        )?;
         let masses = Masses::new(params, "mass", graph, dtype, rng)?;
         Ok(Chnn {
             graph: graph.clone(),
@@ -479,6 +585,18 @@ impl Chnn {
         let gv = self.grad_potential(params, x)?;
         self.projector.vector_field(x, p, &gv, minv)
     }
+
+    /// The learned Lagrangian acceleration at `(x, v)` (CLNN).
+    pub fn acceleration(
+        &self,
+        params: &Params,
+        x: &Tensor,
+        v: &Tensor,
+        minv: &Tensor,
+    ) -> Result<Tensor> {
+        let gv = self.grad_potential(params, x)?;
+        self.projector.acceleration(x, v, &gv, minv)
+    }
 }
 
 /// The Neural ODE baseline in angle coordinates: `(θ̇, ω̇) = MLP(cos θ, sin θ, ω)` (tanh, the
@@ -505,7 +623,13 @@ impl Node {
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Node> {
         let l = chain.links();
-        let mlp = tanh_mlp(params, 3 * l, hidden, layers, 2 * l, dtype, rng)?;
+        let mlp = tanh_mlp(
+            params,
+            "",
+            &widths(3 * l, hidden, layers, 2 * l),
+            dtype,
+            rng,
+        )?;
         Ok(Node { mlp, chain })
     }
 
@@ -520,5 +644,165 @@ impl Node {
         let inp = Tensor::concat(&[th.cos()?, th.sin()?, om.clone()], 1)?;
         let out = self.mlp.forward(params, &inp)?;
         Ok((out.narrow(1, 0, l)?, out.narrow(1, l, l)?))
+    }
+}
+
+/// The HNN baseline (biases/models/hnn.py) in angle coordinates:
+/// `H(q, p) = ½ pᵀM⁻¹(q)p + V(q)` with `M⁻¹(q) = L(q)L(q)ᵀ + 10⁻⁴ I`, `L` lower triangular with
+/// a softplus diagonal, `V` and `L` two tanh MLPs (orthogonal initialisation) on
+/// `(cos q, sin q)`. `L`'s entries are the mass network's outputs in row-major order (the
+/// reference reads the transposed upper triangle; the same family).
+#[derive(Clone, Debug)]
+pub struct Hnn {
+    /// `V` (`2L → hidden… → 1`).
+    pub potential: Mlp,
+    /// `L` (`2L → hidden… → L²`).
+    pub mass: Mlp,
+    /// The chain's coordinates.
+    pub chain: super::angles::Chain,
+    strict: Tensor,
+    eye: Tensor,
+}
+
+/// The `10⁻⁴ I` added to `LLᵀ`.
+const HNN_EPS: f64 = 1e-4;
+
+impl Hnn {
+    /// Networks with `layers` hidden layers of `hidden` units.
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(
+        params: &mut Params,
+        chain: super::angles::Chain,
+        hidden: usize,
+        layers: usize,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Hnn> {
+        let l = chain.links();
+        let potential = tanh_mlp(
+            params,
+            "potential.",
+            &widths(2 * l, hidden, layers, 1),
+            dtype,
+            rng,
+        )?;
+        let mass = tanh_mlp(
+            params,
+            "mass.",
+            &widths(2 * l, hidden, layers, l * l),
+            dtype,
+            rng,
+        )?;
+        let (strict, eye) = Hnn::masks(l, dtype)?;
+        Ok(Hnn {
+            potential,
+            mass,
+            chain,
+            strict,
+            eye,
+        })
+    }
+
+    /// The strictly lower triangular mask and the identity (`[L, L]`).
+    fn masks(l: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let strict: Vec<f64> = (0..l * l)
+            .map(|k| if k / l > k % l { 1.0 } else { 0.0 })
+            .collect();
+        let eye: Vec<f64> = (0..l * l)
+            .map(|k| if k / l == k % l { 1.0 } else { 0.0 })
+            .collect();
+        Ok((
+            Tensor::from_f64s(&strict, &[l, l], dtype)?,
+            Tensor::from_f64s(&eye, &[l, l], dtype)?,
+        ))
+    }
+
+    /// The same networks with their constant tensors in `dtype`.
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Hnn> {
+        Ok(Hnn {
+            strict: self.strict.to_dtype(dtype)?,
+            eye: self.eye.to_dtype(dtype)?,
+            ..self.clone()
+        })
+    }
+
+    fn embed(th: &Tensor) -> Result<Tensor> {
+        Tensor::concat(&[th.cos()?, th.sin()?], 1)
+    }
+
+    /// `(L(q), M⁻¹(q), raw mass-network output, its hidden activations)`.
+    fn factor(
+        &self,
+        params: &Params,
+        emb: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
+        let l = self.chain.links();
+        let b = emb.dims()[0];
+        let (hs, raw) = tanh_mlp_trace(&self.mass, params, emb)?;
+        let raw = raw.reshape(&[b, l, l])?;
+        let lower = raw
+            .mul(&self.strict)?
+            .add(&raw.softplus()?.mul(&self.eye)?)?;
+        let minv = lower
+            .matmul_t(&lower, false, true)?
+            .add(&self.eye.mul_scalar(HNN_EPS)?)?;
+        Ok((lower, minv, raw, hs))
+    }
+
+    /// `M⁻¹(q)` (`[B, L, L]`).
+    pub fn inverse_mass(&self, params: &Params, th: &Tensor) -> Result<Tensor> {
+        Ok(self.factor(params, &Hnn::embed(th)?)?.1)
+    }
+
+    /// `M⁻¹(q) y` for `y` `[B, L]`.
+    pub fn velocity(&self, params: &Params, th: &Tensor, p: &Tensor) -> Result<Tensor> {
+        let b = th.dims()[0];
+        let l = self.chain.links();
+        self.inverse_mass(params, th)?
+            .matmul(&p.reshape(&[b, l, 1])?)?
+            .reshape(&[b, l])
+    }
+
+    /// `M(q) ω`: a solve with the SPD `M⁻¹(q)`.
+    pub fn momentum(&self, params: &Params, th: &Tensor, om: &Tensor) -> Result<Tensor> {
+        let b = th.dims()[0];
+        let l = self.chain.links();
+        spd_solve(&self.inverse_mass(params, th)?, &om.reshape(&[b, l, 1])?)?.reshape(&[b, l])
+    }
+
+    /// Hamilton's equations `(q̇, ṗ) = (∂H/∂p, −∂H/∂q)` at `(q, p)` (each `[B, L]`).
+    ///
+    /// `∂H/∂q` is written out: with `u = Lᵀp`, `½pᵀLLᵀp` has `∂/∂L_ij = p_i u_j`, pulled back
+    /// through the softplus diagonal and the mass network; `V` by its own pullback; both
+    /// through the `(cos, sin)` embedding.
+    pub fn vector_field(
+        &self,
+        params: &Params,
+        th: &Tensor,
+        p: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let l = self.chain.links();
+        let b = th.dims()[0];
+        let (cos, sin) = (th.cos()?, th.sin()?);
+        let emb = Tensor::concat(&[cos.clone(), sin.clone()], 1)?;
+        let (lower, minv, raw, hs_m) = self.factor(params, &emb)?;
+        let pc = p.reshape(&[b, l, 1])?;
+        let qdot = minv.matmul(&pc)?.reshape(&[b, l])?;
+        let u = lower.matmul_t(&pc, true, false)?.reshape(&[b, 1, l])?;
+        let slope = self.strict.add(&raw.sigmoid()?.mul(&self.eye)?)?;
+        let cot = pc.mul(&u)?.mul(&slope)?.reshape(&[b, l * l])?;
+        let g_t = tanh_mlp_pullback(&self.mass, params, &hs_m, Some(&cot))?;
+        let (hs_v, _) = tanh_mlp_trace(&self.potential, params, &emb)?;
+        let g_v = tanh_mlp_pullback(&self.potential, params, &hs_v, None)?;
+        let g = g_t.add(&g_v)?;
+        let (g_cos, g_sin) = (g.narrow(1, 0, l)?, g.narrow(1, l, l)?);
+        // ṗ = −∂H/∂q = sin q ⊙ ∂H/∂cos − cos q ⊙ ∂H/∂sin.
+        let pdot = sin.mul(&g_cos)?.sub(&cos.mul(&g_sin)?)?;
+        Ok((qdot, pdot))
     }
 }

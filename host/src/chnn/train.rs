@@ -12,7 +12,7 @@ use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 use super::angles::Chain;
 use super::data::Chunk;
 use super::data::{generate, DataSet, SystemSpec, CHUNK};
-use super::model::{on_nodes, Chnn, ModelKind, Node};
+use super::model::{on_nodes, Chnn, Hnn, ModelKind, Node};
 use super::truth::{truth, Truth};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::DType;
@@ -123,70 +123,178 @@ pub struct Trained {
 pub enum Net {
     /// CHNN on the Cartesian state `(x, p)`.
     Chnn(Chnn),
+    /// CLNN on the Cartesian state `(x, v)` (the CHNN's parameters, Lagrangian dynamics).
+    Clnn(Chnn),
     /// Neural ODE on angles `(θ, ω)`.
     Node(Node),
+    /// HNN on angles and their momenta `(θ, p)`.
+    Hnn(Hnn),
 }
 
+/// `M⁻¹` of a model where it is a constant matrix (CHNN, CLNN).
+type MassInverse = Option<Tensor>;
+
 impl Net {
-    /// The model's own coordinates of a chunk's samples (`[first half, second half]` per
-    /// sample): Cartesian `(x, v)` for CHNN, unwrapped `(θ, ω)` for the angle models.
-    fn states(&self, c: &Chunk) -> Vec<Vec<f64>> {
+    /// Builds the model `kind` for `graph` (the angle models read the chain's lengths from
+    /// `z0`, a velocity-form Cartesian state of the system).
+    ///
+    /// # Errors
+    /// Invalid sizes; a system the angle models do not cover.
+    pub fn new(
+        kind: ModelKind,
+        params: &mut Params,
+        graph: &super::model::Graph,
+        z0: &[f64],
+        hidden: usize,
+        layers: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Net> {
+        let f = DType::F32;
+        Ok(match kind {
+            ModelKind::Chnn => Net::Chnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
+            ModelKind::Clnn => Net::Clnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
+            ModelKind::Node => Net::Node(Node::new(
+                params,
+                Chain::of(graph, z0)?,
+                hidden,
+                layers,
+                f,
+                rng,
+            )?),
+            ModelKind::Hnn => Net::Hnn(Hnn::new(
+                params,
+                Chain::of(graph, z0)?,
+                hidden,
+                layers,
+                f,
+                rng,
+            )?),
+        })
+    }
+
+    /// Which model.
+    pub fn kind(&self) -> ModelKind {
         match self {
-            Net::Chnn(_) => c.z.clone(),
-            Net::Node(m) => m.chain.unwrapped(&c.z),
+            Net::Chnn(_) => ModelKind::Chnn,
+            Net::Clnn(_) => ModelKind::Clnn,
+            Net::Node(_) => ModelKind::Node,
+            Net::Hnn(_) => ModelKind::Hnn,
+        }
+    }
+
+    /// The chain of an angle model.
+    fn chain(&self) -> Option<&Chain> {
+        match self {
+            Net::Node(m) => Some(&m.chain),
+            Net::Hnn(m) => Some(&m.chain),
+            Net::Chnn(_) | Net::Clnn(_) => None,
+        }
+    }
+
+    /// The Cartesian model's parameters.
+    fn constrained(&self) -> Option<&Chnn> {
+        match self {
+            Net::Chnn(m) | Net::Clnn(m) => Some(m),
+            Net::Node(_) | Net::Hnn(_) => None,
+        }
+    }
+
+    /// The model's own coordinates of a chunk's samples (`[first half, second half]` per
+    /// sample): Cartesian `(x, v)` for CHNN/CLNN, unwrapped `(θ, ω)` for the angle models.
+    fn states(&self, c: &Chunk) -> Vec<Vec<f64>> {
+        match self.chain() {
+            None => c.z.clone(),
+            Some(chain) => chain.unwrapped(&c.z),
         }
     }
 
     /// Half the state width (`n·d` or `L`).
     fn half(&self) -> usize {
-        match self {
-            Net::Chnn(m) => m.graph.n * m.graph.d,
-            Net::Node(m) => m.chain.links(),
+        match (self.constrained(), self.chain()) {
+            (Some(m), _) => m.graph.n * m.graph.d,
+            (None, Some(c)) => c.links(),
+            (None, None) => 0,
         }
     }
 
-    fn to_dtype(&self, dtype: DType) -> Result<Net> {
+    /// The same model with its constant tensors in `dtype`.
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Net> {
         Ok(match self {
             Net::Chnn(m) => Net::Chnn(m.to_dtype(dtype)?),
+            Net::Clnn(m) => Net::Clnn(m.to_dtype(dtype)?),
             Net::Node(m) => Net::Node(m.clone()),
+            Net::Hnn(m) => Net::Hnn(m.to_dtype(dtype)?),
         })
     }
 
-    /// The rollout of a chunk from `(a0, b0)` (`[B, half]` each) in the model's coordinates:
-    /// `[B, CHUNK, 2·half]` (CHNN returns velocities, converting its momenta with the learned
-    /// `M⁻¹`).
+    /// `M⁻¹` where it is constant.
+    fn mass_inverse(&self, params: &Params) -> Result<MassInverse> {
+        self.constrained()
+            .map(|m| m.masses.inverse(params))
+            .transpose()
+    }
+
+    /// The field in the integrated coordinates (`(x, p)`, `(x, v)`, `(θ, ω)` or `(θ, p)`).
+    fn field(
+        &self,
+        params: &Params,
+        minv: &MassInverse,
+        a: &Tensor,
+        b: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        match (self, minv) {
+            (Net::Chnn(net), Some(minv)) => net.vector_field(params, a, b, minv),
+            (Net::Clnn(net), Some(minv)) => Ok((b.clone(), net.acceleration(params, a, b, minv)?)),
+            (Net::Node(net), _) => net.vector_field(params, a, b),
+            (Net::Hnn(net), _) => net.vector_field(params, a, b),
+            (Net::Chnn(_) | Net::Clnn(_), None) => Err(Error::Solver {
+                reason: "constrained model without M⁻¹".into(),
+            }),
+        }
+    }
+
+    /// Integrated coordinates from velocity-form model coordinates (momenta where needed).
+    fn to_integrated(&self, params: &Params, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            Net::Chnn(net) => on_nodes(&net.masses.forward(params)?, b, net.graph.n, net.graph.d),
+            Net::Hnn(net) => net.momentum(params, a, b),
+            Net::Clnn(_) | Net::Node(_) => Ok(b.clone()),
+        }
+    }
+
+    /// Velocity-form model coordinates from integrated ones.
+    fn to_velocity(
+        &self,
+        params: &Params,
+        minv: &MassInverse,
+        a: &Tensor,
+        b: &Tensor,
+    ) -> Result<Tensor> {
+        match (self, minv) {
+            (Net::Chnn(net), Some(minv)) => on_nodes(minv, b, net.graph.n, net.graph.d),
+            (Net::Hnn(net), _) => net.velocity(params, a, b),
+            _ => Ok(b.clone()),
+        }
+    }
+
+    /// The rollout of a chunk from `(a0, b0)` (`[B, half]` each, velocity form) in the
+    /// model's coordinates: `[B, CHUNK, 2·half]`.
     fn rollout_chunk(&self, params: &Params, a0: &Tensor, b0: &Tensor, dt: f64) -> Result<Tensor> {
         let bsz = a0.dims()[0];
         let h = self.half();
+        let minv = self.mass_inverse(params)?;
+        let f = |a: &Tensor, b: &Tensor| self.field(params, &minv, a, b);
+        let (mut a, mut b) = (a0.clone(), self.to_integrated(params, a0, b0)?);
         let mut out = Vec::with_capacity(CHUNK);
-        let mut push = |a: &Tensor, b: Tensor| -> Result<()> {
-            out.push(Tensor::concat(&[a.clone(), b], 1)?.reshape(&[bsz, 1, 2 * h])?);
-            Ok(())
-        };
-        match self {
-            Net::Chnn(net) => {
-                let (n, d) = (net.graph.n, net.graph.d);
-                let minv = net.masses.inverse(params)?;
-                let m = net.masses.forward(params)?;
-                let f = |x: &Tensor, p: &Tensor| net.vector_field(params, x, p, &minv);
-                let (mut x, mut p) = (a0.clone(), on_nodes(&m, b0, n, d)?);
-                for k in 0..CHUNK {
-                    if k > 0 {
-                        (x, p) = rk4_38(&f, &x, &p, dt)?;
-                    }
-                    push(&x, on_nodes(&minv, &p, n, d)?)?;
-                }
+        for k in 0..CHUNK {
+            if k > 0 {
+                (a, b) = rk4_38(&f, &a, &b, dt)?;
             }
-            Net::Node(net) => {
-                let f = |th: &Tensor, om: &Tensor| net.vector_field(params, th, om);
-                let (mut th, mut om) = (a0.clone(), b0.clone());
-                for k in 0..CHUNK {
-                    if k > 0 {
-                        (th, om) = rk4_38(&f, &th, &om, dt)?;
-                    }
-                    push(&th, om.clone())?;
-                }
-            }
+            let v = self.to_velocity(params, &minv, &a, &b)?;
+            out.push(Tensor::concat(&[a.clone(), v], 1)?.reshape(&[bsz, 1, 2 * h])?);
         }
         Tensor::concat(&out, 1)
     }
@@ -194,31 +302,24 @@ impl Net {
     /// The flat batch state the evaluation integrates, from velocity-form Cartesian states.
     fn start(&self, params: &Params, z0: &[Vec<f64>]) -> Result<Vec<f64>> {
         let b = z0.len();
-        match self {
-            Net::Chnn(net) => {
-                let (n, d) = (net.graph.n, net.graph.d);
-                let nd = n * d;
-                let x: Vec<f64> = z0.iter().flat_map(|z| z[..nd].iter().copied()).collect();
-                let v: Vec<f64> = z0.iter().flat_map(|z| z[nd..].iter().copied()).collect();
-                let m = net.masses.forward(params)?;
-                let p = on_nodes(&m, &Tensor::from_f64s(&v, &[b, nd], DType::F64)?, n, d)?;
-                Ok(x.into_iter().chain(p.to_vec_f64()?).collect())
-            }
-            Net::Node(net) => {
-                let l = net.chain.links();
-                let s: Vec<Vec<f64>> = z0.iter().map(|z| net.chain.to_angles(z)).collect();
-                let th = s.iter().flat_map(|r| r[..l].iter().copied());
-                let om = s.iter().flat_map(|r| r[l..].iter().copied());
-                Ok(th.chain(om).collect())
-            }
-        }
+        let h = self.half();
+        let rows: Vec<Vec<f64>> = match self.chain() {
+            None => z0.to_vec(),
+            Some(chain) => z0.iter().map(|z| chain.to_angles(z)).collect(),
+        };
+        let a: Vec<f64> = rows.iter().flat_map(|r| r[..h].iter().copied()).collect();
+        let v: Vec<f64> = rows.iter().flat_map(|r| r[h..].iter().copied()).collect();
+        let at = Tensor::from_f64s(&a, &[b, h], DType::F64)?;
+        let vt = Tensor::from_f64s(&v, &[b, h], DType::F64)?;
+        let second = no_grad(|| self.to_integrated(params, &at, &vt))?;
+        Ok(a.into_iter().chain(second.to_vec_f64()?).collect())
     }
 
     /// The field on a flat batch state (f64, no gradients).
-    fn field(
+    fn flat_field(
         &self,
         params: &Params,
-        minv: Option<&Tensor>,
+        minv: &MassInverse,
         y: &[f64],
         b: usize,
     ) -> Result<Vec<f64>> {
@@ -226,15 +327,7 @@ impl Net {
         no_grad(|| {
             let a = Tensor::from_f64s(&y[..b * h], &[b, h], DType::F64)?;
             let c = Tensor::from_f64s(&y[b * h..], &[b, h], DType::F64)?;
-            let (da, dc) = match (self, minv) {
-                (Net::Chnn(net), Some(minv)) => net.vector_field(params, &a, &c, minv)?,
-                (Net::Node(net), _) => net.vector_field(params, &a, &c)?,
-                (Net::Chnn(_), None) => {
-                    return Err(Error::Solver {
-                        reason: "CHNN field without M⁻¹".into(),
-                    })
-                }
-            };
+            let (da, dc) = self.field(params, minv, &a, &c)?;
             let mut out = da.to_vec_f64()?;
             out.extend(dc.to_vec_f64()?);
             Ok(out)
@@ -242,36 +335,30 @@ impl Net {
     }
 
     /// Velocity-form Cartesian states of a flat batch state.
-    fn cartesian(&self, minv: Option<&Tensor>, y: &[f64], b: usize) -> Result<Vec<Vec<f64>>> {
+    fn cartesian(
+        &self,
+        params: &Params,
+        minv: &MassInverse,
+        y: &[f64],
+        b: usize,
+    ) -> Result<Vec<Vec<f64>>> {
         let h = self.half();
-        match (self, minv) {
-            (Net::Chnn(net), Some(minv)) => {
-                let p = Tensor::from_f64s(&y[b * h..], &[b, h], DType::F64)?;
-                let v = on_nodes(minv, &p, net.graph.n, net.graph.d)?.to_vec_f64()?;
-                Ok((0..b)
-                    .map(|i| {
-                        y[i * h..(i + 1) * h]
-                            .iter()
-                            .chain(&v[i * h..(i + 1) * h])
-                            .copied()
-                            .collect()
-                    })
-                    .collect())
-            }
-            (Net::Node(net), _) => Ok((0..b)
-                .map(|i| {
-                    let s: Vec<f64> = y[i * h..(i + 1) * h]
-                        .iter()
-                        .chain(&y[b * h + i * h..b * h + (i + 1) * h])
-                        .copied()
-                        .collect();
-                    net.chain.to_cartesian(&s)
-                })
-                .collect()),
-            (Net::Chnn(_), None) => Err(Error::Solver {
-                reason: "CHNN state without M⁻¹".into(),
-            }),
-        }
+        let a = Tensor::from_f64s(&y[..b * h], &[b, h], DType::F64)?;
+        let c = Tensor::from_f64s(&y[b * h..], &[b, h], DType::F64)?;
+        let v = no_grad(|| self.to_velocity(params, minv, &a, &c))?.to_vec_f64()?;
+        Ok((0..b)
+            .map(|i| {
+                let s: Vec<f64> = y[i * h..(i + 1) * h]
+                    .iter()
+                    .chain(&v[i * h..(i + 1) * h])
+                    .copied()
+                    .collect();
+                match self.chain() {
+                    None => s,
+                    Some(chain) => chain.to_cartesian(&s),
+                }
+            })
+            .collect())
     }
 }
 
@@ -350,24 +437,15 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     let dt = data.chunks[0].t[1] - data.chunks[0].t[0];
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let mut params = Params::new();
-    let net = match cfg.model {
-        ModelKind::Chnn => Net::Chnn(Chnn::new(
-            &mut params,
-            &graph,
-            cfg.hidden,
-            cfg.layers,
-            DType::F32,
-            &mut rng,
-        )?),
-        ModelKind::Node => Net::Node(Node::new(
-            &mut params,
-            Chain::of(&graph, &data.chunks[0].z[0])?,
-            cfg.hidden,
-            cfg.layers,
-            DType::F32,
-            &mut rng,
-        )?),
-    };
+    let net = Net::new(
+        cfg.model,
+        &mut params,
+        &graph,
+        &data.chunks[0].z[0],
+        cfg.hidden,
+        cfg.layers,
+        &mut rng,
+    )?;
     let half = net.half();
     let rows: Vec<Vec<Vec<f64>>> = data.chunks[..cfg.n_train]
         .iter()
@@ -637,26 +715,19 @@ pub fn evaluate(
     // The learned field in f64 on the whole test batch.
     let p64 = params.to_dtype(DType::F64)?;
     let net64 = net.to_dtype(DType::F64)?;
-    let minv = match &net64 {
-        Net::Chnn(m) => Some(m.masses.inverse(&p64)?),
-        Net::Node(_) => None,
-    };
+    let minv = net64.mass_inverse(&p64)?;
     let z0: Vec<Vec<f64>> = test
         .trajectories
         .iter()
         .map(|tr| tr.x[0].iter().chain(&tr.v[0]).copied().collect())
         .collect();
     let y0 = net64.start(&p64, &z0)?;
-    let field = |y: &[f64]| net64.field(&p64, minv.as_ref(), y, b);
+    let field = |y: &[f64]| net64.flat_field(&p64, &minv, y, b);
     let ys = dopri5_batch(&field, &y0, &times, 1e-7, 1e-9)?;
     // Velocity-form Cartesian state of every prediction: pred[trajectory][step].
     let mut pred = vec![Vec::with_capacity(steps); b];
     for y in &ys {
-        for (i, z) in net64
-            .cartesian(minv.as_ref(), y, b)?
-            .into_iter()
-            .enumerate()
-        {
+        for (i, z) in net64.cartesian(&p64, &minv, y, b)?.into_iter().enumerate() {
             pred[i].push(z);
         }
     }
