@@ -789,7 +789,7 @@ fn configuration_errors_are_reported() {
     assert!(matches!(
         e,
         Error::InvalidConfig {
-            what: "`keel.kind` is not `mlp`"
+            what: "`keel.kind` is not the model kind expected"
         }
     ));
     let e = load_error(&with_metadata(&[("keel.config", good)]));

@@ -1,12 +1,14 @@
 //! `keel chnn …`: learning constrained dynamics (CHNN) on the paper's systems.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use keel::chnn::data::{generate, SystemSpec};
+use keel::chnn::export::{load, save, Info};
 use keel::chnn::model::ModelKind;
-use keel::chnn::train::{evaluate, test_set, train, TrainConfig};
+use keel::chnn::train::{evaluate, test_set, train, Net, TrainConfig, Trained};
 use keel::error::{Error, Result};
+use keel::params::Params;
 use keel::simulate::SystemKind;
 
 #[derive(Subcommand)]
@@ -14,6 +16,24 @@ pub enum ChnnCommand {
     /// Train a learned-dynamics model on trajectories of one of the paper's systems and report
     /// its rollout error on test trajectories.
     Train(TrainArgs),
+    /// Evaluate a saved model (`train --export`) on test trajectories of its system.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A model written by `keel chnn train --export`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Test trajectories (seed 2).
+    #[arg(long, default_value_t = 100)]
+    n_test: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Plot the test error over time (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -62,9 +82,12 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Plot the test error over time (PNG).
+    /// Plot the test error over time and the training loss (PNG).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Save the trained model here (safetensors; CHNN and CLNN files load in keel-core).
+    #[arg(long)]
+    export: Option<PathBuf>,
     #[command(flatten)]
     checkpoint: crate::checkpoint_args::CheckpointArgs,
 }
@@ -72,12 +95,15 @@ pub struct TrainArgs {
 pub fn run(cmd: &ChnnCommand) -> Result<()> {
     match cmd {
         ChnnCommand::Train(a) => train_cmd(a),
+        ChnnCommand::Eval(a) => eval_cmd(a),
     }
 }
 
 fn train_cmd(a: &TrainArgs) -> Result<()> {
-    if let Some(p) = &a.plot {
-        keel::output::check_writable("--plot", p)?;
+    for (flag, path) in [("--plot", &a.plot), ("--export", &a.export)] {
+        if let Some(p) = path {
+            keel::output::check_writable(flag, p)?;
+        }
     }
     let checkpoint = a.checkpoint.options()?;
     let kind: SystemKind = a.system.parse()?;
@@ -101,9 +127,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         checkpoint: checkpoint.clone(),
     };
     cfg.validate()?;
-    if a.n_test == 0 {
-        return Err(Error::invalid("--n-test", a.n_test, "must be positive"));
-    }
+    check_n_test(a.n_test)?;
     let data = generate(system, a.n_train, 0)?;
     let t = train(&cfg, &data)?;
     if checkpoint.stop_after.is_some_and(|s| s < a.epochs) {
@@ -114,9 +138,74 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let test = test_set(system, a.n_test)?;
-    let e = evaluate(&t.net, &t.params, system, &test)?;
+    let info = Info {
+        model: model.name().into(),
+        system: kind.name().into(),
+        links: a.links,
+        hidden: a.hidden,
+        layers: a.layers,
+        n_train: a.n_train,
+        epochs: a.epochs,
+        seed: a.seed,
+        dt: data.chunks[0].t[1] - data.chunks[0].t[0],
+    };
+    if let Some(p) = &a.export {
+        save(p, &t.net, &t.params, &info)?;
+    }
+    report(
+        &t.net,
+        &t.params,
+        &info,
+        a.n_test,
+        a.json,
+        a.plot.as_deref(),
+        Some(&t),
+    )
+}
+
+fn check_n_test(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid("--n-test", n, "must be positive"));
+    }
+    Ok(())
+}
+
+fn eval_cmd(a: &EvalArgs) -> Result<()> {
     if let Some(p) = &a.plot {
+        keel::output::check_writable("--plot", p)?;
+    }
+    check_n_test(a.n_test)?;
+    let saved = load(&a.model)?;
+    report(
+        &saved.net,
+        &saved.params,
+        &saved.info,
+        a.n_test,
+        a.json,
+        a.plot.as_deref(),
+        None,
+    )
+}
+
+/// Evaluates on `n_test` test trajectories and prints (and plots) the metrics; `trained` adds
+/// the training time, loss and curve.
+fn report(
+    net: &Net,
+    params: &Params,
+    info: &Info,
+    n_test: usize,
+    json: bool,
+    plot: Option<&Path>,
+    trained: Option<&Trained>,
+) -> Result<()> {
+    let system = info.spec()?;
+    let test = test_set(system, n_test)?;
+    let e = evaluate(net, params, system, &test)?;
+    let name = match info.links {
+        Some(n) => format!("{}-{n}", info.system),
+        None => info.system.clone(),
+    };
+    if let Some(p) = plot {
         let dt = test.trajectories[0].t[1];
         let at = |v: &[f64], scale: f64| -> Vec<(f64, f64)> {
             v.iter()
@@ -125,14 +214,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
                 .collect()
         };
         let errors = [(
-            format!(
-                "{} (mean over {} test trajectories)",
-                model.name(),
-                a.n_test
-            ),
+            format!("{} (mean over {n_test} test trajectories)", info.model),
             at(&e.error_curve, dt),
         )];
-        let loss = [("training L1 loss".to_string(), at(&t.history, 1.0))];
+        let loss = [(
+            "training L1 loss".to_string(),
+            trained.map_or_else(Vec::new, |t| at(&t.history, 1.0)),
+        )];
         keel::plot::plot_log_panels(
             p,
             [
@@ -146,30 +234,27 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             ],
         )?;
     }
-    let name = match a.links {
-        Some(n) => format!("{}-{n}", kind.name()),
-        None => kind.name().to_string(),
-    };
-    if a.json {
-        let v = serde_json::json!({
-            "system": name, "model": model.name(), "n_train": a.n_train, "epochs": a.epochs,
+    if json {
+        let mut v = serde_json::json!({
+            "system": name, "model": info.model, "n_train": info.n_train, "epochs": info.epochs,
             "rollout_gm_error": e.rollout_gm_error, "energy_error": e.energy_error,
-            "chaos_floor": e.chaos_floor, "train_seconds": t.train_seconds,
-            "final_loss": t.final_loss, "n_test": a.n_test, "seed": a.seed,
+            "chaos_floor": e.chaos_floor, "n_test": n_test, "seed": info.seed,
         });
+        if let Some(t) = trained {
+            v["train_seconds"] = t.train_seconds.into();
+            v["final_loss"] = t.final_loss.into();
+        }
         println!("{v}");
     } else {
+        let training = trained.map_or_else(String::new, |t| {
+            format!(
+                "; {:.1} s of training, final training loss {:.3e}",
+                t.train_seconds, t.final_loss
+            )
+        });
         println!(
-            "{} on {} (n_train {}, {} epochs, {:.1} s): test rollout error (geometric mean) {:.3e}, energy error {:.3e}, chaos floor {:.3e}; final training loss {:.3e}",
-            model.name(),
-            name,
-            a.n_train,
-            a.epochs,
-            t.train_seconds,
-            e.rollout_gm_error,
-            e.energy_error,
-            e.chaos_floor,
-            t.final_loss
+            "{} on {name} (n_train {}, {} epochs): test rollout error (geometric mean) {:.3e}, energy error {:.3e}, chaos floor {:.3e}{training}",
+            info.model, info.n_train, info.epochs, e.rollout_gm_error, e.energy_error, e.chaos_floor,
         );
     }
     Ok(())

@@ -112,6 +112,15 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
         Ok(())
     }
 
+    /// Adds a general linear constraint `Σ_k w_k x_{n_k, axis} = offset` (joints and pins are
+    /// built from these).
+    ///
+    /// # Errors
+    /// An invalid node or axis; more than `C` constraints.
+    pub fn linear(&mut self, c: Linear<T>) -> Result<()> {
+        self.push(Constraint::Linear(c))
+    }
+
     /// Adds a point mass; returns its node index.
     ///
     /// # Errors

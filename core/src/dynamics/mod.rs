@@ -9,6 +9,7 @@
 //! of the paper with its default parameters and initial-condition sampler.
 
 mod constraint;
+pub mod learned;
 mod mass;
 mod mechanics;
 mod phase;

@@ -109,15 +109,27 @@ impl<'a, const L: usize> Mlp<'a, L> {
     /// than `L` layers; [`Error::TensorNotFound`], [`Error::TensorShape`] or
     /// [`Error::UnsupportedDtype`] for a missing, misshapen or non-float tensor.
     pub fn from_safetensors<const MAX: usize>(st: &SafeTensors<'a, MAX>) -> Result<Self> {
+        Self::from_safetensors_of_kind(st, "mlp")
+    }
+
+    /// As [`from_safetensors`](Mlp::from_safetensors) for a file whose `keel.kind` is `kind`:
+    /// a model that embeds an MLP in this layout (e.g. a learned potential, `chnn`).
+    ///
+    /// # Errors
+    /// As [`from_safetensors`](Mlp::from_safetensors), with `kind` in place of `mlp`.
+    pub fn from_safetensors_of_kind<const MAX: usize>(
+        st: &SafeTensors<'a, MAX>,
+        kind: &str,
+    ) -> Result<Self> {
         match st.metadata("keel.kind") {
             None => {
                 return Err(Error::InvalidConfig {
                     what: "no `keel.kind` metadata",
                 })
             }
-            Some(kind) if kind != "mlp" => {
+            Some(k) if k != kind => {
                 return Err(Error::InvalidConfig {
-                    what: "`keel.kind` is not `mlp`",
+                    what: "`keel.kind` is not the model kind expected",
                 })
             }
             Some(_) => {}

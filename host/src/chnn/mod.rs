@@ -4,6 +4,7 @@
 
 pub mod angles;
 pub mod data;
+pub mod export;
 pub mod model;
 pub mod train;
 pub mod truth;

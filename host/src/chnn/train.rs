@@ -789,6 +789,46 @@ fn chaos(
     Ok(trapezoid_geometric_mean(&errs, dt, t_total).unwrap_or(f64::NAN))
 }
 
+/// Rolls the learned dynamics out from velocity-form Cartesian states `z0` with `steps` classic
+/// RK4 steps of `dt` in f64 on the engine (the host's side of the host–core comparison):
+/// velocity-form Cartesian states, `[trajectory][step]`, the initial state first.
+///
+/// # Errors
+/// Evaluation errors of the model.
+pub fn rk4_rollout(
+    net: &Net,
+    params: &Params,
+    z0: &[Vec<f64>],
+    dt: f64,
+    steps: usize,
+) -> Result<Vec<Vec<Vec<f64>>>> {
+    let b = z0.len();
+    let p64 = params.to_dtype(DType::F64)?;
+    let net = net.to_dtype(DType::F64)?;
+    let minv = net.mass_inverse(&p64)?;
+    let f = |y: &[f64]| net.flat_field(&p64, &minv, y, b);
+    let axpy = |y: &[f64], k: &[f64], h: f64| -> Vec<f64> {
+        y.iter().zip(k).map(|(a, k)| a + h * k).collect()
+    };
+    let mut y = net.start(&p64, z0)?;
+    let mut out = vec![Vec::with_capacity(steps + 1); b];
+    for step in 0..=steps {
+        if step > 0 {
+            let k1 = f(&y)?;
+            let k2 = f(&axpy(&y, &k1, dt / 2.0))?;
+            let k3 = f(&axpy(&y, &k2, dt / 2.0))?;
+            let k4 = f(&axpy(&y, &k3, dt))?;
+            for (i, v) in y.iter_mut().enumerate() {
+                *v += dt / 6.0 * (k1[i] + 2.0 * (k2[i] + k3[i]) + k4[i]);
+            }
+        }
+        for (o, z) in out.iter_mut().zip(net.cartesian(&p64, &minv, &y, b)?) {
+            o.push(z);
+        }
+    }
+    Ok(out)
+}
+
 /// Test set for `system` with the reference's seed.
 ///
 /// # Errors
