@@ -15,7 +15,9 @@ use core::hint::black_box;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
+use keel_core::dynamics::learned::{self, Form};
 use keel_core::dynamics::systems::ChainPendulum;
+use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
@@ -83,6 +85,67 @@ fn run_emlp() -> keel_core::Result<()> {
         EMLP_INPUTS,
         Bits(&y),
         Bits(&yg)
+    );
+    Ok(())
+}
+
+/// A CHNN learned on the 2-pendulum at the paper's budget (`keel chnn train --system
+/// chain-pendulum --links 2 --model chnn --n-train 800 --epochs 2000 --export …`): a 3 × 256 tanh
+/// potential, learned masses and the constraint graph, read from flash in place.
+static CHNN_MODEL: &[u8] = include_bytes!("../assets/chnn-pend2.safetensors");
+/// Initial link angles and rates of the learned rollout.
+const CHNN_ANGLES: [f32; 2] = [0.5, -0.4];
+const CHNN_RATES: [f32; 2] = [0.3, 0.8];
+/// The data's step (s) and the steps taken.
+const CHNN_DT: f32 = 0.03;
+const CHNN_STEPS: usize = 100;
+/// Scratch for the potential's input gradient: 256 × 3 + 1 stored plus 2 × 256.
+const CHNN_SCRATCH: usize = 1281;
+
+/// The learned model as loaded from flash.
+type LearnedPendulum = learned::Learned<'static, f32, 2, 2, 2, 4, CHNN_SCRATCH>;
+
+/// Loads the learned 2-pendulum and takes its first RK4 step between the markers (early in the
+/// run, so the instruction trace reaches it quickly); returns the model, the velocity-form start
+/// and the state after one step.
+fn chnn_first_step() -> keel_core::Result<(LearnedPendulum, Phase<f32, 2, 2>, Phase<f32, 2, 2>)> {
+    let real = ChainPendulum::<f32, 2>::paper()?;
+    let z0 = real.velocity_state_from_angles(&CHNN_ANGLES, &CHNN_RATES);
+    let st = SafeTensors::<16>::parse(CHNN_MODEL)?;
+    let model = learned::load::<f32, 2, 2, 2, 4, CHNN_SCRATCH, 16>(&st, z0.x())?;
+    if model.form != Form::Hamiltonian {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded model is not a CHNN",
+        });
+    }
+    let rk4 = black_box(Rk4::new(CHNN_DT)?);
+    let mut z = model.mechanics.from_velocity_form(&z0);
+    black_box(&mut z);
+    bench_start();
+    let first = rk4.step(&model.mechanics, 0.0, &mut z);
+    bench_end();
+    first?;
+    Ok((model, z0, z))
+}
+
+/// Finishes the `CHNN_STEPS`-step rollout and prints the start and final velocity-form states.
+fn chnn_finish(
+    model: &LearnedPendulum,
+    z0: &Phase<f32, 2, 2>,
+    mut z: Phase<f32, 2, 2>,
+) -> keel_core::Result<()> {
+    let mechanics = &model.mechanics;
+    let rk4 = Rk4::new(CHNN_DT)?;
+    for k in 1..CHNN_STEPS {
+        rk4.step(mechanics, CHNN_DT * k as f32, &mut z)?;
+    }
+    let zv = mechanics.to_velocity_form(&z);
+    hprintln!(
+        "KEEL-FW model=chnn links=2 dt={:08x} steps={} z0={} state={}",
+        CHNN_DT.to_bits(),
+        CHNN_STEPS,
+        Bits(z0.as_slice()),
+        Bits(zv.as_slice())
     );
     Ok(())
 }
@@ -271,9 +334,11 @@ fn run() -> keel_core::Result<()> {
     first?;
     t += DT;
 
+    let (chnn, chnn_z0, chnn_z) = chnn_first_step()?;
     classify_digits()?;
     run_gp()?;
     run_emlp()?;
+    chnn_finish(&chnn, &chnn_z0, chnn_z)?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;

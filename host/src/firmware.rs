@@ -809,6 +809,122 @@ pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
     })
 }
 
+/// The learned 2-pendulum CHNN the firmware embeds (`keel chnn train … --export`).
+pub const CHNN_MODEL: &str = "chnn-pend2.safetensors";
+/// Tolerance on the firmware's final state against the host engine's rollout,
+/// `‖fw − host‖₂ / ‖host‖₂` (f32 on the controller, f64 on the host, 100 RK4 steps).
+pub const CHNN_TOLERANCE: f64 = 1e-4;
+
+/// A parsed `KEEL-FW model=chnn` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareChnnRun {
+    /// RK4 step.
+    pub dt: f32,
+    /// Steps.
+    pub steps: usize,
+    /// Initial velocity-form state `(x, v)`.
+    pub z0: Vec<f32>,
+    /// Final velocity-form state.
+    pub state: Vec<f32>,
+}
+
+/// Finds and parses the `KEEL-FW model=chnn` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
+    let (line, fields) = model_line(output, "chnn")?;
+    let get = |k: &str| field(&fields, line, k);
+    let dt = hex_words("dt", get("dt")?)?;
+    let steps: usize = get("steps")?
+        .parse()
+        .map_err(|_| Error::invalid("firmware output", line, "steps= is not a count"))?;
+    let (z0, state) = (
+        hex_words("z0", get("z0")?)?,
+        hex_words("state", get("state")?)?,
+    );
+    if dt.len() != 1 || z0.len() != 8 || state.len() != 8 {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            "expected one dt and 8-component states (2 nodes × 2 dimensions × (x, v))",
+        ));
+    }
+    Ok(FirmwareChnnRun {
+        dt: dt[0],
+        steps,
+        z0,
+        state,
+    })
+}
+
+/// The firmware's learned rollout against the host engine's, and both against the real system.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ChnnComparison {
+    /// Firmware final state.
+    pub firmware: Vec<f32>,
+    /// Host engine final state (f64 rollout of the same file).
+    pub host: Vec<f64>,
+    /// `‖fw − host‖₂ / ‖host‖₂`.
+    pub relative_error: f64,
+    /// The real pendulum's final state from the same start (dopri5, rtol 1e-10).
+    pub truth: Vec<f64>,
+    /// `‖host − truth‖₂ / ‖truth‖₂`: how well the learned model predicts after `steps` steps.
+    pub model_error: f64,
+    /// Tolerance on `relative_error`.
+    pub tolerance: f64,
+    /// Within tolerance.
+    pub pass: bool,
+}
+
+/// Reruns the firmware's learned rollout on the host engine (f64) from the same start, and the
+/// real system for reference.
+///
+/// # Errors
+/// I/O and format errors for the model; integration errors.
+pub fn check_chnn(run: &FirmwareChnnRun, assets: &std::path::Path) -> Result<ChnnComparison> {
+    use crate::chnn::data::SystemSpec;
+    use crate::chnn::truth::truth;
+    let saved = crate::chnn::export::load(&assets.join(CHNN_MODEL))?;
+    let z0: Vec<f64> = run.z0.iter().map(|&v| f64::from(v)).collect();
+    let dt = f64::from(run.dt);
+    let host = crate::chnn::train::rk4_rollout(
+        &saved.net,
+        &saved.params,
+        std::slice::from_ref(&z0),
+        dt,
+        run.steps,
+    )?
+    .remove(0)
+    .pop()
+    .unwrap_or_default();
+    let sys = truth(SystemSpec {
+        kind: crate::simulate::SystemKind::ChainPendulum,
+        size: Some(2),
+    })?;
+    let times: Vec<f64> = (0..=run.steps).map(|k| k as f64 * dt).collect();
+    let truth_end = sys
+        .rollout(&z0[..4], &z0[4..], &times, 1e-10)?
+        .pop()
+        .unwrap_or_default();
+    let rel = |a: &[f64], b: &[f64]| {
+        let num: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
+        let den: f64 = b.iter().map(|v| v * v).sum();
+        (num / den).sqrt()
+    };
+    let fw: Vec<f64> = run.state.iter().map(|&v| f64::from(v)).collect();
+    let relative_error = rel(&fw, &host);
+    Ok(ChnnComparison {
+        firmware: run.state.clone(),
+        model_error: rel(&host, &truth_end),
+        truth: truth_end,
+        pass: host.len() == fw.len() && relative_error <= CHNN_TOLERANCE,
+        host,
+        relative_error,
+        tolerance: CHNN_TOLERANCE,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,6 +1024,34 @@ mod tests {
         assert!(parse_gp(&line.replace(
             &format!("mean={}", hex(&m)),
             &format!("mean={}", hex(&m[..1]))
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn the_chnn_line_parses_and_bad_lines_are_refused() {
+        let hex = |v: &[f32]| -> String {
+            v.iter()
+                .map(|x| format!("{:08x}", x.to_bits()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let z0 = [0.1f32, -1.0, 0.3, -2.0, 0.5, 0.1, 0.2, -0.3];
+        let line = format!(
+            "KEEL-FW model=chnn links=2 dt={} steps=100 z0={} state={}",
+            hex(&[0.03]),
+            hex(&z0),
+            hex(&z0)
+        );
+        let run = parse_chnn(&format!("boot\n{line}\n")).unwrap();
+        assert_eq!(run.steps, 100);
+        assert_eq!(run.z0, z0.to_vec());
+        assert_eq!(run.dt, 0.03);
+        assert!(parse_chnn(&line.replace("steps=100 ", "")).is_err());
+        assert!(parse_chnn(&line.replace("steps=100", "steps=many")).is_err());
+        assert!(parse_chnn(&line.replace(
+            &format!("z0={}", hex(&z0)),
+            &format!("z0={}", hex(&z0[..3]))
         ))
         .is_err());
     }

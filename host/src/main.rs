@@ -614,10 +614,12 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
     let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
     let emlp = keel::firmware::check_emlp(&keel::firmware::parse_emlp(&text)?, assets)?;
     let gp = keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?;
+    let chnn_run = keel::firmware::parse_chnn(&text)?;
+    let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp})
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn})
         );
     } else {
         println!(
@@ -682,8 +684,17 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             gp.tolerance,
             if gp.pass { "PASS" } else { "FAIL" }
         );
+        println!(
+            "CHNN 2-pendulum (embedded keel chnn export, 3 × 256) for {} RK4 steps: final state \
+             ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real pendulum: {:.3e}",
+            chnn_run.steps,
+            chnn.relative_error,
+            chnn.tolerance,
+            if chnn.pass { "PASS" } else { "FAIL" },
+            chnn.model_error
+        );
     }
-    Ok(c.pass && model.pass && emlp.pass && gp.pass)
+    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
