@@ -384,6 +384,41 @@ fn batch(rows: &[Vec<Vec<f64>>], idx: &[usize], half: usize) -> Result<(Tensor, 
     ))
 }
 
+/// The chunks in the model's own coordinates (what [`step`] takes).
+pub fn model_rows(net: &Net, chunks: &[Chunk]) -> Vec<Vec<Vec<f64>>> {
+    chunks.iter().map(|c| net.states(c)).collect()
+}
+
+/// One optimisation step on the chunks `rows[idx]`: the mean absolute error of the 5-sample
+/// rollout (RK4 3/8 rule, step `dt`), its gradient through the integrator, and the optimiser's
+/// update at learning rate `lr`. Returns the loss; a non-finite loss is returned without
+/// updating anything.
+///
+/// # Errors
+/// Evaluation errors of the model.
+pub fn step(
+    net: &Net,
+    params: &mut Params,
+    opt: &mut Optimizer,
+    rows: &[Vec<Vec<f64>>],
+    idx: &[usize],
+    dt: f64,
+    lr: f64,
+) -> Result<f64> {
+    let (a0, b0, target) = batch(rows, idx, net.half())?;
+    let vars = params.variables();
+    let pred = net.rollout_chunk(&vars, &a0, &b0, dt)?;
+    let loss = pred.sub(&target)?.abs()?.mean_all()?;
+    let l = loss.item()?;
+    if !l.is_finite() {
+        return Ok(l);
+    }
+    let refs: Vec<&Tensor> = vars.values().iter().collect();
+    let grads = no_grad(|| backward(&loss, &refs))?;
+    no_grad(|| opt.step(params, &grads, lr))?;
+    Ok(l)
+}
+
 /// One RK4 step, 3/8 rule (torchdiffeq's `rk4`): stages at `t, t + h/3, t + 2h/3, t + h`,
 /// weights `(1, 3, 3, 1)/8`.
 fn rk4_38(
@@ -446,11 +481,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         cfg.layers,
         &mut rng,
     )?;
-    let half = net.half();
-    let rows: Vec<Vec<Vec<f64>>> = data.chunks[..cfg.n_train]
-        .iter()
-        .map(|c| net.states(c))
-        .collect();
+    let rows = model_rows(&net, &data.chunks[..cfg.n_train]);
     let mut opt = Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), &params)?;
     let schedule = Schedule::Cosine {
         total: cfg.epochs,
@@ -493,11 +524,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         let lr = schedule.lr(cfg.lr, epoch);
         let (mut total, mut count) = (0.0, 0usize);
         for idx in order.chunks(bs) {
-            let (a0, b0, target) = batch(&rows, idx, half)?;
-            let vars = params.variables();
-            let pred = net.rollout_chunk(&vars, &a0, &b0, dt)?;
-            let loss = pred.sub(&target)?.abs()?.mean_all()?;
-            let l = loss.item()?;
+            let l = step(&net, &mut params, &mut opt, &rows, idx, dt, lr)?;
             if !l.is_finite() {
                 let kept = match &cfg.checkpoint.path {
                     Some(p) if p.exists() => {
@@ -514,9 +541,6 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
                     ),
                 ));
             }
-            let refs: Vec<&Tensor> = vars.values().iter().collect();
-            let grads = no_grad(|| backward(&loss, &refs))?;
-            no_grad(|| opt.step(&mut params, &grads, lr))?;
             total += l * idx.len() as f64;
             count += idx.len();
         }
