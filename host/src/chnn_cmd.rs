@@ -213,25 +213,48 @@ fn report(
                 .map(|(k, y)| (k as f64 * scale, *y))
                 .collect()
         };
+        // From the first step on: at t = 0 both start from the same state.
         let errors = [(
             format!("{} (mean over {n_test} test trajectories)", info.model),
-            at(&e.error_curve, dt),
+            at(&e.error_curve, dt).split_off(1),
         )];
         let loss = [(
             "training L1 loss".to_string(),
             trained.map_or_else(Vec::new, |t| at(&t.history, 1.0)),
         )];
-        keel::plot::plot_log_panels(
+        // The last node's path in the first two coordinates: the truth and the model.
+        // (x, y) in the plane, the side view (x, z) in 3-D.
+        let (d, up) = if info.system == "chain-pendulum" {
+            (2, 1)
+        } else {
+            (3, 2)
+        };
+        let nd = e.first_truth[0].len() / 2;
+        let xy = |zs: &[Vec<f64>]| -> Vec<(f64, f64)> {
+            zs.iter().map(|z| (z[nd - d], z[nd - d + up])).collect()
+        };
+        let paths = [
+            ("truth".to_string(), xy(&e.first_truth)),
+            (info.model.clone(), xy(&e.first_rollout)),
+        ];
+        let mut panels: Vec<keel::plot::Panel<'_>> = vec![(
+            "Relative error of test rollouts",
+            "t (s)",
+            "relative error",
+            &errors,
+        )];
+        if trained.is_some() {
+            panels.push(("Training", "epoch", "mean |ẑ − z|", &loss));
+        }
+        keel::plot::plot_log_panels_and_paths(
             p,
-            [
-                (
-                    "Relative error of test rollouts",
-                    "t (s)",
-                    "relative error",
-                    &errors,
-                ),
-                ("Training", "epoch", "mean |ẑ − z|", &loss),
-            ],
+            &panels,
+            (
+                "Last node, first test trajectory",
+                "x (m)",
+                if up == 1 { "y (m)" } else { "z (m)" },
+                &paths,
+            ),
         )?;
     }
     if json {

@@ -351,6 +351,74 @@ pub fn plot_log_panels(path: &Path, panels: [Panel<'_>; 2]) -> Result<()> {
     })
 }
 
+/// Log-scale panels followed by one panel of paths in the plane (equal axes; e.g. a learned
+/// rollout against the truth).
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_log_panels_and_paths(
+    path: &Path,
+    panels: &[Panel<'_>],
+    paths: Panel<'_>,
+) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let width = 550 * (panels.len() as u32 + 1);
+        let root = BitMapBackend::new(tmp, (width, 500)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let areas = root.split_evenly((1, panels.len() + 1));
+        for (area, (title, xd, yd, series)) in areas.iter().zip(panels) {
+            let clamped: Vec<(String, Vec<(f64, f64)>)> = series
+                .iter()
+                .filter(|(_, pts)| !pts.is_empty())
+                .map(|(n, pts)| {
+                    (
+                        n.clone(),
+                        pts.iter().map(|&(x, y)| (x, y.max(FLOOR))).collect(),
+                    )
+                })
+                .collect();
+            draw_log_series(area, &clamped, title, xd, yd).map_err(plot_err(path))?;
+        }
+        let (title, xd, yd, series) = paths;
+        let all = || series.iter().flat_map(|(_, s)| s.iter());
+        let (x0, x1) = bounds(all().map(|p| p.0));
+        let (y0, y1) = bounds(all().map(|p| p.1));
+        let half = 0.5 * (x1 - x0).max(y1 - y0) * 1.05;
+        let (cx, cy) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
+        let area = &areas[panels.len()];
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(cx - half..cx + half, cy - half..cy + half)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(xd)
+            .y_desc(yd)
+            .draw()
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        for (i, (label, s)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}
+
 /// The posterior of a 1-D GP stream at several points of the stream: the points seen so far,
 /// the predictive mean and a ±2σ band of f, one panel per snapshot.
 ///

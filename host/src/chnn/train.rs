@@ -595,6 +595,10 @@ pub struct Evaluation {
     pub energy_error: f64,
     /// Per-step relative error, averaged over trajectories (for plots).
     pub error_curve: Vec<f64>,
+    /// The first test trajectory's true velocity-form Cartesian states, per step.
+    pub first_truth: Vec<Vec<f64>>,
+    /// The model's rollout of it.
+    pub first_rollout: Vec<Vec<f64>>,
 }
 
 /// Integrates `f` from `y0` (one flat batch state) with Dormand–Prince 5(4), one shared step
@@ -779,11 +783,19 @@ pub fn evaluate(
         floor += chaos(sys.as_ref(), &truth_z, &times, dt, t_total, nd, &mut rng)?;
     }
     let bf = b as f64;
+    let first_truth = (0..steps)
+        .map(|k| {
+            let tr = &test.trajectories[0];
+            tr.x[k].iter().chain(&tr.v[k]).copied().collect()
+        })
+        .collect();
     Ok(Evaluation {
         rollout_gm_error: gm / bf,
         chaos_floor: floor / bf,
         energy_error: energy / bf,
         error_curve: curve,
+        first_truth,
+        first_rollout: pred.swap_remove(0),
     })
 }
 
