@@ -118,6 +118,23 @@ fn cli_rejects_bad_input_with_one_line() {
         &with(&["--system", "chain-pendulum", "--lr", "0", "--n-train", "2"]),
         &["--lr"],
     );
+    // `chnn eval` names a model file of another kind, and a missing one.
+    rejects(
+        &[
+            "chnn",
+            "eval",
+            "--model",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../firmware/assets/digits-mlp.safetensors"
+            ),
+        ],
+        &["`mlp` model", "not a learned-dynamics model"],
+    );
+    rejects(
+        &["chnn", "eval", "--model", "/nonexistent/pend2.safetensors"],
+        &["/nonexistent/pend2.safetensors"],
+    );
 }
 
 #[test]
