@@ -3,6 +3,8 @@
 //! with the host engine's rollout of the same model; saved models of every kind read back to
 //! the same evaluation; files of other kinds are refused.
 
+mod common;
+
 use keel::chnn::data::{generate, SystemSpec};
 use keel::chnn::export::{load, save, to_bytes, Info};
 use keel::chnn::model::ModelKind;
@@ -21,18 +23,8 @@ const PENDULUM2: SystemSpec = SystemSpec {
 fn trained(model: ModelKind, epochs: usize) -> (Trained, Info) {
     let data = generate(PENDULUM2, 40, 0).unwrap();
     let cfg = TrainConfig {
-        system: PENDULUM2,
-        model,
-        n_train: 40,
         epochs,
-        batch: 20,
-        lr: 3e-3,
-        weight_decay: 1e-4,
-        hidden: 32,
-        layers: 2,
-        seed: 0,
-        progress: false,
-        checkpoint: keel::checkpoint::Options::default(),
+        ..common::chnn_config(PENDULUM2, model)
     };
     let t = train(&cfg, &data).unwrap();
     let info = Info {

@@ -9,23 +9,7 @@ use keel::chnn::model::ModelKind;
 use keel::chnn::train::{evaluate, train, TrainConfig};
 use keel::simulate::SystemKind;
 
-/// The small configuration the tests train: 60 epochs, batch 20, 2 × 32 tanh.
-fn config(system: SystemSpec, model: ModelKind) -> TrainConfig {
-    TrainConfig {
-        system,
-        model,
-        n_train: 40,
-        epochs: 60,
-        batch: 20,
-        lr: 3e-3,
-        weight_decay: 1e-4,
-        hidden: 32,
-        layers: 2,
-        seed: 0,
-        progress: false,
-        checkpoint: keel::checkpoint::Options::default(),
-    }
-}
+use common::chnn_config as config;
 
 fn pendulum(links: usize) -> SystemSpec {
     SystemSpec {

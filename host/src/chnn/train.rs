@@ -149,26 +149,12 @@ impl Net {
         layers: usize,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Net> {
-        let f = DType::F32;
+        let (f, chain) = (DType::F32, || Chain::of(graph, z0));
         Ok(match kind {
             ModelKind::Chnn => Net::Chnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
             ModelKind::Clnn => Net::Clnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
-            ModelKind::Node => Net::Node(Node::new(
-                params,
-                Chain::of(graph, z0)?,
-                hidden,
-                layers,
-                f,
-                rng,
-            )?),
-            ModelKind::Hnn => Net::Hnn(Hnn::new(
-                params,
-                Chain::of(graph, z0)?,
-                hidden,
-                layers,
-                f,
-                rng,
-            )?),
+            ModelKind::Node => Net::Node(Node::new(params, chain()?, hidden, layers, f, rng)?),
+            ModelKind::Hnn => Net::Hnn(Hnn::new(params, chain()?, hidden, layers, f, rng)?),
         })
     }
 
