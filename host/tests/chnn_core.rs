@@ -170,3 +170,70 @@ fn the_core_refuses_a_graph_of_another_size() {
         .unwrap();
     assert!(matches!(e, keel_core::Error::ScratchTooSmall { .. }), "{e}");
 }
+
+#[test]
+fn an_extended_body_with_a_pin_loads_on_the_core_and_matches_the_host() {
+    // The gyroscope: one 3-D body (4 nodes, 6 internal distances) pinned at the origin (3 linear
+    // constraints) — the learned inertias and the linear-constraint table on the core.
+    let gyro = SystemSpec {
+        kind: SystemKind::Gyroscope,
+        size: None,
+    };
+    let data = generate(gyro, 10, 0).unwrap();
+    let cfg = TrainConfig {
+        n_train: 10,
+        epochs: 3,
+        batch: 10,
+        hidden: 16,
+        ..common::chnn_config(gyro, ModelKind::Chnn)
+    };
+    let t = train(&cfg, &data).unwrap();
+    let info = Info {
+        model: "chnn".into(),
+        system: "gyroscope".into(),
+        links: None,
+        hidden: 16,
+        layers: 2,
+        n_train: 10,
+        epochs: 3,
+        seed: 0,
+        dt: 0.02,
+    };
+    let bytes = to_bytes(&t.net, &t.params, &info).unwrap();
+    let st = SafeTensors::<16>::parse(&bytes).unwrap();
+    let z0: Vec<f64> = data.chunks[0].z[0].clone();
+    let mut x0 = [[0.0f64; 3]; 4];
+    let mut v0 = [[0.0f64; 3]; 4];
+    for i in 0..4 {
+        for k in 0..3 {
+            x0[i][k] = z0[i * 3 + k];
+            v0[i][k] = z0[12 + i * 3 + k];
+        }
+    }
+    let m = learned::load::<f64, 4, 3, 9, 4, 65, 16>(&st, &x0).unwrap();
+    // The learned masses: one body of mass e^θ₀ and moments e^θ_k.
+    assert_eq!(m.mechanics.mass().body_of(0), (0, 4));
+    let mut z = Phase::<f64, 4, 3>::zeros();
+    *z.x_mut() = x0;
+    *z.p_mut() = v0;
+    let mut z = m.mechanics.from_velocity_form(&z);
+    let rk4 = Rk4::new(0.02).unwrap();
+    let host = rk4_rollout(&t.net, &t.params, &[z0], 0.02, 20).unwrap();
+    for k in 1..=20 {
+        rk4.step(&m.mechanics, 0.0, &mut z).unwrap();
+        let zv = m.mechanics.to_velocity_form(&z);
+        let core: Vec<f64> = zv
+            .x()
+            .as_flattened()
+            .iter()
+            .chain(zv.p().as_flattened())
+            .copied()
+            .collect();
+        for (a, b) in core.iter().zip(&host[0][k]) {
+            assert!(
+                (a - b).abs() < 1e-9 * (1.0 + b.abs()),
+                "step {k}: core {a} vs host {b}"
+            );
+        }
+    }
+}

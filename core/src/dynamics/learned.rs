@@ -4,7 +4,8 @@
 //! The file carries the learned potential `V(vec x)` (a tanh MLP, `layer{i}.weight`/`.bias` and
 //! `keel.config` as for [`Mlp`]), the learned mass parameters `mass.theta` (per body
 //! `m = exp θ₀`, `I_k = exp θ_k`) and the constraint graph (`graph.bodies`, `graph.tethers`,
-//! `graph.distances`, `graph.linear`; indices stored as exact small floats). The model never
+//! `graph.distances`, `graph.linear`; indices stored as exact small floats; an extended body's
+//! internal distances are implied by the body and skipped if listed). The model never
 //! saw the lengths, so [`load`] measures them on a state of the caller's (they enter only
 //! [`Mechanics::project`] and [`Mechanics::violation`], never the vector field).
 //!
@@ -271,6 +272,11 @@ pub fn load<
                 N,
                 "a distance's node is out of range",
             )?;
+            // An extended body's internal distances come with the body itself.
+            let (start, len) = b.mass().body_of(i);
+            if len > 1 && (start..start + len).contains(&j) {
+                continue;
+            }
             b.distance(i, j, dist(&x0[i], &x0[j]))?;
         }
     }
