@@ -163,9 +163,15 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     )
 }
 
+/// Checked before any work (the test set itself checks again).
 fn check_n_test(n: usize) -> Result<()> {
-    if n == 0 {
-        return Err(Error::invalid("--n-test", n, "must be positive"));
+    let max = keel::chnn::data::MAX_TRAJECTORIES;
+    if n == 0 || n > max {
+        return Err(Error::invalid(
+            "--n-test",
+            n,
+            format!("between 1 and {max} trajectories"),
+        ));
     }
     Ok(())
 }

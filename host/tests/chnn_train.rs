@@ -102,6 +102,17 @@ fn cli_rejects_bad_input_with_one_line() {
         &with(&["--system", "chain-pendulum", "--lr", "0", "--n-train", "2"]),
         &["--lr"],
     );
+    rejects(
+        &with(&[
+            "--system",
+            "chain-pendulum",
+            "--n-train",
+            "2",
+            "--n-test",
+            "20000",
+        ]),
+        &["--n-test"],
+    );
     // `chnn eval` names a model file of another kind, and a missing one.
     rejects(
         &[

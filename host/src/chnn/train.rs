@@ -856,5 +856,13 @@ pub fn rk4_rollout(
 /// # Errors
 /// As [`generate`].
 pub fn test_set(system: SystemSpec, n_test: usize) -> Result<DataSet> {
+    let max = super::data::MAX_TRAJECTORIES;
+    if n_test == 0 || n_test > max {
+        return Err(Error::invalid(
+            "--n-test",
+            n_test,
+            format!("between 1 and {max} trajectories"),
+        ));
+    }
     generate(system, n_test, TEST_SEED)
 }
