@@ -15,6 +15,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod bayes;
 pub mod checkpoint;
 pub mod chnn;
 pub mod data;

@@ -1,0 +1,247 @@
+//! Full-batch HMC: the leapfrog integrator's reversibility, volume preservation and O(ε²)
+//! energy error; acceptance → 1 as ε → 0; Bayesian linear regression against its analytic
+//! posterior (means within 3 Monte-Carlo standard errors from the ESS, covariances within
+//! 10 %); bad settings refused.
+
+use keel::bayes::ess::effective_sample_size;
+use keel::bayes::hmc::{leapfrog, sample, Ensembling, HmcConfig, State, Target};
+use keel::bayes::linear::LinearGaussian;
+use keel::error::Result;
+use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
+
+/// A non-Gaussian 2-D target: `log π = −¼Σθ⁴ − ½Σθ² + 0.3 θ₀θ₁` (likelihood part: the quartic
+/// and the coupling; prior: the Gaussian).
+struct Quartic;
+
+impl Target for Quartic {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn likelihood_and_gradient(&self, t: &[f64]) -> Result<(f64, Vec<f64>)> {
+        let ll = -0.25 * (t[0].powi(4) + t[1].powi(4)) + 0.3 * t[0] * t[1];
+        let g = vec![
+            -t[0].powi(3) + 0.3 * t[1] - t[0],
+            -t[1].powi(3) + 0.3 * t[0] - t[1],
+        ];
+        Ok((ll, g))
+    }
+    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64 {
+        -0.5 * new.iter().zip(old).map(|(a, b)| a * a - b * b).sum::<f64>()
+    }
+}
+
+fn hamiltonian(t: &dyn Target, s: &State, p: &[f64]) -> f64 {
+    let zero = vec![0.0; s.theta.len()];
+    -(s.log_likelihood + t.log_prior_difference(&s.theta, &zero))
+        + 0.5 * p.iter().map(|v| v * v).sum::<f64>()
+}
+
+#[test]
+fn leapfrog_is_reversible_and_volume_preserving() {
+    let q = Quartic;
+    let s0 = State::at(&q, vec![0.7, -1.1]).unwrap();
+    let p0 = vec![0.4, 0.9];
+    let (s1, p1) = leapfrog(&q, &s0, &p0, 0.1, 25).unwrap();
+    assert!((s1.theta[0] - s0.theta[0]).abs() > 0.1, "it moved");
+    let back: Vec<f64> = p1.iter().map(|v| -v).collect();
+    let (s2, p2) = leapfrog(&q, &s1, &back, 0.1, 25).unwrap();
+    for (a, b) in s2.theta.iter().zip(&s0.theta) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    for (a, b) in p2.iter().zip(&p0) {
+        assert!((a + b).abs() < 1e-12, "{a} vs {}", -b);
+    }
+    // det of the map (θ, p) → leapfrog(θ, p) by central differences.
+    let map = |z: &[f64]| -> Vec<f64> {
+        let s = State::at(&q, z[..2].to_vec()).unwrap();
+        let (e, p) = leapfrog(&q, &s, &z[2..], 0.1, 25).unwrap();
+        e.theta.into_iter().chain(p).collect()
+    };
+    let z = [0.7, -1.1, 0.4, 0.9];
+    let h = 1e-6;
+    let mut j = [[0.0; 4]; 4];
+    for c in 0..4 {
+        let (mut a, mut b) = (z, z);
+        a[c] += h;
+        b[c] -= h;
+        let (fa, fb) = (map(&a), map(&b));
+        for r in 0..4 {
+            j[r][c] = (fa[r] - fb[r]) / (2.0 * h);
+        }
+    }
+    let det = det4(j);
+    assert!((det - 1.0).abs() < 1e-6, "det {det}");
+}
+
+fn det4(m: [[f64; 4]; 4]) -> f64 {
+    let mut a = m;
+    let mut det = 1.0;
+    for k in 0..4 {
+        let piv = (k..4)
+            .max_by(|&i, &j| a[i][k].abs().total_cmp(&a[j][k].abs()))
+            .unwrap();
+        if piv != k {
+            a.swap(piv, k);
+            det = -det;
+        }
+        det *= a[k][k];
+        for i in k + 1..4 {
+            let f = a[i][k] / a[k][k];
+            for c in k..4 {
+                a[i][c] -= f * a[k][c];
+            }
+        }
+    }
+    det
+}
+
+#[test]
+fn the_energy_error_scales_as_the_step_squared() {
+    let q = Quartic;
+    let s0 = State::at(&q, vec![0.7, -1.1]).unwrap();
+    let p0 = vec![0.4, 0.9];
+    let h0 = hamiltonian(&q, &s0, &p0);
+    let err = |eps: f64| {
+        let steps = (1.0 / eps).round() as usize;
+        let (s, p) = leapfrog(&q, &s0, &p0, eps, steps).unwrap();
+        (hamiltonian(&q, &s, &p) - h0).abs()
+    };
+    let (e1, e2, e3) = (err(0.04), err(0.02), err(0.01));
+    for (a, b) in [(e1, e2), (e2, e3)] {
+        let ratio = a / b;
+        assert!(
+            (3.0..5.0).contains(&ratio),
+            "halving ε: {a:.3e} → {b:.3e} ({ratio:.2})"
+        );
+    }
+}
+
+/// Synthetic regression data: 60 rows, 3 features, true weights (1, −2, 0.5), noise 0.5.
+fn blr() -> LinearGaussian {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let (n, d) = (60, 3);
+    let w = [1.0, -2.0, 0.5];
+    let x: Vec<f64> = (0..n * d)
+        .map(|_| standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let y: Vec<f64> = x
+        .chunks(d)
+        .map(|r| {
+            r.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>()
+                + 0.5 * standard_normal::<f64, _>(&mut rng)
+        })
+        .collect();
+    LinearGaussian::new(x, y, d, 0.5, 1.0, 1.0).unwrap()
+}
+
+fn config(step: f64, iterations: usize) -> HmcConfig {
+    HmcConfig {
+        step_size: step,
+        trajectory_length: 0.3,
+        max_leapfrog_steps: 100_000,
+        iterations,
+        burn_in: 50,
+        mh: true,
+        ensembling: Ensembling::Textbook,
+        seed: 0,
+    }
+}
+
+#[test]
+fn acceptance_tends_to_one_as_the_step_shrinks() {
+    let t = blr();
+    let rate = |eps| {
+        sample(&t, vec![0.0; 3], &config(eps, 200))
+            .unwrap()
+            .acceptance_rate
+    };
+    let (coarse, fine) = (rate(0.05), rate(0.002));
+    assert!(fine > 0.99, "ε = 0.002: {fine}");
+    assert!(coarse < fine, "ε = 0.05: {coarse}");
+}
+
+#[test]
+fn hmc_matches_the_analytic_linear_regression_posterior() {
+    let t = blr();
+    let (mean, cov) = t.posterior().unwrap();
+    let chain = sample(&t, vec![0.0; 3], &config(0.02, 3000)).unwrap();
+    assert!(chain.acceptance_rate > 0.6, "{}", chain.acceptance_rate);
+    let n = chain.samples.len() as f64;
+    let d = 3;
+    let m: Vec<f64> = (0..d)
+        .map(|i| chain.samples.iter().map(|s| s[i]).sum::<f64>() / n)
+        .collect();
+    for i in 0..d {
+        let xs: Vec<f64> = chain.samples.iter().map(|s| s[i]).collect();
+        let ess = effective_sample_size(&xs);
+        let mcse = cov[i * d + i].sqrt() / ess.sqrt();
+        assert!(ess > 100.0, "ESS {ess}");
+        assert!(
+            (m[i] - mean[i]).abs() < 3.0 * mcse,
+            "w{i}: HMC {} vs exact {} (MCSE {mcse:.2e}, ESS {ess:.0})",
+            m[i],
+            mean[i]
+        );
+        for j in 0..d {
+            let c = chain
+                .samples
+                .iter()
+                .map(|s| (s[i] - m[i]) * (s[j] - m[j]))
+                .sum::<f64>()
+                / (n - 1.0);
+            let scale = (cov[i * d + i] * cov[j * d + j]).sqrt();
+            assert!(
+                (c - cov[i * d + j]).abs() < 0.1 * scale,
+                "cov[{i}][{j}]: HMC {c:.3e} vs exact {:.3e}",
+                cov[i * d + j]
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_naming_the_flag() {
+    let t = blr();
+    let e = sample(&t, vec![0.0; 3], &config(0.0, 10))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--step-size"), "{e}");
+    let mut c = config(1e-6, 10);
+    c.max_leapfrog_steps = 1000;
+    let e = sample(&t, vec![0.0; 3], &c).err().unwrap().to_string();
+    assert!(
+        e.contains("--max-leapfrog-steps") && e.contains("300000"),
+        "{e}"
+    );
+    let e = sample(&t, vec![0.0; 2], &config(0.02, 10))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("3 parameters"), "{e}");
+    assert!(LinearGaussian::new(vec![1.0, f64::NAN], vec![1.0, 2.0], 1, 0.5, 1.0, 1.0).is_err());
+    assert!(LinearGaussian::new(vec![1.0, 2.0], vec![1.0, 2.0], 1, 0.0, 1.0, 1.0).is_err());
+}
+
+#[test]
+fn ess_of_independent_draws_is_near_n_and_of_a_sticky_chain_is_small() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let iid: Vec<f64> = (0..4000)
+        .map(|_| standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let e = effective_sample_size(&iid);
+    assert!((3000.0..5000.0).contains(&e), "{e}");
+    // AR(1) with φ = 0.9: τ = (1 + φ)/(1 − φ) = 19.
+    let mut x = 0.0;
+    let ar: Vec<f64> = (0..20000)
+        .map(|_| {
+            x = 0.9 * x + standard_normal::<f64, _>(&mut rng);
+            x
+        })
+        .collect();
+    let e = effective_sample_size(&ar);
+    assert!(
+        (20000.0 / 19.0 * 0.7..20000.0 / 19.0 * 1.3).contains(&e),
+        "{e}"
+    );
+}
