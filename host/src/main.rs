@@ -1,5 +1,6 @@
 //! The `keel` command.
 
+mod bayes_cmd;
 mod checkpoint_args;
 mod chnn_cmd;
 mod emlp_cmd;
@@ -48,6 +49,9 @@ enum Command {
         #[arg(long, default_value = "compute_90")]
         arch: String,
     },
+    /// Bayesian inference: full-batch HMC (Bayesian linear regression so far).
+    #[command(subcommand)]
+    Bayes(bayes_cmd::BayesCommand),
     /// Learned constrained dynamics (CHNN): train on the paper's systems, test by rollouts.
     #[command(subcommand)]
     Chnn(chnn_cmd::ChnnCommand),
@@ -978,6 +982,7 @@ fn main() -> ExitCode {
             compile_kernels,
             arch,
         } => run_info(*json, *compile_kernels, arch),
+        Command::Bayes(cmd) => bayes_cmd::run(cmd).map(|()| true),
         Command::Chnn(cmd) => chnn_cmd::run(cmd).map(|()| true),
         Command::Emlp(cmd) => emlp_cmd::run(cmd).map(|()| true),
         Command::Gp(cmd) => gp_cmd::run(cmd).map(|()| true),

@@ -3,6 +3,8 @@
 //! posterior (means within 3 Monte-Carlo standard errors from the ESS, covariances within
 //! 10 %); bad settings refused.
 
+mod common;
+
 use keel::bayes::ess::effective_sample_size;
 use keel::bayes::hmc::{leapfrog, sample, Ensembling, HmcConfig, State, Target};
 use keel::bayes::linear::LinearGaussian;
@@ -243,5 +245,114 @@ fn ess_of_independent_draws_is_near_n_and_of_a_sticky_chain_is_small() {
     assert!(
         (20000.0 / 19.0 * 0.7..20000.0 / 19.0 * 1.3).contains(&e),
         "{e}"
+    );
+}
+
+#[test]
+fn the_command_reports_posterior_moments_next_to_the_exact_ones() {
+    let t = blr();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blr.csv");
+    let mut csv = String::from("x1,x2,x3,y\n");
+    for (row, y) in t.x.chunks(3).zip(&t.y) {
+        csv.push_str(&format!("{},{},{},{}\n", row[0], row[1], row[2], y));
+    }
+    std::fs::write(&path, csv).unwrap();
+    let p = path.to_str().unwrap();
+    let out = common::keel(&[
+        "bayes",
+        "hmc",
+        "--data",
+        p,
+        "--model",
+        "linear",
+        "--likelihood",
+        "gaussian",
+        "--noise-std",
+        "0.5",
+        "--prior-std",
+        "1.0",
+        "--step-size",
+        "0.02",
+        "--trajectory-length",
+        "0.3",
+        "--samples",
+        "1500",
+        "--burn-in",
+        "50",
+        "--chains",
+        "2",
+        "--textbook",
+        "--seed",
+        "0",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (mean, cov) = t.posterior().unwrap();
+    assert_eq!(v["n_samples"], 3000);
+    let ess_min = v["ess_min"].as_f64().unwrap();
+    assert!(ess_min > 100.0, "{ess_min}");
+    for i in 0..3 {
+        let got = v["posterior_mean"][i].as_f64().unwrap();
+        let exact = v["exact_posterior_mean"][i].as_f64().unwrap();
+        assert!((exact - mean[i]).abs() < 1e-12);
+        let mcse = cov[i * 3 + i].sqrt() / ess_min.sqrt();
+        assert!(
+            (got - exact).abs() < 3.0 * mcse,
+            "w{i}: {got} vs {exact} ({mcse:.1e})"
+        );
+    }
+    let a = v["acceptance_rate"].as_f64().unwrap();
+    assert!(a > 0.5 && a <= 1.0, "{a}");
+    // Bad input: one line, exit 2.
+    common::rejects(
+        &["bayes", "hmc", "--data", p, "--step-size", "0"],
+        &["--step-size"],
+    );
+    common::rejects(
+        &[
+            "bayes",
+            "hmc",
+            "--data",
+            p,
+            "--step-size",
+            "0.01",
+            "--model",
+            "mlp:100",
+        ],
+        &["--model", "mlp:100"],
+    );
+    common::rejects(
+        &[
+            "bayes",
+            "hmc",
+            "--data",
+            p,
+            "--step-size",
+            "0.01",
+            "--target",
+            "z",
+        ],
+        &["--target", "x1, x2, x3, y"],
+    );
+    common::rejects(
+        &[
+            "bayes",
+            "hmc",
+            "--data",
+            p,
+            "--step-size",
+            "1e-7",
+            "--trajectory-length",
+            "1",
+            "--max-leapfrog-steps",
+            "1000",
+        ],
+        &["--max-leapfrog-steps"],
     );
 }
