@@ -239,7 +239,7 @@ mod tests {
         assert!((r - (0.75f64).sqrt()).abs() < 1e-12, "{r}");
         let far: Vec<f64> = c.iter().map(|v| v + 100.0).collect();
         assert!(gelman_rubin(&[c.clone(), far]).unwrap() > 10.0);
-        assert!(gelman_rubin(&[c.clone()]).is_none());
+        assert!(gelman_rubin(std::slice::from_ref(&c)).is_none());
         assert!(gelman_rubin(&[c, vec![1.0]]).is_none());
     }
 
