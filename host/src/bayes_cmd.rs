@@ -151,6 +151,8 @@ fn hmc_cmd(a: &HmcArgs) -> Result<()> {
     let d = features.len();
     let model = LinearGaussian::new(x, y, d, a.noise_std, a.prior_std, a.temperature)?;
     let mut samples = Vec::new();
+    // ESS per chain (chains record different numbers of states), summed over chains.
+    let mut ess = vec![0.0; d];
     let (mut accepted, mut nan, mut steps) = (0.0, 0, 0);
     for c in 0..a.chains {
         let cfg = HmcConfig {
@@ -171,6 +173,10 @@ fn hmc_cmd(a: &HmcArgs) -> Result<()> {
         accepted += chain.acceptance_rate / a.chains as f64;
         nan += chain.nan_energies;
         steps = chain.leapfrog_steps;
+        for (i, e) in ess.iter_mut().enumerate() {
+            let xs: Vec<f64> = chain.samples.iter().map(|s| s[i]).collect();
+            *e += effective_sample_size(&xs);
+        }
         samples.extend(chain.samples);
     }
     let n = samples.len();
@@ -197,16 +203,6 @@ fn hmc_cmd(a: &HmcArgs) -> Result<()> {
                         / (n - 1) as f64
                 })
                 .collect()
-        })
-        .collect();
-    // ESS per chain, summed over chains (the pooled series would mix chain boundaries).
-    let per = n / a.chains;
-    let ess: Vec<f64> = (0..d)
-        .map(|i| {
-            samples
-                .chunks(per.max(1))
-                .map(|ch| effective_sample_size(&ch.iter().map(|s| s[i]).collect::<Vec<_>>()))
-                .sum()
         })
         .collect();
     let ess_min = ess.iter().copied().fold(f64::INFINITY, f64::min);
