@@ -390,16 +390,21 @@ fn tanh_mlp(
     )
 }
 
+/// The hidden activations of a tanh MLP (every layer but the output).
+fn tanh_mlp_hidden(mlp: &Mlp, params: &Params, x: &Tensor) -> Result<Vec<Tensor>> {
+    let last = mlp.layers.len() - 1;
+    let mut hs: Vec<Tensor> = Vec::with_capacity(last);
+    for l in &mlp.layers[..last] {
+        let h = l.forward(params, hs.last().unwrap_or(x))?.tanh()?;
+        hs.push(h);
+    }
+    Ok(hs)
+}
+
 /// The forward pass of a tanh MLP keeping every hidden activation: `(hidden, output)`.
 fn tanh_mlp_trace(mlp: &Mlp, params: &Params, x: &Tensor) -> Result<(Vec<Tensor>, Tensor)> {
-    let last = mlp.layers.len() - 1;
-    let mut hs = Vec::with_capacity(last);
-    let mut h = x.clone();
-    for l in &mlp.layers[..last] {
-        h = l.forward(params, &h)?.tanh()?;
-        hs.push(h.clone());
-    }
-    let out = mlp.layers[last].forward(params, &h)?;
+    let hs = tanh_mlp_hidden(mlp, params, x)?;
+    let out = mlp.layers[mlp.layers.len() - 1].forward(params, hs.last().unwrap_or(x))?;
     Ok((hs, out))
 }
 
@@ -441,12 +446,7 @@ pub fn tanh_mlp_input_gradient(mlp: &Mlp, params: &Params, x: &Tensor) -> Result
         ));
     }
     // The output layer is not needed for the gradient; only the hidden activations.
-    let mut hs = Vec::with_capacity(last);
-    let mut h = x.clone();
-    for l in &mlp.layers[..last] {
-        h = l.forward(params, &h)?.tanh()?;
-        hs.push(h.clone());
-    }
+    let hs = tanh_mlp_hidden(mlp, params, x)?;
     tanh_mlp_pullback(mlp, params, &hs, None)
 }
 
@@ -797,7 +797,7 @@ impl Hnn {
         let slope = self.strict.add(&raw.sigmoid()?.mul(&self.eye)?)?;
         let cot = pc.mul(&u)?.mul(&slope)?.reshape(&[b, l * l])?;
         let g_t = tanh_mlp_pullback(&self.mass, params, &hs_m, Some(&cot))?;
-        let (hs_v, _) = tanh_mlp_trace(&self.potential, params, &emb)?;
+        let hs_v = tanh_mlp_hidden(&self.potential, params, &emb)?;
         let g_v = tanh_mlp_pullback(&self.potential, params, &hs_v, None)?;
         let g = g_t.add(&g_v)?;
         let (g_cos, g_sin) = (g.narrow(1, 0, l)?, g.narrow(1, l, l)?);

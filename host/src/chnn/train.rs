@@ -196,10 +196,10 @@ impl Net {
 
     /// Half the state width (`n·d` or `L`).
     fn half(&self) -> usize {
-        match (self.constrained(), self.chain()) {
-            (Some(m), _) => m.graph.n * m.graph.d,
-            (None, Some(c)) => c.links(),
-            (None, None) => 0,
+        match self {
+            Net::Chnn(m) | Net::Clnn(m) => m.graph.n * m.graph.d,
+            Net::Node(m) => m.chain.links(),
+            Net::Hnn(m) => m.chain.links(),
         }
     }
 
