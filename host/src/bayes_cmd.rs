@@ -1,46 +1,114 @@
-//! `keel bayes …`: Bayesian inference by full-batch HMC.
+//! `keel bayes …`: Bayesian neural networks by full-batch HMC and the paper's baselines (SGD,
+//! deep ensembles, SGLD, SGHMC, mean-field VI), and the comparison of their predictive
+//! distributions to HMC's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use keel::backend::{DType, DeviceRequest};
 use keel::bayes::ess::effective_sample_size;
-use keel::bayes::hmc::{sample, Ensembling, HmcConfig};
+use keel::bayes::hmc::{sample, sample_with, Adaptation, Ensembling, HmcConfig};
 use keel::bayes::linear::LinearGaussian;
+use keel::bayes::mlp::{Bnn, Likelihood, Split};
+use keel::bayes::prior::Prior;
+use keel::bayes::samples::{
+    closeness, function_space_rhat, predictions, predictive, rebuild, test_metrics, SampleSet, Spec,
+};
+use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
+use keel::data::{self, Targets};
 use keel::error::{Error, Result};
+use keel::output::epoch_bar;
+use serde_json::{json, Value};
 
 #[derive(Subcommand)]
 pub enum BayesCommand {
     /// Full-batch HMC as the reference runs it (fresh momentum, L = ceil(τ/ε) leapfrog steps,
-    /// Metropolis–Hastings, burn-in without it); prints acceptance, posterior moments and ESS.
+    /// Metropolis–Hastings, burn-in without it). `--model linear` prints the posterior moments
+    /// beside the exact ones; `--model mlp:…` evaluates the BMA on the test split.
     Hmc(HmcArgs),
+    /// One SGD run (momentum 0.9, cosine schedule, the prior as weight decay).
+    Sgd(SgdArgs),
+    /// A deep ensemble: independently seeded SGD runs, probabilities averaged.
+    Ensemble(SgdArgs),
+    /// Stochastic-gradient Langevin dynamics (SGHMC with momentum 0).
+    Sgld(SgmcmcArgs),
+    /// Stochastic-gradient HMC (momentum 0.9 unless --momentum says otherwise).
+    Sghmc(SgmcmcArgs),
+    /// Mean-field variational inference (reparameterised, mean initialised by SGD).
+    Vi(ViArgs),
+    /// Metrics of several sample sets on their test split, with agreement and total variation
+    /// to a reference (HMC).
+    Compare(CompareArgs),
 }
 
+/// What is modelled: the data, the network, likelihood, prior, temperature and the split.
 #[derive(Args)]
-pub struct HmcArgs {
+pub struct ProblemArgs {
     /// CSV with a header row; the target is the last column unless --target names it.
     #[arg(long)]
     data: PathBuf,
     /// Target column.
     #[arg(long)]
     target: Option<String>,
-    /// `linear`: y = Xw (no intercept unless --bias). (MLPs are not built yet.)
-    #[arg(long, default_value = "linear")]
-    model: String,
-    /// Add an intercept column of ones.
+    /// `linear` (y = Xw, `hmc` only) or `mlp:W1,W2,…` (ReLU hidden layers of those widths).
+    /// Default: linear for hmc, mlp:50 otherwise.
     #[arg(long)]
-    bias: bool,
-    /// `gaussian` with a known noise scale (--noise-std).
+    model: Option<String>,
+    /// `categorical` (classes) or `gaussian` (known noise for linear models, a learned softplus
+    /// scale for MLPs). Default: gaussian for linear, categorical for MLPs.
+    #[arg(long)]
+    likelihood: Option<String>,
+    /// Prior on every weight: gaussian, mixture (two zero-mean Gaussians) or logistic, all with
+    /// standard deviation --prior-std.
     #[arg(long, default_value = "gaussian")]
-    likelihood: String,
-    /// Noise standard deviation of the Gaussian likelihood.
-    #[arg(long, default_value_t = 1.0)]
-    noise_std: f64,
-    /// Standard deviation of the Gaussian prior on every weight.
+    prior: String,
+    /// Standard deviation of the prior (σ² = 1/λ, the reference's weight decay λ).
     #[arg(long, default_value_t = 1.0)]
     prior_std: f64,
-    /// Posterior temperature T (the noise scale becomes σ√T, the prior is divided by T).
+    /// Mixture prior: weight of the wide component.
+    #[arg(long, default_value_t = 0.5)]
+    mixture_weight: f64,
+    /// Mixture prior: the wide component's std over the narrow one's.
+    #[arg(long, default_value_t = 4.0)]
+    mixture_ratio: f64,
+    /// Posterior temperature T.
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Fraction of the rows held out for testing (MLPs).
+    #[arg(long, default_value_t = 0.1)]
+    test_fraction: f64,
+    /// Seed of the train/test permutation.
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
+    /// auto, cpu, cuda or cuda:N (MLPs).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Seed (chains and members use seed, seed + 1, …).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the samples (or members, or draws) here for `keel bayes compare`.
+    #[arg(long)]
+    save_samples: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct HmcArgs {
+    #[command(flatten)]
+    problem: ProblemArgs,
+    /// Linear model: add an intercept column of ones.
+    #[arg(long)]
+    bias: bool,
+    /// Linear model: noise standard deviation of the Gaussian likelihood.
+    #[arg(long, default_value_t = 1.0)]
+    noise_std: f64,
     /// Leapfrog step size ε.
     #[arg(long)]
     step_size: f64,
@@ -67,9 +135,110 @@ pub struct HmcArgs {
     /// No Metropolis–Hastings test (every proposal kept).
     #[arg(long)]
     no_mh: bool,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Adapt ε during burn-in: ε ← ε·exp(speed·(a − target)) (the reference's rule; off by
+    /// default as in its runs).
+    #[arg(long)]
+    adapt_speed: Option<f64>,
+    /// Target acceptance probability of the adaptation.
+    #[arg(long, default_value_t = 0.8)]
+    target_accept: f64,
+}
+
+#[derive(Args)]
+pub struct SgdArgs {
+    #[command(flatten)]
+    problem: ProblemArgs,
+    /// Initial learning rate η₀ (on the sum-over-data gradient).
+    #[arg(long)]
+    lr: f64,
+    /// Epochs per run.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 80)]
+    batch_size: usize,
+    /// Ensemble members (`ensemble`; `sgd` is one).
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+}
+
+#[derive(Args)]
+pub struct SgmcmcArgs {
+    #[command(flatten)]
+    problem: ProblemArgs,
+    /// Step size η.
+    #[arg(long)]
+    lr: f64,
+    /// Momentum decay β (default 0 for sgld, 0.9 for sghmc).
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Epochs per chain.
+    #[arg(long, default_value_t = 1000)]
+    epochs: usize,
+    /// Burn-in epochs.
+    #[arg(long, default_value_t = 100)]
+    burn_in: usize,
+    /// A sample every this many epochs after burn-in.
+    #[arg(long, default_value_t = 10)]
+    sample_every: usize,
+    /// constant, cosine (cosine burn-in to --final-lr) or cyclical.
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// Final step size of the cosine burn-in schedule.
+    #[arg(long)]
+    final_lr: Option<f64>,
+    /// Cycle length of the cyclical schedule, in epochs.
+    #[arg(long, default_value_t = 50)]
+    cycle_epochs: usize,
+    /// RMSprop preconditioner.
+    #[arg(long)]
+    preconditioned: bool,
+    /// Independent chains.
+    #[arg(long, default_value_t = 1)]
+    chains: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 80)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+pub struct ViArgs {
+    #[command(flatten)]
+    problem: ProblemArgs,
+    /// Adam learning rate (cosine schedule).
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// VI epochs.
+    #[arg(long, default_value_t = 300)]
+    epochs: usize,
+    /// Initial σ of every weight.
+    #[arg(long, default_value_t = 1e-2)]
+    init_std: f64,
+    /// SGD epochs for the initial mean.
+    #[arg(long, default_value_t = 100)]
+    sgd_epochs: usize,
+    /// SGD learning rate for the initial mean.
+    #[arg(long)]
+    sgd_lr: f64,
+    /// Weight draws for prediction (the paper: 50).
+    #[arg(long, default_value_t = 50)]
+    draws: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 80)]
+    batch_size: usize,
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The reference sample set (HMC).
+    #[arg(long)]
+    reference: PathBuf,
+    /// Other sample sets, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    others: Vec<PathBuf>,
+    /// The data file the sets were drawn on.
+    #[arg(long)]
+    data: PathBuf,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -78,97 +247,599 @@ pub struct HmcArgs {
 pub fn run(cmd: &BayesCommand) -> Result<()> {
     match cmd {
         BayesCommand::Hmc(a) => hmc_cmd(a),
+        BayesCommand::Sgd(a) => sgd_cmd(a, "sgd"),
+        BayesCommand::Ensemble(a) => sgd_cmd(a, "ensemble"),
+        BayesCommand::Sgld(a) => sgmcmc_cmd(a, "sgld"),
+        BayesCommand::Sghmc(a) => sgmcmc_cmd(a, "sghmc"),
+        BayesCommand::Vi(a) => vi_cmd(a),
+        BayesCommand::Compare(a) => compare_cmd(a),
     }
 }
 
-fn hmc_cmd(a: &HmcArgs) -> Result<()> {
-    if a.model != "linear" {
-        return Err(Error::invalid(
+/// The header's last column (the default target).
+fn last_column(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let header = text.lines().next().unwrap_or("");
+    header
+        .rsplit(',')
+        .next()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::Malformed {
+            path: path.to_path_buf(),
+            reason: "no header row".into(),
+        })
+}
+
+fn positive_counts(pairs: &[(&str, usize)]) -> Result<()> {
+    for (flag, v) in pairs {
+        if *v == 0 {
+            return Err(Error::invalid(*flag, v, "must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
+/// An MLP problem ready to sample: the split, the model, and the spec its sample sets carry.
+struct Problem {
+    split: Split,
+    bnn: Bnn,
+    spec: Spec,
+}
+
+fn parse_hidden(model: &str) -> Result<Vec<usize>> {
+    let widths = model.strip_prefix("mlp:").ok_or_else(|| {
+        Error::invalid(
             "--model",
-            &a.model,
-            "unknown or not built yet (expected linear)",
-        ));
+            model,
+            "unknown model; expected linear or mlp:W1,W2,…",
+        )
+    })?;
+    let hidden = widths
+        .split(',')
+        .map(|w| w.trim().parse::<usize>().ok().filter(|&w| w > 0))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            Error::invalid(
+                "--model",
+                model,
+                "expected mlp: and positive widths separated by commas (mlp:100,100)",
+            )
+        })?;
+    Ok(hidden)
+}
+
+fn problem(a: &ProblemArgs, method: &str, settings: Value) -> Result<Problem> {
+    let model = a.model.as_deref().unwrap_or("mlp:50");
+    let hidden = parse_hidden(model)?;
+    let likelihood_name = a.likelihood.as_deref().unwrap_or("categorical");
+    let classify = match likelihood_name {
+        "categorical" => true,
+        "gaussian" => false,
+        other => {
+            return Err(Error::invalid(
+                "--likelihood",
+                other,
+                "unknown; expected categorical or gaussian",
+            ))
+        }
+    };
+    let prior = Prior::new(&a.prior, a.prior_std, a.mixture_weight, a.mixture_ratio)?;
+    let target = match &a.target {
+        Some(t) => t.clone(),
+        None => last_column(&a.data)?,
+    };
+    let data = data::read_csv(&a.data, &target, classify)?;
+    let (likelihood, classes) = match &data.y {
+        Targets::Classes { classes, .. } => (
+            Likelihood::Categorical {
+                classes: classes.len(),
+            },
+            classes.clone(),
+        ),
+        Targets::Values(_) => (Likelihood::Gaussian, Vec::new()),
+    };
+    let split = Split::new(&data, a.test_fraction, a.split_seed)?;
+    let request: DeviceRequest = a.device.parse()?;
+    let (device, notice) = request.resolve()?;
+    if let Some(n) = notice {
+        eprintln!("{n}");
     }
-    if a.likelihood != "gaussian" {
+    let bnn = Bnn::new(
+        &split,
+        &hidden,
+        likelihood,
+        prior,
+        a.temperature,
+        device,
+        DType::F64,
+    )?;
+    let spec = Spec {
+        method: method.into(),
+        hidden,
+        likelihood: likelihood.name().into(),
+        classes,
+        prior: prior.name().into(),
+        prior_std: a.prior_std,
+        mixture_weight: a.mixture_weight,
+        mixture_ratio: a.mixture_ratio,
+        temperature: a.temperature,
+        data: a
+            .data
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        target,
+        rows: data.rows(),
+        test_fraction: a.test_fraction,
+        split_seed: a.split_seed,
+        settings,
+    };
+    Ok(Problem { split, bnn, spec })
+}
+
+/// Evaluates, saves and prints a finished run.
+fn report(
+    a: &ProblemArgs,
+    p: &Problem,
+    samples: Vec<Vec<f64>>,
+    chain: Vec<usize>,
+    seconds: f64,
+    extra: Value,
+) -> Result<()> {
+    if samples.is_empty() {
         return Err(Error::invalid(
-            "--likelihood",
-            &a.likelihood,
-            "unknown or not built yet for --model linear (expected gaussian)",
+            "samples",
+            0,
+            "the run recorded no samples (for HMC: nothing was accepted; lower the step size)",
         ));
     }
-    if a.chains == 0 || a.samples == 0 {
-        return Err(Error::invalid(
-            "--chains/--samples",
-            format!("{}/{}", a.chains, a.samples),
-            "must be positive",
-        ));
+    let preds = predictions(&p.bnn, &p.split, &samples)?;
+    let pred = predictive(p.bnn.likelihood, &preds);
+    let test = test_metrics(&pred, &p.split);
+    let rhat = function_space_rhat(&preds, &chain, p.bnn.likelihood);
+    let set = SampleSet {
+        spec: p.spec.clone(),
+        samples,
+        chain,
+    };
+    if let Some(path) = &a.save_samples {
+        set.save(path)?;
     }
-    let trajectory_length = match a.trajectory_length.as_str() {
-        "auto" => std::f64::consts::FRAC_PI_2 * a.prior_std * a.temperature.sqrt(),
+    let mut v = json!({
+        "method": p.spec.method, "model": p.bnn.sizes(), "parameters": set.samples[0].len(),
+        "n_samples": set.samples.len(), "train_rows": p.bnn.rows(),
+        "test_rows": p.split.y_test.len(), "prior": p.spec.prior, "prior_std": p.spec.prior_std,
+        "temperature": p.spec.temperature, "device": p.bnn.device().to_string(),
+        "train_seconds": seconds, "test": test,
+        "rhat_function_mean": rhat.map(|r| r.0), "rhat_function_max": rhat.map(|r| r.1),
+    });
+    if let (Value::Object(m), Value::Object(e)) = (&mut v, extra) {
+        m.extend(e);
+    }
+    if a.json {
+        println!("{v}");
+    } else {
+        println!(
+            "{} on {} ({} parameters, {} prior σ = {}, T = {}): {} samples in {:.1} s",
+            p.spec.method,
+            p.spec.data,
+            set.samples[0].len(),
+            p.spec.prior,
+            p.spec.prior_std,
+            p.spec.temperature,
+            set.samples.len(),
+            seconds
+        );
+        if let Value::Object(m) = &v["test"] {
+            let line: Vec<String> = m
+                .iter()
+                .map(|(k, x)| format!("{k} {:.4}", x.as_f64().unwrap_or(f64::NAN)))
+                .collect();
+            println!("test: {}", line.join(", "));
+        }
+        if let Some((mean, max)) = rhat {
+            println!("function-space R̂ across chains: mean {mean:.3}, max {max:.3}");
+        }
+        if let Some(path) = &a.save_samples {
+            println!("samples written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn trajectory_length(a: &HmcArgs) -> Result<f64> {
+    match a.trajectory_length.as_str() {
+        "auto" => {
+            Ok(std::f64::consts::FRAC_PI_2 * a.problem.prior_std * a.problem.temperature.sqrt())
+        }
         s => s
             .parse()
-            .map_err(|_| Error::invalid("--trajectory-length", s, "expected a number or auto"))?,
+            .map_err(|_| Error::invalid("--trajectory-length", s, "expected a number or auto")),
+    }
+}
+
+fn hmc_config(a: &HmcArgs, chain: usize) -> Result<HmcConfig> {
+    Ok(HmcConfig {
+        step_size: a.step_size,
+        trajectory_length: trajectory_length(a)?,
+        max_leapfrog_steps: a.max_leapfrog_steps,
+        iterations: a.samples,
+        burn_in: a.burn_in,
+        mh: !a.no_mh,
+        ensembling: if a.textbook {
+            Ensembling::Textbook
+        } else {
+            Ensembling::AcceptedOnly
+        },
+        seed: a.problem.seed.wrapping_add(chain as u64),
+        adapt: a.adapt_speed.map(|speed| Adaptation {
+            speed,
+            target: a.target_accept,
+        }),
+    })
+}
+
+fn hmc_cmd(a: &HmcArgs) -> Result<()> {
+    positive_counts(&[("--chains", a.chains), ("--samples", a.samples)])?;
+    match a.problem.model.as_deref().unwrap_or("linear") {
+        "linear" => hmc_linear(a),
+        _ => hmc_mlp(a),
+    }
+}
+
+fn hmc_mlp(a: &HmcArgs) -> Result<()> {
+    let cfg0 = hmc_config(a, 0)?;
+    cfg0.leapfrog_steps()?;
+    let settings = json!({
+        "step_size": a.step_size, "trajectory_length": cfg0.trajectory_length,
+        "samples": a.samples, "burn_in": a.burn_in, "chains": a.chains,
+        "textbook": a.textbook, "no_mh": a.no_mh, "seed": a.problem.seed,
+    });
+    let p = problem(&a.problem, "hmc", settings)?;
+    let start = Instant::now();
+    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
+    let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
+    for c in 0..a.chains {
+        let cfg = hmc_config(a, c)?;
+        let bar = iteration_bar(
+            !a.problem.quiet && !a.problem.json,
+            a.burn_in + a.samples,
+            format!("HMC chain {}/{}", c + 1, a.chains),
+        );
+        let theta0 = p.bnn.init(a.problem.seed.wrapping_add(c as u64));
+        let chain = sample_with(&p.bnn, theta0, &cfg, &mut |pr| {
+            bar.set_message(if pr.burning {
+                format!("burn-in, ε {:.2e}", pr.step_size)
+            } else {
+                format!("acceptance {:.2}", pr.acceptance_rate)
+            });
+            bar.set_position(pr.iteration as u64);
+        })?;
+        bar.finish_and_clear();
+        rates.push(chain.acceptance_rate);
+        nan += chain.nan_energies;
+        steps = chain.leapfrog_steps;
+        eps.push(chain.step_size);
+        chain_of.extend(std::iter::repeat_n(c, chain.samples.len()));
+        samples.extend(chain.samples);
+    }
+    let extra = json!({
+        "acceptance_rate": rates.iter().sum::<f64>() / rates.len() as f64,
+        "acceptance_rate_per_chain": rates, "chains": a.chains, "leapfrog_steps": steps,
+        "step_size": eps, "trajectory_length": cfg0.trajectory_length, "nan_energies": nan,
+        "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains,
+    });
+    if !a.problem.json {
+        println!(
+            "HMC: acceptance {:.3} per chain {:?}, L = {steps}, {nan} non-finite energies",
+            rates.iter().sum::<f64>() / rates.len() as f64,
+            rates
+                .iter()
+                .map(|r| (r * 1000.0).round() / 1000.0)
+                .collect::<Vec<_>>()
+        );
+    }
+    report(
+        &a.problem,
+        &p,
+        samples,
+        chain_of,
+        start.elapsed().as_secs_f64(),
+        extra,
+    )
+}
+
+fn iteration_bar(show: bool, len: usize, prefix: String) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(len as u64)
+    } else {
+        ProgressBar::hidden()
     };
-    let table = keel::data::read_numeric_csv(&a.data)?;
-    let cols = table.names.len();
-    let t = match &a.target {
-        None => cols - 1,
-        Some(name) => table.names.iter().position(|n| n == name).ok_or_else(|| {
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} iterations {msg} ({elapsed} / ~{duration})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
+    let members = if method == "sgd" { 1 } else { a.members };
+    positive_counts(&[("--members", members)])?;
+    let settings = json!({
+        "lr": a.lr, "epochs": a.epochs, "batch_size": a.batch_size, "members": members,
+        "seed": a.problem.seed,
+    });
+    let p = problem(&a.problem, method, settings)?;
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    for m in 0..members {
+        let seed = a.problem.seed.wrapping_add(m as u64);
+        let b = Batching {
+            batch_size: a.batch_size,
+            epochs: a.epochs,
+            seed,
+        };
+        let bar = epoch_bar(
+            !a.problem.quiet && !a.problem.json,
+            a.epochs,
+            format!("{method} {}/{members}", m + 1),
+        );
+        samples.push(stochastic::sgd(&p.bnn, p.bnn.init(seed), a.lr, &b, &bar)?);
+        bar.finish_and_clear();
+    }
+    report(
+        &a.problem,
+        &p,
+        samples,
+        (0..members).collect(),
+        start.elapsed().as_secs_f64(),
+        json!({ "members": members }),
+    )
+}
+
+fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
+    positive_counts(&[("--chains", a.chains)])?;
+    let momentum = a
+        .momentum
+        .unwrap_or(if method == "sgld" { 0.0 } else { 0.9 });
+    let schedule = match a.schedule.as_str() {
+        "constant" => Schedule::Constant,
+        "cosine" => Schedule::CosineBurnIn {
+            final_lr: a
+                .final_lr
+                .ok_or_else(|| Error::invalid("--schedule", "cosine", "needs --final-lr"))?,
+        },
+        "cyclical" => Schedule::Cyclical {
+            cycle_epochs: a.cycle_epochs,
+        },
+        other => {
+            return Err(Error::invalid(
+                "--schedule",
+                other,
+                "unknown; expected constant, cosine or cyclical",
+            ))
+        }
+    };
+    let cfg = SgmcmcConfig {
+        lr: a.lr,
+        momentum,
+        burn_in_epochs: a.burn_in,
+        ensemble_freq: a.sample_every,
+        schedule,
+        preconditioned: a.preconditioned,
+    };
+    let settings = json!({
+        "lr": a.lr, "momentum": momentum, "epochs": a.epochs, "burn_in": a.burn_in,
+        "sample_every": a.sample_every, "schedule": a.schedule, "final_lr": a.final_lr,
+        "cycle_epochs": a.cycle_epochs, "preconditioned": a.preconditioned,
+        "chains": a.chains, "batch_size": a.batch_size, "seed": a.problem.seed,
+    });
+    let p = problem(&a.problem, method, settings)?;
+    let start = Instant::now();
+    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
+    for c in 0..a.chains {
+        let seed = a.problem.seed.wrapping_add(c as u64);
+        let b = Batching {
+            batch_size: a.batch_size,
+            epochs: a.epochs,
+            seed,
+        };
+        let bar = epoch_bar(
+            !a.problem.quiet && !a.problem.json,
+            a.epochs,
+            format!("{method} chain {}/{}", c + 1, a.chains),
+        );
+        let s = stochastic::sgmcmc(&p.bnn, p.bnn.init(seed), &cfg, &b, &bar)?;
+        bar.finish_and_clear();
+        chain_of.extend(std::iter::repeat_n(c, s.len()));
+        samples.extend(s);
+    }
+    report(
+        &a.problem,
+        &p,
+        samples,
+        chain_of,
+        start.elapsed().as_secs_f64(),
+        json!({ "chains": a.chains, "momentum": momentum }),
+    )
+}
+
+fn vi_cmd(a: &ViArgs) -> Result<()> {
+    positive_counts(&[("--draws", a.draws), ("--sgd-epochs", a.sgd_epochs)])?;
+    let settings = json!({
+        "lr": a.lr, "epochs": a.epochs, "init_std": a.init_std, "sgd_epochs": a.sgd_epochs,
+        "sgd_lr": a.sgd_lr, "draws": a.draws, "batch_size": a.batch_size, "seed": a.problem.seed,
+    });
+    let p = problem(&a.problem, "vi", settings)?;
+    let start = Instant::now();
+    let show = !a.problem.quiet && !a.problem.json;
+    let seed = a.problem.seed;
+    let b = Batching {
+        batch_size: a.batch_size,
+        epochs: a.sgd_epochs,
+        seed,
+    };
+    let bar = epoch_bar(show, a.sgd_epochs, "vi: SGD for the mean".into());
+    let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &bar)?;
+    bar.finish_and_clear();
+    let b = Batching {
+        epochs: a.epochs,
+        seed: seed.wrapping_add(1),
+        ..b
+    };
+    let bar = epoch_bar(show, a.epochs, "vi".into());
+    let q = stochastic::mfvi(&p.bnn, mean, a.lr, a.init_std, &b, &bar)?;
+    bar.finish_and_clear();
+    let mean_std = q.std.iter().sum::<f64>() / q.std.len() as f64;
+    let draws = q.draws(a.draws, seed.wrapping_add(2));
+    report(
+        &a.problem,
+        &p,
+        draws,
+        vec![0; a.draws],
+        start.elapsed().as_secs_f64(),
+        json!({ "posterior_std_mean": mean_std }),
+    )
+}
+
+fn compare_cmd(a: &CompareArgs) -> Result<()> {
+    let reference = SampleSet::load(&a.reference)?;
+    let others = a
+        .others
+        .iter()
+        .map(|p| SampleSet::load(p))
+        .collect::<Result<Vec<_>>>()?;
+    for (o, path) in others.iter().zip(&a.others) {
+        reference.spec.same_problem(&o.spec).map_err(|why| {
             Error::invalid(
-                "--target",
-                name,
-                format!("no such column; columns are: {}", table.names.join(", ")),
+                "--others",
+                path.display(),
+                format!("drawn on another problem than the reference: {why}"),
             )
-        })?,
+        })?;
+    }
+    let (split, bnn) = rebuild(&reference.spec, &a.data, keel::backend::Device::Cpu)?;
+    let eval = |set: &SampleSet| -> Result<(Value, keel::bayes::samples::Predictive, Value)> {
+        let preds = predictions(&bnn, &split, &set.samples)?;
+        let pred = predictive(bnn.likelihood, &preds);
+        let rhat = function_space_rhat(&preds, &set.chain, bnn.likelihood);
+        Ok((test_metrics(&pred, &split), pred, json!(rhat.map(|r| r.0))))
     };
-    if cols < 2 {
+    let (ref_test, ref_pred, ref_rhat) = eval(&reference)?;
+    let mut rows = vec![json!({
+        "file": a.reference.display().to_string(), "method": reference.spec.method,
+        "prior": reference.spec.prior, "n_samples": reference.samples.len(),
+        "test": ref_test, "rhat_function_mean": ref_rhat, "to_reference": closeness(&ref_pred, &ref_pred, split.y_scale),
+    })];
+    for (o, path) in others.iter().zip(&a.others) {
+        let (test, pred, rhat) = eval(o)?;
+        rows.push(json!({
+            "file": path.display().to_string(), "method": o.spec.method, "prior": o.spec.prior,
+            "n_samples": o.samples.len(), "test": test, "rhat_function_mean": rhat,
+            "to_reference": closeness(&pred, &ref_pred, split.y_scale),
+        }));
+    }
+    if a.json {
+        println!(
+            "{}",
+            json!({ "reference": a.reference.display().to_string(), "rows": rows })
+        );
+        return Ok(());
+    }
+    let classify = !reference.spec.classes.is_empty();
+    let keys: &[&str] = if classify {
+        &["accuracy", "nll", "ece", "ece_equal_mass"]
+    } else {
+        &["rmse", "nll"]
+    };
+    let close: &[&str] = if classify {
+        &["agreement", "total_variation"]
+    } else {
+        &["total_variation", "mean_gap"]
+    };
+    print!("| {:<28} | {:<8} | {:>7}", "file", "method", "samples");
+    for k in keys.iter().chain(close) {
+        print!(" | {k:>15}");
+    }
+    println!(" |");
+    print!("| {:-<28} | {:-<8} | {:->7}", "", "", "");
+    for _ in keys.iter().chain(close) {
+        print!(" | {:->15}", "");
+    }
+    println!(" |");
+    for r in &rows {
+        let file = r["file"].as_str().unwrap_or("");
+        print!(
+            "| {:<28} | {:<8} | {:>7}",
+            file,
+            r["method"].as_str().unwrap_or(""),
+            r["n_samples"]
+        );
+        for k in keys {
+            print!(" | {:>15.4}", r["test"][k].as_f64().unwrap_or(f64::NAN));
+        }
+        for k in close {
+            print!(
+                " | {:>15.4}",
+                r["to_reference"][k].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        println!(" |");
+    }
+    Ok(())
+}
+
+fn hmc_linear(a: &HmcArgs) -> Result<()> {
+    let pa = &a.problem;
+    let likelihood = pa.likelihood.as_deref().unwrap_or("gaussian");
+    if likelihood != "gaussian" {
         return Err(Error::invalid(
-            "--data",
-            a.data.display(),
-            "needs at least one feature column besides the target",
+            "--likelihood",
+            likelihood,
+            "--model linear takes the known-noise gaussian likelihood",
         ));
     }
-    let mut features: Vec<String> = (0..cols)
-        .filter(|&c| c != t)
-        .map(|c| table.names[c].clone())
-        .collect();
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for row in table.values.chunks(cols) {
-        for (c, v) in row.iter().enumerate() {
-            if c != t {
-                x.push(*v);
-            }
-        }
-        if a.bias {
-            x.push(1.0);
-        }
-        y.push(row[t]);
+    if pa.prior != "gaussian" {
+        return Err(Error::invalid(
+            "--prior",
+            &pa.prior,
+            "--model linear takes the gaussian prior (its posterior is known exactly)",
+        ));
     }
-    if a.bias {
+    let trajectory_length = trajectory_length(a)?;
+    let target = match &pa.target {
+        Some(t) => t.clone(),
+        None => last_column(&pa.data)?,
+    };
+    let data = data::read_csv(&pa.data, &target, false)?;
+    let Targets::Values(y) = data.y else {
+        unreachable!("read without classes")
+    };
+    let mut features = data.features.clone();
+    let x: Vec<f64> = if a.bias {
         features.push("bias".into());
-    }
+        data.x
+            .chunks(data.features.len())
+            .flat_map(|r| r.iter().copied().chain([1.0]))
+            .collect()
+    } else {
+        data.x
+    };
     let d = features.len();
-    let model = LinearGaussian::new(x, y, d, a.noise_std, a.prior_std, a.temperature)?;
+    let model = LinearGaussian::new(x, y, d, a.noise_std, pa.prior_std, pa.temperature)?;
     let mut samples = Vec::new();
     // ESS per chain (chains record different numbers of states), summed over chains.
     let mut ess = vec![0.0; d];
     let (mut accepted, mut nan, mut steps) = (0.0, 0, 0);
     for c in 0..a.chains {
-        let cfg = HmcConfig {
-            step_size: a.step_size,
-            trajectory_length,
-            max_leapfrog_steps: a.max_leapfrog_steps,
-            iterations: a.samples,
-            burn_in: a.burn_in,
-            mh: !a.no_mh,
-            ensembling: if a.textbook {
-                Ensembling::Textbook
-            } else {
-                Ensembling::AcceptedOnly
-            },
-            seed: a.seed.wrapping_add(c as u64),
-        };
+        let cfg = hmc_config(a, c)?;
         let chain = sample(&model, vec![0.0; d], &cfg)?;
         accepted += chain.acceptance_rate / a.chains as f64;
         nan += chain.nan_energies;
@@ -207,8 +878,8 @@ fn hmc_cmd(a: &HmcArgs) -> Result<()> {
         .collect();
     let ess_min = ess.iter().copied().fold(f64::INFINITY, f64::min);
     let (exact_mean, exact_cov) = model.posterior()?;
-    if a.json {
-        let v = serde_json::json!({
+    if pa.json {
+        let v = json!({
             "acceptance_rate": accepted, "n_samples": n, "features": features,
             "posterior_mean": mean, "posterior_cov": cov, "ess": ess, "ess_min": ess_min,
             "leapfrog_steps": steps, "trajectory_length": trajectory_length,

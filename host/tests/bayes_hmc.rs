@@ -146,6 +146,7 @@ fn config(step: f64, iterations: usize) -> HmcConfig {
         mh: true,
         ensembling: Ensembling::Textbook,
         seed: 0,
+        adapt: None,
     }
 }
 
@@ -323,9 +324,9 @@ fn the_command_reports_posterior_moments_next_to_the_exact_ones() {
             "--step-size",
             "0.01",
             "--model",
-            "mlp:100",
+            "cnn:3",
         ],
-        &["--model", "mlp:100"],
+        &["--model", "cnn:3"],
     );
     common::rejects(
         &[

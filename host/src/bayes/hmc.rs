@@ -52,6 +52,19 @@ pub struct HmcConfig {
     pub ensembling: Ensembling,
     /// Seed of the momenta and the MH draws.
     pub seed: u64,
+    /// Step-size adaptation during burn-in (off in the reference's runs).
+    pub adapt: Option<Adaptation>,
+}
+
+/// The reference's step-size rule `ε ← ε·exp(speed·(a − target))` after every proposal, where `a`
+/// is its acceptance probability (0 for a non-finite energy). Applied during burn-in only, so the
+/// recorded chain runs at one fixed step size (`L = ⌈τ/ε⌉` follows `ε`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adaptation {
+    /// `speed`.
+    pub speed: f64,
+    /// Target acceptance probability.
+    pub target: f64,
 }
 
 impl HmcConfig {
@@ -166,8 +179,23 @@ pub struct Chain {
     pub acceptance_rate: f64,
     /// Proposals whose energy was not finite (counted as rejections).
     pub nan_energies: usize,
-    /// `L` used.
+    /// `L` used after burn-in.
     pub leapfrog_steps: usize,
+    /// `ε` used after burn-in (differs from the setting when adapted).
+    pub step_size: f64,
+}
+
+/// Where a run is, reported after every iteration.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Iterations done (burn-in included).
+    pub iteration: usize,
+    /// Whether the last was a burn-in iteration.
+    pub burning: bool,
+    /// Acceptance rate after burn-in so far.
+    pub acceptance_rate: f64,
+    /// Current step size.
+    pub step_size: f64,
 }
 
 /// Runs one chain from `theta0`.
@@ -175,7 +203,37 @@ pub struct Chain {
 /// # Errors
 /// Invalid settings ([`HmcConfig::leapfrog_steps`]); a target error at the start.
 pub fn sample(target: &dyn Target, theta0: Vec<f64>, cfg: &HmcConfig) -> Result<Chain> {
-    let l = cfg.leapfrog_steps()?;
+    sample_with(target, theta0, cfg, &mut |_| {})
+}
+
+/// As [`sample`], calling `progress` after every iteration.
+///
+/// # Errors
+/// As [`sample`]; adaptation that drives `L` above the guard or `ε` to a non-finite value.
+pub fn sample_with(
+    target: &dyn Target,
+    theta0: Vec<f64>,
+    cfg: &HmcConfig,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Chain> {
+    let mut l = cfg.leapfrog_steps()?;
+    let mut eps = cfg.step_size;
+    if let Some(a) = cfg.adapt {
+        if !(a.speed > 0.0 && a.speed.is_finite()) {
+            return Err(Error::invalid(
+                "--adapt-speed",
+                a.speed,
+                "must be a positive number",
+            ));
+        }
+        if !(a.target > 0.0 && a.target < 1.0) {
+            return Err(Error::invalid(
+                "--target-accept",
+                a.target,
+                "must lie strictly between 0 and 1",
+            ));
+        }
+    }
     if theta0.len() != target.dim() {
         return Err(Error::invalid(
             "initial parameters",
@@ -193,7 +251,7 @@ pub fn sample(target: &dyn Target, theta0: Vec<f64>, cfg: &HmcConfig) -> Result<
             .map(|_| standard_normal::<f64, _>(&mut rng))
             .collect();
         // A target error mid-trajectory (e.g. an overflow) is a rejected proposal.
-        let proposal = leapfrog(target, &current, &p0, cfg.step_size, l).ok();
+        let proposal = leapfrog(target, &current, &p0, eps, l).ok();
         let log_a = proposal.as_ref().map_or(f64::NAN, |(s, p)| {
             log_acceptance(target, &current, &p0, s, p)
         });
@@ -207,19 +265,36 @@ pub fn sample(target: &dyn Target, theta0: Vec<f64>, cfg: &HmcConfig) -> Result<
             current = s;
         }
         if burning {
-            continue;
+            if let Some(a) = cfg.adapt {
+                let prob = if finite { log_a.min(0.0).exp() } else { 0.0 };
+                eps *= (a.speed * (prob - a.target)).exp();
+                l = HmcConfig {
+                    step_size: eps,
+                    ..cfg.clone()
+                }
+                .leapfrog_steps()?;
+            }
+        } else {
+            if accept {
+                accepted += 1;
+            }
+            if accept || cfg.ensembling == Ensembling::Textbook {
+                samples.push(current.theta.clone());
+            }
         }
-        if accept {
-            accepted += 1;
-        }
-        if accept || cfg.ensembling == Ensembling::Textbook {
-            samples.push(current.theta.clone());
-        }
+        let done = (it + 1).saturating_sub(cfg.burn_in);
+        progress(Progress {
+            iteration: it + 1,
+            burning,
+            acceptance_rate: accepted as f64 / done.max(1) as f64,
+            step_size: eps,
+        });
     }
     Ok(Chain {
         samples,
         acceptance_rate: accepted as f64 / cfg.iterations.max(1) as f64,
         nan_energies: nan,
         leapfrog_steps: l,
+        step_size: eps,
     })
 }

@@ -1,10 +1,19 @@
 //! Bayesian deep learning (Izmailov, Vikram, Hoffman & Wilson, "What Are Bayesian Neural Network
 //! Posteriors Really Like?", ICML 2021; digest DIGEST-host.md §1): full-batch HMC as the
-//! reference runs it, and the exact posteriors it is checked against.
+//! reference runs it, the exact posteriors it is checked against, Bayesian MLPs with the three
+//! priors the paper compares, and the baselines.
 //!
-//! Built so far: the sampler on any differentiable log-density ([`hmc`]), the effective sample
-//! size ([`ess`]), and Bayesian linear regression with its analytic posterior ([`linear`]).
+//! - [`hmc`]: the sampler on any differentiable log-density; [`ess`]: effective sample size.
+//! - [`linear`]: Bayesian linear regression with its analytic posterior.
+//! - [`prior`]: Gaussian, mixture-of-Gaussians and logistic priors of equal variance.
+//! - [`mlp`]: the tempered log posterior of an MLP (categorical or learned-scale Gaussian).
+//! - [`stochastic`]: SGD and deep ensembles, SGLD/SGHMC, mean-field VI.
+//! - [`samples`]: saved sample sets and the shared predictive evaluation.
 
 pub mod ess;
 pub mod hmc;
 pub mod linear;
+pub mod mlp;
+pub mod prior;
+pub mod samples;
+pub mod stochastic;

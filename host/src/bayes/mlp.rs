@@ -1,0 +1,464 @@
+//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior (digest §1.1) on a flat
+//! parameter vector, with gradients from the engine's reverse mode (on whichever device holds
+//! the data).
+//!
+//! - `categorical`: `log L_T = (1/T) Σᵢ log softmax(f_θ(xᵢ))_{yᵢ}`.
+//! - `gaussian` (learned scale): outputs `(μ, s)`, `σ = softplus(s)`, and at temperature `T` the
+//!   scale becomes `σ√T` — the reference's convention, in which the log-normaliser is not divided
+//!   by `T`.
+//!
+//! The flat vector is the layers' weights and biases in order (`layer0.weight` `[h₁, in]`
+//! row-major, `layer0.bias`, `layer1.weight`, …), the same order the exported sample files use.
+
+use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
+
+use super::hmc::Target;
+use super::prior::Prior;
+use crate::autodiff;
+use crate::backend::{DType, Device};
+use crate::data::{self, Dataset, Targets};
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::nn::{Activation, Mlp};
+use crate::params::Params;
+use crate::tensor::Tensor;
+
+/// How the network's outputs explain the targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Likelihood {
+    /// Softmax over `classes` outputs.
+    Categorical {
+        /// Number of classes (= outputs).
+        classes: usize,
+    },
+    /// Two outputs `(μ, s)`: `N(μ, softplus(s)²)` on standardised targets.
+    Gaussian,
+}
+
+impl Likelihood {
+    /// The network's output width.
+    pub fn outputs(self) -> usize {
+        match self {
+            Likelihood::Categorical { classes } => classes,
+            Likelihood::Gaussian => 2,
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Likelihood::Categorical { .. } => "categorical",
+            Likelihood::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// A train/test split of a dataset, standardised with the training rows' statistics (digest
+/// §1.5: a seeded permutation, the first `1 − f` of it for training; inputs and regression targets
+/// standardised with the training mean and standard deviation; a column constant in the
+/// training rows is centred only, [`data::column_stats`]).
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// Features per row.
+    pub d: usize,
+    /// Standardised training inputs, row-major.
+    pub x_train: Vec<f64>,
+    /// Standardised test inputs, row-major.
+    pub x_test: Vec<f64>,
+    /// Training targets: labels or standardised values.
+    pub y_train: Labels,
+    /// Test targets in the same units as `y_train`.
+    pub y_test: Labels,
+    /// Input means.
+    pub x_mean: Vec<f64>,
+    /// Input scales.
+    pub x_std: Vec<f64>,
+    /// Regression target mean and scale (`y_scale`, digest §0.2); `(0, 1)` for classes.
+    pub y_mean: f64,
+    /// See `y_mean`.
+    pub y_scale: f64,
+}
+
+/// Targets of one side of a split.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labels {
+    /// Class indices.
+    Classes(Vec<usize>),
+    /// Standardised real values.
+    Values(Vec<f64>),
+}
+
+impl Labels {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Classes(v) => v.len(),
+            Labels::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Split {
+    /// Splits `data` with a permutation drawn from `seed`, `test_fraction` of the rows for
+    /// testing.
+    ///
+    /// # Errors
+    /// A fraction outside [0, 1); a split that leaves fewer than two training rows.
+    pub fn new(data: &Dataset, test_fraction: f64, seed: u64) -> Result<Split> {
+        if !(0.0..1.0).contains(&test_fraction) {
+            return Err(Error::invalid(
+                "--test-fraction",
+                test_fraction,
+                "must lie in [0, 1)",
+            ));
+        }
+        let n = data.rows();
+        let n_test = (test_fraction * n as f64).round() as usize;
+        if n - n_test < 2 {
+            return Err(Error::invalid(
+                "--test-fraction",
+                test_fraction,
+                format!("leaves {} training rows of {n}", n - n_test),
+            ));
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let perm = data::permutation(n, &mut rng);
+        let (train_idx, test_idx) = perm.split_at(n - n_test);
+        let train = data.subset(train_idx);
+        let test = data.subset(test_idx);
+        let d = data.cols();
+        let (x_mean, x_std) = data::column_stats(&train.x, d);
+        let (y_train, y_test, y_mean, y_scale) = match (&train.y, &test.y) {
+            (Targets::Classes { labels: a, .. }, Targets::Classes { labels: b, .. }) => (
+                Labels::Classes(a.clone()),
+                Labels::Classes(b.clone()),
+                0.0,
+                1.0,
+            ),
+            (Targets::Values(a), Targets::Values(b)) => {
+                let (m, s) = data::column_stats(a, 1);
+                let (m, s) = (m[0], s[0]);
+                let z = |v: &[f64]| v.iter().map(|y| (y - m) / s).collect();
+                (Labels::Values(z(a)), Labels::Values(z(b)), m, s)
+            }
+            _ => unreachable!("subsets of one dataset share their target kind"),
+        };
+        Ok(Split {
+            d,
+            x_train: data::standardize(&train.x, &x_mean, &x_std),
+            x_test: data::standardize(&test.x, &x_mean, &x_std),
+            y_train,
+            y_test,
+            x_mean,
+            x_std,
+            y_mean,
+            y_scale,
+        })
+    }
+}
+
+/// A Bayesian MLP on its training data: an HMC [`Target`] and the gradients the stochastic
+/// baselines use.
+pub struct Bnn {
+    /// The network (its parameter ids index the template's order).
+    pub mlp: Mlp,
+    names: Vec<String>,
+    shapes: Vec<Vec<usize>>,
+    dim: usize,
+    /// Likelihood.
+    pub likelihood: Likelihood,
+    /// Prior on every parameter.
+    pub prior: Prior,
+    /// Posterior temperature `T`.
+    pub temperature: f64,
+    x: Tensor,
+    labels: Vec<usize>,
+    y: Option<Tensor>,
+    n: usize,
+    device: Device,
+    dtype: DType,
+}
+
+impl Bnn {
+    /// A network `[d, hidden…, outputs]` with ReLU between layers (the reference's MLPs) on the
+    /// split's training rows, held on `device` in `dtype`.
+    ///
+    /// # Errors
+    /// A likelihood that does not fit the targets (classes for regression values or the other
+    /// way round), a zero width, a temperature that is not a positive number.
+    pub fn new(
+        split: &Split,
+        hidden: &[usize],
+        likelihood: Likelihood,
+        prior: Prior,
+        temperature: f64,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Bnn> {
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            return Err(Error::invalid(
+                "--temperature",
+                temperature,
+                "must be a positive number",
+            ));
+        }
+        let n = split.y_train.len();
+        let (labels, y) = match (&split.y_train, likelihood) {
+            (Labels::Classes(l), Likelihood::Categorical { classes }) => {
+                if let Some(&bad) = l.iter().find(|&&c| c >= classes) {
+                    return Err(Error::invalid(
+                        "--likelihood",
+                        "categorical",
+                        format!("label index {bad} but only {classes} classes"),
+                    ));
+                }
+                (l.clone(), None)
+            }
+            (Labels::Values(v), Likelihood::Gaussian) => (
+                Vec::new(),
+                Some(Tensor::from_f64s(v, &[n], dtype)?.to_device(device)?),
+            ),
+            (Labels::Classes(_), Likelihood::Gaussian) => {
+                return Err(Error::invalid(
+                    "--likelihood",
+                    "gaussian",
+                    "the target column holds class labels; use --likelihood categorical",
+                ))
+            }
+            (Labels::Values(_), Likelihood::Categorical { .. }) => {
+                return Err(Error::invalid(
+                    "--likelihood",
+                    "categorical",
+                    "the target column holds real values; use --likelihood gaussian",
+                ))
+            }
+        };
+        let mut sizes = vec![split.d];
+        sizes.extend_from_slice(hidden);
+        sizes.push(likelihood.outputs());
+        let mut template = Params::new();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+        let mlp = Mlp::new(
+            &mut template,
+            &sizes,
+            Activation::Relu,
+            Init::KaimingNormal,
+            dtype,
+            &mut rng,
+        )?;
+        let names = template.names().to_vec();
+        let shapes: Vec<Vec<usize>> = template
+            .values()
+            .iter()
+            .map(|t| t.dims().to_vec())
+            .collect();
+        let dim = template.numel();
+        let x = Tensor::from_f64s(&split.x_train, &[n, split.d], dtype)?.to_device(device)?;
+        Ok(Bnn {
+            mlp,
+            names,
+            shapes,
+            dim,
+            likelihood,
+            prior,
+            temperature,
+            x,
+            labels,
+            y,
+            n,
+            device,
+            dtype,
+        })
+    }
+
+    /// Number of training rows.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// The widths `[in, h₁, …, out]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.mlp.sizes()
+    }
+
+    /// The device holding the data.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// A fresh initialisation from `seed`, the reference's (Haiku's default for `Linear`):
+    /// weights from a normal truncated at ±2 standard deviations, scaled to variance
+    /// `1/fan_in`, biases zero.
+    pub fn init(&self, seed: u64) -> Vec<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        // Standard deviation of N(0, 1) truncated to [−2, 2].
+        const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+        let mut theta = Vec::with_capacity(self.dim);
+        for shape in &self.shapes {
+            if shape.len() == 2 {
+                let scale = 1.0 / (shape[1] as f64).sqrt() / TRUNCATED_STD;
+                for _ in 0..shape[0] * shape[1] {
+                    let z = loop {
+                        let z: f64 = standard_normal(&mut rng);
+                        if z.abs() <= 2.0 {
+                            break z;
+                        }
+                    };
+                    theta.push(scale * z);
+                }
+            } else {
+                theta.extend(std::iter::repeat_n(0.0, shape.iter().product()));
+            }
+        }
+        theta
+    }
+
+    fn params(&self, theta: &[f64], track: bool) -> Result<Params> {
+        if theta.len() != self.dim {
+            return Err(Error::invalid(
+                "parameters",
+                theta.len(),
+                format!("the model {:?} has {} parameters", self.sizes(), self.dim),
+            ));
+        }
+        let mut params = Params::new();
+        let mut at = 0;
+        for (name, shape) in self.names.iter().zip(&self.shapes) {
+            let k: usize = shape.iter().product();
+            let t =
+                Tensor::from_f64s(&theta[at..at + k], shape, self.dtype)?.to_device(self.device)?;
+            params.insert(name.clone(), if track { t.variable() } else { t })?;
+            at += k;
+        }
+        Ok(params)
+    }
+
+    /// `log L_T` summed over `rows` (all training rows when `None`) as a tensor.
+    fn log_likelihood_tensor(&self, params: &Params, rows: Option<&[usize]>) -> Result<Tensor> {
+        let x = match rows {
+            Some(r) => self.x.index_select(0, r)?,
+            None => self.x.clone(),
+        };
+        let out = self.mlp.forward(params, &x)?;
+        let m = out.dims()[0];
+        match self.likelihood {
+            Likelihood::Categorical { .. } => {
+                let labels: Vec<usize> = match rows {
+                    Some(r) => r.iter().map(|&i| self.labels[i]).collect(),
+                    None => self.labels.clone(),
+                };
+                out.log_softmax(-1)?
+                    .gather_rows(&labels)?
+                    .sum_all()?
+                    .mul_scalar(1.0 / self.temperature)
+            }
+            Likelihood::Gaussian => {
+                let y = self
+                    .y
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("model", "gaussian", "no targets"))?;
+                let y = match rows {
+                    Some(r) => y.index_select(0, r)?,
+                    None => y.clone(),
+                };
+                let mu = out.narrow(1, 0, 1)?.reshape(&[m])?;
+                let sigma = out
+                    .narrow(1, 1, 1)?
+                    .reshape(&[m])?
+                    .softplus()?
+                    .mul_scalar(self.temperature.sqrt())?;
+                let z = y.sub(&mu)?.div(&sigma)?;
+                z.square()?
+                    .mul_scalar(-0.5)?
+                    .sub(&sigma.log()?)?
+                    .sum_all()?
+                    .add_scalar(-0.5 * m as f64 * (2.0 * std::f64::consts::PI).ln())
+            }
+        }
+    }
+
+    /// `(log L_T(rows), scale · ∇ log L_T(rows))` — the likelihood alone, no prior. The
+    /// stochastic methods pass `scale = n / batch` (the reference's unbiased full-data gradient).
+    ///
+    /// # Errors
+    /// A parameter vector of the wrong length; engine errors.
+    pub fn likelihood_gradient(
+        &self,
+        theta: &[f64],
+        rows: Option<&[usize]>,
+        scale: f64,
+    ) -> Result<(f64, Vec<f64>)> {
+        let params = self.params(theta, true)?;
+        let ll = self.log_likelihood_tensor(&params, rows)?;
+        let value = ll.item()?;
+        let refs: Vec<&Tensor> = params.values().iter().collect();
+        let grads = autodiff::backward(&ll.mul_scalar(scale)?, &refs)?;
+        let mut g = Vec::with_capacity(self.dim);
+        for t in &grads {
+            g.extend(t.to_vec_f64()?);
+        }
+        Ok((value, g))
+    }
+
+    /// `scale · log L_T(rows) + log p_T(θ)`'s gradient, and `log L_T(rows)`.
+    ///
+    /// # Errors
+    /// As [`Bnn::likelihood_gradient`].
+    pub fn posterior_gradient(
+        &self,
+        theta: &[f64],
+        rows: Option<&[usize]>,
+        scale: f64,
+    ) -> Result<(f64, Vec<f64>)> {
+        let (ll, mut g) = self.likelihood_gradient(theta, rows, scale)?;
+        self.prior.add_gradient(theta, self.temperature, &mut g);
+        Ok((ll, g))
+    }
+
+    /// The network's predictive distribution on standardised inputs `x` (`[rows, d]`):
+    /// class probabilities `[rows, C]`, or `(μ, σ)` pairs `[rows, 2]` with `σ = softplus(s)`.
+    ///
+    /// # Errors
+    /// As [`Bnn::likelihood_gradient`].
+    pub fn predict(&self, theta: &[f64], x: &Tensor) -> Result<Vec<f64>> {
+        autodiff::no_grad(|| {
+            let params = self.params(theta, false)?;
+            let out = self.mlp.forward(&params, x)?;
+            match self.likelihood {
+                Likelihood::Categorical { .. } => out.softmax(-1)?.to_vec_f64(),
+                Likelihood::Gaussian => {
+                    let mu = out.narrow(1, 0, 1)?.to_vec_f64()?;
+                    let sd = out.narrow(1, 1, 1)?.softplus()?.to_vec_f64()?;
+                    Ok(mu.into_iter().zip(sd).flat_map(|(m, s)| [m, s]).collect())
+                }
+            }
+        })
+    }
+
+    /// Inputs `[rows, d]` as a tensor on the model's device.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn inputs(&self, x: &[f64], d: usize) -> Result<Tensor> {
+        Tensor::from_f64s(x, &[x.len() / d.max(1), d], self.dtype)?.to_device(self.device)
+    }
+}
+
+impl Target for Bnn {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn likelihood_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
+        self.posterior_gradient(theta, None, 1.0)
+    }
+
+    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64 {
+        self.prior.log_prob_difference(new, old, self.temperature)
+    }
+}
