@@ -312,7 +312,14 @@ fn parse_hidden(model: &str) -> Result<Vec<usize>> {
     Ok(hidden)
 }
 
-fn problem(a: &ProblemArgs, method: &str, settings: Value) -> Result<Problem> {
+/// Reads and splits the data, runs `validate` on the number of training rows (so bad settings
+/// are refused before the device notice and before any work), then builds the model.
+fn problem(
+    a: &ProblemArgs,
+    method: &str,
+    settings: Value,
+    validate: impl FnOnce(usize) -> Result<()>,
+) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
     let hidden = parse_hidden(model)?;
     let likelihood_name = a.likelihood.as_deref().unwrap_or("categorical");
@@ -343,6 +350,8 @@ fn problem(a: &ProblemArgs, method: &str, settings: Value) -> Result<Problem> {
         Targets::Values(_) => (Likelihood::Gaussian, Vec::new()),
     };
     let split = Split::new(&data, a.test_fraction, a.split_seed)?;
+    stochastic::positive("--temperature", a.temperature)?;
+    validate(split.y_train.len())?;
     let request: DeviceRequest = a.device.parse()?;
     let (device, notice) = request.resolve()?;
     if let Some(n) = notice {
@@ -498,7 +507,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "samples": a.samples, "burn_in": a.burn_in, "chains": a.chains,
         "textbook": a.textbook, "no_mh": a.no_mh, "seed": a.problem.seed,
     });
-    let p = problem(&a.problem, "hmc", settings)?;
+    let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
     let start = Instant::now();
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
@@ -576,16 +585,20 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         "lr": a.lr, "epochs": a.epochs, "batch_size": a.batch_size, "members": members,
         "seed": a.problem.seed,
     });
-    let p = problem(&a.problem, method, settings)?;
+    let batching = |seed| Batching {
+        batch_size: a.batch_size,
+        epochs: a.epochs,
+        seed,
+    };
+    let p = problem(&a.problem, method, settings, |rows| {
+        stochastic::positive("--lr", a.lr)?;
+        batching(0).check(rows)
+    })?;
     let start = Instant::now();
     let mut samples = Vec::new();
     for m in 0..members {
         let seed = a.problem.seed.wrapping_add(m as u64);
-        let b = Batching {
-            batch_size: a.batch_size,
-            epochs: a.epochs,
-            seed,
-        };
+        let b = batching(seed);
         let bar = epoch_bar(
             !a.problem.quiet && !a.problem.json,
             a.epochs,
@@ -641,16 +654,20 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
         "cycle_epochs": a.cycle_epochs, "preconditioned": a.preconditioned,
         "chains": a.chains, "batch_size": a.batch_size, "seed": a.problem.seed,
     });
-    let p = problem(&a.problem, method, settings)?;
+    let batching = |seed| Batching {
+        batch_size: a.batch_size,
+        epochs: a.epochs,
+        seed,
+    };
+    let p = problem(&a.problem, method, settings, |rows| {
+        cfg.check(a.epochs)?;
+        batching(0).check(rows)
+    })?;
     let start = Instant::now();
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     for c in 0..a.chains {
         let seed = a.problem.seed.wrapping_add(c as u64);
-        let b = Batching {
-            batch_size: a.batch_size,
-            epochs: a.epochs,
-            seed,
-        };
+        let b = batching(seed);
         let bar = epoch_bar(
             !a.problem.quiet && !a.problem.json,
             a.epochs,
@@ -677,15 +694,26 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         "lr": a.lr, "epochs": a.epochs, "init_std": a.init_std, "sgd_epochs": a.sgd_epochs,
         "sgd_lr": a.sgd_lr, "draws": a.draws, "batch_size": a.batch_size, "seed": a.problem.seed,
     });
-    let p = problem(&a.problem, "vi", settings)?;
-    let start = Instant::now();
-    let show = !a.problem.quiet && !a.problem.json;
     let seed = a.problem.seed;
     let b = Batching {
         batch_size: a.batch_size,
         epochs: a.sgd_epochs,
         seed,
     };
+    let prior = Prior::new(
+        &a.problem.prior,
+        a.problem.prior_std,
+        a.problem.mixture_weight,
+        a.problem.mixture_ratio,
+    )?;
+    let p = problem(&a.problem, "vi", settings, |rows| {
+        stochastic::check_vi(&prior, a.lr, a.init_std)?;
+        stochastic::positive("--sgd-lr", a.sgd_lr)?;
+        positive_counts(&[("--epochs", a.epochs)])?;
+        b.check(rows)
+    })?;
+    let start = Instant::now();
+    let show = !a.problem.quiet && !a.problem.json;
     let bar = epoch_bar(show, a.sgd_epochs, "vi: SGD for the mean".into());
     let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &bar)?;
     bar.finish_and_clear();

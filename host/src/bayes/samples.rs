@@ -202,10 +202,14 @@ impl SampleSet {
         for i in 0..s.len() {
             flat.push(s.get_f64(i).map_err(|e| bad(e.to_string()))?);
         }
-        let chain = (0..c.len())
-            .map(|i| c.get_f64(i).map(|v| v as usize))
-            .collect::<core::result::Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
+        if c.dtype() != keel_core::io::Dtype::U32 {
+            return Err(bad(format!("chain is {:?}, expected U32", c.dtype())));
+        }
+        let chain = c
+            .data()
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .collect();
         Ok(SampleSet {
             spec,
             samples: flat.chunks(p.max(1)).map(<[f64]>::to_vec).collect(),
@@ -222,7 +226,17 @@ impl SampleSet {
 pub fn rebuild(spec: &Spec, data_path: &Path, device: Device) -> Result<(Split, Bnn)> {
     let likelihood = likelihood_of(spec)?;
     let classify = matches!(likelihood, Likelihood::Categorical { .. });
-    let data = data::read_csv(data_path, &spec.target, classify)?;
+    let data = data::read_csv(data_path, &spec.target, classify).map_err(|e| match e {
+        Error::InvalidInput { .. } => Error::invalid(
+            "--data",
+            data_path.display(),
+            format!(
+                "does not fit the samples (drawn on {}, target '{}'): {e}",
+                spec.data, spec.target
+            ),
+        ),
+        e => e,
+    })?;
     check_data(spec, &data, data_path)?;
     let split = Split::new(&data, spec.test_fraction, spec.split_seed)?;
     let bnn = Bnn::new(

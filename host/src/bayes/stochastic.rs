@@ -36,7 +36,11 @@ pub struct Batching {
 }
 
 impl Batching {
-    fn check(&self, n: usize) -> Result<()> {
+    /// Checks the settings against `n` training rows.
+    ///
+    /// # Errors
+    /// A batch size outside `1..=n`; zero epochs.
+    pub fn check(&self, n: usize) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > n {
             return Err(Error::invalid(
                 "--batch-size",
@@ -55,7 +59,11 @@ impl Batching {
     }
 }
 
-fn positive(flag: &str, v: f64) -> Result<()> {
+/// `v` must be a positive number, else an error naming `flag`.
+///
+/// # Errors
+/// As described.
+pub fn positive(flag: &str, v: f64) -> Result<()> {
     if v > 0.0 && v.is_finite() {
         Ok(())
     } else {
@@ -167,6 +175,42 @@ pub struct SgmcmcConfig {
     pub preconditioned: bool,
 }
 
+impl SgmcmcConfig {
+    /// Checks the settings for a run of `epochs`.
+    ///
+    /// # Errors
+    /// A step size that is not positive, a momentum outside [0, 1), no sampling epochs left
+    /// after burn-in, a zero sampling interval or cycle.
+    pub fn check(&self, epochs: usize) -> Result<()> {
+        positive("--lr", self.lr)?;
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(Error::invalid(
+                "--momentum",
+                self.momentum,
+                "must lie in [0, 1)",
+            ));
+        }
+        if self.ensemble_freq == 0 {
+            return Err(Error::invalid("--sample-every", 0, "must be at least 1"));
+        }
+        if self.burn_in_epochs >= epochs {
+            return Err(Error::invalid(
+                "--burn-in",
+                self.burn_in_epochs,
+                format!("leaves no sampling epochs of {}", epochs),
+            ));
+        }
+        match self.schedule {
+            Schedule::CosineBurnIn { final_lr } => positive("--final-lr", final_lr)?,
+            Schedule::Cyclical { cycle_epochs: 0 } => {
+                return Err(Error::invalid("--cycle-epochs", 0, "must be at least 1"))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// SGLD (β = 0) or SGHMC from `theta`; returns the samples.
 ///
 /// # Errors
@@ -178,31 +222,7 @@ pub fn sgmcmc(
     b: &Batching,
     bar: &ProgressBar,
 ) -> Result<Vec<Vec<f64>>> {
-    positive("--lr", cfg.lr)?;
-    if !(0.0..1.0).contains(&cfg.momentum) {
-        return Err(Error::invalid(
-            "--momentum",
-            cfg.momentum,
-            "must lie in [0, 1)",
-        ));
-    }
-    if cfg.ensemble_freq == 0 {
-        return Err(Error::invalid("--sample-every", 0, "must be at least 1"));
-    }
-    if cfg.burn_in_epochs >= b.epochs {
-        return Err(Error::invalid(
-            "--burn-in",
-            cfg.burn_in_epochs,
-            format!("leaves no sampling epochs of {}", b.epochs),
-        ));
-    }
-    match cfg.schedule {
-        Schedule::CosineBurnIn { final_lr } => positive("--final-lr", final_lr)?,
-        Schedule::Cyclical { cycle_epochs: 0 } => {
-            return Err(Error::invalid("--cycle-epochs", 0, "must be at least 1"))
-        }
-        _ => {}
-    }
+    cfg.check(b.epochs)?;
     b.check(bnn.rows())?;
     let n = bnn.rows();
     let per = b.steps_per_epoch(n);
@@ -297,6 +317,24 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// Checks mean-field VI's settings; returns the Gaussian prior's standard deviation.
+///
+/// # Errors
+/// A prior other than the Gaussian (the objective uses its closed-form KL); a learning rate or
+/// initial σ that is not a positive number.
+pub fn check_vi(prior: &Prior, lr: f64, init_std: f64) -> Result<f64> {
+    let Prior::Gaussian { std: prior_std } = *prior else {
+        return Err(Error::invalid(
+            "--prior",
+            prior.name(),
+            "mean-field VI uses the closed-form KL to a Gaussian prior; use --prior gaussian",
+        ));
+    };
+    positive("--lr", lr)?;
+    positive("--init-std", init_std)?;
+    Ok(prior_std)
+}
+
 /// Mean-field VI from the mean `mean` (an SGD solution), `σ` initialised at `init_std`.
 ///
 /// # Errors
@@ -310,15 +348,7 @@ pub fn mfvi(
     b: &Batching,
     bar: &ProgressBar,
 ) -> Result<MeanField> {
-    let Prior::Gaussian { std: prior_std } = bnn.prior else {
-        return Err(Error::invalid(
-            "--prior",
-            bnn.prior.name(),
-            "mean-field VI uses the closed-form KL to a Gaussian prior; use --prior gaussian",
-        ));
-    };
-    positive("--lr", lr)?;
-    positive("--init-std", init_std)?;
+    let prior_std = check_vi(&bnn.prior, lr, init_std)?;
     b.check(bnn.rows())?;
     let d = mean.len();
     let scale = bnn.rows() as f64 / b.batch_size as f64;
