@@ -147,7 +147,7 @@ fn hmc_matches_the_reference_logistic_posterior() {
     let (ref_mean, ref_mcse) = (vec_of(&r["mean"]), vec_of(&r["mcse_mean"]));
     let ref_cov: Vec<Vec<f64>> = r["cov"].as_array().unwrap().iter().map(vec_of).collect();
     let mut samples = Vec::new();
-    let mut ess = vec![0.0; 6];
+    let mut ess = [0.0; 6];
     for c in 0..2 {
         let cfg = HmcConfig {
             step_size: 0.15,
@@ -248,7 +248,7 @@ fn mfvi_finds_the_mean_field_optimum() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|row| vec_of(row))
+        .flat_map(vec_of)
         .collect();
     let precision = invert6(&laplace);
     let bar = indicatif::ProgressBar::hidden();
