@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the firmware (release) and prints its section sizes and the deterministic instruction
-# count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one WISKI update and
-# one WISKI prediction: the instructions QEMU executes between the `bench_start` and `bench_end`
+# count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one WISKI update,
+# one WISKI prediction and one 10-sample BMA digit classification: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -13,6 +13,7 @@
 #   mlp_digit_instructions=…    (third: one digits-MLP forward pass, 64→128→128→10)
 #   gp_update_instructions=…    (fourth: one WISKI update, 1-D, m = 64, f32)
 #   gp_predict_instructions=…   (fifth: one WISKI prediction, mean and variance of f)
+#   bma_digit_instructions=…    (sixth: one 10-sample Bayesian model average, 64→64→10)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -62,9 +63,9 @@ timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
 qemu_pid=$!
 timeout 180 awk '
     /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
-    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 5) exit }; next }
+    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 6) exit }; next }
     inb { n++ }
-    END { if (found < 5) exit 1 }
+    END { if (found < 6) exit 1 }
 ' "$fifo" >"$tmp/count" &
 awk_pid=$!
 while kill -0 "$awk_pid" 2>/dev/null; do
@@ -91,3 +92,4 @@ echo "chnn_step_instructions=$(sed -n 2p "$tmp/count")"
 echo "mlp_digit_instructions=$(sed -n 3p "$tmp/count")"
 echo "gp_update_instructions=$(sed -n 4p "$tmp/count")"
 echo "gp_predict_instructions=$(sed -n 5p "$tmp/count")"
+echo "bma_digit_instructions=$(sed -n 6p "$tmp/count")"

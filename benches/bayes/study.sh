@@ -34,7 +34,7 @@ diabetes() {
     local c="--data fixtures/data/diabetes.csv --likelihood gaussian --model mlp:50 --prior-std 1 --device cpu --quiet --json"
     local o="$out/diabetes"
     mkdir -p "$o"
-    $k bayes hmc $c --step-size 3e-4 --chains 3 --burn-in 30 --samples 100 --save-samples $o/hmc.safetensors > $o/hmc.json
+    $k bayes hmc $c --step-size 1.5e-4 --chains 3 --burn-in 30 --samples 100 --save-samples $o/hmc.safetensors > $o/hmc.json
     $k bayes sgd $c --lr 3e-6 --epochs 1000 --save-samples $o/sgd.safetensors > $o/sgd.json
     $k bayes ensemble $c --lr 3e-6 --epochs 1000 --members 10 --save-samples $o/ensemble.safetensors > $o/ensemble.json
     $k bayes sgld $c --lr 3e-6 --epochs 1000 --burn-in 100 --sample-every 10 --chains 3 --save-samples $o/sgld.safetensors > $o/sgld.json

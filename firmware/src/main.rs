@@ -21,7 +21,7 @@ use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
-use keel_core::nn::{Emlp, Mlp};
+use keel_core::nn::{Bma, Emlp, Mlp};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_core::Real;
 use panic_semihosting as _;
@@ -42,6 +42,9 @@ const RATES: [f32; LINKS] = [0.0, 0.5, -0.3];
 static DIGITS_MODEL: &[u8] = include_bytes!("../assets/digits-mlp.safetensors");
 /// Test digits (`x: [16, 64]`, `label: [16]`) to classify.
 static DIGITS_SAMPLES: &[u8] = include_bytes!("../assets/digits-samples.safetensors");
+/// Ten HMC samples of a Bayesian MLP (64 → 64 → 10, ReLU) on digits (`keel bayes hmc … --save-samples`,
+/// then `keel bayes export --count 10`): the core averages their class probabilities.
+static DIGITS_BMA: &[u8] = include_bytes!("../assets/digits-bma.safetensors");
 /// Digits classified (the samples file holds this many).
 const SAMPLES: usize = 16;
 /// Pixels per digit.
@@ -299,6 +302,46 @@ fn classify_digits() -> keel_core::Result<()> {
     Ok(())
 }
 
+/// Classifies the test digits with the 10-sample Bayesian model average and prints the classes and
+/// the averaged probabilities (sixth marked region: one BMA prediction).
+fn classify_digits_bma() -> keel_core::Result<()> {
+    let st = SafeTensors::<8>::parse(DIGITS_BMA)?;
+    let bma = Bma::<4>::from_safetensors(&st)?;
+    let samples = SafeTensors::<4>::parse(DIGITS_SAMPLES)?;
+    let mut scratch = [0.0f32; SCRATCH];
+    let mut x = [0.0f32; PIXELS];
+    let mut probs = [0.0f32; SAMPLES * CLASSES];
+    let mut classes = [0u8; SAMPLES];
+
+    digit(&samples, 0, &mut x)?;
+    black_box(&mut x);
+    bench_start();
+    let first = bma.predict(&x, &mut probs[..CLASSES], &mut scratch);
+    bench_end();
+    first?;
+
+    for k in 0..SAMPLES {
+        digit(&samples, k, &mut x)?;
+        let out = &mut probs[k * CLASSES..(k + 1) * CLASSES];
+        bma.predict(&x, out, &mut scratch)?;
+        let mut best = 0;
+        for c in 1..CLASSES {
+            if out[c] > out[best] {
+                best = c;
+            }
+        }
+        classes[k] = best as u8;
+    }
+    hprintln!(
+        "KEEL-FW model=bma samples={} members={} classes={} probs={}",
+        SAMPLES,
+        bma.count(),
+        Classes(&classes),
+        Bits(&probs)
+    );
+    Ok(())
+}
+
 /// Formats small integers comma-separated.
 struct Classes<'a>(&'a [u8]);
 
@@ -338,6 +381,7 @@ fn run() -> keel_core::Result<()> {
     classify_digits()?;
     run_gp()?;
     run_emlp()?;
+    classify_digits_bma()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
 
     for _ in 1..STEPS {

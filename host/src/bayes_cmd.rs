@@ -41,6 +41,25 @@ pub enum BayesCommand {
     /// Metrics of several sample sets on their test split, with agreement and total variation
     /// to a reference (HMC).
     Compare(CompareArgs),
+    /// Export a model average for `keel-core` (`keel_core::nn::Bma`): `--count` samples of a
+    /// classification set, spread evenly over it, as f32 with the input standardisation.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A sample set written by --save-samples.
+    #[arg(long)]
+    samples: PathBuf,
+    /// The data file the set was drawn on (for the input standardisation).
+    #[arg(long)]
+    data: PathBuf,
+    /// Samples to keep.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// What is modelled: the data, the network, likelihood, prior, temperature and the split.
@@ -253,6 +272,7 @@ pub fn run(cmd: &BayesCommand) -> Result<()> {
         BayesCommand::Sghmc(a) => sgmcmc_cmd(a, "sghmc"),
         BayesCommand::Vi(a) => vi_cmd(a),
         BayesCommand::Compare(a) => compare_cmd(a),
+        BayesCommand::Export(a) => export_cmd(a),
     }
 }
 
@@ -821,6 +841,25 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
         }
         println!(" |");
     }
+    Ok(())
+}
+
+fn export_cmd(a: &ExportArgs) -> Result<()> {
+    positive_counts(&[("--count", a.count)])?;
+    keel::output::check_writable("--out", &a.out)?;
+    let set = SampleSet::load(&a.samples)?;
+    let (split, bnn) = rebuild(&set.spec, &a.data, keel::backend::Device::Cpu)?;
+    let bytes = keel::bayes::samples::bma_bytes(&set, &split, &bnn.sizes(), a.count)?;
+    keel::output::write_atomic(&a.out, &bytes)?;
+    println!(
+        "{} of {} {} samples ({} parameters each) written to {} ({} bytes)",
+        a.count.min(set.samples.len()),
+        set.samples.len(),
+        set.spec.method,
+        set.samples[0].len(),
+        a.out.display(),
+        bytes.len()
+    );
     Ok(())
 }
 

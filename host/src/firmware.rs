@@ -553,23 +553,7 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
         &model_path,
         crate::backend::DType::F32,
     )?;
-    let samples_path = assets.join(DIGITS_SAMPLES);
-    let sbytes = read(DIGITS_SAMPLES)?;
-    let bad = |e: keel_core::Error| Error::Malformed {
-        path: samples_path.clone(),
-        reason: e.to_string(),
-    };
-    let st = keel_core::io::SafeTensors::<4>::parse(&sbytes).map_err(bad)?;
-    let xt = st.tensor("x").map_err(bad)?;
-    let lt = st.tensor("label").map_err(bad)?;
-    let x = (0..xt.len())
-        .map(|i| xt.get_f64(i))
-        .collect::<core::result::Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    let labels = (0..lt.len())
-        .map(|i| lt.get_f64(i).map(|v| v as usize))
-        .collect::<core::result::Result<Vec<_>, _>>()
-        .map_err(bad)?;
+    let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
     let cols = loaded.mlp.layers[0].inp;
     let xs = match &loaded.stats.input {
         Some((m, s)) => crate::data::standardize(&x, m, s),
@@ -807,6 +791,137 @@ pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
         tolerance: GP_TOLERANCE,
         pass,
     })
+}
+
+/// The 10-sample Bayesian model average the firmware embeds (`keel bayes export`).
+pub const BMA_MODEL: &str = "digits-bma.safetensors";
+
+/// A parsed `KEEL-FW model=bma` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareBmaRun {
+    /// Samples averaged.
+    pub members: usize,
+    /// Predicted classes.
+    pub classes: Vec<usize>,
+    /// Averaged probabilities `[digits, 10]`.
+    pub probs: Vec<f32>,
+}
+
+/// Finds and parses the `KEEL-FW model=bma` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_bma(output: &str) -> Result<FirmwareBmaRun> {
+    let (line, fields) = model_line(output, "bma")?;
+    let get = |k: &str| field(&fields, line, k);
+    let int = |k: &str| -> Result<usize> {
+        let v = get(k)?;
+        v.parse()
+            .map_err(|_| Error::invalid(k.to_string(), v, "not an integer"))
+    };
+    let (samples, members) = (int("samples")?, int("members")?);
+    let classes = get("classes")?
+        .split(',')
+        .map(|c| {
+            c.parse::<usize>()
+                .map_err(|_| Error::invalid("classes", c, "not an integer"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let probs = hex_words("probs", get("probs")?)?;
+    if classes.len() != samples || probs.len() != samples * 10 {
+        return Err(Error::invalid(
+            "firmware output",
+            samples,
+            format!(
+                "{} classes and {} probabilities for {samples} digits",
+                classes.len(),
+                probs.len()
+            ),
+        ));
+    }
+    Ok(FirmwareBmaRun {
+        members,
+        classes,
+        probs,
+    })
+}
+
+/// Outcome of comparing the firmware's model average with the host engine's.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct BmaComparison {
+    /// Samples averaged on the controller.
+    pub members: usize,
+    /// Classes the firmware predicted.
+    pub firmware_classes: Vec<usize>,
+    /// Classes the host engine predicted (f64).
+    pub host_classes: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<usize>,
+    /// Largest `|fw − host|` over the probabilities.
+    pub max_error: f64,
+    /// The tolerance checked.
+    pub tolerance: f64,
+    /// Whether classes agree and the probabilities are within tolerance.
+    pub pass: bool,
+}
+
+/// Recomputes the firmware's model average with the host engine (f64, its own matmuls, not the
+/// core's loop) from the same asset files.
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaComparison> {
+    let read = |name: &str| {
+        let p = assets.join(name);
+        std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
+    };
+    let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
+    let host = crate::bayes::samples::bma_engine(&read(BMA_MODEL)?, &assets.join(BMA_MODEL), &x)?;
+    let host_classes: Vec<usize> = host
+        .chunks(10)
+        .map(|p| {
+            (0..p.len())
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    let max_error = run
+        .probs
+        .iter()
+        .zip(&host)
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    let pass =
+        host_classes == run.classes && host.len() == run.probs.len() && max_error <= TOLERANCE;
+    Ok(BmaComparison {
+        members: run.members,
+        firmware_classes: run.classes.clone(),
+        host_classes,
+        labels,
+        max_error,
+        tolerance: TOLERANCE,
+        pass,
+    })
+}
+
+/// The digits and labels of the firmware's samples file.
+fn digits_samples(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<f64>, Vec<usize>)> {
+    let bad = |e: keel_core::Error| Error::Malformed {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let st = keel_core::io::SafeTensors::<4>::parse(bytes).map_err(bad)?;
+    let xt = st.tensor("x").map_err(bad)?;
+    let lt = st.tensor("label").map_err(bad)?;
+    let x = (0..xt.len())
+        .map(|i| xt.get_f64(i))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let labels = (0..lt.len())
+        .map(|i| lt.get_f64(i).map(|v| v as usize))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    Ok((x, labels))
 }
 
 /// The learned 2-pendulum CHNN the firmware embeds (`keel chnn train … --export`).
@@ -1054,5 +1169,23 @@ mod tests {
             &format!("z0={}", hex(&z0[..3]))
         ))
         .is_err());
+    }
+
+    #[test]
+    fn the_bma_line_parses_and_bad_lines_are_refused() {
+        let probs: Vec<String> = (0..20)
+            .map(|i| format!("{:08x}", (0.05f32 * i as f32).to_bits()))
+            .collect();
+        let line = format!(
+            "KEEL-FW model=bma samples=2 members=10 classes=3,9 probs={}",
+            probs.join(",")
+        );
+        let run = parse_bma(&format!("boot\n{line}\n")).unwrap();
+        assert_eq!((run.members, run.classes.clone()), (10, vec![3, 9]));
+        assert_eq!(run.probs[1], 0.05);
+        assert!(parse_bma(&line.replace("members=10 ", "")).is_err());
+        assert!(parse_bma(&line.replace("classes=3,9", "classes=3")).is_err());
+        assert!(parse_bma(&line.replace("samples=2", "samples=two")).is_err());
+        assert!(parse_bma("KEEL-FW model=digits samples=0").is_err());
     }
 }

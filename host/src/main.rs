@@ -620,10 +620,11 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
     let gp = keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?;
     let chnn_run = keel::firmware::parse_chnn(&text)?;
     let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
+    let bma = keel::firmware::check_bma(&keel::firmware::parse_bma(&text)?, assets)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn})
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma})
         );
     } else {
         println!(
@@ -697,8 +698,27 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             if chnn.pass { "PASS" } else { "FAIL" },
             chnn.model_error
         );
+        let correct = bma
+            .firmware_classes
+            .iter()
+            .zip(&bma.labels)
+            .filter(|(a, b)| a == b)
+            .count();
+        println!(
+            "digits BMA ({} HMC samples, embedded keel bayes export) on {} test digits: firmware classes {:?}, host {:?}; \
+             {} of {} correct; probabilities max |fw − host| = {:.3e} (tolerance {:e}): {}",
+            bma.members,
+            bma.labels.len(),
+            bma.firmware_classes,
+            bma.host_classes,
+            correct,
+            bma.labels.len(),
+            bma.max_error,
+            bma.tolerance,
+            if bma.pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass)
+    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass && bma.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {

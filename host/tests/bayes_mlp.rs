@@ -536,3 +536,74 @@ fn cli_runs_saves_and_compares() {
         &["--prior", "gaussian"],
     );
 }
+
+/// The core's model average of an exported set equals the host engine's (f64: 1e-12; the core in
+/// f32: 1e-5), and the export refuses a regression set.
+#[test]
+fn the_core_averages_an_exported_set_like_the_engine() {
+    use keel::bayes::samples::{bma_bytes, bma_engine, SampleSet, Spec};
+    use keel_core::io::SafeTensors;
+    use keel_core::nn::Bma;
+    let (split, bnn) = logistic(&[8, 6], Prior::Gaussian { std: 1.0 }, 1.0);
+    let samples: Vec<Vec<f64>> = (0..7).map(|s| bnn.init(s)).collect();
+    let spec = Spec {
+        method: "test".into(),
+        hidden: vec![8, 6],
+        likelihood: "categorical".into(),
+        classes: vec!["0".into(), "1".into()],
+        prior: "gaussian".into(),
+        prior_std: 1.0,
+        mixture_weight: 0.5,
+        mixture_ratio: 4.0,
+        temperature: 1.0,
+        data: "logistic.csv".into(),
+        target: "label".into(),
+        rows: 60,
+        test_fraction: 0.0,
+        split_seed: 0,
+        settings: Value::Null,
+    };
+    let set = SampleSet {
+        spec: spec.clone(),
+        samples,
+        chain: vec![0; 7],
+    };
+    let bytes = bma_bytes(&set, &split, &bnn.sizes(), 5).unwrap();
+    let st = SafeTensors::<8>::parse(&bytes).unwrap();
+    let bma = Bma::<4>::from_safetensors(&st).unwrap();
+    assert_eq!((bma.count(), bma.inputs(), bma.classes()), (5, 2, 2));
+    let raw = [0.3, -1.2, 2.0, 0.1, -0.7, -0.4];
+    let host = bma_engine(&bytes, Path::new("mem"), &raw).unwrap();
+    let mut scratch = vec![0.0f64; bma.scratch_len()];
+    let mut scratch32 = vec![0.0f32; bma.scratch_len()];
+    for (k, x) in raw.chunks(2).enumerate() {
+        let mut p = [0.0f64; 2];
+        bma.predict(x, &mut p, &mut scratch).unwrap();
+        let x32 = [x[0] as f32, x[1] as f32];
+        let mut p32 = [0.0f32; 2];
+        bma.predict(&x32, &mut p32, &mut scratch32).unwrap();
+        for c in 0..2 {
+            let h = host[k * 2 + c];
+            assert!((p[c] - h).abs() < 1e-12, "{} vs {h}", p[c]);
+            assert!((f64::from(p32[c]) - h).abs() < 1e-5, "{} vs {h}", p32[c]);
+        }
+        assert!((p[0] + p[1] - 1.0).abs() < 1e-12);
+    }
+    // Bad calls and files.
+    let mut p = [0.0f64; 3];
+    assert!(bma.predict(&raw[..2], &mut p, &mut scratch).is_err());
+    assert!(bma
+        .predict(&raw[..2], &mut p[..2], &mut scratch[..1])
+        .is_err());
+    let regression = SampleSet {
+        spec: Spec {
+            likelihood: "gaussian".into(),
+            ..spec
+        },
+        ..set
+    };
+    assert!(bma_bytes(&regression, &split, &bnn.sizes(), 5).is_err());
+    let mlp_file = std::fs::read(fixture("../firmware/assets/digits-mlp.safetensors")).unwrap();
+    let st = SafeTensors::<16>::parse(&mlp_file).unwrap();
+    assert!(Bma::<4>::from_safetensors(&st).is_err());
+}

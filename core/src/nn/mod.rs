@@ -46,6 +46,7 @@
 //! runtime — layers are dense, activations elementwise.
 
 mod activation;
+mod bma;
 mod config;
 mod dense;
 mod emlp;
@@ -53,6 +54,7 @@ mod mlp;
 mod weights;
 
 pub use activation::Activation;
+pub use bma::Bma;
 pub use config::{MlpConfig, Output};
 pub use dense::Dense;
 pub use emlp::Emlp;

@@ -465,3 +465,110 @@ mod tests {
         assert!(gaussian_tv(0.0, 1.0, 100.0, 1.0) > 1.0 - 1e-9);
     }
 }
+
+/// `count` samples spread evenly over a set (all of them if it has fewer), for an exported
+/// model average.
+pub fn spread(samples: &[Vec<f64>], count: usize) -> Vec<&Vec<f64>> {
+    let n = samples.len();
+    let k = count.min(n).max(1);
+    (0..k).map(|i| &samples[i * n / k]).collect()
+}
+
+/// The `bma` file `keel-core` reads ([`keel_core::nn::Bma`]): `count` samples of `set` spread
+/// evenly over it as `f32`, the widths, and the input standardisation of `split`.
+///
+/// # Errors
+/// A regression set (the core averages class probabilities); an empty set.
+pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) -> Result<Vec<u8>> {
+    if set.spec.likelihood != "categorical" {
+        return Err(Error::invalid(
+            "--samples",
+            &set.spec.method,
+            "the core's model average is over class probabilities; this set is a regression",
+        ));
+    }
+    if set.samples.is_empty() || count == 0 {
+        return Err(Error::invalid("--count", count, "no samples to export"));
+    }
+    let chosen = spread(&set.samples, count);
+    let p = chosen[0].len();
+    let flat: Vec<f64> = chosen.iter().flat_map(|s| s.iter().copied()).collect();
+    let sizes_f: Vec<f64> = sizes.iter().map(|&s| s as f64).collect();
+    let f32b = crate::export::f32_bytes;
+    let meta = BTreeMap::from([
+        ("keel.kind".to_string(), "bma".to_string()),
+        (
+            "keel.bayes".to_string(),
+            serde_json::to_string(&set.spec)
+                .map_err(|e| Error::invalid("export", "spec", e.to_string()))?,
+        ),
+    ]);
+    Ok(crate::export::safetensors_bytes(
+        &[
+            ("samples".into(), vec![chosen.len(), p], f32b(&flat)),
+            ("sizes".into(), vec![sizes.len()], f32b(&sizes_f)),
+            ("input.mean".into(), vec![split.d], f32b(&split.x_mean)),
+            ("input.std".into(), vec![split.d], f32b(&split.x_std)),
+        ],
+        &meta,
+    ))
+}
+
+/// The model average of a `bma` file on raw inputs `x` (`[rows, in]`) computed by the host
+/// engine in `f64` — independently of the core's reader and loop, for checking them.
+///
+/// # Errors
+/// [`Error::Malformed`] for a file that is not a `bma` file; engine errors.
+pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
+    use crate::tensor::Tensor;
+    let bad = |reason: String| Error::Malformed {
+        path: what.to_path_buf(),
+        reason,
+    };
+    let st = keel_core::io::SafeTensors::<8>::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    if st.metadata("keel.kind").and_then(|k| k.as_str()) != Some("bma") {
+        return Err(bad("not a `bma` file".into()));
+    }
+    let read = |name: &str| -> Result<(Vec<f64>, Vec<usize>)> {
+        let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let v = (0..t.len())
+            .map(|i| t.get_f64(i))
+            .collect::<core::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        Ok((v, t.shape().to_vec()))
+    };
+    let (samples, shape) = read("samples")?;
+    let sizes: Vec<usize> = read("sizes")?.0.iter().map(|&s| s as usize).collect();
+    let (mean, _) = read("input.mean")?;
+    let (std, _) = read("input.std")?;
+    let d = sizes[0];
+    let rows = x.len() / d;
+    let xs = Tensor::from_f64s(&data::standardize(x, &mean, &std), &[rows, d], DType::F64)?;
+    let classes = *sizes.last().unwrap_or(&0);
+    let mut probs = vec![0.0; rows * classes];
+    crate::autodiff::no_grad(|| -> Result<()> {
+        for s in samples.chunks(shape[1]) {
+            let mut h = xs.clone();
+            let mut at = 0;
+            for (l, w) in sizes.windows(2).enumerate() {
+                let (inp, out) = (w[0], w[1]);
+                let wt = Tensor::from_f64s(&s[at..at + out * inp], &[out, inp], DType::F64)?;
+                let b = Tensor::from_f64s(
+                    &s[at + out * inp..at + out * inp + out],
+                    &[out],
+                    DType::F64,
+                )?;
+                at += out * inp + out;
+                h = h.matmul_t(&wt, false, true)?.add(&b)?;
+                if l + 2 < sizes.len() {
+                    h = h.relu()?;
+                }
+            }
+            for (p, q) in probs.iter_mut().zip(h.softmax(-1)?.to_vec_f64()?) {
+                *p += q / shape[0] as f64;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(probs)
+}
