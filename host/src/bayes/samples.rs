@@ -452,20 +452,6 @@ pub fn function_space_rhat(
     (count > 0).then(|| (sum / count as f64, max))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gaussian_tv_matches_closed_forms() {
-        // Equal scales: TV = 2Φ(|Δμ|/2σ) − 1.
-        let tv = gaussian_tv(0.0, 1.0, 1.0, 1.0);
-        assert!((tv - 0.382_924_922_548_026).abs() < 1e-6, "{tv}");
-        assert!(gaussian_tv(0.3, 0.7, 0.3, 0.7) < 1e-12);
-        assert!(gaussian_tv(0.0, 1.0, 100.0, 1.0) > 1.0 - 1e-9);
-    }
-}
-
 /// `count` samples spread evenly over a set (all of them if it has fewer), for an exported
 /// model average.
 pub fn spread(samples: &[Vec<f64>], count: usize) -> Vec<&Vec<f64>> {
@@ -571,4 +557,18 @@ pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
         Ok(())
     })?;
     Ok(probs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_tv_matches_closed_forms() {
+        // Equal scales: TV = 2Φ(|Δμ|/2σ) − 1.
+        let tv = gaussian_tv(0.0, 1.0, 1.0, 1.0);
+        assert!((tv - 0.382_924_922_548_026).abs() < 1e-6, "{tv}");
+        assert!(gaussian_tv(0.3, 0.7, 0.3, 0.7) < 1e-12);
+        assert!(gaussian_tv(0.0, 1.0, 100.0, 1.0) > 1.0 - 1e-9);
+    }
 }
