@@ -8,8 +8,9 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel::backend::{DType, DeviceRequest};
+use keel::bayes::checkpoint;
 use keel::bayes::ess::effective_sample_size;
-use keel::bayes::hmc::{sample, sample_with, Adaptation, Ensembling, HmcConfig};
+use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig};
 use keel::bayes::linear::LinearGaussian;
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
@@ -161,6 +162,20 @@ pub struct HmcArgs {
     /// Target acceptance probability of the adaptation.
     #[arg(long, default_value_t = 0.8)]
     target_accept: f64,
+    /// MLPs: write a checkpoint here every --checkpoint-every iterations (atomically).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Iterations between checkpoints (the end of every chain is always written).
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: usize,
+    /// Continue from --checkpoint if it exists (same settings and data required); the resumed
+    /// run draws the same numbers as an uninterrupted one.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many iterations of this invocation (checkpointing first); continue with
+    /// --resume.
+    #[arg(long)]
+    stop_after: Option<usize>,
 }
 
 #[derive(Args)]
@@ -526,28 +541,85 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "step_size": a.step_size, "trajectory_length": cfg0.trajectory_length,
         "samples": a.samples, "burn_in": a.burn_in, "chains": a.chains,
         "textbook": a.textbook, "no_mh": a.no_mh, "seed": a.problem.seed,
+        "adapt_speed": a.adapt_speed, "target_accept": a.target_accept,
     });
+    if a.checkpoint.is_none() && (a.resume || a.stop_after.is_some()) {
+        let flag = if a.resume { "--resume" } else { "--stop-after" };
+        return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
+    }
+    if let Some(path) = &a.checkpoint {
+        keel::output::check_writable("--checkpoint", path)?;
+    }
     let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
+    let fingerprint = serde_json::to_string(&p.spec).unwrap_or_default();
     let start = Instant::now();
-    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
-    let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
-    for c in 0..a.chains {
+    let (mut finished, mut running) =
+        match a.checkpoint.as_deref().filter(|c| a.resume && c.exists()) {
+            Some(path) => {
+                let (f, r) = checkpoint::load(path, &fingerprint, &p.bnn, &|c| hmc_config(a, c))?;
+                (f, Some(r))
+            }
+            None => (Vec::new(), None),
+        };
+    let mut this_run = 0usize;
+    for c in finished.len()..a.chains {
         let cfg = hmc_config(a, c)?;
+        let mut chain = match running.take() {
+            Some(r) => r,
+            None => ChainState::start(
+                &p.bnn,
+                p.bnn.init(a.problem.seed.wrapping_add(c as u64)),
+                &cfg,
+            )?,
+        };
         let bar = iteration_bar(
             !a.problem.quiet && !a.problem.json,
             a.burn_in + a.samples,
             format!("HMC chain {}/{}", c + 1, a.chains),
         );
-        let theta0 = p.bnn.init(a.problem.seed.wrapping_add(c as u64));
-        let chain = sample_with(&p.bnn, theta0, &cfg, &mut |pr| {
+        bar.set_position(chain.iteration as u64);
+        while !chain.is_done(&cfg) {
+            let pr = chain.advance(&p.bnn, &cfg)?;
+            this_run += 1;
             bar.set_message(if pr.burning {
                 format!("burn-in, ε {:.2e}", pr.step_size)
             } else {
                 format!("acceptance {:.2}", pr.acceptance_rate)
             });
             bar.set_position(pr.iteration as u64);
-        })?;
+            let stop = a.stop_after.is_some_and(|n| this_run >= n);
+            if let Some(path) = &a.checkpoint {
+                if stop
+                    || chain.is_done(&cfg)
+                    || pr.iteration.is_multiple_of(a.checkpoint_every.max(1))
+                {
+                    let progress = checkpoint::Progress {
+                        finished: &finished,
+                        running: &chain,
+                    };
+                    checkpoint::save(path, &fingerprint, &progress)?;
+                }
+            }
+            if stop {
+                bar.finish_and_clear();
+                let path = a.checkpoint.as_deref().map(Path::display);
+                if a.problem.json {
+                    println!(
+                        "{}",
+                        json!({"stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
+                    );
+                } else if let Some(d) = path {
+                    println!("stopped after {this_run} iterations (chain {}); continue with --resume --checkpoint {d}", c + 1);
+                }
+                return Ok(());
+            }
+        }
         bar.finish_and_clear();
+        finished.push(chain.finish(&cfg));
+    }
+    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
+    let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
+    for (c, chain) in finished.into_iter().enumerate() {
         rates.push(chain.acceptance_rate);
         nan += chain.nan_energies;
         steps = chain.leapfrog_steps;

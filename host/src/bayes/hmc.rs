@@ -216,85 +216,174 @@ pub fn sample_with(
     cfg: &HmcConfig,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Chain> {
-    let mut l = cfg.leapfrog_steps()?;
-    let mut eps = cfg.step_size;
-    if let Some(a) = cfg.adapt {
-        if !(a.speed > 0.0 && a.speed.is_finite()) {
+    let mut chain = ChainState::start(target, theta0, cfg)?;
+    while !chain.is_done(cfg) {
+        progress(chain.advance(target, cfg)?);
+    }
+    Ok(chain.finish(cfg))
+}
+
+/// A chain between iterations: everything needed to continue it exactly (the cached likelihood
+/// and gradient are recomputed from `θ` on restore, deterministically).
+#[derive(Clone, Debug)]
+pub struct ChainState {
+    /// The current state.
+    pub current: State,
+    /// The generator of momenta and MH draws.
+    pub rng: Xoshiro256PlusPlus,
+    /// Iterations done (burn-in included).
+    pub iteration: usize,
+    /// Current step size.
+    pub step_size: f64,
+    /// Current `L`.
+    pub leapfrog_steps: usize,
+    /// Accepted proposals after burn-in.
+    pub accepted: usize,
+    /// Non-finite energies after burn-in.
+    pub nan: usize,
+    /// Recorded samples.
+    pub samples: Vec<Vec<f64>>,
+}
+
+impl ChainState {
+    /// A chain at `theta0` seeded from the configuration.
+    ///
+    /// # Errors
+    /// Invalid settings; a `theta0` of the wrong length; a target error at the start.
+    pub fn start(target: &dyn Target, theta0: Vec<f64>, cfg: &HmcConfig) -> Result<ChainState> {
+        let rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
+        ChainState::restore(target, theta0, rng, 0, cfg.step_size, 0, 0, Vec::new(), cfg)
+    }
+
+    /// A chain continued from saved values (a checkpoint).
+    ///
+    /// # Errors
+    /// As [`ChainState::start`].
+    #[allow(clippy::too_many_arguments)] // The saved fields, in order.
+    pub fn restore(
+        target: &dyn Target,
+        theta: Vec<f64>,
+        rng: Xoshiro256PlusPlus,
+        iteration: usize,
+        step_size: f64,
+        accepted: usize,
+        nan: usize,
+        samples: Vec<Vec<f64>>,
+        cfg: &HmcConfig,
+    ) -> Result<ChainState> {
+        cfg.leapfrog_steps()?;
+        let leapfrog_steps = HmcConfig {
+            step_size,
+            ..cfg.clone()
+        }
+        .leapfrog_steps()?;
+        if let Some(a) = cfg.adapt {
+            if !(a.speed > 0.0 && a.speed.is_finite()) {
+                return Err(Error::invalid(
+                    "--adapt-speed",
+                    a.speed,
+                    "must be a positive number",
+                ));
+            }
+            if !(a.target > 0.0 && a.target < 1.0) {
+                return Err(Error::invalid(
+                    "--target-accept",
+                    a.target,
+                    "must lie strictly between 0 and 1",
+                ));
+            }
+        }
+        if theta.len() != target.dim() {
             return Err(Error::invalid(
-                "--adapt-speed",
-                a.speed,
-                "must be a positive number",
+                "initial parameters",
+                theta.len(),
+                format!("the model has {} parameters", target.dim()),
             ));
         }
-        if !(a.target > 0.0 && a.target < 1.0) {
-            return Err(Error::invalid(
-                "--target-accept",
-                a.target,
-                "must lie strictly between 0 and 1",
-            ));
-        }
+        Ok(ChainState {
+            current: State::at(target, theta)?,
+            rng,
+            iteration,
+            step_size,
+            leapfrog_steps,
+            accepted,
+            nan,
+            samples,
+        })
     }
-    if theta0.len() != target.dim() {
-        return Err(Error::invalid(
-            "initial parameters",
-            theta0.len(),
-            format!("the model has {} parameters", target.dim()),
-        ));
+
+    /// Whether all burn-in and sampling iterations are done.
+    pub fn is_done(&self, cfg: &HmcConfig) -> bool {
+        self.iteration >= cfg.burn_in + cfg.iterations
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
-    let mut current = State::at(target, theta0)?;
-    let (mut accepted, mut nan) = (0usize, 0usize);
-    let mut samples = Vec::with_capacity(cfg.iterations);
-    for it in 0..cfg.burn_in + cfg.iterations {
-        let burning = it < cfg.burn_in;
+
+    /// One iteration: fresh momentum, a trajectory, the MH test (after burn-in), adaptation
+    /// (during burn-in), recording.
+    ///
+    /// # Errors
+    /// Adaptation that drives `L` above the guard.
+    pub fn advance(&mut self, target: &dyn Target, cfg: &HmcConfig) -> Result<Progress> {
+        let burning = self.iteration < cfg.burn_in;
         let p0: Vec<f64> = (0..target.dim())
-            .map(|_| standard_normal::<f64, _>(&mut rng))
+            .map(|_| standard_normal::<f64, _>(&mut self.rng))
             .collect();
         // A target error mid-trajectory (e.g. an overflow) is a rejected proposal.
-        let proposal = leapfrog(target, &current, &p0, eps, l).ok();
+        let proposal = leapfrog(
+            target,
+            &self.current,
+            &p0,
+            self.step_size,
+            self.leapfrog_steps,
+        )
+        .ok();
         let log_a = proposal.as_ref().map_or(f64::NAN, |(s, p)| {
-            log_acceptance(target, &current, &p0, s, p)
+            log_acceptance(target, &self.current, &p0, s, p)
         });
-        let u: f64 = uniform(&mut rng);
+        let u: f64 = uniform(&mut self.rng);
         let finite = log_a.is_finite() || log_a == f64::INFINITY;
         if !burning && !finite {
-            nan += 1;
+            self.nan += 1;
         }
         let accept = finite && (burning || !cfg.mh || u.ln() < log_a.min(0.0));
         if let (true, Some((s, _))) = (accept, proposal) {
-            current = s;
+            self.current = s;
         }
         if burning {
             if let Some(a) = cfg.adapt {
                 let prob = if finite { log_a.min(0.0).exp() } else { 0.0 };
-                eps *= (a.speed * (prob - a.target)).exp();
-                l = HmcConfig {
-                    step_size: eps,
+                self.step_size *= (a.speed * (prob - a.target)).exp();
+                self.leapfrog_steps = HmcConfig {
+                    step_size: self.step_size,
                     ..cfg.clone()
                 }
                 .leapfrog_steps()?;
             }
         } else {
             if accept {
-                accepted += 1;
+                self.accepted += 1;
             }
             if accept || cfg.ensembling == Ensembling::Textbook {
-                samples.push(current.theta.clone());
+                self.samples.push(self.current.theta.clone());
             }
         }
-        let done = (it + 1).saturating_sub(cfg.burn_in);
-        progress(Progress {
-            iteration: it + 1,
+        self.iteration += 1;
+        let done = self.iteration.saturating_sub(cfg.burn_in);
+        Ok(Progress {
+            iteration: self.iteration,
             burning,
-            acceptance_rate: accepted as f64 / done.max(1) as f64,
-            step_size: eps,
-        });
+            acceptance_rate: self.accepted as f64 / done.max(1) as f64,
+            step_size: self.step_size,
+        })
     }
-    Ok(Chain {
-        samples,
-        acceptance_rate: accepted as f64 / cfg.iterations.max(1) as f64,
-        nan_energies: nan,
-        leapfrog_steps: l,
-        step_size: eps,
-    })
+
+    /// The finished chain.
+    pub fn finish(self, cfg: &HmcConfig) -> Chain {
+        Chain {
+            samples: self.samples,
+            acceptance_rate: self.accepted as f64 / cfg.iterations.max(1) as f64,
+            nan_energies: self.nan,
+            leapfrog_steps: self.leapfrog_steps,
+            step_size: self.step_size,
+        }
+    }
 }

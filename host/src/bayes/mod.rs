@@ -3,13 +3,15 @@
 //! reference runs it, the exact posteriors it is checked against, Bayesian MLPs with the three
 //! priors the paper compares, and the baselines.
 //!
-//! - [`hmc`]: the sampler on any differentiable log-density; [`ess`]: effective sample size.
+//! - [`hmc`]: the sampler on any differentiable log-density; [`ess`]: effective sample size;
+//!   [`checkpoint`]: resumable multi-chain runs.
 //! - [`linear`]: Bayesian linear regression with its analytic posterior.
 //! - [`prior`]: Gaussian, mixture-of-Gaussians and logistic priors of equal variance.
 //! - [`mlp`]: the tempered log posterior of an MLP (categorical or learned-scale Gaussian).
 //! - [`stochastic`]: SGD and deep ensembles, SGLD/SGHMC, mean-field VI.
 //! - [`samples`]: saved sample sets and the shared predictive evaluation.
 
+pub mod checkpoint;
 pub mod ess;
 pub mod hmc;
 pub mod linear;
