@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the firmware (release) and prints its section sizes and the deterministic instruction
-# count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one WISKI update,
-# one WISKI prediction and one 10-sample BMA digit classification: the instructions QEMU executes between the `bench_start` and `bench_end`
+# count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
+# digit classification, one WISKI update and one WISKI prediction: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -11,9 +11,9 @@
 #   rk4_step_instructions=…     (first marked region: one 3-pendulum RK4 step)
 #   chnn_step_instructions=…    (second: one RK4 step of the learned 2-pendulum CHNN, 3 × 256)
 #   mlp_digit_instructions=…    (third: one digits-MLP forward pass, 64→128→128→10)
-#   gp_update_instructions=…    (fourth: one WISKI update, 1-D, m = 64, f32)
-#   gp_predict_instructions=…   (fifth: one WISKI prediction, mean and variance of f)
-#   bma_digit_instructions=…    (sixth: one 10-sample Bayesian model average, 64→64→10)
+#   bma_digit_instructions=…    (fourth: one 10-sample Bayesian model average, 64→64→10)
+#   gp_update_instructions=…    (fifth: one WISKI update, 1-D, m = 64, f32)
+#   gp_predict_instructions=…   (sixth: one WISKI prediction, mean and variance of f)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -90,6 +90,6 @@ fi
 echo "rk4_step_instructions=$(sed -n 1p "$tmp/count")"
 echo "chnn_step_instructions=$(sed -n 2p "$tmp/count")"
 echo "mlp_digit_instructions=$(sed -n 3p "$tmp/count")"
-echo "gp_update_instructions=$(sed -n 4p "$tmp/count")"
-echo "gp_predict_instructions=$(sed -n 5p "$tmp/count")"
-echo "bma_digit_instructions=$(sed -n 6p "$tmp/count")"
+echo "bma_digit_instructions=$(sed -n 4p "$tmp/count")"
+echo "gp_update_instructions=$(sed -n 5p "$tmp/count")"
+echo "gp_predict_instructions=$(sed -n 6p "$tmp/count")"

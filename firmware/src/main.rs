@@ -303,7 +303,7 @@ fn classify_digits() -> keel_core::Result<()> {
 }
 
 /// Classifies the test digits with the 10-sample Bayesian model average and prints the classes and
-/// the averaged probabilities (sixth marked region: one BMA prediction).
+/// the averaged probabilities (fourth marked region: one BMA prediction).
 fn classify_digits_bma() -> keel_core::Result<()> {
     let st = SafeTensors::<8>::parse(DIGITS_BMA)?;
     let bma = Bma::<4>::from_safetensors(&st)?;
@@ -379,9 +379,9 @@ fn run() -> keel_core::Result<()> {
 
     let (chnn, chnn_z0, chnn_z) = chnn_first_step()?;
     classify_digits()?;
+    classify_digits_bma()?;
     run_gp()?;
     run_emlp()?;
-    classify_digits_bma()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
 
     for _ in 1..STEPS {

@@ -1,0 +1,101 @@
+//! Bayesian neural networks: the HMC leapfrog step on the host and the model average on the
+//! controller side (keel-core).
+//!
+//! Bench ids:
+//! - `leapfrog/f64/digits-mlp64`: one leapfrog step of `keel bayes hmc` on the digits MLP
+//!   (64 → 64 → 10, ReLU, 4810 parameters): half kick, drift, one full-batch gradient of the
+//!   tempered log posterior (1617 training rows, categorical likelihood, Gaussian prior), half
+//!   kick — the unit of HMC's cost (`L = ⌈τ/ε⌉` of them per iteration);
+//! - `bma/f32/digits-10x64`: one 10-sample Bayesian model average of one digit by
+//!   `keel_core::nn::Bma` (the firmware's classification), f32.
+//!
+//! The JAX-on-the-CPU peer of the leapfrog step is `benches/peers/hmc_leapfrog.py`.
+//!
+//! ```text
+//! cargo bench -p keel-benches --bench bayes
+//! ```
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use keel::backend::{DType, Device};
+use keel::bayes::hmc::{leapfrog, State};
+use keel::bayes::mlp::{Bnn, Likelihood, Split};
+use keel::bayes::prior::Prior;
+use keel::bayes::samples::{bma_bytes, SampleSet, Spec};
+use keel_core::io::SafeTensors;
+use keel_core::nn::Bma;
+
+fn digits() -> (Split, Bnn) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = keel::data::read_csv(&root.join("fixtures/data/digits.csv"), "label", true)
+        .expect("digits");
+    let split = Split::new(&data, 0.1, 0).expect("split");
+    let bnn = Bnn::new(
+        &split,
+        &[64],
+        Likelihood::Categorical { classes: 10 },
+        Prior::Gaussian { std: 0.447 },
+        1.0,
+        Device::Cpu,
+        DType::F64,
+    )
+    .expect("model");
+    (split, bnn)
+}
+
+fn bench(c: &mut Criterion) {
+    let (split, bnn) = digits();
+    let state = State::at(&bnn, bnn.init(0)).expect("state");
+    let p: Vec<f64> = (0..state.theta.len())
+        .map(|i| ((i as f64) * 0.37).sin())
+        .collect();
+    let mut g = c.benchmark_group("leapfrog");
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("f64/digits-mlp64", |b| {
+        b.iter(|| leapfrog(&bnn, black_box(&state), black_box(&p), 5e-3, 1).expect("step"))
+    });
+    g.finish();
+
+    let samples: Vec<Vec<f64>> = (0..10).map(|s| bnn.init(s)).collect();
+    let set = SampleSet {
+        spec: Spec {
+            method: "bench".into(),
+            hidden: vec![64],
+            likelihood: "categorical".into(),
+            classes: (0..10).map(|c| c.to_string()).collect(),
+            prior: "gaussian".into(),
+            prior_std: 0.447,
+            mixture_weight: 0.5,
+            mixture_ratio: 4.0,
+            temperature: 1.0,
+            data: "digits.csv".into(),
+            target: "label".into(),
+            rows: 1797,
+            test_fraction: 0.1,
+            split_seed: 0,
+            settings: Default::default(),
+        },
+        samples,
+        chain: vec![0; 10],
+    };
+    let bytes = bma_bytes(&set, &split, &bnn.sizes(), 10).expect("export");
+    let st = SafeTensors::<8>::parse(&bytes).expect("parse");
+    let bma = Bma::<4>::from_safetensors(&st).expect("bma");
+    let x: Vec<f32> = split.x_test[..64].iter().map(|&v| v as f32).collect();
+    let mut probs = [0.0f32; 10];
+    let mut scratch = vec![0.0f32; bma.scratch_len()];
+    let mut g = c.benchmark_group("bma");
+    g.bench_function("f32/digits-10x64", |b| {
+        b.iter(|| {
+            bma.predict(black_box(&x), &mut probs, &mut scratch)
+                .expect("predict")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
