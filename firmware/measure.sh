@@ -56,12 +56,12 @@ cleanup() {
 trap cleanup EXIT
 fifo="$tmp/trace.log"
 mkfifo "$fifo"
-timeout 120 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -semihosting-config enable=on,target=native \
     -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
     -kernel "$elf" >"$tmp/qemu.out" 2>&1 &
 qemu_pid=$!
-timeout 180 awk '
+timeout 660 awk '
     /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
     /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 6) exit }; next }
     inb { n++ }

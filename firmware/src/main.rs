@@ -285,13 +285,7 @@ fn classify_digits() -> keel_core::Result<()> {
         digit(&samples, k, &mut x)?;
         let out = &mut logits[k * CLASSES..(k + 1) * CLASSES];
         mlp.forward(&x, out, &mut scratch)?;
-        let mut best = 0;
-        for c in 1..CLASSES {
-            if out[c] > out[best] {
-                best = c;
-            }
-        }
-        classes[k] = best as u8;
+        classes[k] = argmax(out);
     }
     hprintln!(
         "KEEL-FW model=digits samples={} classes={} logits={}",
@@ -324,13 +318,7 @@ fn classify_digits_bma() -> keel_core::Result<()> {
         digit(&samples, k, &mut x)?;
         let out = &mut probs[k * CLASSES..(k + 1) * CLASSES];
         bma.predict(&x, out, &mut scratch)?;
-        let mut best = 0;
-        for c in 1..CLASSES {
-            if out[c] > out[best] {
-                best = c;
-            }
-        }
-        classes[k] = best as u8;
+        classes[k] = argmax(out);
     }
     hprintln!(
         "KEEL-FW model=bma samples={} members={} classes={} probs={}",
@@ -340,6 +328,17 @@ fn classify_digits_bma() -> keel_core::Result<()> {
         Bits(&probs)
     );
     Ok(())
+}
+
+/// The index of the largest score (the first on ties).
+fn argmax(scores: &[f32]) -> u8 {
+    let mut best = 0;
+    for c in 1..scores.len() {
+        if scores[c] > scores[best] {
+            best = c;
+        }
+    }
+    best as u8
 }
 
 /// Formats small integers comma-separated.

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
-use keel::bayes::ess::effective_sample_size;
+use keel::bayes::ess::{effective_sample_size, moments};
 use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig};
 use keel::bayes::linear::LinearGaussian;
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
@@ -999,22 +999,7 @@ fn hmc_linear(a: &HmcArgs) -> Result<()> {
             ),
         ));
     }
-    let mean: Vec<f64> = (0..d)
-        .map(|i| samples.iter().map(|s| s[i]).sum::<f64>() / n as f64)
-        .collect();
-    let cov: Vec<Vec<f64>> = (0..d)
-        .map(|i| {
-            (0..d)
-                .map(|j| {
-                    samples
-                        .iter()
-                        .map(|s| (s[i] - mean[i]) * (s[j] - mean[j]))
-                        .sum::<f64>()
-                        / (n - 1) as f64
-                })
-                .collect()
-        })
-        .collect();
+    let (mean, cov) = moments(&samples);
     let ess_min = ess.iter().copied().fold(f64::INFINITY, f64::min);
     let (exact_mean, exact_cov) = model.posterior()?;
     if pa.json {

@@ -498,13 +498,7 @@ pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
     let samples: usize = get("samples")?
         .parse()
         .map_err(|_| Error::invalid("samples", get("samples").unwrap_or(""), "not an integer"))?;
-    let classes = get("classes")?
-        .split(',')
-        .map(|c| {
-            c.parse::<usize>()
-                .map_err(|_| Error::invalid("classes", c, "not an integer"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let classes = class_list(get("classes")?)?;
     let logits = hex_words("logits", get("logits")?)?;
     if classes.len() != samples || logits.len() != samples * 10 {
         return Err(Error::invalid(
@@ -820,13 +814,7 @@ pub fn parse_bma(output: &str) -> Result<FirmwareBmaRun> {
             .map_err(|_| Error::invalid(k.to_string(), v, "not an integer"))
     };
     let (samples, members) = (int("samples")?, int("members")?);
-    let classes = get("classes")?
-        .split(',')
-        .map(|c| {
-            c.parse::<usize>()
-                .map_err(|_| Error::invalid("classes", c, "not an integer"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let classes = class_list(get("classes")?)?;
     let probs = hex_words("probs", get("probs")?)?;
     if classes.len() != samples || probs.len() != samples * 10 {
         return Err(Error::invalid(
@@ -902,6 +890,16 @@ pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaCo
         tolerance: TOLERANCE,
         pass,
     })
+}
+
+/// A comma-separated list of class indices.
+fn class_list(v: &str) -> Result<Vec<usize>> {
+    v.split(',')
+        .map(|c| {
+            c.parse::<usize>()
+                .map_err(|_| Error::invalid("classes", c, "not an integer"))
+        })
+        .collect()
 }
 
 /// The digits and labels of the firmware's samples file.

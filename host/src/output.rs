@@ -92,6 +92,17 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(tmp_name)
 }
 
+/// The bytes of `path`, or [`Error::Io`] naming it.
+///
+/// # Errors
+/// As described.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The training commands' progress bar over `epochs` (hidden unless `show`), labelled `prefix`;
 /// the running loss goes in its message.
 pub fn epoch_bar(show: bool, epochs: usize, prefix: String) -> indicatif::ProgressBar {

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use keel::backend::{DType, Device};
-use keel::bayes::ess::effective_sample_size;
+use keel::bayes::ess::{effective_sample_size, moments};
 use keel::bayes::hmc::{sample, Adaptation, Ensembling, HmcConfig, Target};
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
@@ -47,28 +47,6 @@ fn vec_of(v: &Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().unwrap())
         .collect()
-}
-
-fn moments(samples: &[Vec<f64>]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    let n = samples.len() as f64;
-    let d = samples[0].len();
-    let mean: Vec<f64> = (0..d)
-        .map(|i| samples.iter().map(|s| s[i]).sum::<f64>() / n)
-        .collect();
-    let cov = (0..d)
-        .map(|i| {
-            (0..d)
-                .map(|j| {
-                    samples
-                        .iter()
-                        .map(|s| (s[i] - mean[i]) * (s[j] - mean[j]))
-                        .sum::<f64>()
-                        / (n - 1.0)
-                })
-                .collect()
-        })
-        .collect();
-    (mean, cov)
 }
 
 /// Gradient of `log L_T + log p_T` by central differences.

@@ -11,15 +11,16 @@
 //! Everything stays borrowed from the file (flash on a controller); [`Bma::predict`] reads the
 //! parameters in place, takes caller scratch and never allocates.
 
-use crate::io::{SafeTensors, TensorView};
+use super::weights::Floats;
+use crate::io::SafeTensors;
 use crate::{Error, Real, Result};
 
 /// A model average over the samples of one file, with at most `L` layers.
 #[derive(Clone, Copy, Debug)]
 pub struct Bma<'a, const L: usize> {
-    samples: TensorView<'a>,
-    mean: TensorView<'a>,
-    std: TensorView<'a>,
+    samples: Floats<'a>,
+    mean: Floats<'a>,
+    std: Floats<'a>,
     /// Widths `[in, h₁, …, out]`; the first `layers + 1` are used.
     sizes: [usize; 16],
     layers: usize,
@@ -108,9 +109,9 @@ impl<'a, const L: usize> Bma<'a, L> {
             }
         }
         Ok(Bma {
-            samples,
-            mean,
-            std,
+            samples: Floats::new(&samples)?,
+            mean: Floats::new(&mean)?,
+            std: Floats::new(&std)?,
             sizes,
             layers,
             count: samples.shape()[0],
@@ -175,29 +176,26 @@ impl<'a, const L: usize> Bma<'a, L> {
         let weight = T::ONE / T::from_f64(self.count as f64);
         let (a, b) = scratch[..self.scratch_len()].split_at_mut(self.widest);
         for s in 0..self.count {
-            for i in 0..n_in {
-                let m = self.mean.get::<T>(i)?;
-                let sd = self.std.get::<T>(i)?;
-                a[i] = (x[i] - m) / sd;
+            for (((ai, &xi), m), sd) in a
+                .iter_mut()
+                .zip(x)
+                .zip(self.mean.iter::<T>())
+                .zip(self.std.iter::<T>())
+            {
+                *ai = (xi - m) / sd;
             }
             let mut at = s * self.params;
             let (mut cur, mut next) = (&mut *a, &mut *b);
             for l in 0..self.layers {
                 let (inp, out) = (self.sizes[l], self.sizes[l + 1]);
-                let bias_at = at + out * inp;
-                for j in 0..out {
-                    let mut acc = self.samples.get::<T>(bias_at + j)?;
-                    let row = at + j * inp;
-                    for k in 0..inp {
-                        acc += self.samples.get::<T>(row + k)? * cur[k];
-                    }
-                    next[j] = if l + 1 < self.layers && acc < T::ZERO {
-                        T::ZERO
-                    } else {
-                        acc
-                    };
+                let weight = self.samples.slice(at, out * inp);
+                let bias = self.samples.slice(at + out * inp, out);
+                let hidden = l + 1 < self.layers;
+                for ((nj, row), bj) in next.iter_mut().zip(weight.rows(inp)).zip(bias.iter::<T>()) {
+                    let v = row.dot(&cur[..inp]) + bj;
+                    *nj = if hidden && v < T::ZERO { T::ZERO } else { v };
                 }
-                at = bias_at + out;
+                at += out * inp + out;
                 core::mem::swap(&mut cur, &mut next);
             }
             // Stable softmax of `cur[..classes]`, accumulated.

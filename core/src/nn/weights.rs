@@ -70,6 +70,22 @@ impl<'a> Floats<'a> {
             .map(move |bytes| Floats { bytes, wide })
     }
 
+    /// `len` elements from element `start` (fewer, or none, past the end: callers check lengths
+    /// when the view is built).
+    #[inline]
+    pub(crate) fn slice(&self, start: usize, len: usize) -> Floats<'a> {
+        let size = self.element_size();
+        let from = start.saturating_mul(size).min(self.bytes.len());
+        let to = start
+            .saturating_add(len)
+            .saturating_mul(size)
+            .min(self.bytes.len());
+        Floats {
+            bytes: &self.bytes[from..to],
+            wide: self.wide,
+        }
+    }
+
     /// Element `k` (zero past the end: callers check lengths when the view is built).
     #[inline]
     pub(crate) fn get<T: Real>(&self, k: usize) -> T {

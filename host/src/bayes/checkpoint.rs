@@ -120,10 +120,7 @@ pub fn load(
     target: &dyn Target,
     cfg_of: &dyn Fn(usize) -> Result<HmcConfig>,
 ) -> Result<(Vec<Chain>, ChainState)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::output::read(path)?;
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,

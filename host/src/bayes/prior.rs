@@ -122,8 +122,7 @@ impl Prior {
                 wide,
                 narrow,
             } => {
-                let a = weight.ln() - 0.5 * (t / wide).powi(2) - wide.ln();
-                let b = (1.0 - weight).ln() - 0.5 * (t / narrow).powi(2) - narrow.ln();
+                let (a, b) = mixture_terms(weight, wide, narrow, t);
                 log_add_exp(a, b) - 0.5 * LN_2PI
             }
             Prior::Logistic { scale } => {
@@ -143,8 +142,7 @@ impl Prior {
                 wide,
                 narrow,
             } => {
-                let a = weight.ln() - 0.5 * (t / wide).powi(2) - wide.ln();
-                let b = (1.0 - weight).ln() - 0.5 * (t / narrow).powi(2) - narrow.ln();
+                let (a, b) = mixture_terms(weight, wide, narrow, t);
                 // Responsibility of the wide component.
                 let r = 1.0 / (1.0 + (b - a).exp());
                 -t * (r / (wide * wide) + (1.0 - r) / (narrow * narrow))
@@ -185,6 +183,14 @@ impl Prior {
         };
         sum / temperature
     }
+}
+
+/// The two components' log densities at `t`, less `½ log 2π`.
+fn mixture_terms(weight: f64, wide: f64, narrow: f64, t: f64) -> (f64, f64) {
+    (
+        weight.ln() - 0.5 * (t / wide).powi(2) - wide.ln(),
+        (1.0 - weight).ln() - 0.5 * (t / narrow).powi(2) - narrow.ln(),
+    )
 }
 
 fn log_add_exp(a: f64, b: f64) -> f64 {

@@ -165,10 +165,7 @@ impl SampleSet {
     /// is) or whose tensors disagree.
     pub fn load(path: &Path) -> Result<SampleSet> {
         use keel_core::io::SafeTensors;
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::output::read(path)?;
         let bad = |reason: String| Error::Malformed {
             path: path.to_path_buf(),
             reason,
