@@ -447,6 +447,9 @@ fn cli_runs_saves_and_compares() {
         &["--batch-size", "54"],
     );
     check(&["--lr", "1e-3", "--device", "tpu"], &["--device", "tpu"]);
+    if keel::backend::Device::Cuda(0).check().is_err() {
+        check(&["--lr", "1e-3", "--device", "cuda"], &["GPU"]);
+    }
     common::rejects(
         &[
             "bayes",
