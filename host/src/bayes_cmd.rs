@@ -384,6 +384,17 @@ fn problem(
         ),
         Targets::Values(_) => (Likelihood::Gaussian, Vec::new()),
     };
+    if classes.len() > 100 || classes.len() * 4 > data.rows() {
+        return Err(Error::invalid(
+            "--likelihood",
+            "categorical",
+            format!(
+                "column '{target}' has {} distinct values in {} rows: a regression target? use --likelihood gaussian",
+                classes.len(),
+                data.rows()
+            ),
+        ));
+    }
     let split = Split::new(&data, a.test_fraction, a.split_seed)?;
     stochastic::positive("--temperature", a.temperature)?;
     validate(split.y_train.len())?;

@@ -463,6 +463,18 @@ fn cli_runs_saves_and_compares() {
         ],
         &["logistic.csv"],
     );
+    // A regression target read as classes.
+    common::rejects(
+        &[
+            "bayes",
+            "sgd",
+            "--data",
+            fixture("data/diabetes.csv").to_str().unwrap(),
+            "--lr",
+            "1e-3",
+        ],
+        &["--likelihood gaussian", "distinct values"],
+    );
     // Samples evaluated on other data than they were drawn on.
     let diabetes = fixture("data/diabetes.csv");
     common::rejects(
