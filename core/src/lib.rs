@@ -19,7 +19,8 @@
 //! - [`io`]: a validating, zero-copy safetensors reader (no heap, never panics on a corrupt
 //!   file) for the weights the host exports;
 //! - [`nn`]: dense layers and MLPs evaluated in place from those weights (forward, class
-//!   prediction, gradient with respect to the input);
+//!   prediction, gradient with respect to the input), equivariant MLPs, and the Bayesian model
+//!   average of a set of exported posterior samples or ensemble members ([`nn::Bma`]);
 //! - [`gp`]: Gaussian-process regression — kernels, an exact online GP of fixed capacity and
 //!   WISKI, the structured-kernel-interpolation GP with a constant-time update per observation;
 //! - [`random`]: a seeded generator and the distributions the samplers use.

@@ -42,6 +42,11 @@
 //! effective weights, the cheap bilinear layer as index maps, gated nonlinearities — also in
 //! place and without allocating.
 //!
+//! [`Bma`] averages the class probabilities of `S` ReLU MLPs stored as one sample matrix
+//! (`keel.kind = "bma"`, written by `keel bayes export` from HMC, SG-MCMC or ensemble runs):
+//! `p(y | x) = (1/S) Σ_s softmax(f_{θ_s}(x))`, read in place, with two activation buffers of
+//! scratch.
+//!
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 
