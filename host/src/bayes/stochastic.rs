@@ -14,7 +14,7 @@
 //!   at an SGD solution and `σ` at 1e−2.
 //!
 //! Batches are the consecutive `B`-row slices of a fresh permutation each epoch; a last partial
-//! batch is dropped (the reference's loader drops it too).
+//! batch is dropped, so every step uses `B` rows.
 
 use indicatif::ProgressBar;
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
