@@ -273,6 +273,10 @@ pub struct CompareArgs {
     /// The data file the sets were drawn on.
     #[arg(long)]
     data: PathBuf,
+    /// Draw every set's reliability diagram (10 equal-width confidence bins) to this PNG
+    /// (classification).
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -856,6 +860,16 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
             )
         })?;
     }
+    if let Some(path) = &a.plot {
+        if reference.spec.classes.is_empty() {
+            return Err(Error::invalid(
+                "--plot",
+                path.display(),
+                "a reliability diagram needs classes; these sets are regressions",
+            ));
+        }
+        keel::output::check_writable("--plot", path)?;
+    }
     let (split, bnn) = rebuild(&reference.spec, &a.data, keel::backend::Device::Cpu)?;
     let eval = |set: &SampleSet| -> Result<(Value, keel::bayes::samples::Predictive, Value)> {
         let preds = predictions(&bnn, &split, &set.samples)?;
@@ -864,6 +878,18 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
         Ok((test_metrics(&pred, &split), pred, json!(rhat.map(|r| r.0))))
     };
     let (ref_test, ref_pred, ref_rhat) = eval(&reference)?;
+    let mut diagram: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut draw = |name: &str, pred: &keel::bayes::samples::Predictive| {
+        if let (
+            keel::bayes::samples::Predictive::Classes { probs, classes },
+            keel::bayes::mlp::Labels::Classes(y),
+        ) = (pred, &split.y_test)
+        {
+            let bins = keel::metrics::reliability(probs, *classes, y, 10);
+            diagram.push((name.to_string(), bins.iter().map(|b| (b.0, b.1)).collect()));
+        }
+    };
+    draw(&reference.spec.method, &ref_pred);
     let mut rows = vec![json!({
         "file": a.reference.display().to_string(), "method": reference.spec.method,
         "prior": reference.spec.prior, "n_samples": reference.samples.len(),
@@ -871,11 +897,19 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
     })];
     for (o, path) in others.iter().zip(&a.others) {
         let (test, pred, rhat) = eval(o)?;
+        let name = path.file_stem().map_or_else(
+            || o.spec.method.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        draw(&name, &pred);
         rows.push(json!({
             "file": path.display().to_string(), "method": o.spec.method, "prior": o.spec.prior,
             "n_samples": o.samples.len(), "test": test, "rhat_function_mean": rhat,
             "to_reference": closeness(&pred, &ref_pred, split.y_scale),
         }));
+    }
+    if let Some(path) = &a.plot {
+        keel::plot::plot_reliability(path, &diagram, "Reliability on the test rows")?;
     }
     if a.json {
         println!(

@@ -36,6 +36,22 @@ pub fn nll(probs: &[f64], classes: usize, labels: &[usize]) -> f64 {
 /// Expected calibration error with `bins` equal-width confidence bins over the top-label
 /// confidence (Guo et al. 2017): `Σ_b (n_b/n)·|acc_b − conf_b|`.
 pub fn ece(probs: &[f64], classes: usize, labels: &[usize], bins: usize) -> f64 {
+    let n = labels.len().max(1) as f64;
+    reliability(probs, classes, labels, bins)
+        .iter()
+        .map(|&(conf, acc, count)| count as f64 * (acc - conf).abs() / n)
+        .sum()
+}
+
+/// The reliability diagram behind [`ece`]: for every non-empty equal-width bin `(k/B, (k+1)/B]`
+/// of top-label confidence (confidence 0 in the first), its mean confidence, its accuracy and
+/// its size.
+pub fn reliability(
+    probs: &[f64],
+    classes: usize,
+    labels: &[usize],
+    bins: usize,
+) -> Vec<(f64, f64, usize)> {
     let mut count = vec![0usize; bins];
     let mut conf = vec![0.0; bins];
     let mut acc = vec![0.0; bins];
@@ -45,17 +61,21 @@ pub fn ece(probs: &[f64], classes: usize, labels: &[usize], bins: usize) -> f64 
                 (0, f64::NEG_INFINITY),
                 |b, (i, &v)| if v > b.1 { (i, v) } else { b },
             );
-        // Bin (k/B, (k+1)/B]; confidence 0 goes to the first bin.
         let b = ((top * bins as f64).ceil() as usize).clamp(1, bins) - 1;
         count[b] += 1;
         conf[b] += top;
         acc[b] += if arg == l { 1.0 } else { 0.0 };
     }
-    let n = labels.len().max(1) as f64;
     (0..bins)
         .filter(|&b| count[b] > 0)
-        .map(|b| (acc[b] - conf[b]).abs() / n)
-        .sum()
+        .map(|b| {
+            (
+                conf[b] / count[b] as f64,
+                acc[b] / count[b] as f64,
+                count[b],
+            )
+        })
+        .collect()
 }
 
 /// The arg-max of each row (the first on ties).

@@ -187,6 +187,66 @@ fn draw_log_series(
     Ok(())
 }
 
+/// A reliability diagram: for each named set, accuracy against mean confidence per
+/// confidence bin (points where bins are non-empty), with the diagonal of perfect calibration.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_reliability(path: &Path, series: &Series, title: &str) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (700, 650)).into_drawing_area();
+        let err = |e: String| plot_err(path)(e);
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let lo = series
+            .iter()
+            .flat_map(|(_, s)| s.iter().flat_map(|p| [p.0, p.1]))
+            .fold(1.0f64, f64::min)
+            .clamp(0.0, 0.9)
+            - 0.02;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..1.0, lo..1.0)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("confidence (top-label, bin mean)")
+            .y_desc("accuracy in the bin")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new([(lo, lo), (1.0, 1.0)], BLACK.mix(0.4)))
+            .map_err(|e| err(e.to_string()))?
+            .label("calibrated")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}
+
 /// One trajectory: node paths (left) and the relative energy error and constraint violation
 /// over time on a log scale (right).
 ///

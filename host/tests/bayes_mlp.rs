@@ -399,6 +399,21 @@ fn cli_runs_saves_and_compares() {
         data,
         "--json",
     ]);
+    let png = dir.path().join("reliability.png");
+    let o = common::keel(&[
+        "bayes",
+        "compare",
+        "--reference",
+        hmc.to_str().unwrap(),
+        "--others",
+        ens.to_str().unwrap(),
+        "--data",
+        data,
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
     let rows = c["rows"].as_array().unwrap();
     // The reference against itself: full agreement, no distance; the same test metrics as the
     // run that saved it.
