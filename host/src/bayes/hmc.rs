@@ -201,24 +201,12 @@ pub struct Progress {
 /// Runs one chain from `theta0`.
 ///
 /// # Errors
-/// Invalid settings ([`HmcConfig::leapfrog_steps`]); a target error at the start.
+/// Invalid settings ([`HmcConfig::leapfrog_steps`]); a target error at the start; adaptation
+/// that drives `L` above the guard.
 pub fn sample(target: &dyn Target, theta0: Vec<f64>, cfg: &HmcConfig) -> Result<Chain> {
-    sample_with(target, theta0, cfg, &mut |_| {})
-}
-
-/// As [`sample`], calling `progress` after every iteration.
-///
-/// # Errors
-/// As [`sample`]; adaptation that drives `L` above the guard or `ε` to a non-finite value.
-pub fn sample_with(
-    target: &dyn Target,
-    theta0: Vec<f64>,
-    cfg: &HmcConfig,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Chain> {
     let mut chain = ChainState::start(target, theta0, cfg)?;
     while !chain.is_done(cfg) {
-        progress(chain.advance(target, cfg)?);
+        chain.advance(target, cfg)?;
     }
     Ok(chain.finish(cfg))
 }
