@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
@@ -587,10 +586,11 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 &cfg,
             )?,
         };
-        let bar = iteration_bar(
+        let bar = keel::output::counted_bar(
             !a.problem.quiet && !a.problem.json,
             a.burn_in + a.samples,
             format!("HMC chain {}/{}", c + 1, a.chains),
+            "iterations",
         );
         bar.set_position(chain.iteration as u64);
         while !chain.is_done(&cfg) {
@@ -666,23 +666,6 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         start.elapsed().as_secs_f64(),
         extra,
     )
-}
-
-fn iteration_bar(show: bool, len: usize, prefix: String) -> ProgressBar {
-    let bar = if show {
-        ProgressBar::new(len as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} iterations {msg} ({elapsed} / ~{duration})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix);
-    bar
 }
 
 fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {

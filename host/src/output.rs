@@ -106,16 +106,22 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 /// The training commands' progress bar over `epochs` (hidden unless `show`), labelled `prefix`;
 /// the running loss goes in its message.
 pub fn epoch_bar(show: bool, epochs: usize, prefix: String) -> indicatif::ProgressBar {
+    counted_bar(show, epochs, prefix, "epochs")
+}
+
+/// A progress bar over `len` things called `unit` (hidden unless `show`), labelled `prefix`,
+/// with a message slot, the elapsed time and an estimate of the total.
+pub fn counted_bar(show: bool, len: usize, prefix: String, unit: &str) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressStyle};
     let bar = if show {
-        ProgressBar::new(epochs as u64)
+        ProgressBar::new(len as u64)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} epochs {msg} ({elapsed} / ~{duration})",
-        )
+        ProgressStyle::with_template(&format!(
+            "{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}} ({{elapsed}} / ~{{duration}})"
+        ))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
