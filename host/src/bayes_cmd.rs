@@ -551,6 +551,9 @@ fn hmc_cmd(a: &HmcArgs) -> Result<()> {
 fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     let cfg0 = hmc_config(a, 0)?;
     cfg0.leapfrog_steps()?;
+    if let Some(adapt) = cfg0.adapt {
+        adapt.check()?;
+    }
     let settings = json!({
         "step_size": a.step_size, "trajectory_length": cfg0.trajectory_length,
         "samples": a.samples, "burn_in": a.burn_in, "chains": a.chains,

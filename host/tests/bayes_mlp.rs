@@ -729,4 +729,19 @@ fn hmc_resumes_from_checkpoints_exactly() {
         ],
         &["--resume", "--checkpoint"],
     );
+    common::rejects(
+        &[
+            "bayes",
+            "hmc",
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            "mlp:4",
+            "--step-size",
+            "0.05",
+            "--adapt-speed",
+            "0",
+        ],
+        &["--adapt-speed"],
+    );
 }

@@ -67,6 +67,30 @@ pub struct Adaptation {
     pub target: f64,
 }
 
+impl Adaptation {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// A speed that is not a positive number; a target outside (0, 1).
+    pub fn check(&self) -> Result<()> {
+        if !(self.speed > 0.0 && self.speed.is_finite()) {
+            return Err(Error::invalid(
+                "--adapt-speed",
+                self.speed,
+                "must be a positive number",
+            ));
+        }
+        if !(self.target > 0.0 && self.target < 1.0) {
+            return Err(Error::invalid(
+                "--target-accept",
+                self.target,
+                "must lie strictly between 0 and 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl HmcConfig {
     /// `L = ⌈τ/ε⌉` after checking the settings.
     ///
@@ -266,20 +290,7 @@ impl ChainState {
         }
         .leapfrog_steps()?;
         if let Some(a) = cfg.adapt {
-            if !(a.speed > 0.0 && a.speed.is_finite()) {
-                return Err(Error::invalid(
-                    "--adapt-speed",
-                    a.speed,
-                    "must be a positive number",
-                ));
-            }
-            if !(a.target > 0.0 && a.target < 1.0) {
-                return Err(Error::invalid(
-                    "--target-accept",
-                    a.target,
-                    "must lie strictly between 0 and 1",
-                ));
-            }
+            a.check()?;
         }
         if theta.len() != target.dim() {
             return Err(Error::invalid(
