@@ -690,15 +690,21 @@ fn hmc_resumes_from_checkpoints_exactly() {
         std::fs::read(&whole).unwrap(),
         std::fs::read(&parts).unwrap()
     );
-    // Other settings: refused, naming --resume.
-    common::rejects(
-        &[
+    // Refused, one line each: other settings; --resume without a file; a zero adaptation speed.
+    let refuse = |extra: &[&str], needles: &[&str]| {
+        let mut v = vec![
             "bayes",
             "hmc",
             "--data",
             data.to_str().unwrap(),
             "--model",
             "mlp:4",
+        ];
+        v.extend_from_slice(extra);
+        common::rejects(&v, needles);
+    };
+    refuse(
+        &[
             "--step-size",
             "0.04",
             "--chains",
@@ -715,33 +721,12 @@ fn hmc_resumes_from_checkpoints_exactly() {
         ],
         &["--resume", "other settings"],
     );
-    common::rejects(
-        &[
-            "bayes",
-            "hmc",
-            "--data",
-            data.to_str().unwrap(),
-            "--model",
-            "mlp:4",
-            "--step-size",
-            "0.05",
-            "--resume",
-        ],
+    refuse(
+        &["--step-size", "0.05", "--resume"],
         &["--resume", "--checkpoint"],
     );
-    common::rejects(
-        &[
-            "bayes",
-            "hmc",
-            "--data",
-            data.to_str().unwrap(),
-            "--model",
-            "mlp:4",
-            "--step-size",
-            "0.05",
-            "--adapt-speed",
-            "0",
-        ],
+    refuse(
+        &["--step-size", "0.05", "--adapt-speed", "0"],
         &["--adapt-speed"],
     );
 }

@@ -348,12 +348,16 @@ impl Bnn {
         let m = out.dims()[0];
         match self.likelihood {
             Likelihood::Categorical { .. } => {
-                let labels: Vec<usize> = match rows {
-                    Some(r) => r.iter().map(|&i| self.labels[i]).collect(),
-                    None => self.labels.clone(),
+                let picked: Vec<usize>;
+                let labels: &[usize] = match rows {
+                    Some(r) => {
+                        picked = r.iter().map(|&i| self.labels[i]).collect();
+                        &picked
+                    }
+                    None => &self.labels,
                 };
                 out.log_softmax(-1)?
-                    .gather_rows(&labels)?
+                    .gather_rows(labels)?
                     .sum_all()?
                     .mul_scalar(1.0 / self.temperature)
             }

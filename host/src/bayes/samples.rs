@@ -430,12 +430,13 @@ pub fn function_space_rhat(
         return None;
     }
     let len = preds.first()?.len();
-    let (step, offset) = match likelihood {
-        Likelihood::Categorical { .. } => (1, 0),
-        Likelihood::Gaussian => (2, 0),
+    // Every class probability, or every predictive mean (the even entries of `(μ, σ)` pairs).
+    let step = match likelihood {
+        Likelihood::Categorical { .. } => 1,
+        Likelihood::Gaussian => 2,
     };
     let (mut sum, mut max, mut count) = (0.0, 0.0f64, 0usize);
-    for j in (offset..len).step_by(step) {
+    for j in (0..len).step_by(step) {
         let series: Vec<Vec<f64>> = by_chain
             .iter()
             .map(|c| c[..n].iter().map(|p| p[j]).collect())

@@ -232,17 +232,12 @@ pub fn sgmcmc(
     let mut m = vec![0.0; theta.len()];
     let mut v = vec![0.0; theta.len()];
     let mut samples = Vec::new();
-    let mut last_epoch = usize::MAX;
     let keep = |epoch: usize| {
         epoch >= cfg.burn_in_epochs
             && (epoch - cfg.burn_in_epochs + 1).is_multiple_of(cfg.ensemble_freq)
     };
+    let kick = (2.0 * (1.0 - cfg.momentum)).sqrt();
     for_each_batch(bnn, b, bar, |t, epoch, rows| {
-        // The sample of the previous epoch, taken at its end.
-        if epoch != last_epoch && last_epoch != usize::MAX && keep(last_epoch) {
-            samples.push(theta.clone());
-        }
-        last_epoch = epoch;
         let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
         let eta = match cfg.schedule {
             Schedule::Constant => cfg.lr,
@@ -260,7 +255,6 @@ pub fn sgmcmc(
             }
         };
         let root = eta.sqrt();
-        let kick = (2.0 * (1.0 - cfg.momentum)).sqrt();
         for i in 0..theta.len() {
             let precond = if cfg.preconditioned {
                 v[i] = 0.99 * v[i] + 0.01 * g[i] * g[i];
@@ -272,11 +266,12 @@ pub fn sgmcmc(
             m[i] = cfg.momentum * m[i] + root * g[i] + kick * precond.sqrt() * xi;
             theta[i] += root * m[i] / precond;
         }
+        // A sample is the state at the end of a kept epoch.
+        if (t + 1).is_multiple_of(per) && keep(epoch) {
+            samples.push(theta.clone());
+        }
         Ok(ll)
     })?;
-    if keep(b.epochs - 1) {
-        samples.push(theta);
-    }
     Ok(samples)
 }
 
