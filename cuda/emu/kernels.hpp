@@ -71,7 +71,18 @@
     K(sgd_momentum_##DT,                                                                         \
       (T* p, const T* g, T* buf, KEEL_ULL n, T lr, T wd, T keep, T nest, T plain, T base),       \
       (p, g, buf, n, lr, wd, keep, nest, plain, base))                                           \
-    K(sgd_##DT, (T* p, const T* g, KEEL_ULL n, T lr, T wd), (p, g, n, lr, wd))
+    K(sgd_##DT, (T* p, const T* g, KEEL_ULL n, T lr, T wd), (p, g, n, lr, wd))                  \
+    /* hmc.cu */                                                                                 \
+    K(hmc_leapfrog_##DT,                                                                         \
+      (T* theta, T* p, const T* g, KEEL_ULL n, T half, KEEL_ULL kicks, T eps, KEEL_ULL drift,    \
+       KEEL_ULL kind, T a, T b, T c, T temp),                                                    \
+      (theta, p, g, n, half, kicks, eps, drift, kind, a, b, c, temp))                            \
+    K(hmc_sum_squares_##DT, (const T* x, double* out, KEEL_ULL n, KEEL_ULL chunk),               \
+      (x, out, n, chunk))                                                                        \
+    K(hmc_prior_difference_##DT,                                                                 \
+      (const T* x, const T* y, double* out, KEEL_ULL n, KEEL_ULL chunk, KEEL_ULL kind, T a, T b, \
+       T c),                                                                                     \
+      (x, y, out, n, chunk, kind, a, b, c))
 
 #define KEEL_KERNELS(K)                                                                          \
     KEEL_TYPED_KERNELS(K, float, f32)                                                            \

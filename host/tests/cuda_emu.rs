@@ -31,7 +31,8 @@
 //! largest difference seen where a tolerance applies.
 
 use keel::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
-use keel::backend::cpu::Float;
+use keel::backend::cpu::{hmc as hmc_twin, Float};
+use keel::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
 use keel::backend::launch::{launch_dims, BLOCK, MAX_GRID};
 use keel::optim::{Optimizer, OptimizerKind};
 use keel::params::{ParamId, Params};
@@ -1022,6 +1023,98 @@ fn grid_cap<T: Num>() {
     r.check("sum_axis", &emu::sum_axis(l, &x, s), &want, Tol::Exact);
 }
 
+/// The HMC kernels against their CPU twin (`backend::cpu::hmc`): the fused leapfrog update for
+/// every prior, kick count and drift, on the special values too; the kinetic energy and prior
+/// difference partial sums, added in order as the host adds them. The Gaussian (and no prior)
+/// is +−×÷ only, so exact; the mixture and logistic go through exp/log/log1p/tanh ([`Tol::Libm`]
+/// elementwise, and for the sums a bound of `RTOL · Σ|terms|`).
+fn hmc<T: Num>() {
+    let mut gen = Gen::new(0xC0DA_0013);
+    let mut r = Report::new::<T>("hmc_leapfrog / hmc_sum_squares / hmc_prior_difference");
+    let priors = [
+        PriorArgs::NONE,
+        PriorArgs {
+            kind: PriorKind::Gaussian,
+            params: [0.7, 0.0, 0.0],
+        },
+        PriorArgs {
+            kind: PriorKind::Mixture,
+            params: [0.3, 2.0, 0.4],
+        },
+        PriorArgs {
+            kind: PriorKind::Logistic,
+            params: [0.5, 0.0, 0.0],
+        },
+    ];
+    let emu_prior = |p: &PriorArgs| emu::PriorArgs {
+        kind: p.kind.code(),
+        a: T::from_f64(p.params[0]),
+        b: T::from_f64(p.params[1]),
+        c: T::from_f64(p.params[2]),
+    };
+    for prior in priors {
+        let exact = matches!(prior.kind, PriorKind::None | PriorKind::Gaussian);
+        let tol = if exact { Tol::Exact } else { Tol::Libm };
+        for n in [0, 1, 257, 1000, 4099] {
+            let (theta, p, g) = (gen.values::<T>(n), gen.values::<T>(n), gen.values::<T>(n));
+            for (kicks, drift) in [(1, true), (2, true), (1, false), (0, true)] {
+                let h = LeapfrogArgs {
+                    half: 0.0125,
+                    kicks,
+                    eps: 0.025,
+                    drift,
+                    prior,
+                    temp: 0.8,
+                };
+                let (mut want_t, mut want_p) = (theta.clone(), p.clone());
+                hmc_twin::leapfrog(&mut want_t, &mut want_p, &g, &h);
+                for launch in geometries(n) {
+                    let (mut t, mut pp) = (theta.clone(), p.clone());
+                    let args = emu::LeapfrogArgs {
+                        half: T::from_f64(h.half),
+                        kicks,
+                        eps: T::from_f64(h.eps),
+                        drift,
+                        prior: emu_prior(&prior),
+                        temp: T::from_f64(h.temp),
+                    };
+                    emu::hmc_leapfrog(launch, &mut t, &mut pp, &g, args);
+                    let ctx = format!("{prior:?} n={n} kicks={kicks} drift={drift} {launch:?}");
+                    r.check(&format!("θ {ctx}"), &t, &want_t, tol);
+                    r.check(&format!("p {ctx}"), &pp, &want_p, tol);
+                }
+            }
+            // Sums on finite inputs (one NaN would make the whole sum NaN).
+            let (x, y) = (gen.finite::<T>(n), gen.finite::<T>(n));
+            let terms: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| {
+                    (hmc_twin::prior_log_density(&prior, a).to_f64().abs()
+                        + hmc_twin::prior_log_density(&prior, b).to_f64().abs())
+                    .max((a.to_f64() - b.to_f64()).abs())
+                })
+                .sum();
+            let want_sq = hmc_twin::sum_squares(&x);
+            let want_diff = hmc_twin::prior_difference_sum(&prior, &x, &y);
+            for launch in geometries(n.div_ceil(CHUNK).max(1)) {
+                let ctx = format!("{prior:?} n={n} {launch:?}");
+                let sq = add_partials(&emu::hmc_sum_squares(launch, &x, CHUNK));
+                r.check(&format!("Σp² {ctx}"), &[sq], &[want_sq], Tol::Exact);
+                let parts = emu::hmc_prior_difference(launch, &x, &y, CHUNK, emu_prior(&prior));
+                assert_eq!(parts.len(), n.div_ceil(CHUNK), "{ctx}: partial sums");
+                let diff = add_partials(&parts);
+                if exact {
+                    r.check(&format!("Δlog p {ctx}"), &[diff], &[want_diff], Tol::Exact);
+                } else {
+                    let bound = [T::RTOL * terms.max(f64::MIN_POSITIVE)];
+                    r.check_reordered(&format!("Δlog p {ctx}"), &[diff], &[want_diff], &bound);
+                }
+            }
+        }
+    }
+}
+
 /// Emits one `#[test]` per dtype for each generic test body.
 macro_rules! for_both_dtypes {
     ($($name:ident),* $(,)?) => {
@@ -1057,5 +1150,6 @@ for_both_dtypes!(
     index_select,
     index_add,
     optimizer,
+    hmc,
     grid_cap,
 );

@@ -38,6 +38,18 @@ pub type SgdMomentumFn<T> =
     unsafe extern "C" fn(u32, u32, *mut T, *const T, *mut T, u64, T, T, T, T, T, T);
 /// `sgd_{dtype}(T* p, const T* g, unsigned long long n, T lr, T wd)`.
 pub type SgdFn<T> = unsafe extern "C" fn(u32, u32, *mut T, *const T, u64, T, T);
+/// `hmc_leapfrog_{dtype}(T* theta, T* p, const T* g, unsigned long long n, T half,
+/// unsigned long long kicks, T eps, unsigned long long drift, unsigned long long kind, T a, T b,
+/// T c, T temp)`.
+pub type HmcLeapfrogFn<T> =
+    unsafe extern "C" fn(u32, u32, *mut T, *mut T, *const T, u64, T, u64, T, u64, u64, T, T, T, T);
+/// `hmc_sum_squares_{dtype}(const T* x, double* out, unsigned long long n,
+/// unsigned long long chunk)`.
+pub type HmcSumSquaresFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut f64, u64, u64);
+/// `hmc_prior_difference_{dtype}(const T* x, const T* y, double* out, unsigned long long n,
+/// unsigned long long chunk, unsigned long long kind, T a, T b, T c)`.
+pub type HmcPriorDifferenceFn<T> =
+    unsafe extern "C" fn(u32, u32, *const T, *const T, *mut f64, u64, u64, u64, T, T, T);
 
 /// Every kernel of one element type. `unary` is in [`crate::Unary::ALL`] order, `binary` in
 /// [`crate::Binary::ALL`] order.
@@ -57,6 +69,9 @@ pub struct Kernels<T: 'static> {
     pub adam: AdamFn<T>,
     pub sgd_momentum: SgdMomentumFn<T>,
     pub sgd: SgdFn<T>,
+    pub hmc_leapfrog: HmcLeapfrogFn<T>,
+    pub hmc_sum_squares: HmcSumSquaresFn<T>,
+    pub hmc_prior_difference: HmcPriorDifferenceFn<T>,
 }
 
 /// Declares one element type's entry points and builds its [`Kernels`] table.
@@ -68,7 +83,9 @@ macro_rules! kernels {
      where_: $where_:ident, sum_axis: $sum_axis:ident, max_axis: $max_axis:ident,
      strided_copy: $strided_copy:ident, copy_block: $copy_block:ident, fill: $fill:ident,
      index_select: $index_select:ident, index_add: $index_add:ident,
-     adam: $adam:ident, sgd_momentum: $sgd_momentum:ident, sgd: $sgd:ident $(,)?) => {
+     adam: $adam:ident, sgd_momentum: $sgd_momentum:ident, sgd: $sgd:ident,
+     hmc_leapfrog: $hmc_leapfrog:ident, hmc_sum_squares: $hmc_sum_squares:ident,
+     hmc_prior_difference: $hmc_prior_difference:ident $(,)?) => {
         unsafe extern "C" {
             $(fn $unary(grid: u32, block: u32, x: *const $T, y: *mut $T, n: u64);)*
             fn $affine(grid: u32, block: u32, x: *const $T, y: *mut $T, n: u64, a: $T, b: $T);
@@ -112,6 +129,18 @@ macro_rules! kernels {
                 wd: $T, keep: $T, nest: $T, plain: $T, base: $T,
             );
             fn $sgd(grid: u32, block: u32, p: *mut $T, g: *const $T, n: u64, lr: $T, wd: $T);
+            fn $hmc_leapfrog(
+                grid: u32, block: u32, theta: *mut $T, p: *mut $T, g: *const $T, n: u64,
+                half: $T, kicks: u64, eps: $T, drift: u64, kind: u64, a: $T, b: $T, c: $T,
+                temp: $T,
+            );
+            fn $hmc_sum_squares(
+                grid: u32, block: u32, x: *const $T, out: *mut f64, n: u64, chunk: u64,
+            );
+            fn $hmc_prior_difference(
+                grid: u32, block: u32, x: *const $T, y: *const $T, out: *mut f64, n: u64,
+                chunk: u64, kind: u64, a: $T, b: $T, c: $T,
+            );
         }
 
         pub static $table: Kernels<$T> = Kernels {
@@ -130,6 +159,9 @@ macro_rules! kernels {
             adam: $adam,
             sgd_momentum: $sgd_momentum,
             sgd: $sgd,
+            hmc_leapfrog: $hmc_leapfrog,
+            hmc_sum_squares: $hmc_sum_squares,
+            hmc_prior_difference: $hmc_prior_difference,
         };
     };
 }
@@ -150,6 +182,8 @@ kernels!(f32, F32,
     strided_copy: emu_strided_copy_f32, copy_block: emu_copy_block_f32, fill: emu_fill_f32,
     index_select: emu_index_select_f32, index_add: emu_index_add_f32,
     adam: emu_adam_f32, sgd_momentum: emu_sgd_momentum_f32, sgd: emu_sgd_f32,
+    hmc_leapfrog: emu_hmc_leapfrog_f32, hmc_sum_squares: emu_hmc_sum_squares_f32,
+    hmc_prior_difference: emu_hmc_prior_difference_f32,
 );
 
 kernels!(f64, F64,
@@ -168,6 +202,8 @@ kernels!(f64, F64,
     strided_copy: emu_strided_copy_f64, copy_block: emu_copy_block_f64, fill: emu_fill_f64,
     index_select: emu_index_select_f64, index_add: emu_index_add_f64,
     adam: emu_adam_f64, sgd_momentum: emu_sgd_momentum_f64, sgd: emu_sgd_f64,
+    hmc_leapfrog: emu_hmc_leapfrog_f64, hmc_sum_squares: emu_hmc_sum_squares_f64,
+    hmc_prior_difference: emu_hmc_prior_difference_f64,
 );
 
 unsafe extern "C" {

@@ -318,6 +318,37 @@ pub struct SgdMomentumArgs<T> {
     pub base: T,
 }
 
+/// A prior as the HMC kernels take it: `kind` (0 none, 1 Gaussian, 2 mixture, 3 logistic) and
+/// its parameters `a, b, c` (see `cuda/hmc.cu`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PriorArgs<T> {
+    /// Which density.
+    pub kind: u64,
+    /// First parameter (Gaussian std, mixture weight, logistic scale).
+    pub a: T,
+    /// Second parameter (mixture wide std).
+    pub b: T,
+    /// Third parameter (mixture narrow std).
+    pub c: T,
+}
+
+/// The scalar arguments of `hmc_leapfrog_{dtype}` after `n`, in the kernel's order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeapfrogArgs<T> {
+    /// Half kick size `ε/2`.
+    pub half: T,
+    /// Half kicks before the drift (0, 1 or 2).
+    pub kicks: u64,
+    /// Drift size `ε`.
+    pub eps: T,
+    /// Whether θ drifts.
+    pub drift: bool,
+    /// The prior whose gradient joins `g`.
+    pub prior: PriorArgs<T>,
+    /// Temperature dividing the prior's gradient.
+    pub temp: T,
+}
+
 fn ull(v: usize) -> u64 {
     u64::try_from(v).expect("usize fits u64")
 }
@@ -823,6 +854,107 @@ pub fn sgd<T: Scalar>(launch: Launch, p: &mut [T], g: &[T], lr: T, wd: T) {
             wd,
         )
     };
+}
+
+/// `hmc_leapfrog_{dtype}`: the fused leapfrog update, in place on `theta` and `p`.
+///
+/// # Panics
+/// If the three buffers differ in length.
+#[track_caller]
+pub fn hmc_leapfrog<T: Scalar>(
+    launch: Launch,
+    theta: &mut [T],
+    p: &mut [T],
+    g: &[T],
+    h: LeapfrogArgs<T>,
+) {
+    let (kernel, n) = ("hmc_leapfrog", theta.len());
+    check_same_len(kernel, "p", p.len(), n);
+    check_same_len(kernel, "g", g.len(), n);
+    let k = T::kernels().hmc_leapfrog;
+    // SAFETY: hmc_leapfrog_{dtype}(T* theta, T* p, const T* g, unsigned long long n, T half,
+    // unsigned long long kicks, T eps, unsigned long long drift, unsigned long long kind, T a,
+    // T b, T c, T temp) reads and writes element [0..n) of each buffer; all hold n elements.
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            theta.as_mut_ptr(),
+            p.as_mut_ptr(),
+            g.as_ptr(),
+            ull(n),
+            h.half,
+            h.kicks,
+            h.eps,
+            u64::from(h.drift),
+            h.prior.kind,
+            h.prior.a,
+            h.prior.b,
+            h.prior.c,
+            h.temp,
+        )
+    };
+}
+
+/// `hmc_sum_squares_{dtype}`: the `⌈n/chunk⌉` partial sums of `x²` in f64.
+///
+/// # Panics
+/// If `chunk` is 0.
+#[track_caller]
+pub fn hmc_sum_squares<T: Scalar>(launch: Launch, x: &[T], chunk: usize) -> Vec<f64> {
+    assert!(chunk > 0, "hmc_sum_squares: chunk must be positive");
+    let mut out = output::<f64>(x.len().div_ceil(chunk));
+    let k = T::kernels().hmc_sum_squares;
+    // SAFETY: hmc_sum_squares_{dtype}(const T* x, double* out, unsigned long long n,
+    // unsigned long long chunk) reads x[0..n) and writes out[0..⌈n/chunk⌉).
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            x.as_ptr(),
+            out.as_mut_ptr(),
+            ull(x.len()),
+            ull(chunk),
+        )
+    };
+    out
+}
+
+/// `hmc_prior_difference_{dtype}`: the `⌈n/chunk⌉` partial sums of `log p(x) − log p(y)` in f64.
+///
+/// # Panics
+/// If the buffers differ in length or `chunk` is 0.
+#[track_caller]
+pub fn hmc_prior_difference<T: Scalar>(
+    launch: Launch,
+    x: &[T],
+    y: &[T],
+    chunk: usize,
+    prior: PriorArgs<T>,
+) -> Vec<f64> {
+    assert!(chunk > 0, "hmc_prior_difference: chunk must be positive");
+    check_same_len("hmc_prior_difference", "y", y.len(), x.len());
+    let mut out = output::<f64>(x.len().div_ceil(chunk));
+    let k = T::kernels().hmc_prior_difference;
+    // SAFETY: hmc_prior_difference_{dtype}(const T* x, const T* y, double* out,
+    // unsigned long long n, unsigned long long chunk, unsigned long long kind, T a, T b, T c)
+    // reads x[0..n), y[0..n) and writes out[0..⌈n/chunk⌉).
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            x.as_ptr(),
+            y.as_ptr(),
+            out.as_mut_ptr(),
+            ull(x.len()),
+            ull(chunk),
+            prior.kind,
+            prior.a,
+            prior.b,
+            prior.c,
+        )
+    };
+    out
 }
 
 #[cfg(test)]

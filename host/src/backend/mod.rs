@@ -9,6 +9,7 @@ pub mod cuda;
 #[cfg(not(feature = "cuda"))]
 #[path = "cuda_stub.rs"]
 pub mod cuda;
+pub mod hmc;
 pub mod launch;
 pub mod ops;
 

@@ -2,6 +2,7 @@
 
 pub mod float;
 pub mod gemm;
+pub mod hmc;
 pub mod kernels;
 
 pub use float::Float;

@@ -27,4 +27,5 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("index", include_str!("../../../../cuda/index.cu")),
     ("cast", include_str!("../../../../cuda/cast.cu")),
     ("optim", include_str!("../../../../cuda/optim.cu")),
+    ("hmc", include_str!("../../../../cuda/hmc.cu")),
 ];

@@ -846,3 +846,138 @@ impl CudaStorage {
         Ok(p)
     }
 }
+
+/// HMC kernels (`cuda/hmc.cu`; CPU twin `backend::cpu::hmc`).
+impl CudaStorage {
+    /// The fused leapfrog update of `self` (θ) and `p` from `g`, in place. The caller checks
+    /// that all three hold the same number of elements.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn hmc_leapfrog(
+        &mut self,
+        p: &mut CudaStorage,
+        g: &CudaStorage,
+        h: &crate::backend::hmc::LeapfrogArgs,
+    ) -> Result<()> {
+        let n = self.len();
+        let f = self.kernel("hmc", "hmc_leapfrog")?;
+        let (n64, kicks, drift, kind) =
+            (n as u64, h.kicks, u64::from(h.drift), h.prior.kind.code());
+        macro_rules! launch {
+            ($t:expr, $p:expr, $g:expr, $T:ty) => {{
+                let (half, eps, temp) = (h.half as $T, h.eps as $T, h.temp as $T);
+                let [a, b, c] = h.prior.params.map(|x| x as $T);
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg($t)
+                    .arg($p)
+                    .arg($g)
+                    .arg(&n64)
+                    .arg(&half)
+                    .arg(&kicks)
+                    .arg(&eps);
+                l.arg(&drift).arg(&kind).arg(&a).arg(&b).arg(&c).arg(&temp);
+                // SAFETY: hmc_leapfrog_{dtype}(T* theta, T* p, const T* g, unsigned long long n,
+                // T half, unsigned long long kicks, T eps, unsigned long long drift,
+                // unsigned long long kind, T a, T b, T c, T temp); all three hold n elements.
+                unsafe { l.launch(cfg(n)) }
+                    .map_err(err(format!("leapfrog update of {n} parameters")))?;
+            }};
+        }
+        let dtype = self.dtype();
+        match (&mut self.data, &mut p.data, &g.data) {
+            (GpuData::F32(t), GpuData::F32(pp), GpuData::F32(gg)) => launch!(t, pp, gg, f32),
+            (GpuData::F64(t), GpuData::F64(pp), GpuData::F64(gg)) => launch!(t, pp, gg, f64),
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "hmc_leapfrog",
+                    lhs: dtype,
+                    rhs: g.dtype(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn partials(&self, op: &str, out: &CudaSlice<f64>) -> Result<Vec<f64>> {
+        self.dev
+            .stream
+            .clone_dtoh(out)
+            .map_err(err(format!("{op}: copying partial sums")))
+    }
+
+    /// The partial sums of `x²` (in f64, [`CHUNK`](crate::backend::hmc::CHUNK) elements each).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn hmc_sum_squares(&self) -> Result<Vec<f64>> {
+        let (n, chunk) = (self.len(), crate::backend::hmc::CHUNK);
+        let parts = n.div_ceil(chunk);
+        let mut out = self.alloc::<f64>(parts.max(1), "sum of squares")?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let f = self.kernel("hmc", "hmc_sum_squares")?;
+        let (n64, c64) = (n as u64, chunk as u64);
+        let mut l = self.dev.stream.launch_builder(&f);
+        match &self.data {
+            GpuData::F32(x) => l.arg(x),
+            GpuData::F64(x) => l.arg(x),
+        };
+        l.arg(&mut out).arg(&n64).arg(&c64);
+        // SAFETY: hmc_sum_squares_{dtype}(const T* x, double* out, unsigned long long n,
+        // unsigned long long chunk); x holds n elements, out ⌈n/chunk⌉.
+        unsafe { l.launch(cfg(parts)) }.map_err(err(format!("sum of {n} squares")))?;
+        self.partials("sum of squares", &out)
+    }
+
+    /// The partial sums of `log p(self) − log p(old)` (untempered, in f64). The caller checks
+    /// the lengths.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`]; [`Error::Cuda`].
+    pub fn hmc_prior_difference(
+        &self,
+        old: &CudaStorage,
+        prior: &crate::backend::hmc::PriorArgs,
+    ) -> Result<Vec<f64>> {
+        let (n, chunk) = (self.len(), crate::backend::hmc::CHUNK);
+        let parts = n.div_ceil(chunk);
+        let mut out = self.alloc::<f64>(parts.max(1), "prior difference")?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let f = self.kernel("hmc", "hmc_prior_difference")?;
+        let (n64, c64, kind) = (n as u64, chunk as u64, prior.kind.code());
+        macro_rules! launch {
+            ($x:expr, $y:expr, $T:ty) => {{
+                let [a, b, c] = prior.params.map(|v| v as $T);
+                let mut l = self.dev.stream.launch_builder(&f);
+                l.arg($x)
+                    .arg($y)
+                    .arg(&mut out)
+                    .arg(&n64)
+                    .arg(&c64)
+                    .arg(&kind);
+                l.arg(&a).arg(&b).arg(&c);
+                // SAFETY: hmc_prior_difference_{dtype}(const T* x, const T* y, double* out,
+                // unsigned long long n, unsigned long long chunk, unsigned long long kind, T a,
+                // T b, T c); x and y hold n elements, out ⌈n/chunk⌉.
+                unsafe { l.launch(cfg(parts)) }
+                    .map_err(err(format!("prior difference over {n} parameters")))?;
+            }};
+        }
+        match (&self.data, &old.data) {
+            (GpuData::F32(x), GpuData::F32(y)) => launch!(x, y, f32),
+            (GpuData::F64(x), GpuData::F64(y)) => launch!(x, y, f64),
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "prior difference",
+                    lhs: self.dtype(),
+                    rhs: old.dtype(),
+                })
+            }
+        }
+        self.partials("prior difference", &out)
+    }
+}
