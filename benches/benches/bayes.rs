@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keel::backend::{DType, Device};
-use keel::bayes::hmc::{leapfrog, State};
+use keel::bayes::hmc::{leapfrog, State, Target};
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{bma_bytes, SampleSet, Spec};
@@ -48,10 +48,8 @@ fn digits() -> (Split, Bnn) {
 
 fn bench(c: &mut Criterion) {
     let (split, bnn) = digits();
-    let state = State::at(&bnn, bnn.init(0)).expect("state");
-    let p: Vec<f64> = (0..state.theta.len())
-        .map(|i| ((i as f64) * 0.37).sin())
-        .collect();
+    let state = State::at(&bnn, &bnn.init(0)).expect("state");
+    let p: Vec<f64> = (0..bnn.dim()).map(|i| ((i as f64) * 0.37).sin()).collect();
     let mut g = c.benchmark_group("leapfrog");
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("f64/digits-mlp64", |b| {

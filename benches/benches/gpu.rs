@@ -2,7 +2,9 @@
 //! prints why it has nothing to measure and exits successfully, as it measured nothing):
 //! - bandwidth of elementwise and reduction kernels as a fraction of the device's peak;
 //! - one MLP training step (784→1024→1024→10, batch 1024, f32, Adam) on the GPU, to set
-//!   against PyTorch eager on the same GPU (`benches/peers/torch_mlp_gpu.py`).
+//!   against PyTorch eager on the same GPU (`benches/peers/torch_mlp_gpu.py`);
+//! - one full-batch HMC leapfrog step of an MLP 784→256→256→10 on 100k synthetic points (f32),
+//!   against PyTorch on the same GPU (`benches/peers/torch_hmc_gpu.py`).
 //!
 //! Each figure is the median of repeated timings taken after a device synchronisation.
 
@@ -124,6 +126,54 @@ fn run(ordinal: usize) -> Result<()> {
         s * 1e3
     );
     println!("JSON {{\"bench\":\"mlp_step\",\"seconds\":{s}}}");
+    hmc_leapfrog(ordinal)
+}
+
+/// One full-batch HMC leapfrog step (`keel bayes hmc`'s inner loop: the fused update kernel and
+/// one full-batch gradient) for an MLP 784→256→256→10 (f32, Gaussian prior) on 100,000 synthetic
+/// 784-dimensional points, against `benches/peers/torch_hmc_gpu.py` on the same GPU.
+fn hmc_leapfrog(ordinal: usize) -> Result<()> {
+    use keel::bayes::hmc::{leapfrog, State, Target};
+    use keel::bayes::mlp::{Bnn, Likelihood, Split};
+    use keel::bayes::prior::Prior;
+    use keel::data::{Dataset, Targets};
+    let (n, d) = (100_000, 784);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let x: Vec<f64> = (0..n * d)
+        .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let labels: Vec<usize> = (0..n).map(|i| (i * 7) % 10).collect();
+    let data = Dataset {
+        features: (0..d).map(|j| format!("x{j}")).collect(),
+        x,
+        y: Targets::Classes {
+            labels,
+            classes: (0..10).map(|c| c.to_string()).collect(),
+        },
+    };
+    let split = Split::new(&data, 0.0, 0)?;
+    let bnn = Bnn::new(
+        &split,
+        &[256, 256],
+        Likelihood::Categorical { classes: 10 },
+        Prior::Gaussian { std: 0.3 },
+        1.0,
+        Device::Cuda(ordinal),
+        DType::F32,
+    )?;
+    let state = State::at(&bnn, &bnn.init(0))?;
+    let p: Vec<f64> = (0..bnn.dim())
+        .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let s = time(ordinal, 5, 30, || {
+        leapfrog(&bnn, &state, &p, 1e-4, 1).map(drop)
+    })?;
+    println!(
+        "hmc_leapfrog f32 784-256-256-10 on 100k points: {:.3} ms ({:.0} steps/s)",
+        s * 1e3,
+        1.0 / s
+    );
+    println!("JSON {{\"bench\":\"hmc_leapfrog\",\"seconds\":{s}}}");
     Ok(())
 }
 

@@ -5,10 +5,14 @@
 
 mod common;
 
+use keel::backend::hmc::{PriorArgs, PriorKind};
 use keel::bayes::ess::effective_sample_size;
-use keel::bayes::hmc::{leapfrog, sample, Ensembling, HmcConfig, State, Target};
+use keel::bayes::hmc::{
+    leapfrog, log_prior_difference, sample, Ensembling, HmcConfig, State, Target,
+};
 use keel::bayes::linear::LinearGaussian;
 use keel::error::Result;
+use keel::tensor::Tensor;
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
 /// A non-Gaussian 2-D target: `log π = −¼Σθ⁴ − ½Σθ² + 0.3 θ₀θ₁` (likelihood part: the quartic
@@ -19,45 +23,52 @@ impl Target for Quartic {
     fn dim(&self) -> usize {
         2
     }
-    fn likelihood_and_gradient(&self, t: &[f64]) -> Result<(f64, Vec<f64>)> {
+    fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)> {
+        let t = theta.to_vec_f64()?;
         let ll = -0.25 * (t[0].powi(4) + t[1].powi(4)) + 0.3 * t[0] * t[1];
-        let g = vec![
-            -t[0].powi(3) + 0.3 * t[1] - t[0],
-            -t[1].powi(3) + 0.3 * t[0] - t[1],
-        ];
-        Ok((ll, g))
+        let g = vec![-t[0].powi(3) + 0.3 * t[1], -t[1].powi(3) + 0.3 * t[0]];
+        Ok((ll, Tensor::from_vec(g, &[2])?))
     }
-    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64 {
-        -0.5 * new.iter().zip(old).map(|(a, b)| a * a - b * b).sum::<f64>()
+    fn prior(&self) -> (PriorArgs, f64) {
+        let gaussian = PriorArgs {
+            kind: PriorKind::Gaussian,
+            params: [1.0, 0.0, 0.0],
+        };
+        (gaussian, 1.0)
     }
 }
 
-fn hamiltonian(t: &dyn Target, s: &State, p: &[f64]) -> f64 {
-    let zero = vec![0.0; s.theta.len()];
-    -(s.log_likelihood + t.log_prior_difference(&s.theta, &zero))
-        + 0.5 * p.iter().map(|v| v * v).sum::<f64>()
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_vec_f64().unwrap()
+}
+
+fn hamiltonian(t: &dyn Target, s: &State, p: &Tensor) -> f64 {
+    let zero = Tensor::from_vec(vec![0.0; t.dim()], &[t.dim()]).unwrap();
+    -(s.log_likelihood + log_prior_difference(t, &s.theta, &zero).unwrap())
+        + 0.5 * values(p).iter().map(|v| v * v).sum::<f64>()
 }
 
 #[test]
 fn leapfrog_is_reversible_and_volume_preserving() {
     let q = Quartic;
-    let s0 = State::at(&q, vec![0.7, -1.1]).unwrap();
+    let s0 = State::at(&q, &[0.7, -1.1]).unwrap();
     let p0 = vec![0.4, 0.9];
     let (s1, p1) = leapfrog(&q, &s0, &p0, 0.1, 25).unwrap();
-    assert!((s1.theta[0] - s0.theta[0]).abs() > 0.1, "it moved");
-    let back: Vec<f64> = p1.iter().map(|v| -v).collect();
+    let (t0, t1) = (values(&s0.theta), values(&s1.theta));
+    assert!((t1[0] - t0[0]).abs() > 0.1, "it moved");
+    let back: Vec<f64> = values(&p1).iter().map(|v| -v).collect();
     let (s2, p2) = leapfrog(&q, &s1, &back, 0.1, 25).unwrap();
-    for (a, b) in s2.theta.iter().zip(&s0.theta) {
+    for (a, b) in values(&s2.theta).iter().zip(&t0) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
-    for (a, b) in p2.iter().zip(&p0) {
+    for (a, b) in values(&p2).iter().zip(&p0) {
         assert!((a + b).abs() < 1e-12, "{a} vs {}", -b);
     }
     // det of the map (θ, p) → leapfrog(θ, p) by central differences.
     let map = |z: &[f64]| -> Vec<f64> {
-        let s = State::at(&q, z[..2].to_vec()).unwrap();
+        let s = State::at(&q, &z[..2]).unwrap();
         let (e, p) = leapfrog(&q, &s, &z[2..], 0.1, 25).unwrap();
-        e.theta.into_iter().chain(p).collect()
+        values(&e.theta).into_iter().chain(values(&p)).collect()
     };
     let z = [0.7, -1.1, 0.4, 0.9];
     let h = 1e-6;
@@ -100,9 +111,9 @@ fn det4(m: [[f64; 4]; 4]) -> f64 {
 #[test]
 fn the_energy_error_scales_as_the_step_squared() {
     let q = Quartic;
-    let s0 = State::at(&q, vec![0.7, -1.1]).unwrap();
+    let s0 = State::at(&q, &[0.7, -1.1]).unwrap();
     let p0 = vec![0.4, 0.9];
-    let h0 = hamiltonian(&q, &s0, &p0);
+    let h0 = hamiltonian(&q, &s0, &Tensor::from_vec(p0.clone(), &[2]).unwrap());
     let err = |eps: f64| {
         let steps = (1.0 / eps).round() as usize;
         let (s, p) = leapfrog(&q, &s0, &p0, eps, steps).unwrap();

@@ -55,9 +55,10 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 /// Writes a checkpoint atomically.
 ///
 /// # Errors
-/// [`Error::Io`].
+/// [`Error::Io`]; device errors reading the state.
 pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
-    let dim = p.running.current.theta.len();
+    let theta = p.running.current.theta.to_vec_f64()?;
+    let dim = theta.len();
     let mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
     let chains = p
         .finished
@@ -73,12 +74,7 @@ pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
             f64_bytes(&flat),
         ));
     }
-    tensors.push((
-        "theta".into(),
-        "F64",
-        vec![dim],
-        f64_bytes(&p.running.current.theta),
-    ));
+    tensors.push(("theta".into(), "F64", vec![dim], f64_bytes(&theta)));
     let counters = Counters {
         fingerprint: fingerprint.into(),
         finished: p

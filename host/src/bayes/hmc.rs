@@ -8,20 +8,45 @@
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
+use crate::backend::hmc::{LeapfrogArgs, PriorArgs};
+use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
-/// A tempered log posterior `log π(θ) = log L(θ) + log p(θ)` and its gradient.
+/// A tempered log posterior `log π(θ) = log L(θ) + log p(θ)` over a flat parameter vector held
+/// on the target's device. The sampler keeps its whole state there: the likelihood and its
+/// gradient come from the target, the prior's gradient joins them inside the fused leapfrog
+/// update, and the prior difference and kinetic energy of the MH test are device reductions
+/// (`backend::hmc`, `cuda/hmc.cu`).
 pub trait Target {
     /// Number of parameters.
     fn dim(&self) -> usize;
-    /// `(log L(θ), ∇ log π(θ))` — the likelihood part alone, the gradient of the whole.
+    /// Where `θ` lives and its element type.
+    fn placement(&self) -> (Device, DType) {
+        (Device::Cpu, DType::F64)
+    }
+    /// `(log L(θ), ∇ log L(θ))` for a flat `θ` `[dim]` as placed — the likelihood alone.
     ///
     /// # Errors
     /// Evaluation errors of the model.
-    fn likelihood_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)>;
-    /// `log p(θ_new) − log p(θ_old)`, computed as a difference (for a Gaussian prior of
-    /// precision `λ` at temperature `T`: `−(λ/2T) Σ (θ_new² − θ_old²)`).
-    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64;
+    fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)>;
+    /// The prior on every parameter and the temperature `T` dividing it (`log p_T = log p / T`).
+    fn prior(&self) -> (PriorArgs, f64);
+}
+
+/// `log p_T(new) − log p_T(old)` as the sampler computes it: a difference (for a Gaussian prior
+/// `−Σ(new − old)(new + old)/(2σ²T)`, the reference's form for float32 accuracy).
+///
+/// # Errors
+/// Tensors on other devices or of other lengths.
+pub fn log_prior_difference(target: &dyn Target, new: &Tensor, old: &Tensor) -> Result<f64> {
+    let (prior, temperature) = target.prior();
+    Ok(new.storage().prior_difference(old.storage(), &prior)? / temperature)
+}
+
+fn flat(target: &dyn Target, values: &[f64]) -> Result<Tensor> {
+    let (device, dtype) = target.placement();
+    Tensor::from_f64s(values, &[values.len()], dtype)?.to_device(device)
 }
 
 /// Which states a run keeps as samples after burn-in.
@@ -128,23 +153,31 @@ impl HmcConfig {
     }
 }
 
-/// A phase-space point with its cached likelihood and gradient.
+/// A phase-space point with its cached likelihood and gradient, on the target's device.
 #[derive(Clone, Debug)]
 pub struct State {
-    /// Parameters.
-    pub theta: Vec<f64>,
+    /// Parameters `[dim]`.
+    pub theta: Tensor,
     /// `log L(θ)`.
     pub log_likelihood: f64,
-    /// `∇ log π(θ)`.
-    pub gradient: Vec<f64>,
+    /// `∇ log L(θ)` (the prior's joins it in the leapfrog update).
+    pub gradient: Tensor,
 }
 
 impl State {
-    /// Evaluates the target at `theta`.
+    /// Evaluates the target at `theta` (host values, placed as the target asks).
     ///
     /// # Errors
-    /// As the target.
-    pub fn at(target: &dyn Target, theta: Vec<f64>) -> Result<State> {
+    /// A `theta` of the wrong length; as the target.
+    pub fn at(target: &dyn Target, theta: &[f64]) -> Result<State> {
+        if theta.len() != target.dim() {
+            return Err(Error::invalid(
+                "initial parameters",
+                theta.len(),
+                format!("the model has {} parameters", target.dim()),
+            ));
+        }
+        let theta = flat(target, theta)?;
         let (log_likelihood, gradient) = target.likelihood_and_gradient(&theta)?;
         Ok(State {
             theta,
@@ -155,43 +188,69 @@ impl State {
 }
 
 /// `steps` leapfrog steps of size `eps` from `(state, p)` (velocity Verlet, one gradient per
-/// step): returns the end state and momentum.
+/// step), the state updated in place on its device by the fused kernel (`backend::hmc`): returns
+/// the end state and momentum.
 ///
 /// # Errors
-/// As the target.
+/// As the target; a momentum of the wrong length.
 pub fn leapfrog(
     target: &dyn Target,
     state: &State,
     p: &[f64],
     eps: f64,
     steps: usize,
-) -> Result<(State, Vec<f64>)> {
-    let mut s = state.clone();
-    let mut p = p.to_vec();
-    for _ in 0..steps {
-        for (pi, gi) in p.iter_mut().zip(&s.gradient) {
-            *pi += 0.5 * eps * gi;
-        }
-        for (ti, pi) in s.theta.iter_mut().zip(&p) {
-            *ti += eps * pi;
-        }
-        let (ll, g) = target.likelihood_and_gradient(&s.theta)?;
+) -> Result<(State, Tensor)> {
+    let (prior, temp) = target.prior();
+    let shape = state.theta.shape();
+    let mut theta = state.theta.storage().to_device(state.theta.device())?;
+    let mut momentum = flat(target, p)?.into_storage()?;
+    let mut s = State {
+        theta: state.theta.clone(),
+        log_likelihood: state.log_likelihood,
+        gradient: state.gradient.clone(),
+    };
+    let mut args = LeapfrogArgs {
+        half: 0.5 * eps,
+        kicks: 1,
+        eps,
+        drift: true,
+        prior,
+        temp,
+    };
+    for step in 0..steps {
+        // The closing half kick of the last step and the opening one of this, fused.
+        args.kicks = if step == 0 { 1 } else { 2 };
+        theta.hmc_leapfrog(&mut momentum, s.gradient.storage(), &args)?;
+        let t = Tensor::from_storage(theta, shape);
+        let (ll, g) = target.likelihood_and_gradient(&t)?;
         s.log_likelihood = ll;
         s.gradient = g;
-        for (pi, gi) in p.iter_mut().zip(&s.gradient) {
-            *pi += 0.5 * eps * gi;
-        }
+        theta = t.into_storage()?;
     }
-    Ok((s, p))
+    if steps > 0 {
+        args.kicks = 1;
+        args.drift = false;
+        theta.hmc_leapfrog(&mut momentum, s.gradient.storage(), &args)?;
+    }
+    s.theta = Tensor::from_storage(theta, shape);
+    Ok((s, Tensor::from_storage(momentum, shape)))
 }
 
 /// `log a` of a proposal: kinetic, likelihood and prior differences (NaN if any is).
-pub fn log_acceptance(target: &dyn Target, from: &State, p0: &[f64], to: &State, p: &[f64]) -> f64 {
-    let kinetic =
-        0.5 * (p0.iter().map(|v| v * v).sum::<f64>() - p.iter().map(|v| v * v).sum::<f64>());
-    kinetic
+///
+/// # Errors
+/// Device errors.
+pub fn log_acceptance(
+    target: &dyn Target,
+    from: &State,
+    p0: &Tensor,
+    to: &State,
+    p: &Tensor,
+) -> Result<f64> {
+    let kinetic = 0.5 * (p0.storage().sum_squares()? - p.storage().sum_squares()?);
+    Ok(kinetic
         + (to.log_likelihood - from.log_likelihood)
-        + target.log_prior_difference(&to.theta, &from.theta)
+        + log_prior_difference(target, &to.theta, &from.theta)?)
 }
 
 /// What a run produced.
@@ -292,15 +351,8 @@ impl ChainState {
         if let Some(a) = cfg.adapt {
             a.check()?;
         }
-        if theta.len() != target.dim() {
-            return Err(Error::invalid(
-                "initial parameters",
-                theta.len(),
-                format!("the model has {} parameters", target.dim()),
-            ));
-        }
         Ok(ChainState {
-            current: State::at(target, theta)?,
+            current: State::at(target, &theta)?,
             rng,
             iteration,
             step_size,
@@ -335,9 +387,13 @@ impl ChainState {
             self.leapfrog_steps,
         )
         .ok();
-        let log_a = proposal.as_ref().map_or(f64::NAN, |(s, p)| {
-            log_acceptance(target, &self.current, &p0, s, p)
-        });
+        let log_a = match &proposal {
+            Some((s, p)) => {
+                let p0 = flat(target, &p0)?;
+                log_acceptance(target, &self.current, &p0, s, p)?
+            }
+            None => f64::NAN,
+        };
         let u: f64 = uniform(&mut self.rng);
         let finite = log_a.is_finite() || log_a == f64::INFINITY;
         if !burning && !finite {
@@ -362,7 +418,7 @@ impl ChainState {
                 self.accepted += 1;
             }
             if accept || cfg.ensembling == Ensembling::Textbook {
-                self.samples.push(self.current.theta.clone());
+                self.samples.push(self.current.theta.to_vec_f64()?);
             }
         }
         self.iteration += 1;

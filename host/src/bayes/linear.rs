@@ -6,7 +6,9 @@
 use keel_core::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 
 use super::hmc::Target;
+use crate::backend::hmc::{PriorArgs, PriorKind};
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// The model and its data (`x` row-major `[n, d]`).
 #[derive(Clone, Debug)]
@@ -121,26 +123,28 @@ impl Target for LinearGaussian {
         self.d
     }
 
-    fn likelihood_and_gradient(&self, w: &[f64]) -> Result<(f64, Vec<f64>)> {
+    fn likelihood_and_gradient(&self, w: &Tensor) -> Result<(f64, Tensor)> {
+        let w = w.to_vec_f64()?;
         let var = self.noise_std * self.noise_std * self.temperature;
         let mut ll = 0.0;
-        let mut g: Vec<f64> = w
-            .iter()
-            .map(|v| -v / (self.prior_std * self.prior_std * self.temperature))
-            .collect();
+        let mut g = vec![0.0; self.d];
         for (row, y) in self.rows() {
-            let r = y - row.iter().zip(w).map(|(a, b)| a * b).sum::<f64>();
+            let r = y - row.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
             ll -= 0.5 * (r * r / var + (2.0 * std::f64::consts::PI * var).ln());
             for (gi, xi) in g.iter_mut().zip(row) {
                 *gi += r * xi / var;
             }
         }
-        Ok((ll, g))
+        Ok((ll, Tensor::from_vec(g, &[self.d])?))
     }
 
-    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64 {
-        let lambda = 1.0 / (self.prior_std * self.prior_std);
-        -0.5 * lambda / self.temperature
-            * new.iter().zip(old).map(|(a, b)| a * a - b * b).sum::<f64>()
+    fn prior(&self) -> (PriorArgs, f64) {
+        (
+            PriorArgs {
+                kind: PriorKind::Gaussian,
+                params: [self.prior_std, 0.0, 0.0],
+            },
+            self.temperature,
+        )
     }
 }

@@ -15,6 +15,7 @@ use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 use super::hmc::Target;
 use super::prior::Prior;
 use crate::autodiff;
+use crate::backend::hmc::PriorArgs;
 use crate::backend::{DType, Device};
 use crate::data::{self, Dataset, Targets};
 use crate::error::{Error, Result};
@@ -318,7 +319,11 @@ impl Bnn {
         theta
     }
 
-    fn params(&self, theta: &[f64], track: bool) -> Result<Params> {
+    /// A flat parameter vector `[dim]` on the model's device.
+    ///
+    /// # Errors
+    /// A vector of the wrong length; engine errors.
+    pub fn flat(&self, theta: &[f64]) -> Result<Tensor> {
         if theta.len() != self.dim {
             return Err(Error::invalid(
                 "parameters",
@@ -326,13 +331,16 @@ impl Bnn {
                 format!("the model {:?} has {} parameters", self.sizes(), self.dim),
             ));
         }
+        Tensor::from_f64s(theta, &[self.dim], self.dtype)?.to_device(self.device)
+    }
+
+    /// The layers' parameters as views of a flat vector (gradients flow back to it).
+    fn params(&self, theta: &Tensor) -> Result<Params> {
         let mut params = Params::new();
         let mut at = 0;
         for (name, shape) in self.names.iter().zip(&self.shapes) {
             let k: usize = shape.iter().product();
-            let t =
-                Tensor::from_f64s(&theta[at..at + k], shape, self.dtype)?.to_device(self.device)?;
-            params.insert(name.clone(), if track { t.variable() } else { t })?;
+            params.insert(name.clone(), theta.narrow(0, at, k)?.reshape(shape)?)?;
             at += k;
         }
         Ok(params)
@@ -397,15 +405,35 @@ impl Bnn {
         rows: Option<&[usize]>,
         scale: f64,
     ) -> Result<(f64, Vec<f64>)> {
-        let params = self.params(theta, true)?;
-        let ll = self.log_likelihood_tensor(&params, rows)?;
-        let value = ll.item()?;
-        let refs: Vec<&Tensor> = params.values().iter().collect();
-        let grads = autodiff::backward(&ll.mul_scalar(scale)?, &refs)?;
-        let mut g = Vec::with_capacity(self.dim);
-        for t in &grads {
-            g.extend(t.to_vec_f64()?);
+        let (ll, g) = self.likelihood_gradient_on_device(&self.flat(theta)?, rows, scale)?;
+        Ok((ll, g.to_vec_f64()?))
+    }
+
+    /// [`Bnn::likelihood_gradient`] of a flat vector on the model's device, the gradient left
+    /// there.
+    ///
+    /// # Errors
+    /// A vector of the wrong length or place; engine errors.
+    pub fn likelihood_gradient_on_device(
+        &self,
+        theta: &Tensor,
+        rows: Option<&[usize]>,
+        scale: f64,
+    ) -> Result<(f64, Tensor)> {
+        if theta.dims() != [self.dim] {
+            return Err(Error::invalid(
+                "parameters",
+                format!("{:?}", theta.dims()),
+                format!("the model {:?} has {} parameters", self.sizes(), self.dim),
+            ));
         }
+        let theta = theta.variable();
+        let ll = self.log_likelihood_tensor(&self.params(&theta)?, rows)?;
+        let value = ll.item()?;
+        let grads = autodiff::backward(&ll.mul_scalar(scale)?, &[&theta])?;
+        let g = grads.into_iter().next().ok_or_else(|| {
+            Error::invalid("parameters", "gradient", "the engine returned no gradient")
+        })?;
         Ok((value, g))
     }
 
@@ -431,7 +459,7 @@ impl Bnn {
     /// As [`Bnn::likelihood_gradient`].
     pub fn predict(&self, theta: &[f64], x: &Tensor) -> Result<Vec<f64>> {
         autodiff::no_grad(|| {
-            let params = self.params(theta, false)?;
+            let params = self.params(&self.flat(theta)?)?;
             let out = self.mlp.forward(&params, x)?;
             match self.likelihood {
                 Likelihood::Categorical { .. } => out.softmax(-1)?.to_vec_f64(),
@@ -458,11 +486,15 @@ impl Target for Bnn {
         self.dim
     }
 
-    fn likelihood_and_gradient(&self, theta: &[f64]) -> Result<(f64, Vec<f64>)> {
-        self.posterior_gradient(theta, None, 1.0)
+    fn placement(&self) -> (Device, DType) {
+        (self.device, self.dtype)
     }
 
-    fn log_prior_difference(&self, new: &[f64], old: &[f64]) -> f64 {
-        self.prior.log_prob_difference(new, old, self.temperature)
+    fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)> {
+        self.likelihood_gradient_on_device(theta, None, 1.0)
+    }
+
+    fn prior(&self) -> (PriorArgs, f64) {
+        (self.prior.args(), self.temperature)
     }
 }

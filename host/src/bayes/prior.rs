@@ -13,6 +13,8 @@
 //! - `logistic`: the logistic density `e^{−θ/b} / (b (1 + e^{−θ/b})²)` with `b = s√3/π`
 //!   (variance `b²π²/3 = s²`).
 
+use crate::backend::cpu::hmc as twin;
+use crate::backend::hmc::{PriorArgs, PriorKind};
 use crate::error::{Error, Result};
 
 /// One prior density, applied to every parameter independently.
@@ -38,8 +40,6 @@ pub enum Prior {
         scale: f64,
     },
 }
-
-const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 impl Prior {
     /// The prior named `name` (`gaussian`, `mixture`, `logistic`) with standard deviation `std`;
@@ -113,43 +113,37 @@ impl Prior {
         }
     }
 
-    /// `log p(θ)` of one parameter (untempered).
-    pub fn log_density(&self, t: f64) -> f64 {
+    /// The density as the HMC kernels take it (`backend::hmc`, `cuda/hmc.cu`), whose CPU twin
+    /// also evaluates it here.
+    pub fn args(&self) -> PriorArgs {
         match *self {
-            Prior::Gaussian { std } => -0.5 * (t / std).powi(2) - std.ln() - 0.5 * LN_2PI,
+            Prior::Gaussian { std } => PriorArgs {
+                kind: PriorKind::Gaussian,
+                params: [std, 0.0, 0.0],
+            },
             Prior::Mixture {
                 weight,
                 wide,
                 narrow,
-            } => {
-                let (a, b) = mixture_terms(weight, wide, narrow, t);
-                log_add_exp(a, b) - 0.5 * LN_2PI
-            }
-            Prior::Logistic { scale } => {
-                // −|z| − 2 log(1 + e^{−|z|}) − log b, symmetric and overflow-free.
-                let z = (t / scale).abs();
-                -z - 2.0 * (-z).exp().ln_1p() - scale.ln()
-            }
+            } => PriorArgs {
+                kind: PriorKind::Mixture,
+                params: [weight, wide, narrow],
+            },
+            Prior::Logistic { scale } => PriorArgs {
+                kind: PriorKind::Logistic,
+                params: [scale, 0.0, 0.0],
+            },
         }
+    }
+
+    /// `log p(θ)` of one parameter (untempered).
+    pub fn log_density(&self, t: f64) -> f64 {
+        twin::prior_log_density(&self.args(), t)
     }
 
     /// `d log p / dθ` of one parameter (untempered).
     pub fn gradient(&self, t: f64) -> f64 {
-        match *self {
-            Prior::Gaussian { std } => -t / (std * std),
-            Prior::Mixture {
-                weight,
-                wide,
-                narrow,
-            } => {
-                let (a, b) = mixture_terms(weight, wide, narrow, t);
-                // Responsibility of the wide component.
-                let r = 1.0 / (1.0 + (b - a).exp());
-                -t * (r / (wide * wide) + (1.0 - r) / (narrow * narrow))
-            }
-            // d/dz [−z − 2 log(1 + e^{−z})] = −tanh(z/2).
-            Prior::Logistic { scale } => -(0.5 * t / scale).tanh() / scale,
-        }
+        twin::prior_gradient(&self.args(), t)
     }
 
     /// `Σ log p(θ)` at temperature `T`.
@@ -165,37 +159,11 @@ impl Prior {
     }
 
     /// `log p_T(new) − log p_T(old)` as a sum of per-parameter differences (for the Gaussian,
-    /// `−Σ(new² − old²)/(2s²T)` as the reference computes it, exact for the normaliser).
+    /// `−Σ(new − old)(new + old)/(2s²T)` as the reference computes it, exact for the normaliser)
+    /// — what the sampler computes on its device. `new` and `old` have equal lengths.
     pub fn log_prob_difference(&self, new: &[f64], old: &[f64], temperature: f64) -> f64 {
-        let sum: f64 = match *self {
-            Prior::Gaussian { std } => {
-                -new.iter()
-                    .zip(old)
-                    .map(|(a, b)| (a - b) * (a + b))
-                    .sum::<f64>()
-                    / (2.0 * std * std)
-            }
-            _ => new
-                .iter()
-                .zip(old)
-                .map(|(&a, &b)| self.log_density(a) - self.log_density(b))
-                .sum(),
-        };
-        sum / temperature
+        twin::prior_difference_sum(&self.args(), new, old) / temperature
     }
-}
-
-/// The two components' log densities at `t`, less `½ log 2π`.
-fn mixture_terms(weight: f64, wide: f64, narrow: f64, t: f64) -> (f64, f64) {
-    (
-        weight.ln() - 0.5 * (t / wide).powi(2) - wide.ln(),
-        (1.0 - weight).ln() - 0.5 * (t / narrow).powi(2) - narrow.ln(),
-    )
-}
-
-fn log_add_exp(a: f64, b: f64) -> f64 {
-    let m = a.max(b);
-    m + ((a - m).exp() + (b - m).exp()).ln()
 }
 
 #[cfg(test)]

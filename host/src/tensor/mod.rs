@@ -107,6 +107,21 @@ impl Tensor {
         Tensor::make(storage, shape, None)
     }
 
+    /// The buffer, moved out without a copy when this tensor is its only holder (else copied).
+    ///
+    /// # Errors
+    /// Device errors of the copy.
+    pub(crate) fn into_storage(self) -> Result<Storage> {
+        let storage = match Arc::try_unwrap(self.0) {
+            Ok(inner) => inner.storage,
+            Err(shared) => shared.storage.clone(),
+        };
+        match Arc::try_unwrap(storage) {
+            Ok(s) => Ok(s),
+            Err(shared) => shared.to_device(shared.device()),
+        }
+    }
+
     /// A tensor sharing `self`'s buffer with another shape (same element count).
     pub(crate) fn view(&self, shape: Shape, op: Op) -> Tensor {
         let track = self.0.track && autodiff::is_recording();

@@ -72,11 +72,11 @@ pub fn leapfrog<T: Float>(theta: &mut [T], p: &mut [T], g: &[T], h: &LeapfrogArg
         let gi = gi + prior_gradient(&h.prior, *t) / temp;
         let mut v = *pi;
         for _ in 0..h.kicks {
-            v = v + half * gi;
+            v += half * gi;
         }
         *pi = v;
         if h.drift {
-            *t = *t + eps * v;
+            *t += eps * v;
         }
     }
 }
