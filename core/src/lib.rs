@@ -65,6 +65,7 @@ pub mod metrics;
 pub mod nn;
 pub mod random;
 mod real;
+pub mod rl;
 
 pub use error::{Error, Result};
 pub use real::Real;

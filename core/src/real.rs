@@ -83,6 +83,22 @@ pub trait Real:
     fn is_finite(self) -> bool;
     /// Whether the value is NaN.
     fn is_nan(self) -> bool;
+    /// `self` modulo `m` with the sign of `m`, exactly as Python's float `%` (an exact `fmod`,
+    /// then `m` added when the signs differ; a zero remainder takes `m`'s sign).
+    #[inline]
+    fn rem_floor(self, m: Self) -> Self {
+        // fmod is exact, and so is the round trip through f64 for f32 operands.
+        let (x, y) = (self.to_f64(), m.to_f64());
+        let r = libm::fmod(x, y);
+        let r = if r == 0.0 {
+            libm::copysign(0.0, y)
+        } else if (y < 0.0) != (r < 0.0) {
+            r + y
+        } else {
+            r
+        };
+        Self::from_f64(r)
+    }
     /// The larger of two values (NaN-ignoring, as IEEE `maxNum`).
     #[inline]
     fn max(self, other: Self) -> Self {

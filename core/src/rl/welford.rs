@@ -1,0 +1,85 @@
+//! Running observation statistics (Welford's algorithm) and the normalisation the reference
+//! applies to every observation: `(x − mean)/std` with the population standard deviation
+//! clamped to `[0.1, 10]` (digest §4.5).
+
+use crate::real::Real;
+
+/// Running mean and population variance of `O`-dimensional observations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Welford<T, const O: usize> {
+    count: u64,
+    mean: [T; O],
+    m2: [T; O],
+}
+
+impl<T: Real, const O: usize> Default for Welford<T, O> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Real, const O: usize> Welford<T, O> {
+    /// Smallest standard deviation used to normalise.
+    pub const MIN_STD: f64 = 0.1;
+    /// Largest standard deviation used to normalise.
+    pub const MAX_STD: f64 = 10.0;
+
+    /// No observations yet (mean 0, standard deviation clamped up to 0.1).
+    pub fn new() -> Self {
+        Welford {
+            count: 0,
+            mean: [T::ZERO; O],
+            m2: [T::ZERO; O],
+        }
+    }
+
+    /// Restores saved statistics (`m2` is the sum of squared deviations).
+    pub fn from_parts(count: u64, mean: [T; O], m2: [T; O]) -> Self {
+        Welford { count, mean, m2 }
+    }
+
+    /// Adds one observation.
+    pub fn push(&mut self, x: &[T; O]) {
+        self.count += 1;
+        let n = T::from_f64(self.count as f64);
+        for i in 0..O {
+            let delta = x[i] - self.mean[i];
+            self.mean[i] += delta / n;
+            self.m2[i] += delta * (x[i] - self.mean[i]);
+        }
+    }
+
+    /// Observations seen.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The running mean.
+    pub fn mean(&self) -> &[T; O] {
+        &self.mean
+    }
+
+    /// The sums of squared deviations.
+    pub fn m2(&self) -> &[T; O] {
+        &self.m2
+    }
+
+    /// The population standard deviation, clamped to `[MIN_STD, MAX_STD]`.
+    pub fn std(&self) -> [T; O] {
+        let n = T::from_f64(self.count.max(1) as f64);
+        let (lo, hi) = (T::from_f64(Self::MIN_STD), T::from_f64(Self::MAX_STD));
+        let mut s = [T::ZERO; O];
+        for (si, m2) in s.iter_mut().zip(&self.m2) {
+            *si = (*m2 / n).sqrt().max(lo).min(hi);
+        }
+        s
+    }
+
+    /// `(x − mean)/std` in place.
+    pub fn normalize(&self, x: &mut [T; O]) {
+        let s = self.std();
+        for i in 0..O {
+            x[i] = (x[i] - self.mean[i]) / s[i];
+        }
+    }
+}
