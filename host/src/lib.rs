@@ -32,6 +32,7 @@ pub mod optim;
 pub mod output;
 pub mod params;
 pub mod plot;
+pub mod rl;
 pub mod simulate;
 pub mod tensor;
 

@@ -5,6 +5,7 @@ mod checkpoint_args;
 mod chnn_cmd;
 mod emlp_cmd;
 mod gp_cmd;
+mod rl_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,7 +50,8 @@ enum Command {
         #[arg(long, default_value = "compute_90")]
         arch: String,
     },
-    /// Bayesian inference: full-batch HMC (Bayesian linear regression so far).
+    /// Bayesian neural networks: full-batch HMC, SGD, deep ensembles, SGLD/SGHMC, mean-field
+    /// VI, their comparison, and the model average for the core.
     #[command(subcommand)]
     Bayes(bayes_cmd::BayesCommand),
     /// Learned constrained dynamics (CHNN): train on the paper's systems, test by rollouts.
@@ -62,6 +64,10 @@ enum Command {
     /// updates), online learning and classification, Bayesian optimisation.
     #[command(subcommand)]
     Gp(gp_cmd::GpCommand),
+    /// Model-based reinforcement learning (SAC-SVG(H)) on the core's environments, and the
+    /// evaluation of exported policies with the core's code.
+    #[command(subcommand)]
+    Rl(rl_cmd::RlCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(FirmwareCommand),
@@ -1006,6 +1012,7 @@ fn main() -> ExitCode {
         Command::Chnn(cmd) => chnn_cmd::run(cmd).map(|()| true),
         Command::Emlp(cmd) => emlp_cmd::run(cmd).map(|()| true),
         Command::Gp(cmd) => gp_cmd::run(cmd).map(|()| true),
+        Command::Rl(cmd) => rl_cmd::run(cmd).map(|()| true),
         Command::Firmware(FirmwareCommand::Check { log, json, assets }) => {
             run_firmware_check(log, *json, assets)
         }

@@ -626,3 +626,61 @@ pub fn plot_bo(path: &Path, runs: &[crate::gp::bo::BoReport]) -> Result<()> {
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
 }
+
+/// Named series on linear axes (learning curves of returns, rollouts): lines with the points of
+/// series whose label starts with `eval` marked.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_lines(path: &Path, series: &Series, title: &str, x: &str, y: &str) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 550)).into_drawing_area();
+        let err = |e: String| plot_err(path)(e);
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let pts = || series.iter().flat_map(|(_, s)| s.iter().copied());
+        let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+        if !(x0 <= x1 && y0 <= y1) {
+            return Err(err("nothing to plot".into()));
+        }
+        let pad = 0.05 * (y1 - y0).max(1e-9);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc(x)
+            .y_desc(y)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| err(e.to_string()))?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            if label.starts_with("eval") {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}

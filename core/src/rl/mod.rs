@@ -22,6 +22,7 @@
 mod acrobot;
 mod cartpole;
 mod pendulum;
+mod policy;
 mod welford;
 
 use rand_core::Rng;
@@ -29,6 +30,7 @@ use rand_core::Rng;
 pub use acrobot::Acrobot;
 pub use cartpole::CartPoleSwingUp;
 pub use pendulum::Pendulum;
+pub use policy::{Policy, MAX_ACTIONS};
 pub use welford::Welford;
 
 use crate::error::{Error, Result};

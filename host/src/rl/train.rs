@@ -1,0 +1,175 @@
+//! The training loop (digest §4.6): seed steps of uniform actions, then the policy's samples;
+//! one update per environment step from the first learning step on; deterministic evaluation
+//! episodes at intervals; the learning curve.
+
+use keel_core::random::Xoshiro256PlusPlus;
+
+use super::agent::{remember, Agent, Config, Losses};
+use super::env::{self, Task};
+use super::replay::Replay;
+use crate::error::{Error, Result};
+
+/// What a run is asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Environment name.
+    pub env: String,
+    /// Environment steps.
+    pub steps: usize,
+    /// Seed of everything.
+    pub seed: u64,
+    /// Evaluate every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Episodes per evaluation.
+    pub eval_episodes: usize,
+}
+
+/// One evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Environment steps done.
+    pub step: usize,
+    /// Mean return of the deterministic policy.
+    pub mean: f64,
+    /// Standard deviation of the returns.
+    pub std: f64,
+}
+
+/// Where a run is, reported after every environment step.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps done.
+    pub step: usize,
+    /// Return of the last finished training episode.
+    pub last_return: Option<f64>,
+    /// The update's losses (absent before learning starts).
+    pub losses: Option<Losses>,
+}
+
+/// What a run produced.
+pub struct Trained {
+    /// The agent.
+    pub agent: Agent,
+    /// The replay (its statistics normalise the policy's inputs).
+    pub replay: Replay,
+    /// Evaluations in order.
+    pub evaluations: Vec<Evaluation>,
+    /// Training episode returns with the step each ended at.
+    pub episodes: Vec<(usize, f64)>,
+}
+
+fn normalized(replay: &Replay, obs: &[f64]) -> Vec<f64> {
+    let std = replay.stats.std();
+    let mut out = Vec::with_capacity(obs.len());
+    replay.stats.normalize_into(obs, &std, &mut out);
+    out
+}
+
+/// Mean and standard deviation of `episodes` deterministic episodes from `seed`.
+///
+/// # Errors
+/// Environment or engine errors.
+pub fn evaluate(
+    agent: &Agent,
+    replay: &Replay,
+    task: &mut dyn Task,
+    episodes: usize,
+    seed: u64,
+) -> Result<(f64, f64)> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut returns = Vec::with_capacity(episodes);
+    for _ in 0..episodes {
+        let mut obs = task.reset(&mut rng)?;
+        let mut total = 0.0;
+        loop {
+            let a = agent.act_deterministic(&normalized(replay, &obs))?;
+            let s = task.step(&a)?;
+            total += s.reward;
+            obs = s.observation;
+            if s.terminated || s.truncated {
+                break;
+            }
+        }
+        returns.push(total);
+    }
+    let n = returns.len().max(1) as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    Ok((mean, var.sqrt()))
+}
+
+/// Trains an agent.
+///
+/// # Errors
+/// Unknown environment, invalid settings; a diverged run (naming the step).
+pub fn train(cfg: Config, run: &Run, mut report: impl FnMut(&Progress)) -> Result<Trained> {
+    let mut task = env::make(&run.env)?;
+    let mut eval_task = env::make(&run.env)?;
+    if run.steps == 0 {
+        return Err(Error::invalid("--steps", 0, "must be positive"));
+    }
+    let (o, a) = (task.observations(), task.actions());
+    let mut agent = Agent::new(cfg, o, a, run.seed)?;
+    let mut replay = Replay::new(o, run.steps);
+    let mut env_rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x5EED_E4F1);
+    let mut obs = task.reset(&mut env_rng)?;
+    let (mut episode_return, mut last_return) = (0.0, None);
+    let mut evaluations = Vec::new();
+    let mut episodes = Vec::new();
+    let learn_from = agent.cfg.seed_steps.saturating_sub(1);
+    for step in 0..run.steps {
+        let explore = step < agent.cfg.seed_steps;
+        let action = agent.act(&normalized(&replay, &obs), explore)?;
+        let s = task.step(&action)?;
+        remember(
+            &mut replay,
+            &obs,
+            &action,
+            s.reward,
+            &s.observation,
+            s.terminated,
+            s.truncated,
+        );
+        episode_return += s.reward;
+        obs = s.observation;
+        if s.terminated || s.truncated {
+            episodes.push((step + 1, episode_return));
+            last_return = Some(episode_return);
+            episode_return = 0.0;
+            obs = task.reset(&mut env_rng)?;
+        }
+        let losses = if step >= learn_from {
+            Some(agent.update(&replay, step, run.steps).map_err(|e| {
+                Error::invalid("training", format!("step {step}"), format!("stopped: {e}"))
+            })?)
+        } else {
+            None
+        };
+        let done = step + 1;
+        if (run.eval_every > 0 && done % run.eval_every == 0) || done == run.steps {
+            let (mean, std) = evaluate(
+                &agent,
+                &replay,
+                eval_task.as_mut(),
+                run.eval_episodes,
+                run.seed.wrapping_add(1_000_003),
+            )?;
+            evaluations.push(Evaluation {
+                step: done,
+                mean,
+                std,
+            });
+        }
+        report(&Progress {
+            step: done,
+            last_return,
+            losses,
+        });
+    }
+    Ok(Trained {
+        agent,
+        replay,
+        evaluations,
+        episodes,
+    })
+}

@@ -1,0 +1,304 @@
+//! `keel rl …`: SAC-SVG(H) on the core's environments, and the evaluation of an exported policy
+//! with the core's own policy and environment code (what runs on the controller).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use keel::error::{Error, Result};
+use keel::rl::agent::Config;
+use keel::rl::env;
+use keel::rl::export::write_policy;
+use keel::rl::train::{train, Run};
+use keel_core::random::Xoshiro256PlusPlus;
+use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum RlCommand {
+    /// Train SAC-SVG(H) (SAC at --horizon 0) on an environment and export the policy.
+    Train(TrainArgs),
+    /// Run an exported policy's deterministic action for whole episodes with the core's code.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Environment: pendulum, cartpole or acrobot.
+    #[arg(long)]
+    env: String,
+    /// Model horizon H (0: SAC, model-free).
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+    horizon: i64,
+    /// Environment steps.
+    #[arg(long, default_value_t = 30_000)]
+    steps: usize,
+    /// Seed of the networks, the environment and the replay.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hidden width of every network.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Single-step batch size.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Steps of uniform random actions before learning starts.
+    #[arg(long, default_value_t = 1000)]
+    seed_steps: usize,
+    /// Steps before the model-based actor objective (SAC's before).
+    #[arg(long, default_value_t = 2000)]
+    warmup: usize,
+    /// Target entropy (constant; the digest's small-scale setting).
+    #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
+    target_entropy: f64,
+    /// Survival weights [1, q0, q0·q1, …] instead of the reference's [q0, q0², q0²·q1, …].
+    #[arg(long)]
+    corrected_survival: bool,
+    /// Evaluate (10 deterministic episodes) every this many steps.
+    #[arg(long, default_value_t = 1000)]
+    eval_every: usize,
+    /// Episodes per evaluation.
+    #[arg(long, default_value_t = 10)]
+    eval_episodes: usize,
+    /// Write the policy (for `keel rl eval` and `keel_core::rl::Policy`).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Draw the learning curve (training episodes and evaluations) to this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A policy written by `keel rl train --export`.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Environment (must match the policy's sizes).
+    #[arg(long)]
+    env: String,
+    /// Episodes.
+    #[arg(long, default_value_t = 10)]
+    episodes: usize,
+    /// Seed of the initial states.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: &RlCommand) -> Result<()> {
+    match cmd {
+        RlCommand::Train(a) => train_cmd(a),
+        RlCommand::Eval(a) => eval_cmd(a),
+    }
+}
+
+fn train_cmd(a: &TrainArgs) -> Result<()> {
+    let horizon = usize::try_from(a.horizon)
+        .map_err(|_| Error::invalid("--horizon", a.horizon, "must be 0 or more"))?;
+    let task = env::make(&a.env)?;
+    if a.steps == 0 {
+        return Err(Error::invalid("--steps", 0, "must be positive"));
+    }
+    if a.eval_episodes == 0 {
+        return Err(Error::invalid("--eval-episodes", 0, "must be positive"));
+    }
+    if !a.target_entropy.is_finite() {
+        return Err(Error::invalid(
+            "--target-entropy",
+            a.target_entropy,
+            "must be a number",
+        ));
+    }
+    for path in [&a.export, &a.plot].into_iter().flatten() {
+        keel::output::check_writable("--export/--plot", path)?;
+    }
+    let cfg = Config {
+        horizon,
+        hidden: a.hidden,
+        batch: a.batch,
+        seed_steps: a.seed_steps,
+        warmup: a.warmup,
+        entropy: (a.target_entropy, a.target_entropy, 1.0),
+        corrected_survival: a.corrected_survival,
+        ..Config::default()
+    };
+    cfg.check()?;
+    let run = Run {
+        env: a.env.clone(),
+        steps: a.steps,
+        seed: a.seed,
+        eval_every: a.eval_every,
+        eval_episodes: a.eval_episodes,
+    };
+    let bar = keel::output::counted_bar(
+        !a.quiet && !a.json,
+        a.steps,
+        format!("SAC-SVG({horizon}) {}", a.env),
+        "steps",
+    );
+    let start = Instant::now();
+    let trained = train(cfg, &run, |p| {
+        if let Some(r) = p.last_return {
+            bar.set_message(format!("last episode return {r:.1}"));
+        }
+        bar.set_position(p.step as u64);
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(path) = &a.export {
+        write_policy(
+            path,
+            &trained.agent,
+            &trained.replay,
+            task.name(),
+            &task.limits(),
+        )?;
+    }
+    if let Some(path) = &a.plot {
+        let series = vec![
+            (
+                "training episodes".to_string(),
+                trained
+                    .episodes
+                    .iter()
+                    .map(|&(s, r)| (s as f64, r))
+                    .collect(),
+            ),
+            (
+                "evaluation (deterministic)".to_string(),
+                trained
+                    .evaluations
+                    .iter()
+                    .map(|e| (e.step as f64, e.mean))
+                    .collect(),
+            ),
+        ];
+        keel::plot::plot_lines(
+            path,
+            &series,
+            &format!("SAC-SVG({horizon}) on {}, seed {}", a.env, a.seed),
+            "environment steps",
+            "episode return",
+        )?;
+    }
+    let last = trained
+        .evaluations
+        .last()
+        .ok_or_else(|| Error::invalid("--steps", a.steps, "no evaluation was run"))?;
+    let curve: Vec<_> = trained
+        .evaluations
+        .iter()
+        .map(|e| json!({"step": e.step, "return_mean": e.mean, "return_std": e.std}))
+        .collect();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "env": a.env, "horizon": horizon, "steps": a.steps, "seed": a.seed,
+                "eval_return_mean": last.mean, "eval_return_std": last.std,
+                "train_seconds": seconds, "episodes": trained.episodes.len(),
+                "evaluations": curve,
+                "export": a.export.as_deref().map(|p| p.display().to_string()),
+            })
+        );
+    } else {
+        println!(
+            "SAC-SVG({horizon}) on {}: {} steps in {seconds:.0} s; evaluation return {:.1} ± {:.1} \
+             ({} episodes)",
+            a.env, a.steps, last.mean, last.std, a.eval_episodes
+        );
+        if let Some(p) = &a.export {
+            println!("policy written to {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// Episodes of `policy`'s deterministic action on `env` (core code, f64).
+fn episodes<E: Env<f64, O, A>, const O: usize, const A: usize>(
+    env: &mut E,
+    policy: &Policy<'_, 8>,
+    path: &Path,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    if policy.observations() != O || policy.actions() != A {
+        return Err(Error::invalid(
+            "--policy",
+            path.display(),
+            format!(
+                "the policy takes {} observations and gives {} actions; {} has {O} and {A}",
+                policy.observations(),
+                policy.actions(),
+                E::NAME
+            ),
+        ));
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut scratch = vec![0.0; policy.scratch_len()];
+    let mut returns = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut obs = env.reset(&mut rng).map_err(Error::core("reset"))?;
+        let mut total = 0.0;
+        loop {
+            let mut action = [0.0; A];
+            policy
+                .act(&obs, &mut action, &mut scratch)
+                .map_err(Error::core("policy"))?;
+            let s = env.step(&action).map_err(Error::core("environment step"))?;
+            total += s.reward;
+            obs = s.observation;
+            if s.terminated || s.truncated {
+                break;
+            }
+        }
+        returns.push(total);
+    }
+    Ok(returns)
+}
+
+fn eval_cmd(a: &EvalArgs) -> Result<()> {
+    if a.episodes == 0 {
+        return Err(Error::invalid("--episodes", 0, "must be positive"));
+    }
+    env::make(&a.env)?;
+    let bytes = keel::output::read(&a.policy)?;
+    let malformed = |e: keel_core::Error| Error::Malformed {
+        path: a.policy.clone(),
+        reason: e.to_string(),
+    };
+    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(malformed)?;
+    let policy = Policy::<8>::from_safetensors(&st).map_err(malformed)?;
+    let (p, n, s) = (&a.policy, a.episodes, a.seed);
+    let returns = match a.env.as_str() {
+        "pendulum" => episodes(&mut Pendulum::new(), &policy, p, n, s)?,
+        "cartpole" => episodes(&mut CartPoleSwingUp::new(), &policy, p, n, s)?,
+        _ => episodes(
+            &mut Acrobot::new().map_err(Error::core("acrobot"))?,
+            &policy,
+            p,
+            n,
+            s,
+        )?,
+    };
+    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
+    let std =
+        (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
+    if a.json {
+        println!(
+            "{}",
+            json!({"env": a.env, "episodes": n, "return_mean": mean, "return_std": std, "returns": returns})
+        );
+    } else {
+        println!("{} episodes of {}: return {mean:.1} ± {std:.1}", n, a.env);
+    }
+    Ok(())
+}

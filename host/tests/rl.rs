@@ -1,0 +1,414 @@
+//! SAC-SVG(H): the GRU cell against numpy (`fixtures/gen/gru.py`), the tanh-Gaussian log density
+//! against its closed form, its normalisation and finite differences, the multi-step sampler's
+//! windows, the SVG(H) actor loss's gradient against finite differences, a short training run
+//! end to end (export → the core's policy gives the host's evaluation), bad input.
+
+mod common;
+
+use keel::autodiff::backward;
+use keel::backend::DType;
+use keel::params::Params;
+use keel::rl::agent::{Agent, Config, Parts};
+use keel::rl::nets::{Actor, Gru};
+use keel::rl::replay::{Normalizer, Replay, Transition};
+use keel::tensor::Tensor;
+use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../fixtures/rl/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn flat(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(flat).collect(),
+        x => vec![x.as_f64().unwrap()],
+    }
+}
+
+#[test]
+fn the_gru_cell_matches_numpy() {
+    let fx = fixture("gru.json");
+    let (i, h, b) = (
+        fx["input"].as_u64().unwrap() as usize,
+        fx["hidden"].as_u64().unwrap() as usize,
+        fx["batch"].as_u64().unwrap() as usize,
+    );
+    let mut p = Params::new();
+    let t =
+        |name: &str, dims: &[usize]| Tensor::from_f64s(&flat(&fx[name]), dims, DType::F64).unwrap();
+    let gru = Gru {
+        weight_ih: p.insert("w_ih", t("weight_ih", &[3 * h, i])).unwrap(),
+        weight_hh: p.insert("w_hh", t("weight_hh", &[3 * h, h])).unwrap(),
+        bias_ih: p.insert("b_ih", t("bias_ih", &[3 * h])).unwrap(),
+        bias_hh: p.insert("b_hh", t("bias_hh", &[3 * h])).unwrap(),
+        hidden: h,
+    };
+    let mut state = t("h0", &[b, h]);
+    let inputs = fx["inputs"].as_array().unwrap();
+    let mut worst: f64 = 0.0;
+    for (step, x) in inputs.iter().enumerate() {
+        let x = Tensor::from_f64s(&flat(x), &[b, i], DType::F64).unwrap();
+        state = gru.step(&p, &x, &state).unwrap();
+        let want = flat(&fx["states"][step]);
+        for (g, w) in state.to_vec_f64().unwrap().iter().zip(&want) {
+            worst = worst.max((g - w).abs());
+        }
+    }
+    assert!(worst < 1e-14, "largest |Keel − numpy| {worst:e}");
+}
+
+fn actor(actions: usize, seed: u64) -> (Actor, Params) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut p = Params::new();
+    let trunk = keel::rl::nets::mlp(
+        &mut p,
+        "a.",
+        &keel::rl::nets::widths(3, 8, 2, 2 * actions),
+        DType::F64,
+        &mut rng,
+    )
+    .unwrap();
+    let actor = Actor {
+        trunk,
+        actions,
+        log_std_bounds: [-5.0, 2.0],
+    };
+    (actor, p)
+}
+
+#[test]
+fn the_squashed_gaussian_log_density_is_the_closed_form_and_normalised() {
+    let (actor, p) = actor(1, 1);
+    let x = Tensor::from_f64s(&[0.3, -1.2, 0.5], &[1, 3], DType::F64).unwrap();
+    let (mu, log_std) = actor.mean_and_log_std(&p, &x).unwrap();
+    let (mu, sigma) = (mu.item().unwrap(), log_std.item().unwrap().exp());
+    // Against the naive form away from saturation: log N(ũ; μ, σ) − log(1 − tanh² ũ).
+    for eps in [-1.5, -0.2, 0.0, 0.7, 1.9] {
+        let e = Tensor::from_f64s(&[eps], &[1, 1], DType::F64).unwrap();
+        let s = actor.sample(&p, &x, &e).unwrap();
+        let pre = mu + sigma * eps;
+        let naive = -0.5 * eps * eps
+            - sigma.ln()
+            - 0.5 * (2.0 * std::f64::consts::PI).ln()
+            - (1.0 - pre.tanh().powi(2)).ln();
+        let got = s.log_prob.item().unwrap();
+        assert!((got - naive).abs() < 1e-10, "ε = {eps}: {got} vs {naive}");
+        assert!((s.action.item().unwrap() - pre.tanh()).abs() < 1e-15);
+    }
+    // ∫₋₁¹ π(u) du = 1: evaluate the density at u through ε = (atanh u − μ)/σ.
+    let n = 20_000;
+    let (mut mass, h) = (0.0, 2.0 / n as f64);
+    let us: Vec<f64> = (0..n).map(|k| -1.0 + (k as f64 + 0.5) * h).collect();
+    let eps: Vec<f64> = us.iter().map(|u| (u.atanh() - mu) / sigma).collect();
+    let xs = Tensor::from_f64s(&[0.3, -1.2, 0.5].repeat(n), &[n, 3], DType::F64).unwrap();
+    let e = Tensor::from_f64s(&eps, &[n, 1], DType::F64).unwrap();
+    for lp in actor
+        .sample(&p, &xs, &e)
+        .unwrap()
+        .log_prob
+        .to_vec_f64()
+        .unwrap()
+    {
+        mass += lp.exp() * h;
+    }
+    assert!((mass - 1.0).abs() < 1e-3, "∫π(u)du = {mass}");
+}
+
+#[test]
+fn the_log_density_gradient_matches_finite_differences() {
+    let (actor, p) = actor(2, 2);
+    let x = Tensor::from_f64s(&[0.3, -1.2, 0.5, 1.0, 0.1, -0.4], &[2, 3], DType::F64).unwrap();
+    let e = Tensor::from_f64s(&[0.4, -1.1, 2.0, 0.3], &[2, 2], DType::F64).unwrap();
+    let f = |p: &Params| -> f64 {
+        actor
+            .sample(p, &x, &e)
+            .unwrap()
+            .log_prob
+            .sum_all()
+            .unwrap()
+            .item()
+            .unwrap()
+    };
+    let vars = p.variables();
+    let lp = actor
+        .sample(&vars, &x, &e)
+        .unwrap()
+        .log_prob
+        .sum_all()
+        .unwrap();
+    let refs: Vec<&Tensor> = vars.values().iter().collect();
+    let grads = backward(&lp, &refs).unwrap();
+    check_fd(&p, &grads, f);
+}
+
+/// Central differences of `f` against `grads` on every third element of every parameter.
+fn check_fd(p: &Params, grads: &[Tensor], f: impl Fn(&Params) -> f64) {
+    let mut checked = 0;
+    for (k, g) in grads.iter().enumerate() {
+        let g = g.to_vec_f64().unwrap();
+        let v = p.values()[k].to_vec_f64().unwrap();
+        let dims = p.values()[k].dims().to_vec();
+        for i in (0..v.len()).step_by(3) {
+            let h = 1e-6;
+            let shifted = |d: f64| {
+                let mut q = p.clone();
+                let mut w = v.clone();
+                w[i] += d;
+                q.set(
+                    keel::params::ParamId(k),
+                    Tensor::from_f64s(&w, &dims, DType::F64).unwrap(),
+                )
+                .unwrap();
+                f(&q)
+            };
+            let fd = (shifted(h) - shifted(-h)) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "{} [{i}]: backward {} vs finite differences {fd}",
+                p.names()[k],
+                g[i]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn the_svg_actor_loss_gradient_matches_finite_differences() {
+    for (corrected, horizon) in [(false, 0), (false, 1), (false, 2), (false, 3), (true, 3)] {
+        let cfg = Config {
+            horizon,
+            hidden: 6,
+            dtype: DType::F64,
+            corrected_survival: corrected,
+            ..Config::default()
+        };
+        let agent = Agent::new(cfg.clone(), 3, 1, 4).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let b = 4;
+        let mut normal = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|_| standard_normal::<f64, _>(&mut rng))
+                .collect()
+        };
+        let x = Tensor::from_f64s(&normal(b * 3), &[b, 3], DType::F64).unwrap();
+        let noises: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::from_f64s(&normal(b), &[b, 1], DType::F64).unwrap())
+            .collect();
+        let parts = Parts {
+            critic: &agent.critic,
+            model: &agent.model,
+            reward: &agent.reward,
+            done: &agent.done,
+            cfg: &cfg,
+        };
+        let loss = |p: &Params| {
+            parts
+                .actor_loss(&agent.actor.net, p, &x, &noises, 0.1, 3)
+                .unwrap()
+                .0
+                .item()
+                .unwrap()
+        };
+        let vars = agent.actor.params.variables();
+        let (l, _) = parts
+            .actor_loss(&agent.actor.net, &vars, &x, &noises, 0.1, 3)
+            .unwrap();
+        let refs: Vec<&Tensor> = vars.values().iter().collect();
+        let grads = backward(&l, &refs).unwrap();
+        check_fd(&agent.actor.params, &grads, loss);
+        if horizon == 0 {
+            continue;
+        }
+        // The quirk and the corrected weights differ.
+        let other = Config {
+            corrected_survival: !corrected,
+            ..cfg.clone()
+        };
+        let parts2 = Parts {
+            cfg: &other,
+            ..parts
+        };
+        let l2 = parts2
+            .actor_loss(&agent.actor.net, &agent.actor.params, &x, &noises, 0.1, 3)
+            .unwrap()
+            .0;
+        assert!((l2.item().unwrap() - loss(&agent.actor.params)).abs() > 1e-9);
+    }
+}
+
+#[test]
+fn multistep_windows_never_cross_an_episode_end() {
+    let mut replay = Replay::new(2, 10_000);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let (mut episode, mut t) = (0.0, 0.0);
+    for _ in 0..600 {
+        let end = uniform::<f64, _>(&mut rng) < 0.15;
+        let terminal = end && uniform::<f64, _>(&mut rng) < 0.5;
+        replay.push(Transition {
+            obs: vec![episode, t],
+            action: vec![t],
+            reward: 0.0,
+            next_obs: vec![episode, t + 1.0],
+            terminal,
+            last: end,
+        });
+        t += 1.0;
+        if end {
+            episode += 1.0;
+            t = 0.0;
+        }
+    }
+    let std = replay.stats.std();
+    let mean = replay.stats.mean.clone();
+    for len in [2, 3, 6] {
+        let w = replay.sample_windows(500, len, &mut rng).unwrap();
+        for row in 0..500 {
+            let state = |k: usize| {
+                let v = &w.obs[k][2 * row..2 * row + 2];
+                [v[0] * std[0] + mean[0], v[1] * std[1] + mean[1]]
+            };
+            let first = state(0);
+            for k in 1..len {
+                let s = state(k);
+                assert!((s[0] - first[0]).abs() < 1e-9, "window crosses episodes");
+                assert!(
+                    (s[1] - first[1] - k as f64).abs() < 1e-9,
+                    "window skips steps"
+                );
+                assert!((w.action[k - 1][row] - (first[1] + (k - 1) as f64)).abs() < 1e-9);
+            }
+        }
+    }
+    assert!(replay.sample_windows(4, 1, &mut rng).is_err());
+}
+
+#[test]
+fn the_normalizer_matches_population_statistics() {
+    let mut n = Normalizer::new(2);
+    let rows = [[1.0, 100.0], [2.0, 100.0], [4.0, 100.0], [9.0, 100.0]];
+    for r in &rows {
+        n.push(r);
+    }
+    let mean = 4.0;
+    let var = rows.iter().map(|r| (r[0] - mean).powi(2)).sum::<f64>() / 4.0;
+    assert!((n.mean[0] - mean).abs() < 1e-12);
+    assert!((n.std()[0] - var.sqrt()).abs() < 1e-12);
+    assert_eq!(
+        n.std()[1],
+        0.1,
+        "a constant column's std is clamped up to 0.1"
+    );
+}
+
+#[test]
+fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
+    let dir = std::env::temp_dir().join(format!("keel-rl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("p.safetensors");
+    let o = common::keel(&[
+        "rl",
+        "train",
+        "--env",
+        "pendulum",
+        "--horizon",
+        "2",
+        "--steps",
+        "400",
+        "--seed-steps",
+        "100",
+        "--warmup",
+        "200",
+        "--batch",
+        "64",
+        "--hidden",
+        "16",
+        "--eval-every",
+        "0",
+        "--eval-episodes",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+        "--export",
+        policy.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "env",
+        "horizon",
+        "steps",
+        "eval_return_mean",
+        "eval_return_std",
+        "train_seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    let host = v["eval_return_mean"].as_f64().unwrap();
+    // The host evaluated with seed + 1_000_003; the core's code (f64 on the exported f32
+    // weights) from the same initial states must give nearly the same returns.
+    let o = common::keel(&[
+        "rl",
+        "eval",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--env",
+        "pendulum",
+        "--episodes",
+        "3",
+        "--seed",
+        "1000008",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let core = e["return_mean"].as_f64().unwrap();
+    assert!(
+        (core - host).abs() < 0.01 * host.abs(),
+        "core {core} vs host {host}"
+    );
+    // A policy for another environment is refused, naming both sizes.
+    common::rejects(
+        &[
+            "rl",
+            "eval",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--env",
+            "cartpole",
+        ],
+        &["3 observations", "cartpole has 5"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_is_refused() {
+    common::rejects(
+        &["rl", "train", "--env", "hopper"],
+        &["unknown environment", "pendulum"],
+    );
+    common::rejects(
+        &["rl", "train", "--env", "pendulum", "--horizon", "-1"],
+        &["--horizon"],
+    );
+    common::rejects(
+        &["rl", "train", "--env", "pendulum", "--steps", "0"],
+        &["--steps"],
+    );
+    common::rejects(
+        &[
+            "rl",
+            "eval",
+            "--policy",
+            "/nonexistent/p.safetensors",
+            "--env",
+            "pendulum",
+        ],
+        &["p.safetensors"],
+    );
+}
