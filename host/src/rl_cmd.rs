@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use keel::checkpoint::Options;
 use keel::error::{Error, Result};
 use keel::rl::agent::Config;
 use keel::rl::env;
 use keel::rl::export::write_policy;
-use keel::rl::train::{train, Run};
+use keel::rl::train::{train, Outcome, Progress, Run};
 use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy};
 use serde_json::json;
@@ -60,6 +61,21 @@ pub struct TrainArgs {
     /// Episodes per evaluation.
     #[arg(long, default_value_t = 10)]
     eval_episodes: usize,
+    /// Write a checkpoint here (atomically) at the first episode end after every
+    /// --checkpoint-every steps, and at the end.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Environment steps between checkpoints.
+    #[arg(long, default_value_t = 5000)]
+    checkpoint_every: usize,
+    /// Continue from --checkpoint if it exists (same settings required); the resumed run
+    /// ends with the same numbers as an uninterrupted one.
+    #[arg(long)]
+    resume: bool,
+    /// Stop at the first episode end after this many steps of this invocation (checkpointing
+    /// first); continue with --resume.
+    #[arg(long)]
+    stop_after: Option<usize>,
     /// Write the policy (for `keel rl eval` and `keel_core::rl::Policy`).
     #[arg(long)]
     export: Option<PathBuf>,
@@ -131,6 +147,19 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         ..Config::default()
     };
     cfg.check()?;
+    if a.checkpoint.is_none() && (a.resume || a.stop_after.is_some()) {
+        let flag = if a.resume { "--resume" } else { "--stop-after" };
+        return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
+    }
+    if let Some(p) = &a.checkpoint {
+        keel::output::check_writable("--checkpoint", p)?;
+    }
+    let ckpt = Options {
+        path: a.checkpoint.clone(),
+        every: a.checkpoint_every,
+        resume: a.resume,
+        stop_after: a.stop_after,
+    };
     let run = Run {
         env: a.env.clone(),
         steps: a.steps,
@@ -145,13 +174,28 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         "steps",
     );
     let start = Instant::now();
-    let trained = train(cfg, &run, |p| {
+    let outcome = train(cfg, &run, &ckpt, |p: &Progress| {
         if let Some(r) = p.last_return {
             bar.set_message(format!("last episode return {r:.1}"));
         }
         bar.set_position(p.step as u64);
     })?;
     bar.finish_and_clear();
+    let trained = match outcome {
+        Outcome::Finished(t) => t,
+        Outcome::Stopped { step } => {
+            let path = ckpt.path.as_deref().map(|p| p.display().to_string());
+            if a.json {
+                println!("{}", json!({"stopped_after": step, "checkpoint": path}));
+            } else {
+                println!(
+                    "stopped after {step} steps; continue with --resume --checkpoint {}",
+                    path.unwrap_or_default()
+                );
+            }
+            return Ok(());
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
     if let Some(path) = &a.export {
         write_policy(

@@ -412,3 +412,77 @@ fn bad_input_is_refused() {
         &["p.safetensors"],
     );
 }
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_policy() {
+    let dir = std::env::temp_dir().join(format!("keel-rl-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let base = [
+        "rl",
+        "train",
+        "--env",
+        "pendulum",
+        "--horizon",
+        "2",
+        "--steps",
+        "700",
+        "--seed-steps",
+        "100",
+        "--warmup",
+        "300",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--eval-every",
+        "0",
+        "--eval-episodes",
+        "1",
+        "--seed",
+        "3",
+        "--quiet",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = common::keel(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let (whole, pieces, ck) = (path("whole.st"), path("pieces.st"), path("ck.st"));
+    run(&["--export", &whole]);
+    // Two interruptions: at the first episode end after 250 steps (step 400), then after
+    // another 150 (step 600), then to the end.
+    let first = run(&[
+        "--checkpoint",
+        &ck,
+        "--stop-after",
+        "250",
+        "--export",
+        &pieces,
+    ]);
+    assert!(first.contains("stopped after 400 steps"), "{first}");
+    let second = run(&[
+        "--checkpoint",
+        &ck,
+        "--resume",
+        "--stop-after",
+        "150",
+        "--export",
+        &pieces,
+    ]);
+    assert!(second.contains("stopped after 600 steps"), "{second}");
+    run(&["--checkpoint", &ck, "--resume", "--export", &pieces]);
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&pieces).unwrap(),
+        "the resumed run's policy differs from the uninterrupted run's"
+    );
+    // Another configuration refuses the checkpoint.
+    let mut other: Vec<&str> = base.to_vec();
+    other[5] = "3";
+    other.extend_from_slice(&["--checkpoint", &ck, "--resume"]);
+    common::rejects(&other, &["--resume", "other settings"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

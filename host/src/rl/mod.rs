@@ -6,6 +6,7 @@
 //! warm-up), replay with Welford normalisation, and the reference's per-step update order.
 
 pub mod agent;
+pub mod checkpoint;
 pub mod env;
 pub mod export;
 pub mod nets;

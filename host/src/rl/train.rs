@@ -1,12 +1,14 @@
 //! The training loop (digest §4.6): seed steps of uniform actions, then the policy's samples;
 //! one update per environment step from the first learning step on; deterministic evaluation
-//! episodes at intervals; the learning curve.
+//! episodes at intervals; the learning curve; checkpoints at episode boundaries.
 
 use keel_core::random::Xoshiro256PlusPlus;
 
 use super::agent::{remember, Agent, Config, Losses};
+use super::checkpoint::{self, LoopState};
 use super::env::{self, Task};
 use super::replay::Replay;
+use crate::checkpoint::Options;
 use crate::error::{Error, Result};
 
 /// What a run is asked to do.
@@ -98,26 +100,60 @@ pub fn evaluate(
     Ok((mean, var.sqrt()))
 }
 
-/// Trains an agent.
+/// How a call to [`train`] ended.
+pub enum Outcome {
+    /// All steps done.
+    Finished(Trained),
+    /// Stopped at an episode boundary after `--stop-after` (checkpoint written).
+    Stopped {
+        /// Steps done so far.
+        step: usize,
+    },
+}
+
+/// Trains an agent, checkpointing at episode boundaries as `ckpt` asks (`every` and
+/// `stop_after` count environment steps; a checkpoint waits for the episode to end) and
+/// resuming from it when asked.
 ///
 /// # Errors
-/// Unknown environment, invalid settings; a diverged run (naming the step).
-pub fn train(cfg: Config, run: &Run, mut report: impl FnMut(&Progress)) -> Result<Trained> {
+/// Unknown environment, invalid settings; a diverged run (naming the step; the last
+/// checkpoint is kept); a checkpoint from other settings.
+pub fn train(
+    cfg: Config,
+    run: &Run,
+    ckpt: &Options,
+    mut report: impl FnMut(&Progress),
+) -> Result<Outcome> {
     let mut task = env::make(&run.env)?;
     let mut eval_task = env::make(&run.env)?;
     if run.steps == 0 {
         return Err(Error::invalid("--steps", 0, "must be positive"));
     }
+    let fingerprint = format!("{cfg:?} {run:?}");
     let (o, a) = (task.observations(), task.actions());
     let mut agent = Agent::new(cfg, o, a, run.seed)?;
     let mut replay = Replay::new(o, run.steps);
     let mut env_rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x5EED_E4F1);
+    let (mut first, mut evaluations, mut episodes) = (0, Vec::new(), Vec::new());
+    if let Some(path) = ckpt.resume_from() {
+        let state = checkpoint::load(path, &fingerprint, &mut agent, &mut replay)?;
+        env_rng = Xoshiro256PlusPlus::from_state(state.env_rng).ok_or_else(|| {
+            Error::invalid(
+                "--resume",
+                path.display(),
+                "environment generator state is zero",
+            )
+        })?;
+        first = state.step;
+        evaluations = state.evaluations();
+        episodes = state.episodes;
+    }
+    let mut env_rng_at_reset = env_rng.state();
     let mut obs = task.reset(&mut env_rng)?;
-    let (mut episode_return, mut last_return) = (0.0, None);
-    let mut evaluations = Vec::new();
-    let mut episodes = Vec::new();
+    let (mut episode_return, mut last_return) = (0.0, episodes.last().map(|e| e.1));
     let learn_from = agent.cfg.seed_steps.saturating_sub(1);
-    for step in 0..run.steps {
+    let mut since_checkpoint = 0usize;
+    for step in first..run.steps {
         let explore = step < agent.cfg.seed_steps;
         let action = agent.act(&normalized(&replay, &obs), explore)?;
         let s = task.step(&action)?;
@@ -132,15 +168,28 @@ pub fn train(cfg: Config, run: &Run, mut report: impl FnMut(&Progress)) -> Resul
         );
         episode_return += s.reward;
         obs = s.observation;
-        if s.terminated || s.truncated {
+        let boundary = s.terminated || s.truncated;
+        if boundary {
             episodes.push((step + 1, episode_return));
             last_return = Some(episode_return);
             episode_return = 0.0;
+            env_rng_at_reset = env_rng.state();
             obs = task.reset(&mut env_rng)?;
         }
         let losses = if step >= learn_from {
             Some(agent.update(&replay, step, run.steps).map_err(|e| {
-                Error::invalid("training", format!("step {step}"), format!("stopped: {e}"))
+                Error::invalid(
+                    "training",
+                    format!("step {step}"),
+                    format!(
+                        "stopped: {e}{}",
+                        if ckpt.path.is_some() {
+                            "; the last checkpoint is kept"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
             })?)
         } else {
             None
@@ -165,11 +214,31 @@ pub fn train(cfg: Config, run: &Run, mut report: impl FnMut(&Progress)) -> Resul
             last_return,
             losses,
         });
+        since_checkpoint += 1;
+        let stop = boundary && ckpt.stops_at(done - first);
+        if let Some(path) = &ckpt.path {
+            if boundary && (stop || since_checkpoint >= ckpt.every.max(1) || done == run.steps) {
+                let state = LoopState {
+                    step: done,
+                    env_rng: env_rng_at_reset,
+                    evaluations: evaluations
+                        .iter()
+                        .map(|e| (e.step, e.mean, e.std))
+                        .collect(),
+                    episodes: episodes.clone(),
+                };
+                checkpoint::save(path, &fingerprint, &agent, &replay, &state)?;
+                since_checkpoint = 0;
+            }
+        }
+        if stop && done < run.steps {
+            return Ok(Outcome::Stopped { step: done });
+        }
     }
-    Ok(Trained {
+    Ok(Outcome::Finished(Trained {
         agent,
         replay,
         evaluations,
         episodes,
-    })
+    }))
 }
