@@ -182,7 +182,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let trained = match outcome {
-        Outcome::Finished(t) => t,
+        Outcome::Finished(t) => *t,
         Outcome::Stopped { step } => {
             let path = ckpt.path.as_deref().map(|p| p.display().to_string());
             if a.json {

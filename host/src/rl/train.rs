@@ -103,7 +103,7 @@ pub fn evaluate(
 /// How a call to [`train`] ended.
 pub enum Outcome {
     /// All steps done.
-    Finished(Trained),
+    Finished(Box<Trained>),
     /// Stopped at an episode boundary after `--stop-after` (checkpoint written).
     Stopped {
         /// Steps done so far.
@@ -235,10 +235,10 @@ pub fn train(
             return Ok(Outcome::Stopped { step: done });
         }
     }
-    Ok(Outcome::Finished(Trained {
+    Ok(Outcome::Finished(Box::new(Trained {
         agent,
         replay,
         evaluations,
         episodes,
-    }))
+    })))
 }
