@@ -23,6 +23,7 @@ use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
 use keel_core::nn::{Bma, Emlp, Mlp};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+use keel_core::rl::{Env, Pendulum, Policy};
 use keel_core::Real;
 use panic_semihosting as _;
 
@@ -55,6 +56,12 @@ const CLASSES: usize = 10;
 const SCRATCH: usize = 512;
 
 /// An O(5)-invariant EMLP (2V → V⁰) exported by `keel emlp`'s trainer (`keel firmware assets`).
+/// A SAC policy for Pendulum-v1 (`keel rl train --env pendulum --horizon 0 --steps 15000 --batch 256
+/// --hidden 64 --seed 0 --export …`; 3 → 64 → 64 → 2, f32).
+static PENDULUM_POLICY: &[u8] = include_bytes!("../assets/pendulum-policy.safetensors");
+/// Control steps of the closed-loop episode (Pendulum-v1's time limit).
+const POLICY_STEPS: usize = 200;
+
 static EMLP_MODEL: &[u8] = include_bytes!("../assets/emlp-o5.safetensors");
 /// Its inputs `x [8, 10]` and `xg = ρ(g) x` for one sampled `g ∈ O(5)`.
 static EMLP_SAMPLES: &[u8] = include_bytes!("../assets/emlp-o5-samples.safetensors");
@@ -330,6 +337,49 @@ fn classify_digits_bma() -> keel_core::Result<()> {
     Ok(())
 }
 
+/// One control step: the policy's deterministic action for `obs`, one environment step; returns
+/// the reward and leaves the next observation in `obs`.
+fn control_step(
+    policy: &Policy<'_, 4>,
+    env: &mut Pendulum<f32>,
+    obs: &mut [f32; 3],
+    scratch: &mut [f32],
+) -> keel_core::Result<f32> {
+    let mut action = [0.0f32; 1];
+    policy.act(&obs[..], &mut action, scratch)?;
+    let s = env.step(&action)?;
+    *obs = s.observation;
+    Ok(s.reward)
+}
+
+/// Swings the pendulum up from hanging at rest with the exported policy for one episode, closed
+/// loop on the controller (seventh marked region: one control step, policy and environment), and
+/// prints the return and the final state.
+fn run_policy() -> keel_core::Result<()> {
+    let st = SafeTensors::<16>::parse(PENDULUM_POLICY)?;
+    let policy = Policy::<4>::from_safetensors(&st)?;
+    let mut env = Pendulum::<f32>::new();
+    env.set_state(black_box([core::f32::consts::PI, 0.0]));
+    let mut scratch = [0.0f32; SCRATCH];
+    let mut obs = env.observation();
+    black_box(&mut obs);
+    bench_start();
+    let first = control_step(&policy, &mut env, &mut obs, &mut scratch);
+    bench_end();
+    let mut total = first?;
+    for _ in 1..POLICY_STEPS {
+        total += control_step(&policy, &mut env, &mut obs, &mut scratch)?;
+    }
+    hprintln!(
+        "KEEL-FW model=policy env={} steps={} return={:08x} state={}",
+        <Pendulum<f32> as Env<f32, 3, 1>>::NAME,
+        POLICY_STEPS,
+        total.to_bits(),
+        Bits(&env.state())
+    );
+    Ok(())
+}
+
 /// The index of the largest score (the first on ties).
 fn argmax(scores: &[f32]) -> u8 {
     let mut best = 0;
@@ -381,6 +431,7 @@ fn run() -> keel_core::Result<()> {
     classify_digits_bma()?;
     run_gp()?;
     run_emlp()?;
+    run_policy()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
 
     for _ in 1..STEPS {

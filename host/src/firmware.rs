@@ -787,6 +787,152 @@ pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
     })
 }
 
+/// The SAC policy the firmware runs in closed loop (`keel rl train --export`).
+pub const POLICY_MODEL: &str = "pendulum-policy.safetensors";
+
+/// Tolerance of the firmware's closed-loop episode against the host's f64 rerun: relative on the
+/// return, absolute (radians, rad/s) on the final state.
+pub const POLICY_TOLERANCE: f64 = 1e-3;
+
+/// A parsed `KEEL-FW model=policy` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwarePolicyRun {
+    /// Environment name.
+    pub env: String,
+    /// Control steps.
+    pub steps: usize,
+    /// The episode's return (f32).
+    pub ret: f32,
+    /// The final state `(θ, θ̇)`.
+    pub state: Vec<f32>,
+}
+
+/// Finds and parses the `KEEL-FW model=policy` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_policy(output: &str) -> Result<FirmwarePolicyRun> {
+    let (line, fields) = model_line(output, "policy")?;
+    let get = |k: &str| field(&fields, line, k);
+    let steps = get("steps")?
+        .parse()
+        .map_err(|_| Error::invalid("steps", line, "not an integer"))?;
+    let ret = hex_words("return", get("return")?)?;
+    let state = hex_words("state", get("state")?)?;
+    if ret.len() != 1 || state.len() != 2 {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            "expected one return and a 2-component state",
+        ));
+    }
+    Ok(FirmwarePolicyRun {
+        env: get("env")?.to_string(),
+        steps,
+        ret: ret[0],
+        state,
+    })
+}
+
+/// Outcome of comparing the firmware's closed-loop episode with the host's reruns.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PolicyComparison {
+    /// Control steps.
+    pub steps: usize,
+    /// The firmware's return.
+    pub firmware_return: f64,
+    /// The host's return with the same core code in f32.
+    pub host_f32_return: f64,
+    /// The host's return in f64.
+    pub host_f64_return: f64,
+    /// Whether the host's f32 rerun is bit-identical (return and state).
+    pub identical_to_host_f32: bool,
+    /// `|fw − f64| / (1 + |f64|)` of the return.
+    pub return_error: f64,
+    /// Largest `|fw − f64|` of the final state.
+    pub state_error: f64,
+    /// The tolerance checked.
+    pub tolerance: f64,
+    /// Whether both are within tolerance.
+    pub pass: bool,
+}
+
+/// The episode the firmware runs: from hanging at rest, `steps` control steps of the policy's
+/// deterministic action, in the precision `T`.
+fn policy_episode<T: keel_core::Real>(
+    policy: &keel_core::rl::Policy<'_, 4>,
+    steps: usize,
+) -> Result<(T, [T; 2])> {
+    use keel_core::rl::{Env, Pendulum};
+    let mut env = Pendulum::<T>::new();
+    env.set_state([T::PI, T::ZERO]);
+    let mut scratch = vec![T::ZERO; policy.scratch_len()];
+    let mut obs = env.observation();
+    let mut total = T::ZERO;
+    for _ in 0..steps {
+        let mut action = [T::ZERO; 1];
+        policy
+            .act(&obs, &mut action, &mut scratch)
+            .map_err(Error::core("policy"))?;
+        let s = env.step(&action).map_err(Error::core("pendulum"))?;
+        total += s.reward;
+        obs = s.observation;
+    }
+    Ok((total, env.state()))
+}
+
+/// Reruns the firmware's closed-loop episode on the host with the core's policy and environment
+/// code, in f32 (expected bit-identical: the same operations and libm) and f64 (the tolerance
+/// check).
+///
+/// # Errors
+/// I/O and format errors for the asset; an environment other than `pendulum`.
+pub fn check_policy(run: &FirmwarePolicyRun, assets: &std::path::Path) -> Result<PolicyComparison> {
+    if run.env != "pendulum" {
+        return Err(Error::invalid(
+            "firmware output",
+            &run.env,
+            "the firmware's closed loop runs pendulum",
+        ));
+    }
+    let path = assets.join(POLICY_MODEL);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let malformed = |e: keel_core::Error| Error::Malformed {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let st = keel_core::io::SafeTensors::<16>::parse(&bytes).map_err(malformed)?;
+    let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).map_err(malformed)?;
+    let (r32, s32) = policy_episode::<f32>(&policy, run.steps)?;
+    let (r64, s64) = policy_episode::<f64>(&policy, run.steps)?;
+    let identical = r32.to_bits() == run.ret.to_bits()
+        && s32
+            .iter()
+            .zip(&run.state)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+    let return_error = (f64::from(run.ret) - r64).abs() / (1.0 + r64.abs());
+    let state_error = run
+        .state
+        .iter()
+        .zip(&s64)
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    Ok(PolicyComparison {
+        steps: run.steps,
+        firmware_return: f64::from(run.ret),
+        host_f32_return: f64::from(r32),
+        host_f64_return: r64,
+        identical_to_host_f32: identical,
+        return_error,
+        state_error,
+        tolerance: POLICY_TOLERANCE,
+        pass: return_error <= POLICY_TOLERANCE && state_error <= POLICY_TOLERANCE,
+    })
+}
+
 /// The 10-sample Bayesian model average the firmware embeds (`keel bayes export`).
 pub const BMA_MODEL: &str = "digits-bma.safetensors";
 
@@ -1185,5 +1331,36 @@ mod tests {
         assert!(parse_bma(&line.replace("classes=3,9", "classes=3")).is_err());
         assert!(parse_bma(&line.replace("samples=2", "samples=two")).is_err());
         assert!(parse_bma("KEEL-FW model=digits samples=0").is_err());
+    }
+
+    #[test]
+    fn the_policy_line_is_checked_against_the_hosts_rerun() {
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets");
+        let bytes = std::fs::read(assets.join(POLICY_MODEL)).unwrap();
+        let st = keel_core::io::SafeTensors::<16>::parse(&bytes).unwrap();
+        let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).unwrap();
+        let (r, s) = policy_episode::<f32>(&policy, 200).unwrap();
+        let line = format!(
+            "KEEL-FW model=policy env=pendulum steps=200 return={:08x} state={:08x},{:08x}",
+            r.to_bits(),
+            s[0].to_bits(),
+            s[1].to_bits()
+        );
+        let c = check_policy(&parse_policy(&line).unwrap(), &assets).unwrap();
+        assert!(c.identical_to_host_f32 && c.pass, "{c:?}");
+        // A different final state fails the check.
+        let moved = line.replace(
+            &format!("{:08x},", s[0].to_bits()),
+            &format!("{:08x},", (s[0] + 0.01).to_bits()),
+        );
+        let c = check_policy(&parse_policy(&moved).unwrap(), &assets).unwrap();
+        assert!(!c.pass && !c.identical_to_host_f32);
+        assert!(parse_policy(&line.replace("steps=200 ", "")).is_err());
+        assert!(parse_policy(&line.replace(&format!(",{:08x}", s[1].to_bits()), "")).is_err());
+        assert!(check_policy(
+            &parse_policy(&line.replace("pendulum", "cartpole")).unwrap(),
+            &assets
+        )
+        .is_err());
     }
 }

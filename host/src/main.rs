@@ -627,10 +627,11 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
     let chnn_run = keel::firmware::parse_chnn(&text)?;
     let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
     let bma = keel::firmware::check_bma(&keel::firmware::parse_bma(&text)?, assets)?;
+    let policy = keel::firmware::check_policy(&keel::firmware::parse_policy(&text)?, assets)?;
     if json {
         println!(
             "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma})
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma, "policy": policy})
         );
     } else {
         println!(
@@ -723,8 +724,26 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
             bma.tolerance,
             if bma.pass { "PASS" } else { "FAIL" }
         );
+        println!(
+            "pendulum swing-up, closed loop (embedded keel rl export), {} control steps: return firmware {:.4}, \
+             host f32 {:.4} ({}), host f64 {:.4}; |Δ return|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
+             (tolerance {:e}): {}",
+            policy.steps,
+            policy.firmware_return,
+            policy.host_f32_return,
+            if policy.identical_to_host_f32 {
+                "bit-identical"
+            } else {
+                "differs"
+            },
+            policy.host_f64_return,
+            policy.return_error,
+            policy.state_error,
+            policy.tolerance,
+            if policy.pass { "PASS" } else { "FAIL" }
+        );
     }
-    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass && bma.pass)
+    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass && bma.pass && policy.pass)
 }
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
