@@ -58,6 +58,34 @@ pub(crate) fn f32_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect()
 }
 
+/// Named tensors to serialise: name, shape, little-endian f32 bytes.
+pub(crate) type NamedTensor = (String, Vec<usize>, Vec<u8>);
+
+/// An MLP's `layer{i}.weight` `[out, in]` and `layer{i}.bias` `[out]` as little-endian f32, the
+/// layout `keel_core::nn::Mlp` reads.
+///
+/// # Errors
+/// Device reads of the parameters.
+pub(crate) fn layer_tensors(
+    mlp: &Mlp,
+    params: &Params,
+) -> Result<Vec<NamedTensor>> {
+    let mut named = Vec::with_capacity(2 * mlp.layers.len());
+    for (i, l) in mlp.layers.iter().enumerate() {
+        named.push((
+            format!("layer{i}.weight"),
+            vec![l.out, l.inp],
+            f32_bytes(&params.get(l.weight).to_vec_f64()?),
+        ));
+        named.push((
+            format!("layer{i}.bias"),
+            vec![l.out],
+            f32_bytes(&params.get(l.bias).to_vec_f64()?),
+        ));
+    }
+    Ok(named)
+}
+
 /// Serialises an MLP (weights as little-endian f32) with its config to safetensors bytes.
 ///
 /// # Errors
@@ -75,19 +103,7 @@ pub fn mlp_bytes(
             format!("config sizes differ from the model's {:?}", mlp.sizes()),
         ));
     }
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (i, l) in mlp.layers.iter().enumerate() {
-        named.push((
-            format!("layer{i}.weight"),
-            vec![l.out, l.inp],
-            f32_bytes(&params.get(l.weight).to_vec_f64()?),
-        ));
-        named.push((
-            format!("layer{i}.bias"),
-            vec![l.out],
-            f32_bytes(&params.get(l.bias).to_vec_f64()?),
-        ));
-    }
+    let mut named = layer_tensors(mlp, params)?;
     for (prefix, s) in [("input", &stats.input), ("target", &stats.target)] {
         if let Some((m, sd)) = s {
             named.push((format!("{prefix}.mean"), vec![m.len()], f32_bytes(m)));

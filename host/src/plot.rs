@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -222,27 +223,7 @@ pub fn plot_reliability(path: &Path, series: &Series, title: &str) -> Result<()>
             .map_err(|e| err(e.to_string()))?
             .label("calibrated")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| err(e.to_string()))?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_labelled(&mut chart, series, |_| true, SeriesLabelPosition::UpperLeft).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     })
 }
@@ -658,29 +639,41 @@ pub fn plot_lines(path: &Path, series: &Series, title: &str, x: &str, y: &str) -
             .y_desc(y)
             .draw()
             .map_err(|e| err(e.to_string()))?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| err(e.to_string()))?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            if label.starts_with("eval") {
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                    .map_err(|e| err(e.to_string()))?;
-            }
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        let marked = |label: &str| label.starts_with("eval");
+        draw_labelled(&mut chart, series, marked, SeriesLabelPosition::LowerRight).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     })
+}
+
+/// Draws each series as a line in its palette colour with a legend entry, marks the points of
+/// those `marked` accepts, and draws the legend at `position`.
+fn draw_labelled<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &Series,
+    marked: impl Fn(&str) -> bool,
+    position: SeriesLabelPosition,
+) -> std::result::Result<(), String> {
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        if marked(label) {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::agent::Agent;
 use super::replay::Replay;
 use crate::error::{Error, Result};
-use crate::export::{f32_bytes, safetensors_bytes, MlpConfig, OutputKind};
+use crate::export::{f32_bytes, layer_tensors, safetensors_bytes, MlpConfig, OutputKind};
 use crate::output::write_atomic;
 
 /// The policy file's bytes.
@@ -22,20 +22,7 @@ pub fn policy_bytes(
     limits: &[(f64, f64)],
 ) -> Result<Vec<u8>> {
     let trunk = &agent.actor.net.trunk;
-    let params = &agent.actor.params;
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (i, l) in trunk.layers.iter().enumerate() {
-        named.push((
-            format!("layer{i}.weight"),
-            vec![l.out, l.inp],
-            f32_bytes(&params.get(l.weight).to_vec_f64()?),
-        ));
-        named.push((
-            format!("layer{i}.bias"),
-            vec![l.out],
-            f32_bytes(&params.get(l.bias).to_vec_f64()?),
-        ));
-    }
+    let mut named = layer_tensors(trunk, &agent.actor.params)?;
     let o = agent.dims.0;
     named.push(("input.mean".into(), vec![o], f32_bytes(&replay.stats.mean)));
     named.push(("input.std".into(), vec![o], f32_bytes(&replay.stats.std())));
