@@ -66,10 +66,7 @@ pub(crate) type NamedTensor = (String, Vec<usize>, Vec<u8>);
 ///
 /// # Errors
 /// Device reads of the parameters.
-pub(crate) fn layer_tensors(
-    mlp: &Mlp,
-    params: &Params,
-) -> Result<Vec<NamedTensor>> {
+pub(crate) fn layer_tensors(mlp: &Mlp, params: &Params) -> Result<Vec<NamedTensor>> {
     let mut named = Vec::with_capacity(2 * mlp.layers.len());
     for (i, l) in mlp.layers.iter().enumerate() {
         named.push((
