@@ -608,39 +608,44 @@ pub fn plot_bo(path: &Path, runs: &[crate::gp::bo::BoReport]) -> Result<()> {
     })
 }
 
-/// Named series on linear axes (learning curves of returns, rollouts): lines with the points of
-/// series whose label starts with `eval` marked.
+/// Panels of named series on linear axes side by side (learning curves of returns, rollouts),
+/// the points of series whose label starts with `eval` marked.
 ///
 /// # Errors
-/// [`Error::Plot`]; the file is written atomically.
-pub fn plot_lines(path: &Path, series: &Series, title: &str, x: &str, y: &str) -> Result<()> {
+/// [`Error::Plot`] (also for a panel with nothing to plot); the file is written atomically.
+pub fn plot_line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
     register_font();
     write_atomic_with(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (900, 550)).into_drawing_area();
+        let width = 900 * panels.len().max(1) as u32;
+        let root = BitMapBackend::new(tmp, (width, 550)).into_drawing_area();
         let err = |e: String| plot_err(path)(e);
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let pts = || series.iter().flat_map(|(_, s)| s.iter().copied());
-        let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-        let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-        if !(x0 <= x1 && y0 <= y1) {
-            return Err(err("nothing to plot".into()));
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, (title, x, y, series)) in areas.iter().zip(panels) {
+            let pts = || series.iter().flat_map(|(_, s)| s.iter().copied());
+            let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+            let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+            if !(x0 <= x1 && y0 <= y1) {
+                return Err(err(format!("nothing to plot in `{title}`")));
+            }
+            let pad = 0.05 * (y1 - y0).max(1e-9);
+            let mut chart = ChartBuilder::on(area)
+                .caption(*title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc(*x)
+                .y_desc(*y)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            let marked = |label: &str| label.starts_with("eval");
+            draw_labelled(&mut chart, series, marked, SeriesLabelPosition::LowerRight)
+                .map_err(err)?;
         }
-        let pad = 0.05 * (y1 - y0).max(1e-9);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc(x)
-            .y_desc(y)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        let marked = |label: &str| label.starts_with("eval");
-        draw_labelled(&mut chart, series, marked, SeriesLabelPosition::LowerRight).map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     })
 }

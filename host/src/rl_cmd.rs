@@ -10,7 +10,7 @@ use keel::error::{Error, Result};
 use keel::rl::agent::Config;
 use keel::rl::env;
 use keel::rl::export::write_policy;
-use keel::rl::train::{train, Outcome, Progress, Run};
+use keel::rl::train::{train, Outcome, Progress, Run, Trained};
 use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy};
 use serde_json::json;
@@ -79,7 +79,8 @@ pub struct TrainArgs {
     /// Write the policy (for `keel rl eval` and `keel_core::rl::Policy`).
     #[arg(long)]
     export: Option<PathBuf>,
-    /// Draw the learning curve (training episodes and evaluations) to this PNG.
+    /// Draw the learning curve (training episodes and evaluations) and one deterministic
+    /// episode of the trained policy (observations, action, reward) to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// One JSON object on stdout.
@@ -207,7 +208,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         )?;
     }
     if let Some(path) = &a.plot {
-        let series = vec![
+        let curve = vec![
             (
                 "training episodes".to_string(),
                 trained
@@ -225,12 +226,15 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
                     .collect(),
             ),
         ];
-        keel::plot::plot_lines(
+        let rollout = rollout(&trained, &a.env, a.seed)?;
+        let title = format!("SAC-SVG({horizon}) on {}, seed {}", a.env, a.seed);
+        let rollout_title = format!("one deterministic episode after training ({})", a.env);
+        keel::plot::plot_line_panels(
             path,
-            &series,
-            &format!("SAC-SVG({horizon}) on {}, seed {}", a.env, a.seed),
-            "environment steps",
-            "episode return",
+            &[
+                (&title, "environment steps", "episode return", &curve),
+                (&rollout_title, "step", "value", &rollout),
+            ],
         )?;
     }
     let last = trained
@@ -264,6 +268,39 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Named `(x, y)` lines for a plot panel.
+type Lines = Vec<(String, Vec<(f64, f64)>)>;
+
+/// One deterministic episode of the trained policy from a seeded start: each observation
+/// component, the action (normalised) and the reward per step.
+fn rollout(trained: &Trained, env: &str, seed: u64) -> Result<Lines> {
+    let mut task = env::make(env)?;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(7));
+    let mut obs = task.reset(&mut rng)?;
+    let (o, a) = (task.observations(), task.actions());
+    let mut series: Lines = (0..o)
+        .map(|i| (format!("observation {i}"), Vec::new()))
+        .chain((0..a).map(|i| (format!("action {i}"), Vec::new())))
+        .chain([("reward".to_string(), Vec::new())])
+        .collect();
+    let std = trained.replay.stats.std();
+    for t in 0..task.max_steps() {
+        let mut x = Vec::with_capacity(o);
+        trained.replay.stats.normalize_into(&obs, &std, &mut x);
+        let action = trained.agent.act_deterministic(&x)?;
+        let s = task.step(&action)?;
+        let values = obs.iter().chain(&action).chain([&s.reward]);
+        for (line, v) in series.iter_mut().zip(values) {
+            line.1.push((t as f64, *v));
+        }
+        obs = s.observation;
+        if s.terminated || s.truncated {
+            break;
+        }
+    }
+    Ok(series)
 }
 
 /// Episodes of `policy`'s deterministic action on `env` (core code, f64).
