@@ -335,8 +335,12 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
         "--json",
         "--export",
         policy.to_str().unwrap(),
+        "--plot",
+        dir.join("curve.png").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
+    let png = std::fs::read(dir.join("curve.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG", "--plot writes a PNG");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     for key in [
         "env",
