@@ -125,6 +125,14 @@ impl Linear {
     }
 }
 
+/// The widths `[inp, hidden × layers, out]` of an MLP with `layers` hidden layers of one width.
+pub fn widths(inp: usize, hidden: usize, layers: usize, out: usize) -> Vec<usize> {
+    let mut sizes = vec![inp];
+    sizes.extend(std::iter::repeat_n(hidden, layers));
+    sizes.push(out);
+    sizes
+}
+
 /// A multilayer perceptron: dense layers with an activation between them (not after the last).
 #[derive(Clone, Debug)]
 pub struct Mlp {

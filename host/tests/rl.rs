@@ -65,7 +65,7 @@ fn actor(actions: usize, seed: u64) -> (Actor, Params) {
     let trunk = keel::rl::nets::mlp(
         &mut p,
         "a.",
-        &keel::rl::nets::widths(3, 8, 2, 2 * actions),
+        &keel::nn::widths(3, 8, 2, 2 * actions),
         DType::F64,
         &mut rng,
     )

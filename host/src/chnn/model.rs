@@ -14,7 +14,7 @@ use keel_core::Real;
 use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::nn::{Activation, Mlp};
+use crate::nn::{widths, Activation, Mlp};
 use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
 
@@ -360,14 +360,6 @@ impl Projector {
         let pdot = grad_v.neg()?.add(&row(&l1, &g)?)?.add(&row(&l2, &gd)?)?;
         Ok((xdot, pdot))
     }
-}
-
-/// `[inp, hidden × layers, out]`.
-fn widths(inp: usize, hidden: usize, layers: usize, out: usize) -> Vec<usize> {
-    let mut sizes = vec![inp];
-    sizes.extend(std::iter::repeat_n(hidden, layers));
-    sizes.push(out);
-    sizes
 }
 
 /// A tanh MLP of `sizes` with orthogonal initialisation (the reference's networks for every

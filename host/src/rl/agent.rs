@@ -4,13 +4,13 @@
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
-use super::nets::{mlp, widths, Actor, DoubleQ, Gru, WorldModel};
+use super::nets::{mlp, Actor, DoubleQ, Gru, WorldModel};
 use super::replay::{Replay, Transition};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::init::Init;
-use crate::nn::{Linear, Mlp};
+use crate::nn::{widths, Linear, Mlp};
 use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind};
 use crate::params::Params;
 use crate::tensor::Tensor;

@@ -17,14 +17,6 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 /// `ln 2`.
 const LN_2: f64 = std::f64::consts::LN_2;
 
-/// The widths `[in, hidden × depth, out]`.
-pub fn widths(inp: usize, hidden: usize, depth: usize, out: usize) -> Vec<usize> {
-    let mut sizes = vec![inp];
-    sizes.extend(std::iter::repeat_n(hidden, depth));
-    sizes.push(out);
-    sizes
-}
-
 /// An MLP of widths `sizes` named `{prefix}layer{i}`, ReLU between layers, weights orthogonal
 /// (gain 1) and biases zero — the reference's `weight_init`.
 ///
