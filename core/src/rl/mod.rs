@@ -31,7 +31,7 @@ pub use acrobot::Acrobot;
 pub use cartpole::CartPoleSwingUp;
 pub use pendulum::Pendulum;
 pub use policy::{Policy, MAX_ACTIONS};
-pub use welford::Welford;
+pub use welford::{clamped_std, welford_update, Welford, MAX_STD, MIN_STD};
 
 use crate::error::{Error, Result};
 use crate::real::Real;

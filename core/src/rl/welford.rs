@@ -4,6 +4,32 @@
 
 use crate::real::Real;
 
+/// Smallest standard deviation used to normalise.
+pub const MIN_STD: f64 = 0.1;
+/// Largest standard deviation used to normalise.
+pub const MAX_STD: f64 = 10.0;
+
+/// One step of Welford's algorithm on slices of equal length: `count` observations including
+/// `x` (so at least 1), `mean` and `m2` (sums of squared deviations) updated in place.
+pub fn welford_update<T: Real>(count: u64, mean: &mut [T], m2: &mut [T], x: &[T]) {
+    let n = T::from_f64(count as f64);
+    for ((m, s), &v) in mean.iter_mut().zip(m2.iter_mut()).zip(x) {
+        let delta = v - *m;
+        *m += delta / n;
+        *s += delta * (v - *m);
+    }
+}
+
+/// The population standard deviations `√(m2/count)` clamped to `[MIN_STD, MAX_STD]`, into `out`
+/// (no data counts as one observation: the floor).
+pub fn clamped_std<T: Real>(count: u64, m2: &[T], out: &mut [T]) {
+    let n = T::from_f64(count.max(1) as f64);
+    let (lo, hi) = (T::from_f64(MIN_STD), T::from_f64(MAX_STD));
+    for (o, s) in out.iter_mut().zip(m2) {
+        *o = (*s / n).sqrt().max(lo).min(hi);
+    }
+}
+
 /// Running mean and population variance of `O`-dimensional observations.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Welford<T, const O: usize> {
@@ -19,11 +45,6 @@ impl<T: Real, const O: usize> Default for Welford<T, O> {
 }
 
 impl<T: Real, const O: usize> Welford<T, O> {
-    /// Smallest standard deviation used to normalise.
-    pub const MIN_STD: f64 = 0.1;
-    /// Largest standard deviation used to normalise.
-    pub const MAX_STD: f64 = 10.0;
-
     /// No observations yet (mean 0, standard deviation clamped up to 0.1).
     pub fn new() -> Self {
         Welford {
@@ -41,12 +62,7 @@ impl<T: Real, const O: usize> Welford<T, O> {
     /// Adds one observation.
     pub fn push(&mut self, x: &[T; O]) {
         self.count += 1;
-        let n = T::from_f64(self.count as f64);
-        for i in 0..O {
-            let delta = x[i] - self.mean[i];
-            self.mean[i] += delta / n;
-            self.m2[i] += delta * (x[i] - self.mean[i]);
-        }
+        welford_update(self.count, &mut self.mean, &mut self.m2, x);
     }
 
     /// Observations seen.
@@ -64,14 +80,10 @@ impl<T: Real, const O: usize> Welford<T, O> {
         &self.m2
     }
 
-    /// The population standard deviation, clamped to `[MIN_STD, MAX_STD]`.
+    /// The population standard deviation, clamped to [`MIN_STD`, `MAX_STD`].
     pub fn std(&self) -> [T; O] {
-        let n = T::from_f64(self.count.max(1) as f64);
-        let (lo, hi) = (T::from_f64(Self::MIN_STD), T::from_f64(Self::MAX_STD));
         let mut s = [T::ZERO; O];
-        for (si, m2) in s.iter_mut().zip(&self.m2) {
-            *si = (*m2 / n).sqrt().max(lo).min(hi);
-        }
+        clamped_std(self.count, &self.m2, &mut s);
         s
     }
 

@@ -3,6 +3,7 @@
 //! single-step batches, and multi-step windows that never cross an episode's end.
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
+use keel_core::rl::{clamped_std, welford_update};
 
 use crate::error::{Error, Result};
 
@@ -23,7 +24,8 @@ pub struct Transition {
     pub last: bool,
 }
 
-/// Running mean and population variance per dimension, in f64.
+/// Running mean and population variance per dimension, in f64, of any size (the core's
+/// [`keel_core::rl::Welford`] arithmetic on slices).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Normalizer {
     /// Observations seen.
@@ -35,9 +37,6 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
-    /// Clamp of the standard deviation.
-    pub const STD_RANGE: (f64, f64) = (0.1, 10.0);
-
     /// No data yet.
     pub fn new(dim: usize) -> Self {
         Normalizer {
@@ -50,22 +49,14 @@ impl Normalizer {
     /// Adds one observation.
     pub fn push(&mut self, x: &[f64]) {
         self.count += 1;
-        let n = self.count as f64;
-        for ((m, s), &v) in self.mean.iter_mut().zip(&mut self.m2).zip(x) {
-            let d = v - *m;
-            *m += d / n;
-            *s += d * (v - *m);
-        }
+        welford_update(self.count, &mut self.mean, &mut self.m2, x);
     }
 
-    /// Population standard deviations clamped to [`Normalizer::STD_RANGE`].
+    /// Population standard deviations clamped to `[MIN_STD, MAX_STD]` (`keel_core::rl`).
     pub fn std(&self) -> Vec<f64> {
-        let n = self.count.max(1) as f64;
-        let (lo, hi) = Self::STD_RANGE;
-        self.m2
-            .iter()
-            .map(|s| (s / n).sqrt().clamp(lo, hi))
-            .collect()
+        let mut s = vec![0.0; self.m2.len()];
+        clamped_std(self.count, &self.m2, &mut s);
+        s
     }
 
     /// `(x − mean)/std`, appended to `out`.
