@@ -200,10 +200,24 @@ pub fn leapfrog(
     eps: f64,
     steps: usize,
 ) -> Result<(State, Tensor)> {
+    leapfrog_from(target, state, &flat(target, p)?, eps, steps)
+}
+
+/// [`leapfrog`] from a momentum already placed on the target's device (left unchanged).
+///
+/// # Errors
+/// As [`leapfrog`].
+pub fn leapfrog_from(
+    target: &dyn Target,
+    state: &State,
+    p: &Tensor,
+    eps: f64,
+    steps: usize,
+) -> Result<(State, Tensor)> {
     let (prior, temp) = target.prior();
     let shape = state.theta.shape();
     let mut theta = state.theta.storage().to_device(state.theta.device())?;
-    let mut momentum = flat(target, p)?.into_storage()?;
+    let mut momentum = p.storage().to_device(p.device())?;
     let mut s = State {
         theta: state.theta.clone(),
         log_likelihood: state.log_likelihood,
@@ -378,8 +392,9 @@ impl ChainState {
         let p0: Vec<f64> = (0..target.dim())
             .map(|_| standard_normal::<f64, _>(&mut self.rng))
             .collect();
+        let p0 = flat(target, &p0)?;
         // A target error mid-trajectory (e.g. an overflow) is a rejected proposal.
-        let proposal = leapfrog(
+        let proposal = leapfrog_from(
             target,
             &self.current,
             &p0,
@@ -388,10 +403,7 @@ impl ChainState {
         )
         .ok();
         let log_a = match &proposal {
-            Some((s, p)) => {
-                let p0 = flat(target, &p0)?;
-                log_acceptance(target, &self.current, &p0, s, p)?
-            }
+            Some((s, p)) => log_acceptance(target, &self.current, &p0, s, p)?,
             None => f64::NAN,
         };
         let u: f64 = uniform(&mut self.rng);
