@@ -471,8 +471,10 @@ impl Agent {
         let mut losses = Losses::default();
         // (a) Dynamics, multi-step, only for H > 1.
         if cfg.horizon > 1 {
+            let starts = replay.window_starts(cfg.horizon);
             for _ in 0..cfg.model_updates {
-                let w = replay.sample_windows(cfg.seq_batch, cfg.horizon, &mut self.rng)?;
+                let w =
+                    replay.sample_windows(&starts, cfg.seq_batch, cfg.horizon, &mut self.rng)?;
                 let b = cfg.seq_batch;
                 let xs: Vec<Tensor> = w
                     .obs

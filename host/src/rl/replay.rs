@@ -170,12 +170,22 @@ impl Replay {
         i + len - 1 <= self.items.len() && !self.items[i..i + len - 1].iter().any(|t| t.last)
     }
 
-    /// `b` windows of `len ≥ 2` states drawn uniformly among those inside one episode.
+    /// The transitions a window of `len` states may start at (those inside one episode), in
+    /// order — computed once per update and shared by its draws.
+    pub fn window_starts(&self, len: usize) -> Vec<usize> {
+        (0..self.items.len())
+            .filter(|&i| len >= 2 && self.window_ok(i, len))
+            .collect()
+    }
+
+    /// `b` windows of `len ≥ 2` states drawn uniformly among `starts` (from
+    /// [`Replay::window_starts`] with the same `len`).
     ///
     /// # Errors
     /// `len < 2`; no such window yet.
     pub fn sample_windows(
         &self,
+        starts: &[usize],
         b: usize,
         len: usize,
         rng: &mut Xoshiro256PlusPlus,
@@ -183,9 +193,6 @@ impl Replay {
         if len < 2 {
             return Err(Error::invalid("window length", len, "must be at least 2"));
         }
-        let starts: Vec<usize> = (0..self.items.len())
-            .filter(|&i| self.window_ok(i, len))
-            .collect();
         if starts.is_empty() {
             return Err(Error::invalid(
                 "replay",
