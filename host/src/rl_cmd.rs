@@ -244,7 +244,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     let curve: Vec<_> = trained
         .evaluations
         .iter()
-        .map(|e| json!({"step": e.step, "return_mean": e.mean, "return_std": e.std}))
+        .map(|e| {
+            let mut v = json!({"step": e.step, "return_mean": e.mean, "return_std": e.std});
+            for (name, x) in e.diagnostics.named() {
+                v[name] = json!(x);
+            }
+            v
+        })
         .collect();
     if a.json {
         println!(

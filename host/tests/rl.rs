@@ -207,16 +207,17 @@ fn the_svg_actor_loss_gradient_matches_finite_differences() {
         };
         let loss = |p: &Params| {
             parts
-                .actor_loss(&agent.actor.net, p, &x, &noises, 0.1, 3)
+                .actor_loss(&agent.actor.net, p, &x, &noises, 0.1, horizon)
                 .unwrap()
-                .0
+                .loss
                 .item()
                 .unwrap()
         };
         let vars = agent.actor.params.variables();
-        let (l, _) = parts
-            .actor_loss(&agent.actor.net, &vars, &x, &noises, 0.1, 3)
-            .unwrap();
+        let l = parts
+            .actor_loss(&agent.actor.net, &vars, &x, &noises, 0.1, horizon)
+            .unwrap()
+            .loss;
         let refs: Vec<&Tensor> = vars.values().iter().collect();
         let grads = backward(&l, &refs).unwrap();
         check_fd(&agent.actor.params, &grads, loss);
@@ -233,9 +234,16 @@ fn the_svg_actor_loss_gradient_matches_finite_differences() {
             ..parts
         };
         let l2 = parts2
-            .actor_loss(&agent.actor.net, &agent.actor.params, &x, &noises, 0.1, 3)
+            .actor_loss(
+                &agent.actor.net,
+                &agent.actor.params,
+                &x,
+                &noises,
+                0.1,
+                horizon,
+            )
             .unwrap()
-            .0;
+            .loss;
         assert!((l2.item().unwrap() - loss(&agent.actor.params)).abs() > 1e-9);
     }
 }

@@ -185,6 +185,15 @@ pub struct Losses {
     pub alpha: f64,
     /// Multi-step dynamics MSE (normalised units), last of the repeats.
     pub model: Option<f64>,
+    /// The same windows' mean squared per-step change `(x_{t+1} − x_t)²`: the MSE of a model
+    /// that predicts no change, the scale `model` should fall well below.
+    pub model_baseline: Option<f64>,
+    /// Mean critic target `y` of the batch.
+    pub target_q: f64,
+    /// Mean `−log π(u₀|x₀)` of the actor's rollout (the policy's entropy estimate).
+    pub entropy: f64,
+    /// Mean survival weight of the rollout's last step (model-based actor steps only).
+    pub survival: Option<f64>,
     /// Reward MSE.
     pub reward: f64,
     /// Done BCE.
@@ -205,8 +214,18 @@ pub struct Parts<'a> {
     pub cfg: &'a Config,
 }
 
+/// What the actor's objective gives.
+pub struct Rollout {
+    /// The loss (the graph to the actor's parameters).
+    pub loss: Tensor,
+    /// `log π(u₀|x₀)` `[B]`, detached.
+    pub log_prob: Tensor,
+    /// The last step's survival weights `[B]`, detached (absent at `horizon = 0`).
+    pub survival: Option<Tensor>,
+}
+
 impl Parts<'_> {
-    /// The actor loss and `log π(u₀|x₀)` (detached) for start states `x` `[B, O]` and the noise
+    /// The actor loss, `log π(u₀|x₀)` and the last survival weights for start states `x` `[B, O]` and the noise
     /// of each step: SAC's `mean(α log π − min Q)` at `horizon = 0`; else SVG(H),
     /// `−mean_b Σ_t γᵗ [w_t R_t − α log π(u_t|x_t)] / H` with `R_t = r̂(x_t, u_t)` for `t < H − 1`
     /// and `min Q(x_{H−1}, u_{H−1})` last, states rolled by the model, `w_t` the survival weights.
@@ -221,7 +240,7 @@ impl Parts<'_> {
         noises: &[Tensor],
         alpha: f64,
         horizon: usize,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<Rollout> {
         let (critic, model, reward, done, cfg) =
             (self.critic, self.model, self.reward, self.done, self.cfg);
         let b = x.dims()[0];
@@ -236,13 +255,18 @@ impl Parts<'_> {
             let s = actor.sample(p, x, &noises[0])?;
             let q = critic.net.min(&critic.params, x, &s.action)?;
             let loss = s.log_prob.mul_scalar(alpha)?.sub(&q)?.mean_all()?;
-            return Ok((loss, s.log_prob.detach()));
+            return Ok(Rollout {
+                loss,
+                log_prob: s.log_prob.detach(),
+                survival: None,
+            });
         }
         let mut xt = x.clone();
         let mut h = model.net.initial(b, cfg.dtype)?;
         let mut survival: Option<Tensor> = None;
         let mut objective: Option<Tensor> = None;
         let mut first = None;
+        let mut last_weight = None;
         for (t, eps) in noises.iter().enumerate().take(horizon) {
             let s = actor.sample(p, &xt, eps)?;
             if t == 0 {
@@ -267,6 +291,9 @@ impl Parts<'_> {
             } else {
                 critic.net.min(&critic.params, &xt, &s.action)?
             };
+            if t + 1 == horizon {
+                last_weight = Some(nd.detach());
+            }
             let term = nd
                 .mul(&value)?
                 .sub(&s.log_prob.mul_scalar(alpha)?)?
@@ -289,7 +316,11 @@ impl Parts<'_> {
             .mean_all()?
             .mul_scalar(-1.0 / horizon as f64)?;
         let first = first.ok_or_else(|| Error::invalid("horizon", 0, "no actor step"))?;
-        Ok((loss, first))
+        Ok(Rollout {
+            loss,
+            log_prob: first,
+            survival: last_weight,
+        })
     }
 }
 
@@ -486,6 +517,7 @@ impl Agent {
                     .iter()
                     .map(|v| self.tensor(v, &[b, a]))
                     .collect::<Result<_>>()?;
+                losses.model_baseline = Some(mean_square_change(&w.obs));
                 let h0 = self.model.net.initial(b, cfg.dtype)?;
                 let l = self.model.step(cfg.lr[2], Some(1.0), |m, p| {
                     let (mut x, mut h) = (xs[0].clone(), h0.clone());
@@ -532,6 +564,7 @@ impl Agent {
                 .sub(&s.log_prob.mul_scalar(alpha)?)?;
             r.add(&q.mul(&not_done)?.mul_scalar(cfg.gamma)?)
         })?;
+        losses.target_q = target.mean_all()?.item()?;
         losses.critic = self.critic.step(cfg.lr[1], None, |c, p| {
             let (q1, q2) = c.forward(p, &x, &u)?;
             q1.mse(&target)?.add(&q2.mse(&target)?)
@@ -543,6 +576,7 @@ impl Agent {
             .map(|_| self.noise(b))
             .collect::<Result<_>>()?;
         let mut first_log_prob: Option<Tensor> = None;
+        let mut survival: Option<Tensor> = None;
         {
             let (critic, model, reward, done) =
                 (&self.critic, &self.model, &self.reward, &self.done);
@@ -554,13 +588,18 @@ impl Agent {
                 cfg: &cfg,
             };
             losses.actor = self.actor.step(cfg.lr[0], None, |actor, p| {
-                let (loss, log_prob) = parts.actor_loss(actor, p, &x, &noises, alpha, horizon)?;
-                first_log_prob = Some(log_prob);
-                Ok(loss)
+                let r = parts.actor_loss(actor, p, &x, &noises, alpha, horizon)?;
+                first_log_prob = Some(r.log_prob);
+                survival = r.survival;
+                Ok(r.loss)
             })?;
         }
         let target_entropy = cfg.target_entropy(step, total);
         let log_prob = first_log_prob.ok_or_else(|| Error::invalid("actor", "rollout", "empty"))?;
+        losses.entropy = -log_prob.mean_all()?.item()?;
+        losses.survival = survival
+            .map(|w| w.mean_all().and_then(|m| m.item()))
+            .transpose()?;
         self.log_alpha.step(cfg.lr[3], None, |_, p| {
             // loss_α = mean(α·(−log π − H̄)): the gradient w.r.t. log α multiplies α.
             p.values()[0]
@@ -608,6 +647,19 @@ impl Agent {
         })?;
         Ok(losses)
     }
+}
+
+/// Mean over steps, rows and components of `(x_{t+1} − x_t)²` for a window's observations
+/// (`obs[t]` row-major `[B, O]`).
+fn mean_square_change(obs: &[Vec<f64>]) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for pair in obs.windows(2) {
+        for (a, b) in pair[0].iter().zip(&pair[1]) {
+            sum += (b - a) * (b - a);
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f64
 }
 
 /// Stores a step into the replay (observation statistics included).

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::Agent;
 use super::replay::{Replay, Transition};
-use super::train::Evaluation;
+use super::train::{Diagnostics, Evaluation};
 use crate::error::{Error, Result};
 use crate::export::safetensors_bytes_typed;
 use crate::optim::Optimizer;
@@ -29,20 +29,12 @@ pub struct LoopState {
     pub step: usize,
     /// The environment generator before the reset of the next episode.
     pub env_rng: [u64; 4],
-    /// Evaluations so far: `(step, mean, std)`.
-    pub evaluations: Vec<(usize, f64, f64)>,
+    /// Evaluations so far.
+    pub evaluations: Vec<Evaluation>,
     /// Finished training episodes: `(step, return)`.
     pub episodes: Vec<(usize, f64)>,
-}
-
-impl LoopState {
-    /// The evaluations as values.
-    pub fn evaluations(&self) -> Vec<Evaluation> {
-        self.evaluations
-            .iter()
-            .map(|&(step, mean, std)| Evaluation { step, mean, std })
-            .collect()
-    }
+    /// The diagnostics gathered since the last evaluation.
+    pub diagnostics: Diagnostics,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! episodes at intervals; the learning curve; checkpoints at episode boundaries.
 
 use keel_core::random::Xoshiro256PlusPlus;
+use serde::{Deserialize, Serialize};
 
 use super::agent::{remember, Agent, Config, Losses};
 use super::checkpoint::{self, LoopState};
@@ -27,7 +28,7 @@ pub struct Run {
 }
 
 /// One evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Environment steps done.
     pub step: usize,
@@ -35,6 +36,81 @@ pub struct Evaluation {
     pub mean: f64,
     /// Standard deviation of the returns.
     pub std: f64,
+    /// Means of the updates since the previous evaluation.
+    pub diagnostics: Diagnostics,
+}
+
+/// A mean that may have no terms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mean {
+    sum: f64,
+    count: usize,
+}
+
+impl Mean {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.sum += v;
+            self.count += 1;
+        }
+    }
+
+    /// The mean, absent without terms.
+    pub fn get(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// The updates' losses and statistics averaged over an evaluation interval: what to look at
+/// when a run learns and then degrades.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Temperature `α`.
+    pub alpha: Mean,
+    /// Policy entropy estimate `−log π(u₀|x₀)`.
+    pub entropy: Mean,
+    /// Critic loss.
+    pub critic: Mean,
+    /// Critic target `y`.
+    pub target_q: Mean,
+    /// Multi-step dynamics MSE (normalised observations).
+    pub model: Mean,
+    /// Mean squared per-step change of the same windows (a no-change model's MSE).
+    pub model_baseline: Mean,
+    /// Reward-model MSE.
+    pub reward: Mean,
+    /// Mean survival weight of the model rollout's last step.
+    pub survival: Mean,
+}
+
+impl Diagnostics {
+    fn add(&mut self, l: &Losses) {
+        self.alpha.add(Some(l.alpha));
+        self.entropy.add(Some(l.entropy));
+        self.critic.add(Some(l.critic));
+        self.target_q.add(Some(l.target_q));
+        self.model.add(l.model);
+        self.model_baseline.add(l.model_baseline);
+        self.reward.add(Some(l.reward));
+        self.survival.add(l.survival);
+    }
+
+    /// Named means, the absent ones left out.
+    pub fn named(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("alpha", self.alpha),
+            ("entropy", self.entropy),
+            ("critic_loss", self.critic),
+            ("target_q", self.target_q),
+            ("model_mse", self.model),
+            ("model_no_change_mse", self.model_baseline),
+            ("reward_mse", self.reward),
+            ("survival", self.survival),
+        ]
+        .into_iter()
+        .filter_map(|(n, m)| m.get().map(|v| (n, v)))
+        .collect()
+    }
 }
 
 /// Where a run is, reported after every environment step.
@@ -135,6 +211,7 @@ pub fn train(
     let mut replay = Replay::new(o, run.steps);
     let mut env_rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x5EED_E4F1);
     let (mut first, mut evaluations, mut episodes) = (0, Vec::new(), Vec::new());
+    let mut diagnostics = Diagnostics::default();
     if let Some(path) = ckpt.resume_from() {
         let state = checkpoint::load(path, &fingerprint, &mut agent, &mut replay)?;
         env_rng = Xoshiro256PlusPlus::from_state(state.env_rng).ok_or_else(|| {
@@ -145,8 +222,9 @@ pub fn train(
             )
         })?;
         first = state.step;
-        evaluations = state.evaluations();
+        evaluations = state.evaluations;
         episodes = state.episodes;
+        diagnostics = state.diagnostics;
     }
     let mut env_rng_at_reset = env_rng.state();
     let mut obs = task.reset(&mut env_rng)?;
@@ -194,6 +272,9 @@ pub fn train(
         } else {
             None
         };
+        if let Some(l) = &losses {
+            diagnostics.add(l);
+        }
         let done = step + 1;
         if (run.eval_every > 0 && done % run.eval_every == 0) || done == run.steps {
             let (mean, std) = evaluate(
@@ -207,6 +288,7 @@ pub fn train(
                 step: done,
                 mean,
                 std,
+                diagnostics: std::mem::take(&mut diagnostics),
             });
         }
         report(&Progress {
@@ -221,11 +303,9 @@ pub fn train(
                 let state = LoopState {
                     step: done,
                     env_rng: env_rng_at_reset,
-                    evaluations: evaluations
-                        .iter()
-                        .map(|e| (e.step, e.mean, e.std))
-                        .collect(),
+                    evaluations: evaluations.clone(),
                     episodes: episodes.clone(),
+                    diagnostics,
                 };
                 checkpoint::save(path, &fingerprint, &agent, &replay, &state)?;
                 since_checkpoint = 0;
