@@ -67,15 +67,27 @@ pub(crate) type NamedTensor = (String, Vec<usize>, Vec<u8>);
 /// # Errors
 /// Device reads of the parameters.
 pub(crate) fn layer_tensors(mlp: &Mlp, params: &Params) -> Result<Vec<NamedTensor>> {
+    prefixed_layer_tensors("", mlp, params)
+}
+
+/// As [`layer_tensors`], each name led by `prefix` (several MLPs in one file).
+///
+/// # Errors
+/// Engine errors reading the weights.
+pub(crate) fn prefixed_layer_tensors(
+    prefix: &str,
+    mlp: &Mlp,
+    params: &Params,
+) -> Result<Vec<NamedTensor>> {
     let mut named = Vec::with_capacity(2 * mlp.layers.len());
     for (i, l) in mlp.layers.iter().enumerate() {
         named.push((
-            format!("layer{i}.weight"),
+            format!("{prefix}layer{i}.weight"),
             vec![l.out, l.inp],
             f32_bytes(&params.get(l.weight).to_vec_f64()?),
         ));
         named.push((
-            format!("layer{i}.bias"),
+            format!("{prefix}layer{i}.bias"),
             vec![l.out],
             f32_bytes(&params.get(l.bias).to_vec_f64()?),
         ));

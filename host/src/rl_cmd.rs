@@ -9,10 +9,10 @@ use keel::checkpoint::Options;
 use keel::error::{Error, Result};
 use keel::rl::agent::Config;
 use keel::rl::env;
-use keel::rl::export::write_policy;
+use keel::rl::export::{write_policy, write_value};
 use keel::rl::train::{train, Outcome, Progress, Run, Trained};
 use keel_core::random::Xoshiro256PlusPlus;
-use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy};
+use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy, ValueModel};
 use serde_json::json;
 
 #[derive(Subcommand)]
@@ -79,6 +79,10 @@ pub struct TrainArgs {
     /// Write the policy (for `keel rl eval` and `keel_core::rl::Policy`).
     #[arg(long)]
     export: Option<PathBuf>,
+    /// Write the whole agent — actor, critic, reward, done and world model — for the
+    /// model-based value estimate (`keel rl eval --value`, `keel_core::rl::ValueModel`).
+    #[arg(long)]
+    export_value: Option<PathBuf>,
     /// Draw the learning curve (training episodes and evaluations) and one deterministic
     /// episode of the trained policy (observations, action, reward) to this PNG.
     #[arg(long)]
@@ -105,6 +109,14 @@ pub struct EvalArgs {
     /// Seed of the initial states.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A value file (`keel rl train --export-value`): at every step, the core's model-based
+    /// value estimate V̂_H of the state beside the discounted return that followed.
+    #[arg(long)]
+    value: Option<PathBuf>,
+    /// Draw the first episode (rewards; with --value, V̂_H and the return that followed) to
+    /// this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// One JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -134,8 +146,8 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "must be a number",
         ));
     }
-    for path in [&a.export, &a.plot].into_iter().flatten() {
-        keel::output::check_writable("--export/--plot", path)?;
+    for path in [&a.export, &a.export_value, &a.plot].into_iter().flatten() {
+        keel::output::check_writable("--export/--export-value/--plot", path)?;
     }
     let cfg = Config {
         horizon,
@@ -207,6 +219,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             &task.limits(),
         )?;
     }
+    if let Some(path) = &a.export_value {
+        write_value(path, &trained.agent, &trained.replay, task.name())?;
+    }
     if let Some(path) = &a.plot {
         let curve = vec![
             (
@@ -261,6 +276,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
                 "train_seconds": seconds, "episodes": trained.episodes.len(),
                 "evaluations": curve,
                 "export": a.export.as_deref().map(|p| p.display().to_string()),
+                "export_value": a.export_value.as_deref().map(|p| p.display().to_string()),
             })
         );
     } else {
@@ -271,6 +287,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         );
         if let Some(p) = &a.export {
             println!("policy written to {}", p.display());
+        }
+        if let Some(p) = &a.export_value {
+            println!("value model written to {}", p.display());
         }
     }
     Ok(())
@@ -309,47 +328,109 @@ fn rollout(trained: &Trained, env: &str, seed: u64) -> Result<Lines> {
     Ok(series)
 }
 
-/// Episodes of `policy`'s deterministic action on `env` (core code, f64).
+/// One episode seen by `keel rl eval`: the rewards, and the value estimate at each step.
+struct Episode {
+    rewards: Vec<f64>,
+    values: Vec<f64>,
+}
+
+/// Checks that a file's model takes `O` observations and gives `A` actions.
+fn check_sizes<const O: usize, const A: usize>(
+    flag: &str,
+    path: &Path,
+    what: &str,
+    (o, a): (usize, usize),
+    env: &str,
+) -> Result<()> {
+    if o == O && a == A {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        flag,
+        path.display(),
+        format!("the {what} takes {o} observations and gives {a} actions; {env} has {O} and {A}"),
+    ))
+}
+
+/// Episodes of `policy`'s deterministic action on `env` (core code, f64), with the value
+/// model's estimate of every state visited when one is given.
 fn episodes<E: Env<f64, O, A>, const O: usize, const A: usize>(
     env: &mut E,
     policy: &Policy<'_, 8>,
-    path: &Path,
-    count: usize,
-    seed: u64,
-) -> Result<Vec<f64>> {
-    if policy.observations() != O || policy.actions() != A {
-        return Err(Error::invalid(
-            "--policy",
-            path.display(),
-            format!(
-                "the policy takes {} observations and gives {} actions; {} has {O} and {A}",
-                policy.observations(),
-                policy.actions(),
-                E::NAME
-            ),
-        ));
+    value: Option<&ValueModel<'_, 8>>,
+    a: &EvalArgs,
+) -> Result<Vec<Episode>> {
+    let sizes = (policy.observations(), policy.actions());
+    check_sizes::<O, A>("--policy", &a.policy, "policy", sizes, E::NAME)?;
+    if let (Some(v), Some(path)) = (value, &a.value) {
+        let sizes = (v.observations(), v.actions());
+        check_sizes::<O, A>("--value", path, "value model", sizes, E::NAME)?;
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(a.seed);
     let mut scratch = vec![0.0; policy.scratch_len()];
-    let mut returns = Vec::with_capacity(count);
-    for _ in 0..count {
+    let mut value_scratch = vec![0.0; value.map_or(0, ValueModel::scratch_len)];
+    let mut out = Vec::with_capacity(a.episodes);
+    for _ in 0..a.episodes {
         let mut obs = env.reset(&mut rng).map_err(Error::core("reset"))?;
-        let mut total = 0.0;
+        let mut ep = Episode {
+            rewards: Vec::new(),
+            values: Vec::new(),
+        };
         loop {
+            if let Some(v) = value {
+                let estimate = v
+                    .value(&obs, &mut value_scratch)
+                    .map_err(Error::core("value estimate"))?;
+                ep.values.push(estimate);
+            }
             let mut action = [0.0; A];
             policy
                 .act(&obs, &mut action, &mut scratch)
                 .map_err(Error::core("policy"))?;
             let s = env.step(&action).map_err(Error::core("environment step"))?;
-            total += s.reward;
+            ep.rewards.push(s.reward);
             obs = s.observation;
             if s.terminated || s.truncated {
                 break;
             }
         }
-        returns.push(total);
+        out.push(ep);
     }
-    Ok(returns)
+    Ok(out)
+}
+
+/// `G_t = Σ_{k ≥ t} γ^{k−t} r_k` to the end of the episode.
+fn returns_to_go(rewards: &[f64], gamma: f64) -> Vec<f64> {
+    let mut g = vec![0.0; rewards.len()];
+    let mut acc = 0.0;
+    for (t, r) in rewards.iter().enumerate().rev() {
+        acc = r + gamma * acc;
+        g[t] = acc;
+    }
+    g
+}
+
+/// How the value estimates compare with the returns that followed, over the first half of
+/// each episode (later the return is cut short by the time limit): means, mean absolute
+/// difference, correlation.
+fn value_report(episodes: &[Episode], gamma: f64) -> serde_json::Value {
+    let (mut v, mut g) = (Vec::new(), Vec::new());
+    for ep in episodes {
+        let half = ep.rewards.len() / 2;
+        let togo = returns_to_go(&ep.rewards, gamma);
+        v.extend_from_slice(&ep.values[..half.min(ep.values.len())]);
+        g.extend_from_slice(&togo[..half]);
+    }
+    let n = v.len().max(1) as f64;
+    let (mv, mg) = (v.iter().sum::<f64>() / n, g.iter().sum::<f64>() / n);
+    let mad = v.iter().zip(&g).map(|(a, b)| (a - b).abs()).sum::<f64>() / n;
+    let cov: f64 = v.iter().zip(&g).map(|(a, b)| (a - mv) * (b - mg)).sum();
+    let sv = v.iter().map(|a| (a - mv).powi(2)).sum::<f64>().sqrt();
+    let sg = g.iter().map(|b| (b - mg).powi(2)).sum::<f64>().sqrt();
+    json!({
+        "gamma": gamma, "states": v.len(), "value_mean": mv, "return_to_go_mean": mg,
+        "mean_abs_difference": mad, "correlation": cov / (sv * sg),
+    })
 }
 
 fn eval_cmd(a: &EvalArgs) -> Result<()> {
@@ -364,28 +445,104 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     };
     let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(malformed)?;
     let policy = Policy::<8>::from_safetensors(&st).map_err(malformed)?;
-    let (p, n, s) = (&a.policy, a.episodes, a.seed);
-    let returns = match a.env.as_str() {
-        "pendulum" => episodes(&mut Pendulum::new(), &policy, p, n, s)?,
-        "cartpole" => episodes(&mut CartPoleSwingUp::new(), &policy, p, n, s)?,
+    if let Some(p) = &a.plot {
+        keel::output::check_writable("--plot", p)?;
+    }
+    let value_bytes = a.value.as_deref().map(keel::output::read).transpose()?;
+    let value_st = value_bytes
+        .as_deref()
+        .map(keel_core::io::SafeTensors::<128>::parse)
+        .transpose();
+    let value_path = a.value.clone().unwrap_or_default();
+    let value_malformed = |e: keel_core::Error| Error::Malformed {
+        path: value_path.clone(),
+        reason: e.to_string(),
+    };
+    let value_st = value_st.map_err(value_malformed)?;
+    let value = value_st
+        .as_ref()
+        .map(ValueModel::<8>::from_safetensors)
+        .transpose()
+        .map_err(value_malformed)?;
+    let v = value.as_ref();
+    let eps = match a.env.as_str() {
+        "pendulum" => episodes(&mut Pendulum::new(), &policy, v, a)?,
+        "cartpole" => episodes(&mut CartPoleSwingUp::new(), &policy, v, a)?,
         _ => episodes(
             &mut Acrobot::new().map_err(Error::core("acrobot"))?,
             &policy,
-            p,
-            n,
-            s,
+            v,
+            a,
         )?,
     };
+    let n = a.episodes;
+    let returns: Vec<f64> = eps.iter().map(|e| e.rewards.iter().sum()).collect();
+    let report = v.map(|v| value_report(&eps, v.gamma()));
+    if let Some(path) = &a.plot {
+        plot_episode(path, &eps[0], v, &a.env)?;
+    }
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
     let std =
         (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
     if a.json {
         println!(
             "{}",
-            json!({"env": a.env, "episodes": n, "return_mean": mean, "return_std": std, "returns": returns})
+            json!({"env": a.env, "episodes": n, "return_mean": mean, "return_std": std,
+                   "returns": returns, "value": report})
         );
     } else {
         println!("{} episodes of {}: return {mean:.1} ± {std:.1}", n, a.env);
+        if let (Some(r), Some(v)) = (&report, v) {
+            println!(
+                "value estimate V̂_{} over the first half of each episode: mean {:.1} against a \
+                 discounted return of {:.1} that followed (mean |difference| {:.1}, correlation \
+                 {:.3})",
+                v.horizon(),
+                r["value_mean"].as_f64().unwrap_or(f64::NAN),
+                r["return_to_go_mean"].as_f64().unwrap_or(f64::NAN),
+                r["mean_abs_difference"].as_f64().unwrap_or(f64::NAN),
+                r["correlation"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
     }
     Ok(())
+}
+
+/// The first episode: reward per step, and with a value model its estimate beside the
+/// discounted return that followed.
+fn plot_episode(
+    path: &Path,
+    ep: &Episode,
+    value: Option<&ValueModel<'_, 8>>,
+    env: &str,
+) -> Result<()> {
+    let line = |v: &[f64]| -> Vec<(f64, f64)> {
+        v.iter().enumerate().map(|(t, &y)| (t as f64, y)).collect()
+    };
+    let rewards: Lines = vec![("reward".to_string(), line(&ep.rewards))];
+    let title = format!("one deterministic episode ({env}): rewards");
+    match value {
+        Some(v) => {
+            let togo = returns_to_go(&ep.rewards, v.gamma());
+            let lines: Lines = vec![
+                (
+                    format!("value estimate V̂_{}", v.horizon()),
+                    line(&ep.values),
+                ),
+                (
+                    "discounted return that followed (to the time limit)".to_string(),
+                    line(&togo),
+                ),
+            ];
+            let value_title = format!("model-based value vs the return that followed ({env})");
+            keel::plot::plot_line_panels(
+                path,
+                &[
+                    (&title, "step", "reward", &rewards),
+                    (&value_title, "step", "value", &lines),
+                ],
+            )
+        }
+        None => keel::plot::plot_line_panels(path, &[(&title, "step", "reward", &rewards)]),
+    }
 }

@@ -57,6 +57,43 @@ fn the_gru_cell_matches_numpy() {
         }
     }
     assert!(worst < 1e-14, "largest |Keel − numpy| {worst:e}");
+
+    // The core's cell (what the controller runs) on the same weights, stored as f64.
+    let tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = [
+        ("weight_ih", vec![3 * h, i]),
+        ("weight_hh", vec![3 * h, h]),
+        ("bias_ih", vec![3 * h]),
+        ("bias_hh", vec![3 * h]),
+    ]
+    .into_iter()
+    .map(|(name, dims)| {
+        let bytes = flat(&fx[name])
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        (format!("gru.{name}"), "F64", dims, bytes)
+    })
+    .collect();
+    let bytes = keel::export::safetensors_bytes_typed(&tensors, &Default::default());
+    let st = keel_core::io::SafeTensors::<'_, 8>::parse(&bytes).unwrap();
+    let cell = keel_core::nn::GruCell::from_safetensors(&st, "gru.").unwrap();
+    assert_eq!((cell.inputs(), cell.hidden()), (i, h));
+    let mut scratch = vec![0.0f64; cell.scratch_len()];
+    let mut worst: f64 = 0.0;
+    for row in 0..b {
+        let mut state = flat(&fx["h0"])[row * h..(row + 1) * h].to_vec();
+        for (step, x) in inputs.iter().enumerate() {
+            let x = &flat(x)[row * i..(row + 1) * i];
+            cell.step(x, &mut state, &mut scratch).unwrap();
+            let want = &flat(&fx["states"][step])[row * h..(row + 1) * h];
+            for (g, w) in state.iter().zip(want) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+    }
+    assert!(worst < 1e-14, "core cell: largest |Keel − numpy| {worst:e}");
+    assert!(cell.step(&[0.0; 2], &mut [0.0; 6], &mut scratch).is_err());
+    assert!(cell.step(&[0.0; 3], &mut [0.0; 6], &mut [0.0; 5]).is_err());
 }
 
 fn actor(actions: usize, seed: u64) -> (Actor, Params) {
@@ -345,6 +382,8 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
         "--json",
         "--export",
         policy.to_str().unwrap(),
+        "--export-value",
+        dir.join("v.safetensors").to_str().unwrap(),
         "--plot",
         dir.join("curve.png").to_str().unwrap(),
     ]);
@@ -384,6 +423,45 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
     assert!(
         (core - host).abs() < 0.01 * host.abs(),
         "core {core} vs host {host}"
+    );
+    // With the value model: a finite estimate per state, compared with the returns that
+    // followed, and the plot.
+    let o = common::keel(&[
+        "rl",
+        "eval",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--value",
+        dir.join("v.safetensors").to_str().unwrap(),
+        "--env",
+        "pendulum",
+        "--episodes",
+        "2",
+        "--json",
+        "--plot",
+        dir.join("value.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let e: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["value"]["states"], 200, "{e}");
+    for key in ["value_mean", "return_to_go_mean", "mean_abs_difference"] {
+        assert!(e["value"][key].as_f64().unwrap().is_finite(), "{key}: {e}");
+    }
+    let png = std::fs::read(dir.join("value.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // A policy file is not a value file.
+    common::rejects(
+        &[
+            "rl",
+            "eval",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--value",
+            policy.to_str().unwrap(),
+            "--env",
+            "pendulum",
+        ],
+        &["p.safetensors", "keel.kind"],
     );
     // A policy for another environment is refused, naming both sizes.
     common::rejects(
@@ -499,4 +577,147 @@ fn an_interrupted_run_resumes_to_the_same_policy() {
     other.extend_from_slice(&["--checkpoint", &ck, "--resume"]);
     common::rejects(&other, &["--resume", "other settings"]);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Rounds every parameter to f32, as the exporter writes it.
+fn round_to_f32(p: &mut Params) {
+    for i in 0..p.values().len() {
+        let t = &p.values()[i];
+        let v: Vec<f64> = t
+            .to_vec_f64()
+            .unwrap()
+            .iter()
+            .map(|&x| x as f32 as f64)
+            .collect();
+        let r = Tensor::from_f64s(&v, t.dims(), DType::F64).unwrap();
+        p.set(keel::params::ParamId(i), r).unwrap();
+    }
+}
+
+#[test]
+fn the_core_value_estimate_is_the_hosts_svg_objective() {
+    use keel::rl::export::value_bytes;
+    use keel_core::io::SafeTensors;
+    use keel_core::rl::ValueModel;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+    let mut normal = |n: usize| -> Vec<f64> {
+        (0..n)
+            .map(|_| standard_normal::<f64, _>(&mut rng))
+            .collect()
+    };
+    let (o, a) = (3, 1);
+    let mut replay = Replay::new(o, 100);
+    for _ in 0..20 {
+        let x = normal(o).iter().map(|v| 2.0 * v + 0.5).collect::<Vec<_>>();
+        replay.push(Transition {
+            obs: x.clone(),
+            action: vec![0.0],
+            reward: 0.0,
+            next_obs: x,
+            terminal: false,
+            last: false,
+        });
+    }
+    for (horizon, corrected) in [(0, false), (1, false), (2, false), (3, false), (4, true)] {
+        let cfg = Config {
+            horizon,
+            hidden: 8,
+            dtype: DType::F64,
+            corrected_survival: corrected,
+            // Exact in f32, as the file stores it.
+            gamma: 0.9921875,
+            ..Config::default()
+        };
+        let mut agent = Agent::new(cfg.clone(), o, a, 3 + horizon as u64).unwrap();
+        for params in [
+            &mut agent.actor.params,
+            &mut agent.critic.params,
+            &mut agent.model.params,
+            &mut agent.reward.params,
+            &mut agent.done.params,
+        ] {
+            round_to_f32(params);
+        }
+        let bytes = value_bytes(&agent, &replay, "pendulum").unwrap();
+        let st = SafeTensors::<'_, 128>::parse(&bytes).unwrap();
+        let vm = ValueModel::<'_, 4>::from_safetensors(&st).unwrap();
+        assert_eq!(
+            (vm.observations(), vm.actions(), vm.horizon()),
+            (o, a, horizon)
+        );
+        let parts = Parts {
+            critic: &agent.critic,
+            model: &agent.model,
+            reward: &agent.reward,
+            done: &agent.done,
+            cfg: &cfg,
+        };
+        let mean: Vec<f64> = replay.stats.mean.iter().map(|&m| m as f32 as f64).collect();
+        let std: Vec<f64> = replay
+            .stats
+            .std()
+            .iter()
+            .map(|&s| s as f32 as f64)
+            .collect();
+        let mut scratch = vec![0.0f64; vm.scratch_len()];
+        let mut scratch32 = vec![0.0f32; vm.scratch_len()];
+        for trial in 0..4 {
+            let obs = normal(o);
+            let x: Vec<f64> = (0..o).map(|i| (obs[i] - mean[i]) / std[i]).collect();
+            let x = Tensor::from_f64s(&x, &[1, o], DType::F64).unwrap();
+            // Deterministic (zero noise) on even trials, sampled noise on odd ones.
+            let eps: Vec<f64> = if trial % 2 == 0 {
+                vec![0.0; vm.noise_len()]
+            } else {
+                normal(vm.noise_len())
+            };
+            let noises: Vec<Tensor> = eps
+                .chunks(a)
+                .map(|c| Tensor::from_f64s(c, &[1, a], DType::F64).unwrap())
+                .collect();
+            let loss = parts
+                .actor_loss(
+                    &agent.actor.net,
+                    &agent.actor.params,
+                    &x,
+                    &noises,
+                    0.0,
+                    horizon,
+                )
+                .unwrap()
+                .loss
+                .item()
+                .unwrap();
+            // The loss is −J/H (−J at H = 0).
+            let host = -loss * horizon.max(1) as f64;
+            let core = if trial % 2 == 0 {
+                vm.value(&obs, &mut scratch).unwrap()
+            } else {
+                vm.value_with_noise(&obs, &eps, &mut scratch).unwrap()
+            };
+            assert!(
+                (core - host).abs() <= 1e-10 * host.abs().max(1.0),
+                "H = {horizon}, trial {trial}: core {core} vs host {host}"
+            );
+            // f32 on the controller: the same number to single precision.
+            let obs32: Vec<f32> = obs.iter().map(|&v| v as f32).collect();
+            let eps32: Vec<f32> = eps.iter().map(|&v| v as f32).collect();
+            let core32 = vm.value_with_noise(&obs32, &eps32, &mut scratch32).unwrap() as f64;
+            assert!(
+                (core32 - host).abs() <= 1e-4 * host.abs().max(1.0),
+                "H = {horizon}, f32: {core32} vs {host}"
+            );
+        }
+        // Wrong lengths are errors, not panics.
+        assert!(vm.value(&[0.0; 2], &mut scratch).is_err());
+        assert!(vm
+            .value_with_noise(&obs_zero(o), &[0.0; 7], &mut scratch)
+            .is_err());
+        assert!(vm.value(&obs_zero(o), &mut scratch[..3]).is_err());
+        assert!(vm.value(&[f64::NAN, 0.0, 0.0], &mut scratch).is_err());
+    }
+}
+
+fn obs_zero(o: usize) -> Vec<f64> {
+    vec![0.0; o]
 }

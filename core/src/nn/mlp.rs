@@ -18,18 +18,17 @@ struct Standardization<'a> {
 }
 
 impl<'a> Standardization<'a> {
-    /// `mean`/`std` tensors of shape `[n]`; every std finite and positive, every mean finite.
+    /// `{prefix}{mean_name}`/`{prefix}{std_name}` tensors of shape `[n]`; every std finite and
+    /// positive, every mean finite.
     fn load<const MAX: usize>(
         st: &SafeTensors<'a, MAX>,
+        prefix: &str,
         mean_name: &'static str,
         std_name: &'static str,
         n: usize,
     ) -> Result<Self> {
         let vector = |name: &'static str| -> Result<Floats<'a>> {
-            let view = st.tensor(name).map_err(|_| Error::TensorNotFound {
-                role: name,
-                layer: None,
-            })?;
+            let view = super::named_tensor(st, prefix, name)?;
             if view.shape() != [n] {
                 return Err(Error::TensorShape {
                     role: name,
@@ -87,11 +86,13 @@ pub struct Mlp<'a, const L: usize> {
     stored: usize,
 }
 
-/// Whether `name` is `layer{index}.{suffix}`, compared unescaped.
-fn is_layer_tensor(name: JsonStr<'_>, index: usize, suffix: &str) -> bool {
+/// Whether `name` is `{prefix}layer{index}.{suffix}`, compared unescaped.
+fn is_layer_tensor(name: JsonStr<'_>, prefix: &str, index: usize, suffix: &str) -> bool {
     let mut buf = [0u8; 20];
-    let expected = b"layer"
+    let expected = prefix
+        .as_bytes()
         .iter()
+        .chain(b"layer")
         .chain(super::digits(index, &mut buf))
         .chain(b".")
         .chain(suffix.as_bytes())
@@ -121,6 +122,21 @@ impl<'a, const L: usize> Mlp<'a, L> {
         st: &SafeTensors<'a, MAX>,
         kind: &str,
     ) -> Result<Self> {
+        Self::from_safetensors_part(st, kind, "", "keel.config")
+    }
+
+    /// One of several MLPs in a file whose `keel.kind` is `kind`: its configuration in the
+    /// metadata entry `config_key`, its tensors named with `prefix` (`{prefix}layer{i}.weight`,
+    /// `{prefix}input.mean`, …).
+    ///
+    /// # Errors
+    /// As [`from_safetensors`](Mlp::from_safetensors), with `kind` in place of `mlp`.
+    pub fn from_safetensors_part<const MAX: usize>(
+        st: &SafeTensors<'a, MAX>,
+        kind: &str,
+        prefix: &str,
+        config_key: &str,
+    ) -> Result<Self> {
         match st.metadata("keel.kind") {
             None => {
                 return Err(Error::InvalidConfig {
@@ -134,8 +150,8 @@ impl<'a, const L: usize> Mlp<'a, L> {
             }
             Some(_) => {}
         }
-        let config = st.metadata("keel.config").ok_or(Error::InvalidConfig {
-            what: "no `keel.config` metadata",
+        let config = st.metadata(config_key).ok_or(Error::InvalidConfig {
+            what: "no `keel.config` metadata (or the part's)",
         })?;
         let config = MlpConfig::<L>::parse(config)?;
 
@@ -150,7 +166,7 @@ impl<'a, const L: usize> Mlp<'a, L> {
             .enumerate()
         {
             let find = |role: &'static str| -> Result<TensorView<'a>> {
-                st.find(|name| is_layer_tensor(name, i, role))
+                st.find(|name| is_layer_tensor(name, prefix, i, role))
                     .ok_or(Error::TensorNotFound {
                         role,
                         layer: Some(i),
@@ -186,7 +202,8 @@ impl<'a, const L: usize> Mlp<'a, L> {
         let depth = config.layer_outputs().len();
         if st
             .find(|name| {
-                is_layer_tensor(name, depth, "weight") || is_layer_tensor(name, depth, "bias")
+                is_layer_tensor(name, prefix, depth, "weight")
+                    || is_layer_tensor(name, prefix, depth, "bias")
             })
             .is_some()
         {
@@ -197,6 +214,7 @@ impl<'a, const L: usize> Mlp<'a, L> {
         let input = if config.input_standardization() {
             Some(Standardization::load(
                 st,
+                prefix,
                 "input.mean",
                 "input.std",
                 config.inputs(),
@@ -207,6 +225,7 @@ impl<'a, const L: usize> Mlp<'a, L> {
         let target = if config.target_standardization() {
             Some(Standardization::load(
                 st,
+                prefix,
                 "target.mean",
                 "target.std",
                 head_width(&config),
@@ -534,14 +553,18 @@ mod tests {
     #[test]
     fn layer_names_match_exactly() {
         let n = JsonStr::from_validated;
-        assert!(is_layer_tensor(n("layer0.weight"), 0, "weight"));
-        assert!(is_layer_tensor(n("layer12.bias"), 12, "bias"));
-        assert!(is_layer_tensor(n("layer\\u0031.bias"), 1, "bias"));
-        assert!(!is_layer_tensor(n("layer1.bias"), 12, "bias"));
-        assert!(!is_layer_tensor(n("layer01.bias"), 1, "bias"));
-        assert!(!is_layer_tensor(n("layer1.weights"), 1, "weight"));
+        assert!(is_layer_tensor(n("layer0.weight"), "", 0, "weight"));
+        assert!(is_layer_tensor(n("layer12.bias"), "", 12, "bias"));
+        assert!(is_layer_tensor(n("layer\\u0031.bias"), "", 1, "bias"));
+        assert!(!is_layer_tensor(n("layer1.bias"), "", 12, "bias"));
+        assert!(is_layer_tensor(n("q1.layer1.bias"), "q1.", 1, "bias"));
+        assert!(!is_layer_tensor(n("layer1.bias"), "q1.", 1, "bias"));
+        assert!(!is_layer_tensor(n("q2.layer1.bias"), "q1.", 1, "bias"));
+        assert!(!is_layer_tensor(n("layer01.bias"), "", 1, "bias"));
+        assert!(!is_layer_tensor(n("layer1.weights"), "", 1, "weight"));
         assert!(is_layer_tensor(
             n("layer18446744073709551615.weight"),
+            "",
             usize::MAX,
             "weight"
         ));

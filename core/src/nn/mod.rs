@@ -50,20 +50,38 @@
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 
-mod activation;
+pub(crate) mod activation;
 mod bma;
 mod config;
 mod dense;
 mod emlp;
+mod gru;
 mod mlp;
-mod weights;
+pub(crate) mod weights;
 
 pub use activation::Activation;
 pub use bma::Bma;
 pub use config::{MlpConfig, Output};
 pub use dense::Dense;
 pub use emlp::Emlp;
+pub use gru::GruCell;
 pub use mlp::{Mlp, SIGMA_FLOOR};
+
+/// The tensor `{prefix}{name}` (names compared unescaped).
+///
+/// # Errors
+/// [`Error::TensorNotFound`](crate::Error::TensorNotFound) with role `name`.
+pub(crate) fn named_tensor<'a, const MAX: usize>(
+    st: &crate::io::SafeTensors<'a, MAX>,
+    prefix: &str,
+    name: &'static str,
+) -> crate::Result<crate::io::TensorView<'a>> {
+    st.find(|t| t.bytes().eq(prefix.bytes().chain(name.bytes())))
+        .ok_or(crate::Error::TensorNotFound {
+            role: name,
+            layer: None,
+        })
+}
 
 /// The decimal digits of `v`, written into the end of `buf` (for matching tensor names such as
 /// `layer12.weight` without allocating).

@@ -23,6 +23,7 @@ mod acrobot;
 mod cartpole;
 mod pendulum;
 mod policy;
+mod value;
 mod welford;
 
 use rand_core::Rng;
@@ -31,6 +32,7 @@ pub use acrobot::Acrobot;
 pub use cartpole::CartPoleSwingUp;
 pub use pendulum::Pendulum;
 pub use policy::{Policy, MAX_ACTIONS};
+pub use value::{ValueModel, MAX_HORIZON};
 pub use welford::{clamped_std, welford_update, Welford, MAX_STD, MIN_STD};
 
 use crate::error::{Error, Result};
