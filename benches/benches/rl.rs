@@ -1,7 +1,8 @@
 //! SAC-SVG(H): one full agent update (`keel rl train`'s per-step work: 4 multi-step dynamics
 //! updates of 512 windows, critic, SVG(3) actor and temperature, reward and done models, target
-//! update — batch 1024, 128 units, f32) on a replay of 3000 pendulum transitions; and one
-//! evaluation of an exported policy by the core (`keel_core::rl::Policy::act`, f32).
+//! update — batch 1024, 128 units, f32) on a replay of 3000 pendulum transitions; one
+//! evaluation of an exported policy by the core (`keel_core::rl::Policy::act`, f32); and one
+//! model-based value estimate by the core (`keel_core::rl::ValueModel::value`, H = 3, f32).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -9,11 +10,11 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use keel::rl::agent::{remember, Agent, Config};
 use keel::rl::env;
-use keel::rl::export::policy_bytes;
+use keel::rl::export::{policy_bytes, value_bytes};
 use keel::rl::replay::Replay;
 use keel_core::io::SafeTensors;
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
-use keel_core::rl::Policy;
+use keel_core::rl::{Policy, ValueModel};
 
 fn filled_replay() -> Replay {
     let mut task = env::make("pendulum").expect("pendulum");
@@ -69,6 +70,13 @@ fn bench(c: &mut Criterion) {
                 .expect("act");
             a
         })
+    });
+    let bytes = value_bytes(&agent, &replay, "pendulum").expect("export");
+    let st = SafeTensors::<128>::parse(&bytes).expect("parse");
+    let value = ValueModel::<8>::from_safetensors(&st).expect("value model");
+    let mut scratch = vec![0.0f32; value.scratch_len()];
+    g.bench_function("core-value/f32-h3-128", |b| {
+        b.iter(|| value.value(black_box(&obs), &mut scratch).expect("value"))
     });
     g.finish();
 }

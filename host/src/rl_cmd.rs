@@ -21,6 +21,22 @@ pub enum RlCommand {
     Train(TrainArgs),
     /// Run an exported policy's deterministic action for whole episodes with the core's code.
     Eval(EvalArgs),
+    /// Compare runs: the JSON lines of `keel rl train --json` grouped by environment and
+    /// horizon — mean evaluation return over seeds at each step, best and last — and a plot.
+    Curves(CurvesArgs),
+}
+
+#[derive(Args)]
+pub struct CurvesArgs {
+    /// Files of `keel rl train --json` lines (one run per line).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Draw the mean learning curve of each horizon (with each seed's curve faint) to this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -126,6 +142,7 @@ pub fn run(cmd: &RlCommand) -> Result<()> {
     match cmd {
         RlCommand::Train(a) => train_cmd(a),
         RlCommand::Eval(a) => eval_cmd(a),
+        RlCommand::Curves(a) => curves_cmd(a),
     }
 }
 
@@ -272,6 +289,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "{}",
             json!({
                 "env": a.env, "horizon": horizon, "steps": a.steps, "seed": a.seed,
+                "batch": a.batch, "hidden": a.hidden,
                 "eval_return_mean": last.mean, "eval_return_std": last.std,
                 "train_seconds": seconds, "episodes": trained.episodes.len(),
                 "evaluations": curve,
@@ -545,4 +563,151 @@ fn plot_episode(
         }
         None => keel::plot::plot_line_panels(path, &[(&title, "step", "reward", &rewards)]),
     }
+}
+
+/// One run read back from `keel rl train --json`.
+struct RunCurve {
+    env: String,
+    horizon: u64,
+    steps: u64,
+    seed: u64,
+    seconds: f64,
+    curve: Vec<(usize, f64)>,
+}
+
+fn read_runs(paths: &[PathBuf]) -> Result<Vec<RunCurve>> {
+    let mut runs = Vec::new();
+    for path in paths {
+        let text = String::from_utf8(keel::output::read(path)?).map_err(|_| Error::Malformed {
+            path: path.clone(),
+            reason: "not UTF-8 text".into(),
+        })?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let bad = |why: &str| Error::Malformed {
+                path: path.clone(),
+                reason: format!("line {}: {why}", i + 1),
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+            if v.get("stopped_after").is_some() {
+                continue; // an interrupted invocation's line
+            }
+            let num = |k: &str| {
+                v[k].as_u64()
+                    .ok_or_else(|| bad(&format!("no integer `{k}`")))
+            };
+            let curve = v["evaluations"]
+                .as_array()
+                .ok_or_else(|| bad("no `evaluations`"))?
+                .iter()
+                .map(|e| match (e["step"].as_u64(), e["return_mean"].as_f64()) {
+                    (Some(s), Some(r)) if r.is_finite() => Ok((s as usize, r)),
+                    _ => Err(bad("an evaluation without a step and a finite return_mean")),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            runs.push(RunCurve {
+                env: v["env"]
+                    .as_str()
+                    .ok_or_else(|| bad("no `env`"))?
+                    .to_string(),
+                horizon: num("horizon")?,
+                steps: num("steps")?,
+                seed: num("seed")?,
+                seconds: v["train_seconds"].as_f64().unwrap_or(f64::NAN),
+                curve,
+            });
+        }
+    }
+    if runs.is_empty() {
+        return Err(Error::invalid("runs", paths.len(), "no run in the files"));
+    }
+    Ok(runs)
+}
+
+fn curves_cmd(a: &CurvesArgs) -> Result<()> {
+    if let Some(p) = &a.plot {
+        keel::output::check_writable("--plot", p)?;
+    }
+    let runs = read_runs(&a.runs)?;
+    // Groups by (env, horizon, steps), the runs in seed order; a seed run twice counts once (the
+    // last line).
+    type Key = (String, u64, u64);
+    let mut groups: std::collections::BTreeMap<Key, Vec<&RunCurve>> = Default::default();
+    for r in &runs {
+        let g = groups
+            .entry((r.env.clone(), r.horizon, r.steps))
+            .or_default();
+        g.retain(|o| o.seed != r.seed);
+        g.push(r);
+    }
+    let mut out = Vec::new();
+    let mut lines: Lines = Vec::new();
+    for ((env, horizon, total), g) in &mut groups {
+        g.sort_by_key(|r| r.seed);
+        // Steps every run of the group evaluated at.
+        let mut steps: Vec<usize> = g[0].curve.iter().map(|e| e.0).collect();
+        steps.retain(|s| g.iter().all(|r| r.curve.iter().any(|e| e.0 == *s)));
+        let at =
+            |r: &RunCurve, s: usize| r.curve.iter().find(|e| e.0 == s).map_or(f64::NAN, |e| e.1);
+        let n = g.len() as f64;
+        let mean: Vec<(f64, f64)> = steps
+            .iter()
+            .map(|&s| (s as f64, g.iter().map(|r| at(r, s)).sum::<f64>() / n))
+            .collect();
+        let best: Vec<f64> = g
+            .iter()
+            .map(|r| r.curve.iter().map(|e| e.1).fold(f64::MIN, f64::max))
+            .collect();
+        let last: Vec<f64> = g
+            .iter()
+            .map(|r| r.curve.last().map_or(f64::NAN, |e| e.1))
+            .collect();
+        let label = match horizon {
+            0 => format!("SAC (H = 0), {total} steps"),
+            h => format!("SVG({h}), {total} steps"),
+        };
+        lines.push((format!("{label}, mean of {} seeds", g.len()), mean.clone()));
+        out.push(json!({
+            "env": env, "horizon": horizon, "total_steps": total,
+            "seeds": g.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            "steps": steps, "mean_return": mean.iter().map(|p| p.1).collect::<Vec<_>>(),
+            "best_return": best, "last_return": last,
+            "train_seconds": g.iter().map(|r| r.seconds).collect::<Vec<_>>(),
+        }));
+        if !a.json {
+            println!(
+                "{env}, {label}: seeds {:?}",
+                g.iter().map(|r| r.seed).collect::<Vec<_>>()
+            );
+            let row: Vec<String> = mean
+                .iter()
+                .map(|p| format!("{}k {:.0}", p.0 / 1000.0, p.1))
+                .collect();
+            println!("  mean evaluation return: {}", row.join(", "));
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "  best per seed: {}; last per seed: {}",
+                fmt(&best),
+                fmt(&last)
+            );
+        }
+    }
+    if let Some(path) = &a.plot {
+        let envs: Vec<&String> = groups.keys().map(|k| &k.0).collect();
+        let title = format!("mean evaluation return over seeds ({})", envs[0]);
+        keel::plot::plot_line_panels(path, &[(&title, "environment steps", "return", &lines)])?;
+    }
+    if a.json {
+        println!("{}", json!({ "groups": out }));
+    }
+    Ok(())
 }

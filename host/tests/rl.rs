@@ -721,3 +721,53 @@ fn the_core_value_estimate_is_the_hosts_svg_objective() {
 fn obs_zero(o: usize) -> Vec<f64> {
     vec![0.0; o]
 }
+
+#[test]
+fn curves_average_runs_by_horizon_and_refuse_malformed_lines() {
+    let dir = std::env::temp_dir().join(format!("keel-rl-curves-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let runs = dir.join("runs.jsonl");
+    let line = |h: u64, seed: u64, r: [f64; 2]| {
+        serde_json::json!({"env": "pendulum", "horizon": h, "steps": 2000, "seed": seed,
+            "train_seconds": 1.0, "evaluations": [
+                {"step": 1000, "return_mean": r[0]}, {"step": 2000, "return_mean": r[1]}]})
+        .to_string()
+    };
+    let text = [
+        line(0, 0, [-1000.0, -500.0]),
+        line(0, 1, [-800.0, -300.0]),
+        line(2, 0, [-900.0, -200.0]),
+        // A repeated seed counts once, the last line.
+        line(2, 0, [-700.0, -100.0]),
+    ]
+    .join("\n");
+    std::fs::write(&runs, text).unwrap();
+    let o = common::keel(&["rl", "curves", runs.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(
+        groups[0]["mean_return"],
+        serde_json::json!([-900.0, -400.0])
+    );
+    assert_eq!(
+        groups[0]["best_return"],
+        serde_json::json!([-500.0, -300.0])
+    );
+    assert_eq!(groups[1]["seeds"], serde_json::json!([0]));
+    assert_eq!(
+        groups[1]["mean_return"],
+        serde_json::json!([-700.0, -100.0])
+    );
+    std::fs::write(
+        &runs,
+        format!("{}\n{{\"env\": 3}}\n", line(0, 0, [1.0, 2.0])),
+    )
+    .unwrap();
+    common::rejects(
+        &["rl", "curves", runs.to_str().unwrap()],
+        &["runs.jsonl", "line 2"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

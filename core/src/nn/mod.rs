@@ -47,6 +47,11 @@
 //! `p(y | x) = (1/S) Σ_s softmax(f_{θ_s}(x))`, read in place, with two activation buffers of
 //! scratch.
 //!
+//! [`GruCell`] is PyTorch's GRU cell (gate order `r, z, n`) over borrowed weights, the recurrent
+//! core of the SAC-SVG(H) world model that [`crate::rl::ValueModel`] rolls on the controller;
+//! several MLPs can share one file ([`Mlp::from_safetensors_part`]: tensor-name prefix and a
+//! configuration entry each).
+//!
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 

@@ -16,6 +16,12 @@
 //! - [`Acrobot`]: the two-link chain pendulum of [`crate::dynamics::systems::ChainPendulum`] with
 //!   a torque at the elbow, integrated in Cartesian coordinates with its constraints.
 //!
+//! A trained agent runs here too: [`Policy`] (the exported actor: the deterministic action
+//! `tanh μ` or a sample from the caller's generator, rescaled to the actuators) and
+//! [`ValueModel`] (the short-horizon model-based value of a state: the policy rolled `H` steps
+//! through the learned GRU world model, reward and done models, ending in the critic — for
+//! on-board monitoring).
+//!
 //! No allocation, no recursion; every step is `O(1)` with a stack of a few hundred scalars (the
 //! acrobot's constrained vector field is the largest).
 
