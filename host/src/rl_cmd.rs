@@ -84,8 +84,9 @@ pub struct TrainArgs {
     /// Environment steps between checkpoints.
     #[arg(long, default_value_t = 5000)]
     checkpoint_every: usize,
-    /// Continue from --checkpoint if it exists (same settings required); the resumed run
-    /// ends with the same numbers as an uninterrupted one.
+    /// Continue from --checkpoint if it exists (same settings required, except that a larger
+    /// --steps extends a run); the resumed run ends with the same numbers as an uninterrupted
+    /// one.
     #[arg(long)]
     resume: bool,
     /// Stop at the first episode end after this many steps of this invocation (checkpointing

@@ -571,6 +571,28 @@ fn an_interrupted_run_resumes_to_the_same_policy() {
         std::fs::read(&pieces).unwrap(),
         "the resumed run's policy differs from the uninterrupted run's"
     );
+    // A finished run extended to 900 steps is the uninterrupted 900-step run.
+    let mut longer: Vec<&str> = base.to_vec();
+    longer[7] = "900";
+    let run_longer = |extra: &[&str]| {
+        let mut args = longer.clone();
+        args.extend_from_slice(extra);
+        let o = common::keel(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+    };
+    let (whole900, extended) = (path("whole900.st"), path("extended.st"));
+    run_longer(&["--export", &whole900]);
+    run_longer(&["--checkpoint", &ck, "--resume", "--export", &extended]);
+    assert_eq!(
+        std::fs::read(&whole900).unwrap(),
+        std::fs::read(&extended).unwrap(),
+        "the extended run's policy differs from the uninterrupted longer run's"
+    );
+    // But not shortened below where the checkpoint is (step 600: 900 is not an episode end).
+    let mut shorter: Vec<&str> = base.to_vec();
+    shorter[7] = "500";
+    shorter.extend_from_slice(&["--checkpoint", &ck, "--resume"]);
+    common::rejects(&shorter, &["--steps", "already at step 600"]);
     // Another configuration refuses the checkpoint.
     let mut other: Vec<&str> = base.to_vec();
     other[5] = "3";

@@ -149,7 +149,7 @@ pub fn save(
 /// [`Error::InvalidInput`] (`--resume`) for one from other settings.
 pub fn load(
     path: &Path,
-    fingerprint: &str,
+    fingerprint: impl Fn(&str) -> bool,
     agent: &mut Agent,
     replay: &mut Replay,
 ) -> Result<LoopState> {
@@ -168,7 +168,7 @@ pub fn load(
         .chars()
         .collect();
     let meta: Meta = serde_json::from_str(&text).map_err(|e| bad(format!("keel.rl: {e}")))?;
-    if meta.fingerprint != fingerprint {
+    if !fingerprint(&meta.fingerprint) {
         return Err(Error::invalid(
             "--resume",
             path.display(),

@@ -176,6 +176,19 @@ pub fn evaluate(
     Ok((mean, var.sqrt()))
 }
 
+/// A run's fingerprint with its length (`Run::steps`) left out.
+fn without_length(fp: &str) -> String {
+    const FIELD: &str = ", steps: ";
+    match fp.find(FIELD) {
+        Some(i) => {
+            let rest = &fp[i + FIELD.len()..];
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            format!("{}{FIELD}_{}", &fp[..i], &rest[digits..])
+        }
+        None => fp.to_string(),
+    }
+}
+
 /// How a call to [`train`] ended.
 pub enum Outcome {
     /// All steps done.
@@ -206,6 +219,13 @@ pub fn train(
         return Err(Error::invalid("--steps", 0, "must be positive"));
     }
     let fingerprint = format!("{cfg:?} {run:?}");
+    // A run may continue past the length it was started with (a finished run extended) when
+    // nothing depends on that length: a constant target entropy (the replay holds every step
+    // either way).
+    let extendable = cfg.entropy.0 == cfg.entropy.1;
+    let accepts = |fp: &str| {
+        fp == fingerprint || (extendable && without_length(fp) == without_length(&fingerprint))
+    };
     let (o, a) = (task.observations(), task.actions());
     let mut agent = Agent::new(cfg, o, a, run.seed)?;
     let mut replay = Replay::new(o, run.steps);
@@ -213,7 +233,14 @@ pub fn train(
     let (mut first, mut evaluations, mut episodes) = (0, Vec::new(), Vec::new());
     let mut diagnostics = Diagnostics::default();
     if let Some(path) = ckpt.resume_from() {
-        let state = checkpoint::load(path, &fingerprint, &mut agent, &mut replay)?;
+        let state = checkpoint::load(path, accepts, &mut agent, &mut replay)?;
+        if state.step > run.steps {
+            return Err(Error::invalid(
+                "--steps",
+                run.steps,
+                format!("the checkpoint is already at step {}", state.step),
+            ));
+        }
         env_rng = Xoshiro256PlusPlus::from_state(state.env_rng).ok_or_else(|| {
             Error::invalid(
                 "--resume",
