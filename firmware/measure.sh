@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the firmware (release) and prints its section sizes and the deterministic instruction
 # count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
-# digit classification, one WISKI update, one WISKI prediction and one closed-loop policy control step: the instructions QEMU executes between the `bench_start` and `bench_end`
+# digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step and one
+# model-based value estimate: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -14,8 +15,11 @@
 #   bma_digit_instructions=…    (fourth: one 10-sample Bayesian model average, 64→64→10)
 #   gp_update_instructions=…    (fifth: one WISKI update, 1-D, m = 64, f32)
 #   gp_predict_instructions=…   (sixth: one WISKI prediction, mean and variance of f)
-#   policy_step_instructions=…  (seventh: one closed-loop control step, SAC policy 3→64→64→2 and
-#                                the Pendulum-v1 step)
+#   policy_step_instructions=…  (seventh: one closed-loop control step, SAC-SVG(2) policy
+#                                3→64→64→2 and the Pendulum-v1 step)
+#   value_estimate_instructions=… (eighth: one model-based value estimate V̂_2 of a state: the
+#                                policy rolled 2 steps through the 64-unit GRU world model, reward,
+#                                done and the double-Q critic)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -65,9 +69,9 @@ timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
 qemu_pid=$!
 timeout 660 awk '
     /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
-    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 7) exit }; next }
+    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 8) exit }; next }
     inb { n++ }
-    END { if (found < 7) exit 1 }
+    END { if (found < 8) exit 1 }
 ' "$fifo" >"$tmp/count" &
 awk_pid=$!
 while kill -0 "$awk_pid" 2>/dev/null; do
@@ -96,3 +100,4 @@ echo "bma_digit_instructions=$(sed -n 4p "$tmp/count")"
 echo "gp_update_instructions=$(sed -n 5p "$tmp/count")"
 echo "gp_predict_instructions=$(sed -n 6p "$tmp/count")"
 echo "policy_step_instructions=$(sed -n 7p "$tmp/count")"
+echo "value_estimate_instructions=$(sed -n 8p "$tmp/count")"

@@ -23,7 +23,7 @@ use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
 use keel_core::nn::{Bma, Emlp, Mlp};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
-use keel_core::rl::{Env, Pendulum, Policy};
+use keel_core::rl::{Env, Pendulum, Policy, ValueModel};
 use keel_core::Real;
 use panic_semihosting as _;
 
@@ -56,11 +56,16 @@ const CLASSES: usize = 10;
 const SCRATCH: usize = 512;
 
 /// An O(5)-invariant EMLP (2V → V⁰) exported by `keel emlp`'s trainer (`keel firmware assets`).
-/// A SAC policy for Pendulum-v1 (`keel rl train --env pendulum --horizon 0 --steps 15000 --batch 256
-/// --hidden 64 --seed 0 --export …`; 3 → 64 → 64 → 2, f32).
+/// A SAC-SVG(2) policy for Pendulum-v1 (`keel rl train --env pendulum --horizon 2 --steps 10000
+/// --batch 256 --hidden 64 --seed 1 --export … --export-value …`; 3 → 64 → 64 → 2, f32).
 static PENDULUM_POLICY: &[u8] = include_bytes!("../assets/pendulum-policy.safetensors");
+/// The same run's whole agent (actor, critic, reward, done and GRU world model) for the
+/// model-based value estimate `V̂_2` of every state the loop visits.
+static PENDULUM_VALUE: &[u8] = include_bytes!("../assets/pendulum-value.safetensors");
 /// Control steps of the closed-loop episode (Pendulum-v1's time limit).
 const POLICY_STEPS: usize = 200;
+/// Scratch for the value estimate (`ValueModel::scratch_len`: 649 for 64 units).
+const VALUE_SCRATCH: usize = 1024;
 
 static EMLP_MODEL: &[u8] = include_bytes!("../assets/emlp-o5.safetensors");
 /// Its inputs `x [8, 10]` and `xg = ρ(g) x` for one sampled `g ∈ O(5)`.
@@ -353,29 +358,45 @@ fn control_step(
 }
 
 /// Swings the pendulum up from hanging at rest with the exported policy for one episode, closed
-/// loop on the controller (seventh marked region: one control step, policy and environment), and
-/// prints the return and the final state.
+/// loop on the controller (seventh marked region: one control step, policy and environment),
+/// with the model-based value estimate of every state visited as an on-board monitor (eighth
+/// marked region: the first estimate), and prints the return, the final state, the first
+/// estimate and the sum of all of them.
 fn run_policy() -> keel_core::Result<()> {
     let st = SafeTensors::<16>::parse(PENDULUM_POLICY)?;
     let policy = Policy::<4>::from_safetensors(&st)?;
+    let vst = SafeTensors::<64>::parse(PENDULUM_VALUE)?;
+    let value = ValueModel::<4>::from_safetensors(&vst)?;
+    let mut value_scratch = [0.0f32; VALUE_SCRATCH];
     let mut env = Pendulum::<f32>::new();
     env.set_state(black_box([core::f32::consts::PI, 0.0]));
     let mut scratch = [0.0f32; SCRATCH];
     let mut obs = env.observation();
     black_box(&mut obs);
+    let mut obs0 = obs;
     bench_start();
     let first = control_step(&policy, &mut env, &mut obs, &mut scratch);
     bench_end();
     let mut total = first?;
+    // The first state's estimate, measured; then every later state's.
+    black_box(&mut obs0);
+    bench_start();
+    let value0 = value.value(&obs0, &mut value_scratch);
+    bench_end();
+    let value0 = value0?;
+    let mut value_sum = value0;
     for _ in 1..POLICY_STEPS {
+        value_sum += value.value(&obs, &mut value_scratch)?;
         total += control_step(&policy, &mut env, &mut obs, &mut scratch)?;
     }
     hprintln!(
-        "KEEL-FW model=policy env={} steps={} return={:08x} state={}",
+        "KEEL-FW model=policy env={} steps={} return={:08x} state={} value0={:08x} value_sum={:08x}",
         <Pendulum<f32> as Env<f32, 3, 1>>::NAME,
         POLICY_STEPS,
         total.to_bits(),
-        Bits(&env.state())
+        Bits(&env.state()),
+        value0.to_bits(),
+        value_sum.to_bits()
     );
     Ok(())
 }

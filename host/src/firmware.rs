@@ -787,8 +787,11 @@ pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
     })
 }
 
-/// The SAC policy the firmware runs in closed loop (`keel rl train --export`).
+/// The SAC-SVG(2) policy the firmware runs in closed loop (`keel rl train --export`).
 pub const POLICY_MODEL: &str = "pendulum-policy.safetensors";
+
+/// The same agent's value model (`keel rl train --export-value`), the loop's monitor.
+pub const VALUE_MODEL: &str = "pendulum-value.safetensors";
 
 /// Tolerance of the firmware's closed-loop episode against the host's f64 rerun: relative on the
 /// return, absolute (radians, rad/s) on the final state.
@@ -805,6 +808,10 @@ pub struct FirmwarePolicyRun {
     pub ret: f32,
     /// The final state `(θ, θ̇)`.
     pub state: Vec<f32>,
+    /// The value estimate `V̂_H` of the first state.
+    pub value0: f32,
+    /// The sum of the estimates of every state the loop acted in.
+    pub value_sum: f32,
 }
 
 /// Finds and parses the `KEEL-FW model=policy` line.
@@ -819,11 +826,13 @@ pub fn parse_policy(output: &str) -> Result<FirmwarePolicyRun> {
         .map_err(|_| Error::invalid("steps", line, "not an integer"))?;
     let ret = hex_words("return", get("return")?)?;
     let state = hex_words("state", get("state")?)?;
-    if ret.len() != 1 || state.len() != 2 {
+    let value0 = hex_words("value0", get("value0")?)?;
+    let value_sum = hex_words("value_sum", get("value_sum")?)?;
+    if ret.len() != 1 || state.len() != 2 || value0.len() != 1 || value_sum.len() != 1 {
         return Err(Error::invalid(
             "firmware output",
             line,
-            "expected one return and a 2-component state",
+            "expected one return, a 2-component state and two values",
         ));
     }
     Ok(FirmwarePolicyRun {
@@ -831,6 +840,8 @@ pub fn parse_policy(output: &str) -> Result<FirmwarePolicyRun> {
         steps,
         ret: ret[0],
         state,
+        value0: value0[0],
+        value_sum: value_sum[0],
     })
 }
 
@@ -845,10 +856,16 @@ pub struct PolicyComparison {
     pub host_f32_return: f64,
     /// The host's return in f64.
     pub host_f64_return: f64,
-    /// Whether the host's f32 rerun is bit-identical (return and state).
+    /// The firmware's value estimate of the first state.
+    pub firmware_value0: f64,
+    /// The host's, in f64.
+    pub host_f64_value0: f64,
+    /// Whether the host's f32 rerun is bit-identical (return, state and values).
     pub identical_to_host_f32: bool,
     /// `|fw − f64| / (1 + |f64|)` of the return.
     pub return_error: f64,
+    /// `|fw − f64| / (1 + |f64|)` of the first value and of the sum of values (the larger).
+    pub value_error: f64,
     /// Largest `|fw − f64|` of the final state.
     pub state_error: f64,
     /// The tolerance checked.
@@ -857,19 +874,38 @@ pub struct PolicyComparison {
     pub pass: bool,
 }
 
+/// What the host's rerun of the firmware's episode gives.
+struct Episode<T> {
+    ret: T,
+    state: [T; 2],
+    value0: T,
+    value_sum: T,
+}
+
 /// The episode the firmware runs: from hanging at rest, `steps` control steps of the policy's
-/// deterministic action, in the precision `T`.
+/// deterministic action, each state's value estimate before acting, in the precision `T`.
 fn policy_episode<T: keel_core::Real>(
     policy: &keel_core::rl::Policy<'_, 4>,
+    value: &keel_core::rl::ValueModel<'_, 4>,
     steps: usize,
-) -> Result<(T, [T; 2])> {
+) -> Result<Episode<T>> {
     use keel_core::rl::{Env, Pendulum};
     let mut env = Pendulum::<T>::new();
     env.set_state([T::PI, T::ZERO]);
     let mut scratch = vec![T::ZERO; policy.scratch_len()];
+    let mut value_scratch = vec![T::ZERO; value.scratch_len()];
     let mut obs = env.observation();
-    let mut total = T::ZERO;
-    for _ in 0..steps {
+    let (mut total, mut value0, mut value_sum) = (T::ZERO, T::ZERO, T::ZERO);
+    for t in 0..steps {
+        let v = value
+            .value(&obs, &mut value_scratch)
+            .map_err(Error::core("value estimate"))?;
+        if t == 0 {
+            value0 = v;
+            value_sum = v;
+        } else {
+            value_sum += v;
+        }
         let mut action = [T::ZERO; 1];
         policy
             .act(&obs, &mut action, &mut scratch)
@@ -878,7 +914,12 @@ fn policy_episode<T: keel_core::Real>(
         total += s.reward;
         obs = s.observation;
     }
-    Ok((total, env.state()))
+    Ok(Episode {
+        ret: total,
+        state: env.state(),
+        value0,
+        value_sum,
+    })
 }
 
 /// Reruns the firmware's closed-loop episode on the host with the core's policy and environment
@@ -895,41 +936,60 @@ pub fn check_policy(run: &FirmwarePolicyRun, assets: &std::path::Path) -> Result
             "the firmware's closed loop runs pendulum",
         ));
     }
-    let path = assets.join(POLICY_MODEL);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let malformed = |e: keel_core::Error| Error::Malformed {
-        path: path.clone(),
-        reason: e.to_string(),
+    let read = |name: &str| -> Result<(std::path::PathBuf, Vec<u8>)> {
+        let path = assets.join(name);
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((path, bytes))
     };
-    let st = keel_core::io::SafeTensors::<16>::parse(&bytes).map_err(malformed)?;
-    let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).map_err(malformed)?;
-    let (r32, s32) = policy_episode::<f32>(&policy, run.steps)?;
-    let (r64, s64) = policy_episode::<f64>(&policy, run.steps)?;
-    let identical = r32.to_bits() == run.ret.to_bits()
-        && s32
-            .iter()
-            .zip(&run.state)
-            .all(|(a, b)| a.to_bits() == b.to_bits());
-    let return_error = (f64::from(run.ret) - r64).abs() / (1.0 + r64.abs());
+    let malformed = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |e: keel_core::Error| Error::Malformed {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    };
+    let (path, bytes) = read(POLICY_MODEL)?;
+    let st = keel_core::io::SafeTensors::<16>::parse(&bytes).map_err(malformed(&path))?;
+    let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).map_err(malformed(&path))?;
+    let (vpath, vbytes) = read(VALUE_MODEL)?;
+    let vst = keel_core::io::SafeTensors::<64>::parse(&vbytes).map_err(malformed(&vpath))?;
+    let value =
+        keel_core::rl::ValueModel::<4>::from_safetensors(&vst).map_err(malformed(&vpath))?;
+    let e32 = policy_episode::<f32>(&policy, &value, run.steps)?;
+    let e64 = policy_episode::<f64>(&policy, &value, run.steps)?;
+    let same = |a: f32, b: f32| a.to_bits() == b.to_bits();
+    let identical = same(e32.ret, run.ret)
+        && same(e32.value0, run.value0)
+        && same(e32.value_sum, run.value_sum)
+        && e32.state.iter().zip(&run.state).all(|(a, b)| same(*a, *b));
+    let relative = |fw: f32, host: f64| (f64::from(fw) - host).abs() / (1.0 + host.abs());
+    let return_error = relative(run.ret, e64.ret);
+    let value_error = relative(run.value0, e64.value0).max(relative(run.value_sum, e64.value_sum));
     let state_error = run
         .state
         .iter()
-        .zip(&s64)
+        .zip(&e64.state)
         .map(|(a, b)| (f64::from(*a) - b).abs())
         .fold(0.0, f64::max);
+    let pass = return_error <= POLICY_TOLERANCE
+        && state_error <= POLICY_TOLERANCE
+        && value_error <= POLICY_TOLERANCE;
     Ok(PolicyComparison {
         steps: run.steps,
         firmware_return: f64::from(run.ret),
-        host_f32_return: f64::from(r32),
-        host_f64_return: r64,
+        host_f32_return: f64::from(e32.ret),
+        host_f64_return: e64.ret,
+        firmware_value0: f64::from(run.value0),
+        host_f64_value0: e64.value0,
         identical_to_host_f32: identical,
         return_error,
+        value_error,
         state_error,
         tolerance: POLICY_TOLERANCE,
-        pass: return_error <= POLICY_TOLERANCE && state_error <= POLICY_TOLERANCE,
+        pass,
     })
 }
 
@@ -1339,12 +1399,19 @@ mod tests {
         let bytes = std::fs::read(assets.join(POLICY_MODEL)).unwrap();
         let st = keel_core::io::SafeTensors::<16>::parse(&bytes).unwrap();
         let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).unwrap();
-        let (r, s) = policy_episode::<f32>(&policy, 200).unwrap();
+        let vbytes = std::fs::read(assets.join(VALUE_MODEL)).unwrap();
+        let vst = keel_core::io::SafeTensors::<64>::parse(&vbytes).unwrap();
+        let value = keel_core::rl::ValueModel::<4>::from_safetensors(&vst).unwrap();
+        let e = policy_episode::<f32>(&policy, &value, 200).unwrap();
+        let s = e.state;
         let line = format!(
-            "KEEL-FW model=policy env=pendulum steps=200 return={:08x} state={:08x},{:08x}",
-            r.to_bits(),
+            "KEEL-FW model=policy env=pendulum steps=200 return={:08x} state={:08x},{:08x} \
+             value0={:08x} value_sum={:08x}",
+            e.ret.to_bits(),
             s[0].to_bits(),
-            s[1].to_bits()
+            s[1].to_bits(),
+            e.value0.to_bits(),
+            e.value_sum.to_bits()
         );
         let c = check_policy(&parse_policy(&line).unwrap(), &assets).unwrap();
         assert!(c.identical_to_host_f32 && c.pass, "{c:?}");
@@ -1355,6 +1422,14 @@ mod tests {
         );
         let c = check_policy(&parse_policy(&moved).unwrap(), &assets).unwrap();
         assert!(!c.pass && !c.identical_to_host_f32);
+        // So does a different value estimate.
+        let off = line.replace(
+            &format!("value0={:08x}", e.value0.to_bits()),
+            &format!("value0={:08x}", (e.value0 * 1.01).to_bits()),
+        );
+        let c = check_policy(&parse_policy(&off).unwrap(), &assets).unwrap();
+        assert!(!c.pass && !c.identical_to_host_f32);
+        assert!(parse_policy(&line.replace(" value_sum=", " sum=")).is_err());
         assert!(parse_policy(&line.replace("steps=200 ", "")).is_err());
         assert!(parse_policy(&line.replace(&format!(",{:08x}", s[1].to_bits()), "")).is_err());
         assert!(check_policy(

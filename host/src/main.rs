@@ -726,7 +726,8 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
         );
         println!(
             "pendulum swing-up, closed loop (embedded keel rl export), {} control steps: return firmware {:.4}, \
-             host f32 {:.4} ({}), host f64 {:.4}; |Δ return|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
+             host f32 {:.4} ({}), host f64 {:.4}; value monitor V̂(x₀) firmware {:.4}, host f64 {:.4}; \
+             |Δ return|/(1 + |host|) = {:.3e}, |Δ value|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
              (tolerance {:e}): {}",
             policy.steps,
             policy.firmware_return,
@@ -737,7 +738,10 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
                 "differs"
             },
             policy.host_f64_return,
+            policy.firmware_value0,
+            policy.host_f64_value0,
             policy.return_error,
+            policy.value_error,
             policy.state_error,
             policy.tolerance,
             if policy.pass { "PASS" } else { "FAIL" }

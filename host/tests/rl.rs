@@ -535,12 +535,22 @@ fn an_interrupted_run_resumes_to_the_same_policy() {
         "3",
         "--quiet",
     ];
-    let run = |extra: &[&str]| {
+    // A run of `steps` steps with `extra` flags; returns its stdout.
+    let run_for = |steps: &str, extra: &[&str]| {
         let mut args: Vec<&str> = base.to_vec();
+        args[7] = steps;
         args.extend_from_slice(extra);
         let o = common::keel(&args);
         assert!(o.status.success(), "{}", common::stderr(&o));
         String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let run = |extra: &[&str]| run_for("700", extra);
+    let same = |a: &str, b: &str, what: &str| {
+        let same = std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
+        assert!(
+            same,
+            "the {what} run's policy differs from the uninterrupted run's"
+        );
     };
     let (whole, pieces, ck) = (path("whole.st"), path("pieces.st"), path("ck.st"));
     run(&["--export", &whole]);
@@ -566,28 +576,15 @@ fn an_interrupted_run_resumes_to_the_same_policy() {
     ]);
     assert!(second.contains("stopped after 600 steps"), "{second}");
     run(&["--checkpoint", &ck, "--resume", "--export", &pieces]);
-    assert_eq!(
-        std::fs::read(&whole).unwrap(),
-        std::fs::read(&pieces).unwrap(),
-        "the resumed run's policy differs from the uninterrupted run's"
-    );
+    same(&whole, &pieces, "resumed");
     // A finished run extended to 900 steps is the uninterrupted 900-step run.
-    let mut longer: Vec<&str> = base.to_vec();
-    longer[7] = "900";
-    let run_longer = |extra: &[&str]| {
-        let mut args = longer.clone();
-        args.extend_from_slice(extra);
-        let o = common::keel(&args);
-        assert!(o.status.success(), "{}", common::stderr(&o));
-    };
     let (whole900, extended) = (path("whole900.st"), path("extended.st"));
-    run_longer(&["--export", &whole900]);
-    run_longer(&["--checkpoint", &ck, "--resume", "--export", &extended]);
-    assert_eq!(
-        std::fs::read(&whole900).unwrap(),
-        std::fs::read(&extended).unwrap(),
-        "the extended run's policy differs from the uninterrupted longer run's"
+    run_for("900", &["--export", &whole900]);
+    run_for(
+        "900",
+        &["--checkpoint", &ck, "--resume", "--export", &extended],
     );
+    same(&whole900, &extended, "extended");
     // But not shortened below where the checkpoint is (step 600: 900 is not an episode end).
     let mut shorter: Vec<&str> = base.to_vec();
     shorter[7] = "500";
