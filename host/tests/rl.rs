@@ -735,6 +735,17 @@ fn the_core_value_estimate_is_the_hosts_svg_objective() {
         assert!(vm.value(&obs_zero(o), &mut scratch[..3]).is_err());
         assert!(vm.value(&[f64::NAN, 0.0, 0.0], &mut scratch).is_err());
     }
+    // A horizon the core does not roll is refused when the file is read.
+    let cfg = Config {
+        horizon: keel_core::rl::MAX_HORIZON + 1,
+        hidden: 4,
+        ..Config::default()
+    };
+    let agent = Agent::new(cfg, o, a, 1).unwrap();
+    let bytes = value_bytes(&agent, &replay, "pendulum").unwrap();
+    let st = SafeTensors::<'_, 128>::parse(&bytes).unwrap();
+    let err = ValueModel::<'_, 4>::from_safetensors(&st).unwrap_err();
+    assert!(err.to_string().contains("value.horizon"), "{err}");
 }
 
 fn obs_zero(o: usize) -> Vec<f64> {
