@@ -21,8 +21,8 @@ pub enum RlCommand {
     Train(TrainArgs),
     /// Run an exported policy's deterministic action for whole episodes with the core's code.
     Eval(EvalArgs),
-    /// Compare runs: the JSON lines of `keel rl train --json` grouped by environment and
-    /// horizon — mean evaluation return over seeds at each step, best and last — and a plot.
+    /// Compare runs: the JSON lines of `keel rl train --json` grouped by environment, horizon
+    /// and length — mean evaluation return over seeds at each step, best and last — and a plot.
     Curves(CurvesArgs),
 }
 
@@ -31,7 +31,7 @@ pub struct CurvesArgs {
     /// Files of `keel rl train --json` lines (one run per line).
     #[arg(required = true)]
     runs: Vec<PathBuf>,
-    /// Draw the mean learning curve of each horizon (with each seed's curve faint) to this PNG.
+    /// Draw each group's mean learning curve to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// One JSON object on stdout.
