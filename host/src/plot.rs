@@ -614,13 +614,40 @@ pub fn plot_bo(path: &Path, runs: &[crate::gp::bo::BoReport]) -> Result<()> {
 /// # Errors
 /// [`Error::Plot`] (also for a panel with nothing to plot); the file is written atomically.
 pub fn plot_line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
+    plot_line_and_log_panels(path, panels, &[])
+}
+
+/// As [`plot_line_panels`], followed by panels on a log scale (positive values; empty series
+/// left out).
+///
+/// # Errors
+/// As [`plot_line_panels`].
+pub fn plot_line_and_log_panels(
+    path: &Path,
+    panels: &[Panel<'_>],
+    log_panels: &[Panel<'_>],
+) -> Result<()> {
     register_font();
     write_atomic_with(path, |tmp| {
-        let width = 900 * panels.len().max(1) as u32;
+        let count = (panels.len() + log_panels.len()).max(1);
+        let width = 900 * count as u32;
         let root = BitMapBackend::new(tmp, (width, 550)).into_drawing_area();
         let err = |e: String| plot_err(path)(e);
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let areas = root.split_evenly((1, panels.len().max(1)));
+        let areas = root.split_evenly((1, count));
+        for (area, (title, x, y, series)) in areas.iter().skip(panels.len()).zip(log_panels) {
+            let kept: Vec<(String, Vec<(f64, f64)>)> = series
+                .iter()
+                .filter(|(_, pts)| !pts.is_empty())
+                .map(|(n, pts)| {
+                    (
+                        n.clone(),
+                        pts.iter().map(|&(a, b)| (a, b.max(FLOOR))).collect(),
+                    )
+                })
+                .collect();
+            draw_log_series(area, &kept, title, x, y).map_err(err)?;
+        }
         for (area, (title, x, y, series)) in areas.iter().zip(panels) {
             let pts = || series.iter().flat_map(|(_, s)| s.iter().copied());
             let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));

@@ -10,7 +10,7 @@ use keel::error::{Error, Result};
 use keel::rl::agent::Config;
 use keel::rl::env;
 use keel::rl::export::{write_policy, write_value};
-use keel::rl::train::{train, Outcome, Progress, Run, Trained};
+use keel::rl::train::{train, Diagnostics, Outcome, Progress, Run, Trained};
 use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy, ValueModel};
 use serde_json::json;
@@ -100,8 +100,9 @@ pub struct TrainArgs {
     /// model-based value estimate (`keel rl eval --value`, `keel_core::rl::ValueModel`).
     #[arg(long)]
     export_value: Option<PathBuf>,
-    /// Draw the learning curve (training episodes and evaluations) and one deterministic
-    /// episode of the trained policy (observations, action, reward) to this PNG.
+    /// Draw the learning curve (training episodes and evaluations), one deterministic episode
+    /// of the trained policy (observations, action, reward) and the updates' diagnostics (model
+    /// error beside a no-change model's, reward-model error, critic loss, α) to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// One JSON object on stdout.
@@ -262,12 +263,34 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         let rollout = rollout(&trained, &a.env, a.seed)?;
         let title = format!("SAC-SVG({horizon}) on {}, seed {}", a.env, a.seed);
         let rollout_title = format!("one deterministic episode after training ({})", a.env);
-        keel::plot::plot_line_panels(
+        // The updates' diagnostics per evaluation interval, on a log scale.
+        let diag = |name: &str, get: fn(&Diagnostics) -> Option<f64>| {
+            let pts = trained
+                .evaluations
+                .iter()
+                .filter_map(|e| get(&e.diagnostics).map(|v| (e.step as f64, v)))
+                .collect();
+            (name.to_string(), pts)
+        };
+        let diagnostics: Lines = vec![
+            diag("model multi-step MSE", |d| d.model.get()),
+            diag("MSE of predicting no change", |d| d.model_baseline.get()),
+            diag("reward-model MSE", |d| d.reward.get()),
+            diag("critic loss", |d| d.critic.get()),
+            diag("temperature α", |d| d.alpha.get()),
+        ];
+        keel::plot::plot_line_and_log_panels(
             path,
             &[
                 (&title, "environment steps", "episode return", &curve),
                 (&rollout_title, "step", "value", &rollout),
             ],
+            &[(
+                "updates, mean per evaluation interval",
+                "environment steps",
+                "value",
+                &diagnostics,
+            )],
         )?;
     }
     let last = trained
