@@ -202,7 +202,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     let bar = keel::output::counted_bar(
         !a.quiet && !a.json,
         a.steps,
-        format!("SAC-SVG({horizon}) {}", a.env),
+        format!("{} {}", method(horizon), a.env),
         "steps",
     );
     let start = Instant::now();
@@ -261,7 +261,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             ),
         ];
         let rollout = rollout(&trained, &a.env, a.seed)?;
-        let title = format!("SAC-SVG({horizon}) on {}, seed {}", a.env, a.seed);
+        let title = format!("{} on {}, seed {}", method(horizon), a.env, a.seed);
         let rollout_title = format!("one deterministic episode after training ({})", a.env);
         // The updates' diagnostics per evaluation interval, on a log scale.
         let diag = |name: &str, get: fn(&Diagnostics) -> Option<f64>| {
@@ -323,9 +323,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         );
     } else {
         println!(
-            "SAC-SVG({horizon}) on {}: {} steps in {seconds:.0} s; evaluation return {:.1} ± {:.1} \
-             ({} episodes)",
-            a.env, a.steps, last.mean, last.std, a.eval_episodes
+            "{} on {}: {} steps in {seconds:.0} s; evaluation return {:.1} ± {:.1} ({} episodes)",
+            method(horizon),
+            a.env,
+            a.steps,
+            last.mean,
+            last.std,
+            a.eval_episodes
         );
         if let Some(p) = &a.export {
             println!("policy written to {}", p.display());
@@ -335,6 +339,14 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The method's name: SAC at `H = 0`, else SAC-SVG(H).
+fn method(horizon: usize) -> String {
+    match horizon {
+        0 => "SAC".into(),
+        h => format!("SAC-SVG({h})"),
+    }
 }
 
 /// Named `(x, y)` lines for a plot panel.
