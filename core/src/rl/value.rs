@@ -241,8 +241,8 @@ impl<'a, const L: usize> ValueModel<'a, L> {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for wrong lengths; [`Error::ScratchTooSmall`];
-    /// [`Error::NonFinite`] (index = the rollout step) when the rollout or the value is not
-    /// finite.
+    /// [`Error::NonFinite`] when the rolled state (`index` its component, `t` the step) or the
+    /// value (`t` = the number of steps) is not finite.
     pub fn value_with_noise<T: Real>(
         &self,
         obs: &[T],
