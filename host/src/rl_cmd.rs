@@ -274,7 +274,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         };
         let diagnostics: Lines = vec![
             diag("model multi-step MSE", |d| d.model.get()),
-            diag("MSE of predicting no change", |d| d.model_baseline.get()),
+            diag("MSE of predicting no change (one step)", |d| {
+                d.model_baseline.get()
+            }),
             diag("reward-model MSE", |d| d.reward.get()),
             diag("critic loss", |d| d.critic.get()),
             diag("temperature α", |d| d.alpha.get()),

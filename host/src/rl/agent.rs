@@ -185,8 +185,8 @@ pub struct Losses {
     pub alpha: f64,
     /// Multi-step dynamics MSE (normalised units), last of the repeats.
     pub model: Option<f64>,
-    /// The same windows' mean squared per-step change `(x_{t+1} − x_t)²`: the MSE of a model
-    /// that predicts no change, the scale `model` should fall well below.
+    /// The same windows' mean squared per-step change `(x_{t+1} − x_t)²`: the MSE of predicting
+    /// no change one step ahead, the scale `model` should fall well below.
     pub model_baseline: Option<f64>,
     /// Mean critic target `y` of the batch.
     pub target_q: f64,

@@ -75,7 +75,8 @@ pub struct Diagnostics {
     pub target_q: Mean,
     /// Multi-step dynamics MSE (normalised observations).
     pub model: Mean,
-    /// Mean squared per-step change of the same windows (a no-change model's MSE).
+    /// Mean squared per-step change of the same windows (the MSE of predicting no change one
+    /// step ahead).
     pub model_baseline: Mean,
     /// Reward-model MSE.
     pub reward: Mean,
