@@ -151,7 +151,11 @@ impl<'a, const L: usize> Mlp<'a, L> {
             Some(_) => {}
         }
         let config = st.metadata(config_key).ok_or(Error::InvalidConfig {
-            what: "no `keel.config` metadata (or the part's)",
+            what: if config_key == "keel.config" {
+                "no `keel.config` metadata"
+            } else {
+                "no `keel.config.<part>` metadata for a part of the file"
+            },
         })?;
         let config = MlpConfig::<L>::parse(config)?;
 
