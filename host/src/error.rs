@@ -167,6 +167,15 @@ impl Error {
         }
     }
 
+    /// Reports a core error reading the file at `path` as [`Error::Malformed`].
+    pub fn malformed(path: &std::path::Path) -> impl Fn(keel_core::Error) -> Self {
+        let path = path.to_path_buf();
+        move |e| Error::Malformed {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
     /// Wraps a core error with context.
     pub fn core(context: impl Into<String>) -> impl FnOnce(keel_core::Error) -> Self {
         let context = context.into();

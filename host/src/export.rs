@@ -199,19 +199,16 @@ pub fn load_mlp(
     dtype: crate::backend::DType,
 ) -> Result<LoadedMlp> {
     use keel_core::io::SafeTensors;
-    let bad = |e: keel_core::Error| Error::Malformed {
-        path: what.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let st = SafeTensors::<64>::parse(bytes).map_err(bad)?;
-    let core = keel_core::nn::Mlp::<16>::from_safetensors(&st).map_err(bad)?;
+    let bad = Error::malformed(what);
+    let st = SafeTensors::<64>::parse(bytes).map_err(&bad)?;
+    let core = keel_core::nn::Mlp::<16>::from_safetensors(&st).map_err(&bad)?;
     let cfg = core.config();
     let read = |name: &str| -> Result<(Vec<f64>, Vec<usize>)> {
-        let t = st.tensor(name).map_err(bad)?;
+        let t = st.tensor(name).map_err(&bad)?;
         let v = (0..t.len())
             .map(|i| t.get_f64(i))
             .collect::<core::result::Result<Vec<_>, _>>()
-            .map_err(bad)?;
+            .map_err(&bad)?;
         Ok((v, t.shape().to_vec()))
     };
     let mut params = Params::new();

@@ -448,16 +448,13 @@ pub fn check_emlp(run: &FirmwareEmlpRun, assets: &std::path::Path) -> Result<Eml
         path: path.clone(),
         source,
     })?;
-    let bad = |e: keel_core::Error| Error::Malformed {
-        path: path.clone(),
-        reason: e.to_string(),
-    };
-    let st = keel_core::io::SafeTensors::<4>::parse(&bytes).map_err(bad)?;
-    let yt = st.tensor("y").map_err(bad)?;
+    let bad = Error::malformed(&path);
+    let st = keel_core::io::SafeTensors::<4>::parse(&bytes).map_err(&bad)?;
+    let yt = st.tensor("y").map_err(&bad)?;
     let host = (0..yt.len())
         .map(|i| yt.get_f32(i))
         .collect::<core::result::Result<Vec<_>, _>>()
-        .map_err(bad)?;
+        .map_err(&bad)?;
     let rel = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
@@ -944,20 +941,14 @@ pub fn check_policy(run: &FirmwarePolicyRun, assets: &std::path::Path) -> Result
         })?;
         Ok((path, bytes))
     };
-    let malformed = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |e: keel_core::Error| Error::Malformed {
-            path: path.clone(),
-            reason: e.to_string(),
-        }
-    };
     let (path, bytes) = read(POLICY_MODEL)?;
-    let st = keel_core::io::SafeTensors::<16>::parse(&bytes).map_err(malformed(&path))?;
-    let policy = keel_core::rl::Policy::<4>::from_safetensors(&st).map_err(malformed(&path))?;
+    let st = keel_core::io::SafeTensors::<16>::parse(&bytes).map_err(Error::malformed(&path))?;
+    let policy =
+        keel_core::rl::Policy::<4>::from_safetensors(&st).map_err(Error::malformed(&path))?;
     let (vpath, vbytes) = read(VALUE_MODEL)?;
-    let vst = keel_core::io::SafeTensors::<64>::parse(&vbytes).map_err(malformed(&vpath))?;
+    let vst = keel_core::io::SafeTensors::<64>::parse(&vbytes).map_err(Error::malformed(&vpath))?;
     let value =
-        keel_core::rl::ValueModel::<4>::from_safetensors(&vst).map_err(malformed(&vpath))?;
+        keel_core::rl::ValueModel::<4>::from_safetensors(&vst).map_err(Error::malformed(&vpath))?;
     let e32 = policy_episode::<f32>(&policy, &value, run.steps)?;
     let e64 = policy_episode::<f64>(&policy, &value, run.steps)?;
     let same = |a: f32, b: f32| a.to_bits() == b.to_bits();
@@ -1110,21 +1101,18 @@ fn class_list(v: &str) -> Result<Vec<usize>> {
 
 /// The digits and labels of the firmware's samples file.
 fn digits_samples(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<f64>, Vec<usize>)> {
-    let bad = |e: keel_core::Error| Error::Malformed {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let st = keel_core::io::SafeTensors::<4>::parse(bytes).map_err(bad)?;
-    let xt = st.tensor("x").map_err(bad)?;
-    let lt = st.tensor("label").map_err(bad)?;
+    let bad = Error::malformed(path);
+    let st = keel_core::io::SafeTensors::<4>::parse(bytes).map_err(&bad)?;
+    let xt = st.tensor("x").map_err(&bad)?;
+    let lt = st.tensor("label").map_err(&bad)?;
     let x = (0..xt.len())
         .map(|i| xt.get_f64(i))
         .collect::<core::result::Result<Vec<_>, _>>()
-        .map_err(bad)?;
+        .map_err(&bad)?;
     let labels = (0..lt.len())
         .map(|i| lt.get_f64(i).map(|v| v as usize))
         .collect::<core::result::Result<Vec<_>, _>>()
-        .map_err(bad)?;
+        .map_err(&bad)?;
     Ok((x, labels))
 }
 

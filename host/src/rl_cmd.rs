@@ -495,31 +495,29 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     }
     env::make(&a.env)?;
     let bytes = keel::output::read(&a.policy)?;
-    let malformed = |e: keel_core::Error| Error::Malformed {
-        path: a.policy.clone(),
-        reason: e.to_string(),
-    };
-    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(malformed)?;
-    let policy = Policy::<8>::from_safetensors(&st).map_err(malformed)?;
+    let malformed = Error::malformed(&a.policy);
+    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(&malformed)?;
+    let policy = Policy::<8>::from_safetensors(&st).map_err(&malformed)?;
     if let Some(p) = &a.plot {
         keel::output::check_writable("--plot", p)?;
     }
-    let value_bytes = a.value.as_deref().map(keel::output::read).transpose()?;
-    let value_st = value_bytes
-        .as_deref()
-        .map(keel_core::io::SafeTensors::<128>::parse)
-        .transpose();
-    let value_path = a.value.clone().unwrap_or_default();
-    let value_malformed = |e: keel_core::Error| Error::Malformed {
-        path: value_path.clone(),
-        reason: e.to_string(),
+    let value_file = match &a.value {
+        Some(path) => Some((path, keel::output::read(path)?)),
+        None => None,
     };
-    let value_st = value_st.map_err(value_malformed)?;
-    let value = value_st
-        .as_ref()
-        .map(ValueModel::<8>::from_safetensors)
-        .transpose()
-        .map_err(value_malformed)?;
+    let value_st = match &value_file {
+        Some((path, bytes)) => Some((
+            path,
+            keel_core::io::SafeTensors::<128>::parse(bytes).map_err(Error::malformed(path))?,
+        )),
+        None => None,
+    };
+    let value = match &value_st {
+        Some((path, st)) => {
+            Some(ValueModel::<8>::from_safetensors(st).map_err(Error::malformed(path))?)
+        }
+        None => None,
+    };
     let v = value.as_ref();
     let eps = match a.env.as_str() {
         "pendulum" => episodes(&mut Pendulum::new(), &policy, v, a)?,
