@@ -1,5 +1,5 @@
 // Broadcasting binary kernels y = op(a, b) and the select y = m != 0 ? a : b. Each op computes
-// exactly what `apply2` in host/src/backend/cpu/kernels.rs computes (max keeps a NaN `b`; gt and
+// exactly what `apply2` in host/engine/src/backend/cpu/kernels.rs computes (max keeps a NaN `b`; gt and
 // eq give 1 or 0).
 //
 // Layout (`info`, in device memory): [rank, d0, d1, d2, d3, s0_0..s0_3, s1_0..s1_3, …] — the

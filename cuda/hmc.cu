@@ -1,7 +1,7 @@
 // Hamiltonian Monte Carlo over a flat parameter vector (host/src/bayes/hmc.rs): the fused
 // leapfrog update with the prior's gradient folded in, and the partial sums of the
 // Metropolis–Hastings test (kinetic energy, prior difference). Each kernel computes what the
-// CPU twin in host/src/backend/cpu/hmc.rs computes, in the same order.
+// CPU twin in host/engine/src/backend/cpu/hmc.rs computes, in the same order.
 //
 // The prior (the same density on every element, untempered) is `kind` with up to three
 // parameters: 0 none; 1 Gaussian (a = std); 2 scale mixture π N(0, σ₁²) + (1 − π) N(0, σ₂²)

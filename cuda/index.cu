@@ -1,5 +1,5 @@
 // Gather and scatter-add along the middle axis of [outer, dim, inner] (the CPU backend's
-// `index_select` / `index_add` in host/src/backend/cpu/kernels.rs). One thread per element of
+// `index_select` / `index_add` in host/engine/src/backend/cpu/kernels.rs). One thread per element of
 // the [outer, n_idx, inner] side.
 //
 // index_add: y must be zeroed first (or hold what the sums should start from); repeated

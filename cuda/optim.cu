@@ -1,5 +1,5 @@
 // Fused optimizer updates, in place: one pass per parameter over its buffers, the same
-// arithmetic in the same order as `update` in host/src/optim.rs. The host folds the step count,
+// arithmetic in the same order as `update` in host/engine/src/optim.rs. The host folds the step count,
 // learning rate and variant into the scalar arguments exactly as `update` does:
 //   adam:  step_size = lr / (1 − β₁ᵗ), inv_sqrt_bc2 = 1/√(1 − β₂ᵗ);
 //          Adam: wd = λ, decay = 1; AdamW: wd = 0, decay = 1 − lr·λ.

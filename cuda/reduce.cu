@@ -1,6 +1,6 @@
 // Reductions along one axis of a tensor viewed as [outer, dim, inner] → [outer, inner]: one
 // thread per OUTPUT element, walking the axis in order, so each result is bit-identical to
-// `sum_axis` / `max_axis` in host/src/backend/cpu/kernels.rs (the sum starts from +0 and adds
+// `sum_axis` / `max_axis` in host/engine/src/backend/cpu/kernels.rs (the sum starts from +0 and adds
 // d = 0, 1, …, dim − 1; the max starts from d = 0 and lets a NaN win).
 //
 // max_axis needs dim ≥ 1 (as on the CPU); sum_axis over dim = 0 gives zeros.

@@ -1,6 +1,6 @@
 // Elementwise unary kernels: y = op(x) for every op of the CPU backend's `UnaryOp`, plus
 // `affine` (a·x + b) and `powf` (xᶜ). Each op computes exactly what `apply` in
-// host/src/backend/cpu/kernels.rs computes, branch for branch (relu and step send NaN to 0,
+// host/engine/src/backend/cpu/kernels.rs computes, branch for branch (relu and step send NaN to 0,
 // sigmoid and softplus use the same stable forms).
 //
 // Standalone for NVRTC: no #include; expf/exp and friends are NVRTC's built-in device math.

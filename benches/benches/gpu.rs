@@ -59,27 +59,27 @@ fn run(ordinal: usize) -> Result<()> {
         (
             "unary exp (f32, 64 Mi)",
             2.0 * n as f64 * bytes4,
-            Box::new(|| no_grad(|| x.exp().map(drop))),
+            Box::new(|| Ok(no_grad(|| x.exp().map(drop))?)),
         ),
         (
             "binary add (f32, 64 Mi)",
             3.0 * n as f64 * bytes4,
-            Box::new(|| no_grad(|| x.add(&y).map(drop))),
+            Box::new(|| Ok(no_grad(|| x.add(&y).map(drop))?)),
         ),
         (
             "affine (f32, 64 Mi)",
             2.0 * n as f64 * bytes4,
-            Box::new(|| no_grad(|| x.affine(2.0, 1.0).map(drop))),
+            Box::new(|| Ok(no_grad(|| x.affine(2.0, 1.0).map(drop))?)),
         ),
         (
             "sum over rows (f32, 8192×8192 → 8192)",
             (8192.0 * 8192.0 + 8192.0) * bytes4,
-            Box::new(|| no_grad(|| rows.sum(&[0], false).map(drop))),
+            Box::new(|| Ok(no_grad(|| rows.sum(&[0], false).map(drop))?)),
         ),
         (
             "sum over columns (f32, 8192×8192 → 8192)",
             (8192.0 * 8192.0 + 8192.0) * bytes4,
-            Box::new(|| no_grad(|| rows.sum(&[1], false).map(drop))),
+            Box::new(|| Ok(no_grad(|| rows.sum(&[1], false).map(drop))?)),
         ),
     ];
     println!(
@@ -118,7 +118,7 @@ fn run(ordinal: usize) -> Result<()> {
         let loss = mlp.forward(&vars, &xb)?.cross_entropy(&labels)?;
         let refs: Vec<&Tensor> = vars.values().iter().collect();
         let grads = no_grad(|| backward(&loss, &refs))?;
-        no_grad(|| opt.step(&mut params, &grads, 1e-3))
+        Ok(no_grad(|| opt.step(&mut params, &grads, 1e-3))?)
     };
     let s = time(ordinal, 10, 50, &mut step)?;
     println!(

@@ -226,9 +226,9 @@ pub fn load(
         let (dims, dtype, dev) = (like.dims().to_vec(), like.dtype(), like.device());
         let take = |name: String| -> Result<Tensor> {
             let data = f64s(&name)?.ok_or_else(|| bad(format!("missing {name}")))?;
-            Tensor::from_f64s(&data, &dims, dtype)
+            Ok(Tensor::from_f64s(&data, &dims, dtype)
                 .map_err(|e| bad(format!("{name}: {e}")))?
-                .to_device(dev)
+                .to_device(dev)?)
         };
         params.set(ParamId(i), take(format!("param.{i}"))?)?;
         for (prefix, extra) in extra_params.iter_mut() {

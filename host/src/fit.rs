@@ -207,7 +207,7 @@ fn batch_tensor(
     for &i in idx {
         v.extend_from_slice(&x[i * cols..(i + 1) * cols]);
     }
-    Tensor::from_f64s(&v, &[idx.len(), cols], dtype)?.to_device(device)
+    Ok(Tensor::from_f64s(&v, &[idx.len(), cols], dtype)?.to_device(device)?)
 }
 
 /// The prepared data of one split: standardised inputs and training-space targets.
@@ -505,7 +505,8 @@ impl Fitted {
     /// `[rows, features]`, standardised with the training statistics, in `dtype`.
     ///
     /// # Errors
-    /// [`Error::ShapeMismatch`] if the row length is not the feature count.
+    /// An engine shape error ([`keel_engine::Error::ShapeMismatch`]) if the row length is not the
+    /// feature count.
     pub fn predict(&self, x: &[f64], dtype: DType) -> Result<Tensor> {
         let cols = self.config.sizes[0];
         let xs = match &self.stats.input {
@@ -518,7 +519,7 @@ impl Fitted {
             .first()
             .map_or(crate::backend::Device::Cpu, |p| p.device());
         let t = Tensor::from_f64s(&xs, &[x.len() / cols.max(1), cols], dtype)?.to_device(device)?;
-        no_grad(|| self.mlp.forward(&self.params, &t))
+        Ok(no_grad(|| self.mlp.forward(&self.params, &t))?)
     }
 }
 

@@ -12,9 +12,8 @@
 //! - [`output`]: atomic file writes.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod autodiff;
-pub mod backend;
 pub mod bayes;
 pub mod checkpoint;
 pub mod chnn;
@@ -25,16 +24,13 @@ pub mod export;
 pub mod firmware;
 pub mod fit;
 pub mod gp;
-pub mod init;
 pub mod metrics;
-pub mod nn;
-pub mod optim;
 pub mod output;
-pub mod params;
 pub mod plot;
 pub mod rl;
 pub mod simulate;
-pub mod tensor;
+
+pub use keel_engine::{autodiff, backend, init, nn, optim, params, tensor};
 
 pub use autodiff::{backward, grad, hvp, jvp, no_grad};
 pub use backend::{DType, Device};

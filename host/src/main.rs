@@ -1,4 +1,5 @@
 //! The `keel` command.
+#![forbid(unsafe_code)]
 
 mod bayes_cmd;
 mod checkpoint_args;
@@ -86,6 +87,30 @@ enum LossArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ActivationArg {
+    Relu,
+    Tanh,
+    Sigmoid,
+    Silu,
+    Softplus,
+    Identity,
+}
+
+impl From<ActivationArg> for keel::nn::Activation {
+    fn from(a: ActivationArg) -> Self {
+        use keel::nn::Activation;
+        match a {
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Silu => Activation::Silu,
+            ActivationArg::Softplus => Activation::Softplus,
+            ActivationArg::Identity => Activation::Identity,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum OptimizerArg {
     Adam,
     Adamw,
@@ -116,9 +141,9 @@ struct FitArgs {
     /// Hidden layer widths, comma-separated.
     #[arg(long, default_value = "128,128")]
     hidden: String,
-    /// Hidden activation: relu, tanh, sigmoid, silu, softplus, identity.
-    #[arg(long, default_value = "relu")]
-    activation: String,
+    /// Hidden activation.
+    #[arg(long, value_enum, default_value = "relu")]
+    activation: ActivationArg,
     /// Maximum epochs.
     #[arg(long, default_value_t = 30)]
     epochs: usize,
@@ -752,7 +777,6 @@ fn run_firmware_check(log: &Path, json: bool, assets: &Path) -> Result<bool, Err
 
 fn run_fit(args: &FitArgs) -> Result<(), Error> {
     use keel::fit::{fit, FitConfig, RegressionLoss, Task};
-    use keel::nn::Activation;
     use keel::optim::{OptimizerKind, Schedule};
     for (flag, path) in [("--export", &args.export), ("--plot", &args.plot)] {
         if let Some(p) = path {
@@ -820,7 +844,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Error> {
             LossArg::Gaussian => RegressionLoss::Gaussian,
         },
         hidden,
-        activation: Activation::parse(&args.activation)?,
+        activation: args.activation.into(),
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
@@ -1002,6 +1026,50 @@ fn run_info(json: bool, compile_kernels: bool, arch: &str) -> Result<bool, Error
     Ok(true)
 }
 
+/// Help and version go to stdout (exit 0); a usage error is one line on stderr naming the flag,
+/// with the accepted values where clap knows them (exit 2).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    // clap's message up to the usage block, on one line: the error, then its list or tip.
+    let text = e.render().to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    for l in text.lines() {
+        let l = l.trim();
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        if !l.is_empty() {
+            parts.push(l);
+        }
+    }
+    let mut line = if parts.is_empty() {
+        "error: invalid command line".to_string()
+    } else {
+        parts.join(" ")
+    };
+    line = line.replace("tip: ", "— ");
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue) {
+        if !values.is_empty() && !line.contains("possible values") {
+            line.push_str(&format!(" (possible values: {})", values.join(", ")));
+        }
+    }
+    eprintln!("{line}");
+    ExitCode::from(2)
+}
+
 /// Exit status of a process whose output pipe closed (as if killed by SIGPIPE: 128 + 13).
 const BROKEN_PIPE_STATUS: i32 = 141;
 
@@ -1022,7 +1090,10 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match &cli.command {
         Command::Simulate(args) => run_simulate(args).map(|()| true),
         Command::Fit(args) => run_fit(args).map(|()| true),
@@ -1060,6 +1131,10 @@ fn main() -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        Err(keel::Error::Engine(e)) if e.is_device_error() => {
+            eprintln!("error: --device: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(if e.is_input_error() { 2 } else { 1 })

@@ -51,15 +51,6 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -
     }
 }
 
-/// Keel's cache folder for `what` (`$XDG_CACHE_HOME/keel/<what>`, else `~/.cache/keel/<what>`);
-/// `None` without either variable.
-pub fn cache_dir(what: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("keel").join(what))
-}
-
 /// Checks that `path`'s directory exists, so a long run does not fail only at the end.
 ///
 /// # Errors

@@ -8,7 +8,7 @@
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
-use crate::backend::hmc::{LeapfrogArgs, PriorArgs};
+use crate::backend::hmc::{self, LeapfrogArgs, PriorArgs};
 use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -41,12 +41,12 @@ pub trait Target {
 /// Tensors on other devices or of other lengths.
 pub fn log_prior_difference(target: &dyn Target, new: &Tensor, old: &Tensor) -> Result<f64> {
     let (prior, temperature) = target.prior();
-    Ok(new.storage().prior_difference(old.storage(), &prior)? / temperature)
+    Ok(hmc::prior_difference(new, old, &prior)? / temperature)
 }
 
 fn flat(target: &dyn Target, values: &[f64]) -> Result<Tensor> {
     let (device, dtype) = target.placement();
-    Tensor::from_f64s(values, &[values.len()], dtype)?.to_device(device)
+    Ok(Tensor::from_f64s(values, &[values.len()], dtype)?.to_device(device)?)
 }
 
 /// Which states a run keeps as samples after burn-in.
@@ -215,9 +215,9 @@ pub fn leapfrog_from(
     steps: usize,
 ) -> Result<(State, Tensor)> {
     let (prior, temp) = target.prior();
-    let shape = state.theta.shape();
-    let mut theta = state.theta.storage().to_device(state.theta.device())?;
-    let mut momentum = p.storage().to_device(p.device())?;
+    // The first update copies θ and p (the caller keeps them); later ones run in place.
+    let mut theta = state.theta.clone();
+    let mut momentum = p.clone();
     let mut s = State {
         theta: state.theta.clone(),
         log_likelihood: state.log_likelihood,
@@ -234,20 +234,18 @@ pub fn leapfrog_from(
     for step in 0..steps {
         // The closing half kick of the last step and the opening one of this, fused.
         args.kicks = if step == 0 { 1 } else { 2 };
-        theta.hmc_leapfrog(&mut momentum, s.gradient.storage(), &args)?;
-        let t = Tensor::from_storage(theta, shape);
-        let (ll, g) = target.likelihood_and_gradient(&t)?;
+        (theta, momentum) = hmc::leapfrog_update(theta, momentum, &s.gradient, &args)?;
+        let (ll, g) = target.likelihood_and_gradient(&theta)?;
         s.log_likelihood = ll;
         s.gradient = g;
-        theta = t.into_storage()?;
     }
     if steps > 0 {
         args.kicks = 1;
         args.drift = false;
-        theta.hmc_leapfrog(&mut momentum, s.gradient.storage(), &args)?;
+        (theta, momentum) = hmc::leapfrog_update(theta, momentum, &s.gradient, &args)?;
     }
-    s.theta = Tensor::from_storage(theta, shape);
-    Ok((s, Tensor::from_storage(momentum, shape)))
+    s.theta = theta;
+    Ok((s, momentum))
 }
 
 /// `log a` of a proposal: kinetic, likelihood and prior differences (NaN if any is).
@@ -261,7 +259,7 @@ pub fn log_acceptance(
     to: &State,
     p: &Tensor,
 ) -> Result<f64> {
-    let kinetic = 0.5 * (p0.storage().sum_squares()? - p.storage().sum_squares()?);
+    let kinetic = 0.5 * (hmc::sum_squares(p0)? - hmc::sum_squares(p)?);
     Ok(kinetic
         + (to.log_likelihood - from.log_likelihood)
         + log_prior_difference(target, &to.theta, &from.theta)?)

@@ -331,7 +331,7 @@ impl Bnn {
                 format!("the model {:?} has {} parameters", self.sizes(), self.dim),
             ));
         }
-        Tensor::from_f64s(theta, &[self.dim], self.dtype)?.to_device(self.device)
+        Ok(Tensor::from_f64s(theta, &[self.dim], self.dtype)?.to_device(self.device)?)
     }
 
     /// The layers' parameters as views of a flat vector (gradients flow back to it).
@@ -364,10 +364,11 @@ impl Bnn {
                     }
                     None => &self.labels,
                 };
-                out.log_softmax(-1)?
+                Ok(out
+                    .log_softmax(-1)?
                     .gather_rows(labels)?
                     .sum_all()?
-                    .mul_scalar(1.0 / self.temperature)
+                    .mul_scalar(1.0 / self.temperature)?)
             }
             Likelihood::Gaussian => {
                 let y = self
@@ -385,11 +386,11 @@ impl Bnn {
                     .softplus()?
                     .mul_scalar(self.temperature.sqrt())?;
                 let z = y.sub(&mu)?.div(&sigma)?;
-                z.square()?
+                Ok(z.square()?
                     .mul_scalar(-0.5)?
                     .sub(&sigma.log()?)?
                     .sum_all()?
-                    .add_scalar(-0.5 * m as f64 * (2.0 * std::f64::consts::PI).ln())
+                    .add_scalar(-0.5 * m as f64 * (2.0 * std::f64::consts::PI).ln())?)
             }
         }
     }
@@ -462,7 +463,7 @@ impl Bnn {
             let params = self.params(&self.flat(theta)?)?;
             let out = self.mlp.forward(&params, x)?;
             match self.likelihood {
-                Likelihood::Categorical { .. } => out.softmax(-1)?.to_vec_f64(),
+                Likelihood::Categorical { .. } => Ok(out.softmax(-1)?.to_vec_f64()?),
                 Likelihood::Gaussian => {
                     let mu = out.narrow(1, 0, 1)?.to_vec_f64()?;
                     let sd = out.narrow(1, 1, 1)?.softplus()?.to_vec_f64()?;
@@ -477,7 +478,7 @@ impl Bnn {
     /// # Errors
     /// Engine errors.
     pub fn inputs(&self, x: &[f64], d: usize) -> Result<Tensor> {
-        Tensor::from_f64s(x, &[x.len() / d.max(1), d], self.dtype)?.to_device(self.device)
+        Ok(Tensor::from_f64s(x, &[x.len() / d.max(1), d], self.dtype)?.to_device(self.device)?)
     }
 }
 

@@ -198,7 +198,7 @@ impl Masses {
 
     /// `Uᵀ diag(w) U` (`[n, n]`).
     fn matrix(u: &Tensor, w: &Tensor) -> Result<Tensor> {
-        u.mul(&w.unsqueeze(1)?)?.matmul_t(u, true, false)
+        Ok(u.mul(&w.unsqueeze(1)?)?.matmul_t(u, true, false)?)
     }
 
     fn to_dtype(&self, dtype: DType) -> Result<Masses> {
@@ -223,11 +223,11 @@ impl Masses {
 /// `m [n, n]` applied along the node axis of `y [B, n·d]` (every spatial coordinate alike).
 pub fn on_nodes(m: &Tensor, y: &Tensor, n: usize, d: usize) -> Result<Tensor> {
     let b = y.dims()[0];
-    y.reshape(&[b, n, d])?
+    Ok(y.reshape(&[b, n, d])?
         .transpose(1, 2)?
         .matmul_t(m, false, true)?
         .transpose(1, 2)?
-        .reshape(&[b, n * d])
+        .reshape(&[b, n * d])?)
 }
 
 /// Solves `S x = r` for a batch of small symmetric positive definite `S` (`[B, C, C]`, `r`
@@ -235,8 +235,12 @@ pub fn on_nodes(m: &Tensor, y: &Tensor, n: usize, d: usize) -> Result<Tensor> {
 /// tensor operations.
 pub fn spd_solve(s: &Tensor, r: &Tensor) -> Result<Tensor> {
     let c = s.dims()[1];
-    let mut rows: Vec<Tensor> = (0..c).map(|i| s.narrow(1, i, 1)).collect::<Result<_>>()?; // [B, 1, C]
-    let mut rhs: Vec<Tensor> = (0..c).map(|i| r.narrow(1, i, 1)).collect::<Result<_>>()?; // [B, 1, 1]
+    let mut rows: Vec<Tensor> = (0..c)
+        .map(|i| s.narrow(1, i, 1))
+        .collect::<keel_engine::Result<_>>()?; // [B, 1, C]
+    let mut rhs: Vec<Tensor> = (0..c)
+        .map(|i| r.narrow(1, i, 1))
+        .collect::<keel_engine::Result<_>>()?; // [B, 1, 1]
     for k in 0..c {
         let pivot = rows[k].narrow(2, k, 1)?; // [B, 1, 1]
         for i in k + 1..c {
@@ -256,7 +260,7 @@ pub fn spd_solve(s: &Tensor, r: &Tensor) -> Result<Tensor> {
         x[k] = Some(acc.div(&rows[k].narrow(2, k, 1)?)?);
     }
     let parts: Vec<Tensor> = x.into_iter().flatten().collect();
-    Tensor::concat(&parts, 1)
+    Ok(Tensor::concat(&parts, 1)?)
 }
 
 /// `G = ∂Φ/∂x`, `Ġ = ∂Φ̇/∂x`, `M⁻¹G` (each `[B, C, n·d]`) and `S = GᵀM⁻¹G` (`[B, C, C]`).
@@ -321,7 +325,7 @@ impl Projector {
         let col = |t: &Tensor| t.reshape(&[bsz, nd, 1]);
         let r = g.matmul(&col(&f)?)?.add(&gd.matmul(&col(v)?)?)?; // [B, C, 1]
         let lambda = spd_solve(&s, &r)?;
-        f.sub(&lambda.matmul_t(&mg, true, false)?.reshape(&[bsz, nd])?)
+        Ok(f.sub(&lambda.matmul_t(&mg, true, false)?.reshape(&[bsz, nd])?)?)
     }
 
     /// `ż = P(z) J∇H(z)` for `H = ½pᵀM⁻¹p + V(x)`, given `x`, `p` (`[B, n·d]`), `∇V`
@@ -354,7 +358,7 @@ impl Projector {
         let l2 = spd_solve(&s, &r1)?;
         let l1 = spd_solve(&s, &w.matmul(&l2)?.sub(&r2)?)?;
         let row = |l: &Tensor, m: &Tensor| -> Result<Tensor> {
-            l.matmul_t(m, true, false)?.reshape(&[bsz, nd])
+            Ok(l.matmul_t(m, true, false)?.reshape(&[bsz, nd])?)
         };
         let xdot = v.sub(&row(&l2, &mg)?)?;
         let pdot = grad_v.neg()?.add(&row(&l1, &g)?)?.add(&row(&l2, &gd)?)?;
@@ -371,7 +375,7 @@ fn tanh_mlp(
     dtype: DType,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Mlp> {
-    Mlp::named(
+    Ok(Mlp::named(
         params,
         prefix,
         sizes,
@@ -379,7 +383,7 @@ fn tanh_mlp(
         Init::Orthogonal { gain: 1.0 },
         dtype,
         rng,
-    )
+    )?)
 }
 
 /// The hidden activations of a tanh MLP (every layer but the output).
@@ -724,7 +728,7 @@ impl Hnn {
     }
 
     fn embed(th: &Tensor) -> Result<Tensor> {
-        Tensor::concat(&[th.cos()?, th.sin()?], 1)
+        Ok(Tensor::concat(&[th.cos()?, th.sin()?], 1)?)
     }
 
     /// `(L(q), M⁻¹(q), raw mass-network output, its hidden activations)`.
@@ -755,16 +759,20 @@ impl Hnn {
     pub fn velocity(&self, params: &Params, th: &Tensor, p: &Tensor) -> Result<Tensor> {
         let b = th.dims()[0];
         let l = self.chain.links();
-        self.inverse_mass(params, th)?
+        Ok(self
+            .inverse_mass(params, th)?
             .matmul(&p.reshape(&[b, l, 1])?)?
-            .reshape(&[b, l])
+            .reshape(&[b, l])?)
     }
 
     /// `M(q) ω`: a solve with the SPD `M⁻¹(q)`.
     pub fn momentum(&self, params: &Params, th: &Tensor, om: &Tensor) -> Result<Tensor> {
         let b = th.dims()[0];
         let l = self.chain.links();
-        spd_solve(&self.inverse_mass(params, th)?, &om.reshape(&[b, l, 1])?)?.reshape(&[b, l])
+        Ok(
+            spd_solve(&self.inverse_mass(params, th)?, &om.reshape(&[b, l, 1])?)?
+                .reshape(&[b, l])?,
+        )
     }
 
     /// Hamilton's equations `(q̇, ṗ) = (∂H/∂p, −∂H/∂q)` at `(q, p)` (each `[B, L]`).

@@ -282,7 +282,7 @@ impl Net {
             let v = self.to_velocity(params, &minv, &a, &b)?;
             out.push(Tensor::concat(&[a.clone(), v], 1)?.reshape(&[bsz, 1, 2 * h])?);
         }
-        Tensor::concat(&out, 1)
+        Ok(Tensor::concat(&out, 1)?)
     }
 
     /// The flat batch state the evaluation integrates, from velocity-form Cartesian states.
@@ -427,9 +427,9 @@ fn rk4_38(
         &p.add(&k1p.sub(&k2p)?.add(&k3p)?.mul_scalar(h)?)?,
     )?;
     let comb = |a: &Tensor, b: &Tensor, c: &Tensor, d: &Tensor| -> Result<Tensor> {
-        a.add(&b.add(c)?.mul_scalar(3.0)?)?
+        Ok(a.add(&b.add(c)?.mul_scalar(3.0)?)?
             .add(d)?
-            .mul_scalar(h / 8.0)
+            .mul_scalar(h / 8.0)?)
     };
     Ok((
         x.add(&comb(&k1x, &k2x, &k3x, &k4x)?)?,

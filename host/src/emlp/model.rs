@@ -225,7 +225,7 @@ impl Projection {
     /// `P v` for `v` of shape `[size]`.
     pub fn apply(&self, v: &Tensor) -> Result<Tensor> {
         if self.blocks.is_empty() {
-            return v.zeros_like();
+            return Ok(v.zeros_like()?);
         }
         let g = v.index_select(0, &self.gather)?;
         let mut parts = Vec::with_capacity(self.blocks.len());
@@ -241,7 +241,7 @@ impl Projection {
         } else {
             Tensor::concat(&parts, 0)?
         };
-        flat.index_add(0, &self.gather, self.size)
+        Ok(flat.index_add(0, &self.gather, self.size)?)
     }
 
     /// `P v` in f64 on plain vectors (for export).
@@ -332,7 +332,7 @@ impl EquivLinear {
     /// `x [B, N_in] → [B, N_out]`.
     pub fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
         let (w, b) = self.effective(params)?;
-        x.matmul_t(&w, false, true)?.add(&b)
+        Ok(x.matmul_t(&w, false, true)?.add(&b)?)
     }
 }
 
@@ -443,7 +443,7 @@ impl BiLinear {
     pub fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
         let b = x.dims()[0];
         if self.parts.is_empty() {
-            return Tensor::zeros(&[b, self.n_out], x.dtype())?.to_device(x.device());
+            return Ok(Tensor::zeros(&[b, self.n_out], x.dtype())?.to_device(x.device())?);
         }
         let mut blocks = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
@@ -461,7 +461,7 @@ impl BiLinear {
         let y = vals
             .mul(&x.index_select(1, &self.cols)?)?
             .index_add(1, &self.rows, self.n_out)?;
-        y.mul_scalar(0.1)
+        Ok(y.mul_scalar(0.1)?)
     }
 }
 
@@ -484,7 +484,7 @@ impl EmlpBlock {
         let lin = self.linear.forward(params, x)?;
         let pre = self.bilinear.forward(params, &lin)?.add(&lin)?;
         let g = pre.index_select(1, &self.gates)?.sigmoid()?;
-        g.mul(&pre.narrow(1, 0, self.size)?)
+        Ok(g.mul(&pre.narrow(1, 0, self.size)?)?)
     }
 }
 

@@ -125,7 +125,7 @@ impl Default for Solver {
 
 /// `$XDG_CACHE_HOME/keel/emlp` or `~/.cache/keel/emlp`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    crate::output::cache_dir("emlp")
+    keel_engine::cache::dir("emlp")
 }
 
 impl Solver {

@@ -164,7 +164,7 @@ impl Net {
     fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
         match self {
             Net::Emlp(e) => e.forward(params, x),
-            Net::Mlp(m) => m.forward(params, x),
+            Net::Mlp(m) => Ok(m.forward(params, x)?),
         }
     }
 }
@@ -179,7 +179,7 @@ fn inputs(t: &Table, idx: &[usize], x_override: Option<&[f64]>, dev: Device) -> 
         };
         v.extend(row.iter().zip(&t.x_scale).map(|(a, s)| a / s));
     }
-    Tensor::from_f64s(&v, &[idx.len(), t.n_in], DType::F32)?.to_device(dev)
+    Ok(Tensor::from_f64s(&v, &[idx.len(), t.n_in], DType::F32)?.to_device(dev)?)
 }
 
 /// Predictions in data units from standardised network outputs.
@@ -187,7 +187,7 @@ fn unstandardize(t: &Table, out: &Tensor) -> Result<Tensor> {
     let dev = out.device();
     let s = Tensor::from_f64s(&t.y_std, &[t.n_out], DType::F32)?.to_device(dev)?;
     let m = Tensor::from_f64s(&t.y_mean, &[t.n_out], DType::F32)?.to_device(dev)?;
-    out.mul(&s)?.add(&m)
+    Ok(out.mul(&s)?.add(&m)?)
 }
 
 fn targets(t: &Table, idx: &[usize], dev: Device) -> Result<Tensor> {
@@ -195,7 +195,7 @@ fn targets(t: &Table, idx: &[usize], dev: Device) -> Result<Tensor> {
         .iter()
         .flat_map(|&i| t.y[i * t.n_out..(i + 1) * t.n_out].iter().copied())
         .collect();
-    Tensor::from_f64s(&v, &[idx.len(), t.n_out], DType::F32)?.to_device(dev)
+    Ok(Tensor::from_f64s(&v, &[idx.len(), t.n_out], DType::F32)?.to_device(dev)?)
 }
 
 fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize], dev: Device) -> Result<f64> {

@@ -447,7 +447,7 @@ impl Agent {
     }
 
     fn tensor(&self, v: &[f64], dims: &[usize]) -> Result<Tensor> {
-        Tensor::from_f64s(v, dims, self.cfg.dtype)
+        Ok(Tensor::from_f64s(v, dims, self.cfg.dtype)?)
     }
 
     fn noise(&mut self, rows: usize) -> Result<Tensor> {
@@ -473,7 +473,7 @@ impl Agent {
         let eps = self.noise(1)?;
         no_grad(|| {
             let s = self.actor.net.sample(&self.actor.params, &x, &eps)?;
-            s.action.to_vec_f64()
+            Ok(s.action.to_vec_f64()?)
         })
     }
 
@@ -484,10 +484,11 @@ impl Agent {
     pub fn act_deterministic(&self, obs: &[f64]) -> Result<Vec<f64>> {
         let x = self.tensor(obs, &[1, obs.len()])?;
         no_grad(|| {
-            self.actor
+            Ok(self
+                .actor
                 .net
                 .mean_action(&self.actor.params, &x)?
-                .to_vec_f64()
+                .to_vec_f64()?)
         })
     }
 
@@ -534,9 +535,9 @@ impl Agent {
                         h = hn;
                     }
                     let n = us.len() as f64;
-                    total
+                    Ok(total
                         .ok_or_else(|| Error::invalid("horizon", 1, "no model step"))?
-                        .mul_scalar(1.0 / n)
+                        .mul_scalar(1.0 / n)?)
                 })?;
                 losses.model = Some(l);
             }
@@ -562,12 +563,12 @@ impl Agent {
                 .net
                 .min(&self.critic_target, &x2, &s.action)?
                 .sub(&s.log_prob.mul_scalar(alpha)?)?;
-            r.add(&q.mul(&not_done)?.mul_scalar(cfg.gamma)?)
+            Ok(r.add(&q.mul(&not_done)?.mul_scalar(cfg.gamma)?)?)
         })?;
         losses.target_q = target.mean_all()?.item()?;
         losses.critic = self.critic.step(cfg.lr[1], None, |c, p| {
             let (q1, q2) = c.forward(p, &x, &u)?;
-            q1.mse(&target)?.add(&q2.mse(&target)?)
+            Ok(q1.mse(&target)?.add(&q2.mse(&target)?)?)
         })?;
         // (d) Actor, then the temperature on the same rollout's log π(u₀|x₀).
         let model_based = cfg.horizon > 0 && step >= cfg.warmup;
@@ -602,16 +603,16 @@ impl Agent {
             .transpose()?;
         self.log_alpha.step(cfg.lr[3], None, |_, p| {
             // loss_α = mean(α·(−log π − H̄)): the gradient w.r.t. log α multiplies α.
-            p.values()[0]
+            Ok(p.values()[0]
                 .exp()?
                 .mul(&log_prob.neg()?.add_scalar(-target_entropy)?)?
-                .mean_all()
+                .mean_all()?)
         })?;
         losses.alpha = self.alpha()?;
         // (e) Reward model.
         let xu = Tensor::concat(&[x.clone(), u.clone()], 1)?;
         losses.reward = self.reward.step(cfg.lr[2], None, |m, p| {
-            m.forward(p, &xu)?.reshape(&[b])?.mse(&r)
+            Ok(m.forward(p, &xu)?.reshape(&[b])?.mse(&r)?)
         })?;
         // (f) Done model: BCE with pos_weight = (B − n_done)/n_done (1 without a done).
         let n_done: f64 = batch.terminal.iter().sum();
@@ -625,10 +626,10 @@ impl Agent {
         losses.done = self.done.step(cfg.lr[2], None, |m, p| {
             let logit = m.forward(p, &xu)?.reshape(&[b])?;
             // pw·y·softplus(−l) + (1 − y)·softplus(l)
-            y.mul(&logit.neg()?.softplus()?)?
+            Ok(y.mul(&logit.neg()?.softplus()?)?
                 .mul_scalar(pos_weight)?
                 .add(&one_minus_y.mul(&logit.softplus()?)?)?
-                .mean_all()
+                .mean_all()?)
         })?;
         // (g) Target soft update.
         no_grad(|| -> Result<()> {

@@ -205,7 +205,7 @@ pub fn load(
                 v.push(None);
             }
         }
-        opt.restore(params, step, m, v)
+        Ok(opt.restore(params, step, m, v)?)
     };
     let steps = &meta.optimizer_steps;
     if steps.len() != 6 {

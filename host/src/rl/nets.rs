@@ -113,7 +113,7 @@ impl Actor {
     /// # Errors
     /// Engine errors (shapes).
     pub fn mean_action(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
-        self.mean_and_log_std(params, x)?.0.tanh()
+        Ok(self.mean_and_log_std(params, x)?.0.tanh()?)
     }
 }
 
@@ -148,7 +148,7 @@ impl DoubleQ {
         let (a, b) = self.forward(params, x, u)?;
         // `where` carries the gradient to the smaller of the two (`maximum` carries none).
         let a_larger = a.detach().gt(&b.detach())?;
-        Tensor::where_(&a_larger, &b, &a)
+        Ok(Tensor::where_(&a_larger, &b, &a)?)
     }
 }
 
@@ -189,7 +189,7 @@ impl Gru {
             let v: Vec<f64> = (0..n)
                 .map(|_| (2.0 * uniform::<f64, _>(rng) - 1.0) * bound)
                 .collect();
-            Tensor::from_f64s(&v, dims, dtype)
+            Ok(Tensor::from_f64s(&v, dims, dtype)?)
         };
         Ok(Gru {
             weight_ih: params.insert(format!("{name}.weight_ih"), draw(&[3 * hidden, inp])?)?,
@@ -222,7 +222,7 @@ impl Gru {
         let z = iz.add(&hz)?.sigmoid()?;
         let n = inn.add(&r.mul(&hn)?)?.tanh()?;
         // (1 − z) ⊙ n + z ⊙ h
-        z.neg()?.add_scalar(1.0)?.mul(&n)?.add(&z.mul(h)?)
+        Ok(z.neg()?.add_scalar(1.0)?.mul(&n)?.add(&z.mul(h)?)?)
     }
 }
 
@@ -262,6 +262,6 @@ impl WorldModel {
     /// # Errors
     /// Engine errors.
     pub fn initial(&self, batch: usize, dtype: DType) -> Result<Tensor> {
-        Tensor::zeros(&[batch, self.gru.hidden], dtype)
+        Ok(Tensor::zeros(&[batch, self.gru.hidden], dtype)?)
     }
 }

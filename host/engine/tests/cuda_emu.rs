@@ -1,5 +1,5 @@
 //! Keel's CUDA kernels (`cuda/*.cu`), compiled as C++ and run on the CPU by `keel-cuda-emu`,
-//! against the CPU backend (`keel::backend::cpu::kernels`, and `keel::optim::Optimizer` for the
+//! against the CPU backend (`keel_engine::backend::cpu::kernels`, and `keel_engine::optim::Optimizer` for the
 //! fused updates): every kernel, f32 and f64, on seeded random inputs with the special values
 //! (±0, ±∞, NaN, subnormals, overflow edges), sizes that are not multiples of the block, shapes
 //! of rank 0–4 with broadcasting, and several launch geometries — the GPU launcher's own
@@ -30,15 +30,15 @@
 //! Run with `-- --nocapture` to see, per test, the launches and elements compared and the
 //! largest difference seen where a tolerance applies.
 
-use keel::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
-use keel::backend::cpu::{hmc as hmc_twin, Float};
-use keel::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
-use keel::backend::launch::{launch_dims, BLOCK, MAX_GRID};
-use keel::optim::{Optimizer, OptimizerKind};
-use keel::params::{ParamId, Params};
-use keel::tensor::{Element, Shape, Tensor};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_cuda_emu::{self as emu, AdamArgs, Launch, Scalar, SgdMomentumArgs, Split};
+use keel_engine::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
+use keel_engine::backend::cpu::{hmc as hmc_twin, Float};
+use keel_engine::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
+use keel_engine::backend::launch::{launch_dims, BLOCK, MAX_GRID};
+use keel_engine::optim::{Optimizer, OptimizerKind};
+use keel_engine::params::{ParamId, Params};
+use keel_engine::tensor::{Element, Shape, Tensor};
 
 /// The two element types, with what the comparisons need.
 trait Num: Float + Element + Scalar {
@@ -886,7 +886,7 @@ struct State<T> {
 }
 
 /// One step of the fused kernel for `kind`, with its scalar arguments derived from the
-/// hyperparameters, step `t` and `lr` exactly as `update` in host/src/optim.rs derives them (the
+/// hyperparameters, step `t` and `lr` exactly as `update` in host/engine/src/optim.rs derives them (the
 /// GPU launcher must do the same).
 fn emu_step<T: Num>(kind: OptimizerKind, t: u64, lr: f64, s: &mut State<T>, g: &[T]) {
     let f = T::from_f64;

@@ -20,12 +20,12 @@ pub use storage::CudaStorage;
 
 /// The kernel sources, one file per op family (`{op}_{dtype}` names inside).
 pub(crate) const SOURCES: &[(&str, &str)] = &[
-    ("unary", include_str!("../../../../cuda/unary.cu")),
-    ("binary", include_str!("../../../../cuda/binary.cu")),
-    ("reduce", include_str!("../../../../cuda/reduce.cu")),
-    ("layout", include_str!("../../../../cuda/layout.cu")),
-    ("index", include_str!("../../../../cuda/index.cu")),
-    ("cast", include_str!("../../../../cuda/cast.cu")),
-    ("optim", include_str!("../../../../cuda/optim.cu")),
-    ("hmc", include_str!("../../../../cuda/hmc.cu")),
+    ("unary", include_str!("../../../../../cuda/unary.cu")),
+    ("binary", include_str!("../../../../../cuda/binary.cu")),
+    ("reduce", include_str!("../../../../../cuda/reduce.cu")),
+    ("layout", include_str!("../../../../../cuda/layout.cu")),
+    ("index", include_str!("../../../../../cuda/index.cu")),
+    ("cast", include_str!("../../../../../cuda/cast.cu")),
+    ("optim", include_str!("../../../../../cuda/optim.cu")),
+    ("hmc", include_str!("../../../../../cuda/hmc.cu")),
 ];

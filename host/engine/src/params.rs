@@ -29,7 +29,7 @@ impl Params {
     /// Adds a parameter.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if the name is taken.
+    /// [`Error::InvalidArgument`] if the name is taken.
     pub fn insert(&mut self, name: impl Into<String>, value: Tensor) -> Result<ParamId> {
         let name = name.into();
         if self.index.contains_key(&name) {

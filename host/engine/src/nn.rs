@@ -42,7 +42,7 @@ impl Activation {
     /// Parses a name.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] naming the choices.
+    /// [`Error::InvalidArgument`] naming the choices.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "relu" => Activation::Relu,
@@ -53,7 +53,7 @@ impl Activation {
             "identity" | "linear" => Activation::Identity,
             _ => {
                 return Err(Error::invalid(
-                    "--activation",
+                    "activation",
                     s,
                     "expected relu, tanh, sigmoid, silu, softplus or identity",
                 ))
@@ -94,7 +94,7 @@ impl Linear {
     /// Creates `layer{index}.weight` / `layer{index}.bias` in `params`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a zero width or a duplicate name.
+    /// [`Error::InvalidArgument`] for a zero width or a duplicate name.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         params: &mut Params,
@@ -146,7 +146,7 @@ impl Mlp {
     /// Layers of widths `sizes = [in, h₁, …, out]` named `layer0`, `layer1`, ….
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for fewer than two sizes or a zero width.
+    /// [`Error::InvalidArgument`] for fewer than two sizes or a zero width.
     pub fn new(
         params: &mut Params,
         sizes: &[usize],
@@ -174,14 +174,14 @@ impl Mlp {
     ) -> Result<Self> {
         if sizes.len() < 2 {
             return Err(Error::invalid(
-                "sizes",
+                "layer widths",
                 format!("{sizes:?}"),
                 "need an input and an output width",
             ));
         }
         if let Some(z) = sizes.iter().position(|&s| s == 0) {
             return Err(Error::invalid(
-                "--hidden",
+                "layer widths",
                 format!("{sizes:?}"),
                 format!("width {z} is zero"),
             ));

@@ -6,6 +6,7 @@
 use super::cpu::{hmc as twin, CpuStorage};
 use super::Storage;
 use crate::error::{Error, Result};
+use crate::tensor::Tensor;
 
 /// Elements per partial sum (the kernels' `chunk`).
 pub const CHUNK: usize = 1024;
@@ -92,11 +93,11 @@ fn mismatch(op: &'static str, a: &Storage, b: &Storage) -> Error {
             rhs: b.dtype(),
         }
     } else {
-        Error::invalid(
+        Error::LengthMismatch {
             op,
-            format!("{} and {} elements", a.len(), b.len()),
-            "the buffers must have equal lengths",
-        )
+            lhs: a.len(),
+            rhs: b.len(),
+        }
     }
 }
 
@@ -173,4 +174,44 @@ impl Storage {
             (x, y) => Err(mismatch("prior difference", x, y)),
         }
     }
+}
+
+/// One fused leapfrog update ([`LeapfrogArgs`]) of the flat tensors `theta` and `p` from the
+/// likelihood gradient `g`, all on one device with one element type. The update runs in place:
+/// each buffer is moved out of its tensor without a copy when the tensor is its only holder
+/// (else copied first), and returned as a new leaf tensor of the same shape.
+///
+/// # Errors
+/// Tensors of different lengths, element types or devices; device errors.
+pub fn leapfrog_update(
+    theta: Tensor,
+    p: Tensor,
+    g: &Tensor,
+    h: &LeapfrogArgs,
+) -> Result<(Tensor, Tensor)> {
+    let (theta_shape, p_shape) = (theta.shape(), p.shape());
+    let mut t = theta.into_storage()?;
+    let mut m = p.into_storage()?;
+    t.hmc_leapfrog(&mut m, g.storage(), h)?;
+    Ok((
+        Tensor::from_storage(t, theta_shape),
+        Tensor::from_storage(m, p_shape),
+    ))
+}
+
+/// `Σ x²` of a tensor in f64, reduced on its device ([`Storage::sum_squares`]).
+///
+/// # Errors
+/// Device errors.
+pub fn sum_squares(x: &Tensor) -> Result<f64> {
+    x.storage().sum_squares()
+}
+
+/// `Σ [log p(new) − log p(old)]` (untempered) over two tensors of equal length, reduced on
+/// their device ([`Storage::prior_difference`]).
+///
+/// # Errors
+/// Tensors of different lengths, element types or devices; device errors.
+pub fn prior_difference(new: &Tensor, old: &Tensor, prior: &PriorArgs) -> Result<f64> {
+    new.storage().prior_difference(old.storage(), prior)
 }

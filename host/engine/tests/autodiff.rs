@@ -2,9 +2,9 @@
 //! gradients, forward-mode JVPs, and second derivatives (Hessian–vector products through
 //! gradients of gradients). Plus property tests over random shapes.
 
-use keel::autodiff::{grad, hvp, jvp};
-use keel::{DType, Result, Tensor};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
+use keel_engine::autodiff::{grad, hvp, jvp};
+use keel_engine::{DType, Result, Tensor};
 use proptest::prelude::*;
 
 type F = dyn Fn(&[Tensor]) -> Result<Tensor>;

@@ -66,7 +66,7 @@ impl OptimizerKind {
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |name: &str, v: f64| Err(Error::invalid(name, v, "out of range"));
+        let bad = |name: &'static str, v: f64| Err(Error::invalid(name, v, "out of range"));
         match *self {
             OptimizerKind::Sgd {
                 momentum,
@@ -125,7 +125,7 @@ impl Optimizer {
     /// A fresh optimizer for `params`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for out-of-range hyperparameters or mixed element types.
+    /// [`Error::InvalidArgument`] for out-of-range hyperparameters or mixed element types.
     pub fn new(kind: OptimizerKind, params: &Params) -> Result<Self> {
         kind.validate()?;
         if let Some(first) = params.values().first() {
@@ -180,7 +180,7 @@ impl Optimizer {
     /// type and device).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] if the buffers do not match the parameters in number or size.
+    /// [`Error::LengthMismatch`] if the buffers do not match the parameters in number or size.
     pub fn restore(
         &mut self,
         params: &Params,
@@ -190,11 +190,11 @@ impl Optimizer {
     ) -> Result<()> {
         let n = params.len();
         if m.len() != n || v.len() != n {
-            return Err(Error::invalid(
-                "checkpoint",
-                "optimizer",
-                "moment buffers do not match the parameters",
-            ));
+            return Err(Error::LengthMismatch {
+                op: "optimizer state: moment buffers and parameters",
+                lhs: m.len().max(v.len()),
+                rhs: n,
+            });
         }
         let load = |slots: Vec<Option<Vec<f64>>>| -> Result<Vec<Option<Storage>>> {
             slots
@@ -203,11 +203,11 @@ impl Optimizer {
                 .map(|(s, p)| {
                     s.map(|data| {
                         if data.len() != p.numel() {
-                            return Err(Error::invalid(
-                                "checkpoint",
-                                "optimizer",
-                                "a moment buffer has the wrong size",
-                            ));
+                            return Err(Error::LengthMismatch {
+                                op: "optimizer state: a moment buffer and its parameter",
+                                lhs: data.len(),
+                                rhs: p.numel(),
+                            });
                         }
                         let cpu = match p.dtype() {
                             DType::F32 => CpuStorage::F32(data.iter().map(|&x| x as f32).collect()),
@@ -229,21 +229,22 @@ impl Optimizer {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if a gradient's shape differs from its parameter's;
-    /// [`Error::InvalidInput`] for a negative or non-finite `lr`; device errors.
+    /// [`Error::InvalidArgument`] for a negative or non-finite `lr`; [`Error::LengthMismatch`]
+    /// for a gradient count other than the parameter count; device errors.
     pub fn step(&mut self, params: &mut Params, grads: &[Tensor], lr: f64) -> Result<()> {
         if !(lr >= 0.0) || !lr.is_finite() {
             return Err(Error::invalid(
-                "--lr",
+                "learning rate",
                 lr,
-                "learning rate must be ≥ 0 and finite",
+                "must be ≥ 0 and finite",
             ));
         }
         if grads.len() != params.len() {
-            return Err(Error::invalid(
-                "gradients",
-                grads.len(),
-                format!("expected {}", params.len()),
-            ));
+            return Err(Error::LengthMismatch {
+                op: "optimizer step: gradients and parameters",
+                lhs: grads.len(),
+                rhs: params.len(),
+            });
         }
         self.step += 1;
         let t = self.step;
@@ -393,9 +394,9 @@ fn cuda_update(
 ) -> Result<crate::backend::cuda::CudaStorage> {
     let misplaced = || {
         Error::invalid(
-            "optimizer",
-            "state",
-            "moment buffers are not on the parameter's GPU",
+            "optimizer state",
+            "moment buffers",
+            "not on the parameter's GPU",
         )
     };
     if let Some(h) = adam_hyper(kind, t, lr) {
@@ -508,10 +509,14 @@ impl Schedule {
 /// clipping (PyTorch's `clip_grad_norm_`).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a non-positive `max_norm`.
+/// [`Error::InvalidArgument`] for a non-positive `max_norm`.
 pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
     if !(max_norm > 0.0) {
-        return Err(Error::invalid("--clip", max_norm, "must be positive"));
+        return Err(Error::invalid(
+            "maximum gradient norm",
+            max_norm,
+            "must be positive",
+        ));
     }
     let mut total = 0.0;
     for g in grads.iter() {

@@ -279,7 +279,7 @@ fn source(family: &str) -> Result<&'static str> {
 fn ptx_for(family: &'static str, arch: &'static str) -> Result<Ptx> {
     let src = source(family)?;
     let key = format!("{family}-{:016x}-{arch}-nofma.ptx", fnv1a(src.as_bytes()));
-    let cached = crate::output::cache_dir("ptx").map(|d| d.join(&key));
+    let cached = crate::cache::dir("ptx").map(|d| d.join(&key));
     if let Some(path) = &cached {
         if let Ok(text) = std::fs::read_to_string(path) {
             return Ok(Ptx::from_src(text));
@@ -292,10 +292,7 @@ fn ptx_for(family: &'static str, arch: &'static str) -> Result<Ptx> {
         })?;
     if let Some(path) = cached {
         // A failed cache write only costs a recompilation next time.
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = crate::output::write_atomic(&path, ptx.to_src().as_bytes());
+        let _ = crate::cache::store(&path, ptx.to_src().as_bytes());
     }
     Ok(ptx)
 }

@@ -34,7 +34,7 @@ fn uniform_sym(rng: &mut Xoshiro256PlusPlus, bound: f64) -> f64 {
 /// A weight matrix `[out, in]`.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a zero dimension.
+/// [`Error::InvalidArgument`] for a zero dimension.
 pub fn weight(
     init: Init,
     out: usize,

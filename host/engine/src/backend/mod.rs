@@ -105,11 +105,9 @@ impl FromStr for DeviceRequest {
             "cuda" | "gpu" => Ok(DeviceRequest::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(DeviceRequest::Cuda(n)),
-                _ => Err(Error::invalid(
-                    "--device",
-                    s,
-                    "expected auto, cpu, cuda or cuda:N",
-                )),
+                _ => Err(Error::UnknownDevice {
+                    name: s.to_string(),
+                }),
             },
         }
     }

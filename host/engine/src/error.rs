@@ -1,0 +1,188 @@
+//! The engine's error type. It names shapes, element types, devices and sizes — never a
+//! command-line flag: the engine knows no command line, and the caller (a method, or the
+//! `keel` command) maps an error to the setting that caused it.
+
+use crate::backend::{DType, Device};
+use crate::tensor::Shape;
+
+/// Everything the engine reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument out of its range (a negative learning rate, a zero width, an unknown
+    /// activation). `name` is the argument as the API names it.
+    #[error("invalid {name} '{value}': {reason}")]
+    InvalidArgument {
+        /// The argument, e.g. `learning rate`.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// Two tensor shapes do not fit an operation.
+    #[error("{op}: shapes {lhs} and {rhs} do not match")]
+    ShapeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's shape.
+        lhs: Shape,
+        /// Second operand's shape (or the expected shape).
+        rhs: Shape,
+    },
+    /// Two buffers of one operation have different lengths.
+    #[error("{op}: lengths {lhs} and {rhs} differ")]
+    LengthMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's length.
+        lhs: usize,
+        /// Second operand's length.
+        rhs: usize,
+    },
+    /// Two tensors have different element types.
+    #[error("{op}: element types {lhs} and {rhs} differ")]
+    DTypeMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's type.
+        lhs: DType,
+        /// Second operand's type.
+        rhs: DType,
+    },
+    /// A tensor of too high a rank.
+    #[error("{op}: rank {rank} exceeds the maximum {max}")]
+    Rank {
+        /// The operation.
+        op: &'static str,
+        /// Rank requested.
+        rank: usize,
+        /// Largest rank supported.
+        max: usize,
+    },
+    /// An axis out of range.
+    #[error("{op}: axis {axis} is invalid for shape {shape}")]
+    Axis {
+        /// The operation.
+        op: &'static str,
+        /// The axis given.
+        axis: isize,
+        /// The tensor's shape.
+        shape: Shape,
+    },
+    /// An index out of range.
+    #[error("{op}: index {index} out of range for size {len}")]
+    Index {
+        /// The operation.
+        op: &'static str,
+        /// The index.
+        index: usize,
+        /// The size indexed.
+        len: usize,
+    },
+    /// An operation given no tensors.
+    #[error("{op}: no tensors given")]
+    Empty {
+        /// The operation.
+        op: &'static str,
+    },
+    /// Differentiation with respect to a tensor that is not a variable.
+    #[error("{op}: input is not a variable (use Tensor::variable)")]
+    NotTracked {
+        /// The operation.
+        op: &'static str,
+    },
+    /// Tensors on different devices.
+    #[error("{op}: operands on {lhs} and {rhs}; move them to one device first")]
+    DeviceMismatch {
+        /// The operation.
+        op: &'static str,
+        /// First operand's device.
+        lhs: Device,
+        /// Second operand's device.
+        rhs: Device,
+    },
+    /// A device name that is none of `auto`, `cpu`, `cuda`, `cuda:N`.
+    #[error("unknown device '{name}': expected auto, cpu, cuda or cuda:N")]
+    UnknownDevice {
+        /// The name given.
+        name: String,
+    },
+    /// No usable GPU, and why.
+    #[error("no usable GPU: {reason}")]
+    NoGpu {
+        /// What is missing.
+        reason: String,
+    },
+    /// A CUDA operation failed (launch, out of memory, compilation), naming the op and sizes.
+    #[error("CUDA {op}: {detail}")]
+    Cuda {
+        /// The operation and its sizes.
+        op: String,
+        /// The driver's, NVRTC's or cuBLAS's message.
+        detail: String,
+    },
+    /// A CUDA device was requested from a build without CUDA support.
+    #[error("this build has no CUDA support (built without the `cuda` feature); use the CPU")]
+    CudaNotCompiled,
+    /// A computation would need more memory than the engine allows; refused before allocating.
+    #[error("{what} is too large{}", human_bytes(*bytes))]
+    TooLarge {
+        /// What would be allocated.
+        what: String,
+        /// How many bytes it would take (0 if not known).
+        bytes: u128,
+    },
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`].
+    pub fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error is the caller's request rather than a failure while computing: an
+    /// argument out of range, a device this machine or build cannot use, a size refused before
+    /// allocating. Shape, type and device mismatches between tensors are the calling code's
+    /// bugs, and CUDA failures happen while running.
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidArgument { .. }
+                | Error::UnknownDevice { .. }
+                | Error::NoGpu { .. }
+                | Error::CudaNotCompiled
+                | Error::TooLarge { .. }
+        )
+    }
+
+    /// Whether the error is about the device a caller asked for (no GPU, a build without CUDA,
+    /// an unknown device name).
+    pub fn is_device_error(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownDevice { .. } | Error::NoGpu { .. } | Error::CudaNotCompiled
+        )
+    }
+}
+
+/// `Result` with the engine's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// ` (12.0 MiB needed)`, or nothing for 0 bytes.
+pub fn human_bytes(b: u128) -> String {
+    if b == 0 {
+        return String::new();
+    }
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    format!(" ({x:.1} {} needed)", units[u])
+}

@@ -1,0 +1,186 @@
+//! The methods' device paths, one test body per device (candle's `test_device!` pattern): an
+//! EMLP forward and backward, and the device-resident HMC sampler. The `_cpu` variant runs
+//! everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
+//! (`cuda/check.sh` runs the ignored tests there). The engine's own operations are compared
+//! across devices in `host/engine/tests/device.rs`.
+
+use keel::autodiff::backward;
+use keel::{DType, Device, Tensor};
+
+macro_rules! test_device {
+    ($name:ident, |$d:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            fn run($d: Device) $body
+            #[test]
+            fn cpu() {
+                run(Device::Cpu);
+            }
+            #[test]
+            #[ignore = "needs a GPU: run cuda/check.sh on a GPU machine"]
+            fn cuda() {
+                run(Device::Cuda(0));
+            }
+        }
+    };
+}
+
+fn emlp_parity(d: Device) {
+    use keel::emlp::model::Emlp;
+    use keel::emlp::{parse_group, parse_rep, Solver};
+    use keel::params::Params;
+    let g = parse_group("O(3)").unwrap();
+    let ri = parse_rep("V**2+V", Some(&g)).unwrap();
+    let ro = parse_rep("V", Some(&g)).unwrap();
+    let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(3);
+    let mut params = Params::new();
+    let net = Emlp::new(
+        &mut params,
+        &g,
+        &ri,
+        &ro,
+        48,
+        2,
+        &Solver::new(None),
+        DType::F32,
+        &mut rng,
+    )
+    .unwrap();
+    let b = 37;
+    let x: Vec<f64> = (0..b * ri.size())
+        .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+        .collect();
+    let run = |dev: Device| -> (Vec<f64>, Vec<Vec<f64>>) {
+        let net = net.to_device(dev).unwrap();
+        let p = params.to_device(dev).unwrap().variables();
+        let xt = Tensor::from_f64s(&x, &[b, ri.size()], DType::F32)
+            .unwrap()
+            .to_device(dev)
+            .unwrap();
+        let y = net.forward(&p, &xt).unwrap();
+        assert_eq!(y.device(), dev);
+        let loss = y.square().unwrap().sum_all().unwrap();
+        let refs: Vec<&Tensor> = p.values().iter().collect();
+        let grads = backward(&loss, &refs).unwrap();
+        (
+            y.to_vec_f64().unwrap(),
+            grads.iter().map(|g| g.to_vec_f64().unwrap()).collect(),
+        )
+    };
+    let (y, gr) = run(d);
+    let (y0, gr0) = run(Device::Cpu);
+    let close = |what: &str, a: &[f64], b: &[f64]| {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-4 * scale,
+                "{d} {what}[{i}]: {p} vs cpu {q} (scale {scale})"
+            );
+        }
+    };
+    close("output", &y, &y0);
+    assert!(y0.iter().any(|v| v.abs() > 1e-3), "a non-trivial output");
+    for (k, (a, b)) in gr.iter().zip(&gr0).enumerate() {
+        close(&format!("gradient {k}"), a, b);
+    }
+}
+
+test_device!(emlp_forward_backward, |d| {
+    emlp_parity(d);
+});
+
+/// Full-batch HMC held on `d` (the fused leapfrog kernel, the kinetic-energy and prior-difference
+/// reductions, the engine's gradients) against the same chain on the CPU: a digits MLP, f64 and
+/// f32, every prior — one 20-step trajectory's end point and momentum, its log acceptance, and
+/// then four MH iterations whose accept decisions and samples must agree.
+fn hmc_parity(d: Device) {
+    use keel::bayes::hmc::{leapfrog, log_acceptance, sample, Ensembling, HmcConfig, State};
+    use keel::bayes::mlp::{Bnn, Likelihood, Split};
+    use keel::bayes::prior::Prior;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let data = keel::data::read_csv(&path, "label", true).unwrap();
+    let split = Split::new(&data, 0.5, 0).unwrap();
+    for (dtype, tol) in [(DType::F64, 1e-9), (DType::F32, 2e-3)] {
+        for prior in ["gaussian", "mixture", "logistic"] {
+            let prior = Prior::new(prior, 0.3, 0.5, 4.0).unwrap();
+            let bnn = |dev| {
+                Bnn::new(
+                    &split,
+                    &[32],
+                    Likelihood::Categorical { classes: 10 },
+                    prior,
+                    1.0,
+                    dev,
+                    dtype,
+                )
+                .unwrap()
+            };
+            let (on, cpu) = (bnn(d), bnn(Device::Cpu));
+            let theta0 = cpu.init(3);
+            let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(5);
+            let p0: Vec<f64> = (0..theta0.len())
+                .map(|_| keel_core::random::standard_normal::<f64, _>(&mut rng))
+                .collect();
+            let run = |b: &Bnn| {
+                let s0 = State::at(b, &theta0).unwrap();
+                let (s, p) = leapfrog(b, &s0, &p0, 2e-3, 20).unwrap();
+                assert_eq!(
+                    s.theta.device(),
+                    b.device(),
+                    "the state stays on the device"
+                );
+                let p0t = b.flat(&p0).unwrap();
+                let log_a = log_acceptance(b, &s0, &p0t, &s, &p).unwrap();
+                (
+                    s.theta.to_vec_f64().unwrap(),
+                    p.to_vec_f64().unwrap(),
+                    log_a,
+                )
+            };
+            let ((t, p, a), (t0, p0c, a0)) = (run(&on), run(&cpu));
+            let close = |what: &str, x: &[f64], y: &[f64]| {
+                let scale = y.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                    assert!(
+                        (u - v).abs() <= tol * scale,
+                        "{d} {dtype} {prior:?} {what}[{i}]: {u} vs cpu {v}"
+                    );
+                }
+            };
+            close("θ", &t, &t0);
+            close("p", &p, &p0c);
+            assert!(
+                (a - a0).abs() <= tol * 100.0 * (1.0 + a0.abs()),
+                "{d} {dtype} log a {a} vs cpu {a0}"
+            );
+            if dtype == DType::F64 {
+                let cfg = HmcConfig {
+                    step_size: 2e-3,
+                    trajectory_length: 0.02,
+                    max_leapfrog_steps: 100,
+                    iterations: 4,
+                    burn_in: 1,
+                    mh: true,
+                    ensembling: Ensembling::Textbook,
+                    seed: 9,
+                    adapt: None,
+                };
+                let (c, c0) = (
+                    sample(&on, theta0.clone(), &cfg).unwrap(),
+                    sample(&cpu, theta0.clone(), &cfg).unwrap(),
+                );
+                assert_eq!(
+                    c.acceptance_rate, c0.acceptance_rate,
+                    "{d} {prior:?}: the same decisions"
+                );
+                for (x, y) in c.samples.iter().zip(&c0.samples) {
+                    close("sample", x, y);
+                }
+            }
+        }
+    }
+}
+
+test_device!(hmc_on_device, |d| {
+    hmc_parity(d);
+});
