@@ -144,15 +144,14 @@ pub fn save(path: &Path, s: &Snapshot<'_>) -> Result<()> {
             format!("{},{},{},{}", r[0], r[1], r[2], r[3]),
         ),
     ]);
-    crate::output::write_atomic(path, &crate::export::safetensors_bytes_typed(&t, &meta))
+    crate::output::write_atomic(path, &crate::checksum::sealed_safetensors(&t, &meta))
 }
 
 /// Restores a checkpoint written by [`save`] for the same `kind` and `fingerprint` into
 /// `params` (keeping their dtype and device), `opt`, `rng`, `order` and `extra_params`.
 ///
 /// # Errors
-/// [`Error::Malformed`] for a file that is not such a checkpoint or is damaged;
-/// [`Error::InvalidInput`] (flag `--resume`) for one from another configuration.
+/// [`Error::Io`]; as [`load_bytes`].
 #[allow(clippy::too_many_arguments)] // Each is written back; a struct of &muts would only rename them.
 pub fn load(
     path: &Path,
@@ -164,23 +163,54 @@ pub fn load(
     order: &mut [usize],
     extra_params: &mut [(&str, &mut Params)],
 ) -> Result<Restored> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.into(),
-        source,
-    })?;
+    let bytes = crate::output::read(path)?;
+    load_bytes(
+        &bytes,
+        path,
+        kind,
+        fingerprint,
+        params,
+        opt,
+        rng,
+        order,
+        extra_params,
+    )
+}
+
+/// As [`load`], from the file's bytes (`path` names it in errors). Nothing is written back
+/// unless the whole file checks out.
+///
+/// # Errors
+/// [`Error::Malformed`] for a file that is not such a checkpoint, whose checksum does not match
+/// its contents (a changed, renamed, added or missing tensor or metadata entry), or whose
+/// tensors do not fit the model; [`Error::InvalidInput`] (flag `--resume`) for one from another
+/// configuration.
+#[allow(clippy::too_many_arguments)] // As `load`.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    kind: &str,
+    fingerprint: &str,
+    params: &mut Params,
+    opt: &mut Optimizer,
+    rng: &mut Xoshiro256PlusPlus,
+    order: &mut [usize],
+    extra_params: &mut [(&str, &mut Params)],
+) -> Result<Restored> {
     let bad = |reason: String| Error::Malformed {
         path: path.into(),
         reason,
     };
-    let st = SafeTensors::<'_, 1024>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = SafeTensors::<'_, 1024>::parse(bytes).map_err(|e| bad(e.to_string()))?;
     let meta = |k: &str| -> Result<String> {
         st.metadata(k)
-            .and_then(|v| v.as_str().map(str::to_string))
+            .map(|v| v.chars().collect())
             .ok_or_else(|| bad(format!("no `{k}` in the metadata (not a keel {kind})")))
     };
     if meta("keel.kind")? != kind {
         return Err(bad(format!("not a keel {kind}")));
     }
+    crate::checksum::verify(&st).map_err(bad)?;
     let fp = meta("fingerprint")?;
     if fp != fingerprint {
         return Err(Error::invalid(
@@ -197,7 +227,7 @@ pub fn load(
             .parse()
             .map_err(|_| bad(format!("`{k}` is not a number")))
     };
-    let epoch = num("epoch")? as usize;
+    let epoch = usize::try_from(num("epoch")?).map_err(|_| bad("`epoch` is too large".into()))?;
     let step = num("step")?;
     let words: Vec<u64> = meta("rng")?
         .split(',')
@@ -209,6 +239,44 @@ pub fn load(
         .map_err(|_| bad("`rng` needs 4 words".into()))?;
     let restored_rng = Xoshiro256PlusPlus::from_state(state)
         .ok_or_else(|| bad("`rng` is the zero state".into()))?;
+    let n = params.len();
+    // Every tensor is one this writer writes for this model: nothing unknown, nothing renamed.
+    let known = |name: &str| -> bool {
+        let indexed = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|i| i.strip_prefix('.'))
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i < n && name == format!("{prefix}.{i}"))
+        };
+        name == "order"
+            || name.starts_with("series.")
+            || indexed("param")
+            || indexed("adam_m")
+            || indexed("adam_v")
+            || extra_params.iter().any(|(prefix, _)| indexed(prefix))
+    };
+    for (name, view) in st.tensors() {
+        let name: String = name.chars().collect();
+        if !known(&name) {
+            return Err(bad(format!(
+                "unexpected tensor `{name}` (a {kind} of {n} parameters holds param.*, \
+                 adam_m.*, adam_v.*, order, series.* and the extra sets)"
+            )));
+        }
+        let want = if name == "order" {
+            keel_core::io::Dtype::U64
+        } else {
+            keel_core::io::Dtype::F64
+        };
+        if view.dtype() != want || view.rank() != 1 {
+            return Err(bad(format!(
+                "`{name}` is {} {:?}; the writer stores {} vectors",
+                view.dtype().name(),
+                view.shape(),
+                want.name()
+            )));
+        }
+    }
     let f64s = |name: &str| -> Result<Option<Vec<f64>>> {
         let Ok(view) = st.tensor(name) else {
             return Ok(None);
@@ -219,25 +287,40 @@ pub fn load(
             .map(Some)
             .map_err(|e| bad(format!("{name}: {e}")))
     };
-    let n = params.len();
+    // Read everything first: a damaged file leaves the run untouched.
+    let mut values = Vec::with_capacity(n);
+    let mut extra_values: Vec<Vec<Tensor>> = vec![Vec::with_capacity(n); extra_params.len()];
     let (mut m, mut v) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let like = params.get(ParamId(i));
         let (dims, dtype, dev) = (like.dims().to_vec(), like.dtype(), like.device());
+        let numel = like.numel();
         let take = |name: String| -> Result<Tensor> {
             let data = f64s(&name)?.ok_or_else(|| bad(format!("missing {name}")))?;
+            if data.len() != numel {
+                return Err(bad(format!(
+                    "{name} holds {} values; the parameter has {numel}",
+                    data.len()
+                )));
+            }
             Ok(Tensor::from_f64s(&data, &dims, dtype)
                 .map_err(|e| bad(format!("{name}: {e}")))?
                 .to_device(dev)?)
         };
-        params.set(ParamId(i), take(format!("param.{i}"))?)?;
-        for (prefix, extra) in extra_params.iter_mut() {
-            extra.set(ParamId(i), take(format!("{prefix}.{i}"))?)?;
+        values.push(take(format!("param.{i}"))?);
+        for (k, (prefix, _)) in extra_params.iter().enumerate() {
+            extra_values[k].push(take(format!("{prefix}.{i}"))?);
         }
-        m.push(f64s(&format!("adam_m.{i}"))?);
-        v.push(f64s(&format!("adam_v.{i}"))?);
+        let (mi, vi) = (f64s(&format!("adam_m.{i}"))?, f64s(&format!("adam_v.{i}"))?);
+        let fits = |x: &Option<Vec<f64>>| x.as_ref().is_none_or(|x| x.len() == numel);
+        if mi.is_some() != vi.is_some() || !fits(&mi) || !fits(&vi) {
+            return Err(bad(format!(
+                "the Adam moments of parameter {i} are incomplete or of the wrong length"
+            )));
+        }
+        m.push(mi);
+        v.push(vi);
     }
-    opt.restore(params, step, m, v)?;
     let ov = st.tensor("order").map_err(|e| bad(format!("order: {e}")))?;
     if ov.len() != order.len() {
         return Err(bad("batch order has the wrong length".into()));
@@ -247,7 +330,8 @@ pub fn load(
     let mut new_order = vec![0; len];
     for (k, o) in new_order.iter_mut().enumerate() {
         let b = ov.element_bytes(k).map_err(|e| bad(e.to_string()))?;
-        let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?) as usize;
+        let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?);
+        let x = usize::try_from(x).unwrap_or(usize::MAX);
         if x >= len || std::mem::replace(&mut seen[x], true) {
             return Err(bad(
                 "the batch order is not a permutation of the training rows".into(),
@@ -255,10 +339,8 @@ pub fn load(
         }
         *o = x;
     }
-    order.copy_from_slice(&new_order);
-    *rng = restored_rng;
     let mut series = BTreeMap::new();
-    let names: Vec<String> = st.tensors().map(|(k, _)| k.to_string()).collect();
+    let names: Vec<String> = st.tensors().map(|(k, _)| k.chars().collect()).collect();
     for name in names {
         if let Some(s) = name.strip_prefix("series.") {
             if let Some(vals) = f64s(&name)? {
@@ -268,8 +350,20 @@ pub fn load(
     }
     let all_meta = st
         .metadata_entries()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.chars().collect(), v.chars().collect()))
         .collect();
+    // Write back.
+    for (i, value) in values.into_iter().enumerate() {
+        params.set(ParamId(i), value)?;
+    }
+    for ((_, extra), vals) in extra_params.iter_mut().zip(extra_values) {
+        for (i, value) in vals.into_iter().enumerate() {
+            extra.set(ParamId(i), value)?;
+        }
+    }
+    opt.restore(params, step, m, v)?;
+    order.copy_from_slice(&new_order);
+    *rng = restored_rng;
     Ok(Restored {
         epoch,
         series,

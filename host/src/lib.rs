@@ -16,6 +16,7 @@
 
 pub mod bayes;
 pub mod checkpoint;
+pub mod checksum;
 pub mod chnn;
 pub mod data;
 pub mod emlp;

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use super::hmc::{Chain, ChainState, HmcConfig, Target};
 use crate::error::{Error, Result};
-use crate::export::safetensors_bytes_typed;
 use crate::output::write_atomic;
 
 /// A finished chain's summary (its samples are stored beside it).
@@ -101,30 +100,51 @@ pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
                 .map_err(|e| Error::invalid("--checkpoint", "counters", e.to_string()))?,
         ),
     ]);
-    write_atomic(path, &safetensors_bytes_typed(&tensors, &meta))
+    write_atomic(path, &crate::checksum::sealed_safetensors(&tensors, &meta))
 }
 
 /// Reads a checkpoint for a run with `fingerprint`: the finished chains and the running one
 /// (its cached likelihood and gradient recomputed).
 ///
 /// # Errors
-/// [`Error::Malformed`] for a damaged file or one that is not a checkpoint;
-/// [`Error::InvalidInput`] (`--resume`) for one from other settings.
+/// [`Error::Io`]; as [`load_bytes`].
 pub fn load(
     path: &Path,
     fingerprint: &str,
     target: &dyn Target,
     cfg_of: &dyn Fn(usize) -> Result<HmcConfig>,
 ) -> Result<(Vec<Chain>, ChainState)> {
-    let bytes = crate::output::read(path)?;
+    load_bytes(
+        &crate::output::read(path)?,
+        path,
+        fingerprint,
+        target,
+        cfg_of,
+    )
+}
+
+/// As [`load`], from the file's bytes (`path` names it in errors).
+///
+/// # Errors
+/// [`Error::Malformed`] for a damaged file (its checksum differs from its contents), one that
+/// is not a checkpoint, or one whose tensors do not fit `target`; [`Error::InvalidInput`]
+/// (`--resume`) for one from other settings.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    fingerprint: &str,
+    target: &dyn Target,
+    cfg_of: &dyn Fn(usize) -> Result<HmcConfig>,
+) -> Result<(Vec<Chain>, ChainState)> {
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,
     };
-    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = keel_core::io::SafeTensors::<64>::parse(bytes).map_err(|e| bad(e.to_string()))?;
     if st.metadata("keel.kind").and_then(|k| k.as_str()) != Some("bayes-hmc-checkpoint") {
         return Err(bad("not an HMC checkpoint".into()));
     }
+    crate::checksum::verify(&st).map_err(bad)?;
     let text: String = st
         .metadata("keel.hmc")
         .ok_or_else(|| bad("no keel.hmc metadata".into()))?
@@ -138,6 +158,34 @@ pub fn load(
             "the checkpoint was written by a run with other settings or data",
         ));
     }
+    let dim = target.dim();
+    let k = c.finished.len();
+    // Exactly the tensors this writer writes: every chain so far, and the running state.
+    for (name, view) in st.tensors() {
+        let name: String = name.chars().collect();
+        let chain = name
+            .strip_prefix("chain")
+            .and_then(|r| r.strip_suffix(".samples"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|&i| i <= k && name == format!("chain{i}.samples"));
+        let shape_ok = match chain {
+            Some(_) => view.rank() == 2 && view.shape()[1] == dim,
+            None if name == "theta" => view.shape() == [dim],
+            None => {
+                return Err(bad(format!(
+                    "unexpected tensor `{name}` (a checkpoint after {k} finished chains holds \
+                     chain0.samples … chain{k}.samples and theta)"
+                )))
+            }
+        };
+        if view.dtype() != keel_core::io::Dtype::F64 || !shape_ok {
+            return Err(bad(format!(
+                "`{name}` is {} {:?}; this model has {dim} parameters (F64)",
+                view.dtype().name(),
+                view.shape()
+            )));
+        }
+    }
     let read = |name: &str| -> Result<Vec<f64>> {
         let t = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
         (0..t.len())
@@ -145,7 +193,6 @@ pub fn load(
             .collect::<core::result::Result<Vec<_>, _>>()
             .map_err(|e| bad(e.to_string()))
     };
-    let dim = target.dim();
     let rows = |name: &str| -> Result<Vec<Vec<f64>>> {
         let flat = read(name)?;
         if flat.len() % dim.max(1) != 0 {
@@ -163,7 +210,6 @@ pub fn load(
             step_size: f64::from_bits(f.step_size_bits),
         });
     }
-    let k = finished.len();
     let theta = read("theta")?;
     let rng = Xoshiro256PlusPlus::from_state(c.rng)
         .ok_or_else(|| bad("generator state is zero".into()))?;

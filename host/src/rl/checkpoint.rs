@@ -16,7 +16,6 @@ use super::agent::Agent;
 use super::replay::{Replay, Transition};
 use super::train::{Diagnostics, Evaluation};
 use crate::error::{Error, Result};
-use crate::export::safetensors_bytes_typed;
 use crate::optim::Optimizer;
 use crate::output::write_atomic;
 use crate::params::{ParamId, Params};
@@ -138,30 +137,62 @@ pub fn save(
         ("keel.kind".to_string(), "rl-checkpoint".to_string()),
         ("keel.rl".to_string(), json),
     ]);
-    write_atomic(path, &safetensors_bytes_typed(&t, &meta))
+    write_atomic(path, &crate::checksum::sealed_safetensors(&t, &meta))
 }
+
+/// The replay's tensors.
+const REPLAY: [&str; 7] = [
+    "replay.obs",
+    "replay.action",
+    "replay.reward",
+    "replay.next_obs",
+    "replay.flags",
+    "replay.mean",
+    "replay.m2",
+];
 
 /// Restores a checkpoint for a run with `fingerprint` into a freshly built `agent` and an empty
 /// `replay`; returns the loop's state.
 ///
 /// # Errors
-/// [`Error::Malformed`] for a damaged file or one that is not an RL checkpoint;
-/// [`Error::InvalidInput`] (`--resume`) for one from other settings.
+/// [`Error::Io`]; as [`load_bytes`].
 pub fn load(
     path: &Path,
     fingerprint: impl Fn(&str) -> bool,
     agent: &mut Agent,
     replay: &mut Replay,
 ) -> Result<LoopState> {
-    let bytes = crate::output::read(path)?;
+    load_bytes(
+        &crate::output::read(path)?,
+        path,
+        fingerprint,
+        agent,
+        replay,
+    )
+}
+
+/// As [`load`], from the file's bytes (`path` names it in errors).
+///
+/// # Errors
+/// [`Error::Malformed`] for a damaged file (its checksum differs from its contents), one that
+/// is not an RL checkpoint, or one whose tensors do not fit the agent; [`Error::InvalidInput`]
+/// (`--resume`) for one from other settings.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    fingerprint: impl Fn(&str) -> bool,
+    agent: &mut Agent,
+    replay: &mut Replay,
+) -> Result<LoopState> {
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,
     };
-    let st = SafeTensors::<'_, 256>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = SafeTensors::<'_, 256>::parse(bytes).map_err(|e| bad(e.to_string()))?;
     if st.metadata("keel.kind").and_then(|k| k.as_str()) != Some("rl-checkpoint") {
         return Err(bad("not an rl checkpoint".into()));
     }
+    crate::checksum::verify(&st).map_err(bad)?;
     let text: String = st
         .metadata("keel.rl")
         .ok_or_else(|| bad("no keel.rl metadata".into()))?
@@ -174,6 +205,43 @@ pub fn load(
             path.display(),
             "the checkpoint was written by a run with other settings",
         ));
+    }
+    // Exactly the tensors this writer writes for this agent.
+    let expected: Vec<(String, usize)> = sets(agent)
+        .into_iter()
+        .flat_map(|(name, params, opt)| {
+            params.values().iter().enumerate().flat_map(move |(i, p)| {
+                let moments = opt.map(|_| {
+                    [
+                        (format!("{name}.m{i}"), p.numel()),
+                        (format!("{name}.v{i}"), p.numel()),
+                    ]
+                });
+                std::iter::once((format!("{name}.{i}"), p.numel()))
+                    .chain(moments.into_iter().flatten())
+            })
+        })
+        .collect();
+    for (name, view) in st.tensors() {
+        let name: String = name.chars().collect();
+        let size = expected.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+        if size.is_none() && !REPLAY.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "unexpected tensor `{name}` for this agent (actor, critic, critic_target, model, \
+                 reward, done and log_alpha parameters and moments, and the replay)"
+            )));
+        }
+        if view.dtype() != keel_core::io::Dtype::F64
+            || view.rank() != 1
+            || size.is_some_and(|s| view.len() != s)
+        {
+            return Err(bad(format!(
+                "`{name}` is {} {:?}; the writer stores F64 vectors{}",
+                view.dtype().name(),
+                view.shape(),
+                size.map_or(String::new(), |s| format!(" (this one of {s})"))
+            )));
+        }
     }
     let read = |name: &str| -> Result<Vec<f64>> {
         let v = st.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
@@ -249,11 +317,12 @@ pub fn load(
         read("replay.next_obs")?,
         read("replay.flags")?,
     );
-    if obs.len() != n * o
-        || next_obs.len() != n * o
-        || action.len() != n * a
-        || reward.len() != n
-        || flags.len() != 2 * n
+    let holds = |column: &[f64], width: usize| n.checked_mul(width) == Some(column.len());
+    if !holds(&obs, o)
+        || !holds(&next_obs, o)
+        || !holds(&action, a)
+        || !holds(&reward, 1)
+        || !holds(&flags, 2)
     {
         return Err(bad(
             "replay columns do not match the environment's sizes".into()
