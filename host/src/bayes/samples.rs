@@ -161,16 +161,26 @@ impl SampleSet {
     /// Reads a set written by [`SampleSet::save`].
     ///
     /// # Errors
-    /// [`Error::Io`]; [`Error::Malformed`] for a file that is not a sample set (naming what it
-    /// is) or whose tensors disagree.
+    /// [`Error::Io`]; as [`SampleSet::from_bytes`].
     pub fn load(path: &Path) -> Result<SampleSet> {
-        use keel_core::io::SafeTensors;
-        let bytes = crate::output::read(path)?;
+        Self::from_bytes(&crate::output::read(path)?, path)
+    }
+
+    /// Reads a set from the bytes of a file written by [`SampleSet::save`] (`path` names it in
+    /// errors), checking it against its own description: the configuration (`keel.bayes`) must
+    /// be one the methods write, its network must have as many parameters as each sample, and
+    /// the number of samples and their chains must be what its method's settings make.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for a file that is not a sample set (naming what it is), or whose
+    /// configuration and tensors disagree (naming the first disagreement).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<SampleSet> {
+        use keel_core::io::{Dtype, SafeTensors};
         let bad = |reason: String| Error::Malformed {
             path: path.to_path_buf(),
             reason,
         };
-        let st = SafeTensors::<8>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let st = SafeTensors::<8>::parse(bytes).map_err(|e| bad(e.to_string()))?;
         let kind = st.metadata("keel.kind").and_then(|k| k.as_str());
         if kind != Some("bayes-samples") {
             return Err(bad(format!(
@@ -185,8 +195,26 @@ impl SampleSet {
             .collect();
         let spec: Spec =
             serde_json::from_str(&spec_json).map_err(|e| bad(format!("keel.bayes: {e}")))?;
-        let s = st.tensor("samples").map_err(|e| bad(e.to_string()))?;
-        let c = st.tensor("chain").map_err(|e| bad(e.to_string()))?;
+        spec.check().map_err(|e| bad(format!("keel.bayes: {e}")))?;
+        if let Some((name, _)) = st
+            .tensors()
+            .find(|(name, _)| *name != "samples" && *name != "chain")
+        {
+            return Err(bad(format!(
+                "unexpected tensor `{name}` (a sample set holds `samples` and `chain`)"
+            )));
+        }
+        let s = st
+            .tensor("samples")
+            .map_err(|e| bad(format!("samples: {e}")))?;
+        let c = st.tensor("chain").map_err(|e| bad(format!("chain: {e}")))?;
+        if s.dtype() != Dtype::F64 || c.dtype() != Dtype::U32 {
+            return Err(bad(format!(
+                "samples is {} and chain {}, expected F64 and U32",
+                s.dtype().name(),
+                c.dtype().name()
+            )));
+        }
         if s.rank() != 2 || c.rank() != 1 || c.shape()[0] != s.shape()[0] {
             return Err(bad(format!(
                 "samples {:?} and chain {:?} do not fit together",
@@ -194,24 +222,167 @@ impl SampleSet {
                 c.shape()
             )));
         }
-        let p = s.shape()[1];
-        let mut flat = Vec::with_capacity(s.len());
-        for i in 0..s.len() {
-            flat.push(s.get_f64(i).map_err(|e| bad(e.to_string()))?);
+        let (count, p) = (s.shape()[0], s.shape()[1]);
+        if count == 0 || p == 0 {
+            return Err(bad(format!("samples {:?} holds no samples", s.shape())));
         }
-        if c.dtype() != keel_core::io::Dtype::U32 {
-            return Err(bad(format!("chain is {:?}, expected U32", c.dtype())));
-        }
-        let chain = c
+        spec.check_parameters(p)
+            .map_err(|e| bad(format!("samples {:?}: {e}", s.shape())))?;
+        let chain: Vec<usize> = c
             .data()
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
             .collect();
+        spec.check_chains(&chain)
+            .map_err(|e| bad(format!("chain: {e}")))?;
+        let flat = (0..s.len())
+            .map(|i| s.get_f64(i))
+            .collect::<core::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
         Ok(SampleSet {
             spec,
-            samples: flat.chunks(p.max(1)).map(<[f64]>::to_vec).collect(),
+            samples: flat.chunks(p).map(<[f64]>::to_vec).collect(),
             chain,
         })
+    }
+}
+
+/// The methods that write sample sets.
+const METHODS: [&str; 6] = ["hmc", "sgd", "ensemble", "sgld", "sghmc", "vi"];
+
+impl Spec {
+    /// Whether the configuration is one the methods write: a known method, likelihood and
+    /// prior, positive widths, classes for a classifier (none for a regression), a positive
+    /// temperature and a test fraction in `[0, 1)`.
+    ///
+    /// # Errors
+    /// The first problem, in words.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !METHODS.contains(&self.method.as_str()) {
+            return Err(format!(
+                "unknown method '{}' (expected one of {})",
+                self.method,
+                METHODS.join(", ")
+            ));
+        }
+        let classes = self.classes.len();
+        match self.likelihood.as_str() {
+            "categorical" if classes < 2 => {
+                return Err(format!("a categorical likelihood with {classes} classes"))
+            }
+            "gaussian" if classes > 0 => {
+                return Err(format!("a gaussian likelihood with {classes} classes"))
+            }
+            "categorical" | "gaussian" => {}
+            other => return Err(format!("unknown likelihood '{other}'")),
+        }
+        if self.hidden.contains(&0) {
+            return Err(format!("hidden widths {:?} include 0", self.hidden));
+        }
+        self.prior().map_err(|e| e.to_string())?;
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(format!("temperature {} is not positive", self.temperature));
+        }
+        if !(0.0..1.0).contains(&self.test_fraction) {
+            return Err(format!(
+                "test fraction {} is outside [0, 1)",
+                self.test_fraction
+            ));
+        }
+        Ok(())
+    }
+
+    /// The network's outputs: the classes, or `(μ, s)`.
+    fn outputs(&self) -> usize {
+        if self.likelihood == "categorical" {
+            self.classes.len()
+        } else {
+            2
+        }
+    }
+
+    /// Whether `p` parameters make a network `[d, hidden…, outputs]` for some input width
+    /// `d ≥ 1` (the data's, which the set does not record): `p = d·w₁ + rest`.
+    ///
+    /// # Errors
+    /// The widths and counts that disagree, in words.
+    pub fn check_parameters(&self, p: usize) -> std::result::Result<(), String> {
+        let sizes: Vec<usize> = self
+            .hidden
+            .iter()
+            .copied()
+            .chain([self.outputs()])
+            .collect();
+        let first = sizes[0] as u128;
+        // Everything but the first layer's weights: its bias, then each later layer.
+        let rest = sizes.windows(2).fold(first, |acc, w| {
+            acc.saturating_add((w[0] as u128) * (w[1] as u128) + w[1] as u128)
+        });
+        let p = p as u128;
+        if p <= rest || !(p - rest).is_multiple_of(first) {
+            return Err(format!(
+                "{p} parameters per sample do not make a network with hidden widths {:?} and \
+                 {} outputs ({rest} parameters past the first layer's weights, then a multiple \
+                 of {first})",
+                self.hidden,
+                self.outputs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `chain` (one entry per sample) is what the method's settings make: one sample
+    /// per member, in order (`sgd`, `ensemble`); `draws` samples of chain 0 (`vi`); chains in
+    /// order, each below `chains` (`hmc`, `sgld`, `sghmc`), and for `hmc` at most `samples`
+    /// per chain.
+    ///
+    /// # Errors
+    /// The disagreement, in words.
+    pub fn check_chains(&self, chain: &[usize]) -> std::result::Result<(), String> {
+        let setting = |key: &str| -> std::result::Result<usize, String> {
+            self.settings
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| usize::try_from(v).ok())
+                .ok_or_else(|| format!("the {} settings record no count `{key}`", self.method))
+        };
+        let n = chain.len();
+        match self.method.as_str() {
+            "sgd" | "ensemble" => {
+                let members = setting("members")?;
+                if n != members || chain.iter().enumerate().any(|(i, &c)| c != i) {
+                    return Err(format!(
+                        "{n} samples for {members} members (one each, numbered in order)"
+                    ));
+                }
+            }
+            "vi" => {
+                let draws = setting("draws")?;
+                if n != draws || chain.iter().any(|&c| c != 0) {
+                    return Err(format!("{n} samples for {draws} draws (all of chain 0)"));
+                }
+            }
+            _ => {
+                let chains = setting("chains")?;
+                if let Some(&c) = chain.iter().find(|&&c| c >= chains) {
+                    return Err(format!("chain {c} of a run with {chains} chains"));
+                }
+                if chain.windows(2).any(|w| w[1] < w[0]) {
+                    return Err("chains are not in order".into());
+                }
+                if self.method == "hmc" {
+                    let per_chain = setting("samples")?;
+                    if let Some(run) = chain.chunk_by(|a, b| a == b).find(|r| r.len() > per_chain) {
+                        return Err(format!(
+                            "{} samples in chain {}; the run drew {per_chain} per chain",
+                            run.len(),
+                            run[0]
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -476,6 +647,17 @@ pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) 
     }
     let chosen = spread(&set.samples, count);
     let p = chosen[0].len();
+    let needed = parameter_count(sizes);
+    if needed != Some(p) {
+        return Err(Error::invalid(
+            "--samples",
+            &set.spec.method,
+            format!(
+                "its samples hold {p} parameters; the network {sizes:?} of these data has {}",
+                needed.map_or("too many".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
     let flat: Vec<f64> = chosen.iter().flat_map(|s| s.iter().copied()).collect();
     let sizes_f: Vec<f64> = sizes.iter().map(|&s| s as f64).collect();
     let f32b = crate::export::f32_bytes;
@@ -496,6 +678,13 @@ pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) 
         ],
         &meta,
     ))
+}
+
+/// Parameters of a network with layer widths `sizes` (`Σ in·out + out`); `None` on overflow.
+fn parameter_count(sizes: &[usize]) -> Option<usize> {
+    sizes.windows(2).try_fold(0usize, |acc, w| {
+        w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
+    })
 }
 
 /// The model average of a `bma` file on raw inputs `x` (`[rows, in]`) computed by the host
@@ -522,10 +711,42 @@ pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
         Ok((v, t.shape().to_vec()))
     };
     let (samples, shape) = read("samples")?;
-    let sizes: Vec<usize> = read("sizes")?.0.iter().map(|&s| s as usize).collect();
+    let (widths, _) = read("sizes")?;
+    // Widths are small whole numbers (an f32 holds them exactly up to 2^24).
+    let sizes: Vec<usize> = widths
+        .iter()
+        .map(|&w| ((1.0..=16_777_216.0).contains(&w) && w.fract() == 0.0).then_some(w as usize))
+        .collect::<Option<_>>()
+        .filter(|s: &Vec<usize>| s.len() >= 2)
+        .ok_or_else(|| {
+            bad(format!(
+                "sizes {widths:?} are not two or more positive widths"
+            ))
+        })?;
+    let p = parameter_count(&sizes);
+    if shape.len() != 2 || shape[0] == 0 || Some(shape[1]) != p {
+        return Err(bad(format!(
+            "samples {shape:?} do not hold the {} parameters of a network {sizes:?}",
+            p.map_or("(too many)".to_string(), |p| p.to_string())
+        )));
+    }
     let (mean, _) = read("input.mean")?;
     let (std, _) = read("input.std")?;
     let d = sizes[0];
+    if mean.len() != d || std.len() != d {
+        return Err(bad(format!(
+            "input.mean and input.std hold {} and {} values for {d} inputs",
+            mean.len(),
+            std.len()
+        )));
+    }
+    if !x.len().is_multiple_of(d) {
+        return Err(Error::invalid(
+            "inputs",
+            x.len(),
+            format!("not rows of the model's {d} inputs"),
+        ));
+    }
     let rows = x.len() / d;
     let xs = Tensor::from_f64s(&data::standardize(x, &mean, &std), &[rows, d], DType::F64)?;
     let classes = *sizes.last().unwrap_or(&0);
