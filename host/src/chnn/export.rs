@@ -174,15 +174,20 @@ pub fn save(path: &Path, net: &Net, params: &Params, info: &Info) -> Result<()> 
 /// `keel.kind`, say an MLP or an EMLP, is named), a missing or misshapen parameter, or an
 /// unknown tensor.
 pub fn load(path: &Path) -> Result<Saved> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    from_bytes(&crate::output::read(path)?, path)
+}
+
+/// As [`load`], from the file's bytes (`path` names it in errors).
+///
+/// # Errors
+/// As [`load`], less the I/O errors; also a `keel.chnn` description whose network would need
+/// more parameters than the file holds (refused before anything is allocated).
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Saved> {
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,
     };
-    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = keel_core::io::SafeTensors::<64>::parse(bytes).map_err(|e| bad(e.to_string()))?;
     let meta = |key: &str| -> Option<String> { st.metadata(key).map(|v| v.chars().collect()) };
     let kind =
         meta("keel.kind").ok_or_else(|| bad("no `keel.kind` metadata: not a Keel model".into()))?;
@@ -204,8 +209,22 @@ pub fn load(path: &Path) -> Result<Saved> {
             info.model
         )));
     }
-    let system = info.spec()?;
-    let graph = truth(system)?.graph();
+    // Every model has `layers` hidden layers of `hidden` units: at least `layers·hidden` biases
+    // and `(layers − 1)·hidden²` weights between them, each an f32 in the file.
+    let (h, l) = (info.hidden as u128, info.layers as u128);
+    let floats = (st.data_section().len() / 4) as u128;
+    if h.saturating_mul(l) > floats
+        || h.saturating_mul(h).saturating_mul(l.saturating_sub(1)) > floats
+    {
+        return Err(bad(format!(
+            "`keel.chnn` describes {} × {} hidden units; the file holds only {floats} numbers",
+            info.layers, info.hidden
+        )));
+    }
+    let system = info.spec().map_err(|e| bad(format!("`keel.chnn`: {e}")))?;
+    let graph = truth(system)
+        .map_err(|e| bad(format!("`keel.chnn`: {e}")))?
+        .graph();
     // The angle models read the chain's lengths off a state, as in training: the first
     // training chunk's (trajectory 0 of seed 0 does not depend on how many were generated).
     let z0 = generate(system, 1, 0)?.chunks[0].z[0].clone();
@@ -219,7 +238,8 @@ pub fn load(path: &Path) -> Result<Saved> {
         info.hidden,
         info.layers,
         &mut rng,
-    )?;
+    )
+    .map_err(|e| bad(format!("`keel.chnn`: {e}")))?;
     let names: Vec<String> = params.names().to_vec();
     for (i, name) in names.iter().enumerate() {
         let t = st

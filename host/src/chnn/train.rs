@@ -587,15 +587,25 @@ pub struct Evaluation {
     pub first_rollout: Vec<Vec<f64>>,
 }
 
+/// Most Dormand–Prince steps (accepted or rejected) of one evaluation rollout. Models trained
+/// by `keel chnn train` take 100 to 750 steps over the 100-sample test horizon (chain
+/// pendulums of 2 and 6 links, coupled pendulum, magnet pendulum, gyroscope, rotor; a potential
+/// weight scaled by 10³); one with a weight of 10⁶ takes about 50,000 and one of 10¹² does not
+/// finish in hours. Each step costs a few milliseconds on the CPU engine, so the bound also
+/// bounds the time an evaluation may take (about a minute for 100 test trajectories).
+pub const MAX_ROLLOUT_STEPS: usize = 20_000;
+
 /// Integrates `f` from `y0` (one flat batch state) with Dormand–Prince 5(4), one shared step
 /// size for the whole batch (as torchdiffeq does), landing on every output time; error norm
-/// RMS of `err / (atol + rtol·max(|y|, |y_new|))`.
+/// RMS of `err / (atol + rtol·max(|y|, |y_new|))`. At most `max_steps` steps, accepted or
+/// rejected.
 fn dopri5_batch(
     f: &impl Fn(&[f64]) -> Result<Vec<f64>>,
     y0: &[f64],
     times: &[f64],
     rtol: f64,
     atol: f64,
+    max_steps: usize,
 ) -> Result<Vec<Vec<f64>>> {
     let axpy = |y: &[f64], terms: &[(f64, &Vec<f64>)], h: f64| -> Vec<f64> {
         let mut out = y.to_vec();
@@ -615,10 +625,13 @@ fn dopri5_batch(
     for &t_out in &times[1..] {
         while t < t_out - 1e-12 * t_out.abs().max(1.0) {
             steps += 1;
-            if steps > 1_000_000 {
+            if steps > max_steps {
                 return Err(Error::Solver {
-                    reason: "dopri5: more than 10^6 steps (the learned dynamics are too stiff)"
-                        .into(),
+                    reason: format!(
+                        "dopri5: the learned dynamics need more than {max_steps} steps to reach \
+                         t = {t_out} (reached t = {t:.3e}); too stiff to integrate, e.g. an \
+                         absurd weight in the model"
+                    ),
                 });
             }
             let hh = h.min(t_out - t);
@@ -711,12 +724,27 @@ fn dopri5_batch(
 /// rollouts (rtol 1e-7, f64) of the learned dynamics from each trajectory's initial state.
 ///
 /// # Errors
-/// Data generation and integration errors.
+/// Data generation and integration errors, among them [`Error::Solver`] for dynamics that
+/// need more than [`MAX_ROLLOUT_STEPS`] steps.
 pub fn evaluate(
     net: &Net,
     params: &Params,
     system: SystemSpec,
     test: &DataSet,
+) -> Result<Evaluation> {
+    evaluate_within(net, params, system, test, MAX_ROLLOUT_STEPS)
+}
+
+/// As [`evaluate`], with the rollout bounded by `max_steps` Dormand–Prince steps.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_within(
+    net: &Net,
+    params: &Params,
+    system: SystemSpec,
+    test: &DataSet,
+    max_steps: usize,
 ) -> Result<Evaluation> {
     let sys = truth(system)?;
     let nd = {
@@ -737,7 +765,7 @@ pub fn evaluate(
         .collect();
     let y0 = net64.start(&p64, &z0)?;
     let field = |y: &[f64]| net64.flat_field(&p64, &minv, y, b);
-    let ys = dopri5_batch(&field, &y0, &times, 1e-7, 1e-9)?;
+    let ys = dopri5_batch(&field, &y0, &times, 1e-7, 1e-9, max_steps)?;
     // Velocity-form Cartesian state of every prediction: pred[trajectory][step].
     let mut pred = vec![Vec::with_capacity(steps); b];
     for y in &ys {
@@ -865,4 +893,61 @@ pub fn test_set(system: SystemSpec, n_test: usize) -> Result<DataSet> {
         ));
     }
     generate(system, n_test, TEST_SEED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// The test horizon: 100 samples 0.03 s apart.
+    fn times() -> Vec<f64> {
+        (0..100).map(|k| k as f64 * 0.03).collect()
+    }
+
+    /// `y' = −y` lands on `e^{−t}` within the tolerance, far inside the bound.
+    #[test]
+    fn a_smooth_rollout_lands_on_the_solution() {
+        let t = times();
+        let ys = dopri5_batch(
+            &|y: &[f64]| Ok(y.iter().map(|v| -v).collect()),
+            &[1.0, 2.0],
+            &t,
+            1e-7,
+            1e-9,
+            MAX_ROLLOUT_STEPS,
+        )
+        .unwrap();
+        for (y, t) in ys.iter().zip(&t) {
+            for (v, y0) in y.iter().zip([1.0, 2.0]) {
+                let exact = y0 * (-t).exp();
+                assert!((v - exact).abs() <= 1e-6 * exact, "t = {t}: {v} vs {exact}");
+            }
+        }
+    }
+
+    /// `y' = −10¹²·y` (explicit Dormand–Prince is stable only for `h` below about 3·10⁻¹²) stops
+    /// at the step bound with an error that says so, after at most 6 field evaluations per step
+    /// and one to start. Before the bound it went on for 10⁶ steps (6·10⁶ evaluations), hours
+    /// for a learned field.
+    #[test]
+    fn a_stiff_rollout_stops_at_the_step_bound() {
+        let calls = Cell::new(0usize);
+        let f = |y: &[f64]| {
+            calls.set(calls.get() + 1);
+            Ok(y.iter().map(|v| -1e12 * v).collect())
+        };
+        let e =
+            dopri5_batch(&f, &[1.0, -0.5], &times(), 1e-7, 1e-9, MAX_ROLLOUT_STEPS).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("more than {MAX_ROLLOUT_STEPS} steps")),
+            "{e}"
+        );
+        assert!(
+            calls.get() <= 1 + 6 * MAX_ROLLOUT_STEPS,
+            "{} field evaluations",
+            calls.get()
+        );
+    }
 }
