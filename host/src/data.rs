@@ -83,20 +83,20 @@ impl NumericTable {
 }
 
 /// A CSV file's text, its column names, and its non-empty data lines.
-struct CsvFile<'p> {
-    path: &'p Path,
-    text: String,
+struct CsvFile<'a> {
+    path: &'a Path,
+    text: &'a str,
 }
 
-impl<'p> CsvFile<'p> {
-    fn read(path: &'p Path) -> Result<CsvFile<'p>> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(CsvFile { path, text })
-    }
+/// A file's text, or an error naming it.
+fn read_text(path: &Path) -> Result<String> {
+    String::from_utf8(crate::output::read(path)?).map_err(|e| Error::Malformed {
+        path: path.to_path_buf(),
+        reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
 
+impl CsvFile<'_> {
     fn bad(&self, reason: String) -> Error {
         Error::Malformed {
             path: self.path.to_path_buf(),
@@ -165,7 +165,15 @@ impl<'p> CsvFile<'p> {
 /// [`Error::Io`]; [`Error::Malformed`] naming the row (1-based, the header is row 1) and the
 /// column for ragged rows, empty cells, non-numbers and NaN/∞, or a file without data rows.
 pub fn read_numeric_csv(path: &Path) -> Result<NumericTable> {
-    let file = CsvFile::read(path)?;
+    parse_numeric_csv(&read_text(path)?, path)
+}
+
+/// As [`read_numeric_csv`], from the file's text (`path` names it in errors).
+///
+/// # Errors
+/// As [`read_numeric_csv`], less the I/O errors.
+pub fn parse_numeric_csv(text: &str, path: &Path) -> Result<NumericTable> {
+    let file = CsvFile { path, text };
     let (names, rows) = file.split()?;
     let mut values = Vec::new();
     for r in rows {
@@ -190,7 +198,15 @@ pub fn read_numeric_csv(path: &Path) -> Result<NumericTable> {
 /// NaN/∞; [`Error::InvalidInput`] for an unknown target column (listing the columns) or a
 /// classification target with a single class.
 pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
-    let file = CsvFile::read(path)?;
+    parse_csv(&read_text(path)?, path, target, classify)
+}
+
+/// As [`read_csv`], from the file's text (`path` names it in errors).
+///
+/// # Errors
+/// As [`read_csv`], less the I/O errors.
+pub fn parse_csv(text: &str, path: &Path, target: &str, classify: bool) -> Result<Dataset> {
+    let file = CsvFile { path, text };
     let bad = |reason: String| file.bad(reason);
     let (names, rows) = file.split()?;
     let t = names.iter().position(|n| n == target).ok_or_else(|| {
@@ -260,9 +276,14 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
                 ),
             ));
         }
+        let index: std::collections::HashMap<&str, usize> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
         let labels = raw_targets
             .iter()
-            .map(|v| classes.iter().position(|c| c == v).unwrap_or(0))
+            .map(|v| index.get(v.as_str()).copied().unwrap_or(0))
             .collect();
         Targets::Classes { labels, classes }
     } else {

@@ -117,6 +117,7 @@ pub fn parse(output: &str) -> Result<FirmwareRun> {
     let steps: usize = get("steps")?
         .parse()
         .map_err(|_| Error::invalid("steps", get("steps").unwrap_or(""), "not an integer"))?;
+    check_steps(steps, MAX_STEPS, line)?;
     let words = |key: &str, n: usize| -> Result<Vec<f32>> {
         let text = get(key)?;
         let v = text
@@ -147,6 +148,31 @@ pub fn parse(output: &str) -> Result<FirmwareRun> {
         rates,
         state,
     })
+}
+
+/// Most RK4 steps of the dynamics check the host reruns (the firmware takes 1000).
+pub const MAX_STEPS: usize = 1_000_000;
+/// Most steps of the learned rollout the host reruns (the firmware takes 100).
+pub const MAX_CHNN_STEPS: usize = 10_000;
+/// Longest learned rollout `steps·dt` the host reruns, in seconds (the firmware's is 3 s; the
+/// reference solution at rtol 1e-10 costs time in proportion).
+pub const MAX_CHNN_SPAN: f64 = 1000.0;
+/// Most control steps of the closed-loop episode the host reruns (the firmware takes 200).
+pub const MAX_POLICY_STEPS: usize = 100_000;
+/// Most work `n·grid²` of the GP stream the host reruns (the firmware's is 1000 · 64²).
+pub const MAX_GP_WORK: u128 = 1 << 32;
+
+/// A log's step count, refused above what the host will rerun (a damaged or forged log must
+/// not keep the check busy for hours).
+fn check_steps(steps: usize, max: usize, line: &str) -> Result<()> {
+    if steps > max {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            format!("steps={steps} is more than the host reruns (at most {max})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reruns the firmware's scenario on the host in `f32` with the same core code.
@@ -642,11 +668,15 @@ pub fn parse_gp(output: &str) -> Result<FirmwareGpRun> {
             "mean= and var_f= need one word per test= input",
         ));
     }
-    if run.grid < 4 || run.grid > 4096 || run.n > 10_000_000 {
+    if run.grid < 4
+        || run.grid > 4096
+        || run.n > 10_000_000
+        || run.n as u128 * (run.grid as u128).pow(2) > MAX_GP_WORK
+    {
         return Err(Error::invalid(
             "firmware output",
             line,
-            "grid= or n= out of range",
+            format!("grid= or n= out of range (grid 4 to 4096, n·grid² at most {MAX_GP_WORK})"),
         ));
     }
     Ok(run)
@@ -821,6 +851,7 @@ pub fn parse_policy(output: &str) -> Result<FirmwarePolicyRun> {
     let steps = get("steps")?
         .parse()
         .map_err(|_| Error::invalid("steps", line, "not an integer"))?;
+    check_steps(steps, MAX_POLICY_STEPS, line)?;
     let ret = hex_words("return", get("return")?)?;
     let state = hex_words("state", get("state")?)?;
     let value0 = hex_words("value0", get("value0")?)?;
@@ -1146,6 +1177,7 @@ pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
     let steps: usize = get("steps")?
         .parse()
         .map_err(|_| Error::invalid("firmware output", line, "steps= is not a count"))?;
+    check_steps(steps, MAX_CHNN_STEPS, line)?;
     let (z0, state) = (
         hex_words("z0", get("z0")?)?,
         hex_words("state", get("state")?)?,
@@ -1155,6 +1187,18 @@ pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
             "firmware output",
             line,
             "expected one dt and 8-component states (2 nodes × 2 dimensions × (x, v))",
+        ));
+    }
+    let span = f64::from(dt[0]) * steps as f64;
+    if !(dt[0] > 0.0 && span <= MAX_CHNN_SPAN) {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            format!(
+                "dt={} over {steps} steps: the host reruns a positive step over at most \
+                 {MAX_CHNN_SPAN} s",
+                dt[0]
+            ),
         ));
     }
     Ok(FirmwareChnnRun {
@@ -1274,6 +1318,44 @@ mod tests {
         assert!(parse(&ok.replace("state=00000000,", "state=0,")).is_err());
         assert!(parse(&ok.replace("steps=50", "steps=x")).is_err());
         assert!(parse(&ok.replace("dtype=f32", "dtype=f64")).is_err());
+    }
+
+    /// A damaged log must not keep the check busy for hours (or overflow a buffer's size):
+    /// counts beyond what the host reruns are refused, naming the bound.
+    #[test]
+    fn step_counts_beyond_the_reruns_bounds_are_refused() {
+        let ok = line(&[0.0; 12]);
+        let huge = ok.replace("steps=50", &format!("steps={}", MAX_STEPS + 1));
+        let e = parse(&huge).unwrap_err().to_string();
+        assert!(e.contains(&format!("at most {MAX_STEPS}")), "{e}");
+        parse(&ok.replace("steps=50", &format!("steps={MAX_STEPS}"))).unwrap();
+        let chnn = format!(
+            "KEEL-FW model=chnn links=2 dt=3cf5c28f steps={} z0={zeros} state={zeros}",
+            usize::MAX,
+            zeros = ["00000000"; 8].join(",")
+        );
+        let e = parse_chnn(&chnn).unwrap_err().to_string();
+        assert!(e.contains(&format!("at most {MAX_CHNN_STEPS}")), "{e}");
+        // dt = 0.03 over 100 steps is the firmware's; 10⁹ s is not, nor is a negative step.
+        parse_chnn(&chnn.replace(&usize::MAX.to_string(), "100")).unwrap();
+        let long = chnn
+            .replace(&usize::MAX.to_string(), "100")
+            .replace("dt=3cf5c28f", &format!("dt={:08x}", 1e9f32.to_bits()));
+        assert!(parse_chnn(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("1000 s"));
+        let negative = chnn
+            .replace(&usize::MAX.to_string(), "100")
+            .replace("dt=3cf5c28f", "dt=bcf5c28f");
+        assert!(parse_chnn(&negative).is_err());
+        let policy = format!(
+            "KEEL-FW model=policy env=pendulum steps={} return=00000000 state=00000000,00000000 \
+             value0=00000000 value_sum=00000000",
+            MAX_POLICY_STEPS + 1
+        );
+        let e = parse_policy(&policy).unwrap_err().to_string();
+        assert!(e.contains(&format!("at most {MAX_POLICY_STEPS}")), "{e}");
     }
 
     #[test]

@@ -37,12 +37,31 @@ pub(crate) fn load_state<
         path: path.to_path_buf(),
         source,
     })?;
+    parse_state(&text, path, init, m)
+}
+
+/// As `load_state` (what `--init FILE` reads), from the file's text: `path` names it in
+/// errors; `init.file` is not read.
+///
+/// # Errors
+/// [`Error::Malformed`] naming the file and the problem; [`Error::Core`] if projecting fails.
+pub fn parse_state<
+    T: Real,
+    const N: usize,
+    const D: usize,
+    const C: usize,
+    P: Potential<T, N, D>,
+>(
+    text: &str,
+    path: &std::path::Path,
+    init: &InitSpec,
+    m: &Mechanics<T, N, D, C, P>,
+) -> Result<Phase<T, N, D>> {
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,
     };
-    let doc: Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let is_trajectory = doc.get("t").is_some();
     let field = |key: &str| -> Result<Vec<f64>> {
         let mut v = doc

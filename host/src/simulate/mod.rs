@@ -2,7 +2,7 @@
 //! initial state and report positions, velocities, energy and constraint violation.
 
 mod config;
-mod init;
+pub mod init;
 mod run;
 
 pub use config::{
