@@ -228,11 +228,9 @@ pub fn write_digits_assets(
         val_fraction: 0.1,
         patience: 10,
         dtype: crate::backend::DType::F32,
-        progress: false,
         device: crate::backend::Device::Cpu,
-        notice: None,
     };
-    let fitted = fit(&cfg)?;
+    let fitted = fit(&cfg, &mut |_| {})?;
     crate::export::write_mlp(
         &dir.join(DIGITS_MODEL),
         &fitted.mlp,
@@ -304,11 +302,10 @@ pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
         lr: 3e-3,
         batch: 250,
         seed: 0,
-        progress: false,
         checkpoint: crate::checkpoint::Options::default(),
         device: crate::backend::Device::Cpu,
     };
-    let t = train(&cfg, &Solver::default())?;
+    let t = train(&cfg, &Solver::default(), &mut |_| {})?;
     let net = t
         .emlp
         .as_ref()

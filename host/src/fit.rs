@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::random::Xoshiro256PlusPlus;
 use serde::Serialize;
 
@@ -20,6 +19,7 @@ use crate::metrics;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Classification or regression.
@@ -78,13 +78,8 @@ pub struct FitConfig {
     pub patience: usize,
     /// Element type of training.
     pub dtype: DType,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
     /// Where to train.
     pub device: crate::backend::Device,
-    /// A line to print on stderr once the data has been read and training starts (e.g. why
-    /// `--device auto` fell back to the CPU).
-    pub notice: Option<String>,
 }
 
 /// One epoch of the learning curves.
@@ -282,7 +277,7 @@ fn batch_loss(
 /// # Errors
 /// Data errors ([`Error::Malformed`], [`Error::InvalidInput`]) before any training; engine
 /// errors otherwise.
-pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
+pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
     cfg.validate()?;
     let data = read_csv(&cfg.data, &cfg.target, cfg.task == Task::Classify)?;
     let n = data.rows();
@@ -350,20 +345,6 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     let mut params = params.to_device(cfg.device)?;
     let mut opt = Optimizer::new(cfg.optimizer, &params)?;
 
-    if let Some(n) = &cfg.notice {
-        eprintln!("{n}");
-    }
-    let bar = if cfg.progress {
-        ProgressBar::new(cfg.epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("keel fit");
     let start = Instant::now();
     let mut history = Vec::new();
     let mut best = (f64::INFINITY, 0usize, params.clone());
@@ -419,13 +400,16 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
             val_accuracy,
             lr,
         });
-        bar.set_message(format!(
-            "loss {train_loss:.4} val {val_loss:.4}{}",
-            val_accuracy
-                .map(|a| format!(" acc {a:.3}"))
-                .unwrap_or_default()
-        ));
-        bar.inc(1);
+        let values = [
+            ("loss", train_loss),
+            ("val", val_loss),
+            ("acc", val_accuracy.unwrap_or(f64::NAN)),
+        ];
+        progress(&Tick {
+            done: epoch + 1,
+            total: cfg.epochs,
+            values: &values[..if val_accuracy.is_some() { 3 } else { 2 }],
+        });
         if val_loss < best.0 {
             best = (val_loss, epoch + 1, params.clone());
             since_best = 0;
@@ -436,7 +420,6 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
             }
         }
     }
-    bar.finish_and_clear();
     let train_seconds = start.elapsed().as_secs_f64();
     let (_, best_epoch, best_params) = best;
     let params = best_params;

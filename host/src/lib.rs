@@ -27,6 +27,7 @@ pub mod gp;
 pub mod metrics;
 pub mod output;
 pub mod plot;
+pub mod progress;
 pub mod rl;
 pub mod simulate;
 

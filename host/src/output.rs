@@ -1,5 +1,4 @@
-//! Writing output files atomically: a file is either absent, its old version, or complete;
-//! and the epoch progress bar the training commands show on stderr.
+//! Writing output files atomically: a file is either absent, its old version, or complete.
 
 use std::fs;
 use std::io::Write;
@@ -92,32 +91,6 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// The training commands' progress bar over `epochs` (hidden unless `show`), labelled `prefix`;
-/// the running loss goes in its message.
-pub fn epoch_bar(show: bool, epochs: usize, prefix: String) -> indicatif::ProgressBar {
-    counted_bar(show, epochs, prefix, "epochs")
-}
-
-/// A progress bar over `len` things called `unit` (hidden unless `show`), labelled `prefix`,
-/// with a message slot, the elapsed time and an estimate of the total.
-pub fn counted_bar(show: bool, len: usize, prefix: String, unit: &str) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressStyle};
-    let bar = if show {
-        ProgressBar::new(len as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}} ({{elapsed}} / ~{{duration}})"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(prefix);
-    bar
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ fn trained(model: ModelKind, epochs: usize) -> (Trained, Info) {
         epochs,
         ..common::chnn_config(PENDULUM2, model)
     };
-    let t = train(&cfg, &data).unwrap();
+    let t = train(&cfg, &data, &mut |_| {}).unwrap();
     let info = Info {
         model: model.name().into(),
         system: "chain-pendulum".into(),
@@ -187,7 +187,7 @@ fn an_extended_body_with_a_pin_loads_on_the_core_and_matches_the_host() {
         hidden: 16,
         ..common::chnn_config(gyro, ModelKind::Chnn)
     };
-    let t = train(&cfg, &data).unwrap();
+    let t = train(&cfg, &data, &mut |_| {}).unwrap();
     let info = Info {
         model: "chnn".into(),
         system: "gyroscope".into(),

@@ -163,13 +163,12 @@ fn emlp_beats_the_mlp_on_o5_synthetic_with_little_data() {
         lr: 3e-3,
         batch: 100,
         seed: 0,
-        progress: false,
         checkpoint: keel::checkpoint::Options::default(),
         device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);
-    let e = train(&cfg(ModelKind::Emlp), &solver).unwrap();
-    let m = train(&cfg(ModelKind::Mlp), &solver).unwrap();
+    let e = train(&cfg(ModelKind::Emlp), &solver, &mut |_| {}).unwrap();
+    let m = train(&cfg(ModelKind::Mlp), &solver, &mut |_| {}).unwrap();
     assert!(e.test_mse.is_finite() && m.test_mse.is_finite());
     assert!(
         e.test_mse < 0.5 * m.test_mse,
@@ -299,7 +298,6 @@ fn training_resumes_from_a_checkpoint_exactly() {
         lr: 3e-3,
         batch: 25,
         seed: 3,
-        progress: false,
         checkpoint: keel::checkpoint::Options {
             path: checkpoint,
             every: 2,
@@ -310,9 +308,14 @@ fn training_resumes_from_a_checkpoint_exactly() {
     };
     let solver = Solver::new(None);
     for model in [ModelKind::Emlp, ModelKind::MlpAug] {
-        let straight = train(&cfg(None, None, false, model), &solver).unwrap();
+        let straight = train(&cfg(None, None, false, model), &solver, &mut |_| {}).unwrap();
         let _ = std::fs::remove_file(&ck);
-        let first = train(&cfg(Some(ck.clone()), Some(5), true, model), &solver).unwrap();
+        let first = train(
+            &cfg(Some(ck.clone()), Some(5), true, model),
+            &solver,
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(ck.exists());
         // Still improving: the first half's best is its last epoch, the whole run's is later.
         eprintln!(
@@ -326,7 +329,12 @@ fn training_resumes_from_a_checkpoint_exactly() {
             straight.best_epoch
         );
         assert_ne!(first.test_mse, straight.test_mse, "{model:?}");
-        let resumed = train(&cfg(Some(ck.clone()), None, true, model), &solver).unwrap();
+        let resumed = train(
+            &cfg(Some(ck.clone()), None, true, model),
+            &solver,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(resumed.test_mse, straight.test_mse, "{model:?}");
         assert_eq!(resumed.best_epoch, straight.best_epoch);
         let flat = |t: &keel::emlp::train::Trained| -> Vec<f64> {
@@ -346,7 +354,7 @@ fn training_resumes_from_a_checkpoint_exactly() {
     let before = std::fs::read(&ck).unwrap();
     let mut other = cfg(Some(ck.clone()), None, true, ModelKind::Emlp);
     other.lr = 1e-3;
-    let e = train(&other, &solver)
+    let e = train(&other, &solver, &mut |_| {})
         .err()
         .expect("mismatched checkpoint")
         .to_string();
@@ -354,5 +362,10 @@ fn training_resumes_from_a_checkpoint_exactly() {
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     // A corrupt file is an error, not a panic.
     std::fs::write(&ck, b"not a checkpoint").unwrap();
-    assert!(train(&cfg(Some(ck.clone()), None, true, ModelKind::Emlp), &solver).is_err());
+    assert!(train(
+        &cfg(Some(ck.clone()), None, true, ModelKind::Emlp),
+        &solver,
+        &mut |_| {}
+    )
+    .is_err());
 }

@@ -141,7 +141,7 @@ fn rejects(args: &[&str], needles: &[&str]) {
     let o = keel(&full);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(common::error_lines(&err).len(), 1, "one line: {err}");
     for n in needles {
         assert!(err.contains(n), "'{err}' should mention '{n}'");
     }

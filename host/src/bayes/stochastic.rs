@@ -16,13 +16,13 @@
 //! Batches are the consecutive `B`-row slices of a fresh permutation each epoch; a last partial
 //! batch is dropped, so every step uses `B` rows.
 
-use indicatif::ProgressBar;
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
 use super::mlp::Bnn;
 use super::prior::Prior;
 use crate::data;
 use crate::error::{Error, Result};
+use crate::progress::{Observer, Tick};
 
 /// Settings shared by every mini-batch method.
 #[derive(Clone, Debug)]
@@ -71,12 +71,13 @@ pub fn positive(flag: &str, v: f64) -> Result<()> {
     }
 }
 
-/// Runs `step(t, rows)` over every batch of every epoch, reporting to `bar`; stops with an
-/// error naming the epoch when `step` returns a non-finite value.
+/// Runs `step(t, rows)` over every batch of every epoch, reporting each epoch's mean
+/// log-likelihood per row to `progress`; stops with an error naming the epoch when `step`
+/// returns a non-finite value.
 fn for_each_batch(
     bnn: &Bnn,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
     mut step: impl FnMut(usize, usize, &[usize]) -> Result<f64>,
 ) -> Result<()> {
     let n = bnn.rows();
@@ -98,11 +99,11 @@ fn for_each_batch(
             sum += ll;
             t += 1;
         }
-        bar.set_message(format!(
-            "log-lik/row {:.4}",
-            sum / (per * b.batch_size) as f64
-        ));
-        bar.inc(1);
+        progress(&Tick {
+            done: epoch + 1,
+            total: b.epochs,
+            values: &[("log-lik/row", sum / (per * b.batch_size) as f64)],
+        });
     }
     Ok(())
 }
@@ -122,14 +123,14 @@ pub fn sgd(
     mut theta: Vec<f64>,
     lr: f64,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<Vec<f64>> {
     positive("--lr", lr)?;
     b.check(bnn.rows())?;
     let scale = bnn.rows() as f64 / b.batch_size as f64;
     let total = b.epochs * b.steps_per_epoch(bnn.rows());
     let mut m = vec![0.0; theta.len()];
-    for_each_batch(bnn, b, bar, |t, _, rows| {
+    for_each_batch(bnn, b, progress, |t, _, rows| {
         let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
         let eta = cosine(lr, t, total);
         for ((p, mi), gi) in theta.iter_mut().zip(&mut m).zip(&g) {
@@ -220,7 +221,7 @@ pub fn sgmcmc(
     mut theta: Vec<f64>,
     cfg: &SgmcmcConfig,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<Vec<Vec<f64>>> {
     cfg.check(b.epochs)?;
     b.check(bnn.rows())?;
@@ -237,7 +238,7 @@ pub fn sgmcmc(
             && (epoch - cfg.burn_in_epochs + 1).is_multiple_of(cfg.ensemble_freq)
     };
     let kick = (2.0 * (1.0 - cfg.momentum)).sqrt();
-    for_each_batch(bnn, b, bar, |t, epoch, rows| {
+    for_each_batch(bnn, b, progress, |t, epoch, rows| {
         let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
         let eta = match cfg.schedule {
             Schedule::Constant => cfg.lr,
@@ -341,7 +342,7 @@ pub fn mfvi(
     lr: f64,
     init_std: f64,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<MeanField> {
     let prior_std = check_vi(&bnn.prior, lr, init_std)?;
     b.check(bnn.rows())?;
@@ -357,7 +358,7 @@ pub fn mfvi(
     let (mut m, mut v) = (vec![0.0; 2 * d], vec![0.0; 2 * d]);
     let mut eps = vec![0.0; d];
     let mut theta = vec![0.0; d];
-    for_each_batch(bnn, b, bar, |t, _, rows| {
+    for_each_batch(bnn, b, progress, |t, _, rows| {
         for k in 0..d {
             eps[k] = standard_normal(&mut noise);
             theta[k] = mu[k] + softplus(rho[k]) * eps[k];

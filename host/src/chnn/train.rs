@@ -19,6 +19,7 @@ use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::optim::{Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Seeds of the reference's data sets (pl_trainer: train 0, validation 1, test 2).
@@ -47,8 +48,6 @@ pub struct TrainConfig {
     pub layers: usize,
     /// Seed of the initialisation and the batch order (the data sets have the reference's).
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Checkpoints (parameters, Adam moments, generator, batch order, loss history).
     pub checkpoint: crate::checkpoint::Options,
 }
@@ -441,7 +440,7 @@ fn rk4_38(
 ///
 /// # Errors
 /// Invalid settings; `n_train` beyond the data; divergence (the epoch is named).
-pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
+pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Result<Trained> {
     cfg.validate()?;
     if cfg.n_train == 0 || cfg.n_train > data.chunks.len() {
         return Err(Error::invalid(
@@ -475,11 +474,6 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     };
     let bs = cfg.batch.min(cfg.n_train);
     let mut order: Vec<usize> = (0..cfg.n_train).collect();
-    let bar = crate::output::epoch_bar(
-        cfg.progress,
-        cfg.epochs,
-        format!("{} {}", cfg.model.name(), cfg.system.kind.name()),
-    );
     let t0 = Instant::now();
     let mut history = Vec::with_capacity(cfg.epochs);
     let fingerprint = cfg.fingerprint();
@@ -504,7 +498,11 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         }
         start = r.epoch;
     }
-    bar.set_position(start as u64);
+    progress(&Tick {
+        done: start,
+        total: cfg.epochs,
+        values: &[],
+    });
     for epoch in start..cfg.epochs {
         crate::data::shuffle(&mut order, &mut rng);
         let lr = schedule.lr(cfg.lr, epoch);
@@ -532,8 +530,11 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         }
         let mean = total / count.max(1) as f64;
         history.push(mean);
-        bar.set_message(format!("loss {mean:.3e}"));
-        bar.inc(1);
+        progress(&Tick {
+            done: epoch + 1,
+            total: cfg.epochs,
+            values: &[("loss", mean)],
+        });
         let stop = cfg.checkpoint.stops_at(epoch + 1);
         let due = cfg.checkpoint.due(epoch + 1, cfg.epochs);
         if let (Some(path), true) = (&cfg.checkpoint.path, due) {
@@ -557,7 +558,6 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
             break;
         }
     }
-    bar.finish_and_clear();
     Ok(Trained {
         net,
         params,

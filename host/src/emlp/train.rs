@@ -20,6 +20,7 @@ use crate::init::Init;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Which model.
@@ -88,8 +89,6 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Seed for data, initialisation and batches.
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Checkpoints (parameters, best parameters, Adam moments, generator, batch order).
     pub checkpoint: crate::checkpoint::Options,
     /// Where the network trains (the data, the generator and the bases stay on the host; the
@@ -214,7 +213,7 @@ fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize], dev: Device) -> Res
 ///
 /// # Errors
 /// Invalid sizes or rates; a group that does not act on the data; divergence.
-pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
+pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Result<Trained> {
     cfg.validate()?;
     let (rep_in, rep_out) = cfg.dataset.representations(&cfg.group)?;
     let t0 = Instant::now();
@@ -270,11 +269,6 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         .unwrap_or_else(|| (900_000 / cfg.n_train).clamp(1, 1000));
     let batch = cfg.batch.min(cfg.n_train);
     let eval_every = (epochs / 100).max(1);
-    let bar = crate::output::epoch_bar(
-        cfg.progress,
-        epochs,
-        format!("{} {}", cfg.model.name(), cfg.dataset.name()),
-    );
     let mut best = (f64::INFINITY, 0usize, params.clone());
     let mut order = train_idx.clone();
     let fingerprint = format!(
@@ -323,7 +317,12 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         best = (best_val, best_epoch, best_params);
         start = r.epoch;
     }
-    bar.set_position(start as u64);
+    progress(&Tick {
+        done: start,
+        total: epochs,
+        values: &[],
+    });
+    let mut last_val = None;
     for epoch in start..epochs {
         crate::data::shuffle(&mut order, &mut rng);
         for idx in order.chunks(batch) {
@@ -365,7 +364,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
             if v < best.0 {
                 best = (v, epoch + 1, params.clone());
             }
-            bar.set_message(format!("val MSE {v:.3e} (best {:.3e})", best.0));
+            last_val = Some(v);
         }
         let due = cfg.checkpoint.due(epoch + 1, epochs);
         if let (Some(path), true) = (&cfg.checkpoint.path, due) {
@@ -388,12 +387,16 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
                 },
             )?;
         }
-        bar.inc(1);
+        let shown = last_val.map(|v| [("val MSE", v), ("best", best.0)]);
+        progress(&Tick {
+            done: epoch + 1,
+            total: epochs,
+            values: shown.as_ref().map_or(&[], |v| &v[..]),
+        });
         if stop {
             break;
         }
     }
-    bar.finish_and_clear();
     let (val_mse, best_epoch, best_params) = best;
     let test_mse = mse(&net, &best_params, &table, &test_idx, dev)?;
     Ok(Trained {

@@ -199,7 +199,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         eval_every: a.eval_every,
         eval_episodes: a.eval_episodes,
     };
-    let bar = keel::output::counted_bar(
+    let bar = super::progress::counted_bar(
         !a.quiet && !a.json,
         a.steps,
         format!("{} {}", method(horizon), a.env),

@@ -19,8 +19,9 @@ use keel::bayes::samples::{
 use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
 use keel::error::{Error, Result};
-use keel::output::epoch_bar;
 use serde_json::{json, Value};
+
+use super::progress::{self, counted_bar, epoch_bar};
 
 #[derive(Subcommand)]
 pub enum BayesCommand {
@@ -589,7 +590,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 &cfg,
             )?,
         };
-        let bar = keel::output::counted_bar(
+        let bar = counted_bar(
             !a.problem.quiet && !a.problem.json,
             a.burn_in + a.samples,
             format!("HMC chain {}/{}", c + 1, a.chains),
@@ -697,7 +698,13 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
             a.epochs,
             format!("{method} {}/{members}", m + 1),
         );
-        samples.push(stochastic::sgd(&p.bnn, p.bnn.init(seed), a.lr, &b, &bar)?);
+        samples.push(stochastic::sgd(
+            &p.bnn,
+            p.bnn.init(seed),
+            a.lr,
+            &b,
+            &mut |t| progress::show(&bar, t),
+        )?);
         bar.finish_and_clear();
     }
     report(
@@ -766,7 +773,9 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
             a.epochs,
             format!("{method} chain {}/{}", c + 1, a.chains),
         );
-        let s = stochastic::sgmcmc(&p.bnn, p.bnn.init(seed), &cfg, &b, &bar)?;
+        let s = stochastic::sgmcmc(&p.bnn, p.bnn.init(seed), &cfg, &b, &mut |t| {
+            progress::show(&bar, t)
+        })?;
         bar.finish_and_clear();
         chain_of.extend(std::iter::repeat_n(c, s.len()));
         samples.extend(s);
@@ -808,7 +817,9 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
     let start = Instant::now();
     let show = !a.problem.quiet && !a.problem.json;
     let bar = epoch_bar(show, a.sgd_epochs, "vi: SGD for the mean".into());
-    let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &bar)?;
+    let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &mut |t| {
+        progress::show(&bar, t)
+    })?;
     bar.finish_and_clear();
     let b = Batching {
         epochs: a.epochs,
@@ -816,7 +827,9 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         ..b
     };
     let bar = epoch_bar(show, a.epochs, "vi".into());
-    let q = stochastic::mfvi(&p.bnn, mean, a.lr, a.init_std, &b, &bar)?;
+    let q = stochastic::mfvi(&p.bnn, mean, a.lr, a.init_std, &b, &mut |t| {
+        progress::show(&bar, t)
+    })?;
     bar.finish_and_clear();
     let mean_std = q.std.iter().sum::<f64>() / q.std.len() as f64;
     let draws = q.draws(a.draws, seed.wrapping_add(2));

@@ -63,7 +63,7 @@ pub struct TrainArgs {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
-    checkpoint: crate::checkpoint_args::CheckpointArgs,
+    checkpoint: super::checkpoint::CheckpointArgs,
     /// Write the trained EMLP (effective weights, bilinear maps, gates, standardisation) as a
     /// safetensors file that keel-core's `nn::Emlp` evaluates.
     #[arg(long)]
@@ -206,7 +206,6 @@ fn train(a: &TrainArgs) -> Result<()> {
         lr: a.lr,
         batch: a.batch,
         seed: a.seed,
-        progress: !a.quiet,
         checkpoint,
         device,
     };
@@ -214,7 +213,15 @@ fn train(a: &TrainArgs) -> Result<()> {
     if let Some(n) = notice {
         eprintln!("{n}");
     }
-    let t = train(&cfg, &Solver::default())?;
+    let bar = super::progress::epoch_bar(
+        !a.quiet,
+        cfg.epochs.unwrap_or(0),
+        format!("{} {}", cfg.model.name(), cfg.dataset.name()),
+    );
+    let t = train(&cfg, &Solver::default(), &mut |t| {
+        super::progress::show(&bar, t)
+    })?;
+    bar.finish_and_clear();
     if let (Some(path), Some(net)) = (&a.export, &t.emlp) {
         let (scale, mean, std) = &t.table_stats;
         let mut meta = BTreeMap::new();

@@ -89,7 +89,7 @@ pub struct TrainArgs {
     #[arg(long)]
     export: Option<PathBuf>,
     #[command(flatten)]
-    checkpoint: crate::checkpoint_args::CheckpointArgs,
+    checkpoint: super::checkpoint::CheckpointArgs,
 }
 
 pub fn run(cmd: &ChnnCommand) -> Result<()> {
@@ -123,13 +123,18 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         hidden: a.hidden,
         layers: a.layers,
         seed: a.seed,
-        progress: !a.quiet,
         checkpoint: checkpoint.clone(),
     };
     cfg.validate()?;
     check_n_test(a.n_test)?;
     let data = generate(system, a.n_train, 0)?;
-    let t = train(&cfg, &data)?;
+    let bar = super::progress::epoch_bar(
+        !a.quiet,
+        cfg.epochs,
+        format!("{} {}", cfg.model.name(), cfg.system.kind.name()),
+    );
+    let t = train(&cfg, &data, &mut |t| super::progress::show(&bar, t))?;
+    bar.finish_and_clear();
     if checkpoint.stop_after.is_some_and(|s| s < a.epochs) {
         eprintln!(
             "keel: stopped after epoch {} of {}; continue with --resume",
