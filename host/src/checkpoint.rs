@@ -184,7 +184,7 @@ pub fn load(
     let fp = meta("fingerprint")?;
     if fp != fingerprint {
         return Err(Error::invalid(
-            "--resume",
+            "resume",
             path.display(),
             format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
         ));

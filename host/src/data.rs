@@ -195,7 +195,7 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
     let (names, rows) = file.split()?;
     let t = names.iter().position(|n| n == target).ok_or_else(|| {
         Error::invalid(
-            "--target",
+            "target",
             target,
             format!("no such column; columns are: {}", names.join(", ")),
         )
@@ -252,7 +252,7 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
         }
         if classes.len() < 2 {
             return Err(Error::invalid(
-                "--target",
+                "target",
                 target,
                 format!(
                     "only one class ('{}') in the data; classification needs at least two",
@@ -268,7 +268,7 @@ pub fn read_csv(path: &Path, target: &str, classify: bool) -> Result<Dataset> {
     } else {
         let mut values = Vec::with_capacity(raw_targets.len());
         for (i, v) in raw_targets.iter().enumerate() {
-            let f: f64 = v.parse().map_err(|_| bad(format!("row {}, column '{target}': '{v}' is not a number (use --task classify for labels)", i + 2)))?;
+            let f: f64 = v.parse().map_err(|_| bad(format!("row {}, column '{target}': '{v}' is not a number (class labels need classification)", i + 2)))?;
             if !f.is_finite() {
                 return Err(bad(format!(
                     "row {}, column '{target}': '{v}' is not finite",
@@ -379,7 +379,7 @@ mod tests {
         let e = read_csv(csv("a,b,y\n1,2,3\n").path(), "z", false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--target") && e.contains("a, b, y"), "{e}");
+        assert!(e.contains("target") && e.contains("a, b, y"), "{e}");
         let e = read_csv(csv("a,y\n1,7\n2,7\n").path(), "y", true)
             .unwrap_err()
             .to_string();

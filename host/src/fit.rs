@@ -15,6 +15,7 @@ use crate::data::{column_stats, permutation, read_csv, standardize, Dataset, Tar
 use crate::error::{Error, Result};
 use crate::export::{MlpConfig, OutputKind, Standardization};
 use crate::init::Init;
+use crate::limits;
 use crate::metrics;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind, Schedule};
@@ -150,41 +151,37 @@ impl FitConfig {
     fn validate(&self) -> Result<()> {
         if self.hidden.contains(&0) {
             return Err(Error::invalid(
-                "--hidden",
+                "hidden",
                 format!("{:?}", self.hidden),
                 "hidden sizes must be positive",
             ));
         }
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", 0, "must be at least 1"));
+            return Err(Error::invalid("epochs", 0, "must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::invalid("--batch-size", 0, "must be at least 1"));
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
         if !(self.lr > 0.0) || !self.lr.is_finite() {
-            return Err(Error::invalid(
-                "--lr",
-                self.lr,
-                "must be positive and finite",
-            ));
+            return Err(Error::invalid("lr", self.lr, "must be positive and finite"));
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 self.test_fraction,
                 "must be in (0, 1)",
             ));
         }
         if !(self.val_fraction >= 0.0 && self.val_fraction < 1.0) {
             return Err(Error::invalid(
-                "--val-fraction",
+                "val_fraction",
                 self.val_fraction,
                 "must be in [0, 1)",
             ));
         }
         if let Some(c) = self.clip {
             if !(c > 0.0) {
-                return Err(Error::invalid("--clip", c, "must be positive"));
+                return Err(Error::invalid("clip", c, "must be positive"));
             }
         }
         Ok(())
@@ -289,7 +286,7 @@ pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
     let n_train = n - n_test - n_val;
     if n_test == 0 || n_train == 0 {
         return Err(Error::invalid(
-            "--test-fraction",
+            "test_fraction",
             cfg.test_fraction,
             format!("leaves {n_train} training and {n_test} test rows of {n}"),
         ));
@@ -331,6 +328,33 @@ pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
     let mut sizes = vec![cols];
     sizes.extend(&cfg.hidden);
     sizes.push(out_dim);
+    let hidden = || {
+        cfg.hidden
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let parameters = limits::dense_parameters(&sizes);
+    limits::memory(
+        "hidden",
+        hidden(),
+        "training the network",
+        limits::training_bytes(
+            parameters,
+            sizes.iter().map(|&w| w as u128).sum(),
+            cfg.batch_size.min(n_train) as u128,
+            cfg.dtype.size() as u128,
+        ),
+    )?;
+    limits::work(
+        "epochs",
+        cfg.epochs,
+        (cfg.epochs as u128)
+            .saturating_mul(n_train as u128)
+            .saturating_mul(parameters.saturating_mul(3)),
+        "multiply-adds",
+    )?;
     let mut params = Params::new();
     let mlp = Mlp::new(
         &mut params,
@@ -360,13 +384,9 @@ pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
             let (loss, _) = batch_loss(cfg, &mlp, &vars, &tr, idx, cols)?;
             let l = loss.item()?;
             if !l.is_finite() {
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({})", cfg.lr),
                 ));
             }
             let refs: Vec<&Tensor> = vars.values().iter().collect();

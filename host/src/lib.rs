@@ -24,6 +24,7 @@ pub mod export;
 pub mod firmware;
 pub mod fit;
 pub mod gp;
+pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod plot;

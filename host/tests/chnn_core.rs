@@ -143,7 +143,7 @@ fn saved_models_read_back_to_the_same_numbers_and_other_files_are_refused() {
     let mlp = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../firmware/assets/digits-mlp.safetensors");
     let e = load(&mlp).err().unwrap().to_string();
-    assert!(e.contains("`mlp` model"), "{e}");
+    assert!(e.contains("keel.kind is mlp"), "{e}");
     // A file with a parameter of the wrong shape is refused.
     let (t, mut info) = trained(ModelKind::Chnn, 1);
     info.hidden = 16;

@@ -124,7 +124,7 @@ fn cli_rejects_bad_input_with_one_line() {
                 "/../firmware/assets/digits-mlp.safetensors"
             ),
         ],
-        &["`mlp` model", "not a learned-dynamics model"],
+        &["keel.kind is mlp", "not a learned-dynamics model"],
     );
     rejects(
         &["chnn", "eval", "--model", "/nonexistent/pend2.safetensors"],

@@ -481,14 +481,14 @@ fn cli_saves_the_basis_and_rejects_bad_input() {
 #[test]
 fn cli_train_rejects_bad_input_with_one_line() {
     for (args, needle) in [
-        (vec!["--dataset", "mnist"], "unknown data set"),
+        (vec!["--dataset", "mnist"], "possible values: o5-synthetic"),
         (
             vec!["--dataset", "inertia", "--group", "O(5)"],
             "needs a group acting on ℝ^3",
         ),
         (
             vec!["--dataset", "inertia", "--model", "cnn"],
-            "unknown model",
+            "possible values: emlp",
         ),
         (vec!["--dataset", "inertia", "--lr", "0"], "--lr"),
         (

@@ -100,14 +100,14 @@ impl Adaptation {
     pub fn check(&self) -> Result<()> {
         if !(self.speed > 0.0 && self.speed.is_finite()) {
             return Err(Error::invalid(
-                "--adapt-speed",
+                "adapt_speed",
                 self.speed,
                 "must be a positive number",
             ));
         }
         if !(self.target > 0.0 && self.target < 1.0) {
             return Err(Error::invalid(
-                "--target-accept",
+                "target_accept",
                 self.target,
                 "must lie strictly between 0 and 1",
             ));
@@ -125,14 +125,14 @@ impl HmcConfig {
     pub fn leapfrog_steps(&self) -> Result<usize> {
         if !(self.step_size > 0.0 && self.step_size.is_finite()) {
             return Err(Error::invalid(
-                "--step-size",
+                "step_size",
                 self.step_size,
                 "must be a positive number",
             ));
         }
         if !(self.trajectory_length > 0.0 && self.trajectory_length.is_finite()) {
             return Err(Error::invalid(
-                "--trajectory-length",
+                "trajectory_length",
                 self.trajectory_length,
                 "must be a positive number",
             ));
@@ -140,10 +140,10 @@ impl HmcConfig {
         let l = (self.trajectory_length / self.step_size).ceil();
         if l > self.max_leapfrog_steps as f64 {
             return Err(Error::invalid(
-                "--trajectory-length",
+                "trajectory_length",
                 self.trajectory_length,
                 format!(
-                    "needs {l} leapfrog steps at step size {}, above --max-leapfrog-steps {}; \
+                    "needs {l} leapfrog steps at step size {}, above `max_leapfrog_steps` {}; \
                      shorten the trajectory, enlarge the step or raise the guard",
                     self.step_size, self.max_leapfrog_steps
                 ),

@@ -113,7 +113,7 @@ impl Split {
     pub fn new(data: &Dataset, test_fraction: f64, seed: u64) -> Result<Split> {
         if !(0.0..1.0).contains(&test_fraction) {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 test_fraction,
                 "must lie in [0, 1)",
             ));
@@ -122,7 +122,7 @@ impl Split {
         let n_test = (test_fraction * n as f64).round() as usize;
         if n - n_test < 2 {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 test_fraction,
                 format!("leaves {} training rows of {n}", n - n_test),
             ));
@@ -203,7 +203,7 @@ impl Bnn {
     ) -> Result<Bnn> {
         if !(temperature > 0.0 && temperature.is_finite()) {
             return Err(Error::invalid(
-                "--temperature",
+                "temperature",
                 temperature,
                 "must be a positive number",
             ));
@@ -213,7 +213,7 @@ impl Bnn {
             (Labels::Classes(l), Likelihood::Categorical { classes }) => {
                 if let Some(&bad) = l.iter().find(|&&c| c >= classes) {
                     return Err(Error::invalid(
-                        "--likelihood",
+                        "likelihood",
                         "categorical",
                         format!("label index {bad} but only {classes} classes"),
                     ));
@@ -226,22 +226,34 @@ impl Bnn {
             ),
             (Labels::Classes(_), Likelihood::Gaussian) => {
                 return Err(Error::invalid(
-                    "--likelihood",
+                    "likelihood",
                     "gaussian",
-                    "the target column holds class labels; use --likelihood categorical",
+                    "the target column holds class labels; use `likelihood` categorical",
                 ))
             }
             (Labels::Values(_), Likelihood::Categorical { .. }) => {
                 return Err(Error::invalid(
-                    "--likelihood",
+                    "likelihood",
                     "categorical",
-                    "the target column holds real values; use --likelihood gaussian",
+                    "the target column holds real values; use `likelihood` gaussian",
                 ))
             }
         };
         let mut sizes = vec![split.d];
         sizes.extend_from_slice(hidden);
         sizes.push(likelihood.outputs());
+        // A full-batch gradient holds every training row's activations.
+        crate::limits::memory(
+            "model",
+            format!("mlp:{hidden:?}"),
+            "the network's full-batch gradient",
+            crate::limits::training_bytes(
+                crate::limits::dense_parameters(&sizes),
+                sizes.iter().map(|&w| w as u128).sum(),
+                n as u128,
+                dtype.size() as u128,
+            ),
+        )?;
         let mut template = Params::new();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
         let mlp = Mlp::new(

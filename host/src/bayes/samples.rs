@@ -126,7 +126,7 @@ impl SampleSet {
         let p = self.samples.first().map_or(0, Vec::len);
         if p == 0 {
             return Err(Error::invalid(
-                "--save-samples",
+                "save_samples",
                 path.display(),
                 "no samples to save",
             ));
@@ -143,7 +143,7 @@ impl SampleSet {
             .flat_map(|&c| (c as u32).to_le_bytes())
             .collect();
         let spec = serde_json::to_string(&self.spec)
-            .map_err(|e| Error::invalid("--save-samples", "spec", e.to_string()))?;
+            .map_err(|e| Error::invalid("save_samples", "spec", e.to_string()))?;
         let meta = BTreeMap::from([
             ("keel.kind".to_string(), "bayes-samples".to_string()),
             ("keel.bayes".to_string(), spec),
@@ -225,7 +225,7 @@ pub fn rebuild(spec: &Spec, data_path: &Path, device: Device) -> Result<(Split, 
     let classify = matches!(likelihood, Likelihood::Categorical { .. });
     let data = data::read_csv(data_path, &spec.target, classify).map_err(|e| match e {
         Error::InvalidInput { .. } => Error::invalid(
-            "--data",
+            "data",
             data_path.display(),
             format!(
                 "does not fit the samples (drawn on {}, target '{}'): {e}",
@@ -265,7 +265,7 @@ fn check_data(spec: &Spec, data: &Dataset, path: &Path) -> Result<()> {
     };
     if data.rows() != spec.rows || classes != spec.classes {
         return Err(Error::invalid(
-            "--data",
+            "data",
             path.display(),
             format!(
                 "has {} rows and classes {:?}; the samples were drawn on {} rows with classes {:?} ({})",
@@ -466,13 +466,13 @@ pub fn spread(samples: &[Vec<f64>], count: usize) -> Vec<&Vec<f64>> {
 pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) -> Result<Vec<u8>> {
     if set.spec.likelihood != "categorical" {
         return Err(Error::invalid(
-            "--samples",
+            "samples",
             &set.spec.method,
             "the core's model average is over class probabilities; this set is a regression",
         ));
     }
     if set.samples.is_empty() || count == 0 {
-        return Err(Error::invalid("--count", count, "no samples to export"));
+        return Err(Error::invalid("count", count, "no samples to export"));
     }
     let chosen = spread(&set.samples, count);
     let p = chosen[0].len();

@@ -43,13 +43,13 @@ impl Batching {
     pub fn check(&self, n: usize) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > n {
             return Err(Error::invalid(
-                "--batch-size",
+                "batch_size",
                 self.batch_size,
                 format!("must lie in 1..={n} (the training rows)"),
             ));
         }
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", 0, "must be at least 1"));
+            return Err(Error::invalid("epochs", 0, "must be at least 1"));
         }
         Ok(())
     }
@@ -90,10 +90,12 @@ fn for_each_batch(
         for rows in perm.chunks_exact(b.batch_size).take(per) {
             let ll = step(t, epoch, rows)?;
             if !ll.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!("epoch {}", epoch + 1),
-                    "the log-likelihood became non-finite; lower the learning rate",
+                return Err(Error::failed(
+                    format!(
+                        "the log-likelihood became non-finite in epoch {}",
+                        epoch + 1
+                    ),
+                    "lower the learning rate `lr`",
                 ));
             }
             sum += ll;
@@ -125,7 +127,7 @@ pub fn sgd(
     b: &Batching,
     progress: &mut Observer,
 ) -> Result<Vec<f64>> {
-    positive("--lr", lr)?;
+    positive("lr", lr)?;
     b.check(bnn.rows())?;
     let scale = bnn.rows() as f64 / b.batch_size as f64;
     let total = b.epochs * b.steps_per_epoch(bnn.rows());
@@ -183,28 +185,28 @@ impl SgmcmcConfig {
     /// A step size that is not positive, a momentum outside [0, 1), no sampling epochs left
     /// after burn-in, a zero sampling interval or cycle.
     pub fn check(&self, epochs: usize) -> Result<()> {
-        positive("--lr", self.lr)?;
+        positive("lr", self.lr)?;
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::invalid(
-                "--momentum",
+                "momentum",
                 self.momentum,
                 "must lie in [0, 1)",
             ));
         }
         if self.ensemble_freq == 0 {
-            return Err(Error::invalid("--sample-every", 0, "must be at least 1"));
+            return Err(Error::invalid("sample_every", 0, "must be at least 1"));
         }
         if self.burn_in_epochs >= epochs {
             return Err(Error::invalid(
-                "--burn-in",
+                "burn_in",
                 self.burn_in_epochs,
                 format!("leaves no sampling epochs of {}", epochs),
             ));
         }
         match self.schedule {
-            Schedule::CosineBurnIn { final_lr } => positive("--final-lr", final_lr)?,
+            Schedule::CosineBurnIn { final_lr } => positive("final_lr", final_lr)?,
             Schedule::Cyclical { cycle_epochs: 0 } => {
-                return Err(Error::invalid("--cycle-epochs", 0, "must be at least 1"))
+                return Err(Error::invalid("cycle_epochs", 0, "must be at least 1"))
             }
             _ => {}
         }
@@ -321,13 +323,13 @@ fn sigmoid(x: f64) -> f64 {
 pub fn check_vi(prior: &Prior, lr: f64, init_std: f64) -> Result<f64> {
     let Prior::Gaussian { std: prior_std } = *prior else {
         return Err(Error::invalid(
-            "--prior",
+            "prior",
             prior.name(),
-            "mean-field VI uses the closed-form KL to a Gaussian prior; use --prior gaussian",
+            "mean-field VI uses the closed-form KL to a Gaussian prior; use `prior` gaussian",
         ));
     };
-    positive("--lr", lr)?;
-    positive("--init-std", init_std)?;
+    positive("lr", lr)?;
+    positive("init_std", init_std)?;
     Ok(prior_std)
 }
 

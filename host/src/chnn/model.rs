@@ -479,7 +479,7 @@ impl ModelKind {
             .find(|m| m.name() == s)
             .ok_or_else(|| {
                 Error::invalid(
-                    "--model",
+                    "model",
                     s,
                     "unknown model (expected chnn, clnn, node or hnn)",
                 )

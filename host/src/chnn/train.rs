@@ -17,6 +17,7 @@ use super::truth::{truth, Truth};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::DType;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::optim::{Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
 use crate::progress::{Observer, Tick};
@@ -79,22 +80,45 @@ impl TrainConfig {
     /// # Errors
     /// The first invalid setting, named by its flag.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 || self.hidden == 0 || self.layers == 0 {
-            return Err(Error::invalid(
-                "--epochs/--batch/--hidden/--layers",
-                format!(
-                    "{}/{}/{}/{}",
-                    self.epochs, self.batch, self.hidden, self.layers
-                ),
-                "must be positive",
-            ));
+        for (setting, v) in [
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+        ] {
+            limits::positive(setting, v)?;
         }
+        // The potential's MLP, its gradient and Hessian terms over every time step of a batch.
+        let widths: Vec<usize> = std::iter::once(12)
+            .chain(std::iter::repeat_n(self.hidden, self.layers))
+            .chain([1])
+            .collect();
+        let parameters = limits::dense_parameters(&widths);
+        limits::memory(
+            "hidden/layers",
+            format!("{}/{}", self.hidden, self.layers),
+            "the network",
+            limits::training_bytes(
+                parameters,
+                (self.hidden as u128).saturating_mul(self.layers as u128),
+                (self.batch.min(self.n_train) as u128).saturating_mul(CHUNK as u128 * 8),
+                4,
+            ),
+        )?;
+        limits::work(
+            "n_train/epochs",
+            format!("{}/{}", self.n_train, self.epochs),
+            (self.epochs as u128)
+                .saturating_mul(self.n_train as u128 * CHUNK as u128 * 8)
+                .saturating_mul(parameters),
+            "multiply-adds",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
+            return Err(Error::invalid("lr", self.lr, "must be a positive number"));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(Error::invalid(
-                "--weight-decay",
+                "weight_decay",
                 self.weight_decay,
                 "must be a non-negative number",
             ));
@@ -444,7 +468,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
     cfg.validate()?;
     if cfg.n_train == 0 || cfg.n_train > data.chunks.len() {
         return Err(Error::invalid(
-            "--n-train",
+            "n_train",
             cfg.n_train,
             format!(
                 "between 1 and the {} trajectories generated",
@@ -516,13 +540,9 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
                     }
                     _ => String::new(),
                 };
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate{kept}",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({}){kept}", cfg.lr),
                 ));
             }
             total += l * idx.len() as f64;
@@ -859,7 +879,7 @@ pub fn test_set(system: SystemSpec, n_test: usize) -> Result<DataSet> {
     let max = super::data::MAX_TRAJECTORIES;
     if n_test == 0 || n_test > max {
         return Err(Error::invalid(
-            "--n-test",
+            "n_test",
             n_test,
             format!("between 1 and {max} trajectories"),
         ));

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
-use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig};
+use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig, Target};
 use keel::bayes::linear::LinearGaussian;
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
@@ -19,9 +19,11 @@ use keel::bayes::samples::{
 use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
 use keel::error::{Error, Result};
+use keel::limits;
 use serde_json::{json, Value};
 
 use super::progress::{self, counted_bar, epoch_bar};
+use super::values::name;
 
 #[derive(Subcommand)]
 pub enum BayesCommand {
@@ -56,11 +58,31 @@ pub struct ExportArgs {
     #[arg(long)]
     data: PathBuf,
     /// Samples to keep.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     count: usize,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LikelihoodArg {
+    Categorical,
+    Gaussian,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PriorArg {
+    Gaussian,
+    Mixture,
+    Logistic,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Cosine,
+    Cyclical,
 }
 
 /// What is modelled: the data, the network, likelihood, prior, temperature and the split.
@@ -78,12 +100,12 @@ pub struct ProblemArgs {
     model: Option<String>,
     /// `categorical` (classes) or `gaussian` (known noise for linear models, a learned softplus
     /// scale for MLPs). Default: gaussian for linear, categorical for MLPs.
-    #[arg(long)]
-    likelihood: Option<String>,
+    #[arg(long, value_enum)]
+    likelihood: Option<LikelihoodArg>,
     /// Prior on every weight: gaussian, mixture (two zero-mean Gaussians) or logistic, all with
     /// standard deviation --prior-std.
-    #[arg(long, default_value = "gaussian")]
-    prior: String,
+    #[arg(long, value_enum, default_value = "gaussian")]
+    prior: PriorArg,
     /// Standard deviation of the prior (σ² = 1/λ, the reference's weight decay λ).
     #[arg(long, default_value_t = 1.0)]
     prior_std: f64,
@@ -137,16 +159,16 @@ pub struct HmcArgs {
     #[arg(long, default_value = "auto")]
     trajectory_length: String,
     /// Refuse trajectories longer than this many leapfrog steps.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::values::at_least_one)]
     max_leapfrog_steps: usize,
     /// Iterations per chain after burn-in.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     samples: usize,
     /// Burn-in iterations per chain (no MH test, nothing recorded).
     #[arg(long, default_value_t = 100)]
     burn_in: usize,
     /// Independent chains (seeds seed, seed + 1, …), pooled.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::at_least_one)]
     chains: usize,
     /// Record the current state every iteration (textbook MCMC) instead of only accepted
     /// proposals (the reference).
@@ -166,7 +188,7 @@ pub struct HmcArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Iterations between checkpoints (the end of every chain is always written).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     checkpoint_every: usize,
     /// Continue from --checkpoint if it exists (same settings and data required); the resumed
     /// run draws the same numbers as an uninterrupted one.
@@ -174,7 +196,7 @@ pub struct HmcArgs {
     resume: bool,
     /// Stop after this many iterations of this invocation (checkpointing first); continue with
     /// --resume.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     stop_after: Option<usize>,
 }
 
@@ -186,13 +208,13 @@ pub struct SgdArgs {
     #[arg(long)]
     lr: f64,
     /// Epochs per run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
     /// Ensemble members (`ensemble`; `sgd` is one).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     members: usize,
 }
 
@@ -207,31 +229,31 @@ pub struct SgmcmcArgs {
     #[arg(long)]
     momentum: Option<f64>,
     /// Epochs per chain.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Burn-in epochs.
     #[arg(long, default_value_t = 100)]
     burn_in: usize,
     /// A sample every this many epochs after burn-in.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     sample_every: usize,
-    /// constant, cosine (cosine burn-in to --final-lr) or cyclical.
-    #[arg(long, default_value = "constant")]
-    schedule: String,
+    /// Step-size schedule: constant, cosine (cosine burn-in to --final-lr) or cyclical.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
     /// Final step size of the cosine burn-in schedule.
     #[arg(long)]
     final_lr: Option<f64>,
     /// Cycle length of the cyclical schedule, in epochs.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::values::at_least_one)]
     cycle_epochs: usize,
     /// RMSprop preconditioner.
     #[arg(long)]
     preconditioned: bool,
     /// Independent chains.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::at_least_one)]
     chains: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
 }
 
@@ -243,22 +265,22 @@ pub struct ViArgs {
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
     /// VI epochs.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Initial σ of every weight.
     #[arg(long, default_value_t = 1e-2)]
     init_std: f64,
     /// SGD epochs for the initial mean.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     sgd_epochs: usize,
     /// SGD learning rate for the initial mean.
     #[arg(long)]
     sgd_lr: f64,
     /// Weight draws for prediction (the paper: 50).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::values::at_least_one)]
     draws: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
 }
 
@@ -351,6 +373,21 @@ fn parse_hidden(model: &str) -> Result<Vec<usize>> {
     Ok(hidden)
 }
 
+/// The product of the training rows and the model's parameters: the work of one gradient.
+fn rows_times_parameters(p: &Problem) -> u128 {
+    (p.split.y_train.len() as u128).saturating_mul(p.bnn.dim() as u128)
+}
+
+/// Refuses a run that would keep `kept` parameter vectors when they could not fit in memory.
+fn keeps(p: &Problem, flag: &str, value: String, kept: u128) -> Result<()> {
+    limits::memory(
+        flag,
+        value,
+        "keeping the samples",
+        kept.saturating_mul(p.bnn.dim() as u128).saturating_mul(8),
+    )
+}
+
 /// Reads and splits the data, runs `validate` on the number of training rows (so bad settings
 /// are refused before the device notice and before any work), then builds the model.
 fn problem(
@@ -361,19 +398,13 @@ fn problem(
 ) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
     let hidden = parse_hidden(model)?;
-    let likelihood_name = a.likelihood.as_deref().unwrap_or("categorical");
-    let classify = match likelihood_name {
-        "categorical" => true,
-        "gaussian" => false,
-        other => {
-            return Err(Error::invalid(
-                "--likelihood",
-                other,
-                "unknown; expected categorical or gaussian",
-            ))
-        }
-    };
-    let prior = Prior::new(&a.prior, a.prior_std, a.mixture_weight, a.mixture_ratio)?;
+    let classify = a.likelihood != Some(LikelihoodArg::Gaussian);
+    let prior = Prior::new(
+        &name(&a.prior),
+        a.prior_std,
+        a.mixture_weight,
+        a.mixture_ratio,
+    )?;
     let target = match &a.target {
         Some(t) => t.clone(),
         None => last_column(&a.data)?,
@@ -569,6 +600,22 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         keel::output::check_writable("--checkpoint", path)?;
     }
     let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
+    let kept = (a.chains as u128).saturating_mul(a.samples as u128);
+    keeps(
+        &p,
+        "--chains/--samples",
+        format!("{}/{}", a.chains, a.samples),
+        kept,
+    )?;
+    limits::work(
+        "--chains/--samples/--burn-in",
+        format!("{}/{}/{}", a.chains, a.samples, a.burn_in),
+        (a.chains as u128)
+            .saturating_mul(a.samples as u128 + a.burn_in as u128)
+            .saturating_mul(cfg0.leapfrog_steps()? as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let fingerprint = serde_json::to_string(&p.spec).unwrap_or_default();
     let start = Instant::now();
     let (mut finished, mut running) =
@@ -688,6 +735,15 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         stochastic::positive("--lr", a.lr)?;
         batching(0).check(rows)
     })?;
+    keeps(&p, "--members", members.to_string(), members as u128)?;
+    limits::work(
+        "--members/--epochs",
+        format!("{members}/{}", a.epochs),
+        (members as u128)
+            .saturating_mul(a.epochs as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let mut samples = Vec::new();
     for m in 0..members {
@@ -722,23 +778,16 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
     let momentum = a
         .momentum
         .unwrap_or(if method == "sgld" { 0.0 } else { 0.9 });
-    let schedule = match a.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "cosine" => Schedule::CosineBurnIn {
+    let schedule = match a.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Cosine => Schedule::CosineBurnIn {
             final_lr: a
                 .final_lr
                 .ok_or_else(|| Error::invalid("--schedule", "cosine", "needs --final-lr"))?,
         },
-        "cyclical" => Schedule::Cyclical {
+        ScheduleArg::Cyclical => Schedule::Cyclical {
             cycle_epochs: a.cycle_epochs,
         },
-        other => {
-            return Err(Error::invalid(
-                "--schedule",
-                other,
-                "unknown; expected constant, cosine or cyclical",
-            ))
-        }
     };
     let cfg = SgmcmcConfig {
         lr: a.lr,
@@ -750,7 +799,7 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
     };
     let settings = json!({
         "lr": a.lr, "momentum": momentum, "epochs": a.epochs, "burn_in": a.burn_in,
-        "sample_every": a.sample_every, "schedule": a.schedule, "final_lr": a.final_lr,
+        "sample_every": a.sample_every, "schedule": name(&a.schedule), "final_lr": a.final_lr,
         "cycle_epochs": a.cycle_epochs, "preconditioned": a.preconditioned,
         "chains": a.chains, "batch_size": a.batch_size, "seed": a.problem.seed,
     });
@@ -763,6 +812,21 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
         cfg.check(a.epochs)?;
         batching(0).check(rows)
     })?;
+    let per_chain = a.epochs.saturating_sub(a.burn_in) / a.sample_every.max(1) + 1;
+    keeps(
+        &p,
+        "--chains",
+        a.chains.to_string(),
+        (a.chains as u128).saturating_mul(per_chain as u128),
+    )?;
+    limits::work(
+        "--chains/--epochs",
+        format!("{}/{}", a.chains, a.epochs),
+        (a.chains as u128)
+            .saturating_mul(a.epochs as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     for c in 0..a.chains {
@@ -803,7 +867,7 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         seed,
     };
     let prior = Prior::new(
-        &a.problem.prior,
+        &name(&a.problem.prior),
         a.problem.prior_std,
         a.problem.mixture_weight,
         a.problem.mixture_ratio,
@@ -814,6 +878,13 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         positive_counts(&[("--epochs", a.epochs)])?;
         b.check(rows)
     })?;
+    keeps(&p, "--draws", a.draws.to_string(), a.draws as u128)?;
+    limits::work(
+        "--epochs/--sgd-epochs",
+        format!("{}/{}", a.epochs, a.sgd_epochs),
+        (a.epochs as u128 + a.sgd_epochs as u128).saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let show = !a.problem.quiet && !a.problem.json;
     let bar = epoch_bar(show, a.sgd_epochs, "vi: SGD for the mean".into());
@@ -867,7 +938,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
                 "a reliability diagram needs classes; these sets are regressions",
             ));
         }
-        keel::output::check_writable("--plot", path)?;
+        keel::output::check_plot("--plot", path)?;
     }
     let (split, bnn) = rebuild(&reference.spec, &a.data, keel::backend::Device::Cpu)?;
     let eval = |set: &SampleSet| -> Result<(Value, keel::bayes::samples::Predictive, Value)> {
@@ -981,18 +1052,17 @@ fn export_cmd(a: &ExportArgs) -> Result<()> {
 
 fn hmc_linear(a: &HmcArgs) -> Result<()> {
     let pa = &a.problem;
-    let likelihood = pa.likelihood.as_deref().unwrap_or("gaussian");
-    if likelihood != "gaussian" {
+    if pa.likelihood == Some(LikelihoodArg::Categorical) {
         return Err(Error::invalid(
             "--likelihood",
-            likelihood,
+            "categorical",
             "--model linear takes the known-noise gaussian likelihood",
         ));
     }
-    if pa.prior != "gaussian" {
+    if pa.prior != PriorArg::Gaussian {
         return Err(Error::invalid(
             "--prior",
-            &pa.prior,
+            name(&pa.prior),
             "--model linear takes the gaussian prior (its posterior is known exactly)",
         ));
     }

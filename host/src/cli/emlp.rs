@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::emlp::{parse_group, parse_rep, Solver};
 use keel::error::{Error, Result};
 
@@ -18,40 +18,58 @@ pub enum EmlpCommand {
     Train(TrainArgs),
 }
 
+/// The EMLP paper's data sets.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetArg {
+    O5Synthetic,
+    Inertia,
+    ParticleInteraction,
+}
+
+/// The equivariant model and the baselines.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    Emlp,
+    Mlp,
+    MlpAug,
+}
+
+super::values::display_as_typed!(DatasetArg, ModelArg);
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// o5-synthetic, inertia or particle-interaction.
-    #[arg(long)]
-    dataset: String,
+    /// Data set (the paper's).
+    #[arg(long, value_enum)]
+    dataset: DatasetArg,
     /// Symmetry group (default: the paper's — O(5), O(3), O13()).
     #[arg(long)]
     group: Option<String>,
     /// emlp, mlp or mlp-aug (MLP trained with group augmentation).
-    #[arg(long, default_value = "emlp")]
-    model: String,
+    #[arg(long, value_enum, default_value = "emlp")]
+    model: ModelArg,
     /// Training rows.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     n_train: usize,
     /// Validation rows (the best validation epoch is kept).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     n_val: usize,
     /// Test rows.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = super::values::at_least_one)]
     n_test: usize,
     /// Epochs (default: the reference's min(900000 / n_train, 1000)).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     epochs: Option<usize>,
     /// Hidden channels per layer.
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, value_parser = super::values::at_least_one)]
     ch: usize,
     /// Hidden layers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::at_least_one)]
     layers: usize,
     /// Adam learning rate (constant).
     #[arg(long, default_value_t = 3e-3)]
     lr: f64,
     /// Batch size.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = super::values::at_least_one)]
     batch: usize,
     /// Seed for the data, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]
@@ -175,12 +193,12 @@ fn train(a: &TrainArgs) -> Result<()> {
         keel::output::check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let dataset = Dataset::parse(&a.dataset)?;
-    let model = ModelKind::parse(&a.model)?;
+    let dataset = Dataset::parse(&a.dataset.to_string())?;
+    let model = ModelKind::parse(&a.model.to_string())?;
     if a.export.is_some() && model != ModelKind::Emlp {
         return Err(invalid(
             "--export",
-            &a.model,
+            &a.model.to_string(),
             "only EMLP models are exported by this command".into(),
         ));
     }
@@ -215,7 +233,7 @@ fn train(a: &TrainArgs) -> Result<()> {
     }
     let bar = super::progress::epoch_bar(
         !a.quiet,
-        cfg.epochs.unwrap_or(0),
+        cfg.epochs_to_run(),
         format!("{} {}", cfg.model.name(), cfg.dataset.name()),
     );
     let t = train(&cfg, &Solver::default(), &mut |t| {

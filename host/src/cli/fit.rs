@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use keel::error::{Error, Result};
-use keel::output::check_writable;
+use keel::output::{check_plot, check_writable, Outputs};
 
 use super::values::DtypeArg;
 
@@ -79,10 +79,10 @@ pub struct FitArgs {
     #[arg(long, value_enum, default_value = "relu")]
     activation: ActivationArg,
     /// Maximum epochs.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Minibatch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = super::values::at_least_one)]
     batch_size: usize,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3, allow_hyphen_values = true)]
@@ -135,10 +135,11 @@ pub struct FitArgs {
 pub fn run(args: &FitArgs) -> Result<()> {
     use keel::fit::{fit, FitConfig, RegressionLoss, Task};
     use keel::optim::{OptimizerKind, Schedule};
-    for (flag, path) in [("--export", &args.export), ("--plot", &args.plot)] {
-        if let Some(p) = path {
-            check_writable(flag, p)?;
-        }
+    if let Some(p) = &args.export {
+        check_writable("--export", p)?;
+    }
+    if let Some(p) = &args.plot {
+        check_plot("--plot", p)?;
     }
     let (device, notice) = args
         .device
@@ -157,11 +158,11 @@ pub fn run(args: &FitArgs) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    if !(args.weight_decay >= 0.0) {
+    if !(args.weight_decay >= 0.0 && args.weight_decay.is_finite()) {
         return Err(Error::invalid(
             "--weight-decay",
             args.weight_decay,
-            "must be ≥ 0",
+            "must be ≥ 0 and finite",
         ));
     }
     let optimizer = match args.optimizer {
@@ -224,22 +225,23 @@ pub fn run(args: &FitArgs) -> Result<()> {
     let bar = super::progress::epoch_bar(!args.json, cfg.epochs, "keel fit".into());
     let fitted = fit(&cfg, &mut |t| super::progress::show(&bar, t))?;
     bar.finish_and_clear();
+    let mut outputs = Outputs::new();
     if let Some(p) = &args.export {
-        keel::export::write_mlp(
+        outputs.bytes(
             p,
-            &fitted.mlp,
-            &fitted.params,
-            &fitted.config,
-            &fitted.stats,
+            &keel::export::mlp_bytes(&fitted.mlp, &fitted.params, &fitted.config, &fitted.stats)?,
         )?;
     }
     if let Some(p) = &args.plot {
-        keel::plot::plot_learning_curves(
-            p,
-            &fitted.report.history,
-            &format!("keel fit {}", args.data.display()),
-        )?;
+        outputs.with(p, |tmp| {
+            keel::plot::plot_learning_curves(
+                tmp,
+                &fitted.report.history,
+                &format!("keel fit {}", args.data.display()),
+            )
+        })?;
     }
+    outputs.commit()?;
     let r = &fitted.report;
     if args.json {
         println!(

@@ -1,7 +1,41 @@
 //! `keel info`: the compute backends this machine offers.
 
-use clap::Args;
-use keel::error::{Error, Result};
+use clap::{Args, ValueEnum};
+use keel::error::Result;
+
+/// NVRTC's virtual architectures Keel's kernels are compiled for.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ArchArg {
+    #[value(name = "compute_75")]
+    Compute75,
+    #[value(name = "compute_80")]
+    Compute80,
+    #[value(name = "compute_86")]
+    Compute86,
+    #[value(name = "compute_89")]
+    Compute89,
+    #[value(name = "compute_90")]
+    Compute90,
+    #[value(name = "compute_100")]
+    Compute100,
+    #[value(name = "compute_120")]
+    Compute120,
+}
+
+impl ArchArg {
+    /// The architecture as NVRTC names it.
+    fn name(self) -> &'static str {
+        match self {
+            ArchArg::Compute75 => "compute_75",
+            ArchArg::Compute80 => "compute_80",
+            ArchArg::Compute86 => "compute_86",
+            ArchArg::Compute89 => "compute_89",
+            ArchArg::Compute90 => "compute_90",
+            ArchArg::Compute100 => "compute_100",
+            ArchArg::Compute120 => "compute_120",
+        }
+    }
+}
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -13,8 +47,8 @@ pub struct InfoArgs {
     #[arg(long)]
     compile_kernels: bool,
     /// NVRTC target for --compile-kernels.
-    #[arg(long, default_value = "compute_90")]
-    arch: String,
+    #[arg(long, value_enum, default_value = "compute_90")]
+    arch: ArchArg,
 }
 
 fn cpu_model() -> String {
@@ -31,29 +65,14 @@ fn cpu_model() -> String {
 
 /// Runs `keel info`.
 pub fn run(args: &InfoArgs) -> Result<bool> {
-    let (json, compile_kernels, arch) = (args.json, args.compile_kernels, args.arch.as_str());
+    let (json, compile_kernels) = (args.json, args.compile_kernels);
+    let arch = args.arch.name();
     use keel::backend::cuda;
     let threads = rayon::current_num_threads();
     let probe = cuda::probe();
     let versions = cuda::versions();
     let compiled = cfg!(feature = "cuda");
     let kernels = if compile_kernels {
-        let arch: &'static str = match arch {
-            "compute_75" => "compute_75",
-            "compute_80" => "compute_80",
-            "compute_86" => "compute_86",
-            "compute_89" => "compute_89",
-            "compute_90" => "compute_90",
-            "compute_100" => "compute_100",
-            "compute_120" => "compute_120",
-            other => {
-                return Err(Error::invalid(
-                    "--arch",
-                    other,
-                    "expected compute_75, _80, _86, _89, _90, _100 or _120",
-                ))
-            }
-        };
         Some(cuda::compile_all_kernels(arch)?)
     } else {
         None

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use keel::error::{Error, Result};
-use keel::output::{check_writable, write_atomic};
+use keel::output::{check_plot, check_writable, Outputs};
 use keel::plot::{plot_overview, plot_trajectory};
 use keel::simulate::{
     parse_list, simulate, Dtype, InitSpec, IntegratorSpec, SimulateConfig, SystemKind,
@@ -13,6 +13,19 @@ use keel::simulate::{
 use keel_core::dynamics::DipoleSign;
 
 use super::values::DtypeArg;
+
+/// The CHNN paper's systems, or all of them.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SystemArg {
+    ChainPendulum,
+    CoupledPendulum,
+    MagnetPendulum,
+    Gyroscope,
+    Rotor,
+    /// Every system of the paper, with the paper's sizes, as a table.
+    #[value(alias = "all")]
+    Paper,
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum IntegratorArg {
@@ -31,9 +44,9 @@ enum SignArg {
 
 #[derive(Args)]
 pub struct SimulateArgs {
-    /// chain-pendulum, coupled-pendulum, magnet-pendulum, gyroscope, rotor — or `paper` to run
-    /// every paper system and print a table.
-    system: String,
+    /// The system — or `paper` to run every paper system and print a table.
+    #[arg(value_enum)]
+    system: SystemArg,
 
     // --- system parameters (omitted: the paper's defaults) ---
     /// Chain links (1–6).
@@ -134,7 +147,7 @@ pub struct SimulateArgs {
     )]
     atol: f64,
     /// Fixed-step integrators: steps per output interval.
-    #[arg(long, default_value_t = 1, help_heading = "Integration")]
+    #[arg(long, default_value_t = 1, help_heading = "Integration", value_parser = super::values::at_least_one)]
     substeps: usize,
     /// Scalar type (f32 is what the controller runs).
     #[arg(long, value_enum, default_value = "f64", help_heading = "Integration")]
@@ -304,24 +317,31 @@ fn summary(cfg: &SimulateConfig, t: &Trajectory) -> String {
 
 /// Runs `keel simulate`.
 pub fn run(args: &SimulateArgs) -> Result<()> {
-    for (flag, path) in [("--csv", &args.csv), ("--plot", &args.plot)] {
-        if let Some(p) = path {
-            check_writable(flag, p)?;
-        }
+    if let Some(p) = &args.csv {
+        check_writable("--csv", p)?;
     }
-    if args.system == "paper" || args.system == "all" {
-        return run_paper(args);
+    if let Some(p) = &args.plot {
+        check_plot("--plot", p)?;
     }
-    let system: SystemKind = args.system.parse()?;
+    let system = match args.system {
+        SystemArg::Paper => return run_paper(args),
+        SystemArg::ChainPendulum => SystemKind::ChainPendulum,
+        SystemArg::CoupledPendulum => SystemKind::CoupledPendulum,
+        SystemArg::MagnetPendulum => SystemKind::MagnetPendulum,
+        SystemArg::Gyroscope => SystemKind::Gyroscope,
+        SystemArg::Rotor => SystemKind::Rotor,
+    };
     let cfg = args.config(system)?;
     let traj = simulate(&cfg)?;
+    let mut outputs = Outputs::new();
     if let Some(p) = &args.csv {
-        write_atomic(p, csv(&traj).as_bytes())?;
+        outputs.bytes(p, csv(&traj).as_bytes())?;
     }
     if let Some(p) = &args.plot {
         let title = format!("{} ({})", traj.system, describe(&cfg));
-        plot_trajectory(p, &traj, &title)?;
+        outputs.with(p, |tmp| plot_trajectory(tmp, &traj, &title))?;
     }
+    outputs.commit()?;
     if args.json {
         println!(
             "{}",

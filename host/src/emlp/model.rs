@@ -32,7 +32,7 @@ pub type Summands = Vec<(usize, usize)>;
 pub fn uniform_rep(ch: usize, g: &Group, rng: &mut Xoshiro256PlusPlus) -> Result<Summands> {
     let d = g.d;
     if ch == 0 {
-        return Err(Error::invalid("--ch", ch, "must be positive"));
+        return Err(Error::invalid("ch", ch, "must be positive"));
     }
     let lambert = |ch: usize| -> usize {
         let mut r = 0usize;

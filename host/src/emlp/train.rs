@@ -17,6 +17,7 @@ use crate::autodiff::{backward, no_grad};
 use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::limits;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::Params;
@@ -43,7 +44,7 @@ impl ModelKind {
             "mlp" => Ok(ModelKind::Mlp),
             "mlp-aug" | "mlp+aug" => Ok(ModelKind::MlpAug),
             _ => Err(Error::invalid(
-                "--model",
+                "model",
                 s,
                 "unknown model (emlp, mlp, mlp-aug)",
             )),
@@ -97,34 +98,59 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The epochs a run trains: as set, or by default the reference's 900,000 gradient rows
+    /// (`900_000 / n_train` epochs, between 1 and 1000).
+    pub fn epochs_to_run(&self) -> usize {
+        self.epochs
+            .unwrap_or_else(|| (900_000 / self.n_train.max(1)).clamp(1, 1000))
+    }
+
     /// Checks the sizes, rates and the group before anything is generated or allocated.
     ///
     /// # Errors
     /// The first invalid setting, named by its flag.
     pub fn validate(&self) -> Result<()> {
-        if self.n_train == 0 {
-            return Err(Error::invalid(
-                "--n-train",
-                self.n_train,
-                "must be positive",
-            ));
+        for (setting, v) in [
+            ("n_train", self.n_train),
+            ("n_val", self.n_val),
+            ("n_test", self.n_test),
+            ("ch", self.ch),
+            ("layers", self.layers),
+            ("batch", self.batch),
+            ("epochs", self.epochs.unwrap_or(1)),
+        ] {
+            limits::positive(setting, v)?;
         }
-        if self.n_val == 0 || self.n_test == 0 {
-            return Err(Error::invalid(
-                "--n-val/--n-test",
-                format!("{}/{}", self.n_val, self.n_test),
-                "must be positive",
-            ));
-        }
+        let rows = self.n_train as u128 + self.n_val as u128 + self.n_test as u128;
+        limits::memory(
+            "n_train/n_val/n_test",
+            format!("{}/{}/{}", self.n_train, self.n_val, self.n_test),
+            "the generated data set",
+            rows.saturating_mul((self.dataset.sizes().0 + self.dataset.sizes().1) as u128 * 8),
+        )?;
+        // Each layer's equivariant map has at most ch² basis coefficients per irreducible
+        // pair; the data set's representation sizes bound them (checked when solved).
+        limits::memory(
+            "ch/layers",
+            format!("{}/{}", self.ch, self.layers),
+            "the layers' parameters",
+            (self.ch as u128)
+                .saturating_mul(self.ch as u128)
+                .saturating_mul(self.layers as u128)
+                .saturating_mul(4 * 4),
+        )?;
+        let epochs = self.epochs_to_run();
+        limits::work(
+            "n_train/epochs",
+            format!("{}/{epochs}", self.n_train),
+            (epochs as u128)
+                .saturating_mul(self.n_train as u128)
+                .saturating_mul((self.ch as u128).saturating_mul(self.ch as u128))
+                .saturating_mul(self.layers as u128 * 3),
+            "multiply-adds",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
-        }
-        if self.ch == 0 || self.layers == 0 || self.batch == 0 {
-            return Err(Error::invalid(
-                "--ch/--layers/--batch",
-                format!("{}/{}/{}", self.ch, self.layers, self.batch),
-                "must be positive",
-            ));
+            return Err(Error::invalid("lr", self.lr, "must be a positive number"));
         }
         self.dataset.representations(&self.group).map(|_| ())
     }
@@ -264,9 +290,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
     };
     let mut params = params.to_device(dev)?;
     let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
-    let epochs = cfg
-        .epochs
-        .unwrap_or_else(|| (900_000 / cfg.n_train).clamp(1, 1000));
+    let epochs = cfg.epochs_to_run();
     let batch = cfg.batch.min(cfg.n_train);
     let eval_every = (epochs / 100).max(1);
     let mut best = (f64::INFINITY, 0usize, params.clone());
@@ -345,13 +369,9 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
             let loss = unstandardize(&table, &out)?.mse(&y)?;
             let l = loss.item()?;
             if !l.is_finite() {
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({})", cfg.lr),
                 ));
             }
             let refs: Vec<&Tensor> = vars.values().iter().collect();
