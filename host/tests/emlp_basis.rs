@@ -19,8 +19,8 @@ fn maps(group: &str, rep_in: &str, rep_out: &str) -> (Arc<Group>, Rep) {
     (g, ri.maps_to(&ro))
 }
 
-/// Basis dimensions from DIGEST §3.8 (the `emlp` docs and an independent numpy SVD of the same
-/// constraints).
+/// Basis dimensions from the `emlp` docs (`docs/notebooks/`) and an independent numpy SVD of the
+/// same constraints.
 #[test]
 fn dimensions_match_the_reference_table() {
     let cases: &[(&str, &str, &str, usize)] = &[

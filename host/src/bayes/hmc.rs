@@ -1,10 +1,10 @@
-//! Full-batch Hamiltonian Monte Carlo exactly as the reference runs it (digest §1.2): identity
-//! mass matrix, fresh momentum every iteration, `L = ⌈τ/ε⌉` leapfrog steps with one full-batch
-//! gradient each, the Metropolis–Hastings test on
-//! `[½‖p₀‖² − ½‖p_L‖²] + [log L(θ_L) − log L(θ₀)] + [log p(θ_L) − log p(θ₀)]` with the prior
-//! ratio computed as a difference by the target (the reference does so for float32 accuracy),
-//! burn-in without the test, and — by default — only accepted proposals ensembled (the
-//! reference's quirk; [`Ensembling::Textbook`] re-counts the current state after a rejection).
+//! Full-batch Hamiltonian Monte Carlo exactly as the reference runs it (`bnn_hmc/core/hmc.py`,
+//! `run_hmc.py`): identity mass matrix, fresh momentum every iteration, `L = ⌈τ/ε⌉` leapfrog steps
+//! with one full-batch gradient each, the Metropolis–Hastings test on
+//! `[½‖p₀‖² − ½‖p_L‖²] + [log L(θ_L) − log L(θ₀)] + [log p(θ_L) − log p(θ₀)]` with the prior ratio
+//! computed as a difference by the target (the reference does so for float32 accuracy), burn-in
+//! without the test, and — by default — only accepted proposals ensembled (the reference's quirk;
+//! [`Ensembling::Textbook`] re-counts the current state after a rejection).
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 

@@ -1,6 +1,6 @@
-//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior (digest §1.1) on a flat
-//! parameter vector, with gradients from the engine's reverse mode (on whichever device holds
-//! the data).
+//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior
+//! (`bnn_hmc/utils/losses.py`) on a flat parameter vector, with gradients from the engine's
+//! reverse mode (on whichever device holds the data).
 //!
 //! - `categorical`: `log L_T = (1/T) Σᵢ log softmax(f_θ(xᵢ))_{yᵢ}`.
 //! - `gaussian` (learned scale): outputs `(μ, s)`, `σ = softplus(s)`, and at temperature `T` the
@@ -54,10 +54,10 @@ impl Likelihood {
     }
 }
 
-/// A train/test split of a dataset, standardised with the training rows' statistics (digest
-/// §1.5: a seeded permutation, the first `1 − f` of it for training; inputs and regression targets
-/// standardised with the training mean and standard deviation; a column constant in the
-/// training rows is centred only, [`data::column_stats`]).
+/// A train/test split of a dataset, standardised with the training rows' statistics (as
+/// `bnn_hmc/utils/data_utils.py`: a seeded permutation, the first `1 − f` of it for training;
+/// inputs and regression targets standardised with the training mean and standard deviation; a
+/// column constant in the training rows is centred only, [`data::column_stats`]).
 #[derive(Clone, Debug)]
 pub struct Split {
     /// Features per row.
@@ -74,7 +74,8 @@ pub struct Split {
     pub x_mean: Vec<f64>,
     /// Input scales.
     pub x_std: Vec<f64>,
-    /// Regression target mean and scale (`y_scale`, digest §0.2); `(0, 1)` for classes.
+    /// Regression target mean and scale (`y_scale` of `bnn_hmc/utils/metrics.py`); `(0, 1)`
+    /// for classes.
     pub y_mean: f64,
     /// See `y_mean`.
     pub y_scale: f64,

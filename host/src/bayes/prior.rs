@@ -1,9 +1,9 @@
 //! Priors on every weight, independently, at temperature `T` (`log p_T = log p / T`).
 //!
 //! The paper compares a Gaussian, a mixture of Gaussians and a logistic prior; the reference code
-//! ships only the Gaussian (digest §1.1), so the other two are defined here in the standard way,
-//! each parameterised by the same **prior standard deviation `s`** so that a comparison changes
-//! the shape of the prior and not its scale:
+//! ships only the Gaussian (`bnn_hmc/utils/losses.py`, `make_gaussian_log_prior`), so the other two
+//! are defined here in the standard way, each parameterised by the same **prior standard deviation
+//! `s`** so that a comparison changes the shape of the prior and not its scale:
 //!
 //! - `gaussian`: `N(0, s²)`.
 //! - `mixture`: the scale mixture `π N(0, σ₁²) + (1 − π) N(0, σ₂²)` of Blundell et al. (2015)

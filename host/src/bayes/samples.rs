@@ -1,7 +1,8 @@
 //! Sets of posterior samples (HMC states, SG-MCMC samples, ensemble members, draws from a
 //! variational posterior) saved with what is needed to rebuild their model and data split, and
-//! the predictive evaluation every method shares (digest §0.2): the BMA of class probabilities,
-//! or the moment-matched Gaussian of a regression ensemble.
+//! the predictive evaluation every method shares (as the reference's `bnn_hmc/run_hmc.py` and
+//! `utils/ensemble_utils.py` do it): the BMA of class probabilities, or the moment-matched
+//! Gaussian of a regression ensemble.
 //!
 //! File layout (safetensors): `samples` `F64 [S, P]` (one parameter vector per row, the order of
 //! [`Bnn`]), `chain` `U32 [S]` (which chain or member drew it), metadata `keel.kind =
@@ -336,8 +337,9 @@ pub fn predictive(likelihood: Likelihood, preds: &[Vec<f64>]) -> Predictive {
     }
 }
 
-/// Test metrics of a predictive distribution (digest §0.2): accuracy, NLL, ECE (equal-width
-/// 10 bins and `bnn_hmc`'s equal-mass 20 bins), or RMSE and NLL in the target's units.
+/// Test metrics of a predictive distribution (as in `bnn_hmc/utils/metrics.py`): accuracy, NLL,
+/// ECE (equal-width 10 bins and `bnn_hmc`'s equal-mass 20 bins), or RMSE and NLL in the target's
+/// units.
 pub fn test_metrics(pred: &Predictive, split: &Split) -> serde_json::Value {
     match (pred, &split.y_test) {
         (Predictive::Classes { probs, classes }, super::mlp::Labels::Classes(y)) => {
@@ -405,10 +407,10 @@ pub fn gaussian_tv(m1: f64, s1: f64, m2: f64, s2: f64) -> f64 {
         * h
 }
 
-/// Function-space Gelman–Rubin R̂ (digest §0.2): for every test point and output (each class
-/// probability, or the predictive mean), R̂ of the per-sample predictions across chains, each
-/// chain truncated to the shortest; `(mean, max)` over the finite values, `None` with fewer
-/// than two chains of two samples.
+/// Function-space Gelman–Rubin R̂ (the paper applies R̂ to predictions; here the plain, non-split
+/// statistic): for every test point and output (each class probability, or the predictive mean), R̂
+/// of the per-sample predictions across chains, each chain truncated to the shortest; `(mean, max)`
+/// over the finite values, `None` with fewer than two chains of two samples.
 pub fn function_space_rhat(
     preds: &[Vec<f64>],
     chain: &[usize],

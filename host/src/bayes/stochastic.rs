@@ -1,6 +1,7 @@
-//! The paper's mini-batch baselines with the reference's gradient convention (digest §1.4): every
-//! method follows `ĝ = ∇_θ[N_b · log L_T(batch) + log p_T(θ)]`, `N_b = n / B` (an unbiased
-//! full-data gradient of the log posterior) and *adds* its updates (it maximises).
+//! The paper's mini-batch baselines with the reference's gradient convention
+//! (`bnn_hmc/utils/train_utils.py`): every method follows
+//! `ĝ = ∇_θ[N_b · log L_T(batch) + log p_T(θ)]`, `N_b = n / B` (an unbiased full-data gradient of
+//! the log posterior) and *adds* its updates (it maximises).
 //!
 //! - SGD with heavy-ball momentum 0.9 (`m ← 0.9m + ĝ; θ ← θ + η_t m`) and the cosine schedule
 //!   `η_t = ½η₀(1 + cos(πt/T))`; a deep ensemble is several independently seeded SGD runs.
@@ -144,7 +145,7 @@ pub fn sgd(
     Ok(theta)
 }
 
-/// The step-size schedule of the SG-MCMC samplers (digest §1.4).
+/// The step-size schedule of the SG-MCMC samplers (the reference's `bnn_hmc/utils/optim_utils.py`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
     /// `η` throughout.

@@ -1,4 +1,4 @@
-//! Training and evaluation as in the reference's `pl_trainer.py` (digest §1.7–1.9): the mean
+//! Training and evaluation as in the reference's `pl_trainer.py` and `biases/datasets.py`: the mean
 //! absolute error of a 5-sample rollout integrated with RK4 (3/8 rule) and differentiated
 //! through the integrator, AdamW with a cosine schedule; evaluation by 100-step dopri5 rollouts
 //! of the learned dynamics from test initial states.
@@ -587,7 +587,8 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
     })
 }
 
-/// The evaluation numbers of the reference (digest §1.9).
+/// The evaluation numbers of the reference (`notebooks/plot-relative-errors-v2.ipynb`,
+/// `plot-energy-conservation-v2.ipynb`).
 #[derive(Clone, Debug)]
 pub struct Evaluation {
     /// Mean over test trajectories of the trapezoid geometric mean of the per-step relative

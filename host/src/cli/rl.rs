@@ -76,7 +76,7 @@ pub struct TrainArgs {
     /// Steps before the model-based actor objective (SAC's before).
     #[arg(long, default_value_t = 2000)]
     warmup: usize,
-    /// Target entropy (constant; the digest's small-scale setting).
+    /// Target entropy (constant; Keel's small-scale Pendulum setting).
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
     target_entropy: f64,
     /// Survival weights [1, q0, q0·q1, …] instead of the reference's [q0, q0², q0²·q1, …].

@@ -1,4 +1,4 @@
-//! The paper's synthetic regression sets (DIGEST §3.5), generated exactly by their formulas,
+//! The paper's synthetic regression sets (`emlp/datasets.py`), generated exactly by their formulas,
 //! with the reference's equivariance-preserving standardisation statistics.
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
-//! EMLP layers on Keel's engine (DIGEST §3.3): the projected equivariant Linear layer, the cheap
-//! BiLinear layer, gated nonlinearities, `uniform_rep` channel allocation, EMLP blocks and the
-//! EMLP network.
+//! EMLP layers on Keel's engine (the reference's `emlp/nn/objax.py`): the projected equivariant
+//! Linear layer, the cheap BiLinear layer, gated nonlinearities, `uniform_rep` channel allocation,
+//! EMLP blocks and the EMLP network.
 //!
 //! Weights are stored as the reference stores them — an unconstrained `N_out × N_in` matrix `w`
 //! and bias `b` — and projected on every forward pass, `W = P_W w`, `b_eff = P_b b`. The

@@ -1,6 +1,6 @@
-//! The SAC-SVG(H) agent (digest §4): its networks and optimizers, and one environment step's
-//! updates in the reference's order — dynamics (`H > 1`), critic, actor and temperature, reward
-//! model, done model, target soft update.
+//! The SAC-SVG(H) agent (the reference's `svg/agent.py`): its networks and optimizers, and one
+//! environment step's updates in the reference's order — dynamics (`H > 1`), critic, actor and
+//! temperature, reward model, done model, target soft update.
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
@@ -15,7 +15,8 @@ use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind};
 use crate::params::Params;
 use crate::tensor::Tensor;
 
-/// Settings (defaults: the digest's small-scale experiment, §4.10, with §4.7's values).
+/// Settings (defaults: Keel's small-scale Pendulum settings — smaller networks, warm-up 2000,
+/// constant target entropy −1 — and otherwise the reference's `config/train.yaml` values).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Model horizon `H` (0 = SAC).

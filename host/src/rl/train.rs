@@ -1,6 +1,6 @@
-//! The training loop (digest §4.6): seed steps of uniform actions, then the policy's samples;
-//! one update per environment step from the first learning step on; deterministic evaluation
-//! episodes at intervals; the learning curve; checkpoints at episode boundaries.
+//! The training loop (the reference's `train.py`): seed steps of uniform actions, then the policy's
+//! samples; one update per environment step from the first learning step on; deterministic
+//! evaluation episodes at intervals; the learning curve; checkpoints at episode boundaries.
 
 use keel_core::random::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
