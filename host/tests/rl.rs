@@ -402,8 +402,9 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     let host = v["eval_return_mean"].as_f64().unwrap();
-    // The host evaluated with seed + 1_000_003; the core's code (f64 on the exported f32
-    // weights) from the same initial states must give nearly the same returns.
+    // The host evaluated with seed + 1_000_003, as its JSON says; the core's code (f64 on the
+    // exported f32 weights) from the same initial states must give nearly the same returns.
+    assert_eq!(v["eval_seed"], 1_000_008, "{v}");
     let o = common::keel(&[
         "rl",
         "eval",
