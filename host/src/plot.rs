@@ -359,7 +359,8 @@ pub fn plot_reliability(path: &Path, series: &Series, title: &str) -> Result<()>
             series,
             |_| true,
             SeriesLabelPosition::UpperLeft,
-            (&["calibrated"], &[&diagonal[..]]),
+            &["calibrated"],
+            &[&diagonal[..]],
         )
         .map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
@@ -853,7 +854,8 @@ pub fn plot_line_and_log_panels(
                 series,
                 marked,
                 SeriesLabelPosition::LowerRight,
-                (&[], &[]),
+                &[],
+                &[],
             )
             .map_err(err)?;
         }
@@ -863,14 +865,15 @@ pub fn plot_line_and_log_panels(
 
 /// Draws each series as a line in its palette colour with a legend entry (wider where a later
 /// series would cover it), marks the points of those `marked` accepts and of single points, and
-/// draws the legend where it hides least, `preferred` on ties; `drawn` names the labels and
-/// lines already on the chart.
+/// draws the legend where it hides least, `preferred` on ties, counting the `drawn_labels` and
+/// `drawn_lines` already on the chart.
 fn draw_labelled<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     series: &Series,
     marked: impl Fn(&str) -> bool,
     preferred: SeriesLabelPosition,
-    drawn: (&[&str], &[&[(f64, f64)]]),
+    drawn_labels: &[&str],
+    drawn_lines: &[&[(f64, f64)]],
 ) -> std::result::Result<(), String> {
     let widths = stroke_widths(series);
     for (i, (label, pts)) in series.iter().enumerate() {
@@ -894,14 +897,12 @@ fn draw_labelled<'a, DB: DrawingBackend + 'a>(
                 .map_err(|e| e.to_string())?;
         }
     }
-    let labels: Vec<&str> = drawn
-        .0
+    let labels: Vec<&str> = drawn_labels
         .iter()
         .copied()
         .chain(series.iter().map(|(l, _)| l.as_str()))
         .collect();
-    let lines: Vec<&[(f64, f64)]> = drawn
-        .1
+    let lines: Vec<&[(f64, f64)]> = drawn_lines
         .iter()
         .copied()
         .chain(series.iter().map(|(_, s)| s.as_slice()))
