@@ -106,6 +106,8 @@ pub struct FitReport {
     pub task: Task,
     /// Epochs run.
     pub epochs: usize,
+    /// Epochs asked for (`epochs` is fewer when early stopping ended the run).
+    pub max_epochs: usize,
     /// Epoch whose parameters were kept (best validation loss).
     pub best_epoch: usize,
     /// Wall-clock training time.
@@ -450,6 +452,7 @@ pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
     let mut report = FitReport {
         task: cfg.task,
         epochs: history.len(),
+        max_epochs: cfg.epochs,
         best_epoch,
         train_seconds,
         test_accuracy: None,

@@ -418,6 +418,32 @@ fn cli_runs_saves_and_compares() {
         data,
         "--json",
     ]);
+    // The table: every row's bars under the header's (issue 19: the sample counts were not
+    // padded, and paths longer than 28 characters pushed their rows out of line).
+    let o = common::keel(&[
+        "bayes",
+        "compare",
+        "--reference",
+        hmc.to_str().unwrap(),
+        "--others",
+        ens.to_str().unwrap(),
+        "--data",
+        data,
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let bars = |l: &str| -> Vec<usize> {
+        l.chars()
+            .enumerate()
+            .filter(|c| c.1 == '|')
+            .map(|c| c.0)
+            .collect()
+    };
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "header, rule, two rows:\n{table}");
+    for l in &lines {
+        assert_eq!(bars(l), bars(lines[0]), "misaligned:\n{table}");
+    }
     let png = dir.path().join("reliability.png");
     let o = common::keel(&[
         "bayes",
@@ -677,8 +703,10 @@ fn hmc_resumes_from_checkpoints_exactly() {
     };
     let full = base(&["--save-samples", &whole]);
     let cut = ["--checkpoint", &ck, "--checkpoint-every", "3"];
+    assert_eq!(full["partial"], false, "{full}");
     let s1 = base(&[&cut[..], &["--stop-after", "13"]].concat());
     assert_eq!(s1["stopped_after"], 13);
+    assert_eq!(s1["partial"], true, "{s1}");
     let s2 = base(&[&cut[..], &["--resume", "--stop-after", "14"]].concat());
     assert_eq!(s2["chain"], 1);
     let rest = base(&[&cut[..], &["--resume", "--save-samples", &parts]].concat());

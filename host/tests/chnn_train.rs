@@ -243,3 +243,47 @@ fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
     std::fs::write(&ck, b"not a checkpoint").unwrap();
     assert!(train(&rest, &data, &mut |_| {}).is_err());
 }
+
+/// Issue 19: `chnn train --stop-after --json` printed nothing on stdout; it now prints a line
+/// that says the run is partial, and the finished run's says it is not.
+#[test]
+fn a_stopped_run_says_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "chnn",
+            "train",
+            "--system",
+            "chain-pendulum",
+            "--links",
+            "1",
+            "--n-train",
+            "10",
+            "--n-test",
+            "2",
+            "--epochs",
+            "3",
+            "--batch",
+            "5",
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            "--quiet",
+            "--json",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = common::keel(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let stopped = run(&["--stop-after", "1"]);
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    assert_eq!(stopped["stopped_after"], 1, "{stopped}");
+    let finished = run(&["--resume"]);
+    assert_eq!(finished["partial"], false, "{finished}");
+    assert_eq!(finished["epochs"], 3, "{finished}");
+}

@@ -317,6 +317,11 @@ fn training_resumes_from_a_checkpoint_exactly() {
         )
         .unwrap();
         assert!(ck.exists());
+        assert_eq!(
+            (first.epochs_run, straight.epochs_run),
+            (5, 10),
+            "{model:?}: epochs done"
+        );
         // Still improving: the first half's best is its last epoch, the whole run's is later.
         eprintln!(
             "{model:?}: first half best epoch {} ({}), whole run {} ({})",
@@ -336,6 +341,7 @@ fn training_resumes_from_a_checkpoint_exactly() {
         )
         .unwrap();
         assert_eq!(resumed.test_mse, straight.test_mse, "{model:?}");
+        assert_eq!(resumed.epochs_run, 10, "{model:?}");
         assert_eq!(resumed.best_epoch, straight.best_epoch);
         let flat = |t: &keel::emlp::train::Trained| -> Vec<f64> {
             t.params
@@ -368,4 +374,55 @@ fn training_resumes_from_a_checkpoint_exactly() {
         &mut |_| {}
     )
     .is_err());
+}
+
+/// Issue 19: `--stop-after` printed the epoch count asked for and a test MSE as if the run had
+/// finished. Its JSON now says `"partial": true` and how many epochs were done; the resumed run
+/// says `"partial": false`.
+#[test]
+fn a_stopped_run_says_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "emlp",
+            "train",
+            "--dataset",
+            "o5-synthetic",
+            "--n-train",
+            "50",
+            "--n-val",
+            "20",
+            "--n-test",
+            "20",
+            "--epochs",
+            "4",
+            "--ch",
+            "24",
+            "--layers",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let stopped = run(&["--stop-after", "2"]);
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    assert_eq!(
+        (stopped["epochs_run"].as_u64(), stopped["epochs"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let resumed = run(&["--resume"]);
+    assert_eq!(resumed["partial"], false, "{resumed}");
+    assert_eq!(resumed["epochs_run"], 4, "{resumed}");
 }

@@ -59,6 +59,10 @@ fn digits_command_from_the_issue_reaches_96_percent() {
     }
     let acc = j["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.96, "test accuracy {acc}");
+    // Early stopping is on by default: the epochs run beside the epochs asked for (the README
+    // says this command stops before its 30).
+    assert_eq!(j["max_epochs"], 30, "{j}");
+    assert!(j["epochs"].as_u64().unwrap() < 30, "{j}");
     assert!(j["ece"].as_f64().unwrap() < 0.1);
     let bytes = std::fs::read(&model).unwrap();
     assert!(bytes.len() > 26_000 * 4, "weights as f32");

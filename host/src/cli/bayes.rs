@@ -672,7 +672,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 if a.problem.json {
                     println!(
                         "{}",
-                        json!({"stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
+                        json!({"partial": true, "stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
                     );
                 } else if let Some(d) = path {
                     println!("stopped after {this_run} iterations (chain {}); continue with --resume --checkpoint {d}", c + 1);
@@ -697,7 +697,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "acceptance_rate": rates.iter().sum::<f64>() / rates.len() as f64,
         "acceptance_rate_per_chain": rates, "chains": a.chains, "leapfrog_steps": steps,
         "step_size": eps, "trajectory_length": cfg0.trajectory_length, "nan_energies": nan,
-        "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains,
+        "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains, "partial": false,
     });
     if !a.problem.json {
         println!(
@@ -999,34 +999,48 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
     } else {
         &["total_variation", "mean_gap"]
     };
-    print!("| {:<28} | {:<8} | {:>7}", "file", "method", "samples");
-    for k in keys.iter().chain(close) {
-        print!(" | {k:>15}");
-    }
-    println!(" |");
-    print!("| {:-<28} | {:-<8} | {:->7}", "", "", "");
-    for _ in keys.iter().chain(close) {
-        print!(" | {:->15}", "");
-    }
-    println!(" |");
+    // A Markdown table whose columns are as wide as their widest cell: text left, numbers right.
+    let mut table: Vec<Vec<String>> = vec![["file", "method", "samples"]
+        .iter()
+        .chain(keys)
+        .chain(close)
+        .map(|h| h.to_string())
+        .collect()];
     for r in &rows {
-        let file = r["file"].as_str().unwrap_or("");
-        print!(
-            "| {:<28} | {:<8} | {:>7}",
-            file,
-            r["method"].as_str().unwrap_or(""),
-            r["n_samples"]
-        );
-        for k in keys {
-            print!(" | {:>15.4}", r["test"][k].as_f64().unwrap_or(f64::NAN));
-        }
-        for k in close {
-            print!(
-                " | {:>15.4}",
-                r["to_reference"][k].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        println!(" |");
+        let mut cells = vec![
+            r["file"].as_str().unwrap_or("").to_string(),
+            r["method"].as_str().unwrap_or("").to_string(),
+            r["n_samples"].to_string(),
+        ];
+        let number = |v: &Value| format!("{:.4}", v.as_f64().unwrap_or(f64::NAN));
+        cells.extend(keys.iter().map(|k| number(&r["test"][k])));
+        cells.extend(close.iter().map(|k| number(&r["to_reference"][k])));
+        table.push(cells);
+    }
+    let width = |c: usize| {
+        table
+            .iter()
+            .map(|r| r[c].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..table[0].len()).map(width).collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (s, &w))| match c {
+                0 | 1 => format!("{s:<w$}"),
+                _ => format!("{s:>w$}"),
+            })
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(&table[0]);
+    line(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>());
+    for row in &table[1..] {
+        line(row);
     }
     Ok(())
 }

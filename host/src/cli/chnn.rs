@@ -160,12 +160,22 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     );
     let t = train(&cfg, &data, &mut |t| super::progress::show(&bar, t))?;
     bar.finish_and_clear();
-    if checkpoint.stop_after.is_some_and(|s| s < a.epochs) {
-        eprintln!(
-            "keel: stopped after epoch {} of {}; continue with --resume",
-            t.history.len(),
-            a.epochs
-        );
+    // One loss per epoch done, those before a resumed checkpoint included.
+    if t.history.len() < a.epochs {
+        if a.json {
+            let path = checkpoint.path.as_deref().map(|p| p.display().to_string());
+            println!(
+                "{}",
+                serde_json::json!({"partial": true, "stopped_after": t.history.len(),
+                                   "epochs": a.epochs, "checkpoint": path})
+            );
+        } else {
+            eprintln!(
+                "keel: stopped after epoch {} of {}; continue with --resume",
+                t.history.len(),
+                a.epochs
+            );
+        }
         return Ok(());
     }
     let info = Info {
@@ -318,6 +328,7 @@ fn report(
         if let Some(t) = trained {
             v["train_seconds"] = t.train_seconds.into();
             v["final_loss"] = t.final_loss.into();
+            v["partial"] = false.into();
         }
         println!("{v}");
     } else {

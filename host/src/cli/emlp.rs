@@ -240,6 +240,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         super::progress::show(&bar, t)
     })?;
     bar.finish_and_clear();
+    let partial = t.epochs_run < t.epochs;
     if let (Some(path), Some(net)) = (&a.export, &t.emlp) {
         let (scale, mean, std) = &t.table_stats;
         let mut meta = BTreeMap::new();
@@ -253,11 +254,17 @@ fn train(a: &TrainArgs) -> Result<()> {
         let v = serde_json::json!({
             "dataset": dataset.name(), "group": gname, "model": model.name(), "n_train": a.n_train,
             "test_mse": t.test_mse, "train_seconds": t.train_seconds, "val_mse": t.val_mse,
-            "best_epoch": t.best_epoch, "epochs": t.epochs, "parameters": t.parameters,
-            "hidden": t.hidden, "seed": a.seed,
+            "best_epoch": t.best_epoch, "epochs": t.epochs, "epochs_run": t.epochs_run,
+            "partial": partial, "parameters": t.parameters, "hidden": t.hidden, "seed": a.seed,
         });
         println!("{v}");
     } else {
+        if partial {
+            println!(
+                "stopped after epoch {} of {} (--stop-after; continue with --resume): the numbers below are the best so far",
+                t.epochs_run, t.epochs
+            );
+        }
         println!(
             "{} {} on {} (n_train {}): test MSE {:.4e} (validation {:.4e} at epoch {} of {}), {} parameters, {:.1} s",
             model.name(),

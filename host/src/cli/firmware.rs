@@ -15,7 +15,8 @@ pub enum FirmwareCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
-        /// Folder with the digits model and samples the firmware embeds.
+        /// Folder with the models and samples the firmware embeds (the default is the
+        /// repository's when run from its root).
         #[arg(long, default_value = "firmware/assets")]
         assets: PathBuf,
     },
@@ -53,6 +54,13 @@ pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
 }
 
 fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
+    if !assets.is_dir() {
+        return Err(Error::invalid(
+            "--assets",
+            assets.display(),
+            "no such folder: run from the repository root, or pass --assets REPO/firmware/assets",
+        ));
+    }
     let text = if log == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
             path: log.to_path_buf(),

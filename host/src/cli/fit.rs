@@ -78,7 +78,7 @@ pub struct FitArgs {
     /// Hidden activation.
     #[arg(long, value_enum, default_value = "relu")]
     activation: ActivationArg,
-    /// Maximum epochs.
+    /// Maximum epochs (early stopping, on by default, may end the run sooner: --patience).
     #[arg(long, default_value_t = 30, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Minibatch size.
@@ -111,7 +111,8 @@ pub struct FitArgs {
     /// Fraction of the remaining rows held out for validation and early stopping.
     #[arg(long, default_value_t = 0.1, allow_hyphen_values = true)]
     val_fraction: f64,
-    /// Stop after this many epochs without validation improvement (0: never).
+    /// Early stopping (on by default): stop after this many epochs without validation
+    /// improvement and keep the best epoch's parameters (0: run every epoch).
     #[arg(long, default_value_t = 10)]
     patience: usize,
     /// Training precision.
@@ -251,7 +252,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} on {}: {} epochs (best {}), {:.2} s; {} parameters; rows train/val/test {}/{}/{}",
+        "{} on {}: {} of {} epochs{} (best {}), {:.2} s; {} parameters; rows train/val/test {}/{}/{}",
         if cfg.task == Task::Classify {
             "classification"
         } else {
@@ -259,6 +260,15 @@ pub fn run(args: &FitArgs) -> Result<()> {
         },
         args.data.display(),
         r.epochs,
+        r.max_epochs,
+        if r.epochs < r.max_epochs {
+            format!(
+                ", early stopping after {} without improvement (--patience)",
+                args.patience
+            )
+        } else {
+            String::new()
+        },
         r.best_epoch,
         r.train_seconds,
         r.parameters,

@@ -136,7 +136,8 @@ pub struct EvalArgs {
     /// Episodes.
     #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     episodes: usize,
-    /// Seed of the initial states.
+    /// Seed of the initial states. `keel rl train --seed S` evaluates from seed S + 1000003
+    /// (`eval_seed` in its JSON): pass that number to run the training's evaluation episodes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// A value file (`keel rl train --export-value`): at every step, the core's model-based
@@ -235,7 +236,10 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         Outcome::Stopped { step } => {
             let path = ckpt.path.as_deref().map(|p| p.display().to_string());
             if a.json {
-                println!("{}", json!({"stopped_after": step, "checkpoint": path}));
+                println!(
+                    "{}",
+                    json!({"partial": true, "stopped_after": step, "steps": a.steps, "checkpoint": path})
+                );
             } else {
                 println!(
                     "stopped after {step} steps; continue with --resume --checkpoint {}",
@@ -336,7 +340,8 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "{}",
             json!({
                 "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": a.seed,
-                "batch": a.batch, "hidden": a.hidden,
+                "batch": a.batch, "hidden": a.hidden, "partial": false,
+                "eval_seed": keel::rl::train::eval_seed(a.seed),
                 "eval_return_mean": last.mean, "eval_return_std": last.std,
                 "train_seconds": seconds, "episodes": trained.episodes.len(),
                 "evaluations": curve,
@@ -562,7 +567,7 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"env": a.env.to_string(), "episodes": n, "return_mean": mean, "return_std": std,
+            json!({"env": a.env.to_string(), "episodes": n, "seed": a.seed, "return_mean": mean, "return_std": std,
                    "returns": returns, "value": report})
         );
     } else {

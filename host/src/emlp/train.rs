@@ -164,8 +164,11 @@ pub struct Trained {
     pub val_mse: f64,
     /// Epoch of the best validation MSE (1-based).
     pub best_epoch: usize,
-    /// Epochs run.
+    /// Epochs asked for.
     pub epochs: usize,
+    /// Epochs done, counting those before a resumed checkpoint: fewer than `epochs` when the
+    /// run stopped at `--stop-after`.
+    pub epochs_run: usize,
     /// Seconds of training (solving bases included).
     pub train_seconds: f64,
     /// Trainable parameters.
@@ -347,6 +350,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
         values: &[],
     });
     let mut last_val = None;
+    let mut epochs_run = start;
     for epoch in start..epochs {
         crate::data::shuffle(&mut order, &mut rng);
         for idx in order.chunks(batch) {
@@ -378,6 +382,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
             let grads = no_grad(|| backward(&loss, &refs))?;
             no_grad(|| opt.step(&mut params, &grads, cfg.lr))?;
         }
+        epochs_run = epoch + 1;
         let stop = cfg.checkpoint.stops_at(epoch + 1);
         if (epoch + 1) % eval_every == 0 || epoch + 1 == epochs || stop {
             let v = mse(&net, &params, &table, &val_idx, dev)?;
@@ -424,6 +429,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
         val_mse,
         best_epoch,
         epochs,
+        epochs_run,
         train_seconds: t0.elapsed().as_secs_f64(),
         parameters,
         emlp: match net {

@@ -145,6 +145,13 @@ fn normalized(replay: &Replay, obs: &[f64]) -> Vec<f64> {
     out
 }
 
+/// The seed of every evaluation's initial states in a run seeded `seed` (the same episodes at
+/// each evaluation, so the curve shows the policy changing, not the starts). `keel rl eval
+/// --seed` with this number runs these episodes with the exported policy and the core's code.
+pub fn eval_seed(seed: u64) -> u64 {
+    seed.wrapping_add(1_000_003)
+}
+
 /// Mean and standard deviation of `episodes` deterministic episodes from `seed`.
 ///
 /// # Errors
@@ -372,7 +379,7 @@ pub fn train(
                 &replay,
                 eval_task.as_mut(),
                 run.eval_episodes,
-                run.seed.wrapping_add(1_000_003),
+                eval_seed(run.seed),
             )?;
             evaluations.push(Evaluation {
                 step: done,
