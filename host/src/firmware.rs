@@ -1,6 +1,18 @@
-//! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) integrates a
-//! chain pendulum in `f32` under QEMU and prints its final state as IEEE-754 bit patterns; this
-//! module reruns the same steps with the same `keel-core` code on the host and compares.
+//! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
+//! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
+//! module reruns the same work with the same core code on the host and compares. Seven checks,
+//! one `KEEL-FW` line each:
+//!
+//! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
+//! 2. the digits MLP exported by `keel fit` ([`parse_model`], [`check_model`]);
+//! 3. an O(5)-invariant EMLP exported by `keel emlp train`, with its invariance
+//!    ([`parse_emlp`], [`check_emlp`]);
+//! 4. a WISKI stream and its posterior, against the host's f32 and f64 reruns ([`parse_gp`],
+//!    [`check_gp`]);
+//! 5. a learned 2-pendulum (CHNN) rolled out with RK4 ([`parse_chnn`], [`check_chnn`]);
+//! 6. the Bayesian model average of HMC samples on test digits ([`parse_bma`], [`check_bma`]);
+//! 7. a closed-loop Pendulum-v1 episode of a SAC-SVG(2) policy with its on-board value monitor
+//!    ([`parse_policy`], [`check_policy`]).
 //!
 //! The firmware's result line:
 //! ```text
