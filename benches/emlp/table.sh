@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The paper's data-efficiency comparison at n_train = 1000 (DIGEST §3.7), at a width and epoch
+# The paper's data-efficiency comparison at n_train = 1000 (the reference's numbers:
+# experiments/notebooks/synthetic_results_all.csv in mfinzi/equivariant-MLP), at a width and epoch
 # budget that fits a 2-core machine: EMLP, MLP and MLP+augmentation on the three synthetic sets.
 # Usage: benches/emlp/table.sh [CH] [EPOCHS] [SEEDS] [MODELS]
 #        (defaults 128, 300, "0", "emlp mlp mlp-aug")

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """JAX-on-the-CPU peer of `benches/benches/bayes.rs` (`leapfrog/f64/digits-mlp64`).
 
-One HMC leapfrog step exactly as `keel bayes hmc` takes it (digest §1.2, velocity Verlet with one
-gradient per step): p += (eps/2) g; theta += eps p; g = grad log pi(theta); p += (eps/2) g, where
-log pi is the reference's sum-over-data tempered log posterior of a 64 -> 64 -> 10 ReLU MLP
+One HMC leapfrog step exactly as `keel bayes hmc` takes it (`bnn_hmc/core/hmc.py`: velocity Verlet,
+one gradient per step): p += (eps/2) g; theta += eps p; g = grad log pi(theta); p += (eps/2) g,
+where log pi is the reference's sum-over-data tempered log posterior of a 64 -> 64 -> 10 ReLU MLP
 (y = x W^T + b, W: [out, in] as in Keel) on the 1617 training digits of Keel's split shape,
 categorical likelihood, Gaussian prior sigma = 0.447, T = 1, float64 (Keel's HMC runs in f64).
 The data are the digits CSV rows, standardised per column (constant columns centred), so the

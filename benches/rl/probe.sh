@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Probes of the late degradation seen in the horizon sweep (benches/RESULTS.md, "SAC-SVG(H)"):
-# SAC (H = 0, the cheap case, which degrades too) run longer, and at the digest's sizes (batch
+# SAC (H = 0, the cheap case, which degrades too) run longer, and at Keel's default sizes (batch
 # 1024, 128 units). Each run appends its JSON line to benches/rl/probe.jsonl.
 #
 # Usage: benches/rl/probe.sh [KEEL]   (KEEL defaults to target/release/keel)

@@ -7,7 +7,7 @@
 #   KEEL defaults to target/release/keel (build it with cargo build --release -p keel).
 # Queues run single-threaded (RAYON_NUM_THREADS=1) so that two can share a 2-core machine; a
 # killed run continues from its checkpoint when the queue is started again.
-# Settings: the digest's small-scale experiment (§4.10) reduced to batch 256 and 64 units.
+# Settings: Keel's small-scale defaults (keel rl train) reduced to batch 256 and 64 units.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 queue=${1:?queue: short, long or diag}

@@ -4,10 +4,11 @@
 //! (firmware) and `f64` (reference runs), fixed sizes through const generics. What runs here is
 //! what the host trains and validates.
 //!
-//! This release holds the constrained-dynamics pillar (Finzi, Wang & Wilson, *Simplifying
-//! Hamiltonian and Lagrangian Neural Networks via Explicit Constraints*, NeurIPS 2020):
+//! It holds what the host's methods export, and the physics they learn:
 //!
-//! - [`dynamics`]: mechanical systems in Cartesian coordinates with explicit constraints — the
+//! - [`dynamics`]: mechanical systems in Cartesian coordinates with explicit constraints (Finzi,
+//!   Wang & Wilson, *Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit
+//!   Constraints*, NeurIPS 2020) — the
 //!   projected Hamiltonian vector field `ż = P(z)J∇H`, its Lagrangian twin, energies, constraint
 //!   monitors, Newton–Raphson projection, and every system of the paper
 //!   ([`dynamics::systems`]);
@@ -23,6 +24,11 @@
 //!   average of a set of exported posterior samples or ensemble members ([`nn::Bma`]);
 //! - [`gp`]: Gaussian-process regression — kernels, an exact online GP of fixed capacity and
 //!   WISKI, the structured-kernel-interpolation GP with a constant-time update per observation;
+//! - [`rl`]: control environments (Pendulum-v1, cart-pole swing-up, acrobot), observation
+//!   normalisation, the exported SAC policy's actions and the short-horizon model-based value
+//!   estimate of SAC-SVG(H) (Amos et al., L4DC 2021);
+//! - [`linalg`]: the small dense linear algebra the others use — pivoted LU, Cholesky with rank-1
+//!   updates, triangular solves, a symmetric eigensolver — on slices, without allocation;
 //! - [`random`]: a seeded generator and the distributions the samplers use.
 //!
 //! ```

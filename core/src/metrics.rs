@@ -1,4 +1,6 @@
-//! The CHNN paper's error metrics (digest §1.9), as library functions.
+//! The CHNN paper's error metrics (Finzi, Wang & Wilson, NeurIPS 2020; the reference's
+//! `notebooks/plot-relative-errors-v2.ipynb` and `plot-energy-conservation-v2.ipynb`), as
+//! library functions.
 
 use crate::real::Real;
 

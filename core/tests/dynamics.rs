@@ -247,11 +247,12 @@ fn dopri5_energy_drift_is_a_small_multiple_of_rtol() {
     }
 }
 
-/// The digest's independent check (§1.13): 2-pendulum with the paper's parameters,
+/// A value from an earlier independent numpy/scipy check (DOP853), which
+/// fixtures/gen/dynamics.py reproduces: 2-pendulum with the paper's parameters,
 /// θ = (0.7, −1.1), ω = (0.3, 1.2): positions at t = 1.
 #[test]
 fn double_pendulum_matches_the_digest_reference_value() {
-    // The digest computed it with the 6-digit parameters of its table.
+    // That check used the 6-digit default parameters (`CHAIN_DEFAULTS` in that script).
     let p = ChainPendulum::<f64, 2>::new([1.172151, 1.039051], [1.035907, 1.082211], 9.81).unwrap();
     let m = p.mechanics();
     let z0 = p.state_from_angles(&[0.7, -1.1], &[0.3, 1.2]);
@@ -277,7 +278,7 @@ fn chain_angles_round_trip() {
     }
 }
 
-/// The reference code's default parameters (digest §1.6 table).
+/// The reference code's default parameters (`biases/systems/chain_pendulum.py`), to 6 digits.
 #[test]
 fn paper_parameters_match_the_digest() {
     let m3 = ChainPendulum::<f64, 3>::paper_masses().unwrap();

@@ -214,7 +214,7 @@ pub fn load_bytes(
     let fp = meta("fingerprint")?;
     if fp != fingerprint {
         return Err(Error::invalid(
-            "--resume",
+            "resume",
             path.display(),
             format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
         ));

@@ -211,7 +211,7 @@ pub fn parse_csv(text: &str, path: &Path, target: &str, classify: bool) -> Resul
     let (names, rows) = file.split()?;
     let t = names.iter().position(|n| n == target).ok_or_else(|| {
         Error::invalid(
-            "--target",
+            "target",
             target,
             format!("no such column; columns are: {}", names.join(", ")),
         )
@@ -268,7 +268,7 @@ pub fn parse_csv(text: &str, path: &Path, target: &str, classify: bool) -> Resul
         }
         if classes.len() < 2 {
             return Err(Error::invalid(
-                "--target",
+                "target",
                 target,
                 format!(
                     "only one class ('{}') in the data; classification needs at least two",
@@ -289,7 +289,7 @@ pub fn parse_csv(text: &str, path: &Path, target: &str, classify: bool) -> Resul
     } else {
         let mut values = Vec::with_capacity(raw_targets.len());
         for (i, v) in raw_targets.iter().enumerate() {
-            let f: f64 = v.parse().map_err(|_| bad(format!("row {}, column '{target}': '{v}' is not a number (use --task classify for labels)", i + 2)))?;
+            let f: f64 = v.parse().map_err(|_| bad(format!("row {}, column '{target}': '{v}' is not a number (class labels need classification)", i + 2)))?;
             if !f.is_finite() {
                 return Err(bad(format!(
                     "row {}, column '{target}': '{v}' is not finite",
@@ -400,7 +400,7 @@ mod tests {
         let e = read_csv(csv("a,b,y\n1,2,3\n").path(), "z", false)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--target") && e.contains("a, b, y"), "{e}");
+        assert!(e.contains("target") && e.contains("a, b, y"), "{e}");
         let e = read_csv(csv("a,y\n1,7\n2,7\n").path(), "y", true)
             .unwrap_err()
             .to_string();

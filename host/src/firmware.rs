@@ -1,6 +1,18 @@
-//! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) integrates a
-//! chain pendulum in `f32` under QEMU and prints its final state as IEEE-754 bit patterns; this
-//! module reruns the same steps with the same `keel-core` code on the host and compares.
+//! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
+//! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
+//! module reruns the same work with the same core code on the host and compares. Seven checks,
+//! one `KEEL-FW` line each:
+//!
+//! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
+//! 2. the digits MLP exported by `keel fit` ([`parse_model`], [`check_model`]);
+//! 3. an O(5)-invariant EMLP exported by `keel emlp train`, with its invariance
+//!    ([`parse_emlp`], [`check_emlp`]);
+//! 4. a WISKI stream and its posterior, against the host's f32 and f64 reruns ([`parse_gp`],
+//!    [`check_gp`]);
+//! 5. a learned 2-pendulum (CHNN) rolled out with RK4 ([`parse_chnn`], [`check_chnn`]);
+//! 6. the Bayesian model average of HMC samples on test digits ([`parse_bma`], [`check_bma`]);
+//! 7. a closed-loop Pendulum-v1 episode of a SAC-SVG(2) policy with its on-board value monitor
+//!    ([`parse_policy`], [`check_policy`]).
 //!
 //! The firmware's result line:
 //! ```text
@@ -254,11 +266,9 @@ pub fn write_digits_assets(
         val_fraction: 0.1,
         patience: 10,
         dtype: crate::backend::DType::F32,
-        progress: false,
         device: crate::backend::Device::Cpu,
-        notice: None,
     };
-    let fitted = fit(&cfg)?;
+    let fitted = fit(&cfg, &mut |_| {})?;
     crate::export::write_mlp(
         &dir.join(DIGITS_MODEL),
         &fitted.mlp,
@@ -330,11 +340,10 @@ pub fn write_emlp_assets(dir: &std::path::Path) -> Result<f64> {
         lr: 3e-3,
         batch: 250,
         seed: 0,
-        progress: false,
         checkpoint: crate::checkpoint::Options::default(),
         device: crate::backend::Device::Cpu,
     };
-    let t = train(&cfg, &Solver::default())?;
+    let t = train(&cfg, &Solver::default(), &mut |_| {})?;
     let net = t
         .emlp
         .as_ref()

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use keel_core::random::Xoshiro256PlusPlus;
 use serde::Serialize;
 
@@ -16,10 +15,12 @@ use crate::data::{column_stats, permutation, read_csv, standardize, Dataset, Tar
 use crate::error::{Error, Result};
 use crate::export::{MlpConfig, OutputKind, Standardization};
 use crate::init::Init;
+use crate::limits;
 use crate::metrics;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Classification or regression.
@@ -78,13 +79,8 @@ pub struct FitConfig {
     pub patience: usize,
     /// Element type of training.
     pub dtype: DType,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
     /// Where to train.
     pub device: crate::backend::Device,
-    /// A line to print on stderr once the data has been read and training starts (e.g. why
-    /// `--device auto` fell back to the CPU).
-    pub notice: Option<String>,
 }
 
 /// One epoch of the learning curves.
@@ -110,6 +106,8 @@ pub struct FitReport {
     pub task: Task,
     /// Epochs run.
     pub epochs: usize,
+    /// Epochs asked for (`epochs` is fewer when early stopping ended the run).
+    pub max_epochs: usize,
     /// Epoch whose parameters were kept (best validation loss).
     pub best_epoch: usize,
     /// Wall-clock training time.
@@ -155,41 +153,37 @@ impl FitConfig {
     fn validate(&self) -> Result<()> {
         if self.hidden.contains(&0) {
             return Err(Error::invalid(
-                "--hidden",
+                "hidden",
                 format!("{:?}", self.hidden),
                 "hidden sizes must be positive",
             ));
         }
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", 0, "must be at least 1"));
+            return Err(Error::invalid("epochs", 0, "must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::invalid("--batch-size", 0, "must be at least 1"));
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
         }
         if !(self.lr > 0.0) || !self.lr.is_finite() {
-            return Err(Error::invalid(
-                "--lr",
-                self.lr,
-                "must be positive and finite",
-            ));
+            return Err(Error::invalid("lr", self.lr, "must be positive and finite"));
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 self.test_fraction,
                 "must be in (0, 1)",
             ));
         }
         if !(self.val_fraction >= 0.0 && self.val_fraction < 1.0) {
             return Err(Error::invalid(
-                "--val-fraction",
+                "val_fraction",
                 self.val_fraction,
                 "must be in [0, 1)",
             ));
         }
         if let Some(c) = self.clip {
             if !(c > 0.0) {
-                return Err(Error::invalid("--clip", c, "must be positive"));
+                return Err(Error::invalid("clip", c, "must be positive"));
             }
         }
         Ok(())
@@ -282,7 +276,7 @@ fn batch_loss(
 /// # Errors
 /// Data errors ([`Error::Malformed`], [`Error::InvalidInput`]) before any training; engine
 /// errors otherwise.
-pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
+pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
     cfg.validate()?;
     let data = read_csv(&cfg.data, &cfg.target, cfg.task == Task::Classify)?;
     let n = data.rows();
@@ -294,7 +288,7 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     let n_train = n - n_test - n_val;
     if n_test == 0 || n_train == 0 {
         return Err(Error::invalid(
-            "--test-fraction",
+            "test_fraction",
             cfg.test_fraction,
             format!("leaves {n_train} training and {n_test} test rows of {n}"),
         ));
@@ -336,6 +330,33 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     let mut sizes = vec![cols];
     sizes.extend(&cfg.hidden);
     sizes.push(out_dim);
+    let hidden = || {
+        cfg.hidden
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let parameters = limits::dense_parameters(&sizes);
+    limits::memory(
+        "hidden",
+        hidden(),
+        "training the network",
+        limits::training_bytes(
+            parameters,
+            sizes.iter().map(|&w| w as u128).sum(),
+            cfg.batch_size.min(n_train) as u128,
+            cfg.dtype.size() as u128,
+        ),
+    )?;
+    limits::work(
+        "epochs",
+        cfg.epochs,
+        (cfg.epochs as u128)
+            .saturating_mul(n_train as u128)
+            .saturating_mul(parameters.saturating_mul(3)),
+        "multiply-adds",
+    )?;
     let mut params = Params::new();
     let mlp = Mlp::new(
         &mut params,
@@ -350,20 +371,6 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     let mut params = params.to_device(cfg.device)?;
     let mut opt = Optimizer::new(cfg.optimizer, &params)?;
 
-    if let Some(n) = &cfg.notice {
-        eprintln!("{n}");
-    }
-    let bar = if cfg.progress {
-        ProgressBar::new(cfg.epochs as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("keel fit");
     let start = Instant::now();
     let mut history = Vec::new();
     let mut best = (f64::INFINITY, 0usize, params.clone());
@@ -379,13 +386,9 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
             let (loss, _) = batch_loss(cfg, &mlp, &vars, &tr, idx, cols)?;
             let l = loss.item()?;
             if !l.is_finite() {
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({})", cfg.lr),
                 ));
             }
             let refs: Vec<&Tensor> = vars.values().iter().collect();
@@ -419,13 +422,16 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
             val_accuracy,
             lr,
         });
-        bar.set_message(format!(
-            "loss {train_loss:.4} val {val_loss:.4}{}",
-            val_accuracy
-                .map(|a| format!(" acc {a:.3}"))
-                .unwrap_or_default()
-        ));
-        bar.inc(1);
+        let values = [
+            ("loss", train_loss),
+            ("val", val_loss),
+            ("acc", val_accuracy.unwrap_or(f64::NAN)),
+        ];
+        progress(&Tick {
+            done: epoch + 1,
+            total: cfg.epochs,
+            values: &values[..if val_accuracy.is_some() { 3 } else { 2 }],
+        });
         if val_loss < best.0 {
             best = (val_loss, epoch + 1, params.clone());
             since_best = 0;
@@ -436,7 +442,6 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
             }
         }
     }
-    bar.finish_and_clear();
     let train_seconds = start.elapsed().as_secs_f64();
     let (_, best_epoch, best_params) = best;
     let params = best_params;
@@ -447,6 +452,7 @@ pub fn fit(cfg: &FitConfig) -> Result<Fitted> {
     let mut report = FitReport {
         task: cfg.task,
         epochs: history.len(),
+        max_epochs: cfg.epochs,
         best_epoch,
         train_seconds,
         test_accuracy: None,

@@ -1,7 +1,7 @@
-//! Evaluation metrics shared by every method (digest DIGEST-host.md §0.2): accuracy, negative
-//! log-likelihood, expected calibration error in both of the references' conventions, RMSE,
-//! agreement and total variation between predictive distributions, the moment-matched Gaussian
-//! of an ensemble, and the Gelman–Rubin R̂.
+//! Evaluation metrics shared by every method (as the references' `bnn_hmc/utils/metrics.py` and
+//! `gnosis/utils/metrics.py` define them): accuracy, negative log-likelihood, expected calibration
+//! error in both of the references' conventions, RMSE, agreement and total variation between
+//! predictive distributions, the moment-matched Gaussian of an ensemble, and the Gelman–Rubin R̂.
 
 /// Fraction of rows whose arg-max probability is the label.
 pub fn accuracy(probs: &[f64], classes: usize, labels: &[usize]) -> f64 {

@@ -63,6 +63,123 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Size of the legend font, in pixels.
+const LEGEND_FONT: u32 = 13;
+
+/// Where to draw the legend of `labels` so that it hides as little of `lines` as it can: of
+/// the eight places along the plotting area's edge, the one whose box (sized as plotters lays it
+/// out: the text, a 30-pixel sample and 10-pixel margins) covers the fewest points of the lines,
+/// sampled every 2 pixels along each segment; `preferred` wins ties, then the order below.
+fn legend_position<DB: DrawingBackend, X, Y>(
+    chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    labels: &[&str],
+    lines: &[&[(f64, f64)]],
+    preferred: SeriesLabelPosition,
+) -> SeriesLabelPosition
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let font = ("sans-serif", LEGEND_FONT).into_font();
+    let (mut w, mut h) = (0i32, 0i32);
+    let line_height = (f64::from(LEGEND_FONT) * 1.25).round() as i32;
+    for (i, label) in labels.iter().enumerate() {
+        let (dx, dy) = font
+            .box_size(label)
+            .unwrap_or((7 * label.len() as u32, LEGEND_FONT));
+        w = w.max(dx as i32);
+        h = h.max(i as i32 * line_height + dy as i32);
+    }
+    let (w, h) = (w + 30 + 20, h + 20);
+    let (bx, by) = chart.plotting_area().get_base_pixel();
+    let (aw, ah) = chart.plotting_area().dim_in_pixel();
+    let (aw, ah) = (aw as i32, ah as i32);
+    let mut samples = Vec::new();
+    for line in lines {
+        let px: Vec<(i32, i32)> = line
+            .iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .map(|p| chart.backend_coord(p))
+            .collect();
+        samples.extend(px.first());
+        for seg in px.windows(2) {
+            let (a, b) = (seg[0], seg[1]);
+            let n = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) / 2).max(1);
+            samples.extend((1..=n).map(|k| (a.0 + (b.0 - a.0) * k / n, a.1 + (b.1 - a.1) * k / n)));
+        }
+    }
+    use SeriesLabelPosition::*;
+    let hidden = |pos: &SeriesLabelPosition| {
+        let x = match pos {
+            UpperLeft | MiddleLeft | LowerLeft => 5,
+            UpperMiddle | LowerMiddle => (aw - w) / 2,
+            _ => aw - w - 5,
+        } + bx;
+        let y = match pos {
+            UpperLeft | UpperMiddle | UpperRight => 5,
+            MiddleLeft | MiddleRight => (ah - h) / 2,
+            _ => ah - h - 5,
+        } + by;
+        samples
+            .iter()
+            .filter(|p| p.0 >= x && p.0 <= x + w && p.1 >= y && p.1 <= y + h)
+            .count()
+    };
+    let mut best = (hidden(&preferred), preferred);
+    for pos in [
+        UpperRight,
+        UpperLeft,
+        LowerRight,
+        LowerLeft,
+        UpperMiddle,
+        LowerMiddle,
+        MiddleRight,
+        MiddleLeft,
+    ] {
+        let n = hidden(&pos);
+        if n < best.0 {
+            best = (n, pos);
+        }
+    }
+    best.1
+}
+
+/// Stroke widths for series drawn in order: a series that a later one covers (at least two of
+/// its points, and half of them, within 0.4 % of the y range of a later series' point at the
+/// same x) is drawn wider, so that it shows around the later line instead of vanishing under it.
+fn stroke_widths(series: &Series) -> Vec<u32> {
+    let ys = || series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1));
+    let span = ys().fold(f64::NEG_INFINITY, f64::max) - ys().fold(f64::INFINITY, f64::min);
+    let tol = 0.004
+        * if span.is_finite() && span > 0.0 {
+            span
+        } else {
+            1.0
+        };
+    let covers = |under: &[(f64, f64)], over: &[(f64, f64)]| {
+        let shared = under
+            .iter()
+            .filter(|p| over.iter().any(|q| q.0 == p.0 && (q.1 - p.1).abs() <= tol))
+            .count();
+        shared >= 2 && 2 * shared >= under.len()
+    };
+    series
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| {
+            let later = series[i + 1..].iter().filter(|(_, o)| covers(s, o)).count() as u32;
+            2 + 3 * later
+        })
+        .collect()
+}
+
+/// `lo..hi` widened by 3 % on each side (a point on an edge is not cut in half), or by 1
+/// around a single value.
+fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let pad = if hi > lo { 0.03 * (hi - lo) } else { 1.0 };
+    lo - pad..hi + pad
+}
+
 fn draw_paths(
     area: &DrawingArea<BitMapBackend<'_>, Shift>,
     t: &Trajectory,
@@ -158,7 +275,7 @@ fn draw_log_series(
         .margin(8)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..t_max, (lo..hi).log_scale())
+        .build_cartesian_2d(0.0..t_max * 1.03, (lo..hi).log_scale())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
@@ -167,22 +284,35 @@ fn draw_log_series(
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()
         .map_err(|e| e.to_string())?;
+    let widths = stroke_widths(series);
     for (i, (label, s)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let (color, width) = (Palette99::pick(i).to_rgba(), widths[i]);
         chart
-            .draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.iter().copied(),
+                color.stroke_width(width),
+            ))
             .map_err(|e| e.to_string())?
             .label(label.as_str())
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(width))
             });
+        // A single point draws no line.
+        if s.len() == 1 {
+            chart
+                .draw_series(s.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
     }
+    let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
+    let lines: Vec<&[(f64, f64)]> = series.iter().map(|(_, s)| s.as_slice()).collect();
+    let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::LowerRight);
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", LEGEND_FONT))
+        .position(position)
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -223,7 +353,16 @@ pub fn plot_reliability(path: &Path, series: &Series, title: &str) -> Result<()>
             .map_err(|e| err(e.to_string()))?
             .label("calibrated")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.4)));
-        draw_labelled(&mut chart, series, |_| true, SeriesLabelPosition::UpperLeft).map_err(err)?;
+        let diagonal = [(lo, lo), (1.0, 1.0)];
+        draw_labelled(
+            &mut chart,
+            series,
+            |_| true,
+            SeriesLabelPosition::UpperLeft,
+            &["calibrated"],
+            &[&diagonal[..]],
+        )
+        .map_err(err)?;
         root.present().map_err(|e| err(e.to_string()))
     })
 }
@@ -450,10 +589,15 @@ pub fn plot_log_panels_and_paths(
                 .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
         }
+        let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
+        let lines: Vec<&[(f64, f64)]> = series.iter().map(|(_, s)| s.as_slice()).collect();
+        let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::MiddleRight);
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
+            .label_font(("sans-serif", LEGEND_FONT))
+            .position(position)
             .draw()
             .map_err(|e| plot_err(path)(e.to_string()))?;
         root.present().map_err(|e| plot_err(path)(e.to_string()))
@@ -461,7 +605,8 @@ pub fn plot_log_panels_and_paths(
 }
 
 /// The posterior of a 1-D GP stream at several points of the stream: the points seen so far,
-/// the predictive mean and a ±2σ band of f, one panel per snapshot.
+/// the predictive mean and a ±2σ band of f, one panel per snapshot, each with a legend in the
+/// headroom left above the data.
 ///
 /// # Errors
 /// [`Error::Plot`]; the file is written atomically.
@@ -482,7 +627,8 @@ pub fn plot_gp_stream(
     let (xlo, xhi) = (line[0], line[line.len() - 1]);
     let (ylo, yhi) = bounds(data.y.iter().copied());
     let pad = 0.1 * (yhi - ylo).max(1e-9);
-    let (ylo, yhi) = (ylo - pad, yhi + pad);
+    // A third more room above the data for the legend.
+    let (ylo, yhi) = (ylo - pad, yhi + pad + 0.33 * (yhi - ylo));
     write_atomic_with(path, |tmp| {
         let root = BitMapBackend::new(tmp, (420 * snaps.len() as u32, 420)).into_drawing_area();
         root.fill(&WHITE)
@@ -507,13 +653,24 @@ pub fn plot_gp_stream(
                 .map_err(|e| plot_err(path)(e.to_string()))?;
             // At most 2000 of the points seen, evenly spaced in arrival order.
             let stride = (s.seen / 2000).max(1);
+            let shown: Vec<[(f64, f64); 1]> = (0..s.seen)
+                .step_by(stride)
+                .map(|i| [(data.x[i], data.y[i])])
+                .collect();
+            let seen_label = if stride > 1 {
+                format!("points seen (1 in {stride} drawn)")
+            } else {
+                "points seen".to_string()
+            };
             chart
                 .draw_series(
-                    (0..s.seen)
-                        .step_by(stride)
-                        .map(|i| Circle::new((data.x[i], data.y[i]), 2, BLACK.mix(0.3).filled())),
+                    shown
+                        .iter()
+                        .map(|p| Circle::new(p[0], 2, BLACK.mix(0.3).filled())),
                 )
-                .map_err(|e| plot_err(path)(e.to_string()))?;
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label(seen_label.as_str())
+                .legend(|(x, y)| Circle::new((x + 8, y), 3, BLACK.mix(0.3).filled()));
             let band: Vec<(f64, f64)> = line
                 .iter()
                 .zip(s.mean.iter().zip(&s.std_f))
@@ -527,15 +684,37 @@ pub fn plot_gp_stream(
                 .map(|(x, y)| (x, y.clamp(ylo, yhi)))
                 .collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(band, BLUE.mix(0.2).filled())))
-                .map_err(|e| plot_err(path)(e.to_string()))?;
+                .draw_series(std::iter::once(Polygon::new(
+                    band.clone(),
+                    BLUE.mix(0.2).filled(),
+                )))
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label("mean ± 2σ of f")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.2).filled())
+                });
+            let mean: Vec<(f64, f64)> = line
+                .iter()
+                .zip(&s.mean)
+                .map(|(&x, &m)| (x, m.clamp(ylo, yhi)))
+                .collect();
             chart
-                .draw_series(LineSeries::new(
-                    line.iter()
-                        .zip(&s.mean)
-                        .map(|(&x, &m)| (x, m.clamp(ylo, yhi))),
-                    BLUE.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(mean.iter().copied(), BLUE.stroke_width(2)))
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label("posterior mean")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+            let labels = [seen_label.as_str(), "mean ± 2σ of f", "posterior mean"];
+            let mut lines: Vec<&[(f64, f64)]> = shown.iter().map(|p| &p[..]).collect();
+            lines.push(&band);
+            lines.push(&mean);
+            let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::UpperLeft);
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", LEGEND_FONT))
+                .position(position)
+                .draw()
                 .map_err(|e| plot_err(path)(e.to_string()))?;
         }
         root.present().map_err(|e| plot_err(path)(e.to_string()))
@@ -661,7 +840,7 @@ pub fn plot_line_and_log_panels(
                 .margin(10)
                 .x_label_area_size(35)
                 .y_label_area_size(60)
-                .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+                .build_cartesian_2d(padded(x0, x1), (y0 - pad)..(y1 + pad))
                 .map_err(|e| err(e.to_string()))?;
             chart
                 .configure_mesh()
@@ -670,42 +849,126 @@ pub fn plot_line_and_log_panels(
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
             let marked = |label: &str| label.starts_with("eval");
-            draw_labelled(&mut chart, series, marked, SeriesLabelPosition::LowerRight)
-                .map_err(err)?;
+            draw_labelled(
+                &mut chart,
+                series,
+                marked,
+                SeriesLabelPosition::LowerRight,
+                &[],
+                &[],
+            )
+            .map_err(err)?;
         }
         root.present().map_err(|e| err(e.to_string()))
     })
 }
 
-/// Draws each series as a line in its palette colour with a legend entry, marks the points of
-/// those `marked` accepts, and draws the legend at `position`.
+/// Draws each series as a line in its palette colour with a legend entry (wider where a later
+/// series would cover it), marks the points of those `marked` accepts and of single points, and
+/// draws the legend where it hides least, `preferred` on ties, counting the `drawn_labels` and
+/// `drawn_lines` already on the chart.
 fn draw_labelled<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     series: &Series,
     marked: impl Fn(&str) -> bool,
-    position: SeriesLabelPosition,
+    preferred: SeriesLabelPosition,
+    drawn_labels: &[&str],
+    drawn_lines: &[&[(f64, f64)]],
 ) -> std::result::Result<(), String> {
+    let widths = stroke_widths(series);
     for (i, (label, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let (color, width) = (Palette99::pick(i).to_rgba(), widths[i]);
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                pts.iter().copied(),
+                color.stroke_width(width),
+            ))
             .map_err(|e| e.to_string())?
             .label(label.as_str())
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(width))
             });
-        if marked(label) {
+        if marked(label) || pts.len() == 1 {
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .draw_series(
+                    pts.iter()
+                        .map(|&p| Circle::new(p, 3 + width / 2, color.filled())),
+                )
                 .map_err(|e| e.to_string())?;
         }
     }
+    let labels: Vec<&str> = drawn_labels
+        .iter()
+        .copied()
+        .chain(series.iter().map(|(l, _)| l.as_str()))
+        .collect();
+    let lines: Vec<&[(f64, f64)]> = drawn_lines
+        .iter()
+        .copied()
+        .chain(series.iter().map(|(_, s)| s.as_slice()))
+        .collect();
+    let position = legend_position(chart, &labels, &lines, preferred);
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font(("sans-serif", 13))
+        .label_font(("sans-serif", LEGEND_FONT))
         .position(position)
         .draw()
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_covered_series_is_drawn_wider() {
+        let long: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), f64::from(i * i))).collect();
+        let short = long[..10].to_vec();
+        let apart: Vec<(f64, f64)> = long.iter().map(|p| (p.0, p.1 + 100.0)).collect();
+        // The short run's curve lies under the long run's (issue 19: `rl curves`).
+        let s = [
+            ("short".to_string(), short.clone()),
+            ("long".to_string(), long.clone()),
+        ];
+        assert_eq!(stroke_widths(&s), [5, 2]);
+        // Drawn the other way round, half of the long one is under the short one: still wider.
+        let s = [
+            ("long".to_string(), long.clone()),
+            ("short".to_string(), short.clone()),
+        ];
+        assert_eq!(stroke_widths(&s), [5, 2]);
+        // Less than half covered, or apart: the usual width.
+        let s = [
+            ("long".to_string(), long.clone()),
+            ("short".to_string(), short[..5].to_vec()),
+        ];
+        assert_eq!(stroke_widths(&s), [2, 2]);
+        let s = [("a".to_string(), apart), ("long".to_string(), long)];
+        assert_eq!(stroke_widths(&s), [2, 2]);
+    }
+
+    #[test]
+    fn the_legend_goes_where_it_hides_nothing() {
+        register_font();
+        let mut buf = vec![0u8; 600 * 400 * 3];
+        let root = BitMapBackend::with_buffer(&mut buf, (600, 400)).into_drawing_area();
+        let chart = ChartBuilder::on(&root)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .unwrap();
+        let labels = ["a line along the top", "a line down the right side"];
+        let top = [(0.0, 0.95), (1.0, 0.95)];
+        let right = [(0.95, 1.0), (0.95, 0.0)];
+        // Upper right, the preferred place, would cover both lines, upper left and lower right
+        // one each: lower left is the first free place; a free preferred place wins.
+        let lines = [&top[..], &right[..]];
+        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::UpperRight);
+        assert_eq!(p, SeriesLabelPosition::LowerLeft);
+        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::MiddleLeft);
+        assert_eq!(p, SeriesLabelPosition::MiddleLeft);
+        // With nothing drawn the preferred place stays.
+        let p = legend_position(&chart, &labels, &[], SeriesLabelPosition::UpperRight);
+        assert_eq!(p, SeriesLabelPosition::UpperRight);
+    }
 }

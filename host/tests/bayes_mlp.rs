@@ -215,8 +215,7 @@ fn sgld_approaches_the_reference_logistic_posterior() {
         epochs: 60_200,
         seed: 5,
     };
-    let bar = indicatif::ProgressBar::hidden();
-    let samples = sgmcmc(&bnn, bnn.init(0), &cfg, &b, &bar).unwrap();
+    let samples = sgmcmc(&bnn, bnn.init(0), &cfg, &b, &mut |_| {}).unwrap();
     assert_eq!(samples.len(), 12_000);
     let (mean, cov) = moments(&samples);
     let ess: Vec<f64> = (0..6)
@@ -250,19 +249,18 @@ fn mfvi_finds_the_mean_field_optimum() {
         .flat_map(vec_of)
         .collect();
     let precision = invert6(&laplace);
-    let bar = indicatif::ProgressBar::hidden();
     let b = Batching {
         batch_size: 20,
         epochs: 300,
         seed: 1,
     };
-    let mean = sgd(&bnn, bnn.init(0), 1e-3, &b, &bar).unwrap();
+    let mean = sgd(&bnn, bnn.init(0), 1e-3, &b, &mut |_| {}).unwrap();
     let b = Batching {
         epochs: 3000,
         seed: 2,
         ..b
     };
-    let q = mfvi(&bnn, mean, 1e-2, 1e-2, &b, &bar).unwrap();
+    let q = mfvi(&bnn, mean, 1e-2, 1e-2, &b, &mut |_| {}).unwrap();
     for k in 0..6 {
         let sd = laplace[k * 6 + k].sqrt();
         let conditional = 1.0 / precision[k * 6 + k].sqrt();
@@ -420,6 +418,32 @@ fn cli_runs_saves_and_compares() {
         data,
         "--json",
     ]);
+    // The table: every row's bars under the header's (issue 19: the sample counts were not
+    // padded, and paths longer than 28 characters pushed their rows out of line).
+    let o = common::keel(&[
+        "bayes",
+        "compare",
+        "--reference",
+        hmc.to_str().unwrap(),
+        "--others",
+        ens.to_str().unwrap(),
+        "--data",
+        data,
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let bars = |l: &str| -> Vec<usize> {
+        l.chars()
+            .enumerate()
+            .filter(|c| c.1 == '|')
+            .map(|c| c.0)
+            .collect()
+    };
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "header, rule, two rows:\n{table}");
+    for l in &lines {
+        assert_eq!(bars(l), bars(lines[0]), "misaligned:\n{table}");
+    }
     let png = dir.path().join("reliability.png");
     let o = common::keel(&[
         "bayes",
@@ -679,8 +703,10 @@ fn hmc_resumes_from_checkpoints_exactly() {
     };
     let full = base(&["--save-samples", &whole]);
     let cut = ["--checkpoint", &ck, "--checkpoint-every", "3"];
+    assert_eq!(full["partial"], false, "{full}");
     let s1 = base(&[&cut[..], &["--stop-after", "13"]].concat());
     assert_eq!(s1["stopped_after"], 13);
+    assert_eq!(s1["partial"], true, "{s1}");
     let s2 = base(&[&cut[..], &["--resume", "--stop-after", "14"]].concat());
     assert_eq!(s2["chain"], 1);
     let rest = base(&[&cut[..], &["--resume", "--save-samples", &parts]].concat());

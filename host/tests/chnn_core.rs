@@ -26,7 +26,7 @@ fn trained(model: ModelKind, epochs: usize) -> (Trained, Info) {
         epochs,
         ..common::chnn_config(PENDULUM2, model)
     };
-    let t = train(&cfg, &data).unwrap();
+    let t = train(&cfg, &data, &mut |_| {}).unwrap();
     let info = Info {
         model: model.name().into(),
         system: "chain-pendulum".into(),
@@ -143,7 +143,7 @@ fn saved_models_read_back_to_the_same_numbers_and_other_files_are_refused() {
     let mlp = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../firmware/assets/digits-mlp.safetensors");
     let e = load(&mlp).err().unwrap().to_string();
-    assert!(e.contains("`mlp` model"), "{e}");
+    assert!(e.contains("keel.kind is mlp"), "{e}");
     // A file with a parameter of the wrong shape is refused.
     let (t, mut info) = trained(ModelKind::Chnn, 1);
     info.hidden = 16;
@@ -187,7 +187,7 @@ fn an_extended_body_with_a_pin_loads_on_the_core_and_matches_the_host() {
         hidden: 16,
         ..common::chnn_config(gyro, ModelKind::Chnn)
     };
-    let t = train(&cfg, &data).unwrap();
+    let t = train(&cfg, &data, &mut |_| {}).unwrap();
     let info = Info {
         model: "chnn".into(),
         system: "gyroscope".into(),

@@ -28,8 +28,8 @@ fn a_small_chnn_learns_the_pendulum() {
         lr: 1e-12,
         ..cfg.clone()
     };
-    let t0 = train(&untrained, &data).unwrap();
-    let t = train(&cfg, &data).unwrap();
+    let t0 = train(&untrained, &data, &mut |_| {}).unwrap();
+    let t = train(&cfg, &data, &mut |_| {}).unwrap();
     assert_eq!(t.history.len(), 60);
     let first = t.history[0];
     assert!(
@@ -64,8 +64,8 @@ fn training_is_reproducible_from_its_seed() {
         seed: 7,
         ..config(system, ModelKind::Chnn)
     };
-    let a = train(&cfg, &data).unwrap();
-    let b = train(&cfg, &data).unwrap();
+    let a = train(&cfg, &data, &mut |_| {}).unwrap();
+    let b = train(&cfg, &data, &mut |_| {}).unwrap();
     assert_eq!(a.history, b.history);
 }
 
@@ -124,7 +124,7 @@ fn cli_rejects_bad_input_with_one_line() {
                 "/../firmware/assets/digits-mlp.safetensors"
             ),
         ],
-        &["`mlp` model", "not a learned-dynamics model"],
+        &["keel.kind is mlp", "not a learned-dynamics model"],
     );
     rejects(
         &["chnn", "eval", "--model", "/nonexistent/pend2.safetensors"],
@@ -177,7 +177,7 @@ fn the_clnn_and_the_baselines_learn_too() {
     let data = generate(system, 40, 0).unwrap();
     let test = generate(system, 8, 2).unwrap();
     for model in [ModelKind::Clnn, ModelKind::Node, ModelKind::Hnn] {
-        let t = train(&config(system, model), &data).unwrap();
+        let t = train(&config(system, model), &data, &mut |_| {}).unwrap();
         assert!(
             t.final_loss < 0.3 * t.history[0],
             "{}: loss {:.3e} → {:.3e}",
@@ -215,18 +215,18 @@ fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
         resume,
         stop_after,
     };
-    let whole = train(&cfg, &data).unwrap();
+    let whole = train(&cfg, &data, &mut |_| {}).unwrap();
     let first = TrainConfig {
         checkpoint: at(false, Some(3)),
         ..cfg.clone()
     };
-    let part = train(&first, &data).unwrap();
+    let part = train(&first, &data, &mut |_| {}).unwrap();
     assert_eq!(part.history.len(), 3);
     let rest = TrainConfig {
         checkpoint: at(true, None),
         ..cfg.clone()
     };
-    let resumed = train(&rest, &data).unwrap();
+    let resumed = train(&rest, &data, &mut |_| {}).unwrap();
     assert_eq!(resumed.history, whole.history);
     for (a, b) in resumed.params.values().iter().zip(whole.params.values()) {
         assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
@@ -237,9 +237,53 @@ fn an_interrupted_run_resumed_ends_with_the_same_numbers() {
         seed: 4,
         ..cfg.clone()
     };
-    let e = train(&other, &data).err().unwrap().to_string();
+    let e = train(&other, &data, &mut |_| {}).err().unwrap().to_string();
     assert!(e.contains("seed=3") && e.contains("seed=4"), "{e}");
     // A damaged file is refused, not trusted.
     std::fs::write(&ck, b"not a checkpoint").unwrap();
-    assert!(train(&rest, &data).is_err());
+    assert!(train(&rest, &data, &mut |_| {}).is_err());
+}
+
+/// Issue 19: `chnn train --stop-after --json` printed nothing on stdout; it now prints a line
+/// that says the run is partial, and the finished run's says it is not.
+#[test]
+fn a_stopped_run_says_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "chnn",
+            "train",
+            "--system",
+            "chain-pendulum",
+            "--links",
+            "1",
+            "--n-train",
+            "10",
+            "--n-test",
+            "2",
+            "--epochs",
+            "3",
+            "--batch",
+            "5",
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            "--quiet",
+            "--json",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = common::keel(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let stopped = run(&["--stop-after", "1"]);
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    assert_eq!(stopped["stopped_after"], 1, "{stopped}");
+    let finished = run(&["--resume"]);
+    assert_eq!(finished["partial"], false, "{finished}");
+    assert_eq!(finished["epochs"], 3, "{finished}");
 }

@@ -419,3 +419,24 @@ fn init_files_are_checked_against_the_constraints() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Issue 19: `keel firmware check` run outside the repository root looked for
+/// `firmware/assets` relative to the working directory and failed on a missing model file; it
+/// now says to pass `--assets`.
+#[test]
+fn firmware_check_outside_the_repository_asks_for_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("firmware.log"), "").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["firmware", "check", "firmware.log"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--assets") && err.contains("firmware/assets"),
+        "{err}"
+    );
+}

@@ -19,8 +19,8 @@ fn maps(group: &str, rep_in: &str, rep_out: &str) -> (Arc<Group>, Rep) {
     (g, ri.maps_to(&ro))
 }
 
-/// Basis dimensions from DIGEST §3.8 (the `emlp` docs and an independent numpy SVD of the same
-/// constraints).
+/// Basis dimensions from the `emlp` docs (`docs/notebooks/`) and an independent numpy SVD of the
+/// same constraints.
 #[test]
 fn dimensions_match_the_reference_table() {
     let cases: &[(&str, &str, &str, usize)] = &[
@@ -481,14 +481,14 @@ fn cli_saves_the_basis_and_rejects_bad_input() {
 #[test]
 fn cli_train_rejects_bad_input_with_one_line() {
     for (args, needle) in [
-        (vec!["--dataset", "mnist"], "unknown data set"),
+        (vec!["--dataset", "mnist"], "possible values: o5-synthetic"),
         (
             vec!["--dataset", "inertia", "--group", "O(5)"],
             "needs a group acting on ℝ^3",
         ),
         (
             vec!["--dataset", "inertia", "--model", "cnn"],
-            "unknown model",
+            "possible values: emlp",
         ),
         (vec!["--dataset", "inertia", "--lr", "0"], "--lr"),
         (

@@ -163,13 +163,12 @@ fn emlp_beats_the_mlp_on_o5_synthetic_with_little_data() {
         lr: 3e-3,
         batch: 100,
         seed: 0,
-        progress: false,
         checkpoint: keel::checkpoint::Options::default(),
         device: keel::backend::Device::Cpu,
     };
     let solver = Solver::new(None);
-    let e = train(&cfg(ModelKind::Emlp), &solver).unwrap();
-    let m = train(&cfg(ModelKind::Mlp), &solver).unwrap();
+    let e = train(&cfg(ModelKind::Emlp), &solver, &mut |_| {}).unwrap();
+    let m = train(&cfg(ModelKind::Mlp), &solver, &mut |_| {}).unwrap();
     assert!(e.test_mse.is_finite() && m.test_mse.is_finite());
     assert!(
         e.test_mse < 0.5 * m.test_mse,
@@ -299,7 +298,6 @@ fn training_resumes_from_a_checkpoint_exactly() {
         lr: 3e-3,
         batch: 25,
         seed: 3,
-        progress: false,
         checkpoint: keel::checkpoint::Options {
             path: checkpoint,
             every: 2,
@@ -310,10 +308,20 @@ fn training_resumes_from_a_checkpoint_exactly() {
     };
     let solver = Solver::new(None);
     for model in [ModelKind::Emlp, ModelKind::MlpAug] {
-        let straight = train(&cfg(None, None, false, model), &solver).unwrap();
+        let straight = train(&cfg(None, None, false, model), &solver, &mut |_| {}).unwrap();
         let _ = std::fs::remove_file(&ck);
-        let first = train(&cfg(Some(ck.clone()), Some(5), true, model), &solver).unwrap();
+        let first = train(
+            &cfg(Some(ck.clone()), Some(5), true, model),
+            &solver,
+            &mut |_| {},
+        )
+        .unwrap();
         assert!(ck.exists());
+        assert_eq!(
+            (first.epochs_run, straight.epochs_run),
+            (5, 10),
+            "{model:?}: epochs done"
+        );
         // Still improving: the first half's best is its last epoch, the whole run's is later.
         eprintln!(
             "{model:?}: first half best epoch {} ({}), whole run {} ({})",
@@ -326,8 +334,14 @@ fn training_resumes_from_a_checkpoint_exactly() {
             straight.best_epoch
         );
         assert_ne!(first.test_mse, straight.test_mse, "{model:?}");
-        let resumed = train(&cfg(Some(ck.clone()), None, true, model), &solver).unwrap();
+        let resumed = train(
+            &cfg(Some(ck.clone()), None, true, model),
+            &solver,
+            &mut |_| {},
+        )
+        .unwrap();
         assert_eq!(resumed.test_mse, straight.test_mse, "{model:?}");
+        assert_eq!(resumed.epochs_run, 10, "{model:?}");
         assert_eq!(resumed.best_epoch, straight.best_epoch);
         let flat = |t: &keel::emlp::train::Trained| -> Vec<f64> {
             t.params
@@ -346,7 +360,7 @@ fn training_resumes_from_a_checkpoint_exactly() {
     let before = std::fs::read(&ck).unwrap();
     let mut other = cfg(Some(ck.clone()), None, true, ModelKind::Emlp);
     other.lr = 1e-3;
-    let e = train(&other, &solver)
+    let e = train(&other, &solver, &mut |_| {})
         .err()
         .expect("mismatched checkpoint")
         .to_string();
@@ -354,5 +368,61 @@ fn training_resumes_from_a_checkpoint_exactly() {
     assert_eq!(std::fs::read(&ck).unwrap(), before);
     // A corrupt file is an error, not a panic.
     std::fs::write(&ck, b"not a checkpoint").unwrap();
-    assert!(train(&cfg(Some(ck.clone()), None, true, ModelKind::Emlp), &solver).is_err());
+    assert!(train(
+        &cfg(Some(ck.clone()), None, true, ModelKind::Emlp),
+        &solver,
+        &mut |_| {}
+    )
+    .is_err());
+}
+
+/// Issue 19: `--stop-after` printed the epoch count asked for and a test MSE as if the run had
+/// finished. Its JSON now says `"partial": true` and how many epochs were done; the resumed run
+/// says `"partial": false`.
+#[test]
+fn a_stopped_run_says_it_is_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let run = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "emlp",
+            "train",
+            "--dataset",
+            "o5-synthetic",
+            "--n-train",
+            "50",
+            "--n-val",
+            "20",
+            "--n-test",
+            "20",
+            "--epochs",
+            "4",
+            "--ch",
+            "24",
+            "--layers",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let stopped = run(&["--stop-after", "2"]);
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    assert_eq!(
+        (stopped["epochs_run"].as_u64(), stopped["epochs"].as_u64()),
+        (Some(2), Some(4))
+    );
+    let resumed = run(&["--resume"]);
+    assert_eq!(resumed["partial"], false, "{resumed}");
+    assert_eq!(resumed["epochs_run"], 4, "{resumed}");
 }

@@ -32,21 +32,22 @@ fn config(data: &str, target: &str, task: Task, loss: RegressionLoss, epochs: us
         val_fraction: 0.1,
         patience: 10,
         dtype: DType::F32,
-        progress: false,
         device: keel::Device::Cpu,
-        notice: None,
     }
 }
 
 #[test]
 fn core_f32_predictions_match_the_host_on_the_digits_test_set() {
-    let fitted = fit(&config(
-        "digits.csv",
-        "label",
-        Task::Classify,
-        RegressionLoss::Mse,
-        30,
-    ))
+    let fitted = fit(
+        &config(
+            "digits.csv",
+            "label",
+            Task::Classify,
+            RegressionLoss::Mse,
+            30,
+        ),
+        &mut |_| {},
+    )
     .unwrap();
     let bytes = keel::export::mlp_bytes(&fitted.mlp, &fitted.params, &fitted.config, &fitted.stats)
         .unwrap();
@@ -101,7 +102,11 @@ fn core_f32_predictions_match_the_host_on_the_digits_test_set() {
 #[test]
 fn core_reads_regression_and_gaussian_heads_with_target_standardisation() {
     for loss in [RegressionLoss::Mse, RegressionLoss::Gaussian] {
-        let fitted = fit(&config("diabetes.csv", "target", Task::Regress, loss, 20)).unwrap();
+        let fitted = fit(
+            &config("diabetes.csv", "target", Task::Regress, loss, 20),
+            &mut |_| {},
+        )
+        .unwrap();
         let bytes =
             keel::export::mlp_bytes(&fitted.mlp, &fitted.params, &fitted.config, &fitted.stats)
                 .unwrap();

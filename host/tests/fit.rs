@@ -59,6 +59,10 @@ fn digits_command_from_the_issue_reaches_96_percent() {
     }
     let acc = j["test_accuracy"].as_f64().unwrap();
     assert!(acc >= 0.96, "test accuracy {acc}");
+    // Early stopping is on by default: the epochs run beside the epochs asked for (the README
+    // says this command stops before its 30).
+    assert_eq!(j["max_epochs"], 30, "{j}");
+    assert!(j["epochs"].as_u64().unwrap() < 30, "{j}");
     assert!(j["ece"].as_f64().unwrap() < 0.1);
     let bytes = std::fs::read(&model).unwrap();
     assert!(bytes.len() > 26_000 * 4, "weights as f32");
@@ -141,7 +145,7 @@ fn rejects(args: &[&str], needles: &[&str]) {
     let o = keel(&full);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert_eq!(common::error_lines(&err).len(), 1, "one line: {err}");
     for n in needles {
         assert!(err.contains(n), "'{err}' should mention '{n}'");
     }

@@ -140,7 +140,8 @@ fn fitting_raises_the_likelihood_and_finds_the_noise() {
 #[test]
 fn dirichlet_transform_closed_form() {
     use keel::gp::dirichlet_target;
-    // Values from numpy (digest §2.11): α = 1.01 and α = 0.01.
+    // Values from numpy, for the Dirichlet transform of the reference's
+    // `online_gp/models/gp_dirichlet_classification.py`: α = 1.01 and α = 0.01.
     let (y1, v1) = dirichlet_target(true, 0.01);
     assert!(
         (v1 - 0.688184).abs() < 1e-6 && (y1 + 0.334142).abs() < 1e-6,

@@ -402,8 +402,9 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     let host = v["eval_return_mean"].as_f64().unwrap();
-    // The host evaluated with seed + 1_000_003; the core's code (f64 on the exported f32
-    // weights) from the same initial states must give nearly the same returns.
+    // The host evaluated with seed + 1_000_003, as its JSON says; the core's code (f64 on the
+    // exported f32 weights) from the same initial states must give nearly the same returns.
+    assert_eq!(v["eval_seed"], 1_000_008, "{v}");
     let o = common::keel(&[
         "rl",
         "eval",
@@ -482,7 +483,7 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
 fn bad_input_is_refused() {
     common::rejects(
         &["rl", "train", "--env", "hopper"],
-        &["unknown environment", "pendulum"],
+        &["--env", "possible values: pendulum"],
     );
     common::rejects(
         &["rl", "train", "--env", "pendulum", "--horizon", "-1"],
@@ -800,4 +801,74 @@ fn curves_average_runs_by_horizon_and_refuse_malformed_lines() {
         &["runs.jsonl", "line 2"],
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 19: a resumed run printed `evaluations[0].return_std` one unit in the last place off
+/// the uninterrupted run's. The checkpoint keeps the evaluations in JSON metadata, and
+/// serde_json's default float parser may read a number back one ULP away from the one it wrote
+/// (serde-rs/json#707); with `float_roundtrip` it reads back exactly. The whole `--json` line
+/// must match, text for text, except the wall-clock time.
+#[test]
+fn a_resumed_run_prints_the_uninterrupted_runs_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck.st");
+    let ck = ck.to_str().unwrap();
+    // Seven evaluations of three episodes each, four of them before the interruption, so that
+    // 40-odd numbers (means, standard deviations, the updates' diagnostics) cross the
+    // checkpoint.
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "rl",
+            "train",
+            "--env",
+            "pendulum",
+            "--horizon",
+            "2",
+            "--steps",
+            "700",
+            "--seed-steps",
+            "100",
+            "--warmup",
+            "300",
+            "--batch",
+            "32",
+            "--hidden",
+            "8",
+            "--eval-every",
+            "100",
+            "--eval-episodes",
+            "3",
+            "--seed",
+            "4",
+            "--quiet",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = common::keel(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // The line with the number after `"train_seconds":` cut out.
+    let timeless = |line: &str| {
+        let key = "\"train_seconds\":";
+        let at = line.find(key).expect("train_seconds") + key.len();
+        let number = line[at..]
+            .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+            .expect("the number ends");
+        format!("{}{}", &line[..at], &line[at + number..])
+    };
+    let whole = run(&[]);
+    let stopped = run(&["--checkpoint", ck, "--stop-after", "250"]);
+    let stopped: Value = serde_json::from_str(&stopped).unwrap();
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    assert_eq!(stopped["stopped_after"], 400, "{stopped}");
+    let resumed = run(&["--checkpoint", ck, "--resume"]);
+    let v: Value = serde_json::from_str(&whole).unwrap();
+    assert_eq!(v["partial"], false, "{v}");
+    assert_eq!(v["evaluations"].as_array().unwrap().len(), 7, "{v}");
+    assert!(
+        v["evaluations"][0]["return_std"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert_eq!(timeless(&resumed), timeless(&whole));
 }

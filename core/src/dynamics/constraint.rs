@@ -1,5 +1,6 @@
 //! Holonomic constraints `Φ(x) = 0` of a node graph, with analytic `Φ`, `Φ̇ = D_xΦ · v` and their
-//! Jacobians (digest §1.3).
+//! Jacobians (the reference code's `biases/systems/rigid_body.py`, `dist_constraints_DPhi` and
+//! `joint_constraints_DPhi`).
 //!
 //! Three kinds cover every system of the paper:
 //! - [`Constraint::Distance`]: `|x_a − x_b|² − l² = 0` (rods, a rigid body's internal edges);

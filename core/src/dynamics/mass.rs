@@ -1,5 +1,6 @@
 //! The true mass matrix of a graph of point masses and extended rigid bodies, and its
-//! closed-form inverse (digest §1.4).
+//! closed-form inverse (the reference code's `RigidBody.mass_matrix` in
+//! `biases/systems/rigid_body.py`).
 //!
 //! An extended body of mass `m` with body dimension `d_b ∈ {0, 1, 2, 3}` is represented by
 //! `d_b + 1` nodes: node 0 at the centre of mass, node `k` at `x₀ + R e_k` (unit principal

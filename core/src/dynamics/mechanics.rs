@@ -1,6 +1,7 @@
 //! A constrained mechanical system in Cartesian coordinates and its projected dynamics.
 //!
-//! Hamiltonian form (CHNN, digest §1.2): with `z = (x, p)`, `H = ½pᵀM⁻¹p + V(x)` and the
+//! Hamiltonian form (CHNN; the reference's `ConstrainedHamiltonianDynamics` and `Proj` in
+//! `biases/dynamics/hamiltonian.py`): with `z = (x, p)`, `H = ½pᵀM⁻¹p + V(x)` and the
 //! phase-space constraints `Ψ = (Φ, Φ̇)` with Jacobian `DΦ = ∂Ψ/∂z` (2ND × 2C),
 //!
 //! ```text
@@ -11,9 +12,10 @@
 //! with a zero leading block; it is solved by LU with partial pivoting. `DΦᵀ ż = 0` holds by
 //! construction, so `Φ` and `Φ̇` are invariants of the flow.
 //!
-//! Lagrangian form (CLNN, digest §1.5): with `z = (x, v)`, `G = ∂Φ/∂x`,
-//! `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` and the physical force `f = −M⁻¹∇V`. (The reference
-//! code uses `f = +M⁻¹∇V`; a learned potential absorbs the sign, a known one must not.)
+//! Lagrangian form (CLNN; the reference's `ConstrainedLagrangianDynamics`, also in
+//! `hamiltonian.py`): with `z = (x, v)`, `G = ∂Φ/∂x`, `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` and the
+//! physical force `f = −M⁻¹∇V`. (The reference code uses `f = +M⁻¹∇V`; a learned potential absorbs
+//! the sign, a known one must not.)
 
 use super::constraint::{Constraint, Linear};
 use super::mass::MassMatrix;
@@ -559,8 +561,9 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         Ok(())
     }
 
-    /// Newton–Raphson projection of a velocity-form state `(x, v)` onto `Ψ = (Φ, Φ̇) = 0`
-    /// (digest §1.3): `Δz = Jψᵀ(JψJψᵀ)⁻¹(−Ψ)`, each component clamped to `±RMS(z)/2`.
+    /// Newton–Raphson projection of a velocity-form state `(x, v)` onto `Ψ = (Φ, Φ̇) = 0` (the
+    /// reference's `project_onto_constraints` in `biases/systems/rigid_body.py`):
+    /// `Δz = Jψᵀ(JψJψᵀ)⁻¹(−Ψ)`, each component clamped to `±RMS(z)/2`.
     /// Returns the iterations used.
     ///
     /// # Errors

@@ -1,5 +1,6 @@
-//! Constrained mechanical systems in Cartesian coordinates (CHNN, Finzi, Wang & Wilson,
-//! NeurIPS 2020; digest §1).
+//! Constrained mechanical systems in Cartesian coordinates (CHNN: Finzi, Wang & Wilson,
+//! Simplifying Hamiltonian and Lagrangian Neural Networks via Explicit Constraints, NeurIPS
+//! 2020; reference code mfinzi/constrained-hamiltonian-neural-networks).
 //!
 //! A system is a graph of nodes — point masses, and extended rigid bodies represented by their
 //! centre of mass plus unit axis points — with holonomic constraints between them

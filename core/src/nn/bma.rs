@@ -1,8 +1,9 @@
 //! The Bayesian model average of a set of ReLU MLPs stored as one sample matrix: HMC states,
 //! SG-MCMC samples or deep-ensemble members exported by `keel bayes export`.
 //!
-//! `p(y | x) = (1/S) Σ_s softmax(f_{θ_s}(x))` — probabilities averaged, not logits (digest
-//! §0.2). The file (`keel.kind = "bma"`) holds:
+//! `p(y | x) = (1/S) Σ_s softmax(f_{θ_s}(x))` — probabilities averaged, not logits (Izmailov et
+//! al., What Are Bayesian Neural Network Posteriors Really Like?, ICML 2021). The file
+//! (`keel.kind = "bma"`) holds:
 //! - `samples` `[S, P]`: one flat parameter vector per row, layer by layer `W` (`[out, in]`,
 //!   row-major) then `b`;
 //! - `sizes` `[L + 1]`: the widths `[in, h₁, …, classes]` (integers stored as floats);

@@ -1,6 +1,7 @@
 //! Reinforcement-learning environments on the core's physics — the same step in training on the
-//! host and in a control loop on the controller (SAC-SVG(H), Amos, Stanton, Yarats & Wilson,
-//! L4DC 2021; digest §4).
+//! host and in a control loop on the controller (SAC-SVG(H): Amos, Stanton, Yarats & Wilson, On
+//! the Model-Based Stochastic Value Gradient for Continuous Reinforcement Learning, L4DC 2021;
+//! reference code facebookresearch/svg).
 //!
 //! An [`Env`] takes **normalised actions** in `[−1, 1]^A` (clamped there; a NaN is refused) and
 //! rescales them linearly to its actuator limits, as the reference's `RescaleAction` wrapper

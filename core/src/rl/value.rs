@@ -1,9 +1,9 @@
 //! The short-horizon model-based value of a state, on the controller: the exported SAC-SVG(H)
 //! agent's policy rolled `H` steps through its learned world model (MLP encoder → GRU cell →
 //! linear decoder, residual), with the learned reward and done models along the way and the
-//! critic at the end — the quantity the actor maximised in training (digest §4.4), for
-//! on-board monitoring (a value that falls tells that the controller is heading somewhere the
-//! agent expects to do badly).
+//! critic at the end — the quantity the actor maximised in training (the reference's
+//! `svg/agent.py`, `expand_Q`), for on-board monitoring (a value that falls tells that the
+//! controller is heading somewhere the agent expects to do badly).
 //!
 //! With the observation `x₀` normalised by the run's statistics and `h₀ = 0`:
 //! ```text

@@ -1,6 +1,6 @@
 //! Running observation statistics (Welford's algorithm) and the normalisation the reference
 //! applies to every observation: `(x − mean)/std` with the population standard deviation
-//! clamped to `[0.1, 10]` (digest §4.5).
+//! clamped to `[0.1, 10]` (the reference's `svg/replay_buffer.py`, `get_obs_stats`).
 
 use crate::real::Real;
 

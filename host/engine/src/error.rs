@@ -177,12 +177,5 @@ pub fn human_bytes(b: u128) -> String {
     if b == 0 {
         return String::new();
     }
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut x = b as f64;
-    let mut u = 0;
-    while x >= 1024.0 && u + 1 < units.len() {
-        x /= 1024.0;
-        u += 1;
-    }
-    format!(" ({x:.1} {} needed)", units[u])
+    format!(" ({} needed)", crate::memory::format_bytes(b))
 }

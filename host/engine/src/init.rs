@@ -49,6 +49,11 @@ pub fn weight(
             "must be positive",
         ));
     }
+    crate::memory::check(
+        || format!("a {out}×{inp} weight matrix"),
+        out as u128 * inp as u128,
+        DType::F64,
+    )?;
     let n = out * inp;
     let (fi, fo) = (inp as f64, out as f64);
     let data: Vec<f64> = match init {

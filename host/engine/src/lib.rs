@@ -14,7 +14,8 @@
 //! - [`optim`]: SGD, Adam and AdamW with one fused update per parameter, schedules, gradient
 //!   clipping; [`params`]: named parameter sets; [`nn`] and [`init`]: dense layers, MLPs and
 //!   their initialisations;
-//! - [`cache`]: the compiled-kernel cache.
+//! - [`cache`]: the compiled-kernel cache; [`memory`]: the guard that refuses a buffer larger
+//!   than this machine's memory before allocating it.
 //!
 //! Every `unsafe` block of Keel lives here, in the CUDA launch code, each with a `// SAFETY:`
 //! line naming the kernel signature it matches.
@@ -48,6 +49,7 @@ pub mod backend;
 pub mod cache;
 pub mod error;
 pub mod init;
+pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod params;

@@ -67,6 +67,7 @@ impl OptimizerKind {
 
     fn validate(&self) -> Result<()> {
         let bad = |name: &'static str, v: f64| Err(Error::invalid(name, v, "out of range"));
+        let finite_non_negative = |v: f64| v >= 0.0 && v.is_finite();
         match *self {
             OptimizerKind::Sgd {
                 momentum,
@@ -76,8 +77,8 @@ impl OptimizerKind {
                 if !(0.0..1.0).contains(&momentum) {
                     return bad("momentum", momentum);
                 }
-                if !(weight_decay >= 0.0) {
-                    return bad("weight_decay", weight_decay);
+                if !finite_non_negative(weight_decay) {
+                    return bad("weight decay", weight_decay);
                 }
             }
             OptimizerKind::Adam {
@@ -98,11 +99,11 @@ impl OptimizerKind {
                 if !(0.0..1.0).contains(&beta2) {
                     return bad("beta2", beta2);
                 }
-                if !(eps > 0.0) {
+                if !(eps > 0.0 && eps.is_finite()) {
                     return bad("eps", eps);
                 }
-                if !(weight_decay >= 0.0) {
-                    return bad("weight_decay", weight_decay);
+                if !finite_non_negative(weight_decay) {
+                    return bad("weight decay", weight_decay);
                 }
             }
         }

@@ -97,7 +97,7 @@ pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
         (
             "keel.hmc".to_string(),
             serde_json::to_string(&counters)
-                .map_err(|e| Error::invalid("--checkpoint", "counters", e.to_string()))?,
+                .map_err(|e| Error::invalid("checkpoint", "counters", e.to_string()))?,
         ),
     ]);
     write_atomic(path, &crate::checksum::sealed_safetensors(&tensors, &meta))
@@ -153,7 +153,7 @@ pub fn load_bytes(
     let c: Counters = serde_json::from_str(&text).map_err(|e| bad(format!("keel.hmc: {e}")))?;
     if c.fingerprint != fingerprint {
         return Err(Error::invalid(
-            "--resume",
+            "resume",
             path.display(),
             "the checkpoint was written by a run with other settings or data",
         ));

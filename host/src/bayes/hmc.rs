@@ -1,10 +1,10 @@
-//! Full-batch Hamiltonian Monte Carlo exactly as the reference runs it (digest §1.2): identity
-//! mass matrix, fresh momentum every iteration, `L = ⌈τ/ε⌉` leapfrog steps with one full-batch
-//! gradient each, the Metropolis–Hastings test on
-//! `[½‖p₀‖² − ½‖p_L‖²] + [log L(θ_L) − log L(θ₀)] + [log p(θ_L) − log p(θ₀)]` with the prior
-//! ratio computed as a difference by the target (the reference does so for float32 accuracy),
-//! burn-in without the test, and — by default — only accepted proposals ensembled (the
-//! reference's quirk; [`Ensembling::Textbook`] re-counts the current state after a rejection).
+//! Full-batch Hamiltonian Monte Carlo exactly as the reference runs it (`bnn_hmc/core/hmc.py`,
+//! `run_hmc.py`): identity mass matrix, fresh momentum every iteration, `L = ⌈τ/ε⌉` leapfrog steps
+//! with one full-batch gradient each, the Metropolis–Hastings test on
+//! `[½‖p₀‖² − ½‖p_L‖²] + [log L(θ_L) − log L(θ₀)] + [log p(θ_L) − log p(θ₀)]` with the prior ratio
+//! computed as a difference by the target (the reference does so for float32 accuracy), burn-in
+//! without the test, and — by default — only accepted proposals ensembled (the reference's quirk;
+//! [`Ensembling::Textbook`] re-counts the current state after a rejection).
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
@@ -100,14 +100,14 @@ impl Adaptation {
     pub fn check(&self) -> Result<()> {
         if !(self.speed > 0.0 && self.speed.is_finite()) {
             return Err(Error::invalid(
-                "--adapt-speed",
+                "adapt_speed",
                 self.speed,
                 "must be a positive number",
             ));
         }
         if !(self.target > 0.0 && self.target < 1.0) {
             return Err(Error::invalid(
-                "--target-accept",
+                "target_accept",
                 self.target,
                 "must lie strictly between 0 and 1",
             ));
@@ -125,14 +125,14 @@ impl HmcConfig {
     pub fn leapfrog_steps(&self) -> Result<usize> {
         if !(self.step_size > 0.0 && self.step_size.is_finite()) {
             return Err(Error::invalid(
-                "--step-size",
+                "step_size",
                 self.step_size,
                 "must be a positive number",
             ));
         }
         if !(self.trajectory_length > 0.0 && self.trajectory_length.is_finite()) {
             return Err(Error::invalid(
-                "--trajectory-length",
+                "trajectory_length",
                 self.trajectory_length,
                 "must be a positive number",
             ));
@@ -140,10 +140,10 @@ impl HmcConfig {
         let l = (self.trajectory_length / self.step_size).ceil();
         if l > self.max_leapfrog_steps as f64 {
             return Err(Error::invalid(
-                "--trajectory-length",
+                "trajectory_length",
                 self.trajectory_length,
                 format!(
-                    "needs {l} leapfrog steps at step size {}, above --max-leapfrog-steps {}; \
+                    "needs {l} leapfrog steps at step size {}, above `max_leapfrog_steps` {}; \
                      shorten the trajectory, enlarge the step or raise the guard",
                     self.step_size, self.max_leapfrog_steps
                 ),

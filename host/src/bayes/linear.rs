@@ -48,9 +48,9 @@ impl LinearGaussian {
             ));
         }
         for (flag, v) in [
-            ("--noise-std", noise_std),
-            ("--prior-std", prior_std),
-            ("--temperature", temperature),
+            ("noise_std", noise_std),
+            ("prior_std", prior_std),
+            ("temperature", temperature),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(Error::invalid(flag, v, "must be a positive number"));

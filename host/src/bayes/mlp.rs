@@ -1,6 +1,6 @@
-//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior (digest §1.1) on a flat
-//! parameter vector, with gradients from the engine's reverse mode (on whichever device holds
-//! the data).
+//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior
+//! (`bnn_hmc/utils/losses.py`) on a flat parameter vector, with gradients from the engine's
+//! reverse mode (on whichever device holds the data).
 //!
 //! - `categorical`: `log L_T = (1/T) Σᵢ log softmax(f_θ(xᵢ))_{yᵢ}`.
 //! - `gaussian` (learned scale): outputs `(μ, s)`, `σ = softplus(s)`, and at temperature `T` the
@@ -54,10 +54,10 @@ impl Likelihood {
     }
 }
 
-/// A train/test split of a dataset, standardised with the training rows' statistics (digest
-/// §1.5: a seeded permutation, the first `1 − f` of it for training; inputs and regression targets
-/// standardised with the training mean and standard deviation; a column constant in the
-/// training rows is centred only, [`data::column_stats`]).
+/// A train/test split of a dataset, standardised with the training rows' statistics (as
+/// `bnn_hmc/utils/data_utils.py`: a seeded permutation, the first `1 − f` of it for training;
+/// inputs and regression targets standardised with the training mean and standard deviation; a
+/// column constant in the training rows is centred only, [`data::column_stats`]).
 #[derive(Clone, Debug)]
 pub struct Split {
     /// Features per row.
@@ -74,7 +74,8 @@ pub struct Split {
     pub x_mean: Vec<f64>,
     /// Input scales.
     pub x_std: Vec<f64>,
-    /// Regression target mean and scale (`y_scale`, digest §0.2); `(0, 1)` for classes.
+    /// Regression target mean and scale (`y_scale` of `bnn_hmc/utils/metrics.py`); `(0, 1)`
+    /// for classes.
     pub y_mean: f64,
     /// See `y_mean`.
     pub y_scale: f64,
@@ -113,7 +114,7 @@ impl Split {
     pub fn new(data: &Dataset, test_fraction: f64, seed: u64) -> Result<Split> {
         if !(0.0..1.0).contains(&test_fraction) {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 test_fraction,
                 "must lie in [0, 1)",
             ));
@@ -122,7 +123,7 @@ impl Split {
         let n_test = (test_fraction * n as f64).round() as usize;
         if n - n_test < 2 {
             return Err(Error::invalid(
-                "--test-fraction",
+                "test_fraction",
                 test_fraction,
                 format!("leaves {} training rows of {n}", n - n_test),
             ));
@@ -203,7 +204,7 @@ impl Bnn {
     ) -> Result<Bnn> {
         if !(temperature > 0.0 && temperature.is_finite()) {
             return Err(Error::invalid(
-                "--temperature",
+                "temperature",
                 temperature,
                 "must be a positive number",
             ));
@@ -213,7 +214,7 @@ impl Bnn {
             (Labels::Classes(l), Likelihood::Categorical { classes }) => {
                 if let Some(&bad) = l.iter().find(|&&c| c >= classes) {
                     return Err(Error::invalid(
-                        "--likelihood",
+                        "likelihood",
                         "categorical",
                         format!("label index {bad} but only {classes} classes"),
                     ));
@@ -226,22 +227,34 @@ impl Bnn {
             ),
             (Labels::Classes(_), Likelihood::Gaussian) => {
                 return Err(Error::invalid(
-                    "--likelihood",
+                    "likelihood",
                     "gaussian",
-                    "the target column holds class labels; use --likelihood categorical",
+                    "the target column holds class labels; use `likelihood` categorical",
                 ))
             }
             (Labels::Values(_), Likelihood::Categorical { .. }) => {
                 return Err(Error::invalid(
-                    "--likelihood",
+                    "likelihood",
                     "categorical",
-                    "the target column holds real values; use --likelihood gaussian",
+                    "the target column holds real values; use `likelihood` gaussian",
                 ))
             }
         };
         let mut sizes = vec![split.d];
         sizes.extend_from_slice(hidden);
         sizes.push(likelihood.outputs());
+        // A full-batch gradient holds every training row's activations.
+        crate::limits::memory(
+            "model",
+            format!("mlp:{hidden:?}"),
+            "the network's full-batch gradient",
+            crate::limits::training_bytes(
+                crate::limits::dense_parameters(&sizes),
+                sizes.iter().map(|&w| w as u128).sum(),
+                n as u128,
+                dtype.size() as u128,
+            ),
+        )?;
         let mut template = Params::new();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
         let mlp = Mlp::new(

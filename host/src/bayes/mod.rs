@@ -1,7 +1,7 @@
 //! Bayesian deep learning (Izmailov, Vikram, Hoffman & Wilson, "What Are Bayesian Neural Network
-//! Posteriors Really Like?", ICML 2021; digest DIGEST-host.md §1): full-batch HMC as the
-//! reference runs it, the exact posteriors it is checked against, Bayesian MLPs with the three
-//! priors the paper compares, and the baselines.
+//! Posteriors Really Like?", ICML 2021; reference code google-research/google-research,
+//! `bnn_hmc/`): full-batch HMC as the reference runs it, the exact posteriors it is checked
+//! against, Bayesian MLPs with the three priors the paper compares, and the baselines.
 //!
 //! - [`hmc`]: the sampler on any differentiable log-density; [`ess`]: effective sample size;
 //!   [`checkpoint`]: resumable multi-chain runs.

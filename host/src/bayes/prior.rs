@@ -1,9 +1,9 @@
 //! Priors on every weight, independently, at temperature `T` (`log p_T = log p / T`).
 //!
 //! The paper compares a Gaussian, a mixture of Gaussians and a logistic prior; the reference code
-//! ships only the Gaussian (digest §1.1), so the other two are defined here in the standard way,
-//! each parameterised by the same **prior standard deviation `s`** so that a comparison changes
-//! the shape of the prior and not its scale:
+//! ships only the Gaussian (`bnn_hmc/utils/losses.py`, `make_gaussian_log_prior`), so the other two
+//! are defined here in the standard way, each parameterised by the same **prior standard deviation
+//! `s`** so that a comparison changes the shape of the prior and not its scale:
 //!
 //! - `gaussian`: `N(0, s²)`.
 //! - `mixture`: the scale mixture `π N(0, σ₁²) + (1 − π) N(0, σ₂²)` of Blundell et al. (2015)
@@ -51,7 +51,7 @@ impl Prior {
     pub fn new(name: &str, std: f64, weight: f64, ratio: f64) -> Result<Prior> {
         if !(std > 0.0 && std.is_finite()) {
             return Err(Error::invalid(
-                "--prior-std",
+                "prior_std",
                 std,
                 "must be a positive number",
             ));
@@ -61,14 +61,14 @@ impl Prior {
             "mixture" => {
                 if !(weight > 0.0 && weight < 1.0) {
                     return Err(Error::invalid(
-                        "--mixture-weight",
+                        "mixture_weight",
                         weight,
                         "must lie strictly between 0 and 1",
                     ));
                 }
                 if !(ratio > 1.0 && ratio.is_finite()) {
                     return Err(Error::invalid(
-                        "--mixture-ratio",
+                        "mixture_ratio",
                         ratio,
                         "must be a number above 1 (the wide component's std over the narrow one's)",
                     ));
@@ -84,7 +84,7 @@ impl Prior {
                 scale: std * 3f64.sqrt() / std::f64::consts::PI,
             }),
             _ => Err(Error::invalid(
-                "--prior",
+                "prior",
                 name,
                 "unknown prior; expected gaussian, mixture or logistic",
             )),

@@ -1,7 +1,8 @@
 //! Sets of posterior samples (HMC states, SG-MCMC samples, ensemble members, draws from a
 //! variational posterior) saved with what is needed to rebuild their model and data split, and
-//! the predictive evaluation every method shares (digest §0.2): the BMA of class probabilities,
-//! or the moment-matched Gaussian of a regression ensemble.
+//! the predictive evaluation every method shares (as the reference's `bnn_hmc/run_hmc.py` and
+//! `utils/ensemble_utils.py` do it): the BMA of class probabilities, or the moment-matched
+//! Gaussian of a regression ensemble.
 //!
 //! File layout (safetensors): `samples` `F64 [S, P]` (one parameter vector per row, the order of
 //! [`Bnn`]), `chain` `U32 [S]` (which chain or member drew it), metadata `keel.kind =
@@ -126,7 +127,7 @@ impl SampleSet {
         let p = self.samples.first().map_or(0, Vec::len);
         if p == 0 {
             return Err(Error::invalid(
-                "--save-samples",
+                "save_samples",
                 path.display(),
                 "no samples to save",
             ));
@@ -143,7 +144,7 @@ impl SampleSet {
             .flat_map(|&c| (c as u32).to_le_bytes())
             .collect();
         let spec = serde_json::to_string(&self.spec)
-            .map_err(|e| Error::invalid("--save-samples", "spec", e.to_string()))?;
+            .map_err(|e| Error::invalid("save_samples", "spec", e.to_string()))?;
         let meta = BTreeMap::from([
             ("keel.kind".to_string(), "bayes-samples".to_string()),
             ("keel.bayes".to_string(), spec),
@@ -396,7 +397,7 @@ pub fn rebuild(spec: &Spec, data_path: &Path, device: Device) -> Result<(Split, 
     let classify = matches!(likelihood, Likelihood::Categorical { .. });
     let data = data::read_csv(data_path, &spec.target, classify).map_err(|e| match e {
         Error::InvalidInput { .. } => Error::invalid(
-            "--data",
+            "data",
             data_path.display(),
             format!(
                 "does not fit the samples (drawn on {}, target '{}'): {e}",
@@ -436,7 +437,7 @@ fn check_data(spec: &Spec, data: &Dataset, path: &Path) -> Result<()> {
     };
     if data.rows() != spec.rows || classes != spec.classes {
         return Err(Error::invalid(
-            "--data",
+            "data",
             path.display(),
             format!(
                 "has {} rows and classes {:?}; the samples were drawn on {} rows with classes {:?} ({})",
@@ -507,8 +508,9 @@ pub fn predictive(likelihood: Likelihood, preds: &[Vec<f64>]) -> Predictive {
     }
 }
 
-/// Test metrics of a predictive distribution (digest §0.2): accuracy, NLL, ECE (equal-width
-/// 10 bins and `bnn_hmc`'s equal-mass 20 bins), or RMSE and NLL in the target's units.
+/// Test metrics of a predictive distribution (as in `bnn_hmc/utils/metrics.py`): accuracy, NLL,
+/// ECE (equal-width 10 bins and `bnn_hmc`'s equal-mass 20 bins), or RMSE and NLL in the target's
+/// units.
 pub fn test_metrics(pred: &Predictive, split: &Split) -> serde_json::Value {
     match (pred, &split.y_test) {
         (Predictive::Classes { probs, classes }, super::mlp::Labels::Classes(y)) => {
@@ -576,10 +578,10 @@ pub fn gaussian_tv(m1: f64, s1: f64, m2: f64, s2: f64) -> f64 {
         * h
 }
 
-/// Function-space Gelman–Rubin R̂ (digest §0.2): for every test point and output (each class
-/// probability, or the predictive mean), R̂ of the per-sample predictions across chains, each
-/// chain truncated to the shortest; `(mean, max)` over the finite values, `None` with fewer
-/// than two chains of two samples.
+/// Function-space Gelman–Rubin R̂ (the paper applies R̂ to predictions; here the plain, non-split
+/// statistic): for every test point and output (each class probability, or the predictive mean), R̂
+/// of the per-sample predictions across chains, each chain truncated to the shortest; `(mean, max)`
+/// over the finite values, `None` with fewer than two chains of two samples.
 pub fn function_space_rhat(
     preds: &[Vec<f64>],
     chain: &[usize],
@@ -637,13 +639,13 @@ pub fn spread(samples: &[Vec<f64>], count: usize) -> Vec<&Vec<f64>> {
 pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) -> Result<Vec<u8>> {
     if set.spec.likelihood != "categorical" {
         return Err(Error::invalid(
-            "--samples",
+            "samples",
             &set.spec.method,
             "the core's model average is over class probabilities; this set is a regression",
         ));
     }
     if set.samples.is_empty() || count == 0 {
-        return Err(Error::invalid("--count", count, "no samples to export"));
+        return Err(Error::invalid("count", count, "no samples to export"));
     }
     let chosen = spread(&set.samples, count);
     let p = chosen[0].len();

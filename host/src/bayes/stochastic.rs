@@ -1,6 +1,7 @@
-//! The paper's mini-batch baselines with the reference's gradient convention (digest §1.4): every
-//! method follows `ĝ = ∇_θ[N_b · log L_T(batch) + log p_T(θ)]`, `N_b = n / B` (an unbiased
-//! full-data gradient of the log posterior) and *adds* its updates (it maximises).
+//! The paper's mini-batch baselines with the reference's gradient convention
+//! (`bnn_hmc/utils/train_utils.py`): every method follows
+//! `ĝ = ∇_θ[N_b · log L_T(batch) + log p_T(θ)]`, `N_b = n / B` (an unbiased full-data gradient of
+//! the log posterior) and *adds* its updates (it maximises).
 //!
 //! - SGD with heavy-ball momentum 0.9 (`m ← 0.9m + ĝ; θ ← θ + η_t m`) and the cosine schedule
 //!   `η_t = ½η₀(1 + cos(πt/T))`; a deep ensemble is several independently seeded SGD runs.
@@ -16,13 +17,13 @@
 //! Batches are the consecutive `B`-row slices of a fresh permutation each epoch; a last partial
 //! batch is dropped, so every step uses `B` rows.
 
-use indicatif::ProgressBar;
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
 use super::mlp::Bnn;
 use super::prior::Prior;
 use crate::data;
 use crate::error::{Error, Result};
+use crate::progress::{Observer, Tick};
 
 /// Settings shared by every mini-batch method.
 #[derive(Clone, Debug)]
@@ -43,13 +44,13 @@ impl Batching {
     pub fn check(&self, n: usize) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > n {
             return Err(Error::invalid(
-                "--batch-size",
+                "batch_size",
                 self.batch_size,
                 format!("must lie in 1..={n} (the training rows)"),
             ));
         }
         if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", 0, "must be at least 1"));
+            return Err(Error::invalid("epochs", 0, "must be at least 1"));
         }
         Ok(())
     }
@@ -71,12 +72,13 @@ pub fn positive(flag: &str, v: f64) -> Result<()> {
     }
 }
 
-/// Runs `step(t, rows)` over every batch of every epoch, reporting to `bar`; stops with an
-/// error naming the epoch when `step` returns a non-finite value.
+/// Runs `step(t, rows)` over every batch of every epoch, reporting each epoch's mean
+/// log-likelihood per row to `progress`; stops with an error naming the epoch when `step`
+/// returns a non-finite value.
 fn for_each_batch(
     bnn: &Bnn,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
     mut step: impl FnMut(usize, usize, &[usize]) -> Result<f64>,
 ) -> Result<()> {
     let n = bnn.rows();
@@ -89,20 +91,22 @@ fn for_each_batch(
         for rows in perm.chunks_exact(b.batch_size).take(per) {
             let ll = step(t, epoch, rows)?;
             if !ll.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!("epoch {}", epoch + 1),
-                    "the log-likelihood became non-finite; lower the learning rate",
+                return Err(Error::failed(
+                    format!(
+                        "the log-likelihood became non-finite in epoch {}",
+                        epoch + 1
+                    ),
+                    "lower the learning rate `lr`",
                 ));
             }
             sum += ll;
             t += 1;
         }
-        bar.set_message(format!(
-            "log-lik/row {:.4}",
-            sum / (per * b.batch_size) as f64
-        ));
-        bar.inc(1);
+        progress(&Tick {
+            done: epoch + 1,
+            total: b.epochs,
+            values: &[("log-lik/row", sum / (per * b.batch_size) as f64)],
+        });
     }
     Ok(())
 }
@@ -122,14 +126,14 @@ pub fn sgd(
     mut theta: Vec<f64>,
     lr: f64,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<Vec<f64>> {
-    positive("--lr", lr)?;
+    positive("lr", lr)?;
     b.check(bnn.rows())?;
     let scale = bnn.rows() as f64 / b.batch_size as f64;
     let total = b.epochs * b.steps_per_epoch(bnn.rows());
     let mut m = vec![0.0; theta.len()];
-    for_each_batch(bnn, b, bar, |t, _, rows| {
+    for_each_batch(bnn, b, progress, |t, _, rows| {
         let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
         let eta = cosine(lr, t, total);
         for ((p, mi), gi) in theta.iter_mut().zip(&mut m).zip(&g) {
@@ -141,7 +145,7 @@ pub fn sgd(
     Ok(theta)
 }
 
-/// The step-size schedule of the SG-MCMC samplers (digest §1.4).
+/// The step-size schedule of the SG-MCMC samplers (the reference's `bnn_hmc/utils/optim_utils.py`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
     /// `η` throughout.
@@ -182,28 +186,28 @@ impl SgmcmcConfig {
     /// A step size that is not positive, a momentum outside [0, 1), no sampling epochs left
     /// after burn-in, a zero sampling interval or cycle.
     pub fn check(&self, epochs: usize) -> Result<()> {
-        positive("--lr", self.lr)?;
+        positive("lr", self.lr)?;
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::invalid(
-                "--momentum",
+                "momentum",
                 self.momentum,
                 "must lie in [0, 1)",
             ));
         }
         if self.ensemble_freq == 0 {
-            return Err(Error::invalid("--sample-every", 0, "must be at least 1"));
+            return Err(Error::invalid("sample_every", 0, "must be at least 1"));
         }
         if self.burn_in_epochs >= epochs {
             return Err(Error::invalid(
-                "--burn-in",
+                "burn_in",
                 self.burn_in_epochs,
                 format!("leaves no sampling epochs of {}", epochs),
             ));
         }
         match self.schedule {
-            Schedule::CosineBurnIn { final_lr } => positive("--final-lr", final_lr)?,
+            Schedule::CosineBurnIn { final_lr } => positive("final_lr", final_lr)?,
             Schedule::Cyclical { cycle_epochs: 0 } => {
-                return Err(Error::invalid("--cycle-epochs", 0, "must be at least 1"))
+                return Err(Error::invalid("cycle_epochs", 0, "must be at least 1"))
             }
             _ => {}
         }
@@ -220,7 +224,7 @@ pub fn sgmcmc(
     mut theta: Vec<f64>,
     cfg: &SgmcmcConfig,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<Vec<Vec<f64>>> {
     cfg.check(b.epochs)?;
     b.check(bnn.rows())?;
@@ -237,7 +241,7 @@ pub fn sgmcmc(
             && (epoch - cfg.burn_in_epochs + 1).is_multiple_of(cfg.ensemble_freq)
     };
     let kick = (2.0 * (1.0 - cfg.momentum)).sqrt();
-    for_each_batch(bnn, b, bar, |t, epoch, rows| {
+    for_each_batch(bnn, b, progress, |t, epoch, rows| {
         let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
         let eta = match cfg.schedule {
             Schedule::Constant => cfg.lr,
@@ -320,13 +324,13 @@ fn sigmoid(x: f64) -> f64 {
 pub fn check_vi(prior: &Prior, lr: f64, init_std: f64) -> Result<f64> {
     let Prior::Gaussian { std: prior_std } = *prior else {
         return Err(Error::invalid(
-            "--prior",
+            "prior",
             prior.name(),
-            "mean-field VI uses the closed-form KL to a Gaussian prior; use --prior gaussian",
+            "mean-field VI uses the closed-form KL to a Gaussian prior; use `prior` gaussian",
         ));
     };
-    positive("--lr", lr)?;
-    positive("--init-std", init_std)?;
+    positive("lr", lr)?;
+    positive("init_std", init_std)?;
     Ok(prior_std)
 }
 
@@ -341,7 +345,7 @@ pub fn mfvi(
     lr: f64,
     init_std: f64,
     b: &Batching,
-    bar: &ProgressBar,
+    progress: &mut Observer,
 ) -> Result<MeanField> {
     let prior_std = check_vi(&bnn.prior, lr, init_std)?;
     b.check(bnn.rows())?;
@@ -357,7 +361,7 @@ pub fn mfvi(
     let (mut m, mut v) = (vec![0.0; 2 * d], vec![0.0; 2 * d]);
     let mut eps = vec![0.0; d];
     let mut theta = vec![0.0; d];
-    for_each_batch(bnn, b, bar, |t, _, rows| {
+    for_each_batch(bnn, b, progress, |t, _, rows| {
         for k in 0..d {
             eps[k] = standard_normal(&mut noise);
             theta[k] = mu[k] + softplus(rho[k]) * eps[k];

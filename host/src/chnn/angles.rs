@@ -29,7 +29,7 @@ impl Chain {
     pub fn of(graph: &Graph, z: &[f64]) -> Result<Chain> {
         let unsupported = |why: &str| {
             Error::invalid(
-                "--model",
+                "model",
                 "node",
                 format!("the angle-coordinate baselines are built for planar chain pendulums only ({why})"),
             )

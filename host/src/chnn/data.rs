@@ -67,7 +67,7 @@ pub fn trajectory_seed(seed: u64, i: usize) -> u64 {
 pub fn generate(system: SystemSpec, n: usize, seed: u64) -> Result<DataSet> {
     if n == 0 || n > MAX_TRAJECTORIES {
         return Err(Error::invalid(
-            "--n-train",
+            "n_train",
             n,
             format!("between 1 and {MAX_TRAJECTORIES} trajectories"),
         ));

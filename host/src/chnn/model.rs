@@ -1,6 +1,7 @@
 //! CHNN on the engine: `H(x, p) = ½ pᵀM⁻¹p + V(x)` in Cartesian coordinates with a learned `V`
 //! (an MLP) and learned masses, integrated through the projected vector field
-//! `ż = P(z) J∇H(z)` of the known constraint graph (digest §1.2–1.4).
+//! `ż = P(z) J∇H(z)` of the known constraint graph (the reference's
+//! `biases/models/constrained_hnn.py`, `dynamics/hamiltonian.py` and `systems/rigid_body.py`).
 //!
 //! The model knows the graph only — which nodes are tethered, linked or jointed, and which nodes
 //! form a body — never the lengths (they enter through the states). Everything here is batched
@@ -304,9 +305,10 @@ impl Projector {
         Ok(Jacobians { g, gd, mg, s })
     }
 
-    /// The constrained Lagrangian acceleration (digest §1.5, CLNN) at positions `x` and
-    /// velocities `v` (`[B, n·d]`): `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` with the physical
-    /// `f = −M⁻¹∇V` (the reference's code uses `+M⁻¹∇V`; a learned `V` absorbs either sign).
+    /// The constrained Lagrangian acceleration (CLNN; the reference's
+    /// `ConstrainedLagrangianDynamics`) at positions `x` and velocities `v` (`[B, n·d]`):
+    /// `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` with the physical `f = −M⁻¹∇V` (the reference's code
+    /// uses `+M⁻¹∇V`; a learned `V` absorbs either sign).
     pub fn acceleration(
         &self,
         x: &Tensor,
@@ -479,7 +481,7 @@ impl ModelKind {
             .find(|m| m.name() == s)
             .ok_or_else(|| {
                 Error::invalid(
-                    "--model",
+                    "model",
                     s,
                     "unknown model (expected chnn, clnn, node or hnn)",
                 )

@@ -1,4 +1,4 @@
-//! Training and evaluation as in the reference's `pl_trainer.py` (digest §1.7–1.9): the mean
+//! Training and evaluation as in the reference's `pl_trainer.py` and `biases/datasets.py`: the mean
 //! absolute error of a 5-sample rollout integrated with RK4 (3/8 rule) and differentiated
 //! through the integrator, AdamW with a cosine schedule; evaluation by 100-step dopri5 rollouts
 //! of the learned dynamics from test initial states.
@@ -17,8 +17,10 @@ use super::truth::{truth, Truth};
 use crate::autodiff::{backward, no_grad};
 use crate::backend::DType;
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::optim::{Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Seeds of the reference's data sets (pl_trainer: train 0, validation 1, test 2).
@@ -47,8 +49,6 @@ pub struct TrainConfig {
     pub layers: usize,
     /// Seed of the initialisation and the batch order (the data sets have the reference's).
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Checkpoints (parameters, Adam moments, generator, batch order, loss history).
     pub checkpoint: crate::checkpoint::Options,
 }
@@ -80,22 +80,45 @@ impl TrainConfig {
     /// # Errors
     /// The first invalid setting, named by its flag.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch == 0 || self.hidden == 0 || self.layers == 0 {
-            return Err(Error::invalid(
-                "--epochs/--batch/--hidden/--layers",
-                format!(
-                    "{}/{}/{}/{}",
-                    self.epochs, self.batch, self.hidden, self.layers
-                ),
-                "must be positive",
-            ));
+        for (setting, v) in [
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+        ] {
+            limits::positive(setting, v)?;
         }
+        // The potential's MLP, its gradient and Hessian terms over every time step of a batch.
+        let widths: Vec<usize> = std::iter::once(12)
+            .chain(std::iter::repeat_n(self.hidden, self.layers))
+            .chain([1])
+            .collect();
+        let parameters = limits::dense_parameters(&widths);
+        limits::memory(
+            "hidden/layers",
+            format!("{}/{}", self.hidden, self.layers),
+            "the network",
+            limits::training_bytes(
+                parameters,
+                (self.hidden as u128).saturating_mul(self.layers as u128),
+                (self.batch.min(self.n_train) as u128).saturating_mul(CHUNK as u128 * 8),
+                4,
+            ),
+        )?;
+        limits::work(
+            "n_train/epochs",
+            format!("{}/{}", self.n_train, self.epochs),
+            (self.epochs as u128)
+                .saturating_mul(self.n_train as u128 * CHUNK as u128 * 8)
+                .saturating_mul(parameters),
+            "multiply-adds",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
+            return Err(Error::invalid("lr", self.lr, "must be a positive number"));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(Error::invalid(
-                "--weight-decay",
+                "weight_decay",
                 self.weight_decay,
                 "must be a non-negative number",
             ));
@@ -441,11 +464,11 @@ fn rk4_38(
 ///
 /// # Errors
 /// Invalid settings; `n_train` beyond the data; divergence (the epoch is named).
-pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
+pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Result<Trained> {
     cfg.validate()?;
     if cfg.n_train == 0 || cfg.n_train > data.chunks.len() {
         return Err(Error::invalid(
-            "--n-train",
+            "n_train",
             cfg.n_train,
             format!(
                 "between 1 and the {} trajectories generated",
@@ -475,11 +498,6 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     };
     let bs = cfg.batch.min(cfg.n_train);
     let mut order: Vec<usize> = (0..cfg.n_train).collect();
-    let bar = crate::output::epoch_bar(
-        cfg.progress,
-        cfg.epochs,
-        format!("{} {}", cfg.model.name(), cfg.system.kind.name()),
-    );
     let t0 = Instant::now();
     let mut history = Vec::with_capacity(cfg.epochs);
     let fingerprint = cfg.fingerprint();
@@ -504,7 +522,11 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         }
         start = r.epoch;
     }
-    bar.set_position(start as u64);
+    progress(&Tick {
+        done: start,
+        total: cfg.epochs,
+        values: &[],
+    });
     for epoch in start..cfg.epochs {
         crate::data::shuffle(&mut order, &mut rng);
         let lr = schedule.lr(cfg.lr, epoch);
@@ -518,13 +540,9 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
                     }
                     _ => String::new(),
                 };
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate{kept}",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({}){kept}", cfg.lr),
                 ));
             }
             total += l * idx.len() as f64;
@@ -532,8 +550,11 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
         }
         let mean = total / count.max(1) as f64;
         history.push(mean);
-        bar.set_message(format!("loss {mean:.3e}"));
-        bar.inc(1);
+        progress(&Tick {
+            done: epoch + 1,
+            total: cfg.epochs,
+            values: &[("loss", mean)],
+        });
         let stop = cfg.checkpoint.stops_at(epoch + 1);
         let due = cfg.checkpoint.due(epoch + 1, cfg.epochs);
         if let (Some(path), true) = (&cfg.checkpoint.path, due) {
@@ -557,7 +578,6 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
             break;
         }
     }
-    bar.finish_and_clear();
     Ok(Trained {
         net,
         params,
@@ -567,7 +587,8 @@ pub fn train(cfg: &TrainConfig, data: &DataSet) -> Result<Trained> {
     })
 }
 
-/// The evaluation numbers of the reference (digest §1.9).
+/// The evaluation numbers of the reference (`notebooks/plot-relative-errors-v2.ipynb`,
+/// `plot-energy-conservation-v2.ipynb`).
 #[derive(Clone, Debug)]
 pub struct Evaluation {
     /// Mean over test trajectories of the trapezoid geometric mean of the per-step relative
@@ -887,7 +908,7 @@ pub fn test_set(system: SystemSpec, n_test: usize) -> Result<DataSet> {
     let max = super::data::MAX_TRAJECTORIES;
     if n_test == 0 || n_test > max {
         return Err(Error::invalid(
-            "--n-test",
+            "n_test",
             n_test,
             format!("between 1 and {max} trajectories"),
         ));

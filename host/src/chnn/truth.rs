@@ -91,7 +91,7 @@ pub fn truth(spec: SystemSpec) -> Result<Box<dyn Truth>> {
                 $($k => Ok(Box::new(*$ty::<f64, $k>::paper()
                     .map_err(Error::core("paper system"))?
                     .mechanics()) as Box<dyn Truth>),)*
-                n => Err(Error::invalid($flag, n, "supported: 1 to 6")),
+                n => Err(Error::invalid("size", n, concat!("supported: 1 to 6 ", $flag))),
             }
         };
     }
@@ -99,7 +99,7 @@ pub fn truth(spec: SystemSpec) -> Result<Box<dyn Truth>> {
         SystemKind::ChainPendulum => {
             sized!(
                 spec.size.unwrap_or(3),
-                "--links",
+                "links",
                 ChainPendulum,
                 [1, 2, 3, 4, 5, 6]
             )
@@ -107,7 +107,7 @@ pub fn truth(spec: SystemSpec) -> Result<Box<dyn Truth>> {
         SystemKind::CoupledPendulum => {
             sized!(
                 spec.size.unwrap_or(3),
-                "--bobs",
+                "bobs",
                 CoupledPendulum,
                 [1, 2, 3, 4, 5, 6]
             )

@@ -1,4 +1,4 @@
-//! The paper's synthetic regression sets (DIGEST §3.5), generated exactly by their formulas,
+//! The paper's synthetic regression sets (`emlp/datasets.py`), generated exactly by their formulas,
 //! with the reference's equivariance-preserving standardisation statistics.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ impl Dataset {
             "inertia" | "Inertia" => Ok(Dataset::Inertia),
             "particle-interaction" | "ParticleInteraction" => Ok(Dataset::ParticleInteraction),
             _ => Err(Error::invalid(
-                "--dataset",
+                "dataset",
                 s,
                 "unknown data set (o5-synthetic, inertia, particle-interaction)",
             )),
@@ -72,7 +72,7 @@ impl Dataset {
         };
         if g.d != need {
             return Err(Error::invalid(
-                "--group",
+                "group",
                 &g.name,
                 format!(
                     "acts on ℝ^{} but {} needs a group acting on ℝ^{need}",

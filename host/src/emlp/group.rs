@@ -1,6 +1,6 @@
 //! Matrix groups given by generators of their base representation V (ℝ^d): discrete generators
 //! `h_k` and Lie-algebra generators `A_k`, exactly as the reference `emlp` package defines them
-//! (DIGEST §3.4), so that solved bases agree with it.
+//! (`emlp/groups.py`), so that solved bases agree with it.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
-//! EMLP layers on Keel's engine (DIGEST §3.3): the projected equivariant Linear layer, the cheap
-//! BiLinear layer, gated nonlinearities, `uniform_rep` channel allocation, EMLP blocks and the
-//! EMLP network.
+//! EMLP layers on Keel's engine (the reference's `emlp/nn/objax.py`): the projected equivariant
+//! Linear layer, the cheap BiLinear layer, gated nonlinearities, `uniform_rep` channel allocation,
+//! EMLP blocks and the EMLP network.
 //!
 //! Weights are stored as the reference stores them — an unconstrained `N_out × N_in` matrix `w`
 //! and bias `b` — and projected on every forward pass, `W = P_W w`, `b_eff = P_b b`. The
@@ -32,7 +32,7 @@ pub type Summands = Vec<(usize, usize)>;
 pub fn uniform_rep(ch: usize, g: &Group, rng: &mut Xoshiro256PlusPlus) -> Result<Summands> {
     let d = g.d;
     if ch == 0 {
-        return Err(Error::invalid("--ch", ch, "must be positive"));
+        return Err(Error::invalid("ch", ch, "must be positive"));
     }
     let lambert = |ch: usize| -> usize {
         let mut r = 0usize;

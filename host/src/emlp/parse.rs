@@ -306,7 +306,7 @@ impl Parser<'_> {
     fn default_group(&self, pos: usize, what: &str) -> P<Arc<Group>> {
         self.group.cloned().ok_or_else(|| ParseError {
             pos,
-            msg: format!("{what} needs a group: pass --group, or write {what}(G) as in V(SO(3))"),
+            msg: format!("{what} needs a group: pass `group`, or write {what}(G) as in V(SO(3))"),
         })
     }
 

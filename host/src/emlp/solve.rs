@@ -274,7 +274,7 @@ fn read_cached(path: &std::path::Path) -> Option<Mat> {
 
 fn write_cached(path: &std::path::Path, m: &Mat) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Write {
             path: dir.into(),
             source: e,
         })?;

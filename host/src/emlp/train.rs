@@ -17,9 +17,11 @@ use crate::autodiff::{backward, no_grad};
 use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::limits;
 use crate::nn::{Activation, Mlp};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::Params;
+use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
 
 /// Which model.
@@ -42,7 +44,7 @@ impl ModelKind {
             "mlp" => Ok(ModelKind::Mlp),
             "mlp-aug" | "mlp+aug" => Ok(ModelKind::MlpAug),
             _ => Err(Error::invalid(
-                "--model",
+                "model",
                 s,
                 "unknown model (emlp, mlp, mlp-aug)",
             )),
@@ -88,8 +90,6 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Seed for data, initialisation and batches.
     pub seed: u64,
-    /// Show a progress bar.
-    pub progress: bool,
     /// Checkpoints (parameters, best parameters, Adam moments, generator, batch order).
     pub checkpoint: crate::checkpoint::Options,
     /// Where the network trains (the data, the generator and the bases stay on the host; the
@@ -98,34 +98,59 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The epochs a run trains: as set, or by default the reference's 900,000 gradient rows
+    /// (`900_000 / n_train` epochs, between 1 and 1000).
+    pub fn epochs_to_run(&self) -> usize {
+        self.epochs
+            .unwrap_or_else(|| (900_000 / self.n_train.max(1)).clamp(1, 1000))
+    }
+
     /// Checks the sizes, rates and the group before anything is generated or allocated.
     ///
     /// # Errors
     /// The first invalid setting, named by its flag.
     pub fn validate(&self) -> Result<()> {
-        if self.n_train == 0 {
-            return Err(Error::invalid(
-                "--n-train",
-                self.n_train,
-                "must be positive",
-            ));
+        for (setting, v) in [
+            ("n_train", self.n_train),
+            ("n_val", self.n_val),
+            ("n_test", self.n_test),
+            ("ch", self.ch),
+            ("layers", self.layers),
+            ("batch", self.batch),
+            ("epochs", self.epochs.unwrap_or(1)),
+        ] {
+            limits::positive(setting, v)?;
         }
-        if self.n_val == 0 || self.n_test == 0 {
-            return Err(Error::invalid(
-                "--n-val/--n-test",
-                format!("{}/{}", self.n_val, self.n_test),
-                "must be positive",
-            ));
-        }
+        let rows = self.n_train as u128 + self.n_val as u128 + self.n_test as u128;
+        limits::memory(
+            "n_train/n_val/n_test",
+            format!("{}/{}/{}", self.n_train, self.n_val, self.n_test),
+            "the generated data set",
+            rows.saturating_mul((self.dataset.sizes().0 + self.dataset.sizes().1) as u128 * 8),
+        )?;
+        // Each layer's equivariant map has at most ch² basis coefficients per irreducible
+        // pair; the data set's representation sizes bound them (checked when solved).
+        limits::memory(
+            "ch/layers",
+            format!("{}/{}", self.ch, self.layers),
+            "the layers' parameters",
+            (self.ch as u128)
+                .saturating_mul(self.ch as u128)
+                .saturating_mul(self.layers as u128)
+                .saturating_mul(4 * 4),
+        )?;
+        let epochs = self.epochs_to_run();
+        limits::work(
+            "n_train/epochs",
+            format!("{}/{epochs}", self.n_train),
+            (epochs as u128)
+                .saturating_mul(self.n_train as u128)
+                .saturating_mul((self.ch as u128).saturating_mul(self.ch as u128))
+                .saturating_mul(self.layers as u128 * 3),
+            "multiply-adds",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("--lr", self.lr, "must be a positive number"));
-        }
-        if self.ch == 0 || self.layers == 0 || self.batch == 0 {
-            return Err(Error::invalid(
-                "--ch/--layers/--batch",
-                format!("{}/{}/{}", self.ch, self.layers, self.batch),
-                "must be positive",
-            ));
+            return Err(Error::invalid("lr", self.lr, "must be a positive number"));
         }
         self.dataset.representations(&self.group).map(|_| ())
     }
@@ -139,8 +164,11 @@ pub struct Trained {
     pub val_mse: f64,
     /// Epoch of the best validation MSE (1-based).
     pub best_epoch: usize,
-    /// Epochs run.
+    /// Epochs asked for.
     pub epochs: usize,
+    /// Epochs done, counting those before a resumed checkpoint: fewer than `epochs` when the
+    /// run stopped at `--stop-after`.
+    pub epochs_run: usize,
     /// Seconds of training (solving bases included).
     pub train_seconds: f64,
     /// Trainable parameters.
@@ -214,7 +242,7 @@ fn mse(net: &Net, params: &Params, t: &Table, idx: &[usize], dev: Device) -> Res
 ///
 /// # Errors
 /// Invalid sizes or rates; a group that does not act on the data; divergence.
-pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
+pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Result<Trained> {
     cfg.validate()?;
     let (rep_in, rep_out) = cfg.dataset.representations(&cfg.group)?;
     let t0 = Instant::now();
@@ -265,16 +293,9 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
     };
     let mut params = params.to_device(dev)?;
     let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
-    let epochs = cfg
-        .epochs
-        .unwrap_or_else(|| (900_000 / cfg.n_train).clamp(1, 1000));
+    let epochs = cfg.epochs_to_run();
     let batch = cfg.batch.min(cfg.n_train);
     let eval_every = (epochs / 100).max(1);
-    let bar = crate::output::epoch_bar(
-        cfg.progress,
-        epochs,
-        format!("{} {}", cfg.model.name(), cfg.dataset.name()),
-    );
     let mut best = (f64::INFINITY, 0usize, params.clone());
     let mut order = train_idx.clone();
     let fingerprint = format!(
@@ -323,7 +344,13 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         best = (best_val, best_epoch, best_params);
         start = r.epoch;
     }
-    bar.set_position(start as u64);
+    progress(&Tick {
+        done: start,
+        total: epochs,
+        values: &[],
+    });
+    let mut last_val = None;
+    let mut epochs_run = start;
     for epoch in start..epochs {
         crate::data::shuffle(&mut order, &mut rng);
         for idx in order.chunks(batch) {
@@ -346,26 +373,23 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
             let loss = unstandardize(&table, &out)?.mse(&y)?;
             let l = loss.item()?;
             if !l.is_finite() {
-                return Err(Error::invalid(
-                    "--lr",
-                    cfg.lr,
-                    format!(
-                        "training diverged (loss {l}) in epoch {}; lower the learning rate",
-                        epoch + 1
-                    ),
+                return Err(Error::failed(
+                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
+                    format!("lower the learning rate `lr` ({})", cfg.lr),
                 ));
             }
             let refs: Vec<&Tensor> = vars.values().iter().collect();
             let grads = no_grad(|| backward(&loss, &refs))?;
             no_grad(|| opt.step(&mut params, &grads, cfg.lr))?;
         }
+        epochs_run = epoch + 1;
         let stop = cfg.checkpoint.stops_at(epoch + 1);
         if (epoch + 1) % eval_every == 0 || epoch + 1 == epochs || stop {
             let v = mse(&net, &params, &table, &val_idx, dev)?;
             if v < best.0 {
                 best = (v, epoch + 1, params.clone());
             }
-            bar.set_message(format!("val MSE {v:.3e} (best {:.3e})", best.0));
+            last_val = Some(v);
         }
         let due = cfg.checkpoint.due(epoch + 1, epochs);
         if let (Some(path), true) = (&cfg.checkpoint.path, due) {
@@ -388,12 +412,16 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
                 },
             )?;
         }
-        bar.inc(1);
+        let shown = last_val.map(|v| [("val MSE", v), ("best", best.0)]);
+        progress(&Tick {
+            done: epoch + 1,
+            total: epochs,
+            values: shown.as_ref().map_or(&[], |v| &v[..]),
+        });
         if stop {
             break;
         }
     }
-    bar.finish_and_clear();
     let (val_mse, best_epoch, best_params) = best;
     let test_mse = mse(&net, &best_params, &table, &test_idx, dev)?;
     Ok(Trained {
@@ -401,6 +429,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver) -> Result<Trained> {
         val_mse,
         best_epoch,
         epochs,
+        epochs_run,
         train_seconds: t0.elapsed().as_secs_f64(),
         parameters,
         emlp: match net {

@@ -225,17 +225,52 @@ pub fn optimise(
 ) -> Result<BoReport> {
     if cfg.steps == 0 || cfg.batch == 0 || cfg.init < 2 {
         return Err(Error::invalid(
-            "--steps/--batch/--init",
+            "steps/batch/init",
             format!("{}/{}/{}", cfg.steps, cfg.batch, cfg.init),
             "need at least one step of one point and two initial points",
         ));
     }
     if !(cfg.noise_sd >= 0.0 && cfg.noise_sd.is_finite()) {
-        return Err(Error::invalid("--noise-sd", cfg.noise_sd, "must be ≥ 0"));
+        return Err(Error::invalid("noise_sd", cfg.noise_sd, "must be ≥ 0"));
     }
+    // The exact GP keeps a Cholesky factor of every point; either surrogate updates once per
+    // point at a cost of O(n) (exact) or O(m²) (WISKI, m grid nodes).
+    let points =
+        (cfg.init as u128).saturating_add((cfg.steps as u128).saturating_mul(cfg.batch as u128));
+    let per_point = match method {
+        StreamMethod::Exact => {
+            crate::limits::memory(
+                "steps/batch",
+                format!("{}/{}", cfg.steps, cfg.batch),
+                "the exact GP's Cholesky factor",
+                points.saturating_mul(points).saturating_mul(8),
+            )?;
+            points
+        }
+        StreamMethod::Wiski => {
+            let nodes = (cfg.grid_size as u128).saturating_pow(cfg.dim.min(3) as u32);
+            if nodes > 8192 {
+                return Err(Error::invalid(
+                    "grid_size",
+                    cfg.grid_size,
+                    format!(
+                        "{nodes} grid nodes in {} dimensions: WISKI keeps two m×m matrices; use at most 8192 nodes",
+                        cfg.dim
+                    ),
+                ));
+            }
+            nodes.saturating_mul(nodes)
+        }
+    };
+    crate::limits::work(
+        "steps/batch",
+        format!("{}/{}", cfg.steps, cfg.batch),
+        points.saturating_mul(per_point),
+        "multiply-adds",
+    )?;
     if let Acquisition::Ucb { beta } = cfg.acquisition {
         if !(beta >= 0.0 && beta.is_finite()) {
-            return Err(Error::invalid("--beta", beta, "must be ≥ 0"));
+            return Err(Error::invalid("beta", beta, "must be ≥ 0"));
         }
     }
     let hyper = cfg.hyper.for_dim(cfg.dim)?;
@@ -247,7 +282,7 @@ pub fn optimise(
         (StreamMethod::Exact, 5) => run::<5>(method, cfg, &hyper, progress),
         (StreamMethod::Exact, 6) => run::<6>(method, cfg, &hyper, progress),
         (_, d) => Err(Error::invalid(
-            "--dim",
+            "dim",
             d,
             "WISKI interpolates on 1- to 3-D grids (the exact GP takes up to 6)",
         )),

@@ -45,21 +45,21 @@ impl Hyper {
                 Err(Error::invalid(flag, v, "must be positive and finite"))
             }
         };
-        positive("--outputscale", self.outputscale)?;
-        positive("--noise", self.noise)?;
+        positive("outputscale", self.outputscale)?;
+        positive("noise", self.noise)?;
         let lengthscale = match self.lengthscale.len() {
             1 => vec![self.lengthscale[0]; dim],
             n if n == dim => self.lengthscale.clone(),
             n => {
                 return Err(Error::invalid(
-                    "--lengthscale",
+                    "lengthscale",
                     format!("{n} values"),
                     format!("give one value or one per input dimension ({dim})"),
                 ))
             }
         };
         for &l in &lengthscale {
-            positive("--lengthscale", l)?;
+            positive("lengthscale", l)?;
         }
         Ok(Hyper {
             lengthscale,
@@ -114,40 +114,42 @@ impl GridSpec {
                 )),
             }
         }
-        let size = expand("--grid-size", &self.size, dim)?;
+        let size = expand("grid_size", &self.size, dim)?;
         if let Some(&g) = size.iter().find(|&&g| g < 4) {
             return Err(Error::invalid(
-                "--grid-size",
+                "grid_size",
                 g,
                 "cubic interpolation needs at least 4 grid points per dimension",
             ));
         }
         if self.lo.len() != self.hi.len() {
             return Err(Error::invalid(
-                "--grid-bounds",
+                "grid_bounds",
                 format!("{} lower, {} upper", self.lo.len(), self.hi.len()),
                 "give lo,hi pairs",
             ));
         }
-        let lo = expand("--grid-bounds", &self.lo, dim)?;
-        let hi = expand("--grid-bounds", &self.hi, dim)?;
+        let lo = expand("grid_bounds", &self.lo, dim)?;
+        let hi = expand("grid_bounds", &self.hi, dim)?;
         for (l, h) in lo.iter().zip(&hi) {
             if !(l.is_finite() && h.is_finite() && l < h) {
                 return Err(Error::invalid(
-                    "--grid-bounds",
+                    "grid_bounds",
                     format!("{l},{h}"),
                     "need finite lo < hi",
                 ));
             }
         }
-        let nodes: usize = size.iter().product();
+        let nodes = size.iter().fold(1u128, |n, &s| n.saturating_mul(s as u128));
         if nodes > 8192 {
             return Err(Error::invalid(
-                "--grid-size",
+                "grid_size",
                 format!("{size:?}"),
                 format!(
-                    "{nodes} grid nodes: WISKI keeps two m×m matrices ({:.1} GB); use at most 8192",
-                    2.0 * (nodes * nodes * 8) as f64 / 1e9
+                    "{nodes} grid nodes: WISKI keeps two m×m matrices ({}); use at most 8192",
+                    keel_engine::memory::format_bytes(
+                        nodes.saturating_mul(nodes).saturating_mul(16)
+                    )
                 ),
             ));
         }
@@ -596,7 +598,7 @@ impl StreamMethod {
         match s {
             "wiski" => Ok(StreamMethod::Wiski),
             "exact" => Ok(StreamMethod::Exact),
-            m => Err(Error::invalid("--method", m, "use wiski or exact")),
+            m => Err(Error::invalid("method", m, "use wiski or exact")),
         }
     }
 }
@@ -747,9 +749,9 @@ pub fn stream(
     let hyper = hyper.for_dim(data.dim)?;
     if learning.is_some() && method == StreamMethod::Exact {
         return Err(Error::invalid(
-            "--learn",
+            "learn",
             "exact",
-            "online hyperparameter learning runs with --method wiski (each exact step would cost O(n³))",
+            "online hyperparameter learning runs with `method` wiski (each exact step would cost O(n³))",
         ));
     }
     match method {
@@ -1215,7 +1217,7 @@ pub fn fit(
     lr: f64,
 ) -> Result<(Hyper, FitReport)> {
     if !(lr > 0.0 && lr.is_finite()) {
-        return Err(Error::invalid("--fit-lr", lr, "must be positive"));
+        return Err(Error::invalid("fit_lr", lr, "must be positive"));
     }
     let hyper = hyper.for_dim(train.dim)?;
     let start = Instant::now();
@@ -1442,7 +1444,7 @@ pub fn classify(
 ) -> Result<ClassifyReport> {
     use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
     if !(alpha_eps > 0.0 && alpha_eps.is_finite()) {
-        return Err(Error::invalid("--alpha-eps", alpha_eps, "must be positive"));
+        return Err(Error::invalid("alpha_eps", alpha_eps, "must be positive"));
     }
     let mut h = hyper.for_dim(2)?;
     h.noise = 1.0;

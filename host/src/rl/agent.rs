@@ -1,6 +1,6 @@
-//! The SAC-SVG(H) agent (digest §4): its networks and optimizers, and one environment step's
-//! updates in the reference's order — dynamics (`H > 1`), critic, actor and temperature, reward
-//! model, done model, target soft update.
+//! The SAC-SVG(H) agent (the reference's `svg/agent.py`): its networks and optimizers, and one
+//! environment step's updates in the reference's order — dynamics (`H > 1`), critic, actor and
+//! temperature, reward model, done model, target soft update.
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
@@ -15,7 +15,8 @@ use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind};
 use crate::params::Params;
 use crate::tensor::Tensor;
 
-/// Settings (defaults: the digest's small-scale experiment, §4.10, with §4.7's values).
+/// Settings (defaults: Keel's small-scale Pendulum settings — smaller networks, warm-up 2000,
+/// constant target entropy −1 — and otherwise the reference's `config/train.yaml` values).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Model horizon `H` (0 = SAC).
@@ -87,26 +88,26 @@ impl Config {
     /// warm-up.
     pub fn check(&self) -> Result<()> {
         for (flag, v) in [
-            ("--hidden", self.hidden),
-            ("--batch", self.batch),
-            ("--seq-batch", self.seq_batch),
+            ("hidden", self.hidden),
+            ("batch", self.batch),
+            ("seq_batch", self.seq_batch),
         ] {
             if v == 0 {
                 return Err(Error::invalid(flag, v, "must be positive"));
             }
         }
         for (flag, v) in [
-            ("--actor-lr", self.lr[0]),
-            ("--critic-lr", self.lr[1]),
-            ("--model-lr", self.lr[2]),
-            ("--alpha-lr", self.lr[3]),
-            ("--alpha-init", self.alpha_init),
+            ("actor_lr", self.lr[0]),
+            ("critic_lr", self.lr[1]),
+            ("model_lr", self.lr[2]),
+            ("alpha_lr", self.lr[3]),
+            ("alpha_init", self.alpha_init),
         ] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(Error::invalid(flag, v, "must be a positive number"));
             }
         }
-        for (flag, v) in [("--gamma", self.gamma), ("--tau", self.tau)] {
+        for (flag, v) in [("gamma", self.gamma), ("tau", self.tau)] {
             if !(v > 0.0 && v <= 1.0) {
                 return Err(Error::invalid(flag, v, "must lie in (0, 1]"));
             }
@@ -158,11 +159,10 @@ impl<N> Trained<N> {
         let l = loss(&self.net, &vars)?;
         let value = l.item()?;
         if !value.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                value,
-                "a loss became non-finite (the run diverged)",
-            ));
+            return Err(Error::Failed {
+                what: format!("a loss became non-finite ({value}): the run diverged"),
+                hint: None,
+            });
         }
         let refs: Vec<&Tensor> = vars.values().iter().collect();
         let mut grads = backward(&l, &refs)?;

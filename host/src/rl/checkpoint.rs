@@ -132,7 +132,7 @@ pub fn save(
         state: state.clone(),
     };
     let json = serde_json::to_string(&meta)
-        .map_err(|e| Error::invalid("--checkpoint", "state", e.to_string()))?;
+        .map_err(|e| Error::invalid("checkpoint", "state", e.to_string()))?;
     let meta = BTreeMap::from([
         ("keel.kind".to_string(), "rl-checkpoint".to_string()),
         ("keel.rl".to_string(), json),
@@ -201,7 +201,7 @@ pub fn load_bytes(
     let meta: Meta = serde_json::from_str(&text).map_err(|e| bad(format!("keel.rl: {e}")))?;
     if !fingerprint(&meta.fingerprint) {
         return Err(Error::invalid(
-            "--resume",
+            "resume",
             path.display(),
             "the checkpoint was written by a run with other settings",
         ));

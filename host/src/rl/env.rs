@@ -115,7 +115,7 @@ pub fn make(name: &str) -> Result<Box<dyn Task>> {
         }),
         _ => {
             return Err(Error::invalid(
-                "--env",
+                "env",
                 name,
                 format!("unknown environment; expected one of {}", NAMES.join(", ")),
             ))

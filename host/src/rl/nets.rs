@@ -1,7 +1,8 @@
-//! SAC-SVG(H)'s networks on the engine (digest §4.1–4.2): orthogonally initialised MLPs with zero
-//! biases, the tanh-squashed Gaussian actor with the bounded log-std map and its stable log
-//! density, the double-Q critic, and the deterministic recurrent residual world model (MLP
-//! encoder → GRU cell, PyTorch's gate order r, z, n → linear decoder).
+//! SAC-SVG(H)'s networks on the engine (the reference's `svg/actor.py`, `critic.py`, `dx.py`):
+//! orthogonally initialised MLPs with zero biases, the tanh-squashed Gaussian actor with the
+//! bounded log-std map and its stable log density, the double-Q critic, and the deterministic
+//! recurrent residual world model (MLP encoder → GRU cell, PyTorch's gate order r, z, n → linear
+//! decoder).
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
 

@@ -1,6 +1,6 @@
-//! Experience replay as the reference keeps it (digest §4.5): transitions in order, the running
-//! Welford statistics of every stored observation (normalisation applied when batches are drawn),
-//! single-step batches, and multi-step windows that never cross an episode's end.
+//! Experience replay as the reference keeps it (`svg/replay_buffer.py`): transitions in order, the
+//! running Welford statistics of every stored observation (normalisation applied when batches are
+//! drawn), single-step batches, and multi-step windows that never cross an episode's end.
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
 use keel_core::rl::{clamped_std, welford_update};

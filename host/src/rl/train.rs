@@ -1,6 +1,6 @@
-//! The training loop (digest §4.6): seed steps of uniform actions, then the policy's samples;
-//! one update per environment step from the first learning step on; deterministic evaluation
-//! episodes at intervals; the learning curve; checkpoints at episode boundaries.
+//! The training loop (the reference's `train.py`): seed steps of uniform actions, then the policy's
+//! samples; one update per environment step from the first learning step on; deterministic
+//! evaluation episodes at intervals; the learning curve; checkpoints at episode boundaries.
 
 use keel_core::random::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use super::env::{self, Task};
 use super::replay::Replay;
 use crate::checkpoint::Options;
 use crate::error::{Error, Result};
+use crate::limits;
 
 /// What a run is asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +145,13 @@ fn normalized(replay: &Replay, obs: &[f64]) -> Vec<f64> {
     out
 }
 
+/// The seed of every evaluation's initial states in a run seeded `seed` (the same episodes at
+/// each evaluation, so the curve shows the policy changing, not the starts). `keel rl eval
+/// --seed` with this number runs these episodes with the exported policy and the core's code.
+pub fn eval_seed(seed: u64) -> u64 {
+    seed.wrapping_add(1_000_003)
+}
+
 /// Mean and standard deviation of `episodes` deterministic episodes from `seed`.
 ///
 /// # Errors
@@ -201,6 +209,47 @@ pub enum Outcome {
     },
 }
 
+/// Refuses sizes whose memory or work could never be met: the replay buffer of every step, the
+/// networks and their batches, the updates and the evaluations.
+fn check_sizes(cfg: &Config, run: &Run, obs: usize, act: usize, episode: usize) -> Result<()> {
+    let h = cfg.hidden as u128;
+    let width = h.saturating_add(obs as u128 + act as u128);
+    // Actor, two critics and their targets, world model, reward and done models: about ten
+    // networks of two hidden layers.
+    let parameters = width.saturating_mul(h).saturating_mul(30);
+    let rows = (cfg.batch as u128).max(cfg.seq_batch as u128 * (cfg.horizon as u128 + 1));
+    limits::memory(
+        "hidden/batch",
+        format!("{}/{}", cfg.hidden, cfg.batch),
+        "the networks and their batches",
+        limits::training_bytes(parameters, h.saturating_mul(30), rows, 4),
+    )?;
+    limits::memory(
+        "steps",
+        run.steps,
+        "the replay buffer",
+        (run.steps as u128).saturating_mul((2 * obs + act + 3) as u128 * 8),
+    )?;
+    limits::work(
+        "steps",
+        run.steps,
+        (run.steps as u128)
+            .saturating_mul(rows)
+            .saturating_mul(parameters),
+        "multiply-adds",
+    )?;
+    let evaluations = (run.steps / run.eval_every.max(1)) as u128 + 1;
+    limits::work(
+        "eval_episodes",
+        run.eval_episodes,
+        evaluations
+            .saturating_mul(run.eval_episodes as u128)
+            .saturating_mul(episode as u128)
+            .saturating_mul(width.saturating_mul(h) * 3),
+        "multiply-adds",
+    )
+}
+
 /// Trains an agent, checkpointing at episode boundaries as `ckpt` asks (`every` and
 /// `stop_after` count environment steps; a checkpoint waits for the episode to end) and
 /// resuming from it when asked.
@@ -217,8 +266,27 @@ pub fn train(
     let mut task = env::make(&run.env)?;
     let mut eval_task = env::make(&run.env)?;
     if run.steps == 0 {
-        return Err(Error::invalid("--steps", 0, "must be positive"));
+        return Err(Error::invalid("steps", 0, "must be positive"));
     }
+    // A model rollout of H steps trains on windows of H + 1 states inside one episode.
+    if cfg.horizon >= task.max_steps() {
+        return Err(Error::invalid(
+            "horizon",
+            cfg.horizon,
+            format!(
+                "{} episodes last at most {} steps, so the horizon must be below that",
+                run.env,
+                task.max_steps()
+            ),
+        ));
+    }
+    check_sizes(
+        &cfg,
+        run,
+        task.observations(),
+        task.actions(),
+        task.max_steps(),
+    )?;
     let fingerprint = format!("{cfg:?} {run:?}");
     // A run may continue past the length it was started with (a finished run extended) when
     // nothing depends on that length: a constant target entropy (the replay holds every step
@@ -237,14 +305,14 @@ pub fn train(
         let state = checkpoint::load(path, accepts, &mut agent, &mut replay)?;
         if state.step > run.steps {
             return Err(Error::invalid(
-                "--steps",
+                "steps",
                 run.steps,
                 format!("the checkpoint is already at step {}", state.step),
             ));
         }
         env_rng = Xoshiro256PlusPlus::from_state(state.env_rng).ok_or_else(|| {
             Error::invalid(
-                "--resume",
+                "resume",
                 path.display(),
                 "environment generator state is zero",
             )
@@ -283,20 +351,21 @@ pub fn train(
             obs = task.reset(&mut env_rng)?;
         }
         let losses = if step >= learn_from {
-            Some(agent.update(&replay, step, run.steps).map_err(|e| {
-                Error::invalid(
-                    "training",
-                    format!("step {step}"),
-                    format!(
-                        "stopped: {e}{}",
-                        if ckpt.path.is_some() {
-                            "; the last checkpoint is kept"
-                        } else {
-                            ""
-                        }
-                    ),
-                )
-            })?)
+            Some(
+                agent
+                    .update(&replay, step, run.steps)
+                    .map_err(|e| Error::Failed {
+                        what: format!(
+                            "training stopped at step {step}: {e}{}",
+                            if ckpt.path.is_some() {
+                                " (the last checkpoint is kept)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        hint: None,
+                    })?,
+            )
         } else {
             None
         };
@@ -310,7 +379,7 @@ pub fn train(
                 &replay,
                 eval_task.as_mut(),
                 run.eval_episodes,
-                run.seed.wrapping_add(1_000_003),
+                eval_seed(run.seed),
             )?;
             evaluations.push(Evaluation {
                 step: done,

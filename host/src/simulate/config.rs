@@ -231,39 +231,52 @@ impl SimulateConfig {
     /// # Errors
     /// [`Error::InvalidInput`] naming the flag.
     pub fn validate(&self) -> Result<()> {
-        positive("--dt", self.dt)?;
-        positive("--t-end", self.t_end)?;
+        positive("dt", self.dt)?;
+        positive("t_end", self.t_end)?;
         if self.t_end / self.dt > 10_000_000.0 {
             return Err(Error::invalid(
-                "--dt",
+                "dt",
                 self.dt,
-                "more than 10⁷ output rows; use a larger --dt",
+                "more than 10⁷ output rows; use a larger `dt`",
             ));
         }
         match self.integrator {
             IntegratorSpec::Dopri5 { rtol, atol } => {
-                positive("--rtol", rtol)?;
+                positive("rtol", rtol)?;
                 if !(atol >= 0.0) || !atol.is_finite() {
-                    return Err(Error::invalid("--atol", atol, "must be ≥ 0 and finite"));
+                    return Err(Error::invalid("atol", atol, "must be ≥ 0 and finite"));
                 }
                 if self.dtype == Dtype::F32 && rtol < 1e-6 {
                     return Err(Error::invalid(
-                        "--rtol",
+                        "rtol",
                         rtol,
-                        "below f32 resolution; use ≥ 1e-6 with --dtype f32",
+                        "below f32 resolution; use ≥ 1e-6 with `dtype` f32",
+                    ));
+                }
+                // About 450 ulps of f64: tighter, the error estimate is rounding noise.
+                if rtol < 1e-13 {
+                    return Err(Error::invalid(
+                        "rtol",
+                        rtol,
+                        "below f64 resolution; use ≥ 1e-13",
                     ));
                 }
             }
             IntegratorSpec::Rk4 { substeps, .. } | IntegratorSpec::Leapfrog { substeps } => {
-                if substeps == 0 {
-                    return Err(Error::invalid("--substeps", 0, "must be ≥ 1"));
-                }
+                crate::limits::positive("substeps", substeps)?;
+                let rows = (self.t_end / self.dt).ceil() as u128;
+                crate::limits::work(
+                    "substeps",
+                    substeps,
+                    rows.saturating_mul(substeps as u128),
+                    "integrator steps",
+                )?;
             }
         }
         let p = &self.params;
-        for (flag, v) in [("--mass", p.mass), ("--spring-k", p.spring_k), ("--q", p.q)] {
+        for (flag, v) in [("mass", p.mass), ("spring_k", p.spring_k), ("q", p.q)] {
             if let Some(v) = v {
-                if flag == "--mass" {
+                if flag == "mass" {
                     positive(flag, v)?
                 } else {
                     finite_nonneg(flag, v)?
@@ -271,9 +284,9 @@ impl SimulateConfig {
             }
         }
         if let Some(g) = p.gravity {
-            finite_nonneg("--gravity", g)?;
+            finite_nonneg("gravity", g)?;
         }
-        for (flag, list) in [("--masses", &p.masses), ("--lengths", &p.lengths)] {
+        for (flag, list) in [("masses", &p.masses), ("lengths", &p.lengths)] {
             if let Some(list) = list {
                 for v in list {
                     if !(*v > 0.0) || !v.is_finite() {
@@ -304,54 +317,50 @@ impl SimulateConfig {
         };
         use SystemKind::*;
         let i = &self.init;
-        applies("--links", p.links.is_some(), &[ChainPendulum])?;
-        applies("--bobs", p.bobs.is_some(), &[CoupledPendulum])?;
+        applies("links", p.links.is_some(), &[ChainPendulum])?;
+        applies("bobs", p.bobs.is_some(), &[CoupledPendulum])?;
         applies(
-            "--masses",
+            "masses",
             p.masses.is_some(),
             &[ChainPendulum, CoupledPendulum],
         )?;
         applies(
-            "--lengths",
+            "lengths",
             p.lengths.is_some(),
             &[ChainPendulum, CoupledPendulum],
         )?;
         applies(
-            "--mass",
+            "mass",
             p.mass.is_some(),
             &[MagnetPendulum, Gyroscope, Rotor],
         )?;
-        applies("--spring-k", p.spring_k.is_some(), &[CoupledPendulum])?;
-        applies("--q", p.q.is_some(), &[MagnetPendulum])?;
+        applies("spring_k", p.spring_k.is_some(), &[CoupledPendulum])?;
+        applies("q", p.q.is_some(), &[MagnetPendulum])?;
         applies(
-            "--gravity",
+            "gravity",
             p.gravity.is_some(),
             &[ChainPendulum, CoupledPendulum, MagnetPendulum, Gyroscope],
         )?;
-        applies("--angles", i.angles.is_some(), &[ChainPendulum])?;
+        applies("angles", i.angles.is_some(), &[ChainPendulum])?;
         applies(
-            "--angular-velocities",
+            "angular_velocities",
             i.angular_velocities.is_some(),
             &[ChainPendulum],
         )?;
         applies(
-            "--spherical",
+            "spherical",
             i.spherical.is_some(),
             &[MagnetPendulum, CoupledPendulum],
         )?;
         applies(
-            "--spherical-rates",
+            "spherical_rates",
             i.spherical_rates.is_some(),
             &[MagnetPendulum, CoupledPendulum],
         )?;
-        applies("--euler", i.euler.is_some(), &[Gyroscope, Rotor])?;
-        applies(
-            "--euler-rates",
-            i.euler_rates.is_some(),
-            &[Gyroscope, Rotor],
-        )?;
-        applies("--com", i.com.is_some(), &[Rotor])?;
-        applies("--com-velocity", i.com_velocity.is_some(), &[Rotor])?;
+        applies("euler", i.euler.is_some(), &[Gyroscope, Rotor])?;
+        applies("euler_rates", i.euler_rates.is_some(), &[Gyroscope, Rotor])?;
+        applies("com", i.com.is_some(), &[Rotor])?;
+        applies("com_velocity", i.com_velocity.is_some(), &[Rotor])?;
         let coordinates_given = [
             &i.angles,
             &i.angular_velocities,
@@ -366,17 +375,17 @@ impl SimulateConfig {
         .any(|o| o.is_some());
         if i.file.is_some() && coordinates_given {
             return Err(Error::invalid(
-                "--init",
+                "init",
                 i.file
                     .as_ref()
                     .map(|f| f.display().to_string())
                     .unwrap_or_default(),
-                "give either --init or coordinates, not both",
+                "give either `init` or coordinates, not both",
             ));
         }
         if !(i.manifold_tol > 0.0) {
             return Err(Error::invalid(
-                "--manifold-tol",
+                "manifold_tol",
                 i.manifold_tol,
                 "must be positive",
             ));
@@ -481,12 +490,12 @@ mod tests {
     #[test]
     fn lists_parse_with_leading_minus_and_reject_garbage() {
         assert_eq!(
-            parse_list("--angles", "-0.62,2.41").unwrap(),
+            parse_list("angles", "-0.62,2.41").unwrap(),
             vec![-0.62, 2.41]
         );
-        assert!(parse_list("--angles", "1,,2").is_err());
-        let e = parse_list("--angles", "1,nan").unwrap_err().to_string();
-        assert!(e.contains("--angles") && e.contains("nan"), "{e}");
+        assert!(parse_list("angles", "1,,2").is_err());
+        let e = parse_list("angles", "1,nan").unwrap_err().to_string();
+        assert!(e.contains("angles") && e.contains("nan"), "{e}");
     }
 
     #[test]
@@ -506,6 +515,6 @@ mod tests {
         let mut c = SimulateConfig::paper(SystemKind::Gyroscope, 0);
         c.init.angles = Some(vec![0.1]);
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("--angles") && e.contains("gyroscope"), "{e}");
+        assert!(e.contains("angles") && e.contains("gyroscope"), "{e}");
     }
 }

@@ -31,7 +31,7 @@ pub(crate) fn load_state<
     m: &Mechanics<T, N, D, C, P>,
 ) -> Result<Phase<T, N, D>> {
     let Some(path) = init.file.as_deref() else {
-        return Err(Error::invalid("--init", "", "no file given"));
+        return Err(Error::invalid("init", "", "no file given"));
     };
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
@@ -100,8 +100,8 @@ pub fn parse_state<
     if worst > init.manifold_tol {
         if !init.project {
             return Err(bad(format!(
-                "state is off the constraint manifold: max |Φ| = {:.3e}, max |Φ̇| = {:.3e} > --manifold-tol {:e} \
-                 (pass --project to project it)",
+                "state is off the constraint manifold: max |Φ| = {:.3e}, max |Φ̇| = {:.3e} > `manifold_tol` {:e} \
+                 (set `project` to project it)",
                 violation.position.to_f64(),
                 violation.velocity.to_f64(),
                 init.manifold_tol

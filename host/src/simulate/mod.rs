@@ -58,8 +58,8 @@ fn simulate_as<T: Real>(cfg: &SimulateConfig) -> Result<Trajectory> {
         };
     }
     match cfg.system {
-        SystemKind::ChainPendulum => sized!(cfg.params.links.unwrap_or(3), "--links", chain),
-        SystemKind::CoupledPendulum => sized!(cfg.params.bobs.unwrap_or(3), "--bobs", coupled),
+        SystemKind::ChainPendulum => sized!(cfg.params.links.unwrap_or(3), "links", chain),
+        SystemKind::CoupledPendulum => sized!(cfg.params.bobs.unwrap_or(3), "bobs", coupled),
         SystemKind::MagnetPendulum => magnet::<T>(cfg, &times, &mut rng),
         SystemKind::Gyroscope => gyroscope::<T>(cfg, &times, &mut rng),
         SystemKind::Rotor => rotor::<T>(cfg, &times, &mut rng),
@@ -92,10 +92,10 @@ fn chain<T: Real, const L: usize>(
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Trajectory> {
     let p = &cfg.params;
-    let masses = list_or("--masses", &p.masses, "one per link", || {
+    let masses = list_or("masses", &p.masses, "one per link", || {
         ChainPendulum::<T, L>::paper_masses().map_err(Error::core("paper masses"))
     })?;
-    let lengths = list_or("--lengths", &p.lengths, "one per link", || {
+    let lengths = list_or("lengths", &p.lengths, "one per link", || {
         ChainPendulum::<T, L>::paper_lengths().map_err(Error::core("paper lengths"))
     })?;
     let g = T::from_f64(p.gravity.unwrap_or(9.81));
@@ -108,9 +108,9 @@ fn chain<T: Real, const L: usize>(
         sys.sample(rng)
             .map_err(Error::core("sampling an initial state"))?
     } else {
-        let angles = list_or("--angles", &i.angles, "one per link", || Ok(normals(rng)))?;
+        let angles = list_or("angles", &i.angles, "one per link", || Ok(normals(rng)))?;
         let rates = list_or(
-            "--angular-velocities",
+            "angular_velocities",
             &i.angular_velocities,
             "one per link",
             || Ok(normals(rng)),
@@ -132,8 +132,8 @@ fn coupled<T: Real, const B: usize>(
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Trajectory> {
     let p = &cfg.params;
-    let masses = list_or("--masses", &p.masses, "one per bob", || Ok([T::ONE; B]))?;
-    let lengths = list_or("--lengths", &p.lengths, "one per bob", || Ok([T::ONE; B]))?;
+    let masses = list_or("masses", &p.masses, "one per bob", || Ok([T::ONE; B]))?;
+    let lengths = list_or("lengths", &p.lengths, "one per bob", || Ok([T::ONE; B]))?;
     let k = T::from_f64(p.spring_k.unwrap_or(10.0));
     let g = T::from_f64(p.gravity.unwrap_or(10.0));
     let sys = CoupledPendulum::<T, B>::new(masses, lengths, k, g)
@@ -156,11 +156,11 @@ fn coupled<T: Real, const B: usize>(
             Ok(out)
         };
         let angles = flat(
-            "--spherical",
+            "spherical",
             &i.spherical,
             [std::f64::consts::PI, std::f64::consts::FRAC_PI_2],
         )?;
-        let rates = flat("--spherical-rates", &i.spherical_rates, [0.0, 0.0])?;
+        let rates = flat("spherical_rates", &i.spherical_rates, [0.0, 0.0])?;
         let mut z = sys.velocity_state_from_spherical(&angles, &rates);
         // Springs do not constrain; the state is exactly on the tethers' spheres.
         sys.mechanics()
@@ -197,10 +197,10 @@ fn magnet<T: Real>(
     } else if i.spherical.is_none() && i.spherical_rates.is_none() {
         sys.sample(rng)
     } else {
-        let angles: [T; 2] = list_or("--spherical", &i.spherical, "φ,θ", || {
+        let angles: [T; 2] = list_or("spherical", &i.spherical, "φ,θ", || {
             Ok([T::PI, T::HALF * T::PI])
         })?;
-        let rates: [T; 2] = list_or("--spherical-rates", &i.spherical_rates, "φ̇,θ̇", || {
+        let rates: [T; 2] = list_or("spherical_rates", &i.spherical_rates, "φ̇,θ̇", || {
             Ok([T::ZERO; 2])
         })?;
         sys.mechanics()
@@ -235,8 +235,8 @@ fn gyroscope<T: Real>(
     } else if i.euler.is_none() && i.euler_rates.is_none() {
         sys.sample(rng)
     } else {
-        let euler: [T; 3] = list_or("--euler", &i.euler, "φ,θ,ψ", || Ok([T::ZERO; 3]))?;
-        let rates: [T; 3] = list_or("--euler-rates", &i.euler_rates, "φ̇,θ̇,ψ̇", || {
+        let euler: [T; 3] = list_or("euler", &i.euler, "φ,θ,ψ", || Ok([T::ZERO; 3]))?;
+        let rates: [T; 3] = list_or("euler_rates", &i.euler_rates, "φ̇,θ̇,ψ̇", || {
             Ok([T::ZERO; 3])
         })?;
         sys.mechanics()
@@ -270,10 +270,10 @@ fn rotor<T: Real>(
         sys.sample(rng)
     } else {
         let zero = || Ok([T::ZERO; 3]);
-        let euler: [T; 3] = list_or("--euler", &i.euler, "φ,θ,ψ", zero)?;
-        let rates: [T; 3] = list_or("--euler-rates", &i.euler_rates, "φ̇,θ̇,ψ̇", zero)?;
-        let com: [T; 3] = list_or("--com", &i.com, "x,y,z", zero)?;
-        let com_v: [T; 3] = list_or("--com-velocity", &i.com_velocity, "vx,vy,vz", zero)?;
+        let euler: [T; 3] = list_or("euler", &i.euler, "φ,θ,ψ", zero)?;
+        let rates: [T; 3] = list_or("euler_rates", &i.euler_rates, "φ̇,θ̇,ψ̇", zero)?;
+        let com: [T; 3] = list_or("com", &i.com, "x,y,z", zero)?;
+        let com_v: [T; 3] = list_or("com_velocity", &i.com_velocity, "vx,vy,vz", zero)?;
         sys.mechanics()
             .from_velocity_form(&sys.velocity_state_from_com_euler(com, com_v, euler, rates))
     };

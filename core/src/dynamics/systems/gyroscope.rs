@@ -11,7 +11,8 @@ use crate::real::Real;
 /// The gyroscope's mechanics: 4 nodes in 3-D, 6 internal + 3 joint constraints, gravity.
 pub type GyroscopeMechanics<T> = Mechanics<T, 4, 3, 9, Gravity<T, 4>>;
 
-/// Second moments `λ = 100·diag(Cov)` of the reference's `gyro.obj` mesh (digest §1.6).
+/// Second moments `λ = 100·diag(Cov)` of the reference's `gyro.obj` mesh
+/// (`biases/systems/gyroscope.py`).
 pub const GYRO_MOMENTS: [f64; 3] = [0.241378, 0.241378, 0.0369415];
 /// Height of the `gyro.obj` centre of mass above its lowest point (the pivot).
 pub const GYRO_COM_HEIGHT: f64 = 0.221729;

@@ -1,5 +1,5 @@
 //! Every body system of the CHNN paper, with the reference code's default parameters and
-//! initial-condition samplers (digest §1.6).
+//! initial-condition samplers (the reference code's `biases/systems/*.py`).
 //!
 //! Frames: 2-D systems have y up and gravity along −y; 3-D systems have z up and gravity along
 //! −z. Each system owns its [`Mechanics`](crate::dynamics::Mechanics); states are

@@ -185,6 +185,7 @@ impl Tensor {
     /// [`Error::Rank`] above rank 4; device errors.
     pub fn full_on(v: f64, dims: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
         let shape = Shape::new(dims)?;
+        crate::memory::check(|| format!("a tensor {shape}"), shape.numel() as u128, dtype)?;
         Ok(Tensor::make(
             Storage::full(v, shape.numel(), dtype, device)?,
             shape,
@@ -200,6 +201,7 @@ impl Tensor {
     pub fn randn(dims: &[usize], dtype: DType, device: Device, seed: u64) -> Result<Tensor> {
         let shape = Shape::new(dims)?;
         let n = shape.numel();
+        crate::memory::check(|| format!("a tensor {shape}"), n as u128, dtype)?;
         let storage = match device {
             Device::Cpu => {
                 let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -18,13 +18,24 @@ impl Shape {
     /// A shape from its dimensions.
     ///
     /// # Errors
-    /// [`Error::Rank`] for more than [`MAX_RANK`] dimensions.
+    /// [`Error::Rank`] for more than [`MAX_RANK`] dimensions; [`Error::TooLarge`] for
+    /// dimensions whose element count does not fit in a `usize`.
     pub fn new(dims: &[usize]) -> Result<Self> {
         if dims.len() > MAX_RANK {
             return Err(Error::Rank {
                 op: "shape",
                 rank: dims.len(),
                 max: MAX_RANK,
+            });
+        }
+        if dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .is_none()
+        {
+            return Err(Error::TooLarge {
+                what: format!("a tensor of shape {dims:?}"),
+                bytes: dims.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)),
             });
         }
         let mut d = [1; MAX_RANK];

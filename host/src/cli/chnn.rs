@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::chnn::data::{generate, SystemSpec};
-use keel::chnn::export::{load, save, Info};
+use keel::chnn::export::{load, to_bytes, Info};
 use keel::chnn::model::ModelKind;
 use keel::chnn::train::{evaluate, test_set, train, Net, TrainConfig, Trained};
 use keel::error::{Error, Result};
+use keel::output::Outputs;
 use keel::params::Params;
 use keel::simulate::SystemKind;
 
@@ -26,7 +27,7 @@ pub struct EvalArgs {
     #[arg(long)]
     model: PathBuf,
     /// Test trajectories (seed 2).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     n_test: usize,
     /// Print JSON.
     #[arg(long)]
@@ -36,30 +37,51 @@ pub struct EvalArgs {
     plot: Option<PathBuf>,
 }
 
+/// The CHNN paper's systems.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SystemArg {
+    ChainPendulum,
+    CoupledPendulum,
+    MagnetPendulum,
+    Gyroscope,
+    Rotor,
+}
+
+/// Learned dynamics in Cartesian coordinates with explicit constraints, and the baselines.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    Chnn,
+    Clnn,
+    Node,
+    Hnn,
+}
+
+super::values::display_as_typed!(SystemArg, ModelArg);
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// chain-pendulum, coupled-pendulum, magnet-pendulum, gyroscope or rotor.
-    #[arg(long)]
-    system: String,
+    /// System.
+    #[arg(long, value_enum)]
+    system: SystemArg,
     /// Links of the chain pendulum / bobs of the coupled pendulum.
     #[arg(long)]
     links: Option<usize>,
     /// chnn or clnn (Cartesian coordinates, explicit constraints), or the baselines in angle
     /// coordinates (planar chain pendulums): node (Neural ODE) or hnn (HNN with a learned
     /// M⁻¹(q)).
-    #[arg(long, default_value = "chnn")]
-    model: String,
+    #[arg(long, value_enum, default_value = "chnn")]
+    model: ModelArg,
     /// Training trajectories (one 5-sample chunk each; the reference's first n of seed 0).
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 800, value_parser = super::values::at_least_one)]
     n_train: usize,
     /// Test trajectories (seed 2) for the rollout error.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     n_test: usize,
     /// Epochs (cosine schedule over all of them).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = super::values::at_least_one)]
     batch: usize,
     /// AdamW base learning rate.
     #[arg(long, default_value_t = 3e-3)]
@@ -68,10 +90,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f64,
     /// Hidden units per layer of the potential MLP.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = super::values::at_least_one)]
     hidden: usize,
     /// Hidden layers of the potential MLP.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::at_least_one)]
     layers: usize,
     /// Seed of the initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
@@ -89,7 +111,7 @@ pub struct TrainArgs {
     #[arg(long)]
     export: Option<PathBuf>,
     #[command(flatten)]
-    checkpoint: crate::checkpoint_args::CheckpointArgs,
+    checkpoint: super::checkpoint::CheckpointArgs,
 }
 
 pub fn run(cmd: &ChnnCommand) -> Result<()> {
@@ -97,17 +119,20 @@ pub fn run(cmd: &ChnnCommand) -> Result<()> {
         ChnnCommand::Train(a) => train_cmd(a),
         ChnnCommand::Eval(a) => eval_cmd(a),
     }
+    // The system's size (links or bobs) is `--links` here.
+    .map_err(|e| super::renamed(e, &["size", "bobs"], "--links"))
 }
 
 fn train_cmd(a: &TrainArgs) -> Result<()> {
-    for (flag, path) in [("--plot", &a.plot), ("--export", &a.export)] {
-        if let Some(p) = path {
-            keel::output::check_writable(flag, p)?;
-        }
+    if let Some(p) = &a.plot {
+        keel::output::check_plot("--plot", p)?;
+    }
+    if let Some(p) = &a.export {
+        keel::output::check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let kind: SystemKind = a.system.parse()?;
-    let model = ModelKind::parse(&a.model)?;
+    let kind: SystemKind = a.system.to_string().parse()?;
+    let model = ModelKind::parse(&a.model.to_string())?;
     let system = SystemSpec {
         kind,
         size: a.links,
@@ -123,19 +148,34 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         hidden: a.hidden,
         layers: a.layers,
         seed: a.seed,
-        progress: !a.quiet,
         checkpoint: checkpoint.clone(),
     };
     cfg.validate()?;
     check_n_test(a.n_test)?;
     let data = generate(system, a.n_train, 0)?;
-    let t = train(&cfg, &data)?;
-    if checkpoint.stop_after.is_some_and(|s| s < a.epochs) {
-        eprintln!(
-            "keel: stopped after epoch {} of {}; continue with --resume",
-            t.history.len(),
-            a.epochs
-        );
+    let bar = super::progress::epoch_bar(
+        !a.quiet,
+        cfg.epochs,
+        format!("{} {}", cfg.model.name(), cfg.system.kind.name()),
+    );
+    let t = train(&cfg, &data, &mut |t| super::progress::show(&bar, t))?;
+    bar.finish_and_clear();
+    // One loss per epoch done, those before a resumed checkpoint included.
+    if t.history.len() < a.epochs {
+        if a.json {
+            let path = checkpoint.path.as_deref().map(|p| p.display().to_string());
+            println!(
+                "{}",
+                serde_json::json!({"partial": true, "stopped_after": t.history.len(),
+                                   "epochs": a.epochs, "checkpoint": path})
+            );
+        } else {
+            eprintln!(
+                "keel: stopped after epoch {} of {}; continue with --resume",
+                t.history.len(),
+                a.epochs
+            );
+        }
         return Ok(());
     }
     let info = Info {
@@ -149,18 +189,17 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         seed: a.seed,
         dt: data.chunks[0].t[1] - data.chunks[0].t[0],
     };
+    // The export, the plot and the printed report only once the evaluation has succeeded.
+    let mut outputs = Outputs::new();
     if let Some(p) = &a.export {
-        save(p, &t.net, &t.params, &info)?;
+        outputs.bytes(p, &to_bytes(&t.net, &t.params, &info)?)?;
     }
-    report(
-        &t.net,
-        &t.params,
-        &info,
-        a.n_test,
-        a.json,
-        a.plot.as_deref(),
-        Some(&t),
-    )
+    let shown = Shown {
+        n_test: a.n_test,
+        json: a.json,
+        plot: a.plot.as_deref(),
+    };
+    report(&t.net, &t.params, &info, &shown, Some(&t), outputs)
 }
 
 /// Checked before any work (the test set itself checks again).
@@ -178,32 +217,46 @@ fn check_n_test(n: usize) -> Result<()> {
 
 fn eval_cmd(a: &EvalArgs) -> Result<()> {
     if let Some(p) = &a.plot {
-        keel::output::check_writable("--plot", p)?;
+        keel::output::check_plot("--plot", p)?;
     }
     check_n_test(a.n_test)?;
     let saved = load(&a.model)?;
+    let shown = Shown {
+        n_test: a.n_test,
+        json: a.json,
+        plot: a.plot.as_deref(),
+    };
     report(
         &saved.net,
         &saved.params,
         &saved.info,
-        a.n_test,
-        a.json,
-        a.plot.as_deref(),
+        &shown,
         None,
+        Outputs::new(),
     )
 }
 
 /// Evaluates on `n_test` test trajectories and prints (and plots) the metrics; `trained` adds
 /// the training time, loss and curve.
+/// What a report evaluates and shows.
+struct Shown<'a> {
+    /// Test trajectories.
+    n_test: usize,
+    /// JSON instead of a line of text.
+    json: bool,
+    /// The plot to write.
+    plot: Option<&'a Path>,
+}
+
 fn report(
     net: &Net,
     params: &Params,
     info: &Info,
-    n_test: usize,
-    json: bool,
-    plot: Option<&Path>,
+    shown: &Shown,
     trained: Option<&Trained>,
+    mut outputs: Outputs,
 ) -> Result<()> {
+    let Shown { n_test, json, plot } = *shown;
     let system = info.spec()?;
     let test = test_set(system, n_test)?;
     let e = evaluate(net, params, system, &test)?;
@@ -252,17 +305,20 @@ fn report(
         if trained.is_some() {
             panels.push(("Training", "epoch", "mean |ẑ − z|", &loss));
         }
-        keel::plot::plot_log_panels_and_paths(
-            p,
-            &panels,
-            (
-                "Last node, first test trajectory",
-                "x (m)",
-                if up == 1 { "y (m)" } else { "z (m)" },
-                &paths,
-            ),
-        )?;
+        outputs.with(p, |tmp| {
+            keel::plot::plot_log_panels_and_paths(
+                tmp,
+                &panels,
+                (
+                    "Last node, first test trajectory",
+                    "x (m)",
+                    if up == 1 { "y (m)" } else { "z (m)" },
+                    &paths,
+                ),
+            )
+        })?;
     }
+    outputs.commit()?;
     if json {
         let mut v = serde_json::json!({
             "system": name, "model": info.model, "n_train": info.n_train, "epochs": info.epochs,
@@ -272,6 +328,7 @@ fn report(
         if let Some(t) = trained {
             v["train_seconds"] = t.train_seconds.into();
             v["final_loss"] = t.final_loss.into();
+            v["partial"] = false.into();
         }
         println!("{v}");
     } else {

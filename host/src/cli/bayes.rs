@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
-use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig};
+use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig, Target};
 use keel::bayes::linear::LinearGaussian;
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
@@ -19,8 +19,11 @@ use keel::bayes::samples::{
 use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
 use keel::error::{Error, Result};
-use keel::output::epoch_bar;
+use keel::limits;
 use serde_json::{json, Value};
+
+use super::progress::{self, counted_bar, epoch_bar};
+use super::values::name;
 
 #[derive(Subcommand)]
 pub enum BayesCommand {
@@ -55,11 +58,31 @@ pub struct ExportArgs {
     #[arg(long)]
     data: PathBuf,
     /// Samples to keep.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     count: usize,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LikelihoodArg {
+    Categorical,
+    Gaussian,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PriorArg {
+    Gaussian,
+    Mixture,
+    Logistic,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Cosine,
+    Cyclical,
 }
 
 /// What is modelled: the data, the network, likelihood, prior, temperature and the split.
@@ -77,12 +100,12 @@ pub struct ProblemArgs {
     model: Option<String>,
     /// `categorical` (classes) or `gaussian` (known noise for linear models, a learned softplus
     /// scale for MLPs). Default: gaussian for linear, categorical for MLPs.
-    #[arg(long)]
-    likelihood: Option<String>,
+    #[arg(long, value_enum)]
+    likelihood: Option<LikelihoodArg>,
     /// Prior on every weight: gaussian, mixture (two zero-mean Gaussians) or logistic, all with
     /// standard deviation --prior-std.
-    #[arg(long, default_value = "gaussian")]
-    prior: String,
+    #[arg(long, value_enum, default_value = "gaussian")]
+    prior: PriorArg,
     /// Standard deviation of the prior (σ² = 1/λ, the reference's weight decay λ).
     #[arg(long, default_value_t = 1.0)]
     prior_std: f64,
@@ -136,16 +159,16 @@ pub struct HmcArgs {
     #[arg(long, default_value = "auto")]
     trajectory_length: String,
     /// Refuse trajectories longer than this many leapfrog steps.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::values::at_least_one)]
     max_leapfrog_steps: usize,
     /// Iterations per chain after burn-in.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     samples: usize,
     /// Burn-in iterations per chain (no MH test, nothing recorded).
     #[arg(long, default_value_t = 100)]
     burn_in: usize,
     /// Independent chains (seeds seed, seed + 1, …), pooled.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::at_least_one)]
     chains: usize,
     /// Record the current state every iteration (textbook MCMC) instead of only accepted
     /// proposals (the reference).
@@ -165,7 +188,7 @@ pub struct HmcArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Iterations between checkpoints (the end of every chain is always written).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     checkpoint_every: usize,
     /// Continue from --checkpoint if it exists (same settings and data required); the resumed
     /// run draws the same numbers as an uninterrupted one.
@@ -173,7 +196,7 @@ pub struct HmcArgs {
     resume: bool,
     /// Stop after this many iterations of this invocation (checkpointing first); continue with
     /// --resume.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     stop_after: Option<usize>,
 }
 
@@ -185,13 +208,13 @@ pub struct SgdArgs {
     #[arg(long)]
     lr: f64,
     /// Epochs per run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
     /// Ensemble members (`ensemble`; `sgd` is one).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     members: usize,
 }
 
@@ -206,31 +229,31 @@ pub struct SgmcmcArgs {
     #[arg(long)]
     momentum: Option<f64>,
     /// Epochs per chain.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Burn-in epochs.
     #[arg(long, default_value_t = 100)]
     burn_in: usize,
     /// A sample every this many epochs after burn-in.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     sample_every: usize,
-    /// constant, cosine (cosine burn-in to --final-lr) or cyclical.
-    #[arg(long, default_value = "constant")]
-    schedule: String,
+    /// Step-size schedule: constant, cosine (cosine burn-in to --final-lr) or cyclical.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
     /// Final step size of the cosine burn-in schedule.
     #[arg(long)]
     final_lr: Option<f64>,
     /// Cycle length of the cyclical schedule, in epochs.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::values::at_least_one)]
     cycle_epochs: usize,
     /// RMSprop preconditioner.
     #[arg(long)]
     preconditioned: bool,
     /// Independent chains.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::values::at_least_one)]
     chains: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
 }
 
@@ -242,22 +265,22 @@ pub struct ViArgs {
     #[arg(long, default_value_t = 1e-4)]
     lr: f64,
     /// VI epochs.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = super::values::at_least_one)]
     epochs: usize,
     /// Initial σ of every weight.
     #[arg(long, default_value_t = 1e-2)]
     init_std: f64,
     /// SGD epochs for the initial mean.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     sgd_epochs: usize,
     /// SGD learning rate for the initial mean.
     #[arg(long)]
     sgd_lr: f64,
     /// Weight draws for prediction (the paper: 50).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = super::values::at_least_one)]
     draws: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 80, value_parser = super::values::at_least_one)]
     batch_size: usize,
 }
 
@@ -350,6 +373,21 @@ fn parse_hidden(model: &str) -> Result<Vec<usize>> {
     Ok(hidden)
 }
 
+/// The product of the training rows and the model's parameters: the work of one gradient.
+fn rows_times_parameters(p: &Problem) -> u128 {
+    (p.split.y_train.len() as u128).saturating_mul(p.bnn.dim() as u128)
+}
+
+/// Refuses a run that would keep `kept` parameter vectors when they could not fit in memory.
+fn keeps(p: &Problem, flag: &str, value: String, kept: u128) -> Result<()> {
+    limits::memory(
+        flag,
+        value,
+        "keeping the samples",
+        kept.saturating_mul(p.bnn.dim() as u128).saturating_mul(8),
+    )
+}
+
 /// Reads and splits the data, runs `validate` on the number of training rows (so bad settings
 /// are refused before the device notice and before any work), then builds the model.
 fn problem(
@@ -360,19 +398,13 @@ fn problem(
 ) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
     let hidden = parse_hidden(model)?;
-    let likelihood_name = a.likelihood.as_deref().unwrap_or("categorical");
-    let classify = match likelihood_name {
-        "categorical" => true,
-        "gaussian" => false,
-        other => {
-            return Err(Error::invalid(
-                "--likelihood",
-                other,
-                "unknown; expected categorical or gaussian",
-            ))
-        }
-    };
-    let prior = Prior::new(&a.prior, a.prior_std, a.mixture_weight, a.mixture_ratio)?;
+    let classify = a.likelihood != Some(LikelihoodArg::Gaussian);
+    let prior = Prior::new(
+        &name(&a.prior),
+        a.prior_std,
+        a.mixture_weight,
+        a.mixture_ratio,
+    )?;
     let target = match &a.target {
         Some(t) => t.clone(),
         None => last_column(&a.data)?,
@@ -568,6 +600,22 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         keel::output::check_writable("--checkpoint", path)?;
     }
     let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
+    let kept = (a.chains as u128).saturating_mul(a.samples as u128);
+    keeps(
+        &p,
+        "--chains/--samples",
+        format!("{}/{}", a.chains, a.samples),
+        kept,
+    )?;
+    limits::work(
+        "--chains/--samples/--burn-in",
+        format!("{}/{}/{}", a.chains, a.samples, a.burn_in),
+        (a.chains as u128)
+            .saturating_mul(a.samples as u128 + a.burn_in as u128)
+            .saturating_mul(cfg0.leapfrog_steps()? as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let fingerprint = serde_json::to_string(&p.spec).unwrap_or_default();
     let start = Instant::now();
     let (mut finished, mut running) =
@@ -589,7 +637,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 &cfg,
             )?,
         };
-        let bar = keel::output::counted_bar(
+        let bar = counted_bar(
             !a.problem.quiet && !a.problem.json,
             a.burn_in + a.samples,
             format!("HMC chain {}/{}", c + 1, a.chains),
@@ -624,7 +672,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 if a.problem.json {
                     println!(
                         "{}",
-                        json!({"stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
+                        json!({"partial": true, "stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
                     );
                 } else if let Some(d) = path {
                     println!("stopped after {this_run} iterations (chain {}); continue with --resume --checkpoint {d}", c + 1);
@@ -649,7 +697,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "acceptance_rate": rates.iter().sum::<f64>() / rates.len() as f64,
         "acceptance_rate_per_chain": rates, "chains": a.chains, "leapfrog_steps": steps,
         "step_size": eps, "trajectory_length": cfg0.trajectory_length, "nan_energies": nan,
-        "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains,
+        "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains, "partial": false,
     });
     if !a.problem.json {
         println!(
@@ -687,6 +735,15 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         stochastic::positive("--lr", a.lr)?;
         batching(0).check(rows)
     })?;
+    keeps(&p, "--members", members.to_string(), members as u128)?;
+    limits::work(
+        "--members/--epochs",
+        format!("{members}/{}", a.epochs),
+        (members as u128)
+            .saturating_mul(a.epochs as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let mut samples = Vec::new();
     for m in 0..members {
@@ -697,7 +754,13 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
             a.epochs,
             format!("{method} {}/{members}", m + 1),
         );
-        samples.push(stochastic::sgd(&p.bnn, p.bnn.init(seed), a.lr, &b, &bar)?);
+        samples.push(stochastic::sgd(
+            &p.bnn,
+            p.bnn.init(seed),
+            a.lr,
+            &b,
+            &mut |t| progress::show(&bar, t),
+        )?);
         bar.finish_and_clear();
     }
     report(
@@ -715,23 +778,16 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
     let momentum = a
         .momentum
         .unwrap_or(if method == "sgld" { 0.0 } else { 0.9 });
-    let schedule = match a.schedule.as_str() {
-        "constant" => Schedule::Constant,
-        "cosine" => Schedule::CosineBurnIn {
+    let schedule = match a.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Cosine => Schedule::CosineBurnIn {
             final_lr: a
                 .final_lr
                 .ok_or_else(|| Error::invalid("--schedule", "cosine", "needs --final-lr"))?,
         },
-        "cyclical" => Schedule::Cyclical {
+        ScheduleArg::Cyclical => Schedule::Cyclical {
             cycle_epochs: a.cycle_epochs,
         },
-        other => {
-            return Err(Error::invalid(
-                "--schedule",
-                other,
-                "unknown; expected constant, cosine or cyclical",
-            ))
-        }
     };
     let cfg = SgmcmcConfig {
         lr: a.lr,
@@ -743,7 +799,7 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
     };
     let settings = json!({
         "lr": a.lr, "momentum": momentum, "epochs": a.epochs, "burn_in": a.burn_in,
-        "sample_every": a.sample_every, "schedule": a.schedule, "final_lr": a.final_lr,
+        "sample_every": a.sample_every, "schedule": name(&a.schedule), "final_lr": a.final_lr,
         "cycle_epochs": a.cycle_epochs, "preconditioned": a.preconditioned,
         "chains": a.chains, "batch_size": a.batch_size, "seed": a.problem.seed,
     });
@@ -756,6 +812,21 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
         cfg.check(a.epochs)?;
         batching(0).check(rows)
     })?;
+    let per_chain = a.epochs.saturating_sub(a.burn_in) / a.sample_every.max(1) + 1;
+    keeps(
+        &p,
+        "--chains",
+        a.chains.to_string(),
+        (a.chains as u128).saturating_mul(per_chain as u128),
+    )?;
+    limits::work(
+        "--chains/--epochs",
+        format!("{}/{}", a.chains, a.epochs),
+        (a.chains as u128)
+            .saturating_mul(a.epochs as u128)
+            .saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     for c in 0..a.chains {
@@ -766,7 +837,9 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
             a.epochs,
             format!("{method} chain {}/{}", c + 1, a.chains),
         );
-        let s = stochastic::sgmcmc(&p.bnn, p.bnn.init(seed), &cfg, &b, &bar)?;
+        let s = stochastic::sgmcmc(&p.bnn, p.bnn.init(seed), &cfg, &b, &mut |t| {
+            progress::show(&bar, t)
+        })?;
         bar.finish_and_clear();
         chain_of.extend(std::iter::repeat_n(c, s.len()));
         samples.extend(s);
@@ -794,7 +867,7 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         seed,
     };
     let prior = Prior::new(
-        &a.problem.prior,
+        &name(&a.problem.prior),
         a.problem.prior_std,
         a.problem.mixture_weight,
         a.problem.mixture_ratio,
@@ -805,10 +878,19 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         positive_counts(&[("--epochs", a.epochs)])?;
         b.check(rows)
     })?;
+    keeps(&p, "--draws", a.draws.to_string(), a.draws as u128)?;
+    limits::work(
+        "--epochs/--sgd-epochs",
+        format!("{}/{}", a.epochs, a.sgd_epochs),
+        (a.epochs as u128 + a.sgd_epochs as u128).saturating_mul(rows_times_parameters(&p)),
+        "row-parameter products",
+    )?;
     let start = Instant::now();
     let show = !a.problem.quiet && !a.problem.json;
     let bar = epoch_bar(show, a.sgd_epochs, "vi: SGD for the mean".into());
-    let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &bar)?;
+    let mean = stochastic::sgd(&p.bnn, p.bnn.init(seed), a.sgd_lr, &b, &mut |t| {
+        progress::show(&bar, t)
+    })?;
     bar.finish_and_clear();
     let b = Batching {
         epochs: a.epochs,
@@ -816,7 +898,9 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         ..b
     };
     let bar = epoch_bar(show, a.epochs, "vi".into());
-    let q = stochastic::mfvi(&p.bnn, mean, a.lr, a.init_std, &b, &bar)?;
+    let q = stochastic::mfvi(&p.bnn, mean, a.lr, a.init_std, &b, &mut |t| {
+        progress::show(&bar, t)
+    })?;
     bar.finish_and_clear();
     let mean_std = q.std.iter().sum::<f64>() / q.std.len() as f64;
     let draws = q.draws(a.draws, seed.wrapping_add(2));
@@ -854,7 +938,7 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
                 "a reliability diagram needs classes; these sets are regressions",
             ));
         }
-        keel::output::check_writable("--plot", path)?;
+        keel::output::check_plot("--plot", path)?;
     }
     let (split, bnn) = rebuild(&reference.spec, &a.data, keel::backend::Device::Cpu)?;
     let eval = |set: &SampleSet| -> Result<(Value, keel::bayes::samples::Predictive, Value)> {
@@ -915,34 +999,48 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
     } else {
         &["total_variation", "mean_gap"]
     };
-    print!("| {:<28} | {:<8} | {:>7}", "file", "method", "samples");
-    for k in keys.iter().chain(close) {
-        print!(" | {k:>15}");
-    }
-    println!(" |");
-    print!("| {:-<28} | {:-<8} | {:->7}", "", "", "");
-    for _ in keys.iter().chain(close) {
-        print!(" | {:->15}", "");
-    }
-    println!(" |");
+    // A Markdown table whose columns are as wide as their widest cell: text left, numbers right.
+    let mut table: Vec<Vec<String>> = vec![["file", "method", "samples"]
+        .iter()
+        .chain(keys)
+        .chain(close)
+        .map(|h| h.to_string())
+        .collect()];
     for r in &rows {
-        let file = r["file"].as_str().unwrap_or("");
-        print!(
-            "| {:<28} | {:<8} | {:>7}",
-            file,
-            r["method"].as_str().unwrap_or(""),
-            r["n_samples"]
-        );
-        for k in keys {
-            print!(" | {:>15.4}", r["test"][k].as_f64().unwrap_or(f64::NAN));
-        }
-        for k in close {
-            print!(
-                " | {:>15.4}",
-                r["to_reference"][k].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-        println!(" |");
+        let mut cells = vec![
+            r["file"].as_str().unwrap_or("").to_string(),
+            r["method"].as_str().unwrap_or("").to_string(),
+            r["n_samples"].to_string(),
+        ];
+        let number = |v: &Value| format!("{:.4}", v.as_f64().unwrap_or(f64::NAN));
+        cells.extend(keys.iter().map(|k| number(&r["test"][k])));
+        cells.extend(close.iter().map(|k| number(&r["to_reference"][k])));
+        table.push(cells);
+    }
+    let width = |c: usize| {
+        table
+            .iter()
+            .map(|r| r[c].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..table[0].len()).map(width).collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (s, &w))| match c {
+                0 | 1 => format!("{s:<w$}"),
+                _ => format!("{s:>w$}"),
+            })
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(&table[0]);
+    line(&widths.iter().map(|&w| "-".repeat(w)).collect::<Vec<_>>());
+    for row in &table[1..] {
+        line(row);
     }
     Ok(())
 }
@@ -968,18 +1066,17 @@ fn export_cmd(a: &ExportArgs) -> Result<()> {
 
 fn hmc_linear(a: &HmcArgs) -> Result<()> {
     let pa = &a.problem;
-    let likelihood = pa.likelihood.as_deref().unwrap_or("gaussian");
-    if likelihood != "gaussian" {
+    if pa.likelihood == Some(LikelihoodArg::Categorical) {
         return Err(Error::invalid(
             "--likelihood",
-            likelihood,
+            "categorical",
             "--model linear takes the known-noise gaussian likelihood",
         ));
     }
-    if pa.prior != "gaussian" {
+    if pa.prior != PriorArg::Gaussian {
         return Err(Error::invalid(
             "--prior",
-            &pa.prior,
+            name(&pa.prior),
             "--model linear takes the gaussian prior (its posterior is known exactly)",
         ));
     }

@@ -12,14 +12,14 @@ pub struct CheckpointArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Epochs between checkpoints.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     checkpoint_every: usize,
     /// Continue from --checkpoint if the file exists (same configuration required); the
     /// resumed run ends with the same numbers as an uninterrupted one.
     #[arg(long)]
     resume: bool,
     /// Stop after this many epochs (checkpointing first); continue later with --resume.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     stop_after: Option<usize>,
 }
 

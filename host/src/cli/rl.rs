@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::checkpoint::Options;
 use keel::error::{Error, Result};
+use keel::output::Outputs;
 use keel::rl::agent::Config;
 use keel::rl::env;
-use keel::rl::export::{write_policy, write_value};
+use keel::rl::export::{policy_bytes, value_bytes};
 use keel::rl::train::{train, Diagnostics, Outcome, Progress, Run, Trained};
 use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Policy, ValueModel};
@@ -39,25 +40,35 @@ pub struct CurvesArgs {
     json: bool,
 }
 
+/// The core's environments.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EnvArg {
+    Pendulum,
+    Cartpole,
+    Acrobot,
+}
+
+super::values::display_as_typed!(EnvArg);
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Environment: pendulum, cartpole or acrobot.
-    #[arg(long)]
-    env: String,
+    /// Environment.
+    #[arg(long, value_enum)]
+    env: EnvArg,
     /// Model horizon H (0: SAC, model-free).
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     horizon: i64,
     /// Environment steps.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 30_000, value_parser = super::values::at_least_one)]
     steps: usize,
     /// Seed of the networks, the environment and the replay.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Hidden width of every network.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = super::values::at_least_one)]
     hidden: usize,
     /// Single-step batch size.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = super::values::at_least_one)]
     batch: usize,
     /// Steps of uniform random actions before learning starts.
     #[arg(long, default_value_t = 1000)]
@@ -65,24 +76,25 @@ pub struct TrainArgs {
     /// Steps before the model-based actor objective (SAC's before).
     #[arg(long, default_value_t = 2000)]
     warmup: usize,
-    /// Target entropy (constant; the digest's small-scale setting).
+    /// Target entropy (constant; Keel's small-scale Pendulum setting).
     #[arg(long, default_value_t = -1.0, allow_hyphen_values = true)]
     target_entropy: f64,
     /// Survival weights [1, q0, q0·q1, …] instead of the reference's [q0, q0², q0²·q1, …].
     #[arg(long)]
     corrected_survival: bool,
-    /// Evaluate (10 deterministic episodes) every this many steps.
+    /// Evaluate (--eval-episodes deterministic episodes) every this many steps (0: only at the
+    /// end).
     #[arg(long, default_value_t = 1000)]
     eval_every: usize,
     /// Episodes per evaluation.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     eval_episodes: usize,
     /// Write a checkpoint here (atomically) at the first episode end after every
     /// --checkpoint-every steps, and at the end.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Environment steps between checkpoints.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = super::values::at_least_one)]
     checkpoint_every: usize,
     /// Continue from --checkpoint if it exists (same settings required, except that a larger
     /// --steps extends a run); the resumed run ends with the same numbers as an uninterrupted
@@ -91,7 +103,7 @@ pub struct TrainArgs {
     resume: bool,
     /// Stop at the first episode end after this many steps of this invocation (checkpointing
     /// first); continue with --resume.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     stop_after: Option<usize>,
     /// Write the policy (for `keel rl eval` and `keel_core::rl::Policy`).
     #[arg(long)]
@@ -119,12 +131,13 @@ pub struct EvalArgs {
     #[arg(long)]
     policy: PathBuf,
     /// Environment (must match the policy's sizes).
-    #[arg(long)]
-    env: String,
+    #[arg(long, value_enum)]
+    env: EnvArg,
     /// Episodes.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
     episodes: usize,
-    /// Seed of the initial states.
+    /// Seed of the initial states. `keel rl train --seed S` evaluates from seed S + 1000003
+    /// (`eval_seed` in its JSON): pass that number to run the training's evaluation episodes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// A value file (`keel rl train --export-value`): at every step, the core's model-based
@@ -151,7 +164,7 @@ pub fn run(cmd: &RlCommand) -> Result<()> {
 fn train_cmd(a: &TrainArgs) -> Result<()> {
     let horizon = usize::try_from(a.horizon)
         .map_err(|_| Error::invalid("--horizon", a.horizon, "must be 0 or more"))?;
-    let task = env::make(&a.env)?;
+    let task = env::make(&a.env.to_string())?;
     if a.steps == 0 {
         return Err(Error::invalid("--steps", 0, "must be positive"));
     }
@@ -165,8 +178,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "must be a number",
         ));
     }
-    for path in [&a.export, &a.export_value, &a.plot].into_iter().flatten() {
-        keel::output::check_writable("--export/--export-value/--plot", path)?;
+    for (flag, path) in [("--export", &a.export), ("--export-value", &a.export_value)] {
+        if let Some(p) = path {
+            keel::output::check_writable(flag, p)?;
+        }
+    }
+    if let Some(p) = &a.plot {
+        keel::output::check_plot("--plot", p)?;
     }
     let cfg = Config {
         horizon,
@@ -193,13 +211,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         stop_after: a.stop_after,
     };
     let run = Run {
-        env: a.env.clone(),
+        env: a.env.to_string(),
         steps: a.steps,
         seed: a.seed,
         eval_every: a.eval_every,
         eval_episodes: a.eval_episodes,
     };
-    let bar = keel::output::counted_bar(
+    let bar = super::progress::counted_bar(
         !a.quiet && !a.json,
         a.steps,
         format!("{} {}", method(horizon), a.env),
@@ -218,7 +236,10 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         Outcome::Stopped { step } => {
             let path = ckpt.path.as_deref().map(|p| p.display().to_string());
             if a.json {
-                println!("{}", json!({"stopped_after": step, "checkpoint": path}));
+                println!(
+                    "{}",
+                    json!({"partial": true, "stopped_after": step, "steps": a.steps, "checkpoint": path})
+                );
             } else {
                 println!(
                     "stopped after {step} steps; continue with --resume --checkpoint {}",
@@ -229,17 +250,18 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
+    let mut outputs = Outputs::new();
     if let Some(path) = &a.export {
-        write_policy(
+        outputs.bytes(
             path,
-            &trained.agent,
-            &trained.replay,
-            task.name(),
-            &task.limits(),
+            &policy_bytes(&trained.agent, &trained.replay, task.name(), &task.limits())?,
         )?;
     }
     if let Some(path) = &a.export_value {
-        write_value(path, &trained.agent, &trained.replay, task.name())?;
+        outputs.bytes(
+            path,
+            &value_bytes(&trained.agent, &trained.replay, task.name())?,
+        )?;
     }
     if let Some(path) = &a.plot {
         let curve = vec![
@@ -260,7 +282,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
                     .collect(),
             ),
         ];
-        let rollout = rollout(&trained, &a.env, a.seed)?;
+        let rollout = rollout(&trained, &a.env.to_string(), a.seed)?;
         let title = format!("{} on {}, seed {}", method(horizon), a.env, a.seed);
         let rollout_title = format!("one deterministic episode after training ({})", a.env);
         // The updates' diagnostics per evaluation interval, on a log scale.
@@ -281,20 +303,23 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             diag("critic loss", |d| d.critic.get()),
             diag("temperature α", |d| d.alpha.get()),
         ];
-        keel::plot::plot_line_and_log_panels(
-            path,
-            &[
-                (&title, "environment steps", "episode return", &curve),
-                (&rollout_title, "step", "value", &rollout),
-            ],
-            &[(
-                "updates, mean per evaluation interval",
-                "environment steps",
-                "value",
-                &diagnostics,
-            )],
-        )?;
+        outputs.with(path, |tmp| {
+            keel::plot::plot_line_and_log_panels(
+                tmp,
+                &[
+                    (&title, "environment steps", "episode return", &curve),
+                    (&rollout_title, "step", "value", &rollout),
+                ],
+                &[(
+                    "updates, mean per evaluation interval",
+                    "environment steps",
+                    "value",
+                    &diagnostics,
+                )],
+            )
+        })?;
     }
+    outputs.commit()?;
     let last = trained
         .evaluations
         .last()
@@ -314,8 +339,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         println!(
             "{}",
             json!({
-                "env": a.env, "horizon": horizon, "steps": a.steps, "seed": a.seed,
-                "batch": a.batch, "hidden": a.hidden,
+                "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": a.seed,
+                "batch": a.batch, "hidden": a.hidden, "partial": false,
+                "eval_seed": keel::rl::train::eval_seed(a.seed),
                 "eval_return_mean": last.mean, "eval_return_std": last.std,
                 "train_seconds": seconds, "episodes": trained.episodes.len(),
                 "evaluations": curve,
@@ -493,13 +519,13 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     if a.episodes == 0 {
         return Err(Error::invalid("--episodes", 0, "must be positive"));
     }
-    env::make(&a.env)?;
+    env::make(&a.env.to_string())?;
     let bytes = keel::output::read(&a.policy)?;
     let malformed = Error::malformed(&a.policy);
     let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(&malformed)?;
     let policy = Policy::<8>::from_safetensors(&st).map_err(&malformed)?;
     if let Some(p) = &a.plot {
-        keel::output::check_writable("--plot", p)?;
+        keel::output::check_plot("--plot", p)?;
     }
     let value_file = match &a.value {
         Some(path) => Some((path, keel::output::read(path)?)),
@@ -519,10 +545,10 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
         None => None,
     };
     let v = value.as_ref();
-    let eps = match a.env.as_str() {
-        "pendulum" => episodes(&mut Pendulum::new(), &policy, v, a)?,
-        "cartpole" => episodes(&mut CartPoleSwingUp::new(), &policy, v, a)?,
-        _ => episodes(
+    let eps = match a.env {
+        EnvArg::Pendulum => episodes(&mut Pendulum::new(), &policy, v, a)?,
+        EnvArg::Cartpole => episodes(&mut CartPoleSwingUp::new(), &policy, v, a)?,
+        EnvArg::Acrobot => episodes(
             &mut Acrobot::new().map_err(Error::core("acrobot"))?,
             &policy,
             v,
@@ -533,7 +559,7 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     let returns: Vec<f64> = eps.iter().map(|e| e.rewards.iter().sum()).collect();
     let report = v.map(|v| value_report(&eps, v.gamma()));
     if let Some(path) = &a.plot {
-        plot_episode(path, &eps[0], v, &a.env)?;
+        plot_episode(path, &eps[0], v, &a.env.to_string())?;
     }
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
     let std =
@@ -541,7 +567,7 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"env": a.env, "episodes": n, "return_mean": mean, "return_std": std,
+            json!({"env": a.env.to_string(), "episodes": n, "seed": a.seed, "return_mean": mean, "return_std": std,
                    "returns": returns, "value": report})
         );
     } else {
@@ -666,7 +692,7 @@ fn read_runs(paths: &[PathBuf]) -> Result<Vec<RunCurve>> {
 
 fn curves_cmd(a: &CurvesArgs) -> Result<()> {
     if let Some(p) = &a.plot {
-        keel::output::check_writable("--plot", p)?;
+        keel::output::check_plot("--plot", p)?;
     }
     let runs = read_runs(&a.runs)?;
     // Groups by (env, horizon, steps), the runs in seed order; a seed run twice counts once (the

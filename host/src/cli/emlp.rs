@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use keel::emlp::{parse_group, parse_rep, Solver};
 use keel::error::{Error, Result};
 
@@ -18,40 +18,58 @@ pub enum EmlpCommand {
     Train(TrainArgs),
 }
 
+/// The EMLP paper's data sets.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DatasetArg {
+    O5Synthetic,
+    Inertia,
+    ParticleInteraction,
+}
+
+/// The equivariant model and the baselines.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModelArg {
+    Emlp,
+    Mlp,
+    MlpAug,
+}
+
+super::values::display_as_typed!(DatasetArg, ModelArg);
+
 #[derive(Args)]
 pub struct TrainArgs {
-    /// o5-synthetic, inertia or particle-interaction.
-    #[arg(long)]
-    dataset: String,
+    /// Data set (the paper's).
+    #[arg(long, value_enum)]
+    dataset: DatasetArg,
     /// Symmetry group (default: the paper's — O(5), O(3), O13()).
     #[arg(long)]
     group: Option<String>,
     /// emlp, mlp or mlp-aug (MLP trained with group augmentation).
-    #[arg(long, default_value = "emlp")]
-    model: String,
+    #[arg(long, value_enum, default_value = "emlp")]
+    model: ModelArg,
     /// Training rows.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     n_train: usize,
     /// Validation rows (the best validation epoch is kept).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     n_val: usize,
     /// Test rows.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = super::values::at_least_one)]
     n_test: usize,
     /// Epochs (default: the reference's min(900000 / n_train, 1000)).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     epochs: Option<usize>,
     /// Hidden channels per layer.
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, value_parser = super::values::at_least_one)]
     ch: usize,
     /// Hidden layers.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::at_least_one)]
     layers: usize,
     /// Adam learning rate (constant).
     #[arg(long, default_value_t = 3e-3)]
     lr: f64,
     /// Batch size.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = super::values::at_least_one)]
     batch: usize,
     /// Seed for the data, the initialisation and the batches.
     #[arg(long, default_value_t = 0)]
@@ -63,7 +81,7 @@ pub struct TrainArgs {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
-    checkpoint: crate::checkpoint_args::CheckpointArgs,
+    checkpoint: super::checkpoint::CheckpointArgs,
     /// Write the trained EMLP (effective weights, bilinear maps, gates, standardisation) as a
     /// safetensors file that keel-core's `nn::Emlp` evaluates.
     #[arg(long)]
@@ -175,12 +193,12 @@ fn train(a: &TrainArgs) -> Result<()> {
         keel::output::check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let dataset = Dataset::parse(&a.dataset)?;
-    let model = ModelKind::parse(&a.model)?;
+    let dataset = Dataset::parse(&a.dataset.to_string())?;
+    let model = ModelKind::parse(&a.model.to_string())?;
     if a.export.is_some() && model != ModelKind::Emlp {
         return Err(invalid(
             "--export",
-            &a.model,
+            &a.model.to_string(),
             "only EMLP models are exported by this command".into(),
         ));
     }
@@ -206,7 +224,6 @@ fn train(a: &TrainArgs) -> Result<()> {
         lr: a.lr,
         batch: a.batch,
         seed: a.seed,
-        progress: !a.quiet,
         checkpoint,
         device,
     };
@@ -214,7 +231,16 @@ fn train(a: &TrainArgs) -> Result<()> {
     if let Some(n) = notice {
         eprintln!("{n}");
     }
-    let t = train(&cfg, &Solver::default())?;
+    let bar = super::progress::epoch_bar(
+        !a.quiet,
+        cfg.epochs_to_run(),
+        format!("{} {}", cfg.model.name(), cfg.dataset.name()),
+    );
+    let t = train(&cfg, &Solver::default(), &mut |t| {
+        super::progress::show(&bar, t)
+    })?;
+    bar.finish_and_clear();
+    let partial = t.epochs_run < t.epochs;
     if let (Some(path), Some(net)) = (&a.export, &t.emlp) {
         let (scale, mean, std) = &t.table_stats;
         let mut meta = BTreeMap::new();
@@ -228,11 +254,17 @@ fn train(a: &TrainArgs) -> Result<()> {
         let v = serde_json::json!({
             "dataset": dataset.name(), "group": gname, "model": model.name(), "n_train": a.n_train,
             "test_mse": t.test_mse, "train_seconds": t.train_seconds, "val_mse": t.val_mse,
-            "best_epoch": t.best_epoch, "epochs": t.epochs, "parameters": t.parameters,
-            "hidden": t.hidden, "seed": a.seed,
+            "best_epoch": t.best_epoch, "epochs": t.epochs, "epochs_run": t.epochs_run,
+            "partial": partial, "parameters": t.parameters, "hidden": t.hidden, "seed": a.seed,
         });
         println!("{v}");
     } else {
+        if partial {
+            println!(
+                "stopped after epoch {} of {} (--stop-after; continue with --resume): the numbers below are the best so far",
+                t.epochs_run, t.epochs
+            );
+        }
         println!(
             "{} {} on {} (n_train {}): test MSE {:.4e} (validation {:.4e} at epoch {} of {}), {} parameters, {:.1} s",
             model.name(),

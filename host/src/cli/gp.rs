@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use keel::data::read_numeric_csv;
 use keel::error::{Error, Result};
@@ -10,10 +10,12 @@ use keel::gp::{
     banana, classify, exact, fit, ski_dense, stream, synthetic_stream, timed, wiski, GridSpec,
     Hyper, OnlineLearning, SnapshotPlan, StreamMethod, StreamReport, TrainData,
 };
-use keel::output::check_writable;
+use keel::output::check_plot;
 use keel::simulate::parse_list;
 use keel_core::gp::{Convention, Family};
 use serde_json::json;
+
+use super::values::name;
 
 #[derive(Subcommand)]
 pub enum GpCommand {
@@ -31,38 +33,109 @@ pub enum GpCommand {
     Bo(BoArgs),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FunctionArg {
+    Ackley,
+    Levy,
+    Rastrigin,
+    Rosenbrock,
+    StyblinskiTang,
+    Griewank,
+    DixonPrice,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AcquisitionArg {
+    Ucb,
+    Ei,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BoMethodArg {
+    Wiski,
+    Exact,
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StreamMethodArg {
+    Wiski,
+    Exact,
+}
+
+impl From<StreamMethodArg> for StreamMethod {
+    fn from(m: StreamMethodArg) -> Self {
+        match m {
+            StreamMethodArg::Wiski => StreamMethod::Wiski,
+            StreamMethodArg::Exact => StreamMethod::Exact,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+enum RegressMethodArg {
+    Exact,
+    Ski,
+    Wiski,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum KernelArg {
+    Rbf,
+    Matern12,
+    Matern32,
+    Matern52,
+}
+
+impl From<KernelArg> for Family {
+    fn from(k: KernelArg) -> Self {
+        match k {
+            KernelArg::Rbf => Family::Rbf,
+            KernelArg::Matern12 => Family::Matern12,
+            KernelArg::Matern32 => Family::Matern32,
+            KernelArg::Matern52 => Family::Matern52,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ConventionArg {
+    Endpoints,
+    Extended,
+}
+
 #[derive(Args)]
 pub struct BoArgs {
-    /// ackley, levy, rastrigin, rosenbrock, styblinski-tang, griewank or dixon-price.
-    #[arg(long, default_value = "ackley")]
-    function: String,
+    /// Test function.
+    #[arg(long, value_enum, default_value = "ackley")]
+    function: FunctionArg,
     /// Input dimension (WISKI: 1 to 3).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::at_least_one)]
     dim: usize,
     /// Optimisation steps.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = super::values::at_least_one)]
     steps: usize,
     /// Points per step.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::values::at_least_one)]
     batch: usize,
     /// Random initial points.
     #[arg(long, default_value_t = 10)]
     init: usize,
-    /// ucb or ei.
-    #[arg(long, default_value = "ucb")]
-    acquisition: String,
+    /// Acquisition function.
+    #[arg(long, value_enum, default_value = "ucb")]
+    acquisition: AcquisitionArg,
     /// β of UCB.
     #[arg(long, default_value_t = 2.0)]
     beta: f64,
-    /// wiski, exact, or both (same seed, one after the other).
-    #[arg(long, default_value = "wiski")]
-    method: String,
+    /// Surrogate: wiski, exact, or both (same seed, one after the other).
+    #[arg(long, value_enum, default_value = "wiski")]
+    method: BoMethodArg,
     /// Observation noise sd added to the function.
     #[arg(long, default_value_t = 0.0)]
     noise_sd: f64,
     /// Kernel (inputs scaled to the unit cube, targets standardised).
-    #[arg(long, default_value = "matern52")]
-    kernel: String,
+    #[arg(long, value_enum, default_value = "matern52")]
+    kernel: KernelArg,
     /// Outputscale.
     #[arg(long, default_value_t = 1.0)]
     outputscale: f64,
@@ -95,10 +168,10 @@ pub struct BoArgs {
 #[derive(Args)]
 pub struct ClassifyArgs {
     /// Points streamed.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::values::at_least_one)]
     n: usize,
     /// Held-out test points.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
     n_test: usize,
     /// Noise sd of the banana's crescents (before mapping onto [−1, 1]²).
     #[arg(long, default_value_t = 0.15)]
@@ -106,12 +179,12 @@ pub struct ClassifyArgs {
     /// Seed (the test set uses seed + 1).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// wiski or exact.
-    #[arg(long, default_value = "wiski")]
-    method: String,
-    /// Kernel: rbf, matern12, matern32 or matern52.
-    #[arg(long, default_value = "rbf")]
-    kernel: String,
+    /// GP.
+    #[arg(long, value_enum, default_value = "wiski")]
+    method: StreamMethodArg,
+    /// Kernel.
+    #[arg(long, value_enum, default_value = "rbf")]
+    kernel: KernelArg,
     /// Outputscale.
     #[arg(long, default_value_t = 4.0)]
     outputscale: f64,
@@ -131,9 +204,9 @@ pub struct ClassifyArgs {
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Kernel: rbf, matern12, matern32 or matern52.
-    #[arg(long, default_value = "rbf")]
-    kernel: String,
+    /// Kernel.
+    #[arg(long, value_enum, default_value = "rbf")]
+    kernel: KernelArg,
     /// Outputscale (prior variance of f).
     #[arg(long, default_value_t = 1.0)]
     outputscale: f64,
@@ -153,8 +226,8 @@ pub struct ModelArgs {
     grid_bounds: Option<String>,
     /// `endpoints` (u_j = lo + j(hi−lo)/(m−1)) or `extended` (the reference's grid, which
     /// reaches one cell beyond the bounds).
-    #[arg(long, default_value = "endpoints")]
-    grid_convention: String,
+    #[arg(long, value_enum, default_value = "endpoints")]
+    grid_convention: ConventionArg,
     /// Clamp inputs outside the grid onto its edge instead of failing.
     #[arg(long)]
     clamp: bool,
@@ -169,8 +242,8 @@ pub struct RegressArgs {
     #[arg(long)]
     test: PathBuf,
     /// exact, ski (dense reference) or wiski (streamed through the constant-time update).
-    #[arg(long, default_value = "wiski")]
-    method: String,
+    #[arg(long, value_enum, default_value = "wiski")]
+    method: RegressMethodArg,
     #[command(flatten)]
     model: ModelArgs,
     /// Learn the outputscale, lengthscales and noise first by maximising the log marginal
@@ -179,7 +252,7 @@ pub struct RegressArgs {
     #[arg(long)]
     fit: bool,
     /// Adam steps for --fit.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::values::at_least_one)]
     fit_iters: usize,
     /// Adam learning rate for --fit (on log-hyperparameters).
     #[arg(long, default_value_t = 0.05)]
@@ -196,14 +269,14 @@ pub struct StreamArgs {
     data: Option<PathBuf>,
     /// Instead of --data: N points of the seeded 1-D stream y = sin(3x) + 0.3x + 0.2ε,
     /// x ~ U(−3, 3).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::at_least_one)]
     synthetic: Option<usize>,
     /// Seed for --synthetic.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// wiski or exact.
-    #[arg(long, default_value = "wiski")]
-    method: String,
+    /// GP.
+    #[arg(long, value_enum, default_value = "wiski")]
+    method: StreamMethodArg,
     #[command(flatten)]
     model: ModelArgs,
     /// Learn the hyperparameters online, as the paper does: a full-batch fit on the first
@@ -246,27 +319,27 @@ pub fn run(cmd: &GpCommand) -> Result<()> {
 fn run_bo(a: &BoArgs) -> Result<()> {
     use keel::gp::bo::{optimise, Acquisition, BoConfig, TestFunction};
     if let Some(p) = &a.plot {
-        check_writable("--plot", p)?;
+        check_plot("--plot", p)?;
     }
-    let function = TestFunction::from_name(&a.function).ok_or_else(|| {
-        Error::invalid(
-            "--function",
-            &a.function,
-            "use ackley, levy, rastrigin, rosenbrock, styblinski-tang, griewank or dixon-price",
-        )
-    })?;
-    let acquisition = match a.acquisition.as_str() {
-        "ucb" => Acquisition::Ucb { beta: a.beta },
-        "ei" => Acquisition::Ei,
-        x => return Err(Error::invalid("--acquisition", x, "use ucb or ei")),
+    let function = match a.function {
+        FunctionArg::Ackley => TestFunction::Ackley,
+        FunctionArg::Levy => TestFunction::Levy,
+        FunctionArg::Rastrigin => TestFunction::Rastrigin,
+        FunctionArg::Rosenbrock => TestFunction::Rosenbrock,
+        FunctionArg::StyblinskiTang => TestFunction::StyblinskiTang,
+        FunctionArg::Griewank => TestFunction::Griewank,
+        FunctionArg::DixonPrice => TestFunction::DixonPrice,
     };
-    let methods: Vec<StreamMethod> = match a.method.as_str() {
-        "wiski" => vec![StreamMethod::Wiski],
-        "exact" => vec![StreamMethod::Exact],
-        "both" => vec![StreamMethod::Wiski, StreamMethod::Exact],
-        m => return Err(Error::invalid("--method", m, "use wiski, exact or both")),
+    let acquisition = match a.acquisition {
+        AcquisitionArg::Ucb => Acquisition::Ucb { beta: a.beta },
+        AcquisitionArg::Ei => Acquisition::Ei,
     };
-    let family = parse_kernel(&a.kernel)?;
+    let methods: Vec<StreamMethod> = match a.method {
+        BoMethodArg::Wiski => vec![StreamMethod::Wiski],
+        BoMethodArg::Exact => vec![StreamMethod::Exact],
+        BoMethodArg::Both => vec![StreamMethod::Wiski, StreamMethod::Exact],
+    };
+    let family = a.kernel.into();
     let evaluations = a.init + a.steps * a.batch;
     if methods.contains(&StreamMethod::Exact) && evaluations > 20_000 {
         return Err(Error::invalid(
@@ -340,13 +413,11 @@ fn run_bo(a: &BoArgs) -> Result<()> {
 }
 
 fn run_classify(a: &ClassifyArgs) -> Result<()> {
-    let method = StreamMethod::parse(&a.method)?;
-    if a.n == 0 || a.n_test == 0 {
-        return Err(Error::invalid(
-            "--n",
-            a.n.min(a.n_test),
-            "need at least one point",
-        ));
+    let method = a.method.into();
+    for (flag, n) in [("--n", a.n), ("--n-test", a.n_test)] {
+        if n == 0 {
+            return Err(Error::invalid(flag, n, "need at least one point"));
+        }
     }
     if !(a.spread >= 0.0 && a.spread.is_finite()) {
         return Err(Error::invalid(
@@ -362,7 +433,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
             "the exact GPs would need more than 6 GB; use wiski",
         ));
     }
-    let family = parse_kernel(&a.kernel)?;
+    let family = a.kernel.into();
     let hyper = Hyper {
         family,
         outputscale: a.outputscale,
@@ -394,11 +465,6 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_kernel(s: &str) -> Result<Family> {
-    Family::from_name(s)
-        .ok_or_else(|| Error::invalid("--kernel", s, "use rbf, matern12, matern32 or matern52"))
-}
-
 fn parse_sizes(flag: &str, s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|p| {
@@ -423,7 +489,7 @@ fn progress_bar(quiet: bool, len: usize, prefix: String, template: &str) -> Prog
 }
 
 fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)> {
-    let family = parse_kernel(&a.kernel)?;
+    let family = a.kernel.into();
     let hyper = Hyper {
         family,
         outputscale: a.outputscale,
@@ -431,13 +497,10 @@ fn model(a: &ModelArgs, dim: usize, data: &[&[f64]]) -> Result<(Hyper, GridSpec)
         noise: a.noise,
     };
     let hyper = hyper.for_dim(dim)?;
-    let convention = Convention::from_name(&a.grid_convention).ok_or_else(|| {
-        Error::invalid(
-            "--grid-convention",
-            &a.grid_convention,
-            "use endpoints or extended",
-        )
-    })?;
+    let convention = match a.grid_convention {
+        ConventionArg::Endpoints => Convention::Endpoints,
+        ConventionArg::Extended => Convention::Extended,
+    };
     let size = match &a.grid_size {
         Some(s) => parse_sizes("--grid-size", s)?,
         None => vec![match dim {
@@ -533,37 +596,29 @@ fn regress(a: &RegressArgs) -> Result<()> {
         ));
     }
     let (mut hyper, grid) = model(&a.model, train.dim, &[&train.x, &test.values])?;
-    if !["exact", "ski", "wiski"].contains(&a.method.as_str()) {
-        return Err(Error::invalid(
-            "--method",
-            &a.method,
-            "use exact, ski or wiski",
-        ));
-    }
     let fitted = if a.fit {
-        let g = (a.method != "exact").then_some(&grid);
+        let g = (a.method != RegressMethodArg::Exact).then_some(&grid);
         let (best, report) = fit(&hyper, g, &train, a.fit_iters, a.fit_lr)?;
         hyper = best;
         Some(report)
     } else {
         None
     };
-    let (post, seconds) = match a.method.as_str() {
-        "exact" => timed(|| exact(&hyper, &train, &test.values)),
-        "ski" => timed(|| ski_dense(&hyper, &grid, &train, &test.values)),
-        "wiski" => timed(|| wiski(&hyper, &grid, &train, &test.values)),
-        m => return Err(Error::invalid("--method", m, "use exact, ski or wiski")),
+    let (post, seconds) = match a.method {
+        RegressMethodArg::Exact => timed(|| exact(&hyper, &train, &test.values)),
+        RegressMethodArg::Ski => timed(|| ski_dense(&hyper, &grid, &train, &test.values)),
+        RegressMethodArg::Wiski => timed(|| wiski(&hyper, &grid, &train, &test.values)),
     };
     let post = post?;
     if a.json {
         let mut v = serde_json::to_value(&post).map_err(|e| Error::invalid("json", e, ""))?;
-        v["method"] = json!(a.method);
+        v["method"] = json!(name(&a.method));
         v["n_train"] = json!(train.len());
         v["seconds"] = json!(seconds);
         if let Some(f) = &fitted {
             v["fit"] = serde_json::to_value(f).map_err(|e| Error::invalid("json", e, ""))?;
         }
-        if a.method != "exact" {
+        if a.method != RegressMethodArg::Exact {
             let g = grid.for_dim(train.dim)?;
             v["grid"] = json!({"size": g.size, "lo": g.lo, "hi": g.hi});
         }
@@ -583,7 +638,7 @@ fn regress(a: &RegressArgs) -> Result<()> {
         }
         println!(
             "{} GP, {} training rows, log marginal likelihood {:.6} ({:.3} s)",
-            a.method,
+            name(&a.method),
             train.len(),
             post.log_marginal_likelihood,
             seconds
@@ -607,7 +662,7 @@ fn regress(a: &RegressArgs) -> Result<()> {
 
 fn run_stream(a: &StreamArgs) -> Result<()> {
     if let Some(p) = &a.plot {
-        check_writable("--plot", p)?;
+        check_plot("--plot", p)?;
     }
     let data = match (&a.data, a.synthetic) {
         (Some(p), None) => read_train("--data", p)?,
@@ -621,7 +676,7 @@ fn run_stream(a: &StreamArgs) -> Result<()> {
             ))
         }
     };
-    let method = StreamMethod::parse(&a.method)?;
+    let method = a.method.into();
     if method == StreamMethod::Exact && data.len() > 20_000 {
         return Err(Error::invalid(
             "--method",
@@ -651,7 +706,7 @@ fn run_stream(a: &StreamArgs) -> Result<()> {
     let bar = progress_bar(
         a.quiet,
         data.len(),
-        format!("gp stream {}", a.method),
+        format!("gp stream {}", name(&a.method)),
         "{prefix} [{bar:30}] {pos}/{len} points ({per_sec}, eta {eta})",
     );
     let learning = if a.learn {

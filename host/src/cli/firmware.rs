@@ -1,0 +1,204 @@
+//! `keel firmware`: the Cortex-M4F firmware's output checked against the host, and the assets
+//! it embeds.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use keel::error::{Error, Result};
+
+#[derive(Subcommand)]
+pub enum FirmwareCommand {
+    /// Rerun the firmware's scenario on the host (same core code, f32) and compare final states.
+    Check {
+        /// File with the firmware's QEMU output (`firmware/run.sh --out FILE`); `-` for stdin.
+        log: PathBuf,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Folder with the models and samples the firmware embeds (the default is the
+        /// repository's when run from its root).
+        #[arg(long, default_value = "firmware/assets")]
+        assets: PathBuf,
+    },
+    /// Train the digits classifier the firmware embeds and write it with test digits.
+    Assets {
+        /// The digits CSV.
+        #[arg(long, default_value = "fixtures/data/digits.csv")]
+        data: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "firmware/assets")]
+        out: PathBuf,
+    },
+}
+
+/// Runs `keel firmware …`; `false` when a check did not pass.
+pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
+    match cmd {
+        FirmwareCommand::Check { log, json, assets } => check(log, *json, assets),
+        FirmwareCommand::Assets { data, out } => {
+            let r = keel::firmware::write_digits_assets(data, out)?;
+            let mse = keel::firmware::write_emlp_assets(out)?;
+            println!(
+                "wrote {}, {} (test accuracy {:.4}), {} and {} (test MSE {:.4}) to {}",
+                keel::firmware::DIGITS_MODEL,
+                keel::firmware::DIGITS_SAMPLES,
+                r.test_accuracy.unwrap_or(f64::NAN),
+                keel::firmware::EMLP_MODEL,
+                keel::firmware::EMLP_SAMPLES,
+                mse,
+                out.display()
+            );
+            Ok(true)
+        }
+    }
+}
+
+fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
+    if !assets.is_dir() {
+        return Err(Error::invalid(
+            "--assets",
+            assets.display(),
+            "no such folder: run from the repository root, or pass --assets REPO/firmware/assets",
+        ));
+    }
+    let text = if log == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|source| Error::Io {
+            path: log.to_path_buf(),
+            source,
+        })?
+    } else {
+        std::fs::read_to_string(log).map_err(|source| Error::Io {
+            path: log.to_path_buf(),
+            source,
+        })?
+    };
+    let run = keel::firmware::parse(&text)?;
+    let c = keel::firmware::check(&run)?;
+    let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
+    let emlp = keel::firmware::check_emlp(&keel::firmware::parse_emlp(&text)?, assets)?;
+    let gp = keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?;
+    let chnn_run = keel::firmware::parse_chnn(&text)?;
+    let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
+    let bma = keel::firmware::check_bma(&keel::firmware::parse_bma(&text)?, assets)?;
+    let policy = keel::firmware::check_policy(&keel::firmware::parse_policy(&text)?, assets)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma, "policy": policy})
+        );
+    } else {
+        println!(
+            "firmware (Cortex-M4F, QEMU) vs host, {}-link chain pendulum, RK4 f32, dt = {}, {} steps",
+            run.links, run.dt, run.steps
+        );
+        println!(
+            "{:>4} {:>16} {:>16} {:>12}",
+            "i", "firmware", "host", "|diff|"
+        );
+        for (i, (a, b)) in c.firmware.iter().zip(&c.host).enumerate() {
+            println!("{i:>4} {a:>16.9e} {b:>16.9e} {:>12.3e}", (a - b).abs());
+        }
+        println!(
+            "relative error ‖fw − host‖∞/‖host‖∞ = {:.3e} (tolerance {:e}); {} of {} components bit-identical: {}",
+            c.relative_error,
+            c.tolerance,
+            c.identical_components,
+            c.host.len(),
+            if c.pass { "PASS" } else { "FAIL" }
+        );
+        let correct = model
+            .firmware_classes
+            .iter()
+            .zip(&model.labels)
+            .filter(|(a, b)| a == b)
+            .count();
+        println!(
+            "digits MLP (embedded keel fit export) on {} test digits: firmware classes {:?}, host {:?}, labels {:?}",
+            model.labels.len(),
+            model.firmware_classes,
+            model.host_classes,
+            model.labels
+        );
+        println!(
+            "  {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} (tolerance {:e}): {}",
+            correct,
+            model.labels.len(),
+            model.relative_error,
+            model.tolerance,
+            if model.pass { "PASS" } else { "FAIL" }
+        );
+        println!(
+            "EMLP O(5) 2V → V⁰ (embedded keel emlp export) on {} inputs: max |fw − host|/(1 + |host|) = {:.3e}, \
+             invariance max |f(gx) − f(x)|/(1 + |f(x)|) = {:.3e} (tolerance {:e}): {}",
+            emlp.host.len(),
+            emlp.relative_error,
+            emlp.invariance_error,
+            emlp.tolerance,
+            if emlp.pass { "PASS" } else { "FAIL" }
+        );
+        println!(
+            "WISKI 1-D (m = {}, f32) after {} streamed points: {} of {} values bit-identical to the host's f32 rerun; \
+             vs f64: means {:.3e}, var_f {:.3e}, log p(y) {:.3e} (tolerance {:e}): {}",
+            gp.grid,
+            gp.n,
+            gp.identical_to_host_f32.0,
+            gp.identical_to_host_f32.1,
+            gp.mean_error_vs_f64,
+            gp.var_error_vs_f64,
+            gp.lml_error_vs_f64,
+            gp.tolerance,
+            if gp.pass { "PASS" } else { "FAIL" }
+        );
+        println!(
+            "CHNN 2-pendulum (embedded keel chnn export, 3 × 256) for {} RK4 steps: final state \
+             ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real pendulum: {:.3e}",
+            chnn_run.steps,
+            chnn.relative_error,
+            chnn.tolerance,
+            if chnn.pass { "PASS" } else { "FAIL" },
+            chnn.model_error
+        );
+        let correct = bma
+            .firmware_classes
+            .iter()
+            .zip(&bma.labels)
+            .filter(|(a, b)| a == b)
+            .count();
+        println!(
+            "digits BMA ({} HMC samples, embedded keel bayes export) on {} test digits: firmware classes {:?}, host {:?}; \
+             {} of {} correct; probabilities max |fw − host| = {:.3e} (tolerance {:e}): {}",
+            bma.members,
+            bma.labels.len(),
+            bma.firmware_classes,
+            bma.host_classes,
+            correct,
+            bma.labels.len(),
+            bma.max_error,
+            bma.tolerance,
+            if bma.pass { "PASS" } else { "FAIL" }
+        );
+        println!(
+            "pendulum swing-up, closed loop (embedded keel rl export), {} control steps: return firmware {:.4}, \
+             host f32 {:.4} ({}), host f64 {:.4}; value monitor V̂(x₀) firmware {:.4}, host f64 {:.4}; \
+             |Δ return|/(1 + |host|) = {:.3e}, |Δ value|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
+             (tolerance {:e}): {}",
+            policy.steps,
+            policy.firmware_return,
+            policy.host_f32_return,
+            if policy.identical_to_host_f32 {
+                "bit-identical"
+            } else {
+                "differs"
+            },
+            policy.host_f64_return,
+            policy.firmware_value0,
+            policy.host_f64_value0,
+            policy.return_error,
+            policy.value_error,
+            policy.state_error,
+            policy.tolerance,
+            if policy.pass { "PASS" } else { "FAIL" }
+        );
+    }
+    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass && bma.pass && policy.pass)
+}

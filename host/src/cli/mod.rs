@@ -1,0 +1,171 @@
+//! The `keel` command's subcommands, one file each. Only this folder and `main.rs` parse flags,
+//! draw progress bars and print; the library takes typed configurations and reports progress
+//! through callbacks.
+
+pub mod bayes;
+pub mod checkpoint;
+pub mod chnn;
+pub mod emlp;
+pub mod firmware;
+pub mod fit;
+pub mod gp;
+pub mod info;
+pub mod progress;
+pub mod rl;
+pub mod simulate;
+pub mod values;
+
+use std::process::ExitCode;
+
+use keel::error::Error;
+
+/// The exit status of a command's result: 0 success, 1 a run that failed on valid input (or a
+/// check that did not pass: `Ok(false)`), 2 bad input. An error is one line on stderr.
+pub fn exit_code(result: Result<bool, Error>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&message(&e)));
+            ExitCode::from(if e.is_input_error() { 2 } else { 1 })
+        }
+    }
+}
+
+/// `e` with any of the library's `settings` named `flag` (where a command's flag has another
+/// name than the setting it sets).
+pub fn renamed(e: Error, settings: &[&str], flag: &str) -> Error {
+    match e {
+        Error::InvalidInput {
+            setting: s,
+            value,
+            reason,
+        } if settings.contains(&s.as_str()) => Error::InvalidInput {
+            setting: flag.to_string(),
+            value,
+            reason,
+        },
+        e => e,
+    }
+}
+
+/// The flag that sets a library setting: `weight_decay` → `--weight-decay`; `steps/batch` →
+/// `--steps/--batch`. A name that already is a flag, or is not a setting's name, stays.
+pub fn flag(setting: &str) -> String {
+    setting
+        .split('/')
+        .map(|s| {
+            if s.starts_with("--") || !is_setting_name(s) {
+                s.to_string()
+            } else {
+                format!("--{}", s.replace('_', "-"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn is_setting_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `text` with every setting written in backticks (`` `lr` ``) turned into its flag.
+fn flags_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('`') {
+        let Some(len) = rest[open + 1..].find('`') else {
+            break;
+        };
+        let name = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..open]);
+        if is_setting_name(name) {
+            out.push_str(&flag(name));
+        } else {
+            out.push_str(&rest[open..open + len + 2]);
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The flag behind an engine argument, where one command-line flag sets it.
+fn engine_flag(name: &str) -> &str {
+    match name {
+        "learning rate" => "--lr",
+        "layer widths" => "--hidden",
+        "maximum gradient norm" => "--clip",
+        "weight decay" => "--weight-decay",
+        "momentum" => "--momentum",
+        "activation" => "--activation",
+        other => other,
+    }
+}
+
+/// An error as the command line says it: settings named by their flags.
+fn message(e: &Error) -> String {
+    match e {
+        Error::InvalidInput {
+            setting,
+            value,
+            reason,
+        } => format!(
+            "invalid value '{value}' for {}: {}",
+            flag(setting),
+            flags_in(reason)
+        ),
+        Error::Failed { what, hint } => match hint {
+            Some(h) => format!("{what}; {}", flags_in(h)),
+            None => what.clone(),
+        },
+        Error::Engine(e) if e.is_device_error() => format!("--device: {e}"),
+        Error::Engine(keel_engine::Error::InvalidArgument {
+            name,
+            value,
+            reason,
+        }) => format!(
+            "invalid value '{value}' for {}: {reason}",
+            engine_flag(name)
+        ),
+        Error::Malformed { path, reason } => {
+            format!("{}: {}", path.display(), flags_in(reason))
+        }
+        e => e.to_string(),
+    }
+}
+
+/// `text` on one line: line breaks become `; `, and runs of blanks one space.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_flags() {
+        assert_eq!(flag("weight_decay"), "--weight-decay");
+        assert_eq!(flag("steps/batch/init"), "--steps/--batch/--init");
+        assert_eq!(flag("--device"), "--device");
+        assert_eq!(flag("training"), "--training");
+        assert_eq!(flag("model file"), "model file");
+        assert_eq!(
+            flags_in("use a larger `dt` with `keel.config` and `n_test`"),
+            "use a larger --dt with `keel.config` and --n-test"
+        );
+        let e = Error::failed("training diverged in epoch 3", "lower `lr` (0.1)");
+        assert_eq!(
+            message(&e),
+            "training diverged in epoch 3; lower --lr (0.1)"
+        );
+        assert_eq!(one_line("a\n  b\n\nc"), "a; b; c");
+    }
+}
