@@ -202,6 +202,16 @@ pub fn host_run(run: &FirmwareRun) -> Result<Vec<f32>> {
     Ok(z.as_slice().to_vec())
 }
 
+/// The larger of two errors, NaN if either is. `f64::max` passes over a NaN, so a firmware
+/// output of NaNs would compare as within tolerance; with this every `error <= tolerance` fails.
+fn worse(m: f64, e: f64) -> f64 {
+    if m.is_nan() || e.is_nan() {
+        f64::NAN
+    } else {
+        m.max(e)
+    }
+}
+
 /// Compares the firmware's final state with the host's.
 ///
 /// # Errors
@@ -213,7 +223,8 @@ pub fn check(run: &FirmwareRun) -> Result<Comparison> {
         .state
         .iter()
         .zip(&host)
-        .fold(0.0f64, |m, (a, b)| m.max(f64::from((a - b).abs())));
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0.0, worse);
     let relative_error = if norm > 0.0 { diff / norm } else { diff };
     let identical_components = run
         .state
@@ -494,7 +505,7 @@ pub fn check_emlp(run: &FirmwareEmlpRun, assets: &std::path::Path) -> Result<Eml
         a.iter()
             .zip(b)
             .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
-            .fold(0.0, f64::max)
+            .fold(0.0, worse)
     };
     let relative_error = rel(&run.y, &host);
     let invariance_error = rel(&run.yg, &run.y);
@@ -563,12 +574,23 @@ pub struct ModelComparison {
     pub pass: bool,
 }
 
-/// Compares a firmware model run with the host engine's f32 predictions from the same asset
-/// files.
+/// The host engine's side of the digits check: its f32 logits and classes on the firmware's
+/// samples, and their labels. It depends on the asset files only, not on the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostDigits {
+    /// Logits, `samples × 10`.
+    pub logits: Vec<f32>,
+    /// Predicted classes.
+    pub classes: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<usize>,
+}
+
+/// Runs the digits MLP with the host engine in f32 on the firmware's samples.
 ///
 /// # Errors
 /// I/O and format errors for the assets.
-pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<ModelComparison> {
+pub fn host_digits(assets: &std::path::Path) -> Result<HostDigits> {
     let read = |name: &str| {
         let p = assets.join(name);
         std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
@@ -588,25 +610,41 @@ pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<M
     let t =
         crate::tensor::Tensor::from_f64s(&xs, &[x.len() / cols, cols], crate::backend::DType::F32)?;
     let out = crate::autodiff::no_grad(|| loaded.mlp.forward(&loaded.params, &t))?;
-    let host = out.to_vec_f32()?;
-    let host_classes = out.argmax(-1)?;
+    Ok(HostDigits {
+        logits: out.to_vec_f32()?,
+        classes: out.argmax(-1)?,
+        labels,
+    })
+}
+
+/// Compares a firmware model run with the host engine's f32 predictions ([`host_digits`]).
+pub fn compare_model(run: &FirmwareModelRun, host: &HostDigits) -> ModelComparison {
     let relative_error = run
         .logits
         .iter()
-        .zip(&host)
+        .zip(&host.logits)
         .map(|(a, b)| f64::from((a - b).abs() / (1.0 + b.abs())))
-        .fold(0.0, f64::max);
-    let pass = host_classes == run.classes
+        .fold(0.0, worse);
+    let pass = host.classes == run.classes
         && relative_error <= TOLERANCE
-        && host.len() == run.logits.len();
-    Ok(ModelComparison {
+        && host.logits.len() == run.logits.len();
+    ModelComparison {
         firmware_classes: run.classes.clone(),
-        host_classes,
-        labels,
+        host_classes: host.classes.clone(),
+        labels: host.labels.clone(),
         relative_error,
         tolerance: TOLERANCE,
         pass,
-    })
+    }
+}
+
+/// Compares a firmware model run with the host engine's f32 predictions from the same asset
+/// files ([`host_digits`], [`compare_model`]).
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<ModelComparison> {
+    Ok(compare_model(run, &host_digits(assets)?))
 }
 
 /// A parsed `KEEL-FW model=gp` line: the WISKI stream the firmware ran and its posterior.
@@ -796,14 +834,14 @@ pub fn check_gp(run: &FirmwareGpRun) -> Result<GpComparison> {
         .iter()
         .zip(&m64)
         .map(|(a, b)| (f64::from(*a) - b).abs() / (1.0 + b.abs()))
-        .fold(0.0, f64::max);
+        .fold(0.0, worse);
     let s = f64::from(run.outputscale);
     let var_error = run
         .var_f
         .iter()
         .zip(&v64)
         .map(|(a, b)| (f64::from(*a) - b).abs() / s)
-        .fold(0.0, f64::max);
+        .fold(0.0, worse);
     let lml_error = (f64::from(run.lml) - l64).abs() / l64.abs().max(1.0);
     let pass = identical == total
         && mean_error <= GP_TOLERANCE
@@ -998,13 +1036,16 @@ pub fn check_policy(run: &FirmwarePolicyRun, assets: &std::path::Path) -> Result
         && e32.state.iter().zip(&run.state).all(|(a, b)| same(*a, *b));
     let relative = |fw: f32, host: f64| (f64::from(fw) - host).abs() / (1.0 + host.abs());
     let return_error = relative(run.ret, e64.ret);
-    let value_error = relative(run.value0, e64.value0).max(relative(run.value_sum, e64.value_sum));
+    let value_error = worse(
+        relative(run.value0, e64.value0),
+        relative(run.value_sum, e64.value_sum),
+    );
     let state_error = run
         .state
         .iter()
         .zip(&e64.state)
         .map(|(a, b)| (f64::from(*a) - b).abs())
-        .fold(0.0, f64::max);
+        .fold(0.0, worse);
     let pass = return_error <= POLICY_TOLERANCE
         && state_error <= POLICY_TOLERANCE
         && value_error <= POLICY_TOLERANCE;
@@ -1090,19 +1131,31 @@ pub struct BmaComparison {
     pub pass: bool,
 }
 
+/// The host engine's side of the model-average check: its f64 probabilities and classes on the
+/// firmware's samples, and their labels. It depends on the asset files only, not on the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostBma {
+    /// Probabilities, `samples × 10`.
+    pub probs: Vec<f64>,
+    /// Predicted classes.
+    pub classes: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<usize>,
+}
+
 /// Recomputes the firmware's model average with the host engine (f64, its own matmuls, not the
 /// core's loop) from the same asset files.
 ///
 /// # Errors
 /// I/O and format errors for the assets.
-pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaComparison> {
+pub fn host_bma(assets: &std::path::Path) -> Result<HostBma> {
     let read = |name: &str| {
         let p = assets.join(name);
         std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
     };
     let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
-    let host = crate::bayes::samples::bma_engine(&read(BMA_MODEL)?, &assets.join(BMA_MODEL), &x)?;
-    let host_classes: Vec<usize> = host
+    let probs = crate::bayes::samples::bma_engine(&read(BMA_MODEL)?, &assets.join(BMA_MODEL), &x)?;
+    let classes = probs
         .chunks(10)
         .map(|p| {
             (0..p.len())
@@ -1110,23 +1163,42 @@ pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaCo
                 .unwrap_or(0)
         })
         .collect();
+    Ok(HostBma {
+        probs,
+        classes,
+        labels,
+    })
+}
+
+/// Compares the firmware's model average with the host engine's ([`host_bma`]).
+pub fn compare_bma(run: &FirmwareBmaRun, host: &HostBma) -> BmaComparison {
     let max_error = run
         .probs
         .iter()
-        .zip(&host)
+        .zip(&host.probs)
         .map(|(a, b)| (f64::from(*a) - b).abs())
-        .fold(0.0, f64::max);
-    let pass =
-        host_classes == run.classes && host.len() == run.probs.len() && max_error <= TOLERANCE;
-    Ok(BmaComparison {
+        .fold(0.0, worse);
+    let pass = host.classes == run.classes
+        && host.probs.len() == run.probs.len()
+        && max_error <= TOLERANCE;
+    BmaComparison {
         members: run.members,
         firmware_classes: run.classes.clone(),
-        host_classes,
-        labels,
+        host_classes: host.classes.clone(),
+        labels: host.labels.clone(),
         max_error,
         tolerance: TOLERANCE,
         pass,
-    })
+    }
+}
+
+/// Compares the firmware's model average with the host engine's from the same asset files
+/// ([`host_bma`], [`compare_bma`]).
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaComparison> {
+    Ok(compare_bma(run, &host_bma(assets)?))
 }
 
 /// A comma-separated list of class indices.
