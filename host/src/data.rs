@@ -221,12 +221,9 @@ pub fn parse_csv(text: &str, path: &Path, target: &str, classify: bool) -> Resul
             "need at least one feature column besides the target".into()
         ));
     }
-    if let Some(dup) = names
-        .iter()
-        .enumerate()
-        .find(|(i, n)| names[..*i].contains(n))
-    {
-        return Err(bad(format!("duplicate column name '{}'", dup.1)));
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(bad(format!("duplicate column name '{dup}'")));
     }
     let features: Vec<String> = names
         .iter()

@@ -588,6 +588,16 @@ pub fn function_space_rhat(
     likelihood: Likelihood,
 ) -> Option<(f64, f64)> {
     let chains = chain.iter().copied().max()? + 1;
+    // A chain without samples makes the shortest length 0 (no R̂); found before allocating a
+    // list per chain index, which a file's chain numbers could make astronomically long.
+    if chain
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        != chains
+    {
+        return None;
+    }
     let by_chain: Vec<Vec<&Vec<f64>>> = (0..chains)
         .map(|c| {
             preds
@@ -693,7 +703,8 @@ fn parameter_count(sizes: &[usize]) -> Option<usize> {
 /// engine in `f64` — independently of the core's reader and loop, for checking them.
 ///
 /// # Errors
-/// [`Error::Malformed`] for a file that is not a `bma` file; engine errors.
+/// [`Error::Malformed`] for a file that is not a `bma` file, holds a non-finite weight, mean or
+/// scale, or whose average is not finite on `x`; engine errors.
 pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
     use crate::tensor::Tensor;
     let bad = |reason: String| Error::Malformed {
@@ -749,6 +760,21 @@ pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
             format!("not rows of the model's {d} inputs"),
         ));
     }
+    // As the core's reader (`keel_core::nn::Bma`): finite means, positive finite scales. The
+    // weights too: a NaN among them makes NaN probabilities, which the firmware comparison's
+    // largest-difference fold would pass over.
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "samples hold a non-finite weight (sample {}, parameter {})",
+            i / shape[1],
+            i % shape[1]
+        )));
+    }
+    if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+        return Err(bad(
+            "input.mean must be finite and input.std positive and finite".into(),
+        ));
+    }
     let rows = x.len() / d;
     let xs = Tensor::from_f64s(&data::standardize(x, &mean, &std), &[rows, d], DType::F64)?;
     let classes = *sizes.last().unwrap_or(&0);
@@ -777,6 +803,12 @@ pub fn bma_engine(bytes: &[u8], what: &Path, x: &[f64]) -> Result<Vec<f64>> {
         }
         Ok(())
     })?;
+    if let Some(i) = probs.iter().position(|p| !p.is_finite()) {
+        return Err(bad(format!(
+            "the model average of input row {} is not finite (weights too large for f64)",
+            i / classes
+        )));
+    }
     Ok(probs)
 }
 
