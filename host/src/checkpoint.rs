@@ -183,7 +183,7 @@ pub fn load(
 /// # Errors
 /// [`Error::Malformed`] for a file that is not such a checkpoint, whose checksum does not match
 /// its contents (a changed, renamed, added or missing tensor or metadata entry), or whose
-/// tensors do not fit the model; [`Error::InvalidInput`] (flag `--resume`) for one from another
+/// tensors do not fit the model; [`Error::InvalidInput`] (setting `resume`) for one from another
 /// configuration.
 #[allow(clippy::too_many_arguments)] // As `load`.
 pub fn load_bytes(
