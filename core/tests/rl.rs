@@ -1,8 +1,9 @@
 //! The reinforcement-learning environments: Pendulum-v1 against gymnasium itself
 //! (`fixtures/rl/pendulum_gym.json`, from `fixtures/gen/pendulum_gym.py`); the cart-pole and the
 //! acrobot against conservation laws they must obey (energy with no input, and the work–energy
-//! balance `ΔE = F·Δx` / `ΔE = τ·Δ(φ₂ − φ₁)` under a constant input); episode bookkeeping,
-//! action handling and the Welford normaliser.
+//! balance `ΔE = F·Δx` / `ΔE = τ·Δ(φ₂ − φ₁)` under a constant input) — their steps against
+//! gymnasium's equations are in `env_reference.rs`; episode bookkeeping, action handling and the
+//! Welford normaliser.
 
 use keel_core::integrate::StateVector;
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
