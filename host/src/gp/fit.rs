@@ -6,14 +6,12 @@
 
 use std::time::Instant;
 
-use keel_core::gp::Wiski;
 use serde::Serialize;
 
-use super::dim::row;
 use super::hyper::{from_theta, to_theta, GridSpec, Hyper};
 use super::mll::{exact_mll_grad, ski_mll_grad_d};
 use super::posterior::TrainData;
-use super::store::WiskiStore;
+use super::store::{Feed, WiskiStore};
 use crate::error::{Error, Result};
 
 /// What `--fit` did.
@@ -83,24 +81,14 @@ fn fit_ski_d<const D: usize>(
     lr: f64,
 ) -> Result<(Hyper, f64, f64)> {
     let mut store = WiskiStore::new(grid.nodes());
-    let (buf, scratch) = store.split();
-    let mut gp = Wiski::new(
-        grid.grid::<D>()?,
-        hyper.kernel::<D>()?,
-        hyper.noise,
-        buf,
-        scratch,
-    )
-    .map_err(Error::core("WISKI"))?;
-    for i in 0..train.len() {
-        gp.accumulate(&row::<D>(&train.x, i), train.y[i], train.d[i])
-            .map_err(|source| Error::Core {
-                context: format!("training row {}", i + 1),
-                source,
-            })?;
-    }
-    gp.refactorize(scratch)
-        .map_err(Error::core("WISKI refactorisation"))?;
+    let (mut gp, scratch) = store.fed::<D>(
+        grid,
+        hyper,
+        train,
+        train.len(),
+        Feed::Statistics,
+        "training",
+    )?;
     adam(hyper, iterations, lr, train.len(), |h| {
         ski_mll_grad_d(&mut gp, h, scratch)
     })

@@ -8,10 +8,9 @@
 use keel_core::gp::Wiski;
 use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
 
-use super::dim::row;
 use super::hyper::{GridSpec, Hyper};
 use super::posterior::TrainData;
-use super::store::WiskiStore;
+use super::store::{Feed, WiskiStore};
 use crate::error::{Error, Result};
 
 /// The exact GP's log marginal likelihood and its gradient with respect to [`to_theta`](super::to_theta):
@@ -201,20 +200,13 @@ fn ski_mll_grad_once_d<const D: usize>(
     train: &TrainData,
 ) -> Result<(f64, Vec<f64>)> {
     let mut store = WiskiStore::new(grid.nodes());
-    let (buf, scratch) = store.split();
-    let mut gp = Wiski::new(
-        grid.grid::<D>()?,
-        hyper.kernel::<D>()?,
-        hyper.noise,
-        buf,
-        scratch,
-    )
-    .map_err(Error::core("WISKI"))?;
-    for i in 0..train.len() {
-        gp.accumulate(&row::<D>(&train.x, i), train.y[i], train.d[i])
-            .map_err(Error::core("training row"))?;
-    }
-    gp.refactorize(scratch)
-        .map_err(Error::core("WISKI refactorisation"))?;
+    let (mut gp, scratch) = store.fed::<D>(
+        grid,
+        hyper,
+        train,
+        train.len(),
+        Feed::Statistics,
+        "training",
+    )?;
     ski_mll_grad_d(&mut gp, hyper, scratch)
 }

@@ -4,13 +4,13 @@
 //! posterior from explicit `W` and `K_UU` as the host's reference, which
 //! `fixtures/gen/gp.py` reproduces with numpy.
 
-use keel_core::gp::{ExactGp, Wiski, MAX_NONZEROS};
+use keel_core::gp::{ExactGp, MAX_NONZEROS};
 use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
 use serde::Serialize;
 
 use super::dim::row;
 use super::hyper::{GridSpec, Hyper};
-use super::store::{ExactStore, WiskiStore};
+use super::store::{ExactStore, Feed, WiskiStore};
 use crate::error::{Error, Result};
 
 /// Training data: row-major inputs `[n, dim]`, targets, per-point noise factors.
@@ -108,22 +108,7 @@ fn wiski_d<const D: usize>(
     test: &[f64],
 ) -> Result<Posterior> {
     let mut store = WiskiStore::new(grid.nodes());
-    let (buf, scratch) = store.split();
-    let mut gp = Wiski::new(
-        grid.grid::<D>()?,
-        hyper.kernel::<D>()?,
-        hyper.noise,
-        buf,
-        scratch,
-    )
-    .map_err(Error::core("WISKI"))?;
-    for i in 0..train.len() {
-        gp.observe_with_noise(&row::<D>(&train.x, i), train.y[i], train.d[i])
-            .map_err(|source| Error::Core {
-                context: format!("training row {}", i + 1),
-                source,
-            })?;
-    }
+    let (gp, _) = store.fed::<D>(grid, hyper, train, train.len(), Feed::Observe, "training")?;
     let mut post = Posterior {
         mean: vec![],
         var_f: vec![],

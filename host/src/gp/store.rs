@@ -1,11 +1,15 @@
-//! Heap storage for the core's online GPs, sized at run time (the controller uses fixed arrays).
-//! WISKI is the online SKI GP of Stanton et al., *Kernel Interpolation for Scalable Online
+//! Heap storage for the core's online GPs, sized at run time (the controller uses fixed arrays),
+//! and the one place a WISKI model is built in it and fed training rows ([`WiskiStore::fed`]):
+//! the WISKI posterior, the SKI fit, the SKI likelihood gradient and the online-learning stream
+//! all start there. WISKI is the online SKI GP of Stanton et al., *Kernel Interpolation for Scalable Online
 //! Gaussian Processes* (AISTATS 2021); the reference code builds its model in
 //! `online_gp/models/batched_fixed_noise_online_gp.py` (wjmaddox/online_gp).
 
 use keel_core::gp::{refactor_scratch_len, ExactBuffers, ExactGp, Wiski, WiskiBuffers};
 
+use super::dim::row;
 use super::hyper::{GridSpec, Hyper};
+use super::posterior::TrainData;
 use super::stream::{Online, StreamMethod};
 use crate::error::{Error, Result};
 
@@ -46,6 +50,67 @@ impl WiskiStore {
             &mut self.scratch,
         )
     }
+
+    /// An empty WISKI model in this storage (`grid` expanded to `D` dimensions, the storage
+    /// sized for its nodes), and the refactorisation scratch beside it.
+    pub(crate) fn model<const D: usize>(
+        &mut self,
+        grid: &GridSpec,
+        hyper: &Hyper,
+    ) -> Result<(Wiski<'_, f64, D>, &mut [f64])> {
+        let (buf, scratch) = self.split();
+        let gp = Wiski::new(
+            grid.grid::<D>()?,
+            hyper.kernel::<D>()?,
+            hyper.noise,
+            buf,
+            scratch,
+        )
+        .map_err(Error::core("WISKI"))?;
+        Ok((gp, scratch))
+    }
+
+    /// [`model`](WiskiStore::model) with the first `rows` rows of `data` fed in by `feed`; an
+    /// error names the row as `{what} row {i}` (counting from 1).
+    pub(crate) fn fed<const D: usize>(
+        &mut self,
+        grid: &GridSpec,
+        hyper: &Hyper,
+        data: &TrainData,
+        rows: usize,
+        feed: Feed,
+        what: &str,
+    ) -> Result<(Wiski<'_, f64, D>, &mut [f64])> {
+        let (mut gp, scratch) = self.model::<D>(grid, hyper)?;
+        for i in 0..rows {
+            let x = row::<D>(&data.x, i);
+            match feed {
+                Feed::Observe => gp.observe_with_noise(&x, data.y[i], data.d[i]),
+                Feed::Statistics => gp.accumulate(&x, data.y[i], data.d[i]),
+            }
+            .map_err(|source| Error::Core {
+                context: format!("{what} row {}", i + 1),
+                source,
+            })?;
+        }
+        if feed == Feed::Statistics {
+            gp.refactorize(scratch)
+                .map_err(Error::core("WISKI refactorisation"))?;
+        }
+        Ok((gp, scratch))
+    }
+}
+
+/// How [`WiskiStore::fed`] puts training rows into a WISKI model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Feed {
+    /// One constant-time posterior update per row ([`Wiski::observe_with_noise`]): the online
+    /// path, and the likelihood accumulated from the innovations.
+    Observe,
+    /// The rows into the sufficient statistics only ([`Wiski::accumulate`]), then one `O(m³)`
+    /// refactorisation: for fitting, where every new θ rebuilds the posterior from the
+    /// statistics anyway.
+    Statistics,
 }
 
 /// Heap storage for an [`ExactGp`] of `capacity` points in `dim` dimensions.
@@ -110,13 +175,7 @@ impl Store {
     ) -> Result<Box<dyn Online<D> + '_>> {
         let kernel = hyper.kernel::<D>()?;
         Ok(match self {
-            Store::Wiski(s) => {
-                let (buf, scratch) = s.split();
-                Box::new(
-                    Wiski::new(grid.grid::<D>()?, kernel, hyper.noise, buf, scratch)
-                        .map_err(Error::core("WISKI"))?,
-                )
-            }
+            Store::Wiski(s) => Box::new(s.model::<D>(grid, hyper)?.0),
             Store::Exact(s) => Box::new(
                 ExactGp::new(kernel, hyper.noise, s.buffers()).map_err(Error::core("exact GP"))?,
             ),

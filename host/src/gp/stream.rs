@@ -15,7 +15,7 @@ use super::fit::{adam, AdamState};
 use super::hyper::{from_theta, to_theta, GridSpec, Hyper};
 use super::mll::ski_mll_grad_d;
 use super::posterior::TrainData;
-use super::store::{ExactStore, WiskiStore};
+use super::store::{ExactStore, Feed, WiskiStore};
 use super::timing::median;
 use crate::error::{Error, Result};
 
@@ -215,30 +215,17 @@ fn stream_wiski_d<const D: usize>(
 ) -> Result<StreamReport> {
     let m = grid.nodes();
     let mut store = WiskiStore::new(m);
-    let (buf, scratch) = store.split();
-    let mut gp = Wiski::new(
-        grid.grid::<D>()?,
-        hyper.kernel::<D>()?,
-        hyper.noise,
-        buf,
-        scratch,
-    )
-    .map_err(Error::core("WISKI"))?;
     let mut report = match learning {
-        None => run_stream::<D>(&mut gp, data, plan, 0, progress)?,
+        None => {
+            let (mut gp, _) = store.model::<D>(grid, hyper)?;
+            run_stream::<D>(&mut gp, data, plan, 0, progress)?
+        }
         Some(l) => {
             // Pretraining: the first points into the statistics, a full-batch fit, one
             // refactorisation; then predict → one Adam step on L/n from the caches → absorb.
             let n0 = l.pretrain.min(data.len());
-            for i in 0..n0 {
-                gp.accumulate(&row::<D>(&data.x, i), data.y[i], data.d[i])
-                    .map_err(|source| Error::Core {
-                        context: format!("stream row {}", i + 1),
-                        source,
-                    })?;
-            }
-            gp.refactorize(scratch)
-                .map_err(Error::core("WISKI refactorisation"))?;
+            let (mut gp, scratch) =
+                store.fed::<D>(grid, hyper, data, n0, Feed::Statistics, "stream")?;
             let mut h = hyper.clone();
             if n0 > 0 {
                 h = adam(&h, l.pretrain_steps, l.pretrain_lr, n0, |h| {
