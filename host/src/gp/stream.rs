@@ -11,7 +11,7 @@ use keel_core::gp::{ExactGp, Family, Kernel, Wiski};
 use serde::Serialize;
 
 use super::dim::row;
-use super::fit::{adam, AdamState};
+use super::fit::{adam, ThetaAdam};
 use super::hyper::{from_theta, to_theta, GridSpec, Hyper};
 use super::mll::ski_mll_grad_d;
 use super::posterior::TrainData;
@@ -170,7 +170,8 @@ pub struct SnapshotPlan {
 /// Streams `data` through an online GP: for each point, predict it, then absorb it.
 ///
 /// # Errors
-/// As [`wiski`](super::wiski) / [`exact`](super::exact), naming the stream row that failed.
+/// As [`wiski`](super::wiski) / [`exact`](super::exact), naming the stream row that failed;
+/// [`Error::InvalidInput`] for a learning rate of `learning` that is not positive and finite.
 pub fn stream(
     method: StreamMethod,
     hyper: &Hyper,
@@ -181,6 +182,13 @@ pub fn stream(
     mut progress: impl FnMut(usize),
 ) -> Result<StreamReport> {
     let hyper = hyper.for_dim(data.dim)?;
+    if let Some(l) = learning {
+        for (setting, lr) in [("learn_lr", l.lr), ("pretrain_lr", l.pretrain_lr)] {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(Error::invalid(setting, lr, "must be positive"));
+            }
+        }
+    }
     if learning.is_some() && method == StreamMethod::Exact {
         return Err(Error::invalid(
             "learn",
@@ -240,7 +248,7 @@ fn stream_wiski_d<const D: usize>(
                 scratch,
                 theta: to_theta(&h),
                 family: h.family,
-                adam: AdamState::default(),
+                adam: ThetaAdam::new(to_theta(&h))?,
                 lr: l.lr,
             };
             let mut r = run_stream::<D>(&mut learner, data, plan, n0, progress)?;
@@ -266,7 +274,7 @@ struct Learner<'a, const D: usize> {
     scratch: &'a mut [f64],
     theta: Vec<f64>,
     family: Family,
-    adam: AdamState,
+    adam: ThetaAdam,
     lr: f64,
 }
 
@@ -276,15 +284,20 @@ impl<const D: usize> Online<D> for Learner<'_, D> {
     }
     fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()> {
         let n = self.gp.len() as usize;
-        if n > 0 && self.lr > 0.0 {
-            let h = from_theta(self.family, &self.theta);
-            let (_, g) = ski_mll_grad_d(&mut self.gp, &h, self.scratch).map_err(|e| match e {
+        if n > 0 {
+            // The core's error where there is one; the online GP's trait speaks only core errors.
+            let to_core = |e: Error| match e {
                 Error::Core { source, .. } => source,
                 _ => keel_core::Error::InvalidConfig {
                     what: "hyperparameter step",
                 },
-            })?;
-            self.adam.step(&mut self.theta, &g, self.lr, 1.0 / n as f64);
+            };
+            let h = from_theta(self.family, &self.theta);
+            let (_, g) = ski_mll_grad_d(&mut self.gp, &h, self.scratch).map_err(to_core)?;
+            self.theta = self
+                .adam
+                .ascend(&g, self.lr, 1.0 / n as f64)
+                .map_err(to_core)?;
             let h = from_theta(self.family, &self.theta);
             let mut l = [0.0; D];
             l.copy_from_slice(&h.lengthscale);
