@@ -459,7 +459,7 @@ fn optimizer_reference(kind: keel_engine::optim::OptimizerKind) -> Vec<f64> {
     let (mut m, mut v) = (vec![0.0; 5], vec![0.0; 5]);
     for k in 0..3 {
         let g = [0.1 * k as f64, -0.3, 1.0, 0.0, 2.5];
-        let t = (k + 1) as i32;
+        let t = k + 1;
         for i in 0..5 {
             match kind {
                 OptimizerKind::Sgd {
@@ -495,6 +495,11 @@ fn optimizer_reference(kind: keel_engine::optim::OptimizerKind) -> Vec<f64> {
                     let m_hat = m[i] / (1.0 - beta1.powi(t));
                     let v_hat = v[i] / (1.0 - beta2.powi(t));
                     p[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+                }
+                OptimizerKind::AdamAlgorithm1 { .. } => {
+                    unreachable!(
+                        "CPU only (no fused kernel), so not among the kinds run on devices"
+                    )
                 }
             }
         }
