@@ -84,11 +84,15 @@ macro_rules! per_scalar {
                         *v += T::from_f64(noise * ((i as f64 * 1.7).sin()));
                     }
                     let before = m.violation(&m.from_velocity_form(&z)).max().to_f64();
-                    prop_assert!(before > 1e-3);
+                    // The perturbation really left the manifold: measured at least 6× `noise`
+                    // (f32) and 19× (f64) over 144 cases each.
+                    prop_assert!(before > noise, "violation before projection {before}");
                     m.project(&mut z, ProjectParams::default()).unwrap();
                     let after = m.violation(&m.from_velocity_form(&z)).max().to_f64();
-                    // Default tolerance is 64ε on the RMS, scaled by the state size (spin rates ~10).
-                    prop_assert!(after < 1e5 * EPS, "violation after projection {after}");
+                    // The default tolerance is 64ε on the RMS of the violation, scaled by the
+                    // state's size (spin rates ~10): measured at most 2.9e3·ε in f32 (3.5e-4)
+                    // and 2.5e3·ε in f64 (5.4e-13) over 144 cases each.
+                    prop_assert!(after < 1e4 * EPS, "violation after projection {after}");
                 }
             }
 
@@ -247,11 +251,11 @@ fn dopri5_energy_drift_is_a_small_multiple_of_rtol() {
     }
 }
 
-/// A value from an earlier independent numpy/scipy check (DOP853), which
-/// fixtures/gen/dynamics.py reproduces: 2-pendulum with the paper's parameters,
+/// A value from an independent numpy/scipy integration (DOP853, `fixtures/gen/dynamics.py`
+/// reproduces it): 2-pendulum with the paper's parameters,
 /// θ = (0.7, −1.1), ω = (0.3, 1.2): positions at t = 1.
 #[test]
-fn double_pendulum_matches_the_digest_reference_value() {
+fn double_pendulum_matches_a_scipy_reference_value() {
     // That check used the 6-digit default parameters (`CHAIN_DEFAULTS` in that script).
     let p = ChainPendulum::<f64, 2>::new([1.172151, 1.039051], [1.035907, 1.082211], 9.81).unwrap();
     let m = p.mechanics();
@@ -280,7 +284,7 @@ fn chain_angles_round_trip() {
 
 /// The reference code's default parameters (`biases/systems/chain_pendulum.py`), to 6 digits.
 #[test]
-fn paper_parameters_match_the_digest() {
+fn paper_parameters_match_the_reference_code() {
     let m3 = ChainPendulum::<f64, 3>::paper_masses().unwrap();
     let l3 = ChainPendulum::<f64, 3>::paper_lengths().unwrap();
     for (a, b) in m3.iter().zip([1.082211, 1.172151, 1.039051]) {

@@ -1,13 +1,14 @@
-//! WISKI and the exact GP against dense computations written out here in f64 (the fixtures in
-//! fixtures/gp/ check the host against numpy; these keep the core honest on its own).
+//! The core's WISKI and exact GP against numpy/scipy (`fixtures/gp/cases.json` and
+//! `core_cases.json`, from `fixtures/gen/gp.py`: dense textbook formulas, `cho_factor` /
+//! `cho_solve`, no Keel code), and the f32 models against the f64 ones.
 
 use keel_core::gp::{
-    refactor_scratch_len, Convention, ExactBuffers, ExactGp, Family, Grid, Kernel, Wiski,
-    WiskiBuffers,
+    refactor_scratch_len, Convention, ExactBuffers, ExactGp, Family, Grid, Kernel, Prediction,
+    Wiski, WiskiBuffers,
 };
-use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus as Rng};
 use keel_core::Real;
+use serde_json::Value;
 
 struct Owned<T> {
     root: Vec<T>,
@@ -38,176 +39,212 @@ impl<T: Copy + Default> Owned<T> {
     }
 }
 
-/// Dense SKI: mean, var_f and log p(y) from explicit W and K_UU by Cholesky of W K Wᵀ + σ²D.
-fn dense_ski<const D: usize>(
-    grid: &Grid<f64, D>,
-    kernel: &Kernel<f64, D>,
-    noise: f64,
-    xs: &[[f64; D]],
-    ys: &[f64],
-    ds: &[f64],
-    tests: &[[f64; D]],
-) -> (Vec<f64>, Vec<f64>, f64) {
-    let m = grid.len();
-    let size = *grid.size();
-    let kuu = |i: usize, j: usize| {
-        let (mut ri, mut rj, mut v) = (i, j, kernel.outputscale());
-        for k in (0..D).rev() {
-            let g = size[k];
-            v *= kernel.factor(k, grid.coordinate(k, ri % g) - grid.coordinate(k, rj % g));
-            ri /= g;
-            rj /= g;
-        }
-        v
-    };
-    let row = |x: &[f64; D]| {
-        let mut w = vec![0.0; m];
-        let mut i = [0; 64];
-        let mut v = [0.0; 64];
-        let nnz = grid.weights(x, &mut i, &mut v).unwrap();
-        for e in 0..nnz {
-            w[i[e]] += v[e];
-        }
-        w
-    };
-    let n = xs.len();
-    let w: Vec<Vec<f64>> = xs.iter().map(row).collect();
-    let k: Vec<f64> = (0..m * m).map(|e| kuu(e / m, e % m)).collect();
-    // KWᵀ columns: kw[i] = K w_i.
-    let kw: Vec<Vec<f64>> = w
-        .iter()
-        .map(|wi| {
-            (0..m)
-                .map(|a| (0..m).map(|b| k[a * m + b] * wi[b]).sum())
-                .collect()
-        })
-        .collect();
-    let mut kxx = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            kxx[i * n + j] = (0..m).map(|a| w[i][a] * kw[j][a]).sum::<f64>();
-        }
-        kxx[i * n + i] += noise * ds[i];
-    }
-    cholesky_in_place(&mut kxx, n).unwrap();
-    let mut z = ys.to_vec();
-    solve_lower_in_place(&kxx, n, &mut z).unwrap();
-    let logdet: f64 = (0..n).map(|i| 2.0 * kxx[i * n + i].ln()).sum();
-    let lml = -0.5
-        * (z.iter().map(|v| v * v).sum::<f64>()
-            + logdet
-            + n as f64 * (2.0 * std::f64::consts::PI).ln());
-    let mut means = vec![];
-    let mut vars = vec![];
-    for t in tests {
-        let ws = row(t);
-        let kws: Vec<f64> = (0..m)
-            .map(|a| (0..m).map(|b| k[a * m + b] * ws[b]).sum())
-            .collect();
-        let prior: f64 = (0..m).map(|a| ws[a] * kws[a]).sum();
-        let mut c: Vec<f64> = (0..n)
-            .map(|i| (0..m).map(|a| w[i][a] * kws[a]).sum())
-            .collect();
-        solve_lower_in_place(&kxx, n, &mut c).unwrap();
-        means.push(c.iter().zip(&z).map(|(a, b)| a * b).sum());
-        vars.push(prior - c.iter().map(|v| v * v).sum::<f64>());
-    }
-    (means, vars, lml)
+fn cases(file: &str) -> Vec<Value> {
+    let path = format!("{}/../fixtures/gp/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["generator"], "fixtures/gen/gp.py");
+    v["cases"].as_array().unwrap().clone()
 }
 
-fn check_against_dense<const D: usize>(
-    grid: Grid<f64, D>,
-    kernel: Kernel<f64, D>,
-    n: usize,
-    seed: u64,
-) {
-    let mut rng = Rng::seed_from_u64(seed);
-    let noise = 0.05;
-    let lo: Vec<f64> = (0..D).map(|k| grid.coordinate(k, 0)).collect();
-    let hi: Vec<f64> = (0..D)
-        .map(|k| grid.coordinate(k, grid.size()[k] - 1))
-        .collect();
-    let point = |rng: &mut Rng| {
-        let mut x = [0.0; D];
-        for k in 0..D {
-            x[k] = lo[k] + (hi[k] - lo[k]) * uniform::<f64, _>(rng);
-        }
-        x
-    };
-    let xs: Vec<[f64; D]> = (0..n).map(|_| point(&mut rng)).collect();
-    let ys: Vec<f64> = xs
-        .iter()
-        .map(|x| {
-            x.iter().map(|v| (1.3 * v).sin()).sum::<f64>()
-                + 0.1 * standard_normal::<f64, _>(&mut rng)
-        })
-        .collect();
-    let ds: Vec<f64> = (0..n).map(|i| 1.0 + 0.5 * (i % 3) as f64).collect();
-    let tests: Vec<[f64; D]> = (0..20).map(|_| point(&mut rng)).collect();
-    let (mean, var, lml) = dense_ski(&grid, &kernel, noise, &xs, &ys, &ds, &tests);
+/// Every case of both fixture files.
+fn all_cases() -> Vec<Value> {
+    let mut c = cases("cases.json");
+    c.extend(cases("core_cases.json"));
+    c
+}
 
+fn f64s(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn point<const D: usize>(v: &Value) -> [f64; D] {
+    let p = f64s(v);
+    assert_eq!(p.len(), D);
+    core::array::from_fn(|k| p[k])
+}
+
+fn arr<const D: usize>(v: &Value) -> [f64; D] {
+    point(v)
+}
+
+fn kernel<const D: usize>(c: &Value) -> Kernel<f64, D> {
+    Kernel::new(
+        Family::from_name(c["kernel"].as_str().unwrap()).unwrap(),
+        c["outputscale"].as_f64().unwrap(),
+        arr(&c["lengthscale"]),
+    )
+    .unwrap()
+}
+
+/// Largest deviations from a case's numbers: `(lml, mean, var_f, var_y)`, each relative to
+/// `max(1, |reference|)` as the fixture's tolerance is stated.
+#[derive(Clone, Copy, Debug, Default)]
+struct Deviation([f64; 4]);
+
+impl std::fmt::Display for Deviation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d] = self.0;
+        write!(f, "[{a:.1e}, {b:.1e}, {c:.1e}, {d:.1e}]")
+    }
+}
+
+impl Deviation {
+    fn max(self, o: Deviation) -> Deviation {
+        Deviation(core::array::from_fn(|i| self.0[i].max(o.0[i])))
+    }
+}
+
+fn rel(got: f64, want: f64) -> f64 {
+    (got - want).abs() / want.abs().max(1.0)
+}
+
+/// Compares a model's log marginal likelihood and its predictions at the case's test points.
+fn deviation<const D: usize>(
+    c: &Value,
+    lml: f64,
+    mut predict: impl FnMut(&[f64; D]) -> Prediction<f64>,
+) -> Deviation {
+    let tests = c["x_test"].as_array().unwrap();
+    let (mean, var_f, var_y) = (f64s(&c["mean"]), f64s(&c["var_f"]), f64s(&c["var_y"]));
+    assert_eq!(tests.len(), 50);
+    assert_eq!((mean.len(), var_f.len(), var_y.len()), (50, 50, 50));
+    let mut d = Deviation([
+        rel(lml, c["log_marginal_likelihood"].as_f64().unwrap()),
+        0.0,
+        0.0,
+        0.0,
+    ]);
+    for (t, x) in tests.iter().enumerate() {
+        let p = predict(&point(x));
+        d.0[1] = d.0[1].max(rel(p.mean, mean[t]));
+        d.0[2] = d.0[2].max(rel(p.var_f, var_f[t]));
+        d.0[3] = d.0[3].max(rel(p.var_y, var_y[t]));
+    }
+    d
+}
+
+/// Streams a SKI case into the core's WISKI; its deviations streamed and after refactorising.
+fn wiski_case<const D: usize>(c: &Value) -> (Deviation, Deviation) {
+    let g = &c["grid"];
+    let size: [usize; D] = {
+        let s = f64s(&g["size"]);
+        core::array::from_fn(|k| s[k] as usize)
+    };
+    let conv = Convention::from_name(g["convention"].as_str().unwrap()).unwrap();
+    let grid = Grid::new(arr(&g["lo"]), arr(&g["hi"]), size, conv).unwrap();
     let m = grid.len();
     let mut mem = Owned::<f64>::new(m);
     let mut scratch = vec![0.0; refactor_scratch_len(m)];
-    let mut gp = Wiski::new(grid, kernel, noise, mem.buffers(), &mut scratch).unwrap();
-    for i in 0..n {
-        gp.observe_with_noise(&xs[i], ys[i], ds[i]).unwrap();
+    let noise = c["noise"].as_f64().unwrap();
+    let mut gp = Wiski::new(grid, kernel(c), noise, mem.buffers(), &mut scratch).unwrap();
+    let (xs, ys, ds) = (c["x"].as_array().unwrap(), f64s(&c["y"]), f64s(&c["d"]));
+    assert_eq!((xs.len(), ds.len()), (ys.len(), ys.len()));
+    for ((x, y), d) in xs.iter().zip(&ys).zip(&ds) {
+        gp.observe_with_noise(&point(x), *y, *d).unwrap();
     }
-    let scale = 1.0 + lml.abs();
-    let streamed = gp.log_marginal_likelihood();
-    assert!(
-        (streamed - lml).abs() < 1e-9 * scale,
-        "streamed lml {streamed} vs dense {lml}"
-    );
-    for (t, x) in tests.iter().enumerate() {
-        let p = gp.predict(x).unwrap();
-        assert!(
-            (p.mean - mean[t]).abs() < 1e-9,
-            "mean {t}: {} vs {}",
-            p.mean,
-            mean[t]
-        );
-        assert!(
-            (p.var_f - var[t]).abs() < 1e-9,
-            "var {t}: {} vs {}",
-            p.var_f,
-            var[t]
-        );
-    }
-    // Rebuilding from the statistics gives the same model.
+    assert_eq!(gp.len(), ys.len() as u64);
+    let streamed = deviation(c, gp.log_marginal_likelihood(), |x: &[f64; D]| {
+        gp.predict(x).unwrap()
+    });
     gp.refactorize(&mut scratch).unwrap();
-    let rebuilt = gp.log_marginal_likelihood();
-    assert!(
-        (rebuilt - lml).abs() < 1e-9 * scale,
-        "refactorised lml {rebuilt} vs dense {lml}"
+    let rebuilt = deviation(c, gp.log_marginal_likelihood(), |x: &[f64; D]| {
+        gp.predict(x).unwrap()
+    });
+    (streamed, rebuilt)
+}
+
+/// Pushes an exact case into the core's exact GP.
+fn exact_case<const D: usize>(c: &Value) -> Deviation {
+    let (xs, ys, ds) = (c["x"].as_array().unwrap(), f64s(&c["y"]), f64s(&c["d"]));
+    let cap = ys.len();
+    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
+        vec![0.0; cap * D],
+        vec![0.0; cap],
+        vec![0.0; cap],
+        vec![0.0; cap * cap],
+        vec![0.0; cap],
+        vec![0.0; cap],
     );
-    for (t, x) in tests.iter().enumerate() {
-        let p = gp.predict(x).unwrap();
-        assert!((p.mean - mean[t]).abs() < 1e-9 && (p.var_f - var[t]).abs() < 1e-9);
+    let buf = ExactBuffers {
+        x: &mut x,
+        y: &mut y,
+        d: &mut d,
+        l: &mut l,
+        z: &mut z,
+        work: &mut w,
+    };
+    let mut gp = ExactGp::new(kernel(c), c["noise"].as_f64().unwrap(), buf).unwrap();
+    for ((x, y), d) in xs.iter().zip(&ys).zip(&ds) {
+        gp.push_with_noise(point(x), *y, *d).unwrap();
+    }
+    assert_eq!(gp.len(), cap);
+    let lml = gp.log_marginal_likelihood();
+    deviation(c, lml, |x: &[f64; D]| gp.predict(x).unwrap())
+}
+
+fn dim(c: &Value) -> usize {
+    c["lengthscale"].as_array().unwrap().len()
+}
+
+/// The core's WISKI, streamed and refactorised, against dense SKI in numpy/scipy
+/// (`fixtures/gen/gp.py`: explicit W and K_UU, `cho_factor`/`cho_solve` of `W K_UU Wᵀ + σ²D`):
+/// every SKI case of `fixtures/gp/cases.json` and `core_cases.json` — 1-D, 2-D and 3-D grids, both
+/// conventions, all four kernel families, heteroscedastic noise.
+#[test]
+fn wiski_matches_numpy_dense_ski() {
+    let (mut streamed, mut rebuilt, mut seen) = (Deviation::default(), Deviation::default(), 0);
+    for c in all_cases().iter().filter(|c| c["method"] == "ski") {
+        let (s, r) = match dim(c) {
+            1 => wiski_case::<1>(c),
+            2 => wiski_case::<2>(c),
+            3 => wiski_case::<3>(c),
+            d => panic!("{d}-D case"),
+        };
+        eprintln!("{}: streamed {s} refactorised {r}", c["name"]);
+        streamed = streamed.max(s);
+        rebuilt = rebuilt.max(r);
+        seen += 1;
+    }
+    assert_eq!(seen, 13);
+    eprintln!(
+        "WISKI vs numpy (lml, mean, var_f, var_y): streamed {streamed}, refactorised {rebuilt}"
+    );
+    // Two float64 routes to the same numbers (the core's rank-one updates of a grid-sized root
+    // against scipy's Cholesky of the n×n W K_UU Wᵀ + σ²D): measured at most 5.2e-14 (the
+    // mean of the 1000-point case), 3.9e-14 for log p(y) after refactorising; bound 2e-13.
+    for (what, d) in [("streamed", streamed), ("refactorised", rebuilt)] {
+        for (k, name) in ["lml", "mean", "var_f", "var_y"].iter().enumerate() {
+            assert!(d.0[k] < 2e-13, "{what} {name}: {:e}", d.0[k]);
+        }
     }
 }
 
+/// The core's exact GP against numpy/scipy (`cho_solve` of `K + σ²D`) on every exact case.
 #[test]
-fn wiski_1d_equals_dense_ski() {
-    for conv in [Convention::Endpoints, Convention::Extended] {
-        let grid = Grid::new([-2.0], [2.0], [24], conv).unwrap();
-        let kernel = Kernel::new(Family::Rbf, 1.3, [0.7]).unwrap();
-        check_against_dense(grid, kernel, 60, 1);
-        let kernel = Kernel::new(Family::Matern52, 0.8, [0.4]).unwrap();
-        check_against_dense(grid, kernel, 60, 2);
+fn exact_gp_matches_numpy() {
+    let (mut worst, mut seen) = (Deviation::default(), 0);
+    for c in all_cases().iter().filter(|c| c["method"] == "exact") {
+        let d = match dim(c) {
+            1 => exact_case::<1>(c),
+            2 => exact_case::<2>(c),
+            d => panic!("{d}-D case"),
+        };
+        eprintln!("{}: {d}", c["name"]);
+        worst = worst.max(d);
+        seen += 1;
     }
-}
-
-#[test]
-fn wiski_2d_and_3d_equal_dense_ski() {
-    let grid = Grid::new([-1.0, 0.0], [1.0, 2.0], [8, 6], Convention::Endpoints).unwrap();
-    let kernel = Kernel::new(Family::Rbf, 1.0, [0.6, 0.9]).unwrap();
-    check_against_dense(grid, kernel, 40, 3);
-    let kernel = Kernel::new(Family::Matern32, 1.0, [0.6, 0.9]).unwrap();
-    check_against_dense(grid, kernel, 40, 4);
-    let grid = Grid::new([-1.0; 3], [1.0; 3], [5, 4, 4], Convention::Endpoints).unwrap();
-    let kernel = Kernel::new(Family::Rbf, 1.0, [0.8, 0.9, 1.1]).unwrap();
-    check_against_dense(grid, kernel, 30, 5);
+    assert_eq!(seen, 8);
+    eprintln!("exact GP vs numpy (lml, mean, var_f, var_y): {worst}");
+    // The core's incremental Cholesky against scipy's (n up to 500): measured at most 5.2e-14
+    // (the mean of the 400-point Matérn case); bound 2e-13.
+    for (k, name) in ["lml", "mean", "var_f", "var_y"].iter().enumerate() {
+        assert!(worst.0[k] < 2e-13, "{name}: {:e}", worst.0[k]);
+    }
 }
 
 /// Grid nodes of the f32-vs-f64 models.
@@ -262,62 +299,6 @@ fn f32_core_tracks_f64_over_many_updates() {
     assert!((l64 - l32).abs() < 1e-4 * l64.abs(), "{l64} vs {l32}");
 }
 
-#[test]
-fn exact_gp_equals_dense() {
-    let kernel = Kernel::new(Family::Matern52, 1.3, [0.7, 0.4]).unwrap();
-    let cap = 50;
-    let (mut x, mut y, mut d, mut l, mut z, mut w) = (
-        vec![0.0; cap * 2],
-        vec![0.0; cap],
-        vec![0.0; cap],
-        vec![0.0; cap * cap],
-        vec![0.0; cap],
-        vec![0.0; cap],
-    );
-    let buf = ExactBuffers {
-        x: &mut x,
-        y: &mut y,
-        d: &mut d,
-        l: &mut l,
-        z: &mut z,
-        work: &mut w,
-    };
-    let mut gp = ExactGp::new(kernel, 0.04, buf).unwrap();
-    let mut rng = Rng::seed_from_u64(11);
-    let pts: Vec<([f64; 2], f64)> = (0..cap)
-        .map(|_| {
-            (
-                [standard_normal(&mut rng), standard_normal(&mut rng)],
-                standard_normal(&mut rng),
-            )
-        })
-        .collect();
-    for &(p, t) in &pts {
-        gp.push(p, t).unwrap();
-    }
-    let n = cap;
-    let mut k = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            k[i * n + j] = kernel.eval(&pts[i].0, &pts[j].0) + if i == j { 0.04 } else { 0.0 };
-        }
-    }
-    cholesky_in_place(&mut k, n).unwrap();
-    let mut zz: Vec<f64> = pts.iter().map(|p| p.1).collect();
-    solve_lower_in_place(&k, n, &mut zz).unwrap();
-    let lml = -0.5
-        * (zz.iter().map(|v| v * v).sum::<f64>()
-            + (0..n).map(|i| 2.0 * k[i * n + i].ln()).sum::<f64>()
-            + n as f64 * (2.0 * std::f64::consts::PI).ln());
-    assert!((gp.log_marginal_likelihood() - lml).abs() < 1e-10 * lml.abs());
-    let t = [0.3, -0.2];
-    let mut c: Vec<f64> = pts.iter().map(|p| kernel.eval(&p.0, &t)).collect();
-    solve_lower_in_place(&k, n, &mut c).unwrap();
-    let p = gp.predict(&t).unwrap();
-    assert!((p.mean - c.iter().zip(&zz).map(|(a, b)| a * b).sum::<f64>()).abs() < 1e-12);
-    assert!((p.var_f - (1.3 - c.iter().map(|v| v * v).sum::<f64>())).abs() < 1e-12);
-}
-
 /// A million f32 updates without refactorisation: no drift. After 10⁶ points the posterior
 /// variance of f is ~5·10⁻⁷ of the prior's, which f32 resolves only to about ε times the prior
 /// scale; the test checks that the streamed model is as close to f64 as a from-scratch f32
@@ -358,14 +339,18 @@ fn f32_wiski_is_stable_over_a_million_updates() {
     g32.refactorize(&mut s32).unwrap();
     let rebuilt = errors(&g64, &g32);
     println!(
-        "after 10⁶ updates: streamed |Δmean| {:.2e} |Δvar_f| {:.2e}; refactorised {:.2e} {:.2e}",
+        "after 10⁶ updates: streamed |Δmean| {:.4e} |Δvar_f| {:.4e}; refactorised {:.4e} {:.4e}",
         streamed.0, streamed.1, rebuilt.0, rebuilt.1
     );
+    // Deterministic (seeded data, no threads). Measured: streamed/refactorised 1.18 for the
+    // mean (2.475e-4 vs 2.102e-4) and 1.00 for var_f (1.966e-7 vs 1.969e-7); bounds 1.25, 1.05.
     assert!(
-        streamed.0 <= 1.5 * rebuilt.0 + 1e-5 && streamed.1 <= 1.5 * rebuilt.1 + 1e-8,
+        streamed.0 <= 1.25 * rebuilt.0 && streamed.1 <= 1.05 * rebuilt.1,
         "{streamed:?} vs {rebuilt:?}"
     );
+    // f32 resolves var_f to about ε·s (s = 1.3, the prior variance): measured 1.27·ε·s; bound
+    // 1.5·ε·s. The mean: measured 2.48e-4; bound 3e-4.
     let eps = f32::EPSILON as f64;
-    assert!(streamed.1 < 4.0 * eps * 1.3, "|Δvar_f| {:.2e}", streamed.1);
-    assert!(streamed.0 < 1e-3, "|Δmean| {:.2e}", streamed.0);
+    assert!(streamed.1 < 1.5 * eps * 1.3, "|Δvar_f| {:.4e}", streamed.1);
+    assert!(streamed.0 < 3e-4, "|Δmean| {:.4e}", streamed.0);
 }

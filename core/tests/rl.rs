@@ -1,8 +1,9 @@
 //! The reinforcement-learning environments: Pendulum-v1 against gymnasium itself
 //! (`fixtures/rl/pendulum_gym.json`, from `fixtures/gen/pendulum_gym.py`); the cart-pole and the
 //! acrobot against conservation laws they must obey (energy with no input, and the work–energy
-//! balance `ΔE = F·Δx` / `ΔE = τ·Δ(φ₂ − φ₁)` under a constant input); episode bookkeeping,
-//! action handling and the Welford normaliser.
+//! balance `ΔE = F·Δx` / `ΔE = τ·Δ(φ₂ − φ₁)` under a constant input) — their steps against
+//! gymnasium's equations are in `env_reference.rs`; episode bookkeeping, action handling and the
+//! Welford normaliser.
 
 use keel_core::integrate::StateVector;
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
@@ -142,8 +143,11 @@ fn the_cart_pole_conserves_energy_and_does_the_work_of_its_force() {
     }
     let (e1, m1) = cartpole_energy(c.state());
     // RK4 at 12.5 ms over 5 s: errors of order 1e-9 (h⁴ ≈ 2e-8 times the field's scale).
-    assert!((e1 - e0).abs() < 1e-6, "no force: energy {e0} → {e1}");
-    assert!((m1 - m0).abs() < 1e-7, "no force: momentum {m0} → {m1}");
+    // Measured: 7.6e-9 (energy), 1.4e-9 (momentum); the bounds leave a margin of about 6 for
+    // other platforms' libm, and a wrong term of the equations of motion breaks them by orders
+    // of magnitude.
+    assert!((e1 - e0).abs() < 5e-8, "no force: energy {e0} → {e1}");
+    assert!((m1 - m0).abs() < 1e-8, "no force: momentum {m0} → {m1}");
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
     for _ in 0..50 {
         let a: f64 = 2.0 * uniform::<f64, _>(&mut rng) - 1.0;
@@ -151,8 +155,9 @@ fn the_cart_pole_conserves_energy_and_does_the_work_of_its_force() {
         c.step(&[a]).unwrap();
         let work = a * CartPoleSwingUp::<f64>::MAX_FORCE * (c.state()[0] - x0);
         let gained = cartpole_energy(c.state()).0 - before;
+        // Measured: at most 2.8e-8 relative over the 50 steps.
         assert!(
-            (gained - work).abs() < 1e-6 * (1.0 + work.abs()),
+            (gained - work).abs() < 2e-7 * (1.0 + work.abs()),
             "ΔE {gained} vs work {work}"
         );
     }
@@ -171,6 +176,7 @@ fn the_acrobot_elbow_torque_does_exactly_its_work() {
     for _ in 0..40 {
         r.step_torque(0.0).unwrap();
     }
+    // RK4 over 40 steps of 0.05 s (2 s): measured 8.3e-7, the bound is that order.
     assert!(
         (energy(&r) - e0).abs() < 1e-6,
         "no torque: energy {e0} → {}",
@@ -185,6 +191,7 @@ fn the_acrobot_elbow_torque_does_exactly_its_work() {
         let (phi1, _) = r.angles();
         let work = tau * wrap((phi1[1] - phi1[0]) - (phi0[1] - phi0[0]));
         let gained = energy(&r) - before;
+        // Measured: at most 4.1e-7 relative over the 60 steps.
         assert!(
             (gained - work).abs() < 1e-6 * (1.0 + work.abs()),
             "ΔE {gained} vs τΔq {work}"

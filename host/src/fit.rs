@@ -9,7 +9,7 @@ use std::time::Instant;
 use keel_core::random::Xoshiro256PlusPlus;
 use serde::Serialize;
 
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::DType;
 use crate::data::{column_stats, permutation, read_csv, standardize, Dataset, Targets};
 use crate::error::{Error, Result};
@@ -18,10 +18,11 @@ use crate::init::Init;
 use crate::limits;
 use crate::metrics;
 use crate::nn::{Activation, Mlp};
-use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind, Schedule};
+use crate::optim::{Optimizer, OptimizerKind, Schedule};
 use crate::params::Params;
 use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
+use crate::train;
 
 /// Classification or regression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -384,19 +385,10 @@ pub fn fit(cfg: &FitConfig, progress: &mut Observer) -> Result<Fitted> {
         for idx in perm.chunks(cfg.batch_size) {
             let vars = params.variables();
             let (loss, _) = batch_loss(cfg, &mlp, &vars, &tr, idx, cols)?;
-            let l = loss.item()?;
+            let l = train::step(&loss, &vars, &mut params, &mut opt, lr, cfg.clip)?;
             if !l.is_finite() {
-                return Err(Error::failed(
-                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
-                    format!("lower the learning rate `lr` ({})", cfg.lr),
-                ));
+                return Err(train::diverged(l, epoch, cfg.lr, ""));
             }
-            let refs: Vec<&Tensor> = vars.values().iter().collect();
-            let mut grads = no_grad(|| backward(&loss, &refs))?;
-            if let Some(c) = cfg.clip {
-                clip_grad_norm(&mut grads, c)?;
-            }
-            no_grad(|| opt.step(&mut params, &grads, lr))?;
             total += l;
             batches += 1;
         }

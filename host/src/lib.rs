@@ -26,6 +26,7 @@
 //! - [`data`]: CSV tables, splits and standardisation; [`metrics`]: accuracy, NLL,
 //!   calibration; [`export`]: MLP model files the core loads; [`checkpoint`]: resumable training
 //!   state, checksummed with its configuration;
+//! - [`train`]: the step every training loop takes (loss → finite check → gradient → step);
 //! - [`error`]: the error type and what it means for an exit status; [`limits`]: sizes refused
 //!   before allocating or running; [`progress`]: what long computations report;
 //! - [`output`]: atomic writes, all of a command's outputs or none; [`plot`]: PNG plots with a
@@ -79,6 +80,7 @@ pub mod plot;
 pub mod progress;
 pub mod rl;
 pub mod simulate;
+pub mod train;
 
 pub use keel_engine::{autodiff, backend, init, nn, optim, params, tensor};
 

@@ -459,6 +459,27 @@ fn cli_runs_saves_and_compares() {
     ]);
     assert!(o.status.success(), "{}", common::stderr(&o));
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // Exporting more samples than the set holds exports them all and says so.
+    let bma = dir.path().join("bma.safetensors");
+    let o = common::keel(&[
+        "bayes",
+        "export",
+        "--samples",
+        ens.to_str().unwrap(),
+        "--data",
+        data,
+        "--count",
+        "10",
+        "--out",
+        bma.to_str().unwrap(),
+    ]);
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("--count 10 is more than the 3 samples"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("3 of 3 ensemble samples"));
     let rows = c["rows"].as_array().unwrap();
     // The reference against itself: full agreement, no distance; the same test metrics as the
     // run that saved it.

@@ -496,9 +496,16 @@ fn cli_train_rejects_bad_input_with_one_line() {
             "needs --checkpoint",
         ),
         (vec!["--dataset", "inertia", "--n-train", "0"], "--n-train"),
-        (vec!["--dataset", "inertia", "--device", "cuda"], "CUDA"),
         (vec!["--dataset", "inertia", "--device", "tpu"], "--device"),
-    ] {
+    ]
+    .into_iter()
+    // Only without a usable GPU: with one, `--device cuda` is a valid request.
+    .chain(
+        keel::backend::Device::Cuda(0)
+            .check()
+            .is_err()
+            .then(|| (vec!["--dataset", "inertia", "--device", "cuda"], "CUDA")),
+    ) {
         let mut full = vec!["emlp", "train", "--quiet"];
         full.extend(args.iter().copied());
         let o = keel(&full);

@@ -152,8 +152,15 @@ fn files_that_cannot_be_read_are_exit_2() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{data}: {err}");
         assert_eq!(error_lines(&err).len(), 1, "{err}");
+        assert!(
+            err.contains(&format!("--data {data}")),
+            "names the flag: {err}"
+        );
     }
-    rejects(&["simulate", "chain-pendulum", "--init", folder], &[folder]);
+    rejects(
+        &["simulate", "chain-pendulum", "--init", folder],
+        &["--init", folder],
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! fused kernels mirror these loops), following PyTorch's definitions.
 
 use crate::backend::cpu::{CpuStorage, Float};
-use crate::backend::{AdamHyper, DType, SgdHyper, Storage};
+use crate::backend::{AdamHyper, DType, Device, SgdHyper, Storage};
 use crate::error::{Error, Result};
 use crate::params::{ParamId, Params};
 use crate::tensor::{Element, Tensor};
@@ -31,6 +31,21 @@ pub enum OptimizerKind {
         /// L2 weight decay.
         weight_decay: f64,
     },
+    /// Adam as Kingma & Ba (ICLR 2015) write it in Algorithm 1: the bias-corrected moments
+    /// `m̂ = m/(1 − β₁ᵗ)` and `v̂ = v/(1 − β₂ᵗ)` formed explicitly, then
+    /// `p ← p − lr·m̂/(√v̂ + ε)`; no weight decay. Equal to [`OptimizerKind::Adam`] in exact
+    /// arithmetic — that one folds the corrections into the step size and the denominator, as
+    /// PyTorch does, so that one fused pass serves CPU and GPU — but rounded differently, so
+    /// the two part in the last bits. CPU parameters only (a step on a GPU parameter is
+    /// refused): meant for a few scalars, such as Keel's GP hyperparameters.
+    AdamAlgorithm1 {
+        /// β₁.
+        beta1: f64,
+        /// β₂.
+        beta2: f64,
+        /// ε.
+        eps: f64,
+    },
     /// AdamW (Loshchilov & Hutter 2019): decoupled weight decay `p ← p − lr·λ·p`.
     AdamW {
         /// β₁.
@@ -52,6 +67,15 @@ impl OptimizerKind {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+        }
+    }
+
+    /// [`OptimizerKind::AdamAlgorithm1`] with β = (0.9, 0.999), ε = 1e-8.
+    pub fn adam_algorithm1() -> Self {
+        OptimizerKind::AdamAlgorithm1 {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
         }
     }
 
@@ -80,6 +104,15 @@ impl OptimizerKind {
                 if !finite_non_negative(weight_decay) {
                     return bad("weight decay", weight_decay);
                 }
+            }
+            OptimizerKind::AdamAlgorithm1 { beta1, beta2, eps } => {
+                return OptimizerKind::Adam {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay: 0.0,
+                }
+                .validate();
             }
             OptimizerKind::Adam {
                 beta1,
@@ -247,12 +280,23 @@ impl Optimizer {
                 rhs: params.len(),
             });
         }
+        if let OptimizerKind::AdamAlgorithm1 { .. } = self.kind {
+            if let Some(p) = params.values().iter().find(|p| p.device() != Device::Cpu) {
+                return Err(Error::invalid(
+                    "parameter device",
+                    p.device(),
+                    "Adam as in Kingma & Ba's Algorithm 1 steps CPU parameters only",
+                ));
+            }
+        }
         self.step += 1;
         let t = self.step;
         let needs_m = !matches!(self.kind, OptimizerKind::Sgd { momentum, .. } if momentum == 0.0);
         let needs_v = matches!(
             self.kind,
-            OptimizerKind::Adam { .. } | OptimizerKind::AdamW { .. }
+            OptimizerKind::Adam { .. }
+                | OptimizerKind::AdamW { .. }
+                | OptimizerKind::AdamAlgorithm1 { .. }
         );
         for i in 0..params.len() {
             let p = params.get(ParamId(i)).clone();
@@ -361,7 +405,7 @@ fn adam_hyper(kind: OptimizerKind, t: u64, lr: f64) -> Option<AdamHyper> {
                 },
             })
         }
-        OptimizerKind::Sgd { .. } => None,
+        OptimizerKind::Sgd { .. } | OptimizerKind::AdamAlgorithm1 { .. } => None,
     }
 }
 
@@ -428,7 +472,28 @@ fn update<T: Float + Element>(
 ) -> Vec<T> {
     let mut out = T::take(p.len());
     let f = T::from_f64;
-    if let Some(h) = adam_hyper(kind, t, lr) {
+    if let OptimizerKind::AdamAlgorithm1 { beta1, beta2, eps } = kind {
+        let (Some(m), Some(v)) = (m, v) else {
+            unreachable!("Adam's moments are created before the step")
+        };
+        let (b1, b2, eps, lr) = (f(beta1), f(beta2), f(eps), f(lr));
+        let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+        let bc1 = f(1.0 - beta1.powi(t as i32));
+        let bc2 = f(1.0 - beta2.powi(t as i32));
+        out.extend(
+            p.iter()
+                .zip(g)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut())
+                .map(|(((p, g), m), v)| {
+                    *m = b1 * *m + c1 * *g;
+                    *v = b2 * *v + c2 * *g * *g;
+                    let m_hat = *m / bc1;
+                    let v_hat = *v / bc2;
+                    *p - lr * m_hat / (v_hat.sqrt() + eps)
+                }),
+        );
+    } else if let Some(h) = adam_hyper(kind, t, lr) {
         let (Some(m), Some(v)) = (m, v) else {
             unreachable!("Adam's moments are created before the step")
         };
@@ -576,7 +641,56 @@ mod tests {
             weight_decay: 0.0,
         });
         quadratic_descends(OptimizerKind::adam());
+        quadratic_descends(OptimizerKind::adam_algorithm1());
         quadratic_descends(OptimizerKind::adamw(0.0));
+    }
+
+    #[test]
+    fn adam_algorithm1_is_kingma_and_ba_as_written_bit_for_bit() {
+        // Algorithm 1 of Kingma & Ba (2015), written out in f64, against the optimizer over 300
+        // steps of changing gradients; and against the folded form, which rounds differently.
+        let (b1, b2, eps, lr) = (0.9f64, 0.999f64, 1e-8, 0.05);
+        let grad = |t: usize, i: usize, p: f64| (0.7 * t as f64 + i as f64).sin() * 3.0 + 0.1 * p;
+        let p0 = vec![0.1f64, -0.3, 0.7];
+        let (mut p, mut m, mut v) = (p0.clone(), vec![0.0; 3], vec![0.0; 3]);
+        let mut params = Params::new();
+        params
+            .insert("p", Tensor::from_vec(p0.clone(), &[3]).unwrap())
+            .unwrap();
+        let mut folded = params.clone();
+        let mut opt = Optimizer::new(OptimizerKind::adam_algorithm1(), &params).unwrap();
+        let mut opt_folded = Optimizer::new(OptimizerKind::adam(), &folded).unwrap();
+        for t in 1..=300 {
+            let g: Vec<f64> = (0..3).map(|i| grad(t, i, p[i])).collect();
+            for i in 0..3 {
+                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                let m_hat = m[i] / (1.0 - b1.powi(t as i32));
+                let v_hat = v[i] / (1.0 - b2.powi(t as i32));
+                p[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+            }
+            opt.step(&mut params, &[Tensor::from_vec(g, &[3]).unwrap()], lr)
+                .unwrap();
+            assert_eq!(params.get(ParamId(0)).to_vec_f64().unwrap(), p, "step {t}");
+            let q = folded.get(ParamId(0)).to_vec_f64().unwrap();
+            let gq: Vec<f64> = (0..3).map(|i| grad(t, i, q[i])).collect();
+            opt_folded
+                .step(&mut folded, &[Tensor::from_vec(gq, &[3]).unwrap()], lr)
+                .unwrap();
+        }
+        let q = folded.get(ParamId(0)).to_vec_f64().unwrap();
+        for (a, b) in p.iter().zip(&q) {
+            assert!((a - b).abs() < 1e-9, "{p:?} vs {q:?}");
+        }
+        assert!(Optimizer::new(
+            OptimizerKind::AdamAlgorithm1 {
+                beta1: 0.9,
+                beta2: 1.0,
+                eps: 1e-8
+            },
+            &Params::new()
+        )
+        .is_err());
     }
 
     #[test]

@@ -939,6 +939,9 @@ fn emu_step<T: Num>(kind: OptimizerKind, t: u64, lr: f64, s: &mut State<T>, g: &
             };
             emu::adam(s.launch, &mut s.p, g, &mut s.m, &mut s.v, h);
         }
+        OptimizerKind::AdamAlgorithm1 { .. } => {
+            unreachable!("no fused kernel: Optimizer::step refuses GPU parameters for it")
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use super::data::Chunk;
 use super::data::{generate, DataSet, SystemSpec, CHUNK};
 use super::model::{on_nodes, Chnn, Hnn, ModelKind, Node};
 use super::truth::{truth, Truth};
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::limits;
@@ -418,14 +418,7 @@ pub fn step(
     let vars = params.variables();
     let pred = net.rollout_chunk(&vars, &a0, &b0, dt)?;
     let loss = pred.sub(&target)?.abs()?.mean_all()?;
-    let l = loss.item()?;
-    if !l.is_finite() {
-        return Ok(l);
-    }
-    let refs: Vec<&Tensor> = vars.values().iter().collect();
-    let grads = no_grad(|| backward(&loss, &refs))?;
-    no_grad(|| opt.step(params, &grads, lr))?;
-    Ok(l)
+    crate::train::step(&loss, &vars, params, opt, lr, None)
 }
 
 /// One RK4 step, 3/8 rule (torchdiffeq's `rk4`): stages at `t, t + h/3, t + 2h/3, t + h`,
@@ -540,10 +533,7 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
                     }
                     _ => String::new(),
                 };
-                return Err(Error::failed(
-                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
-                    format!("lower the learning rate `lr` ({}){kept}", cfg.lr),
-                ));
+                return Err(crate::train::diverged(l, epoch, cfg.lr, &kept));
             }
             total += l * idx.len() as f64;
             count += idx.len();

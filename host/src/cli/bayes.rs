@@ -1049,6 +1049,14 @@ fn export_cmd(a: &ExportArgs) -> Result<()> {
     positive_counts(&[("--count", a.count)])?;
     keel::output::check_writable("--out", &a.out)?;
     let set = SampleSet::load(&a.samples)?;
+    if a.count > set.samples.len() {
+        eprintln!(
+            "keel: --count {} is more than the {} samples in {}; exporting all of them",
+            a.count,
+            set.samples.len(),
+            a.samples.display()
+        );
+    }
     let (split, bnn) = rebuild(&set.spec, &a.data, keel::backend::Device::Cpu)?;
     let bytes = keel::bayes::samples::bma_bytes(&set, &split, &bnn.sizes(), a.count)?;
     keel::output::write_atomic(&a.out, &bytes)?;

@@ -131,10 +131,42 @@ fn message(e: &Error) -> String {
             engine_flag(name)
         ),
         Error::Malformed { path, reason } => {
-            format!("{}: {}", path.display(), flags_in(reason))
+            format!(
+                "{}{}: {}",
+                file_flag(path),
+                path.display(),
+                flags_in(reason)
+            )
+        }
+        Error::Io { path, source } => format!("{}{}: {source}", file_flag(path), path.display()),
+        Error::Write { path, source } => {
+            format!("writing {}{}: {source}", file_flag(path), path.display())
         }
         e => e.to_string(),
     }
+}
+
+/// `"--flag "` for the flag of this command line that named `path` (`--data x.csv`,
+/// `--data=x.csv`, or one entry of a comma-separated list), or nothing when no flag did (a
+/// positional argument, or a file the command found by itself).
+fn file_flag(path: &std::path::Path) -> String {
+    flag_naming(&std::env::args().collect::<Vec<_>>(), path)
+        .map(|f| format!("{f} "))
+        .unwrap_or_default()
+}
+
+fn flag_naming(args: &[String], path: &std::path::Path) -> Option<String> {
+    let named = |value: &str| value.split(',').any(|v| std::path::Path::new(v) == path);
+    for (i, arg) in args.iter().enumerate() {
+        if let Some((flag, value)) = arg.split_once('=') {
+            if flag.starts_with("--") && named(value) {
+                return Some(flag.to_string());
+            }
+        } else if i > 0 && named(arg) && args[i - 1].starts_with("--") {
+            return Some(args[i - 1].clone());
+        }
+    }
+    None
 }
 
 /// `text` on one line: line breaks become `; `, and runs of blanks one space.
@@ -148,6 +180,32 @@ fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_file_error_names_the_flag_that_named_the_file() {
+        let args: Vec<String> = [
+            "keel",
+            "bayes",
+            "compare",
+            "--samples",
+            "a.st,b.st",
+            "--data=d.csv",
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = std::path::Path::new;
+        assert_eq!(flag_naming(&args, p("b.st")).as_deref(), Some("--samples"));
+        assert_eq!(flag_naming(&args, p("d.csv")).as_deref(), Some("--data"));
+        assert_eq!(flag_naming(&args, p("other.csv")), None);
+        let positional: Vec<String> = ["keel", "firmware", "check", "fw.log"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(flag_naming(&positional, p("fw.log")), None);
+    }
+
     use super::*;
 
     #[test]

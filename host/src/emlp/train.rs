@@ -13,7 +13,7 @@ use super::mat::Mat;
 use super::model::Emlp;
 use super::rep::Rep;
 use super::solve::Solver;
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -23,6 +23,7 @@ use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::Params;
 use crate::progress::{Observer, Tick};
 use crate::tensor::Tensor;
+use crate::train;
 
 /// Which model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,16 +372,10 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
                     .reshape(&[idx.len(), table.n_out])?;
             }
             let loss = unstandardize(&table, &out)?.mse(&y)?;
-            let l = loss.item()?;
+            let l = train::step(&loss, &vars, &mut params, &mut opt, cfg.lr, None)?;
             if !l.is_finite() {
-                return Err(Error::failed(
-                    format!("training diverged (loss {l}) in epoch {}", epoch + 1),
-                    format!("lower the learning rate `lr` ({})", cfg.lr),
-                ));
+                return Err(train::diverged(l, epoch, cfg.lr, ""));
             }
-            let refs: Vec<&Tensor> = vars.values().iter().collect();
-            let grads = no_grad(|| backward(&loss, &refs))?;
-            no_grad(|| opt.step(&mut params, &grads, cfg.lr))?;
         }
         epochs_run = epoch + 1;
         let stop = cfg.checkpoint.stops_at(epoch + 1);

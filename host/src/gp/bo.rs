@@ -20,7 +20,7 @@ use keel_core::gp::{Convention, Prediction};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use serde::Serialize;
 
-use super::{core, fit, GridSpec, Hyper, Online, Store, StreamMethod, TrainData};
+use super::{fit, GridSpec, Hyper, Online, Store, StreamMethod, TrainData};
 use crate::error::{Error, Result};
 
 /// A standard test function on its usual domain (minimisation).
@@ -217,7 +217,7 @@ pub struct BoReport {
 /// Runs Bayesian optimisation with `method` as the surrogate.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for a bad configuration; GP errors as in [`super::stream`].
+/// [`Error::InvalidInput`] for a bad configuration; GP errors as in [`stream`](fn@super::stream).
 pub fn optimise(
     method: StreamMethod,
     cfg: &BoConfig,
@@ -357,7 +357,7 @@ fn run<const D: usize>(
         while absorbed < xs.len() {
             model
                 .absorb(&xs[absorbed], z(ys[absorbed]), 1.0)
-                .map_err(core("absorbing an evaluation"))?;
+                .map_err(Error::core("absorbing an evaluation"))?;
             absorbed += 1;
         }
         let model_seconds = t.elapsed().as_secs_f64();
@@ -460,7 +460,7 @@ fn propose<const D: usize>(
     const RESTARTS: usize = 10;
     const LOCAL: usize = 30;
     let mut eval = |u: &[f64; D]| -> Result<f64> {
-        let p = model.predict(u).map_err(core("acquisition"))?;
+        let p = model.predict(u).map_err(Error::core("acquisition"))?;
         Ok(score(&p, cfg.acquisition, best_z))
     };
     let mut raw: Vec<([f64; D], f64)> = Vec::with_capacity(RAW);

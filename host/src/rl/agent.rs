@@ -6,12 +6,12 @@ use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 
 use super::nets::{mlp, Actor, DoubleQ, Gru, WorldModel};
 use super::replay::{Replay, Transition};
-use crate::autodiff::{backward, no_grad};
+use crate::autodiff::no_grad;
 use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::nn::{widths, Linear, Mlp};
-use crate::optim::{clip_grad_norm, Optimizer, OptimizerKind};
+use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::Params;
 use crate::tensor::Tensor;
 
@@ -157,19 +157,13 @@ impl<N> Trained<N> {
     ) -> Result<f64> {
         let vars = self.params.variables();
         let l = loss(&self.net, &vars)?;
-        let value = l.item()?;
+        let value = crate::train::step(&l, &vars, &mut self.params, &mut self.opt, lr, clip)?;
         if !value.is_finite() {
             return Err(Error::Failed {
                 what: format!("a loss became non-finite ({value}): the run diverged"),
                 hint: None,
             });
         }
-        let refs: Vec<&Tensor> = vars.values().iter().collect();
-        let mut grads = backward(&l, &refs)?;
-        if let Some(c) = clip {
-            clip_grad_norm(&mut grads, c)?;
-        }
-        no_grad(|| self.opt.step(&mut self.params, &grads, lr))?;
         Ok(value)
     }
 }

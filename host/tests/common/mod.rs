@@ -5,12 +5,30 @@
 
 use std::process::{Command, Output};
 
-/// Runs the `keel` binary built for these tests.
+/// Runs the `keel` binary built for these tests. A command whose `--device` defaults to `auto`
+/// runs on the CPU unless the test chooses a device, so that its numbers are the CPU's on a
+/// machine with a GPU too (the GPU paths have their own tests: `methods_on_device.rs` and the
+/// engine's `device.rs`, run by `cuda/check.sh`).
 pub fn keel(args: &[&str]) -> Output {
+    let mut args: Vec<&str> = args.to_vec();
+    if device_defaults_to_auto(&args) && !args.iter().any(|a| a.starts_with("--device")) {
+        args.extend(["--device", "cpu"]);
+    }
     Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
+        .args(&args)
         .output()
         .expect("run keel")
+}
+
+/// Whether `args` run a command with `--device` (default `auto`): `fit`, `emlp train` and the
+/// `bayes` samplers.
+fn device_defaults_to_auto(args: &[&str]) -> bool {
+    match args {
+        ["fit", ..] => true,
+        ["emlp", "train", ..] => true,
+        ["bayes", sub, ..] => ["hmc", "sgd", "ensemble", "sgld", "sghmc", "vi"].contains(sub),
+        _ => false,
+    }
 }
 
 /// The run's stderr as text.
