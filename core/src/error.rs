@@ -8,6 +8,7 @@ use crate::io::Dtype;
 ///
 /// Values are `f64` regardless of the scalar type in use, so the error type is not generic.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// A state component became NaN or infinite (index into the flattened state).

@@ -10,6 +10,7 @@ use super::json_str::JsonStr;
 /// and exotic dtypes of newer safetensors releases (`F4`, `F6_*`, `F8_E8M0`, `C64`) are rejected
 /// as unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Dtype {
     /// `BOOL`, one byte.
     Bool,
