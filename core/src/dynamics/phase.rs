@@ -85,3 +85,64 @@ impl<T: Real, const N: usize, const D: usize> StateVector<T> for Phase<T, N, D> 
         Self::zeros()
     }
 }
+
+/// Views of a state as `nalgebra` matrices, without copying: the positions (or momenta) of `N`
+/// nodes in `D` dimensions are laid out as `[[T; D]; N]`, which is exactly nalgebra's
+/// column-major `D × N` matrix — column `j` is node `j`.
+#[cfg(feature = "nalgebra")]
+impl<T: Real + nalgebra::Scalar, const N: usize, const D: usize> Phase<T, N, D> {
+    /// The positions as a `D × N` matrix view (column `j` = node `j`).
+    #[inline]
+    pub fn x_matrix(&self) -> nalgebra::MatrixView<'_, T, nalgebra::Const<D>, nalgebra::Const<N>> {
+        nalgebra::MatrixView::<T, nalgebra::Const<D>, nalgebra::Const<N>>::from_slice(
+            self.parts[0].as_flattened(),
+        )
+    }
+
+    /// The momenta (or velocities) as a `D × N` matrix view.
+    #[inline]
+    pub fn p_matrix(&self) -> nalgebra::MatrixView<'_, T, nalgebra::Const<D>, nalgebra::Const<N>> {
+        nalgebra::MatrixView::<T, nalgebra::Const<D>, nalgebra::Const<N>>::from_slice(
+            self.parts[1].as_flattened(),
+        )
+    }
+
+    /// The positions as a mutable `D × N` matrix view.
+    #[inline]
+    pub fn x_matrix_mut(
+        &mut self,
+    ) -> nalgebra::MatrixViewMut<'_, T, nalgebra::Const<D>, nalgebra::Const<N>> {
+        nalgebra::MatrixViewMut::<T, nalgebra::Const<D>, nalgebra::Const<N>>::from_slice(
+            self.parts[0].as_flattened_mut(),
+        )
+    }
+
+    /// The momenta (or velocities) as a mutable `D × N` matrix view.
+    #[inline]
+    pub fn p_matrix_mut(
+        &mut self,
+    ) -> nalgebra::MatrixViewMut<'_, T, nalgebra::Const<D>, nalgebra::Const<N>> {
+        nalgebra::MatrixViewMut::<T, nalgebra::Const<D>, nalgebra::Const<N>>::from_slice(
+            self.parts[1].as_flattened_mut(),
+        )
+    }
+
+    /// The whole state `(x, p)` as one vector view of `2·N·D` entries (positions first).
+    #[inline]
+    pub fn vector(&self) -> nalgebra::DVectorView<'_, T> {
+        let flat = self.parts.as_flattened().as_flattened();
+        nalgebra::DVectorView::from_slice(flat, flat.len())
+    }
+
+    /// A state from `D × N` matrices of positions and momenta (column `j` = node `j`).
+    #[inline]
+    pub fn from_matrices(x: &nalgebra::SMatrix<T, D, N>, p: &nalgebra::SMatrix<T, D, N>) -> Self {
+        let node = |m: &nalgebra::SMatrix<T, D, N>, j: usize| -> [T; D] {
+            core::array::from_fn(|i| m[(i, j)])
+        };
+        Self::new(
+            core::array::from_fn(|j| node(x, j)),
+            core::array::from_fn(|j| node(p, j)),
+        )
+    }
+}
