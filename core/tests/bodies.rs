@@ -210,6 +210,34 @@ fn builder_rejects_inconsistent_systems() {
         b.pin(0, &[-0.5], [0.0, 0.0]),
         Err(Error::CountMismatch { .. })
     ));
+    // One constraint more than declared: refused as it is pushed, naming the counts.
+    let mut b = MechanicsBuilder::<f64, 1, 2, 1>::new();
+    b.point_mass(1.0).unwrap();
+    b.tether(0, [0.0, 0.0], 1.0).unwrap();
+    assert_eq!(
+        b.tether(0, [1.0, 0.0], 1.0),
+        Err(Error::CountMismatch {
+            what: "constraints",
+            expected: 1,
+            got: 2
+        })
+    );
+    assert!(
+        b.build(()).is_ok(),
+        "the refused push left the builder as it was"
+    );
+    // Fewer constraints than declared: refused when built.
+    let mut b = MechanicsBuilder::<f64, 1, 2, 2>::new();
+    b.point_mass(1.0).unwrap();
+    b.tether(0, [0.0, 0.0], 1.0).unwrap();
+    assert!(matches!(
+        b.build(()),
+        Err(Error::CountMismatch {
+            what: "constraints",
+            expected: 2,
+            got: 1
+        })
+    ));
     // Missing nodes.
     let mut b = MechanicsBuilder::<f64, 3, 2, 1>::new();
     b.point_mass(1.0).unwrap();

@@ -73,8 +73,9 @@ impl<T: Real> Default for ProjectParams<T> {
 #[derive(Clone, Debug)]
 pub struct MechanicsBuilder<T, const N: usize, const D: usize, const C: usize> {
     mass: MassMatrix<T, N>,
-    constraints: [Constraint<T, D>; C],
-    count: usize,
+    /// The constraints so far: at most `C`, a `heapless` vector whose fallible `push` refuses
+    /// the `C + 1`-th.
+    constraints: heapless::Vec<Constraint<T, D>, C>,
 }
 
 impl<T: Real, const N: usize, const D: usize, const C: usize> Default
@@ -90,8 +91,7 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     pub fn new() -> Self {
         Self {
             mass: MassMatrix::empty(),
-            constraints: [Constraint::Linear(Linear::new(0, T::ZERO)); C],
-            count: 0,
+            constraints: heapless::Vec::new(),
         }
     }
 
@@ -102,16 +102,11 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
 
     fn push(&mut self, c: Constraint<T, D>) -> Result<()> {
         c.validate(N)?;
-        if self.count == C {
-            return Err(Error::CountMismatch {
-                what: "constraints",
-                expected: C,
-                got: C + 1,
-            });
-        }
-        self.constraints[self.count] = c;
-        self.count += 1;
-        Ok(())
+        self.constraints.push(c).map_err(|_| Error::CountMismatch {
+            what: "constraints",
+            expected: C,
+            got: C + 1,
+        })
     }
 
     /// Adds a general linear constraint `Σ_k w_k x_{n_k, axis} = offset` (joints and pins are
@@ -275,16 +270,17 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
                 got: self.mass.assigned(),
             });
         }
-        if self.count != C {
-            return Err(Error::CountMismatch {
-                what: "constraints",
-                expected: C,
-                got: self.count,
-            });
-        }
+        let constraints =
+            self.constraints
+                .into_array()
+                .map_err(|partial| Error::CountMismatch {
+                    what: "constraints",
+                    expected: C,
+                    got: partial.len(),
+                })?;
         Ok(Mechanics {
             mass: self.mass,
-            constraints: self.constraints,
+            constraints,
             potential,
         })
     }
