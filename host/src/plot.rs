@@ -66,6 +66,29 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// Size of the legend font, in pixels.
 const LEGEND_FONT: u32 = 13;
 
+/// Draws the legend of the series labelled so far, at the place [`legend_position`] picks for
+/// `labels` over `lines`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    labels: &[&str],
+    lines: &[&[(f64, f64)]],
+    preferred: SeriesLabelPosition,
+) -> std::result::Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let position = legend_position(chart, labels, lines, preferred);
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", LEGEND_FONT))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Where to draw the legend of `labels` so that it hides as little of `lines` as it can: of
 /// the eight places along the plotting area's edge, the one whose box (sized as plotters lays it
 /// out: the text, a 30-pixel sample and 10-pixel margins) covers the fewest points of the lines,
@@ -306,16 +329,7 @@ fn draw_log_series(
     }
     let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
     let lines: Vec<&[(f64, f64)]> = series.iter().map(|(_, s)| s.as_slice()).collect();
-    let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::LowerRight);
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", LEGEND_FONT))
-        .position(position)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    draw_legend(&mut chart, &labels, &lines, SeriesLabelPosition::LowerRight)
 }
 
 /// A reliability diagram: for each named set, accuracy against mean confidence per
@@ -591,15 +605,13 @@ pub fn plot_log_panels_and_paths(
         }
         let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
         let lines: Vec<&[(f64, f64)]> = series.iter().map(|(_, s)| s.as_slice()).collect();
-        let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::MiddleRight);
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", LEGEND_FONT))
-            .position(position)
-            .draw()
-            .map_err(|e| plot_err(path)(e.to_string()))?;
+        draw_legend(
+            &mut chart,
+            &labels,
+            &lines,
+            SeriesLabelPosition::MiddleRight,
+        )
+        .map_err(plot_err(path))?;
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
 }
@@ -707,15 +719,8 @@ pub fn plot_gp_stream(
             let mut lines: Vec<&[(f64, f64)]> = shown.iter().map(|p| &p[..]).collect();
             lines.push(&band);
             lines.push(&mean);
-            let position = legend_position(&chart, &labels, &lines, SeriesLabelPosition::UpperLeft);
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", LEGEND_FONT))
-                .position(position)
-                .draw()
-                .map_err(|e| plot_err(path)(e.to_string()))?;
+            draw_legend(&mut chart, &labels, &lines, SeriesLabelPosition::UpperLeft)
+                .map_err(plot_err(path))?;
         }
         root.present().map_err(|e| plot_err(path)(e.to_string()))
     })
@@ -907,15 +912,7 @@ fn draw_labelled<'a, DB: DrawingBackend + 'a>(
         .copied()
         .chain(series.iter().map(|(_, s)| s.as_slice()))
         .collect();
-    let position = legend_position(chart, &labels, &lines, preferred);
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", LEGEND_FONT))
-        .position(position)
-        .draw()
-        .map_err(|e| e.to_string())
+    draw_legend(chart, &labels, &lines, preferred)
 }
 
 #[cfg(test)]
