@@ -591,10 +591,7 @@ pub struct HostDigits {
 /// # Errors
 /// I/O and format errors for the assets.
 pub fn host_digits(assets: &std::path::Path) -> Result<HostDigits> {
-    let read = |name: &str| {
-        let p = assets.join(name);
-        std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
-    };
+    let read = |name: &str| crate::output::read(&assets.join(name));
     let model_path = assets.join(DIGITS_MODEL);
     let loaded = crate::export::load_mlp(
         &read(DIGITS_MODEL)?,
@@ -1013,10 +1010,7 @@ pub fn check_policy(run: &FirmwarePolicyRun, assets: &std::path::Path) -> Result
     }
     let read = |name: &str| -> Result<(std::path::PathBuf, Vec<u8>)> {
         let path = assets.join(name);
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = crate::output::read(&path)?;
         Ok((path, bytes))
     };
     let (path, bytes) = read(POLICY_MODEL)?;
@@ -1149,10 +1143,7 @@ pub struct HostBma {
 /// # Errors
 /// I/O and format errors for the assets.
 pub fn host_bma(assets: &std::path::Path) -> Result<HostBma> {
-    let read = |name: &str| {
-        let p = assets.join(name);
-        std::fs::read(&p).map_err(|source| Error::Io { path: p, source })
-    };
+    let read = |name: &str| crate::output::read(&assets.join(name));
     let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
     let probs = crate::bayes::samples::bma_engine(&read(BMA_MODEL)?, &assets.join(BMA_MODEL), &x)?;
     let classes = probs

@@ -592,13 +592,7 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "textbook": a.textbook, "no_mh": a.no_mh, "seed": a.problem.seed,
         "adapt_speed": a.adapt_speed, "target_accept": a.target_accept,
     });
-    if a.checkpoint.is_none() && (a.resume || a.stop_after.is_some()) {
-        let flag = if a.resume { "--resume" } else { "--stop-after" };
-        return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
-    }
-    if let Some(path) = &a.checkpoint {
-        keel::output::check_writable("--checkpoint", path)?;
-    }
+    super::checkpoint::check(a.checkpoint.as_deref(), a.resume, a.stop_after)?;
     let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
     let kept = (a.chains as u128).saturating_mul(a.samples as u128);
     keeps(

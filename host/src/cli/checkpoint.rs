@@ -1,6 +1,6 @@
 //! The checkpoint flags the training commands share.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use keel::checkpoint::Options;
@@ -26,23 +26,24 @@ pub struct CheckpointArgs {
 impl CheckpointArgs {
     /// The options, after checking the file can be written.
     pub fn options(&self) -> Result<Options> {
-        match &self.checkpoint {
-            Some(p) => keel::output::check_writable("--checkpoint", p)?,
-            None if self.resume || self.stop_after.is_some() => {
-                let flag = if self.resume {
-                    "--resume"
-                } else {
-                    "--stop-after"
-                };
-                return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
-            }
-            None => {}
-        }
+        check(self.checkpoint.as_deref(), self.resume, self.stop_after)?;
         Ok(Options {
             path: self.checkpoint.clone(),
             every: self.checkpoint_every,
             resume: self.resume,
             stop_after: self.stop_after,
         })
+    }
+}
+
+/// `--resume` and `--stop-after` need `--checkpoint`, and the checkpoint must be writable.
+pub fn check(checkpoint: Option<&Path>, resume: bool, stop_after: Option<usize>) -> Result<()> {
+    match checkpoint {
+        Some(p) => keel::output::check_writable("--checkpoint", p),
+        None if resume || stop_after.is_some() => {
+            let flag = if resume { "--resume" } else { "--stop-after" };
+            Err(Error::invalid(flag, "set", "needs --checkpoint FILE"))
+        }
+        None => Ok(()),
     }
 }

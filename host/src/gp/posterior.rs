@@ -73,21 +73,8 @@ fn exact_d<const D: usize>(hyper: &Hyper, train: &TrainData, test: &[f64]) -> Re
                 source: r.error,
             })?;
     }
-    let mut post = Posterior {
-        mean: vec![],
-        var_f: vec![],
-        var_y: vec![],
-        log_marginal_likelihood: gp.log_marginal_likelihood(),
-    };
-    for i in 0..test.len() / D {
-        let p = gp
-            .predict(&row::<D>(test, i))
-            .map_err(Error::core("prediction"))?;
-        post.mean.push(p.mean);
-        post.var_f.push(p.var_f);
-        post.var_y.push(p.var_y);
-    }
-    Ok(post)
+    let lml = gp.log_marginal_likelihood();
+    predict_rows::<D>(test, lml, |x| gp.predict(x))
 }
 
 /// WISKI posterior: the training rows streamed one at a time through the core's constant-time
@@ -109,19 +96,27 @@ fn wiski_d<const D: usize>(
 ) -> Result<Posterior> {
     let mut store = WiskiStore::new(grid.nodes());
     let (gp, _) = store.fed::<D>(grid, hyper, train, train.len(), Feed::Observe, "training")?;
+    predict_rows::<D>(test, gp.log_marginal_likelihood(), |x| gp.predict(x))
+}
+
+/// The posterior at every test row (`D` numbers each) by `predict`, with the training data's
+/// log marginal likelihood `lml`.
+fn predict_rows<const D: usize>(
+    test: &[f64],
+    lml: f64,
+    mut predict: impl FnMut(&[f64; D]) -> keel_core::Result<keel_core::gp::Prediction<f64>>,
+) -> Result<Posterior> {
     let mut post = Posterior {
         mean: vec![],
         var_f: vec![],
         var_y: vec![],
-        log_marginal_likelihood: gp.log_marginal_likelihood(),
+        log_marginal_likelihood: lml,
     };
     for i in 0..test.len() / D {
-        let p = gp
-            .predict(&row::<D>(test, i))
-            .map_err(|source| Error::Core {
-                context: format!("test row {}", i + 1),
-                source,
-            })?;
+        let p = predict(&row::<D>(test, i)).map_err(|source| Error::Core {
+            context: format!("test row {}", i + 1),
+            source,
+        })?;
         post.mean.push(p.mean);
         post.var_f.push(p.var_f);
         post.var_y.push(p.var_y);
