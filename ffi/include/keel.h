@@ -188,6 +188,62 @@ typedef int32_t keel_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What a model file holds, from its `keel.kind` metadata.
+enum keel_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `mlp`: a dense network (`keel fit`); evaluation gives its outputs (logits, regression
+  // values, or Gaussian means and deviations).
+  KEEL_KIND_MLP = 1,
+  // `emlp`: an equivariant MLP (`keel emlp train`); evaluation gives its outputs.
+  KEEL_KIND_EMLP = 2,
+  // `bma`: a Bayesian model average of posterior samples (`keel bayes export`); evaluation
+  // gives the averaged class probabilities.
+  KEEL_KIND_BMA = 3,
+  // `policy`: a SAC actor (`keel rl train --export`); evaluation gives the deterministic
+  // action `tanh μ(obs)` in `[−1, 1]`.
+  KEEL_KIND_POLICY = 4,
+  // `rl-value`: a SAC-SVG(H) agent's model-based value estimate (`keel rl train
+  // --export-value`); evaluation gives one number, `V̂_H(obs)`.
+  KEEL_KIND_VALUE = 5,
+  // `chnn`: a learned Hamiltonian system; load it with `keel_dynamics_load_learned`.
+  KEEL_KIND_CHNN = 6,
+  // `clnn`: a learned Lagrangian system; load it with `keel_dynamics_load_learned`.
+  KEEL_KIND_CLNN = 7,
+  // A chain pendulum built by `keel_dynamics_chain_pendulum*` (never in a file).
+  KEEL_KIND_CHAIN_PENDULUM = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum keel_kind keel_kind;
+#else
+typedef int32_t keel_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Which environment (`keel_env_init`).
+enum keel_env_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Pendulum-v1: state `(θ, θ̇)`, observation `(cos θ, sin θ, θ̇)`, one torque.
+  KEEL_ENV_KIND_PENDULUM = 1,
+  // Cart-pole swing-up: state `(x, ẋ, θ, θ̇)`, 5 observations, one force.
+  KEEL_ENV_KIND_CART_POLE = 2,
+  // Acrobot: state `(θ₁, θ₂, θ̇₁, θ̇₂)` (absolute angles), 6 observations, one elbow torque.
+  KEEL_ENV_KIND_ACROBOT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum keel_env_kind keel_env_kind;
+#else
+typedef int32_t keel_env_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Storage for one system: declare it, pass its address to `keel_dynamics_chain_pendulum*` or
 // `keel_dynamics_load_learned`. A learned system points into its model bytes, which must stay
 // valid and unchanged while it is used. The contents are private.
@@ -269,8 +325,8 @@ keel_status keel_dynamics_chain_pendulum_paper(keel_dynamics *dynamics, size_t l
 // (`links` floats each, positive and finite) and gravity `gravity` (m/s², finite, along −y).
 //
 // # Errors
-// `NULL_POINTER`, `MISALIGNED`; `UNSUPPORTED_SIZE`; `INVALID_PARAMETER` for a non-positive or
-// non-finite mass or length, or a non-finite gravity.
+// `NULL_POINTER`, `MISALIGNED`; `UNSUPPORTED_SIZE`; `INVALID_ARGUMENT` for a NaN;
+// `INVALID_PARAMETER` for a non-positive or infinite mass or length, or an infinite gravity.
 //
 // # Safety
 // `dynamics` as in [`keel_dynamics_chain_pendulum_paper`]; `masses` and `lengths` point to
@@ -318,9 +374,9 @@ keel_status keel_dynamics_info(const keel_dynamics *dynamics,
 // On error `state` is unchanged.
 //
 // # Errors
-// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `INVALID_PARAMETER` for a `dt` that is not
-// positive and finite; `INVALID_ARGUMENT` for a NaN `t`; `SHAPE_MISMATCH` for a wrong
-// `state_len`; `NON_FINITE` if the step produces NaN or infinity (a NaN in `state` ends here);
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `INVALID_ARGUMENT` for a NaN `dt`, `t` or
+// state component; `INVALID_PARAMETER` for a `dt` that is not positive and finite;
+// `SHAPE_MISMATCH` for a wrong `state_len`; `NON_FINITE` if the step produces NaN or infinity;
 // `SINGULAR` if the constraint system is singular at the state.
 //
 // # Safety
@@ -441,7 +497,7 @@ keel_status keel_env_state(const keel_env *env, float *state, size_t state_len);
 //
 // # Errors
 // `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `SHAPE_MISMATCH` for a wrong length;
-// `INVALID_PARAMETER` for a NaN action; `NON_FINITE` if the state blows up; `BUFFER_OVERLAP`.
+// `INVALID_ARGUMENT` for a NaN action; `NON_FINITE` if the state blows up; `BUFFER_OVERLAP`.
 //
 // # Safety
 // `env` points to an initialised `keel_env`; `action` to `action_len` readable floats; `obs` to
@@ -524,9 +580,9 @@ keel_status keel_model_scratch_len(const keel_model *model, size_t *n);
 //
 // # Errors
 // `NULL_POINTER`, `MISALIGNED` (floats need 4-byte alignment), `INVALID_HANDLE`;
-// `BUFFER_OVERLAP` if `y` or `scratch` overlaps another buffer; `SHAPE_MISMATCH` for a wrong
-// `x_len` or `y_len`; `SCRATCH_TOO_SMALL`; `NON_FINITE` if an output is not finite (a NaN
-// input ends here).
+// `BUFFER_OVERLAP` if `y` or `scratch` overlaps another buffer; `INVALID_ARGUMENT` for a NaN
+// in `x`; `SHAPE_MISMATCH` for a wrong `x_len` or `y_len`; `SCRATCH_TOO_SMALL`; `NON_FINITE`
+// if an output is not finite (e.g. from an infinite input; `y` then holds it).
 //
 // # Safety
 // `model` points to a `keel_model` whose model bytes are still valid; `x` to `x_len` readable

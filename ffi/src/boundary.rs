@@ -189,3 +189,12 @@ pub(crate) fn not_nan(v: f32) -> Result<f32, KeelStatus> {
         Ok(v)
     }
 }
+
+/// Floats none of which is NaN.
+pub(crate) fn no_nan(v: &[f32]) -> Result<(), KeelStatus> {
+    if v.iter().any(|x| x.is_nan()) {
+        Err(KeelStatus::InvalidArgument)
+    } else {
+        Ok(())
+    }
+}

@@ -12,7 +12,7 @@ use keel_core::dynamics::{Lagrangian, Phase};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
 
-use crate::boundary::{self, guard, input, not_nan, out, output, span, Handle};
+use crate::boundary::{self, guard, input, no_nan, not_nan, out, output, span, Handle};
 use crate::model::{kind_of, model_bytes, KeelKind, MAX_TENSORS};
 use crate::status::KeelStatus;
 
@@ -260,8 +260,8 @@ pub unsafe extern "C" fn keel_dynamics_chain_pendulum_paper(
 /// (`links` floats each, positive and finite) and gravity `gravity` (m/s², finite, along −y).
 ///
 /// # Errors
-/// `NULL_POINTER`, `MISALIGNED`; `UNSUPPORTED_SIZE`; `INVALID_PARAMETER` for a non-positive or
-/// non-finite mass or length, or a non-finite gravity.
+/// `NULL_POINTER`, `MISALIGNED`; `UNSUPPORTED_SIZE`; `INVALID_ARGUMENT` for a NaN;
+/// `INVALID_PARAMETER` for a non-positive or infinite mass or length, or an infinite gravity.
 ///
 /// # Safety
 /// `dynamics` as in [`keel_dynamics_chain_pendulum_paper`]; `masses` and `lengths` point to
@@ -284,7 +284,9 @@ pub unsafe extern "C" fn keel_dynamics_chain_pendulum(
         let m = unsafe { input(masses, links) }?;
         // SAFETY: the caller's contract.
         let l = unsafe { input(lengths, links) }?;
-        if !gravity.is_finite() {
+        no_nan(m)?;
+        no_nan(l)?;
+        if not_nan(gravity)?.is_infinite() {
             return Err(KeelStatus::InvalidParameter);
         }
         let body = chain(links, m, l, gravity)?;
@@ -322,9 +324,7 @@ pub unsafe extern "C" fn keel_dynamics_load_learned(
         let data = unsafe { model_bytes(bytes, len) }?;
         // SAFETY: the caller's contract.
         let x0 = unsafe { input(x0, x0_len) }?;
-        if x0.iter().any(|v| v.is_nan()) {
-            return Err(KeelStatus::InvalidArgument);
-        }
+        no_nan(x0)?;
         let st = SafeTensors::<MAX_TENSORS>::parse(data)?;
         if !matches!(kind_of(&st)?, KeelKind::Chnn | KeelKind::Clnn) {
             return Err(KeelStatus::WrongKind);
@@ -394,9 +394,9 @@ pub unsafe extern "C" fn keel_dynamics_info(
 /// On error `state` is unchanged.
 ///
 /// # Errors
-/// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `INVALID_PARAMETER` for a `dt` that is not
-/// positive and finite; `INVALID_ARGUMENT` for a NaN `t`; `SHAPE_MISMATCH` for a wrong
-/// `state_len`; `NON_FINITE` if the step produces NaN or infinity (a NaN in `state` ends here);
+/// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `INVALID_ARGUMENT` for a NaN `dt`, `t` or
+/// state component; `INVALID_PARAMETER` for a `dt` that is not positive and finite;
+/// `SHAPE_MISMATCH` for a wrong `state_len`; `NON_FINITE` if the step produces NaN or infinity;
 /// `SINGULAR` if the constraint system is singular at the state.
 ///
 /// # Safety
@@ -414,9 +414,10 @@ pub unsafe extern "C" fn keel_rk4_step(
         // SAFETY: the caller's contract.
         let d = unsafe { boundary::body(dynamics) }?.flat();
         let t = not_nan(t)?;
-        let rk4 = Rk4::new(dt)?;
+        let rk4 = Rk4::new(not_nan(dt)?)?;
         // SAFETY: the caller's contract.
         let z = unsafe { output(state, state_len, &[]) }?;
+        no_nan(z)?;
         Ok(d.rk4(&rk4, t, z)?)
     })
 }
@@ -440,6 +441,7 @@ pub unsafe extern "C" fn keel_dynamics_energy(
         let d = unsafe { boundary::body(dynamics) }?.flat();
         // SAFETY: the caller's contract.
         let z = unsafe { input(state, state_len) }?;
+        no_nan(z)?;
         // SAFETY: the caller's contract.
         let e = unsafe { out(energy) }?;
         *e = d.energy(z)?;
@@ -465,6 +467,7 @@ unsafe fn convert(
         let z = unsafe { input(state, state_len) }?;
         // SAFETY: the caller's contract; disjoint from `z` (checked).
         let o = unsafe { output(out_state, state_len, &[span(z)]) }?;
+        no_nan(z)?;
         if to_velocity {
             d.momentum_to_velocity(z, o)?;
         } else {
@@ -542,9 +545,8 @@ pub unsafe extern "C" fn keel_dynamics_state_from_angles(
         let a = unsafe { input(angles, links) }?;
         // SAFETY: the caller's contract.
         let r = unsafe { input(rates, links) }?;
-        if a.iter().chain(r).any(|v| v.is_nan()) {
-            return Err(KeelStatus::InvalidArgument);
-        }
+        no_nan(a)?;
+        no_nan(r)?;
         // SAFETY: the caller's contract; disjoint from the inputs (checked).
         let z = unsafe { output(state, state_len, &[span(a), span(r)]) }?;
         d.angles_to_state(a, r, velocity_form != 0, z)

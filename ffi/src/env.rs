@@ -4,7 +4,7 @@
 
 use keel_core::rl::{Acrobot, CartPoleSwingUp, Env, Pendulum, Step};
 
-use crate::boundary::{self, guard, input, out, output, span, Handle};
+use crate::boundary::{self, guard, input, no_nan, out, output, span, Handle};
 use crate::status::KeelStatus;
 
 /// Which environment (`keel_env_init`).
@@ -148,9 +148,7 @@ pub unsafe extern "C" fn keel_env_set_state(
         if s.len() != e.sizes().0 || o.len() != e.sizes().1 {
             return Err(KeelStatus::ShapeMismatch);
         }
-        if s.iter().any(|v| v.is_nan()) {
-            return Err(KeelStatus::InvalidArgument);
-        }
+        no_nan(s)?;
         match e {
             EnvBody::Pendulum(p) => {
                 p.set_state([s[0], s[1]]);
@@ -209,7 +207,7 @@ pub unsafe extern "C" fn keel_env_state(
 ///
 /// # Errors
 /// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `SHAPE_MISMATCH` for a wrong length;
-/// `INVALID_PARAMETER` for a NaN action; `NON_FINITE` if the state blows up; `BUFFER_OVERLAP`.
+/// `INVALID_ARGUMENT` for a NaN action; `NON_FINITE` if the state blows up; `BUFFER_OVERLAP`.
 ///
 /// # Safety
 /// `env` points to an initialised `keel_env`; `action` to `action_len` readable floats; `obs` to
@@ -235,6 +233,7 @@ pub unsafe extern "C" fn keel_env_step(
         // SAFETY: the caller's contract; disjoint from the other buffers (checked).
         let r = &mut unsafe { output(reward, 1, &[span(a), span(o)]) }?[0];
         let a: [f32; 1] = a.try_into().map_err(|_| KeelStatus::ShapeMismatch)?;
+        no_nan(&a)?;
         if o.len() != e.sizes().1 {
             return Err(KeelStatus::ShapeMismatch);
         }

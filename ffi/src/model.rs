@@ -6,7 +6,7 @@ use keel_core::io::SafeTensors;
 use keel_core::nn::{Bma, Emlp, Mlp};
 use keel_core::rl::{Policy, ValueModel};
 
-use crate::boundary::{self, guard, input, out, output, span, Handle};
+use crate::boundary::{self, guard, input, no_nan, out, output, span, Handle};
 use crate::status::KeelStatus;
 
 /// Tensors a model file may hold (the value model's whole agent has 46).
@@ -318,9 +318,9 @@ pub unsafe extern "C" fn keel_model_scratch_len(
 ///
 /// # Errors
 /// `NULL_POINTER`, `MISALIGNED` (floats need 4-byte alignment), `INVALID_HANDLE`;
-/// `BUFFER_OVERLAP` if `y` or `scratch` overlaps another buffer; `SHAPE_MISMATCH` for a wrong
-/// `x_len` or `y_len`; `SCRATCH_TOO_SMALL`; `NON_FINITE` if an output is not finite (a NaN
-/// input ends here).
+/// `BUFFER_OVERLAP` if `y` or `scratch` overlaps another buffer; `INVALID_ARGUMENT` for a NaN
+/// in `x`; `SHAPE_MISMATCH` for a wrong `x_len` or `y_len`; `SCRATCH_TOO_SMALL`; `NON_FINITE`
+/// if an output is not finite (e.g. from an infinite input; `y` then holds it).
 ///
 /// # Safety
 /// `model` points to a `keel_model` whose model bytes are still valid; `x` to `x_len` readable
@@ -344,6 +344,14 @@ pub unsafe extern "C" fn keel_model_eval(
         let y = unsafe { output(y, y_len, &[span(x)]) }?;
         // SAFETY: as above; disjoint from `x` and `y` (checked).
         let scratch = unsafe { output(scratch, scratch_len, &[span(x), span(y)]) }?;
-        Ok(m.eval(x, y, scratch)?)
+        no_nan(x)?;
+        m.eval(x, y, scratch)?;
+        // The MLP lets NaN and infinity propagate (its documented behaviour); the C API reports
+        // them instead of handing a controller a NaN command.
+        if y.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(KeelStatus::NonFinite)
+        }
     })
 }
