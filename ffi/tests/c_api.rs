@@ -30,7 +30,15 @@ fn static_lib() -> PathBuf {
 fn compile(cc: &str, lib: &Path, out: &Path, sanitize: bool) -> std::process::Output {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(cc);
-    cmd.args(["-std=c11", "-D_GNU_SOURCE", "-g", "-O1", "-Wall", "-Wextra", "-Werror"]);
+    cmd.args([
+        "-std=c11",
+        "-D_GNU_SOURCE",
+        "-g",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+    ]);
     if sanitize {
         cmd.args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]);
     }
@@ -77,5 +85,8 @@ fn every_function_rejects_bad_input_with_its_code() {
         String::from_utf8_lossy(&run.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.ends_with("checks, 0 failed"), "unexpected summary: {last}");
+    assert!(
+        last.ends_with("checks, 0 failed"),
+        "unexpected summary: {last}"
+    );
 }
