@@ -599,6 +599,29 @@ keel_status keel_model_eval(const keel_model *model,
 // string, or `"KEEL_STATUS_UNKNOWN"` for a value that is not a code. Never returns null.
 const char *keel_status_str(int32_t code);
 
+// Reads the tensor named `name` (`name_len` bytes of UTF-8; no terminating NUL needed) of the
+// safetensors file `bytes` into `out` as floats (any float dtype is converted; row-major), and
+// writes its element count to `n`. To learn the count first, pass `out = NULL` with
+// `out_len = 0`: that returns `KEEL_STATUS_OK` with only `n` written.
+//
+// # Errors
+// `NULL_POINTER` for a null `bytes`, `name` or `n` (or a null `out` with `out_len > 0`);
+// the file's validation errors; `INVALID_ARGUMENT` if `name` is not UTF-8;
+// `TENSOR_NOT_FOUND`; `UNSUPPORTED_DTYPE` for an integer tensor; `BUFFER_TOO_SMALL` if
+// `out_len` is below the count (`n` is still written, so the caller learns the size);
+// `BUFFER_OVERLAP` if `out` overlaps the file or the name.
+//
+// # Safety
+// `bytes` points to `len` readable bytes, `name` to `name_len`, `out` (if non-null) to
+// `out_len` writable floats, `n` to a writable `size_t`.
+keel_status keel_tensor_read(const uint8_t *bytes,
+                             size_t len,
+                             const char *name,
+                             size_t name_len,
+                             float *out_values,
+                             size_t out_len,
+                             size_t *n);
+
 // Floats of `memory` (`2m² + 4m`) and of `scratch` (`2m²`) that `keel_wiski_init` needs for
 // `config`'s grid.
 //

@@ -40,12 +40,14 @@ pub mod dynamics;
 pub mod env;
 pub mod model;
 pub mod status;
+pub mod tensor;
 pub mod wiski;
 
 pub use dynamics::{KeelDynamics, KEEL_DYNAMICS_WORDS};
 pub use env::{KeelEnv, KeelEnvKind, KEEL_ENV_WORDS};
 pub use model::{KeelKind, KeelModel, KEEL_MODEL_WORDS};
 pub use status::{keel_status_str, KeelStatus};
+pub use tensor::keel_tensor_read;
 pub use wiski::{KeelWiski, KeelWiskiConfig, KEEL_WISKI_MAX_NODES, KEEL_WISKI_WORDS};
 
 /// On bare metal a panic (a bug: the API checks its inputs and the core returns errors) must

@@ -14,6 +14,11 @@
 //! 7. a closed-loop Pendulum-v1 episode of a SAC-SVG(2) policy with its on-board value monitor
 //!    ([`parse_policy`], [`check_policy`]).
 //!
+//! The `system=` line is required; the model lines are checked when present, since the C
+//! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
+//! ([`MODEL_LINES`], [`has_model_line`]). `keel firmware check` fails a log with no model line,
+//! and with `--require-all` one that lacks any.
+//!
 //! The firmware's result line:
 //! ```text
 //! KEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt=<word> steps=1000 \
@@ -415,6 +420,17 @@ pub struct FirmwareEmlpRun {
     pub y: Vec<f32>,
     /// `f(ρ_in(g) x)`.
     pub yg: Vec<f32>,
+}
+
+/// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
+/// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
+/// all of them; the C firmware (`firmware-c/`) prints a subset.
+pub const MODEL_LINES: [&str; 6] = ["digits", "emlp", "gp", "chnn", "bma", "policy"];
+
+/// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
+/// whether it parses is theirs to say).
+pub fn has_model_line(output: &str, name: &str) -> bool {
+    model_line(output, name).is_ok()
 }
 
 /// The `KEEL-FW model=<name>` line of a firmware log and its `key=value` fields.

@@ -456,3 +456,108 @@ fn firmware_check_outside_the_repository_asks_for_assets() {
         "{err}"
     );
 }
+
+/// Issue 20 §2: `keel firmware check` checks the model lines a log has (the C firmware prints a
+/// subset), says which, and still fails a log with none of them; `--require-all` (the Rust
+/// firmware's check in CI) insists on all six. The lines are the host's own results, so they
+/// pass; a seed log of the fuzz target supplies well-formed lines that do not.
+#[test]
+fn firmware_check_takes_the_model_lines_a_log_has() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let assets = root.join("../firmware/assets");
+    let hex = |v: &[f32]| -> String {
+        let words: Vec<String> = v.iter().map(|x| format!("{:08x}", x.to_bits())).collect();
+        words.join(",")
+    };
+    let system = |state: &[f32]| {
+        format!(
+            "KEEL-FW system=chain-pendulum links=3 integrator=rk4 dtype=f32 dt={} steps=50 \
+             angles={} rates={} state={}",
+            hex(&[0.01]),
+            hex(&[0.3, -0.2, 1.1]),
+            hex(&[0.0, 0.5, -0.3]),
+            hex(state)
+        )
+    };
+    let probe = keel::firmware::parse(&system(&[0.0; 12])).unwrap();
+    let system = system(&keel::firmware::host_run(&probe).unwrap());
+    let host = keel::firmware::host_digits(&assets).unwrap();
+    let classes: Vec<String> = host.classes.iter().map(usize::to_string).collect();
+    let digits = format!(
+        "KEEL-FW model=digits samples={} classes={} logits={}",
+        host.classes.len(),
+        classes.join(","),
+        hex(&host.logits)
+    );
+    let seeds =
+        std::fs::read_to_string(root.join("fuzz/seeds/firmware_log/all-lines.log")).unwrap();
+    let seed_gp = seeds.lines().find(|l| l.contains("model=gp")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let check = |lines: &[&str], extra: &[&str]| {
+        let path = dir.path().join("firmware.log");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let mut args = vec![
+            "firmware",
+            "check",
+            path.to_str().unwrap(),
+            "--assets",
+            assets.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        keel(&args)
+    };
+
+    let o = check(&["qemu: booting", &system, &digits], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(
+        out.contains(
+            "checked 2 of 7 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy: PASS"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("digits MLP") && !out.contains("WISKI"),
+        "{out}"
+    );
+    let o = check(&[&system, &digits], &["--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["checked"], serde_json::json!(["dynamics", "digits"]));
+    assert_eq!(
+        v["absent"],
+        serde_json::json!(["emlp", "gp", "chnn", "bma", "policy"])
+    );
+    assert!(v["gp"].is_null() && v["model"]["pass"] == true && v["pass"] == true);
+
+    // No model line, a missing one under --require-all, or no dynamics line: bad input (exit 2),
+    // said in one line.
+    for (lines, extra, needle) in [
+        (vec![system.as_str()], &[][..], "no 'KEEL-FW model=' line"),
+        (
+            vec![system.as_str(), digits.as_str()],
+            &["--require-all"][..],
+            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy",
+        ),
+        (vec![digits.as_str()], &[][..], "no 'KEEL-FW system=' line"),
+    ] {
+        let o = check(&lines, extra);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+
+    // A present line is checked: a wrong one fails the run (exit 1) and the others still pass.
+    let o = check(&[&system, &digits, seed_gp], &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("(dynamics, digits, gp)") && out.contains("WISKI"),
+        "{out}"
+    );
+    let (head, logits) = digits.split_once("logits=").unwrap();
+    let wrong = format!("{head}logits=41200000{}", &logits[8..]);
+    let o = check(&[&system, &wrong], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

@@ -15,6 +15,11 @@ pub enum FirmwareCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
+        /// Fail unless the log has every model line (the Rust firmware prints all six; the C
+        /// firmware in firmware-c/ prints a subset, and by default a log is checked on the model
+        /// lines it has, at least one).
+        #[arg(long)]
+        require_all: bool,
         /// Folder with the models and samples the firmware embeds (the default is the
         /// repository's when run from its root).
         #[arg(long, default_value = "firmware/assets")]
@@ -34,7 +39,12 @@ pub enum FirmwareCommand {
 /// Runs `keel firmware …`; `false` when a check did not pass.
 pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
     match cmd {
-        FirmwareCommand::Check { log, json, assets } => check(log, *json, assets),
+        FirmwareCommand::Check {
+            log,
+            json,
+            require_all,
+            assets,
+        } => check(log, *json, *require_all, assets),
         FirmwareCommand::Assets { data, out } => {
             let r = keel::firmware::write_digits_assets(data, out)?;
             let mse = keel::firmware::write_emlp_assets(out)?;
@@ -53,7 +63,7 @@ pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
     }
 }
 
-fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
+fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<bool> {
     if !assets.is_dir() {
         return Err(Error::invalid(
             "--assets",
@@ -74,17 +84,89 @@ fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
     };
     let run = keel::firmware::parse(&text)?;
     let c = keel::firmware::check(&run)?;
-    let model = keel::firmware::check_model(&keel::firmware::parse_model(&text)?, assets)?;
-    let emlp = keel::firmware::check_emlp(&keel::firmware::parse_emlp(&text)?, assets)?;
-    let gp = keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?;
-    let chnn_run = keel::firmware::parse_chnn(&text)?;
-    let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
-    let bma = keel::firmware::check_bma(&keel::firmware::parse_bma(&text)?, assets)?;
-    let policy = keel::firmware::check_policy(&keel::firmware::parse_policy(&text)?, assets)?;
+    // The model lines are checked when present (the C firmware prints a subset); a malformed
+    // line is an error, an absent one is reported as such.
+    let (present, absent): (Vec<&str>, Vec<&str>) = keel::firmware::MODEL_LINES
+        .into_iter()
+        .partition(|name| keel::firmware::has_model_line(&text, name));
+    if present.is_empty() {
+        return Err(Error::invalid(
+            "firmware output",
+            log.display(),
+            "no 'KEEL-FW model=' line: a log must carry at least one model check besides the \
+             dynamics line",
+        ));
+    }
+    if require_all && !absent.is_empty() {
+        return Err(Error::invalid(
+            "firmware output",
+            log.display(),
+            format!(
+                "--require-all: no 'KEEL-FW model=' line for {}",
+                absent.join(", ")
+            ),
+        ));
+    }
+    let has = |name: &str| present.contains(&name);
+    let model = if has("digits") {
+        Some(keel::firmware::check_model(
+            &keel::firmware::parse_model(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
+    let emlp = if has("emlp") {
+        Some(keel::firmware::check_emlp(
+            &keel::firmware::parse_emlp(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
+    let gp = if has("gp") {
+        Some(keel::firmware::check_gp(&keel::firmware::parse_gp(&text)?)?)
+    } else {
+        None
+    };
+    let chnn = if has("chnn") {
+        let chnn_run = keel::firmware::parse_chnn(&text)?;
+        let chnn = keel::firmware::check_chnn(&chnn_run, assets)?;
+        Some((chnn_run, chnn))
+    } else {
+        None
+    };
+    let bma = if has("bma") {
+        Some(keel::firmware::check_bma(
+            &keel::firmware::parse_bma(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
+    let policy = if has("policy") {
+        Some(keel::firmware::check_policy(
+            &keel::firmware::parse_policy(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
+    let pass = c.pass
+        && model.as_ref().is_none_or(|m| m.pass)
+        && emlp.as_ref().is_none_or(|m| m.pass)
+        && gp.as_ref().is_none_or(|m| m.pass)
+        && chnn.as_ref().is_none_or(|(_, m)| m.pass)
+        && bma.as_ref().is_none_or(|m| m.pass)
+        && policy.as_ref().is_none_or(|m| m.pass);
+    let mut checked = vec!["dynamics"];
+    checked.extend(&present);
     if json {
         println!(
             "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma, "policy": policy})
+            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp,
+                "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy,
+                "checked": checked, "absent": absent, "pass": pass})
         );
     } else {
         println!(
@@ -106,99 +188,123 @@ fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
             c.host.len(),
             if c.pass { "PASS" } else { "FAIL" }
         );
-        let correct = model
-            .firmware_classes
-            .iter()
-            .zip(&model.labels)
-            .filter(|(a, b)| a == b)
-            .count();
+        if let Some(model) = &model {
+            let correct = model
+                .firmware_classes
+                .iter()
+                .zip(&model.labels)
+                .filter(|(a, b)| a == b)
+                .count();
+            println!(
+                "digits MLP (embedded keel fit export) on {} test digits: firmware classes {:?}, host {:?}, labels {:?}",
+                model.labels.len(),
+                model.firmware_classes,
+                model.host_classes,
+                model.labels
+            );
+            println!(
+                "  {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} (tolerance {:e}): {}",
+                correct,
+                model.labels.len(),
+                model.relative_error,
+                model.tolerance,
+                if model.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(emlp) = &emlp {
+            println!(
+                "EMLP O(5) 2V → V⁰ (embedded keel emlp export) on {} inputs: max |fw − host|/(1 + |host|) = {:.3e}, \
+                 invariance max |f(gx) − f(x)|/(1 + |f(x)|) = {:.3e} (tolerance {:e}): {}",
+                emlp.host.len(),
+                emlp.relative_error,
+                emlp.invariance_error,
+                emlp.tolerance,
+                if emlp.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(gp) = &gp {
+            println!(
+                "WISKI 1-D (m = {}, f32) after {} streamed points: {} of {} values bit-identical to the host's f32 rerun; \
+                 vs f64: means {:.3e}, var_f {:.3e}, log p(y) {:.3e} (tolerance {:e}): {}",
+                gp.grid,
+                gp.n,
+                gp.identical_to_host_f32.0,
+                gp.identical_to_host_f32.1,
+                gp.mean_error_vs_f64,
+                gp.var_error_vs_f64,
+                gp.lml_error_vs_f64,
+                gp.tolerance,
+                if gp.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some((chnn_run, chnn)) = &chnn {
+            println!(
+                "CHNN 2-pendulum (embedded keel chnn export, 3 × 256) for {} RK4 steps: final state \
+                 ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real pendulum: {:.3e}",
+                chnn_run.steps,
+                chnn.relative_error,
+                chnn.tolerance,
+                if chnn.pass { "PASS" } else { "FAIL" },
+                chnn.model_error
+            );
+        }
+        if let Some(bma) = &bma {
+            let correct = bma
+                .firmware_classes
+                .iter()
+                .zip(&bma.labels)
+                .filter(|(a, b)| a == b)
+                .count();
+            println!(
+                "digits BMA ({} HMC samples, embedded keel bayes export) on {} test digits: firmware classes {:?}, host {:?}; \
+                 {} of {} correct; probabilities max |fw − host| = {:.3e} (tolerance {:e}): {}",
+                bma.members,
+                bma.labels.len(),
+                bma.firmware_classes,
+                bma.host_classes,
+                correct,
+                bma.labels.len(),
+                bma.max_error,
+                bma.tolerance,
+                if bma.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(policy) = &policy {
+            println!(
+                "pendulum swing-up, closed loop (embedded keel rl export), {} control steps: return firmware {:.4}, \
+                 host f32 {:.4} ({}), host f64 {:.4}; value monitor V̂(x₀) firmware {:.4}, host f64 {:.4}; \
+                 |Δ return|/(1 + |host|) = {:.3e}, |Δ value|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
+                 (tolerance {:e}): {}",
+                policy.steps,
+                policy.firmware_return,
+                policy.host_f32_return,
+                if policy.identical_to_host_f32 {
+                    "bit-identical"
+                } else {
+                    "differs"
+                },
+                policy.host_f64_return,
+                policy.firmware_value0,
+                policy.host_f64_value0,
+                policy.return_error,
+                policy.value_error,
+                policy.state_error,
+                policy.tolerance,
+                if policy.pass { "PASS" } else { "FAIL" }
+            );
+        }
         println!(
-            "digits MLP (embedded keel fit export) on {} test digits: firmware classes {:?}, host {:?}, labels {:?}",
-            model.labels.len(),
-            model.firmware_classes,
-            model.host_classes,
-            model.labels
-        );
-        println!(
-            "  {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} (tolerance {:e}): {}",
-            correct,
-            model.labels.len(),
-            model.relative_error,
-            model.tolerance,
-            if model.pass { "PASS" } else { "FAIL" }
-        );
-        println!(
-            "EMLP O(5) 2V → V⁰ (embedded keel emlp export) on {} inputs: max |fw − host|/(1 + |host|) = {:.3e}, \
-             invariance max |f(gx) − f(x)|/(1 + |f(x)|) = {:.3e} (tolerance {:e}): {}",
-            emlp.host.len(),
-            emlp.relative_error,
-            emlp.invariance_error,
-            emlp.tolerance,
-            if emlp.pass { "PASS" } else { "FAIL" }
-        );
-        println!(
-            "WISKI 1-D (m = {}, f32) after {} streamed points: {} of {} values bit-identical to the host's f32 rerun; \
-             vs f64: means {:.3e}, var_f {:.3e}, log p(y) {:.3e} (tolerance {:e}): {}",
-            gp.grid,
-            gp.n,
-            gp.identical_to_host_f32.0,
-            gp.identical_to_host_f32.1,
-            gp.mean_error_vs_f64,
-            gp.var_error_vs_f64,
-            gp.lml_error_vs_f64,
-            gp.tolerance,
-            if gp.pass { "PASS" } else { "FAIL" }
-        );
-        println!(
-            "CHNN 2-pendulum (embedded keel chnn export, 3 × 256) for {} RK4 steps: final state \
-             ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real pendulum: {:.3e}",
-            chnn_run.steps,
-            chnn.relative_error,
-            chnn.tolerance,
-            if chnn.pass { "PASS" } else { "FAIL" },
-            chnn.model_error
-        );
-        let correct = bma
-            .firmware_classes
-            .iter()
-            .zip(&bma.labels)
-            .filter(|(a, b)| a == b)
-            .count();
-        println!(
-            "digits BMA ({} HMC samples, embedded keel bayes export) on {} test digits: firmware classes {:?}, host {:?}; \
-             {} of {} correct; probabilities max |fw − host| = {:.3e} (tolerance {:e}): {}",
-            bma.members,
-            bma.labels.len(),
-            bma.firmware_classes,
-            bma.host_classes,
-            correct,
-            bma.labels.len(),
-            bma.max_error,
-            bma.tolerance,
-            if bma.pass { "PASS" } else { "FAIL" }
-        );
-        println!(
-            "pendulum swing-up, closed loop (embedded keel rl export), {} control steps: return firmware {:.4}, \
-             host f32 {:.4} ({}), host f64 {:.4}; value monitor V̂(x₀) firmware {:.4}, host f64 {:.4}; \
-             |Δ return|/(1 + |host|) = {:.3e}, |Δ value|/(1 + |host|) = {:.3e}, final state max |Δ| = {:.3e} \
-             (tolerance {:e}): {}",
-            policy.steps,
-            policy.firmware_return,
-            policy.host_f32_return,
-            if policy.identical_to_host_f32 {
-                "bit-identical"
+            "checked {} of {} lines ({}){}: {}",
+            checked.len(),
+            1 + keel::firmware::MODEL_LINES.len(),
+            checked.join(", "),
+            if absent.is_empty() {
+                String::new()
             } else {
-                "differs"
+                format!("; not in the log: {}", absent.join(", "))
             },
-            policy.host_f64_return,
-            policy.firmware_value0,
-            policy.host_f64_value0,
-            policy.return_error,
-            policy.value_error,
-            policy.state_error,
-            policy.tolerance,
-            if policy.pass { "PASS" } else { "FAIL" }
+            if pass { "PASS" } else { "FAIL" }
         );
     }
-    Ok(c.pass && model.pass && emlp.pass && gp.pass && chnn.pass && bma.pass && policy.pass)
+    Ok(pass)
 }
