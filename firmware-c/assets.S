@@ -20,4 +20,3 @@ ASSET(pendulum_value, "pendulum-value.safetensors")
 ASSET(chnn_model, "chnn-pend2.safetensors")
 ASSET(emlp_model, "emlp-o5.safetensors")
 ASSET(emlp_samples, "emlp-o5-samples.safetensors")
-    .section .note.GNU-stack,"",%progbits

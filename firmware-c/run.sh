@@ -5,14 +5,17 @@
 # The sizes of the image (arm-none-eabi-size) go to stderr.
 #
 # Usage: firmware-c/run.sh [--out FILE]    (from any directory; FILE also receives the output)
+#        firmware-c/run.sh --build-only    (build, print the ELF's path, do not run)
 set -euo pipefail
 
 out=""
+build_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) [ $# -ge 2 ] || { echo "run.sh: --out needs a file" >&2; exit 2; }; out="$2"; shift 2 ;;
         --out=*) out="${1#--out=}"; shift ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        --build-only) build_only=1; shift ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -45,9 +48,10 @@ cflags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 -std=c11 -O2 
         -Wall -Wextra -Werror -I ffi/include)
 arm-none-eabi-gcc "${cflags[@]}" -Wa,-I,firmware/assets \
     firmware-c/main.c firmware-c/startup.c firmware-c/semihosting.c firmware-c/assets.S \
-    -nostdlib -T firmware-c/link.ld -Wl,--gc-sections -Wl,-Map,"$build/keel-firmware-c.map" \
+    -nostdlib -T firmware-c/link.ld -Wl,--gc-sections -Wl,-z,noexecstack -Wl,-Map,"$build/keel-firmware-c.map" \
     "$lib" -lgcc -o "$elf"
 if command -v arm-none-eabi-size >/dev/null; then arm-none-eabi-size "$elf" >&2; fi
+if [ "$build_only" -eq 1 ]; then echo "$elf"; exit 0; fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

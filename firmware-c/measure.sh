@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the C firmware (firmware-c/run.sh's build, without the run) and prints its section sizes,
+# the flash its code takes besides the embedded models, and the deterministic instruction counts
+# of the marked calls, by firmware/measure.sh's method: the instructions QEMU executes between
+# the `bench_start` and `bench_end` markers (`-icount shift=0 -singlestep -d exec,nochain`).
+# Instructions, not cycles: QEMU has no cycle model.
+#
+# Usage: firmware-c/measure.sh    (from any directory)
+# Output:
+#   text=… data=… bss=… assets=… code=…   (code = text − the embedded files)
+#   rk4_step_instructions=…     (one 3-pendulum RK4 step through keel_rk4_step)
+#   chnn_step_instructions=…    (one RK4 step of the learned 2-pendulum CHNN, 3 × 256)
+#   mlp_digit_instructions=…    (one digits-MLP evaluation through keel_model_eval)
+#   policy_step_instructions=…  (one closed-loop control step: keel_model_eval of the policy,
+#                                keel_env_step of Pendulum-v1)
+#   value_estimate_instructions=… (one model-based value estimate through keel_model_eval)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+elf=$("$here/run.sh" --build-only 2>/dev/null) || { "$here/run.sh" --build-only >/dev/null; exit 1; }
+map="${elf%.elf}.map"
+
+# Berkeley format: "text data bss dec hex filename" on the second line; the embedded files are
+# the .rodata.<asset> input sections of assets.S in the link map.
+assets=0
+for size in $(grep -A1 -E '^ \.rodata\.(digits_model|digits_samples|pendulum_policy|pendulum_value|chnn_model|emlp_model|emlp_samples)$' "$map" \
+        | awk '$1 ~ /^0x/ { print $2 }'); do
+    assets=$((assets + size))
+done
+arm-none-eabi-size "$elf" | awk -v a="$assets" \
+    'NR == 2 { printf "text=%s data=%s bss=%s assets=%s code=%s\n", $1, $2, $3, a, $1 - a }'
+
+tmp=$(mktemp -d)
+qemu_pid=""
+awk_pid=""
+cleanup() {
+    for pid in $awk_pid $qemu_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fifo="$tmp/trace.log"
+mkfifo "$fifo"
+timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+    -semihosting-config enable=on,target=native \
+    -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
+    -kernel "$elf" >"$tmp/qemu.out" 2>&1 &
+qemu_pid=$!
+timeout 660 awk '
+    /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
+    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 5) exit }; next }
+    inb { n++ }
+    END { if (found < 5) exit 1 }
+' "$fifo" >"$tmp/count" &
+awk_pid=$!
+while kill -0 "$awk_pid" 2>/dev/null; do
+    if ! kill -0 "$qemu_pid" 2>/dev/null; then
+        timeout 1 sh -c ': >"$1"' sh "$fifo" 2>/dev/null || true
+        break
+    fi
+    sleep 0.05
+done
+status=0
+wait "$awk_pid" || status=$?
+awk_pid=""
+if [ "$status" -ne 0 ] || [ ! -s "$tmp/count" ]; then
+    echo "measure.sh: fewer than 5 bench_start..bench_end regions in the trace; QEMU said:" >&2
+    cat "$tmp/qemu.out" >&2
+    exit 1
+fi
+names=(rk4_step chnn_step mlp_digit policy_step value_estimate)
+for i in 0 1 2 3 4; do echo "${names[$i]}_instructions=$(sed -n "$((i + 1))p" "$tmp/count")"; done
