@@ -56,12 +56,15 @@ pub use wiski::{KeelWiski, KeelWiskiConfig, KEEL_WISKI_MAX_NODES, KEEL_WISKI_WOR
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    #[cfg(target_arch = "arm")]
+    // SAFETY: `udf` only raises the undefined-instruction fault; it touches no memory.
+    unsafe {
+        core::arch::asm!("udf #0", options(nomem, nostack, noreturn))
+    }
+    // Other bare-metal targets: stop here (a debugger sees where).
+    #[cfg(not(target_arch = "arm"))]
     loop {
-        #[cfg(target_arch = "arm")]
-        // SAFETY: `udf` only raises the undefined-instruction fault; it touches no memory.
-        unsafe {
-            core::arch::asm!("udf #0", options(nomem, nostack, noreturn))
-        };
+        core::hint::spin_loop();
     }
 }
 
