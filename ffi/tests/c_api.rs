@@ -90,3 +90,41 @@ fn every_function_rejects_bad_input_with_its_code() {
         "unexpected summary: {last}"
     );
 }
+
+/// The README's C example is `examples/pendulum.c` verbatim, and it builds and runs as the README
+/// says (with this build's library in place of `target/release/libkeel_ffi.a`).
+#[test]
+fn the_readme_example_runs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(dir.join("examples/pendulum.c")).unwrap();
+    let readme = std::fs::read_to_string(dir.join("../README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```c\n{example}```")),
+        "README.md's C example differs from ffi/examples/pendulum.c"
+    );
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("keel-ffi-pendulum");
+    let built = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(dir.join("include"))
+        .arg(dir.join("examples/pendulum.c"))
+        .arg(static_lib())
+        .args(["-lm", "-lpthread", "-ldl", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let run = Command::new(&out).output().expect("run the example");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        "10 s of the 3-pendulum: energy -58.965160 -> -58.965275\n\
+         dt = 0: KEEL_STATUS_INVALID_PARAMETER\n\
+         state of 11 floats: KEEL_STATUS_SHAPE_MISMATCH\n"
+    );
+}
