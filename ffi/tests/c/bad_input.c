@@ -541,6 +541,64 @@ static void test_env(void) {
     CHECK(trunc == 1 && term == 0);
 }
 
+/* A small safetensors file built here: an I32 tensor and an F64 one. */
+static size_t tiny_file(uint8_t *buf) {
+    static const char header[] =
+        "{\"i\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+        "\"d\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[8,24]}}";
+    const uint64_t n = sizeof header - 1;
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(n >> (8 * i));
+    memcpy(buf + 8, header, n);
+    const int32_t ints[2] = {7, -3};
+    const double doubles[2] = {0.25, -1.5};
+    memcpy(buf + 8 + n, ints, sizeof ints);
+    memcpy(buf + 8 + n + 8, doubles, sizeof doubles);
+    return 8 + n + 24;
+}
+
+static void test_tensor_read(file samples) {
+    static float v[16 * 64 + 8];
+    size_t n = 0;
+    const uint8_t *b = samples.bytes;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_tensor_read(NULL, samples.len, "x", 1, v, 1024, &n));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_tensor_read(b, samples.len, NULL, 1, v, 1024, &n));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_tensor_read(b, samples.len, "x", 1, v, 1024, NULL));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_tensor_read(b, samples.len, "x", 1, NULL, 1024, &n));
+    EXPECT(KEEL_STATUS_TRUNCATED, keel_tensor_read(b, 3, "x", 1, v, 1024, &n));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_tensor_read(b, SIZE_MAX, "x", 1, v, 1024, &n));
+    EXPECT(KEEL_STATUS_TENSOR_NOT_FOUND, keel_tensor_read(b, samples.len, "y", 1, v, 1024, &n));
+    EXPECT(KEEL_STATUS_TENSOR_NOT_FOUND, keel_tensor_read(b, samples.len, "x", 0, v, 1024, &n));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_tensor_read(b, samples.len, "\xff", 1, v, 1024, &n));
+    /* The size query, then a short buffer: the count is still reported. */
+    n = 0;
+    EXPECT(KEEL_STATUS_OK, keel_tensor_read(b, samples.len, "x", 1, NULL, 0, &n));
+    CHECK(n == 16 * 64);
+    n = 0;
+    EXPECT(KEEL_STATUS_BUFFER_TOO_SMALL, keel_tensor_read(b, samples.len, "x", 1, v, 1023, &n));
+    CHECK(n == 16 * 64);
+    EXPECT(KEEL_STATUS_MISALIGNED,
+           keel_tensor_read(b, samples.len, "x", 1, (float *)((char *)v + 2), 1024, &n));
+    /* Writing over the file itself is refused. */
+    file c = copy(samples);
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP,
+           keel_tensor_read(c.bytes, c.len, "label", 5, (float *)(void *)(c.bytes + 64), 16, &n));
+    free(c.bytes);
+    EXPECT(KEEL_STATUS_OK, keel_tensor_read(b, samples.len, "label", 5, v, 16, &n));
+    CHECK(n == 16 && v[0] == 2.0f && v[1] == 1.0f);
+
+    static _Alignas(8) uint8_t tiny[256];
+    size_t len = tiny_file(tiny);
+    EXPECT(KEEL_STATUS_UNSUPPORTED_DTYPE, keel_tensor_read(tiny, len, "i", 1, v, 8, &n));
+    EXPECT(KEEL_STATUS_OK, keel_tensor_read(tiny, len, "d", 1, v, 8, &n));
+    CHECK(n == 2 && v[0] == 0.25f && v[1] == -1.5f);
+    EXPECT(KEEL_STATUS_DATA_NOT_COVERED, keel_tensor_read(tiny, len + 4, "d", 1, v, 8, &n));
+    /* A file that is not a model: no kind. */
+    int32_t kind;
+    EXPECT(KEEL_STATUS_INVALID_CONFIG, keel_kind_of(tiny, len, &kind));
+    static keel_model m;
+    EXPECT(KEEL_STATUS_INVALID_CONFIG, keel_model_load(&m, tiny, len));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: bad_input ASSETS_DIR\n");
@@ -552,12 +610,14 @@ int main(int argc, char **argv) {
     file value = read_asset(argv[1], "pendulum-value.safetensors");
     file bma = read_asset(argv[1], "digits-bma.safetensors");
     file emlp = read_asset(argv[1], "emlp-o5.safetensors");
+    file samples = read_asset(argv[1], "digits-samples.safetensors");
     test_status_names();
     test_model_load(mlp, chnn);
     test_model_eval(mlp, policy, value, bma, emlp);
     test_dynamics(mlp, chnn);
     test_wiski();
     test_env();
+    test_tensor_read(samples);
     printf("%d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }
