@@ -378,6 +378,27 @@ static void test_dynamics(file mlp, file chnn) {
     EXPECT(KEEL_STATUS_OK, keel_dynamics_energy(&learned, z, 8, &e1));
     CHECK(fabsf(e1 - e0) < 1e-2f * (1.0f + fabsf(e0)));
     EXPECT(KEEL_STATUS_SHAPE_MISMATCH, keel_rk4_step(&learned, 0.03f, 0.0f, z, 12));
+    /* The same file marked `clnn` (same length, so every offset stays valid) loads as a
+       Lagrangian model: its states are (x, v), so the conversions are copies. */
+    file clnn = copy(chnn);
+    char *kind_at = memmem(clnn.bytes, clnn.len, "\"chnn\"", 6);
+    CHECK(kind_at != NULL);
+    if (kind_at) {
+        memcpy(kind_at, "\"clnn\"", 6);
+        EXPECT(KEEL_STATUS_OK, keel_dynamics_load_learned(&learned, clnn.bytes, clnn.len, zv, 4));
+        EXPECT(KEEL_STATUS_OK, keel_dynamics_info(&learned, &kind, &nodes, &len));
+        CHECK(kind == KEEL_KIND_CLNN && nodes == 2 && len == 8);
+        EXPECT(KEEL_STATUS_OK, keel_dynamics_from_velocity(&learned, zv, z, 8));
+        CHECK(memcmp(z, zv, sizeof(float) * 8) == 0);
+        EXPECT(KEEL_STATUS_OK, keel_dynamics_energy(&learned, z, 8, &e0));
+        EXPECT(KEEL_STATUS_OK, keel_rk4_step(&learned, 0.03f, 0.0f, z, 8));
+        for (int i = 0; i < 8; i++) CHECK(isfinite(z[i]));
+        CHECK(memcmp(z, zv, sizeof(float) * 8) != 0);
+        EXPECT(KEEL_STATUS_OK, keel_dynamics_to_velocity(&learned, z, before, 8));
+        CHECK(memcmp(z, before, sizeof(float) * 8) == 0);
+        EXPECT(KEEL_STATUS_WRONG_KIND, keel_model_load(&m, clnn.bytes, clnn.len));
+    }
+    free(clnn.bytes);
     /* A handle of another type is not a dynamics handle. */
     EXPECT(KEEL_STATUS_OK, keel_model_load(&m, mlp.bytes, mlp.len));
     EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_rk4_step((const keel_dynamics *)&m, 0.01f, 0.0f, z, 8));
