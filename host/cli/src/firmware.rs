@@ -162,12 +162,11 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     let mut checked = vec!["dynamics"];
     checked.extend(&present);
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp,
-                "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy,
-                "checked": checked, "absent": absent, "pass": pass})
-        );
+        super::report::json(
+            &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp,
+            "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy,
+            "checked": checked, "absent": absent, "pass": pass}),
+        )?;
     } else {
         println!(
             "firmware (Cortex-M4F, QEMU) vs host, {}-link chain pendulum, RK4 f32, dt = {}, {} steps",

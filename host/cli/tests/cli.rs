@@ -11,7 +11,7 @@ use serde_json::Value;
 fn fixture(name: &str) -> Value {
     let p: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
-        "..",
+        "../..",
         "fixtures",
         "dynamics",
         name,
@@ -463,7 +463,7 @@ fn firmware_check_outside_the_repository_asks_for_assets() {
 /// pass; a seed log of the fuzz target supplies well-formed lines that do not.
 #[test]
 fn firmware_check_takes_the_model_lines_a_log_has() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let assets = root.join("../firmware/assets");
     let hex = |v: &[f32]| -> String {
         let words: Vec<String> = v.iter().map(|x| format!("{:08x}", x.to_bits())).collect();
