@@ -50,10 +50,7 @@ fn pendulum<T: Real + nalgebra::RealField>(c: &mut Criterion, dtype: &str) {
     let p = ChainPendulum::<T, 3>::paper().unwrap();
     let m = p.mechanics();
     let rk4 = Rk4::new(r::<T>(0.01)).unwrap();
-    let z0 = p.state_from_angles(
-        &[0.3, -0.2, 1.1].map(r::<T>),
-        &[0.0, 0.5, -0.3].map(r::<T>),
-    );
+    let z0 = p.state_from_angles(&[0.3, -0.2, 1.1].map(r::<T>), &[0.0, 0.5, -0.3].map(r::<T>));
     let mut g = c.benchmark_group("pendulum3_rk4_step");
     g.bench_function(format!("keel/{dtype}"), |b| {
         b.iter(|| {
@@ -112,13 +109,7 @@ fn constraint_solve<T: Real + nalgebra::RealField>(c: &mut Criterion, dtype: &st
 }
 
 fn wiski<T: Real + nalgebra::RealField>(c: &mut Criterion, dtype: &str) {
-    let grid = Grid::new(
-        [r::<T>(-3.0)],
-        [r::<T>(3.0)],
-        [64],
-        Convention::Endpoints,
-    )
-    .unwrap();
+    let grid = Grid::new([r::<T>(-3.0)], [r::<T>(3.0)], [64], Convention::Endpoints).unwrap();
     let kernel = Kernel::new(Family::Rbf, r::<T>(1.3), [r::<T>(0.7)]).unwrap();
     let mut g = c.benchmark_group("wiski_update");
     for nalg in [false, true] {
@@ -156,9 +147,8 @@ fn emlp_dense(c: &mut Criterion) {
         ("block1.weight", "block1.bias"),
         ("head.weight", "head.bias"),
     ];
-    let layers = names.map(|(w, b)| {
-        Dense::new(&st.tensor(w).unwrap(), &st.tensor(b).unwrap()).unwrap()
-    });
+    let layers =
+        names.map(|(w, b)| Dense::new(&st.tensor(w).unwrap(), &st.tensor(b).unwrap()).unwrap());
     let copies = names.map(|(w, b)| {
         let f = |name| {
             let t = st.tensor(name).unwrap();

@@ -446,7 +446,6 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
 
     /// [`Mechanics::hamiltonian_rate`] with the `2C × 2C` system `K λ = r` (`K` row-major,
     /// destroyed; `r` becomes `λ`) solved by `solve`.
-    #[inline(always)]
     fn hamiltonian_rate_with(
         &self,
         z: &Phase<T, N, D>,

@@ -601,13 +601,18 @@ mod nalgebra_tests {
                 }
                 for x in [-2.5, -0.3, 0.0, 1.7, 2.8] {
                     let (p, q) = (a.predict(&[x]).unwrap(), b.predict(&[x]).unwrap());
-                    assert!((p.mean - q.mean).abs() <= $tol * (1.0 + p.mean.abs()), "mean at {x}");
+                    assert!(
+                        (p.mean - q.mean).abs() <= $tol * (1.0 + p.mean.abs()),
+                        "mean at {x}"
+                    );
                     assert!((p.var_f - q.var_f).abs() <= $tol * 1.3, "var at {x}");
                 }
                 let (la, lb) = (a.log_marginal_likelihood(), b.log_marginal_likelihood());
                 assert!((la - lb).abs() <= $tol * (1.0 + la.abs()), "{la} vs {lb}");
                 // A failing observation changes nothing, as in Keel's.
-                assert!(b.observe_with_noise_nalgebra(&[0.0], <$t>::NAN, 1.0).is_err());
+                assert!(b
+                    .observe_with_noise_nalgebra(&[0.0], <$t>::NAN, 1.0)
+                    .is_err());
                 assert_eq!(b.len(), 300);
             }
         };

@@ -6,7 +6,9 @@
 //! the host (`cargo bench -p keel-benches --bench linalg`) and on the Cortex-M4F
 //! (`firmware/measure_linalg.sh`). Results agree with Keel's to rounding, not bitwise.
 
-use nalgebra::{Const, DMatrixView, DimMin, DVectorView, DVectorViewMut, RealField, SMatrix, SVector};
+use nalgebra::{
+    Const, DMatrixView, DVectorView, DVectorViewMut, DimMin, RealField, SMatrix, SVector,
+};
 
 use crate::error::{Error, Result};
 use crate::real::Real;
@@ -59,12 +61,7 @@ where
 /// # Errors
 /// [`Error::ShapeMismatch`] unless `w` holds `outputs × inputs` values and `bias`, `x`, `y`
 /// have `outputs`, `inputs`, `outputs`.
-pub fn dense_forward<T: Real + RealField>(
-    w: &[T],
-    bias: &[T],
-    x: &[T],
-    y: &mut [T],
-) -> Result<()> {
+pub fn dense_forward<T: Real + RealField>(w: &[T], bias: &[T], x: &[T], y: &mut [T]) -> Result<()> {
     let (inputs, outputs) = (x.len(), y.len());
     let check = |what, expected: usize, got: usize| {
         if expected == got {
@@ -127,7 +124,8 @@ mod tests {
     fn fixed_lu_agrees_with_keel_on_saddle_systems() {
         for seed in 0..50 {
             let a = saddle(seed);
-            let b0: [f64; 6] = core::array::from_fn(|i| (i as f64 - 2.5) * 0.7 + seed as f64 * 0.01);
+            let b0: [f64; 6] =
+                core::array::from_fn(|i| (i as f64 - 2.5) * 0.7 + seed as f64 * 0.01);
             let mut x = b0;
             lu_solve_fixed(a.as_flattened(), &mut x).unwrap();
             let mut lu = a;
@@ -139,7 +137,10 @@ mod tests {
             for i in 0..6 {
                 let r: f64 = (0..6).map(|j| a[i][j] * x[j]).sum();
                 assert!((r - b0[i]).abs() < 1e-12, "seed {seed} residual {i}");
-                assert!((x[i] - y[i]).abs() <= 1e-12 * (1.0 + y[i].abs()), "seed {seed} x{i}");
+                assert!(
+                    (x[i] - y[i]).abs() <= 1e-12 * (1.0 + y[i].abs()),
+                    "seed {seed} x{i}"
+                );
             }
         }
     }
@@ -170,11 +171,17 @@ mod tests {
         assert_eq!(y, [1.0 - 4.0 + 1.5 + 0.25, -1.0 - 1.0 + 2.0 - 1.0]);
         assert!(matches!(
             dense_forward(&w[..5], &[0.0; 2], &[0.0; 3], &mut y),
-            Err(Error::ShapeMismatch { what: "dense weight", .. })
+            Err(Error::ShapeMismatch {
+                what: "dense weight",
+                ..
+            })
         ));
         assert!(matches!(
             dense_forward(&w, &[0.0; 1], &[0.0; 3], &mut y),
-            Err(Error::ShapeMismatch { what: "dense bias", .. })
+            Err(Error::ShapeMismatch {
+                what: "dense bias",
+                ..
+            })
         ));
     }
 }

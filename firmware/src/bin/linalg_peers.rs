@@ -76,7 +76,8 @@ fn constraint_solve() -> keel_core::Result<f32> {
     let (mut ka, mut xa, mut perm, mut scratch) = (k, rhs, [0usize; 6], [0.0f32; 6]);
     let mut xb = rhs;
     bench_start();
-    let ra = lu_factor(&mut ka, 6, &mut perm).and_then(|()| lu_solve(&ka, 6, &perm, &mut xa, &mut scratch));
+    let ra = lu_factor(&mut ka, 6, &mut perm)
+        .and_then(|()| lu_solve(&ka, 6, &perm, &mut xa, &mut scratch));
     bench_end();
     bench_start();
     let rb = keel_core::linalg::nalgebra::lu_solve_fixed::<f32, 6>(&k, &mut xb);
@@ -126,8 +127,14 @@ fn emlp_dense() -> keel_core::Result<f32> {
         }
         Ok(())
     };
-    let (mut w0, mut b0, mut w1, mut b1, mut w2, mut b2) =
-        ([0.0f32; 520], [0.0f32; 52], [0.0f32; 2496], [0.0f32; 52], [0.0f32; 48], [0.0f32; 1]);
+    let (mut w0, mut b0, mut w1, mut b1, mut w2, mut b2) = (
+        [0.0f32; 520],
+        [0.0f32; 52],
+        [0.0f32; 2496],
+        [0.0f32; 52],
+        [0.0f32; 48],
+        [0.0f32; 1],
+    );
     copy("block0.weight", &mut w0)?;
     copy("block0.bias", &mut b0)?;
     copy("block1.weight", &mut w1)?;
