@@ -13,7 +13,8 @@
 //!   `ger`, `axpy` on views of the same buffers);
 //! - `emlp_dense`: the firmware EMLP's three dense layers (10 → 52, 48 → 52, 48 → 1) —
 //!   `keel_core::nn::Dense::forward` on the file's bytes, or
-//!   `keel_core::linalg::nalgebra::dense_forward` on `f32` copies of the weights.
+//!   `keel_core::linalg::nalgebra::dense_forward` on `f32` copies of the weights; `keel_lanes`:
+//!   the same in-place byte reads as Keel's, each dot product summed in 8 lanes (bench-only).
 //!
 //! ```text
 //! cargo bench -p keel-benches --bench linalg -- --warm-up-time 1 --measurement-time 5
@@ -169,6 +170,35 @@ fn emlp_dense(c: &mut Criterion) {
             (y0, y1, y2)
         })
     });
+    let raw = names.map(|(w, b)| (st.tensor(w).unwrap().data(), st.tensor(b).unwrap().data()));
+    // Both twins compute the same layers as Keel's, to rounding.
+    for (k, input) in [&x, &h, &h].into_iter().enumerate() {
+        let n = layers[k].outputs();
+        let (mut a, mut l, mut na) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        layers[k].forward(input, &mut a).unwrap();
+        dense_bytes_lanes(raw[k].0, raw[k].1, input, &mut l);
+        keel_core::linalg::nalgebra::dense_forward(&copies[k].0, &copies[k].1, input, &mut na)
+            .unwrap();
+        for j in 0..n {
+            assert!(
+                (a[j] - l[j]).abs() <= 1e-5 * (1.0 + a[j].abs()),
+                "lanes {k}/{j}"
+            );
+            assert!(
+                (a[j] - na[j]).abs() <= 1e-5 * (1.0 + a[j].abs()),
+                "nalgebra {k}/{j}"
+            );
+        }
+    }
+    g.bench_function("keel_lanes/f32", |b| {
+        b.iter(|| {
+            let (mut y0, mut y1, mut y2) = ([0.0f32; 52], [0.0f32; 52], [0.0f32; 1]);
+            dense_bytes_lanes(raw[0].0, raw[0].1, black_box(&x), &mut y0);
+            dense_bytes_lanes(raw[1].0, raw[1].1, black_box(&h), &mut y1);
+            dense_bytes_lanes(raw[2].0, raw[2].1, black_box(&h), &mut y2);
+            (y0, y1, y2)
+        })
+    });
     g.bench_function("nalgebra/f32", |b| {
         b.iter(|| {
             let (mut y0, mut y1, mut y2) = ([0.0f32; 52], [0.0f32; 52], [0.0f32; 1]);
@@ -180,6 +210,36 @@ fn emlp_dense(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// `y = W x + b` on little-endian `f32` bytes read in place, as `Dense::forward` does, but each
+/// row's dot product summed in 8 interleaved lanes (the order of `keel_core::linalg::dot_lanes`)
+/// instead of one: whether the host gap to nalgebra is the summation order or the typed layout.
+fn dense_bytes_lanes(w: &[u8], bias: &[u8], x: &[f32], y: &mut [f32]) {
+    let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    let n = x.len();
+    let split = n - n % 8;
+    for ((yj, row), bj) in y
+        .iter_mut()
+        .zip(w.chunks_exact(4 * n))
+        .zip(bias.chunks_exact(4))
+    {
+        let mut acc = [0.0f32; 8];
+        for (cw, cx) in row[..4 * split]
+            .chunks_exact(32)
+            .zip(x[..split].chunks_exact(8))
+        {
+            for k in 0..8 {
+                acc[k] += f(&cw[4 * k..]) * cx[k];
+            }
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (c, xk) in row[4 * split..].chunks_exact(4).zip(&x[split..]) {
+            s += f(c) * xk;
+        }
+        *yj = s + f(bj);
+    }
 }
 
 fn all(c: &mut Criterion) {
