@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=gpu-bundle
 rm -rf "$out"
 mkdir -p "$out/tests"
-cargo build --release -p keel
+cargo build --release -p keel-cli
 cp target/release/keel "$out/"
 strip "$out/keel"
 # Test binaries (release, so they run fast on the device).

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 which="${1:-all}"
 out="${2:-target/bayes-study}"
 mkdir -p "$out"
-cargo build --release -q -p keel
+cargo build --release -q -p keel-cli
 k=target/release/keel
 
 digits() {

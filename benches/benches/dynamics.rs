@@ -107,8 +107,8 @@ impl<T: Precision> Visitor<T> for Bench<'_> {
         eprintln!(
             "{}: t = {:.3}, h = {:.3e}, {} evaluations, {} rejections per timed step",
             id("dopri5"),
-            solver.t().to_f64(),
-            (probe.t() - solver.t()).to_f64(),
+            solver.t().as_f64(),
+            (probe.t() - solver.t()).as_f64(),
             after.evaluations - before.evaluations,
             after.rejected - before.rejected,
         );

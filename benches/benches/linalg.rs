@@ -41,7 +41,8 @@ fn r<T: Real>(x: f64) -> T {
 /// A sample of `sin(3x) + 0.3x` with noise 0.2, `x` in `[−2.9, 2.9]`.
 fn sample<T: Real>(rng: &mut Xoshiro256PlusPlus) -> (T, T) {
     let x = r::<T>(-2.9) + r::<T>(5.8) * uniform::<T, _>(rng);
-    let y = (r::<T>(3.0) * x).sin() + r::<T>(0.3) * x + r::<T>(0.2) * standard_normal::<T, _>(rng);
+    let y =
+        (r::<T>(3.0) * x).libm_sin() + r::<T>(0.3) * x + r::<T>(0.2) * standard_normal::<T, _>(rng);
     (x, y)
 }
 

@@ -3,7 +3,7 @@
 # each run appending its JSON line to benches/chnn/results.jsonl.
 #
 # Usage: benches/chnn/paper.sh pend2-n100 | pend2-n800-hnn | pend2-n800-clnn | pend3 [KEEL]
-#   KEEL defaults to target/release/keel (build it with cargo build --release -p keel).
+#   KEEL defaults to target/release/keel (build it with cargo build --release -p keel-cli).
 # Queues run single-threaded (RAYON_NUM_THREADS=1) so that two can share a 2-core machine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."

@@ -11,7 +11,7 @@ ch=${1:-128}
 epochs=${2:-300}
 seeds=${3:-0}
 models=${4:-emlp mlp mlp-aug}
-cargo build --release -q -p keel
+cargo build --release -q -p keel-cli
 out=benches/emlp/results.jsonl
 for seed in $seeds; do
     for ds in o5-synthetic inertia particle-interaction; do

@@ -4,7 +4,7 @@
 # diagnostics) to benches/rl/results.jsonl.
 #
 # Usage: benches/rl/sweep.sh short | long | diag [KEEL]
-#   KEEL defaults to target/release/keel (build it with cargo build --release -p keel).
+#   KEEL defaults to target/release/keel (build it with cargo build --release -p keel-cli).
 # Queues run single-threaded (RAYON_NUM_THREADS=1) so that two can share a 2-core machine; a
 # killed run continues from its checkpoint when the queue is started again.
 # Settings: Keel's small-scale defaults (keel rl train) reduced to batch 256 and 64 units.

@@ -145,7 +145,7 @@ mod tests {
             let finite = |z: &Phase<T, N, D>| z.as_slice().iter().all(|v| v.is_finite());
             assert!(finite(&case.z0), "{id}: z0");
             let v0 = m.violation(&case.z0).max();
-            assert!(v0 <= tol, "{id}: z0 off the manifold by {}", v0.to_f64());
+            assert!(v0 <= tol, "{id}: z0 off the manifold by {}", v0.as_f64());
 
             let mut dz = Phase::zeros();
             m.rate(T::ZERO, &case.z0, &mut dz).unwrap();

@@ -74,4 +74,7 @@ mod real;
 pub mod rl;
 
 pub use error::{Error, Result};
+/// The `num-traits` this core builds on (`Real: num_traits::Float`), re-exported so firmware uses
+/// the same version.
+pub use num_traits;
 pub use real::Real;

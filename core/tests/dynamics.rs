@@ -28,14 +28,14 @@ fn tangency_error<
     let scale = dz
         .as_slice()
         .iter()
-        .fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
+        .fold(0.0f64, |a, v| a.max(v.as_f64().abs()))
         * z.as_slice()
             .iter()
-            .fold(1.0f64, |a, v| a.max(v.to_f64().abs()));
+            .fold(1.0f64, |a, v| a.max(v.as_f64().abs()));
     rates
         .as_flattened()
         .iter()
-        .fold(0.0f64, |a, v| a.max(v.to_f64().abs()))
+        .fold(0.0f64, |a, v| a.max(v.as_f64().abs()))
         / scale
 }
 
@@ -83,12 +83,12 @@ macro_rules! per_scalar {
                     for (i, v) in z.as_mut_slice().iter_mut().enumerate() {
                         *v += T::from_f64(noise * ((i as f64 * 1.7).sin()));
                     }
-                    let before = m.violation(&m.from_velocity_form(&z)).max().to_f64();
+                    let before = m.violation(&m.from_velocity_form(&z)).max().as_f64();
                     // The perturbation really left the manifold: measured at least 6× `noise`
                     // (f32) and 19× (f64) over 144 cases each.
                     prop_assert!(before > noise, "violation before projection {before}");
                     m.project(&mut z, ProjectParams::default()).unwrap();
-                    let after = m.violation(&m.from_velocity_form(&z)).max().to_f64();
+                    let after = m.violation(&m.from_velocity_form(&z)).max().as_f64();
                     // The default tolerance is 64ε on the RMS of the violation, scaled by the
                     // state's size (spin rates ~10): measured at most 2.9e3·ε in f32 (3.5e-4)
                     // and 2.5e3·ε in f64 (5.4e-13) over 144 cases each.
@@ -102,13 +102,13 @@ macro_rules! per_scalar {
                 for _ in 0..20 {
                     let p = ChainPendulum::<T, 2>::paper().unwrap();
                     let z = p.sample(&mut rng).unwrap();
-                    prop_assert_ok(p.mechanics().violation(&z).max().to_f64() < 1e3 * EPS);
+                    prop_assert_ok(p.mechanics().violation(&z).max().as_f64() < 1e3 * EPS);
                     let g = Gyroscope::<T>::paper().unwrap();
                     let z = g.sample(&mut rng);
-                    prop_assert_ok(g.mechanics().violation(&z).max().to_f64() < 1e3 * EPS);
+                    prop_assert_ok(g.mechanics().violation(&z).max().as_f64() < 1e3 * EPS);
                     let r = Rotor::<T>::paper().unwrap();
                     let z = r.sample(&mut rng);
-                    prop_assert_ok(r.mechanics().violation(&z).max().to_f64() < 1e3 * EPS);
+                    prop_assert_ok(r.mechanics().violation(&z).max().as_f64() < 1e3 * EPS);
                 }
             }
 
@@ -117,15 +117,15 @@ macro_rules! per_scalar {
                 let p = ChainPendulum::<T, 3>::paper().unwrap();
                 let m = p.mechanics();
                 let mut z = p.state_from_angles(&[T::from_f64(0.9), T::from_f64(-0.4), T::from_f64(1.3)], &[T::ZERO; 3]);
-                let e0 = m.energy(&z).to_f64();
+                let e0 = m.energy(&z).as_f64();
                 let lf = Leapfrog::new(T::from_f64(1e-3)).unwrap();
                 let steps = 100_000;
                 let (mut early, mut late, mut worst_violation) = (0.0f64, 0.0f64, 0.0f64);
                 for k in 0..steps {
                     lf.step(m, &mut z).unwrap();
-                    let de = ((m.energy(&z).to_f64() - e0) / e0).abs();
+                    let de = ((m.energy(&z).as_f64() - e0) / e0).abs();
                     if k < steps / 10 { early = early.max(de) } else if k >= steps * 9 / 10 { late = late.max(de) }
-                    if k % 1000 == 0 { worst_violation = worst_violation.max(m.violation(&z).max().to_f64()) }
+                    if k % 1000 == 0 { worst_violation = worst_violation.max(m.violation(&z).max().as_f64()) }
                 }
                 // Symplectic: an O(h²) oscillation that does not grow. In f32 the rounding floor
                 // (~1e-7 per step, a random walk over 1e5 steps) dominates.
@@ -152,8 +152,8 @@ macro_rules! per_scalar {
                 for i in 0..3 {
                     for d in 0..2 {
                         let tol = 1e3 * EPS;
-                        assert!((dz.x()[i][d] - dzv.x()[i][d]).abs().to_f64() < tol);
-                        assert!((vdot[i][d] - dzv.p()[i][d]).abs().to_f64() < tol * 10.0);
+                        assert!((dz.x()[i][d] - dzv.x()[i][d]).abs().as_f64() < tol);
+                        assert!((vdot[i][d] - dzv.p()[i][d]).abs().as_f64() < tol * 10.0);
                     }
                 }
             }
@@ -167,13 +167,13 @@ macro_rules! per_scalar {
                     [T::from_f64(0.3), T::from_f64(1.0), T::from_f64(0.2)],
                     [T::from_f64(0.5), T::from_f64(0.3), T::from_f64(10.0)],
                 ));
-                let scale = (m.kinetic_energy(z0.p()) + m.potential().energy(z0.x()).abs()).to_f64();
-                let e0 = m.energy(&z0).to_f64();
+                let scale = (m.kinetic_energy(z0.p()) + m.potential().energy(z0.x()).abs()).as_f64();
+                let e0 = m.energy(&z0).as_f64();
                 let mut s = Dopri5::new(T::from_f64(rtol), T::from_f64(rtol)).unwrap().start(m, T::ZERO, z0).unwrap();
                 let mut worst = 0.0f64;
                 for k in 1..=100 {
                     let z = s.advance_to(m, T::from_f64(0.02 * k as f64)).unwrap();
-                    worst = worst.max((m.energy(&z).to_f64() - e0).abs() / scale);
+                    worst = worst.max((m.energy(&z).as_f64() - e0).abs() / scale);
                 }
                 assert!(worst < 100.0 * rtol, "drift {worst:e} at rtol {rtol:e}");
             }
@@ -193,7 +193,7 @@ macro_rules! per_scalar {
                 let rk = Rk4::new(T::from_f64(1e-3)).unwrap();
                 let mut z = z0;
                 rk.advance(m, T::ZERO, &mut z, 500).unwrap();
-                let err = keel_core::metrics::relative_error(z.as_slice(), reference.as_slice()).to_f64();
+                let err = keel_core::metrics::relative_error(z.as_slice(), reference.as_slice()).as_f64();
                 assert!(err < if EPS > 1e-10 { 1e-4 } else { 1e-9 }, "rk4 vs dopri5: {err:e}");
             }
         }

@@ -192,7 +192,7 @@ fn run_gp() -> keel_core::Result<()> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(GP_SEED);
     for i in 0..GP_POINTS {
         let x = GP_LO + 0.1 + (GP_HI - GP_LO - 0.2) * uniform::<f32, _>(&mut rng);
-        let y = (3.0 * x).sin() + 0.3 * x + 0.2 * standard_normal::<f32, _>(&mut rng);
+        let y = (3.0 * x).libm_sin() + 0.3 * x + 0.2 * standard_normal::<f32, _>(&mut rng);
         if i == 0 {
             bench_start();
             let r = gp.observe(black_box(&[x]), black_box(y));

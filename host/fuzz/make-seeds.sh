@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 S=host/fuzz/seeds
-cargo build --quiet -p keel --bin keel
+cargo build --quiet -p keel-cli --bin keel
 K=target/debug/keel
 data=fixtures/bayes/logistic.csv
 tmp=$(mktemp -d)

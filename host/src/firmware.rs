@@ -737,8 +737,9 @@ fn gp_stream<T: keel_core::Real>(run: &FirmwareGpRun) -> Vec<(T, T)> {
         .map(|_| {
             // f32 arithmetic as on the firmware, then widened for the f64 rerun.
             let x = lo + 0.1 + (hi - lo - 0.2) * uniform::<f32, _>(&mut rng);
-            let y =
-                keel_core::Real::sin(3.0 * x) + 0.3 * x + 0.2 * standard_normal::<f32, _>(&mut rng);
+            let y = keel_core::Real::libm_sin(3.0 * x)
+                + 0.3 * x
+                + 0.2 * standard_normal::<f32, _>(&mut rng);
             (T::from_f32(x), T::from_f32(y))
         })
         .collect()

@@ -3,9 +3,9 @@
 //! Keel's methods on the workstation: one module per paper, trained with the tensor engine
 //! [`keel_engine`] (re-exported here: [`Tensor`], [`grad`], [`optim`] …), exported to files the
 //! controller core `keel-core` loads, and checked against it. The `keel` command is a thin
-//! layer over this library (`host/src/cli/`): the library takes typed configurations, reports
-//! progress through callbacks ([`progress`]) and names its settings in errors as its
-//! configurations do; it never parses flags, prints or draws.
+//! layer over this library (the `keel-cli` crate, `host/cli/`): the library takes typed
+//! configurations, reports progress through callbacks ([`progress`]) and names its settings in
+//! errors as its configurations do; it never parses flags, prints or draws.
 //!
 //! Methods:
 //! - [`simulate`]: every system of the CHNN paper (Finzi, Wang & Wilson, NeurIPS 2020) with the

@@ -2,7 +2,6 @@
 //! every basis element under sampled group elements for every group, the parser's errors, the
 //! disk cache, and `keel emlp basis` end to end.
 
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use keel::emlp::{parse_group, parse_rep, Group, Mat, Rep, Solver};
@@ -396,124 +395,6 @@ fn the_disk_cache_round_trips_and_ignores_corrupt_files() {
         .dense()
         .unwrap();
     assert_eq!(first, third);
-}
-
-fn keel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(args)
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("keel-emlp-test-cache"),
-        )
-        .output()
-        .expect("run keel")
-}
-
-#[test]
-fn cli_prints_the_issue_json() {
-    let o = keel(&[
-        "emlp",
-        "basis",
-        "--group",
-        "SO(3)",
-        "--rep-in",
-        "V**2",
-        "--rep-out",
-        "V",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["group"], "SO(3)");
-    assert_eq!(v["size_in"], 9);
-    assert_eq!(v["size_out"], 3);
-    assert_eq!(v["dim"], 1);
-    assert!(v["seconds"].as_f64().unwrap() >= 0.0);
-}
-
-#[test]
-fn cli_saves_the_basis_and_rejects_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("q.safetensors");
-    let o = keel(&[
-        "emlp",
-        "basis",
-        "--rep-in",
-        "V(SO(3))*V(S(4))",
-        "--rep-out",
-        "V(SO(3))*V(S(4))",
-        "--save",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bytes = std::fs::read(&out).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.tensor("basis").unwrap().shape(), &[144, 2]);
-    for (args, needle) in [
-        (
-            vec!["--group", "SO(3", "--rep-in", "V", "--rep-out", "V"],
-            "expected ')'",
-        ),
-        (
-            vec!["--group", "Foo(3)", "--rep-in", "V", "--rep-out", "V"],
-            "unknown name 'Foo'",
-        ),
-        (
-            vec!["--group", "SO(3)", "--rep-in", "V**", "--rep-out", "V"],
-            "--rep-in",
-        ),
-        (vec!["--rep-in", "V", "--rep-out", "V"], "needs a group"),
-        (
-            vec!["--group", "SO(3)", "--rep-in", "T(12)", "--rep-out", "V"],
-            "too large",
-        ),
-    ] {
-        let mut full = vec!["emlp", "basis"];
-        full.extend(args.iter().copied());
-        let o = keel(&full);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{full:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(needle), "{full:?}: {err}");
-    }
-}
-
-#[test]
-fn cli_train_rejects_bad_input_with_one_line() {
-    for (args, needle) in [
-        (vec!["--dataset", "mnist"], "possible values: o5-synthetic"),
-        (
-            vec!["--dataset", "inertia", "--group", "O(5)"],
-            "needs a group acting on ℝ^3",
-        ),
-        (
-            vec!["--dataset", "inertia", "--model", "cnn"],
-            "possible values: emlp",
-        ),
-        (vec!["--dataset", "inertia", "--lr", "0"], "--lr"),
-        (
-            vec!["--dataset", "inertia", "--resume"],
-            "needs --checkpoint",
-        ),
-        (vec!["--dataset", "inertia", "--n-train", "0"], "--n-train"),
-        (vec!["--dataset", "inertia", "--device", "tpu"], "--device"),
-    ]
-    .into_iter()
-    // Only without a usable GPU: with one, `--device cuda` is a valid request.
-    .chain(
-        keel::backend::Device::Cuda(0)
-            .check()
-            .is_err()
-            .then(|| (vec!["--dataset", "inertia", "--device", "cuda"], "CUDA")),
-    ) {
-        let mut full = vec!["emlp", "train", "--quiet"];
-        full.extend(args.iter().copied());
-        let o = keel(&full);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{full:?}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(needle), "{full:?}: {err}");
-    }
 }
 
 /// `Q Qᵀ` of orthonormal columns.

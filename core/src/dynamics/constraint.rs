@@ -143,7 +143,7 @@ impl<T: Real, const D: usize> Constraint<T, D> {
             } else {
                 Err(Error::InvalidParameter {
                     name: "length",
-                    value: l.to_f64(),
+                    value: l.as_f64(),
                 })
             }
         };
@@ -186,7 +186,7 @@ impl<T: Real, const D: usize> Constraint<T, D> {
                     if !w.is_finite() {
                         return Err(Error::InvalidParameter {
                             name: "joint weight",
-                            value: w.to_f64(),
+                            value: w.as_f64(),
                         });
                     }
                 }

@@ -222,7 +222,7 @@ pub fn load<
                 what: "`graph.bodies` must list consecutive bodies from node 0",
             });
         }
-        let exp = |i: usize| -> Result<T> { Ok(theta.get::<T>(atom + i)?.exp()) };
+        let exp = |i: usize| -> Result<T> { Ok(theta.get::<T>(atom + i)?.libm_exp()) };
         let m = exp(0)?;
         let mut moments = [T::ZERO; 3];
         for (k, slot) in moments.iter_mut().enumerate().take(count - 1) {

@@ -66,7 +66,7 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
         if !(m > T::ZERO) || !m.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "mass",
-                value: m.to_f64(),
+                value: m.as_f64(),
             });
         }
         if moments.len() > 3 {
@@ -79,7 +79,7 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
             if !(i > T::ZERO) || !i.is_finite() {
                 return Err(Error::InvalidParameter {
                     name: "moment",
-                    value: i.to_f64(),
+                    value: i.as_f64(),
                 });
             }
         }

@@ -202,7 +202,7 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
             if !c.is_finite() {
                 return Err(Error::InvalidParameter {
                     name: "attachment",
-                    value: c.to_f64(),
+                    value: c.as_f64(),
                 });
             }
             w[k + 1] = *c;
@@ -606,7 +606,7 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
             if it == params.max_iter {
                 return Err(Error::ProjectionFailed {
                     iterations: it,
-                    residual: res.to_f64(),
+                    residual: res.as_f64(),
                 });
             }
             let j = self.jacobians(x, v);

@@ -7,9 +7,9 @@ use crate::real::Real;
 /// `R = Rz(φ)·Rx(θ)·Rz(ψ)`, mapping body coordinates to world coordinates.
 pub fn rotation_zxz<T: Real>(euler: [T; 3]) -> [[T; 3]; 3] {
     let [phi, theta, psi] = euler;
-    let (s1, c1) = (phi.sin(), phi.cos());
-    let (s2, c2) = (theta.sin(), theta.cos());
-    let (s3, c3) = (psi.sin(), psi.cos());
+    let (s1, c1) = (phi.libm_sin(), phi.libm_cos());
+    let (s2, c2) = (theta.libm_sin(), theta.libm_cos());
+    let (s3, c3) = (psi.libm_sin(), psi.libm_cos());
     [
         [c1 * c3 - s1 * c2 * s3, -c1 * s3 - s1 * c2 * c3, s1 * s2],
         [s1 * c3 + c1 * c2 * s3, -s1 * s3 + c1 * c2 * c3, -c1 * s2],
@@ -23,9 +23,9 @@ pub fn body_angular_velocity<T: Real>(euler: [T; 3], rates: [T; 3]) -> [T; 3] {
     let [_, theta, psi] = euler;
     let [dphi, dtheta, dpsi] = rates;
     [
-        dphi * theta.sin() * psi.sin() + dtheta * psi.cos(),
-        dphi * theta.sin() * psi.cos() - dtheta * psi.sin(),
-        dphi * theta.cos() + dpsi,
+        dphi * theta.libm_sin() * psi.libm_sin() + dtheta * psi.libm_cos(),
+        dphi * theta.libm_sin() * psi.libm_cos() - dtheta * psi.libm_sin(),
+        dphi * theta.libm_cos() + dpsi,
     ]
 }
 
@@ -66,8 +66,8 @@ pub fn rigid_body_nodes<T: Real>(
 /// `(φ + π/2, θ, 0)` rotated −90° about y); `(φ, θ) = (π, π/2)` hangs straight down. Returns the
 /// unit vector and its time derivative.
 pub fn sphere_point<T: Real>(phi: T, theta: T, dphi: T, dtheta: T) -> ([T; 3], [T; 3]) {
-    let (sp, cp) = (phi.sin(), phi.cos());
-    let (st, ct) = (theta.sin(), theta.cos());
+    let (sp, cp) = (phi.libm_sin(), phi.libm_cos());
+    let (st, ct) = (theta.libm_sin(), theta.libm_cos());
     (
         [-ct, sp * st, cp * st],
         [
@@ -93,7 +93,10 @@ mod tests {
         }
         // Pure θ about x: third column is (0, −sin θ, cos θ).
         let r = rotation_zxz([0.0f64, 0.4, 0.0]);
-        assert!((r[1][2] + 0.4f64.sin()).abs() < 1e-16 && (r[2][2] - 0.4f64.cos()).abs() < 1e-16);
+        assert!(
+            (r[1][2] + 0.4f64.libm_sin()).abs() < 1e-16
+                && (r[2][2] - 0.4f64.libm_cos()).abs() < 1e-16
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl<T: Real, const D: usize> Grid<T, D> {
             if !(lo[k].is_finite() && hi[k].is_finite() && lo[k] < hi[k]) {
                 return Err(Error::InvalidParameter {
                     name: "grid bounds (finite, lo < hi)",
-                    value: (hi[k] - lo[k]).to_f64(),
+                    value: (hi[k] - lo[k]).as_f64(),
                 });
             }
             let g = T::from_usize(size[k]);
@@ -183,15 +183,15 @@ impl<T: Real, const D: usize> Grid<T, D> {
         if t.is_nan() || (!self.clamp && (t < -tol || t > last + tol)) {
             return Err(Error::OutOfGrid {
                 dim: k,
-                value: x.to_f64(),
-                lo: self.origin[k].to_f64(),
-                hi: self.coordinate(k, g - 1).to_f64(),
+                value: x.as_f64(),
+                lo: self.origin[k].as_f64(),
+                hi: self.coordinate(k, g - 1).as_f64(),
             });
         }
         t = t.max(T::ZERO).min(last);
         // i0 = min(floor(t), G − 2): the last node belongs to the last cell (t ≥ 0 here, so the
         // truncating cast is a floor).
-        let i0 = (t.to_f64() as usize).min(g - 2);
+        let i0 = (t.as_f64() as usize).min(g - 2);
         let r = t - T::from_usize(i0);
         let mut w = [
             keys(r + T::ONE),
@@ -311,12 +311,12 @@ mod tests {
 
     #[test]
     fn extended_grid_matches_the_reference_layout_and_snaps() {
-        let grid = Grid::new([-1.0], [1.0], [6], Convention::Extended).unwrap();
+        let grid = Grid::<f64, 1>::new([-1.0], [1.0], [6], Convention::Extended).unwrap();
         // δ = 2/4 = 0.5: nodes −1.5, −0.9, −0.3, 0.3, 0.9, 1.5.
         assert!((grid.coordinate(0, 0) + 1.5).abs() < 1e-15);
         assert!((grid.coordinate(0, 5) - 1.5).abs() < 1e-15);
         let mut i = [0; 4];
-        let mut w = [0.0; 4];
+        let mut w = [0.0f64; 4];
         grid.weights(&[-1.0], &mut i, &mut w).unwrap();
         assert_eq!((i, w), ([0, 1, 2, 3], [0.0, 1.0, 0.0, 0.0]));
         grid.weights(&[0.0], &mut i, &mut w).unwrap();

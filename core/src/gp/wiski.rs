@@ -263,7 +263,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
             *a += gain * *ui;
         }
         self.add_statistics(idx, w, y, d);
-        self.log_det_q += (s / d).ln();
+        self.log_det_q += (s / d).libm_ln();
         self.quad += innovation * gain;
         Ok(())
     }
@@ -309,7 +309,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
             self.buf.b[i] += wd * y;
         }
         self.c_yy += y * y / d;
-        self.log_det_d += d.ln();
+        self.log_det_d += d.libm_ln();
         self.n += 1;
     }
 
@@ -358,8 +358,8 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
             * (self.quad / self.noise
                 + self.log_det_q
                 + self.log_det_d
-                + n * self.noise.ln()
-                + n * (T::TWO * T::PI).ln())
+                + n * self.noise.libm_ln()
+                + n * (T::TWO * T::PI).libm_ln())
     }
 
     /// New hyperparameters, applied by a refactorisation (`O(m³)`).
@@ -440,7 +440,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
                 row[j] = v / q[j * m + j];
             }
         }
-        self.log_det_q = (0..m).fold(T::ZERO, |acc, i| acc + T::TWO * q[i * m + i].ln());
+        self.log_det_q = (0..m).fold(T::ZERO, |acc, i| acc + T::TWO * q[i * m + i].libm_ln());
         // a = S (Sᵀ b).
         let (phi, _) = self.buf.work.split_at_mut(m);
         phi.fill(T::ZERO);
@@ -566,12 +566,12 @@ impl<T: Real + nalgebra::RealField, const D: usize> Wiski<'_, T, D> {
         let mut st = DMatrixViewMut::from_slice(s_mat, m, m);
         let mut uv = DVectorViewMut::from_slice(u, m);
         uv.gemv_tr(T::ONE, &st, &phi, T::ZERO);
-        let gamma = T::ONE / (s + Real::sqrt(d * s));
+        let gamma = T::ONE / (s + num_traits::Float::sqrt(d * s));
         st.ger(-gamma, &phi, &uv, T::ONE);
         let gain = innovation / s;
         DVectorViewMut::from_slice(self.buf.mean, m).axpy(gain, &uv, T::ONE);
         self.add_statistics(idx, w, y, d);
-        self.log_det_q += Real::ln(s / d);
+        self.log_det_q += Real::libm_ln(s / d);
         self.quad += innovation * gain;
         Ok(())
     }

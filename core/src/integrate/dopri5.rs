@@ -117,7 +117,7 @@ impl<T: Real> Dopri5<T> {
         let bad = |name, v: T| {
             Err(Error::InvalidParameter {
                 name,
-                value: v.to_f64(),
+                value: v.as_f64(),
             })
         };
         if !(rtol > T::ZERO) || !rtol.is_finite() {
@@ -240,7 +240,7 @@ impl<T: Real> Dopri5<T> {
         let h1 = if der12 <= T::from_f64(1e-15) {
             (h * T::from_f64(1e-3)).max(T::from_f64(1e-6))
         } else {
-            (T::from_f64(0.01) / der12).powf(T::from_f64(0.2))
+            (T::from_f64(0.01) / der12).libm_powf(T::from_f64(0.2))
         };
         Ok((T::from_f64(100.0) * h).min(h1).min(self.params.h_max))
     }
@@ -314,8 +314,8 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
                 || !h.is_finite()
             {
                 return Err(Error::StepSizeUnderflow {
-                    t: t.to_f64(),
-                    h: h.to_f64(),
+                    t: t.as_f64(),
+                    h: h.as_f64(),
                 });
             }
             let z = self.z.as_slice();
@@ -406,8 +406,8 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
 
             if finite && err <= T::ONE {
                 // Accept. PI step-size control (Hairer's DOPRI5).
-                let fac11 = err.powf(expo1);
-                let fac = fac11 / self.fac_old.powf(p.beta);
+                let fac11 = err.libm_powf(expo1);
+                let fac = fac11 / self.fac_old.libm_powf(p.beta);
                 let fac = facc2.max(facc1.min(fac / p.safety));
                 let mut h_new = (h / fac).min(p.h_max);
                 if self.last_rejected {
@@ -447,7 +447,7 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
             self.stats.rejected += 1;
             self.last_rejected = true;
             let shrink = if finite {
-                facc1.min(err.powf(expo1) / p.safety)
+                facc1.min(err.libm_powf(expo1) / p.safety)
             } else {
                 // A non-finite stage: back off hard and try again.
                 T::from_f64(10.0)
@@ -467,14 +467,14 @@ impl<T: Real, S: StateVector<T>> Dopri5Solver<T, S> {
         if !t_out.is_finite() || t_out < self.t_old {
             return Err(Error::InvalidParameter {
                 name: "t_out",
-                value: t_out.to_f64(),
+                value: t_out.as_f64(),
             });
         }
         let mut steps = 0;
         while self.t < t_out {
             if steps == self.config.params.max_steps {
                 return Err(Error::TooManySteps {
-                    t: self.t.to_f64(),
+                    t: self.t.as_f64(),
                     max_steps: self.config.params.max_steps,
                 });
             }
@@ -535,8 +535,8 @@ mod tests {
                 let t = i as f64 * 0.25;
                 let z = s.advance_to(&Sho, t).unwrap();
                 worst = worst
-                    .max((z[0] - t.cos()).abs())
-                    .max((z[1] + t.sin()).abs());
+                    .max((z[0] - t.libm_cos()).abs())
+                    .max((z[1] + t.libm_sin()).abs());
             }
             // Global error is a modest multiple of the local tolerance over ~1.6 periods.
             assert!(worst < 50.0 * rtol, "rtol {rtol}: error {worst}");
@@ -556,7 +556,7 @@ mod tests {
         // Midpoint within the step's tolerance of the truth.
         let tm = 0.5 * (t0 + t1);
         let m = s.interpolate(tm);
-        assert!((m[0] - tm.cos()).abs() < 1e-8 && (m[1] + tm.sin()).abs() < 1e-8);
+        assert!((m[0] - tm.libm_cos()).abs() < 1e-8 && (m[1] + tm.libm_sin()).abs() < 1e-8);
     }
 
     #[test]
@@ -573,7 +573,9 @@ mod tests {
             assert_eq!(s.t, h);
             let tm = 0.37 * h;
             let m = s.interpolate(tm);
-            (m[0] - tm.cos()).abs().max((m[1] + tm.sin()).abs())
+            (m[0] - tm.libm_cos())
+                .abs()
+                .max((m[1] + tm.libm_sin()).abs())
         };
         let order = (err_for(0.2) / err_for(0.1)).log2();
         assert!(order > 4.5, "local interpolation order {order}");

@@ -68,7 +68,7 @@ impl<T: Real> Leapfrog<T> {
         if !(dt > T::ZERO) || !dt.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "dt",
-                value: dt.to_f64(),
+                value: dt.as_f64(),
             });
         }
         Ok(Self {
@@ -162,7 +162,7 @@ impl<T: Real> Leapfrog<T> {
             if !converged {
                 return Err(Error::ConstraintSolveFailed {
                     iterations: self.params.max_iter,
-                    residual: worst.to_f64(),
+                    residual: worst.as_f64(),
                 });
             }
             let inv_h = T::ONE / h;

@@ -70,7 +70,7 @@ pub(crate) fn check_finite<T: Real>(z: &[T], t: T) -> Result<()> {
         None => Ok(()),
         Some(index) => Err(Error::NonFinite {
             index,
-            t: t.to_f64(),
+            t: t.as_f64(),
         }),
     }
 }

@@ -50,7 +50,7 @@ impl<T: Real> Rk4<T> {
         if !(dt > T::ZERO) || !dt.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "dt",
-                value: dt.to_f64(),
+                value: dt.as_f64(),
             });
         }
         Ok(Self { dt, variant })
@@ -186,7 +186,7 @@ mod tests {
         let rk = Rk4::with_variant(1.0 / n as f64, variant).unwrap();
         let mut z = [1.0, 0.0];
         rk.advance(&Sho, 0.0, &mut z, n).unwrap();
-        ((z[0] - 1f64.cos()).powi(2) + (z[1] + 1f64.sin()).powi(2)).sqrt()
+        ((z[0] - 1f64.libm_cos()).powi(2) + (z[1] + 1f64.libm_sin()).powi(2)).sqrt()
     }
 
     #[test]

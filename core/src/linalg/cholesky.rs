@@ -49,7 +49,7 @@ pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
         if !(d > T::ZERO) || !d.is_finite() {
             return Err(Error::NotPositiveDefinite {
                 pivot: j,
-                value: d.to_f64(),
+                value: d.as_f64(),
             });
         }
         let d = d.sqrt();

@@ -10,6 +10,8 @@ use nalgebra::{
     Const, DMatrixView, DVectorView, DVectorViewMut, DimMin, RealField, SMatrix, SVector,
 };
 
+use num_traits::Float;
+
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -32,7 +34,7 @@ where
     }
     let mut scale = <T as Real>::ZERO;
     for v in a {
-        let v = Real::abs(*v);
+        let v = Float::abs(*v);
         if v > scale {
             scale = v;
         }
@@ -41,8 +43,8 @@ where
     let lu = SMatrix::<T, K, K>::from_fn(|i, j| a[i * K + j]).lu();
     let u = lu.u();
     for k in 0..K {
-        let p = Real::abs(u[(k, k)]);
-        if !(p > tiny) || !p.is_finite() {
+        let p = Float::abs(u[(k, k)]);
+        if !(p > tiny) || !Float::is_finite(p) {
             return Err(Error::Singular { column: k });
         }
     }

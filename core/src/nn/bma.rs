@@ -209,13 +209,13 @@ impl<'a, const L: usize> Bma<'a, L> {
             }
             let mut total = T::ZERO;
             for &v in logits {
-                total += (v - max).exp();
+                total += (v - max).libm_exp();
             }
             if !total.is_finite() || !max.is_finite() {
                 return Err(Error::NonFinite { index: s, t: 0.0 });
             }
             for (p, &v) in probs.iter_mut().zip(logits) {
-                *p += weight * (v - max).exp() / total;
+                *p += weight * (v - max).libm_exp() / total;
             }
         }
         Ok(())

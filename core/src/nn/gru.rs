@@ -84,7 +84,7 @@ impl<'a> GruCell<'a> {
         for (j, hj) in h.iter_mut().enumerate() {
             let r = sigmoid(ir[j] + hr[j]);
             let z = sigmoid(iz[j] + hz[j]);
-            let cand = (inn[j] + r * hn[j]).tanh();
+            let cand = (inn[j] + r * hn[j]).libm_tanh();
             *hj = (T::ONE - z) * cand + z * *hj;
         }
         Ok(())

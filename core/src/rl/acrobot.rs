@@ -160,10 +160,10 @@ impl<T: Real> Env<T, 6, 1> for Acrobot<T> {
     fn observation(&self) -> [T; 6] {
         let (phi, omega) = self.angles();
         [
-            phi[0].cos(),
-            phi[0].sin(),
-            phi[1].cos(),
-            phi[1].sin(),
+            phi[0].libm_cos(),
+            phi[0].libm_sin(),
+            phi[1].libm_cos(),
+            phi[1].libm_sin(),
             omega[0],
             omega[1],
         ]

@@ -41,7 +41,7 @@ impl<T: Real> VectorField<T> for Dynamics<T> {
         );
         let total = mc + mp;
         let [_, xdot, th, thdot] = *z;
-        let (s, c) = (th.sin(), th.cos());
+        let (s, c) = (th.libm_sin(), th.libm_cos());
         let temp = (self.force + mp * l * thdot * thdot * s) / total;
         let thacc = (g * s - c * temp) / (l * (f(4.0 / 3.0) - mp * c * c / total));
         let xacc = temp - mp * l * thacc * c / total;
@@ -117,7 +117,7 @@ impl<T: Real> Env<T, 5, 1> for CartPoleSwingUp<T> {
 
     fn observation(&self) -> [T; 5] {
         let [x, xdot, th, thdot] = self.state;
-        [x, xdot, th.cos(), th.sin(), thdot]
+        [x, xdot, th.libm_cos(), th.libm_sin(), thdot]
     }
 
     fn step(&mut self, action: &[T; 1]) -> Result<Step<T, 5>> {
@@ -134,7 +134,7 @@ impl<T: Real> Env<T, 5, 1> for CartPoleSwingUp<T> {
         let terminated = self.state[0].abs() > f(Self::TRACK);
         Ok(Step {
             observation: self.observation(),
-            reward: T::HALF * (T::ONE + self.state[2].cos()) - f(0.01) * a * a,
+            reward: T::HALF * (T::ONE + self.state[2].libm_cos()) - f(0.01) * a * a,
             terminated,
             truncated: truncated && !terminated,
         })

@@ -77,7 +77,7 @@ impl<T: Real> Pendulum<T> {
         let (g, m, l, dt) = (f(Self::G), T::ONE, T::ONE, f(Self::DT));
         let max_speed = f(Self::MAX_SPEED);
         let newthdot =
-            thdot + (f(3.0) * g / (f(2.0) * l) * th.sin() + f(3.0) / (m * (l * l)) * u) * dt;
+            thdot + (f(3.0) * g / (f(2.0) * l) * th.libm_sin() + f(3.0) / (m * (l * l)) * u) * dt;
         let newthdot = newthdot.max(-max_speed).min(max_speed);
         let newth = th + newthdot * dt;
         self.state = [newth, newthdot];
@@ -108,7 +108,7 @@ impl<T: Real> Env<T, 3, 1> for Pendulum<T> {
 
     fn observation(&self) -> [T; 3] {
         let [th, thdot] = self.state;
-        [th.cos(), th.sin(), thdot]
+        [th.libm_cos(), th.libm_sin(), thdot]
     }
 
     fn step(&mut self, action: &[T; 1]) -> Result<Step<T, 3>> {

@@ -142,7 +142,7 @@ impl<'a, const L: usize> Policy<'a, L> {
         self.check_action(action)?;
         let head = self.trunk(obs, scratch)?;
         for (i, a) in action.iter_mut().enumerate() {
-            *a = head[i].tanh();
+            *a = head[i].libm_tanh();
         }
         finite(action)
     }
@@ -163,9 +163,9 @@ impl<'a, const L: usize> Policy<'a, L> {
         let a = self.actions;
         let head = self.trunk(obs, scratch)?;
         for (i, out) in action.iter_mut().enumerate() {
-            let log_std = lo + T::HALF * (hi - lo) * (head[a + i].tanh() + T::ONE);
+            let log_std = lo + T::HALF * (hi - lo) * (head[a + i].libm_tanh() + T::ONE);
             let eps: T = standard_normal(rng);
-            *out = (head[i] + log_std.exp() * eps).tanh();
+            *out = (head[i] + log_std.libm_exp() * eps).libm_tanh();
         }
         finite(action)
     }

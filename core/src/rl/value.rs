@@ -305,10 +305,10 @@ impl<'a, const L: usize> ValueModel<'a, L> {
             for i in 0..a {
                 let mut pre = head[i];
                 if let Some(eps) = noise {
-                    let log_std = lo + T::HALF * (hi - lo) * (head[a + i].tanh() + T::ONE);
-                    pre += log_std.exp() * eps[t * a + i];
+                    let log_std = lo + T::HALF * (hi - lo) * (head[a + i].libm_tanh() + T::ONE);
+                    pre += log_std.libm_exp() * eps[t * a + i];
                 }
-                u[i] = pre.tanh();
+                u[i] = pre.libm_tanh();
             }
             let min_q = |out: &mut [T; 1], work: &mut [T]| -> Result<T> {
                 self.q1.forward(xu, out, work)?;

@@ -71,11 +71,11 @@ impl Graph {
                 Constraint::Distance { a, b, .. } => Link::Distance { a: *a, b: *b },
                 Constraint::Tether { node, anchor, .. } => Link::Tether {
                     node: *node,
-                    anchor: anchor.iter().map(|v| v.to_f64()).collect(),
+                    anchor: anchor.iter().map(|v| v.as_f64()).collect(),
                 },
                 Constraint::Linear(l) => Link::Linear {
                     axis: l.axis(),
-                    terms: l.terms().map(|(n, w)| (n, w.to_f64())).collect(),
+                    terms: l.terms().map(|(n, w)| (n, w.as_f64())).collect(),
                 },
             })
             .collect();

@@ -96,14 +96,14 @@ pub fn parse_state<
         *o = T::from_f64(*i);
     }
     let violation = m.violation(&m.from_velocity_form(&z));
-    let worst = violation.max().to_f64();
+    let worst = violation.max().as_f64();
     if worst > init.manifold_tol {
         if !init.project {
             return Err(bad(format!(
                 "state is off the constraint manifold: max |Φ| = {:.3e}, max |Φ̇| = {:.3e} > `manifold_tol` {:e} \
                  (set `project` to project it)",
-                violation.position.to_f64(),
-                violation.velocity.to_f64(),
+                violation.position.as_f64(),
+                violation.velocity.as_f64(),
                 init.manifold_tol
             )));
         }

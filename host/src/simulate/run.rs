@@ -99,17 +99,17 @@ pub fn run<T: Real, const N: usize, const D: usize, const C: usize, P: Potential
     let record = |traj: &mut Trajectory, t: f64, z: &Phase<T, N, D>| {
         traj.t.push(t);
         traj.x
-            .push(z.x().as_flattened().iter().map(|v| v.to_f64()).collect());
+            .push(z.x().as_flattened().iter().map(|v| v.as_f64()).collect());
         traj.v.push(
             m.velocity(z.p())
                 .as_flattened()
                 .iter()
-                .map(|v| v.to_f64())
+                .map(|v| v.as_f64())
                 .collect(),
         );
-        traj.energy.push(m.energy(z).to_f64());
+        traj.energy.push(m.energy(z).as_f64());
         traj.constraint_violation
-            .push(m.violation(z).max().to_f64());
+            .push(m.violation(z).max().as_f64());
     };
     let start = Instant::now();
     let at = |t: f64| {
@@ -128,7 +128,7 @@ pub fn run<T: Real, const N: usize, const D: usize, const C: usize, P: Potential
             for &t in &times[1..] {
                 z = s
                     .advance_to(m, T::from_f64(t))
-                    .map_err(at(s.t().to_f64()))?;
+                    .map_err(at(s.t().as_f64()))?;
                 record(&mut traj, t, &z);
             }
             let st = s.stats();
@@ -150,7 +150,7 @@ pub fn run<T: Real, const N: usize, const D: usize, const C: usize, P: Potential
                 let rk = Rk4::with_variant(T::from_f64(h), variant).map_err(Error::core("rk4"))?;
                 let mut t = T::from_f64(w[0]);
                 for _ in 0..substeps {
-                    rk.step(m, t, &mut z).map_err(at(t.to_f64()))?;
+                    rk.step(m, t, &mut z).map_err(at(t.as_f64()))?;
                     t += rk.dt;
                 }
                 traj.stats.steps += substeps;

@@ -71,7 +71,7 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "gravity",
-                value: gravity.to_f64(),
+                value: gravity.as_f64(),
             });
         }
         let mut b = MechanicsBuilder::<T, L, 2, L>::new();
@@ -164,7 +164,7 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
         let (x, v) = z.split_mut();
         let (mut px, mut pv) = ([T::ZERO; 2], [T::ZERO; 2]);
         for i in 0..L {
-            let (s, c) = (angles[i].sin(), angles[i].cos());
+            let (s, c) = (angles[i].libm_sin(), angles[i].libm_cos());
             let l = self.lengths[i];
             px = [px[0] + l * s, px[1] - l * c];
             pv = [pv[0] + l * c * rates[i], pv[1] + l * s * rates[i]];
@@ -190,7 +190,7 @@ impl<T: Real, const L: usize> ChainPendulum<T, L> {
         for i in 0..L {
             let d = [x[i][0] - px[0], x[i][1] - px[1]];
             let dv = [v[i][0] - pv[0], v[i][1] - pv[1]];
-            theta[i] = d[0].atan2(-d[1]);
+            theta[i] = d[0].libm_atan2(-d[1]);
             omega[i] = (d[0] * dv[1] - d[1] * dv[0]) / (d[0] * d[0] + d[1] * d[1]);
             px = x[i];
             pv = v[i];

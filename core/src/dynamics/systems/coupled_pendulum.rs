@@ -54,13 +54,13 @@ impl<T: Real, const B: usize> CoupledPendulum<T, B> {
         if !(k >= T::ZERO) || !k.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "k",
-                value: k.to_f64(),
+                value: k.as_f64(),
             });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "gravity",
-                value: gravity.to_f64(),
+                value: gravity.as_f64(),
             });
         }
         let mut b = MechanicsBuilder::<T, B, 3, B>::new();

@@ -45,13 +45,13 @@ impl<T: Real> Gyroscope<T> {
         if !com_height.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "com_height",
-                value: com_height.to_f64(),
+                value: com_height.as_f64(),
             });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "gravity",
-                value: gravity.to_f64(),
+                value: gravity.as_f64(),
             });
         }
         let mut b = MechanicsBuilder::<T, 4, 3, 9>::new();

@@ -41,13 +41,13 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
         if !q.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "q",
-                value: q.to_f64(),
+                value: q.as_f64(),
             });
         }
         if !(gravity >= T::ZERO) || !gravity.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "gravity",
-                value: gravity.to_f64(),
+                value: gravity.as_f64(),
             });
         }
         let mut b = MechanicsBuilder::<T, 1, 3, 1>::new();
@@ -58,7 +58,11 @@ impl<T: Real, const K: usize> MagnetPendulum<T, K> {
         for k in 0..K {
             let a = T::TWO * T::PI * T::from_usize(k) / T::from_usize(K);
             let r = T::from_f64(0.1);
-            positions[k] = [r * a.cos(), r * a.sin(), -T::from_f64(1.05) * length];
+            positions[k] = [
+                r * a.libm_cos(),
+                r * a.libm_sin(),
+                -T::from_f64(1.05) * length,
+            ];
             dipoles[k] = [T::ZERO, T::ZERO, q];
         }
         let weights = b.mass().gravity_weights();

@@ -121,7 +121,7 @@ fn cli_rejects_bad_input_with_one_line() {
             "--model",
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../firmware/assets/digits-mlp.safetensors"
+                "/../../firmware/assets/digits-mlp.safetensors"
             ),
         ],
         &["keel.kind is mlp", "not a learned-dynamics model"],

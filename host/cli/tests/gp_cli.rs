@@ -21,7 +21,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 fn case(name: &str) -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/gp/cases.json"
+        "/../../fixtures/gp/cases.json"
     ))
     .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();

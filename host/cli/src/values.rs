@@ -41,7 +41,7 @@ macro_rules! display_as_typed {
     ($($t:ty),* $(,)?) => {
         $(impl std::fmt::Display for $t {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&$crate::cli::values::name(self))
+                f.write_str(&$crate::values::name(self))
             }
         })*
     };

@@ -236,10 +236,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         Outcome::Stopped { step } => {
             let path = ckpt.path.as_deref().map(|p| p.display().to_string());
             if a.json {
-                println!(
-                    "{}",
-                    json!({"partial": true, "stopped_after": step, "steps": a.steps, "checkpoint": path})
-                );
+                super::report::json(
+                    &json!({"partial": true, "stopped_after": step, "steps": a.steps, "checkpoint": path}),
+                )?;
             } else {
                 println!(
                     "stopped after {step} steps; continue with --resume --checkpoint {}",
@@ -336,19 +335,16 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         })
         .collect();
     if a.json {
-        println!(
-            "{}",
-            json!({
-                "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": a.seed,
-                "batch": a.batch, "hidden": a.hidden, "partial": false,
-                "eval_seed": keel::rl::train::eval_seed(a.seed),
-                "eval_return_mean": last.mean, "eval_return_std": last.std,
-                "train_seconds": seconds, "episodes": trained.episodes.len(),
-                "evaluations": curve,
-                "export": a.export.as_deref().map(|p| p.display().to_string()),
-                "export_value": a.export_value.as_deref().map(|p| p.display().to_string()),
-            })
-        );
+        super::report::json(&json!({
+            "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": a.seed,
+            "batch": a.batch, "hidden": a.hidden, "partial": false,
+            "eval_seed": keel::rl::train::eval_seed(a.seed),
+            "eval_return_mean": last.mean, "eval_return_std": last.std,
+            "train_seconds": seconds, "episodes": trained.episodes.len(),
+            "evaluations": curve,
+            "export": a.export.as_deref().map(|p| p.display().to_string()),
+            "export_value": a.export_value.as_deref().map(|p| p.display().to_string()),
+        }))?;
     } else {
         println!(
             "{} on {}: {} steps in {seconds:.0} s; evaluation return {:.1} ± {:.1} ({} episodes)",
@@ -565,11 +561,10 @@ fn eval_cmd(a: &EvalArgs) -> Result<()> {
     let std =
         (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
     if a.json {
-        println!(
-            "{}",
-            json!({"env": a.env.to_string(), "episodes": n, "seed": a.seed, "return_mean": mean, "return_std": std,
-                   "returns": returns, "value": report})
-        );
+        super::report::json(
+            &json!({"env": a.env.to_string(), "episodes": n, "seed": a.seed, "return_mean": mean, "return_std": std,
+                   "returns": returns, "value": report}),
+        )?;
     } else {
         println!("{} episodes of {}: return {mean:.1} ± {std:.1}", n, a.env);
         if let (Some(r), Some(v)) = (&report, v) {
@@ -769,7 +764,7 @@ fn curves_cmd(a: &CurvesArgs) -> Result<()> {
         keel::plot::plot_line_panels(path, &[(&title, "environment steps", "return", &lines)])?;
     }
     if a.json {
-        println!("{}", json!({ "groups": out }));
+        super::report::json(&json!({ "groups": out }))?;
     }
     Ok(())
 }

@@ -172,7 +172,7 @@ fn basis(a: &BasisArgs) -> Result<()> {
             "group": a.group, "rep_in": a.rep_in, "rep_out": a.rep_out,
             "size_in": size_in, "size_out": size_out, "dim": dim, "seconds": seconds,
         });
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         let g = a.group.as_deref().unwrap_or("(mixed)");
         println!(
@@ -257,7 +257,7 @@ fn train(a: &TrainArgs) -> Result<()> {
             "best_epoch": t.best_epoch, "epochs": t.epochs, "epochs_run": t.epochs_run,
             "partial": partial, "parameters": t.parameters, "hidden": t.hidden, "seed": a.seed,
         });
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         if partial {
             println!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use keel::error::{Error, Result};
+use keel::error::Result;
 use keel::output::{check_plot, check_writable, Outputs};
 use keel::plot::{plot_overview, plot_trajectory};
 use keel::simulate::{
@@ -343,14 +343,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     }
     outputs.commit()?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&traj).map_err(|e| Error::invalid(
-                "--json",
-                "",
-                e.to_string()
-            ))?
-        );
+        super::report::json(&traj)?;
     } else {
         print!("{}", summary(&cfg, &traj));
         for (what, p) in [("csv", &args.csv), ("plot", &args.plot)] {
@@ -408,7 +401,7 @@ fn run_paper(args: &SimulateArgs) -> Result<()> {
         plot_overview(p, &runs)?;
     }
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
+        super::report::json(&rows)?;
         return Ok(());
     }
     println!(

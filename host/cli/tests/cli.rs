@@ -11,7 +11,7 @@ use serde_json::Value;
 fn fixture(name: &str) -> Value {
     let p: PathBuf = [
         env!("CARGO_MANIFEST_DIR"),
-        "..",
+        "../..",
         "fixtures",
         "dynamics",
         name,

@@ -16,7 +16,7 @@ use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/../fixtures/rl/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../fixtures/rl/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

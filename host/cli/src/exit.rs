@@ -1,34 +1,46 @@
-//! The `keel` command's subcommands, one file each. Only this folder and `main.rs` parse flags,
-//! draw progress bars and print; the library takes typed configurations and reports progress
-//! through callbacks.
-
-pub mod bayes;
-pub mod checkpoint;
-pub mod chnn;
-pub mod emlp;
-pub mod firmware;
-pub mod fit;
-pub mod gp;
-pub mod info;
-pub mod progress;
-pub mod rl;
-pub mod simulate;
-pub mod values;
-
-use std::process::ExitCode;
+//! How a command ends: its exit status, and its error as one line naming the flag or file
+//! that caused it.
 
 use keel::error::Error;
 
-/// The exit status of a command's result: 0 success, 1 a run that failed on valid input (or a
-/// check that did not pass: `Ok(false)`), 2 bad input. An error is one line on stderr.
-pub fn exit_code(result: Result<bool, Error>) -> ExitCode {
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {}", one_line(&message(&e)));
-            ExitCode::from(if e.is_input_error() { 2 } else { 1 })
+/// A command that did not succeed: its exit status (1 a run that failed on valid input or a check
+/// that did not pass, 2 bad input) and its error line, without the `error: ` the command prints
+/// before it (empty when the command already said why: a check that did not pass in its report,
+/// a command given without its subcommand in the help it printed on stderr).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliFailure {
+    /// 1 or 2.
+    pub exit_code: u8,
+    /// One line naming the flag or file that caused the failure.
+    pub message: String,
+}
+
+impl std::fmt::Display for CliFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            write!(f, "the check did not pass (exit status {})", self.exit_code)
+        } else {
+            f.write_str(&self.message)
         }
+    }
+}
+
+impl std::error::Error for CliFailure {}
+
+/// A command's result as its exit status and error line (`args`: the command line, to name the
+/// flag that named a file): `Ok(true)` succeeds; `Ok(false)`, a check that did not pass, is 1;
+/// an error is 2 if the input was bad, else 1.
+pub fn outcome(result: Result<bool, Error>, args: &[String]) -> Result<(), CliFailure> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(CliFailure {
+            exit_code: 1,
+            message: String::new(),
+        }),
+        Err(e) => Err(CliFailure {
+            exit_code: if e.is_input_error() { 2 } else { 1 },
+            message: one_line(&message(&e, args)),
+        }),
     }
 }
 
@@ -105,8 +117,8 @@ fn engine_flag(name: &str) -> &str {
     }
 }
 
-/// An error as the command line says it: settings named by their flags.
-fn message(e: &Error) -> String {
+/// An error as the command line `args` says it: settings named by their flags.
+fn message(e: &Error, args: &[String]) -> String {
     match e {
         Error::InvalidInput {
             setting,
@@ -133,14 +145,20 @@ fn message(e: &Error) -> String {
         Error::Malformed { path, reason } => {
             format!(
                 "{}{}: {}",
-                file_flag(path),
+                file_flag(args, path),
                 path.display(),
                 flags_in(reason)
             )
         }
-        Error::Io { path, source } => format!("{}{}: {source}", file_flag(path), path.display()),
+        Error::Io { path, source } => {
+            format!("{}{}: {source}", file_flag(args, path), path.display())
+        }
         Error::Write { path, source } => {
-            format!("writing {}{}: {source}", file_flag(path), path.display())
+            format!(
+                "writing {}{}: {source}",
+                file_flag(args, path),
+                path.display()
+            )
         }
         e => e.to_string(),
     }
@@ -149,8 +167,8 @@ fn message(e: &Error) -> String {
 /// `"--flag "` for the flag of this command line that named `path` (`--data x.csv`,
 /// `--data=x.csv`, or one entry of a comma-separated list), or nothing when no flag did (a
 /// positional argument, or a file the command found by itself).
-fn file_flag(path: &std::path::Path) -> String {
-    flag_naming(&std::env::args().collect::<Vec<_>>(), path)
+fn file_flag(args: &[String], path: &std::path::Path) -> String {
+    flag_naming(args, path)
         .map(|f| format!("{f} "))
         .unwrap_or_default()
 }
@@ -221,7 +239,7 @@ mod tests {
         );
         let e = Error::failed("training diverged in epoch 3", "lower `lr` (0.1)");
         assert_eq!(
-            message(&e),
+            message(&e, &[]),
             "training diverged in epoch 3; lower --lr (0.1)"
         );
         assert_eq!(one_line("a\n  b\n\nc"), "a; b; c");

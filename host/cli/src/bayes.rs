@@ -510,7 +510,7 @@ fn report(
         m.extend(e);
     }
     if a.json {
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         println!(
             "{} on {} ({} parameters, {} prior σ = {}, T = {}): {} samples in {:.1} s",
@@ -664,10 +664,9 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
                 bar.finish_and_clear();
                 let path = a.checkpoint.as_deref().map(Path::display);
                 if a.problem.json {
-                    println!(
-                        "{}",
-                        json!({"partial": true, "stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())})
-                    );
+                    super::report::json(
+                        &json!({"partial": true, "stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())}),
+                    )?;
                 } else if let Some(d) = path {
                     println!("stopped after {this_run} iterations (chain {}); continue with --resume --checkpoint {d}", c + 1);
                 }
@@ -976,10 +975,9 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
         keel::plot::plot_reliability(path, &diagram, "Reliability on the test rows")?;
     }
     if a.json {
-        println!(
-            "{}",
-            json!({ "reference": a.reference.display().to_string(), "rows": rows })
-        );
+        super::report::json(
+            &json!({ "reference": a.reference.display().to_string(), "rows": rows }),
+        )?;
         return Ok(());
     }
     let classify = !reference.spec.classes.is_empty();
@@ -1141,7 +1139,7 @@ fn hmc_linear(a: &HmcArgs) -> Result<()> {
             "exact_posterior_mean": exact_mean,
             "exact_posterior_cov": exact_cov.chunks(d).map(|r| r.to_vec()).collect::<Vec<_>>(),
         });
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         println!(
             "HMC, {} chain(s): {n} samples, acceptance {accepted:.3}, L = {steps} leapfrog steps (τ = {trajectory_length:.4}), min ESS {ess_min:.0}{}",

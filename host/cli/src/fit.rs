@@ -245,11 +245,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
     outputs.commit()?;
     let r = &fitted.report;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(r).map_err(|e| Error::invalid("--json", "", e.to_string()))?
-        );
-        return Ok(());
+        return super::report::json(r);
     }
     println!(
         "{} on {}: {} of {} epochs{} (best {}), {:.2} s; {} parameters; rows train/val/test {}/{}/{}",

@@ -120,7 +120,7 @@ pub fn run(cmd: &ChnnCommand) -> Result<()> {
         ChnnCommand::Eval(a) => eval_cmd(a),
     }
     // The system's size (links or bobs) is `--links` here.
-    .map_err(|e| super::renamed(e, &["size", "bobs"], "--links"))
+    .map_err(|e| super::exit::renamed(e, &["size", "bobs"], "--links"))
 }
 
 fn train_cmd(a: &TrainArgs) -> Result<()> {
@@ -164,11 +164,10 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     if t.history.len() < a.epochs {
         if a.json {
             let path = checkpoint.path.as_deref().map(|p| p.display().to_string());
-            println!(
-                "{}",
-                serde_json::json!({"partial": true, "stopped_after": t.history.len(),
-                                   "epochs": a.epochs, "checkpoint": path})
-            );
+            super::report::json(
+                &serde_json::json!({"partial": true, "stopped_after": t.history.len(),
+                                   "epochs": a.epochs, "checkpoint": path}),
+            )?;
         } else {
             eprintln!(
                 "keel: stopped after epoch {} of {}; continue with --resume",
@@ -330,7 +329,7 @@ fn report(
             v["final_loss"] = t.final_loss.into();
             v["partial"] = false.into();
         }
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         let training = trained.map_or_else(String::new, |t| {
             format!(

@@ -8,7 +8,10 @@ mod common;
 
 use common::{error_lines, keel, rejects, stderr};
 
-const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/data/digits.csv");
+const DIGITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/data/digits.csv"
+);
 
 #[test]
 fn success_is_exit_0() {

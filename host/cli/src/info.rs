@@ -91,7 +91,7 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
             "nvrtc_version": versions.nvrtc.map(|(a, b)| format!("{a}.{b}")),
             "kernels_ptx_bytes": kernels.as_ref().map(|k| k.iter().map(|(f, n)| (f.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>()),
         });
-        println!("{v}");
+        super::report::json(&v)?;
         return Ok(true);
     }
     println!(

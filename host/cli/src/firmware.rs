@@ -82,10 +82,9 @@ fn check(log: &Path, json: bool, assets: &Path) -> Result<bool> {
     let bma = keel::firmware::check_bma(&keel::firmware::parse_bma(&text)?, assets)?;
     let policy = keel::firmware::check_policy(&keel::firmware::parse_policy(&text)?, assets)?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma, "policy": policy})
-        );
+        super::report::json(
+            &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp, "gp": gp, "chnn": chnn, "bma": bma, "policy": policy}),
+        )?;
     } else {
         println!(
             "firmware (Cortex-M4F, QEMU) vs host, {}-link chain pendulum, RK4 f32, dt = {}, {} steps",

@@ -387,7 +387,7 @@ fn run_bo(a: &BoArgs) -> Result<()> {
     }
     if a.json {
         let v = serde_json::to_value(&reports).map_err(|e| Error::invalid("json", e, ""))?;
-        println!("{}", if reports.len() == 1 { v[0].clone() } else { v });
+        super::report::json(&if reports.len() == 1 { v[0].clone() } else { v })?;
     } else {
         for r in &reports {
             println!(
@@ -451,10 +451,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     let test = banana(a.n_test, a.spread, a.seed.wrapping_add(1));
     let r = classify(method, &hyper, &grid, &train, &test, a.alpha_eps, a.seed)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_value(&r).map_err(|e| Error::invalid("json", e, ""))?
-        );
+        super::report::json(&r)?;
     } else {
         println!(
             "{} Dirichlet GPs on the banana stream ({} points): online accuracy {:.4}, test accuracy {:.4} \
@@ -622,7 +619,7 @@ fn regress(a: &RegressArgs) -> Result<()> {
             let g = grid.for_dim(train.dim)?;
             v["grid"] = json!({"size": g.size, "lo": g.lo, "hi": g.hi});
         }
-        println!("{v}");
+        super::report::json(&v)?;
     } else {
         if let Some(f) = &fitted {
             println!(
@@ -760,8 +757,7 @@ fn print_stream(json_out: bool, r: &StreamReport) -> Result<()> {
         if let Some(o) = v.as_object_mut() {
             o.remove("snapshots");
         }
-        println!("{v}");
-        return Ok(());
+        return super::report::json(&v);
     }
     println!(
         "{} GP over {} points ({}-D{}): prequential RMSE {:.4}, NLL {:.4}, log p(y) {:.3}",
