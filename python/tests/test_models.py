@@ -161,7 +161,7 @@ def test_learned_dynamics_follow_the_true_pendulum_and_agree_across_precisions(c
     close(roll[0], z0, 1e-12)
     true_states = np.concatenate([x.reshape(steps + 1, -1), v.reshape(steps + 1, -1)], axis=1)
     rel = np.linalg.norm(roll - true_states, axis=1) / np.linalg.norm(true_states, axis=1)
-    assert rel[-1] < 2e-2, rel
+    assert rel.max() < 1e-3, rel  # 5.5e-5 at the last step when written
     assert np.linalg.norm(roll[-1] - z0) > 0.05  # it moved
     close(d.rollout(z0.astype(np.float32), steps), roll, 1e-4)
 
