@@ -17,9 +17,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::array::{input, Input, Scalar};
-use numpy::PyArrayMethods;
 use crate::error::{core, guard};
 use crate::model::{MAX_LAYERS, MAX_TENSORS};
+use numpy::PyArrayMethods;
 
 /// Scratch scalars of the learned potential's gradient: the stored activations of every hidden
 /// layer and two of the widest (4 layers of 512, or 3 of 1024, fit).
@@ -131,7 +131,11 @@ impl LearnedDynamics {
     /// Reads the file's system from its `keel.chnn` metadata and checks that the core loads it
     /// (on a configuration of distinct points: the constraint lengths are measured on the state
     /// each rollout starts from).
-    pub fn load(bytes: Vec<u8>, name: String, metadata: BTreeMap<String, String>) -> PyResult<Self> {
+    pub fn load(
+        bytes: Vec<u8>,
+        name: String,
+        metadata: BTreeMap<String, String>,
+    ) -> PyResult<Self> {
         let bad = |what: String| PyValueError::new_err(format!("{name}: {what}"));
         let info: serde_json::Value = metadata
             .get("keel.chnn")
@@ -148,7 +152,13 @@ impl LearnedDynamics {
         let dt = info["dt"].as_f64().unwrap_or(0.03);
         let n = sizes.nodes * sizes.dim;
         let probe: Vec<f64> = (0..2 * n)
-            .map(|i| if i < n { 1.0 + i as f64 + 0.25 * (i % 3) as f64 } else { 0.0 })
+            .map(|i| {
+                if i < n {
+                    1.0 + i as f64 + 0.25 * (i % 3) as f64
+                } else {
+                    0.0
+                }
+            })
             .collect();
         by_sizes!(sizes, rollout, f64, (&bytes, &probe, 0.01, 0)).map_err(|e| core(&name, e))?;
         Ok(LearnedDynamics {
@@ -171,15 +181,25 @@ fn rollout_as<'py, T: Scalar>(
     steps: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let width = 2 * d.sizes.nodes * d.sizes.dim;
-    let r = crate::array::rows(z0, width, "z0", "the state (positions, then velocities) has")?;
+    let r = crate::array::rows(
+        z0,
+        width,
+        "z0",
+        "the state (positions, then velocities) has",
+    )?;
     if !r.single {
         return Err(PyValueError::new_err(format!(
             "z0 must be one state (1-D, {width} values), not {} rows",
             r.rows
         )));
     }
-    let states = by_sizes!(d.sizes, rollout, T, (&d.bytes, &r.data[..], T::from64(dt), steps))
-        .map_err(|e| core(&d.name, e))?;
+    let states = by_sizes!(
+        d.sizes,
+        rollout,
+        T,
+        (&d.bytes, &r.data[..], T::from64(dt), steps)
+    )
+    .map_err(|e| core(&d.name, e))?;
     Ok(numpy::PyArray1::from_vec(py, states)
         .reshape([steps + 1, width])?
         .into_any())

@@ -54,8 +54,13 @@ macro_rules! sized_gp {
         }
 
         impl $name {
-            pub(super) fn build(hyper: &Hyper, grid: &GridSpec, scratch: &mut [f64]) -> Result<Self, keel_core::Error> {
-                let (mut lo, mut hi, mut size, mut l) = ([0.0; $d], [0.0; $d], [0usize; $d], [0.0; $d]);
+            pub(super) fn build(
+                hyper: &Hyper,
+                grid: &GridSpec,
+                scratch: &mut [f64],
+            ) -> Result<Self, keel_core::Error> {
+                let (mut lo, mut hi, mut size, mut l) =
+                    ([0.0; $d], [0.0; $d], [0usize; $d], [0.0; $d]);
                 lo.copy_from_slice(&grid.lo);
                 hi.copy_from_slice(&grid.hi);
                 size.copy_from_slice(&grid.size);
@@ -229,7 +234,9 @@ impl Wiski {
     fn update(&mut self, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(|| {
             let xs = match input(x, "x")? {
-                Input::F64(a) => rows(&a, self.dim, "x", "the GP's inputs have")?.data.into_owned(),
+                Input::F64(a) => rows(&a, self.dim, "x", "the GP's inputs have")?
+                    .data
+                    .into_owned(),
                 Input::F32(a) => rows(&a, self.dim, "x", "the GP's inputs have")?
                     .data
                     .iter()
@@ -268,7 +275,11 @@ impl Wiski {
     /// The posterior at `x` (rows × dim, or one row): `(mean, var)` with `var` the variance of
     /// f (add `noise` for a new observation's), float64 arrays of one value per row (floats for
     /// one row).
-    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
         guard(|| {
             let (xs, single) = match input(x, "x")? {
                 Input::F64(a) => {

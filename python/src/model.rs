@@ -62,11 +62,13 @@ macro_rules! owned_model {
 #[allow(dead_code)]
 mod cells {
     use super::*;
-    owned_model!(MlpCell, CoreMlp, |st| CoreMlp::from_safetensors_of_kind(st, "mlp"));
-    owned_model!(EmlpCell, CoreEmlp, |st| CoreEmlp::from_safetensors(st));
-    owned_model!(BmaCell, CoreBma, |st| CoreBma::from_safetensors(st));
-    owned_model!(PolicyCell, CorePolicy, |st| CorePolicy::from_safetensors(st));
-    owned_model!(ValueCell, CoreValue, |st| CoreValue::from_safetensors(st));
+    owned_model!(MlpCell, CoreMlp, |st| CoreMlp::from_safetensors_of_kind(
+        st, "mlp"
+    ));
+    owned_model!(EmlpCell, CoreEmlp, CoreEmlp::from_safetensors);
+    owned_model!(BmaCell, CoreBma, CoreBma::from_safetensors);
+    owned_model!(PolicyCell, CorePolicy, CorePolicy::from_safetensors);
+    owned_model!(ValueCell, CoreValue, CoreValue::from_safetensors);
 }
 use cells::{BmaCell, EmlpCell, MlpCell, PolicyCell, ValueCell};
 
@@ -108,8 +110,12 @@ macro_rules! call_rows {
             map_rows(py, &r, width, out, |_, row, o| eval(row, o, &mut s))
         }
         match input($x, "x")? {
-            Input::F32(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| $body),
-            Input::F64(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| $body),
+            Input::F32(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| {
+                $body
+            }),
+            Input::F64(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| {
+                $body
+            }),
         }
     }};
 }
@@ -133,17 +139,37 @@ impl Mlp {
         guard(|| {
             let m = self.cell.borrow_model();
             let err = |e| self.source.error(e);
-            call_rows!(py, x, m.inputs(), m.outputs(), m.forward_scratch_len(), "the model takes", |row, o, s| m.forward(row, o, s).map_err(err))
+            call_rows!(
+                py,
+                x,
+                m.inputs(),
+                m.outputs(),
+                m.forward_scratch_len(),
+                "the model takes",
+                |row, o, s| m.forward(row, o, s).map_err(err)
+            )
         })
     }
 
     /// The predicted class of each row (a classifier's largest logit), as int64.
-    fn predict_class<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn predict_class<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
             let m = self.cell.borrow_model();
             let classes: Vec<i64> = match input(x, "x")? {
-                Input::F32(a) => classes_of(&rows(&a, m.inputs(), "x", "the model takes")?, m, &self.source)?,
-                Input::F64(a) => classes_of(&rows(&a, m.inputs(), "x", "the model takes")?, m, &self.source)?,
+                Input::F32(a) => classes_of(
+                    &rows(&a, m.inputs(), "x", "the model takes")?,
+                    m,
+                    &self.source,
+                )?,
+                Input::F64(a) => classes_of(
+                    &rows(&a, m.inputs(), "x", "the model takes")?,
+                    m,
+                    &self.source,
+                )?,
             };
             Ok(numpy::PyArray1::from_vec(py, classes).into_any())
         })
@@ -175,7 +201,8 @@ impl Mlp {
 
     fn __repr__(&self) -> String {
         let m = self.cell.borrow_model();
-        self.source.repr("Mlp", format!("{} → {}", m.inputs(), m.outputs()))
+        self.source
+            .repr("Mlp", format!("{} → {}", m.inputs(), m.outputs()))
     }
 }
 
@@ -211,7 +238,15 @@ impl Emlp {
         guard(|| {
             let m = self.cell.borrow_model();
             let err = |e| self.source.error(e);
-            call_rows!(py, x, m.inputs(), m.outputs(), m.scratch_len(), "the model takes", |row, o, s| m.forward(row, o, s).map_err(err))
+            call_rows!(
+                py,
+                x,
+                m.inputs(),
+                m.outputs(),
+                m.scratch_len(),
+                "the model takes",
+                |row, o, s| m.forward(row, o, s).map_err(err)
+            )
         })
     }
 
@@ -247,7 +282,10 @@ impl Emlp {
 
     fn __repr__(&self) -> String {
         let m = self.cell.borrow_model();
-        self.source.repr("Emlp", format!("{} → {}, {} blocks", m.inputs(), m.outputs(), m.blocks()))
+        self.source.repr(
+            "Emlp",
+            format!("{} → {}, {} blocks", m.inputs(), m.outputs(), m.blocks()),
+        )
     }
 }
 
@@ -267,7 +305,15 @@ impl Bma {
         guard(|| {
             let m = self.cell.borrow_model();
             let err = |e| self.source.error(e);
-            call_rows!(py, x, m.inputs(), m.classes(), m.scratch_len(), "the model takes", |row, o, s| m.predict(row, o, s).map_err(err))
+            call_rows!(
+                py,
+                x,
+                m.inputs(),
+                m.classes(),
+                m.scratch_len(),
+                "the model takes",
+                |row, o, s| m.predict(row, o, s).map_err(err)
+            )
         })
     }
 
@@ -303,7 +349,15 @@ impl Bma {
 
     fn __repr__(&self) -> String {
         let m = self.cell.borrow_model();
-        self.source.repr("Bma", format!("{} → {} classes, {} samples", m.inputs(), m.classes(), m.count()))
+        self.source.repr(
+            "Bma",
+            format!(
+                "{} → {} classes, {} samples",
+                m.inputs(),
+                m.classes(),
+                m.count()
+            ),
+        )
     }
 }
 
@@ -319,20 +373,44 @@ pub struct Policy {
 impl Policy {
     /// The deterministic action `tanh μ(obs)` in [−1, 1] for each row of `obs`
     /// (float32/float64, 1-D or rows × `observations`; borrowed when C-contiguous).
-    fn __call__<'py>(&self, py: Python<'py>, obs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        obs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
             let m = self.cell.borrow_model();
             let err = |e| self.source.error(e);
-            call_rows!(py, obs, m.observations(), m.actions(), m.scratch_len(), "the policy takes", |row, o, s| m.act(row, o, s).map_err(err))
+            call_rows!(
+                py,
+                obs,
+                m.observations(),
+                m.actions(),
+                m.scratch_len(),
+                "the policy takes",
+                |row, o, s| m.act(row, o, s).map_err(err)
+            )
         })
     }
 
     /// The actuator commands of normalised actions (each row `actions` wide, in [−1, 1]).
-    fn to_actuator<'py>(&self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn to_actuator<'py>(
+        &self,
+        py: Python<'py>,
+        action: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| {
             let m = self.cell.borrow_model();
             let err = |e| self.source.error(e);
-            call_rows!(py, action, m.actions(), m.actions(), 0, "the policy has actions:", |row, o, _s| m.to_actuator(row, o).map_err(err))
+            call_rows!(
+                py,
+                action,
+                m.actions(),
+                m.actions(),
+                0,
+                "the policy has actions:",
+                |row, o, _s| m.to_actuator(row, o).map_err(err)
+            )
         })
     }
 
@@ -369,7 +447,14 @@ impl Policy {
 
     fn __repr__(&self) -> String {
         let m = self.cell.borrow_model();
-        self.source.repr("Policy", format!("{} observations → {} actions", m.observations(), m.actions()))
+        self.source.repr(
+            "Policy",
+            format!(
+                "{} observations → {} actions",
+                m.observations(),
+                m.actions()
+            ),
+        )
     }
 }
 
@@ -386,7 +471,11 @@ impl ValueModel {
     /// `V̂_H(obs)` under the deterministic policy for each row of `obs` (float32/float64, 1-D
     /// or rows × `observations`; borrowed when C-contiguous): a scalar for one row, else one
     /// value per row.
-    fn __call__<'py>(&self, py: Python<'py>, obs: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        obs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| match input(obs, "obs")? {
             Input::F32(a) => values(py, &a, self.cell.borrow_model(), &self.source),
             Input::F64(a) => values(py, &a, self.cell.borrow_model(), &self.source),
@@ -431,7 +520,10 @@ impl ValueModel {
 
     fn __repr__(&self) -> String {
         let m = self.cell.borrow_model();
-        self.source.repr("ValueModel", format!("{} observations, horizon {}", m.observations(), m.horizon()))
+        self.source.repr(
+            "ValueModel",
+            format!("{} observations, horizon {}", m.observations(), m.horizon()),
+        )
     }
 }
 
@@ -507,7 +599,9 @@ fn from_bytes(py: Python<'_>, bytes: Vec<u8>, name: String) -> PyResult<Py<PyAny
 pub fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Py<PyAny>> {
     guard(|| {
         let bytes = std::fs::read(&path).map_err(|e| {
-            use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError};
+            use pyo3::exceptions::{
+                PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError,
+            };
             let msg = format!("{}: {e}", path.display());
             match e.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
