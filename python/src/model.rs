@@ -93,29 +93,43 @@ impl Source {
     }
 }
 
-/// Evaluates `x` row by row with `eval(row, out, scratch)` in the array's own precision.
+/// Evaluates the argument `$x` (named `stringify!($x)` in errors) row by row with
+/// `eval(row, out, scratch)` in the array's own precision.
 macro_rules! call_rows {
-    ($py:expr, $x:expr, $width:expr, $out:expr, $scratch:expr, $takes:expr, |$row:ident, $o:ident, $s:ident| $body:expr) => {{
+    ($py:expr, $x:ident, $width:expr, $out:expr, $scratch:expr, $takes:expr, |$row:ident, $o:ident, $s:ident| $body:expr) => {{
         fn run<'py, T: Scalar>(
             py: Python<'py>,
             x: &numpy::PyReadonlyArrayDyn<'py, T>,
             width: usize,
             out: usize,
             scratch: usize,
-            takes: &str,
+            (name, takes): (&str, &str),
             mut eval: impl FnMut(&[T], &mut [T], &mut [T]) -> PyResult<()>,
         ) -> PyResult<Bound<'py, PyAny>> {
-            let r = rows(x, width, "x", takes)?;
+            let r = rows(x, width, name, takes)?;
             let mut s = vec![T::ZERO; scratch];
             map_rows(py, &r, width, out, |_, row, o| eval(row, o, &mut s))
         }
-        match input($x, "x")? {
-            Input::F32(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| {
-                $body
-            }),
-            Input::F64(a) => run($py, &a, $width, $out, $scratch, $takes, |$row, $o, $s| {
-                $body
-            }),
+        let name = stringify!($x);
+        match input($x, name)? {
+            Input::F32(a) => run(
+                $py,
+                &a,
+                $width,
+                $out,
+                $scratch,
+                (name, $takes),
+                |$row, $o, $s| $body,
+            ),
+            Input::F64(a) => run(
+                $py,
+                &a,
+                $width,
+                $out,
+                $scratch,
+                (name, $takes),
+                |$row, $o, $s| $body,
+            ),
         }
     }};
 }
@@ -408,7 +422,7 @@ impl Policy {
                 m.actions(),
                 m.actions(),
                 0,
-                "the policy has actions:",
+                "the number of actions is",
                 |row, o, _s| m.to_actuator(row, o).map_err(err)
             )
         })
