@@ -107,8 +107,8 @@ def test_training_releases_the_gil():
         time.sleep(0.001)
     t.join()
     seconds = time.perf_counter() - start
-    # The loop ran throughout the training (a held GIL would leave it at about one tick).
-    assert seconds > 0.05 and ticks > 0.3 * seconds / 0.0011, (ticks, seconds)
+    # The loop ran throughout the training (a held GIL would leave it at one or two ticks).
+    assert seconds > 0.1 and ticks >= 10, (ticks, seconds)
 
 
 def test_every_command_group_is_there():
