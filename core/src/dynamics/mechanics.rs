@@ -430,6 +430,29 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         force: Option<&Nodes<T, N, D>>,
         dz: &mut Phase<T, N, D>,
     ) -> Result<()> {
+        self.hamiltonian_rate_with(z, force, dz, |kf, rhs| {
+            let mut perm = [[0usize; C]; 2];
+            let mut scratch = [[T::ZERO; C]; 2];
+            lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
+            lu_solve(
+                kf,
+                2 * C,
+                perm.as_flattened(),
+                rhs,
+                scratch.as_flattened_mut(),
+            )
+        })
+    }
+
+    /// [`Mechanics::hamiltonian_rate`] with the `2C × 2C` system `K λ = r` (`K` row-major,
+    /// destroyed; `r` becomes `λ`) solved by `solve`.
+    fn hamiltonian_rate_with(
+        &self,
+        z: &Phase<T, N, D>,
+        force: Option<&Nodes<T, N, D>>,
+        dz: &mut Phase<T, N, D>,
+        solve: impl FnOnce(&mut [T], &mut [T]) -> Result<()>,
+    ) -> Result<()> {
         let x = z.x();
         let v = self.velocity(z.p());
         let mut grad = [[T::ZERO; D]; N];
@@ -477,16 +500,9 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
             rhs[0][i] = ndot(&j.g[i], &v);
             rhs[1][i] = ndot(&j.gd[i], &v) - ndot(&mg[i], &grad);
         }
-        let mut perm = [[0usize; C]; 2];
-        let mut scratch = [[T::ZERO; C]; 2];
-        let kf = k.as_flattened_mut().as_flattened_mut().as_flattened_mut();
-        lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
-        lu_solve(
-            kf,
-            2 * C,
-            perm.as_flattened(),
+        solve(
+            k.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
             rhs.as_flattened_mut(),
-            scratch.as_flattened_mut(),
         )?;
         let [l0, l1] = rhs;
         // ż = J∇H − J DΦ λ:  ẋ −= Σ λ̇_c M⁻¹G_c,  ṗ += Σ (λ_c G_c + λ̇_c Ġ_c).
@@ -705,5 +721,73 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     #[inline]
     fn rate(&self, _t: T, z: &Phase<T, N, D>, dz: &mut Phase<T, N, D>) -> Result<()> {
         self.system.hamiltonian_rate(z, Some(&self.force), dz)
+    }
+}
+
+/// A system whose constraint solve is nalgebra's fixed-size `K × K` LU (`K = 2C`) instead of
+/// Keel's [`lu_factor`]: the same field as [`Mechanics`]'s up to rounding, kept to measure one
+/// against the other (README, "Architecture notes"; `cargo bench -p keel-benches --bench
+/// linalg`, `firmware/measure_linalg.sh`). Feature `nalgebra`.
+#[cfg(feature = "nalgebra")]
+#[derive(Clone, Copy, Debug)]
+pub struct NalgebraLu<'a, M, const K: usize>(pub &'a M);
+
+#[cfg(feature = "nalgebra")]
+impl<
+        T: Real + nalgebra::RealField,
+        const N: usize,
+        const D: usize,
+        const C: usize,
+        P: Potential<T, N, D>,
+        const K: usize,
+    > VectorField<T> for NalgebraLu<'_, Mechanics<T, N, D, C, P>, K>
+where
+    nalgebra::Const<K>: nalgebra::DimMin<nalgebra::Const<K>, Output = nalgebra::Const<K>>,
+{
+    type State = Phase<T, N, D>;
+    /// The unforced Hamiltonian field.
+    ///
+    /// # Errors
+    /// As [`Mechanics::hamiltonian_rate`]; [`Error::CountMismatch`] unless `K = 2C`.
+    #[inline]
+    fn rate(&self, _t: T, z: &Phase<T, N, D>, dz: &mut Phase<T, N, D>) -> Result<()> {
+        self.0.hamiltonian_rate_with(z, None, dz, |kf, rhs| {
+            let b: &mut [T; K] = rhs.try_into().map_err(|_| Error::CountMismatch {
+                what: "constraint system size K (= 2C)",
+                expected: 2 * C,
+                got: K,
+            })?;
+            crate::linalg::nalgebra::lu_solve_fixed::<T, K>(kf, b)
+        })
+    }
+}
+
+#[cfg(all(test, feature = "nalgebra"))]
+mod nalgebra_tests {
+    use super::*;
+    use crate::dynamics::systems::ChainPendulum;
+    use crate::integrate::Rk4;
+
+    #[test]
+    fn nalgebra_lu_field_follows_keels_on_the_3_pendulum() {
+        let p = ChainPendulum::<f64, 3>::paper().unwrap();
+        let m = p.mechanics();
+        let rk4 = Rk4::new(0.01).unwrap();
+        let mut a = p.state_from_angles(&[0.3, -0.2, 1.1], &[0.0, 0.5, -0.3]);
+        let mut b = a;
+        for k in 0..200 {
+            let t = 0.01 * k as f64;
+            rk4.step(m, t, &mut a).unwrap();
+            rk4.step(&NalgebraLu::<_, 6>(m), t, &mut b).unwrap();
+        }
+        for (u, v) in a.as_slice().iter().zip(b.as_slice()) {
+            assert!((u - v).abs() <= 1e-11 * (1.0 + u.abs()), "{u} vs {v}");
+        }
+        // K ≠ 2C is refused, not a panic.
+        let mut dz = a;
+        assert!(matches!(
+            NalgebraLu::<_, 4>(m).rate(0.0, &a, &mut dz),
+            Err(Error::CountMismatch { .. })
+        ));
     }
 }

@@ -20,6 +20,8 @@ pub mod systems;
 
 pub use constraint::{Constraint, Linear, MAX_LINEAR_TERMS};
 pub use mass::MassMatrix;
+#[cfg(feature = "nalgebra")]
+pub use mechanics::NalgebraLu;
 pub use mechanics::{Driven, Lagrangian, Mechanics, MechanicsBuilder, ProjectParams, Violation};
 pub use phase::Phase;
 pub use potential::{DipoleSign, Gravity, MagnetDipoles, Potential, Spring, Springs};

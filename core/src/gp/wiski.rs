@@ -531,3 +531,92 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         Ok(())
     }
 }
+
+/// Potter's update with nalgebra's BLAS-style kernels, for measurement (feature `nalgebra`).
+#[cfg(feature = "nalgebra")]
+impl<T: Real + nalgebra::RealField, const D: usize> Wiski<'_, T, D> {
+    /// [`Wiski::observe_with_noise`] with its four dense kernels done by nalgebra on views of
+    /// the same buffers — `φᵀφ` (`dot`), `u = Sφ` (`gemv_tr`: nalgebra's column-major view of the
+    /// row-major `S` is `Sᵀ`), `S ← S − γuφᵀ` (`ger` on that view: `Sᵀ ← Sᵀ − γφuᵀ`) and
+    /// `a ← a + gain·u` (`axpy`). Kept to compare nalgebra with Keel's loops (README,
+    /// "Architecture notes"; `cargo bench -p keel-benches --bench linalg`,
+    /// `firmware/measure_linalg.sh`); it agrees with `observe_with_noise` to rounding, not
+    /// bitwise (nalgebra's dot sums in a different order than [`dot_lanes`]).
+    ///
+    /// # Errors
+    /// As [`Wiski::observe_with_noise`].
+    pub fn observe_with_noise_nalgebra(&mut self, x: &[T; D], y: T, d: T) -> Result<()> {
+        use nalgebra::{DMatrixViewMut, DVectorView, DVectorViewMut};
+        let mut idx = [0usize; MAX_NONZEROS];
+        let mut w = [T::ZERO; MAX_NONZEROS];
+        let nnz = self.observation(x, y, d, &mut idx, &mut w)?;
+        let (idx, w) = (&idx[..nnz], &w[..nnz]);
+        let m = self.m;
+        let s_mat = &mut *self.buf.root;
+        let (phi, u) = self.buf.work.split_at_mut(m);
+        phi.fill(T::ZERO);
+        let mut innovation = y;
+        for (&i, &wi) in idx.iter().zip(w) {
+            let row = DVectorView::from_slice(&s_mat[i * m..(i + 1) * m], m);
+            DVectorViewMut::from_slice(phi, m).axpy(wi, &row, T::ONE);
+            innovation -= wi * self.buf.mean[i];
+        }
+        let phi = DVectorView::from_slice(phi, m);
+        let s = d + phi.dot(&phi);
+        let mut st = DMatrixViewMut::from_slice(s_mat, m, m);
+        let mut uv = DVectorViewMut::from_slice(u, m);
+        uv.gemv_tr(T::ONE, &st, &phi, T::ZERO);
+        let gamma = T::ONE / (s + num_traits::Float::sqrt(d * s));
+        st.ger(-gamma, &phi, &uv, T::ONE);
+        let gain = innovation / s;
+        DVectorViewMut::from_slice(self.buf.mean, m).axpy(gain, &uv, T::ONE);
+        self.add_statistics(idx, w, y, d);
+        self.log_det_q += Real::libm_ln(s / d);
+        self.quad += innovation * gain;
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "nalgebra"))]
+mod nalgebra_tests {
+    use super::*;
+    use crate::gp::{Convention, Family};
+
+    /// The nalgebra update follows the same posterior as Keel's over a stream (f64 and f32).
+    macro_rules! agrees {
+        ($name:ident, $t:ty, $tol:expr) => {
+            #[test]
+            fn $name() {
+                let grid = Grid::new([-3.0], [3.0], [32], Convention::Endpoints).unwrap();
+                let kernel = Kernel::new(Family::Rbf, 1.3, [0.7]).unwrap();
+                let (mut m1, mut m2) = (WiskiMemory::<$t, 32>::new(), WiskiMemory::<$t, 32>::new());
+                let mut scratch = [0.0; refactor_scratch_len(32)];
+                let mut a = Wiski::new(grid, kernel, 0.04, m1.buffers(), &mut scratch).unwrap();
+                let mut b = Wiski::new(grid, kernel, 0.04, m2.buffers(), &mut scratch).unwrap();
+                for i in 0..300 {
+                    let x = -2.9 + 5.8 * ((i * 37 % 101) as $t / 101.0);
+                    let y = (3.0 * x).sin() + 0.3 * x;
+                    a.observe(&[x], y).unwrap();
+                    b.observe_with_noise_nalgebra(&[x], y, 1.0).unwrap();
+                }
+                for x in [-2.5, -0.3, 0.0, 1.7, 2.8] {
+                    let (p, q) = (a.predict(&[x]).unwrap(), b.predict(&[x]).unwrap());
+                    assert!(
+                        (p.mean - q.mean).abs() <= $tol * (1.0 + p.mean.abs()),
+                        "mean at {x}"
+                    );
+                    assert!((p.var_f - q.var_f).abs() <= $tol * 1.3, "var at {x}");
+                }
+                let (la, lb) = (a.log_marginal_likelihood(), b.log_marginal_likelihood());
+                assert!((la - lb).abs() <= $tol * (1.0 + la.abs()), "{la} vs {lb}");
+                // A failing observation changes nothing, as in Keel's.
+                assert!(b
+                    .observe_with_noise_nalgebra(&[0.0], <$t>::NAN, 1.0)
+                    .is_err());
+                assert_eq!(b.len(), 300);
+            }
+        };
+    }
+    agrees!(nalgebra_update_agrees_f64, f64, 1e-10);
+    agrees!(nalgebra_update_agrees_f32, f32, 2e-3);
+}

@@ -5,6 +5,8 @@
 
 mod cholesky;
 mod lu;
+#[cfg(feature = "nalgebra")]
+pub mod nalgebra;
 
 pub use cholesky::{
     cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place, symmetric_eigen,
