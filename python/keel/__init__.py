@@ -5,6 +5,8 @@
   ``ValueModel``, or ``LearnedDynamics`` (CHNN/CLNN, with ``rollout``). ``model(x)`` takes a
   float32 or float64 numpy array, one row (1-D) or rows (2-D), borrowed without a copy when it
   is C-contiguous, and returns a new array of the same dtype.
+- ``keel.ChainPendulum(links)`` is the CHNN paper's chain pendulum stepped by the core's RK4 or
+  RATTLE integrators (``state_from_angles``, ``energy``, ``rollout``).
 - ``keel.Wiski`` is the core's online Gaussian process: ``update(x, y)`` in constant time,
   ``predict(x)`` -> ``(mean, var)``.
 - The ``keel`` command's jobs run in this process with the GIL released: ``keel.fit``,
@@ -20,12 +22,14 @@ import json as _json
 import os as _os
 
 from . import _keel
-from ._keel import Bma, Emlp, LearnedDynamics, Mlp, Policy, ValueModel, Wiski, load_bytes
+from ._keel import (Bma, ChainPendulum, Emlp, LearnedDynamics, Mlp, Policy, ValueModel, Wiski,
+                    load_bytes)
 from ._keel import load as _load
 
 __all__ = [
     "load", "load_bytes", "run", "fit", "simulate", "info", "bayes", "chnn", "emlp", "gp",
     "rl", "firmware", "Mlp", "Emlp", "Bma", "Policy", "ValueModel", "LearnedDynamics", "Wiski",
+    "ChainPendulum",
 ]
 
 

@@ -17,6 +17,7 @@ mod dynamics;
 mod error;
 mod gp;
 mod model;
+mod system;
 
 use pyo3::prelude::*;
 
@@ -34,5 +35,6 @@ fn _keel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::ValueModel>()?;
     m.add_class::<dynamics::LearnedDynamics>()?;
     m.add_class::<gp::Wiski>()?;
+    m.add_class::<system::ChainPendulum>()?;
     Ok(())
 }
