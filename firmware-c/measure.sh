@@ -30,45 +30,6 @@ done
 arm-none-eabi-size "$elf" | awk -v a="$assets" \
     'NR == 2 { printf "text=%s data=%s bss=%s assets=%s code=%s\n", $1, $2, $3, a, $1 - a }'
 
-tmp=$(mktemp -d)
-qemu_pid=""
-awk_pid=""
-cleanup() {
-    for pid in $awk_pid $qemu_pid; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fifo="$tmp/trace.log"
-mkfifo "$fifo"
-timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native \
-    -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
-    -kernel "$elf" >"$tmp/qemu.out" 2>&1 &
-qemu_pid=$!
-timeout 660 awk '
-    /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
-    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 5) exit }; next }
-    inb { n++ }
-    END { if (found < 5) exit 1 }
-' "$fifo" >"$tmp/count" &
-awk_pid=$!
-while kill -0 "$awk_pid" 2>/dev/null; do
-    if ! kill -0 "$qemu_pid" 2>/dev/null; then
-        timeout 1 sh -c ': >"$1"' sh "$fifo" 2>/dev/null || true
-        break
-    fi
-    sleep 0.05
-done
-status=0
-wait "$awk_pid" || status=$?
-awk_pid=""
-if [ "$status" -ne 0 ] || [ ! -s "$tmp/count" ]; then
-    echo "measure.sh: fewer than 5 bench_start..bench_end regions in the trace; QEMU said:" >&2
-    cat "$tmp/qemu.out" >&2
-    exit 1
-fi
+counts=$("$here/../firmware/count-regions.sh" "$elf" 5)
 names=(rk4_step chnn_step mlp_digit policy_step value_estimate)
-for i in 0 1 2 3 4; do echo "${names[$i]}_instructions=$(sed -n "$((i + 1))p" "$tmp/count")"; done
+for i in 0 1 2 3 4; do echo "${names[$i]}_instructions=$(sed -n "$((i + 1))p" <<<"$counts")"; done

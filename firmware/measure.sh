@@ -26,9 +26,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-command -v qemu-system-arm >/dev/null || {
-    echo "measure.sh: qemu-system-arm not found (apt-get install -y qemu-system-arm)" >&2; exit 1; }
-
 elf=$(cargo build --release --message-format=json-render-diagnostics \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -n "$elf" ] && [ -f "$elf" ] || { echo "measure.sh: build produced no executable" >&2; exit 1; }
@@ -47,57 +44,12 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-# The trace streams through a FIFO in a temporary directory (the whole run would log ~2.4 GB):
-# awk counts the first region and stops, then QEMU is stopped.
-tmp=$(mktemp -d)
-qemu_pid=""
-awk_pid=""
-cleanup() {
-    for pid in $awk_pid $qemu_pid; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fifo="$tmp/trace.log"
-mkfifo "$fifo"
-timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native \
-    -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
-    -kernel "$elf" >"$tmp/qemu.out" 2>&1 &
-qemu_pid=$!
-timeout 660 awk '
-    /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
-    /\] bench_end$/   { if (inb) { print n; inb = 0; if (++found == 8) exit }; next }
-    inb { n++ }
-    END { if (found < 8) exit 1 }
-' "$fifo" >"$tmp/count" &
-awk_pid=$!
-while kill -0 "$awk_pid" 2>/dev/null; do
-    if ! kill -0 "$qemu_pid" 2>/dev/null; then
-        # QEMU is gone. If it never opened the trace, awk still waits in open(): release it.
-        timeout 1 sh -c ': >"$1"' sh "$fifo" 2>/dev/null || true
-        break
-    fi
-    sleep 0.05
-done
-status=0
-wait "$awk_pid" || status=$?
-awk_pid=""
-if [ "$status" -ne 0 ] || [ ! -s "$tmp/count" ]; then
-    echo "measure.sh: no bench_start..bench_end region in the trace; QEMU said:" >&2
-    kill "$qemu_pid" 2>/dev/null || true
-    wait "$qemu_pid" 2>/dev/null || true
-    qemu_pid=""
-    cat "$tmp/qemu.out" >&2
-    exit 1
-fi
-echo "rk4_step_instructions=$(sed -n 1p "$tmp/count")"
-echo "chnn_step_instructions=$(sed -n 2p "$tmp/count")"
-echo "mlp_digit_instructions=$(sed -n 3p "$tmp/count")"
-echo "bma_digit_instructions=$(sed -n 4p "$tmp/count")"
-echo "gp_update_instructions=$(sed -n 5p "$tmp/count")"
-echo "gp_predict_instructions=$(sed -n 6p "$tmp/count")"
-echo "policy_step_instructions=$(sed -n 7p "$tmp/count")"
-echo "value_estimate_instructions=$(sed -n 8p "$tmp/count")"
+counts=$(./count-regions.sh "$elf" 8)
+echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
+echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
+echo "mlp_digit_instructions=$(sed -n 3p <<<"$counts")"
+echo "bma_digit_instructions=$(sed -n 4p <<<"$counts")"
+echo "gp_update_instructions=$(sed -n 5p <<<"$counts")"
+echo "gp_predict_instructions=$(sed -n 6p <<<"$counts")"
+echo "policy_step_instructions=$(sed -n 7p <<<"$counts")"
+echo "value_estimate_instructions=$(sed -n 8p <<<"$counts")"

@@ -15,37 +15,19 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-command -v qemu-system-arm >/dev/null || {
-    echo "measure_linalg.sh: qemu-system-arm not found (apt-get install -y qemu-system-arm)" >&2; exit 1; }
-
 elf=$(cargo build --release --features nalgebra --bin linalg-peers \
     --message-format=json-render-diagnostics \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -n "$elf" ] && [ -f "$elf" ] || { echo "measure_linalg.sh: build produced no executable" >&2; exit 1; }
 
-# The trace streams through a FIFO (the WISKI set-up alone logs gigabytes); awk counts.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fifo="$tmp/trace.log"
-mkfifo "$fifo"
-awk '
-    /\] bench_start$/ { if (!inb) { inb = 1; n = 0 }; next }
-    /\] bench_end$/   { if (inb) { print n; inb = 0 }; next }
-    inb { n++ }
-' "$fifo" >"$tmp/count" &
-awk_pid=$!
-timeout 900 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-    -semihosting-config enable=on,target=native \
-    -icount shift=0 -singlestep -d exec,nochain -D "$fifo" \
-    -kernel "$elf" >"$tmp/qemu.out" 2>&1 || { cat "$tmp/qemu.out" >&2; exit 1; }
-wait "$awk_pid"
-[ "$(wc -l <"$tmp/count")" -eq 8 ] || {
-    echo "measure_linalg.sh: expected 8 marked regions, got $(wc -l <"$tmp/count")" >&2; exit 1; }
+counts=$(./count-regions.sh "$elf" 8 "$tmp/qemu.out")
 i=0
 for region in rk4_step constraint_solve gp_update emlp_dense; do
     for impl in keel nalgebra; do
         i=$((i + 1))
-        echo "${region}_${impl}=$(sed -n "${i}p" "$tmp/count")"
+        echo "${region}_${impl}=$(sed -n "${i}p" <<<"$counts")"
     done
 done
 grep KEEL-LINALG "$tmp/qemu.out"
