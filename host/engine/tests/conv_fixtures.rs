@@ -38,7 +38,10 @@ const TOL: f64 = 1e-10;
 fn fixture() -> &'static Value {
     static F: OnceLock<Value> = OnceLock::new();
     F.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/nn/conv_ops.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/nn/conv_ops.json"
+        );
         let text = std::fs::read_to_string(path).expect("read fixtures/nn/conv_ops.json");
         serde_json::from_str(&text).expect("parse conv_ops.json")
     })
@@ -81,7 +84,10 @@ fn tensor(v: &Value) -> Tensor {
 
 fn pair(v: &Value) -> [usize; 2] {
     let a = v.as_array().expect("pair");
-    [a[0].as_u64().unwrap() as usize, a[1].as_u64().unwrap() as usize]
+    [
+        a[0].as_u64().unwrap() as usize,
+        a[1].as_u64().unwrap() as usize,
+    ]
 }
 
 fn name(case: &Value) -> &str {
@@ -145,7 +151,11 @@ fn conv2d_matches_pytorch() {
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
         check(&format!("conv2d {n} grad x"), &g[0], &case["grad_x"]);
-        check(&format!("conv2d {n} grad weight"), &g[1], &case["grad_weight"]);
+        check(
+            &format!("conv2d {n} grad weight"),
+            &g[1],
+            &case["grad_weight"],
+        );
         if b.is_some() {
             check(&format!("conv2d {n} grad bias"), &g[2], &case["grad_bias"]);
         }
@@ -174,10 +184,22 @@ fn conv_transpose2d_matches_pytorch() {
         let mut inputs = vec![&x, &w];
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
-        check(&format!("conv_transpose2d {n} grad x"), &g[0], &case["grad_x"]);
-        check(&format!("conv_transpose2d {n} grad weight"), &g[1], &case["grad_weight"]);
+        check(
+            &format!("conv_transpose2d {n} grad x"),
+            &g[0],
+            &case["grad_x"],
+        );
+        check(
+            &format!("conv_transpose2d {n} grad weight"),
+            &g[1],
+            &case["grad_weight"],
+        );
         if b.is_some() {
-            check(&format!("conv_transpose2d {n} grad bias"), &g[2], &case["grad_bias"]);
+            check(
+                &format!("conv_transpose2d {n} grad bias"),
+                &g[2],
+                &case["grad_bias"],
+            );
         }
     }
 }
@@ -216,7 +238,10 @@ fn pooling_matches_pytorch() {
         let g = vjp(n, &y, &tensor(&case["gy"]), &[&x]);
         check(&format!("pool {n} grad x"), &g[0], &case["grad_x"]);
     }
-    assert!(kinds.iter().all(|&k| k >= 2), "pool kinds covered: {kinds:?}");
+    assert!(
+        kinds.iter().all(|&k| k >= 2),
+        "pool kinds covered: {kinds:?}"
+    );
 }
 
 #[test]
@@ -241,13 +266,24 @@ fn batch_norm_matches_pytorch() {
                 let r = run.to_vec_f64().unwrap();
                 let s = stat.to_vec_f64().unwrap();
                 assert_eq!(r.len(), s.len(), "{n}: batch stat length");
-                r.iter().zip(&s).map(|(r, s)| (1.0 - m) * r + m * s).collect()
+                r.iter()
+                    .zip(&s)
+                    .map(|(r, s)| (1.0 - m) * r + m * s)
+                    .collect()
             };
             let c = [rm.numel()];
             let rm_after = Tensor::from_vec(update(&rm, &mean), &c).unwrap();
             let rv_after = Tensor::from_vec(update(&rv, &var), &c).unwrap();
-            check(&format!("bn {n} running mean"), &rm_after, &case["running_mean_after"]);
-            check(&format!("bn {n} running var"), &rv_after, &case["running_var_after"]);
+            check(
+                &format!("bn {n} running mean"),
+                &rm_after,
+                &case["running_mean_after"],
+            );
+            check(
+                &format!("bn {n} running var"),
+                &rv_after,
+                &case["running_var_after"],
+            );
             y
         } else {
             eval += 1;
@@ -298,7 +334,10 @@ fn affine_grid_and_grid_sample_match_pytorch() {
         let g2 = vjp(n, &y2, &gy, &[&grid_t]);
         check(&format!("warp {n} grad grid"), &g2[0], &case["grad_grid"]);
     }
-    assert!(resized >= 1, "no case with an output size other than the input's");
+    assert!(
+        resized >= 1,
+        "no case with an output size other than the input's"
+    );
 }
 
 #[test]
