@@ -18,13 +18,14 @@
 //!
 //! Every forward value and gradient is compared here to 1e-10 (see [`TOL`]). The running-stat
 //! update is computed from `batch_norm_train`'s returned batch mean and unbiased variance with
-//! PyTorch's momentum 0.1.
+//! PyTorch's momentum 0.1. Each test runs on the CPU, and on a GPU as an ignored `cuda` variant
+//! (`cuda/check.sh` runs the ignored tests on a GPU machine), against the same PyTorch values.
 
 use std::sync::OnceLock;
 
 use keel_engine::autodiff::grad;
 use keel_engine::tensor::{Conv2dOpts, ConvTranspose2dOpts};
-use keel_engine::Tensor;
+use keel_engine::{Device, Tensor};
 use serde_json::Value;
 
 /// |engine − torch| ≤ TOL · max(1, max |torch| over the tensor), elementwise. Both sides compute
@@ -38,11 +39,15 @@ const TOL: f64 = 1e-10;
 fn fixture() -> &'static Value {
     static F: OnceLock<Value> = OnceLock::new();
     F.get_or_init(|| {
-        let path = concat!(
+        // From the source tree, or (a bundled binary on a GPU machine, cuda/check.sh) from the
+        // repository root it runs in.
+        let built = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../fixtures/nn/conv_ops.json"
         );
-        let text = std::fs::read_to_string(path).expect("read fixtures/nn/conv_ops.json");
+        let text = std::fs::read_to_string(built)
+            .or_else(|_| std::fs::read_to_string("fixtures/nn/conv_ops.json"))
+            .expect("read fixtures/nn/conv_ops.json");
         serde_json::from_str(&text).expect("parse conv_ops.json")
     })
 }
@@ -77,9 +82,11 @@ fn data(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// A constant f64 tensor from a fixture `{shape, data}`.
-fn tensor(v: &Value) -> Tensor {
-    Tensor::from_vec(data(v), &dims(v)).expect("tensor from fixture")
+/// A constant f64 tensor from a fixture `{shape, data}`, on `d`.
+fn tensor(v: &Value, d: Device) -> Tensor {
+    Tensor::from_vec(data(v), &dims(v))
+        .and_then(|t| t.to_device(d))
+        .expect("tensor from fixture")
 }
 
 fn pair(v: &Value) -> [usize; 2] {
@@ -97,6 +104,7 @@ fn name(case: &Value) -> &str {
 /// Asserts shape equality and `|got − want| ≤ TOL · max(1, max|want|)`.
 fn check(what: &str, got: &Tensor, want: &Value) {
     assert_eq!(got.dims(), dims(want).as_slice(), "{what}: shape");
+    assert_eq!(got.dtype(), keel_engine::DType::F64, "{what}: dtype");
     let g = got.to_vec_f64().expect("to_vec_f64");
     let w = data(want);
     let scale = w.iter().fold(1.0_f64, |m, x| m.max(x.abs()));
@@ -129,13 +137,31 @@ fn vjp(what: &str, y: &Tensor, gy: &Tensor, inputs: &[&Tensor]) -> Vec<Tensor> {
         .collect()
 }
 
-#[test]
-fn conv2d_matches_pytorch() {
+/// One body per op, run on the CPU and (ignored unless a GPU is there) on CUDA device 0.
+macro_rules! test_device {
+    ($name:ident, |$d:ident| $body:block) => {
+        mod $name {
+            use super::*;
+            fn run($d: Device) $body
+            #[test]
+            fn cpu() {
+                run(Device::Cpu);
+            }
+            #[test]
+            #[ignore = "needs a GPU: run cuda/check.sh on a GPU machine"]
+            fn cuda() {
+                run(Device::Cuda(0));
+            }
+        }
+    };
+}
+
+test_device!(conv2d_matches_pytorch, |d| {
     for case in section("conv2d", 8) {
         let n = name(case);
-        let x = tensor(&case["x"]).variable();
-        let w = tensor(&case["weight"]).variable();
-        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"]).variable());
+        let x = tensor(&case["x"], d).variable();
+        let w = tensor(&case["weight"], d).variable();
+        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], d).variable());
         let opts = Conv2dOpts {
             stride: pair(&case["stride"]),
             padding: pair(&case["padding"]),
@@ -146,7 +172,7 @@ fn conv2d_matches_pytorch() {
             .conv2d(&w, b.as_ref(), opts)
             .unwrap_or_else(|e| panic!("conv2d {n}: {e}"));
         check(&format!("conv2d {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"]);
+        let gy = tensor(&case["gy"], d);
         let mut inputs = vec![&x, &w];
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
@@ -160,15 +186,14 @@ fn conv2d_matches_pytorch() {
             check(&format!("conv2d {n} grad bias"), &g[2], &case["grad_bias"]);
         }
     }
-}
+});
 
-#[test]
-fn conv_transpose2d_matches_pytorch() {
+test_device!(conv_transpose2d_matches_pytorch, |d| {
     for case in section("conv_transpose2d", 6) {
         let n = name(case);
-        let x = tensor(&case["x"]).variable();
-        let w = tensor(&case["weight"]).variable();
-        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"]).variable());
+        let x = tensor(&case["x"], d).variable();
+        let w = tensor(&case["weight"], d).variable();
+        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], d).variable());
         let opts = ConvTranspose2dOpts {
             stride: pair(&case["stride"]),
             padding: pair(&case["padding"]),
@@ -180,7 +205,7 @@ fn conv_transpose2d_matches_pytorch() {
             .conv_transpose2d(&w, b.as_ref(), opts)
             .unwrap_or_else(|e| panic!("conv_transpose2d {n}: {e}"));
         check(&format!("conv_transpose2d {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"]);
+        let gy = tensor(&case["gy"], d);
         let mut inputs = vec![&x, &w];
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
@@ -202,15 +227,14 @@ fn conv_transpose2d_matches_pytorch() {
             );
         }
     }
-}
+});
 
-#[test]
-fn pooling_matches_pytorch() {
+test_device!(pooling_matches_pytorch, |d| {
     let cases = section("pool", 12);
     let mut kinds = [0usize; 3];
     for case in cases {
         let n = name(case);
-        let x = tensor(&case["x"]).variable();
+        let x = tensor(&case["x"], d).variable();
         let kind = case["kind"].as_str().unwrap();
         let y = match kind {
             "global_mean" => {
@@ -235,26 +259,25 @@ fn pooling_matches_pytorch() {
         }
         .unwrap_or_else(|e| panic!("pool {n}: {e}"));
         check(&format!("pool {n} y"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"]), &[&x]);
+        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&x]);
         check(&format!("pool {n} grad x"), &g[0], &case["grad_x"]);
     }
     assert!(
         kinds.iter().all(|&k| k >= 2),
         "pool kinds covered: {kinds:?}"
     );
-}
+});
 
-#[test]
-fn batch_norm_matches_pytorch() {
+test_device!(batch_norm_matches_pytorch, |d| {
     let (mut train, mut eval) = (0, 0);
     for case in section("batch_norm", 4) {
         let n = name(case);
-        let x = tensor(&case["x"]).variable();
-        let gamma = tensor(&case["gamma"]).variable();
-        let beta = tensor(&case["beta"]).variable();
+        let x = tensor(&case["x"], d).variable();
+        let gamma = tensor(&case["gamma"], d).variable();
+        let beta = tensor(&case["beta"], d).variable();
         let eps = case["eps"].as_f64().unwrap();
-        let rm = tensor(&case["running_mean"]);
-        let rv = tensor(&case["running_var"]);
+        let rm = tensor(&case["running_mean"], d);
+        let rv = tensor(&case["running_var"], d);
         let y = if case["training"].as_bool().unwrap() {
             train += 1;
             let (y, mean, var) = x
@@ -291,21 +314,20 @@ fn batch_norm_matches_pytorch() {
                 .unwrap_or_else(|e| panic!("batch_norm_eval {n}: {e}"))
         };
         check(&format!("bn {n} y"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"]), &[&x, &gamma, &beta]);
+        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&x, &gamma, &beta]);
         check(&format!("bn {n} grad x"), &g[0], &case["grad_x"]);
         check(&format!("bn {n} grad gamma"), &g[1], &case["grad_gamma"]);
         check(&format!("bn {n} grad beta"), &g[2], &case["grad_beta"]);
     }
     assert!(train >= 2 && eval >= 2, "train {train}, eval {eval}");
-}
+});
 
-#[test]
-fn affine_grid_and_grid_sample_match_pytorch() {
+test_device!(affine_grid_and_grid_sample_match_pytorch, |d| {
     let mut resized = 0;
     for case in section("warp", 8) {
         let n = name(case);
-        let img = tensor(&case["image"]).variable();
-        let theta = tensor(&case["theta"]).variable();
+        let img = tensor(&case["image"], d).variable();
+        let theta = tensor(&case["theta"], d).variable();
         let [ho, wo] = pair(&case["out_size"]);
         let batch = img.dims()[0];
         if [ho, wo] != [img.dims()[2], img.dims()[3]] {
@@ -323,12 +345,12 @@ fn affine_grid_and_grid_sample_match_pytorch() {
             .grid_sample(&grid)
             .unwrap_or_else(|e| panic!("grid_sample {n}: {e}"));
         check(&format!("warp {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"]);
+        let gy = tensor(&case["gy"], d);
         let g = vjp(n, &y, &gy, &[&img, &theta]);
         check(&format!("warp {n} grad image"), &g[0], &case["grad_image"]);
         check(&format!("warp {n} grad theta"), &g[1], &case["grad_theta"]);
         // grid_sample alone, with PyTorch's grid as the variable.
-        let grid_t = tensor(&case["grid"]).variable();
+        let grid_t = tensor(&case["grid"], d).variable();
         let y2 = img.grid_sample(&grid_t).unwrap();
         check(&format!("warp {n} y (fixture grid)"), &y2, &case["y"]);
         let g2 = vjp(n, &y2, &gy, &[&grid_t]);
@@ -338,21 +360,20 @@ fn affine_grid_and_grid_sample_match_pytorch() {
         resized >= 1,
         "no case with an output size other than the input's"
     );
-}
+});
 
-#[test]
-fn matrix_exp_matches_scipy_and_pytorch() {
+test_device!(matrix_exp_matches_scipy_and_pytorch, |d| {
     let mut sizes = std::collections::BTreeSet::new();
     for case in section("matrix_exp", 10) {
         let n = name(case);
-        let a = tensor(&case["a"]).variable();
+        let a = tensor(&case["a"], d).variable();
         sizes.insert(*a.dims().last().unwrap());
         let y = a
             .matrix_exp()
             .unwrap_or_else(|e| panic!("matrix_exp {n}: {e}"));
         check(&format!("expm {n} value (scipy)"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"]), &[&a]);
+        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&a]);
         check(&format!("expm {n} grad (torch)"), &g[0], &case["grad_a"]);
     }
     assert!(sizes.contains(&3) && sizes.contains(&5), "sizes {sizes:?}");
-}
+});
