@@ -8,7 +8,21 @@
 //! grid `−1 + 2k/(n−1)` and its unnormalisation `(g+1)/2·(n−1)` are exact in binary floating
 //! point and every sample lands on a pixel; other sizes are compared with a tolerance of a few
 //! ulps times the largest pixel (the grid's rounding, as in PyTorch, leaves weights of ~1e-16).
-//! PyTorch/scipy fixtures for both functions are compared elsewhere.
+//!
+//! Last, both functions against `fixtures/nn/conv_ops.json` (written by
+//! `fixtures/gen/conv_ops.py`, PyTorch 2.5.1 and scipy 1.17.1 in float64), in `f64`:
+//!
+//! ```python
+//! theta = scipy.linalg.expm(sum(eps[i] * G[i]))[:2, :]      # Augerino's six generators
+//! grid = F.affine_grid(theta, (N, C, Ho, Wo), align_corners=True)
+//! y = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+//! y_expm = scipy.linalg.expm(a)
+//! ```
+//!
+//! Tolerances (relative to the largest magnitude of the expected array): 1e-14 for `expm3`
+//! against scipy (the fixture's own torch-vs-scipy spread is 2.2e-15), 1e-12 for the warp (its
+//! sample points sit at least 1e-6 pixels from a pixel line, so rounding moves no sample across a
+//! bilinear kink).
 
 use keel_core::vision::{
     augerino_generators, augerino_transform, expm3, warp_bilinear, AUGERINO_GENERATORS,
@@ -402,3 +416,104 @@ macro_rules! vision_tests {
 
 vision_tests!(f64_tests, f64, f64::EPSILON);
 vision_tests!(f32_tests, f32, f32::EPSILON as f64);
+
+mod pytorch_fixtures {
+    use super::*;
+    use serde_json::Value;
+
+    fn fixtures() -> Value {
+        let path = [
+            env!("CARGO_MANIFEST_DIR"),
+            "..",
+            "fixtures",
+            "nn",
+            "conv_ops.json",
+        ]
+        .iter()
+        .collect::<std::path::PathBuf>();
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn tensor(v: &Value) -> (Vec<usize>, Vec<f64>) {
+        let shape = v["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize);
+        let data = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap());
+        (shape.collect(), data.collect())
+    }
+
+    fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-300);
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= rel * scale,
+            "{what}: worst error {worst:e} > {rel:e} × {scale}"
+        );
+    }
+
+    #[test]
+    fn expm3_matches_scipy() {
+        let doc = fixtures();
+        let mut checked = 0;
+        for case in doc["matrix_exp"].as_array().unwrap() {
+            let (shape, a) = tensor(&case["a"]);
+            let (_, y) = tensor(&case["y"]);
+            if shape[1..] != [3, 3] {
+                continue; // general5: a 5×5 matrix, for the engine's n×n exponential
+            }
+            for k in 0..shape[0] {
+                let m: [[f64; 3]; 3] =
+                    core::array::from_fn(|i| core::array::from_fn(|j| a[9 * k + 3 * i + j]));
+                let e = expm3(&m).unwrap();
+                let got: Vec<f64> = e.iter().flatten().copied().collect();
+                assert_close(
+                    case["name"].as_str().unwrap(),
+                    &got,
+                    &y[9 * k..9 * k + 9],
+                    1e-14,
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 14, "only {checked} 3×3 matrices in the fixture");
+    }
+
+    #[test]
+    fn augerino_transform_and_warp_match_pytorch() {
+        let doc = fixtures();
+        let cases = doc["warp"].as_array().unwrap();
+        assert!(cases.len() >= 9);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let (ishape, image) = tensor(&case["image"]);
+            let (_, theta) = tensor(&case["theta"]);
+            let (yshape, y) = tensor(&case["y"]);
+            let (n, c, h, w) = (ishape[0], ishape[1], ishape[2], ishape[3]);
+            let (oh, ow) = (yshape[2], yshape[3]);
+            for k in 0..n {
+                let eps: [f64; 6] = core::array::from_fn(|i| case["eps"][k][i].as_f64().unwrap());
+                let t = augerino_transform(&eps).unwrap();
+                let th: [[f64; 3]; 2] =
+                    core::array::from_fn(|i| core::array::from_fn(|j| theta[6 * k + 3 * i + j]));
+                let got: Vec<f64> = t[..2].iter().flatten().copied().collect();
+                assert_close(&format!("{name}[{k}] theta"), &got, &th.concat(), 1e-14);
+                let mut out = vec![0.0; c * oh * ow];
+                let img = &image[k * c * h * w..(k + 1) * c * h * w];
+                warp_bilinear(img, c, h, w, &th, &mut out, oh, ow).unwrap();
+                let want = &y[k * c * oh * ow..(k + 1) * c * oh * ow];
+                assert_close(&format!("{name}[{k}] warp"), &out, want, 1e-12);
+            }
+        }
+    }
+}
