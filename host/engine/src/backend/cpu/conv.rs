@@ -161,7 +161,7 @@ pub fn im2col<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
 
 /// The adjoint of [`im2col`]: sums every patch entry back into its pixel of an `[n, c, h, w]`
 /// image (entries in the padding are dropped). Each pixel's terms are added in ascending
-/// `(ki, kj, oi, oj)` order (`(oi, oj, ki, kj)` for a transposed patch matrix).
+/// `(ki, kj, oi, oj)` order (`(ki, kj, oi, oj)` too for a transposed patch matrix).
 pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     if g.transposed {
         return row2im(cols_buf, g);
@@ -209,28 +209,9 @@ pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     out
 }
 
-/// For each output column `oj`: the kernel columns `kj` whose input column lies in the image
-/// (`lo..hi`) and the input column of `kj = lo` (dilation 1; in general the loop below steps
-/// `kj` by one and the input column by the dilation).
-fn col_spans(g: &PatchGeom) -> Vec<(usize, usize, usize)> {
-    let (kw, dw, sw, pw) = (g.kernel[1], g.dilation[1], g.stride[1], g.padding[1]);
-    (0..g.ow)
-        .map(|oj| {
-            let base = oj * sw; // input column + pw of kj = 0
-            // kj valid iff pw ≤ base + kj·dw < w + pw.
-            let lo = pw.saturating_sub(base).div_ceil(dw);
-            let hi = match (g.w + pw).checked_sub(base + 1) {
-                Some(lim) => (lim / dw + 1).min(kw),
-                None => 0,
-            };
-            let lo = lo.min(hi);
-            (lo, hi, (base + lo * dw).saturating_sub(pw))
-        })
-        .collect()
-}
-
 /// [`im2col`] into the transposed layout `[groups, n·oh·ow, rows]`, one task per image and
-/// group (each writes its own contiguous block).
+/// group (each writes its own contiguous block). The loops run over the patch rows outside and
+/// the output columns inside, so every inner loop moves a whole output row.
 fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     let rows = g.rows();
     let mut out = T::take(g.patch_len());
@@ -238,31 +219,37 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     if out.is_empty() {
         return out;
     }
-    let (kh, kw, dw) = (g.kernel[0], g.kernel[1], g.dilation[1]);
+    let (kh, kw, sw) = (g.kernel[0], g.kernel[1], g.stride[1]);
     let cg = g.c / g.groups;
     let plane = g.h * g.w;
     let l = g.oh * g.ow;
-    let spans = col_spans(g);
+    let spans: Vec<(usize, usize, usize)> = (0..kw)
+        .map(|kj| {
+            let (lo, hi) = g.valid_cols(kj);
+            let col0 = if lo < hi {
+                lo * sw + kj * g.dilation[1] - g.padding[1]
+            } else {
+                0
+            };
+            (lo, hi, col0)
+        })
+        .collect();
     let fill_image = |(gb, dst): (usize, &mut [T])| {
         let (grp, b) = (gb / g.n, gb % g.n);
         let image = &x[(b * g.c + grp * cg) * plane..][..cg * plane];
-        for oi in 0..g.oh {
-            for (oj, &(lo, hi, ic0)) in spans.iter().enumerate() {
-                let d = &mut dst[(oi * g.ow + oj) * rows..][..rows];
-                for ch in 0..cg {
-                    let src = &image[ch * plane..][..plane];
-                    for ki in 0..kh {
+        for ch in 0..cg {
+            let src = &image[ch * plane..][..plane];
+            for ki in 0..kh {
+                for (kj, &(lo, hi, col0)) in spans.iter().enumerate() {
+                    let r = (ch * kh + ki) * kw + kj;
+                    for oi in 0..g.oh {
                         let Some(ir) = g.src_row(oi, ki) else {
                             continue;
                         };
-                        let r0 = (ch * kh + ki) * kw;
                         let row = &src[ir * g.w..][..g.w];
-                        if dw == 1 {
-                            d[r0 + lo..r0 + hi].copy_from_slice(&row[ic0..ic0 + (hi - lo)]);
-                        } else {
-                            for (k, v) in d[r0 + lo..r0 + hi].iter_mut().enumerate() {
-                                *v = row[ic0 + k * dw];
-                            }
+                        let block = &mut dst[oi * g.ow * rows..][..g.ow * rows];
+                        for oj in lo..hi {
+                            block[oj * rows + r] = row[col0 + (oj - lo) * sw];
                         }
                     }
                 }
@@ -279,7 +266,7 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     out
 }
 
-/// [`col2im`] of the transposed layout, one task per image.
+/// [`col2im`] of the transposed layout, one task per image; loops as in [`im2row`].
 fn row2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     let (rows, cols) = (g.rows(), g.cols());
     let mut out = T::take(g.image_len());
@@ -287,37 +274,38 @@ fn row2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     if out.is_empty() {
         return out;
     }
-    let (kh, kw, dw) = (g.kernel[0], g.kernel[1], g.dilation[1]);
+    let (kh, kw, sw) = (g.kernel[0], g.kernel[1], g.stride[1]);
     let cg = g.c / g.groups;
     let plane = g.h * g.w;
     let l = g.oh * g.ow;
-    let spans = col_spans(g);
+    let spans: Vec<(usize, usize, usize)> = (0..kw)
+        .map(|kj| {
+            let (lo, hi) = g.valid_cols(kj);
+            let col0 = if lo < hi {
+                lo * sw + kj * g.dilation[1] - g.padding[1]
+            } else {
+                0
+            };
+            (lo, hi, col0)
+        })
+        .collect();
     let fill_image = |(b, dst): (usize, &mut [T])| {
         for grp in 0..g.groups {
             let block = &cols_buf[(grp * cols + b * l) * rows..][..l * rows];
             let image = &mut dst[grp * cg * plane..][..cg * plane];
-            for oi in 0..g.oh {
-                for (oj, &(lo, hi, ic0)) in spans.iter().enumerate() {
-                    let s = &block[(oi * g.ow + oj) * rows..][..rows];
-                    for ch in 0..cg {
-                        let d = &mut image[ch * plane..][..plane];
-                        for ki in 0..kh {
+            for ch in 0..cg {
+                let d = &mut image[ch * plane..][..plane];
+                for ki in 0..kh {
+                    for (kj, &(lo, hi, col0)) in spans.iter().enumerate() {
+                        let r = (ch * kh + ki) * kw + kj;
+                        for oi in 0..g.oh {
                             let Some(ir) = g.src_row(oi, ki) else {
                                 continue;
                             };
-                            let r0 = (ch * kh + ki) * kw;
                             let row = &mut d[ir * g.w..][..g.w];
-                            if dw == 1 {
-                                for (o, &v) in row[ic0..ic0 + (hi - lo)]
-                                    .iter_mut()
-                                    .zip(&s[r0 + lo..r0 + hi])
-                                {
-                                    *o += v;
-                                }
-                            } else {
-                                for (k, &v) in s[r0 + lo..r0 + hi].iter().enumerate() {
-                                    row[ic0 + k * dw] += v;
-                                }
+                            let s = &block[oi * g.ow * rows..][..g.ow * rows];
+                            for oj in lo..hi {
+                                row[col0 + (oj - lo) * sw] += s[oj * rows + r];
                             }
                         }
                     }
