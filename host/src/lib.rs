@@ -23,7 +23,9 @@
 //! - [`fit`]: supervised MLP training on a CSV table.
 //!
 //! Shared pieces:
-//! - [`data`]: CSV tables, splits and standardisation; [`metrics`]: accuracy, NLL,
+//! - [`data`]: CSV tables, splits and standardisation; [`images`]: image sets — IDX (MNIST),
+//!   CIFAR-10 binary batches, CSV rows of pixels, the generated Augerino sets; [`metrics`]:
+//!   accuracy, NLL,
 //!   calibration; [`export`]: MLP model files the core loads; [`checkpoint`]: resumable training
 //!   state, checksummed with its configuration;
 //! - [`train`]: the step every training loop takes (loss → finite check → gradient → step);
@@ -73,6 +75,7 @@ pub mod export;
 pub mod firmware;
 pub mod fit;
 pub mod gp;
+pub mod images;
 pub mod limits;
 pub mod metrics;
 pub mod output;
