@@ -95,23 +95,56 @@ fn layer_error(layer: usize, what: &'static str) -> Error {
 /// What another `keel.kind` is, for the error that refuses it.
 fn not_a_cnn(kind: JsonStr<'_>) -> Error {
     const KINDS: [(&str, &str); 12] = [
-        ("mlp", "`keel.kind` is `mlp` (a multilayer perceptron), not `cnn`"),
-        ("emlp", "`keel.kind` is `emlp` (an equivariant MLP), not `cnn`"),
-        ("bma", "`keel.kind` is `bma` (a model average of MLPs), not `cnn`"),
-        ("chnn", "`keel.kind` is `chnn` (a learned Hamiltonian), not `cnn`"),
-        ("clnn", "`keel.kind` is `clnn` (a learned Lagrangian), not `cnn`"),
-        ("policy", "`keel.kind` is `policy` (an SAC policy), not `cnn`"),
-        ("rl-value", "`keel.kind` is `rl-value` (a value model), not `cnn`"),
-        ("samples", "`keel.kind` is `samples` (data, not a model), not `cnn`"),
-        ("bayes-samples", "`keel.kind` is `bayes-samples` (posterior samples), not `cnn`"),
-        ("bayes-hmc-checkpoint", "`keel.kind` is `bayes-hmc-checkpoint`, not `cnn`"),
+        (
+            "mlp",
+            "`keel.kind` is `mlp` (a multilayer perceptron), not `cnn`",
+        ),
+        (
+            "emlp",
+            "`keel.kind` is `emlp` (an equivariant MLP), not `cnn`",
+        ),
+        (
+            "bma",
+            "`keel.kind` is `bma` (a model average of MLPs), not `cnn`",
+        ),
+        (
+            "chnn",
+            "`keel.kind` is `chnn` (a learned Hamiltonian), not `cnn`",
+        ),
+        (
+            "clnn",
+            "`keel.kind` is `clnn` (a learned Lagrangian), not `cnn`",
+        ),
+        (
+            "policy",
+            "`keel.kind` is `policy` (an SAC policy), not `cnn`",
+        ),
+        (
+            "rl-value",
+            "`keel.kind` is `rl-value` (a value model), not `cnn`",
+        ),
+        (
+            "samples",
+            "`keel.kind` is `samples` (data, not a model), not `cnn`",
+        ),
+        (
+            "bayes-samples",
+            "`keel.kind` is `bayes-samples` (posterior samples), not `cnn`",
+        ),
+        (
+            "bayes-hmc-checkpoint",
+            "`keel.kind` is `bayes-hmc-checkpoint`, not `cnn`",
+        ),
         ("rl-checkpoint", "`keel.kind` is `rl-checkpoint`, not `cnn`"),
-        ("checkpoint", "`keel.kind` is `checkpoint` (a training checkpoint), not `cnn`"),
+        (
+            "checkpoint",
+            "`keel.kind` is `checkpoint` (a training checkpoint), not `cnn`",
+        ),
     ];
-    let what = KINDS
-        .iter()
-        .find(|(name, _)| kind == *name)
-        .map_or("`keel.kind` is not `cnn` (nor another kind Keel writes)", |k| k.1);
+    let what = KINDS.iter().find(|(name, _)| kind == *name).map_or(
+        "`keel.kind` is not `cnn` (nor another kind Keel writes)",
+        |k| k.1,
+    );
     Error::InvalidConfig { what }
 }
 
@@ -149,12 +182,29 @@ fn output_shape(layer: &CnnLayer, [c, h, w]: [usize; 3], i: usize) -> Result<[us
     Ok(match *layer {
         CnnLayer::Conv(cv) => {
             if c % cv.groups != 0 {
-                return Err(layer_error(i, "input channels are not a multiple of `groups`"));
+                return Err(layer_error(
+                    i,
+                    "input channels are not a multiple of `groups`",
+                ));
             }
             [
                 cv.out_channels,
-                window_count(h, cv.kernel[0], cv.stride[0], cv.padding[0], cv.dilation[0], i)?,
-                window_count(w, cv.kernel[1], cv.stride[1], cv.padding[1], cv.dilation[1], i)?,
+                window_count(
+                    h,
+                    cv.kernel[0],
+                    cv.stride[0],
+                    cv.padding[0],
+                    cv.dilation[0],
+                    i,
+                )?,
+                window_count(
+                    w,
+                    cv.kernel[1],
+                    cv.stride[1],
+                    cv.padding[1],
+                    cv.dilation[1],
+                    i,
+                )?,
             ]
         }
         CnnLayer::MaxPool(p) | CnnLayer::AvgPool(p) => [
@@ -267,15 +317,14 @@ impl<'a, const L: usize> Cnn<'a, L> {
             };
             shape = output;
         }
-        width
-            .checked_mul(2)
-            .ok_or(Error::InvalidConfig {
-                what: "the scratch the model needs overflows",
-            })?;
+        width.checked_mul(2).ok_or(Error::InvalidConfig {
+            what: "the scratch the model needs overflows",
+        })?;
         let depth = config.layers().len();
         if st
             .find(|name| {
-                is_layer_tensor(name, "", depth, "weight") || is_layer_tensor(name, "", depth, "bias")
+                is_layer_tensor(name, "", depth, "weight")
+                    || is_layer_tensor(name, "", depth, "bias")
             })
             .is_some()
         {
@@ -387,9 +436,7 @@ impl<'a, const L: usize> Cnn<'a, L> {
     }
 
     fn stages(&self) -> &[Stage<'a>] {
-        self.stages
-            .get(..self.config.layers().len())
-            .unwrap_or(&[])
+        self.stages.get(..self.config.layers().len()).unwrap_or(&[])
     }
 
     /// Evaluates the network on one image (`[C, H, W]`, channel-major): `out` receives the last
@@ -456,7 +503,9 @@ impl<'a, const L: usize> Cnn<'a, L> {
         }
         for (layer, stage) in self.config.layers().iter().zip(self.stages()) {
             let x = a.get(..numel(stage.input).unwrap_or(0)).ok_or(too_small)?;
-            let y = b.get_mut(..numel(stage.output).unwrap_or(0)).ok_or(too_small)?;
+            let y = b
+                .get_mut(..numel(stage.output).unwrap_or(0))
+                .ok_or(too_small)?;
             match *layer {
                 CnnLayer::Flatten => continue,
                 CnnLayer::Conv(cv) => conv2d(&cv, stage, x, y),
@@ -508,7 +557,10 @@ fn weight_and_bias<'a>(
         role,
         layer: Some(i),
     };
-    Ok((weight.ok_or(missing("weight"))?, bias.ok_or(missing("bias"))?))
+    Ok((
+        weight.ok_or(missing("weight"))?,
+        bias.ok_or(missing("bias"))?,
+    ))
 }
 
 /// The weight's shape is `expected`, the bias's `[expected[0]]`; both float.
@@ -539,7 +591,11 @@ fn inside(n_out: usize, s: usize, off: usize, p: usize, n_in: usize) -> (usize, 
     let lo = if off >= p { 0 } else { (p - off).div_ceil(s) };
     // o·s + off < n_in + p
     let end = n_in + p;
-    let hi = if off >= end { 0 } else { (end - off).div_ceil(s) };
+    let hi = if off >= end {
+        0
+    } else {
+        (end - off).div_ceil(s)
+    };
     let lo = lo.min(n_out);
     (lo, hi.min(n_out).max(lo))
 }

@@ -267,7 +267,11 @@ fn parse_layer<S: Source>(p: &mut Parser<S>, i: usize) -> Result<CnnLayer> {
             }
             Some("activation") => {
                 let err = layer_error(i, "unknown `activation`");
-                set(&mut k.activation, named(p, Activation::from_name, err)?, duplicate)?;
+                set(
+                    &mut k.activation,
+                    named(p, Activation::from_name, err)?,
+                    duplicate,
+                )?;
             }
             _ => p.skip_value()?,
         }
@@ -331,7 +335,10 @@ fn build_layer(k: &LayerKeys, i: usize) -> Result<CnnLayer> {
             )?;
             let padding = k.padding.unwrap_or([0, 0]);
             if padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2 {
-                return Err(layer_error(i, "pool padding must be at most half the kernel"));
+                return Err(layer_error(
+                    i,
+                    "pool padding must be at most half the kernel",
+                ));
             }
             let pool = Pool2d {
                 kernel,
