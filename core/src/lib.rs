@@ -30,6 +30,9 @@
 //! - [`linalg`]: the small dense linear algebra the others use — pivoted LU, Cholesky with rank-1
 //!   updates, triangular solves, a symmetric eigensolver — on slices, without allocation;
 //! - [`random`]: a seeded generator and the distributions the samplers use.
+//! - [`vision`]: the 3×3 matrix exponential and the affine bilinear warp (PyTorch's
+//!   `affine_grid` + `grid_sample` conventions) of Augerino's learned augmentations (Benton et
+//!   al., *Learning Invariances in Neural Networks*, NeurIPS 2020).
 //!
 //! ```
 //! use keel_core::dynamics::systems::ChainPendulum;
@@ -72,6 +75,7 @@ pub mod nn;
 pub mod random;
 mod real;
 pub mod rl;
+pub mod vision;
 
 pub use error::{Error, Result};
 /// The `num-traits` this core builds on (`Real: num_traits::Float`), re-exported so firmware uses

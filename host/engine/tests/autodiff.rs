@@ -625,3 +625,141 @@ proptest! {
         prop_assert!(e.iter().all(|&e| e < 2e-15), "m {m}, k {k}, n {n}: {e:?}");
     }
 }
+
+// ---------------------------------------------------------------- image operations
+//
+// Each image op is followed by a nonlinearity so that the Hessian–vector check of `check` sees
+// second derivatives through the op (a convolution alone is linear in its image).
+
+use keel_engine::tensor::{Conv2dOpts, ConvTranspose2dOpts};
+
+fn conv(
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Conv2dOpts {
+    Conv2dOpts {
+        stride,
+        padding,
+        dilation,
+        groups,
+    }
+}
+
+/// The affine maps `[n, 2, 3]` of `expm` of generator combinations (rotations past π/2, zoom,
+/// shear, translation), so that many sampling points fall outside the image.
+fn thetas(x: &Tensor) -> Result<Tensor> {
+    let n = x.dims()[0];
+    x.reshape(&[n, 2, 3])?.affine(1.2, 0.0)
+}
+
+/// A rotation by 2.2 rad with a zoom out, and a shear with a translation.
+fn fixed_thetas() -> Result<Tensor> {
+    let (c, s) = (2.2f64.cos() * 1.3, 2.2f64.sin() * 1.3);
+    Tensor::from_vec(
+        vec![c, -s, 0.1, s, c, -0.2, 1.0, 0.6, 0.3, 0.4, 0.9, 0.0],
+        &[2, 2, 3],
+    )
+}
+
+checks! {
+    conv2d_plain: [input(&[2, 3, 5, 6]), input(&[4, 3, 3, 3]), input(&[4])] =>
+        |x| x[0].conv2d(&x[1], Some(&x[2]), Conv2dOpts::default())?.tanh();
+    conv2d_stride_pad: [input(&[2, 2, 7, 6]), input(&[3, 2, 2, 3])] =>
+        |x| x[0].conv2d(&x[1], None, conv([2, 1], [1, 2], [1, 1], 1))?.square();
+    conv2d_dilated: [input(&[1, 2, 7, 7]), input(&[2, 2, 3, 2])] =>
+        |x| x[0].conv2d(&x[1], None, conv([1, 2], [2, 1], [2, 3], 1))?.tanh();
+    conv2d_groups: [input(&[2, 4, 5, 5]), input(&[6, 2, 3, 3]), input(&[6])] =>
+        |x| x[0].conv2d(&x[1], Some(&x[2]), conv([1, 1], [1, 1], [1, 1], 2))?.tanh();
+    conv2d_depthwise: [input(&[2, 3, 4, 5]), input(&[3, 1, 2, 2])] =>
+        |x| x[0].conv2d(&x[1], None, conv([2, 2], [1, 0], [1, 1], 3))?.square();
+    conv_transpose2d_plain: [input(&[2, 3, 3, 4]), input(&[3, 2, 3, 3]), input(&[2])] =>
+        |x| x[0].conv_transpose2d(&x[1], Some(&x[2]), ConvTranspose2dOpts::default())?.tanh();
+    conv_transpose2d_strided: [input(&[1, 4, 3, 3]), input(&[4, 1, 3, 2])] =>
+        |x| x[0].conv_transpose2d(&x[1], None, ConvTranspose2dOpts {
+            stride: [2, 2], padding: [1, 0], output_padding: [1, 1], dilation: [1, 1], groups: 2,
+        })?.square();
+    conv_transpose2d_dilated: [input(&[2, 2, 3, 4]), input(&[2, 3, 2, 2])] =>
+        |x| x[0].conv_transpose2d(&x[1], None, ConvTranspose2dOpts {
+            stride: [1, 2], padding: [0, 1], output_padding: [0, 0], dilation: [2, 1], groups: 1,
+        })?.tanh();
+    max_pool2d: [input(&[2, 3, 5, 7])] => |x| x[0].max_pool2d([2, 3], [2, 2], [1, 1])?.square();
+    max_pool2d_overlapping: [input(&[1, 2, 6, 6])] => |x| x[0].max_pool2d([3, 3], [1, 1], [0, 0])?.tanh();
+    avg_pool2d: [input(&[2, 2, 5, 6])] => |x| x[0].avg_pool2d([3, 2], [2, 2], [1, 1])?.square();
+    global_mean_pool: [input(&[3, 2, 3, 4])] => |x| x[0].global_mean_pool()?.square();
+    flatten: [input(&[2, 3, 2, 2])] => |x| x[0].flatten()?.matmul_t(&x[0].flatten()?, false, true);
+    batch_norm_train: [input(&[3, 2, 3, 2]), input(&[2]), input(&[2])] =>
+        |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5)?.0.tanh();
+    batch_norm_eval: [input(&[2, 3, 2, 2]), input(&[3]), input(&[3]), input(&[3]), positive(&[3])] =>
+        |x| x[0].batch_norm_eval(&x[1], &x[2], &x[3], &x[4], 1e-5)?.tanh();
+    affine_grid: [input(&[2, 6])] => |x| Tensor::affine_grid(&thetas(&x[0])?, 2, 3, 4)?.square();
+    grid_sample_image: [input(&[2, 2, 5, 4])] =>
+        |x| x[0].grid_sample(&Tensor::affine_grid(&fixed_thetas()?, 2, 4, 5)?)?.tanh();
+    grid_sample_theta: [input(&[2, 6]), input(&[2, 2, 5, 4])] =>
+        |x| x[1].grid_sample(&Tensor::affine_grid(&thetas(&x[0])?, 2, 4, 5)?)?.square();
+    matrix_exp: [input(&[2, 3, 3])] => |x| x[0].mul_scalar(1.7)?.matrix_exp();
+    matrix_exp_small: [input(&[3, 3])] => |x| x[0].mul_scalar(0.1)?.matrix_exp()?.square();
+}
+
+#[test]
+fn dropout_keeps_the_expectation_and_its_mask_is_the_gradient() {
+    let x = Tensor::full(1.0, &[200, 50], DType::F64)
+        .unwrap()
+        .variable();
+    let y = x.dropout(0.3, 7).unwrap();
+    let v = y.to_vec_f64().unwrap();
+    let kept = v.iter().filter(|&&a| a != 0.0).count() as f64 / v.len() as f64;
+    // 10,000 Bernoulli(0.7) draws: σ ≈ 0.0046.
+    assert!((kept - 0.7).abs() < 0.02, "kept fraction {kept}");
+    assert!(v.iter().all(|&a| a == 0.0 || (a - 1.0 / 0.7).abs() < 1e-15));
+    let g = grad(&[&y.sum_all().unwrap()], &[None], &[&x], false).unwrap()[0]
+        .clone()
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    assert_eq!(g, v, "d(sum dropout(x))/dx is the mask");
+    assert_eq!(
+        x.dropout(0.3, 7).unwrap().to_vec_f64().unwrap(),
+        v,
+        "seeded"
+    );
+    assert!(x.dropout(1.0, 7).is_err());
+}
+
+#[test]
+fn image_ops_refuse_bad_geometry() {
+    let x = Tensor::zeros(&[1, 2, 4, 4], DType::F64).unwrap();
+    let w = Tensor::zeros(&[3, 2, 5, 5], DType::F64).unwrap();
+    let e = x
+        .conv2d(&w, None, Conv2dOpts::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("kernel spans 5 rows but the padded input has 4"),
+        "{e}"
+    );
+    let w = Tensor::zeros(&[3, 1, 3, 3], DType::F64).unwrap();
+    assert!(
+        x.conv2d(&w, None, Conv2dOpts::default()).is_err(),
+        "channels"
+    );
+    let e = x
+        .conv2d(&w, None, conv([1, 1], [0, 0], [1, 1], 3))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups"), "{e}");
+    assert!(
+        x.max_pool2d([2, 2], [2, 2], [2, 0]).is_err(),
+        "padding over half the kernel"
+    );
+    assert!(x.max_pool2d([2, 0], [2, 2], [0, 0]).is_err(), "zero kernel");
+    let x3 = Tensor::zeros(&[2, 4, 4], DType::F64).unwrap();
+    assert!(x3.max_pool2d([2, 2], [2, 2], [0, 0]).is_err(), "rank 3");
+    let e = Tensor::zeros(&[2, 3, 2], DType::F64)
+        .unwrap()
+        .matrix_exp()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("square"), "{e}");
+}

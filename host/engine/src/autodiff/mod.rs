@@ -16,6 +16,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::backend::cpu::conv::PatchGeom;
 use crate::backend::cpu::kernels::{BinaryOp, UnaryOp};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, MAX_RANK};
@@ -74,6 +75,10 @@ pub(crate) enum Op {
     Cast(Tensor),
     /// A copy to another device.
     ToDevice(Tensor),
+    /// The patch matrix of an image (the padding's fill is not differentiated).
+    Im2col(Tensor, PatchGeom),
+    /// Patches summed back into an image.
+    Col2im(Tensor, PatchGeom),
 }
 
 impl Op {
@@ -93,7 +98,9 @@ impl Op {
             | Op::IndexSelect(a, ..)
             | Op::IndexAdd(a, ..)
             | Op::Cast(a)
-            | Op::ToDevice(a) => vec![a],
+            | Op::ToDevice(a)
+            | Op::Im2col(a, _)
+            | Op::Col2im(a, _) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b, ..) => vec![a, b],
             Op::Where(_, a, b) => vec![a, b],
             Op::Concat(parts, _) => parts.iter().collect(),

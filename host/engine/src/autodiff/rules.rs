@@ -139,6 +139,8 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::IndexAdd(x, axis, idx) => vec![(x, g.index_select(*axis as isize, idx)?)],
         Op::Cast(x) => vec![(x, g.to_dtype(x.dtype())?)],
         Op::ToDevice(x) => vec![(x, g.to_device(x.device())?)],
+        Op::Im2col(x, geom) => vec![(x, g.col2im(geom)?)],
+        Op::Col2im(x, geom) => vec![(x, g.im2col(geom, 0.0)?)],
     })
 }
 
@@ -243,6 +245,8 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
             .transpose()?,
         Op::Cast(x) => t(x).map(|tx| tx.to_dtype(out.dtype())).transpose()?,
         Op::ToDevice(x) => t(x).map(|tx| tx.to_device(out.device())).transpose()?,
+        Op::Im2col(x, geom) => t(x).map(|tx| tx.im2col(geom, 0.0)).transpose()?,
+        Op::Col2im(x, geom) => t(x).map(|tx| tx.col2im(geom)).transpose()?,
     })
 }
 

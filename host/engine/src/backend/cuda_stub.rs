@@ -190,6 +190,12 @@ impl CudaStorage {
     pub fn cast(&self, _dtype: DType) -> Result<CudaStorage> {
         match *self {}
     }
+    pub fn im2col(&self, _g: &crate::backend::ops::PatchGeom, _fill: f64) -> Result<CudaStorage> {
+        match *self {}
+    }
+    pub fn col2im(&self, _g: &crate::backend::ops::PatchGeom) -> Result<CudaStorage> {
+        match *self {}
+    }
     pub fn adam(
         &self,
         _g: &CudaStorage,

@@ -1,13 +1,14 @@
 //! The operations every backend implements, dispatched on [`Storage`]. Tensor code calls these
 //! and never matches on a backend itself.
 
-use super::cpu::{gemm, kernels, CpuStorage, Float};
+use super::cpu::{conv, gemm, kernels, CpuStorage, Float};
 use super::cuda;
 use super::{DType, Device, Storage};
 use crate::cpu_map;
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
+pub use super::cpu::conv::PatchGeom;
 pub use super::cpu::gemm::MatmulDims;
 pub use super::cpu::kernels::{BinaryOp, UnaryOp};
 
@@ -453,6 +454,28 @@ impl Storage {
                 v, o, dim, i, idx
             ))),
             Storage::Cuda(g) => Storage::Cuda(g.index_op("index_add", o, dim, i, idx)?),
+        })
+    }
+
+    /// The patch matrix of an `[n, c, h, w]` image (see [`PatchGeom`]); padding reads `fill`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn im2col(&self, g: &PatchGeom, fill: f64) -> Result<Storage> {
+        Ok(match self {
+            Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v: T| conv::im2col::<T>(v, g, fill as T))),
+            Storage::Cuda(s) => Storage::Cuda(s.im2col(g, fill)?),
+        })
+    }
+
+    /// The adjoint of [`Storage::im2col`]: patch entries summed back into an `[n, c, h, w]` image.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn col2im(&self, g: &PatchGeom) -> Result<Storage> {
+        Ok(match self {
+            Storage::Cpu(c) => Storage::Cpu(cpu_map!(c, |v: T| conv::col2im::<T>(v, g))),
+            Storage::Cuda(s) => Storage::Cuda(s.col2im(g)?),
         })
     }
 

@@ -5,12 +5,15 @@
 //! same operations, so derivatives of derivatives work. Shape errors are checked at API entry and
 //! name the operation and both shapes.
 
+mod conv;
 mod ops;
 mod shape;
+mod vision;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use conv::{Conv2dOpts, ConvTranspose2dOpts};
 pub use shape::{Shape, MAX_RANK};
 
 use crate::autodiff::{self, Op};

@@ -1,5 +1,6 @@
 //! The CPU backend: contiguous `Vec` buffers (pooled), generic kernels, `gemm` for products.
 
+pub mod conv;
 pub mod float;
 pub mod gemm;
 pub mod hmc;

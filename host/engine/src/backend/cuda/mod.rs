@@ -28,4 +28,5 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("cast", include_str!("../../../../../cuda/cast.cu")),
     ("optim", include_str!("../../../../../cuda/optim.cu")),
     ("hmc", include_str!("../../../../../cuda/hmc.cu")),
+    ("conv", include_str!("../../../../../cuda/conv.cu")),
 ];

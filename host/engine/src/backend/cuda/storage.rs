@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAs
 use super::device::{device, GpuDevice};
 use crate::backend::cpu::{CpuStorage, Float};
 use crate::backend::launch::launch_dims;
-use crate::backend::ops::{BinaryOp, MatmulDims, UnaryOp};
+use crate::backend::ops::{BinaryOp, MatmulDims, PatchGeom, UnaryOp};
 use crate::backend::{AdamHyper, DType, SgdHyper};
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, MAX_RANK};
@@ -679,6 +679,70 @@ impl CudaStorage {
                 "{name} of {} indices over [{o}, {d}, {i}]",
                 idx.len()
             )))?;
+            y
+        })))
+    }
+
+    fn conv_geom(&self, g: &PatchGeom, op: &str) -> Result<CudaSlice<u64>> {
+        let v = [
+            g.n,
+            g.c,
+            g.h,
+            g.w,
+            g.groups,
+            g.kernel[0],
+            g.kernel[1],
+            g.stride[0],
+            g.stride[1],
+            g.padding[0],
+            g.padding[1],
+            g.dilation[0],
+            g.dilation[1],
+            g.oh,
+            g.ow,
+            0,
+        ];
+        self.upload_u64(&v.map(|x| x as u64), op)
+    }
+
+    /// The patch matrix of an `[n, c, h, w]` image (`cuda/conv.cu`; CPU twin
+    /// `backend::cpu::conv::im2col`).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn im2col(&self, g: &PatchGeom, fill: f64) -> Result<CudaStorage> {
+        let geom = self.conv_geom(g, "im2col")?;
+        let f = self.kernel("conv", "im2col")?;
+        let n = g.patch_len();
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc::<T>(n, "im2col")?;
+            let fill = fill as T;
+            let mut l = self.dev.stream.launch_builder(&f);
+            l.arg(x).arg(&mut y).arg(&geom).arg(&fill);
+            // SAFETY: im2col_{dtype}(const T* x, T* y, const unsigned long long* geom[16], T fill);
+            // x holds n·c·h·w elements and y the patch matrix's groups·rows·cols (both from the
+            // geometry the tensor layer validated).
+            unsafe { l.launch(cfg(n)) }.map_err(err(format!("im2col {g:?}")))?;
+            y
+        })))
+    }
+
+    /// The adjoint of [`CudaStorage::im2col`] (`cuda/conv.cu`; CPU twin
+    /// `backend::cpu::conv::col2im`).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    pub fn col2im(&self, g: &PatchGeom) -> Result<CudaStorage> {
+        let geom = self.conv_geom(g, "col2im")?;
+        let f = self.kernel("conv", "col2im")?;
+        let n = g.image_len();
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc::<T>(n, "col2im")?;
+            let mut l = self.dev.stream.launch_builder(&f);
+            l.arg(x).arg(&mut y).arg(&geom);
+            // SAFETY: col2im_{dtype}(const T* cols, T* y, const unsigned long long* geom[16]);
+            // x holds the patch matrix and y n·c·h·w elements, by the validated geometry.
+            unsafe { l.launch(cfg(n)) }.map_err(err(format!("col2im {g:?}")))?;
             y
         })))
     }

@@ -1,5 +1,8 @@
 //! Layers built on the tensor engine: dense layers and multilayer perceptrons whose parameters
-//! live in a [`Params`] (so the optimizer, export and checkpoints see them by name).
+//! live in a [`Params`] (so the optimizer, export and checkpoints see them by name); and
+//! convolutional networks ([`cnn`]).
+
+pub mod cnn;
 
 use keel_core::random::Xoshiro256PlusPlus;
 

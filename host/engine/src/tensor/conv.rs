@@ -1,0 +1,560 @@
+//! Image operations on NCHW tensors: convolutions, transposed convolutions, pooling, batch
+//! normalisation, dropout and flattening.
+//!
+//! Two primitives do the work: [`Tensor::im2col`] (the patch matrix of an image) and its adjoint
+//! [`Tensor::col2im`]. Each records the other as its derivative, both are linear, and everything
+//! else here is written with them and the engine's other recorded operations — so gradients of
+//! gradients work through every image op (a WGAN-GP gradient penalty differentiates a critic's
+//! input gradient again). A convolution is `im2col` then one matrix product per group over all
+//! images at once (`[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]`, the `gemm` crate on the CPU and
+//! cuBLAS on a GPU); a transposed convolution is the adjoint: a product then `col2im`; max and
+//! average pooling reduce `im2col`'s patch axis with the channels as groups.
+//!
+//! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
+//! `conv2d` and `[C, O/g, kh, kw]` for `conv_transpose2d`, output sizes
+//! `⌊(h + 2p − d(k − 1) − 1)/s⌋ + 1` and `(h − 1)s − 2p + d(k − 1) + output_padding + 1`,
+//! `avg_pool2d` counting the padding (`count_include_pad=True`), batch normalisation normalising
+//! by the biased batch variance and reporting the unbiased one for running statistics.
+//! `fixtures/gen/conv_ops.py` checks these against PyTorch.
+
+use super::{Shape, Tensor};
+use crate::autodiff::Op;
+use crate::backend::ops::PatchGeom;
+use crate::error::{Error, Result};
+
+/// Stride, padding, dilation and groups of [`Tensor::conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOpts {
+    /// Step between output pixels (rows, columns).
+    pub stride: [usize; 2],
+    /// Zeros added on each side (rows, columns).
+    pub padding: [usize; 2],
+    /// Spacing of the kernel taps (rows, columns).
+    pub dilation: [usize; 2],
+    /// Channel groups (divides the input and output channels).
+    pub groups: usize,
+}
+
+impl Default for Conv2dOpts {
+    fn default() -> Self {
+        Conv2dOpts {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+/// Options of [`Tensor::conv_transpose2d`], with PyTorch's meaning: `padding` removes
+/// `dilation·(k − 1) − padding` … as the adjoint of a convolution with the same options would,
+/// `output_padding` adds rows and columns on the far side to pick one of the output sizes a
+/// strided convolution maps to the same input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2dOpts {
+    /// Stride of the convolution this is the adjoint of.
+    pub stride: [usize; 2],
+    /// Padding of that convolution.
+    pub padding: [usize; 2],
+    /// Extra output rows and columns (each `<` the stride or the dilation).
+    pub output_padding: [usize; 2],
+    /// Dilation of that convolution.
+    pub dilation: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose2dOpts {
+    fn default() -> Self {
+        ConvTranspose2dOpts {
+            stride: [1, 1],
+            padding: [0, 0],
+            output_padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Error {
+    Error::invalid(name, value, reason)
+}
+
+/// The four dimensions of an NCHW tensor.
+fn nchw(x: &Tensor, op: &'static str) -> Result<[usize; 4]> {
+    match *x.dims() {
+        [n, c, h, w] => Ok([n, c, h, w]),
+        _ => Err(invalid(
+            "image",
+            x.shape(),
+            format!("{op} takes [batch, channels, height, width]"),
+        )),
+    }
+}
+
+/// The patch geometry of a convolution or pooling over `[n, c, h, w]`, checked.
+#[allow(clippy::too_many_arguments)]
+fn geometry(
+    op: &'static str,
+    [n, c, h, w]: [usize; 4],
+    groups: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> Result<PatchGeom> {
+    let pair = |v: [usize; 2]| format!("{}x{}", v[0], v[1]);
+    if kernel.contains(&0) {
+        return Err(invalid(
+            "kernel size",
+            pair(kernel),
+            format!("{op}: must be ≥ 1"),
+        ));
+    }
+    if stride.contains(&0) {
+        return Err(invalid(
+            "stride",
+            pair(stride),
+            format!("{op}: must be ≥ 1"),
+        ));
+    }
+    if dilation.contains(&0) {
+        return Err(invalid(
+            "dilation",
+            pair(dilation),
+            format!("{op}: must be ≥ 1"),
+        ));
+    }
+    if groups == 0 || c % groups != 0 {
+        return Err(invalid(
+            "groups",
+            groups,
+            format!("{op}: must divide the {c} input channels"),
+        ));
+    }
+    let mut out = [0usize; 2];
+    for (a, size) in [h, w].into_iter().enumerate() {
+        let span = dilation[a] * (kernel[a] - 1) + 1;
+        let padded = size + 2 * padding[a];
+        if span > padded {
+            return Err(invalid(
+                "kernel size",
+                pair(kernel),
+                format!(
+                    "{op}: the kernel spans {span} {} but the padded input has {padded}",
+                    ["rows", "columns"][a]
+                ),
+            ));
+        }
+        out[a] = (padded - span) / stride[a] + 1;
+    }
+    let g = PatchGeom {
+        n,
+        c,
+        h,
+        w,
+        groups,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        oh: out[0],
+        ow: out[1],
+    };
+    Ok(g)
+}
+
+impl Tensor {
+    /// The patch matrix `[groups, (c/groups)·kh·kw, n·oh·ow]` of this `[n, c, h, w]` image
+    /// (see [`PatchGeom`]), padding read as `fill` (0 for convolutions, −∞ for max pooling).
+    /// Linear in the image; its derivative is [`Tensor::col2im`].
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the image is not the geometry's; [`Error::TooLarge`] for a
+    /// patch matrix that would not fit in memory.
+    pub fn im2col(&self, g: &PatchGeom, fill: f64) -> Result<Tensor> {
+        let expect = Shape::new(&[g.n, g.c, g.h, g.w])?;
+        if self.shape() != expect {
+            return Err(Error::ShapeMismatch {
+                op: "im2col",
+                lhs: self.shape(),
+                rhs: expect,
+            });
+        }
+        let out = Shape::new(&[g.groups, g.rows(), g.cols()])?;
+        crate::memory::check(
+            || format!("the patch matrix {out} of a convolution"),
+            g.patch_len() as u128,
+            self.dtype(),
+        )?;
+        let s = self.storage().im2col(g, fill)?;
+        Ok(Tensor::make(s, out, Some(Op::Im2col(self.clone(), *g))))
+    }
+
+    /// The adjoint of [`Tensor::im2col`]: a patch matrix `[groups, (c/groups)·kh·kw, n·oh·ow]`
+    /// summed back into its `[n, c, h, w]` image.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if this is not the geometry's patch matrix.
+    pub fn col2im(&self, g: &PatchGeom) -> Result<Tensor> {
+        let expect = Shape::new(&[g.groups, g.rows(), g.cols()])?;
+        if self.shape() != expect {
+            return Err(Error::ShapeMismatch {
+                op: "col2im",
+                lhs: self.shape(),
+                rhs: expect,
+            });
+        }
+        let out = Shape::new(&[g.n, g.c, g.h, g.w])?;
+        let s = self.storage().col2im(g)?;
+        Ok(Tensor::make(s, out, Some(Op::Col2im(self.clone(), *g))))
+    }
+
+    /// `[g, o, n·l]` (one product per group) → `[n, g·o, oh, ow]`.
+    fn groups_to_nchw(&self, n: usize, oh: usize, ow: usize) -> Result<Tensor> {
+        let [g, o, _] = *self.dims() else {
+            unreachable!("a [groups, rows, cols] product");
+        };
+        self.reshape(&[g, o, n, oh * ow])?
+            .permute(&[2, 0, 1, 3])?
+            .reshape(&[n, g * o, oh, ow])
+    }
+
+    /// Adds a per-channel bias `[c]` to an NCHW tensor.
+    fn add_channel_bias(&self, bias: Option<&Tensor>, op: &'static str) -> Result<Tensor> {
+        let Some(b) = bias else {
+            return Ok(self.clone());
+        };
+        let c = self.dims()[1];
+        if b.dims() != [c] {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: b.shape(),
+                rhs: Shape::new(&[c])?,
+            });
+        }
+        self.add(&b.reshape(&[1, c, 1, 1])?)
+    }
+
+    /// 2-D convolution (cross-correlation, as in PyTorch) of this `[n, c, h, w]` image with
+    /// `weight` `[o, c/groups, kh, kw]`, plus `bias` `[o]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for zero sizes, groups that do not divide the channels, or a
+    /// kernel larger than the padded input; [`Error::ShapeMismatch`] for a weight or bias of the
+    /// wrong shape.
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts) -> Result<Tensor> {
+        let x = nchw(self, "conv2d")?;
+        let &[oc, cg, kh, kw] = weight.dims() else {
+            return Err(invalid(
+                "weight",
+                weight.shape(),
+                "conv2d takes [out channels, in channels / groups, kh, kw]",
+            ));
+        };
+        let g = geometry(
+            "conv2d",
+            x,
+            o.groups,
+            [kh, kw],
+            o.stride,
+            o.padding,
+            o.dilation,
+        )?;
+        if cg * o.groups != x[1] || oc % o.groups != 0 {
+            return Err(Error::ShapeMismatch {
+                op: "conv2d",
+                lhs: self.shape(),
+                rhs: weight.shape(),
+            });
+        }
+        let cols = self.im2col(&g, 0.0)?;
+        let wm = weight.reshape(&[o.groups, oc / o.groups, g.rows()])?;
+        wm.matmul(&cols)?
+            .groups_to_nchw(g.n, g.oh, g.ow)?
+            .add_channel_bias(bias, "conv2d")
+    }
+
+    /// Transposed 2-D convolution of this `[n, c, h, w]` image with `weight`
+    /// `[c, o/groups, kh, kw]`, plus `bias` `[o]`: the adjoint of [`Tensor::conv2d`] with the
+    /// same stride, padding, dilation and groups (what PyTorch's `conv_transpose2d` computes).
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d`]; [`Error::InvalidArgument`] for an output padding not smaller than
+    /// the stride or the dilation, or an output that would be empty.
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        o: ConvTranspose2dOpts,
+    ) -> Result<Tensor> {
+        let [n, c, h, w] = nchw(self, "conv_transpose2d")?;
+        let &[wc, og, kh, kw] = weight.dims() else {
+            return Err(invalid(
+                "weight",
+                weight.shape(),
+                "conv_transpose2d takes [in channels, out channels / groups, kh, kw]",
+            ));
+        };
+        if o.groups == 0 || c % o.groups != 0 || wc != c {
+            return Err(Error::ShapeMismatch {
+                op: "conv_transpose2d",
+                lhs: self.shape(),
+                rhs: weight.shape(),
+            });
+        }
+        let mut out = [0usize; 2];
+        for a in 0..2 {
+            if o.stride[a] == 0 || o.dilation[a] == 0 {
+                return Err(invalid(
+                    "stride",
+                    format!("{:?} (dilation {:?})", o.stride, o.dilation),
+                    "conv_transpose2d: stride and dilation must be ≥ 1",
+                ));
+            }
+            if o.output_padding[a] >= o.stride[a].max(o.dilation[a]) {
+                return Err(invalid(
+                    "output padding",
+                    format!("{:?}", o.output_padding),
+                    "conv_transpose2d: must be smaller than the stride or the dilation",
+                ));
+            }
+            let size = [h, w][a];
+            let k = [kh, kw][a];
+            let full = (size.max(1) - 1) * o.stride[a]
+                + o.dilation[a] * (k.max(1) - 1)
+                + o.output_padding[a]
+                + 1;
+            out[a] = full
+                .checked_sub(2 * o.padding[a])
+                .filter(|&v| v > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        "padding",
+                        format!("{:?}", o.padding),
+                        format!("conv_transpose2d: leaves no output of the {h}x{w} input"),
+                    )
+                })?;
+        }
+        let oc = og * o.groups;
+        // The convolution this is the adjoint of maps [n, oc, out] to [n, c, h, w].
+        let g = geometry(
+            "conv_transpose2d",
+            [n, oc, out[0], out[1]],
+            o.groups,
+            [kh, kw],
+            o.stride,
+            o.padding,
+            o.dilation,
+        )?;
+        if (g.oh, g.ow) != (h, w) {
+            return Err(invalid(
+                "output padding",
+                format!("{:?}", o.output_padding),
+                format!(
+                    "conv_transpose2d: an output of {}x{} does not map back to {h}x{w}",
+                    out[0], out[1]
+                ),
+            ));
+        }
+        let cg = c / o.groups;
+        let xm = self
+            .reshape(&[n, o.groups, cg, h * w])?
+            .permute(&[1, 2, 0, 3])?
+            .reshape(&[o.groups, cg, n * h * w])?;
+        let wm = weight.reshape(&[o.groups, cg, g.rows()])?;
+        wm.matmul_t(&xm, true, false)?
+            .col2im(&g)?
+            .add_channel_bias(bias, "conv_transpose2d")
+    }
+
+    /// Pooling windows as a `[c, kh·kw, n·oh·ow]` patch matrix (channels as groups).
+    fn pool_patches(
+        &self,
+        op: &'static str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        fill: f64,
+    ) -> Result<(Tensor, PatchGeom)> {
+        let x = nchw(self, op)?;
+        for a in 0..2 {
+            if 2 * padding[a] > kernel[a] {
+                return Err(invalid(
+                    "padding",
+                    format!("{:?}", padding),
+                    format!("{op}: at most half the kernel size {:?}", kernel),
+                ));
+            }
+        }
+        let g = geometry(op, x, x[1], kernel, stride, padding, [1, 1])?;
+        Ok((self.im2col(&g, fill)?, g))
+    }
+
+    /// `[c, 1, n·oh·ow]` → `[n, c, oh, ow]`.
+    fn pooled_to_nchw(&self, g: &PatchGeom) -> Result<Tensor> {
+        self.reshape(&[g.c, g.n, g.oh, g.ow])?
+            .permute(&[1, 0, 2, 3])
+    }
+
+    /// Max pooling of this `[n, c, h, w]` image (PyTorch's `max_pool2d`, dilation 1, floor
+    /// mode). Where a window has tied maxima, the gradient is shared between them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for zero sizes, padding over half the kernel, or a kernel
+    /// larger than the padded input.
+    pub fn max_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<Tensor> {
+        let (p, g) = self.pool_patches("max_pool2d", kernel, stride, padding, f64::NEG_INFINITY)?;
+        p.max(1, true)?.pooled_to_nchw(&g)
+    }
+
+    /// Average pooling of this `[n, c, h, w]` image (PyTorch's `avg_pool2d` with
+    /// `count_include_pad=True`: padded zeros count in every window's mean).
+    ///
+    /// # Errors
+    /// As [`Tensor::max_pool2d`].
+    pub fn avg_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<Tensor> {
+        let (p, g) = self.pool_patches("avg_pool2d", kernel, stride, padding, 0.0)?;
+        p.mean(&[1], true)?.pooled_to_nchw(&g)
+    }
+
+    /// The mean over height and width: `[n, c, h, w]` → `[n, c]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if this is not an NCHW tensor.
+    pub fn global_mean_pool(&self) -> Result<Tensor> {
+        nchw(self, "global_mean_pool")?;
+        self.mean(&[2, 3], false)
+    }
+
+    /// `[n, …]` → `[n, product of the rest]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a rank-0 tensor.
+    pub fn flatten(&self) -> Result<Tensor> {
+        let Some((&n, rest)) = self.dims().split_first() else {
+            return Err(invalid(
+                "tensor",
+                self.shape(),
+                "flatten needs a batch axis",
+            ));
+        };
+        self.reshape(&[n, rest.iter().product()])
+    }
+
+    /// Checks the per-channel parameters of a batch norm.
+    fn bn_params(&self, op: &'static str, params: &[&Tensor]) -> Result<usize> {
+        let [_, c, _, _] = nchw(self, op)?;
+        for p in params {
+            if p.dims() != [c] {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: p.shape(),
+                    rhs: Shape::new(&[c])?,
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    /// Batch normalisation in training mode: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` over the batch
+    /// and spatial axes of this `[n, c, h, w]` tensor, with the biased batch variance `σ²_B`.
+    /// Returns `y`, the batch mean `[c]` and the *unbiased* batch variance `[c]` (detached) for
+    /// the caller's running statistics (PyTorch: `r ← (1 − m)·r + m·stat`, m = 0.1).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for parameters that are not `[c]`; [`Error::InvalidArgument`]
+    /// for a batch of one value per channel (no variance).
+    pub fn batch_norm_train(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let c = self.bn_params("batch_norm", &[gamma, beta])?;
+        let count = self.numel() / c.max(1);
+        if count < 2 {
+            return Err(invalid(
+                "batch",
+                self.shape(),
+                "batch norm in training mode needs more than one value per channel",
+            ));
+        }
+        let mean = self.mean(&[0, 2, 3], true)?;
+        let centred = self.sub(&mean)?;
+        let var = centred.square()?.mean(&[0, 2, 3], true)?;
+        let y = centred
+            .div(&var.add_scalar(eps)?.sqrt()?)?
+            .mul(&gamma.reshape(&[1, c, 1, 1])?)?
+            .add(&beta.reshape(&[1, c, 1, 1])?)?;
+        let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
+        Ok((
+            y,
+            mean.detach().reshape(&[c])?,
+            unbiased.detach().reshape(&[c])?,
+        ))
+    }
+
+    /// Batch normalisation in evaluation mode with running statistics `[c]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for parameters that are not `[c]`.
+    pub fn batch_norm_eval(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let c = self.bn_params("batch_norm", &[gamma, beta, running_mean, running_var])?;
+        let r = |t: &Tensor| t.reshape(&[1, c, 1, 1]);
+        self.sub(&r(running_mean)?)?
+            .div(&r(running_var)?.add_scalar(eps)?.sqrt()?)?
+            .mul(&r(gamma)?)?
+            .add(&r(beta)?)
+    }
+
+    /// Inverted dropout: each entry is zeroed with probability `p` and the rest scaled by
+    /// `1/(1 − p)`, by a mask drawn from `seed` (the same seed gives the same mask on every
+    /// device). Evaluation mode is simply not calling this.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `p` outside `[0, 1)`.
+    pub fn dropout(&self, p: f64, seed: u64) -> Result<Tensor> {
+        use keel_core::random::{uniform, Xoshiro256PlusPlus};
+        if !(0.0..1.0).contains(&p) {
+            return Err(invalid(
+                "dropout",
+                p,
+                "the drop probability must be in [0, 1)",
+            ));
+        }
+        if p == 0.0 {
+            return Ok(self.clone());
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let keep = 1.0 / (1.0 - p);
+        let mask: Vec<f64> = (0..self.numel())
+            .map(|_| {
+                if uniform::<f64, _>(&mut rng) < p {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        let mask = Tensor::from_f64s(&mask, self.dims(), self.dtype())?.to_device(self.device())?;
+        self.mul(&mask)
+    }
+}
