@@ -1171,3 +1171,213 @@ fn a_truncated_file_is_an_error_not_a_panic() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Augerino
+
+use keel_core::nn::Augerino;
+use keel_core::random::{uniform, Xoshiro256PlusPlus};
+use keel_core::vision::{augerino_transform, warp_bilinear};
+use rand_core::{Rng as _, TryRng};
+
+/// A generator whose every draw is the same 64 bits (so `uniform` returns one fixed `u`).
+struct Constant(u64);
+
+impl TryRng for Constant {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok((self.0 >> 32) as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        dst.fill(0);
+        Ok(())
+    }
+}
+
+/// A 1×5×5 classifier with Augerino widths `widths`, copies 4.
+fn augerino_file(widths: [f64; 6]) -> (Net, Vec<u8>) {
+    let net = Net::new(
+        [1, 5, 5],
+        vec![
+            conv(3, 3, 1, 1, 1, 1, "tanh"),
+            Spec::Flatten,
+            Spec::Dense {
+                out: 4,
+                act: "identity",
+            },
+        ],
+        21,
+    );
+    let mut config = net.config();
+    config["augerino"] = json!({"copies": 4});
+    let mut tensors = net.tensors();
+    tensors.push(("augerino.widths".into(), vec![6], widths.to_vec()));
+    let bytes = file_of("cnn", Some(&config.to_string()), &tensors, "F32");
+    (net, bytes)
+}
+
+fn log_softmax(v: &[f64]) -> Vec<f64> {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+    v.iter().map(|x| x - lse).collect()
+}
+
+fn augerino_predict(
+    bytes: &[u8],
+    image: &[f64],
+    copies: usize,
+    rng: &mut impl rand_core::Rng,
+) -> Vec<f64> {
+    let cnn = load::<8>(bytes).unwrap();
+    let aug = Augerino::new(&cnn).unwrap();
+    let mut out = vec![0.0; cnn.outputs()];
+    let mut scratch = vec![0.0; aug.scratch_len()];
+    aug.predict(image, copies, rng, &mut out, &mut scratch)
+        .unwrap();
+    out
+}
+
+#[test]
+fn zero_widths_give_the_plain_log_softmax_and_use_six_draws_per_copy() {
+    let (net, bytes) = augerino_file([0.0; 6]);
+    let image = Rng(4).vec(25);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    let mut twin = rng.clone();
+    let got = augerino_predict(&bytes, &image, 3, &mut rng);
+    assert_close(
+        "identity warps",
+        &got,
+        &log_softmax(&net.reference(&image)),
+        1e-12,
+    );
+    assert!((got.iter().map(|v| v.exp()).sum::<f64>() - 1.0).abs() < 1e-12);
+    for _ in 0..18 {
+        twin.next_u64();
+    }
+    assert_eq!(rng.next_u64(), twin.next_u64(), "exactly 6·J draws");
+}
+
+#[test]
+fn the_average_follows_the_documented_draws() {
+    let widths = [0.4, 0.3, 1.3, 0.2, 0.1, 0.25];
+    let (net, bytes) = augerino_file(widths);
+    let image = Rng(5).vec(25);
+    let copies = 5;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    let mut twin = rng.clone();
+    let got = augerino_predict(&bytes, &image, copies, &mut rng);
+    // Copy by copy, generator by generator: ε = uθ − θ/2 with θ as stored (f32).
+    let theta = widths.map(|w| f64::from(w as f32));
+    let mut want = vec![0.0; 4];
+    let mut copies_seen = Vec::new();
+    for _ in 0..copies {
+        let eps: [f64; 6] = std::array::from_fn(|i| {
+            let u: f64 = uniform(&mut twin);
+            u * theta[i] - theta[i] / 2.0
+        });
+        let t = augerino_transform(&eps).unwrap();
+        let mut warped = vec![0.0; 25];
+        warp_bilinear(&image, 1, 5, 5, &[t[0], t[1]], &mut warped, 5, 5).unwrap();
+        let lp = log_softmax(&net.reference(&warped));
+        for (w, l) in want.iter_mut().zip(&lp) {
+            *w += l / copies as f64;
+        }
+        copies_seen.push(lp);
+    }
+    assert_close("average of log-softmaxes", &got, &want, 1e-12);
+    // The copies differ (the widths are not zero), so the average is not any one of them.
+    assert!(copies_seen.iter().all(|lp| (lp[0] - got[0]).abs() > 1e-9));
+    // Jensen: the averaged log-probabilities' exponentials sum to at most 1.
+    assert!(got.iter().map(|v| v.exp()).sum::<f64>() <= 1.0 + 1e-12);
+    // f32 agrees with f64 (the same draws rounded to f32).
+    let cnn = load::<8>(&bytes).unwrap();
+    let aug = Augerino::new(&cnn).unwrap();
+    let image32: Vec<f32> = image.iter().map(|&v| v as f32).collect();
+    let mut out32 = vec![0.0f32; 4];
+    let mut scratch32 = vec![0.0f32; aug.scratch_len()];
+    aug.predict(
+        &image32,
+        copies,
+        &mut Xoshiro256PlusPlus::seed_from_u64(11),
+        &mut out32,
+        &mut scratch32,
+    )
+    .unwrap();
+    let out32: Vec<f64> = out32.into_iter().map(f64::from).collect();
+    assert_close("f32", &out32, &got, 1e-4);
+    assert_eq!(aug.default_copies(), 4);
+    assert_eq!(aug.widths(), theta);
+}
+
+/// With every `u = 0` the rotation coefficient is `−θ₂/2`: θ₂ = π turns the picture a quarter
+/// turn clockwise, which for a square image is a permutation of the pixels.
+#[test]
+fn a_rotation_width_of_pi_at_u_zero_is_a_clockwise_quarter_turn() {
+    let (net, bytes) = augerino_file([0.0, 0.0, std::f64::consts::PI, 0.0, 0.0, 0.0]);
+    let image = Rng(6).vec(25);
+    // Clockwise as displayed (rows downwards): out[i][j] = in[n − 1 − j][i].
+    let turned: Vec<f64> = (0..25).map(|k| image[(4 - k % 5) * 5 + k / 5]).collect();
+    let got = augerino_predict(&bytes, &image, 2, &mut Constant(0));
+    assert_close(
+        "quarter turn",
+        &got,
+        &log_softmax(&net.reference(&turned)),
+        1e-6,
+    );
+    let unturned = log_softmax(&net.reference(&image));
+    assert!(
+        got.iter().zip(&unturned).any(|(a, b)| (a - b).abs() > 1e-3),
+        "the turn matters"
+    );
+}
+
+#[test]
+fn augerino_refuses_plain_files_zero_copies_and_short_buffers() {
+    let plain = small().file("F32");
+    let cnn = load::<8>(&plain).unwrap();
+    assert!(matches!(
+        Augerino::new(&cnn),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let (_, bytes) = augerino_file([0.1; 6]);
+    let cnn = load::<8>(&bytes).unwrap();
+    let aug = Augerino::new(&cnn).unwrap();
+    assert_eq!(aug.scratch_len(), 25 + 4 + cnn.scratch_len());
+    let image = [0.5f32; 25];
+    let mut out = [0.0f32; 4];
+    let mut scratch = vec![0.0f32; aug.scratch_len()];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    assert_eq!(
+        aug.predict(&image, 0, &mut rng, &mut out, &mut scratch),
+        Err(Error::InvalidParameter {
+            name: "copies",
+            value: 0.0
+        })
+    );
+    let needed = aug.scratch_len();
+    assert_eq!(
+        aug.predict(&image, 2, &mut rng, &mut out, &mut scratch[1..]),
+        Err(Error::ScratchTooSmall {
+            needed,
+            got: needed - 1
+        })
+    );
+    assert!(matches!(
+        aug.predict(&image[1..], 2, &mut rng, &mut out, &mut scratch),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        aug.predict(&image, 2, &mut rng, &mut out[1..], &mut scratch),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let mut big = vec![0.0f32; needed + 4];
+    let class = aug.predict_class(&image, 2, &mut rng, &mut big).unwrap();
+    assert!(class < 4);
+    assert!(matches!(
+        aug.predict_class(&image, 2, &mut rng, &mut big[1..]),
+        Err(Error::ScratchTooSmall { .. })
+    ));
+}
