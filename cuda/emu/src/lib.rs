@@ -1109,8 +1109,14 @@ mod tests {
             bad.push(g);
         }
         for g in bad {
-            assert!(std::panic::catch_unwind(|| im2col(l, &x, &g, 0.0)).is_err(), "{g:?}");
-            assert!(std::panic::catch_unwind(|| col2im(l, &x, &g)).is_err(), "{g:?}");
+            assert!(
+                std::panic::catch_unwind(|| im2col(l, &x, &g, 0.0)).is_err(),
+                "{g:?}"
+            );
+            assert!(
+                std::panic::catch_unwind(|| col2im(l, &x, &g)).is_err(),
+                "{g:?}"
+            );
         }
         assert!(std::panic::catch_unwind(|| im2col(l, &x[..7], &geom, 0.0)).is_err());
         assert!(std::panic::catch_unwind(|| col2im(l, &x[..7], &geom)).is_err());
