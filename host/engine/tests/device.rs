@@ -24,7 +24,7 @@ fn inputs(dims: &[&[usize]]) -> Vec<Vec<f64>> {
 /// on the CPU with `reference` (plain f64 arithmetic on the same inputs), elsewhere with the
 /// CPU backend's result. Relative tolerances against the reference: f32 1e-6, f64 1e-14
 /// (measured: at most 1.2e-7 and 3.8e-16 for the elementwise, matrix and reduction ops, 4.8e-7
-/// (grid_sample) and 7.4e-16 for the image ops, 4.9e-15 for matrix_exp's gradient — the
+/// (grid_sample) and 7.4e-16 for the image ops, 4.9e-15 for matrix_exp with its gradient — the
 /// rounding of inputs, results and sums in different orders; a wrong index or formula is off by
 /// far more; `--nocapture` prints each). Against the CPU backend:
 /// f32 2e-5 (the GPU's own `exp`, `tanh` … and its summation order), f64 1e-12.
