@@ -242,6 +242,8 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         phi.fill(T::ZERO);
         let mut innovation = y;
         for (&i, &wi) in idx.iter().zip(w) {
+            // cannot fail: the grid's flattened indices are < m, and s_mat holds m² (checked in
+            // Wiski::new).
             for (p, r) in phi.iter_mut().zip(&s_mat[i * m..(i + 1) * m]) {
                 *p += wi * *r;
             }

@@ -22,7 +22,7 @@ use crate::real::Real;
 /// # Errors
 /// [`Error::CountMismatch`] (`expected` saturated at `usize::MAX` when `n²` overflows).
 pub(crate) fn check_square<T>(a: &[T], n: usize) -> Result<()> {
-    let expected = n.checked_mul(n).unwrap_or(usize::MAX);
+    let expected = n.saturating_mul(n);
     if a.len() != expected {
         return Err(Error::CountMismatch {
             what: "matrix entries",

@@ -81,6 +81,7 @@ impl<'a> Floats<'a> {
             .saturating_mul(size)
             .min(self.bytes.len());
         Floats {
+            // cannot fail: from ≤ to ≤ bytes.len() (both clamped, saturating ops are monotone).
             bytes: &self.bytes[from..to],
             wide: self.wide,
         }
