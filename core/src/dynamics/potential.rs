@@ -167,7 +167,10 @@ impl<T: Real, const S: usize> Default for Springs<T, S> {
 
 impl<T: Real, const N: usize, const D: usize, const S: usize> Potential<T, N, D> for Springs<T, S> {
     fn energy(&self, x: &[[T; D]; N]) -> T {
-        debug_assert!(Potential::<T, N, D>::validate(self).is_ok(), "spring node ≥ {N}");
+        debug_assert!(
+            Potential::<T, N, D>::validate(self).is_ok(),
+            "spring node ≥ {N}"
+        );
         let mut e = T::ZERO;
         for s in self.as_slice() {
             let mut r2 = T::ZERO;
@@ -181,7 +184,10 @@ impl<T: Real, const N: usize, const D: usize, const S: usize> Potential<T, N, D>
         e
     }
     fn accumulate_gradient(&self, x: &[[T; D]; N], grad: &mut [[T; D]; N]) {
-        debug_assert!(Potential::<T, N, D>::validate(self).is_ok(), "spring node ≥ {N}");
+        debug_assert!(
+            Potential::<T, N, D>::validate(self).is_ok(),
+            "spring node ≥ {N}"
+        );
         for s in self.as_slice() {
             let mut r2 = T::ZERO;
             for d in 0..D {

@@ -119,7 +119,11 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
         // Saturated sizes: capacity² of a long `y` must not overflow (a panic in debug builds; a
         // wrapped size a short factor buffer could match, e.g. 65 536 points on a 32-bit
         // target); no buffer holds usize::MAX scalars.
-        check("input buffer entries", buf.x.len(), capacity.saturating_mul(D))?;
+        check(
+            "input buffer entries",
+            buf.x.len(),
+            capacity.saturating_mul(D),
+        )?;
         check("noise buffer entries", buf.d.len(), capacity)?;
         check(
             "factor buffer entries",

@@ -67,12 +67,10 @@ impl<T: Real, const D: usize> Grid<T, D> {
                 });
             }
             // `len()` and the flattened node indices stay below Π size_k: it must fit.
-            nodes = nodes
-                .checked_mul(size[k])
-                .ok_or(Error::InvalidParameter {
-                    name: "grid nodes (the product of the sizes overflows usize)",
-                    value: size[k] as f64,
-                })?;
+            nodes = nodes.checked_mul(size[k]).ok_or(Error::InvalidParameter {
+                name: "grid nodes (the product of the sizes overflows usize)",
+                value: size[k] as f64,
+            })?;
             if !(lo[k].is_finite() && hi[k].is_finite() && lo[k] < hi[k]) {
                 return Err(Error::InvalidParameter {
                     name: "grid bounds (finite, lo < hi)",

@@ -144,7 +144,11 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         // wrapped size a short buffer could match); no buffer holds usize::MAX scalars.
         let m2 = m.saturating_mul(m);
         check("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
-        check("precision buffer entries (grid nodes²)", buf.precision.len(), m2)?;
+        check(
+            "precision buffer entries (grid nodes²)",
+            buf.precision.len(),
+            m2,
+        )?;
         check("b buffer entries (grid nodes)", buf.b.len(), m)?;
         check("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
         check(

@@ -195,7 +195,10 @@ mod tests {
         });
         assert_eq!(cholesky_in_place::<f64>(&mut [], n), expected);
         assert_eq!(solve_lower_in_place::<f64>(&[], n, &mut []), expected);
-        assert_eq!(solve_lower_transpose_in_place::<f64>(&[], n, &mut []), expected);
+        assert_eq!(
+            solve_lower_transpose_in_place::<f64>(&[], n, &mut []),
+            expected
+        );
         assert_eq!(symmetric_eigen::<f64>(&mut [], n, &mut []), expected);
     }
 
