@@ -18,23 +18,51 @@
 //!
 //! Every forward value and gradient is compared here to 1e-10 (see [`TOL`]). The running-stat
 //! update is computed from `batch_norm_train`'s returned batch mean and unbiased variance with
-//! PyTorch's momentum 0.1. Each test runs on the CPU, and on a GPU as an ignored `cuda` variant
-//! (`cuda/check.sh` runs the ignored tests on a GPU machine), against the same PyTorch values.
+//! PyTorch's momentum 0.1. Each test runs in f64 and in f32 (the inputs, weights and cotangents
+//! are multiples of 2⁻¹⁰, exact in f32; the f32 run compares with the same f64 values at
+//! [`TOL_F32`]), on the CPU, and on a GPU as ignored `cuda` variants (`cuda/check.sh` runs the
+//! ignored tests on a GPU machine). `CONV_FIXTURES_REPORT=1 cargo test -p keel-engine --test
+//! conv_fixtures -- --nocapture` prints every comparison's error relative to its tensor's scale.
 
 use std::sync::OnceLock;
 
 use keel_engine::autodiff::grad;
 use keel_engine::tensor::{Conv2dOpts, ConvTranspose2dOpts};
-use keel_engine::{Device, Tensor};
+use keel_engine::{DType, Device, Tensor};
 use serde_json::Value;
 
 /// |engine − torch| ≤ TOL · max(1, max |torch| over the tensor), elementwise. Both sides compute
 /// in f64 from the same inputs; the only differences are rounding and summation order over at most
 /// a few hundred terms of order one (~1e-14 relative to the tensor's scale, which is why the
 /// scale is the tensor's largest magnitude and not each element's: small entries come from
-/// cancelling sums). 1e-10 leaves four orders of room for that and still fails on any wrong
-/// index, sign, padding or convention, which moves values by 1e-3 or more.
+/// cancelling sums; measured: at most 2.0e-15). 1e-10 leaves four orders of room for that and
+/// still fails on any wrong index, sign, padding or convention, which moves values by 1e-3 or
+/// more.
 const TOL: f64 = 1e-10;
+
+/// The same comparison for the f32 run against the f64 reference: the inputs are exact in f32
+/// (theta, the grid and the expm matrices are rounded to it), and every product and partial sum
+/// is rounded to f32 (ε = 6e-8) over at most a few hundred terms. Measured: at most 7.0e-7 (the
+/// warp), against 2.0e-15 in f64; 1e-5 leaves a factor of 14 and still fails on a wrong index
+/// or convention.
+const TOL_F32: f64 = 1e-5;
+
+/// Where a test body runs: the device and the dtype of every tensor it makes.
+#[derive(Clone, Copy)]
+struct On {
+    device: Device,
+    dtype: DType,
+}
+
+impl On {
+    fn tol(self) -> f64 {
+        if self.dtype == DType::F64 {
+            TOL
+        } else {
+            TOL_F32
+        }
+    }
+}
 
 fn fixture() -> &'static Value {
     static F: OnceLock<Value> = OnceLock::new();
@@ -82,10 +110,10 @@ fn data(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-/// A constant f64 tensor from a fixture `{shape, data}`, on `d`.
-fn tensor(v: &Value, d: Device) -> Tensor {
-    Tensor::from_vec(data(v), &dims(v))
-        .and_then(|t| t.to_device(d))
+/// A constant tensor from a fixture `{shape, data}`, in `on`'s dtype on its device.
+fn tensor(v: &Value, on: On) -> Tensor {
+    Tensor::from_f64s(&data(v), &dims(v), on.dtype)
+        .and_then(|t| t.to_device(on.device))
         .expect("tensor from fixture")
 }
 
@@ -101,10 +129,12 @@ fn name(case: &Value) -> &str {
     case["name"].as_str().expect("case name")
 }
 
-/// Asserts shape equality and `|got − want| ≤ TOL · max(1, max|want|)`.
-fn check(what: &str, got: &Tensor, want: &Value) {
+/// Asserts shape, dtype and device, and `|got − want| ≤ tol · max(1, max|want|)`.
+fn check(on: On, what: &str, got: &Tensor, want: &Value) {
     assert_eq!(got.dims(), dims(want).as_slice(), "{what}: shape");
-    assert_eq!(got.dtype(), keel_engine::DType::F64, "{what}: dtype");
+    assert_eq!(got.dtype(), on.dtype, "{what}: dtype");
+    assert_eq!(got.device(), on.device, "{what}: device");
+    let tol = on.tol();
     let g = got.to_vec_f64().expect("to_vec_f64");
     let w = data(want);
     let scale = w.iter().fold(1.0_f64, |m, x| m.max(x.abs()));
@@ -117,13 +147,16 @@ fn check(what: &str, got: &Tensor, want: &Value) {
             at = i;
         }
     }
+    if std::env::var_os("CONV_FIXTURES_REPORT").is_some() {
+        eprintln!("ERR {:?} {what} {:.3e}", on.dtype, worst / scale);
+    }
     assert!(
-        worst <= TOL * scale,
+        worst <= tol * scale,
         "{what}: |engine − torch| = {worst:.3e} at flat index {at} (engine {}, torch {}), \
          allowed {:.1e}",
         g[at],
         w[at],
-        TOL * scale
+        tol * scale
     );
 }
 
@@ -137,31 +170,41 @@ fn vjp(what: &str, y: &Tensor, gy: &Tensor, inputs: &[&Tensor]) -> Vec<Tensor> {
         .collect()
 }
 
-/// One body per op, run on the CPU and (ignored unless a GPU is there) on CUDA device 0.
+/// One body per op, run in f64 and f32 on the CPU and (ignored unless a GPU is there) on CUDA
+/// device 0.
 macro_rules! test_device {
-    ($name:ident, |$d:ident| $body:block) => {
+    ($name:ident, |$on:ident| $body:block) => {
         mod $name {
             use super::*;
-            fn run($d: Device) $body
+            fn run($on: On) $body
             #[test]
-            fn cpu() {
-                run(Device::Cpu);
+            fn cpu_f64() {
+                run(On { device: Device::Cpu, dtype: DType::F64 });
+            }
+            #[test]
+            fn cpu_f32() {
+                run(On { device: Device::Cpu, dtype: DType::F32 });
             }
             #[test]
             #[ignore = "needs a GPU: run cuda/check.sh on a GPU machine"]
-            fn cuda() {
-                run(Device::Cuda(0));
+            fn cuda_f64() {
+                run(On { device: Device::Cuda(0), dtype: DType::F64 });
+            }
+            #[test]
+            #[ignore = "needs a GPU: run cuda/check.sh on a GPU machine"]
+            fn cuda_f32() {
+                run(On { device: Device::Cuda(0), dtype: DType::F32 });
             }
         }
     };
 }
 
-test_device!(conv2d_matches_pytorch, |d| {
+test_device!(conv2d_matches_pytorch, |on| {
     for case in section("conv2d", 8) {
         let n = name(case);
-        let x = tensor(&case["x"], d).variable();
-        let w = tensor(&case["weight"], d).variable();
-        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], d).variable());
+        let x = tensor(&case["x"], on).variable();
+        let w = tensor(&case["weight"], on).variable();
+        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], on).variable());
         let opts = Conv2dOpts {
             stride: pair(&case["stride"]),
             padding: pair(&case["padding"]),
@@ -171,29 +214,35 @@ test_device!(conv2d_matches_pytorch, |d| {
         let y = x
             .conv2d(&w, b.as_ref(), opts)
             .unwrap_or_else(|e| panic!("conv2d {n}: {e}"));
-        check(&format!("conv2d {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"], d);
+        check(on, &format!("conv2d {n} y"), &y, &case["y"]);
+        let gy = tensor(&case["gy"], on);
         let mut inputs = vec![&x, &w];
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
-        check(&format!("conv2d {n} grad x"), &g[0], &case["grad_x"]);
+        check(on, &format!("conv2d {n} grad x"), &g[0], &case["grad_x"]);
         check(
+            on,
             &format!("conv2d {n} grad weight"),
             &g[1],
             &case["grad_weight"],
         );
         if b.is_some() {
-            check(&format!("conv2d {n} grad bias"), &g[2], &case["grad_bias"]);
+            check(
+                on,
+                &format!("conv2d {n} grad bias"),
+                &g[2],
+                &case["grad_bias"],
+            );
         }
     }
 });
 
-test_device!(conv_transpose2d_matches_pytorch, |d| {
+test_device!(conv_transpose2d_matches_pytorch, |on| {
     for case in section("conv_transpose2d", 6) {
         let n = name(case);
-        let x = tensor(&case["x"], d).variable();
-        let w = tensor(&case["weight"], d).variable();
-        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], d).variable());
+        let x = tensor(&case["x"], on).variable();
+        let w = tensor(&case["weight"], on).variable();
+        let b = (!case["bias"].is_null()).then(|| tensor(&case["bias"], on).variable());
         let opts = ConvTranspose2dOpts {
             stride: pair(&case["stride"]),
             padding: pair(&case["padding"]),
@@ -204,23 +253,26 @@ test_device!(conv_transpose2d_matches_pytorch, |d| {
         let y = x
             .conv_transpose2d(&w, b.as_ref(), opts)
             .unwrap_or_else(|e| panic!("conv_transpose2d {n}: {e}"));
-        check(&format!("conv_transpose2d {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"], d);
+        check(on, &format!("conv_transpose2d {n} y"), &y, &case["y"]);
+        let gy = tensor(&case["gy"], on);
         let mut inputs = vec![&x, &w];
         inputs.extend(b.as_ref());
         let g = vjp(n, &y, &gy, &inputs);
         check(
+            on,
             &format!("conv_transpose2d {n} grad x"),
             &g[0],
             &case["grad_x"],
         );
         check(
+            on,
             &format!("conv_transpose2d {n} grad weight"),
             &g[1],
             &case["grad_weight"],
         );
         if b.is_some() {
             check(
+                on,
                 &format!("conv_transpose2d {n} grad bias"),
                 &g[2],
                 &case["grad_bias"],
@@ -229,12 +281,12 @@ test_device!(conv_transpose2d_matches_pytorch, |d| {
     }
 });
 
-test_device!(pooling_matches_pytorch, |d| {
+test_device!(pooling_matches_pytorch, |on| {
     let cases = section("pool", 12);
     let mut kinds = [0usize; 3];
     for case in cases {
         let n = name(case);
-        let x = tensor(&case["x"], d).variable();
+        let x = tensor(&case["x"], on).variable();
         let kind = case["kind"].as_str().unwrap();
         let y = match kind {
             "global_mean" => {
@@ -258,9 +310,9 @@ test_device!(pooling_matches_pytorch, |d| {
             other => panic!("unknown pool kind {other}"),
         }
         .unwrap_or_else(|e| panic!("pool {n}: {e}"));
-        check(&format!("pool {n} y"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&x]);
-        check(&format!("pool {n} grad x"), &g[0], &case["grad_x"]);
+        check(on, &format!("pool {n} y"), &y, &case["y"]);
+        let g = vjp(n, &y, &tensor(&case["gy"], on), &[&x]);
+        check(on, &format!("pool {n} grad x"), &g[0], &case["grad_x"]);
     }
     assert!(
         kinds.iter().all(|&k| k >= 2),
@@ -268,16 +320,16 @@ test_device!(pooling_matches_pytorch, |d| {
     );
 });
 
-test_device!(batch_norm_matches_pytorch, |d| {
+test_device!(batch_norm_matches_pytorch, |on| {
     let (mut train, mut eval) = (0, 0);
     for case in section("batch_norm", 4) {
         let n = name(case);
-        let x = tensor(&case["x"], d).variable();
-        let gamma = tensor(&case["gamma"], d).variable();
-        let beta = tensor(&case["beta"], d).variable();
+        let x = tensor(&case["x"], on).variable();
+        let gamma = tensor(&case["gamma"], on).variable();
+        let beta = tensor(&case["beta"], on).variable();
         let eps = case["eps"].as_f64().unwrap();
-        let rm = tensor(&case["running_mean"], d);
-        let rv = tensor(&case["running_var"], d);
+        let rm = tensor(&case["running_mean"], on);
+        let rv = tensor(&case["running_var"], on);
         let y = if case["training"].as_bool().unwrap() {
             train += 1;
             let (y, mean, var) = x
@@ -295,14 +347,21 @@ test_device!(batch_norm_matches_pytorch, |d| {
                     .collect()
             };
             let c = [rm.numel()];
-            let rm_after = Tensor::from_vec(update(&rm, &mean), &c).unwrap();
-            let rv_after = Tensor::from_vec(update(&rv, &var), &c).unwrap();
+            let after = |v: Vec<f64>| {
+                Tensor::from_f64s(&v, &c, on.dtype)
+                    .and_then(|t| t.to_device(on.device))
+                    .unwrap()
+            };
+            let rm_after = after(update(&rm, &mean));
+            let rv_after = after(update(&rv, &var));
             check(
+                on,
                 &format!("bn {n} running mean"),
                 &rm_after,
                 &case["running_mean_after"],
             );
             check(
+                on,
                 &format!("bn {n} running var"),
                 &rv_after,
                 &case["running_var_after"],
@@ -313,21 +372,26 @@ test_device!(batch_norm_matches_pytorch, |d| {
             x.batch_norm_eval(&gamma, &beta, &rm, &rv, eps)
                 .unwrap_or_else(|e| panic!("batch_norm_eval {n}: {e}"))
         };
-        check(&format!("bn {n} y"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&x, &gamma, &beta]);
-        check(&format!("bn {n} grad x"), &g[0], &case["grad_x"]);
-        check(&format!("bn {n} grad gamma"), &g[1], &case["grad_gamma"]);
-        check(&format!("bn {n} grad beta"), &g[2], &case["grad_beta"]);
+        check(on, &format!("bn {n} y"), &y, &case["y"]);
+        let g = vjp(n, &y, &tensor(&case["gy"], on), &[&x, &gamma, &beta]);
+        check(on, &format!("bn {n} grad x"), &g[0], &case["grad_x"]);
+        check(
+            on,
+            &format!("bn {n} grad gamma"),
+            &g[1],
+            &case["grad_gamma"],
+        );
+        check(on, &format!("bn {n} grad beta"), &g[2], &case["grad_beta"]);
     }
     assert!(train >= 2 && eval >= 2, "train {train}, eval {eval}");
 });
 
-test_device!(affine_grid_and_grid_sample_match_pytorch, |d| {
+test_device!(affine_grid_and_grid_sample_match_pytorch, |on| {
     let mut resized = 0;
     for case in section("warp", 8) {
         let n = name(case);
-        let img = tensor(&case["image"], d).variable();
-        let theta = tensor(&case["theta"], d).variable();
+        let img = tensor(&case["image"], on).variable();
+        let theta = tensor(&case["theta"], on).variable();
         let [ho, wo] = pair(&case["out_size"]);
         let batch = img.dims()[0];
         if [ho, wo] != [img.dims()[2], img.dims()[3]] {
@@ -340,21 +404,36 @@ test_device!(affine_grid_and_grid_sample_match_pytorch, |d| {
         // The composed warp: gradients to the image and through the grid to theta.
         let grid = Tensor::affine_grid(&theta, batch, ho, wo)
             .unwrap_or_else(|e| panic!("affine_grid {n}: {e}"));
-        check(&format!("warp {n} grid"), &grid, &case["grid"]);
+        check(on, &format!("warp {n} grid"), &grid, &case["grid"]);
         let y = img
             .grid_sample(&grid)
             .unwrap_or_else(|e| panic!("grid_sample {n}: {e}"));
-        check(&format!("warp {n} y"), &y, &case["y"]);
-        let gy = tensor(&case["gy"], d);
+        check(on, &format!("warp {n} y"), &y, &case["y"]);
+        let gy = tensor(&case["gy"], on);
         let g = vjp(n, &y, &gy, &[&img, &theta]);
-        check(&format!("warp {n} grad image"), &g[0], &case["grad_image"]);
-        check(&format!("warp {n} grad theta"), &g[1], &case["grad_theta"]);
+        check(
+            on,
+            &format!("warp {n} grad image"),
+            &g[0],
+            &case["grad_image"],
+        );
+        check(
+            on,
+            &format!("warp {n} grad theta"),
+            &g[1],
+            &case["grad_theta"],
+        );
         // grid_sample alone, with PyTorch's grid as the variable.
-        let grid_t = tensor(&case["grid"], d).variable();
+        let grid_t = tensor(&case["grid"], on).variable();
         let y2 = img.grid_sample(&grid_t).unwrap();
-        check(&format!("warp {n} y (fixture grid)"), &y2, &case["y"]);
+        check(on, &format!("warp {n} y (fixture grid)"), &y2, &case["y"]);
         let g2 = vjp(n, &y2, &gy, &[&grid_t]);
-        check(&format!("warp {n} grad grid"), &g2[0], &case["grad_grid"]);
+        check(
+            on,
+            &format!("warp {n} grad grid"),
+            &g2[0],
+            &case["grad_grid"],
+        );
     }
     assert!(
         resized >= 1,
@@ -362,18 +441,23 @@ test_device!(affine_grid_and_grid_sample_match_pytorch, |d| {
     );
 });
 
-test_device!(matrix_exp_matches_scipy_and_pytorch, |d| {
+test_device!(matrix_exp_matches_scipy_and_pytorch, |on| {
     let mut sizes = std::collections::BTreeSet::new();
     for case in section("matrix_exp", 10) {
         let n = name(case);
-        let a = tensor(&case["a"], d).variable();
+        let a = tensor(&case["a"], on).variable();
         sizes.insert(*a.dims().last().unwrap());
         let y = a
             .matrix_exp()
             .unwrap_or_else(|e| panic!("matrix_exp {n}: {e}"));
-        check(&format!("expm {n} value (scipy)"), &y, &case["y"]);
-        let g = vjp(n, &y, &tensor(&case["gy"], d), &[&a]);
-        check(&format!("expm {n} grad (torch)"), &g[0], &case["grad_a"]);
+        check(on, &format!("expm {n} value (scipy)"), &y, &case["y"]);
+        let g = vjp(n, &y, &tensor(&case["gy"], on), &[&a]);
+        check(
+            on,
+            &format!("expm {n} grad (torch)"),
+            &g[0],
+            &case["grad_a"],
+        );
     }
     assert!(sizes.contains(&3) && sizes.contains(&5), "sizes {sizes:?}");
 });
