@@ -79,9 +79,10 @@ impl Stage<'_> {
 /// used, in the scalar type of the call. Every evaluation takes a caller-provided scratch slice
 /// of [`scratch_len`](Cnn::scratch_len) scalars.
 ///
-/// Size: 80 bytes per layer slot on a 64-bit host, 40 on a 32-bit controller (the configuration
-/// and the resolved stage), plus ~100 bytes; nothing recurses and the forward pass keeps only
-/// loop counters on the stack.
+/// Size: about 100 bytes per layer slot on a 32-bit controller (the layer's configuration and
+/// its resolved shapes and weight views): `Cnn<'_, 8>` is 848 bytes on the Cortex-M4F
+/// (`firmware/src/bin/cnn_bench.rs` prints it), beside the caller's scratch. Nothing recurses
+/// and the forward pass keeps only loop counters on the stack.
 #[derive(Clone, Copy, Debug)]
 pub struct Cnn<'a, const L: usize> {
     config: CnnConfig<L>,
