@@ -62,6 +62,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod augerino;
 pub mod bayes;
 pub mod checkpoint;
 pub mod checksum;
