@@ -62,7 +62,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod augerino;
+pub mod cnn;
 pub mod bayes;
 pub mod checkpoint;
 pub mod checksum;

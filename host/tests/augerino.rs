@@ -3,7 +3,7 @@
 //! uniform draws `u`, against central finite differences in f64 (the check the paper's method
 //! rests on: the widths learn only through this gradient).
 
-use keel::augerino::warp_batch;
+use keel::cnn::warp_batch;
 use keel::nn::cnn::{parse_spec, Cnn, Mode};
 use keel::params::Params;
 use keel::{grad, DType, Tensor};

@@ -25,7 +25,8 @@ use keel_core::vision::AUGERINO_GENERATORS as GENERATORS;
 use serde::Serialize;
 
 use crate::backend::{DType, Device};
-use crate::data::permutation;
+use crate::data::{permutation, Targets};
+use crate::images::{ImageSet, ImageShape};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::nn::cnn::{Cnn, CnnState, LayerSpec, Mode};
@@ -62,86 +63,43 @@ pub enum Augmentation {
     },
 }
 
-/// What the images are labelled with.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Labels {
-    /// Class indices, `classes` of them (cross-entropy).
-    Classes {
-        /// Per image.
-        labels: Vec<usize>,
-        /// Number of classes.
-        classes: usize,
-    },
-    /// One real target per image (mean squared error).
-    Values(Vec<f64>),
+fn dims(shape: ImageShape) -> [usize; 3] {
+    [shape.channels, shape.height, shape.width]
 }
 
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Classes { labels, .. } => labels.len(),
-            Labels::Values(v) => v.len(),
-        }
-    }
-
-    fn outputs(&self) -> usize {
-        match self {
-            Labels::Classes { classes, .. } => *classes,
-            Labels::Values(_) => 1,
-        }
+/// The network's output width for these targets: the classes, or 1.
+fn outputs(set: &ImageSet) -> usize {
+    match &set.targets {
+        Targets::Classes { classes, .. } => classes.len(),
+        Targets::Values(_) => 1,
     }
 }
 
-/// Images `[n, c, h, w]` with pixel values and labels.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Images {
-    /// `[c, h, w]`.
-    pub shape: [usize; 3],
-    /// `n·c·h·w` values, NCHW.
-    pub pixels: Vec<f64>,
-    /// Labels.
-    pub labels: Labels,
+/// Refuses an empty set or non-finite pixels, naming the image.
+fn check(set: &ImageSet, what: &str) -> Result<()> {
+    if set.is_empty() {
+        return Err(Error::invalid(what, 0, "no images"));
+    }
+    let per = set.shape.pixels();
+    if let Some(i) = set.pixels.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            what,
+            set.pixels[i],
+            format!("image {} has a non-finite pixel", i / per),
+        ));
+    }
+    Ok(())
 }
 
-impl Images {
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
+/// Images `idx` as an `[n, c, h, w]` tensor.
+fn batch(set: &ImageSet, idx: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
+    let per = set.shape.pixels();
+    let mut v = Vec::with_capacity(idx.len() * per);
+    for &i in idx {
+        v.extend_from_slice(&set.pixels[i * per..][..per]);
     }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn check(&self, what: &str) -> Result<()> {
-        let per: usize = self.shape.iter().product();
-        if per == 0 || self.pixels.len() != per * self.len() {
-            return Err(Error::invalid(
-                what,
-                format!("{} values, {} labels", self.pixels.len(), self.len()),
-                format!("images of shape {:?} need {per} values each", self.shape),
-            ));
-        }
-        if let Some(i) = self.pixels.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                what,
-                self.pixels[i],
-                format!("image {} has a non-finite pixel", i / per),
-            ));
-        }
-        Ok(())
-    }
-
-    fn batch(&self, idx: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
-        let per: usize = self.shape.iter().product();
-        let mut v = Vec::with_capacity(idx.len() * per);
-        for &i in idx {
-            v.extend_from_slice(&self.pixels[i * per..][..per]);
-        }
-        let [c, h, w] = self.shape;
-        Ok(Tensor::from_f64s(&v, &[idx.len(), c, h, w], dtype)?.to_device(device)?)
-    }
+    let [c, h, w] = dims(set.shape);
+    Ok(Tensor::from_f64s(&v, &[idx.len(), c, h, w], dtype)?.to_device(device)?)
 }
 
 /// Everything a training run needs.
@@ -358,12 +316,12 @@ pub struct ImageMetrics {
 /// Engine errors; [`Error::InvalidInput`] for images of another shape.
 pub fn evaluate(
     model: &ImageModel,
-    test: &Images,
+    test: &ImageSet,
     copies: usize,
     seed: u64,
 ) -> Result<ImageMetrics> {
-    test.check("test images")?;
-    if test.shape != model.cnn.input {
+    check(test, "test images")?;
+    if dims(test.shape) != model.cnn.input {
         return Err(Error::invalid(
             "test images",
             format!("{:?}", test.shape),
@@ -371,24 +329,25 @@ pub fn evaluate(
         ));
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let classify = matches!(test.labels, Labels::Classes { .. });
+    let classify = matches!(test.targets, Targets::Classes { .. });
     let mut out = Vec::with_capacity(test.len() * model.outputs);
     let all: Vec<usize> = (0..test.len()).collect();
     for idx in all.chunks(256) {
-        let x = test.batch(idx, model.dtype(), model.device())?;
+        let x = batch(test, idx, model.dtype(), model.device())?;
         out.extend(model.predict(&x, copies, classify, &mut rng)?.to_vec_f64()?);
     }
-    Ok(match &test.labels {
-        Labels::Classes { labels, classes } => {
+    Ok(match &test.targets {
+        Targets::Classes { labels, classes } => {
             let probs: Vec<f64> = out.iter().map(|v| v.exp()).collect();
+            let k = classes.len();
             ImageMetrics {
-                test_accuracy: Some(metrics::accuracy(&probs, *classes, labels)),
-                test_nll: Some(metrics::nll(&probs, *classes, labels)),
-                ece: Some(metrics::ece(&probs, *classes, labels, 15)),
+                test_accuracy: Some(metrics::accuracy(&probs, k, labels)),
+                test_nll: Some(metrics::nll(&probs, k, labels)),
+                ece: Some(metrics::ece(&probs, k, labels, 15)),
                 test_mse: None,
             }
         }
-        Labels::Values(v) => ImageMetrics {
+        Targets::Values(v) => ImageMetrics {
             test_accuracy: None,
             test_nll: None,
             ece: None,
@@ -404,11 +363,8 @@ pub fn evaluate(
 /// # Errors
 /// [`Error::InvalidInput`] for bad settings or images (before any training); a failed run
 /// ([`Error::Failed`]) when the loss diverges; engine errors.
-pub fn train(cfg: &ImageTrainConfig, data: &Images, progress: &mut Observer) -> Result<ImageModel> {
-    data.check("training images")?;
-    if data.is_empty() {
-        return Err(Error::invalid("training images", 0, "no images to train on"));
-    }
+pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -> Result<ImageModel> {
+    check(data, "training images")?;
     if cfg.epochs == 0 || cfg.batch_size == 0 {
         return Err(Error::invalid(
             "epochs",
@@ -433,12 +389,12 @@ pub fn train(cfg: &ImageTrainConfig, data: &Images, progress: &mut Observer) -> 
     let mean = data.pixels.iter().sum::<f64>() / data.pixels.len() as f64;
     let var = data.pixels.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / data.pixels.len() as f64;
     let std = var.sqrt().max(1e-6);
-    let outputs = data.labels.outputs();
+    let outputs = outputs(data);
     let mut params = Params::new();
     let (cnn, state) = Cnn::new(
         &mut params,
         "",
-        data.shape,
+        dims(data.shape),
         &cfg.spec,
         outputs,
         cfg.dtype,
@@ -482,7 +438,7 @@ pub fn train(cfg: &ImageTrainConfig, data: &Images, progress: &mut Observer) -> 
         for idx in order.chunks(cfg.batch_size) {
             let vars = model.params.variables();
             let aug_vars = model.aug_params.variables();
-            let x = data.batch(idx, cfg.dtype, cfg.device)?;
+            let x = batch(data, idx, cfg.dtype, cfg.device)?;
             let x = match model.theta_tensor(&aug_vars)? {
                 Some(theta) => {
                     let u = draw_u(&mut rng, idx.len(), cfg.dtype, cfg.device)?;
@@ -495,12 +451,12 @@ pub fn train(cfg: &ImageTrainConfig, data: &Images, progress: &mut Observer) -> 
             let out = model.net(&vars, &mut state, &x, Mode::Train { seed: step_seed });
             model.state = state;
             let out = out?;
-            let base = match &data.labels {
-                Labels::Classes { labels, .. } => {
+            let base = match &data.targets {
+                Targets::Classes { labels, .. } => {
                     let lb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
                     out.cross_entropy(&lb)?
                 }
-                Labels::Values(v) => {
+                Targets::Values(v) => {
                     let t: Vec<f64> = idx.iter().map(|&i| v[i]).collect();
                     out.mse(&Tensor::from_f64s(&t, &[idx.len(), 1], cfg.dtype)?.to_device(cfg.device)?)?
                 }
@@ -552,4 +508,119 @@ pub fn train(cfg: &ImageTrainConfig, data: &Images, progress: &mut Observer) -> 
     }
     model.train_seconds = start.elapsed().as_secs_f64();
     Ok(model)
+}
+
+/// Up to `count` training images transformed as in training (by the learned or fixed widths;
+/// as they are without augmentation), channels averaged to one grey `[h, w]` image each.
+///
+/// # Errors
+/// Engine errors.
+pub fn transformed_samples(
+    model: &ImageModel,
+    set: &ImageSet,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>> {
+    let n = count.min(set.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let x = batch(set, &idx, DType::F64, Device::Cpu)?;
+    let w = model.widths()?;
+    let x = if w.iter().any(|&v| v != 0.0) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let theta = Tensor::from_f64s(&w, &[1, 6], DType::F64)?;
+        no_grad(|| warp_batch(&x, &theta, &draw_u(&mut rng, n, DType::F64, Device::Cpu)?))?
+    } else {
+        x
+    };
+    let [c, h, wd] = dims(set.shape);
+    let v = x.to_vec_f64()?;
+    Ok((0..n)
+        .map(|k| {
+            (0..h * wd)
+                .map(|p| (0..c).map(|ch| v[(k * c + ch) * h * wd + p]).sum::<f64>() / c as f64)
+                .collect()
+        })
+        .collect())
+}
+
+/// The trained network as a `keel.kind = "cnn"` safetensors file for `keel_core::nn::Cnn`:
+/// batch normalisation folded into each convolution (`w' = w·γ/√(σ² + ε)`,
+/// `b' = (b − μ)·γ/√(σ² + ε) + β`, with the running statistics), dropout left out (it is the
+/// identity at test time), the training set's pixel mean and standard deviation as the input
+/// normalisation, and Augerino's widths θ with the test-time copy count when learned. `set`
+/// names the classes (metadata `keel.classes`).
+///
+/// # Errors
+/// Device reads; [`Error::InvalidInput`] for a network the core cannot evaluate.
+pub fn export_bytes(model: &ImageModel, set: &ImageSet, copies: usize) -> Result<Vec<u8>> {
+    use crate::export::{f32_bytes, safetensors_bytes};
+    use crate::nn::cnn::Layer;
+    use serde_json::json;
+    let mut layers = Vec::new();
+    let mut tensors = Vec::new();
+    let read = |id: ParamId| model.params.get(id).to_vec_f64();
+    for layer in &model.cnn.layers {
+        let i = layers.len();
+        match layer {
+            Layer::Conv(conv, bn, act) => {
+                let (mut w, mut b) = (read(conv.weight)?, read(conv.bias)?);
+                if let Some(bn) = bn {
+                    let (gamma, beta) = (read(bn.gamma)?, read(bn.beta)?);
+                    let (rm, rv) = &model.state.running[bn.state];
+                    let (rm, rv) = (rm.to_vec_f64()?, rv.to_vec_f64()?);
+                    let per = w.len() / conv.out.max(1);
+                    for o in 0..conv.out {
+                        let s = gamma[o] / (rv[o] + crate::nn::cnn::BN_EPS).sqrt();
+                        w[o * per..][..per].iter_mut().for_each(|v| *v *= s);
+                        b[o] = (b[o] - rm[o]) * s + beta[o];
+                    }
+                }
+                let k = conv.kernel;
+                layers.push(json!({
+                    "type": "conv", "out": conv.out, "kernel": [k, k],
+                    "stride": conv.opts.stride, "padding": conv.opts.padding,
+                    "dilation": conv.opts.dilation, "groups": conv.opts.groups,
+                    "activation": act.name(),
+                }));
+                tensors.push((format!("layer{i}.weight"), vec![conv.out, conv.inp, k, k], f32_bytes(&w)));
+                tensors.push((format!("layer{i}.bias"), vec![conv.out], f32_bytes(&b)));
+            }
+            Layer::MaxPool(k) | Layer::AvgPool(k) => layers.push(json!({
+                "type": if matches!(layer, Layer::MaxPool(_)) { "maxpool" } else { "avgpool" },
+                "kernel": [k, k], "stride": [k, k], "padding": [0, 0],
+            })),
+            Layer::GlobalMean => layers.push(json!({"type": "global_mean"})),
+            Layer::Flatten => layers.push(json!({"type": "flatten"})),
+            Layer::Dropout(_) => {}
+            Layer::Dense(lin, act) => {
+                layers.push(json!({"type": "dense", "out": lin.out, "activation": act.name()}));
+                tensors.push((format!("layer{i}.weight"), vec![lin.out, lin.inp], f32_bytes(&read(lin.weight)?)));
+                tensors.push((format!("layer{i}.bias"), vec![lin.out], f32_bytes(&read(lin.bias)?)));
+            }
+        }
+    }
+    let (mean, std) = model.normalize;
+    tensors.push(("input.mean".into(), vec![1], f32_bytes(&[mean])));
+    tensors.push(("input.std".into(), vec![1], f32_bytes(&[std])));
+    let augerino = match model.augmentation {
+        Augmentation::Learned { .. } => {
+            tensors.push(("augerino.widths".into(), vec![6], f32_bytes(&model.widths()?)));
+            json!({"copies": copies.max(1)})
+        }
+        _ => serde_json::Value::Null,
+    };
+    let classify = matches!(set.targets, Targets::Classes { .. });
+    let config = json!({
+        "input": model.cnn.input, "input_normalization": true,
+        "output": if classify { "logits" } else { "regression" },
+        "layers": layers, "augerino": augerino,
+    });
+    let mut meta = std::collections::BTreeMap::from([
+        ("keel.kind".to_string(), "cnn".to_string()),
+        ("keel.config".to_string(), config.to_string()),
+    ]);
+    if let Targets::Classes { classes, .. } = &set.targets {
+        meta.insert("keel.classes".into(), json!(classes).to_string());
+    }
+    Ok(safetensors_bytes(&tensors, &meta))
 }
