@@ -2,7 +2,8 @@
 # Builds, on a development machine (GPU machines have no Rust toolchain), everything
 # cuda/check.sh runs on a GPU machine, into gpu-bundle/ (git-ignored; carried to the device):
 # the release `keel` binary, the test binaries that touch the GPU (the engine's `device`, whose
-# `_cuda` variants compare every op with the CPU backend, and `cuda_emu`; the methods'
+# `_cuda` variants compare every op with the CPU backend, `conv_fixtures`, whose `cuda` variants
+# compare the image ops with PyTorch's values in fixtures/nn/, and `cuda_emu`; the methods'
 # `methods_on_device`) and the `gpu` bench binary.
 # The other test binaries are CPU-only (CI runs them) and some find `keel` by its build path.
 set -euo pipefail
@@ -14,7 +15,8 @@ cargo build --release -p keel-cli
 cp target/release/keel "$out/"
 strip "$out/keel"
 # Test binaries (release, so they run fast on the device).
-cargo test --release -p keel-engine --test device --test cuda_emu -p keel --test methods_on_device \
+cargo test --release -p keel-engine --test device --test conv_fixtures --test cuda_emu \
+    -p keel --test methods_on_device \
     --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json, sys
 for line in sys.stdin:

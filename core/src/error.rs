@@ -247,6 +247,14 @@ pub enum Error {
         /// The rule that was broken.
         what: &'static str,
     },
+    /// One layer of a model's configuration is invalid or does not fit its input (a kernel
+    /// larger than the padded input, channels not divisible by the groups, …).
+    InvalidLayer {
+        /// The layer's index in the configuration (0-based).
+        layer: usize,
+        /// The rule that was broken.
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -284,6 +292,7 @@ impl Error {
             Error::ShapeMismatch { .. } => "ShapeMismatch",
             Error::ScratchTooSmall { .. } => "ScratchTooSmall",
             Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::InvalidLayer { .. } => "InvalidLayer",
             Error::NotPositiveDefinite { .. } => "NotPositiveDefinite",
             Error::OutOfGrid { .. } => "OutOfGrid",
         }
@@ -401,6 +410,9 @@ impl fmt::Display for Error {
                 write!(f, "scratch of {got} scalars is too small (needs {needed})")
             }
             Error::InvalidConfig { what } => write!(f, "invalid model configuration: {what}"),
+            Error::InvalidLayer { layer, what } => {
+                write!(f, "invalid model configuration: layer {layer}: {what}")
+            }
         }
     }
 }

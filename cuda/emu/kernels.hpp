@@ -82,7 +82,10 @@
     K(hmc_prior_difference_##DT,                                                                 \
       (const T* x, const T* y, double* out, KEEL_ULL n, KEEL_ULL chunk, KEEL_ULL kind, T a, T b, \
        T c),                                                                                     \
-      (x, y, out, n, chunk, kind, a, b, c))
+      (x, y, out, n, chunk, kind, a, b, c))                                                      \
+    /* conv.cu */                                                                                \
+    K(im2col_##DT, (const T* x, T* y, const KEEL_ULL* geom, T fill), (x, y, geom, fill))         \
+    K(col2im_##DT, (const T* cols_buf, T* y, const KEEL_ULL* geom), (cols_buf, y, geom))
 
 #define KEEL_KERNELS(K)                                                                          \
     KEEL_TYPED_KERNELS(K, float, f32)                                                            \

@@ -132,7 +132,7 @@ impl From<Error> for KeelStatus {
             Error::ScratchTooSmall { .. } => KeelStatus::ScratchTooSmall,
             Error::NotPositiveDefinite { .. } => KeelStatus::NotPositiveDefinite,
             Error::OutOfGrid { .. } => KeelStatus::OutOfGrid,
-            Error::InvalidConfig { .. } => KeelStatus::InvalidConfig,
+            Error::InvalidConfig { .. } | Error::InvalidLayer { .. } => KeelStatus::InvalidConfig,
             _ => KeelStatus::CoreOther,
         }
     }

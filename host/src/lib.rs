@@ -23,9 +23,10 @@
 //! - [`fit`]: supervised MLP training on a CSV table.
 //!
 //! Shared pieces:
-//! - [`data`]: CSV tables, splits and standardisation; [`metrics`]: accuracy, NLL,
-//!   calibration; [`export`]: MLP model files the core loads; [`checkpoint`]: resumable training
-//!   state, checksummed with its configuration;
+//! - [`data`]: CSV tables, splits and standardisation; [`images`]: image sets — IDX (MNIST),
+//!   CIFAR-10 binary batches, CSV rows of pixels, the generated Augerino sets; [`metrics`]:
+//!   accuracy, NLL, calibration; [`export`]: MLP model files the core loads; [`checkpoint`]:
+//!   resumable training state, checksummed with its configuration;
 //! - [`train`]: the step every training loop takes (loss → finite check → gradient → step);
 //! - [`error`]: the error type and what it means for an exit status; [`limits`]: sizes refused
 //!   before allocating or running; [`progress`]: what long computations report;
@@ -74,6 +75,7 @@ pub mod export;
 pub mod firmware;
 pub mod fit;
 pub mod gp;
+pub mod images;
 pub mod limits;
 pub mod metrics;
 pub mod output;

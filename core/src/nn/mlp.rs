@@ -87,7 +87,7 @@ pub struct Mlp<'a, const L: usize> {
 }
 
 /// Whether `name` is `{prefix}layer{index}.{suffix}`, compared unescaped.
-fn is_layer_tensor(name: JsonStr<'_>, prefix: &str, index: usize, suffix: &str) -> bool {
+pub(super) fn is_layer_tensor(name: JsonStr<'_>, prefix: &str, index: usize, suffix: &str) -> bool {
     let mut buf = [0u8; 20];
     let expected = prefix
         .as_bytes()

@@ -52,11 +52,19 @@
 //! several MLPs can share one file ([`Mlp::from_safetensors_part`]: tensor-name prefix and a
 //! configuration entry each).
 //!
+//! [`Cnn`] evaluates a convolutional network (`keel.kind = "cnn"`): direct convolutions over
+//! the weights in flash (stride, padding, dilation, groups; batch norm folded in by the
+//! exporter), max and average pooling, global mean, flatten and a dense head, with two
+//! activation buffers of caller scratch. [`Augerino`] averages such a CNN's log-softmax over `J`
+//! affine warps of the image drawn from the learned widths in the file and a caller's RNG.
+//!
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 
 pub(crate) mod activation;
+mod augerino;
 mod bma;
+mod cnn;
 mod config;
 mod dense;
 mod emlp;
@@ -65,7 +73,9 @@ mod mlp;
 pub(crate) mod weights;
 
 pub use activation::Activation;
+pub use augerino::Augerino;
 pub use bma::Bma;
+pub use cnn::{Cnn, CnnConfig, CnnLayer, Conv2d, Pool2d};
 pub use config::{MlpConfig, Output};
 pub use dense::Dense;
 pub use emlp::Emlp;

@@ -50,6 +50,10 @@ pub type HmcSumSquaresFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut f64,
 /// unsigned long long chunk, unsigned long long kind, T a, T b, T c)`.
 pub type HmcPriorDifferenceFn<T> =
     unsafe extern "C" fn(u32, u32, *const T, *const T, *mut f64, u64, u64, u64, T, T, T);
+/// `im2col_{dtype}(const T* x, T* y, const unsigned long long* geom, T fill)`.
+pub type Im2colFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut T, *const u64, T);
+/// `col2im_{dtype}(const T* cols, T* y, const unsigned long long* geom)`.
+pub type Col2imFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut T, *const u64);
 
 /// Every kernel of one element type. `unary` is in [`crate::Unary::ALL`] order, `binary` in
 /// [`crate::Binary::ALL`] order.
@@ -72,6 +76,8 @@ pub struct Kernels<T: 'static> {
     pub hmc_leapfrog: HmcLeapfrogFn<T>,
     pub hmc_sum_squares: HmcSumSquaresFn<T>,
     pub hmc_prior_difference: HmcPriorDifferenceFn<T>,
+    pub im2col: Im2colFn<T>,
+    pub col2im: Col2imFn<T>,
 }
 
 /// Declares one element type's entry points and builds its [`Kernels`] table.
@@ -85,7 +91,8 @@ macro_rules! kernels {
      index_select: $index_select:ident, index_add: $index_add:ident,
      adam: $adam:ident, sgd_momentum: $sgd_momentum:ident, sgd: $sgd:ident,
      hmc_leapfrog: $hmc_leapfrog:ident, hmc_sum_squares: $hmc_sum_squares:ident,
-     hmc_prior_difference: $hmc_prior_difference:ident $(,)?) => {
+     hmc_prior_difference: $hmc_prior_difference:ident,
+     im2col: $im2col:ident, col2im: $col2im:ident $(,)?) => {
         unsafe extern "C" {
             $(fn $unary(grid: u32, block: u32, x: *const $T, y: *mut $T, n: u64);)*
             fn $affine(grid: u32, block: u32, x: *const $T, y: *mut $T, n: u64, a: $T, b: $T);
@@ -141,6 +148,10 @@ macro_rules! kernels {
                 grid: u32, block: u32, x: *const $T, y: *const $T, out: *mut f64, n: u64,
                 chunk: u64, kind: u64, a: $T, b: $T, c: $T,
             );
+            fn $im2col(
+                grid: u32, block: u32, x: *const $T, y: *mut $T, geom: *const u64, fill: $T,
+            );
+            fn $col2im(grid: u32, block: u32, cols: *const $T, y: *mut $T, geom: *const u64);
         }
 
         pub static $table: Kernels<$T> = Kernels {
@@ -162,6 +173,8 @@ macro_rules! kernels {
             hmc_leapfrog: $hmc_leapfrog,
             hmc_sum_squares: $hmc_sum_squares,
             hmc_prior_difference: $hmc_prior_difference,
+            im2col: $im2col,
+            col2im: $col2im,
         };
     };
 }
@@ -184,6 +197,7 @@ kernels!(f32, F32,
     adam: emu_adam_f32, sgd_momentum: emu_sgd_momentum_f32, sgd: emu_sgd_f32,
     hmc_leapfrog: emu_hmc_leapfrog_f32, hmc_sum_squares: emu_hmc_sum_squares_f32,
     hmc_prior_difference: emu_hmc_prior_difference_f32,
+    im2col: emu_im2col_f32, col2im: emu_col2im_f32,
 );
 
 kernels!(f64, F64,
@@ -204,6 +218,7 @@ kernels!(f64, F64,
     adam: emu_adam_f64, sgd_momentum: emu_sgd_momentum_f64, sgd: emu_sgd_f64,
     hmc_leapfrog: emu_hmc_leapfrog_f64, hmc_sum_squares: emu_hmc_sum_squares_f64,
     hmc_prior_difference: emu_hmc_prior_difference_f64,
+    im2col: emu_im2col_f64, col2im: emu_col2im_f64,
 );
 
 unsafe extern "C" {

@@ -957,6 +957,93 @@ pub fn hmc_prior_difference<T: Scalar>(
     out
 }
 
+/// The image and patch-matrix element counts of a `conv.cu` geometry
+/// `geom = [n, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 0]`: `n·c·h·w` and
+/// `groups · (c/groups)·kh·kw · n·oh·ow`.
+///
+/// # Panics
+/// If `groups` is 0 or does not divide `c`, a stride is 0 (col2im divides by it), `geom[15]` is
+/// not 0, or a count overflows.
+#[track_caller]
+fn conv_lens(kernel: &str, geom: &[u64; 16]) -> (usize, usize) {
+    let [n, c, h, w, groups, kh, kw, sh, sw, _, _, _, _, oh, ow, pad] = *geom;
+    assert!(
+        groups > 0 && c % groups == 0,
+        "{kernel}: {groups} groups do not divide {c} channels"
+    );
+    assert!(
+        sh > 0 && sw > 0,
+        "{kernel}: stride {sh}x{sw} must be at least 1"
+    );
+    assert!(pad == 0, "{kernel}: geom[15] is {pad}, expected 0");
+    let prod = |v: &[u64]| {
+        let p = v
+            .iter()
+            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+            .unwrap_or_else(|| panic!("{kernel}: {v:?} overflows u64"));
+        usize::try_from(p).expect("size fits usize")
+    };
+    (prod(&[n, c, h, w]), prod(&[c, kh, kw, n, oh, ow]))
+}
+
+/// `im2col_{dtype}`: the patch matrix `[groups, (c/groups)·kh·kw, n·oh·ow]` of the `[n, c, h, w]`
+/// image `x`, padding read as `fill`, for `geom` laid out as in `cuda/conv.cu`:
+/// `[n, c, h, w, groups, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, 0]`.
+///
+/// # Panics
+/// If `x.len() != n·c·h·w`, or `geom` is unusable (see `conv_lens`: groups not dividing the
+/// channels, a zero stride).
+#[track_caller]
+pub fn im2col<T: Scalar>(launch: Launch, x: &[T], geom: &[u64; 16], fill: T) -> Vec<T> {
+    let kernel = "im2col";
+    let (image, patch) = conv_lens(kernel, geom);
+    check_same_len(kernel, "x", x.len(), image);
+    let mut y = output(patch);
+    let k = T::kernels().im2col;
+    // SAFETY: im2col_{dtype}(const T* x, T* y, const unsigned long long* geom, T fill) reads
+    // geom[0..15), writes y[0..groups·rows·cols) (y holds that many) and reads x only at
+    // ((b·c + ch)·h + r)·w + col with b < n, ch < c, r < h, col < w (x holds n·c·h·w).
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            x.as_ptr(),
+            y.as_mut_ptr(),
+            geom.as_ptr(),
+            fill,
+        )
+    };
+    y
+}
+
+/// `col2im_{dtype}`: the adjoint of [`im2col`], summing each entry of the patch matrix `cols`
+/// into its pixel of an `[n, c, h, w]` image (entries in the padding dropped).
+///
+/// # Panics
+/// If `cols.len() != groups·(c/groups)·kh·kw·n·oh·ow`, or `geom` is unusable (as [`im2col`]).
+#[track_caller]
+pub fn col2im<T: Scalar>(launch: Launch, cols: &[T], geom: &[u64; 16]) -> Vec<T> {
+    let kernel = "col2im";
+    let (image, patch) = conv_lens(kernel, geom);
+    check_same_len(kernel, "cols", cols.len(), patch);
+    let mut y = output(image);
+    let k = T::kernels().col2im;
+    // SAFETY: col2im_{dtype}(const T* cols, T* y, const unsigned long long* geom) reads
+    // geom[0..15), writes y[0..n·c·h·w) (y holds that many) and reads cols at r·cols + q with
+    // r < groups·rows and q < n·oh·ow (cols holds groups·rows·cols); it divides by the strides
+    // and c/groups, checked non-zero above.
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            cols.as_ptr(),
+            y.as_mut_ptr(),
+            geom.as_ptr(),
+        )
+    };
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1005,5 +1092,33 @@ mod tests {
         assert!(r.is_err());
         let y = binary(Launch::new(1, 1), Binary::Add, &[1.0f32; 4], &[1.0], &info);
         assert_eq!(y, [2.0; 4]);
+    }
+
+    #[test]
+    fn conv_checks_reject_bad_geometries() {
+        // One 2x2 image of 2 channels, 1x1 kernel, stride 1: patch matrix [1, 2, 4].
+        let geom = [1, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0, 1, 1, 2, 2, 0];
+        let l = Launch::new(1, 4);
+        let x: Vec<f64> = (0..8).map(f64::from).collect();
+        assert_eq!(im2col(l, &x, &geom, 0.0), x);
+        assert_eq!(col2im(l, &x, &geom), x);
+        let mut bad = Vec::new();
+        for (k, v) in [(4, 3), (4, 0), (7, 0), (8, 0), (15, 1)] {
+            let mut g = geom;
+            g[k] = v;
+            bad.push(g);
+        }
+        for g in bad {
+            assert!(
+                std::panic::catch_unwind(|| im2col(l, &x, &g, 0.0)).is_err(),
+                "{g:?}"
+            );
+            assert!(
+                std::panic::catch_unwind(|| col2im(l, &x, &g)).is_err(),
+                "{g:?}"
+            );
+        }
+        assert!(std::panic::catch_unwind(|| im2col(l, &x[..7], &geom, 0.0)).is_err());
+        assert!(std::panic::catch_unwind(|| col2im(l, &x[..7], &geom)).is_err());
     }
 }

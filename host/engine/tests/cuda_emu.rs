@@ -1,9 +1,10 @@
 //! Keel's CUDA kernels (`cuda/*.cu`), compiled as C++ and run on the CPU by `keel-cuda-emu`,
-//! against the CPU backend (`keel_engine::backend::cpu::kernels`, and `keel_engine::optim::Optimizer` for the
-//! fused updates): every kernel, f32 and f64, on seeded random inputs with the special values
-//! (±0, ±∞, NaN, subnormals, overflow edges), sizes that are not multiples of the block, shapes
-//! of rank 0–4 with broadcasting, and several launch geometries — the GPU launcher's own
-//! ([`launch_dims`]) and small grids that force the grid-stride loop.
+//! against the CPU backend (`keel_engine::backend::cpu::kernels`, `backend::cpu::conv` for the
+//! patch kernels, and `keel_engine::optim::Optimizer` for the fused updates): every kernel, f32
+//! and f64, on seeded random inputs with the special values (±0, ±∞, NaN, subnormals, overflow
+//! edges), sizes that are not multiples of the block, shapes of rank 0–4 with broadcasting, and
+//! several launch geometries — the GPU launcher's own ([`launch_dims`]) and small grids that
+//! force the grid-stride loop.
 //!
 //! The `info` layouts are built the way the GPU launcher builds them: per output axis, each
 //! operand's element stride from [`Shape::broadcast_strides`] (0 on broadcast axes) or, for
@@ -23,6 +24,13 @@
 //! free to round differently by an ulp or so (on a GPU it is libdevice). ±∞ and NaN must
 //! still match.
 //!
+//! im2col and col2im (`cuda/conv.cu`, twin `backend::cpu::conv`) are exact too, col2im's sums
+//! included: a pixel receives at most one patch entry per kernel tap `(ki, kj)` of its channel
+//! (`oi = (iy + ph − ki·dh)/sh` is then determined), the kernel's thread per pixel gathers them
+//! in ascending `(ki, kj)` from +0, and the CPU scatters with `(ki, kj)` as its outer loops —
+//! the same additions in the same order. Their geometries are drawn at random as
+//! `tensor::conv`'s `geometry` admits them (see `conv`).
+//!
 //! index_add with repeated indices: atomic adds land in thread order, not the CPU's ascending
 //! order, so each element may differ by the reordering bound of recursive summation,
 //! 2(m − 1)·ε·Σ|terms| for m terms ([`Report::check_reordered`]).
@@ -33,9 +41,10 @@
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_cuda_emu::{self as emu, AdamArgs, Launch, Scalar, SgdMomentumArgs, Split};
 use keel_engine::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
-use keel_engine::backend::cpu::{hmc as hmc_twin, Float};
+use keel_engine::backend::cpu::{conv as cpu_conv, hmc as hmc_twin, Float};
 use keel_engine::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
 use keel_engine::backend::launch::{launch_dims, BLOCK, MAX_GRID};
+use keel_engine::backend::ops::PatchGeom;
 use keel_engine::optim::{Optimizer, OptimizerKind};
 use keel_engine::params::{ParamId, Params};
 use keel_engine::tensor::{Element, Shape, Tensor};
@@ -1118,6 +1127,222 @@ fn hmc<T: Num>() {
     }
 }
 
+/// The `geom` array of `cuda/conv.cu`, as `conv_geom` in host/engine/src/backend/cuda/storage.rs
+/// builds it.
+fn conv_geom(g: &PatchGeom) -> [u64; 16] {
+    [
+        g.n,
+        g.c,
+        g.h,
+        g.w,
+        g.groups,
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.padding[0],
+        g.padding[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.oh,
+        g.ow,
+        0,
+    ]
+    .map(|v| v as u64)
+}
+
+/// The geometry of a convolution over `[n, c, h, w]`, or `None` where the kernel spans more
+/// than the padded input — the case `geometry` in host/engine/src/tensor/conv.rs rejects (it
+/// computes the output size the same way).
+#[allow(clippy::too_many_arguments)]
+fn patch_geom(
+    [n, c, h, w]: [usize; 4],
+    groups: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+) -> Option<PatchGeom> {
+    let mut out = [0usize; 2];
+    for a in 0..2 {
+        let span = dilation[a] * (kernel[a] - 1) + 1;
+        let padded = [h, w][a] + 2 * padding[a];
+        if span > padded {
+            return None;
+        }
+        out[a] = (padded - span) / stride[a] + 1;
+    }
+    Some(PatchGeom {
+        n,
+        c,
+        h,
+        w,
+        groups,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        oh: out[0],
+        ow: out[1],
+    })
+}
+
+impl Gen {
+    /// Uniform in `lo..=hi`.
+    fn between(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// A random convolution geometry: batch 1–3, channels 1–6 with groups a random divisor
+    /// (1, depthwise, or between), height and width 1–9, each kernel side 1–4, stride 1–3,
+    /// padding 0–3, dilation 1–3, drawn per axis; `None` if the kernel spans more than the
+    /// padded input.
+    fn patch_geom(&mut self) -> Option<PatchGeom> {
+        let (n, c) = (self.between(1, 3), self.between(1, 6));
+        let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
+        let groups = divisors[self.below(divisors.len())];
+        let (h, w) = (self.between(1, 9), self.between(1, 9));
+        let mut pair = |lo, hi| [self.between(lo, hi), self.between(lo, hi)];
+        let (kernel, stride, padding, dilation) = (pair(1, 4), pair(1, 3), pair(0, 3), pair(1, 3));
+        patch_geom([n, c, h, w], groups, kernel, stride, padding, dilation)
+    }
+}
+
+/// `im2col` by the definition in [`PatchGeom`]'s doc, one entry at a time: row `(cg, ki, kj)`
+/// of group `grp`, column `(b, oi, oj)` is `x[b, grp·c/groups + cg, oi·sh − ph + ki·dh,
+/// oj·sw − pw + kj·dw]`, or `fill` in the padding. Calls `each(entry, pixel)` per entry too.
+fn patch_entries<T: Num>(
+    x: &[T],
+    g: &PatchGeom,
+    fill: T,
+    mut each: impl FnMut(usize, Option<usize>),
+) -> Vec<T> {
+    let cg = g.c / g.groups;
+    let mut out = Vec::with_capacity(g.patch_len());
+    for grp in 0..g.groups {
+        for ci in 0..cg {
+            for ki in 0..g.kernel[0] {
+                for kj in 0..g.kernel[1] {
+                    for b in 0..g.n {
+                        for oi in 0..g.oh {
+                            for oj in 0..g.ow {
+                                let r = (oi * g.stride[0] + ki * g.dilation[0])
+                                    .checked_sub(g.padding[0])
+                                    .filter(|&r| r < g.h);
+                                let col = (oj * g.stride[1] + kj * g.dilation[1])
+                                    .checked_sub(g.padding[1])
+                                    .filter(|&col| col < g.w);
+                                let pixel = r.zip(col).map(|(r, col)| {
+                                    ((b * g.c + grp * cg + ci) * g.h + r) * g.w + col
+                                });
+                                each(out.len(), pixel);
+                                out.push(pixel.map_or(fill, |p| x[p]));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `col2im` as the adjoint of the definition: every patch entry, in row-major order, added
+/// into its pixel of an image of +0s. Each pixel receives at most one entry per `(ki, kj)` of
+/// its channel, so its terms arrive in ascending `(ki, kj)` — the order of the CPU twin and of
+/// the kernel.
+fn col2im_definition<T: Num>(cols: &[T], g: &PatchGeom) -> Vec<T> {
+    let mut out = vec![T::ZERO; g.image_len()];
+    let image = vec![T::ZERO; g.image_len()];
+    patch_entries(&image, g, T::ZERO, |e, pixel| {
+        if let Some(p) = pixel {
+            out[p] += cols[e];
+        }
+    });
+    out
+}
+
+/// Random geometries compared per dtype (besides the fixed large ones).
+const CONV_GEOMS: usize = 400;
+
+/// `im2col` and `col2im` (`cuda/conv.cu`) against their CPU twins (`backend::cpu::conv`), bit
+/// for bit, on [`CONV_GEOMS`] random geometries ([`Gen::patch_geom`]) and two past the CPU's
+/// parallel threshold (2¹⁵ elements), inputs with the special values, im2col with fill 0 and
+/// −∞ (convolution and max pooling). The twins are first checked against the definition
+/// ([`patch_entries`], [`col2im_definition`]), so a disagreement says which side is wrong.
+fn conv<T: Num>() {
+    let mut gen = Gen::new(0xC0DA_0014);
+    let mut r = Report::new::<T>("im2col / col2im");
+    let mut def = Report::new::<T>("im2col / col2im CPU twins against the definition:");
+    let mut geoms = Vec::with_capacity(CONV_GEOMS + 2);
+    let mut skipped = 0;
+    while geoms.len() < CONV_GEOMS {
+        match gen.patch_geom() {
+            Some(g) => geoms.push(g),
+            None => skipped += 1,
+        }
+    }
+    let large = [
+        patch_geom([3, 6, 45, 41], 3, [3, 2], [1, 2], [1, 1], [2, 1]),
+        patch_geom([2, 4, 64, 65], 4, [2, 3], [2, 1], [0, 1], [1, 3]),
+    ];
+    geoms.extend(large.map(|g| g.expect("valid")));
+    // The random draw must reach the cases that matter.
+    let count = |p: &dyn Fn(&PatchGeom) -> bool| geoms.iter().filter(|g| p(g)).count();
+    for (what, seen) in [
+        ("depthwise", count(&|g| g.groups == g.c && g.c > 1)),
+        ("grouped", count(&|g| g.groups > 1 && g.groups < g.c)),
+        ("anisotropic kernel", count(&|g| g.kernel[0] != g.kernel[1])),
+        (
+            "stride 3 and dilation 3",
+            count(&|g| g.stride.contains(&3) && g.dilation.contains(&3)),
+        ),
+        (
+            "windows entirely in the padding",
+            count(&|g| g.padding[0] > g.dilation[0] * (g.kernel[0] - 1)),
+        ),
+        (
+            "odd height and width",
+            count(&|g| g.h % 2 == 1 && g.w % 2 == 1),
+        ),
+        ("batch 3", count(&|g| g.n == 3)),
+    ] {
+        assert!(seen >= 10, "only {seen} geometries {what}");
+    }
+    for g in &geoms {
+        let geom = conv_geom(g);
+        let x = gen.values::<T>(g.image_len());
+        for fill in [T::ZERO, T::from_f64(f64::NEG_INFINITY)] {
+            let want = cpu_conv::im2col(&x, g, fill);
+            let ctx = format!("im2col {g:?} fill {fill:?}");
+            def.check(
+                &ctx,
+                &want,
+                &patch_entries(&x, g, fill, |_, _| ()),
+                Tol::Exact,
+            );
+            for l in geometries(g.patch_len()) {
+                let got = emu::im2col(l, &x, &geom, fill);
+                r.check(&format!("{ctx} {l:?}"), &got, &want, Tol::Exact);
+            }
+        }
+        let cols = gen.values::<T>(g.patch_len());
+        let want = cpu_conv::col2im(&cols, g);
+        let ctx = format!("col2im {g:?}");
+        def.check(&ctx, &want, &col2im_definition(&cols, g), Tol::Exact);
+        for l in geometries(g.image_len()) {
+            let got = emu::col2im(l, &cols, &geom);
+            r.check(&format!("{ctx} {l:?}"), &got, &want, Tol::Exact);
+        }
+    }
+    eprintln!(
+        "im2col / col2im {}: {} geometries ({CONV_GEOMS} random, {skipped} draws skipped: kernel \
+         span over the padded input)",
+        <T as Scalar>::NAME,
+        geoms.len()
+    );
+}
+
 /// Emits one `#[test]` per dtype for each generic test body.
 macro_rules! for_both_dtypes {
     ($($name:ident),* $(,)?) => {
@@ -1155,4 +1380,5 @@ for_both_dtypes!(
     optimizer,
     hmc,
     grid_cap,
+    conv,
 );
