@@ -354,3 +354,25 @@ fn f32_wiski_is_stable_over_a_million_updates() {
     assert!(streamed.1 < 1.5 * eps * 1.3, "|Δvar_f| {:.4e}", streamed.1);
     assert!(streamed.0 < 3e-4, "|Δmean| {:.4e}", streamed.0);
 }
+
+/// A grid whose m² overflows usize is refused by size, not by an overflow panic (debug builds
+/// panicked forming m², and a wrapped m² could match short buffers).
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn wiski_on_a_grid_whose_m_squared_overflows_is_a_count_mismatch() {
+    let g = 1usize << 11; // m = 2³³ nodes, m² = 2⁶⁶
+    let grid = Grid::<f64, 3>::new([0.0; 3], [1.0; 3], [g; 3], Convention::Endpoints).unwrap();
+    assert_eq!(grid.len(), 1 << 33);
+    assert_eq!(refactor_scratch_len(grid.len()), usize::MAX);
+    let kernel = Kernel::new(Family::Rbf, 1.0, [0.5; 3]).unwrap();
+    let mut mem = Owned::<f64>::new(1);
+    let err = Wiski::new(grid, kernel, 0.1, mem.buffers(), &mut []).unwrap_err();
+    assert_eq!(
+        err,
+        keel_core::Error::CountMismatch {
+            what: "root buffer entries (grid nodes²)",
+            expected: usize::MAX,
+            got: 1,
+        }
+    );
+}

@@ -195,9 +195,25 @@ impl<T: Real, const D: usize> Constraint<T, D> {
         }
     }
 
+    /// Whether every node index is below `n` and a linear constraint's axis below `D` (the
+    /// indexing preconditions of [`value`](Constraint::value) and the other evaluations).
+    fn indices_fit(&self, n: usize) -> bool {
+        match self {
+            Constraint::Distance { a, b, .. } => *a < n && *b < n,
+            Constraint::Tether { node, .. } => *node < n,
+            Constraint::Linear(lin) => lin.axis < D && lin.terms().all(|(i, _)| i < n),
+        }
+    }
+
     /// `Φ(x)`.
+    ///
+    /// # Panics
+    /// If a node index is `≥ N` or a linear constraint's axis `≥ D` (checked in debug builds):
+    /// [`Constraint::validate`]`(N)` reports these as errors, and every constraint a
+    /// [`Mechanics`](super::Mechanics) holds has passed it.
     #[inline]
     pub fn value<const N: usize>(&self, x: &[[T; D]; N]) -> T {
+        debug_assert!(self.indices_fit(N), "constraint index out of range");
         match self {
             Constraint::Distance { a, b, length } => {
                 let r = sub(&x[*a], &x[*b]);
@@ -222,8 +238,14 @@ impl<T: Real, const D: usize> Constraint<T, D> {
     }
 
     /// `Φ̇(x, v) = ∂Φ/∂x · v`.
+    ///
+    /// # Panics
+    /// If a node index is `≥ N` or a linear constraint's axis `≥ D` (checked in debug builds):
+    /// [`Constraint::validate`]`(N)` reports these as errors, and every constraint a
+    /// [`Mechanics`](super::Mechanics) holds has passed it.
     #[inline]
     pub fn rate<const N: usize>(&self, x: &[[T; D]; N], v: &[[T; D]; N]) -> T {
+        debug_assert!(self.indices_fit(N), "constraint index out of range");
         match self {
             Constraint::Distance { a, b, .. } => {
                 T::TWO * dot(&sub(&x[*a], &x[*b]), &sub(&v[*a], &v[*b]))
@@ -242,8 +264,14 @@ impl<T: Real, const D: usize> Constraint<T, D> {
     }
 
     /// Writes `∂Φ/∂x` (which also equals `∂Φ̇/∂v`) into `g`, overwriting it.
+    ///
+    /// # Panics
+    /// If a node index is `≥ N` or a linear constraint's axis `≥ D` (checked in debug builds):
+    /// [`Constraint::validate`]`(N)` reports these as errors, and every constraint a
+    /// [`Mechanics`](super::Mechanics) holds has passed it.
     #[inline]
     pub fn gradient<const N: usize>(&self, x: &[[T; D]; N], g: &mut [[T; D]; N]) {
+        debug_assert!(self.indices_fit(N), "constraint index out of range");
         *g = [[T::ZERO; D]; N];
         match self {
             Constraint::Distance { a, b, .. } => {
@@ -267,8 +295,14 @@ impl<T: Real, const D: usize> Constraint<T, D> {
     }
 
     /// Writes `∂Φ̇/∂x` (a function of the velocities only) into `g`, overwriting it.
+    ///
+    /// # Panics
+    /// If a node index is `≥ N` or a linear constraint's axis `≥ D` (checked in debug builds):
+    /// [`Constraint::validate`]`(N)` reports these as errors, and every constraint a
+    /// [`Mechanics`](super::Mechanics) holds has passed it.
     #[inline]
     pub fn rate_gradient<const N: usize>(&self, v: &[[T; D]; N], g: &mut [[T; D]; N]) {
+        debug_assert!(self.indices_fit(N), "constraint index out of range");
         *g = [[T::ZERO; D]; N];
         match self {
             Constraint::Distance { a, b, .. } => {

@@ -231,6 +231,7 @@ pub fn load<
         if count == 1 {
             b.point_mass(m)?;
         } else {
+            // cannot fail: count ∈ 2..=4 here (index() bounds it by 5, 0 is refused above).
             b.body(m, &moments[..count - 1])?;
         }
         atom += count;

@@ -121,19 +121,32 @@ impl<T: Real, const N: usize> MassMatrix<T, N> {
         self.filled == N
     }
 
-    /// The body (first node, node count) containing `node`.
+    /// The body (first node, node count) containing `node` (meaningful once `node` is assigned).
+    ///
+    /// # Panics
+    /// If `node ≥ N` (checked in debug builds with a message). Callers that hold a node from
+    /// data check it against `N` first, as [`learned::load`](super::learned::load) does.
     pub fn body_of(&self, node: usize) -> (usize, usize) {
+        debug_assert!(node < N, "node {node} of {N}");
         let s = self.body_start[node];
         (s, self.body_len[s])
     }
 
-    /// Mass of the body whose first node is `start`.
+    /// Mass of the body whose first node is `start` (0 for another node).
+    ///
+    /// # Panics
+    /// If `start ≥ N` (checked in debug builds with a message).
     pub fn body_mass(&self, start: usize) -> T {
+        debug_assert!(start < N, "node {start} of {N}");
         self.mass[start]
     }
 
     /// `I_k` stored at node `node` (0 for a centre-of-mass node).
+    ///
+    /// # Panics
+    /// If `node ≥ N` (checked in debug builds with a message).
     pub fn moment(&self, node: usize) -> T {
+        debug_assert!(node < N, "node {node} of {N}");
         self.moment[node]
     }
 

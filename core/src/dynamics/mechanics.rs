@@ -261,8 +261,10 @@ impl<T: Real, const N: usize, const D: usize, const C: usize> MechanicsBuilder<T
     /// Finishes the system with potential `potential`.
     ///
     /// # Errors
-    /// [`Error::CountMismatch`] unless exactly `N` nodes and `C` constraints were added.
+    /// [`Error::CountMismatch`] unless exactly `N` nodes and `C` constraints were added; as
+    /// [`Potential::validate`] (e.g. [`Error::IndexOutOfRange`] for a spring on a node `≥ N`).
     pub fn build<P: Potential<T, N, D>>(self, potential: P) -> Result<Mechanics<T, N, D, C, P>> {
+        potential.validate()?;
         if !self.mass.is_complete() {
             return Err(Error::CountMismatch {
                 what: "nodes",

@@ -2,14 +2,41 @@
 //!
 //! Potentials compose: `(A, B)` is `A + B`, and `()` is the zero potential (a free body).
 
+use crate::error::{Error, Result};
 use crate::real::Real;
 
 /// A potential energy `V(x)` on `N` nodes in `D` dimensions.
+///
+/// `energy` and `accumulate_gradient` are infallible (they run inside every integrator stage);
+/// a potential that refers to nodes by index checks those indices once, in
+/// [`validate`](Potential::validate), which [`MechanicsBuilder::build`](super::MechanicsBuilder::build)
+/// calls.
 pub trait Potential<T: Real, const N: usize, const D: usize> {
     /// `V(x)`.
     fn energy(&self, x: &[[T; D]; N]) -> T;
     /// Adds `∇V(x)` into `grad` (callers zero it first).
     fn accumulate_gradient(&self, x: &[[T; D]; N], grad: &mut [[T; D]; N]);
+    /// Checks what `energy` and `accumulate_gradient` assume of the potential's own data (node
+    /// indices below `N`). The default has nothing to check.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] for a node index `≥ N`.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `Ok` if `index < N`, else [`Error::IndexOutOfRange`] for `what`.
+fn node<const N: usize>(what: &'static str, index: usize) -> Result<()> {
+    if index < N {
+        Ok(())
+    } else {
+        Err(Error::IndexOutOfRange {
+            what,
+            index,
+            len: N,
+        })
+    }
 }
 
 impl<T: Real, const N: usize, const D: usize> Potential<T, N, D> for () {
@@ -35,6 +62,10 @@ where
         self.0.accumulate_gradient(x, grad);
         self.1.accumulate_gradient(x, grad);
     }
+    fn validate(&self) -> Result<()> {
+        self.0.validate()?;
+        self.1.validate()
+    }
 }
 
 /// Uniform gravity `g` along the negative last axis (−y in 2-D, −z in 3-D):
@@ -52,15 +83,20 @@ impl<T: Real, const N: usize, const D: usize> Potential<T, N, D> for Gravity<T, 
     #[inline]
     fn energy(&self, x: &[[T; D]; N]) -> T {
         let mut s = T::ZERO;
-        for i in 0..N {
-            s += self.weights[i] * x[i][D - 1];
+        // `last` is the vertical axis (none when D = 0: no gravity, and no `D − 1` underflow).
+        for (w, xi) in self.weights.iter().zip(x) {
+            if let Some(&z) = xi.last() {
+                s += *w * z;
+            }
         }
         self.g * s
     }
     #[inline]
     fn accumulate_gradient(&self, _x: &[[T; D]; N], grad: &mut [[T; D]; N]) {
-        for i in 0..N {
-            grad[i][D - 1] += self.g * self.weights[i];
+        for (w, gi) in self.weights.iter().zip(grad) {
+            if let Some(gz) = gi.last_mut() {
+                *gz += self.g * *w;
+            }
         }
     }
 }
@@ -79,6 +115,11 @@ pub struct Spring<T> {
 }
 
 /// Up to `S` springs (the first `len` are active).
+///
+/// # Panics
+/// As a [`Potential`] on `N` nodes, `energy` and `accumulate_gradient` panic on a spring with a
+/// node `≥ N`: [`Potential::validate`] (called by
+/// [`MechanicsBuilder::build`](super::MechanicsBuilder::build)) reports it as an error first.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Springs<T, const S: usize> {
     springs: [Spring<T>; S],
@@ -126,6 +167,10 @@ impl<T: Real, const S: usize> Default for Springs<T, S> {
 
 impl<T: Real, const N: usize, const D: usize, const S: usize> Potential<T, N, D> for Springs<T, S> {
     fn energy(&self, x: &[[T; D]; N]) -> T {
+        debug_assert!(
+            Potential::<T, N, D>::validate(self).is_ok(),
+            "spring node ≥ {N}"
+        );
         let mut e = T::ZERO;
         for s in self.as_slice() {
             let mut r2 = T::ZERO;
@@ -139,6 +184,10 @@ impl<T: Real, const N: usize, const D: usize, const S: usize> Potential<T, N, D>
         e
     }
     fn accumulate_gradient(&self, x: &[[T; D]; N], grad: &mut [[T; D]; N]) {
+        debug_assert!(
+            Potential::<T, N, D>::validate(self).is_ok(),
+            "spring node ≥ {N}"
+        );
         for s in self.as_slice() {
             let mut r2 = T::ZERO;
             for d in 0..D {
@@ -157,6 +206,13 @@ impl<T: Real, const N: usize, const D: usize, const S: usize> Potential<T, N, D>
             }
         }
     }
+    fn validate(&self) -> Result<()> {
+        for s in self.as_slice() {
+            node::<N>("spring node", s.a)?;
+            node::<N>("spring node", s.b)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sign convention of the dipole–dipole interaction energy in [`MagnetDipoles`].
@@ -174,6 +230,11 @@ pub enum DipoleSign {
 /// `r₀ = x_node` carries the dipole `μ₀ = q r₀/|r₀|²` (pointing along the rod), magnet `k` sits at
 /// `p_k` with dipole `μ_k`, and with `r = p_k − r₀` each pair contributes
 /// `[ s|r|²(μ₀·μ_k) − 3(μ₀·r)(μ_k·r) ] / (4π|r|⁵)`, `s` from [`DipoleSign`].
+///
+/// # Panics
+/// As a [`Potential`] on `N` nodes, `energy` and `accumulate_gradient` panic if `node ≥ N`:
+/// [`Potential::validate`] (called by [`MechanicsBuilder::build`](super::MechanicsBuilder::build))
+/// reports it as an error first.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MagnetDipoles<T, const K: usize> {
     /// The magnetised node.
@@ -204,6 +265,7 @@ fn dot3<T: Real>(a: &[T; 3], b: &[T; 3]) -> T {
 
 impl<T: Real, const N: usize, const K: usize> Potential<T, N, 3> for MagnetDipoles<T, K> {
     fn energy(&self, x: &[[T; 3]; N]) -> T {
+        debug_assert!(self.node < N, "magnetised node {} ≥ {N}", self.node);
         let x0 = x[self.node];
         let s0 = dot3(&x0, &x0);
         let m0 = [
@@ -231,6 +293,7 @@ impl<T: Real, const N: usize, const K: usize> Potential<T, N, 3> for MagnetDipol
         // With a = μ₀·r, b = μ_k·r, c = μ₀·μ_k, Q = ∂μ₀/∂x = q(I/s − 2xxᵀ/s²), ∂r/∂x = −I:
         // ∇a = Qr − μ₀, ∇b = −μ_k, ∇c = Qμ_k, ∇ρ⁻ⁿ = nρ⁻ⁿ⁻²r, and
         // 4π∇U = −3(b∇a + a∇b)ρ⁻⁵ − 15abρ⁻⁷r + s(∇c ρ⁻³ + 3cρ⁻⁵r).
+        debug_assert!(self.node < N, "magnetised node {} ≥ {N}", self.node);
         let x0 = x[self.node];
         let s0 = dot3(&x0, &x0);
         let q = self.q;
@@ -271,6 +334,9 @@ impl<T: Real, const N: usize, const K: usize> Potential<T, N, 3> for MagnetDipol
             }
         }
     }
+    fn validate(&self) -> Result<()> {
+        node::<N>("magnetised node", self.node)
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +361,72 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_spring_or_magnet_on_a_missing_node_is_refused_at_build() {
+        use crate::dynamics::MechanicsBuilder;
+        let builder = || {
+            let mut b = MechanicsBuilder::<f64, 2, 3, 0>::new();
+            b.point_mass(1.0).unwrap();
+            b.point_mass(1.0).unwrap();
+            b
+        };
+        let mut springs = Springs::<f64, 2>::new();
+        springs
+            .push(Spring {
+                a: 0,
+                b: 5,
+                k: 1.0,
+                rest: 1.0,
+            })
+            .unwrap();
+        // The first energy evaluation indexed x[5] of 2 nodes: a panic.
+        assert_eq!(
+            builder().build(springs).err(),
+            Some(Error::IndexOutOfRange {
+                what: "spring node",
+                index: 5,
+                len: 2,
+            })
+        );
+        let magnets = MagnetDipoles::<f64, 1> {
+            node: 2,
+            q: 1.0,
+            positions: [[0.0, 0.0, -1.0]],
+            dipoles: [[0.0, 0.0, 1.0]],
+            sign: DipoleSign::Physical,
+        };
+        // In a pair too.
+        assert_eq!(
+            builder().build(((), magnets)).err(),
+            Some(Error::IndexOutOfRange {
+                what: "magnetised node",
+                index: 2,
+                len: 2,
+            })
+        );
+        let mut ok = Springs::<f64, 1>::new();
+        ok.push(Spring {
+            a: 0,
+            b: 1,
+            k: 1.0,
+            rest: 1.0,
+        })
+        .unwrap();
+        assert!(builder().build(ok).is_ok());
+    }
+
+    #[test]
+    fn gravity_needs_no_vertical_axis_index() {
+        // D = 0 has no vertical axis: no `D − 1` underflow, no gravity.
+        let g = Gravity::<f64, 2> {
+            g: 9.81,
+            weights: [1.0, 2.0],
+        };
+        assert_eq!(Potential::<f64, 2, 0>::energy(&g, &[[], []]), 0.0);
+        let x = [[0.0, 1.0], [0.0, -1.0]];
+        assert_eq!(Potential::<f64, 2, 2>::energy(&g, &x), 9.81 * (1.0 - 2.0));
     }
 
     #[test]

@@ -100,7 +100,8 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a non-positive noise; [`Error::CountMismatch`] if the
-    /// buffers' lengths disagree with one capacity.
+    /// buffers' lengths disagree with one capacity (`expected` saturated at `usize::MAX` where
+    /// `capacity²` overflows).
     pub fn new(kernel: Kernel<T, D>, noise: T, buf: ExactBuffers<'a, T>) -> Result<Self> {
         positive("noise", noise)?;
         let capacity = buf.y.len();
@@ -115,9 +116,20 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
                 })
             }
         };
-        check("input buffer entries", buf.x.len(), capacity * D)?;
+        // Saturated sizes: capacity² of a long `y` must not overflow (a panic in debug builds; a
+        // wrapped size a short factor buffer could match, e.g. 65 536 points on a 32-bit
+        // target); no buffer holds usize::MAX scalars.
+        check(
+            "input buffer entries",
+            buf.x.len(),
+            capacity.saturating_mul(D),
+        )?;
         check("noise buffer entries", buf.d.len(), capacity)?;
-        check("factor buffer entries", buf.l.len(), capacity * capacity)?;
+        check(
+            "factor buffer entries",
+            buf.l.len(),
+            capacity.saturating_mul(capacity),
+        )?;
         check("z buffer entries", buf.z.len(), capacity)?;
         check("work buffer entries", buf.work.len(), capacity)?;
         Ok(ExactGp {

@@ -46,7 +46,9 @@ impl<T: Real, const D: usize> Grid<T, D> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for `D` outside 1..=3, a dimension with fewer than 4 nodes
-    /// (`grid size`), or bounds that are not finite with `lo < hi` (`grid bounds`).
+    /// (`grid size`), a node count `Π size_k` that overflows `usize` (`grid nodes`, the
+    /// offending dimension's size as the value), or bounds that are not finite with `lo < hi`
+    /// (`grid bounds`).
     pub fn new(lo: [T; D], hi: [T; D], size: [usize; D], convention: Convention) -> Result<Self> {
         if D == 0 || D > 3 {
             return Err(Error::InvalidParameter {
@@ -56,6 +58,7 @@ impl<T: Real, const D: usize> Grid<T, D> {
         }
         let mut origin = [T::ZERO; D];
         let mut step = [T::ZERO; D];
+        let mut nodes = 1usize;
         for k in 0..D {
             if size[k] < 4 {
                 return Err(Error::InvalidParameter {
@@ -63,6 +66,11 @@ impl<T: Real, const D: usize> Grid<T, D> {
                     value: size[k] as f64,
                 });
             }
+            // `len()` and the flattened node indices stay below Π size_k: it must fit.
+            nodes = nodes.checked_mul(size[k]).ok_or(Error::InvalidParameter {
+                name: "grid nodes (the product of the sizes overflows usize)",
+                value: size[k] as f64,
+            })?;
             if !(lo[k].is_finite() && hi[k].is_finite() && lo[k] < hi[k]) {
                 return Err(Error::InvalidParameter {
                     name: "grid bounds (finite, lo < hi)",
@@ -103,9 +111,9 @@ impl<T: Real, const D: usize> Grid<T, D> {
         &self.size
     }
 
-    /// Total number of nodes `m = Π G_k`.
+    /// Total number of nodes `m = Π G_k` (checked to fit in `usize` by [`Grid::new`]).
     pub fn len(&self) -> usize {
-        self.size.iter().product()
+        self.size.iter().fold(1, |m, &g| m.saturating_mul(g))
     }
 
     /// Never true (a grid has at least 4 nodes per dimension); for clippy's `len` rule.
@@ -119,12 +127,20 @@ impl<T: Real, const D: usize> Grid<T, D> {
     }
 
     /// Node spacing in dimension `k`.
+    ///
+    /// # Panics
+    /// If `k ≥ D` (a dimension, not data: callers loop over `0..D`).
     pub fn step(&self, k: usize) -> T {
+        debug_assert!(k < D, "grid dimension {k} of {D}");
         self.step[k]
     }
 
-    /// Coordinate of node `j` in dimension `k`.
+    /// Coordinate of node `j` in dimension `k` (`j` may lie past the grid: the line goes on).
+    ///
+    /// # Panics
+    /// If `k ≥ D` (a dimension, not data: callers loop over `0..D`).
     pub fn coordinate(&self, k: usize, j: usize) -> T {
+        debug_assert!(k < D, "grid dimension {k} of {D}");
         self.origin[k] + T::from_usize(j) * self.step[k]
     }
 
@@ -341,6 +357,15 @@ mod tests {
         clamped.weights(&[1.0], &mut j, &mut v).unwrap();
         assert_eq!((i, w), (j, v));
         assert!(Grid::<f64, 1>::new([0.0], [1.0], [3], Convention::Endpoints).is_err());
+        // Π size_k overflowing usize is refused (`len()` overflowed: a panic in debug builds).
+        let big = 1usize << (usize::BITS / 2);
+        assert_eq!(
+            Grid::<f64, 2>::new([0.0; 2], [1.0; 2], [big, big], Convention::Endpoints),
+            Err(Error::InvalidParameter {
+                name: "grid nodes (the product of the sizes overflows usize)",
+                value: big as f64,
+            })
+        );
         assert!(Grid::<f64, 1>::new([1.0], [1.0], [8], Convention::Endpoints).is_err());
     }
 }

@@ -137,8 +137,12 @@ impl<T: Real, const D: usize> Kernel<T, D> {
     /// The unit-variance one-dimensional factor of dimension `dim` at separation `delta`:
     /// `profile((δ/ℓ_dim)²)`. The grid kernel `K_UU` is `s ⊗_k K_k` with these factors (exact
     /// for the RBF, a product of 1-D Matérns otherwise — the structured-kernel convention).
+    ///
+    /// # Panics
+    /// If `dim ≥ D` (a dimension, not data: callers loop over `0..D`).
     #[inline]
     pub fn factor(&self, dim: usize, delta: T) -> T {
+        debug_assert!(dim < D, "kernel dimension {dim} of {D}");
         let d = delta / self.lengthscale[dim];
         self.family.profile(d * d)
     }

@@ -91,9 +91,10 @@ impl<T: Real, const M: usize> Default for WiskiMemory<T, M> {
     }
 }
 
-/// Scalars of scratch [`Wiski::new`] and [`Wiski::refactorize`] need for a grid of `m` nodes.
+/// Scalars of scratch [`Wiski::new`] and [`Wiski::refactorize`] need for a grid of `m` nodes
+/// (`usize::MAX`, which no buffer holds, when `2m²` overflows).
 pub const fn refactor_scratch_len(m: usize) -> usize {
-    2 * m * m
+    m.saturating_mul(m).saturating_mul(2)
 }
 
 /// The online SKI GP (see the module documentation).
@@ -117,7 +118,8 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] for a non-positive noise; [`Error::CountMismatch`] if a
-    /// buffer's length does not match the grid; [`Error::ScratchTooSmall`].
+    /// buffer's length does not match the grid (`expected` saturated at `usize::MAX` where `m²`
+    /// overflows); [`Error::ScratchTooSmall`].
     pub fn new(
         grid: Grid<T, D>,
         kernel: Kernel<T, D>,
@@ -138,18 +140,21 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
                 })
             }
         };
-        check("root buffer entries (grid nodes²)", buf.root.len(), m * m)?;
+        // Saturated sizes: m² of a large grid must not overflow (a panic in debug builds, and a
+        // wrapped size a short buffer could match); no buffer holds usize::MAX scalars.
+        let m2 = m.saturating_mul(m);
+        check("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
         check(
             "precision buffer entries (grid nodes²)",
             buf.precision.len(),
-            m * m,
+            m2,
         )?;
         check("b buffer entries (grid nodes)", buf.b.len(), m)?;
         check("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
         check(
             "work buffer entries (2 × grid nodes)",
             buf.work.len(),
-            2 * m,
+            m.saturating_mul(2),
         )?;
         let mut gp = Wiski {
             grid,
@@ -241,6 +246,8 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         phi.fill(T::ZERO);
         let mut innovation = y;
         for (&i, &wi) in idx.iter().zip(w) {
+            // cannot fail: the grid's flattened indices are < m, and s_mat holds m² (checked in
+            // Wiski::new).
             for (p, r) in phi.iter_mut().zip(&s_mat[i * m..(i + 1) * m]) {
                 *p += wi * *r;
             }

@@ -76,13 +76,20 @@ pub(crate) fn check_finite<T: Real>(z: &[T], t: T) -> Result<()> {
 }
 
 /// `out = z + h·Σ cᵢ kᵢ` over the stages given.
+///
+/// # Panics
+/// If `z` or a stage is shorter than `out` (checked in debug builds); every caller passes
+/// `as_slice()`s of one state type, whose lengths are equal.
 #[inline]
 pub(crate) fn combine<T: Real>(out: &mut [T], z: &[T], h: T, terms: &[(T, &[T])]) {
+    debug_assert!(z.len() >= out.len() && terms.iter().all(|(_, k)| k.len() >= out.len()));
     for (i, o) in out.iter_mut().enumerate() {
         let mut s = T::ZERO;
         for (c, k) in terms {
+            // cannot fail: k.len() == out.len() (one state type, see above).
             s += *c * k[i];
         }
+        // cannot fail: z.len() == out.len().
         *o = z[i] + h * s;
     }
 }

@@ -9,16 +9,7 @@
 use crate::error::{Error, Result};
 use crate::real::Real;
 
-fn check_square<T>(a: &[T], n: usize) -> Result<()> {
-    if a.len() != n * n {
-        return Err(Error::CountMismatch {
-            what: "matrix entries",
-            expected: n * n,
-            got: a.len(),
-        });
-    }
-    Ok(())
-}
+use super::check_square;
 
 fn check_system<T>(l: &[T], n: usize, b: &[T]) -> Result<()> {
     check_square(l, n)?;
@@ -193,6 +184,23 @@ pub fn symmetric_eigen<T: Real>(a: &mut [T], n: usize, v: &mut [T]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_n_is_a_count_mismatch_not_an_overflow() {
+        let n = 1usize << (usize::BITS / 2);
+        let expected = Err(Error::CountMismatch {
+            what: "matrix entries",
+            expected: usize::MAX,
+            got: 0,
+        });
+        assert_eq!(cholesky_in_place::<f64>(&mut [], n), expected);
+        assert_eq!(solve_lower_in_place::<f64>(&[], n, &mut []), expected);
+        assert_eq!(
+            solve_lower_transpose_in_place::<f64>(&[], n, &mut []),
+            expected
+        );
+        assert_eq!(symmetric_eigen::<f64>(&mut [], n, &mut []), expected);
+    }
 
     #[test]
     fn cholesky_reconstructs_and_solves() {

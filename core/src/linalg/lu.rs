@@ -11,17 +11,11 @@ use crate::real::Real;
 /// `perm[i]` receives the original row now in position `i`.
 ///
 /// # Errors
-/// [`Error::CountMismatch`] if `a` is not `n×n` or `perm` shorter than `n`;
-/// [`Error::Singular`] if a pivot is zero, non-finite, or below `n·ε·max|a|` (numerically
-/// singular).
+/// [`Error::CountMismatch`] if `a` is not `n×n` (`expected` saturates at `usize::MAX` when
+/// `n²` overflows) or `perm` shorter than `n`; [`Error::Singular`] if a pivot is zero,
+/// non-finite, or below `n·ε·max|a|` (numerically singular).
 pub fn lu_factor<T: Real>(a: &mut [T], n: usize, perm: &mut [usize]) -> Result<()> {
-    if a.len() != n * n {
-        return Err(Error::CountMismatch {
-            what: "matrix entries",
-            expected: n * n,
-            got: a.len(),
-        });
-    }
+    super::check_square(a, n)?;
     if perm.len() < n {
         return Err(Error::CountMismatch {
             what: "permutation slots",
@@ -82,7 +76,8 @@ pub fn lu_factor<T: Real>(a: &mut [T], n: usize, perm: &mut [usize]) -> Result<(
 /// `scratch` must hold at least `n` values.
 ///
 /// # Errors
-/// [`Error::CountMismatch`] on inconsistent lengths.
+/// [`Error::CountMismatch`] on inconsistent lengths; [`Error::IndexOutOfRange`] if an entry of
+/// `perm` is not below `n` (a permutation [`lu_factor`] did not write).
 pub fn lu_solve<T: Real>(
     lu: &[T],
     n: usize,
@@ -90,7 +85,8 @@ pub fn lu_solve<T: Real>(
     b: &mut [T],
     scratch: &mut [T],
 ) -> Result<()> {
-    if lu.len() != n * n || perm.len() < n || b.len() < n || scratch.len() < n {
+    super::check_square(lu, n)?;
+    if perm.len() < n || b.len() < n || scratch.len() < n {
         return Err(Error::CountMismatch {
             what: "solve operands",
             expected: n,
@@ -99,7 +95,15 @@ pub fn lu_solve<T: Real>(
     }
     // Apply the permutation.
     for i in 0..n {
-        scratch[i] = b[perm[i]];
+        let p = perm[i];
+        if p >= n {
+            return Err(Error::IndexOutOfRange {
+                what: "permutation entry",
+                index: p,
+                len: n,
+            });
+        }
+        scratch[i] = b[p];
     }
     // Forward substitution with unit L.
     for i in 0..n {
@@ -165,6 +169,38 @@ mod tests {
         );
         let mut a = [f64::NAN, 0.0, 0.0, 1.0];
         assert!(lu_factor(&mut a, 2, &mut perm).is_err());
+    }
+
+    #[test]
+    fn huge_n_is_a_count_mismatch_not_an_overflow() {
+        // n² overflows usize (it wrapped to 0 and passed the check, or panicked in debug).
+        let n = 1usize << (usize::BITS / 2);
+        let expected = Err(Error::CountMismatch {
+            what: "matrix entries",
+            expected: usize::MAX,
+            got: 0,
+        });
+        assert_eq!(lu_factor::<f64>(&mut [], n, &mut []), expected);
+        assert_eq!(lu_solve::<f64>(&[], n, &[], &mut [], &mut []), expected);
+    }
+
+    #[test]
+    fn foreign_permutation_entry_is_an_error() {
+        let lu = [1.0f64, 0.0, 0.0, 1.0];
+        let mut b = [1.0, 2.0, 3.0];
+        let mut scratch = [0.0; 2];
+        // b is longer than n: entry 2 would read b[2] (no panic before either, but a wrong
+        // answer); entry 7 panicked.
+        for p in [2, 7] {
+            assert_eq!(
+                lu_solve(&lu, 2, &[0, p], &mut b, &mut scratch),
+                Err(Error::IndexOutOfRange {
+                    what: "permutation entry",
+                    index: p,
+                    len: 2,
+                })
+            );
+        }
     }
 
     #[test]

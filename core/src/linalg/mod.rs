@@ -13,7 +13,25 @@ pub use cholesky::{
 };
 pub use lu::{lu_factor, lu_solve, lu_solve_in_place};
 
+use crate::error::{Error, Result};
 use crate::real::Real;
+
+/// Checks that `a` holds an `n×n` matrix. `n²` is not formed unchecked: a large `n` (a caller's
+/// value) must not overflow, which would panic in debug builds and, wrapped, pass the check.
+///
+/// # Errors
+/// [`Error::CountMismatch`] (`expected` saturated at `usize::MAX` when `n²` overflows).
+pub(crate) fn check_square<T>(a: &[T], n: usize) -> Result<()> {
+    let expected = n.saturating_mul(n);
+    if a.len() != expected {
+        return Err(Error::CountMismatch {
+            what: "matrix entries",
+            expected,
+            got: a.len(),
+        });
+    }
+    Ok(())
+}
 
 /// Dot product of two equal-length slices.
 #[inline]

@@ -193,6 +193,7 @@ impl<'a, const L: usize> Bma<'a, L> {
                 let bias = self.samples.slice(at + out * inp, out);
                 let hidden = l + 1 < self.layers;
                 for ((nj, row), bj) in next.iter_mut().zip(weight.rows(inp)).zip(bias.iter::<T>()) {
+                    // cannot fail: cur holds `widest` ≥ every width (from_safetensors).
                     let v = row.dot(&cur[..inp]) + bj;
                     *nj = if hidden && v < T::ZERO { T::ZERO } else { v };
                 }
@@ -200,6 +201,7 @@ impl<'a, const L: usize> Bma<'a, L> {
                 core::mem::swap(&mut cur, &mut next);
             }
             // Stable softmax of `cur[..classes]`, accumulated.
+            // cannot fail: 1 ≤ classes ≤ widest = cur.len() (sizes are checked ≥ 1).
             let logits = &cur[..classes];
             let mut max = logits[0];
             for &v in logits {

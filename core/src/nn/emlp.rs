@@ -53,7 +53,10 @@ impl<'a> Indices<'a> {
 
     #[inline]
     fn at(&self, k: usize) -> usize {
-        match self.bytes.get(4 * k..4 * k + 4) {
+        let Some(start) = k.checked_mul(4) else {
+            return 0;
+        };
+        match self.bytes.get(start..start.saturating_add(4)) {
             Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]) as usize,
             _ => 0,
         }
@@ -223,7 +226,10 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
                     name_is(n, "block", l, ".bilinear", Some((p, ".w")))
                 })?;
                 let r = xv.len() / nn;
-                if r == 0 || xv.len() != nn * r || wv.len() != m * r {
+                // nn·r ≤ xv.len() cannot overflow; m·r can (on 32 bits, m = r = 2¹⁶ from a
+                // 512 kB file): checked, an overflow is a shape that cannot match.
+                let mr = m.checked_mul(r);
+                if r == 0 || xv.len() != nn * r || mr != Some(wv.len()) {
                     return Err(Error::TensorShape {
                         role: "bilinear indices",
                         layer: Some(l),
@@ -236,7 +242,7 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
                 *slot = Part {
                     coef: Floats::new(&cv)?,
                     x: Indices::new(&xv, nn * r, g, "bilinear x")?,
-                    w: Indices::new(&wv, m * r, g.saturating_mul(g), "bilinear w")?,
+                    w: Indices::new(&wv, wv.len(), g.saturating_mul(g), "bilinear w")?,
                     m,
                     n: nn,
                     r,

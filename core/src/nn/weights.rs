@@ -81,6 +81,7 @@ impl<'a> Floats<'a> {
             .saturating_mul(size)
             .min(self.bytes.len());
         Floats {
+            // cannot fail: from ≤ to ≤ bytes.len() (both clamped, saturating ops are monotone).
             bytes: &self.bytes[from..to],
             wide: self.wide,
         }
@@ -89,14 +90,15 @@ impl<'a> Floats<'a> {
     /// Element `k` (zero past the end: callers check lengths when the view is built).
     #[inline]
     pub(crate) fn get<T: Real>(&self, k: usize) -> T {
-        if self.wide {
-            self.bytes
-                .get(8 * k..8 * k + 8)
-                .map_or(T::ZERO, |c| T::from_f64(read_f64(c)))
-        } else {
-            self.bytes
-                .get(4 * k..4 * k + 4)
-                .map_or(T::ZERO, |c| from_f32::<T>(read_f32(c)))
+        let size = self.element_size();
+        // Checked: a huge `k` is past the end, not an overflow.
+        let bytes = k
+            .checked_mul(size)
+            .and_then(|start| self.bytes.get(start..start.checked_add(size)?));
+        match bytes {
+            Some(c) if self.wide => T::from_f64(read_f64(c)),
+            Some(c) => from_f32::<T>(read_f32(c)),
+            None => T::ZERO,
         }
     }
 
