@@ -125,6 +125,8 @@ pub struct ImageTrainConfig {
     pub dtype: DType,
     /// Where to train.
     pub device: Device,
+    /// Checkpoints: where, how often, resume, stop early.
+    pub checkpoint: crate::checkpoint::Options,
 }
 
 /// One epoch of a run.
@@ -147,10 +149,8 @@ pub struct ImageModel {
     pub params: Params,
     /// Batch norm's running statistics.
     pub state: CnnState,
-    /// Augerino's pre-softplus widths `w` (a parameter of `aug_params`), when learned.
+    /// Augerino's pre-softplus widths `w` (in `params`, `augerino.width`), when learned.
     pub widths: Option<ParamId>,
-    /// The widths' parameter set.
-    pub aug_params: Params,
     /// The augmentation trained with.
     pub augmentation: Augmentation,
     /// Pixel mean and standard deviation of the training set (applied inside the network).
@@ -211,7 +211,7 @@ impl ImageModel {
     pub fn widths(&self) -> Result<[f64; 6]> {
         Ok(match (self.augmentation, self.widths) {
             (Augmentation::Learned { .. }, Some(id)) => {
-                let w = self.aug_params.get(id).to_vec_f64()?;
+                let w = self.params.get(id).to_vec_f64()?;
                 std::array::from_fn(|i| softplus(w[i]))
             }
             (Augmentation::Fixed(t), _) => t,
@@ -264,7 +264,7 @@ impl ImageModel {
             let mut state = self.state.clone();
             let head = |y: Tensor| if classify { y.log_softmax(-1) } else { Ok(y) };
             let theta = match self.augmentation {
-                Augmentation::Learned { .. } => self.theta_tensor(&self.aug_params)?,
+                Augmentation::Learned { .. } => self.theta_tensor(&self.params)?,
                 _ => None,
             };
             let Some(theta) = theta else {
@@ -400,10 +400,11 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
         cfg.dtype,
         &mut rng,
     )?;
-    let mut aug_params = Params::new();
+    // The widths join the network's parameters: one Adam over both, the network's L2 weight
+    // decay added to its own gradients only (Adam's `weight_decay` is exactly `g + λ·p`).
     let widths = match cfg.augmentation {
         Augmentation::Learned { init, .. } => Some(
-            aug_params.insert("augerino.width", Tensor::from_f64s(&init, &[6], cfg.dtype)?)?,
+            params.insert("augerino.width", Tensor::from_f64s(&init, &[6], cfg.dtype)?)?,
         ),
         _ => None,
     };
@@ -412,34 +413,45 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
         params: params.to_device(cfg.device)?,
         state: state.to_device(cfg.device)?,
         widths,
-        aug_params: aug_params.to_device(cfg.device)?,
         augmentation: cfg.augmentation,
         normalize: (mean, std),
         history: Vec::with_capacity(cfg.epochs),
         train_seconds: 0.0,
         outputs,
     };
-    let mut opt = Optimizer::new(
-        OptimizerKind::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: cfg.weight_decay,
-        },
-        &model.params,
-    )?;
-    let mut aug_opt = Optimizer::new(OptimizerKind::adam(), &model.aug_params)?;
+    let mut opt = Optimizer::new(OptimizerKind::adam(), &model.params)?;
     let gens = generator_matrix(cfg.dtype, cfg.device)?;
+    let fingerprint = format!(
+        "cnn {:?} aug {:?} n {n} {:?} epochs {} batch {} lr {} wd {} seed {} {:?}",
+        cfg.spec, cfg.augmentation, data.shape, cfg.epochs, cfg.batch_size, cfg.lr,
+        cfg.weight_decay, cfg.seed, cfg.dtype
+    );
+    let batches_per_epoch = n.div_ceil(cfg.batch_size) as u64;
+    let seed0 = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut first = 0;
+    if let Some(path) = cfg.checkpoint.resume_from() {
+        let r = crate::checkpoint::load(
+            path,
+            CHECKPOINT_KIND,
+            &fingerprint,
+            &mut model.params,
+            &mut opt,
+            &mut rng,
+            &mut [],
+            &mut [],
+        )?;
+        restore(&mut model, &r, path)?;
+        first = r.epoch;
+    }
     let start = Instant::now();
-    let mut step_seed = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for epoch in 0..cfg.epochs {
+    for epoch in first..cfg.epochs {
         let order = permutation(n, &mut rng);
         let (mut total, mut batches) = (0.0, 0usize);
+        let mut step_seed = seed0.wrapping_add(epoch as u64 * batches_per_epoch);
         for idx in order.chunks(cfg.batch_size) {
             let vars = model.params.variables();
-            let aug_vars = model.aug_params.variables();
             let x = batch(data, idx, cfg.dtype, cfg.device)?;
-            let x = match model.theta_tensor(&aug_vars)? {
+            let x = match model.theta_tensor(&vars)? {
                 Some(theta) => {
                     let u = draw_u(&mut rng, idx.len(), cfg.dtype, cfg.device)?;
                     warp(&x, &theta, &u, &gens)?
@@ -467,7 +479,7 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
             }
             let loss = match (cfg.augmentation, widths) {
                 (Augmentation::Learned { reg, safe, .. }, Some(id)) => {
-                    let theta = aug_vars.get(id).softplus()?;
+                    let theta = vars.get(id).softplus()?;
                     let on = !safe || theta.to_vec_f64()?.iter().all(|&t| t < 10.0);
                     if on && reg > 0.0 {
                         base.sub(&theta.square()?.sum_all()?.sqrt()?.mul_scalar(reg)?)?
@@ -477,14 +489,17 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
                 }
                 _ => base,
             };
-            let mut refs: Vec<&Tensor> = vars.values().iter().collect();
-            refs.extend(aug_vars.values());
-            let grads = no_grad(|| backward(&loss, &refs))?;
-            let (g_net, g_aug) = grads.split_at(vars.len());
-            no_grad(|| opt.step(&mut model.params, g_net, cfg.lr))?;
-            if !g_aug.is_empty() {
-                no_grad(|| aug_opt.step(&mut model.aug_params, g_aug, cfg.lr))?;
+            let refs: Vec<&Tensor> = vars.values().iter().collect();
+            let mut grads = no_grad(|| backward(&loss, &refs))?;
+            if cfg.weight_decay > 0.0 {
+                for (i, g) in grads.iter_mut().enumerate() {
+                    if Some(ParamId(i)) != widths {
+                        let p = model.params.get(ParamId(i));
+                        *g = no_grad(|| g.add(&p.mul_scalar(cfg.weight_decay)?))?;
+                    }
+                }
             }
+            no_grad(|| opt.step(&mut model.params, &grads, cfg.lr))?;
             total += value;
             batches += 1;
         }
@@ -498,6 +513,9 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
             train_loss,
             widths: widths_now,
         });
+        if let (Some(path), true) = (&cfg.checkpoint.path, cfg.checkpoint.due(epoch + 1, cfg.epochs)) {
+            save(&model, &opt, &rng, &fingerprint, epoch + 1, path)?;
+        }
         let rot = widths_now.map_or(f64::NAN, |w| w[2]);
         let values = [("loss", train_loss), ("rotation", rot)];
         progress(&Tick {
@@ -505,9 +523,87 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
             total: cfg.epochs,
             values: &values[..if widths_now.is_some() { 2 } else { 1 }],
         });
+        if cfg.checkpoint.stops_at(epoch + 1) {
+            break;
+        }
     }
     model.train_seconds = start.elapsed().as_secs_f64();
     Ok(model)
+}
+
+/// `keel.kind` of a CNN training checkpoint.
+const CHECKPOINT_KIND: &str = "cnn-checkpoint";
+
+/// Writes a checkpoint after `epoch` epochs: parameters, Adam's moments, the generator, batch
+/// norm's running statistics and the learning curves.
+fn save(
+    model: &ImageModel,
+    opt: &Optimizer,
+    rng: &Xoshiro256PlusPlus,
+    fingerprint: &str,
+    epoch: usize,
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut running = Vec::new();
+    for (m, v) in &model.state.running {
+        running.extend(m.to_vec_f64()?);
+        running.extend(v.to_vec_f64()?);
+    }
+    let loss: Vec<f64> = model.history.iter().map(|e| e.train_loss).collect();
+    let widths: Vec<f64> = model.history.iter().filter_map(|e| e.widths).flatten().collect();
+    crate::checkpoint::save(
+        path,
+        &crate::checkpoint::Snapshot {
+            kind: CHECKPOINT_KIND,
+            fingerprint,
+            epoch,
+            params: &model.params,
+            opt,
+            rng,
+            order: &[],
+            extra_params: &[],
+            series: &[("running", &running), ("train_loss", &loss), ("widths", &widths)],
+            meta: std::collections::BTreeMap::new(),
+        },
+    )
+}
+
+/// Puts a checkpoint's running statistics and learning curves back into `model`.
+fn restore(model: &mut ImageModel, r: &crate::checkpoint::Restored, path: &std::path::Path) -> Result<()> {
+    let bad = |what: &str| Error::Malformed {
+        path: path.to_path_buf(),
+        reason: format!("{what} do not fit this network"),
+    };
+    let series = |k: &str| r.series.get(k).ok_or_else(|| bad(k));
+    let running = series("running")?;
+    let expect: usize = model.state.running.iter().map(|(m, _)| 2 * m.numel()).sum();
+    if running.len() != expect {
+        return Err(bad("batch-norm running statistics"));
+    }
+    let mut at = 0;
+    for (m, v) in &mut model.state.running {
+        let c = m.numel();
+        let (dt, dev) = (m.dtype(), m.device());
+        *m = Tensor::from_f64s(&running[at..at + c], &[c], dt)?.to_device(dev)?;
+        *v = Tensor::from_f64s(&running[at + c..at + 2 * c], &[c], dt)?.to_device(dev)?;
+        at += 2 * c;
+    }
+    let loss = series("train_loss")?;
+    let widths = series("widths")?;
+    let learned = model.widths.is_some();
+    if loss.len() != r.epoch || widths.len() != if learned { 6 * r.epoch } else { 0 } {
+        return Err(bad("learning curves"));
+    }
+    model.history = loss
+        .iter()
+        .enumerate()
+        .map(|(e, &l)| ImageEpoch {
+            epoch: e + 1,
+            train_loss: l,
+            widths: learned.then(|| std::array::from_fn(|k| widths[6 * e + k])),
+        })
+        .collect();
+    Ok(())
 }
 
 /// Up to `count` training images transformed as in training (by the learned or fixed widths;

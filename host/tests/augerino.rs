@@ -74,3 +74,72 @@ fn zero_widths_leave_the_image_unchanged() {
         assert!((a - b).abs() < 1e-14, "{a} vs {b}");
     }
 }
+
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    use keel::checkpoint::Options;
+    use keel::cnn::{train, Augmentation, ImageTrainConfig};
+    use keel::data::Targets;
+    use keel::images::{ImageSet, ImageShape};
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+    let shape = ImageShape::new(1, 6, 6).unwrap();
+    let pixels: Vec<f64> = (0..40 * 36).map(|_| uniform::<f64, _>(&mut rng)).collect();
+    let targets = Targets::Classes {
+        labels: (0..40).map(|i| i % 2).collect(),
+        classes: vec!["a".into(), "b".into()],
+    };
+    let set = ImageSet::new(shape, pixels, targets).unwrap();
+    let dir = std::env::temp_dir().join(format!("keel-cnn-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("ck.safetensors");
+    let cfg = |checkpoint: Options| ImageTrainConfig {
+        spec: parse_spec("c3,x0.1,m2").unwrap(),
+        augmentation: Augmentation::Learned {
+            init: [-2.0, -2.0, 0.5, -2.0, -2.0, -2.0],
+            reg: 0.01,
+            safe: true,
+        },
+        epochs: 4,
+        batch_size: 16,
+        lr: 0.01,
+        weight_decay: 1e-3,
+        copies: 2,
+        seed: 4,
+        dtype: DType::F64,
+        device: keel::Device::Cpu,
+        checkpoint,
+    };
+    let whole = train(&cfg(Options::default()), &set, &mut |_| {}).unwrap();
+    let opts = |resume: bool, stop_after: Option<usize>| Options {
+        path: Some(ck.clone()),
+        every: 1,
+        resume,
+        stop_after,
+    };
+    let first = train(&cfg(opts(false, Some(2))), &set, &mut |_| {}).unwrap();
+    assert_eq!(first.history.len(), 2);
+    let mut ticks = Vec::new();
+    let rest = train(&cfg(opts(true, None)), &set, &mut |t| ticks.push(t.done)).unwrap();
+    assert_eq!(ticks, [3, 4], "the resumed run starts at epoch 3");
+    assert_eq!(rest.history.len(), 4);
+    for (a, b) in whole.params.values().iter().zip(rest.params.values()) {
+        assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), "parameters");
+    }
+    for ((m1, v1), (m2, v2)) in whole.state.running.iter().zip(&rest.state.running) {
+        assert_eq!(m1.to_vec_f64().unwrap(), m2.to_vec_f64().unwrap());
+        assert_eq!(v1.to_vec_f64().unwrap(), v2.to_vec_f64().unwrap());
+    }
+    let (h1, h2): (Vec<f64>, Vec<f64>) = whole
+        .history
+        .iter()
+        .zip(&rest.history)
+        .map(|(a, b)| (a.train_loss, b.train_loss))
+        .unzip();
+    assert_eq!(h1, h2, "learning curves");
+    // Another configuration refuses the checkpoint.
+    let mut other = cfg(opts(true, None));
+    other.lr = 0.02;
+    let e = train(&other, &set, &mut |_| {}).err().unwrap().to_string();
+    assert!(e.contains("checkpoint is for"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -41,10 +41,10 @@ fn trained(aug: Augmentation) -> (ImageModel, ImageSet) {
         seed: 3,
         dtype: DType::F32,
         device: Device::Cpu,
+        checkpoint: Default::default(),
     };
     let mut m = train(&cfg, &set, &mut |_| {}).unwrap();
     m.params = m.params.to_dtype(DType::F64).unwrap();
-    m.aug_params = m.aug_params.to_dtype(DType::F64).unwrap();
     for (a, b) in &mut m.state.running {
         *a = a.to_dtype(DType::F64).unwrap();
         *b = b.to_dtype(DType::F64).unwrap();

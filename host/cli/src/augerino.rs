@@ -8,8 +8,8 @@ use keel::cnn::{
     evaluate, train, Augmentation, ImageModel, ImageTrainConfig, W_INIT_SMALL, WIDTH_NAMES,
 };
 use keel::error::{Error, Result};
-use keel::images::datasets::{self, GeneratedSet};
-use keel::images::ImageSet;
+use keel::images::datasets::{self, MarioIggy, RotatedDigits, RotationRegression};
+use keel::images::{ImageSet, ImageShape};
 use keel::output::{check_plot, check_writable, Outputs};
 
 use super::values::DtypeArg;
@@ -83,6 +83,9 @@ pub struct TrainArgs {
     /// Test images (default: the data set's).
     #[arg(long, value_parser = super::values::at_least_one)]
     n_test: Option<usize>,
+    /// The digits the digit sets are made from (a CSV of 8×8 images with a `label` column).
+    #[arg(long, default_value = "fixtures/data/digits.csv")]
+    digits: PathBuf,
     /// Seed of the data, initialisation, batches and augmentation draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -101,6 +104,8 @@ pub struct TrainArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    checkpoint: super::checkpoint::CheckpointArgs,
 }
 
 pub fn run(cmd: &AugerinoCommand) -> Result<()> {
@@ -126,6 +131,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         check_plot("--plot", p)?;
     }
+    let checkpoint = a.checkpoint.options()?;
     let spec = keel::nn::cnn::parse_spec(&a.layers)
         .map_err(|e| Error::invalid("--layers", &a.layers, e.to_string()))?;
     let (reg_default, rot_default) = defaults(a.dataset);
@@ -146,12 +152,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         .device
         .parse::<keel::backend::DeviceRequest>()?
         .resolve()?;
-    let which = match a.dataset {
-        DatasetArg::RotatedDigits => GeneratedSet::RotatedDigits,
-        DatasetArg::MarioIggy => GeneratedSet::MarioIggy,
-        DatasetArg::RotationRegression => GeneratedSet::RotationRegression,
-    };
-    let (train_set, test_set) = datasets::generate(which, a.n_train, a.n_test, a.seed)?;
+    let (train_set, test_set) = generate(a)?;
     let augmentation = match a.model {
         ModelArg::Cnn => Augmentation::None,
         ModelArg::CnnRotate => Augmentation::Fixed([0.0, 0.0, 2.0 * std::f64::consts::PI, 0.0, 0.0, 0.0]),
@@ -179,6 +180,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             DtypeArg::F64 => keel::DType::F64,
         },
         device,
+        checkpoint,
     };
     if let Some(n) = notice {
         eprintln!("{n}");
@@ -190,6 +192,12 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     );
     let model = train(&cfg, &train_set, &mut |t| super::progress::show(&bar, t))?;
     bar.finish_and_clear();
+    if model.history.len() < a.epochs {
+        let done = model.history.len();
+        if !a.json {
+            println!("stopped after epoch {done} of {} (--stop-after; continue with --resume); the numbers below are this model's so far", a.epochs);
+        }
+    }
     let metrics = evaluate(&model, &test_set, a.ncopies, a.seed ^ 0x7E57)?;
     let widths = model.widths()?;
     let mut outputs = Outputs::new();
@@ -211,6 +219,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "widths": named, "train_seconds": model.train_seconds, "epochs": a.epochs,
             "n_train": train_set.len(), "n_test": test_set.len(), "ncopies": a.ncopies,
             "reg": reg, "seed": a.seed, "parameters": model.params.numel(),
+            "epochs_run": model.history.len(),
             "history": model.history,
         });
         if let (Some(o), serde_json::Value::Object(m)) = (v.as_object_mut(), serde_json::to_value(&metrics).unwrap_or_default()) {
@@ -252,6 +261,48 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The data set's train and test images (`--n-train`/`--n-test` keep the first ones of a set
+/// made from the digits, and size the sprite sets).
+fn generate(a: &TrainArgs) -> Result<(ImageSet, ImageSet)> {
+    let digits = || {
+        keel::images::csv::read_csv_images(&a.digits, "label", true, ImageShape::new(1, 8, 8)?)
+            .map_err(|e| Error::invalid("--digits", a.digits.display(), e.to_string()))
+    };
+    let split = match a.dataset {
+        DatasetArg::RotatedDigits => datasets::rotated_digits(
+            &digits()?,
+            &RotatedDigits {
+                seed: a.seed,
+                ..RotatedDigits::default()
+            },
+        )?,
+        DatasetArg::MarioIggy => {
+            let d = MarioIggy::default();
+            datasets::mario_iggy(&MarioIggy {
+                seed: d.seed.wrapping_add(a.seed),
+                train: a.n_train.unwrap_or(d.train),
+                test: a.n_test.unwrap_or(d.test),
+                ..d
+            })?
+        }
+        DatasetArg::RotationRegression => datasets::rotation_regression(
+            &digits()?,
+            &RotationRegression {
+                seed: a.seed,
+                ..RotationRegression::default()
+            },
+        )?,
+    };
+    let keep = |set: ImageSet, n: Option<usize>| match n {
+        Some(n) if n < set.len() => set.subset(&(0..n).collect::<Vec<_>>()),
+        _ => set,
+    };
+    Ok((
+        keep(split.train.images, a.n_train),
+        keep(split.test.images, a.n_test),
+    ))
 }
 
 /// Widths over the epochs and 24 transformed training images.

@@ -390,6 +390,7 @@ fn run_cnn(
             DtypeArg::F64 => keel::DType::F64,
         },
         device,
+        checkpoint: Default::default(),
     };
     if let Some(n) = notice {
         eprintln!("{n}");
