@@ -1,6 +1,12 @@
 //! Model export: safetensors files with `__metadata__` naming the model kind and its config, in
 //! the layout `keel-core` loads (`layer{i}.weight` as `[out, in]`, `layer{i}.bias`, optional
 //! `input.mean`/`input.std` and `target.mean`/`target.std`). Written atomically.
+//!
+//! Convolutional networks (`keel.kind = "cnn"`) are in [`cnn`].
+
+pub mod cnn;
+
+pub use cnn::{cnn_bytes, fold_batch_norm, write_cnn, AugerinoExport, CnnConfig, CnnLayer};
 
 use std::collections::BTreeMap;
 use std::path::Path;

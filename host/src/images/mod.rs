@@ -6,6 +6,8 @@
 //! - [`cifar`]: CIFAR-10 binary batches (`data_batch_*.bin`, `test_batch.bin`);
 //! - [`csv`]: a CSV table whose feature columns are the pixels of an image of a given shape
 //!   (the digits, `1x8x8`);
+//! - [`datasets`]: the generated, seeded sets of the Augerino paper — rotated digits, the
+//!   Mario-and-Iggy sprites, rotation regression.
 //!
 //! Every reader checks the file against its format's own description before trusting it —
 //! magic numbers, dimensions, counts that agree between files, sizes refused before allocating
@@ -17,6 +19,7 @@
 
 pub mod cifar;
 pub mod csv;
+pub mod datasets;
 pub mod idx;
 mod source;
 
