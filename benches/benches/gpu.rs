@@ -5,9 +5,9 @@
 //!   against PyTorch eager on the same GPU (`benches/peers/torch_mlp_gpu.py`);
 //! - one full-batch HMC leapfrog step of an MLP 784→256→256→10 on 100k synthetic points (f32),
 //!   against PyTorch on the same GPU (`benches/peers/torch_hmc_gpu.py`);
-//! - one CNN training step on 28×28 images (batch 256, f32, Adam; layers `c32,c32,m2,c64,m2,c64,g`
-//!   + dense 10: 3×3 convolutions with batch norm and ReLU), against PyTorch with cuDNN on the
-//!   same GPU (`benches/peers/torch_cnn_gpu.py`).
+//! - one CNN training step on 28×28 images (batch 256, f32, Adam; layers
+//!   `c32,c32,m2,c64,m2,c64,g` and a dense output: 3×3 convolutions with batch norm and ReLU),
+//!   against PyTorch with cuDNN on the same GPU (`benches/peers/torch_cnn_gpu.py`).
 //!
 //! Each figure is the median of repeated timings taken after a device synchronisation.
 

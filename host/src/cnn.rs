@@ -26,8 +26,8 @@ use serde::Serialize;
 
 use crate::backend::{DType, Device};
 use crate::data::{permutation, Targets};
-use crate::images::{ImageSet, ImageShape};
 use crate::error::{Error, Result};
+use crate::images::{ImageSet, ImageShape};
 use crate::metrics;
 use crate::nn::cnn::{Cnn, CnnState, LayerSpec, Mode};
 use crate::optim::{Optimizer, OptimizerKind};
@@ -172,7 +172,7 @@ fn generator_matrix(dtype: DType, device: Device) -> Result<Tensor> {
     let mut g = Vec::with_capacity(54);
     for m in GENERATORS.iter() {
         for row in m {
-            g.extend(row.iter().map(|&v: &f64| v));
+            g.extend(row.iter().copied());
         }
     }
     Ok(Tensor::from_f64s(&g, &[6, 9], dtype)?.to_device(device)?)
@@ -224,19 +224,25 @@ impl ImageModel {
             (Augmentation::Learned { .. }, Some(id)) => {
                 Some(vars.get(id).softplus()?.reshape(&[1, 6])?)
             }
-            (Augmentation::Fixed(t), _) => Some(
-                Tensor::from_f64s(&t, &[1, 6], self.dtype())?.to_device(self.device())?,
-            ),
+            (Augmentation::Fixed(t), _) => {
+                Some(Tensor::from_f64s(&t, &[1, 6], self.dtype())?.to_device(self.device())?)
+            }
             _ => None,
         })
     }
 
     fn dtype(&self) -> DType {
-        self.params.values().first().map_or(DType::F32, Tensor::dtype)
+        self.params
+            .values()
+            .first()
+            .map_or(DType::F32, Tensor::dtype)
     }
 
     fn device(&self) -> Device {
-        self.params.values().first().map_or(Device::Cpu, Tensor::device)
+        self.params
+            .values()
+            .first()
+            .map_or(Device::Cpu, Tensor::device)
     }
 
     /// The network on already-warped raw images: standardise, then the CNN.
@@ -268,7 +274,8 @@ impl ImageModel {
                 _ => None,
             };
             let Some(theta) = theta else {
-                return head(self.net(&self.params, &mut state, x, Mode::Eval)?).map_err(Into::into);
+                return head(self.net(&self.params, &mut state, x, Mode::Eval)?)
+                    .map_err(Into::into);
             };
             let gens = generator_matrix(x.dtype(), x.device())?;
             let mut acc: Option<Tensor> = None;
@@ -334,7 +341,11 @@ pub fn evaluate(
     let all: Vec<usize> = (0..test.len()).collect();
     for idx in all.chunks(256) {
         let x = batch(test, idx, model.dtype(), model.device())?;
-        out.extend(model.predict(&x, copies, classify, &mut rng)?.to_vec_f64()?);
+        out.extend(
+            model
+                .predict(&x, copies, classify, &mut rng)?
+                .to_vec_f64()?,
+        );
     }
     Ok(match &test.targets {
         Targets::Classes { labels, classes } => {
@@ -352,7 +363,8 @@ pub fn evaluate(
             test_nll: None,
             ece: None,
             test_mse: Some(
-                out.iter().zip(v).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / v.len().max(1) as f64,
+                out.iter().zip(v).map(|(p, t)| (p - t).powi(2)).sum::<f64>()
+                    / v.len().max(1) as f64,
             ),
         },
     })
@@ -363,7 +375,11 @@ pub fn evaluate(
 /// # Errors
 /// [`Error::InvalidInput`] for bad settings or images (before any training); a failed run
 /// ([`Error::Failed`]) when the loss diverges; engine errors.
-pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -> Result<ImageModel> {
+pub fn train(
+    cfg: &ImageTrainConfig,
+    data: &ImageSet,
+    progress: &mut Observer,
+) -> Result<ImageModel> {
     check(data, "training images")?;
     if cfg.epochs == 0 || cfg.batch_size == 0 {
         return Err(Error::invalid(
@@ -387,7 +403,8 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
     let n = data.len();
     let mean = data.pixels.iter().sum::<f64>() / data.pixels.len() as f64;
-    let var = data.pixels.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / data.pixels.len() as f64;
+    let var =
+        data.pixels.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / data.pixels.len() as f64;
     let std = var.sqrt().max(1e-6);
     let outputs = outputs(data);
     let mut params = Params::new();
@@ -403,9 +420,9 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
     // The widths join the network's parameters: one Adam over both, the network's L2 weight
     // decay added to its own gradients only (Adam's `weight_decay` is exactly `g + λ·p`).
     let widths = match cfg.augmentation {
-        Augmentation::Learned { init, .. } => Some(
-            params.insert("augerino.width", Tensor::from_f64s(&init, &[6], cfg.dtype)?)?,
-        ),
+        Augmentation::Learned { init, .. } => {
+            Some(params.insert("augerino.width", Tensor::from_f64s(&init, &[6], cfg.dtype)?)?)
+        }
         _ => None,
     };
     let mut model = ImageModel {
@@ -423,8 +440,15 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
     let gens = generator_matrix(cfg.dtype, cfg.device)?;
     let fingerprint = format!(
         "cnn {:?} aug {:?} n {n} {:?} epochs {} batch {} lr {} wd {} seed {} {:?}",
-        cfg.spec, cfg.augmentation, data.shape, cfg.epochs, cfg.batch_size, cfg.lr,
-        cfg.weight_decay, cfg.seed, cfg.dtype
+        cfg.spec,
+        cfg.augmentation,
+        data.shape,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.weight_decay,
+        cfg.seed,
+        cfg.dtype
     );
     let batches_per_epoch = n.div_ceil(cfg.batch_size) as u64;
     let seed0 = cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -470,7 +494,10 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
                 }
                 Targets::Values(v) => {
                     let t: Vec<f64> = idx.iter().map(|&i| v[i]).collect();
-                    out.mse(&Tensor::from_f64s(&t, &[idx.len(), 1], cfg.dtype)?.to_device(cfg.device)?)?
+                    out.mse(
+                        &Tensor::from_f64s(&t, &[idx.len(), 1], cfg.dtype)?
+                            .to_device(cfg.device)?,
+                    )?
                 }
             };
             let value = base.item()?;
@@ -513,7 +540,10 @@ pub fn train(cfg: &ImageTrainConfig, data: &ImageSet, progress: &mut Observer) -
             train_loss,
             widths: widths_now,
         });
-        if let (Some(path), true) = (&cfg.checkpoint.path, cfg.checkpoint.due(epoch + 1, cfg.epochs)) {
+        if let (Some(path), true) = (
+            &cfg.checkpoint.path,
+            cfg.checkpoint.due(epoch + 1, cfg.epochs),
+        ) {
             save(&model, &opt, &rng, &fingerprint, epoch + 1, path)?;
         }
         let rot = widths_now.map_or(f64::NAN, |w| w[2]);
@@ -550,7 +580,12 @@ fn save(
         running.extend(v.to_vec_f64()?);
     }
     let loss: Vec<f64> = model.history.iter().map(|e| e.train_loss).collect();
-    let widths: Vec<f64> = model.history.iter().filter_map(|e| e.widths).flatten().collect();
+    let widths: Vec<f64> = model
+        .history
+        .iter()
+        .filter_map(|e| e.widths)
+        .flatten()
+        .collect();
     crate::checkpoint::save(
         path,
         &crate::checkpoint::Snapshot {
@@ -562,14 +597,22 @@ fn save(
             rng,
             order: &[],
             extra_params: &[],
-            series: &[("running", &running), ("train_loss", &loss), ("widths", &widths)],
+            series: &[
+                ("running", &running),
+                ("train_loss", &loss),
+                ("widths", &widths),
+            ],
             meta: std::collections::BTreeMap::new(),
         },
     )
 }
 
 /// Puts a checkpoint's running statistics and learning curves back into `model`.
-fn restore(model: &mut ImageModel, r: &crate::checkpoint::Restored, path: &std::path::Path) -> Result<()> {
+fn restore(
+    model: &mut ImageModel,
+    r: &crate::checkpoint::Restored,
+    path: &std::path::Path,
+) -> Result<()> {
     let bad = |what: &str| Error::Malformed {
         path: path.to_path_buf(),
         reason: format!("{what} do not fit this network"),
@@ -639,84 +682,100 @@ pub fn transformed_samples(
         .collect())
 }
 
-/// The trained network as a `keel.kind = "cnn"` safetensors file for `keel_core::nn::Cnn`:
-/// batch normalisation folded into each convolution (`w' = w·γ/√(σ² + ε)`,
-/// `b' = (b − μ)·γ/√(σ² + ε) + β`, with the running statistics), dropout left out (it is the
-/// identity at test time), the training set's pixel mean and standard deviation as the input
-/// normalisation, and Augerino's widths θ with the test-time copy count when learned. `set`
-/// names the classes (metadata `keel.classes`).
+/// The trained network as a `keel.kind = "cnn"` safetensors file for `keel_core::nn::Cnn`
+/// ([`crate::export::cnn::cnn_bytes`], which checks the result with the core's loader): batch
+/// normalisation folded into each convolution with the running statistics
+/// ([`crate::export::cnn::fold_batch_norm`]), dropout left out (the identity at test time), the
+/// training set's pixel mean and standard deviation as the input normalisation, and Augerino's
+/// widths θ with `copies` for test-time averaging when learned. `set` gives the class names.
 ///
 /// # Errors
 /// Device reads; [`Error::InvalidInput`] for a network the core cannot evaluate.
 pub fn export_bytes(model: &ImageModel, set: &ImageSet, copies: usize) -> Result<Vec<u8>> {
-    use crate::export::{f32_bytes, safetensors_bytes};
-    use crate::nn::cnn::Layer;
-    use serde_json::json;
+    use crate::export::cnn::{cnn_bytes, fold_batch_norm, AugerinoExport, CnnConfig, CnnLayer};
+    use crate::export::OutputKind;
+    use crate::nn::cnn::{Layer, BN_EPS};
     let mut layers = Vec::new();
-    let mut tensors = Vec::new();
+    let mut weights = Vec::new();
     let read = |id: ParamId| model.params.get(id).to_vec_f64();
     for layer in &model.cnn.layers {
         let i = layers.len();
+        let mut push = |role: &str, shape: Vec<usize>, v: Vec<f64>| {
+            weights.push((format!("layer{i}.{role}"), shape, v));
+        };
         match layer {
             Layer::Conv(conv, bn, act) => {
                 let (mut w, mut b) = (read(conv.weight)?, read(conv.bias)?);
                 if let Some(bn) = bn {
-                    let (gamma, beta) = (read(bn.gamma)?, read(bn.beta)?);
                     let (rm, rv) = &model.state.running[bn.state];
-                    let (rm, rv) = (rm.to_vec_f64()?, rv.to_vec_f64()?);
-                    let per = w.len() / conv.out.max(1);
-                    for o in 0..conv.out {
-                        let s = gamma[o] / (rv[o] + crate::nn::cnn::BN_EPS).sqrt();
-                        w[o * per..][..per].iter_mut().for_each(|v| *v *= s);
-                        b[o] = (b[o] - rm[o]) * s + beta[o];
-                    }
+                    (w, b) = fold_batch_norm(
+                        &w,
+                        Some(&b),
+                        &read(bn.gamma)?,
+                        &read(bn.beta)?,
+                        &rm.to_vec_f64()?,
+                        &rv.to_vec_f64()?,
+                        BN_EPS,
+                    )?;
                 }
                 let k = conv.kernel;
-                layers.push(json!({
-                    "type": "conv", "out": conv.out, "kernel": [k, k],
-                    "stride": conv.opts.stride, "padding": conv.opts.padding,
-                    "dilation": conv.opts.dilation, "groups": conv.opts.groups,
-                    "activation": act.name(),
-                }));
-                tensors.push((format!("layer{i}.weight"), vec![conv.out, conv.inp, k, k], f32_bytes(&w)));
-                tensors.push((format!("layer{i}.bias"), vec![conv.out], f32_bytes(&b)));
+                layers.push(CnnLayer::Conv {
+                    out: conv.out,
+                    kernel: [k, k],
+                    stride: conv.opts.stride,
+                    padding: conv.opts.padding,
+                    dilation: conv.opts.dilation,
+                    groups: conv.opts.groups,
+                    activation: act.name().to_string(),
+                });
+                push(
+                    "weight",
+                    vec![conv.out, conv.inp / conv.opts.groups, k, k],
+                    w,
+                );
+                push("bias", vec![conv.out], b);
             }
-            Layer::MaxPool(k) | Layer::AvgPool(k) => layers.push(json!({
-                "type": if matches!(layer, Layer::MaxPool(_)) { "maxpool" } else { "avgpool" },
-                "kernel": [k, k], "stride": [k, k], "padding": [0, 0],
-            })),
-            Layer::GlobalMean => layers.push(json!({"type": "global_mean"})),
-            Layer::Flatten => layers.push(json!({"type": "flatten"})),
+            Layer::MaxPool(k) => layers.push(CnnLayer::MaxPool {
+                kernel: [*k; 2],
+                stride: [*k; 2],
+                padding: [0, 0],
+            }),
+            Layer::AvgPool(k) => layers.push(CnnLayer::AvgPool {
+                kernel: [*k; 2],
+                stride: [*k; 2],
+                padding: [0, 0],
+            }),
+            Layer::GlobalMean => layers.push(CnnLayer::GlobalMean),
+            Layer::Flatten => layers.push(CnnLayer::Flatten),
             Layer::Dropout(_) => {}
             Layer::Dense(lin, act) => {
-                layers.push(json!({"type": "dense", "out": lin.out, "activation": act.name()}));
-                tensors.push((format!("layer{i}.weight"), vec![lin.out, lin.inp], f32_bytes(&read(lin.weight)?)));
-                tensors.push((format!("layer{i}.bias"), vec![lin.out], f32_bytes(&read(lin.bias)?)));
+                layers.push(CnnLayer::Dense {
+                    out: lin.out,
+                    activation: act.name().to_string(),
+                });
+                push("weight", vec![lin.out, lin.inp], read(lin.weight)?);
+                push("bias", vec![lin.out], read(lin.bias)?);
             }
         }
     }
-    let (mean, std) = model.normalize;
-    tensors.push(("input.mean".into(), vec![1], f32_bytes(&[mean])));
-    tensors.push(("input.std".into(), vec![1], f32_bytes(&[std])));
-    let augerino = match model.augmentation {
-        Augmentation::Learned { .. } => {
-            tensors.push(("augerino.widths".into(), vec![6], f32_bytes(&model.widths()?)));
-            json!({"copies": copies.max(1)})
-        }
-        _ => serde_json::Value::Null,
+    let (classes, output) = match &set.targets {
+        Targets::Classes { classes, .. } => (Some(classes.clone()), OutputKind::Logits),
+        Targets::Values(_) => (None, OutputKind::Regression),
     };
-    let classify = matches!(set.targets, Targets::Classes { .. });
-    let config = json!({
-        "input": model.cnn.input, "input_normalization": true,
-        "output": if classify { "logits" } else { "regression" },
-        "layers": layers, "augerino": augerino,
-    });
-    let mut meta = std::collections::BTreeMap::from([
-        ("keel.kind".to_string(), "cnn".to_string()),
-        ("keel.config".to_string(), config.to_string()),
-    ]);
-    if let Targets::Classes { classes, .. } = &set.targets {
-        meta.insert("keel.classes".into(), json!(classes).to_string());
-    }
-    Ok(safetensors_bytes(&tensors, &meta))
+    let augerino = match model.augmentation {
+        Augmentation::Learned { .. } => Some(AugerinoExport {
+            widths: model.widths()?,
+            copies: copies.max(1),
+        }),
+        _ => None,
+    };
+    let config = CnnConfig {
+        input: model.cnn.input,
+        layers,
+        output,
+        normalization: Some(model.normalize),
+        augerino,
+        classes,
+    };
+    cnn_bytes(&config, &weights)
 }

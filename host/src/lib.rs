@@ -63,11 +63,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod cnn;
 pub mod bayes;
 pub mod checkpoint;
 pub mod checksum;
 pub mod chnn;
+pub mod cnn;
 pub mod data;
 pub mod emlp;
 pub mod error;

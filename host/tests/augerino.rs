@@ -18,21 +18,41 @@ fn loss(cnn: &Cnn, p: &Params, x: &Tensor, u: &Tensor, w: &Tensor, labels: &[usi
         .unwrap()
         .cross_entropy(labels)
         .unwrap();
-    ce.sub(&theta.square().unwrap().sum_all().unwrap().sqrt().unwrap().mul_scalar(0.05).unwrap())
-        .unwrap()
+    ce.sub(
+        &theta
+            .square()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .mul_scalar(0.05)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn width_gradient_matches_finite_differences() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
     let (n, h, w) = (3, 7, 6);
-    let xs: Vec<f64> = (0..n * h * w).map(|_| uniform::<f64, _>(&mut rng)).collect();
+    let xs: Vec<f64> = (0..n * h * w)
+        .map(|_| uniform::<f64, _>(&mut rng))
+        .collect();
     let x = Tensor::from_vec(xs, &[n, 1, h, w]).unwrap();
     let us: Vec<f64> = (0..n * 6).map(|_| uniform::<f64, _>(&mut rng)).collect();
     let u = Tensor::from_vec(us, &[n, 6]).unwrap();
     let mut p = Params::new();
-    let (cnn, _) = Cnn::new(&mut p, "", [1, h, w], &parse_spec("c3nobn,m2").unwrap(), 3, DType::F64, &mut rng)
-        .unwrap();
+    let (cnn, _) = Cnn::new(
+        &mut p,
+        "",
+        [1, h, w],
+        &parse_spec("c3nobn,m2").unwrap(),
+        3,
+        DType::F64,
+        &mut rng,
+    )
+    .unwrap();
     let labels = [0, 2, 1];
     // Widths large enough that the warp moves sample points across several pixels.
     let w0 = [0.3, -0.2, 1.0, -0.5, -1.0, 0.2];
@@ -48,9 +68,16 @@ fn width_gradient_matches_finite_differences() {
         let at = |d: f64| {
             let mut v = w0;
             v[i] += d;
-            loss(&cnn, &p, &x, &u, &Tensor::from_vec(v.to_vec(), &[6]).unwrap(), &labels)
-                .item()
-                .unwrap()
+            loss(
+                &cnn,
+                &p,
+                &x,
+                &u,
+                &Tensor::from_vec(v.to_vec(), &[6]).unwrap(),
+                &labels,
+            )
+            .item()
+            .unwrap()
         };
         let fd = (at(h_fd) - at(-h_fd)) / (2.0 * h_fd);
         assert!(
@@ -65,7 +92,9 @@ fn width_gradient_matches_finite_differences() {
 #[test]
 fn zero_widths_leave_the_image_unchanged() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
-    let xs: Vec<f64> = (0..2 * 2 * 5 * 4).map(|_| uniform::<f64, _>(&mut rng)).collect();
+    let xs: Vec<f64> = (0..2 * 2 * 5 * 4)
+        .map(|_| uniform::<f64, _>(&mut rng))
+        .collect();
     let x = Tensor::from_vec(xs.clone(), &[2, 2, 5, 4]).unwrap();
     let u = Tensor::from_vec(vec![0.3; 12], &[2, 6]).unwrap();
     let theta = Tensor::zeros(&[1, 6], DType::F64).unwrap();
@@ -123,7 +152,11 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     assert_eq!(ticks, [3, 4], "the resumed run starts at epoch 3");
     assert_eq!(rest.history.len(), 4);
     for (a, b) in whole.params.values().iter().zip(rest.params.values()) {
-        assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), "parameters");
+        assert_eq!(
+            a.to_vec_f64().unwrap(),
+            b.to_vec_f64().unwrap(),
+            "parameters"
+        );
     }
     for ((m1, v1), (m2, v2)) in whole.state.running.iter().zip(&rest.state.running) {
         assert_eq!(m1.to_vec_f64().unwrap(), m2.to_vec_f64().unwrap());

@@ -19,7 +19,9 @@ use keel_core::random::{uniform, Xoshiro256PlusPlus};
 fn images(n: usize, seed: u64) -> ImageSet {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let shape = ImageShape::new(2, 9, 7).unwrap();
-    let pixels: Vec<f64> = (0..n * shape.pixels()).map(|_| uniform::<f64, _>(&mut rng)).collect();
+    let pixels: Vec<f64> = (0..n * shape.pixels())
+        .map(|_| uniform::<f64, _>(&mut rng))
+        .collect();
     let labels: Vec<usize> = (0..n).map(|i| i % 3).collect();
     let targets = Targets::Classes {
         labels,
@@ -68,7 +70,11 @@ fn core_cnn_matches_the_engine() {
     let test = images(5, 9);
     let x = Tensor::from_f64s(&test.pixels, &[5, 2, 9, 7], DType::F64).unwrap();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
-    let host = model.predict(&x, 1, true, &mut rng).unwrap().to_vec_f64().unwrap();
+    let host = model
+        .predict(&x, 1, true, &mut rng)
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
     let mut scratch64 = vec![0.0f64; cnn.scratch_len()];
     let mut scratch32 = vec![0.0f32; cnn.scratch_len()];
     let mut worst = (0.0f64, 0.0f64);
@@ -89,7 +95,10 @@ fn core_cnn_matches_the_engine() {
     }
     assert!(worst.0 < 1e-6, "core f64 vs engine: {:e}", worst.0);
     assert!(worst.1 < 1e-4, "core f32 vs engine: {:e}", worst.1);
-    assert!(worst.0 > 0.0 || worst.1 > 0.0, "the comparison saw the export's rounding");
+    assert!(
+        worst.0 > 0.0 || worst.1 > 0.0,
+        "the comparison saw the export's rounding"
+    );
 }
 
 #[test]
@@ -120,20 +129,37 @@ fn core_augerino_matches_the_engine_draw_for_draw() {
         // copy — the core's order for a single image.
         let x = Tensor::from_f64s(img, &[1, 2, 9, 7], DType::F64).unwrap();
         let host = model
-            .predict(&x, 4, true, &mut Xoshiro256PlusPlus::seed_from_u64(20 + i as u64))
+            .predict(
+                &x,
+                4,
+                true,
+                &mut Xoshiro256PlusPlus::seed_from_u64(20 + i as u64),
+            )
             .unwrap()
             .to_vec_f64()
             .unwrap();
         let mut out = [0.0f64; 3];
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(20 + i as u64);
-        aug.predict(img, 4, &mut rng, &mut out, &mut scratch).unwrap();
+        aug.predict(img, 4, &mut rng, &mut out, &mut scratch)
+            .unwrap();
         for k in 0..3 {
-            assert!((out[k] - host[k]).abs() < 1e-6, "image {i} class {k}: core {} vs engine {}", out[k], host[k]);
+            assert!(
+                (out[k] - host[k]).abs() < 1e-6,
+                "image {i} class {k}: core {} vs engine {}",
+                out[k],
+                host[k]
+            );
         }
         // Another draw gives another answer (the comparison is not of unwarped images).
         let mut other = [0.0f64; 3];
-        aug.predict(img, 4, &mut Xoshiro256PlusPlus::seed_from_u64(99), &mut other, &mut scratch)
-            .unwrap();
+        aug.predict(
+            img,
+            4,
+            &mut Xoshiro256PlusPlus::seed_from_u64(99),
+            &mut other,
+            &mut scratch,
+        )
+        .unwrap();
         assert!(out.iter().zip(&other).any(|(a, b)| (a - b).abs() > 1e-6));
     }
 }

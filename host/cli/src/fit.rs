@@ -163,13 +163,24 @@ pub fn run(args: &FitArgs) -> Result<()> {
     if let Some(layers) = &args.layers {
         return run_cnn(args, layers, device, notice);
     }
-    for (flag, set) in [("--image-shape", args.image_shape.is_some()), ("--labels", args.labels.is_some())] {
+    for (flag, set) in [
+        ("--image-shape", args.image_shape.is_some()),
+        ("--labels", args.labels.is_some()),
+    ] {
         if set {
-            return Err(Error::invalid(flag, "set", "applies to image data: give --layers for a CNN"));
+            return Err(Error::invalid(
+                flag,
+                "set",
+                "applies to image data: give --layers for a CNN",
+            ));
         }
     }
     let Some(target) = args.target.clone() else {
-        return Err(Error::invalid("--target", "missing", "a CSV table needs its target column"));
+        return Err(Error::invalid(
+            "--target",
+            "missing",
+            "a CSV table needs its target column",
+        ));
     };
     let hidden = args
         .hidden
@@ -337,9 +348,14 @@ fn read_images(args: &FitArgs, classify: bool) -> Result<keel::images::ImageSet>
             ),
         ));
     };
-    let shape = ImageShape::parse(shape).map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
+    let shape = ImageShape::parse(shape)
+        .map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
     let Some(target) = &args.target else {
-        return Err(Error::invalid("--target", "missing", "a CSV of images needs its label column"));
+        return Err(Error::invalid(
+            "--target",
+            "missing",
+            "a CSV of images needs its label column",
+        ));
     };
     read_csv_images(&args.data, target, classify, shape)
 }
@@ -356,10 +372,18 @@ fn run_cnn(
     let spec = keel::nn::cnn::parse_spec(layers)
         .map_err(|e| Error::invalid("--layers", layers, e.to_string()))?;
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
-        return Err(Error::invalid("--test-fraction", args.test_fraction, "must be in (0, 1)"));
+        return Err(Error::invalid(
+            "--test-fraction",
+            args.test_fraction,
+            "must be in (0, 1)",
+        ));
     }
     if !(args.weight_decay >= 0.0 && args.weight_decay.is_finite()) {
-        return Err(Error::invalid("--weight-decay", args.weight_decay, "must be ≥ 0 and finite"));
+        return Err(Error::invalid(
+            "--weight-decay",
+            args.weight_decay,
+            "must be ≥ 0 and finite",
+        ));
     }
     let classify = matches!(args.task, TaskArg::Classify);
     let set = read_images(args, classify)?;
@@ -369,7 +393,10 @@ fn run_cnn(
         return Err(Error::invalid(
             "--test-fraction",
             args.test_fraction,
-            format!("leaves {} training and {n_test} test images of {n}", n - n_test.min(n)),
+            format!(
+                "leaves {} training and {n_test} test images of {n}",
+                n - n_test.min(n)
+            ),
         ));
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
@@ -413,7 +440,12 @@ fn run_cnn(
         outputs.with(p, |tmp| {
             keel::plot::plot_line_panels(
                 tmp,
-                &[(&format!("keel fit (CNN) {}", args.data.display()), "epoch", "loss", &series)],
+                &[(
+                    &format!("keel fit (CNN) {}", args.data.display()),
+                    "epoch",
+                    "loss",
+                    &series,
+                )],
             )
         })?;
     }
@@ -424,7 +456,9 @@ fn run_cnn(
         "train_seconds": model.train_seconds, "rows": [train_set.len(), 0, test_set.len()],
         "parameters": model.params.numel(),
     });
-    if let (Some(o), Ok(serde_json::Value::Object(m))) = (v.as_object_mut(), serde_json::to_value(&metrics)) {
+    if let (Some(o), Ok(serde_json::Value::Object(m))) =
+        (v.as_object_mut(), serde_json::to_value(&metrics))
+    {
         o.extend(m);
     }
     if args.json {
