@@ -439,3 +439,81 @@ fn configurations_that_do_not_fit_are_refused_naming_the_layer() {
         vec![[4, 6, 6], [4, 3, 3], [36, 1, 1], [3, 1, 1]]
     );
 }
+
+/// The CNN the firmware's `cnn-bench` binary embeds (`firmware/assets/cnn-digit.safetensors`):
+/// a digits-sized Augerino CNN with fixed seeded weights (not trained — it measures cost, not
+/// accuracy): conv 3×3 1→8 relu, 2×2 max pool, conv 3×3 8→16 relu, global mean, dense 16→10,
+/// input normalised by (x − 8)/4 (the digits' 0–16 pixels), widths for a rotation-heavy
+/// Augerino, 4 copies.
+fn firmware_cnn() -> (CnnConfig, Weights) {
+    let mut rng = Rng(2021);
+    let mut scaled = |n: usize, fan_in: usize| -> Vec<f64> {
+        let s = (3.0 / fan_in as f64).sqrt();
+        rng.vec(n).into_iter().map(|v| v * s).collect()
+    };
+    let weights = vec![
+        ("layer0.weight".to_string(), vec![8, 1, 3, 3], scaled(72, 9)),
+        ("layer0.bias".to_string(), vec![8], scaled(8, 9)),
+        (
+            "layer2.weight".to_string(),
+            vec![16, 8, 3, 3],
+            scaled(1152, 72),
+        ),
+        ("layer2.bias".to_string(), vec![16], scaled(16, 72)),
+        ("layer4.weight".to_string(), vec![10, 16], scaled(160, 16)),
+        ("layer4.bias".to_string(), vec![10], scaled(10, 16)),
+    ];
+    let config = CnnConfig {
+        input: [1, 8, 8],
+        layers: vec![
+            conv_layer(8, 3, 1, "relu"),
+            CnnLayer::MaxPool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+            },
+            conv_layer(16, 3, 1, "relu"),
+            CnnLayer::GlobalMean,
+            CnnLayer::Dense {
+                out: 10,
+                activation: "identity".into(),
+            },
+        ],
+        output: OutputKind::Logits,
+        normalization: Some((8.0, 4.0)),
+        augerino: Some(AugerinoExport {
+            widths: [0.05, 0.05, 1.0, 0.05, 0.05, 0.05],
+            copies: 4,
+        }),
+        classes: None,
+    };
+    (config, weights)
+}
+
+/// The committed firmware asset is exactly what the writer makes of `firmware_cnn`
+/// (`KEEL_WRITE_ASSETS=1` rewrites it).
+#[test]
+fn the_firmware_cnn_asset_is_the_writers_output() {
+    let (config, weights) = firmware_cnn();
+    let bytes = cnn_bytes(&config, &weights).unwrap();
+    let path: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "firmware",
+        "assets",
+        "cnn-digit.safetensors",
+    ]
+    .iter()
+    .collect();
+    if std::env::var_os("KEEL_WRITE_ASSETS").is_some() {
+        keel::export::write_cnn(&path, &config, &weights).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "rerun with KEEL_WRITE_ASSETS=1"
+    );
+    let st = SafeTensors::<'_, 16>::parse(&bytes).unwrap();
+    let cnn = Cnn::<'_, 8>::from_safetensors(&st).unwrap();
+    assert_eq!(cnn.scratch_len(), 1024);
+}

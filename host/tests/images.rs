@@ -450,3 +450,29 @@ fn image_shapes_must_fit_the_columns_and_pixels_be_numbers() {
         "3x32x32"
     );
 }
+
+#[test]
+fn image_sets_check_their_lengths() {
+    let shape = ImageShape::new(1, 2, 2).unwrap();
+    let two = Targets::Values(vec![0.0, 1.0]);
+    let set = ImageSet::new(shape, vec![0.5; 8], two.clone()).unwrap();
+    assert_eq!((set.len(), set.classes()), (2, 0));
+    assert_eq!(set.subset(&[1, 1, 0]).len(), 3);
+    let text = input_error(ImageSet::new(shape, vec![0.5; 7], two.clone()).unwrap_err());
+    assert!(
+        text.contains("not a whole number of 1x2x2 images"),
+        "{text}"
+    );
+    let text = input_error(ImageSet::new(shape, vec![0.5; 12], two.clone()).unwrap_err());
+    assert!(
+        text.contains("2 targets given; need one per image"),
+        "{text}"
+    );
+    // A shape written as a literal with a zero side is refused too, not divided by.
+    let flat = ImageShape {
+        channels: 0,
+        height: 2,
+        width: 2,
+    };
+    assert!(ImageSet::new(flat, vec![], Targets::Values(vec![])).is_err());
+}

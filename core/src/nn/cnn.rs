@@ -24,14 +24,18 @@
 //! the shape. [`Cnn::scratch_len`] is twice the largest activation (the input included).
 //!
 //! The convolution is direct — no im2col copy, which would need `C·kh·kw` times the output in
-//! RAM. Its loops run in the weights' storage order: for each output channel the plane is set
-//! to the bias, then for each input channel of its group and each kernel tap `(ky, kx)` one
-//! weight is decoded from flash and added, times the input, to every output pixel it reaches:
-//! the rows and columns where the tap falls inside the input are computed once per tap (no
-//! bounds test per pixel, no padding copy), and the innermost loop is a multiply-add over a row
-//! — `y[ox] += w·x[ix]` with `ix` stepping by the stride — with the weight in a register. On a
-//! Cortex-M4F (no data cache; flash wait states) this reads each weight once per forward pass
-//! and keeps the inner loop to two loads, a fused multiply-add and a store per output pixel.
+//! RAM. For each output channel the plane is set to the bias; then for each kernel tap
+//! `(ky, kx)` the output rows and columns where the tap falls inside the input are computed
+//! once (no bounds test per pixel, no padding copy), and for each input channel of the group
+//! one weight is decoded from flash and added, times the input, to every output pixel the tap
+//! reaches: the innermost loop is a multiply-add over a row — `y[ox] += w·x[ix]` with `ix`
+//! stepping by the stride — with the weight in a register. On a Cortex-M4F (no data cache;
+//! flash wait states) each weight is read once per forward pass. Measured under QEMU
+//! (`firmware/measure_cnn.sh`, instructions, not cycles): the 8×8 digits CNN of
+//! `firmware/src/bin/cnn_bench.rs` (conv 3×3 1→8, max pool, conv 3×3 8→16, global mean,
+//! dense 16→10: 23 k multiply-adds) takes 513 k instructions per forward pass — on images this
+//! small the per-tap and per-row bookkeeping, not the multiply-adds, dominates (putting the tap
+//! loops outside the channel loop took it from 714 k).
 //! The activation runs over each finished plane.
 //!
 //! NaN or infinite weights or pixels propagate (max pooling propagates NaN as PyTorch does);
@@ -612,7 +616,7 @@ fn conv2d<T: Real>(cv: &Conv2d, stage: &Stage<'_>, x: &[T], y: &mut [T]) {
     let [dh, dw] = cv.dilation;
     let plane_in = h * w;
     let group_in = per_group * plane_in;
-    let mut weights = stage.weight.iter::<T>();
+    let taps = kh * kw;
     for ((oc, plane), bias) in y
         .chunks_exact_mut((oh * ow).max(1))
         .enumerate()
@@ -621,24 +625,29 @@ fn conv2d<T: Real>(cv: &Conv2d, stage: &Stage<'_>, x: &[T], y: &mut [T]) {
         plane.fill(bias);
         let g = oc / outs_per_group;
         let xg = x.get(g * group_in..).unwrap_or(&[]);
-        for xc in xg.chunks_exact(plane_in.max(1)).take(per_group) {
-            for ky in 0..kh {
-                let (y_lo, y_hi) = inside(oh, sh, ky * dh, ph, h);
-                for kx in 0..kw {
-                    let wv = weights.next().unwrap_or(T::ZERO);
-                    let (x_lo, x_hi) = inside(ow, sw, kx * dw, pw, w);
-                    if x_lo == x_hi {
-                        continue;
-                    }
-                    // Column of the first output pixel's tap (≥ 0 by `inside`).
-                    let ix0 = x_lo * sw + kx * dw - pw;
-                    for oy in y_lo..y_hi {
-                        let iy = oy * sh + ky * dh - ph;
-                        let row = iy * w;
-                        let (Some(xs), Some(ys)) = (
-                            xc.get(row + ix0..row + w),
-                            plane.get_mut(oy * ow + x_lo..oy * ow + x_hi),
-                        ) else {
+        for ky in 0..kh {
+            let (y_lo, y_hi) = inside(oh, sh, ky * dh, ph, h);
+            if y_lo == y_hi {
+                continue;
+            }
+            // Row of the first output row's tap (≥ 0 by `inside`).
+            let iy0 = y_lo * sh + ky * dh - ph;
+            for kx in 0..kw {
+                let (x_lo, x_hi) = inside(ow, sw, kx * dw, pw, w);
+                if x_lo == x_hi {
+                    continue;
+                }
+                // Column of the first output pixel's tap (≥ 0 by `inside`).
+                let ix0 = x_lo * sw + kx * dw - pw;
+                // Weight `[oc, ci, ky, kx]`: `first + ci·taps`.
+                let first = (oc * per_group * kh + ky) * kw + kx;
+                for (ci, xc) in xg.chunks_exact(plane_in.max(1)).take(per_group).enumerate() {
+                    let wv: T = stage.weight.get(first + ci * taps);
+                    let rows_in = xc.chunks_exact(w.max(1)).skip(iy0).step_by(sh);
+                    let rows_out = plane.chunks_exact_mut(ow.max(1)).skip(y_lo);
+                    for (xrow, yrow) in rows_in.zip(rows_out).take(y_hi - y_lo) {
+                        let (Some(xs), Some(ys)) = (xrow.get(ix0..), yrow.get_mut(x_lo..x_hi))
+                        else {
                             continue;
                         };
                         if sw == 1 {

@@ -1184,7 +1184,22 @@ fn patch_geom(
         dilation,
         oh: out[0],
         ow: out[1],
+        transposed: false,
     })
+}
+
+/// A `[groups, rows, cols]` patch matrix of `g` in the transposed layout `[groups, cols, rows]`
+/// (`PatchGeom::transposed`, the CPU convolutions' layout).
+fn transpose_patches<T: Num>(m: &[T], g: &PatchGeom) -> Vec<T> {
+    let (rows, cols) = (g.rows(), g.cols());
+    let mut out = Vec::with_capacity(m.len());
+    for grp in 0..g.groups {
+        let block = &m[grp * rows * cols..][..rows * cols];
+        for j in 0..cols {
+            out.extend((0..rows).map(|r| block[r * cols + j]));
+        }
+    }
+    out
 }
 
 impl Gen {
@@ -1330,6 +1345,25 @@ fn conv<T: Num>() {
         let want = cpu_conv::col2im(&cols, g);
         let ctx = format!("col2im {g:?}");
         def.check(&ctx, &want, &col2im_definition(&cols, g), Tol::Exact);
+        // The CPU's transposed layout: the same entries, and col2im's sums in the same order.
+        let gt = PatchGeom {
+            transposed: true,
+            ..*g
+        };
+        for fill in [T::ZERO, T::from_f64(f64::NEG_INFINITY)] {
+            def.check(
+                &format!("im2col transposed {g:?} fill {fill:?}"),
+                &cpu_conv::im2col(&x, &gt, fill),
+                &transpose_patches(&patch_entries(&x, g, fill, |_, _| ()), g),
+                Tol::Exact,
+            );
+        }
+        def.check(
+            &format!("col2im transposed {g:?}"),
+            &cpu_conv::col2im(&transpose_patches(&cols, g), &gt),
+            &want,
+            Tol::Exact,
+        );
         for l in geometries(g.image_len()) {
             let got = emu::col2im(l, &cols, &geom);
             r.check(&format!("{ctx} {l:?}"), &got, &want, Tol::Exact);

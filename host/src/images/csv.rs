@@ -33,8 +33,11 @@ pub fn read_csv_images(
 pub fn from_dataset(table: Dataset, shape: ImageShape) -> Result<ImageSet> {
     let cols = table.cols();
     if shape.pixels() != cols {
-        let side = (cols as f64 / shape.channels as f64).sqrt().round() as usize;
-        let hint = if side * side * shape.channels == cols {
+        let side = (cols as f64 / shape.channels.max(1) as f64).sqrt().round() as usize;
+        let fits = side
+            .checked_mul(side)
+            .and_then(|s| s.checked_mul(shape.channels));
+        let hint = if fits == Some(cols) {
             format!("; {}x{side}x{side} would fit", shape.channels)
         } else {
             String::new()

@@ -119,6 +119,13 @@ impl ImageSet {
     /// or the targets are not one per image.
     pub fn new(shape: ImageShape, pixels: Vec<f64>, targets: Targets) -> Result<Self> {
         let per = shape.pixels();
+        if per == 0 {
+            return Err(Error::invalid(
+                "image_shape",
+                shape,
+                "every side must be at least 1",
+            ));
+        }
         if !pixels.len().is_multiple_of(per) {
             return Err(Error::invalid(
                 "images",
@@ -147,7 +154,7 @@ impl ImageSet {
 
     /// Number of images.
     pub fn len(&self) -> usize {
-        self.pixels.len() / self.shape.pixels()
+        self.pixels.len() / self.shape.pixels().max(1)
     }
 
     /// Whether there are no images.

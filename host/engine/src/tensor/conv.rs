@@ -160,13 +160,14 @@ fn geometry(
         dilation,
         oh: out[0],
         ow: out[1],
+        transposed: false,
     };
     Ok(g)
 }
 
 impl Tensor {
     /// The patch matrix `[groups, (c/groups)·kh·kw, n·oh·ow]` of this `[n, c, h, w]` image
-    /// (see [`PatchGeom`]), padding read as `fill` (0 for convolutions, −∞ for max pooling).
+    /// (`[groups, n·oh·ow, (c/groups)·kh·kw]` for a transposed geometry; see [`PatchGeom`]), padding read as `fill` (0 for convolutions, −∞ for max pooling).
     /// Linear in the image; its derivative is [`Tensor::col2im`].
     ///
     /// # Errors
@@ -181,7 +182,7 @@ impl Tensor {
                 rhs: expect,
             });
         }
-        let out = Shape::new(&[g.groups, g.rows(), g.cols()])?;
+        let out = Shape::new(&g.patch_dims())?;
         crate::memory::check(
             || format!("the patch matrix {out} of a convolution"),
             g.patch_len() as u128,
@@ -197,7 +198,7 @@ impl Tensor {
     /// # Errors
     /// [`Error::ShapeMismatch`] if this is not the geometry's patch matrix.
     pub fn col2im(&self, g: &PatchGeom) -> Result<Tensor> {
-        let expect = Shape::new(&[g.groups, g.rows(), g.cols()])?;
+        let expect = Shape::new(&g.patch_dims())?;
         if self.shape() != expect {
             return Err(Error::ShapeMismatch {
                 op: "col2im",
@@ -268,9 +269,19 @@ impl Tensor {
                 rhs: weight.shape(),
             });
         }
-        let cols = self.im2col(&g, 0.0)?;
         let wm = weight.reshape(&[o.groups, oc / o.groups, g.rows()])?;
-        wm.matmul(&cols)?
+        // On the CPU the patches are laid out one per row, which `gemm` multiplies faster (see
+        // `PatchGeom::transposed`); the CUDA kernels take the column layout.
+        let product = if self.device() == crate::backend::Device::Cpu {
+            let g = PatchGeom {
+                transposed: true,
+                ..g
+            };
+            wm.matmul_t(&self.im2col(&g, 0.0)?, false, true)?
+        } else {
+            wm.matmul(&self.im2col(&g, 0.0)?)?
+        };
+        product
             .groups_to_nchw(g.n, g.oh, g.ow)?
             .add_channel_bias(bias, "conv2d")
     }

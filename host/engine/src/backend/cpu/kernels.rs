@@ -200,6 +200,30 @@ fn for_each_row(
             st[k][MAX_RANK - r + i] = strides[k][i];
         }
     }
+    // Merge an axis into the next inner one wherever every operand steps through both as one
+    // (the `[h, w]` of a per-channel broadcast over `[n, c, h, w]`), so that runs are long; the
+    // innermost axis keeps its strides, which the callers read as the run's step.
+    let (mut cd, mut cs) = ([1usize; MAX_RANK], [[0usize; MAX_RANK]; 3]);
+    let mut p = MAX_RANK - 1;
+    cd[p] = dims[p];
+    for k in 0..3 {
+        cs[k][p] = st[k][p];
+    }
+    for j in (0..MAX_RANK - 1).rev() {
+        if dims[j] == 1 {
+            continue;
+        }
+        if (0..3).all(|k| st[k][j] == cs[k][p] * cd[p]) {
+            cd[p] *= dims[j];
+        } else {
+            p -= 1;
+            cd[p] = dims[j];
+            for k in 0..3 {
+                cs[k][p] = st[k][j];
+            }
+        }
+    }
+    let (dims, st) = (cd, cs);
     let last = dims[3];
     for i0 in 0..dims[0] {
         for i1 in 0..dims[1] {
@@ -464,8 +488,10 @@ pub fn permute<T: Float>(x: &[T], s: &Shape, perm: &[usize]) -> (Vec<T>, Shape) 
         &out_shape,
         [strides, [0; MAX_RANK], [0; MAX_RANK]],
         |[o, _, _], run| {
-            for j in 0..run {
-                out.push(x[o + j * l]);
+            if l == 1 {
+                out.extend_from_slice(&x[o..o + run]);
+            } else {
+                out.extend((0..run).map(|j| x[o + j * l]));
             }
         },
     );

@@ -684,6 +684,13 @@ impl CudaStorage {
     }
 
     fn conv_geom(&self, g: &PatchGeom, op: &str) -> Result<CudaSlice<u64>> {
+        if g.transposed {
+            return Err(Error::invalid(
+                "patch matrix",
+                "transposed",
+                format!("{op}: the CUDA kernels take the [groups, rows, cols] layout"),
+            ));
+        }
         let v = [
             g.n,
             g.c,
