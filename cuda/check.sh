@@ -45,6 +45,7 @@ echo '```' | tee -a "$report"
     "$bundle/gpu-bench" 2>&1
     python3 "$bundle/torch_mlp_gpu.py" 2>&1
     python3 "$bundle/torch_hmc_gpu.py" 2>&1
+    python3 "$bundle/torch_cnn_gpu.py" 2>&1
     echo '```'
 } | tee -a "$report"
 keel_s=$(grep -o '"bench":"mlp_step","seconds":[0-9.e-]*' "$report" | sed 's/.*://')
@@ -56,6 +57,11 @@ keel_s=$(grep -o '"bench":"hmc_leapfrog","seconds":[0-9.e-]*' "$report" | sed 's
 torch_s=$(grep -o '"bench": "torch_hmc_leapfrog".*"seconds": [0-9.e-]*' "$report" | sed 's/.*: //')
 if [ -n "$keel_s" ] && [ -n "$torch_s" ]; then
     python3 -c "print(f'HMC leapfrog step (100k x 784, MLP 256-256): Keel {1/float('$keel_s'):.0f} steps/s, PyTorch {1/float('$torch_s'):.0f} steps/s, Keel/PyTorch = {float('$torch_s')/float('$keel_s'):.2f}x')" | tee -a "$report"
+fi
+keel_s=$(grep -o '"bench":"cnn_step","seconds":[0-9.e-]*' "$report" | sed 's/.*://')
+torch_s=$(grep -o '"bench": "torch_cnn_step".*"seconds": [0-9.e-]*' "$report" | sed 's/.*: //')
+if [ -n "$keel_s" ] && [ -n "$torch_s" ]; then
+    python3 -c "print(f'CNN step (28x28, batch 256): Keel {float('$keel_s')*1e3:.3f} ms, PyTorch+cuDNN {float('$torch_s')*1e3:.3f} ms, PyTorch/Keel = {float('$torch_s')/float('$keel_s'):.2f}x')" | tee -a "$report"
 fi
 echo "report: $report"
 exit $status

@@ -4,7 +4,10 @@
 //! - one MLP training step (784→1024→1024→10, batch 1024, f32, Adam) on the GPU, to set
 //!   against PyTorch eager on the same GPU (`benches/peers/torch_mlp_gpu.py`);
 //! - one full-batch HMC leapfrog step of an MLP 784→256→256→10 on 100k synthetic points (f32),
-//!   against PyTorch on the same GPU (`benches/peers/torch_hmc_gpu.py`).
+//!   against PyTorch on the same GPU (`benches/peers/torch_hmc_gpu.py`);
+//! - one CNN training step on 28×28 images (batch 256, f32, Adam; layers
+//!   `c32,c32,m2,c64,m2,c64,g` and a dense output: 3×3 convolutions with batch norm and ReLU),
+//!   against PyTorch with cuDNN on the same GPU (`benches/peers/torch_cnn_gpu.py`).
 //!
 //! Each figure is the median of repeated timings taken after a device synchronisation.
 
@@ -126,7 +129,38 @@ fn run(ordinal: usize) -> Result<()> {
         s * 1e3
     );
     println!("JSON {{\"bench\":\"mlp_step\",\"seconds\":{s}}}");
-    hmc_leapfrog(ordinal)
+    hmc_leapfrog(ordinal)?;
+    cnn_step(ordinal)
+}
+
+/// One CNN training step at 28×28, batch 256 (see the module doc).
+fn cnn_step(ordinal: usize) -> Result<()> {
+    use keel::nn::cnn::{parse_spec, Cnn, Mode};
+    let dev = Device::Cuda(ordinal);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    let mut params = Params::new();
+    let spec = parse_spec("c32,c32,m2,c64,m2,c64,g")?;
+    let (cnn, state) = Cnn::new(&mut params, "", [1, 28, 28], &spec, 10, DType::F32, &mut rng)?;
+    let mut params = params.to_device(dev)?;
+    let mut state = state.to_device(dev)?;
+    let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
+    let xb = Tensor::randn(&[256, 1, 28, 28], DType::F32, dev, 5)?;
+    let labels: Vec<usize> = (0..256).map(|i| (i * 7) % 10).collect();
+    let mut seed = 0;
+    let mut step = || -> Result<()> {
+        let vars = params.variables();
+        seed += 1;
+        let loss = cnn
+            .forward(&vars, &mut state, &xb, Mode::Train { seed })?
+            .cross_entropy(&labels)?;
+        let refs: Vec<&Tensor> = vars.values().iter().collect();
+        let grads = no_grad(|| backward(&loss, &refs))?;
+        Ok(no_grad(|| opt.step(&mut params, &grads, 1e-3))?)
+    };
+    let s = time(ordinal, 5, 30, &mut step)?;
+    println!("cnn_step f32 28x28 b256 c32,c32,m2,c64,m2,c64,g Adam: {:.3} ms", s * 1e3);
+    println!("JSON {{\"bench\":\"cnn_step\",\"seconds\":{s}}}");
+    Ok(())
 }
 
 /// One full-batch HMC leapfrog step (`keel bayes hmc`'s inner loop: the fused update kernel and

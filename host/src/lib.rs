@@ -67,6 +67,7 @@ pub mod bayes;
 pub mod checkpoint;
 pub mod checksum;
 pub mod chnn;
+pub mod cnn;
 pub mod data;
 pub mod emlp;
 pub mod error;

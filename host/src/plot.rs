@@ -915,6 +915,83 @@ fn draw_labelled<'a, DB: DrawingBackend + 'a>(
     draw_legend(chart, &labels, &lines, preferred)
 }
 
+/// Augerino's training picture: the learned widths θ over the epochs (left) and a grid of
+/// transformed samples (right; each a `[h, w]` image in [0, 1], drawn in grey levels, channels
+/// averaged by the caller), `columns` per row.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_widths_and_samples(
+    path: &Path,
+    widths: &Series,
+    samples: &[Vec<f64>],
+    [h, w]: [usize; 2],
+    columns: usize,
+    title: &str,
+) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (1500, 600)).into_drawing_area();
+        let err = |e: String| plot_err(path)(e);
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let (left, right) = root.split_horizontally(800);
+        let pts = || widths.iter().flat_map(|(_, s)| s.iter().copied());
+        let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let y1 = pts().fold(0.0f64, |a, p| a.max(p.1));
+        if !(x0 <= x1) {
+            return Err(err("no widths to plot".into()));
+        }
+        let mut chart = ChartBuilder::on(&left)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(padded(x0, x1), 0.0..(y1 * 1.08).max(0.1))
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("width θ = softplus(w)")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        draw_labelled(
+            &mut chart,
+            widths,
+            |_| false,
+            SeriesLabelPosition::UpperLeft,
+            &[],
+            &[],
+        )
+        .map_err(err)?;
+        let right = right
+            .titled("transformed training samples", ("sans-serif", 18))
+            .map_err(|e| err(e.to_string()))?;
+        let columns = columns.max(1);
+        let rows = samples.len().div_ceil(columns).max(1);
+        let (aw, ah) = right.dim_in_pixel();
+        let cell = ((aw as usize / columns).min(ah as usize / rows)).max(1);
+        let px = (cell.saturating_sub(4) / h.max(w).max(1)).max(1) as i32;
+        for (k, img) in samples.iter().enumerate() {
+            let (r, c) = (k / columns, k % columns);
+            let (ox, oy) = ((c * cell) as i32 + 2, (r * cell) as i32 + 2);
+            for i in 0..h {
+                for j in 0..w {
+                    let v = img.get(i * w + j).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                    let g = (255.0 * (1.0 - v)) as u8;
+                    let (x, y) = (ox + j as i32 * px, oy + i as i32 * px);
+                    right
+                        .draw(&Rectangle::new(
+                            [(x, y), (x + px, y + px)],
+                            RGBColor(g, g, g).filled(),
+                        ))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+            }
+        }
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

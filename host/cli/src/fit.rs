@@ -1,4 +1,4 @@
-//! `keel fit`: an MLP trained on a CSV table, exported for the core.
+//! `keel fit`: an MLP trained on a CSV table, or a CNN on images, exported for the core.
 
 use std::path::PathBuf;
 
@@ -60,12 +60,26 @@ enum ScheduleArg {
 
 #[derive(Args)]
 pub struct FitArgs {
-    /// CSV file with a header row.
+    /// CSV file with a header row; with --layers also an IDX image file (MNIST's
+    /// `*-images-idx3-ubyte`, with --labels) or a CIFAR-10 binary batch (`*.bin`).
     #[arg(long)]
     data: PathBuf,
-    /// Target column.
+    /// Target column (CSV).
     #[arg(long)]
-    target: String,
+    target: Option<String>,
+    /// Train a convolutional network with these layers instead of an MLP, e.g.
+    /// `c32,c32,m2,c64,g`: cN a 3×3 convolution to N channels with batch norm and ReLU (cNk5
+    /// 5×5, cNs2 stride 2, cNnobn no batch norm), mK / aK max / average pooling K×K, g global
+    /// mean, f flatten, xP dropout P, dN dense N with ReLU; the output layer is added. Adam with
+    /// --lr and --weight-decay, every epoch run (no early stopping).
+    #[arg(long)]
+    layers: Option<String>,
+    /// The shape of the images in a CSV's feature columns, CxHxW (e.g. 1x8x8 for the digits).
+    #[arg(long)]
+    image_shape: Option<String>,
+    /// IDX label file (`*-labels-idx1-ubyte`) for IDX images.
+    #[arg(long)]
+    labels: Option<PathBuf>,
     /// classify (cross-entropy) or regress.
     #[arg(long, value_enum)]
     task: TaskArg,
@@ -146,6 +160,28 @@ pub fn run(args: &FitArgs) -> Result<()> {
         .device
         .parse::<keel::backend::DeviceRequest>()?
         .resolve()?;
+    if let Some(layers) = &args.layers {
+        return run_cnn(args, layers, device, notice);
+    }
+    for (flag, set) in [
+        ("--image-shape", args.image_shape.is_some()),
+        ("--labels", args.labels.is_some()),
+    ] {
+        if set {
+            return Err(Error::invalid(
+                flag,
+                "set",
+                "applies to image data: give --layers for a CNN",
+            ));
+        }
+    }
+    let Some(target) = args.target.clone() else {
+        return Err(Error::invalid(
+            "--target",
+            "missing",
+            "a CSV table needs its target column",
+        ));
+    };
     let hidden = args
         .hidden
         .split(',')
@@ -193,7 +229,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
     };
     let cfg = FitConfig {
         data: args.data.clone(),
-        target: args.target.clone(),
+        target,
         task: match args.task {
             TaskArg::Classify => Task::Classify,
             TaskArg::Regress => Task::Regress,
@@ -283,6 +319,171 @@ pub fn run(args: &FitArgs) -> Result<()> {
     }
     if let Some(v) = r.ece {
         println!("  test ECE (15 bins) {v:.4}");
+    }
+    for (what, p) in [("model", &args.export), ("plot", &args.plot)] {
+        if let Some(p) = p {
+            println!("  {what}: {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// Reads the images `--data` names: IDX (with `--labels`), a CIFAR-10 batch (`.bin`), or a CSV
+/// with `--image-shape`.
+fn read_images(args: &FitArgs, classify: bool) -> Result<keel::images::ImageSet> {
+    use keel::images::{cifar::read_cifar, csv::read_csv_images, idx::read_idx, ImageShape};
+    if let Some(labels) = &args.labels {
+        return read_idx(&args.data, labels);
+    }
+    if args.data.extension().is_some_and(|e| e == "bin") {
+        return read_cifar(std::slice::from_ref(&args.data));
+    }
+    let Some(shape) = &args.image_shape else {
+        return Err(Error::invalid(
+            "--image-shape",
+            "missing",
+            format!(
+                "{} is read as a CSV table; give its images' CxHxW (IDX images need --labels, CIFAR batches end in .bin)",
+                args.data.display()
+            ),
+        ));
+    };
+    let shape = ImageShape::parse(shape)
+        .map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
+    let Some(target) = &args.target else {
+        return Err(Error::invalid(
+            "--target",
+            "missing",
+            "a CSV of images needs its label column",
+        ));
+    };
+    read_csv_images(&args.data, target, classify, shape)
+}
+
+/// `keel fit --layers …`: a CNN on images.
+fn run_cnn(
+    args: &FitArgs,
+    layers: &str,
+    device: keel::Device,
+    notice: Option<String>,
+) -> Result<()> {
+    use keel::cnn::{evaluate, export_bytes, train, Augmentation, ImageTrainConfig};
+    use keel_core::random::Xoshiro256PlusPlus;
+    let spec = keel::nn::cnn::parse_spec(layers)
+        .map_err(|e| Error::invalid("--layers", layers, e.to_string()))?;
+    if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
+        return Err(Error::invalid(
+            "--test-fraction",
+            args.test_fraction,
+            "must be in (0, 1)",
+        ));
+    }
+    if !(args.weight_decay >= 0.0 && args.weight_decay.is_finite()) {
+        return Err(Error::invalid(
+            "--weight-decay",
+            args.weight_decay,
+            "must be ≥ 0 and finite",
+        ));
+    }
+    let classify = matches!(args.task, TaskArg::Classify);
+    let set = read_images(args, classify)?;
+    let n = set.len();
+    let n_test = ((n as f64) * args.test_fraction).round() as usize;
+    if n_test == 0 || n_test >= n {
+        return Err(Error::invalid(
+            "--test-fraction",
+            args.test_fraction,
+            format!(
+                "leaves {} training and {n_test} test images of {n}",
+                n - n_test.min(n)
+            ),
+        ));
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(args.seed);
+    let order = keel::data::permutation(n, &mut rng);
+    let (test_idx, train_idx) = order.split_at(n_test);
+    let (train_set, test_set) = (set.subset(train_idx), set.subset(test_idx));
+    let cfg = ImageTrainConfig {
+        spec,
+        augmentation: Augmentation::None,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        weight_decay: args.weight_decay,
+        copies: 1,
+        seed: args.seed,
+        dtype: match args.dtype {
+            DtypeArg::F32 => keel::DType::F32,
+            DtypeArg::F64 => keel::DType::F64,
+        },
+        device,
+        checkpoint: Default::default(),
+    };
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
+    let bar = super::progress::epoch_bar(!args.json, cfg.epochs, "keel fit (CNN)".into());
+    let model = train(&cfg, &train_set, &mut |t| super::progress::show(&bar, t))?;
+    bar.finish_and_clear();
+    let metrics = evaluate(&model, &test_set, 1, args.seed)?;
+    let mut outputs = Outputs::new();
+    if let Some(p) = &args.export {
+        outputs.bytes(p, &export_bytes(&model, &train_set, 1)?)?;
+    }
+    if let Some(p) = &args.plot {
+        let loss: Vec<(f64, f64)> = model
+            .history
+            .iter()
+            .map(|e| (e.epoch as f64, e.train_loss))
+            .collect();
+        let series = vec![("train loss".to_string(), loss)];
+        outputs.with(p, |tmp| {
+            keel::plot::plot_line_panels(
+                tmp,
+                &[(
+                    &format!("keel fit (CNN) {}", args.data.display()),
+                    "epoch",
+                    "loss",
+                    &series,
+                )],
+            )
+        })?;
+    }
+    outputs.commit()?;
+    let mut v = serde_json::json!({
+        "task": if classify { "classify" } else { "regress" }, "model": "cnn", "layers": layers,
+        "image_shape": set.shape.to_string(), "epochs": args.epochs,
+        "train_seconds": model.train_seconds, "rows": [train_set.len(), 0, test_set.len()],
+        "parameters": model.params.numel(),
+    });
+    if let (Some(o), Ok(serde_json::Value::Object(m))) =
+        (v.as_object_mut(), serde_json::to_value(&metrics))
+    {
+        o.extend(m);
+    }
+    if args.json {
+        return super::report::json(&v);
+    }
+    println!(
+        "CNN ({layers}) on {} ({} images {}): {} epochs, {:.2} s; {} parameters; train/test {}/{}",
+        args.data.display(),
+        n,
+        set.shape,
+        args.epochs,
+        model.train_seconds,
+        model.params.numel(),
+        train_set.len(),
+        test_set.len()
+    );
+    if let Some(a) = metrics.test_accuracy {
+        println!(
+            "  test accuracy {a:.4}  NLL {:.4}  ECE (15 bins) {:.4}",
+            metrics.test_nll.unwrap_or(f64::NAN),
+            metrics.ece.unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(m) = metrics.test_mse {
+        println!("  test MSE {m:.4}");
     }
     for (what, p) in [("model", &args.export), ("plot", &args.plot)] {
         if let Some(p) = p {

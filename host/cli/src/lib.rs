@@ -6,6 +6,7 @@
 //! valid input (or a check that did not pass), 2 bad input.
 #![forbid(unsafe_code)]
 
+pub mod augerino;
 pub mod bayes;
 pub mod checkpoint;
 pub mod chnn;
@@ -40,7 +41,8 @@ struct Cli {
 enum Command {
     /// Simulate a constrained mechanical system of the CHNN paper (or `paper`: all of them).
     Simulate(Box<simulate::SimulateArgs>),
-    /// Train an MLP on a CSV table (classification or regression) and export it for the core.
+    /// Train an MLP on a CSV table, or a CNN on images (CSV with --image-shape, IDX, CIFAR-10),
+    /// and export it for the core.
     Fit(Box<fit::FitArgs>),
     /// Show the compute backends this machine offers (CPU threads, GPUs, CUDA versions).
     Info(info::InfoArgs),
@@ -62,6 +64,10 @@ enum Command {
     /// evaluation of exported policies with the core's code.
     #[command(subcommand)]
     Rl(rl::RlCommand),
+    /// Learned invariances (Augerino): CNNs with learned affine augmentation widths on the
+    /// paper's generated image sets, beside a plain CNN and fixed rotation augmentation.
+    #[command(subcommand)]
+    Augerino(augerino::AugerinoCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
@@ -142,6 +148,7 @@ where
         Command::Emlp(cmd) => emlp::run(cmd).map(|()| true),
         Command::Gp(cmd) => gp::run(cmd).map(|()| true),
         Command::Rl(cmd) => rl::run(cmd).map(|()| true),
+        Command::Augerino(cmd) => augerino::run(cmd).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
     };
     let args: Vec<String> = args
