@@ -178,7 +178,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
     let Some(target) = args.target.clone() else {
         return Err(Error::invalid(
             "--target",
-            "missing",
+            "(not given)",
             "a CSV table needs its target column",
         ));
     };
@@ -341,7 +341,7 @@ fn read_images(args: &FitArgs, classify: bool) -> Result<keel::images::ImageSet>
     let Some(shape) = &args.image_shape else {
         return Err(Error::invalid(
             "--image-shape",
-            "missing",
+            "(not given)",
             format!(
                 "{} is read as a CSV table; give its images' CxHxW (IDX images need --labels, CIFAR batches end in .bin)",
                 args.data.display()
@@ -353,7 +353,7 @@ fn read_images(args: &FitArgs, classify: bool) -> Result<keel::images::ImageSet>
     let Some(target) = &args.target else {
         return Err(Error::invalid(
             "--target",
-            "missing",
+            "(not given)",
             "a CSV of images needs its label column",
         ));
     };

@@ -4,7 +4,7 @@
 //! IDX file — is one line, exit status 2, and nothing written.
 
 mod common;
-use common::{keel, stderr};
+use common::{keel, rejects_writing_nothing as rejects, stderr};
 
 use std::path::PathBuf;
 
@@ -82,23 +82,6 @@ fn the_idx_fixture_trains() {
         r["rows"][0].as_u64().unwrap() + r["rows"][2].as_u64().unwrap(),
         12
     );
-}
-
-/// Runs `args` with `--export` into a fresh directory: exit 2, one line naming every needle,
-/// nothing written.
-fn rejects(args: &[&str], needles: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.safetensors");
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--export", model.to_str().unwrap()]);
-    let o = keel(&full);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(common::error_lines(&err).len(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "'{err}' should mention '{n}'");
-    }
-    assert!(!model.exists(), "nothing written");
 }
 
 #[test]

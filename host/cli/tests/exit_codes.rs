@@ -23,7 +23,12 @@ fn success_is_exit_0() {
 #[test]
 fn usage_errors_are_one_line_exit_2_naming_the_flag() {
     rejects(&["fit", "--data", DIGITS, "--bogus"], &["--bogus"]);
-    rejects(&["fit", "--data", DIGITS], &["--target", "--task"]);
+    rejects(&["fit", "--data", DIGITS], &["--task"]);
+    // --target is optional for clap (IDX and CIFAR images carry their labels) but a CSV needs it.
+    rejects(
+        &["fit", "--data", DIGITS, "--task", "classify"],
+        &["--target", "not given"],
+    );
     rejects(
         &[
             "fit",

@@ -2,7 +2,7 @@
 //! runs, and bad input fails with one line, exit status 2 and nothing written.
 
 mod common;
-use common::{keel, stderr};
+use common::{keel, rejects_writing_nothing as rejects, stderr};
 
 use std::path::{Path, PathBuf};
 
@@ -141,21 +141,6 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_string_lossy().into_owned()
-}
-
-fn rejects(args: &[&str], needles: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.safetensors");
-    let mut full: Vec<&str> = args.to_vec();
-    full.extend(["--export", model.to_str().unwrap()]);
-    let o = keel(&full);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(common::error_lines(&err).len(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "'{err}' should mention '{n}'");
-    }
-    assert!(!model.exists(), "nothing written");
 }
 
 #[test]

@@ -61,6 +61,23 @@ pub fn rejects(args: &[&str], needles: &[&str]) {
     );
 }
 
+/// Runs `args` with `--export` into a fresh directory, expecting exit 2 with a one-line error
+/// that mentions every string in `needles`, and no exported file.
+pub fn rejects_writing_nothing(args: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["--export", model.to_str().unwrap()]);
+    let o = keel(&full);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(error_lines(&err).len(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "'{err}' should mention '{n}'");
+    }
+    assert!(!model.exists(), "nothing written");
+}
+
 /// The small learned-dynamics configuration the CHNN tests train (shared with the library's tests).
 #[path = "../../../tests/common/chnn.rs"]
 mod chnn;
