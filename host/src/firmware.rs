@@ -1236,7 +1236,6 @@ fn digits_samples(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<f64>, Vec
     Ok((x, labels))
 }
 
-
 /// The Augerino CNN the firmware embeds (`keel augerino train --dataset rotated-digits … --export`).
 pub const AUGERINO_MODEL: &str = "augerino-digits.safetensors";
 /// Its test digits (`x [8, 784]`, 28 × 28 rotated, `label [8]`), written by
