@@ -1,6 +1,6 @@
 //! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
 //! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
-//! module reruns the same work with the same core code on the host and compares. Seven checks,
+//! module reruns the same work with the same core code on the host and compares. Eight checks,
 //! one `KEEL-FW` line each:
 //!
 //! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
@@ -12,7 +12,10 @@
 //! 5. a learned 2-pendulum (CHNN) rolled out with RK4 ([`parse_chnn`], [`check_chnn`]);
 //! 6. the Bayesian model average of HMC samples on test digits ([`parse_bma`], [`check_bma`]);
 //! 7. a closed-loop Pendulum-v1 episode of a SAC-SVG(2) policy with its on-board value monitor
-//!    ([`parse_policy`], [`check_policy`]).
+//!    ([`parse_policy`], [`check_policy`]);
+//! 8. an Augerino CNN exported by `keel augerino train` on rotated 28 × 28 digits: the plain
+//!    forward pass and the J-copy average, bit for bit against the host's f32 rerun
+//!    ([`parse_augerino`], [`check_augerino`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
