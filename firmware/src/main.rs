@@ -360,8 +360,8 @@ const AUG_SEED: u64 = 21;
 const AUG_SCRATCH: usize = AUG_PIXELS + CLASSES + 2 * 8 * 28 * 28;
 
 /// Classifies the rotated test digits with the Augerino CNN: a plain forward pass and the average
-/// of `AUG_COPIES` warped copies' log-softmaxes, and prints both (ninth and tenth marked regions:
-/// one forward pass, one Augerino prediction).
+/// of `AUG_COPIES` warped copies' log-softmaxes, and prints both (the ninth and tenth marked
+/// regions, past `measure.sh`'s eight: one forward pass, one Augerino prediction).
 fn classify_augerino() -> keel_core::Result<()> {
     let st = SafeTensors::<16>::parse(AUGERINO_MODEL)?;
     let cnn = Cnn::<8>::from_safetensors(&st)?;
