@@ -8,6 +8,10 @@
 //! - `conv2d_fwd_bwd/f32/<cin>-<cout>/8x8/b128`: the recorded convolution and the gradients of
 //!   `⟨gy, y⟩` (a fixed cotangent `gy`) to the weight, the bias and — for `cin > 1`, where a
 //!   network needs it — the input (`keel::grad`);
+//! - `conv2d_direct_fwd/f32/<cin>-<cout>/8x8/b128`: the same convolution by `keel_core`'s direct
+//!   loop (`nn::Cnn`, what the controller runs: no patch matrix), image by image on one thread,
+//!   from a file `keel::export::cnn::cnn_bytes` writes with the same weights — the measurement
+//!   behind the engine's choice of im2col + GEMM;
 //! - `cnn_step/f32/c32,c32,m2,c64,g/b128`: one training step of the CNN `c32,c32,m2,c64,g` plus
 //!   a dense layer to 10 (`Cnn::new`: 3×3 convolutions with padding 1 and bias, batch norm in
 //!   training mode, ReLU, 2×2 max pooling, global mean, linear) on `[128, 1, 8, 8]` images:
@@ -118,10 +122,57 @@ impl ConvCase {
     }
 }
 
+/// The convolution of `case` as a one-layer `keel.kind = "cnn"` file for the core.
+fn direct_file(case: &ConvCase, cin: usize, cout: usize) -> Vec<u8> {
+    use keel::export::cnn::{cnn_bytes, CnnConfig, CnnLayer};
+    let config = CnnConfig {
+        input: [cin, SIDE, SIDE],
+        layers: vec![CnnLayer::Conv {
+            out: cout,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+            activation: "identity".into(),
+        }],
+        output: keel::export::OutputKind::Logits,
+        normalization: None,
+        augerino: None,
+        classes: None,
+    };
+    let w = case.w.to_vec_f64().expect("host tensor");
+    let b = case.b.to_vec_f64().expect("host tensor");
+    cnn_bytes(
+        &config,
+        &[
+            ("layer0.weight".into(), vec![cout, cin, 3, 3], w),
+            ("layer0.bias".into(), vec![cout], b),
+        ],
+    )
+    .expect("a valid one-layer CNN")
+}
+
 fn conv(c: &mut Criterion) {
     for (cin, cout) in [(1, 32), (32, 64)] {
         let case = ConvCase::new(cin, cout);
         let id = |what: &str| format!("{what}/f32/{cin}-{cout}/{SIDE}x{SIDE}/b{BATCH}");
+        let bytes = direct_file(&case, cin, cout);
+        let st = keel_core::io::SafeTensors::<8>::parse(&bytes).expect("written above");
+        let net = keel_core::nn::Cnn::<2>::from_safetensors(&st).expect("written above");
+        let xs = case.x.to_vec_f32().expect("host tensor");
+        let per = cin * SIDE * SIDE;
+        let mut out = vec![0.0f32; cout * SIDE * SIDE];
+        let mut scratch = vec![0.0f32; net.scratch_len()];
+        c.bench_function(&id("conv2d_direct_fwd"), |bch| {
+            bch.iter(|| {
+                for img in xs.chunks(per) {
+                    net.forward(img, &mut out, &mut scratch)
+                        .expect("sizes fixed above");
+                }
+                black_box(out[0])
+            })
+        });
         c.bench_function(&id("conv2d_fwd"), |bch| {
             bch.iter(|| black_box(case.forward()))
         });

@@ -140,7 +140,15 @@ fn cnn_step(ordinal: usize) -> Result<()> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let mut params = Params::new();
     let spec = parse_spec("c32,c32,m2,c64,m2,c64,g")?;
-    let (cnn, state) = Cnn::new(&mut params, "", [1, 28, 28], &spec, 10, DType::F32, &mut rng)?;
+    let (cnn, state) = Cnn::new(
+        &mut params,
+        "",
+        [1, 28, 28],
+        &spec,
+        10,
+        DType::F32,
+        &mut rng,
+    )?;
     let mut params = params.to_device(dev)?;
     let mut state = state.to_device(dev)?;
     let mut opt = Optimizer::new(OptimizerKind::adam(), &params)?;
@@ -158,7 +166,10 @@ fn cnn_step(ordinal: usize) -> Result<()> {
         Ok(no_grad(|| opt.step(&mut params, &grads, 1e-3))?)
     };
     let s = time(ordinal, 5, 30, &mut step)?;
-    println!("cnn_step f32 28x28 b256 c32,c32,m2,c64,m2,c64,g Adam: {:.3} ms", s * 1e3);
+    println!(
+        "cnn_step f32 28x28 b256 c32,c32,m2,c64,m2,c64,g Adam: {:.3} ms",
+        s * 1e3
+    );
     println!("JSON {{\"bench\":\"cnn_step\",\"seconds\":{s}}}");
     Ok(())
 }

@@ -133,8 +133,8 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         check_plot("--plot", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let spec = keel::nn::cnn::parse_spec(&a.layers)
-        .map_err(|e| Error::invalid("--layers", &a.layers, e.to_string()))?;
+    // Every set is 28×28 grey (8×8 sources upsampled ×2 onto a canvas that rotation never clips).
+    let spec = super::values::cnn_layers(&a.layers, [1, 28, 28], 4)?;
     let (reg_default, rot_default) = defaults(a.dataset);
     let reg = a.reg.unwrap_or(reg_default);
     if !(reg >= 0.0 && reg.is_finite()) {

@@ -369,7 +369,7 @@ fn run_cnn(
 ) -> Result<()> {
     use keel::cnn::{evaluate, export_bytes, train, Augmentation, ImageTrainConfig};
     use keel_core::random::Xoshiro256PlusPlus;
-    let spec = keel::nn::cnn::parse_spec(layers)
+    keel::nn::cnn::parse_spec(layers)
         .map_err(|e| Error::invalid("--layers", layers, e.to_string()))?;
     if !(args.test_fraction > 0.0 && args.test_fraction < 1.0) {
         return Err(Error::invalid(
@@ -387,6 +387,8 @@ fn run_cnn(
     }
     let classify = matches!(args.task, TaskArg::Classify);
     let set = read_images(args, classify)?;
+    let shape = [set.shape.channels, set.shape.height, set.shape.width];
+    let spec = super::values::cnn_layers(layers, shape, set.classes())?;
     let n = set.len();
     let n_test = ((n as f64) * args.test_fraction).round() as usize;
     if n_test == 0 || n_test >= n {

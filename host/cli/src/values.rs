@@ -47,3 +47,31 @@ macro_rules! display_as_typed {
     };
 }
 pub(crate) use display_as_typed;
+
+/// Parses `--layers` and checks that the network fits images of `input` (channels, height,
+/// width) with `outputs` outputs, before any data is generated or read for training: errors
+/// name the flag.
+pub fn cnn_layers(
+    layers: &str,
+    input: [usize; 3],
+    outputs: usize,
+) -> keel::error::Result<Vec<keel::nn::cnn::LayerSpec>> {
+    let why = |e: keel_engine::Error| match e {
+        keel_engine::Error::InvalidArgument { reason, .. } => reason,
+        e => e.to_string(),
+    };
+    let spec = keel::nn::cnn::parse_spec(layers)
+        .map_err(|e| keel::error::Error::invalid("--layers", layers, why(e)))?;
+    let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(0);
+    keel::nn::cnn::Cnn::new(
+        &mut keel::params::Params::new(),
+        "",
+        input,
+        &spec,
+        outputs.max(1),
+        keel::DType::F32,
+        &mut rng,
+    )
+    .map_err(|e| keel::error::Error::invalid("--layers", layers, why(e)))?;
+    Ok(spec)
+}
