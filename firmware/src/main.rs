@@ -21,7 +21,7 @@ use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
-use keel_core::nn::{Bma, Emlp, Mlp};
+use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_core::rl::{Env, Pendulum, Policy, ValueModel};
 use keel_core::Real;
@@ -342,6 +342,80 @@ fn classify_digits_bma() -> keel_core::Result<()> {
     Ok(())
 }
 
+/// A small Augerino CNN trained on rotated digits (`keel augerino train --dataset rotated-digits
+/// --model augerino --layers c8,m2,c16,m2,c16,g …`; see the README), read from flash in place.
+static AUGERINO_MODEL: &[u8] = include_bytes!("../assets/augerino-digits.safetensors");
+/// Its rotated test digits (`x [8, 784]`, 28 × 28, `label [8]`; `keel firmware augerino-samples`).
+static AUGERINO_SAMPLES: &[u8] = include_bytes!("../assets/augerino-samples.safetensors");
+/// Rotated digits classified.
+const AUG_DIGITS: usize = 8;
+/// Pixels per rotated digit.
+const AUG_PIXELS: usize = 28 * 28;
+/// Warped copies averaged per digit (the exported J).
+const AUG_COPIES: usize = 4;
+/// Seed of the one generator the digits draw their transforms from, in turn.
+const AUG_SEED: u64 = 21;
+/// Augerino's scratch (`Augerino::scratch_len`: the warped image, one logit vector and the CNN's
+/// two activation buffers).
+const AUG_SCRATCH: usize = AUG_PIXELS + CLASSES + 2 * 8 * 28 * 28;
+
+/// Classifies the rotated test digits with the Augerino CNN: a plain forward pass and the average
+/// of `AUG_COPIES` warped copies' log-softmaxes, and prints both (the ninth and tenth marked
+/// regions, past `measure.sh`'s eight: one forward pass, one Augerino prediction).
+fn classify_augerino() -> keel_core::Result<()> {
+    let st = SafeTensors::<16>::parse(AUGERINO_MODEL)?;
+    let cnn = Cnn::<8>::from_safetensors(&st)?;
+    let aug = Augerino::new(&cnn)?;
+    if aug.default_copies() != AUG_COPIES || aug.scratch_len() > AUG_SCRATCH {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded Augerino model's copies or scratch differ from the firmware's",
+        });
+    }
+    let samples = SafeTensors::<4>::parse(AUGERINO_SAMPLES)?;
+    let t = samples.tensor("x")?;
+    let mut scratch = [0.0f32; AUG_SCRATCH];
+    let mut x = [0.0f32; AUG_PIXELS];
+    let mut logp = [0.0f32; AUG_DIGITS * CLASSES];
+    let mut logits = [0.0f32; AUG_DIGITS * CLASSES];
+    let mut classes = [0u8; AUG_DIGITS];
+    let mut cnn_classes = [0u8; AUG_DIGITS];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(AUG_SEED);
+    for k in 0..AUG_DIGITS {
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = t.get_f32(k * AUG_PIXELS + i)?;
+        }
+        let l = &mut logits[k * CLASSES..(k + 1) * CLASSES];
+        let p = &mut logp[k * CLASSES..(k + 1) * CLASSES];
+        if k == 0 {
+            black_box(&mut x);
+            bench_start();
+            let r = cnn.forward(&x, l, &mut scratch);
+            bench_end();
+            r?;
+            bench_start();
+            let r = aug.predict(&x, AUG_COPIES, &mut rng, p, &mut scratch);
+            bench_end();
+            r?;
+        } else {
+            cnn.forward(&x, l, &mut scratch)?;
+            aug.predict(&x, AUG_COPIES, &mut rng, p, &mut scratch)?;
+        }
+        cnn_classes[k] = argmax(l);
+        classes[k] = argmax(p);
+    }
+    hprintln!(
+        "KEEL-FW model=augerino samples={} copies={} seed={} classes={} logp={} cnn_classes={} logits={}",
+        AUG_DIGITS,
+        AUG_COPIES,
+        AUG_SEED,
+        Classes(&classes),
+        Bits(&logp),
+        Classes(&cnn_classes),
+        Bits(&logits)
+    );
+    Ok(())
+}
+
 /// One control step: the policy's deterministic action for `obs`, one environment step; returns
 /// the reward and leaves the next observation in `obs`.
 fn control_step(
@@ -454,6 +528,7 @@ fn run() -> keel_core::Result<()> {
     run_emlp()?;
     run_policy()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
+    classify_augerino()?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;

@@ -1,6 +1,6 @@
 //! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
 //! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
-//! module reruns the same work with the same core code on the host and compares. Seven checks,
+//! module reruns the same work with the same core code on the host and compares. Eight checks,
 //! one `KEEL-FW` line each:
 //!
 //! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
@@ -12,7 +12,10 @@
 //! 5. a learned 2-pendulum (CHNN) rolled out with RK4 ([`parse_chnn`], [`check_chnn`]);
 //! 6. the Bayesian model average of HMC samples on test digits ([`parse_bma`], [`check_bma`]);
 //! 7. a closed-loop Pendulum-v1 episode of a SAC-SVG(2) policy with its on-board value monitor
-//!    ([`parse_policy`], [`check_policy`]).
+//!    ([`parse_policy`], [`check_policy`]);
+//! 8. an Augerino CNN exported by `keel augerino train` on rotated 28 × 28 digits: the plain
+//!    forward pass and the J-copy average, bit for bit against the host's f32 rerun
+//!    ([`parse_augerino`], [`check_augerino`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
@@ -425,7 +428,7 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 6] = ["digits", "emlp", "gp", "chnn", "bma", "policy"];
+pub const MODEL_LINES: [&str; 7] = ["digits", "emlp", "gp", "chnn", "bma", "policy", "augerino"];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
 /// whether it parses is theirs to say).
@@ -1236,6 +1239,241 @@ fn digits_samples(bytes: &[u8], path: &std::path::Path) -> Result<(Vec<f64>, Vec
     Ok((x, labels))
 }
 
+/// The Augerino CNN the firmware embeds (`keel augerino train --dataset rotated-digits … --export`).
+pub const AUGERINO_MODEL: &str = "augerino-digits.safetensors";
+/// Its test digits (`x [8, 784]`, 28 × 28 rotated, `label [8]`), written by
+/// [`write_augerino_samples`].
+pub const AUGERINO_SAMPLES: &str = "augerino-samples.safetensors";
+/// How many rotated test digits the firmware classifies.
+pub const AUGERINO_SAMPLE_COUNT: usize = 8;
+/// Tolerance on `|fw − host f64| / (1 + |host f64|)` over the averaged log-probabilities (the
+/// f32 rerun must match bit for bit).
+pub const AUGERINO_TOLERANCE: f64 = 1e-4;
+
+/// Writes the first [`AUGERINO_SAMPLE_COUNT`] test images of `rotated-digits` (seed `seed`, the
+/// data set `keel augerino train --seed` makes from `digits`) as `f32` into
+/// `dir/`[`AUGERINO_SAMPLES`] (atomically).
+///
+/// # Errors
+/// I/O and format errors for the digits CSV or the output.
+pub fn write_augerino_samples(
+    digits: &std::path::Path,
+    dir: &std::path::Path,
+    seed: u64,
+) -> Result<()> {
+    use crate::images::datasets::{rotated_digits, RotatedDigits};
+    let set = crate::images::csv::read_csv_images(
+        digits,
+        "label",
+        true,
+        crate::images::ImageShape::new(1, 8, 8)?,
+    )?;
+    let split = rotated_digits(
+        &set,
+        &RotatedDigits {
+            seed,
+            ..RotatedDigits::default()
+        },
+    )?;
+    let test = &split.test.images;
+    let n = AUGERINO_SAMPLE_COUNT.min(test.len());
+    let px = test.shape.pixels();
+    let labels: Vec<f64> = test
+        .labels()
+        .ok_or_else(|| Error::invalid("digits", "labels", "expected a classification set"))?[..n]
+        .iter()
+        .map(|&l| l as f64)
+        .collect();
+    let bytes = crate::export::f32_bytes;
+    let tensors = vec![
+        ("x".to_string(), vec![n, px], bytes(&test.pixels[..n * px])),
+        ("label".to_string(), vec![n], bytes(&labels)),
+    ];
+    let meta = BTreeMap::from([
+        ("keel.kind".to_string(), "samples".to_string()),
+        ("keel.dataset".to_string(), "rotated-digits".to_string()),
+        ("keel.seed".to_string(), seed.to_string()),
+    ]);
+    crate::output::write_atomic(
+        &dir.join(AUGERINO_SAMPLES),
+        &crate::export::safetensors_bytes(&tensors, &meta),
+    )
+}
+
+/// A parsed `KEEL-FW model=augerino` line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FirmwareAugerinoRun {
+    /// Warped copies averaged per digit (J).
+    pub copies: usize,
+    /// Seed of the one `Xoshiro256PlusPlus` the digits draw from in turn.
+    pub seed: u64,
+    /// Classes of the averaged log-probabilities.
+    pub classes: Vec<usize>,
+    /// Averaged log-probabilities `[digits, 10]`.
+    pub logp: Vec<f32>,
+    /// Classes of the plain CNN forward pass (no warp).
+    pub cnn_classes: Vec<usize>,
+    /// Its logits `[digits, 10]`.
+    pub logits: Vec<f32>,
+}
+
+/// Finds and parses the `KEEL-FW model=augerino` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_augerino(output: &str) -> Result<FirmwareAugerinoRun> {
+    let (line, fields) = model_line(output, "augerino")?;
+    let get = |k: &str| field(&fields, line, k);
+    let int = |k: &str| -> Result<u64> {
+        let v = get(k)?;
+        v.parse()
+            .map_err(|_| Error::invalid(k.to_string(), v, "not an integer"))
+    };
+    let samples = int("samples")? as usize;
+    let copies = int("copies")? as usize;
+    let seed = int("seed")?;
+    let classes = class_list(get("classes")?)?;
+    let logp = hex_words("logp", get("logp")?)?;
+    let cnn_classes = class_list(get("cnn_classes")?)?;
+    let logits = hex_words("logits", get("logits")?)?;
+    if classes.len() != samples
+        || cnn_classes.len() != samples
+        || logp.len() != samples * 10
+        || logits.len() != samples * 10
+        || copies == 0
+        || copies > 64
+    {
+        return Err(Error::invalid(
+            "firmware output",
+            line,
+            format!("{samples} digits need as many classes and 10 words each; copies in 1..=64"),
+        ));
+    }
+    Ok(FirmwareAugerinoRun {
+        copies,
+        seed,
+        classes,
+        logp,
+        cnn_classes,
+        logits,
+    })
+}
+
+/// Outcome of rerunning the firmware's Augerino classification on the host.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AugerinoComparison {
+    /// Copies averaged (J).
+    pub copies: usize,
+    /// Classes the firmware predicted (Augerino average).
+    pub firmware_classes: Vec<usize>,
+    /// Classes of the host's f64 rerun of the same core code and draws.
+    pub host_f64_classes: Vec<usize>,
+    /// Classes of the plain CNN on the controller.
+    pub firmware_cnn_classes: Vec<usize>,
+    /// True labels.
+    pub labels: Vec<usize>,
+    /// Words (log-probabilities and logits) identical to the host's f32 rerun, of all.
+    pub identical_to_host_f32: (usize, usize),
+    /// Largest `|fw − host f64| / (1 + |host f64|)` over the averaged log-probabilities.
+    pub relative_error_vs_f64: f64,
+    /// The tolerance on it.
+    pub tolerance: f64,
+    /// Whether every word is bit-identical to the f32 rerun and the f64 error is within
+    /// tolerance.
+    pub pass: bool,
+}
+
+/// The core's Augerino prediction and plain forward pass on every digit, in `T`, with one
+/// generator seeded `seed` shared by the digits in turn (as the firmware does).
+fn augerino_rerun<T: keel_core::Real>(
+    model: &[u8],
+    x: &[f64],
+    copies: usize,
+    seed: u64,
+    path: &std::path::Path,
+) -> Result<(Vec<T>, Vec<T>)> {
+    use keel_core::nn::{Augerino, Cnn};
+    let bad = Error::malformed(path);
+    let st = keel_core::io::SafeTensors::<16>::parse(model).map_err(&bad)?;
+    let cnn = Cnn::<8>::from_safetensors(&st).map_err(&bad)?;
+    let aug = Augerino::new(&cnn).map_err(&bad)?;
+    let n_in = cnn.input_len();
+    let mut scratch = vec![T::ZERO; aug.scratch_len()];
+    let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let (mut logp, mut logits) = (Vec::new(), Vec::new());
+    for img in x.chunks(n_in) {
+        let img: Vec<T> = img.iter().map(|&v| T::from_f64(v as f32 as f64)).collect();
+        let mut out = [T::ZERO; 10];
+        cnn.forward(&img, &mut out, &mut scratch).map_err(&bad)?;
+        logits.extend_from_slice(&out);
+        aug.predict(&img, copies, &mut rng, &mut out, &mut scratch)
+            .map_err(&bad)?;
+        logp.extend_from_slice(&out);
+    }
+    Ok((logp, logits))
+}
+
+fn argmax_rows<T: PartialOrd + Copy>(v: &[T]) -> Vec<usize> {
+    v.chunks(10)
+        .map(|p| {
+            let mut best = 0;
+            for c in 1..p.len() {
+                if p[c] > p[best] {
+                    best = c;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+/// Reruns the firmware's Augerino classification with the same core code on the host, in `f32`
+/// (compared bit for bit) and in `f64` (compared within [`AUGERINO_TOLERANCE`]).
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_augerino(
+    run: &FirmwareAugerinoRun,
+    assets: &std::path::Path,
+) -> Result<AugerinoComparison> {
+    let read = |name: &str| crate::output::read(&assets.join(name));
+    let samples_path = assets.join(AUGERINO_SAMPLES);
+    let (x, labels) = digits_samples(&read(AUGERINO_SAMPLES)?, &samples_path)?;
+    let model_path = assets.join(AUGERINO_MODEL);
+    let model = read(AUGERINO_MODEL)?;
+    let (p32, l32) = augerino_rerun::<f32>(&model, &x, run.copies, run.seed, &model_path)?;
+    let (p64, _) = augerino_rerun::<f64>(&model, &x, run.copies, run.seed, &model_path)?;
+    let fw: Vec<f32> = run.logp.iter().chain(&run.logits).copied().collect();
+    let host: Vec<f32> = p32.iter().chain(&l32).copied().collect();
+    let identical = fw
+        .iter()
+        .zip(&host)
+        .filter(|(a, b)| a.to_bits() == b.to_bits())
+        .count();
+    let relative_error_vs_f64 = run
+        .logp
+        .iter()
+        .zip(&p64)
+        .map(|(&a, &b)| (f64::from(a) - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, worse);
+    let same_len = fw.len() == host.len() && run.logp.len() == p64.len();
+    let pass = same_len
+        && identical == fw.len()
+        && relative_error_vs_f64 <= AUGERINO_TOLERANCE
+        && run.classes == argmax_rows(&run.logp)
+        && run.cnn_classes == argmax_rows(&run.logits);
+    Ok(AugerinoComparison {
+        copies: run.copies,
+        firmware_classes: run.classes.clone(),
+        host_f64_classes: argmax_rows(&p64),
+        firmware_cnn_classes: run.cnn_classes.clone(),
+        labels,
+        identical_to_host_f32: (identical, host.len()),
+        relative_error_vs_f64,
+        tolerance: AUGERINO_TOLERANCE,
+        pass,
+    })
+}
 /// The learned 2-pendulum CHNN the firmware embeds (`keel chnn train … --export`).
 pub const CHNN_MODEL: &str = "chnn-pend2.safetensors";
 /// Tolerance on the firmware's final state against the host engine's rollout,

@@ -15,7 +15,7 @@ pub enum FirmwareCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
-        /// Fail unless the log has every model line (the Rust firmware prints all six; the C
+        /// Fail unless the log has every model line (the Rust firmware prints all seven; the C
         /// firmware in firmware-c/ prints a subset, and by default a log is checked on the model
         /// lines it has, at least one).
         #[arg(long)]
@@ -30,6 +30,19 @@ pub enum FirmwareCommand {
         /// The digits CSV.
         #[arg(long, default_value = "fixtures/data/digits.csv")]
         data: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "firmware/assets")]
+        out: PathBuf,
+    },
+    /// Write the rotated test digits the firmware's Augerino check classifies (the first 8 test
+    /// images of `keel augerino train --dataset rotated-digits --seed SEED`).
+    AugerinoSamples {
+        /// The digits CSV.
+        #[arg(long, default_value = "fixtures/data/digits.csv")]
+        data: PathBuf,
+        /// Seed of the data set (the training run's `--seed`).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Output folder.
         #[arg(long, default_value = "firmware/assets")]
         out: PathBuf,
@@ -56,6 +69,15 @@ pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
                 keel::firmware::EMLP_MODEL,
                 keel::firmware::EMLP_SAMPLES,
                 mse,
+                out.display()
+            );
+            Ok(true)
+        }
+        FirmwareCommand::AugerinoSamples { data, seed, out } => {
+            keel::firmware::write_augerino_samples(data, out, *seed)?;
+            println!(
+                "wrote {} (rotated-digits, seed {seed}) to {}",
+                keel::firmware::AUGERINO_SAMPLES,
                 out.display()
             );
             Ok(true)
@@ -152,7 +174,16 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let augerino = if has("augerino") {
+        Some(keel::firmware::check_augerino(
+            &keel::firmware::parse_augerino(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
     let pass = c.pass
+        && augerino.as_ref().is_none_or(|m| m.pass)
         && model.as_ref().is_none_or(|m| m.pass)
         && emlp.as_ref().is_none_or(|m| m.pass)
         && gp.as_ref().is_none_or(|m| m.pass)
@@ -164,7 +195,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     if json {
         super::report::json(
             &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp,
-            "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy,
+            "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy, "augerino": augerino,
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -290,6 +321,29 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 policy.state_error,
                 policy.tolerance,
                 if policy.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(a) = &augerino {
+            let correct = |c: &[usize]| c.iter().zip(&a.labels).filter(|(x, y)| x == y).count();
+            println!(
+                "rotated digits, Augerino CNN (embedded keel augerino export), J = {} copies, on {} test digits: \
+                 firmware classes {:?}, host f64 {:?}, plain CNN {:?}, labels {:?}; {} of {} correct ({} plain); \
+                 {} of {} words bit-identical to the host's f32 rerun; log p max |fw − host f64|/(1 + |host|) = {:.3e} \
+                 (tolerance {:e}): {}",
+                a.copies,
+                a.labels.len(),
+                a.firmware_classes,
+                a.host_f64_classes,
+                a.firmware_cnn_classes,
+                a.labels,
+                correct(&a.firmware_classes),
+                a.labels.len(),
+                correct(&a.firmware_cnn_classes),
+                a.identical_to_host_f32.0,
+                a.identical_to_host_f32.1,
+                a.relative_error_vs_f64,
+                a.tolerance,
+                if a.pass { "PASS" } else { "FAIL" }
             );
         }
         println!(
