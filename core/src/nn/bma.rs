@@ -64,33 +64,7 @@ impl<'a, const L: usize> Bma<'a, L> {
         if sizes_t.rank() != 1 || sizes_t.len() < 2 {
             return Err(shape_err("sizes"));
         }
-        let layers = sizes_t.len() - 1;
-        if layers > L || layers >= 16 {
-            return Err(Error::CapacityExceeded {
-                what: "BMA layers",
-                capacity: L.min(15),
-            });
-        }
-        let mut sizes = [0usize; 16];
-        for (i, s) in sizes.iter_mut().take(layers + 1).enumerate() {
-            let v = sizes_t.get_f64(i)?;
-            if !((1.0..=1e9).contains(&v) && v == (v as usize) as f64) {
-                return Err(Error::InvalidConfig {
-                    what: "`sizes` must hold positive integers",
-                });
-            }
-            *s = v as usize;
-        }
-        let mut params = 0usize;
-        for w in sizes[..=layers].windows(2) {
-            params = w[0]
-                .checked_mul(w[1])
-                .and_then(|p| p.checked_add(w[1]))
-                .and_then(|p| p.checked_add(params))
-                .ok_or(Error::InvalidConfig {
-                    what: "`sizes` overflow",
-                })?;
-        }
+        let (sizes, layers, params) = widths::<L>(&sizes_t, "BMA layers")?;
         if samples.shape()[1] != params {
             return Err(Error::InvalidConfig {
                 what: "the samples' length disagrees with `sizes`",
@@ -222,4 +196,45 @@ impl<'a, const L: usize> Bma<'a, L> {
         }
         Ok(())
     }
+}
+
+/// The widths `[in, h₁, …, out]` of a ReLU MLP stored as floats in `sizes_t` (rank 1, at least
+/// two entries, checked by the caller), its layer count and its parameters per network
+/// (`Σ in·out + out`), shared by the `bma` and `simplex` readers.
+///
+/// # Errors
+/// [`Error::CapacityExceeded`] for more than `L` layers (or 15); [`Error::InvalidConfig`] for
+/// widths that are not positive integers or a parameter count that overflows.
+pub(super) fn widths<const L: usize>(
+    sizes_t: &crate::io::TensorView<'_>,
+    what: &'static str,
+) -> Result<([usize; 16], usize, usize)> {
+    let layers = sizes_t.len() - 1;
+    if layers > L || layers >= 16 {
+        return Err(Error::CapacityExceeded {
+            what,
+            capacity: L.min(15),
+        });
+    }
+    let mut sizes = [0usize; 16];
+    for (i, s) in sizes.iter_mut().take(layers + 1).enumerate() {
+        let v = sizes_t.get_f64(i)?;
+        if !((1.0..=1e9).contains(&v) && v == (v as usize) as f64) {
+            return Err(Error::InvalidConfig {
+                what: "`sizes` must hold positive integers",
+            });
+        }
+        *s = v as usize;
+    }
+    let mut params = 0usize;
+    for w in sizes[..=layers].windows(2) {
+        params = w[0]
+            .checked_mul(w[1])
+            .and_then(|p| p.checked_add(w[1]))
+            .and_then(|p| p.checked_add(params))
+            .ok_or(Error::InvalidConfig {
+                what: "`sizes` overflow",
+            })?;
+    }
+    Ok((sizes, layers, params))
 }

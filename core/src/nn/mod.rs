@@ -47,6 +47,11 @@
 //! `p(y | x) = (1/S) Σ_s softmax(f_{θ_s}(x))`, read in place, with two activation buffers of
 //! scratch.
 //!
+//! [`Simplex`] averages the class probabilities of an ensemble of simplexes of ReLU MLPs
+//! (`keel.kind = "simplex"`, written by `keel simplex train --export`) over a fixed set of
+//! interior points or points drawn from Dirichlet(1) with a caller's RNG, combining the vertex
+//! weights on the fly in flash.
+//!
 //! [`GruCell`] is PyTorch's GRU cell (gate order `r, z, n`) over borrowed weights, the recurrent
 //! core of the SAC-SVG(H) world model that [`crate::rl::ValueModel`] rolls on the controller;
 //! several MLPs can share one file ([`Mlp::from_safetensors_part`]: tensor-name prefix and a
@@ -70,6 +75,7 @@ mod dense;
 mod emlp;
 mod gru;
 mod mlp;
+mod simplex;
 pub(crate) mod weights;
 
 pub use activation::Activation;
@@ -81,6 +87,7 @@ pub use dense::Dense;
 pub use emlp::Emlp;
 pub use gru::GruCell;
 pub use mlp::{Mlp, SIGMA_FLOOR};
+pub use simplex::{dirichlet_ones, Simplex, MAX_VERTICES as SIMPLEX_MAX_VERTICES};
 
 /// The tensor `{prefix}{name}` (names compared unescaped).
 ///
