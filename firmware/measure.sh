@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the firmware (release) and prints its section sizes and the deterministic instruction
 # count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
-# digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step and one
-# model-based value estimate: the instructions QEMU executes between the `bench_start` and `bench_end`
+# digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step, one
+# model-based value estimate, one simplex-ensemble and one distilled-student digit classification: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -20,6 +20,9 @@
 #   value_estimate_instructions=… (eighth: one model-based value estimate V̂_2 of a state: the
 #                                policy rolled 2 steps through the 64-unit GRU world model, reward,
 #                                done and the double-Q critic)
+#   simplex_digit_instructions=… (ninth: one prediction of the ensemble of simplexes on digits,
+#                                components × fixed points, vertex weights combined on the fly)
+#   student_digit_instructions=… (tenth: one forward pass of the MLP distilled from it)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -44,7 +47,7 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-counts=$(./count-regions.sh "$elf" 8)
+counts=$(./count-regions.sh "$elf" 10)
 echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
 echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
 echo "mlp_digit_instructions=$(sed -n 3p <<<"$counts")"
@@ -53,3 +56,5 @@ echo "gp_update_instructions=$(sed -n 5p <<<"$counts")"
 echo "gp_predict_instructions=$(sed -n 6p <<<"$counts")"
 echo "policy_step_instructions=$(sed -n 7p <<<"$counts")"
 echo "value_estimate_instructions=$(sed -n 8p <<<"$counts")"
+echo "simplex_digit_instructions=$(sed -n 9p <<<"$counts")"
+echo "student_digit_instructions=$(sed -n 10p <<<"$counts")"

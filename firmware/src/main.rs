@@ -21,7 +21,7 @@ use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
-use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp};
+use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp, Simplex};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_core::rl::{Env, Pendulum, Policy, ValueModel};
 use keel_core::Real;
@@ -46,6 +46,14 @@ static DIGITS_SAMPLES: &[u8] = include_bytes!("../assets/digits-samples.safetens
 /// Ten HMC samples of a Bayesian MLP (64 → 64 → 10, ReLU) on digits (`keel bayes hmc … --save-samples`,
 /// then `keel bayes export --count 10`): the core averages their class probabilities.
 static DIGITS_BMA: &[u8] = include_bytes!("../assets/digits-bma.safetensors");
+/// An ensemble of simplexes of ReLU MLPs on digits (ESPRO: `keel simplex train … --export`; see
+/// the README): components × vertices × parameters, combined on the fly at fixed interior points.
+static DIGITS_SIMPLEX: &[u8] = include_bytes!("../assets/digits-simplex.safetensors");
+/// One MLP distilled from that ensemble (`keel distill --teacher … --export`), an ordinary `mlp`
+/// file.
+static DIGITS_STUDENT: &[u8] = include_bytes!("../assets/digits-student.safetensors");
+/// Scratch for the simplex ensemble (`Simplex::scratch_len`: 2 × widest + vertices × h₁).
+const SIMPLEX_SCRATCH: usize = 1024;
 /// Digits classified (the samples file holds this many).
 const SAMPLES: usize = 16;
 /// Pixels per digit.
@@ -342,6 +350,76 @@ fn classify_digits_bma() -> keel_core::Result<()> {
     Ok(())
 }
 
+/// Classifies the test digits with the ensemble of simplexes at the file's fixed points and
+/// prints the classes and averaged probabilities (ninth marked region: one ensemble prediction).
+fn classify_digits_simplex() -> keel_core::Result<()> {
+    let st = SafeTensors::<8>::parse(DIGITS_SIMPLEX)?;
+    let simplex = Simplex::<4>::from_safetensors(&st)?;
+    let samples = SafeTensors::<4>::parse(DIGITS_SAMPLES)?;
+    let mut scratch = [0.0f32; SIMPLEX_SCRATCH];
+    let mut x = [0.0f32; PIXELS];
+    let mut probs = [0.0f32; SAMPLES * CLASSES];
+    let mut classes = [0u8; SAMPLES];
+
+    digit(&samples, 0, &mut x)?;
+    black_box(&mut x);
+    bench_start();
+    let first = simplex.predict(&x, &mut probs[..CLASSES], &mut scratch);
+    bench_end();
+    first?;
+
+    for k in 0..SAMPLES {
+        digit(&samples, k, &mut x)?;
+        let out = &mut probs[k * CLASSES..(k + 1) * CLASSES];
+        simplex.predict(&x, out, &mut scratch)?;
+        classes[k] = argmax(out);
+    }
+    hprintln!(
+        "KEEL-FW model=simplex samples={} members={} components={} vertices={} points={} classes={} probs={}",
+        SAMPLES,
+        simplex.components() * simplex.points(),
+        simplex.components(),
+        simplex.vertices(),
+        simplex.points(),
+        Classes(&classes),
+        Bits(&probs)
+    );
+    Ok(())
+}
+
+/// Classifies the test digits with the distilled student and prints classes and logits (tenth
+/// marked region: one student forward pass).
+fn classify_digits_student() -> keel_core::Result<()> {
+    let st = SafeTensors::<16>::parse(DIGITS_STUDENT)?;
+    let mlp = Mlp::<4>::from_safetensors(&st)?;
+    let samples = SafeTensors::<4>::parse(DIGITS_SAMPLES)?;
+    let mut scratch = [0.0f32; SCRATCH];
+    let mut x = [0.0f32; PIXELS];
+    let mut logits = [0.0f32; SAMPLES * CLASSES];
+    let mut classes = [0u8; SAMPLES];
+
+    digit(&samples, 0, &mut x)?;
+    black_box(&mut x);
+    bench_start();
+    let first = mlp.forward(&x, &mut logits[..CLASSES], &mut scratch);
+    bench_end();
+    first?;
+
+    for k in 0..SAMPLES {
+        digit(&samples, k, &mut x)?;
+        let out = &mut logits[k * CLASSES..(k + 1) * CLASSES];
+        mlp.forward(&x, out, &mut scratch)?;
+        classes[k] = argmax(out);
+    }
+    hprintln!(
+        "KEEL-FW model=student samples={} classes={} logits={}",
+        SAMPLES,
+        Classes(&classes),
+        Bits(&logits)
+    );
+    Ok(())
+}
+
 /// A small Augerino CNN trained on rotated digits (`keel augerino train --dataset rotated-digits
 /// --model augerino --layers c8,m2,c16,m2,c16,g …`; see the README), read from flash in place.
 static AUGERINO_MODEL: &[u8] = include_bytes!("../assets/augerino-digits.safetensors");
@@ -529,6 +607,8 @@ fn run() -> keel_core::Result<()> {
     run_policy()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
     classify_augerino()?;
+    classify_digits_simplex()?;
+    classify_digits_student()?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;
