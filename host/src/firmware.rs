@@ -1,6 +1,6 @@
 //! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
 //! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
-//! module reruns the same work with the same core code on the host and compares. Eight checks,
+//! module reruns the same work with the same core code on the host and compares. Ten checks,
 //! one `KEEL-FW` line each:
 //!
 //! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
@@ -15,7 +15,11 @@
 //!    ([`parse_policy`], [`check_policy`]);
 //! 8. an Augerino CNN exported by `keel augerino train` on rotated 28 × 28 digits: the plain
 //!    forward pass and the J-copy average, bit for bit against the host's f32 rerun
-//!    ([`parse_augerino`], [`check_augerino`]).
+//!    ([`parse_augerino`], [`check_augerino`]);
+//! 9. an ensemble of simplexes exported by `keel simplex train` on the test digits, against the
+//!    host engine's f64 prediction with the combined weights formed ([`parse_simplex`],
+//!    [`check_simplex`]);
+//! 10. the MLP distilled from it by `keel distill` ([`parse_student`], [`check_student`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
@@ -428,7 +432,9 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 7] = ["digits", "emlp", "gp", "chnn", "bma", "policy", "augerino"];
+pub const MODEL_LINES: [&str; 9] = [
+    "digits", "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student",
+];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
 /// whether it parses is theirs to say).
@@ -555,7 +561,20 @@ pub struct FirmwareModelRun {
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_model(output: &str) -> Result<FirmwareModelRun> {
-    let (line, fields) = model_line(output, "digits")?;
+    parse_classifier(output, "digits")
+}
+
+/// Finds and parses the `KEEL-FW model=student` line (the distilled MLP; as [`parse_model`]).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_student(output: &str) -> Result<FirmwareModelRun> {
+    parse_classifier(output, "student")
+}
+
+/// A `KEEL-FW model=<name> samples= classes= logits=` line.
+fn parse_classifier(output: &str, name: &str) -> Result<FirmwareModelRun> {
+    let (line, fields) = model_line(output, name)?;
     let get = |k: &str| field(&fields, line, k);
     let samples: usize = get("samples")?
         .parse()
@@ -610,10 +629,15 @@ pub struct HostDigits {
 /// # Errors
 /// I/O and format errors for the assets.
 pub fn host_digits(assets: &std::path::Path) -> Result<HostDigits> {
+    host_classifier(assets, DIGITS_MODEL)
+}
+
+/// Runs the MLP file `model` of `assets` with the host engine in f32 on the firmware's digits.
+fn host_classifier(assets: &std::path::Path, model: &str) -> Result<HostDigits> {
     let read = |name: &str| crate::output::read(&assets.join(name));
-    let model_path = assets.join(DIGITS_MODEL);
+    let model_path = assets.join(model);
     let loaded = crate::export::load_mlp(
-        &read(DIGITS_MODEL)?,
+        &read(model)?,
         &model_path,
         crate::backend::DType::F32,
     )?;
@@ -661,6 +685,18 @@ pub fn compare_model(run: &FirmwareModelRun, host: &HostDigits) -> ModelComparis
 /// I/O and format errors for the assets.
 pub fn check_model(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<ModelComparison> {
     Ok(compare_model(run, &host_digits(assets)?))
+}
+
+/// The MLP distilled from the simplex ensemble that the firmware embeds (`keel distill`).
+pub const STUDENT_MODEL: &str = "digits-student.safetensors";
+
+/// Compares the firmware's distilled student with the host engine's f32 predictions from the
+/// same asset files (as [`check_model`]).
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_student(run: &FirmwareModelRun, assets: &std::path::Path) -> Result<ModelComparison> {
+    Ok(compare_model(run, &host_classifier(assets, STUDENT_MODEL)?))
 }
 
 /// A parsed `KEEL-FW model=gp` line: the WISKI stream the firmware ran and its posterior.
@@ -1098,7 +1134,21 @@ pub struct FirmwareBmaRun {
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_bma(output: &str) -> Result<FirmwareBmaRun> {
-    let (line, fields) = model_line(output, "bma")?;
+    parse_average(output, "bma")
+}
+
+/// Finds and parses the `KEEL-FW model=simplex` line (`members` = components × points; the
+/// same fields as [`parse_bma`]'s besides).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_simplex(output: &str) -> Result<FirmwareBmaRun> {
+    parse_average(output, "simplex")
+}
+
+/// A `KEEL-FW model=<name> samples= members= classes= probs=` line.
+fn parse_average(output: &str, name: &str) -> Result<FirmwareBmaRun> {
+    let (line, fields) = model_line(output, name)?;
     let get = |k: &str| field(&fields, line, k);
     let int = |k: &str| -> Result<usize> {
         let v = get(k)?;
@@ -1210,6 +1260,44 @@ pub fn compare_bma(run: &FirmwareBmaRun, host: &HostBma) -> BmaComparison {
 /// I/O and format errors for the assets.
 pub fn check_bma(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaComparison> {
     Ok(compare_bma(run, &host_bma(assets)?))
+}
+
+/// The ensemble of simplexes the firmware embeds (`keel simplex train --export`).
+pub const SIMPLEX_MODEL: &str = "digits-simplex.safetensors";
+
+/// Recomputes the firmware's simplex-ensemble prediction with the host engine (f64, the combined
+/// weights formed explicitly and multiplied by the engine — not the core's on-the-fly loop) from
+/// the same asset files.
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn host_simplex(assets: &std::path::Path) -> Result<HostBma> {
+    let read = |name: &str| crate::output::read(&assets.join(name));
+    let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
+    let model = crate::simplex::load(&assets.join(SIMPLEX_MODEL))?;
+    let probs = model.predict_proba(&x, labels.len())?;
+    let classes = probs
+        .chunks(10)
+        .map(|p| {
+            (0..p.len())
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+                .unwrap_or(0)
+        })
+        .collect();
+    Ok(HostBma {
+        probs,
+        classes,
+        labels,
+    })
+}
+
+/// Compares the firmware's simplex-ensemble prediction with the host engine's ([`host_simplex`],
+/// [`compare_bma`]).
+///
+/// # Errors
+/// I/O and format errors for the assets.
+pub fn check_simplex(run: &FirmwareBmaRun, assets: &std::path::Path) -> Result<BmaComparison> {
+    Ok(compare_bma(run, &host_simplex(assets)?))
 }
 
 /// A comma-separated list of class indices.
@@ -1788,6 +1876,17 @@ mod tests {
         assert!(parse_bma(&line.replace("classes=3,9", "classes=3")).is_err());
         assert!(parse_bma(&line.replace("samples=2", "samples=two")).is_err());
         assert!(parse_bma("KEEL-FW model=digits samples=0").is_err());
+        // The simplex line has the same fields (and more); each parser finds its own line.
+        let simplex = line.replace("model=bma", "model=simplex components=3 vertices=3 points=10");
+        let run = parse_simplex(&format!("{line}\n{simplex}\n")).unwrap();
+        assert_eq!((run.members, run.classes.clone()), (10, vec![3, 9]));
+        assert!(parse_simplex(&line).is_err());
+        let student = format!(
+            "KEEL-FW model=student samples=2 classes=3,9 logits={}",
+            probs.join(",")
+        );
+        assert_eq!(parse_student(&student).unwrap().classes, vec![3, 9]);
+        assert!(parse_student(&student.replace("samples=2", "samples=3")).is_err());
     }
 
     #[test]

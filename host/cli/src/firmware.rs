@@ -182,8 +182,26 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let simplex = if has("simplex") {
+        Some(keel::firmware::check_simplex(
+            &keel::firmware::parse_simplex(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
+    let student = if has("student") {
+        Some(keel::firmware::check_student(
+            &keel::firmware::parse_student(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
     let pass = c.pass
         && augerino.as_ref().is_none_or(|m| m.pass)
+        && simplex.as_ref().is_none_or(|m| m.pass)
+        && student.as_ref().is_none_or(|m| m.pass)
         && model.as_ref().is_none_or(|m| m.pass)
         && emlp.as_ref().is_none_or(|m| m.pass)
         && gp.as_ref().is_none_or(|m| m.pass)
@@ -196,6 +214,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
         super::report::json(
             &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp,
             "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy, "augerino": augerino,
+            "simplex": simplex, "student": student,
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -344,6 +363,39 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 a.relative_error_vs_f64,
                 a.tolerance,
                 if a.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(m) = &simplex {
+            let correct = m.firmware_classes.iter().zip(&m.labels).filter(|(a, b)| a == b).count();
+            println!(
+                "digits, ensemble of simplexes (embedded keel simplex export, {} networks) on {} test digits: \
+                 firmware classes {:?}, host f64 {:?}; {} of {} correct; probabilities max |fw − host| = {:.3e} \
+                 (tolerance {:e}): {}",
+                m.members,
+                m.labels.len(),
+                m.firmware_classes,
+                m.host_classes,
+                correct,
+                m.labels.len(),
+                m.max_error,
+                m.tolerance,
+                if m.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(m) = &student {
+            let correct = m.firmware_classes.iter().zip(&m.labels).filter(|(a, b)| a == b).count();
+            println!(
+                "digits, MLP distilled from the simplexes (embedded keel distill export) on {} test digits: \
+                 firmware classes {:?}, host {:?}; {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} \
+                 (tolerance {:e}): {}",
+                m.labels.len(),
+                m.firmware_classes,
+                m.host_classes,
+                correct,
+                m.labels.len(),
+                m.relative_error,
+                m.tolerance,
+                if m.pass { "PASS" } else { "FAIL" }
             );
         }
         println!(
