@@ -605,10 +605,10 @@ fn run() -> keel_core::Result<()> {
     run_gp()?;
     run_emlp()?;
     run_policy()?;
-    chnn_finish(&chnn, &chnn_z0, chnn_z)?;
-    classify_augerino()?;
     classify_digits_simplex()?;
     classify_digits_student()?;
+    chnn_finish(&chnn, &chnn_z0, chnn_z)?;
+    classify_augerino()?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;
