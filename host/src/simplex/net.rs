@@ -77,6 +77,8 @@ impl Net {
     ) -> Result<Net> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
         let (model, template, state) = build(arch, inputs, classes, dtype, &mut rng)?;
+        let template = template.to_device(device)?;
+        let state = state.to_device(device)?;
         Ok(Net {
             model,
             arch: arch.clone(),

@@ -620,6 +620,30 @@ pub fn train(
                 v.push(r[1]);
             }
         }
+        let has = series("opt_has")?;
+        let n_par = net.template().len();
+        if has.len() != 2 * n_par {
+            return Err(Error::Malformed {
+                path: path.to_path_buf(),
+                reason: "`opt_has` does not fit the network".into(),
+            });
+        }
+        let mut ms = Vec::with_capacity(n_par);
+        let mut vs = Vec::with_capacity(n_par);
+        for i in 0..n_par {
+            ms.push(if has[2 * i] == 1.0 {
+                Some(series(&format!("opt_m.{i}"))?)
+            } else {
+                None
+            });
+            vs.push(if has[2 * i + 1] == 1.0 {
+                Some(series(&format!("opt_v.{i}"))?)
+            } else {
+                None
+            });
+        }
+        let step = series("opt_step")?.first().copied().unwrap_or(0.0) as u64;
+        opt.restore(net.template(), step, ms, vs)?;
         forward_passes = series("forward_passes")?.first().copied().unwrap_or(0.0) as u64;
         // The trained vertex of the interrupted stage holds the checkpoint's parameters.
         if let Some((s, local)) = locate(&plan, done) {
@@ -750,6 +774,7 @@ pub fn train(
                 &cx,
                 &cx[c].vertices[s.vertex],
                 &opt,
+                cfg.kind(),
                 &rng,
                 &order,
                 &history,
@@ -841,6 +866,7 @@ fn save(
     cx: &[Complex],
     trainable: &Params,
     opt: &Optimizer,
+    opt_kind: OptimizerKind,
     rng: &Xoshiro256PlusPlus,
     order: &[usize],
     history: &[EpochStats],
@@ -874,6 +900,33 @@ fn save(
         .flat_map(|(c, v)| v.iter().flat_map(move |&x| [c as f64, x]))
         .collect();
     let fp = [forward_passes as f64];
+    // The optimizer's state goes into series: the shared checkpoint's moment slots are Adam's
+    // (both moments or neither), and SGD with momentum keeps one.
+    let (step, m, v) = opt.state()?;
+    let mut named: Vec<(String, Vec<f64>)> = vec![("opt_step".into(), vec![step as f64])];
+    let mut has = Vec::new();
+    for (i, (mi, vi)) in m.into_iter().zip(v).enumerate() {
+        has.extend([
+            f64::from(u8::from(mi.is_some())),
+            f64::from(u8::from(vi.is_some())),
+        ]);
+        if let Some(mi) = mi {
+            named.push((format!("opt_m.{i}"), mi));
+        }
+        if let Some(vi) = vi {
+            named.push((format!("opt_v.{i}"), vi));
+        }
+    }
+    named.push(("opt_has".into(), has));
+    let mut series: Vec<(&str, &[f64])> = vec![
+        ("vertices", &all),
+        ("running", &running),
+        ("history", &hist),
+        ("volume", &vols),
+        ("forward_passes", &fp),
+    ];
+    series.extend(named.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+    let blank = Optimizer::new(opt_kind, trainable)?;
     checkpoint::save(
         path,
         &checkpoint::Snapshot {
@@ -881,17 +934,11 @@ fn save(
             fingerprint,
             epoch,
             params: trainable,
-            opt,
+            opt: &blank,
             rng,
             order,
             extra_params: &[],
-            series: &[
-                ("vertices", &all),
-                ("running", &running),
-                ("history", &hist),
-                ("volume", &vols),
-                ("forward_passes", &fp),
-            ],
+            series: &series,
             meta: Default::default(),
         },
     )
