@@ -90,16 +90,16 @@ pub struct TrainArgs {
     mean_samples: bool,
     /// LMBD of the volume term λ_v = max(LMBD / log(V²_rand + 1e−4), 1e−8); 0 turns it off.
     /// Default 1e-6 (the ESPRO READMEs); two-spirals 3 (the notebook's).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     lmbd: Option<f64>,
     /// Learning rate of base networks. Default 0.05; two-spirals 0.01.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     lr: Option<f64>,
     /// Learning rate of added vertices. Default 0.01.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     vertex_lr: Option<f64>,
     /// Weight decay on the trained vertex. Default 5e-4; two-spirals 1e-4.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     weight_decay: Option<f64>,
     /// sgd or adam. Default sgd; two-spirals adam.
     #[arg(long, value_enum)]
@@ -120,7 +120,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
     /// Two-spirals: noise standard deviation.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     noise: f64,
     /// Two-spirals: training points per class.
     #[arg(long, default_value_t = 50, value_parser = super::values::at_least_one)]
