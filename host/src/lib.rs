@@ -82,6 +82,7 @@ pub mod output;
 pub mod plot;
 pub mod progress;
 pub mod rl;
+pub mod simplex;
 pub mod simulate;
 pub mod train;
 

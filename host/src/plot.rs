@@ -1046,3 +1046,123 @@ mod tests {
         assert_eq!(p, SeriesLabelPosition::UpperRight);
     }
 }
+
+/// A scalar field on a grid for [`plot_fields`]: `values[i][j]` at `(xs[j], ys[i])`.
+pub struct Field<'a> {
+    /// Panel title.
+    pub title: &'a str,
+    /// Grid abscissae (increasing).
+    pub xs: &'a [f64],
+    /// Grid ordinates (increasing).
+    pub ys: &'a [f64],
+    /// The values.
+    pub values: &'a [Vec<f64>],
+}
+
+/// A three-stop colour map (dark blue → pale yellow → dark red) of `t` in [0, 1].
+fn diverging(t: f64) -> RGBColor {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    let stops = [
+        (33.0, 102.0, 172.0),
+        (255.0, 255.0, 191.0),
+        (178.0, 24.0, 43.0),
+    ];
+    let (a, b, u) = if t < 0.5 {
+        (stops[0], stops[1], t * 2.0)
+    } else {
+        (stops[1], stops[2], t * 2.0 - 1.0)
+    };
+    let mix = |x: f64, y: f64| (x + (y - x) * u).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Panels of scalar fields side by side, coloured from `range.0` (blue) to `range.1` (red),
+/// with labelled points (class 0 white, class 1 black, as `(x, y, class)`) and marked corners
+/// (green) drawn over every panel — decision regions of classifiers, or a loss surface.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_fields(
+    path: &Path,
+    fields: &[Field<'_>],
+    range: (f64, f64),
+    points: &[(f64, f64, usize)],
+    marks: &[(f64, f64)],
+) -> Result<()> {
+    register_font();
+    write_atomic_with(path, |tmp| {
+        let err = |e: String| plot_err(path)(e);
+        let n = fields.len().max(1);
+        let root = BitMapBackend::new(tmp, (560 * n as u32, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let panels = root.split_evenly((1, n));
+        for (area, f) in panels.iter().zip(fields) {
+            let (x0, x1) = (f.xs[0], f.xs[f.xs.len() - 1]);
+            let (y0, y1) = (f.ys[0], f.ys[f.ys.len() - 1]);
+            let mut chart = ChartBuilder::on(area)
+                .caption(f.title, ("sans-serif", 17))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            let half = |v: &[f64], i: usize| -> (f64, f64) {
+                let lo = if i == 0 {
+                    v[0]
+                } else {
+                    0.5 * (v[i - 1] + v[i])
+                };
+                let hi = if i + 1 == v.len() {
+                    v[i]
+                } else {
+                    0.5 * (v[i] + v[i + 1])
+                };
+                (lo, hi)
+            };
+            let span = (range.1 - range.0).max(1e-300);
+            let mut cells = Vec::with_capacity(f.xs.len() * f.ys.len());
+            for (i, row) in f.values.iter().enumerate() {
+                let (ya, yb) = half(f.ys, i);
+                for (j, &v) in row.iter().enumerate() {
+                    let (xa, xb) = half(f.xs, j);
+                    let c = diverging((v - range.0) / span);
+                    cells.push(Rectangle::new([(xa, ya), (xb, yb)], c.filled()));
+                }
+            }
+            chart.draw_series(cells).map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(points.iter().map(|&(x, y, c)| {
+                    let fill = if c == 0 { WHITE } else { BLACK };
+                    Circle::new((x, y), 3, fill.filled())
+                }))
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(x, y, _)| Circle::new((x, y), 3, BLACK)),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            if !marks.is_empty() {
+                let mut ring = marks.to_vec();
+                ring.push(marks[0]);
+                chart
+                    .draw_series(LineSeries::new(ring, GREEN.stroke_width(2)))
+                    .map_err(|e| err(e.to_string()))?;
+                chart
+                    .draw_series(marks.iter().map(|&p| Circle::new(p, 6, GREEN.filled())))
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}

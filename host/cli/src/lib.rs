@@ -19,6 +19,7 @@ pub mod info;
 pub mod progress;
 pub mod report;
 pub mod rl;
+pub mod simplex;
 pub mod simulate;
 pub mod values;
 
@@ -68,6 +69,10 @@ enum Command {
     /// paper's generated image sets, beside a plain CNN and fixed rotation augmentation.
     #[command(subcommand)]
     Augerino(augerino::AugerinoCommand),
+    /// Loss-surface simplexes: SPRO, ensembles of simplexes (ESPRO), mode-connecting
+    /// complexes, and loss slices through three vertices.
+    #[command(subcommand)]
+    Simplex(simplex::SimplexCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
@@ -149,6 +154,7 @@ where
         Command::Gp(cmd) => gp::run(cmd).map(|()| true),
         Command::Rl(cmd) => rl::run(cmd).map(|()| true),
         Command::Augerino(cmd) => augerino::run(cmd).map(|()| true),
+        Command::Simplex(cmd) => simplex::run(cmd).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
     };
     let args: Vec<String> = args

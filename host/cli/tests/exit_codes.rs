@@ -347,3 +347,70 @@ fn no_output_is_written_unless_every_output_is() {
         "no temporary files"
     );
 }
+
+/// `keel simplex`: bad settings and a model file of the wrong kind are one line naming the
+/// flag, exit 2, and nothing is written.
+#[test]
+fn simplex_bad_input_is_one_line_exit_2_writing_nothing() {
+    use common::rejects_writing_nothing;
+    let train = ["simplex", "train", "--data", DIGITS, "--device", "cpu"];
+    for (extra, needles) in [
+        (&["--vertices", "0"][..], &["--vertices", "at least 1"][..]),
+        (&["--components", "0"], &["--components", "at least 1"]),
+        (&["--n-sample", "0"], &["--n-sample", "at least 1"]),
+        (&["--lmbd", "-1"], &["--lmbd", "≥ 0"]),
+        (&["--lr", "0"], &["--lr", "positive"]),
+        (&["--model", "mlp:0"], &["--model", "mlp:0"]),
+        (&["--target", "nope"], &["nope"]),
+        (&["--test-fraction", "1.5"], &["--test-fraction"]),
+        (&["--layers", "c4"], &["--image-shape"]),
+        (
+            &["--layers", "c4", "--image-shape", "1x8x9"],
+            &["--image-shape", "72"],
+        ),
+        (&["--plot", "regions.png"], &["--plot", "two-spirals"]),
+        (&["--resume"], &["--resume", "--checkpoint"]),
+    ] {
+        rejects_writing_nothing(&[&train[..], extra].concat(), needles);
+    }
+    rejects_writing_nothing(
+        &["simplex", "train", "--device", "cpu"],
+        &["--data", "two-spirals"],
+    );
+    // A model file of another kind (a `keel fit` export) given to `simplex slice`.
+    let dir = tempfile::tempdir().unwrap();
+    let fit_model = dir.path().join("fit.safetensors");
+    let o = keel(&[
+        "fit",
+        "--data",
+        DIGITS,
+        "--target",
+        "label",
+        "--task",
+        "classify",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--export",
+        fit_model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let plot = dir.path().join("slice.png");
+    rejects(
+        &[
+            "simplex",
+            "slice",
+            "--model",
+            fit_model.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
+        ],
+        &["--model", "not a simplex model"],
+    );
+    assert!(!plot.exists());
+    rejects(
+        &["simplex", "slice", "--model", "/no/such/model.safetensors"],
+        &["/no/such/model.safetensors"],
+    );
+}
