@@ -137,8 +137,16 @@ impl LossInputs<'_> {
                 format!("more real rows than the batch's {}", d[0]),
             ));
         }
-        if let Some(t) = self.temperatures.iter().find(|t| !(**t > 0.0 && t.is_finite())) {
-            return Err(Error::invalid("temperature", t, "must be positive and finite"));
+        if let Some(t) = self
+            .temperatures
+            .iter()
+            .find(|t| !(**t > 0.0 && t.is_finite()))
+        {
+            return Err(Error::invalid(
+                "temperature",
+                t,
+                "must be positive and finite",
+            ));
         }
         Ok((d[0], d[1]))
     }

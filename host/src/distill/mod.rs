@@ -364,7 +364,11 @@ impl DistillConfig {
         }
         if let Augment::Mixup { alpha } = self.augment {
             if !(alpha > 0.0 && alpha.is_finite()) {
-                return Err(Error::invalid("mixup_alpha", alpha, "must be positive and finite"));
+                return Err(Error::invalid(
+                    "mixup_alpha",
+                    alpha,
+                    "must be positive and finite",
+                ));
             }
         }
         if self.augment == Augment::Shift && self.image_shape.is_none() {
@@ -409,7 +413,9 @@ impl DistillConfig {
 /// is dropped).
 fn read_synthetic(path: &std::path::Path, data: &Dataset, target: &str) -> Result<Vec<f64>> {
     let t = crate::data::read_numeric_csv(path)?;
-    let keep: Vec<usize> = (0..t.names.len()).filter(|&i| t.names[i] != target).collect();
+    let keep: Vec<usize> = (0..t.names.len())
+        .filter(|&i| t.names[i] != target)
+        .collect();
     let names: Vec<&String> = keep.iter().map(|&i| &t.names[i]).collect();
     if names.len() != data.features.len() || names.iter().zip(&data.features).any(|(a, b)| *a != b)
     {
@@ -469,6 +475,14 @@ pub fn fidelity(teacher: &[f64], student: &[f64], classes: usize) -> (f64, f64) 
 
 const CHECKPOINT_KIND: &str = "distill-checkpoint";
 
+/// The student's optimizer: SGD, Nesterov momentum 0.9, weight decay 1e-4 (the reference's
+/// image set-up).
+const SGD: OptimizerKind = OptimizerKind::Sgd {
+    momentum: 0.9,
+    nesterov: true,
+    weight_decay: 1e-4,
+};
+
 /// The state one stream pass draws from.
 struct StreamSource<'a> {
     x: &'a [f64],
@@ -500,9 +514,9 @@ impl StreamSource<'_> {
         match self.augment {
             Augment::None => {}
             Augment::Shift => {
-                let shape = self.shape.ok_or_else(|| {
-                    Error::invalid("augment", "shift", "needs the image shape")
-                })?;
+                let shape = self
+                    .shape
+                    .ok_or_else(|| Error::invalid("augment", "shift", "needs the image shape"))?;
                 stream::shift(&mut x, shape, rng)?;
             }
             Augment::Mixup { alpha } => {
@@ -549,7 +563,10 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             return Err(Error::invalid(
                 "image_shape",
                 s,
-                format!("has {} pixels; the data has {cols} feature columns", s.pixels()),
+                format!(
+                    "has {} pixels; the data has {cols} feature columns",
+                    s.pixels()
+                ),
             ));
         }
     }
@@ -563,7 +580,11 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
         .or(teacher_split.map(|s| s.1))
         .unwrap_or(cfg.seed);
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
-        return Err(Error::invalid("test_fraction", test_fraction, "must lie in (0, 1)"));
+        return Err(Error::invalid(
+            "test_fraction",
+            test_fraction,
+            "must lie in (0, 1)",
+        ));
     }
     let n = data.rows();
     let n_test = (test_fraction * n as f64).round() as usize;
@@ -571,15 +592,22 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
         return Err(Error::invalid(
             "test_fraction",
             test_fraction,
-            format!("leaves {} training and {n_test} test rows of {n}", n - n_test.min(n)),
+            format!(
+                "leaves {} training and {n_test} test rows of {n}",
+                n - n_test.min(n)
+            ),
         ));
     }
     // The split of `keel bayes` (`bayes::mlp::Split`): the first n − n_test of a permutation.
     let order = permutation(n, &mut Xoshiro256PlusPlus::seed_from_u64(split_seed));
     let (train_idx, test_idx) = order.split_at(n - n_test);
     let (train, test) = (data.subset(train_idx), data.subset(test_idx));
-    let (Targets::Classes { labels: y_train, .. }, Targets::Classes { labels: y_test, .. }) =
-        (&train.y, &test.y)
+    let (
+        Targets::Classes {
+            labels: y_train, ..
+        },
+        Targets::Classes { labels: y_test, .. },
+    ) = (&train.y, &test.y)
     else {
         unreachable!("subsets of a class table hold classes");
     };
@@ -597,7 +625,14 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             let mut sizes = vec![cols];
             sizes.extend(hidden);
             sizes.push(k);
-            let mlp = Mlp::new(&mut params, &sizes, *activation, Init::PyTorchDefault, cfg.dtype, &mut rng)?;
+            let mlp = Mlp::new(
+                &mut params,
+                &sizes,
+                *activation,
+                Init::PyTorchDefault,
+                cfg.dtype,
+                &mut rng,
+            )?;
             let stats = match (cfg.init, teacher.single()) {
                 (StudentInit::Interpolate { .. }, Some(t)) if t.input.is_some() => {
                     t.input.clone().unwrap_or_default()
@@ -635,7 +670,11 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
                      has {} member network(s) in {} file(s){}",
                     teacher.members(),
                     teacher.files.len(),
-                    if matches!(net, Net::Cnn { .. }) { " and the student is a CNN" } else { "" }
+                    if matches!(net, Net::Cnn { .. }) {
+                        " and the student is a CNN"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         };
@@ -658,7 +697,11 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             let r = p.to_vec_f64()?;
             let tv = &t.flat[at..at + r.len()];
             at += r.len();
-            let mixed: Vec<f64> = r.iter().zip(tv).map(|(a, b)| rho * a + (1.0 - rho) * b).collect();
+            let mixed: Vec<f64> = r
+                .iter()
+                .zip(tv)
+                .map(|(a, b)| rho * a + (1.0 - rho) * b)
+                .collect();
             let shape = p.dims().to_vec();
             params.set(ParamId(i), Tensor::from_f64s(&mixed, &shape, cfg.dtype)?)?;
         }
@@ -675,22 +718,15 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
     if let Net::Cnn { state, .. } = &mut student.net {
         *state = state.to_device(cfg.device)?;
     }
-    let mut opt = Optimizer::new(
-        OptimizerKind::Sgd {
-            momentum: 0.9,
-            nesterov: true,
-            weight_decay: 1e-4,
-        },
-        &student.params,
-    )?;
+    let mut opt = Optimizer::new(SGD, &student.params)?;
     let schedule = Schedule::Cosine {
         total: cfg.epochs,
         min_lr: ETA_MIN,
     };
     let n_train = train.rows();
-    let per_batch = synthetic
-        .as_ref()
-        .map_or(0, |(_, r)| stream::synthetic_rows(cfg.batch_size.min(n_train), *r));
+    let per_batch = synthetic.as_ref().map_or(0, |(_, r)| {
+        stream::synthetic_rows(cfg.batch_size.min(n_train), *r)
+    });
     let source = StreamSource {
         x: &train.x,
         labels: y_train,
@@ -716,7 +752,7 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             &mut [],
             &mut [],
         )?;
-        restore(&mut student, &mut history, &r, path)?;
+        restore(&mut student, &mut opt, &mut history, &r, path)?;
         first = r.epoch;
     }
     let batches_per_epoch = n_train.div_ceil(cfg.batch_size) as u64;
@@ -739,7 +775,8 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
                 .wrapping_add(epoch as u64 * batches_per_epoch + b as u64);
             let out = student.forward(&vars, &sb.x, Mode::Train { seed })?;
             let rows_b = sb.temps.len();
-            let t_tensor = Tensor::from_f64s(&tz, &[rows_b, k], cfg.dtype)?.to_device(cfg.device)?;
+            let t_tensor =
+                Tensor::from_f64s(&tz, &[rows_b, k], cfg.dtype)?.to_device(cfg.device)?;
             let l = objective(
                 cfg.loss,
                 &LossInputs {
@@ -771,8 +808,19 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             stream_kl: kl / rows.max(1) as f64,
         };
         history.push(e);
-        if let (Some(path), true) = (&cfg.checkpoint.path, cfg.checkpoint.due(epoch + 1, cfg.epochs)) {
-            save(&student, &opt, &rng, &fingerprint, epoch + 1, &history, path)?;
+        if let (Some(path), true) = (
+            &cfg.checkpoint.path,
+            cfg.checkpoint.due(epoch + 1, cfg.epochs),
+        ) {
+            save(
+                &student,
+                &opt,
+                &rng,
+                &fingerprint,
+                epoch + 1,
+                &history,
+                path,
+            )?;
         }
         progress(&Tick {
             done: epoch + 1,
@@ -868,6 +916,20 @@ fn save(
         .iter()
         .flat_map(|e| [e.loss, e.lr, e.stream_agreement, e.stream_kl])
         .collect();
+    // SGD keeps momentum buffers only; the shared checkpoint's moment slots hold Adam's pairs,
+    // so the buffers travel as a series (with the step count) beside a moment-free optimizer.
+    let (steps, m, _) = opt.state()?;
+    let mut momentum = Vec::new();
+    for (i, b) in m.iter().enumerate() {
+        match b {
+            Some(b) => momentum.extend_from_slice(b),
+            None => momentum.extend(std::iter::repeat_n(
+                0.0,
+                student.params.get(ParamId(i)).numel(),
+            )),
+        }
+    }
+    let bare = Optimizer::new(SGD, &student.params)?;
     crate::checkpoint::save(
         path,
         &crate::checkpoint::Snapshot {
@@ -875,11 +937,16 @@ fn save(
             fingerprint,
             epoch,
             params: &student.params,
-            opt,
+            opt: &bare,
             rng,
             order: &[],
             extra_params: &[],
-            series: &[("running", &running), ("history", &curves)],
+            series: &[
+                ("running", &running),
+                ("history", &curves),
+                ("momentum", &momentum),
+                ("steps", &[steps as f64]),
+            ],
             meta: std::collections::BTreeMap::new(),
         },
     )
@@ -887,6 +954,7 @@ fn save(
 
 fn restore(
     student: &mut Student,
+    opt: &mut Optimizer,
     history: &mut Vec<DistillEpoch>,
     r: &crate::checkpoint::Restored,
     path: &std::path::Path,
@@ -895,7 +963,10 @@ fn restore(
         path: path.to_path_buf(),
         reason: format!("{what} do not fit this run"),
     };
-    let running = r.series.get("running").ok_or_else(|| bad("running statistics"))?;
+    let running = r
+        .series
+        .get("running")
+        .ok_or_else(|| bad("running statistics"))?;
     if let Net::Cnn { state, .. } = &mut student.net {
         let expect: usize = state.running.iter().map(|(m, _)| 2 * m.numel()).sum();
         if running.len() != expect {
@@ -912,7 +983,31 @@ fn restore(
     } else if !running.is_empty() {
         return Err(bad("running statistics"));
     }
-    let curves = r.series.get("history").ok_or_else(|| bad("learning curves"))?;
+    let momentum = r
+        .series
+        .get("momentum")
+        .ok_or_else(|| bad("momentum buffers"))?;
+    let steps = r
+        .series
+        .get("steps")
+        .and_then(|s| s.first())
+        .ok_or_else(|| bad("step counts"))?;
+    if momentum.len() != student.params.numel() {
+        return Err(bad("momentum buffers"));
+    }
+    let mut at = 0;
+    let mut m = Vec::with_capacity(student.params.len());
+    for i in 0..student.params.len() {
+        let k = student.params.get(ParamId(i)).numel();
+        m.push(Some(momentum[at..at + k].to_vec()));
+        at += k;
+    }
+    let none = vec![None; student.params.len()];
+    opt.restore(&student.params, *steps as u64, m, none)?;
+    let curves = r
+        .series
+        .get("history")
+        .ok_or_else(|| bad("learning curves"))?;
     if curves.len() != 4 * r.epoch {
         return Err(bad("learning curves"));
     }

@@ -62,7 +62,10 @@ impl DenseWeights {
                 format!("layer{i}.weight"),
                 Tensor::from_f64s(&wv, &[out, inp], dtype)?,
             )?;
-            let bias = params.insert(format!("layer{i}.bias"), Tensor::from_f64s(&bv, &[out], dtype)?)?;
+            let bias = params.insert(
+                format!("layer{i}.bias"),
+                Tensor::from_f64s(&bv, &[out], dtype)?,
+            )?;
             layers.push(Linear {
                 weight,
                 bias,
@@ -88,7 +91,10 @@ impl DenseWeights {
 }
 
 enum Member {
-    Dense { mlp: Mlp, params: Params },
+    Dense {
+        mlp: Mlp,
+        params: Params,
+    },
     /// A CNN file, run by `keel-core` (it applies its own pixel normalisation).
     Cnn,
 }
@@ -146,10 +152,9 @@ impl TeacherFile {
         };
         match kind.as_str() {
             "mlp" => {
-                let cfg: serde_json::Value = serde_json::from_str(
-                    &metadata(&st, "keel.config").unwrap_or_default(),
-                )
-                .map_err(|e| malformed(format!("keel.config: {e}")))?;
+                let cfg: serde_json::Value =
+                    serde_json::from_str(&metadata(&st, "keel.config").unwrap_or_default())
+                        .map_err(|e| malformed(format!("keel.config: {e}")))?;
                 if cfg["output"] != "logits" {
                     return Err(malformed(format!(
                         "a teacher must output class logits; this model's output is {}",
@@ -160,7 +165,11 @@ impl TeacherFile {
                 let strings = |k: &str| -> Vec<String> {
                     cfg[k]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default()
                 };
                 let mut flat = Vec::new();
@@ -199,13 +208,16 @@ impl TeacherFile {
                         "a teacher must output class logits; this CNN is a regression model".into(),
                     ));
                 }
-                let cfg: serde_json::Value = serde_json::from_str(
-                    &metadata(&st, "keel.config").unwrap_or_default(),
-                )
-                .map_err(|e| malformed(format!("keel.config: {e}")))?;
+                let cfg: serde_json::Value =
+                    serde_json::from_str(&metadata(&st, "keel.config").unwrap_or_default())
+                        .map_err(|e| malformed(format!("keel.config: {e}")))?;
                 let classes = cfg["classes"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let inputs = cnn.input_len();
                 Ok(TeacherFile {
@@ -320,7 +332,11 @@ impl TeacherFile {
         let strings = |key: &str| -> Vec<String> {
             cfg[key]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let mut members = Vec::with_capacity(k * s);
@@ -417,7 +433,11 @@ impl Teacher {
     /// and the data's classes or columns when they differ.
     pub fn load(paths: &[PathBuf], data_path: &Path, data: &Dataset) -> Result<Teacher> {
         if paths.is_empty() {
-            return Err(Error::invalid("teacher", "(none)", "give at least one teacher file"));
+            return Err(Error::invalid(
+                "teacher",
+                "(none)",
+                "give at least one teacher file",
+            ));
         }
         let classes = match &data.y {
             Targets::Classes { classes, .. } => classes.clone(),
