@@ -531,8 +531,8 @@ impl StreamSource<'_> {
                 let i = syn_order[*syn_at % n_syn];
                 *syn_at += 1;
                 x.extend_from_slice(&sx[i * self.cols..(i + 1) * self.cols]);
-                temps.push(1.0);
             }
+            temps.resize(real + per, 1.0);
         }
         Ok(StreamBatch {
             x,
