@@ -378,6 +378,7 @@ fn config(teachers: Vec<PathBuf>) -> DistillConfig {
         init: StudentInit::Random,
         augment: Augment::None,
         synthetic: None,
+        test_data: None,
         test_fraction: None,
         split_seed: None,
         dtype: DType::F64,

@@ -107,6 +107,9 @@ pub struct DistillArgs {
     /// Share of each batch that is synthetic, in (0, 1).
     #[arg(long, default_value_t = 0.2, allow_hyphen_values = true)]
     synthetic_ratio: f64,
+    /// A separate test CSV (same columns and classes): every --data row then trains.
+    #[arg(long)]
+    test_data: Option<PathBuf>,
     /// Fraction of rows held out for testing (default: a sample-set teacher's, else 0.2).
     #[arg(long, allow_hyphen_values = true)]
     test_fraction: Option<f64>,
@@ -212,6 +215,7 @@ pub fn run(a: &DistillArgs) -> Result<()> {
             },
         },
         synthetic: a.synthetic.clone().map(|p| (p, a.synthetic_ratio)),
+        test_data: a.test_data.clone(),
         test_fraction: a.test_fraction,
         split_seed: a.split_seed,
         dtype: a.dtype.into(),

@@ -124,6 +124,9 @@ pub struct DistillConfig {
     pub augment: Augment,
     /// Synthetic rows (a CSV with the feature columns) and their share of each batch.
     pub synthetic: Option<(PathBuf, f64)>,
+    /// A separate test file (same columns and classes): then every row of `data` trains and
+    /// no split is drawn.
+    pub test_data: Option<PathBuf>,
     /// Test fraction of the split (`None`: a sample-set teacher's, else 0.2).
     pub test_fraction: Option<f64>,
     /// Seed of the split (`None`: a sample-set teacher's, else `seed`).
@@ -543,33 +546,9 @@ impl StreamSource<'_> {
     }
 }
 
-/// Distils per `cfg`, reporting each epoch to `progress`.
-///
-/// # Errors
-/// [`Error::InvalidInput`] for bad settings, a teacher that does not fit the data (naming
-/// both), a model file of the wrong kind ([`Error::Malformed`]) — all before training; a failed
-/// run when the loss diverges; engine errors.
-pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled> {
-    cfg.validate()?;
-    let data = read_csv(&cfg.data, &cfg.target, true)?;
-    let Targets::Classes { labels, classes } = &data.y else {
-        return Err(Error::invalid("target", &cfg.target, "must hold classes"));
-    };
-    let teacher = Teacher::load(&cfg.teachers, &cfg.data, &data)?;
-    let k = classes.len();
-    let cols = data.cols();
-    if let Some(s) = cfg.image_shape {
-        if s.pixels() != cols {
-            return Err(Error::invalid(
-                "image_shape",
-                s,
-                format!(
-                    "has {} pixels; the data has {cols} feature columns",
-                    s.pixels()
-                ),
-            ));
-        }
-    }
+/// The split of `keel bayes` (`bayes::mlp::Split`): the first `n − n_test` of a seeded
+/// permutation train; a sample-set teacher's fraction and seed unless `cfg` gives them.
+fn split(cfg: &DistillConfig, teacher: &Teacher, data: &Dataset) -> Result<(Dataset, Dataset)> {
     let teacher_split = teacher.files.iter().find_map(|f| f.split);
     let test_fraction = cfg
         .test_fraction
@@ -598,10 +577,63 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             ),
         ));
     }
-    // The split of `keel bayes` (`bayes::mlp::Split`): the first n − n_test of a permutation.
     let order = permutation(n, &mut Xoshiro256PlusPlus::seed_from_u64(split_seed));
     let (train_idx, test_idx) = order.split_at(n - n_test);
-    let (train, test) = (data.subset(train_idx), data.subset(test_idx));
+    Ok((data.subset(train_idx), data.subset(test_idx)))
+}
+
+/// Distils per `cfg`, reporting each epoch to `progress`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for bad settings, a teacher that does not fit the data (naming
+/// both), a model file of the wrong kind ([`Error::Malformed`]) — all before training; a failed
+/// run when the loss diverges; engine errors.
+pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled> {
+    cfg.validate()?;
+    let data = read_csv(&cfg.data, &cfg.target, true)?;
+    let Targets::Classes { classes, .. } = &data.y else {
+        return Err(Error::invalid("target", &cfg.target, "must hold classes"));
+    };
+    let teacher = Teacher::load(&cfg.teachers, &cfg.data, &data)?;
+    let k = classes.len();
+    let cols = data.cols();
+    if let Some(s) = cfg.image_shape {
+        if s.pixels() != cols {
+            return Err(Error::invalid(
+                "image_shape",
+                s,
+                format!(
+                    "has {} pixels; the data has {cols} feature columns",
+                    s.pixels()
+                ),
+            ));
+        }
+    }
+    let (train, test) = match &cfg.test_data {
+        Some(p) => {
+            let t = read_csv(p, &cfg.target, true)?;
+            let t_classes = match &t.y {
+                Targets::Classes { classes, .. } => classes.clone(),
+                Targets::Values(_) => Vec::new(),
+            };
+            if t.features != data.features || t_classes != *classes {
+                return Err(Error::invalid(
+                    "test_data",
+                    p.display(),
+                    format!(
+                        "has {} columns and classes {:?}; {} has {} and {:?}",
+                        t.cols(),
+                        t_classes,
+                        cfg.data.display(),
+                        cols,
+                        classes
+                    ),
+                ));
+            }
+            (data.clone(), t)
+        }
+        None => split(cfg, &teacher, &data)?,
+    };
     let (
         Targets::Classes {
             labels: y_train, ..
@@ -611,7 +643,6 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
     else {
         unreachable!("subsets of a class table hold classes");
     };
-    let _ = labels;
     let synthetic = match &cfg.synthetic {
         Some((p, r)) => Some((read_synthetic(p, &data, &cfg.target)?, *r)),
         None => None,
@@ -887,7 +918,7 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
             Augment::Mixup { .. } => "mixup",
         },
         epochs: history.len(),
-        rows: [n_train, n_test],
+        rows: [n_train, test.rows()],
         synthetic_per_batch: per_batch,
         parameters: student.params.numel(),
         train_seconds,
