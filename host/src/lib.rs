@@ -20,7 +20,8 @@
 //!   approximations it is compared with (SGD, deep ensembles, SGLD/SGHMC, mean-field VI),
 //!   sample sets, their comparison and model average;
 //! - [`rl`]: SAC-SVG(H) (Amos et al., L4DC 2021) on the core's environments;
-//! - [`fit`]: supervised MLP training on a CSV table.
+//! - [`fit`]: supervised MLP training on a CSV table;
+//! - [`distill`]: knowledge distillation and its fidelity (Stanton et al., NeurIPS 2021).
 //!
 //! Shared pieces:
 //! - [`data`]: CSV tables, splits and standardisation; [`images`]: image sets — IDX (MNIST),
@@ -69,6 +70,7 @@ pub mod checksum;
 pub mod chnn;
 pub mod cnn;
 pub mod data;
+pub mod distill;
 pub mod emlp;
 pub mod error;
 pub mod export;

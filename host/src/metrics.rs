@@ -220,6 +220,26 @@ pub fn gaussian_nll(mean: &[f64], std: &[f64], target: &[f64]) -> f64 {
     total / target.len().max(1) as f64
 }
 
+/// Mean predictive KL divergence `(1/n) Σ_i Σ_j p_ij (log p_ij − log q_ij)` from row-major
+/// log-probabilities `log_p`, `log_q` `[n, classes]` (`gnosis`'s `KL(teacher ‖ student)` with
+/// `p` the teacher; terms with `p_ij = 0` count 0).
+pub fn predictive_kl(log_p: &[f64], log_q: &[f64], classes: usize) -> f64 {
+    let n = log_p.len() / classes.max(1);
+    let total: f64 = log_p
+        .iter()
+        .zip(log_q)
+        .map(|(&lp, &lq)| {
+            let p = lp.exp();
+            if p == 0.0 {
+                0.0
+            } else {
+                p * (lp - lq)
+            }
+        })
+        .sum();
+    total / n.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod augerino;
 pub mod bayes;
 pub mod checkpoint;
 pub mod chnn;
+pub mod distill;
 pub mod emlp;
 pub mod exit;
 pub mod firmware;
@@ -73,6 +74,9 @@ enum Command {
     /// complexes, and loss slices through three vertices.
     #[command(subcommand)]
     Simplex(simplex::SimplexCommand),
+    /// Knowledge distillation: a student network trained to match a teacher (a keel fit model,
+    /// a keel bayes sample set, a simplex ensemble), with its fidelity and generalisation.
+    Distill(Box<distill::DistillArgs>),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
@@ -155,6 +159,7 @@ where
         Command::Rl(cmd) => rl::run(cmd).map(|()| true),
         Command::Augerino(cmd) => augerino::run(cmd).map(|()| true),
         Command::Simplex(cmd) => simplex::run(cmd).map(|()| true),
+        Command::Distill(a) => distill::run(a).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
     };
     let args: Vec<String> = args

@@ -20,11 +20,11 @@ pub fn keel(args: &[&str]) -> Output {
         .expect("run keel")
 }
 
-/// Whether `args` run a command with `--device` (default `auto`): `fit`, `emlp train` and the
-/// `bayes` samplers.
+/// Whether `args` run a command with `--device` (default `auto`): `fit`, `distill`, `emlp train`
+/// and the `bayes` samplers.
 fn device_defaults_to_auto(args: &[&str]) -> bool {
     match args {
-        ["fit", ..] => true,
+        ["fit", ..] | ["distill", ..] => true,
         ["emlp", "train", ..] => true,
         ["bayes", sub, ..] => ["hmc", "sgd", "ensemble", "sgld", "sghmc", "vi"].contains(sub),
         _ => false,
