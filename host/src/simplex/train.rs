@@ -539,12 +539,9 @@ pub fn train(
     let n_train = problem.n_train();
     let plan = stages(cfg);
     let total: usize = plan.iter().map(|s| s.epochs).sum();
+    // Simplex 0 of either driver holds `vertices` vertices once complete.
     let lambda = if cfg.lmbd > 0.0 {
-        let count = match cfg.driver {
-            Driver::Espro { .. } => cfg.vertices,
-            Driver::Complex { .. } => cfg.vertices,
-        };
-        lambdas(&net, count, cfg.lmbd, cfg.seed)?
+        lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
     } else {
         vec![0.0; cfg.vertices.saturating_sub(1)]
     };
