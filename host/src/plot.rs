@@ -992,61 +992,6 @@ pub fn plot_widths_and_samples(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_covered_series_is_drawn_wider() {
-        let long: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), f64::from(i * i))).collect();
-        let short = long[..10].to_vec();
-        let apart: Vec<(f64, f64)> = long.iter().map(|p| (p.0, p.1 + 100.0)).collect();
-        // The short run's curve lies under the long run's (issue 19: `rl curves`).
-        let s = [
-            ("short".to_string(), short.clone()),
-            ("long".to_string(), long.clone()),
-        ];
-        assert_eq!(stroke_widths(&s), [5, 2]);
-        // Drawn the other way round, half of the long one is under the short one: still wider.
-        let s = [
-            ("long".to_string(), long.clone()),
-            ("short".to_string(), short.clone()),
-        ];
-        assert_eq!(stroke_widths(&s), [5, 2]);
-        // Less than half covered, or apart: the usual width.
-        let s = [
-            ("long".to_string(), long.clone()),
-            ("short".to_string(), short[..5].to_vec()),
-        ];
-        assert_eq!(stroke_widths(&s), [2, 2]);
-        let s = [("a".to_string(), apart), ("long".to_string(), long)];
-        assert_eq!(stroke_widths(&s), [2, 2]);
-    }
-
-    #[test]
-    fn the_legend_goes_where_it_hides_nothing() {
-        register_font();
-        let mut buf = vec![0u8; 600 * 400 * 3];
-        let root = BitMapBackend::with_buffer(&mut buf, (600, 400)).into_drawing_area();
-        let chart = ChartBuilder::on(&root)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-            .unwrap();
-        let labels = ["a line along the top", "a line down the right side"];
-        let top = [(0.0, 0.95), (1.0, 0.95)];
-        let right = [(0.95, 1.0), (0.95, 0.0)];
-        // Upper right, the preferred place, would cover both lines, upper left and lower right
-        // one each: lower left is the first free place; a free preferred place wins.
-        let lines = [&top[..], &right[..]];
-        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::UpperRight);
-        assert_eq!(p, SeriesLabelPosition::LowerLeft);
-        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::MiddleLeft);
-        assert_eq!(p, SeriesLabelPosition::MiddleLeft);
-        // With nothing drawn the preferred place stays.
-        let p = legend_position(&chart, &labels, &[], SeriesLabelPosition::UpperRight);
-        assert_eq!(p, SeriesLabelPosition::UpperRight);
-    }
-}
-
 /// A scalar field on a grid for [`plot_fields`]: `values[i][j]` at `(xs[j], ys[i])`.
 pub struct Field<'a> {
     /// Panel title.
@@ -1165,4 +1110,59 @@ pub fn plot_fields(
         }
         root.present().map_err(|e| err(e.to_string()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_covered_series_is_drawn_wider() {
+        let long: Vec<(f64, f64)> = (0..20).map(|i| (f64::from(i), f64::from(i * i))).collect();
+        let short = long[..10].to_vec();
+        let apart: Vec<(f64, f64)> = long.iter().map(|p| (p.0, p.1 + 100.0)).collect();
+        // The short run's curve lies under the long run's (issue 19: `rl curves`).
+        let s = [
+            ("short".to_string(), short.clone()),
+            ("long".to_string(), long.clone()),
+        ];
+        assert_eq!(stroke_widths(&s), [5, 2]);
+        // Drawn the other way round, half of the long one is under the short one: still wider.
+        let s = [
+            ("long".to_string(), long.clone()),
+            ("short".to_string(), short.clone()),
+        ];
+        assert_eq!(stroke_widths(&s), [5, 2]);
+        // Less than half covered, or apart: the usual width.
+        let s = [
+            ("long".to_string(), long.clone()),
+            ("short".to_string(), short[..5].to_vec()),
+        ];
+        assert_eq!(stroke_widths(&s), [2, 2]);
+        let s = [("a".to_string(), apart), ("long".to_string(), long)];
+        assert_eq!(stroke_widths(&s), [2, 2]);
+    }
+
+    #[test]
+    fn the_legend_goes_where_it_hides_nothing() {
+        register_font();
+        let mut buf = vec![0u8; 600 * 400 * 3];
+        let root = BitMapBackend::with_buffer(&mut buf, (600, 400)).into_drawing_area();
+        let chart = ChartBuilder::on(&root)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+            .unwrap();
+        let labels = ["a line along the top", "a line down the right side"];
+        let top = [(0.0, 0.95), (1.0, 0.95)];
+        let right = [(0.95, 1.0), (0.95, 0.0)];
+        // Upper right, the preferred place, would cover both lines, upper left and lower right
+        // one each: lower left is the first free place; a free preferred place wins.
+        let lines = [&top[..], &right[..]];
+        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::UpperRight);
+        assert_eq!(p, SeriesLabelPosition::LowerLeft);
+        let p = legend_position(&chart, &labels, &lines, SeriesLabelPosition::MiddleLeft);
+        assert_eq!(p, SeriesLabelPosition::MiddleLeft);
+        // With nothing drawn the preferred place stays.
+        let p = legend_position(&chart, &labels, &[], SeriesLabelPosition::UpperRight);
+        assert_eq!(p, SeriesLabelPosition::UpperRight);
+    }
 }

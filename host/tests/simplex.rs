@@ -211,8 +211,50 @@ fn spro_gradient_matches_central_differences() {
         )
         .unwrap()
     };
+    // The mean over draws (`mean_over_samples`) is the sum's half for two draws, gradient
+    // included (the volume term is not averaged).
+    let (ce_mean, vol_mean, g_mean) = spro_loss(
+        &net,
+        &verts,
+        2,
+        &draws,
+        &alphas,
+        true,
+        lambda,
+        &simplex,
+        &mut CnnState::default(),
+        &xt,
+        &labels,
+        &[0, 0],
+    )
+    .unwrap();
+    let (ce_only, _, g_ce) = spro_loss(
+        &net,
+        &verts,
+        2,
+        &draws,
+        &alphas,
+        false,
+        0.0,
+        &simplex,
+        &mut CnnState::default(),
+        &xt,
+        &labels,
+        &[0, 0],
+    )
+    .unwrap();
     let (ce, vol, grads) = objective(&verts);
     assert!(vol != 0.0 && ce > 0.0);
+    assert!((ce_mean - ce_only / 2.0).abs() < 1e-14 * ce_only);
+    assert_eq!(vol_mean, vol);
+    let flat =
+        |g: &[Tensor]| -> Vec<f64> { g.iter().flat_map(|t| t.to_vec_f64().unwrap()).collect() };
+    let (gs, gm, gc) = (flat(&grads), flat(&g_mean), flat(&g_ce));
+    for i in 0..gs.len() {
+        // sum: g_ce + g_vol; mean: g_ce/2 + g_vol.
+        let want = gs[i] - gc[i] / 2.0;
+        assert!((gm[i] - want).abs() < 1e-12 * (1.0 + want.abs()), "{i}");
+    }
     let g: Vec<f64> = grads.iter().flat_map(|t| t.to_vec_f64().unwrap()).collect();
     let w = flatten(&verts[2]).unwrap();
     assert_eq!(g.len(), w.len());

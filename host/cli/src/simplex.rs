@@ -373,7 +373,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             setting,
             value,
             reason,
-        } => Error::invalid(&format!("--{}", setting.replace('_', "-")), value, reason),
+        } => Error::invalid(format!("--{}", setting.replace('_', "-")), value, reason),
         e => e,
     })?;
     if let Some(n) = notice {

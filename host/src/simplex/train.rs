@@ -265,6 +265,10 @@ pub struct SimplexReport {
     pub vertex_test_nll: Vec<Vec<f64>>,
     /// Per simplex, each vertex's own test accuracy.
     pub vertex_test_accuracy: Vec<Vec<f64>>,
+    /// The deep ensemble of the simplexes' base networks (vertex 0 of each, the networks ESPRO
+    /// starts from, trained identically): test accuracy, NLL and ECE — the equal-components
+    /// baseline within the same run.
+    pub base_ensemble: [f64; 3],
     /// Mean training cross-entropy at the S interior points, over simplexes and points.
     pub interior_train_loss: f64,
     /// The largest of those.
@@ -535,12 +539,9 @@ pub fn train(
     let n_train = problem.n_train();
     let plan = stages(cfg);
     let total: usize = plan.iter().map(|s| s.epochs).sum();
+    // Simplex 0 of either driver holds `vertices` vertices once complete.
     let lambda = if cfg.lmbd > 0.0 {
-        let count = match cfg.driver {
-            Driver::Espro { .. } => cfg.vertices,
-            Driver::Complex { .. } => cfg.vertices,
-        };
-        lambdas(&net, count, cfg.lmbd, cfg.seed)?
+        lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
     } else {
         vec![0.0; cfg.vertices.saturating_sub(1)]
     };
@@ -1015,6 +1016,20 @@ fn finish(
         vertex_test_nll.push(tn);
         vertex_test_accuracy.push(ta);
     }
+    let mut base = vec![0.0; y.len() * classes];
+    for k in 0..model.components.len() {
+        let mut alpha = vec![0.0; cfg.vertices];
+        alpha[0] = 1.0;
+        let p = model.point_probs(k, &alpha, &problem.x_test, y.len())?;
+        for (b, v) in base.iter_mut().zip(p) {
+            *b += v / model.components.len() as f64;
+        }
+    }
+    let base_ensemble = [
+        crate::metrics::accuracy(&base, classes, y),
+        crate::metrics::nll(&base, classes, y),
+        crate::metrics::ece(&base, classes, y, 10),
+    ];
     let mut interior = Vec::new();
     for k in 0..model.components.len() {
         for a in &model.points {
@@ -1039,6 +1054,7 @@ fn finish(
         vertex_train_loss,
         vertex_test_nll,
         vertex_test_accuracy,
+        base_ensemble,
         interior_train_loss: interior.iter().sum::<f64>() / interior.len().max(1) as f64,
         interior_train_loss_max: interior.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         forward_passes,
