@@ -422,6 +422,22 @@ fn a_simplex_teacher_averages_its_component_networks() {
     let path = dir.path().join("simplex.safetensors");
     std::fs::write(&path, safetensors_bytes(&tensors, &meta)).unwrap();
     let teacher = Teacher::load(std::slice::from_ref(&path), Path::new(DIGITS), &data).unwrap();
+    // The same file declaring a simplex of CNNs: refused, saying so.
+    let mut cnn_cfg = cfg.clone();
+    cnn_cfg["model"] = "cnn".into();
+    let cnn_meta = BTreeMap::from([
+        ("keel.kind".to_string(), "simplex".to_string()),
+        ("keel.config".to_string(), cnn_cfg.to_string()),
+    ]);
+    let cnn_path = dir.path().join("simplex-cnn.safetensors");
+    std::fs::write(&cnn_path, safetensors_bytes(&tensors, &cnn_meta)).unwrap();
+    let err = Teacher::load(&[cnn_path], Path::new(DIGITS), &data)
+        .err()
+        .unwrap();
+    assert!(
+        err.is_input_error() && err.to_string().contains("not supported"),
+        "{err}"
+    );
     assert_eq!(teacher.members(), k * s);
     // The expected members, computed by hand from the f32-rounded file contents.
     let r = |v: f64| v as f32 as f64;
