@@ -422,6 +422,22 @@ fn a_simplex_teacher_averages_its_component_networks() {
     let path = dir.path().join("simplex.safetensors");
     std::fs::write(&path, safetensors_bytes(&tensors, &meta)).unwrap();
     let teacher = Teacher::load(std::slice::from_ref(&path), Path::new(DIGITS), &data).unwrap();
+    // The same file declaring a simplex of CNNs: refused, saying so.
+    let mut cnn_cfg = cfg.clone();
+    cnn_cfg["model"] = "cnn".into();
+    let cnn_meta = BTreeMap::from([
+        ("keel.kind".to_string(), "simplex".to_string()),
+        ("keel.config".to_string(), cnn_cfg.to_string()),
+    ]);
+    let cnn_path = dir.path().join("simplex-cnn.safetensors");
+    std::fs::write(&cnn_path, safetensors_bytes(&tensors, &cnn_meta)).unwrap();
+    let err = Teacher::load(&[cnn_path], Path::new(DIGITS), &data)
+        .err()
+        .unwrap();
+    assert!(
+        err.is_input_error() && err.to_string().contains("not supported"),
+        "{err}"
+    );
     assert_eq!(teacher.members(), k * s);
     // The expected members, computed by hand from the f32-rounded file contents.
     let r = |v: f64| v as f32 as f64;
@@ -596,4 +612,56 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     // A checkpoint of another configuration is refused.
     cfg.temperature = 2.0;
     assert!(distill(&cfg, &mut |_| {}).is_err());
+}
+
+/// A `keel bayes` sample set as a teacher: its members' softmax average is the set's own BMA
+/// (`bayes::samples::predictions` + `predictive`) on the set's test rows.
+#[test]
+fn a_sample_set_teacher_is_the_sets_own_model_average() {
+    use keel::bayes::samples::{predictions, predictive, rebuild, Predictive, SampleSet, Spec};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec {
+        method: "ensemble".into(),
+        hidden: vec![6],
+        likelihood: "categorical".into(),
+        classes: digit_classes(),
+        prior: "gaussian".into(),
+        prior_std: 1.0,
+        mixture_weight: 0.5,
+        mixture_ratio: 0.1,
+        temperature: 1.0,
+        data: "digits.csv".into(),
+        target: "label".into(),
+        rows: 1797,
+        test_fraction: 0.1,
+        split_seed: 3,
+        settings: serde_json::json!({"members": 3}),
+    };
+    let (split, bnn) = rebuild(&spec, Path::new(DIGITS), Device::Cpu).unwrap();
+    let samples: Vec<Vec<f64>> = (0..3).map(|s| bnn.init(s)).collect();
+    let set = SampleSet {
+        spec,
+        samples: samples.clone(),
+        chain: vec![0, 1, 2],
+    };
+    let path = dir.path().join("ens.safetensors");
+    set.save(&path).unwrap();
+    let Predictive::Classes { probs, .. } = predictive(
+        bnn.likelihood,
+        &predictions(&bnn, &split, &samples).unwrap(),
+    ) else {
+        panic!("classes")
+    };
+    // The raw test rows of the same split: the first n − n_test of the permutation train.
+    let data = keel::data::read_csv(Path::new(DIGITS), "label", true).unwrap();
+    let order = keel::data::permutation(1797, &mut Xoshiro256PlusPlus::seed_from_u64(3));
+    let test = data.subset(&order[1797 - 180..]);
+    let teacher = Teacher::load(&[path], Path::new(DIGITS), &data).unwrap();
+    assert_eq!(teacher.members(), 3);
+    assert_eq!(teacher.files[0].split, Some((0.1, 3)));
+    let z = teacher.logits(&test.x).unwrap();
+    assert_eq!(z.len(), probs.len());
+    for (a, b) in z.iter().zip(&probs) {
+        assert!((a.exp() - b).abs() < 1e-12, "{} vs {b}", a.exp());
+    }
 }

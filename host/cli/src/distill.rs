@@ -110,7 +110,8 @@ pub struct DistillArgs {
     /// A separate test CSV (same columns and classes): every --data row then trains.
     #[arg(long)]
     test_data: Option<PathBuf>,
-    /// Fraction of rows held out for testing (default: a sample-set teacher's, else 0.2).
+    /// Fraction of rows held out for testing (default: a sample-set teacher's, else 0.2 as
+    /// keel fit splits: with the same --seed a keel fit teacher's test rows are the student's).
     #[arg(long, allow_hyphen_values = true)]
     test_fraction: Option<f64>,
     /// Seed of the train/test split (default: a sample-set teacher's, else --seed).

@@ -185,3 +185,79 @@ fn bad_input_is_refused_before_training_and_writes_nothing() {
         &["--epochs", "at least 1"],
     );
 }
+
+#[test]
+fn a_cnn_teacher_distils_into_a_cnn_student_that_teaches_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("cnn.safetensors");
+    let o = keel(&[
+        "fit",
+        "--data",
+        DIGITS,
+        "--target",
+        "label",
+        "--task",
+        "classify",
+        "--image-shape",
+        "1x8x8",
+        "--layers",
+        "c8,m2,g",
+        "--epochs",
+        "2",
+        "--export",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = dir.path().join("student.safetensors");
+    let base = [
+        "distill",
+        "--data",
+        DIGITS,
+        "--target",
+        "label",
+        "--image-shape",
+        "1x8x8",
+        "--layers",
+        "c8,m2,g",
+        "--epochs",
+        "2",
+        "--augment",
+        "shift",
+        "--json",
+    ];
+    let o = keel(
+        &[
+            &base[..],
+            &[
+                "--teacher",
+                t.to_str().unwrap(),
+                "--export",
+                s.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["teacher"]["kinds"][0], "cnn");
+    assert!(v["test_agreement"].as_f64().unwrap() > 0.0);
+    // The student file is read back by keel-core's CNN loader as a teacher.
+    let o = keel(&[&base[..], &["--teacher", s.to_str().unwrap()]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Interpolation needs a one-MLP teacher.
+    rejects_writing_nothing(
+        &[
+            &base[..],
+            &[
+                "--teacher",
+                t.to_str().unwrap(),
+                "--init",
+                "interpolate",
+                "--rho",
+                "0.5",
+            ],
+        ]
+        .concat(),
+        &["--init", "one MLP"],
+    );
+}

@@ -442,6 +442,25 @@ fn read_synthetic(path: &std::path::Path, data: &Dataset, target: &str) -> Resul
     Ok(x)
 }
 
+/// Per-channel pixel mean and standard deviation, repeated for every pixel of the channel: an
+/// MLP student on images is standardised as a CNN is (per-pixel statistics would turn a shifted
+/// stroke into a huge input wherever the training images are almost always blank).
+fn channel_stats(x: &[f64], shape: ImageShape) -> (Vec<f64>, Vec<f64>) {
+    let per = shape.height * shape.width;
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for c in 0..shape.channels {
+        let px: Vec<f64> = x
+            .chunks_exact(shape.pixels())
+            .flat_map(|img| img[c * per..(c + 1) * per].iter().copied())
+            .collect();
+        let m = px.iter().sum::<f64>() / px.len().max(1) as f64;
+        let v = px.iter().map(|p| (p - m).powi(2)).sum::<f64>() / px.len().max(1) as f64;
+        mean.extend(std::iter::repeat_n(m, per));
+        std.extend(std::iter::repeat_n(v.sqrt().max(1e-6), per));
+    }
+    (mean, std)
+}
+
 fn gather(x: &[f64], cols: usize, idx: &[usize]) -> Vec<f64> {
     let mut v = Vec::with_capacity(idx.len() * cols);
     for &i in idx {
@@ -546,8 +565,10 @@ impl StreamSource<'_> {
     }
 }
 
-/// The split of `keel bayes` (`bayes::mlp::Split`): the first `n − n_test` of a seeded
-/// permutation train; a sample-set teacher's fraction and seed unless `cfg` gives them.
+/// The train/test split: with a sample-set teacher, `keel bayes`'s (`bayes::mlp::Split`: the
+/// first `n − n_test` of a seeded permutation train) with its fraction and seed unless `cfg`
+/// gives them; otherwise `keel fit`'s (the first `n_test` of the permutation test), so that a
+/// `keel fit` teacher's test rows are the student's when seed and fraction match.
 fn split(cfg: &DistillConfig, teacher: &Teacher, data: &Dataset) -> Result<(Dataset, Dataset)> {
     let teacher_split = teacher.files.iter().find_map(|f| f.split);
     let test_fraction = cfg
@@ -578,7 +599,13 @@ fn split(cfg: &DistillConfig, teacher: &Teacher, data: &Dataset) -> Result<(Data
         ));
     }
     let order = permutation(n, &mut Xoshiro256PlusPlus::seed_from_u64(split_seed));
-    let (train_idx, test_idx) = order.split_at(n - n_test);
+    let (train_idx, test_idx) = if teacher_split.is_some() {
+        let (a, b) = order.split_at(n - n_test);
+        (a, b)
+    } else {
+        let (b, a) = order.split_at(n_test);
+        (a, b)
+    };
     Ok((data.subset(train_idx), data.subset(test_idx)))
 }
 
@@ -668,7 +695,10 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
                 (StudentInit::Interpolate { .. }, Some(t)) if t.input.is_some() => {
                     t.input.clone().unwrap_or_default()
                 }
-                _ => column_stats(&train.x, cols),
+                _ => match cfg.image_shape {
+                    Some(shape) => channel_stats(&train.x, shape),
+                    None => column_stats(&train.x, cols),
+                },
             };
             (Net::Mlp(mlp), stats)
         }
