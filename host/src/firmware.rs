@@ -636,11 +636,7 @@ pub fn host_digits(assets: &std::path::Path) -> Result<HostDigits> {
 fn host_classifier(assets: &std::path::Path, model: &str) -> Result<HostDigits> {
     let read = |name: &str| crate::output::read(&assets.join(name));
     let model_path = assets.join(model);
-    let loaded = crate::export::load_mlp(
-        &read(model)?,
-        &model_path,
-        crate::backend::DType::F32,
-    )?;
+    let loaded = crate::export::load_mlp(&read(model)?, &model_path, crate::backend::DType::F32)?;
     let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
     let cols = loaded.mlp.layers[0].inp;
     let xs = match &loaded.stats.input {
@@ -1877,7 +1873,10 @@ mod tests {
         assert!(parse_bma(&line.replace("samples=2", "samples=two")).is_err());
         assert!(parse_bma("KEEL-FW model=digits samples=0").is_err());
         // The simplex line has the same fields (and more); each parser finds its own line.
-        let simplex = line.replace("model=bma", "model=simplex components=3 vertices=3 points=10");
+        let simplex = line.replace(
+            "model=bma",
+            "model=simplex components=3 vertices=3 points=10",
+        );
         let run = parse_simplex(&format!("{line}\n{simplex}\n")).unwrap();
         assert_eq!((run.members, run.classes.clone()), (10, vec![3, 9]));
         assert!(parse_simplex(&line).is_err());

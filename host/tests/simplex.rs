@@ -470,6 +470,17 @@ fn export_load_predict_round_trip() {
     assert!(worst < 1e-4, "largest probability gap {worst}");
     let acc_a = keel::metrics::accuracy(&want, 10, &problem.y_test);
     assert!((acc_a - t.report.test_accuracy).abs() < 1e-12);
+    // As a distillation teacher (its own reader of the file): the simplex's split, so the
+    // student is scored on the rows the simplexes never saw, and the same probabilities there.
+    let path = d.path().join("simplex.safetensors");
+    std::fs::write(&path, &bytes).unwrap();
+    let data = keel::data::read_csv(&digits, "label", true).unwrap();
+    let teacher = keel::distill::Teacher::load(&[path], &digits, &data).unwrap();
+    assert_eq!(teacher.files[0].split, Some((0.1, 0)));
+    let z = teacher.logits(&raw).unwrap();
+    for (a, b) in z.iter().zip(&got) {
+        assert!((a.exp() - b).abs() < 1e-9, "{} vs {b}", a.exp());
+    }
     // Another kind of file.
     let other = keel::export::safetensors_bytes(
         &[("samples".into(), vec![1], vec![0, 0, 0, 0])],

@@ -366,7 +366,12 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
             );
         }
         if let Some(m) = &simplex {
-            let correct = m.firmware_classes.iter().zip(&m.labels).filter(|(a, b)| a == b).count();
+            let correct = m
+                .firmware_classes
+                .iter()
+                .zip(&m.labels)
+                .filter(|(a, b)| a == b)
+                .count();
             println!(
                 "digits, ensemble of simplexes (embedded keel simplex export, {} networks) on {} test digits: \
                  firmware classes {:?}, host f64 {:?}; {} of {} correct; probabilities max |fw − host| = {:.3e} \
@@ -383,7 +388,12 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
             );
         }
         if let Some(m) = &student {
-            let correct = m.firmware_classes.iter().zip(&m.labels).filter(|(a, b)| a == b).count();
+            let correct = m
+                .firmware_classes
+                .iter()
+                .zip(&m.labels)
+                .filter(|(a, b)| a == b)
+                .count();
             println!(
                 "digits, MLP distilled from the simplexes (embedded keel distill export) on {} test digits: \
                  firmware classes {:?}, host {:?}; {} of {} correct; logits max |fw − host|/(1 + |host|) = {:.3e} \

@@ -526,7 +526,9 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(v["checked"], serde_json::json!(["dynamics", "digits"]));
     assert_eq!(
         v["absent"],
-        serde_json::json!(["emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student"])
+        serde_json::json!([
+            "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student"
+        ])
     );
     assert!(v["gp"].is_null() && v["model"]["pass"] == true && v["pass"] == true);
 

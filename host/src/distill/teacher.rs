@@ -99,6 +99,15 @@ enum Member {
     Cnn,
 }
 
+/// The split a simplex ensemble trained on CSV rows was drawn with `(test fraction, seed)`, from
+/// its `keel.simplex` training spec: `keel simplex train` splits as `keel bayes` does, so the
+/// student's test rows are the teacher's (none for generated data).
+fn simplex_split(st: &SafeTensors<'_, 64>) -> Option<(f64, u64)> {
+    let spec: crate::simplex::data::Spec =
+        serde_json::from_str(&metadata(st, "keel.simplex")?).ok()?;
+    (spec.source == "csv").then_some((spec.test_fraction, spec.split_seed))
+}
+
 /// One teacher file.
 pub struct TeacherFile {
     /// The file.
@@ -367,7 +376,7 @@ impl TeacherFile {
             classes: strings("classes"),
             features: Some(strings("features")),
             inputs: sizes[0],
-            split: None,
+            split: simplex_split(st),
             single: (dense.len() == 1).then(|| dense[0].clone()),
             input,
             members,
