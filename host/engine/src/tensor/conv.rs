@@ -19,7 +19,7 @@
 
 use super::{Shape, Tensor};
 use crate::autodiff::Op;
-use crate::backend::ops::PatchGeom;
+use crate::backend::ops::{PatchGeom, PatchLayout};
 use crate::error::{Error, Result};
 
 /// Stride, padding, dilation and groups of [`Tensor::conv2d`].
@@ -160,14 +160,15 @@ fn geometry(
         dilation,
         oh: out[0],
         ow: out[1],
-        transposed: false,
+        layout: PatchLayout::Columns,
     };
     Ok(g)
 }
 
 impl Tensor {
     /// The patch matrix `[groups, (c/groups)·kh·kw, n·oh·ow]` of this `[n, c, h, w]` image
-    /// (`[groups, n·oh·ow, (c/groups)·kh·kw]` for a transposed geometry; see [`PatchGeom`]), padding read as `fill` (0 for convolutions, −∞ for max pooling).
+    /// (`[groups, n·oh·ow, kh·kw·(c/groups)]` for [`PatchLayout::PatchesChannelsLast`]; see
+    /// [`PatchGeom`]), padding read as `fill` (0 for convolutions, −∞ for max pooling).
     /// Linear in the image; its derivative is [`Tensor::col2im`].
     ///
     /// # Errors
@@ -269,16 +270,21 @@ impl Tensor {
                 rhs: weight.shape(),
             });
         }
-        let wm = weight.reshape(&[o.groups, oc / o.groups, g.rows()])?;
-        // On the CPU the patches are laid out one per row, which `gemm` multiplies faster (see
-        // `PatchGeom::transposed`); the CUDA kernels take the column layout.
+        // On the CPU the patches are laid out one per row, channels last (see
+        // `PatchLayout::PatchesChannelsLast`), so the weight's taps are ordered to match; the
+        // CUDA kernels take the column layout.
         let product = if self.device() == crate::backend::Device::Cpu {
             let g = PatchGeom {
-                transposed: true,
+                layout: PatchLayout::PatchesChannelsLast,
                 ..g
             };
+            let wm =
+                weight
+                    .permute(&[0, 2, 3, 1])?
+                    .reshape(&[o.groups, oc / o.groups, g.rows()])?;
             wm.matmul_t(&self.im2col(&g, 0.0)?, false, true)?
         } else {
+            let wm = weight.reshape(&[o.groups, oc / o.groups, g.rows()])?;
             wm.matmul(&self.im2col(&g, 0.0)?)?
         };
         product
