@@ -6,8 +6,10 @@
 //! else here is written with them and the engine's other recorded operations — so gradients of
 //! gradients work through every image op (a WGAN-GP gradient penalty differentiates a critic's
 //! input gradient again). A convolution is `im2col` then one matrix product per group over all
-//! images at once (`[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]`, the `gemm` crate on the CPU and
-//! cuBLAS on a GPU); a transposed convolution is the adjoint: a product then `col2im`; max and
+//! images at once: on a GPU `[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]` (cuBLAS), on the CPU
+//! `[N·oh·ow, kh·kw·C/g] × [kh·kw·C/g, O/g]` with the patches stored one per row, channels last
+//! (the `gemm` crate; see [`PatchLayout`]); a transposed convolution is the adjoint: a product
+//! then `col2im`; max and
 //! average pooling reduce `im2col`'s patch axis with the channels as groups.
 //!
 //! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
