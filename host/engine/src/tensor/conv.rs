@@ -9,8 +9,8 @@
 //! images at once: on a GPU `[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]` (cuBLAS), on the CPU
 //! `[N·oh·ow, kh·kw·C/g] × [kh·kw·C/g, O/g]` with the patches stored one per row, channels last
 //! (the `gemm` crate; see [`PatchLayout`]); a transposed convolution is the adjoint: a product
-//! then `col2im`; max and
-//! average pooling reduce `im2col`'s patch axis with the channels as groups.
+//! then `col2im`; max and average pooling reduce `im2col`'s patch axis with the channels as
+//! groups.
 //!
 //! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
 //! `conv2d` and `[C, O/g, kh, kw]` for `conv_transpose2d`, output sizes
