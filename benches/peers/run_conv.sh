@@ -9,6 +9,7 @@
 #   RUNS=5 WARMUP=1 MEASURE=3 REPEATS=100 benches/peers/run_conv.sh
 #   KEEL_EXE=/path/to/conv-bench-binary benches/peers/run_conv.sh   # a prebuilt Keel side
 #   TORCH_THREADS=1 benches/peers/run_conv.sh                        # torch.set_num_threads
+#   CONV_PEER_OUT=/tmp/a benches/peers/run_conv.sh                   # keep this set's files apart
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -23,7 +24,7 @@ done
 py="$here/.venv-jax/bin/python"
 target=$(cargo metadata --format-version 1 --no-deps |
     "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-out="$target/conv-peer"
+out=${CONV_PEER_OUT:-$target/conv-peer}
 mkdir -p "$out"
 
 # Build once, then run that executable (an edit during the runs must not change Keel).
@@ -64,6 +65,8 @@ for i in range(1, runs + 1):
             d = max(abs(a - b) for a, b in zip(kl, p["losses_first_steps"]))
             print(f"run {i}: first-step losses Keel vs {fw} agree to {d:.1e}")
     for case, k in keel.items():
+        if any(case not in p["median_ns"] for p in peers.values()):
+            continue  # Keel-only cases (conv2d_direct_fwd)
         r = rows.setdefault(case, {"keel": [], "torch": [], "jax": []})
         r["keel"].append(k)
         for fw, p in peers.items():

@@ -44,7 +44,7 @@ use keel_engine::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
 use keel_engine::backend::cpu::{conv as cpu_conv, hmc as hmc_twin, Float};
 use keel_engine::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
 use keel_engine::backend::launch::{launch_dims, BLOCK, MAX_GRID};
-use keel_engine::backend::ops::PatchGeom;
+use keel_engine::backend::ops::{PatchGeom, PatchLayout};
 use keel_engine::optim::{Optimizer, OptimizerKind};
 use keel_engine::params::{ParamId, Params};
 use keel_engine::tensor::{Element, Shape, Tensor};
@@ -1184,19 +1184,26 @@ fn patch_geom(
         dilation,
         oh: out[0],
         ow: out[1],
-        transposed: false,
+        layout: PatchLayout::Columns,
     })
 }
 
-/// A `[groups, rows, cols]` patch matrix of `g` in the transposed layout `[groups, cols, rows]`
-/// (`PatchGeom::transposed`, the CPU convolutions' layout).
+/// A `[groups, rows, cols]` patch matrix of `g` (rows `(cg, ki, kj)`) in the CPU convolutions'
+/// layout `[groups, cols, rows]` with each patch ordered `(ki, kj, cg)`
+/// (`PatchLayout::PatchesChannelsLast`).
 fn transpose_patches<T: Num>(m: &[T], g: &PatchGeom) -> Vec<T> {
     let (rows, cols) = (g.rows(), g.cols());
+    let [kh, kw] = g.kernel;
+    let cg = g.c / g.groups;
     let mut out = Vec::with_capacity(m.len());
     for grp in 0..g.groups {
         let block = &m[grp * rows * cols..][..rows * cols];
         for j in 0..cols {
-            out.extend((0..rows).map(|r| block[r * cols + j]));
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    out.extend((0..cg).map(|ch| block[((ch * kh + ki) * kw + kj) * cols + j]));
+                }
+            }
         }
     }
     out
@@ -1345,21 +1352,21 @@ fn conv<T: Num>() {
         let want = cpu_conv::col2im(&cols, g);
         let ctx = format!("col2im {g:?}");
         def.check(&ctx, &want, &col2im_definition(&cols, g), Tol::Exact);
-        // The CPU's transposed layout: the same entries, and col2im's sums in the same order.
+        // The CPU convolutions' layout: the same entries, and col2im's sums in the same order.
         let gt = PatchGeom {
-            transposed: true,
+            layout: PatchLayout::PatchesChannelsLast,
             ..*g
         };
         for fill in [T::ZERO, T::from_f64(f64::NEG_INFINITY)] {
             def.check(
-                &format!("im2col transposed {g:?} fill {fill:?}"),
+                &format!("im2col channels-last {g:?} fill {fill:?}"),
                 &cpu_conv::im2col(&x, &gt, fill),
                 &transpose_patches(&patch_entries(&x, g, fill, |_, _| ()), g),
                 Tol::Exact,
             );
         }
         def.check(
-            &format!("col2im transposed {g:?}"),
+            &format!("col2im channels-last {g:?}"),
             &cpu_conv::col2im(&transpose_patches(&cols, g), &gt),
             &want,
             Tol::Exact,

@@ -8,7 +8,7 @@ use crate::cpu_map;
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
 
-pub use super::cpu::conv::PatchGeom;
+pub use super::cpu::conv::{PatchGeom, PatchLayout};
 pub use super::cpu::gemm::MatmulDims;
 pub use super::cpu::kernels::{BinaryOp, UnaryOp};
 

@@ -8,15 +8,28 @@ use rayon::prelude::*;
 
 use super::float::Float;
 
+/// How a patch matrix is stored (see [`PatchGeom`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PatchLayout {
+    /// `[groups, (c / groups)·kh·kw, n·oh·ow]`: row `(cg, ki, kj)`, column `(b, oi, oj)` (the
+    /// CUDA kernels' layout, and pooling's everywhere).
+    #[default]
+    Columns,
+    /// `[groups, n·oh·ow, kh·kw·(c / groups)]`: one patch per row, its entries ordered
+    /// `(ki, kj, cg)` — channels last, so each kernel tap is a contiguous run of channels. The
+    /// CPU convolutions' layout (CPU only): it is built with one copy per tap and pixel instead
+    /// of one per entry, and `gemm` 0.19 multiplies a weight matrix by a patch matrix stored
+    /// one patch per row 2–3× faster than by one stored `[rows, n·oh·ow]` when `n·oh·ow` is in
+    /// the thousands.
+    PatchesChannelsLast,
+}
+
 /// Geometry of the patches of a 2-D convolution over NCHW images.
 ///
-/// The patch matrix ("columns") is `[groups, (c / groups)·kh·kw, n·oh·ow]`, row-major: row
-/// `(cg, ki, kj)` of group `g`, column `(b, oi, oj)` holds the input pixel
+/// The patch matrix ("columns") of group `g` holds, for patch row `(cg, ki, kj)` and column
+/// `(b, oi, oj)`, the input pixel
 /// `x[b, g·c/groups + cg, oi·sh − ph + ki·dh, oj·sw − pw + kj·dw]`, or the fill value where that
-/// lies in the padding. With [`PatchGeom::transposed`] it is stored transposed,
-/// `[groups, n·oh·ow, (c / groups)·kh·kw]` (each patch contiguous): the layout the CPU's
-/// convolutions use, because `gemm` multiplies a weight matrix by a patch matrix stored this way
-/// 2–3× faster than by one stored `[rows, n·oh·ow]` when `n·oh·ow` is in the thousands.
+/// lies in the padding; [`PatchGeom::layout`] says how it is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PatchGeom {
     /// Images.
@@ -41,9 +54,8 @@ pub struct PatchGeom {
     pub oh: usize,
     /// Output width.
     pub ow: usize,
-    /// The patch matrix is stored `[groups, n·oh·ow, rows]` instead of `[groups, rows,
-    /// n·oh·ow]` (CPU only).
-    pub transposed: bool,
+    /// How the patch matrix is stored.
+    pub layout: PatchLayout,
 }
 
 impl PatchGeom {
@@ -57,13 +69,12 @@ impl PatchGeom {
         self.n * self.oh * self.ow
     }
 
-    /// The shape of the patch matrix: `[groups, rows, cols]`, or `[groups, cols, rows]` when
-    /// [`PatchGeom::transposed`].
+    /// The shape of the patch matrix: `[groups, rows, cols]`, or `[groups, cols, rows]` for
+    /// [`PatchLayout::PatchesChannelsLast`].
     pub fn patch_dims(&self) -> [usize; 3] {
-        if self.transposed {
-            [self.groups, self.cols(), self.rows()]
-        } else {
-            [self.groups, self.rows(), self.cols()]
+        match self.layout {
+            PatchLayout::Columns => [self.groups, self.rows(), self.cols()],
+            PatchLayout::PatchesChannelsLast => [self.groups, self.cols(), self.rows()],
         }
     }
 
@@ -107,7 +118,7 @@ const ROWS_PER_TASK: usize = 4;
 
 /// The patch matrix of `x` (`[n, c, h, w]`), padding read as `fill`.
 pub fn im2col<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
-    if g.transposed {
+    if g.layout == PatchLayout::PatchesChannelsLast {
         return im2row(x, g, fill);
     }
     let (rows, cols) = (g.rows(), g.cols());
@@ -161,9 +172,9 @@ pub fn im2col<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
 
 /// The adjoint of [`im2col`]: sums every patch entry back into its pixel of an `[n, c, h, w]`
 /// image (entries in the padding are dropped). Each pixel's terms are added in ascending
-/// `(ki, kj, oi, oj)` order (`(ki, kj, oi, oj)` too for a transposed patch matrix).
+/// `(ki, kj, oi, oj)` order, in either layout.
 pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
-    if g.transposed {
+    if g.layout == PatchLayout::PatchesChannelsLast {
         return row2im(cols_buf, g);
     }
     let (rows, cols) = (g.rows(), g.cols());
@@ -209,9 +220,30 @@ pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     out
 }
 
-/// [`im2col`] into the transposed layout `[groups, n·oh·ow, rows]`, one task per image and
-/// group (each writes its own contiguous block). The loops run over the patch rows outside and
-/// the output columns inside, so every inner loop moves a whole output row.
+/// An image's channels `ch0 .. ch0 + cg` (of `x`, `[c, h, w]`) copied into a zero-padded
+/// channels-last grid `[h + 2ph, w + 2pw, cg]` whose padding holds `fill`.
+fn pad_channels_last<T: Float>(x: &[T], g: &PatchGeom, ch0: usize, fill: T, grid: &mut Vec<T>) {
+    let cg = g.c / g.groups;
+    let (hp, wp) = (g.h + 2 * g.padding[0], g.w + 2 * g.padding[1]);
+    let plane = g.h * g.w;
+    grid.clear();
+    grid.resize(hp * wp * cg, fill);
+    for ch in 0..cg {
+        let src = &x[(ch0 + ch) * plane..][..plane];
+        for i in 0..g.h {
+            let row = &src[i * g.w..][..g.w];
+            let base = ((i + g.padding[0]) * wp + g.padding[1]) * cg + ch;
+            for (j, &v) in row.iter().enumerate() {
+                grid[base + j * cg] = v;
+            }
+        }
+    }
+}
+
+/// [`im2col`] into [`PatchLayout::PatchesChannelsLast`], one task per group and image (each
+/// writes its own contiguous block of `oh·ow` patches). The image is first copied into a padded
+/// channels-last grid, so every patch is `kh` copies of `kw·cg` contiguous values (`kh·kw`
+/// copies of `cg` when the columns are dilated).
 fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     let rows = g.rows();
     let mut out = T::take(g.patch_len());
@@ -219,38 +251,31 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     if out.is_empty() {
         return out;
     }
-    let (kh, kw, sw) = (g.kernel[0], g.kernel[1], g.stride[1]);
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
     let cg = g.c / g.groups;
     let plane = g.h * g.w;
+    let wp = g.w + 2 * g.padding[1];
     let l = g.oh * g.ow;
-    let spans: Vec<(usize, usize, usize)> = (0..kw)
-        .map(|kj| {
-            let (lo, hi) = g.valid_cols(kj);
-            let col0 = if lo < hi {
-                lo * sw + kj * g.dilation[1] - g.padding[1]
-            } else {
-                0
-            };
-            (lo, hi, col0)
-        })
-        .collect();
-    let fill_image = |(gb, dst): (usize, &mut [T])| {
+    let fill_image = |grid: &mut Vec<T>, (gb, dst): (usize, &mut [T])| {
         let (grp, b) = (gb / g.n, gb % g.n);
-        let image = &x[(b * g.c + grp * cg) * plane..][..cg * plane];
-        for ch in 0..cg {
-            let src = &image[ch * plane..][..plane];
+        pad_channels_last(
+            &x[b * g.c * plane..][..g.c * plane],
+            g,
+            grp * cg,
+            fill,
+            grid,
+        );
+        for (p, patch) in dst.chunks_exact_mut(rows).enumerate() {
+            let (oi, oj) = (p / g.ow, p % g.ow);
             for ki in 0..kh {
-                for (kj, &(lo, hi, col0)) in spans.iter().enumerate() {
-                    let r = (ch * kh + ki) * kw + kj;
-                    for oi in 0..g.oh {
-                        let Some(ir) = g.src_row(oi, ki) else {
-                            continue;
-                        };
-                        let row = &src[ir * g.w..][..g.w];
-                        let block = &mut dst[oi * g.ow * rows..][..g.ow * rows];
-                        for oj in lo..hi {
-                            block[oj * rows + r] = row[col0 + (oj - lo) * sw];
-                        }
+                let r = oi * g.stride[0] + ki * g.dilation[0];
+                let at = (r * wp + oj * g.stride[1]) * cg;
+                let taps = &mut patch[ki * kw * cg..][..kw * cg];
+                if g.dilation[1] == 1 {
+                    taps.copy_from_slice(&grid[at..][..kw * cg]);
+                } else {
+                    for (kj, tap) in taps.chunks_exact_mut(cg).enumerate() {
+                        tap.copy_from_slice(&grid[at + kj * g.dilation[1] * cg..][..cg]);
                     }
                 }
             }
@@ -259,14 +284,19 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     if out.len() >= 1 << 15 {
         out.par_chunks_mut(l * rows)
             .enumerate()
-            .for_each(fill_image);
+            .for_each_init(Vec::new, fill_image);
     } else {
-        out.chunks_mut(l * rows).enumerate().for_each(fill_image);
+        let mut grid = Vec::new();
+        out.chunks_mut(l * rows)
+            .enumerate()
+            .for_each(|job| fill_image(&mut grid, job));
     }
     out
 }
 
-/// [`col2im`] of the transposed layout, one task per image; loops as in [`im2row`].
+/// [`col2im`] of [`PatchLayout::PatchesChannelsLast`], one task per image: each group's patches
+/// are summed into a padded channels-last grid in ascending `(ki, kj, oi, oj)` order (whole
+/// channel runs at a time), whose interior is then copied out.
 fn row2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     let (rows, cols) = (g.rows(), g.cols());
     let mut out = T::take(g.image_len());
@@ -274,40 +304,37 @@ fn row2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     if out.is_empty() {
         return out;
     }
-    let (kh, kw, sw) = (g.kernel[0], g.kernel[1], g.stride[1]);
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
     let cg = g.c / g.groups;
     let plane = g.h * g.w;
+    let (hp, wp) = (g.h + 2 * g.padding[0], g.w + 2 * g.padding[1]);
     let l = g.oh * g.ow;
-    let spans: Vec<(usize, usize, usize)> = (0..kw)
-        .map(|kj| {
-            let (lo, hi) = g.valid_cols(kj);
-            let col0 = if lo < hi {
-                lo * sw + kj * g.dilation[1] - g.padding[1]
-            } else {
-                0
-            };
-            (lo, hi, col0)
-        })
-        .collect();
-    let fill_image = |(b, dst): (usize, &mut [T])| {
+    let fill_image = |grid: &mut Vec<T>, (b, dst): (usize, &mut [T])| {
         for grp in 0..g.groups {
             let block = &cols_buf[(grp * cols + b * l) * rows..][..l * rows];
-            let image = &mut dst[grp * cg * plane..][..cg * plane];
-            for ch in 0..cg {
-                let d = &mut image[ch * plane..][..plane];
-                for ki in 0..kh {
-                    for (kj, &(lo, hi, col0)) in spans.iter().enumerate() {
-                        let r = (ch * kh + ki) * kw + kj;
-                        for oi in 0..g.oh {
-                            let Some(ir) = g.src_row(oi, ki) else {
-                                continue;
-                            };
-                            let row = &mut d[ir * g.w..][..g.w];
-                            let s = &block[oi * g.ow * rows..][..g.ow * rows];
-                            for oj in lo..hi {
-                                row[col0 + (oj - lo) * sw] += s[oj * rows + r];
+            grid.clear();
+            grid.resize(hp * wp * cg, T::ZERO);
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    let tap = (ki * kw + kj) * cg;
+                    for oi in 0..g.oh {
+                        let r = oi * g.stride[0] + ki * g.dilation[0];
+                        for oj in 0..g.ow {
+                            let at = (r * wp + oj * g.stride[1] + kj * g.dilation[1]) * cg;
+                            let src = &block[(oi * g.ow + oj) * rows + tap..][..cg];
+                            for (a, &v) in grid[at..][..cg].iter_mut().zip(src) {
+                                *a += v;
                             }
                         }
+                    }
+                }
+            }
+            let image = &mut dst[grp * cg * plane..][..cg * plane];
+            for (ch, d) in image.chunks_exact_mut(plane).enumerate() {
+                for i in 0..g.h {
+                    let base = ((i + g.padding[0]) * wp + g.padding[1]) * cg + ch;
+                    for (j, v) in d[i * g.w..][..g.w].iter_mut().enumerate() {
+                        *v = grid[base + j * cg];
                     }
                 }
             }
@@ -316,9 +343,12 @@ fn row2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
     if out.len() >= 1 << 15 {
         out.par_chunks_mut(g.c * plane)
             .enumerate()
-            .for_each(fill_image);
+            .for_each_init(Vec::new, fill_image);
     } else {
-        out.chunks_mut(g.c * plane).enumerate().for_each(fill_image);
+        let mut grid = Vec::new();
+        out.chunks_mut(g.c * plane)
+            .enumerate()
+            .for_each(|job| fill_image(&mut grid, job));
     }
     out
 }

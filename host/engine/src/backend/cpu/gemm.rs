@@ -32,13 +32,11 @@ pub fn matmul<T: Float>(
     d: MatmulDims,
 ) -> Vec<T> {
     let MatmulDims { m, n, k, ta, tb } = d;
-    let mut out = T::take(batch * m * n);
-    out.resize(batch * m * n, T::ZERO);
-    if m == 0 || n == 0 {
+    let len = batch * m * n;
+    let mut out = T::take(len);
+    if m == 0 || n == 0 || k == 0 {
+        out.resize(len, T::ZERO); // empty, or empty sums
         return out;
-    }
-    if k == 0 {
-        return out; // empty sum
     }
     // Row/column strides of the logical operands.
     let (a_rs, a_cs) = if ta {
@@ -55,20 +53,23 @@ pub fn matmul<T: Float>(
         a.len() >= (batch - 1) * a_stride + m * k && b.len() >= (batch - 1) * b_stride + k * n,
         "matmul operand sizes"
     );
-    for (i, c) in out.chunks_exact_mut(m * n).enumerate() {
+    // The products are written straight into the buffer's spare capacity: no zero fill first.
+    let spare = &mut out.spare_capacity_mut()[..len];
+    for (i, c) in spare.chunks_exact_mut(m * n).enumerate() {
         let pa = a[i * a_stride..].as_ptr();
         let pb = b[i * b_stride..].as_ptr();
         // SAFETY: `gemm::gemm::<T>(m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs,
-        // rhs, rhs_cs, rhs_rs, alpha, beta, …)`: `c` holds exactly m·n elements written with
-        // row stride n and column stride 1; the operands were checked above to hold the m·k and
-        // k·n elements their strides reach from `pa`/`pb`; `read_dst = false`, so `alpha` is
-        // unused and `c = beta·A·B` with beta = 1.
+        // rhs, rhs_cs, rhs_rs, alpha, beta, …)`: `c` holds exactly m·n (uninitialised)
+        // elements written with row stride n and column stride 1; the operands were checked
+        // above to hold the m·k and k·n elements their strides reach from `pa`/`pb`;
+        // `read_dst = false`, so `dst` is only written and `alpha` is unused: `c = beta·A·B`
+        // with beta = 1.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                c.as_mut_ptr(),
+                c.as_mut_ptr().cast::<T>(),
                 1,
                 n as isize,
                 false,
@@ -87,6 +88,9 @@ pub fn matmul<T: Float>(
             );
         }
     }
+    // SAFETY: the loop above had gemm write every one of the first `len` elements (batch
+    // blocks of m·n, m, n, k ≥ 1), and `take` returned a buffer with capacity ≥ len.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -121,6 +125,34 @@ mod tests {
                 for (x, y) in got.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-14, "ta={ta} tb={tb}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn batched_products_overwrite_a_reused_buffer() {
+        // A pooled buffer of the result's length, full of NaN: the products must not read it.
+        let (m, n, k, batch) = (4, 6, 5, 3);
+        f64::give(vec![f64::NAN; batch * m * n]);
+        let a: Vec<f64> = (0..batch * m * k)
+            .map(|i| (i as f64 * 0.37).sin())
+            .collect();
+        let b: Vec<f64> = (0..batch * k * n)
+            .map(|i| (i as f64 * 0.91).cos())
+            .collect();
+        let d = MatmulDims {
+            m,
+            n,
+            k,
+            ta: false,
+            tb: true,
+        };
+        let got = matmul(&a, m * k, &b, k * n, batch, d);
+        assert_eq!(got.len(), batch * m * n);
+        for i in 0..batch {
+            let want = naive(&a[i * m * k..][..m * k], &b[i * k * n..][..k * n], d);
+            for (x, y) in got[i * m * n..][..m * n].iter().zip(&want) {
+                assert!((x - y).abs() < 1e-14, "batch {i}: {x} vs {y}");
             }
         }
     }

@@ -103,10 +103,8 @@ fn apply<T: Float>(op: UnaryOp, x: T) -> T {
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     let mut out = T::take(x.len());
     if x.len() >= PAR_THRESHOLD {
-        out.resize(x.len(), T::ZERO);
-        out.par_iter_mut()
-            .zip(x.par_iter())
-            .for_each(|(o, v)| *o = f(*v));
+        // Written straight into the buffer's spare capacity (no zero fill first).
+        out.par_extend(x.par_iter().map(|v| f(*v)));
     } else {
         out.extend(x.iter().map(|v| f(*v)));
     }
@@ -273,10 +271,7 @@ fn binary_with<T: Float>(
     let mut out = T::take(n);
     if sa == out_shape && sb == out_shape {
         if n >= PAR_THRESHOLD {
-            out.resize(n, T::ZERO);
-            out.par_iter_mut()
-                .zip(a.par_iter().zip(b.par_iter()))
-                .for_each(|(o, (x, y))| *o = f(*x, *y));
+            out.par_extend(a.par_iter().zip(b.par_iter()).map(|(x, y)| f(*x, *y)));
         } else {
             out.extend(a.iter().zip(b).map(|(x, y)| f(*x, *y)));
         }

@@ -9,7 +9,7 @@ use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAs
 use super::device::{device, GpuDevice};
 use crate::backend::cpu::{CpuStorage, Float};
 use crate::backend::launch::launch_dims;
-use crate::backend::ops::{BinaryOp, MatmulDims, PatchGeom, UnaryOp};
+use crate::backend::ops::{BinaryOp, MatmulDims, PatchGeom, PatchLayout, UnaryOp};
 use crate::backend::{AdamHyper, DType, SgdHyper};
 use crate::error::{Error, Result};
 use crate::tensor::{Shape, MAX_RANK};
@@ -684,10 +684,10 @@ impl CudaStorage {
     }
 
     fn conv_geom(&self, g: &PatchGeom, op: &str) -> Result<CudaSlice<u64>> {
-        if g.transposed {
+        if g.layout != PatchLayout::Columns {
             return Err(Error::invalid(
                 "patch matrix",
-                "transposed",
+                format!("{:?}", g.layout),
                 format!("{op}: the CUDA kernels take the [groups, rows, cols] layout"),
             ));
         }
