@@ -63,5 +63,25 @@ torch_s=$(grep -o '"bench": "torch_cnn_step".*"seconds": [0-9.e-]*' "$report" | 
 if [ -n "$keel_s" ] && [ -n "$torch_s" ]; then
     python3 -c "print(f'CNN step (28x28, batch 256): Keel {float('$keel_s')*1e3:.3f} ms, PyTorch+cuDNN {float('$torch_s')*1e3:.3f} ms, PyTorch/Keel = {float('$torch_s')/float('$keel_s'):.2f}x')" | tee -a "$report"
 fi
+# Issue 22 on the GPU: a short ESPRO run and a distillation from it, each on the CPU and on the
+# GPU with the same seed, side by side in the report (read, not asserted: the tests above assert).
+tmp=$(mktemp -d)
+{
+    echo
+    echo "## Simplex and distillation, CPU then GPU"
+    echo '```'
+    for dev in cpu cuda; do
+        "$bundle/keel" simplex train --data fixtures/data/digits.csv --target label --model mlp:64,64 \
+            --components 2 --vertices 3 --base-epochs 10 --vertex-epochs 3 --seed 0 --device "$dev" \
+            --json --export "$tmp/simplex-$dev.safetensors" 2>&1 | head -c 600
+        echo
+        "$bundle/keel" distill --teacher "$tmp/simplex-$dev.safetensors" --data fixtures/data/digits.csv \
+            --target label --student mlp:64 --epochs 20 --seed 0 --device "$dev" --json 2>&1 \
+            | head -c 400
+        echo
+    done
+    echo '```'
+} | tee -a "$report"
+rm -rf "$tmp"
 echo "report: $report"
 exit $status
