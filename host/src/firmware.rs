@@ -1212,14 +1212,7 @@ pub fn host_bma(assets: &std::path::Path) -> Result<HostBma> {
     let read = |name: &str| crate::output::read(&assets.join(name));
     let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
     let probs = crate::bayes::samples::bma_engine(&read(BMA_MODEL)?, &assets.join(BMA_MODEL), &x)?;
-    let classes = probs
-        .chunks(10)
-        .map(|p| {
-            (0..p.len())
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .unwrap_or(0)
-        })
-        .collect();
+    let classes = argmax_rows(&probs);
     Ok(HostBma {
         probs,
         classes,
@@ -1272,14 +1265,7 @@ pub fn host_simplex(assets: &std::path::Path) -> Result<HostBma> {
     let (x, labels) = digits_samples(&read(DIGITS_SAMPLES)?, &assets.join(DIGITS_SAMPLES))?;
     let model = crate::simplex::load(&assets.join(SIMPLEX_MODEL))?;
     let probs = model.predict_proba(&x, labels.len())?;
-    let classes = probs
-        .chunks(10)
-        .map(|p| {
-            (0..p.len())
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-                .unwrap_or(0)
-        })
-        .collect();
+    let classes = argmax_rows(&probs);
     Ok(HostBma {
         probs,
         classes,
@@ -1497,6 +1483,7 @@ fn augerino_rerun<T: keel_core::Real>(
     Ok((logp, logits))
 }
 
+/// The arg-max of each row of ten values (the first of equal maxima, as the firmware's).
 fn argmax_rows<T: PartialOrd + Copy>(v: &[T]) -> Vec<usize> {
     v.chunks(10)
         .map(|p| {
