@@ -7,7 +7,7 @@
 //! - [`volume`]: the Cayley–Menger squared volume and its gradient;
 //! - [`net`]: the engine MLP or CNN as a simplex (every parameter a convex combination of its
 //!   vertex copies);
-//! - [`train`]: SPRO, ESPRO and the complex driver, with resumable checkpoints;
+//! - [`mod@train`]: SPRO, ESPRO and the complex driver, with resumable checkpoints;
 //! - [`data`]: CSV tables (split as `keel bayes` splits them) and the authors' two spirals;
 //! - [`surface`]: the loss over the plane through three vertices.
 //!
