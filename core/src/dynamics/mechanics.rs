@@ -764,7 +764,8 @@ where
     }
 }
 
-#[cfg(all(test, feature = "nalgebra"))]
+#[cfg(test)]
+#[cfg(feature = "nalgebra")]
 mod nalgebra_tests {
     use super::*;
     use crate::dynamics::systems::ChainPendulum;

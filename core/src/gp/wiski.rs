@@ -584,7 +584,8 @@ impl<T: Real + nalgebra::RealField, const D: usize> Wiski<'_, T, D> {
     }
 }
 
-#[cfg(all(test, feature = "nalgebra"))]
+#[cfg(test)]
+#[cfg(feature = "nalgebra")]
 mod nalgebra_tests {
     use super::*;
     use crate::gp::{Convention, Family};
