@@ -101,7 +101,8 @@ pub struct DistillArgs {
     /// α of mixup's Beta(α, α).
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     mixup_alpha: f64,
-    /// Synthetic rows for the stream: a CSV with the data's feature columns.
+    /// Synthetic rows for the stream: a GAN generator (`keel gan train --export`, *.safetensors;
+    /// fresh samples for every synthetic slot) or a CSV with the data's feature columns.
     #[arg(long)]
     synthetic: Option<PathBuf>,
     /// Share of each batch that is synthetic, in (0, 1).

@@ -15,6 +15,7 @@ pub mod emlp;
 pub mod exit;
 pub mod firmware;
 pub mod fit;
+pub mod gan;
 pub mod gp;
 pub mod info;
 pub mod progress;
@@ -77,6 +78,10 @@ enum Command {
     /// Knowledge distillation: a student network trained to match a teacher (a keel fit model,
     /// a keel bayes sample set, a simplex ensemble), with its fidelity and generalisation.
     Distill(Box<distill::DistillArgs>),
+    /// GANs with sample re-weighting and probability-ratio clipping (WGAN-GP, reweight, ppo) on
+    /// the 8-Gaussian ring or images, and samples from a saved generator.
+    #[command(subcommand)]
+    Gan(gan::GanCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
@@ -160,6 +165,7 @@ where
         Command::Augerino(cmd) => augerino::run(cmd).map(|()| true),
         Command::Simplex(cmd) => simplex::run(cmd).map(|()| true),
         Command::Distill(a) => distill::run(a).map(|()| true),
+        Command::Gan(cmd) => gan::run(cmd).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
     };
     let args: Vec<String> = args

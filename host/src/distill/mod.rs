@@ -412,9 +412,34 @@ impl DistillConfig {
     }
 }
 
-/// Reads a synthetic-row CSV: its columns must be the features (a target column, if present,
-/// is dropped).
-fn read_synthetic(path: &std::path::Path, data: &Dataset, target: &str) -> Result<Vec<f64>> {
+/// The most rows a generator given as `synthetic` draws for one run.
+pub const MAX_GENERATED: usize = 200_000;
+
+/// The synthetic rows: `rows` samples of a GAN generator (`keel gan train --export`, a
+/// `.safetensors` file; drawn from `seed`), or a CSV's rows, whose columns must be the features
+/// (a target column, if present, is dropped).
+fn read_synthetic(
+    path: &std::path::Path,
+    data: &Dataset,
+    target: &str,
+    rows: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        let g = crate::gan::export::load(path)?;
+        if g.sample.numel() != data.features.len() {
+            return Err(Error::invalid(
+                "synthetic",
+                path.display(),
+                format!(
+                    "generates {} numbers per sample where the data has {} feature columns",
+                    g.sample.numel(),
+                    data.features.len()
+                ),
+            ));
+        }
+        return g.sample(rows, seed ^ 0x7379_6e74_6865_7469);
+    }
     let t = crate::data::read_numeric_csv(path)?;
     let keep: Vec<usize> = (0..t.names.len())
         .filter(|&i| t.names[i] != target)
@@ -671,7 +696,16 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
         unreachable!("subsets of a class table hold classes");
     };
     let synthetic = match &cfg.synthetic {
-        Some((p, r)) => Some((read_synthetic(p, &data, &cfg.target)?, *r)),
+        Some((p, r)) => {
+            // A generator draws one fresh row for every synthetic slot of the run (at most
+            // MAX_GENERATED; beyond that rows come round again, as a CSV's do every epoch).
+            let n = train.rows();
+            let slots = stream::synthetic_rows(cfg.batch_size.min(n), *r)
+                .saturating_mul(n.div_ceil(cfg.batch_size.max(1)))
+                .saturating_mul(cfg.epochs)
+                .clamp(1, MAX_GENERATED);
+            Some((read_synthetic(p, &data, &cfg.target, slots, cfg.seed)?, *r))
+        }
         None => None,
     };
 
