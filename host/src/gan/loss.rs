@@ -56,7 +56,6 @@ pub const RATIO_FLOOR: f64 = 1e-7;
 pub const LOG_FLOOR: f64 = -100.0;
 
 /// The batch size of a critic-score tensor: `[B]` or `[B, 1]` with `B ≥ 1`.
-#[track_caller]
 fn score_batch(name: &'static str, t: &Tensor) -> Result<usize> {
     match t.dims() {
         [b] | [b, 1] if *b > 0 => Ok(*b),
