@@ -21,7 +21,9 @@
 //!   sample sets, their comparison and model average;
 //! - [`rl`]: SAC-SVG(H) (Amos et al., L4DC 2021) on the core's environments;
 //! - [`fit`]: supervised MLP training on a CSV table;
-//! - [`distill`]: knowledge distillation and its fidelity (Stanton et al., NeurIPS 2021).
+//! - [`distill`]: knowledge distillation and its fidelity (Stanton et al., NeurIPS 2021);
+//! - [`gan`]: GANs with probability-ratio clipping and sample re-weighting (Wu et al., NeurIPS
+//!   2020).
 //!
 //! Shared pieces:
 //! - [`data`]: CSV tables, splits and standardisation; [`images`]: image sets — IDX (MNIST),
