@@ -273,18 +273,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         resume: a.resume,
         stop_after: a.stop_after,
     };
-    cfg.validate().map_err(|e| match e {
-        Error::InvalidInput {
-            setting,
-            value,
-            reason,
-        } => Error::InvalidInput {
-            setting: format!("--{}", setting.replace('_', "-")),
-            value,
-            reason,
-        },
-        other => other,
-    })?;
+    cfg.validate().map_err(as_flag)?;
     if let Some(n) = notice {
         eprintln!("{n}");
     }
@@ -293,7 +282,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         cfg.iterations,
         format!("keel gan {} {}", method.name(), cfg.data.name()),
     );
-    let run = gan::train(&cfg, &mut |t| super::progress::show(&bar, t))?;
+    let run = gan::train(&cfg, &mut |t| super::progress::show(&bar, t)).map_err(as_flag)?;
     bar.finish_and_clear();
     let mut outputs = Outputs::new();
     if !run.stopped_early {
@@ -354,6 +343,22 @@ fn train(a: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A configuration setting's error as its flag's (`clip_eps` → `--clip-eps`).
+fn as_flag(e: Error) -> Error {
+    match e {
+        Error::InvalidInput {
+            setting,
+            value,
+            reason,
+        } if !setting.starts_with("--") && !setting.contains(' ') => Error::InvalidInput {
+            setting: format!("--{}", setting.replace('_', "-")),
+            value,
+            reason,
+        },
+        other => other,
+    }
 }
 
 fn flag(name: &str, e: Error) -> Error {

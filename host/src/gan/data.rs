@@ -111,12 +111,12 @@ impl Prepared {
 /// from `seed`.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] (setting `data`) for non-finite pixels or fewer than 10 images.
+/// [`Error::InvalidInput`] (setting `dataset`) for non-finite pixels or fewer than 10 images.
 pub fn prepare_images(set: &ImageSet, seed: u64) -> Result<Prepared> {
     let n = set.len();
     if n < 10 {
         return Err(Error::invalid(
-            "data",
+            "dataset",
             format!("{n} images"),
             "a GAN needs at least 10 images",
         ));
@@ -124,7 +124,7 @@ pub fn prepare_images(set: &ImageSet, seed: u64) -> Result<Prepared> {
     if let Some(i) = set.pixels.iter().position(|v| !v.is_finite()) {
         let per = set.shape.pixels();
         return Err(Error::invalid(
-            "data",
+            "dataset",
             set.pixels[i],
             format!("image {} has a non-finite pixel (index {})", i / per, i % per),
         ));
@@ -216,7 +216,7 @@ impl RealBatches {
                     .collect())
             }
             (GanData::Images { .. }, None) => Err(Error::invalid(
-                "data",
+                "dataset",
                 data.name(),
                 "images must be prepared before batching",
             )),

@@ -37,7 +37,7 @@ impl FeatureNet {
     /// measures accuracy on `test`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] (setting `data`) for fewer than two classes or mismatched
+    /// [`Error::InvalidInput`] (setting `dataset`) for fewer than two classes or mismatched
     /// lengths.
     #[allow(clippy::too_many_arguments)]
     pub fn train(
@@ -52,7 +52,7 @@ impl FeatureNet {
         let n = labels.len();
         if classes < 2 || n * inputs != train.len() || test_labels.len() * inputs != test.len() {
             return Err(Error::invalid(
-                "data",
+                "dataset",
                 format!("{n} labelled images of {classes} classes"),
                 "the image metrics need at least two classes and one label per image",
             ));

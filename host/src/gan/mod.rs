@@ -14,7 +14,8 @@
 //!   frozen per outer iteration on the last critic step's `z`.
 //!
 //! The networks are in [`nets`], the data in [`data`] and [`ring`], the image metrics' feature
-//! network in [`features`], checkpoints in [`checkpoint`], the saved generator in [`export`].
+//! network in [`features`], checkpoints in [`checkpoint`], the saved generator in [`export`];
+//! the reference is Holmeswww/PPOGAN.
 
 pub mod checkpoint;
 pub mod data;
