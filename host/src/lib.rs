@@ -76,6 +76,7 @@ pub mod error;
 pub mod export;
 pub mod firmware;
 pub mod fit;
+pub mod gan;
 pub mod gp;
 pub mod images;
 pub mod limits;
