@@ -1112,6 +1112,411 @@ pub fn plot_fields(
     })
 }
 
+/// Checks a [`crate::gan::variance::GanLossSeries`] for the GAN plots, reporting as
+/// [`Error::Plot`].
+fn check_gan_losses(path: &Path, losses: &crate::gan::variance::GanLossSeries) -> Result<()> {
+    losses.validate().map_err(|e| Error::Plot {
+        path: path.to_path_buf(),
+        reason: format!("losses: {e}"),
+    })
+}
+
+/// The two loss panels of the GAN plots: the critic and generator losses over the iterations
+/// (linear scale) on `left`, and their rolling variance over `losses.window` logged entries
+/// (log scale, floored at 1e-17) on `right`.
+fn draw_gan_losses(
+    left: &DrawingArea<BitMapBackend<'_>, Shift>,
+    right: &DrawingArea<BitMapBackend<'_>, Shift>,
+    losses: &crate::gan::variance::GanLossSeries,
+) -> std::result::Result<(), String> {
+    let line = |v: &[f64]| -> Vec<(f64, f64)> {
+        losses
+            .iterations
+            .iter()
+            .zip(v)
+            .map(|(&i, &y)| (i as f64, y))
+            .collect()
+    };
+    let series = [
+        ("critic".to_string(), line(&losses.critic)),
+        ("generator".to_string(), line(&losses.generator)),
+    ];
+    let pts = || series.iter().flat_map(|(_, s)| s.iter().copied());
+    let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pad = 0.05 * (y1 - y0).max(1e-9);
+    let mut chart = ChartBuilder::on(left)
+        .caption("Losses", ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(padded(x0, x1), (y0 - pad)..(y1 + pad))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("outer iteration")
+        .y_desc("loss")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    draw_labelled(
+        &mut chart,
+        &series,
+        |_| false,
+        SeriesLabelPosition::UpperRight,
+        &[],
+        &[],
+    )?;
+    let var = |v: Vec<(usize, f64)>| -> Vec<(f64, f64)> {
+        v.into_iter()
+            .map(|(i, y)| (i as f64, y.max(FLOOR)))
+            .collect()
+    };
+    let variance = [
+        ("critic".to_string(), var(losses.critic_variance())),
+        ("generator".to_string(), var(losses.generator_variance())),
+    ];
+    let title = if variance[0].1.is_empty() {
+        format!(
+            "Rolling variance (window {}: fewer entries logged)",
+            losses.window
+        )
+    } else {
+        format!("Rolling variance (window {} entries)", losses.window)
+    };
+    draw_log_series(right, &variance, &title, "outer iteration", "variance")
+}
+
+/// The GAN on 2-D ring data over training: a row of scatter panels (at most 6 per row), one per
+/// snapshot `(iteration, samples)` with the samples row-major `[n, 2]` (blue dots) and the
+/// mixture's `centres` marked with red crosses, above two panels: the critic and generator
+/// losses, and their rolling variance on a log scale. The scatter axes are equal and fixed by the centres
+/// (their extent widened by half the largest centre's distance from the origin, at least ±1);
+/// a sample outside them is not drawn, and the panel's title says how many were not.
+///
+/// # Errors
+/// [`Error::Plot`]: no snapshots, an empty or odd-length snapshot, a non-finite sample, no
+/// centres, or losses that [`crate::gan::variance::GanLossSeries::validate`] refuses; the file
+/// is written atomically.
+pub fn plot_gan_ring(
+    path: &Path,
+    snapshots: &[(usize, Vec<f64>)],
+    centres: &[[f64; 2]],
+    losses: &crate::gan::variance::GanLossSeries,
+) -> Result<()> {
+    register_font();
+    let err = |e: String| plot_err(path)(e);
+    if snapshots.is_empty() {
+        return Err(err("no sample snapshots to draw".into()));
+    }
+    if centres.is_empty() || centres.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(err("the centres must be finite and at least one".into()));
+    }
+    for (it, s) in snapshots {
+        if s.is_empty() || !s.len().is_multiple_of(2) {
+            return Err(err(format!(
+                "snapshot at iteration {it}: {} values, not [n ≥ 1, 2] row-major",
+                s.len()
+            )));
+        }
+        if s.iter().any(|v| !v.is_finite()) {
+            return Err(err(format!(
+                "snapshot at iteration {it}: a non-finite sample"
+            )));
+        }
+    }
+    check_gan_losses(path, losses)?;
+    let reach = centres
+        .iter()
+        .map(|c| c[0].hypot(c[1]))
+        .fold(0.0f64, f64::max);
+    let margin = (0.5 * reach).max(1.0);
+    let (x0, x1) = centres
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c[0]), b.max(c[0])));
+    let (y0, y1) = centres
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c[1]), b.max(c[1])));
+    let half = 0.5 * (x1 - x0).max(y1 - y0) + margin;
+    let (cx, cy) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
+    let (xr, yr) = (cx - half..cx + half, cy - half..cy + half);
+    let cols = snapshots.len().min(6);
+    let rows = snapshots.len().div_ceil(cols);
+    let (panel, bottom_h) = (380u32, 450u32);
+    let width = (panel * cols as u32).max(1400);
+    write_atomic_with(path, |tmp| {
+        let root =
+            BitMapBackend::new(tmp, (width, panel * rows as u32 + bottom_h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let (top, bottom) = root.split_vertically(panel * rows as u32);
+        let side = width.saturating_sub(panel * cols as u32) / 2;
+        let top = top.margin(0, 0, side, side);
+        for (area, (it, s)) in top.split_evenly((rows, cols)).iter().zip(snapshots) {
+            let inside: Vec<(f64, f64)> = s
+                .chunks_exact(2)
+                .map(|p| (p[0], p[1]))
+                .filter(|p| xr.contains(&p.0) && yr.contains(&p.1))
+                .collect();
+            let outside = s.len() / 2 - inside.len();
+            let title = if outside > 0 {
+                format!("iteration {it} ({outside} outside)")
+            } else {
+                format!("iteration {it}")
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(40)
+                .build_cartesian_2d(xr.clone(), yr.clone())
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            // Centres first, thin, so that samples on them stay visible.
+            chart
+                .draw_series(
+                    centres
+                        .iter()
+                        .map(|c| Cross::new((c[0], c[1]), 7, RED.mix(0.8).stroke_width(1))),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(
+                    inside
+                        .iter()
+                        .map(|&p| Circle::new(p, 1, BLUE.mix(0.5).filled())),
+                )
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let (left, right) = bottom.split_horizontally(width / 2);
+        draw_gan_losses(&left, &right, losses).map_err(err)?;
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}
+
+/// Generated images in a grid of `grid_cols` columns (each image `[channels, height, width]`
+/// row-major, consecutive in `images`, pixels in [−1, 1] — the generator's tanh range — drawn
+/// as grey levels for one channel and RGB for three, black at −1), above (with `losses`) two panels: the critic
+/// and generator losses, and their rolling variance on a log scale. Pixels outside [−1, 1] are
+/// clamped.
+///
+/// # Errors
+/// [`Error::Plot`]: no images, `channels` not 1 or 3, a zero `height`, `width` or `grid_cols`,
+/// a length that is not a whole number of images, a non-finite pixel, or losses that
+/// [`crate::gan::variance::GanLossSeries::validate`] refuses; the file is written atomically.
+pub fn plot_gan_images(
+    path: &Path,
+    images: &[f64],
+    channels: usize,
+    height: usize,
+    width: usize,
+    grid_cols: usize,
+    losses: Option<&crate::gan::variance::GanLossSeries>,
+) -> Result<()> {
+    register_font();
+    let err = |e: String| plot_err(path)(e);
+    if channels != 1 && channels != 3 {
+        return Err(err(format!(
+            "{channels} channels: images are drawn with 1 (grey) or 3 (RGB)"
+        )));
+    }
+    if height == 0 || width == 0 || grid_cols == 0 {
+        return Err(err(format!(
+            "height {height}, width {width} and grid columns {grid_cols} must all be positive"
+        )));
+    }
+    let size = channels * height * width;
+    if images.is_empty() || !images.len().is_multiple_of(size) {
+        return Err(err(format!(
+            "{} pixel values are not a whole number (≥ 1) of {channels}×{height}×{width} images",
+            images.len()
+        )));
+    }
+    if let Some(i) = images.iter().position(|v| !v.is_finite()) {
+        return Err(err(format!("image {}: a non-finite pixel", i / size)));
+    }
+    if let Some(l) = losses {
+        check_gan_losses(path, l)?;
+    }
+    let count = images.len() / size;
+    let cols = grid_cols.min(count);
+    let rows = count.div_ceil(cols);
+    let plot_w = 1400u32;
+    // Pixels per image pixel: the grid fills the width, at most 12, at least 1; one image
+    // pixel of gap between images.
+    let scale = (plot_w as usize / (cols * (width + 1))).clamp(1, 12);
+    let (cell_w, cell_h) = ((width + 1) * scale, (height + 1) * scale);
+    let title_h = 40u32;
+    let grid_h = (rows * cell_h) as u32 + title_h + 10;
+    let total_w = plot_w.max((cols * cell_w) as u32 + 20);
+    let bottom_h = if losses.is_some() { 450u32 } else { 0 };
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (total_w, grid_h + bottom_h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let (top, bottom) = root.split_vertically(grid_h);
+        let top = top
+            .titled(&format!("{count} generated samples"), ("sans-serif", 18))
+            .map_err(|e| err(e.to_string()))?;
+        let ox0 = (total_w as i32 - (cols * cell_w) as i32) / 2;
+        let level = |v: f64| (255.0 * 0.5 * (v.clamp(-1.0, 1.0) + 1.0)).round() as u8;
+        let plane = height * width;
+        for (k, img) in images.chunks_exact(size).enumerate() {
+            let (r, c) = (k / cols, k % cols);
+            let (ox, oy) = (ox0 + (c * cell_w) as i32, (r * cell_h) as i32);
+            for i in 0..height {
+                for j in 0..width {
+                    let at = i * width + j;
+                    let color = if channels == 1 {
+                        let g = level(img[at]);
+                        RGBColor(g, g, g)
+                    } else {
+                        RGBColor(
+                            level(img[at]),
+                            level(img[plane + at]),
+                            level(img[2 * plane + at]),
+                        )
+                    };
+                    let s = scale as i32;
+                    let (x, y) = (ox + j as i32 * s, oy + i as i32 * s);
+                    top.draw(&Rectangle::new([(x, y), (x + s, y + s)], color.filled()))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+            }
+        }
+        if let Some(losses) = losses {
+            let (left, right) = bottom.split_horizontally(total_w / 2);
+            draw_gan_losses(&left, &right, losses).map_err(err)?;
+        }
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}
+
+/// The paper's Figure 1 (left): the generator's objective along the straight line
+/// `θ(t) = θ_old + t·(θ_new − θ_old)` through one update, the clipped surrogate against the
+/// plain WGAN objective (both maximised), with θ_old (t = 0) and θ_new (t = 1) marked by
+/// vertical lines and each curve's maximum by a dot. Wu et al. report that the surrogate peaks
+/// near θ_new while the plain objective keeps increasing.
+///
+/// # Errors
+/// [`Error::Plot`]: empty input, lengths that differ, or a non-finite value; the file is
+/// written atomically.
+pub fn plot_surrogate_curve(
+    path: &Path,
+    t: &[f64],
+    surrogate: &[f64],
+    plain: &[f64],
+) -> Result<()> {
+    register_font();
+    let err = |e: String| plot_err(path)(e);
+    if t.is_empty() || t.len() != surrogate.len() || t.len() != plain.len() {
+        return Err(err(format!(
+            "need one surrogate and one plain value per t, at least one: {} t, {} surrogate, \
+             {} plain",
+            t.len(),
+            surrogate.len(),
+            plain.len()
+        )));
+    }
+    if t.iter()
+        .chain(surrogate)
+        .chain(plain)
+        .any(|v| !v.is_finite())
+    {
+        return Err(err("a non-finite t or objective value".into()));
+    }
+    let series = [
+        (
+            "clipped surrogate".to_string(),
+            t.iter()
+                .copied()
+                .zip(surrogate.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "plain WGAN objective".to_string(),
+            t.iter()
+                .copied()
+                .zip(plain.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    let (tx0, tx1) = t
+        .iter()
+        .chain([0.0, 1.0].iter())
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (y0, y1) = surrogate
+        .iter()
+        .chain(plain)
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let pad = 0.08 * (y1 - y0).max(1e-9);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (900, 550)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Generator objective along θ_old + t·(θ_new − θ_old)",
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(padded(tx0, tx1), y0..y1)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("t")
+            .y_desc("objective (maximised)")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        let marks = [(0.0, "θ_old"), (1.0, "θ_new")];
+        for (at, name) in marks {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(at, y0), (at, y1)],
+                    6,
+                    4,
+                    BLACK.mix(0.5).stroke_width(1),
+                ))
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    name,
+                    (at, y1),
+                    ("sans-serif", 14).into_font(),
+                )))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let guides: Vec<[(f64, f64); 2]> = marks.iter().map(|m| [(m.0, y0), (m.0, y1)]).collect();
+        let guide_lines: Vec<&[(f64, f64)]> = guides.iter().map(|g| &g[..]).collect();
+        draw_labelled(
+            &mut chart,
+            &series,
+            |_| false,
+            SeriesLabelPosition::LowerLeft,
+            &[],
+            &guide_lines,
+        )
+        .map_err(err)?;
+        for (i, (_, s)) in series.iter().enumerate() {
+            let best = s
+                .iter()
+                .copied()
+                .fold((f64::NAN, f64::MIN), |b, p| if p.1 > b.1 { p } else { b });
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    best,
+                    5,
+                    Palette99::pick(i).to_rgba().filled(),
+                )))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        root.present().map_err(|e| err(e.to_string()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
