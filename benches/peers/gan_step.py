@@ -241,8 +241,13 @@ def main():
     if args.iters < 1 or args.warmup < 0 or args.batch < 1 or args.threads < 1:
         ap.error("--iters, --batch and --threads must be positive, --warmup not negative")
     if args.device == "cuda" and not torch.cuda.is_available():
+        # With --json, as torch_cnn_gpu.py: the error in the JSON and exit 0, so a GPU check
+        # script goes on to its other benches; as text, exit 2.
         msg = "no CUDA device visible to PyTorch"
-        print(json.dumps({"bench": "gan_step", "error": msg}) if args.json else msg)
+        if args.json:
+            print(json.dumps({"bench": "gan_step", "error": msg}))
+            sys.exit(0)
+        print(msg, file=sys.stderr)
         sys.exit(2)
 
     torch.set_num_threads(args.threads)

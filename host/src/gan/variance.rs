@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// their rolling variance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GanLossSeries {
-    /// Outer iteration of each entry (increasing).
+    /// Outer iteration of each entry (strictly increasing).
     pub iterations: Vec<usize>,
     /// Critic loss at each entry.
     pub critic: Vec<f64>,
@@ -25,7 +25,8 @@ pub struct GanLossSeries {
 }
 
 impl GanLossSeries {
-    /// Checks that the series are non-empty, of one length, finite, and `window ≥ 1`.
+    /// Checks that the series are non-empty, of one length, finite, the iterations strictly
+    /// increasing, and `window ≥ 1`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming `iterations`, `critic`, `generator` or `window`.
@@ -33,6 +34,13 @@ impl GanLossSeries {
         let n = self.iterations.len();
         if n == 0 {
             return Err(Error::invalid("iterations", "[]", "no losses logged"));
+        }
+        if let Some(w) = self.iterations.windows(2).find(|w| w[1] <= w[0]) {
+            return Err(Error::invalid(
+                "iterations",
+                format!("{} after {}", w[1], w[0]),
+                "must be strictly increasing",
+            ));
         }
         for (name, v) in [("critic", &self.critic), ("generator", &self.generator)] {
             if v.len() != n {
@@ -178,6 +186,10 @@ mod tests {
             },
             GanLossSeries {
                 window: 0,
+                ..good.clone()
+            },
+            GanLossSeries {
+                iterations: vec![2, 2],
                 ..good.clone()
             },
         ];
