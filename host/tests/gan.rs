@@ -75,7 +75,9 @@ fn the_saved_generator_samples_as_the_trained_one() {
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n - 3] ^= 0x40;
-    let e = gan::export::from_bytes(&bytes, &path).unwrap_err().to_string();
+    let e = gan::export::from_bytes(&bytes, &path)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("g.safetensors"), "{e}");
 }
 
@@ -125,8 +127,5 @@ fn bad_settings_are_refused_naming_them() {
     check(&|c| c.latent = 1 << 20, "latent");
     check(&|c| c.lambda_gp = -1.0, "lambda_gp");
     check(&|c| c.curve_at = Some(3), "curve_at");
-    check(
-        &|c| c.arch = gan::Arch::Dcgan { width: 8 },
-        "model",
-    );
+    check(&|c| c.arch = gan::Arch::Dcgan { width: 8 }, "model");
 }

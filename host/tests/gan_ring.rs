@@ -189,17 +189,32 @@ fn image_plot_is_written_and_bad_input_refused() {
     }
     let path = dir.path().join("bad.png");
     let one = vec![0.0; 64];
-    assert_refused(plot_gan_images(&path, &[], 1, 8, 8, 8, Some(&losses(5))), &path);
-    assert_refused(plot_gan_images(&path, &one, 2, 8, 4, 8, Some(&losses(5))), &path);
-    assert_refused(plot_gan_images(&path, &one, 1, 8, 8, 0, Some(&losses(5))), &path);
+    assert_refused(
+        plot_gan_images(&path, &[], 1, 8, 8, 8, Some(&losses(5))),
+        &path,
+    );
+    assert_refused(
+        plot_gan_images(&path, &one, 2, 8, 4, 8, Some(&losses(5))),
+        &path,
+    );
+    assert_refused(
+        plot_gan_images(&path, &one, 1, 8, 8, 0, Some(&losses(5))),
+        &path,
+    );
     assert_refused(
         plot_gan_images(&path, &one[..63], 1, 8, 8, 8, Some(&losses(5))),
         &path,
     );
-    assert_refused(plot_gan_images(&path, &one, 1, 8, 8, 8, Some(&losses(0))), &path);
+    assert_refused(
+        plot_gan_images(&path, &one, 1, 8, 8, 8, Some(&losses(0))),
+        &path,
+    );
     let mut nan = one.clone();
     nan[10] = f64::NAN;
-    assert_refused(plot_gan_images(&path, &nan, 1, 8, 8, 8, Some(&losses(5))), &path);
+    assert_refused(
+        plot_gan_images(&path, &nan, 1, 8, 8, 8, Some(&losses(5))),
+        &path,
+    );
 }
 
 #[test]

@@ -216,7 +216,11 @@ fn curve_path(plot: &Path) -> PathBuf {
 fn train(a: &TrainArgs) -> Result<()> {
     let method = Method::parse(&a.method).map_err(|e| flag("--method", e))?;
     if !(a.clip_eps > 0.0 && a.clip_eps < 1.0) {
-        return Err(Error::invalid("--clip-eps", a.clip_eps, "ε must lie in (0, 1)"));
+        return Err(Error::invalid(
+            "--clip-eps",
+            a.clip_eps,
+            "ε must lie in (0, 1)",
+        ));
     }
     if a.eval_samples < 2 {
         return Err(Error::invalid(

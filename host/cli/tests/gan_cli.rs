@@ -81,7 +81,9 @@ fn a_ring_run_reports_its_metrics_and_its_generator_samples_a_csv() {
         .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
         .collect();
     assert_eq!(rows.len(), 25);
-    assert!(rows.iter().all(|r| r.len() == 2 && r.iter().all(|x| x.is_finite())));
+    assert!(rows
+        .iter()
+        .all(|r| r.len() == 2 && r.iter().all(|x| x.is_finite())));
     // A vector generator cannot draw a PNG grid; a missing count is refused.
     rejects(
         &[
@@ -280,8 +282,14 @@ fn bad_input_is_refused_before_training_and_writes_nothing() {
         rejects_writing_nothing(&args, needles);
     };
     run(&["--dataset", "ring9"], &["--dataset", "ring9"]);
-    run(&["--dataset", "ring8", "--method", "gan"], &["--method", "ppo"]);
-    run(&["--dataset", "ring8", "--clip-eps", "1.5"], &["--clip-eps"]);
+    run(
+        &["--dataset", "ring8", "--method", "gan"],
+        &["--method", "ppo"],
+    );
+    run(
+        &["--dataset", "ring8", "--clip-eps", "1.5"],
+        &["--clip-eps"],
+    );
     run(&["--dataset", "ring8", "--clip-eps", "0"], &["--clip-eps"]);
     run(&["--dataset", "ring8", "--lr", "-1"], &["--lr"]);
     run(
@@ -292,8 +300,14 @@ fn bad_input_is_refused_before_training_and_writes_nothing() {
         &["--dataset", "digits", "--model", "cnn:3"],
         &["--model", "mlp:"],
     );
-    run(&["--dataset", "digits", "--batch", "5000"], &["--batch", "training images"]);
-    run(&["--dataset", "ring8", "--eval-samples", "1"], &["--eval-samples"]);
+    run(
+        &["--dataset", "digits", "--batch", "5000"],
+        &["--batch", "training images"],
+    );
+    run(
+        &["--dataset", "ring8", "--eval-samples", "1"],
+        &["--eval-samples"],
+    );
     run(&["--dataset", "ring8", "--curve-at", "3"], &["--curve-at"]);
     // A CSV of images needs its shape; images whose sides are not multiples of 4 cannot be a
     // DCGAN's.

@@ -101,7 +101,10 @@ pub(crate) fn save(path: &Path, fingerprint: &str, s: &SavedState<'_>) -> Result
         ("fingerprint".to_string(), fingerprint.to_string()),
         ("iteration".to_string(), s.iteration.to_string()),
         ("cursor".to_string(), s.batches.cursor.to_string()),
-        ("rng".to_string(), format!("{},{},{},{}", r[0], r[1], r[2], r[3])),
+        (
+            "rng".to_string(),
+            format!("{},{},{},{}", r[0], r[1], r[2], r[3]),
+        ),
     ]);
     crate::output::write_atomic(path, &crate::checksum::sealed_safetensors(&t, &meta))
 }
@@ -171,7 +174,9 @@ pub(crate) fn load(path: &Path, fingerprint: &str, s: &mut State<'_>) -> Result<
     let mut moments = Vec::new();
     for (part, params) in PARTS.iter().zip(sets) {
         if meta(&format!("{part}.names"))? != params.names().join(",") {
-            return Err(bad(format!("the {part}'s parameter names differ from this run's")));
+            return Err(bad(format!(
+                "the {part}'s parameter names differ from this run's"
+            )));
         }
         let mut vals = Vec::with_capacity(params.len());
         let (mut m, mut v) = (Vec::new(), Vec::new());
@@ -182,7 +187,9 @@ pub(crate) fn load(path: &Path, fingerprint: &str, s: &mut State<'_>) -> Result<
             let vi = f64s(&format!("{part}.adam_v.{i}"))?;
             let fits = |x: &Option<Vec<f64>>| x.as_ref().is_none_or(|x| x.len() == p.numel());
             if mi.is_some() != vi.is_some() || !fits(&mi) || !fits(&vi) {
-                return Err(bad(format!("the {part}'s Adam moments of parameter {i} do not fit")));
+                return Err(bad(format!(
+                    "the {part}'s Adam moments of parameter {i} do not fit"
+                )));
             }
             m.push(mi);
             v.push(vi);

@@ -126,7 +126,11 @@ pub fn prepare_images(set: &ImageSet, seed: u64) -> Result<Prepared> {
         return Err(Error::invalid(
             "dataset",
             set.pixels[i],
-            format!("image {} has a non-finite pixel (index {})", i / per, i % per),
+            format!(
+                "image {} has a non-finite pixel (index {})",
+                i / per,
+                i % per
+            ),
         ));
     }
     let (lo, hi) = set

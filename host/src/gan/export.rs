@@ -117,7 +117,12 @@ impl Generator {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut t = Vec::new();
         for (name, p) in self.params.names().iter().zip(self.params.values()) {
-            t.push((name.clone(), "F32", p.dims().to_vec(), f32_bytes(&p.to_vec_f64()?)));
+            t.push((
+                name.clone(),
+                "F32",
+                p.dims().to_vec(),
+                f32_bytes(&p.to_vec_f64()?),
+            ));
         }
         for (i, (m, v)) in self.running.iter().enumerate() {
             for (what, s) in [("mean", m), ("var", v)] {
@@ -198,7 +203,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Generator> {
             .map(|a| a.iter().filter_map(size).collect())
             .unwrap_or_default();
         let [c, h, w] = dims[..] else {
-            return Err(bad("`sample` is neither {vector: D} nor {image: [C, H, W]}".into()));
+            return Err(bad(
+                "`sample` is neither {vector: D} nor {image: [C, H, W]}".into(),
+            ));
         };
         Sample::Image(ImageShape::new(c, h, w).map_err(|e| bad(e.to_string()))?)
     };

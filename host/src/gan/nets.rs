@@ -265,8 +265,10 @@ impl Builder<'_> {
             .params
             .insert(self.name("beta"), Tensor::zeros(&[c], self.dtype)?)?;
         let stat = self.running.len();
-        self.running
-            .push((Tensor::zeros(&[c], self.dtype)?, Tensor::ones(&[c], self.dtype)?));
+        self.running.push((
+            Tensor::zeros(&[c], self.dtype)?,
+            Tensor::ones(&[c], self.dtype)?,
+        ));
         self.layers.push(Layer::BatchNorm { gamma, beta, stat });
         Ok(())
     }

@@ -255,10 +255,7 @@ impl GanConfig {
                 "ε must lie in (0, 1)",
             ));
         }
-        let finite_pos = [
-            ("lr", self.lr),
-            ("classifier_clip", self.classifier_clip),
-        ];
+        let finite_pos = [("lr", self.lr), ("classifier_clip", self.classifier_clip)];
         for (name, v) in finite_pos {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(Error::invalid(name, v, "must be a positive number"));
@@ -425,7 +422,11 @@ impl Networks {
                 cfg.dtype,
                 rng,
             )?;
-            Ok((net, p.to_device(cfg.device)?, to_device(running, cfg.device)?))
+            Ok((
+                net,
+                p.to_device(cfg.device)?,
+                to_device(running, cfg.device)?,
+            ))
         };
         let (g, g_params, g_running) = build(Role::Generator, "generator.", rng)?;
         let (critic, c_params, _) = build(Role::Critic, "critic.", rng)?;
@@ -591,11 +592,17 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
             let z = draws.z(b)?;
             let a = draws.uniforms(b)?;
             let seeds = [draws.seed(), draws.seed(), draws.seed(), draws.seed()];
-            let fake = no_grad(|| nets.g.forward(&nets.g_params, &mut nets.g_running, &z, Pass::Train))?;
+            let fake = no_grad(|| {
+                nets.g
+                    .forward(&nets.g_params, &mut nets.g_running, &z, Pass::Train)
+            })?;
             let vars = nets.c_params.variables();
-            let (f_r, h_r) =
-                nets.critic
-                    .forward_with_features(&vars, &mut Vec::new(), &x_r, critic_pass(seeds[0]))?;
+            let (f_r, h_r) = nets.critic.forward_with_features(
+                &vars,
+                &mut Vec::new(),
+                &x_r,
+                critic_pass(seeds[0]),
+            )?;
             let f_r = super::nets::squeeze_scores(f_r)?;
             let f_f = nets
                 .critic
@@ -625,7 +632,8 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
                 )?)?;
             }
             critic_value = adversarial.item()?;
-            let total = crate::train::step(&loss, &vars, &mut nets.c_params, &mut opt_c, lr_c, None)?;
+            let total =
+                crate::train::step(&loss, &vars, &mut nets.c_params, &mut opt_c, lr_c, None)?;
             if !critic_value.is_finite() || !total.is_finite() {
                 return Err(not_finite("critic", total, k + 1, cfg));
             }
@@ -638,8 +646,12 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
         match cfg.method {
             Method::Ppo => {
                 let d0 = no_grad(|| {
-                    nets.classifier
-                        .forward(&nets.d_params, &mut Vec::new(), &fake_last, Pass::Probe)
+                    nets.classifier.forward(
+                        &nets.d_params,
+                        &mut Vec::new(),
+                        &fake_last,
+                        Pass::Probe,
+                    )
                 })?;
                 for j in 0..cfg.generator_steps {
                     // (1) The classifier: real batch → 1, fresh fakes → 0.
@@ -651,8 +663,12 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
                             .forward(&nets.g_params, &mut nets.g_running, &z_new, Pass::Train)
                     })?;
                     let vars = nets.d_params.variables();
-                    let p_real = nets.classifier.forward(&vars, &mut Vec::new(), &x_r, Pass::Probe)?;
-                    let p_fake = nets.classifier.forward(&vars, &mut Vec::new(), &fake, Pass::Probe)?;
+                    let p_real =
+                        nets.classifier
+                            .forward(&vars, &mut Vec::new(), &x_r, Pass::Probe)?;
+                    let p_fake =
+                        nets.classifier
+                            .forward(&vars, &mut Vec::new(), &fake, Pass::Probe)?;
                     let l_d = bce_with_probs(&p_real, 1.0)?.add(&bce_with_probs(&p_fake, 0.0)?)?;
                     let v = crate::train::step(
                         &l_d,
@@ -671,22 +687,44 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
                         .then(|| deep_copy(&nets.g_params))
                         .transpose()?;
                     let vars = nets.g_params.variables();
-                    let x = nets.g.forward(&vars, &mut nets.g_running, &z_last, Pass::Train)?;
-                    let d1 = nets.classifier.forward(&nets.d_params, &mut Vec::new(), &x, Pass::Probe)?;
+                    let x = nets
+                        .g
+                        .forward(&vars, &mut nets.g_running, &z_last, Pass::Train)?;
+                    let d1 = nets.classifier.forward(
+                        &nets.d_params,
+                        &mut Vec::new(),
+                        &x,
+                        Pass::Probe,
+                    )?;
                     let r = probability_ratio(&d0, &d1)?;
-                    let adv = nets
-                        .critic
-                        .forward(&nets.c_params, &mut Vec::new(), &x, critic_pass(seed))?;
+                    let adv = nets.critic.forward(
+                        &nets.c_params,
+                        &mut Vec::new(),
+                        &x,
+                        critic_pass(seed),
+                    )?;
                     let obj = clipped_surrogate(&r, &adv, cfg.clip_eps, cfg.clip_rule)?;
                     let l_g = obj.mean_all()?.neg()?;
-                    generator_value =
-                        crate::train::step(&l_g, &vars, &mut nets.g_params, &mut opt_g, lr_g, None)?;
+                    generator_value = crate::train::step(
+                        &l_g,
+                        &vars,
+                        &mut nets.g_params,
+                        &mut opt_g,
+                        lr_g,
+                        None,
+                    )?;
                     if !generator_value.is_finite() {
                         return Err(not_finite("generator", generator_value, k + 1, cfg));
                     }
                     if let Some(old) = before {
                         curve = Some(surrogate_curve(
-                            cfg, &nets, &old, &z_last, &d0, seed, k + 1,
+                            cfg,
+                            &nets,
+                            &old,
+                            &z_last,
+                            &d0,
+                            seed,
+                            k + 1,
                         )?);
                     }
                 }
@@ -696,13 +734,24 @@ pub fn train(cfg: &GanConfig, observer: &mut Observer) -> Result<GanRun> {
                     let z = draws.z(b)?;
                     let seed = draws.seed();
                     let vars = nets.g_params.variables();
-                    let x = nets.g.forward(&vars, &mut nets.g_running, &z, Pass::Train)?;
-                    let adv = nets
-                        .critic
-                        .forward(&nets.c_params, &mut Vec::new(), &x, critic_pass(seed))?;
+                    let x = nets
+                        .g
+                        .forward(&vars, &mut nets.g_running, &z, Pass::Train)?;
+                    let adv = nets.critic.forward(
+                        &nets.c_params,
+                        &mut Vec::new(),
+                        &x,
+                        critic_pass(seed),
+                    )?;
                     let l_g = adv.mean_all()?.neg()?;
-                    generator_value =
-                        crate::train::step(&l_g, &vars, &mut nets.g_params, &mut opt_g, lr_g, None)?;
+                    generator_value = crate::train::step(
+                        &l_g,
+                        &vars,
+                        &mut nets.g_params,
+                        &mut opt_g,
+                        lr_g,
+                        None,
+                    )?;
                     if !generator_value.is_finite() {
                         return Err(not_finite("generator", generator_value, k + 1, cfg));
                     }
@@ -838,7 +887,10 @@ fn generate(cfg: &GanConfig, nets: &mut Networks, n: usize, iteration: usize) ->
             .map(|_| standard_normal::<f64, _>(&mut rng))
             .collect();
         let z = Tensor::from_f64s(&z, &[m, cfg.latent], cfg.dtype)?.to_device(cfg.device)?;
-        let x = no_grad(|| nets.g.forward(&nets.g_params, &mut nets.g_running, &z, Pass::Probe))?;
+        let x = no_grad(|| {
+            nets.g
+                .forward(&nets.g_params, &mut nets.g_running, &z, Pass::Probe)
+        })?;
         out.extend(x.to_vec_f64()?);
         left -= m;
     }
@@ -922,7 +974,9 @@ fn surrogate_curve(
                 .classifier
                 .forward(&nets.d_params, &mut Vec::new(), &x, Pass::Probe)?;
             let r = probability_ratio(d0, &d1)?;
-            let adv = nets.critic.forward(&nets.c_params, &mut Vec::new(), &x, pass)?;
+            let adv = nets
+                .critic
+                .forward(&nets.c_params, &mut Vec::new(), &x, pass)?;
             let obj = clipped_surrogate(&r, &adv, cfg.clip_eps, cfg.clip_rule)?;
             c.t.push(t);
             c.surrogate.push(obj.mean_all()?.item()?);
