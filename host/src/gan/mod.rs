@@ -3,7 +3,7 @@
 //! Clipping and Sample Reweighting" (NeurIPS 2020; reference code `cifar10/main.py`).
 //!
 //! Three methods share one loop of outer iterations, each `critic_steps` critic updates then
-//! `generator_steps` generator updates ([`train`]):
+//! `generator_steps` generator updates ([`train()`]):
 //! - `wgan-gp`: the WGAN-GP critic `−mean f(x) + mean f(G(z)) + λ·GP` and the generator
 //!   maximising `mean f(G(z))`;
 //! - `reweight`: the fake term weighted by the stop-gradient batch softmax of the critic's fake

@@ -82,7 +82,7 @@ impl Arch {
     /// `mlp:W[xD]` (default 3 layers) or `dcgan[:D]` (default width 32).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] (setting `model`) for anything else.
+    /// [`Error::InvalidInput`] (setting `model`) for anything else.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::invalid("model", s, why);
         let num = |t: &str| {
@@ -118,7 +118,7 @@ impl Arch {
     /// Checks that the family fits the data.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] (setting `model`) for a DCGAN on vectors or on images whose
+    /// [`Error::InvalidInput`] (setting `model`) for a DCGAN on vectors or on images whose
     /// sides are not multiples of 4.
     pub fn check(self, sample: Sample) -> Result<()> {
         match (self, sample) {
