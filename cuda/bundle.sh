@@ -32,6 +32,6 @@ for line in sys.stdin:
         print(m["executable"])')
 cp "$exe" "$out/gpu-bench"
 strip "$out/gpu-bench"
-cp benches/peers/torch_mlp_gpu.py benches/peers/torch_hmc_gpu.py benches/peers/torch_cnn_gpu.py "$out/"
+cp benches/peers/torch_mlp_gpu.py benches/peers/torch_hmc_gpu.py benches/peers/torch_cnn_gpu.py benches/peers/gan_step.py "$out/"
 ls -la "$out" "$out/tests"
 echo "bundle ready: carry $out and run cuda/check.sh on the GPU machine"

@@ -1,5 +1,5 @@
 //! The methods' device paths, one test body per device (candle's `test_device!` pattern): an
-//! EMLP forward and backward, and the device-resident HMC sampler. The `_cpu` variant runs
+//! EMLP forward and backward, the device-resident HMC sampler, and a GAN's whole training loop. The `_cpu` variant runs
 //! everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
 //! (`cuda/check.sh` runs the ignored tests there). The engine's own operations are compared
 //! across devices in `host/engine/tests/device.rs`.
@@ -183,4 +183,57 @@ fn hmc_parity(d: Device) {
 
 test_device!(hmc_on_device, |d| {
     hmc_parity(d);
+});
+
+/// A digits GAN trained on `d` against the same run on the CPU: the DCGAN networks (transposed
+/// convolutions, batch norm, the gradient penalty's double backward through convolutions), the
+/// re-weighting softmax, the classifier and the clipped surrogate, all three outer iterations'
+/// logged losses and the saved generator's samples, in f64 (the draws are the host's, so the
+/// runs see the same numbers; only summation order differs).
+fn gan_parity(d: Device) {
+    use keel::gan::{self, GanConfig, GanData, Method};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let set = keel::images::csv::read_csv_images(
+        &path,
+        "label",
+        true,
+        keel::images::ImageShape::new(1, 8, 8).unwrap(),
+    )
+    .unwrap();
+    let run = |dev: Device| {
+        let mut cfg = GanConfig::new(
+            GanData::Images {
+                name: "digits".into(),
+                set: set.clone(),
+            },
+            Method::Ppo,
+        );
+        cfg.arch = gan::Arch::Dcgan { width: 8 };
+        cfg.iterations = 3;
+        cfg.batch = 64;
+        cfg.latent = 16;
+        cfg.eval_samples = 100;
+        cfg.dtype = DType::F64;
+        cfg.device = dev;
+        gan::train(&cfg, &mut |_| {}).unwrap()
+    };
+    let (on, cpu) = (run(d), run(Device::Cpu));
+    let tol = 1e-9;
+    for (what, x, y) in [
+        ("critic", &on.critic_losses, &cpu.critic_losses),
+        ("generator", &on.generator_losses, &cpu.generator_losses),
+        ("samples", &on.samples, &cpu.samples),
+    ] {
+        assert_eq!(x.len(), y.len());
+        for (i, (u, v)) in x.iter().zip(y.iter()).enumerate() {
+            assert!(
+                (u - v).abs() <= tol * (1.0 + v.abs()),
+                "{d} {what}[{i}]: {u} vs cpu {v}"
+            );
+        }
+    }
+}
+
+test_device!(gan_on_device, |d| {
+    gan_parity(d);
 });
