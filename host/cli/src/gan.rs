@@ -44,8 +44,9 @@ pub struct TrainArgs {
     /// ppo (re-weighting and the probability-ratio clipped generator objective).
     #[arg(long, default_value = "ppo")]
     method: String,
-    /// Networks: mlp:WIDTH[xDEPTH] or dcgan[:WIDTH] (default: mlp:128x3 for the ring, dcgan:32
-    /// for images).
+    /// Networks: mlp:WIDTH[xDEPTH], dcgan[:WIDTH] (sides divisible by 4) or resnet[:WIDTH] (the
+    /// reference's CIFAR-10 ResNets, sides divisible by 8; with --ct its configuration). Default:
+    /// mlp:128x3 for the ring, dcgan:32 for images.
     #[arg(long)]
     model: Option<String>,
     /// Outer iterations (each: the critic steps, then the generator steps).

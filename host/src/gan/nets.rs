@@ -11,6 +11,9 @@
 //!   gradient penalty is per example); the classifier the critic's topology and a sigmoid. The
 //!   same sizes are `benches/peers/gan_step.py`'s PyTorch peer.
 //!
+//! - **ResNet** (`resnet[:G]`, the reference's CIFAR-10 configuration, for users with the data
+//!   and a GPU): see [`Arch::Resnet`] and the function that builds it.
+//!
 //! With the CT term on, the critic drops units (p = 0.2 after each hidden layer) in every pass,
 //! as the reference's functional dropout is active in every call. Parameters are initialised
 //! like PyTorch's layer defaults (U(±1/√fan_in), the transposed convolution's fan-in taken over
@@ -76,6 +79,12 @@ pub enum Arch {
         /// Base channel width `d`.
         width: usize,
     },
+    /// The reference's CIFAR-10 ResNets (module docs): generator width `width`, critic and
+    /// classifier width `⌊1.3·width⌋`.
+    Resnet {
+        /// The generator's channels (the reference's `G_SIZE`, 256).
+        width: usize,
+    },
 }
 
 impl Arch {
@@ -101,10 +110,18 @@ impl Arch {
         if s == "dcgan" {
             return Ok(Arch::Dcgan { width: 32 });
         }
+        if s == "resnet" {
+            return Ok(Arch::Resnet { width: 256 });
+        }
+        if let Some(w) = s.strip_prefix("resnet:") {
+            return Ok(Arch::Resnet { width: num(w)? });
+        }
         if let Some(w) = s.strip_prefix("dcgan:") {
             return Ok(Arch::Dcgan { width: num(w)? });
         }
-        Err(bad("expected mlp:WIDTH[xDEPTH] or dcgan[:WIDTH]"))
+        Err(bad(
+            "expected mlp:WIDTH[xDEPTH], dcgan[:WIDTH] or resnet[:WIDTH]",
+        ))
     }
 
     /// The form [`Arch::parse`] reads.
@@ -112,6 +129,7 @@ impl Arch {
         match self {
             Arch::Mlp { width, depth } => format!("mlp:{width}x{depth}"),
             Arch::Dcgan { width } => format!("dcgan:{width}"),
+            Arch::Resnet { width } => format!("resnet:{width}"),
         }
     }
 
@@ -122,7 +140,7 @@ impl Arch {
     /// sides are not multiples of 4.
     pub fn check(self, sample: Sample) -> Result<()> {
         match (self, sample) {
-            (Arch::Dcgan { .. }, Sample::Vector(d)) => Err(Error::invalid(
+            (Arch::Dcgan { .. } | Arch::Resnet { .. }, Sample::Vector(d)) => Err(Error::invalid(
                 "model",
                 self.spec(),
                 format!("a convolutional GAN needs images; this data is {d} numbers per row"),
@@ -133,6 +151,16 @@ impl Arch {
                     self.spec(),
                     format!(
                         "the DCGAN networks need image sides divisible by 4 (these are {}×{})",
+                        s.height, s.width
+                    ),
+                ))
+            }
+            (Arch::Resnet { .. }, Sample::Image(s)) if s.height % 8 != 0 || s.width % 8 != 0 => {
+                Err(Error::invalid(
+                    "model",
+                    self.spec(),
+                    format!(
+                        "the ResNets need image sides divisible by 8 (these are {}×{})",
                         s.height, s.width
                     ),
                 ))
@@ -166,10 +194,21 @@ enum Layer {
     LeakyRelu,
     Tanh,
     Sigmoid,
-    /// Dropout at [`CT_DROPOUT`] when the pass asks for it.
-    Dropout,
+    /// Dropout with this probability when the pass asks for it.
+    Dropout(f64),
     Reshape(Vec<usize>),
     Flatten,
+    /// Nearest-neighbour upsampling ×2 of this many channels.
+    Upsample(usize),
+    /// Average pooling over `k × k` windows with stride `k`.
+    AvgPool(usize),
+    /// The mean over height and width: `[n, c, h, w]` → `[n, c]`.
+    GlobalMean,
+    /// `main(x) + bypass(x)` (an empty bypass is the identity).
+    Residual {
+        main: Vec<Layer>,
+        bypass: Vec<Layer>,
+    },
 }
 
 /// Running statistics `(mean, var)` of a network's batch norms.
@@ -202,15 +241,17 @@ struct Builder<'a> {
     rng: &'a mut Xoshiro256PlusPlus,
     layers: Vec<Layer>,
     running: Running,
+    /// Layers pushed so far, in residual blocks too: the index in parameter names.
+    count: usize,
 }
 
 impl Builder<'_> {
     fn name(&self, what: &str) -> String {
-        format!("{}layer{}.{what}", self.prefix, self.layers.len())
+        format!("{}layer{}.{what}", self.prefix, self.count)
     }
 
     fn dense(&mut self, inp: usize, out: usize) -> Result<()> {
-        let name = format!("{}layer{}", self.prefix, self.layers.len());
+        let name = format!("{}layer{}", self.prefix, self.count);
         let l = Linear::new(
             self.params,
             &name,
@@ -220,24 +261,48 @@ impl Builder<'_> {
             self.dtype,
             self.rng,
         )?;
-        self.layers.push(Layer::Dense(l));
+        self.push(Layer::Dense(l));
         Ok(())
     }
 
+    /// The DCGAN convolution: 4×4, stride 2, padding 1.
     fn conv(&mut self, inp: usize, out: usize) -> Result<()> {
-        let fan_in = inp * 16;
+        self.conv_k(inp, out, 4, 2, 1)
+    }
+
+    fn conv_k(
+        &mut self,
+        inp: usize,
+        out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<()> {
+        let fan_in = inp * k * k;
         let w = init::weight(Init::PyTorchDefault, out, fan_in, self.dtype, self.rng)?
-            .reshape(&[out, inp, 4, 4])?;
+            .reshape(&[out, inp, k, k])?;
         let b = init::bias(out, fan_in, self.dtype, self.rng)?;
         let weight = self.params.insert(self.name("weight"), w)?;
         let bias = self.params.insert(self.name("bias"), b)?;
         let opts = Conv2dOpts {
-            stride: [2, 2],
-            padding: [1, 1],
+            stride: [stride; 2],
+            padding: [pad; 2],
             ..Conv2dOpts::default()
         };
-        self.layers.push(Layer::Conv { weight, bias, opts });
+        self.push(Layer::Conv { weight, bias, opts });
         Ok(())
+    }
+
+    /// The layers `f` pushes, taken out as a block's branch.
+    fn branch(&mut self, f: impl FnOnce(&mut Self) -> Result<()>) -> Result<Vec<Layer>> {
+        let outer = std::mem::take(&mut self.layers);
+        let r = f(self);
+        let inner = std::mem::replace(&mut self.layers, outer);
+        r.map(|()| inner)
+    }
+
+    fn residual(&mut self, main: Vec<Layer>, bypass: Vec<Layer>) {
+        self.push(Layer::Residual { main, bypass });
     }
 
     fn conv_t(&mut self, inp: usize, out: usize) -> Result<()> {
@@ -253,7 +318,7 @@ impl Builder<'_> {
             padding: [1, 1],
             ..ConvTranspose2dOpts::default()
         };
-        self.layers.push(Layer::ConvT { weight, bias, opts });
+        self.push(Layer::ConvT { weight, bias, opts });
         Ok(())
     }
 
@@ -269,12 +334,13 @@ impl Builder<'_> {
             Tensor::zeros(&[c], self.dtype)?,
             Tensor::ones(&[c], self.dtype)?,
         ));
-        self.layers.push(Layer::BatchNorm { gamma, beta, stat });
+        self.push(Layer::BatchNorm { gamma, beta, stat });
         Ok(())
     }
 
     fn push(&mut self, l: Layer) {
         self.layers.push(l);
+        self.count += 1;
     }
 
     fn finish(self) -> (Net, Running) {
@@ -328,6 +394,7 @@ impl Net {
             rng,
             layers: Vec::new(),
             running: Vec::new(),
+            count: 0,
         };
         let drop = dropout && role == Role::Critic;
         match arch {
@@ -345,7 +412,7 @@ impl Net {
                     b.dense(w, width)?;
                     b.push(Layer::Relu);
                     if drop {
-                        b.push(Layer::Dropout);
+                        b.push(Layer::Dropout(CT_DROPOUT));
                     }
                     w = width;
                 }
@@ -385,12 +452,12 @@ impl Net {
                         b.conv(s.channels, d)?;
                         b.push(Layer::LeakyRelu);
                         if drop {
-                            b.push(Layer::Dropout);
+                            b.push(Layer::Dropout(CT_DROPOUT));
                         }
                         b.conv(d, 2 * d)?;
                         b.push(Layer::LeakyRelu);
                         if drop {
-                            b.push(Layer::Dropout);
+                            b.push(Layer::Dropout(CT_DROPOUT));
                         }
                         b.push(Layer::Flatten);
                         b.dense(2 * d * h0 * w0, 1)?;
@@ -399,6 +466,12 @@ impl Net {
                         }
                     }
                 }
+            }
+            Arch::Resnet { width } => {
+                let Sample::Image(s) = sample else {
+                    unreachable!("Arch::check refuses a ResNet on vectors")
+                };
+                resnet(&mut b, role, width, s, latent, drop)?;
             }
         }
         Ok(b.finish())
@@ -426,59 +499,7 @@ impl Net {
             if Some(i) == last_dense {
                 features = h.clone();
             }
-            h = match l {
-                Layer::Dense(lin) => lin.forward(params, &h)?,
-                Layer::Conv { weight, bias, opts } => {
-                    h.conv2d(params.get(*weight), Some(params.get(*bias)), *opts)?
-                }
-                Layer::ConvT { weight, bias, opts } => {
-                    h.conv_transpose2d(params.get(*weight), Some(params.get(*bias)), *opts)?
-                }
-                Layer::BatchNorm { gamma, beta, stat } => {
-                    let (g, b) = (params.get(*gamma), params.get(*beta));
-                    if pass == Pass::Eval {
-                        let (m, v) = &running[*stat];
-                        h.batch_norm_eval(g, b, m, v, BN_EPS)?
-                    } else {
-                        let (y, mean, var) = h.batch_norm_train(g, b, BN_EPS)?;
-                        if pass == Pass::Train {
-                            let (m, v) = &mut running[*stat];
-                            crate::autodiff::no_grad(|| -> Result<()> {
-                                *m = m
-                                    .mul_scalar(1.0 - BN_MOMENTUM)?
-                                    .add(&mean.mul_scalar(BN_MOMENTUM)?)?;
-                                *v = v
-                                    .mul_scalar(1.0 - BN_MOMENTUM)?
-                                    .add(&var.mul_scalar(BN_MOMENTUM)?)?;
-                                Ok(())
-                            })?;
-                        }
-                        y
-                    }
-                }
-                Layer::Relu => h.relu()?,
-                // relu(x) − s·relu(−x): twice differentiable through the engine's masks (its
-                // elementwise maximum passes no gradient).
-                Layer::LeakyRelu => h.relu()?.sub(&h.neg()?.relu()?.mul_scalar(LEAKY_SLOPE)?)?,
-                Layer::Tanh => h.tanh()?,
-                Layer::Sigmoid => h.sigmoid()?,
-                Layer::Dropout => match pass {
-                    Pass::Dropout(seed) => {
-                        drops += 1;
-                        h.dropout(
-                            CT_DROPOUT,
-                            seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(drops),
-                        )?
-                    }
-                    _ => h,
-                },
-                Layer::Reshape(dims) => {
-                    let mut full = vec![h.dims()[0]];
-                    full.extend_from_slice(dims);
-                    h.reshape(&full)?
-                }
-                Layer::Flatten => h.flatten()?,
-            };
+            h = apply(l, params, running, h, pass, &mut drops)?;
         }
         Ok((h, features))
     }
@@ -507,5 +528,274 @@ pub fn squeeze_scores(y: Tensor) -> Result<Tensor> {
     match *y.dims() {
         [b, 1] => Ok(y.reshape(&[b])?),
         _ => Ok(y),
+    }
+}
+
+/// One layer on `h` (residual blocks recursively, one level deep as built here).
+fn apply(
+    l: &Layer,
+    params: &Params,
+    running: &mut Running,
+    h: Tensor,
+    pass: Pass,
+    drops: &mut u64,
+) -> Result<Tensor> {
+    Ok(match l {
+        Layer::Dense(lin) => lin.forward(params, &h)?,
+        Layer::Conv { weight, bias, opts } => {
+            h.conv2d(params.get(*weight), Some(params.get(*bias)), *opts)?
+        }
+        Layer::ConvT { weight, bias, opts } => {
+            h.conv_transpose2d(params.get(*weight), Some(params.get(*bias)), *opts)?
+        }
+        Layer::BatchNorm { gamma, beta, stat } => {
+            let (g, b) = (params.get(*gamma), params.get(*beta));
+            if pass == Pass::Eval {
+                let (m, v) = &running[*stat];
+                h.batch_norm_eval(g, b, m, v, BN_EPS)?
+            } else {
+                let (y, mean, var) = h.batch_norm_train(g, b, BN_EPS)?;
+                if pass == Pass::Train {
+                    let (m, v) = &mut running[*stat];
+                    crate::autodiff::no_grad(|| -> Result<()> {
+                        *m = m
+                            .mul_scalar(1.0 - BN_MOMENTUM)?
+                            .add(&mean.mul_scalar(BN_MOMENTUM)?)?;
+                        *v = v
+                            .mul_scalar(1.0 - BN_MOMENTUM)?
+                            .add(&var.mul_scalar(BN_MOMENTUM)?)?;
+                        Ok(())
+                    })?;
+                }
+                y
+            }
+        }
+        Layer::Relu => h.relu()?,
+        // relu(x) − s·relu(−x): twice differentiable through the engine's masks (its
+        // elementwise maximum passes no gradient).
+        Layer::LeakyRelu => h.relu()?.sub(&h.neg()?.relu()?.mul_scalar(LEAKY_SLOPE)?)?,
+        Layer::Tanh => h.tanh()?,
+        Layer::Sigmoid => h.sigmoid()?,
+        Layer::Dropout(p) => match pass {
+            Pass::Dropout(seed) => {
+                *drops += 1;
+                h.dropout(
+                    *p,
+                    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .wrapping_add(*drops),
+                )?
+            }
+            _ => h,
+        },
+        Layer::Reshape(dims) => {
+            let mut full = vec![h.dims()[0]];
+            full.extend_from_slice(dims);
+            h.reshape(&full)?
+        }
+        Layer::Flatten => h.flatten()?,
+        Layer::Upsample(c) => {
+            // Nearest ×2 as a depthwise transposed convolution with a 2×2 kernel of ones.
+            let ones = Tensor::ones(&[*c, 1, 2, 2], h.dtype())?.to_device(h.device())?;
+            let opts = ConvTranspose2dOpts {
+                stride: [2, 2],
+                groups: *c,
+                ..ConvTranspose2dOpts::default()
+            };
+            h.conv_transpose2d(&ones, None, opts)?
+        }
+        Layer::AvgPool(k) => h.avg_pool2d([*k; 2], [*k; 2], [0, 0])?,
+        Layer::GlobalMean => h.global_mean_pool()?,
+        Layer::Residual { main, bypass } => {
+            let mut m = h.clone();
+            for l in main {
+                m = apply(l, params, running, m, pass, drops)?;
+            }
+            let mut y = h;
+            for l in bypass {
+                y = apply(l, params, running, y, pass, drops)?;
+            }
+            m.add(&y)?
+        }
+    })
+}
+
+/// The reference's CIFAR-10 networks (`cifar10/main.py`) for `s` images (sides divisible by 8):
+/// - generator: `z → Linear(4·4·G) → [G, h/8, w/8]`, three up-blocks `BN → ReLU → Upsample×2 →
+///   conv3×3 → BN → ReLU → conv3×3` with an upsampling bypass, then `BN → ReLU → conv3×3 → c →
+///   tanh`;
+/// - critic (width `⌊1.3·G⌋`): a first down-block `conv3×3 → ReLU → conv3×3 → AvgPool2` with
+///   bypass `AvgPool2 → conv1×1`, a down-block `ReLU → conv → ReLU → conv → AvgPool2` with bypass
+///   `conv1×1 → AvgPool2`, two plain blocks with identity bypass, dropout 0.2 / 0.5 / 0.5 after
+///   blocks 2–4 (with the CT term), `ReLU → global average → Linear → 1`;
+/// - classifier: the critic with batch norm before each ReLU of the later blocks, no dropout, a
+///   sigmoid.
+///
+/// Initialisation is PyTorch's layer default here, not the reference's Kaiming/Xavier.
+fn resnet(
+    b: &mut Builder<'_>,
+    role: Role,
+    g: usize,
+    s: ImageShape,
+    latent: usize,
+    drop: bool,
+) -> Result<()> {
+    let (h0, w0) = (s.height / 8, s.width / 8);
+    match role {
+        Role::Generator => {
+            b.dense(latent, g * h0 * w0)?;
+            b.push(Layer::Reshape(vec![g, h0, w0]));
+            for _ in 0..3 {
+                let main = b.branch(|b| {
+                    b.batch_norm(g)?;
+                    b.push(Layer::Relu);
+                    b.push(Layer::Upsample(g));
+                    b.conv_k(g, g, 3, 1, 1)?;
+                    b.batch_norm(g)?;
+                    b.push(Layer::Relu);
+                    b.conv_k(g, g, 3, 1, 1)
+                })?;
+                b.residual(main, vec![Layer::Upsample(g)]);
+            }
+            b.batch_norm(g)?;
+            b.push(Layer::Relu);
+            b.conv_k(g, s.channels, 3, 1, 1)?;
+            b.push(Layer::Tanh);
+        }
+        Role::Critic | Role::Classifier => {
+            let d = g * 13 / 10;
+            let bn = role == Role::Classifier;
+            let c = s.channels;
+            let main = b.branch(|b| {
+                b.conv_k(c, d, 3, 1, 1)?;
+                b.push(Layer::Relu);
+                b.conv_k(d, d, 3, 1, 1)?;
+                b.push(Layer::AvgPool(2));
+                Ok(())
+            })?;
+            let bypass = b.branch(|b| {
+                b.push(Layer::AvgPool(2));
+                b.conv_k(c, d, 1, 1, 0)
+            })?;
+            b.residual(main, bypass);
+            for (down, p) in [(true, 0.2), (false, 0.5), (false, 0.5)] {
+                let main = b.branch(|b| {
+                    if bn {
+                        b.batch_norm(d)?;
+                    }
+                    b.push(Layer::Relu);
+                    b.conv_k(d, d, 3, 1, 1)?;
+                    if bn {
+                        b.batch_norm(d)?;
+                    }
+                    b.push(Layer::Relu);
+                    b.conv_k(d, d, 3, 1, 1)?;
+                    if down {
+                        b.push(Layer::AvgPool(2));
+                    }
+                    Ok(())
+                })?;
+                let bypass = if down {
+                    b.branch(|b| {
+                        b.conv_k(d, d, 1, 1, 0)?;
+                        b.push(Layer::AvgPool(2));
+                        Ok(())
+                    })?
+                } else {
+                    Vec::new()
+                };
+                b.residual(main, bypass);
+                if drop {
+                    b.push(Layer::Dropout(p));
+                }
+            }
+            b.push(Layer::Relu);
+            b.push(Layer::GlobalMean);
+            b.dense(d, 1)?;
+            if role == Role::Classifier {
+                b.push(Layer::Sigmoid);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upsampling_repeats_each_pixel_in_a_two_by_two_block() {
+        let x = Tensor::from_f64s(
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            &[1, 2, 2, 2],
+            DType::F64,
+        )
+        .unwrap();
+        let y = apply(
+            &Layer::Upsample(2),
+            &Params::new(),
+            &mut Vec::new(),
+            x,
+            Pass::Probe,
+            &mut 0,
+        )
+        .unwrap();
+        assert_eq!(y.dims(), &[1, 2, 4, 4]);
+        let v = y.to_vec_f64().unwrap();
+        let want: Vec<f64> = (0..2)
+            .flat_map(|c| {
+                (0..4).flat_map(move |i| {
+                    (0..4).map(move |j| (c * 4 + (i / 2) * 2 + j / 2 + 1) as f64)
+                })
+            })
+            .collect();
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn the_resnets_map_images_to_images_and_scores() {
+        let s = ImageShape::new(3, 16, 8).unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut p = Params::new();
+        let (g, mut gr) = Net::new(
+            &mut p,
+            "g.",
+            Role::Generator,
+            Arch::Resnet { width: 4 },
+            Sample::Image(s),
+            6,
+            false,
+            DType::F64,
+            &mut rng,
+        )
+        .unwrap();
+        let z = Tensor::ones(&[5, 6], DType::F64).unwrap();
+        let x = g.forward(&p, &mut gr, &z, Pass::Train).unwrap();
+        assert_eq!(x.dims(), &[5, 3, 16, 8]);
+        assert_eq!(gr.len(), 7, "two batch norms per up-block and the last one");
+        for role in [Role::Critic, Role::Classifier] {
+            let mut q = Params::new();
+            let (c, mut cr) = Net::new(
+                &mut q,
+                "c.",
+                role,
+                Arch::Resnet { width: 4 },
+                Sample::Image(s),
+                6,
+                true,
+                DType::F64,
+                &mut rng,
+            )
+            .unwrap();
+            let (y, h) = c
+                .forward_with_features(&q, &mut cr, &x, Pass::Dropout(3))
+                .unwrap();
+            assert_eq!(y.dims(), &[5, 1]);
+            assert_eq!(h.dims(), &[5, 5], "⌊1.3 × 4⌋ pooled features");
+            assert_eq!(cr.len(), if role == Role::Classifier { 6 } else { 0 });
+        }
+        assert!(Arch::Resnet { width: 4 }
+            .check(Sample::Image(ImageShape::new(1, 12, 8).unwrap()))
+            .is_err());
     }
 }
