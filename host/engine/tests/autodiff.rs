@@ -672,6 +672,18 @@ checks! {
         |x| x[0].conv2d(&x[1], None, conv([1, 2], [2, 1], [2, 3], 1))?.tanh();
     conv2d_groups: [input(&[2, 4, 5, 5]), input(&[6, 2, 3, 3]), input(&[6])] =>
         |x| x[0].conv2d(&x[1], Some(&x[2]), conv([1, 1], [1, 1], [1, 1], 2))?.tanh();
+    // Stride 1 with dilation: the input gradient is the flipped-weight convolution.
+    conv2d_dilated_unit_stride: [input(&[2, 2, 6, 7]), input(&[4, 2, 3, 2]), input(&[4])] =>
+        |x| x[0].conv2d(&x[1], Some(&x[2]), conv([1, 1], [2, 1], [2, 3], 1))?.tanh();
+    // Padding past the kernel's span less one: the input gradient through col2im.
+    conv2d_wide_padding: [input(&[1, 2, 3, 4]), input(&[2, 2, 1, 2])] =>
+        |x| x[0].conv2d(&x[1], None, conv([1, 1], [1, 2], [1, 1], 1))?.tanh();
+    // The weight first, so that the Hessian–vector check differentiates the weight gradient
+    // (`Op::Conv2dWeightGrad`) again.
+    conv2d_weight_first: [input(&[3, 2, 2, 3]), input(&[2, 2, 5, 4]), input(&[3])] =>
+        |x| x[1].conv2d(&x[0], Some(&x[2]), conv([1, 1], [1, 1], [1, 1], 1))?.tanh();
+    conv2d_weight_first_strided: [input(&[4, 1, 3, 3]), input(&[1, 2, 6, 5])] =>
+        |x| x[1].conv2d(&x[0], None, conv([2, 1], [1, 0], [1, 1], 2))?.tanh();
     conv2d_depthwise: [input(&[2, 3, 4, 5]), input(&[3, 1, 2, 2])] =>
         |x| x[0].conv2d(&x[1], None, conv([2, 2], [1, 0], [1, 1], 3))?.square();
     conv_transpose2d_plain: [input(&[2, 3, 3, 4]), input(&[3, 2, 3, 3]), input(&[2])] =>

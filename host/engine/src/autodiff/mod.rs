@@ -79,6 +79,10 @@ pub(crate) enum Op {
     Im2col(Tensor, PatchGeom),
     /// Patches summed back into an image.
     Col2im(Tensor, PatchGeom),
+    /// A CPU convolution: image, weight, bias, and the geometry (channels-last patches).
+    Conv2d(Tensor, Tensor, Option<Tensor>, PatchGeom),
+    /// The weight gradient of a CPU convolution: image, output gradient, geometry.
+    Conv2dWeightGrad(Tensor, Tensor, PatchGeom),
 }
 
 impl Op {
@@ -101,8 +105,14 @@ impl Op {
             | Op::ToDevice(a)
             | Op::Im2col(a, _)
             | Op::Col2im(a, _) => vec![a],
-            Op::Binary(a, b, _) | Op::Matmul(a, b, ..) => vec![a, b],
+            Op::Binary(a, b, _) | Op::Matmul(a, b, ..) | Op::Conv2dWeightGrad(a, b, _) => {
+                vec![a, b]
+            }
             Op::Where(_, a, b) => vec![a, b],
+            Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
             Op::Concat(parts, _) => parts.iter().collect(),
         }
     }

@@ -141,6 +141,30 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::ToDevice(x) => vec![(x, g.to_device(x.device())?)],
         Op::Im2col(x, geom) => vec![(x, g.col2im(geom)?)],
         Op::Col2im(x, geom) => vec![(x, g.im2col(geom, 0.0)?)],
+        Op::Conv2d(x, w, b, geom) => {
+            let mut v = Vec::with_capacity(3);
+            if x.is_tracked() {
+                v.push((x, g.conv2d_input_grad(w, geom)?));
+            }
+            if w.is_tracked() {
+                v.push((w, x.conv2d_weight_grad(g, geom)?));
+            }
+            if let Some(b) = b.as_ref().filter(|b| b.is_tracked()) {
+                v.push((b, g.sum(&[0, 2, 3], false)?));
+            }
+            v
+        }
+        // ⟨G, gw(x, gy)⟩ = ⟨gy, conv(x, G)⟩: bilinear in the image and the output gradient.
+        Op::Conv2dWeightGrad(x, gy, geom) => {
+            let mut v = Vec::with_capacity(2);
+            if x.is_tracked() {
+                v.push((x, gy.conv2d_input_grad(g, geom)?));
+            }
+            if gy.is_tracked() {
+                v.push((gy, x.conv2d_geom(g, None, geom)?));
+            }
+            v
+        }
     })
 }
 
@@ -247,6 +271,23 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
         Op::ToDevice(x) => t(x).map(|tx| tx.to_device(out.device())).transpose()?,
         Op::Im2col(x, geom) => t(x).map(|tx| tx.im2col(geom, 0.0)).transpose()?,
         Op::Col2im(x, geom) => t(x).map(|tx| tx.col2im(geom)).transpose()?,
+        Op::Conv2d(x, w, b, geom) => {
+            let px = t(x).map(|tx| tx.conv2d_geom(w, None, geom)).transpose()?;
+            let pw = t(w).map(|tw| x.conv2d_geom(tw, None, geom)).transpose()?;
+            let pb = match b.as_ref().and_then(t) {
+                Some(tb) => Some(
+                    tb.reshape(&[1, tb.numel(), 1, 1])?
+                        .broadcast_to(out.dims())?,
+                ),
+                None => None,
+            };
+            sum_opt(sum_opt(px, pw)?, pb)?
+        }
+        Op::Conv2dWeightGrad(x, gy, geom) => {
+            let px = t(x).map(|tx| tx.conv2d_weight_grad(gy, geom)).transpose()?;
+            let pg = t(gy).map(|tg| x.conv2d_weight_grad(tg, geom)).transpose()?;
+            sum_opt(px, pg)?
+        }
     })
 }
 

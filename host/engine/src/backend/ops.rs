@@ -468,6 +468,59 @@ impl Storage {
         })
     }
 
+    /// The convolution of this `[n, c, h, w]` image with `weight` `[o, c/groups, kh, kw]` plus
+    /// `bias` `[o]`, as `[n, o, oh, ow]` (CPU only: the CUDA convolutions are `im2col` and a
+    /// product).
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] for an operand off the CPU, [`Error::DTypeMismatch`] for mixed
+    /// element types.
+    pub fn conv2d(
+        &self,
+        weight: &Storage,
+        bias: Option<&Storage>,
+        g: &PatchGeom,
+        o: usize,
+    ) -> Result<Storage> {
+        use CpuStorage::{F32, F64};
+        let (Storage::Cpu(x), Storage::Cpu(w)) = (self, weight) else {
+            return Err(device_mismatch("conv2d", self, weight));
+        };
+        let b = match bias {
+            None => None,
+            Some(Storage::Cpu(b)) => Some(b),
+            Some(other) => return Err(device_mismatch("conv2d", self, other)),
+        };
+        let mismatch = |a: &CpuStorage, b: &CpuStorage| Error::DTypeMismatch {
+            op: "conv2d",
+            lhs: cpu_dtype(a),
+            rhs: cpu_dtype(b),
+        };
+        Ok(Storage::Cpu(match (x, w, b) {
+            (F32(x), F32(w), None) => F32(conv::conv2d(x, w, None, g, o)),
+            (F32(x), F32(w), Some(F32(b))) => F32(conv::conv2d(x, w, Some(b), g, o)),
+            (F64(x), F64(w), None) => F64(conv::conv2d(x, w, None, g, o)),
+            (F64(x), F64(w), Some(F64(b))) => F64(conv::conv2d(x, w, Some(b), g, o)),
+            (x, w, _) if cpu_dtype(x) != cpu_dtype(w) => return Err(mismatch(x, w)),
+            (x, _, b) => return Err(mismatch(x, b.unwrap_or(x))),
+        }))
+    }
+
+    /// The weight gradient `[o, c/groups, kh, kw]` of [`Storage::conv2d`] of this image, from
+    /// the output gradient `gy` `[n, o, oh, ow]` (CPU only).
+    ///
+    /// # Errors
+    /// As [`Storage::conv2d`].
+    pub fn conv2d_weight_grad(&self, gy: &Storage, g: &PatchGeom, o: usize) -> Result<Storage> {
+        let (Storage::Cpu(x), Storage::Cpu(gy_c)) = (self, gy) else {
+            return Err(device_mismatch("conv2d_weight_grad", self, gy));
+        };
+        let op = "conv2d_weight_grad";
+        Ok(Storage::Cpu(cpu_zip!(op, x, gy_c, |a, b: T| {
+            conv::conv2d_weight_grad::<T>(a, b, g, o)
+        })?))
+    }
+
     /// The adjoint of [`Storage::im2col`]: patch entries summed back into an `[n, c, h, w]` image.
     ///
     /// # Errors

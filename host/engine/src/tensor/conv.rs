@@ -1,16 +1,19 @@
 //! Image operations on NCHW tensors: convolutions, transposed convolutions, pooling, batch
 //! normalisation, dropout and flattening.
 //!
-//! Two primitives do the work: [`Tensor::im2col`] (the patch matrix of an image) and its adjoint
-//! [`Tensor::col2im`]. Each records the other as its derivative, both are linear, and everything
-//! else here is written with them and the engine's other recorded operations — so gradients of
-//! gradients work through every image op (a WGAN-GP gradient penalty differentiates a critic's
-//! input gradient again). A convolution is `im2col` then one matrix product per group over all
-//! images at once: on a GPU `[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]` (cuBLAS), on the CPU
-//! `[N·oh·ow, kh·kw·C/g] × [kh·kw·C/g, O/g]` with the patches stored one per row, channels last
-//! (the `gemm` crate; see [`PatchLayout`]); a transposed convolution is the adjoint: a product
-//! then `col2im`; max and average pooling reduce `im2col`'s patch axis with the channels as
-//! groups.
+//! Two primitives do most of the work: [`Tensor::im2col`] (the patch matrix of an image) and its
+//! adjoint [`Tensor::col2im`]. Each records the other as its derivative, both are linear, and
+//! the image ops are written with them and the engine's other recorded operations — so
+//! gradients of gradients work through every image op (a WGAN-GP gradient penalty
+//! differentiates a critic's input gradient again). On a GPU a convolution is `im2col` then one
+//! matrix product per group over all images at once, `[O/g, C/g·kh·kw] × [C/g·kh·kw, N·oh·ow]`
+//! (cuBLAS). On the CPU it is one recorded op (`Op::Conv2d`) whose kernel builds the patches
+//! channels last tile by tile and multiplies each tile with `gemm`, never forming the whole
+//! patch matrix; its derivatives are again recorded ops — the input gradient a convolution of
+//! the output gradient with the flipped weight (stride 1; `col2im` of the patch gradient
+//! otherwise), the weight gradient a tiled `gyᵀ · patches` (`Op::Conv2dWeightGrad`, whose own
+//! derivatives are convolutions). A transposed convolution is the adjoint: a product then
+//! `col2im`; max and average pooling reduce `im2col`'s patch axis with the channels as groups.
 //!
 //! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
 //! `conv2d` and `[C, O/g, kh, kw]` for `conv_transpose2d`, output sizes
@@ -272,36 +275,109 @@ impl Tensor {
                 rhs: weight.shape(),
             });
         }
-        // On the CPU the patches are laid out one per row, channels last (see
-        // `PatchLayout::PatchesChannelsLast`), and the product is taken as
-        // `patches [cols, rows] · weight [rows, o]`, channels-last out: `gemm` 0.19 runs this
-        // orientation (and its weight gradient `patchesᵀ · grad`) about twice as fast as
-        // `weight · patchesᵀ` at these shapes (`n·oh·ow` in the thousands, `o` in the tens).
-        // The CUDA kernels take the column layout.
+        // On the CPU one recorded op (`conv2d_geom`) whose kernel builds channels-last patches
+        // tile by tile and never forms the whole patch matrix; its input gradient is again a
+        // convolution (`conv2d_input_grad`). The CUDA kernels take the column layout.
         if self.device() == crate::backend::Device::Cpu {
+            if let Some(b) = bias.filter(|b| b.dims() != [oc]) {
+                return Err(Error::ShapeMismatch {
+                    op: "conv2d",
+                    lhs: b.shape(),
+                    rhs: Shape::new(&[oc])?,
+                });
+            }
             let g = PatchGeom {
                 layout: PatchLayout::PatchesChannelsLast,
                 ..g
             };
-            let og = oc / o.groups;
-            // [o, c/g, kh, kw] → [g, kh·kw, c/g, o/g] → [g, rows, o/g]: rows ordered (ki, kj, c).
-            let wm = weight
-                .reshape(&[o.groups, og, cg, kh * kw])?
-                .permute(&[0, 3, 2, 1])?
-                .reshape(&[o.groups, g.rows(), og])?;
-            // [g, n·oh·ow, o/g] → [g, n, oh·ow, o/g] → [n, g, o/g, oh·ow] → [n, o, oh, ow].
-            return self
-                .im2col(&g, 0.0)?
-                .matmul(&wm)?
-                .reshape(&[o.groups, g.n, g.oh * g.ow, og])?
-                .permute(&[1, 0, 3, 2])?
-                .reshape(&[g.n, oc, g.oh, g.ow])?
-                .add_channel_bias(bias, "conv2d");
+            return self.conv2d_geom(weight, bias, &g);
         }
         let wm = weight.reshape(&[o.groups, oc / o.groups, g.rows()])?;
         wm.matmul(&self.im2col(&g, 0.0)?)?
             .groups_to_nchw(g.n, g.oh, g.ow)?
             .add_channel_bias(bias, "conv2d")
+    }
+
+    /// The CPU convolution of this image with `weight` `[o, c/groups, kh, kw]` plus `bias`, as one
+    /// recorded [`Op::Conv2d`] over the checked geometry `g` (channels-last patches).
+    pub(crate) fn conv2d_geom(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        g: &PatchGeom,
+    ) -> Result<Tensor> {
+        let o = weight.dims()[0];
+        let s = self
+            .storage()
+            .conv2d(weight.storage(), bias.map(|b| b.storage()), g, o)?;
+        let out = Shape::new(&[g.n, o, g.oh, g.ow])?;
+        let op = Op::Conv2d(self.clone(), weight.clone(), bias.cloned(), *g);
+        Ok(Tensor::make(s, out, Some(op)))
+    }
+
+    /// An output (or output gradient) `[n, o, oh, ow]` of the convolution `g` as the rows of its
+    /// channels-last patch matrix: `[groups, n·oh·ow, o/groups]`.
+    fn conv_output_rows(&self, g: &PatchGeom) -> Result<Tensor> {
+        let o = self.dims()[1];
+        self.reshape(&[g.n, g.groups, o / g.groups, g.oh * g.ow])?
+            .permute(&[1, 0, 3, 2])?
+            .reshape(&[g.groups, g.cols(), o / g.groups])
+    }
+
+    /// The input gradient of the CPU convolution `g` with `weight`, from this output gradient,
+    /// recorded. With stride 1 (and padding at most the kernel's span less one) it is itself a
+    /// convolution: of this gradient with the weight flipped in both spatial axes and its
+    /// channel axes swapped per group, padding `d·(k − 1) − p` — one [`Op::Conv2d`], whose
+    /// product has the inner dimension `kh·kw·o/groups` and which writes no patch gradient.
+    /// Otherwise the patch gradient `rows · weightᵀ` summed back by [`Tensor::col2im`].
+    pub(crate) fn conv2d_input_grad(&self, weight: &Tensor, g: &PatchGeom) -> Result<Tensor> {
+        let &[o, cg, kh, kw] = weight.dims() else {
+            unreachable!("a checked conv2d weight");
+        };
+        let og = o / g.groups;
+        let as_conv =
+            (0..2).all(|a| g.stride[a] == 1 && g.padding[a] <= g.dilation[a] * (g.kernel[a] - 1));
+        if as_conv {
+            // w[grp·og + j, c, ki, kj] → w'[grp·cg + c, j, kh − 1 − ki, kw − 1 − kj]: flipping
+            // both axes reverses the flattened taps.
+            let taps: Vec<usize> = (0..kh * kw).rev().collect();
+            let flipped = weight
+                .reshape(&[g.groups, og, cg, kh * kw])?
+                .permute(&[0, 2, 1, 3])?
+                .reshape(&[g.groups * cg, og, kh * kw])?
+                .index_select(2, &taps)?
+                .reshape(&[g.groups * cg, og, kh, kw])?;
+            let span = |a: usize| g.dilation[a] * (g.kernel[a] - 1);
+            let back = PatchGeom {
+                c: o,
+                h: g.oh,
+                w: g.ow,
+                stride: [1, 1],
+                padding: [span(0) - g.padding[0], span(1) - g.padding[1]],
+                oh: g.h,
+                ow: g.w,
+                ..*g
+            };
+            return self.conv2d_geom(&flipped, None, &back);
+        }
+        let wm = weight
+            .reshape(&[g.groups, og, cg, kh * kw])?
+            .permute(&[0, 3, 2, 1])?
+            .reshape(&[g.groups, g.rows(), og])?;
+        self.conv_output_rows(g)?
+            .matmul_t(&wm, false, true)?
+            .col2im(g)
+    }
+
+    /// The weight gradient `[o, c/groups, kh, kw]` of the CPU convolution `g` of this image,
+    /// from the output gradient `gy`, as one recorded [`Op::Conv2dWeightGrad`] (the tiled
+    /// `gyᵀ · patches` of the backend: no whole patch matrix).
+    pub(crate) fn conv2d_weight_grad(&self, gy: &Tensor, g: &PatchGeom) -> Result<Tensor> {
+        let o = gy.dims()[1];
+        let s = self.storage().conv2d_weight_grad(gy.storage(), g, o)?;
+        let out = Shape::new(&[o, g.c / g.groups, g.kernel[0], g.kernel[1]])?;
+        let op = Op::Conv2dWeightGrad(self.clone(), gy.clone(), *g);
+        Ok(Tensor::make(s, out, Some(op)))
     }
 
     /// Transposed 2-D convolution of this `[n, c, h, w]` image with `weight`

@@ -1,8 +1,9 @@
-//! Patch extraction for 2-D convolutions and pooling (im2col) and its adjoint (col2im), the two
-//! primitives every image op of the engine is built from: a convolution is `im2col` followed by
-//! one matrix product per group, a transposed convolution is a matrix product followed by
-//! `col2im`, pooling is a reduction over `im2col`'s patch axis. The CUDA kernels in
-//! `cuda/conv.cu` compute the same, element for element.
+//! Patch extraction for 2-D convolutions and pooling (im2col) and its adjoint (col2im), and the
+//! CPU convolution kernels built on the same patches. Pooling is a reduction over `im2col`'s
+//! patch axis and a transposed convolution a matrix product followed by `col2im`; a CPU
+//! convolution ([`conv2d`]) and its weight gradient ([`conv2d_weight_grad`]) build channels-last
+//! patches for a tile of images at a time in per-thread scratch and multiply them with `gemm`
+//! there. The CUDA kernels in `cuda/conv.cu` compute `im2col` and `col2im` element for element.
 
 use rayon::prelude::*;
 
@@ -17,10 +18,11 @@ pub enum PatchLayout {
     Columns,
     /// `[groups, n·oh·ow, kh·kw·(c / groups)]`: one patch per row, its entries ordered
     /// `(ki, kj, cg)` — channels last, so each kernel tap is a contiguous run of channels. The
-    /// CPU convolutions' layout (CPU only): it is built with one copy per tap and pixel instead
-    /// of one per entry, and `gemm` 0.19 multiplies a weight matrix by a patch matrix stored
-    /// one patch per row 2–3× faster than by one stored `[rows, n·oh·ow]` when `n·oh·ow` is in
-    /// the thousands.
+    /// CPU convolutions' layout (CPU only; their kernels build it a tile at a time, and the
+    /// col2im input gradient of strided convolutions takes it whole): it is built with one copy
+    /// per tap and pixel instead of one per entry, and `gemm` 0.19 multiplies a weight matrix by
+    /// a patch matrix stored one patch per row 2–3× faster than by one stored
+    /// `[rows, n·oh·ow]` when `n·oh·ow` is in the thousands.
     PatchesChannelsLast,
 }
 
@@ -240,6 +242,55 @@ fn pad_channels_last<T: Float>(x: &[T], g: &PatchGeom, ch0: usize, fill: T, grid
     }
 }
 
+/// The patches of one image's group `grp` (`x_img` is the image, `[c, h, w]`) in
+/// [`PatchLayout::PatchesChannelsLast`] order, `[oh·ow, rows]`, into `dst`, through `grid` (the
+/// padded channels-last copy of the image's group, reused between calls).
+fn image_patches<T: Float>(
+    x_img: &[T],
+    g: &PatchGeom,
+    grp: usize,
+    fill: T,
+    grid: &mut Vec<T>,
+    dst: &mut [T],
+) {
+    let rows = g.rows();
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let cg = g.c / g.groups;
+    let wp = g.w + 2 * g.padding[1];
+    pad_channels_last(x_img, g, grp * cg, fill, grid);
+    for (p, patch) in dst.chunks_exact_mut(rows).enumerate() {
+        let (oi, oj) = (p / g.ow, p % g.ow);
+        for ki in 0..kh {
+            let r = oi * g.stride[0] + ki * g.dilation[0];
+            let at = (r * wp + oj * g.stride[1]) * cg;
+            let taps = &mut patch[ki * kw * cg..][..kw * cg];
+            if g.dilation[1] == 1 {
+                copy_run(taps, &grid[at..]);
+            } else {
+                for (kj, tap) in taps.chunks_exact_mut(cg).enumerate() {
+                    copy_run(tap, &grid[at + kj * g.dilation[1] * cg..]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst` from the start of `src`. Runs of a few values (a first layer's `kw·c`, 3 for a 3×3
+/// kernel on one channel) are copied with constant lengths, inline: a `memcpy` call costs more
+/// than such a copy, and with one per patch row it took a third of a 1→32 convolution.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
+                len => dst.copy_from_slice(&src[..len]),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
 /// [`im2col`] into [`PatchLayout::PatchesChannelsLast`], one task per group and image (each
 /// writes its own contiguous block of `oh·ow` patches). The image is first copied into a padded
 /// channels-last grid, so every patch is `kh` copies of `kw·cg` contiguous values (`kh·kw`
@@ -251,35 +302,18 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
     if out.is_empty() {
         return out;
     }
-    let (kh, kw) = (g.kernel[0], g.kernel[1]);
-    let cg = g.c / g.groups;
     let plane = g.h * g.w;
-    let wp = g.w + 2 * g.padding[1];
     let l = g.oh * g.ow;
     let fill_image = |grid: &mut Vec<T>, (gb, dst): (usize, &mut [T])| {
         let (grp, b) = (gb / g.n, gb % g.n);
-        pad_channels_last(
+        image_patches(
             &x[b * g.c * plane..][..g.c * plane],
             g,
-            grp * cg,
+            grp,
             fill,
             grid,
+            dst,
         );
-        for (p, patch) in dst.chunks_exact_mut(rows).enumerate() {
-            let (oi, oj) = (p / g.ow, p % g.ow);
-            for ki in 0..kh {
-                let r = oi * g.stride[0] + ki * g.dilation[0];
-                let at = (r * wp + oj * g.stride[1]) * cg;
-                let taps = &mut patch[ki * kw * cg..][..kw * cg];
-                if g.dilation[1] == 1 {
-                    taps.copy_from_slice(&grid[at..][..kw * cg]);
-                } else {
-                    for (kj, tap) in taps.chunks_exact_mut(cg).enumerate() {
-                        tap.copy_from_slice(&grid[at + kj * g.dilation[1] * cg..][..cg]);
-                    }
-                }
-            }
-        }
     };
     if out.len() >= 1 << 15 {
         out.par_chunks_mut(l * rows)
@@ -291,6 +325,198 @@ fn im2row<T: Float>(x: &[T], g: &PatchGeom, fill: T) -> Vec<T> {
             .enumerate()
             .for_each(|job| fill_image(&mut grid, job));
     }
+    out
+}
+
+/// Output pixels a [`conv2d`] tile reaches at least (whole images): enough rows for `gemm`'s
+/// micro-kernel to run long, few enough that the tile's patches (`TILE_PIXELS·rows` values)
+/// stay in a 512 KiB L2 cache at a few hundred patch entries.
+const TILE_PIXELS: usize = 256;
+
+/// Per-thread scratch of [`conv2d`]: the padded image grid, a tile's patches and its product.
+#[derive(Default)]
+struct ConvScratch<T> {
+    grid: Vec<T>,
+    patches: Vec<T>,
+    product: Vec<T>,
+}
+
+/// A 2-D convolution of `x` (`[n, c, h, w]`, the geometry's) with `weight`
+/// (`[o, c/groups, kh, kw]`) plus `bias` (`[o]`), written as `[n, o, oh, ow]`.
+///
+/// The patch matrix is never formed whole: the images are cut into tiles of
+/// ⌈[`TILE_PIXELS`]/(oh·ow)⌉, and for each tile and group the patches are built channels last
+/// (as [`PatchLayout::PatchesChannelsLast`]) into per-thread scratch, multiplied by the
+/// permuted weight with `gemm` on the tile's thread (`[pixels, rows] · [rows, o/groups]`), and
+/// the product transposed into the output's channel planes with the bias added. Tiles run in
+/// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order.
+pub fn conv2d<T: Float>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &PatchGeom,
+    o: usize,
+) -> Vec<T> {
+    let rows = g.rows();
+    let l = g.oh * g.ow;
+    let len = g.n * o * l;
+    let mut out = T::take(len);
+    out.resize(len, T::ZERO);
+    if len == 0 {
+        return out;
+    }
+    let (groups, cg) = (g.groups, g.c / g.groups);
+    let og = o / groups;
+    let taps = g.kernel[0] * g.kernel[1];
+    // [o, cg, kh·kw] → [o, kh·kw·cg]: each output channel's weights in the patches' order.
+    let mut wp = vec![T::ZERO; o * rows];
+    for oc in 0..o {
+        for c in 0..cg {
+            for t in 0..taps {
+                wp[oc * rows + t * cg + c] = weight[(oc * cg + c) * taps + t];
+            }
+        }
+    }
+    let image = g.c * g.h * g.w;
+    let tile = TILE_PIXELS.div_ceil(l).clamp(1, g.n);
+    let run = |s: &mut ConvScratch<T>, (ti, dst): (usize, &mut [T])| {
+        let b0 = ti * tile;
+        let nb = dst.len() / (o * l);
+        let q = nb * l;
+        s.patches.resize(q * rows, T::ZERO);
+        s.product.resize(q * og, T::ZERO);
+        for grp in 0..groups {
+            for bi in 0..nb {
+                image_patches(
+                    &x[(b0 + bi) * image..][..image],
+                    g,
+                    grp,
+                    T::ZERO,
+                    &mut s.grid,
+                    &mut s.patches[bi * l * rows..][..l * rows],
+                );
+            }
+            // product [q, og] = patches [q, rows] · wp_grpᵀ (wp_grp is [og, rows]).
+            super::gemm::gemm_into(
+                &mut s.product[..q * og],
+                [og, 1],
+                &s.patches[..q * rows],
+                [rows, 1],
+                &wp[grp * og * rows..][..og * rows],
+                [1, rows],
+                [q, og, rows],
+            );
+            for bi in 0..nb {
+                for oc in 0..og {
+                    let bv = bias.map_or(T::ZERO, |b| b[grp * og + oc]);
+                    let plane = &mut dst[(bi * o + grp * og + oc) * l..][..l];
+                    let src = &s.product[bi * l * og + oc..];
+                    for (p, v) in plane.iter_mut().enumerate() {
+                        *v = src[p * og] + bv;
+                    }
+                }
+            }
+        }
+    };
+    let chunk = tile * o * l;
+    if g.n > tile {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each_init(ConvScratch::default, run);
+    } else {
+        let mut s = ConvScratch::default();
+        out.chunks_mut(chunk)
+            .enumerate()
+            .for_each(|job| run(&mut s, job));
+    }
+    out
+}
+
+/// The weight gradient of [`conv2d`]: `Σ gy[b, oc, p] · patch(b, p)` per output channel, from
+/// the image `x` (`[n, c, h, w]`) and the output gradient `gy` (`[n, o, oh, ow]`), written as
+/// `[o, c/groups, kh, kw]`.
+///
+/// Tiled as [`conv2d`]: for each tile of images and each group, the patches and the transposed
+/// output gradient go to per-thread scratch and `gemm` writes the tile's partial gradient
+/// `gyᵀ · patches` (`[o/groups, rows]`, inner dimension the tile's pixels); the partials are
+/// then summed in tile order (the same result on any number of threads) and permuted from the
+/// patches' `(ki, kj, c)` order to the weight's.
+pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
+    let rows = g.rows();
+    let l = g.oh * g.ow;
+    let (groups, cg) = (g.groups, g.c / g.groups);
+    let og = o / groups;
+    let taps = g.kernel[0] * g.kernel[1];
+    let mut out = T::take(o * rows);
+    out.resize(o * rows, T::ZERO);
+    if out.is_empty() || g.n * l == 0 {
+        return out;
+    }
+    let image = g.c * g.h * g.w;
+    let tile = TILE_PIXELS.div_ceil(l).clamp(1, g.n);
+    let tiles = g.n.div_ceil(tile);
+    // Partial gradients [tiles, o, rows], rows in the patches' (ki, kj, c) order.
+    let mut partial = T::take(tiles * o * rows);
+    partial.resize(tiles * o * rows, T::ZERO);
+    let run = |s: &mut ConvScratch<T>, (ti, dst): (usize, &mut [T])| {
+        let b0 = ti * tile;
+        let nb = tile.min(g.n - b0);
+        let q = nb * l;
+        s.patches.resize(q * rows, T::ZERO);
+        s.product.resize(q * og, T::ZERO);
+        for grp in 0..groups {
+            for bi in 0..nb {
+                image_patches(
+                    &x[(b0 + bi) * image..][..image],
+                    g,
+                    grp,
+                    T::ZERO,
+                    &mut s.grid,
+                    &mut s.patches[bi * l * rows..][..l * rows],
+                );
+                // gyᵀ of this image and group: [l, og].
+                for oc in 0..og {
+                    let plane = &gy[((b0 + bi) * o + grp * og + oc) * l..][..l];
+                    let col = &mut s.product[bi * l * og + oc..];
+                    for (p, &v) in plane.iter().enumerate() {
+                        col[p * og] = v;
+                    }
+                }
+            }
+            // dst_grp [og, rows] = (gyᵀ [q, og])ᵀ · patches [q, rows].
+            super::gemm::gemm_into(
+                &mut dst[grp * og * rows..][..og * rows],
+                [rows, 1],
+                &s.product[..q * og],
+                [1, og],
+                &s.patches[..q * rows],
+                [rows, 1],
+                [og, rows, q],
+            );
+        }
+    };
+    if tiles > 1 {
+        partial
+            .par_chunks_mut(o * rows)
+            .enumerate()
+            .for_each_init(ConvScratch::default, run);
+    } else {
+        run(&mut ConvScratch::default(), (0, &mut partial[..]));
+    }
+    let (sum, rest) = partial.split_at_mut(o * rows);
+    for part in rest.chunks_exact(o * rows) {
+        for (a, &v) in sum.iter_mut().zip(part) {
+            *a += v;
+        }
+    }
+    for oc in 0..o {
+        for c in 0..cg {
+            for t in 0..taps {
+                out[(oc * cg + c) * taps + t] = sum[oc * rows + t * cg + c];
+            }
+        }
+    }
+    T::give(partial);
     out
 }
 

@@ -2,7 +2,8 @@
 //! work threshold). Transposed operands are passed as swapped strides, never copied.
 //!
 //! This is the host's one `unsafe` site outside the CUDA launch module: `gemm::gemm` takes raw
-//! pointers and strides.
+//! pointers and strides ([`matmul`] for the engine's products, [`gemm_into`] for kernels that
+//! run their own small products).
 
 use super::float::Float;
 
@@ -92,6 +93,74 @@ pub fn matmul<T: Float>(
     // blocks of m·n, m, n, k ≥ 1), and `take` returned a buffer with capacity ≥ len.
     unsafe { out.set_len(len) };
     out
+}
+
+/// The furthest element a `[rows, cols]` operand with strides `[row, col]` reaches, plus one.
+fn reach([rows, cols]: [usize; 2], [rs, cs]: [usize; 2]) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs + 1
+}
+
+/// One product `dst[m×n] = a[m×k] · b[k×n]` on the calling thread, every operand given by its
+/// `[row, column]` element strides (so transposes are stride swaps), `dst` overwritten. For
+/// kernels that run many small products from their own parallel tasks (the convolutions).
+///
+/// # Panics
+/// If a stride reaches past its slice.
+pub fn gemm_into<T: Float>(
+    dst: &mut [T],
+    dst_s: [usize; 2],
+    a: &[T],
+    a_s: [usize; 2],
+    b: &[T],
+    b_s: [usize; 2],
+    [m, n, k]: [usize; 3],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                dst[i * dst_s[0] + j * dst_s[1]] = T::ZERO;
+            }
+        }
+        return;
+    }
+    assert!(
+        dst.len() >= reach([m, n], dst_s)
+            && a.len() >= reach([m, k], a_s)
+            && b.len() >= reach([k, n], b_s),
+        "gemm_into operand sizes"
+    );
+    let is = |v: usize| v as isize;
+    // SAFETY: `gemm::gemm::<T>(m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs,
+    // rhs, rhs_cs, rhs_rs, alpha, beta, …)`: the assert above checked that every element the
+    // strides reach from each pointer lies in its slice; `dst` is exclusively borrowed;
+    // `read_dst = false`, so `dst` is only written and `alpha` is unused: `dst = beta·A·B`
+    // with beta = 1.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            is(dst_s[1]),
+            is(dst_s[0]),
+            false,
+            a.as_ptr(),
+            is(a_s[1]),
+            is(a_s[0]),
+            b.as_ptr(),
+            is(b_s[1]),
+            is(b_s[0]),
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 #[cfg(test)]
