@@ -9,7 +9,8 @@
 # Usage: benches/gan/study.sh [KEEL] [OUT_DIR]   (default target/release/keel, target/gan-study)
 # Environment: ITER (ring outer iterations, default 1000), LR (default 1e-3: the paper's 1e-4
 # needs its 10–20 k iterations), ITER_DIGITS (default 300), SEEDS (default "0 1 2"), ONLY
-# (`ring` or `images`: one part only, to run the parts side by side; default both).
+# (`ring` or `images`: one part only, to run the parts side by side; default both), METHODS
+# (default "wgan-gp reweight ppo").
 # Writes OUT_DIR/results.jsonl: one `keel gan train --json` report per line with the run's name.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,6 +21,7 @@ LR=${LR:-1e-3}
 ITER_DIGITS=${ITER_DIGITS:-300}
 SEEDS=${SEEDS:-0 1 2}
 ONLY=${ONLY:-}
+METHODS=${METHODS:-wgan-gp reweight ppo}
 mkdir -p "$OUT"
 : > "$OUT/results.jsonl"
 run() { # run NAME ARGS...
@@ -31,7 +33,7 @@ run() { # run NAME ARGS...
 }
 for seed in $SEEDS; do
     [ "$ONLY" = images ] && break
-    for m in wgan-gp reweight ppo; do
+    for m in $METHODS; do
         run "ring-$m" --dataset ring8 --method "$m" --iterations "$ITER" --lr "$LR" --seed "$seed" \
             --plot "$OUT/ring-$m-$seed.png"
     done

@@ -201,24 +201,12 @@ pub fn load_bytes(
         path: path.into(),
         reason,
     };
-    let st = SafeTensors::<'_, 1024>::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let st = open::<1024>(bytes, path, kind, fingerprint)?;
     let meta = |k: &str| -> Result<String> {
         st.metadata(k)
             .map(|v| v.chars().collect())
             .ok_or_else(|| bad(format!("no `{k}` in the metadata (not a keel {kind})")))
     };
-    if meta("keel.kind")? != kind {
-        return Err(bad(format!("not a keel {kind}")));
-    }
-    crate::checksum::verify(&st).map_err(bad)?;
-    let fp = meta("fingerprint")?;
-    if fp != fingerprint {
-        return Err(Error::invalid(
-            "resume",
-            path.display(),
-            format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
-        ));
-    }
     if meta("names")? != params.names().join(",") {
         return Err(bad("parameter names differ from this model's".into()));
     }
@@ -229,16 +217,7 @@ pub fn load_bytes(
     };
     let epoch = usize::try_from(num("epoch")?).map_err(|_| bad("`epoch` is too large".into()))?;
     let step = num("step")?;
-    let words: Vec<u64> = meta("rng")?
-        .split(',')
-        .map(|w| w.parse::<u64>())
-        .collect::<core::result::Result<_, _>>()
-        .map_err(|_| bad("`rng`".into()))?;
-    let state: [u64; 4] = words
-        .try_into()
-        .map_err(|_| bad("`rng` needs 4 words".into()))?;
-    let restored_rng = Xoshiro256PlusPlus::from_state(state)
-        .ok_or_else(|| bad("`rng` is the zero state".into()))?;
+    let restored_rng = parse_rng(&meta("rng")?).map_err(bad)?;
     let n = params.len();
     // Every tensor is one this writer writes for this model: nothing unknown, nothing renamed.
     let known = |name: &str| -> bool {
@@ -321,24 +300,7 @@ pub fn load_bytes(
         m.push(mi);
         v.push(vi);
     }
-    let ov = st.tensor("order").map_err(|e| bad(format!("order: {e}")))?;
-    if ov.len() != order.len() {
-        return Err(bad("batch order has the wrong length".into()));
-    }
-    let len = order.len();
-    let mut seen = vec![false; len];
-    let mut new_order = vec![0; len];
-    for (k, o) in new_order.iter_mut().enumerate() {
-        let b = ov.element_bytes(k).map_err(|e| bad(e.to_string()))?;
-        let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?);
-        let x = usize::try_from(x).unwrap_or(usize::MAX);
-        if x >= len || std::mem::replace(&mut seen[x], true) {
-            return Err(bad(
-                "the batch order is not a permutation of the training rows".into(),
-            ));
-        }
-        *o = x;
-    }
+    let new_order = read_order(&st, order.len()).map_err(bad)?;
     let mut series = BTreeMap::new();
     let names: Vec<String> = st.tensors().map(|(k, _)| k.chars().collect()).collect();
     for name in names {
@@ -369,4 +331,77 @@ pub fn load_bytes(
         series,
         meta: all_meta,
     })
+}
+
+/// Parses a checkpoint's bytes and checks its `keel.kind`, its checksum and that it belongs to
+/// the run `fingerprint` describes (the checks every checkpoint kind shares).
+///
+/// # Errors
+/// [`Error::Malformed`] for another kind or a damaged file; [`Error::InvalidInput`] (setting
+/// `resume`) for a checkpoint of another configuration.
+pub(crate) fn open<'a, const N: usize>(
+    bytes: &'a [u8],
+    path: &Path,
+    kind: &str,
+    fingerprint: &str,
+) -> Result<SafeTensors<'a, N>> {
+    let bad = |reason: String| Error::Malformed {
+        path: path.into(),
+        reason,
+    };
+    let st = SafeTensors::<'_, N>::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let meta = |k: &str| -> Result<String> {
+        st.metadata(k)
+            .map(|v| v.chars().collect())
+            .ok_or_else(|| bad(format!("no `{k}` in the metadata (not a keel {kind})")))
+    };
+    if meta("keel.kind")? != kind {
+        return Err(bad(format!("not a keel {kind}")));
+    }
+    crate::checksum::verify(&st).map_err(bad)?;
+    let fp = meta("fingerprint")?;
+    if fp != fingerprint {
+        return Err(Error::invalid(
+            "resume",
+            path.display(),
+            format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
+        ));
+    }
+    Ok(st)
+}
+
+/// The generator state written as `a,b,c,d`.
+pub(crate) fn parse_rng(text: &str) -> core::result::Result<Xoshiro256PlusPlus, String> {
+    let words: Vec<u64> = text
+        .split(',')
+        .map(str::parse)
+        .collect::<core::result::Result<_, _>>()
+        .map_err(|_| "`rng`".to_string())?;
+    let state: [u64; 4] = words
+        .try_into()
+        .map_err(|_| "`rng` needs 4 words".to_string())?;
+    Xoshiro256PlusPlus::from_state(state).ok_or_else(|| "`rng` is the zero state".to_string())
+}
+
+/// The `order` tensor, which must be a permutation of `0..len`.
+pub(crate) fn read_order<const N: usize>(
+    st: &SafeTensors<'_, N>,
+    len: usize,
+) -> core::result::Result<Vec<usize>, String> {
+    let ov = st.tensor("order").map_err(|e| format!("order: {e}"))?;
+    if ov.len() != len {
+        return Err("the batch order has the wrong length".into());
+    }
+    let mut seen = vec![false; len];
+    let mut order = vec![0; len];
+    for (k, o) in order.iter_mut().enumerate() {
+        let b = ov.element_bytes(k).map_err(|e| e.to_string())?;
+        let x = u64::from_le_bytes(b.try_into().map_err(|_| "order".to_string())?);
+        let x = usize::try_from(x).unwrap_or(usize::MAX);
+        if x >= len || std::mem::replace(&mut seen[x], true) {
+            return Err("the batch order is not a permutation of the training rows".into());
+        }
+        *o = x;
+    }
+    Ok(order)
 }

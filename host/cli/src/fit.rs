@@ -328,36 +328,15 @@ pub fn run(args: &FitArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads the images `--data` names: IDX (with `--labels`), a CIFAR-10 batch (`.bin`), or a CSV
-/// with `--image-shape`.
+/// Reads the images `--data` names (see [`super::values::read_images`]).
 fn read_images(args: &FitArgs, classify: bool) -> Result<keel::images::ImageSet> {
-    use keel::images::{cifar::read_cifar, csv::read_csv_images, idx::read_idx, ImageShape};
-    if let Some(labels) = &args.labels {
-        return read_idx(&args.data, labels);
-    }
-    if args.data.extension().is_some_and(|e| e == "bin") {
-        return read_cifar(std::slice::from_ref(&args.data));
-    }
-    let Some(shape) = &args.image_shape else {
-        return Err(Error::invalid(
-            "--image-shape",
-            "(not given)",
-            format!(
-                "{} is read as a CSV table; give its images' CxHxW (IDX images need --labels, CIFAR batches end in .bin)",
-                args.data.display()
-            ),
-        ));
-    };
-    let shape = ImageShape::parse(shape)
-        .map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
-    let Some(target) = &args.target else {
-        return Err(Error::invalid(
-            "--target",
-            "(not given)",
-            "a CSV of images needs its label column",
-        ));
-    };
-    read_csv_images(&args.data, target, classify, shape)
+    super::values::read_images(
+        &args.data,
+        args.labels.as_deref(),
+        args.image_shape.as_deref(),
+        args.target.as_deref(),
+        classify,
+    )
 }
 
 /// `keel fit --layers …`: a CNN on images.

@@ -154,7 +154,7 @@ pub fn run(cmd: &GanCommand) -> Result<()> {
 
 /// The data `--dataset` names.
 fn dataset(a: &TrainArgs) -> Result<GanData> {
-    use keel::images::{cifar::read_cifar, csv::read_csv_images, idx::read_idx, ImageShape};
+    use keel::images::{csv::read_csv_images, ImageShape};
     let images = |name: String, set| Ok(GanData::Images { name, set });
     match a.dataset.as_str() {
         "ring8" => return Ok(GanData::Ring(Ring::default())),
@@ -175,32 +175,14 @@ fn dataset(a: &TrainArgs) -> Result<GanData> {
     let name = path
         .file_name()
         .map_or_else(|| a.dataset.clone(), |n| n.to_string_lossy().into_owned());
-    if let Some(labels) = &a.labels {
-        return images(name, read_idx(&path, labels)?);
-    }
-    if path.extension().is_some_and(|e| e == "bin") {
-        return images(name, read_cifar(std::slice::from_ref(&path))?);
-    }
-    let Some(shape) = &a.image_shape else {
-        return Err(Error::invalid(
-            "--image-shape",
-            "(not given)",
-            format!(
-                "{} is read as a CSV table; give its images' CxHxW (IDX images need --labels, CIFAR batches end in .bin)",
-                path.display()
-            ),
-        ));
-    };
-    let shape = ImageShape::parse(shape)
-        .map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
-    let Some(target) = &a.target else {
-        return Err(Error::invalid(
-            "--target",
-            "(not given)",
-            "a CSV of images needs its label column",
-        ));
-    };
-    images(name, read_csv_images(&path, target, true, shape)?)
+    let set = super::values::read_images(
+        &path,
+        a.labels.as_deref(),
+        a.image_shape.as_deref(),
+        a.target.as_deref(),
+        true,
+    )?;
+    images(name, set)
 }
 
 /// `FILE.png` → `FILE-surrogate.png`.

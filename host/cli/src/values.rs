@@ -75,3 +75,46 @@ pub fn cnn_layers(
     .map_err(|e| keel::error::Error::invalid("--layers", layers, why(e)))?;
     Ok(spec)
 }
+
+/// Reads an image file as `keel fit` and `keel gan train` take it: IDX images with their
+/// `labels` file, a CIFAR-10 batch (`*.bin`), or a CSV table with `image_shape` (`CxHxW`) and its
+/// label column `target`.
+///
+/// # Errors
+/// A missing `--image-shape` or `--target` for a CSV, named as the flag; the readers' errors.
+pub fn read_images(
+    data: &std::path::Path,
+    labels: Option<&std::path::Path>,
+    image_shape: Option<&str>,
+    target: Option<&str>,
+    classify: bool,
+) -> keel::error::Result<keel::images::ImageSet> {
+    use keel::error::Error;
+    use keel::images::{cifar::read_cifar, csv::read_csv_images, idx::read_idx, ImageShape};
+    if let Some(labels) = labels {
+        return read_idx(data, labels);
+    }
+    if data.extension().is_some_and(|e| e == "bin") {
+        return read_cifar(&[data.to_path_buf()]);
+    }
+    let Some(shape) = image_shape else {
+        return Err(Error::invalid(
+            "--image-shape",
+            "(not given)",
+            format!(
+                "{} is read as a CSV table; give its images' CxHxW (IDX images need --labels, CIFAR batches end in .bin)",
+                data.display()
+            ),
+        ));
+    };
+    let shape = ImageShape::parse(shape)
+        .map_err(|e| Error::invalid("--image-shape", shape, e.to_string()))?;
+    let Some(target) = target else {
+        return Err(Error::invalid(
+            "--target",
+            "(not given)",
+            "a CSV of images needs its label column",
+        ));
+    };
+    read_csv_images(data, target, classify, shape)
+}

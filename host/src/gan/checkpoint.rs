@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use keel_core::io::SafeTensors;
 use keel_core::random::Xoshiro256PlusPlus;
 
 use super::data::RealBatches;
@@ -121,24 +120,12 @@ pub(crate) fn load(path: &Path, fingerprint: &str, s: &mut State<'_>) -> Result<
         path: path.into(),
         reason,
     };
-    let st = SafeTensors::<'_, 4096>::parse(&file).map_err(|e| bad(e.to_string()))?;
+    let st = crate::checkpoint::open::<4096>(&file, path, KIND, fingerprint)?;
     let meta = |k: &str| -> Result<String> {
         st.metadata(k)
             .map(|v| v.chars().collect())
             .ok_or_else(|| bad(format!("no `{k}` in the metadata (not a keel {KIND})")))
     };
-    if meta("keel.kind")? != KIND {
-        return Err(bad(format!("not a keel {KIND}")));
-    }
-    crate::checksum::verify(&st).map_err(bad)?;
-    let fp = meta("fingerprint")?;
-    if fp != fingerprint {
-        return Err(Error::invalid(
-            "resume",
-            path.display(),
-            format!("the checkpoint is for `{fp}`, this run is `{fingerprint}`"),
-        ));
-    }
     let num = |k: &str| -> Result<u64> {
         meta(k)?
             .parse()
@@ -224,35 +211,13 @@ pub(crate) fn load(path: &Path, fingerprint: &str, s: &mut State<'_>) -> Result<
         }
     }
     snapshots.sort_by_key(|(it, _)| *it);
-    let ov = st.tensor("order").map_err(|e| bad(format!("order: {e}")))?;
     let n = s.batches.order.len();
-    if ov.len() != n {
-        return Err(bad("the batch order has the wrong length".into()));
-    }
-    let mut order = vec![0; n];
-    let mut seen = vec![false; n];
-    for (k, o) in order.iter_mut().enumerate() {
-        let b = ov.element_bytes(k).map_err(|e| bad(e.to_string()))?;
-        let x = u64::from_le_bytes(b.try_into().map_err(|_| bad("order".into()))?);
-        let x = usize::try_from(x).unwrap_or(usize::MAX);
-        if x >= n || std::mem::replace(&mut seen[x], true) {
-            return Err(bad("the batch order is not a permutation".into()));
-        }
-        *o = x;
-    }
+    let order = crate::checkpoint::read_order(&st, n).map_err(bad)?;
     let cursor = usize::try_from(num("cursor")?).map_err(|_| bad("`cursor`".into()))?;
     if cursor > n {
         return Err(bad("the batch cursor is past the order".into()));
     }
-    let words: Vec<u64> = meta("rng")?
-        .split(',')
-        .map(str::parse)
-        .collect::<core::result::Result<_, _>>()
-        .map_err(|_| bad("`rng`".into()))?;
-    let state: [u64; 4] = words
-        .try_into()
-        .map_err(|_| bad("`rng` needs 4 words".into()))?;
-    let rng = Xoshiro256PlusPlus::from_state(state).ok_or_else(|| bad("`rng` is zero".into()))?;
+    let rng = crate::checkpoint::parse_rng(&meta("rng")?).map_err(bad)?;
     // Write back.
     let sets: [&mut Params; 3] = [
         &mut s.nets.g_params,
