@@ -398,6 +398,17 @@ fn sample(a: &SampleArgs) -> Result<()> {
         check_writable("--out", &a.out)?;
     }
     let g = gan::export::load(&a.model)?;
+    if a.count.saturating_mul(g.sample.numel()) > gan::export::MAX_VALUES {
+        return Err(Error::invalid(
+            "--count",
+            a.count,
+            format!(
+                "{} numbers per sample: at most {} samples",
+                g.sample.numel(),
+                gan::export::MAX_VALUES / g.sample.numel().max(1)
+            ),
+        ));
+    }
     let mut outputs = Outputs::new();
     if png {
         let Sample::Image(s) = g.sample else {

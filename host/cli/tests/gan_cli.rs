@@ -110,6 +110,20 @@ fn a_ring_run_reports_its_metrics_and_its_generator_samples_a_csv() {
         ],
         &["--count"],
     );
+    // An absurd count is refused before anything is drawn.
+    rejects(
+        &[
+            "gan",
+            "sample",
+            "--model",
+            g.to_str().unwrap(),
+            "--count",
+            "9000000000",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+        &["--count"],
+    );
     // Not a generator: said so, naming what it is.
     rejects(
         &[

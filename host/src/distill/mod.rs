@@ -412,8 +412,9 @@ impl DistillConfig {
     }
 }
 
-/// The most rows a generator given as `synthetic` draws for one run.
-pub const MAX_GENERATED: usize = 200_000;
+/// The most numbers (rows × features) a generator given as `synthetic` draws for one run (256
+/// MB in `f64`); beyond them the drawn rows come round again.
+pub const MAX_GENERATED_VALUES: usize = 1 << 25;
 
 /// The synthetic rows: `rows` samples of a GAN generator (`keel gan train --export`, a
 /// `.safetensors` file; drawn from `seed`), or a CSV's rows, whose columns must be the features
@@ -438,6 +439,9 @@ fn read_synthetic(
                 ),
             ));
         }
+        let rows = rows
+            .min(MAX_GENERATED_VALUES / g.sample.numel().max(1))
+            .max(1);
         return g.sample(rows, seed ^ 0x7379_6e74_6865_7469);
     }
     let t = crate::data::read_numeric_csv(path)?;
@@ -697,13 +701,13 @@ pub fn distill(cfg: &DistillConfig, progress: &mut Observer) -> Result<Distilled
     };
     let synthetic = match &cfg.synthetic {
         Some((p, r)) => {
-            // A generator draws one fresh row for every synthetic slot of the run (at most
-            // MAX_GENERATED; beyond that rows come round again, as a CSV's do every epoch).
+            // A generator draws one fresh row for every synthetic slot of the run (up to
+            // MAX_GENERATED_VALUES; beyond that rows come round again, as a CSV's do every epoch).
             let n = train.rows();
             let slots = stream::synthetic_rows(cfg.batch_size.min(n), *r)
                 .saturating_mul(n.div_ceil(cfg.batch_size.max(1)))
                 .saturating_mul(cfg.epochs)
-                .clamp(1, MAX_GENERATED);
+                .max(1);
             Some((read_synthetic(p, &data, &cfg.target, slots, cfg.seed)?, *r))
         }
         None => None,

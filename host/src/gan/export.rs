@@ -22,6 +22,8 @@ pub const KIND: &str = "gan-generator";
 
 /// The most samples one call draws (refused before allocating beyond it).
 pub const MAX_SAMPLES: usize = 10_000_000;
+/// The most numbers (samples × numbers per sample) one call draws: 2 GiB in `f64`.
+pub const MAX_VALUES: usize = 1 << 28;
 
 /// A trained generator, on the CPU.
 #[derive(Clone, Debug)]
@@ -55,13 +57,24 @@ impl Generator {
     /// statistics (evaluation mode).
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] (setting `count`) for 0 or more than [`MAX_SAMPLES`].
+    /// [`Error::InvalidInput`] (setting `count`) for 0, more than [`MAX_SAMPLES`], or more than
+    /// [`MAX_VALUES`] numbers in all.
     pub fn sample_unit(&self, n: usize, rng: &mut Xoshiro256PlusPlus) -> Result<Vec<f64>> {
         if n == 0 || n > MAX_SAMPLES {
             return Err(Error::invalid(
                 "count",
                 n,
                 format!("draw between 1 and {MAX_SAMPLES} samples"),
+            ));
+        }
+        let per = self.sample.numel();
+        if n.saturating_mul(per) > MAX_VALUES {
+            return Err(Error::invalid(
+                "count",
+                n,
+                format!(
+                    "{n} samples of {per} numbers exceed the {MAX_VALUES} numbers one call draws"
+                ),
             ));
         }
         let dtype = self.params.get(ParamId(0)).dtype();
