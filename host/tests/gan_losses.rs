@@ -3,26 +3,13 @@
 //!
 //! `fixtures/gan/losses.json` and `fixtures/gan/metrics.json` are written by
 //! `fixtures/gen/gan.py` (PyTorch 2.5.1 CPU in float64, numpy, scipy; inputs drawn there and
-//! stored). The losses are computed there as the reference code writes them (Holmeswww/PPOGAN,
+//! stored). The losses are computed there as the reference code defines them (Holmeswww/PPOGAN,
 //! `cifar10/main.py`, for "Improving GAN Training with Probability Ratio Clipping and Sample
-//! Reweighting", Wu et al., NeurIPS 2020), with PyTorch autograd for every gradient:
-//!
-//! ```text
-//! with torch.no_grad():
-//!     W = batch_size * F.softmax(D_fake1_1.data, dim = 0)
-//! errD_fake = (W*D_fake1_1).mean()                                   # critic: −mean(real) + this
-//! gradients = autograd.grad(outputs=disc_interpolates, inputs=interpolates, ...,
-//!                           create_graph=True, ...)[0]
-//! gradient_penalty = ((gradients.norm(2, dim=1) - 1) ** 2).mean()    # (* LAMBDA)
-//! ct_penalty = torch.max(0. * (ct_penalty-CONF["Factor_M"]),ct_penalty-CONF["Factor_M"])
-//! P0 = (1.-D0)/torch.clamp(D0, min = 1e-7)
-//! ratio = (P1/torch.clamp(D1*P0, min = 1e-7))                        # P1 = 1 − D1
-//! surr1 = ratio * adv_targ
-//! ratio_clipped = torch.clamp(ratio, 1.0 - CONF['clip_param'], 1.0 + CONF['clip_param'])
-//! surr2 = ratio_clipped * adv_targ
-//! target = torch.where(adv_targ>0, torch.min(surr1, surr2), torch.max(surr1, surr2))
-//! criterion = nn.BCELoss()
-//! ```
+//! Reweighting", Wu et al., NeurIPS 2020), with PyTorch autograd for every gradient: the critic
+//! loss with the stop-gradient weights `B·softmax(f_fake)` on the fake term, the gradient penalty
+//! by `autograd.grad(…, create_graph=True)`, the CT term with its margin, the ratio with its two
+//! `1e-7` clamps, the clipped surrogate with the code's sign-dependent min/max and PPO's rule, and
+//! `BCELoss`.
 //!
 //! The metrics: FID as pytorch-fid's `calculate_frechet_distance` (`scipy.linalg.sqrtm` of
 //! `S₁S₂`), cross-checked there by a Cholesky/eigh route and against closed forms (isotropic,
