@@ -345,7 +345,7 @@ struct ConvScratch<T> {
 /// (`[o, c/groups, kh, kw]`) plus `bias` (`[o]`), written as `[n, o, oh, ow]`.
 ///
 /// The patch matrix is never formed whole: the images are cut into tiles of
-/// ⌈[`TILE_PIXELS`]/(oh·ow)⌉, and for each tile and group the patches are built channels last
+/// ⌈`TILE_PIXELS`/(oh·ow)⌉, and for each tile and group the patches are built channels last
 /// (as [`PatchLayout::PatchesChannelsLast`]) into per-thread scratch, multiplied by the
 /// permuted weight with `gemm` on the tile's thread (`[pixels, rows] · [rows, o/groups]`), and
 /// the product transposed into the output's channel planes with the bias added. Tiles run in
