@@ -19,6 +19,11 @@ use crate::tensor::Tensor;
 /// `keel.kind` of a GAN checkpoint.
 pub const KIND: &str = "gan-checkpoint";
 
+/// The most tensors a GAN checkpoint holds (the ResNets' three networks with their Adam
+/// moments, the running statistics, 64 snapshots: about 340). The parser's table of this many
+/// entries lives on the stack (≈ 100 B each), so it is kept small.
+const MAX_TENSORS: usize = 512;
+
 /// What [`save`] writes.
 pub(crate) struct SavedState<'a> {
     pub nets: &'a Networks,
@@ -120,7 +125,7 @@ pub(crate) fn load(path: &Path, fingerprint: &str, s: &mut State<'_>) -> Result<
         path: path.into(),
         reason,
     };
-    let st = crate::checkpoint::open::<4096>(&file, path, KIND, fingerprint)?;
+    let st = crate::checkpoint::open::<{ MAX_TENSORS }>(&file, path, KIND, fingerprint)?;
     let meta = |k: &str| -> Result<String> {
         st.metadata(k)
             .map(|v| v.chars().collect())
