@@ -23,7 +23,9 @@
 //! - [`fit`]: supervised MLP training on a CSV table;
 //! - [`distill`]: knowledge distillation and its fidelity (Stanton et al., NeurIPS 2021);
 //! - [`gan`]: GANs with probability-ratio clipping and sample re-weighting (Wu et al., NeurIPS
-//!   2020).
+//!   2020);
+//! - [`ntk`]: linearized networks, the finite neural tangent kernel (Maddox et al., AISTATS
+//!   2021): fast adaptation with error bars by GP posteriors on matrix-vector products.
 //!
 //! Shared pieces:
 //! - [`data`]: CSV tables, splits and standardisation; [`images`]: image sets — IDX (MNIST),
@@ -83,6 +85,7 @@ pub mod gp;
 pub mod images;
 pub mod limits;
 pub mod metrics;
+pub mod ntk;
 pub mod output;
 pub mod plot;
 pub mod progress;

@@ -1517,6 +1517,137 @@ pub fn plot_surrogate_curve(
     })
 }
 
+/// The linearized network's adaptation to new tasks, one panel per task (at most 6): the
+/// task's function, the adaptation points, the network trained on the first task, the network
+/// with its last layer retrained, and the NTK-GP posterior mean with its 95 % band of f.
+///
+/// # Errors
+/// [`Error::Plot`]; the file is written atomically.
+pub fn plot_ntk_tasks(path: &Path, report: &crate::ntk::tasks::AdaptReport) -> Result<()> {
+    register_font();
+    let tasks: Vec<_> = report
+        .tasks
+        .iter()
+        .filter(|t| !t.grid.x.is_empty())
+        .take(6)
+        .collect();
+    if tasks.is_empty() {
+        return Err(Error::Plot {
+            path: path.to_path_buf(),
+            reason: "no task curves to draw (the grid is empty)".into(),
+        });
+    }
+    let cols = tasks.len().min(3);
+    let rows = tasks.len().div_ceil(cols);
+    let space = report.config.space.name();
+    write_atomic_with(path, |tmp| {
+        let root =
+            BitMapBackend::new(tmp, (440 * cols as u32, 400 * rows as u32)).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(path)(e.to_string()))?;
+        let panels = root.split_evenly((rows, cols));
+        for (k, (panel, t)) in panels.iter().zip(&tasks).enumerate() {
+            let g = &t.grid;
+            let (ylo, yhi) = bounds(g.truth.iter().chain(&g.mean).chain(&t.adapt.1).copied());
+            let (ylo, yhi) = (ylo, yhi + 0.35 * (yhi - ylo));
+            let mut chart = ChartBuilder::on(panel)
+                .caption(
+                    format!(
+                        "task {}: MSE {:.3} (network {:.2})",
+                        k + 1,
+                        t.test_mse_adapted,
+                        t.test_mse_unadapted
+                    ),
+                    ("sans-serif", 16),
+                )
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(g.x[0]..g.x[g.x.len() - 1], ylo..yhi)
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("x")
+                .y_desc("y")
+                .draw()
+                .map_err(|e| plot_err(path)(e.to_string()))?;
+            let clamp = |v: f64| v.clamp(ylo, yhi);
+            let band: Vec<(f64, f64)> =
+                g.x.iter()
+                    .zip(g.mean.iter().zip(&g.sd))
+                    .map(|(&x, (&m, &s))| (x, clamp(m + 1.96 * s)))
+                    .chain(
+                        g.x.iter()
+                            .zip(g.mean.iter().zip(&g.sd))
+                            .rev()
+                            .map(|(&x, (&m, &s))| (x, clamp(m - 1.96 * s))),
+                    )
+                    .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band.clone(),
+                    BLUE.mix(0.2).filled(),
+                )))
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label(format!("NTK-GP ({space}) ± 1.96σ"))
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], BLUE.mix(0.2).filled())
+                });
+            let line = |ys: &[f64]| -> Vec<(f64, f64)> {
+                g.x.iter().zip(ys).map(|(&x, &y)| (x, clamp(y))).collect()
+            };
+            let curves = [
+                (line(&g.truth), BLACK.stroke_width(2), "task"),
+                (
+                    line(&g.network),
+                    RGBColor(140, 140, 140).stroke_width(2),
+                    "network (task 0)",
+                ),
+                (
+                    line(&g.last_layer),
+                    RGBColor(230, 140, 20).stroke_width(2),
+                    "last layer retrained",
+                ),
+                (line(&g.mean), BLUE.stroke_width(2), "NTK-GP mean"),
+            ];
+            for (pts, style, label) in &curves {
+                let style = *style;
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), style))
+                    .map_err(|e| plot_err(path)(e.to_string()))?
+                    .label(*label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+            }
+            let pts: Vec<(f64, f64)> = t
+                .adapt
+                .0
+                .iter()
+                .zip(&t.adapt.1)
+                .map(|(&x, &y)| (x, clamp(y)))
+                .collect();
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+                .map_err(|e| plot_err(path)(e.to_string()))?
+                .label("adaptation points")
+                .legend(|(x, y)| Circle::new((x + 8, y), 4, RED.filled()));
+            let labels = [
+                "NTK-GP ± 1.96σ",
+                "task",
+                "network (task 0)",
+                "last layer retrained",
+                "NTK-GP mean",
+                "adaptation points",
+            ];
+            let mut lines: Vec<&[(f64, f64)]> = vec![&band];
+            lines.extend(curves.iter().map(|c| &c.0[..]));
+            lines.push(&pts);
+            draw_legend(&mut chart, &labels, &lines, SeriesLabelPosition::UpperLeft)
+                .map_err(plot_err(path))?;
+        }
+        root.present().map_err(|e| plot_err(path)(e.to_string()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

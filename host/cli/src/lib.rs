@@ -18,6 +18,7 @@ pub mod fit;
 pub mod gan;
 pub mod gp;
 pub mod info;
+pub mod ntk;
 pub mod progress;
 pub mod report;
 pub mod rl;
@@ -82,6 +83,10 @@ enum Command {
     /// the 8-Gaussian ring or images, and samples from a saved generator.
     #[command(subcommand)]
     Gan(gan::GanCommand),
+    /// Linearized networks (the finite NTK): adapt a trained network to new tasks from a few
+    /// points by its linearization's GP posterior, with error bars, without retraining.
+    #[command(subcommand)]
+    Ntk(ntk::NtkCommand),
     /// Check the Cortex-M4F firmware's output against the host.
     #[command(subcommand)]
     Firmware(firmware::FirmwareCommand),
@@ -166,6 +171,7 @@ where
         Command::Simplex(cmd) => simplex::run(cmd).map(|()| true),
         Command::Distill(a) => distill::run(a).map(|()| true),
         Command::Gan(cmd) => gan::run(cmd).map(|()| true),
+        Command::Ntk(cmd) => ntk::run(cmd).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
     };
     let args: Vec<String> = args

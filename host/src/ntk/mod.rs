@@ -1,0 +1,21 @@
+//! Linearized networks — the finite neural tangent kernel (Maddox, Tang, Moreno, Wilson &
+//! Damianou, "Fast Adaptation with Linearized Neural Networks", AISTATS 2021; reference code
+//! `finite_ntk`): a trained network `f(x; θ̂)` becomes the Gaussian process of its
+//! linearization `f(x; θ̂) + J(x)(θ − θ̂)` with the prior `θ − θ̂ ~ N(0, I)`, whose kernel is the
+//! Jacobian kernel `J(x) J(x′)ᵀ`. Conditioning on a few points of a new task adapts the network
+//! with error bars and without retraining.
+//!
+//! - [`jacobian`]: `J u`, `Jᵀ v`, `K v`, `JᵀJ u`, the Fisher-vector products and `diag K`, by
+//!   forward and reverse mode through the network; no Jacobian is formed;
+//! - [`krylov`]: preconditioned conjugate gradients and Lanczos on those products;
+//! - [`posterior`]: the function-space and parameter-space posteriors;
+//! - [`tasks`]: the sine / line transfer experiment.
+
+pub mod jacobian;
+pub mod krylov;
+pub mod posterior;
+pub mod tasks;
+
+pub use jacobian::{Jacobian, Network, Outputs};
+pub use krylov::{CgReport, CgSettings, Lanczos};
+pub use posterior::{Mean, OnNoConvergence, Posterior, PosteriorSettings, Prediction, Space};
