@@ -26,6 +26,9 @@ enum TaskArg {
     Sine,
     /// y = A x + b + 0.3·ε, A, b ~ U[−3, 3].
     Linear,
+    /// A smooth 2-D field that drifts between two years (the malaria experiment's shape):
+    /// MLP 2→500→500→2 with a heteroscedastic head, adapted to year 2.
+    Spatial,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,19 +55,21 @@ pub struct AdaptArgs {
     /// New tasks.
     #[arg(long, default_value_t = 5, value_parser = super::values::at_least_one)]
     tasks: usize,
-    /// Points of the first task the network is trained on.
-    #[arg(long, default_value_t = 10, value_parser = super::values::at_least_one)]
-    n_train: usize,
-    /// Held-out test points per new task.
-    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
-    n_test: usize,
-    /// Hidden width of the MLP 1→W→W→1 (tanh).
-    #[arg(long, default_value_t = 40, value_parser = super::values::at_least_one)]
-    hidden: usize,
-    /// Training epochs (3 minibatches each; the rate ×0.1 every 500 epochs).
-    #[arg(long, default_value_t = 2500, value_parser = super::values::at_least_one)]
-    epochs: usize,
-    /// SGD learning rate (momentum 0.9).
+    /// Points of the first task (year) the network is trained on [default: 10; spatial 2000].
+    #[arg(long, value_parser = super::values::at_least_one)]
+    n_train: Option<usize>,
+    /// Held-out test points per new task, apart from the adaptation points [default: 1000;
+    /// spatial 5000].
+    #[arg(long, value_parser = super::values::at_least_one)]
+    n_test: Option<usize>,
+    /// Hidden width of the two tanh layers [default: 40; spatial 500].
+    #[arg(long, value_parser = super::values::at_least_one)]
+    hidden: Option<usize>,
+    /// Training epochs [default: 2500 of 3 minibatches, ×0.1 every 500; spatial 500 of 10,
+    /// ×0.1 every 100].
+    #[arg(long, value_parser = super::values::at_least_one)]
+    epochs: Option<usize>,
+    /// SGD learning rate (momentum 0.9; spatial: none).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
     /// Use the trained network f(x; θ̂) as the prior mean (default: zero, as the reference's
@@ -108,21 +113,25 @@ fn adapt_cmd(a: &AdaptArgs) -> Result<()> {
         check_plot("--plot", p)?;
     }
     let task = match a.task {
-        TaskArg::Sine => TaskKind::Sine,
         TaskArg::Linear => TaskKind::Linear,
+        _ => TaskKind::Sine,
     };
     let space = match a.space {
         SpaceArg::Function => Space::Function,
         SpaceArg::Parameter => Space::Parameter,
     };
+    if a.task == TaskArg::Spatial {
+        return spatial_cmd(a, space);
+    }
+    let reference = AdaptConfig::reference(task, space);
     let cfg = AdaptConfig {
         mean: if a.bias { Mean::Network } else { Mean::Zero },
-        n_train: a.n_train,
+        n_train: a.n_train.unwrap_or(reference.n_train),
         n_adapt: a.n_adapt,
         tasks: a.tasks,
-        n_test: a.n_test,
-        hidden: a.hidden,
-        epochs: a.epochs,
+        n_test: a.n_test.unwrap_or(reference.n_test),
+        hidden: a.hidden.unwrap_or(reference.hidden),
+        epochs: a.epochs.unwrap_or(reference.epochs),
         lr: a.lr,
         cg: CgSettings {
             tol: a.cg_tol,
@@ -131,7 +140,7 @@ fn adapt_cmd(a: &AdaptArgs) -> Result<()> {
         lanczos_rank: a.lanczos_rank,
         grid: if a.plot.is_some() { 200 } else { 0 },
         seed: a.seed,
-        ..AdaptConfig::reference(task, space)
+        ..reference
     };
     let bar = super::progress::epoch_bar(!a.json, cfg.epochs, format!("ntk {} train", a.task));
     let mut adapting = false;
@@ -205,8 +214,8 @@ fn report_json(a: &AdaptArgs, r: &AdaptReport) -> serde_json::Value {
         "space": a.space.to_string(),
         "mean": if a.bias { "network" } else { "zero" },
         "n_adapt": a.n_adapt,
-        "n_train": a.n_train,
-        "n_test": a.n_test,
+        "n_train": r.config.n_train,
+        "n_test": r.config.n_test,
         "seed": a.seed,
         "parameters": r.params,
         "train_mse": r.train_mse,
@@ -225,14 +234,14 @@ fn print_report(a: &AdaptArgs, r: &AdaptReport) {
         "ntk adapt: {} tasks, MLP 1→{h}→{h}→1 tanh ({} parameters) trained on {} points of task 0 in {:.1} s (MSE {:.2e}, σ² = {:.2e}); {}-space posterior, {} mean, {} points per task",
         a.task,
         r.params,
-        a.n_train,
+        r.config.n_train,
         r.train_seconds,
         r.train_mse,
         r.noise,
         a.space,
         if a.bias { "network" } else { "zero" },
         a.n_adapt,
-        h = a.hidden,
+        h = r.config.hidden,
     );
     println!("  task  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds");
     for (i, t) in r.tasks.iter().enumerate() {
@@ -259,4 +268,146 @@ fn print_report(a: &AdaptArgs, r: &AdaptReport) {
             println!("  {what}: {}", p.display());
         }
     }
+}
+
+fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
+    use keel::ntk::spatial::{run, SpatialConfig};
+    if a.export.is_some() {
+        return Err(keel::error::Error::invalid(
+            "--export",
+            "",
+            "the spatial network has a heteroscedastic head the core's MLP export does not describe; export the sine or line network",
+        ));
+    }
+    let reference = SpatialConfig::reference(space);
+    let cfg = SpatialConfig {
+        mean: if a.bias { Mean::Network } else { Mean::Zero },
+        n_train: a.n_train.unwrap_or(reference.n_train),
+        n_adapt: a.n_adapt,
+        tasks: a.tasks,
+        n_test: a.n_test.unwrap_or(reference.n_test),
+        hidden: a.hidden.unwrap_or(reference.hidden),
+        epochs: a.epochs.unwrap_or(reference.epochs),
+        lr: a.lr,
+        cg: CgSettings {
+            tol: a.cg_tol,
+            max_iter: a.cg_max_iter,
+        },
+        lanczos_rank: a.lanczos_rank,
+        grid: if a.plot.is_some() { 60 } else { 0 },
+        seed: a.seed,
+        ..reference
+    };
+    let bar = super::progress::epoch_bar(!a.json, cfg.epochs, "ntk spatial train".into());
+    let mut adapting = false;
+    let r = run(&cfg, &mut |t| {
+        if !adapting && t.values.first().map(|v| v.0) == Some("task") {
+            adapting = true;
+            bar.set_prefix("ntk spatial adapt");
+        }
+        super::progress::show(&bar, t)
+    })?;
+    bar.finish_and_clear();
+    let mut outputs = Outputs::new();
+    if let Some(p) = &a.plot {
+        outputs.with(p, |tmp| {
+            let g = &r.grid;
+            let titles = [
+                "year 1 (training)",
+                "year 2 (adaptation)",
+                "network, not adapted",
+                "NTK-GP mean (repeat 1)",
+            ];
+            let fields: Vec<keel::plot::Field> = titles
+                .iter()
+                .zip(&g.fields)
+                .map(|(t, v)| keel::plot::Field {
+                    title: t,
+                    xs: &g.axis,
+                    ys: &g.axis,
+                    values: v,
+                })
+                .collect();
+            let lo = g.fields[..2].iter().flatten().flatten().copied().fold(f64::INFINITY, f64::min);
+            let hi = g.fields[..2].iter().flatten().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+            let pts: Vec<(f64, f64, usize)> = r.tasks[0].adapt_x.chunks(2).map(|p| (p[0], p[1], 1)).collect();
+            keel::plot::plot_fields(tmp, &fields, (lo, hi), &pts, &[])
+        })?;
+    }
+    outputs.commit()?;
+    let mean_of = |f: &dyn Fn(&keel::ntk::spatial::SpatialRepeat) -> f64| {
+        r.tasks.iter().map(f).sum::<f64>() / r.tasks.len().max(1) as f64
+    };
+    if a.json {
+        let tasks: Vec<serde_json::Value> = r
+            .tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "test_mse_adapted": t.test_mse_adapted,
+                    "test_mse_unadapted": t.test_mse_unadapted,
+                    "test_mse_last_layer": t.test_mse_last_layer,
+                    "mean_coverage_95": t.mean_coverage_95,
+                    "cg_iterations": t.cg_iterations,
+                    "cg_relative_residual": t.cg_relative_residual,
+                    "seconds": t.seconds,
+                })
+            })
+            .collect();
+        return super::report::json(&json!({
+            "task": "spatial",
+            "space": a.space.to_string(),
+            "mean": if a.bias { "network" } else { "zero" },
+            "n_adapt": a.n_adapt,
+            "n_train": cfg.n_train,
+            "n_test": cfg.n_test,
+            "seed": a.seed,
+            "parameters": r.params,
+            "train_nll": r.train_nll,
+            "noise": cfg.noise,
+            "train_seconds": r.train_seconds,
+            "tasks": tasks,
+            "mean_test_mse_adapted": mean_of(&|t| t.test_mse_adapted),
+            "mean_test_mse_unadapted": mean_of(&|t| t.test_mse_unadapted),
+            "mean_test_mse_last_layer": mean_of(&|t| t.test_mse_last_layer),
+            "mean_coverage_95": mean_of(&|t| t.mean_coverage_95),
+        }));
+    }
+    println!(
+        "ntk adapt: spatial field, MLP 2→{h}→{h}→2 tanh with a heteroscedastic head ({} parameters) trained on {} year-1 points in {:.1} s (NLL {:.3}); {}-space posterior of the mean output, {} mean, σ² = {:.4}, {} year-2 points per repeat, {} test points apart from them",
+        r.params,
+        cfg.n_train,
+        r.train_seconds,
+        r.train_nll,
+        a.space,
+        if a.bias { "network" } else { "zero" },
+        cfg.noise,
+        a.n_adapt,
+        cfg.n_test,
+        h = cfg.hidden,
+    );
+    println!("  repeat  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds");
+    for (i, t) in r.tasks.iter().enumerate() {
+        println!(
+            "  {:>6}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}  {:>6}  {:>7.3}",
+            i + 1,
+            t.test_mse_adapted,
+            t.test_mse_unadapted,
+            t.test_mse_last_layer,
+            t.mean_coverage_95,
+            t.cg_iterations,
+            t.seconds
+        );
+    }
+    println!(
+        "  mean    {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}",
+        mean_of(&|t| t.test_mse_adapted),
+        mean_of(&|t| t.test_mse_unadapted),
+        mean_of(&|t| t.test_mse_last_layer),
+        mean_of(&|t| t.mean_coverage_95),
+    );
+    if let Some(p) = &a.plot {
+        println!("  plot: {}", p.display());
+    }
+    Ok(())
 }

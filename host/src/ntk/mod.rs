@@ -9,11 +9,14 @@
 //!   forward and reverse mode through the network; no Jacobian is formed;
 //! - [`krylov`]: preconditioned conjugate gradients and Lanczos on those products;
 //! - [`posterior`]: the function-space and parameter-space posteriors;
-//! - [`tasks`]: the sine / line transfer experiment.
+//! - [`fit`]: the reference's SGD training routine;
+//! - [`tasks`]: the sine / line transfer experiment; [`spatial`]: a drifting 2-D field.
 
+pub mod fit;
 pub mod jacobian;
 pub mod krylov;
 pub mod posterior;
+pub mod spatial;
 pub mod tasks;
 
 pub use jacobian::{Jacobian, Network, Outputs};

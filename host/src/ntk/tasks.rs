@@ -13,10 +13,7 @@
 use std::time::Instant;
 
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
-use keel_engine::autodiff::{backward, no_grad};
 use keel_engine::nn::{Activation, Mlp};
-use keel_engine::optim::{Optimizer, OptimizerKind, Schedule};
-use keel_engine::params::ParamId;
 use keel_engine::params::Params;
 use keel_engine::{DType, Tensor};
 
@@ -25,6 +22,8 @@ use super::krylov::CgSettings;
 use super::posterior::{Mean, OnNoConvergence, Posterior, PosteriorSettings, Space};
 use crate::error::{Error, Result};
 use crate::progress::{Observer, Tick};
+
+use super::fit::{first_output, train, Loss, Sgd};
 
 /// The task family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,86 +308,28 @@ pub struct AdaptReport {
 }
 
 fn column(x: &[f64]) -> Result<Tensor> {
-    Ok(Tensor::from_f64s(x, &[x.len(), 1], DType::F64)?)
+    super::fit::matrix(x, 1)
+}
+
+fn network_values(net: &Mlp, params: &Params, x: &[f64]) -> Result<Vec<f64>> {
+    first_output(net, params, x, 1)
+}
+
+impl AdaptConfig {
+    fn sgd(&self, minibatches: usize) -> Sgd {
+        Sgd {
+            epochs: self.epochs,
+            minibatches,
+            lr: self.lr,
+            momentum: self.momentum,
+            step_every: self.step_every,
+            loss: Loss::Mse,
+        }
+    }
 }
 
 fn mse(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / a.len().max(1) as f64
-}
-
-/// SGD with momentum on the mean squared error over `epochs` epochs of `minibatches` shuffled
-/// minibatches, the rate ×0.1 every `step_every` epochs, updating only `trainable` (indices
-/// into `params`' values). Returns the final full-data MSE.
-#[allow(clippy::too_many_arguments)]
-fn train(
-    net: &Mlp,
-    params: &mut Params,
-    trainable: &[usize],
-    x: &[f64],
-    y: &[f64],
-    cfg: &AdaptConfig,
-    rng: &mut Xoshiro256PlusPlus,
-    progress: &mut Observer,
-    stage: &'static str,
-) -> Result<f64> {
-    let mut sub = Params::new();
-    for &i in trainable {
-        sub.insert(params.names()[i].clone(), params.values()[i].clone())?;
-    }
-    let mut opt = Optimizer::new(
-        OptimizerKind::Sgd {
-            momentum: cfg.momentum,
-            nesterov: false,
-            weight_decay: 0.0,
-        },
-        &sub,
-    )?;
-    let schedule = Schedule::Step {
-        step_size: cfg.step_every,
-        gamma: 0.1,
-    };
-    let n = x.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    let per = n.div_ceil(cfg.minibatches);
-    for epoch in 0..cfg.epochs {
-        crate::data::shuffle(&mut order, rng);
-        let lr = schedule.lr(cfg.lr, epoch);
-        for batch in order.chunks(per) {
-            let xb: Vec<f64> = batch.iter().map(|&i| x[i]).collect();
-            let yb: Vec<f64> = batch.iter().map(|&i| y[i]).collect();
-            let vars = sub.variables();
-            let mut full = params.clone();
-            for (k, &i) in trainable.iter().enumerate() {
-                full.set(ParamId(i), vars.values()[k].clone())?;
-            }
-            let loss = net.forward(&full, &column(&xb)?)?.mse(&column(&yb)?)?;
-            let value = loss.item()?;
-            if !value.is_finite() {
-                return Err(crate::train::diverged(value, epoch, cfg.lr, ""));
-            }
-            let refs: Vec<&Tensor> = vars.values().iter().collect();
-            let grads = no_grad(|| backward(&loss, &refs))?;
-            no_grad(|| opt.step(&mut sub, &grads, lr))?;
-        }
-        if (epoch + 1) % 50 == 0 || epoch + 1 == cfg.epochs {
-            progress(&Tick {
-                done: epoch + 1,
-                total: cfg.epochs,
-                values: &[(stage, 0.0)],
-            });
-        }
-    }
-    for (k, &i) in trainable.iter().enumerate() {
-        params.set(ParamId(i), sub.values()[k].clone())?;
-    }
-    let xt = column(x)?;
-    let pred = no_grad(|| net.forward(params, &xt))?.to_vec_f64()?;
-    Ok(mse(&pred, y))
-}
-
-fn network_values(net: &Mlp, params: &Params, x: &[f64]) -> Result<Vec<f64>> {
-    let xt = column(x)?;
-    Ok(no_grad(|| net.forward(params, &xt))?.to_vec_f64()?)
 }
 
 /// Trains on task 0 and adapts to `tasks` new tasks. Progress: the training epochs, then one
@@ -418,8 +359,9 @@ pub fn adapt(cfg: &AdaptConfig, progress: &mut Observer) -> Result<AdaptReport> 
         &mut params,
         &all,
         &xt,
+        1,
         &yt,
-        cfg,
+        &cfg.sgd(cfg.minibatches),
         &mut rng,
         progress,
         "train",
@@ -465,18 +407,14 @@ pub fn adapt(cfg: &AdaptConfig, progress: &mut Observer) -> Result<AdaptReport> 
         let unadapted = network_values(&net, &params, &xs)?;
         let mut retrained = params.clone();
         let trainable: Vec<usize> = last.clone().collect();
-        let n_batches = cfg.minibatches.min(cfg.n_adapt);
-        let head_cfg = AdaptConfig {
-            minibatches: n_batches,
-            ..cfg.clone()
-        };
         train(
             &net,
             &mut retrained,
             &trainable,
             &xa,
+            1,
             &ya,
-            &head_cfg,
+            &cfg.sgd(cfg.minibatches.min(cfg.n_adapt)),
             &mut rng,
             &mut |_| {},
             "last layer",
