@@ -2,7 +2,8 @@
 # Builds the firmware (release) and prints its section sizes and the deterministic instruction
 # count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
 # digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step, one
-# model-based value estimate, one simplex-ensemble and one distilled-student digit classification: the instructions QEMU executes between the `bench_start` and `bench_end`
+# model-based value estimate, one simplex-ensemble and one distilled-student digit classification,
+# the sine network's on-board NTK adaptation and its predictions: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -23,6 +24,11 @@
 #   simplex_digit_instructions=… (ninth: one prediction of the ensemble of simplexes on digits,
 #                                components × fixed points, vertex weights combined on the fly)
 #   student_digit_instructions=… (tenth: one forward pass of the MLP distilled from it)
+#   ntk_adapt_instructions=…     (eleventh: the sine network 1→40→40→1 adapted to 10 points by its
+#                                linearisation: 10 reverse passes, K = JJᵀ + σ²I, Cholesky, L⁻¹r)
+#   ntk_predict_instructions=…   (twelfth: one adapted prediction, mean and latent variance)
+#   ntk_weight_offset_instructions=… (thirteenth: the weight offset u = Jᵀα, P = 1761 values)
+#   ntk_mean_jvp_instructions=…  (fourteenth: one adapted mean by forward mode along u)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -47,7 +53,7 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-counts=$(./count-regions.sh "$elf" 10)
+counts=$(./count-regions.sh "$elf" 14)
 echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
 echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
 echo "mlp_digit_instructions=$(sed -n 3p <<<"$counts")"
@@ -58,3 +64,7 @@ echo "policy_step_instructions=$(sed -n 7p <<<"$counts")"
 echo "value_estimate_instructions=$(sed -n 8p <<<"$counts")"
 echo "simplex_digit_instructions=$(sed -n 9p <<<"$counts")"
 echo "student_digit_instructions=$(sed -n 10p <<<"$counts")"
+echo "ntk_adapt_instructions=$(sed -n 11p <<<"$counts")"
+echo "ntk_predict_instructions=$(sed -n 12p <<<"$counts")"
+echo "ntk_weight_offset_instructions=$(sed -n 13p <<<"$counts")"
+echo "ntk_mean_jvp_instructions=$(sed -n 14p <<<"$counts")"

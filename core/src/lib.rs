@@ -20,8 +20,11 @@
 //! - [`io`]: a validating, zero-copy safetensors reader (no heap, never panics on a corrupt
 //!   file) for the weights the host exports;
 //! - [`nn`]: dense layers and MLPs evaluated in place from those weights (forward, class
-//!   prediction, gradient with respect to the input), equivariant MLPs, and the Bayesian model
-//!   average of a set of exported posterior samples or ensemble members ([`nn::Bma`]);
+//!   prediction, gradient with respect to the input, and with respect to the parameters),
+//!   equivariant MLPs, the Bayesian model average of a set of exported posterior samples or
+//!   ensemble members ([`nn::Bma`]), and on-board adaptation of a network to a few new points by
+//!   its linearisation, the finite neural-tangent-kernel GP ([`nn::NtkAdaptation`]; Maddox et
+//!   al., *Fast Adaptation with Linearized Neural Networks*, AISTATS 2021);
 //! - [`gp`]: Gaussian-process regression — kernels, an exact online GP of fixed capacity and
 //!   WISKI, the structured-kernel-interpolation GP with a constant-time update per observation;
 //! - [`rl`]: control environments (Pendulum-v1, cart-pole swing-up, acrobot), observation

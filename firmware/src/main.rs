@@ -21,7 +21,7 @@ use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
-use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp, Simplex};
+use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp, NtkAdaptation, NtkMemory, PriorMean, Simplex};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use keel_core::rl::{Env, Pendulum, Policy, ValueModel};
 use keel_core::Real;
@@ -420,6 +420,112 @@ fn classify_digits_student() -> keel_core::Result<()> {
     Ok(())
 }
 
+/// The sine network of the linearised-adaptation experiment (1 → 40 → 40 → 1, tanh, f32),
+/// trained by `keel fit` on one sine task (`assets/ntk-sine-task.py`; see the README).
+static NTK_SINE: &[u8] = include_bytes!("../assets/ntk-sine.safetensors");
+/// Points of the new task the network adapts to.
+const NTK_POINTS: usize = 10;
+/// The adaptation's capacity (points it could take; the n ≤ 32).
+const NTK_CAPACITY: usize = 32;
+/// Gradient factors per point (`Mlp::gradient_factors_len`: 1+40 + 40+40 + 40+1).
+const NTK_ROW: usize = 162;
+/// Seed of the new task and its points (the host reads them from the printed line).
+const NTK_SEED: u64 = 11;
+/// Noise variance σ² of the adaptation (the reference's floor is 1e-3; the task's noise
+/// variance is (0.01·A)² ≤ 0.0025).
+const NTK_NOISE: f32 = 0.01;
+/// Where the adapted posterior is reported.
+const NTK_TEST: [f32; 8] = [-4.5, -3.2, -1.9, -0.6, 0.6, 1.9, 3.2, 4.5];
+/// Scratch of the adaptation (`NtkAdaptation::scratch_len`: 162 + 40 + 32).
+const NTK_SCRATCH: usize = 234;
+
+/// Adapts the sine network to a new task drawn from `NTK_SEED` (`y = A sin(w x + b) + 0.01·A·ε`,
+/// the reference's task distribution) from `NTK_POINTS` points, by its linearisation (the
+/// finite-NTK GP, prior mean the network), and prints the points, the posterior at `NTK_TEST`
+/// and the network's own prediction there. Marked regions 11–14: the adaptation to the 10
+/// points, one prediction (mean and variance), the weight offset `u = Jᵀα`, and one mean by
+/// forward mode along `u`.
+fn run_ntk() -> keel_core::Result<()> {
+    let st = SafeTensors::<16>::parse(NTK_SINE)?;
+    let mlp = Mlp::<4>::from_safetensors(&st)?;
+    let mut memory = NtkMemory::<f32, NTK_CAPACITY, NTK_ROW>::new();
+    let noise = black_box(NTK_NOISE);
+    let mut ntk = NtkAdaptation::new(&mlp, PriorMean::Network, noise, memory.buffers())?;
+    if ntk.scratch_len() > NTK_SCRATCH {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded sine network needs more NTK scratch than the firmware's",
+        });
+    }
+    let mut scratch = [0.0f32; NTK_SCRATCH];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(NTK_SEED);
+    let amplitude = 0.1 + 4.9 * uniform::<f32, _>(&mut rng);
+    let phase = 2.0 * core::f32::consts::PI * uniform::<f32, _>(&mut rng);
+    let frequency = 0.5 + 1.5 * uniform::<f32, _>(&mut rng);
+    let mut x = [0.0f32; NTK_POINTS];
+    let mut y = [0.0f32; NTK_POINTS];
+    for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
+        *xi = -5.0 + 10.0 * uniform::<f32, _>(&mut rng);
+        *yi = amplitude * (frequency * *xi + phase).libm_sin()
+            + 0.01 * amplitude * standard_normal::<f32, _>(&mut rng);
+    }
+    black_box(&mut x);
+    black_box(&mut y);
+    bench_start();
+    let r = ntk.adapt(&x, &y, &mut scratch);
+    bench_end();
+    r?;
+    bench_start();
+    let p = ntk.predict(black_box(&[NTK_TEST[0]]), &mut scratch);
+    bench_end();
+    black_box(p?);
+    let mut u = [0.0f32; 1761];
+    if u.len() != mlp.parameter_count() {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded sine network's parameter count differs from the firmware's",
+        });
+    }
+    bench_start();
+    let r = ntk.weight_offset(&mut u, &mut scratch);
+    bench_end();
+    r?;
+    bench_start();
+    let m = ntk.predict_mean_jvp(black_box(&[NTK_TEST[0]]), &u, &mut scratch);
+    bench_end();
+    black_box(m?);
+
+    let mut mean = [0.0f32; NTK_TEST.len()];
+    let mut var = [0.0f32; NTK_TEST.len()];
+    let mut mean_jvp = [0.0f32; NTK_TEST.len()];
+    let mut network = [0.0f32; NTK_TEST.len()];
+    let mut fwd = [0.0f32; 80];
+    for (k, &xs) in NTK_TEST.iter().enumerate() {
+        let p = ntk.predict(&[xs], &mut scratch)?;
+        mean[k] = p.mean;
+        var[k] = p.var_f;
+        mean_jvp[k] = ntk.predict_mean_jvp(&[xs], &u, &mut scratch)?;
+        let mut out = [0.0f32];
+        mlp.forward(&[xs], &mut out, &mut fwd)?;
+        network[k] = out[0];
+    }
+    hprintln!(
+        "KEEL-FW model=ntk mean=network noise={:08x} seed={} task={},{},{} capacity={} x={} y={} test={} mu={} var_f={} mu_jvp={} network={}",
+        NTK_NOISE.to_bits(),
+        NTK_SEED,
+        Bits(&[amplitude]),
+        Bits(&[phase]),
+        Bits(&[frequency]),
+        NTK_CAPACITY,
+        Bits(&x),
+        Bits(&y),
+        Bits(&NTK_TEST),
+        Bits(&mean),
+        Bits(&var),
+        Bits(&mean_jvp),
+        Bits(&network)
+    );
+    Ok(())
+}
+
 /// A small Augerino CNN trained on rotated digits (`keel augerino train --dataset rotated-digits
 /// --model augerino --layers c8,m2,c16,m2,c16,g …`; see the README), read from flash in place.
 static AUGERINO_MODEL: &[u8] = include_bytes!("../assets/augerino-digits.safetensors");
@@ -438,8 +544,8 @@ const AUG_SEED: u64 = 21;
 const AUG_SCRATCH: usize = AUG_PIXELS + CLASSES + 2 * 8 * 28 * 28;
 
 /// Classifies the rotated test digits with the Augerino CNN: a plain forward pass and the average
-/// of `AUG_COPIES` warped copies' log-softmaxes, and prints both (the ninth and tenth marked
-/// regions, past `measure.sh`'s eight: one forward pass, one Augerino prediction).
+/// of `AUG_COPIES` warped copies' log-softmaxes, and prints both (the fifteenth and sixteenth marked
+/// regions, past `measure.sh`'s fourteen: one forward pass, one Augerino prediction).
 fn classify_augerino() -> keel_core::Result<()> {
     let st = SafeTensors::<16>::parse(AUGERINO_MODEL)?;
     let cnn = Cnn::<8>::from_safetensors(&st)?;
@@ -607,6 +713,7 @@ fn run() -> keel_core::Result<()> {
     run_policy()?;
     classify_digits_simplex()?;
     classify_digits_student()?;
+    run_ntk()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
     classify_augerino()?;
 

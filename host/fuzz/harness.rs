@@ -464,5 +464,6 @@ pub fn firmware_log(data: &[u8], assets: &Path) -> bool {
     // counts are bounded by the parsers (`firmware::MAX_POLICY_STEPS`, `MAX_CHNN_STEPS`).
     accepted |= fw::parse_policy(text).is_ok();
     accepted |= fw::parse_chnn(text).is_ok();
+    accepted |= keel::firmware_ntk::parse_ntk(text).is_ok();
     accepted
 }

@@ -1,6 +1,6 @@
 //! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
 //! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
-//! module reruns the same work with the same core code on the host and compares. Ten checks,
+//! module reruns the same work with the same core code on the host and compares. Eleven checks,
 //! one `KEEL-FW` line each:
 //!
 //! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
@@ -19,7 +19,10 @@
 //! 9. an ensemble of simplexes exported by `keel simplex train` on the test digits, against the
 //!    host engine's f64 prediction with the combined weights formed ([`parse_simplex`],
 //!    [`check_simplex`]);
-//! 10. the MLP distilled from it by `keel distill` ([`parse_student`], [`check_student`]).
+//! 10. the MLP distilled from it by `keel distill` ([`parse_student`], [`check_student`]);
+//! 11. the sine network adapted on board to a new task by its linearisation (the finite-NTK
+//!     GP), against the host engine's dense posterior
+//!     ([`crate::firmware_ntk::parse_ntk`], [`crate::firmware_ntk::check_ntk`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
@@ -432,8 +435,8 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 9] = [
-    "digits", "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student",
+pub const MODEL_LINES: [&str; 10] = [
+    "digits", "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student", "ntk",
 ];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
@@ -443,7 +446,10 @@ pub fn has_model_line(output: &str, name: &str) -> bool {
 }
 
 /// The `KEEL-FW model=<name>` line of a firmware log and its `key=value` fields.
-fn model_line<'a>(output: &'a str, name: &str) -> Result<(&'a str, BTreeMap<&'a str, &'a str>)> {
+pub(crate) fn model_line<'a>(
+    output: &'a str,
+    name: &str,
+) -> Result<(&'a str, BTreeMap<&'a str, &'a str>)> {
     let tag = format!("KEEL-FW model={name}");
     let line = output
         .lines()
@@ -458,14 +464,18 @@ fn model_line<'a>(output: &'a str, name: &str) -> Result<(&'a str, BTreeMap<&'a 
 }
 
 /// Field `k` of a [`model_line`], or an error naming the line.
-fn field<'a>(fields: &BTreeMap<&'a str, &'a str>, line: &str, k: &str) -> Result<&'a str> {
+pub(crate) fn field<'a>(
+    fields: &BTreeMap<&'a str, &'a str>,
+    line: &str,
+    k: &str,
+) -> Result<&'a str> {
     fields
         .get(k)
         .copied()
         .ok_or_else(|| Error::invalid("firmware output", line, format!("missing {k}=")))
 }
 
-fn hex_words(field: &str, v: &str) -> Result<Vec<f32>> {
+pub(crate) fn hex_words(field: &str, v: &str) -> Result<Vec<f32>> {
     v.split(',')
         .map(|w| match u32::from_str_radix(w, 16) {
             Ok(bits) if w.len() == 8 => Ok(f32::from_bits(bits)),

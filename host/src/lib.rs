@@ -79,6 +79,7 @@ pub mod emlp;
 pub mod error;
 pub mod export;
 pub mod firmware;
+pub mod firmware_ntk;
 pub mod fit;
 pub mod gan;
 pub mod gp;

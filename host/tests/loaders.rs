@@ -722,6 +722,19 @@ fn write_fuzz_seeds() {
             zeros(8),
             zeros(8)
         ),
+        format!(
+            "KEEL-FW model=ntk mean=network noise={} seed=11 task={} capacity=4 x={} y={} \
+             test={} mu={} var_f={} mu_jvp={} network={}",
+            hex(&[0.01]),
+            zeros(3),
+            hex(&[-1.0, 2.0]),
+            zeros(2),
+            hex(&[0.5]),
+            zeros(1),
+            zeros(1),
+            zeros(1),
+            zeros(1)
+        ),
         "KEEL-FW done".to_string(),
     ]
     .join("\n");

@@ -79,6 +79,18 @@ impl<'a> Dense<'a> {
         Ok(())
     }
 
+    /// `y = W·x` (no bias): the layer's derivative along an input direction.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] unless `x.len() == inputs()` and `y.len() == outputs()`.
+    pub fn weight_product<T: Real>(&self, x: &[T], y: &mut [T]) -> Result<()> {
+        self.check(x.len(), y.len())?;
+        for (yj, row) in y.iter_mut().zip(self.weight.rows(self.inputs)) {
+            *yj = row.dot(x);
+        }
+        Ok(())
+    }
+
     /// `dx = Wᵀ·dy`: the vector-Jacobian product of [`forward`](Dense::forward) with respect
     /// to its input.
     ///

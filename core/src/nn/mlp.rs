@@ -1,5 +1,7 @@
 //! A multilayer perceptron evaluated in place from a safetensors file.
 
+mod parameters;
+
 use super::activation::{sigmoid, softplus};
 use super::config::{MlpConfig, Output};
 use super::dense::Dense;

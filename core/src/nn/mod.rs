@@ -63,6 +63,13 @@
 //! activation buffers of caller scratch. [`Augerino`] averages such a CNN's log-softmax over `J`
 //! affine warps of the image drawn from the learned widths in the file and a caller's RNG.
 //!
+//! [`NtkAdaptation`] adapts a regression MLP to a few new points on the controller by its
+//! linearisation (Maddox et al., *Fast Adaptation with Linearized Neural Networks*, AISTATS
+//! 2021): the finite neural-tangent kernel GP, with each point's Jacobian row from a reverse
+//! pass through the MLP with respect to its parameters ([`Mlp::parameter_vjp_factors`],
+//! [`Mlp::parameter_vjp`]) and the forward pass along a parameter direction
+//! ([`Mlp::parameter_jvp`]).
+//!
 //! What this is *not*: training (the host does that, with its own autodiff), or a general graph
 //! runtime — layers are dense, activations elementwise.
 
@@ -75,6 +82,7 @@ mod dense;
 mod emlp;
 mod gru;
 mod mlp;
+mod ntk;
 mod simplex;
 pub(crate) mod weights;
 
@@ -87,6 +95,7 @@ pub use dense::Dense;
 pub use emlp::Emlp;
 pub use gru::GruCell;
 pub use mlp::{Mlp, SIGMA_FLOOR};
+pub use ntk::{NtkAdaptation, NtkBuffers, NtkMemory, PriorMean};
 pub use simplex::{dirichlet_ones, Simplex, MAX_VERTICES as SIMPLEX_MAX_VERTICES};
 
 /// The tensor `{prefix}{name}` (names compared unescaped).

@@ -15,7 +15,7 @@ pub enum FirmwareCommand {
         /// Print the comparison as JSON.
         #[arg(long)]
         json: bool,
-        /// Fail unless the log has every model line (the Rust firmware prints all seven; the C
+        /// Fail unless the log has every model line (the Rust firmware prints all of them; the C
         /// firmware in firmware-c/ prints a subset, and by default a log is checked on the model
         /// lines it has, at least one).
         #[arg(long)]
@@ -198,7 +198,15 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let ntk = if has("ntk") {
+        let ntk_run = keel::firmware_ntk::parse_ntk(&text)?;
+        let ntk = keel::firmware_ntk::check_ntk(&ntk_run, assets)?;
+        Some((ntk_run, ntk))
+    } else {
+        None
+    };
     let pass = c.pass
+        && ntk.as_ref().is_none_or(|(_, m)| m.pass)
         && augerino.as_ref().is_none_or(|m| m.pass)
         && simplex.as_ref().is_none_or(|m| m.pass)
         && student.as_ref().is_none_or(|m| m.pass)
@@ -214,7 +222,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
         super::report::json(
             &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp,
             "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy, "augerino": augerino,
-            "simplex": simplex, "student": student,
+            "simplex": simplex, "student": student, "ntk": ntk.as_ref().map(|(_, m)| m),
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -404,6 +412,25 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 correct,
                 m.labels.len(),
                 m.relative_error,
+                m.tolerance,
+                if m.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some((r, m)) = &ntk {
+            println!(
+                "sine network (embedded keel fit export, 1 → 40 → 40 → 1) adapted on board by its linearisation \
+                 (NTK GP, σ² = {}) to a new task from {} points: RMS error at {} test inputs, network {:.4}, adapted {:.4}; \
+                 {} of {} words bit-identical to the host's f32 rerun; vs the engine's f64 dense posterior: \
+                 means {:.3e}, variances {:.3e} (tolerance {:e}): {}",
+                r.noise,
+                m.points,
+                m.tests,
+                m.network_rmse,
+                m.adapted_rmse,
+                m.identical_to_host_f32.0,
+                m.identical_to_host_f32.1,
+                m.mean_error_vs_engine,
+                m.var_error_vs_engine,
                 m.tolerance,
                 if m.pass { "PASS" } else { "FAIL" }
             );

@@ -513,7 +513,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(
         out.contains(
-            "checked 2 of 10 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student: PASS"
+            "checked 2 of 11 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk: PASS"
         ),
         "{out}"
     );
@@ -527,7 +527,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(
         v["absent"],
         serde_json::json!([
-            "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student"
+            "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student", "ntk"
         ])
     );
     assert!(v["gp"].is_null() && v["model"]["pass"] == true && v["pass"] == true);
@@ -539,7 +539,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
         (
             vec![system.as_str(), digits.as_str()],
             &["--require-all"][..],
-            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student",
+            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk",
         ),
         (vec![digits.as_str()], &[][..], "no 'KEEL-FW system=' line"),
     ] {
