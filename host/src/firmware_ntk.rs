@@ -17,8 +17,9 @@
 //! ([`engine_posterior`]): each point's parameter gradient by reverse mode (`autodiff::grad`),
 //! `K = JJᵀ + σ²I` formed densely in `f64` and factored by a Cholesky written here, the mean
 //! `m(x*) + J(x*)Jᵀα` and the variance `‖J(x*)‖² − k*ᵀK⁻¹k*` — a dense reference, right for
-//! the n ≤ 32 points the controller holds. (When the host's own NTK module exists, it can
-//! replace [`engine_posterior`] as the reference.)
+//! the n ≤ 32 points the controller holds, and independent of the core's linear algebra, which
+//! the adaptation under test uses. (The host's matrix-free posteriors, [`crate::ntk`], are
+//! checked against numpy's dense computation in `host/tests/ntk.rs`.)
 
 use serde::Serialize;
 

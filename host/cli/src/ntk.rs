@@ -18,6 +18,50 @@ pub enum NtkCommand {
     /// linearization's GP posterior (function or parameter space); compare with no adaptation
     /// and with retraining the last layer.
     Adapt(Box<AdaptArgs>),
+    /// Time the CG solves of both spaces as the number of points grows (the reference's
+    /// 803,601-parameter MLP 5→200→2000→200→1, SiLU for its ELU), and say where CG stops
+    /// converging.
+    Scaling(ScalingArgs),
+}
+
+#[derive(Args)]
+pub struct ScalingArgs {
+    /// Numbers of points, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "300,1000,3000,10000,30000"
+    )]
+    n: Vec<usize>,
+    /// Layer widths, comma-separated (input first, one output).
+    #[arg(long, value_delimiter = ',', default_value = "5,200,2000,200,1")]
+    sizes: Vec<usize>,
+    /// Spaces to time, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "function,parameter"
+    )]
+    spaces: Vec<SpaceArg>,
+    /// Noise variance σ².
+    #[arg(long, default_value_t = 0.01)]
+    noise: f64,
+    /// CG's relative-residual tolerance (the reference's evaluation tolerance).
+    #[arg(long, default_value_t = 0.01)]
+    cg_tol: f64,
+    /// CG's iteration cap (a solve that reaches it is reported as not converged).
+    #[arg(long, default_value_t = 1000, value_parser = super::values::at_least_one)]
+    cg_max_iter: usize,
+    /// Precision of the network's products (CG runs in f64).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: super::values::DtypeArg,
+    /// Seed of the network and the data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +146,7 @@ pub struct AdaptArgs {
 pub fn run(cmd: &NtkCommand) -> Result<()> {
     match cmd {
         NtkCommand::Adapt(a) => adapt_cmd(a),
+        NtkCommand::Scaling(a) => scaling_cmd(a),
     }
 }
 
@@ -328,9 +373,23 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
                     values: v,
                 })
                 .collect();
-            let lo = g.fields[..2].iter().flatten().flatten().copied().fold(f64::INFINITY, f64::min);
-            let hi = g.fields[..2].iter().flatten().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
-            let pts: Vec<(f64, f64, usize)> = r.tasks[0].adapt_x.chunks(2).map(|p| (p[0], p[1], 1)).collect();
+            let lo = g.fields[..2]
+                .iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .fold(f64::INFINITY, f64::min);
+            let hi = g.fields[..2]
+                .iter()
+                .flatten()
+                .flatten()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
+            let pts: Vec<(f64, f64, usize)> = r.tasks[0]
+                .adapt_x
+                .chunks(2)
+                .map(|p| (p[0], p[1], 1))
+                .collect();
             keel::plot::plot_fields(tmp, &fields, (lo, hi), &pts, &[])
         })?;
     }
@@ -386,7 +445,9 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
         cfg.n_test,
         h = cfg.hidden,
     );
-    println!("  repeat  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds");
+    println!(
+        "  repeat  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds"
+    );
     for (i, t) in r.tasks.iter().enumerate() {
         println!(
             "  {:>6}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}  {:>6}  {:>7.3}",
@@ -408,6 +469,81 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
     );
     if let Some(p) = &a.plot {
         println!("  plot: {}", p.display());
+    }
+    Ok(())
+}
+
+fn scaling_cmd(a: &ScalingArgs) -> Result<()> {
+    use keel::ntk::scaling::{run, ScalingConfig};
+    let cfg = ScalingConfig {
+        n: a.n.clone(),
+        sizes: a.sizes.clone(),
+        noise: a.noise,
+        cg: CgSettings {
+            tol: a.cg_tol,
+            max_iter: a.cg_max_iter,
+        },
+        spaces: a
+            .spaces
+            .iter()
+            .map(|s| match s {
+                SpaceArg::Function => Space::Function,
+                SpaceArg::Parameter => Space::Parameter,
+            })
+            .collect(),
+        dtype: match a.dtype {
+            super::values::DtypeArg::F32 => keel::DType::F32,
+            super::values::DtypeArg::F64 => keel::DType::F64,
+        },
+        seed: a.seed,
+        ..ScalingConfig::reference()
+    };
+    let total = cfg.n.len() * cfg.spaces.len();
+    let bar = super::progress::counted_bar(!a.json, total, "ntk scaling".into(), "solves");
+    let r = run(&cfg, &mut |t| super::progress::show(&bar, t))?;
+    bar.finish_and_clear();
+    if a.json {
+        let points: Vec<serde_json::Value> = r
+            .points
+            .iter()
+            .map(|p| {
+                json!({
+                    "n": p.n,
+                    "space": p.space.name(),
+                    "iterations": p.cg.iterations,
+                    "relative_residual": p.cg.relative_residual,
+                    "converged": p.cg.converged,
+                    "seconds": p.seconds,
+                    "seconds_per_iteration": p.seconds_per_iteration(),
+                })
+            })
+            .collect();
+        return super::report::json(&json!({
+            "parameters": r.params,
+            "sizes": a.sizes,
+            "noise": a.noise,
+            "cg_tol": a.cg_tol,
+            "cg_max_iter": a.cg_max_iter,
+            "dtype": super::values::name(&a.dtype),
+            "points": points,
+        }));
+    }
+    println!(
+        "ntk scaling: MLP {:?} (SiLU, {} parameters), σ² = {}, CG to {} within {} iterations",
+        a.sizes, r.params, a.noise, a.cg_tol, a.cg_max_iter
+    );
+    println!("        n  space      iterations  residual   converged  seconds  s/iteration");
+    for p in &r.points {
+        println!(
+            "  {:>7}  {:<9}  {:>10}  {:>8.2e}  {:>9}  {:>7.2}  {:>11.4}",
+            p.n,
+            p.space.name(),
+            p.cg.iterations,
+            p.cg.relative_residual,
+            if p.cg.converged { "yes" } else { "no" },
+            p.seconds,
+            p.seconds_per_iteration()
+        );
     }
     Ok(())
 }

@@ -112,7 +112,11 @@ pub fn train(
             for (k, &i) in trainable.iter().enumerate() {
                 full.set(ParamId(i), vars.values()[k].clone())?;
             }
-            let l = loss(&net.forward(&full, &matrix(&xb, d)?)?, &matrix(&yb, 1)?, sgd.loss)?;
+            let l = loss(
+                &net.forward(&full, &matrix(&xb, d)?)?,
+                &matrix(&yb, 1)?,
+                sgd.loss,
+            )?;
             let value = l.item()?;
             if !value.is_finite() {
                 return Err(crate::train::diverged(value, epoch, sgd.lr, ""));
@@ -135,7 +139,9 @@ pub fn train(
     let xt = matrix(x, d)?;
     let yt = matrix(y, 1)?;
     let out = no_grad(|| net.forward(params, &xt))?;
-    no_grad(|| loss(&out, &yt, sgd.loss))?.item().map_err(Into::into)
+    no_grad(|| loss(&out, &yt, sgd.loss))?
+        .item()
+        .map_err(Into::into)
 }
 
 /// The network's first output on the rows of `x` (`d` columns).

@@ -10,12 +10,14 @@
 //! - [`krylov`]: preconditioned conjugate gradients and Lanczos on those products;
 //! - [`posterior`]: the function-space and parameter-space posteriors;
 //! - [`fit`]: the reference's SGD training routine;
-//! - [`tasks`]: the sine / line transfer experiment; [`spatial`]: a drifting 2-D field.
+//! - [`tasks`]: the sine / line transfer experiment; [`spatial`]: a drifting 2-D field;
+//!   [`scaling`]: the cost of both spaces' solves as the number of points grows.
 
 pub mod fit;
 pub mod jacobian;
 pub mod krylov;
 pub mod posterior;
+pub mod scaling;
 pub mod spatial;
 pub mod tasks;
 

@@ -128,7 +128,8 @@ impl SpatialConfig {
             epochs: 500,
             last_layer_epochs: 100,
             lr: 1e-3,
-            noise: 0.6931471805599453 + 1e-4,
+            // GPyTorch's default: softplus(0) + 1e-4 = ln 2 + 1e-4.
+            noise: std::f64::consts::LN_2 + 1e-4,
             cg: CgSettings {
                 tol: 1e-8,
                 max_iter: 1000,
@@ -157,13 +158,21 @@ impl SpatialConfig {
             }
         }
         if self.grid > 400 {
-            return Err(Error::invalid("grid", self.grid, "at most 400 points per side"));
+            return Err(Error::invalid(
+                "grid",
+                self.grid,
+                "at most 400 points per side",
+            ));
         }
         if !(self.lr > 0.0) || !self.lr.is_finite() {
             return Err(Error::invalid("lr", self.lr, "must be positive and finite"));
         }
         if !(self.noise > 0.0) || !self.noise.is_finite() {
-            return Err(Error::invalid("noise", self.noise, "must be positive and finite"));
+            return Err(Error::invalid(
+                "noise",
+                self.noise,
+                "must be positive and finite",
+            ));
         }
         self.cg.check()
     }
@@ -249,7 +258,18 @@ pub fn run(cfg: &SpatialConfig, progress: &mut Observer) -> Result<SpatialReport
     };
     let all: Vec<usize> = (0..params.len()).collect();
     let start = Instant::now();
-    let train_nll = train(&net, &mut params, &all, &xt, 2, &yt, &sgd, &mut rng, progress, "train")?;
+    let train_nll = train(
+        &net,
+        &mut params,
+        &all,
+        &xt,
+        2,
+        &yt,
+        &sgd,
+        &mut rng,
+        progress,
+        "train",
+    )?;
     let train_seconds = start.elapsed().as_secs_f64();
     let settings = PosteriorSettings {
         noise: cfg.noise,
@@ -288,7 +308,18 @@ pub fn run(cfg: &SpatialConfig, progress: &mut Observer) -> Result<SpatialReport
             minibatches: 10.min(cfg.n_adapt),
             ..sgd
         };
-        train(&net, &mut retrained, &last, xa, 2, ya, &head, &mut rng, &mut |_| {}, "last layer")?;
+        train(
+            &net,
+            &mut retrained,
+            &last,
+            xa,
+            2,
+            ya,
+            &head,
+            &mut rng,
+            &mut |_| {},
+            "last layer",
+        )?;
         let last_layer = first_output(&net, &retrained, xs, 2)?;
         if t == 0 && cfg.grid > 1 {
             let g = cfg.grid;
@@ -297,8 +328,13 @@ pub fn run(cfg: &SpatialConfig, progress: &mut Observer) -> Result<SpatialReport
                 .iter()
                 .flat_map(|&b| axis.iter().flat_map(move |&a| [a, b]))
                 .collect();
-            let rows = |v: Vec<f64>| -> Vec<Vec<f64>> { v.chunks(g).map(<[f64]>::to_vec).collect() };
-            let truth = |year| pts.chunks(2).map(|p| field(year, p[0], p[1])).collect::<Vec<_>>();
+            let rows =
+                |v: Vec<f64>| -> Vec<Vec<f64>> { v.chunks(g).map(<[f64]>::to_vec).collect() };
+            let truth = |year| {
+                pts.chunks(2)
+                    .map(|p| field(year, p[0], p[1]))
+                    .collect::<Vec<_>>()
+            };
             let adapted = post.predict(&matrix(&pts, 2)?)?.mean;
             grid = SpatialGrid {
                 fields: [
