@@ -372,11 +372,20 @@ mod tests {
 
     #[test]
     fn full_lanczos_root_inverts_the_operator() {
+        // diag(1, …, n) plus a weak coupling: well-separated eigenvalues, so the Krylov space of
+        // a generic start vector is the whole space.
         let n = 9;
-        let a = spd(n);
+        let a: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j): (usize, usize) = (k / n, k % n);
+                let coupling = 0.2 / (1.0 + i.abs_diff(j) as f64);
+                coupling + if i == j { (i + 1) as f64 } else { 0.0 }
+            })
+            .collect();
         let start: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
         let l = Lanczos::run(|v| Ok(mv(&a, v)), &start, n).unwrap();
         assert!(l.invariant);
+        assert_eq!(l.rank(), n);
         let m = l.rank();
         let r = l.inverse_root().unwrap();
         // (Q R)(Q R)ᵀ A = I.
