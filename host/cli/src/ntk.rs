@@ -120,6 +120,10 @@ pub struct AdaptArgs {
     /// regression script).
     #[arg(long)]
     bias: bool,
+    /// The GP's noise variance σ² [default: max(1e-3, training MSE); spatial: GPyTorch's
+    /// untouched softplus(0) + 1e-4 ≈ 0.6932, as the reference].
+    #[arg(long)]
+    noise: Option<f64>,
     /// CG's relative-residual tolerance.
     #[arg(long, default_value_t = 1e-8)]
     cg_tol: f64,
@@ -184,6 +188,7 @@ fn adapt_cmd(a: &AdaptArgs) -> Result<()> {
         },
         lanczos_rank: a.lanczos_rank,
         grid: if a.plot.is_some() { 200 } else { 0 },
+        noise: a.noise,
         seed: a.seed,
         ..reference
     };
@@ -340,6 +345,7 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
         },
         lanczos_rank: a.lanczos_rank,
         grid: if a.plot.is_some() { 60 } else { 0 },
+        noise: a.noise.unwrap_or(reference.noise),
         seed: a.seed,
         ..reference
     };

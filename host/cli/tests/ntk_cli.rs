@@ -122,6 +122,7 @@ fn bad_input_is_refused_and_a_solve_that_does_not_converge_fails() {
     };
     rejects_writing_nothing(&with(&["--cg-tol", "0"]), &["--cg-tol"]);
     rejects_writing_nothing(&with(&["--lr", "0"]), &["--lr"]);
+    rejects_writing_nothing(&with(&["--noise", "0"]), &["--noise"]);
     rejects_writing_nothing(&with(&["--n-adapt", "0"]), &["--n-adapt"]);
     rejects_writing_nothing(
         &with(&["--task", "spatial"]),

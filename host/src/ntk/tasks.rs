@@ -154,6 +154,8 @@ pub struct AdaptConfig {
     pub lanczos_rank: usize,
     /// Points of the plotting grid on [−5, 5].
     pub grid: usize,
+    /// The noise variance σ² (`None`: the reference's `max(1e-3, training MSE)`).
+    pub noise: Option<f64>,
     /// The seed of everything.
     pub seed: u64,
 }
@@ -181,6 +183,7 @@ impl AdaptConfig {
             },
             lanczos_rank: 64,
             grid: 200,
+            noise: None,
             seed: 10,
         }
     }
@@ -227,6 +230,11 @@ impl AdaptConfig {
         }
         if !(self.lr > 0.0) || !self.lr.is_finite() {
             return Err(Error::invalid("lr", self.lr, "must be positive and finite"));
+        }
+        if let Some(s2) = self.noise {
+            if !(s2 > 0.0) || !s2.is_finite() {
+                return Err(Error::invalid("noise", s2, "must be positive and finite"));
+            }
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return Err(Error::invalid(
@@ -293,7 +301,7 @@ pub struct AdaptReport {
     pub train_task: Task,
     /// The network's training MSE on task 0 at the end.
     pub train_mse: f64,
-    /// The noise variance used, `max(1e-3, train_mse)`.
+    /// The noise variance used: the configuration's, or `max(1e-3, train_mse)`.
     pub noise: f64,
     /// Parameters of the network.
     pub params: usize,
@@ -367,7 +375,7 @@ pub fn adapt(cfg: &AdaptConfig, progress: &mut Observer) -> Result<AdaptReport> 
         "train",
     )?;
     let train_seconds = start.elapsed().as_secs_f64();
-    let noise = train_mse.max(1e-3);
+    let noise = cfg.noise.unwrap_or(train_mse.max(1e-3));
     let settings = PosteriorSettings {
         noise,
         mean: cfg.mean,
