@@ -703,6 +703,9 @@ checks! {
     flatten: [input(&[2, 3, 2, 2])] => |x| x[0].flatten()?.matmul_t(&x[0].flatten()?, false, true);
     batch_norm_train: [input(&[3, 2, 3, 2]), input(&[2]), input(&[2])] =>
         |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5)?.0.tanh();
+    // γ first, so that the Hessian–vector check differentiates the fused op's rule in γ.
+    batch_norm_train_gamma_first: [input(&[3]), input(&[2, 3, 2, 3]), input(&[3])] =>
+        |x| x[1].batch_norm_train(&x[0], &x[2], 1e-5)?.0.tanh();
     batch_norm_eval: [input(&[2, 3, 2, 2]), input(&[3]), input(&[3]), input(&[3]), positive(&[3])] =>
         |x| x[0].batch_norm_eval(&x[1], &x[2], &x[3], &x[4], 1e-5)?.tanh();
     affine_grid: [input(&[2, 6])] => |x| Tensor::affine_grid(&thetas(&x[0])?, 2, 3, 4)?.square();

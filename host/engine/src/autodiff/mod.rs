@@ -83,6 +83,10 @@ pub(crate) enum Op {
     Conv2d(Tensor, Tensor, Option<Tensor>, PatchGeom),
     /// The weight gradient of a CPU convolution: image, output gradient, geometry.
     Conv2dWeightGrad(Tensor, Tensor, PatchGeom),
+    /// Batch normalisation in training mode on the CPU (one fused kernel): image `x`, `γ`, `β`,
+    /// then the batch mean and biased variance `[c]` the forward pass computed (values for the
+    /// fused backward kernel, not inputs) and `ε`.
+    BatchNorm(Tensor, Tensor, Tensor, Tensor, Tensor, f64),
 }
 
 impl Op {
@@ -109,6 +113,7 @@ impl Op {
                 vec![a, b]
             }
             Op::Where(_, a, b) => vec![a, b],
+            Op::BatchNorm(x, gamma, beta, ..) => vec![x, gamma, beta],
             Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()]
                 .into_iter()
                 .flatten()

@@ -154,6 +154,16 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             }
             v
         }
+        Op::BatchNorm(x, gamma, beta, mean, var, eps) => {
+            let (dx, dgamma, dbeta) = x.batch_norm_vjp(g, [gamma, mean, var], *eps)?;
+            let mut v = Vec::with_capacity(3);
+            for (t, d) in [(x, dx), (gamma, dgamma), (beta, dbeta)] {
+                if t.is_tracked() {
+                    v.push((t, d));
+                }
+            }
+            v
+        }
         // ⟨G, gw(x, gy)⟩ = ⟨gy, conv(x, G)⟩: bilinear in the image and the output gradient.
         Op::Conv2dWeightGrad(x, gy, geom) => {
             let mut v = Vec::with_capacity(2);
@@ -282,6 +292,30 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
                 None => None,
             };
             sum_opt(sum_opt(px, pw)?, pb)?
+        }
+        // ẏ = γ/s·(ẋ − mean(ẋ) − x̂·mean(x̂·ẋ)) + γ̇·x̂ + β̇.
+        Op::BatchNorm(x, gamma, beta, _, _, eps) => {
+            let (tx, tg, tb) = (t(x), t(gamma), t(beta));
+            if tx.is_none() && tg.is_none() && tb.is_none() {
+                return Ok(None);
+            }
+            let c = gamma.numel();
+            let (xhat, inv) = x.batch_norm_parts(*eps)?;
+            let ch = |v: &Tensor| v.reshape(&[1, c, 1, 1]);
+            let px = match tx {
+                Some(tx) => {
+                    let proj = xhat.mul(&tx.mul(&xhat)?.mean(&[0, 2, 3], true)?)?;
+                    Some(
+                        tx.sub(&tx.mean(&[0, 2, 3], true)?)?
+                            .sub(&proj)?
+                            .mul(&inv.mul(&ch(gamma)?)?)?,
+                    )
+                }
+                None => None,
+            };
+            let pg = tg.map(|tg| xhat.mul(&ch(tg)?)).transpose()?;
+            let pb = tb.map(|tb| ch(tb)?.broadcast_to(out.dims())).transpose()?;
+            sum_opt(sum_opt(px, pg)?, pb)?
         }
         Op::Conv2dWeightGrad(x, gy, geom) => {
             let px = t(x).map(|tx| tx.conv2d_weight_grad(gy, geom)).transpose()?;

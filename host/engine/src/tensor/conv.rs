@@ -595,6 +595,32 @@ impl Tensor {
                 "batch norm in training mode needs more than one value per channel",
             ));
         }
+        // On the CPU one recorded op whose kernels take two passes forward and two backward
+        // (`cpu::norm`); elsewhere the composition below.
+        if self.device() == crate::backend::Device::Cpu {
+            let [n, _, h, w] = nchw(self, "batch_norm")?;
+            let (y, mean, var) = self.storage().batch_norm_train(
+                gamma.storage(),
+                beta.storage(),
+                [n, c, h * w],
+                eps,
+            )?;
+            let cs = Shape::new(&[c])?;
+            let (mean, var) = (
+                Tensor::from_storage(mean, cs),
+                Tensor::from_storage(var, cs),
+            );
+            let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
+            let op = Op::BatchNorm(
+                self.clone(),
+                gamma.clone(),
+                beta.clone(),
+                mean.clone(),
+                var,
+                eps,
+            );
+            return Ok((Tensor::make(y, self.shape(), Some(op)), mean, unbiased));
+        }
         let mean = self.mean(&[0, 2, 3], true)?;
         let centred = self.sub(&mean)?;
         let var = centred.square()?.mean(&[0, 2, 3], true)?;
@@ -608,6 +634,54 @@ impl Tensor {
             mean.detach().reshape(&[c])?,
             unbiased.detach().reshape(&[c])?,
         ))
+    }
+
+    /// `(x̂, 1/√(σ² + ε))` of this `[n, c, h, w]` batch, `x̂ = (x − μ)/√(σ² + ε)` with the batch
+    /// mean and biased variance, composed of recorded ops: the derivative rules of the fused
+    /// [`Op::BatchNorm`] when they are themselves recorded (or in forward mode).
+    pub(crate) fn batch_norm_parts(&self, eps: f64) -> Result<(Tensor, Tensor)> {
+        let centred = self.sub(&self.mean(&[0, 2, 3], true)?)?;
+        let inv = centred
+            .square()?
+            .mean(&[0, 2, 3], true)?
+            .add_scalar(eps)?
+            .powf(-0.5)?;
+        Ok((centred.mul(&inv)?, inv))
+    }
+
+    /// The vector–Jacobian product of [`Op::BatchNorm`] (`self` the image `x`) from the output
+    /// gradient `gy`: `(dx, dγ, dβ)`, `dx = γ/s·(gy − mean(gy) − x̂·mean(gy·x̂))`. Unrecorded,
+    /// the fused CPU kernel; recorded (higher derivatives), the same formula in recorded ops.
+    pub(crate) fn batch_norm_vjp(
+        &self,
+        gy: &Tensor,
+        [gamma, mean, var]: [&Tensor; 3],
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let [n, c, h, w] = nchw(self, "batch_norm")?;
+        if !crate::autodiff::is_recording() {
+            let (dx, dg, db) = self.storage().batch_norm_backward(
+                gy.storage(),
+                [gamma.storage(), mean.storage(), var.storage()],
+                [n, c, h * w],
+                eps,
+            )?;
+            let cs = Shape::new(&[c])?;
+            return Ok((
+                Tensor::from_storage(dx, self.shape()),
+                Tensor::from_storage(dg, cs),
+                Tensor::from_storage(db, cs),
+            ));
+        }
+        let (xhat, inv) = self.batch_norm_parts(eps)?;
+        let gx = gy.mul(&xhat)?;
+        let dgamma = gx.sum(&[0, 2, 3], false)?;
+        let dbeta = gy.sum(&[0, 2, 3], false)?;
+        let dx = gy
+            .sub(&gy.mean(&[0, 2, 3], true)?)?
+            .sub(&xhat.mul(&gx.mean(&[0, 2, 3], true)?)?)?
+            .mul(&inv.mul(&gamma.reshape(&[1, c, 1, 1])?)?)?;
+        Ok((dx, dgamma, dbeta))
     }
 
     /// Batch normalisation in evaluation mode with running statistics `[c]`.

@@ -5,6 +5,7 @@ pub mod float;
 pub mod gemm;
 pub mod hmc;
 pub mod kernels;
+pub mod norm;
 
 pub use float::Float;
 
