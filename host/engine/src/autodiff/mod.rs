@@ -87,6 +87,9 @@ pub(crate) enum Op {
     /// then the batch mean and biased variance `[c]` the forward pass computed (values for the
     /// fused backward kernel, not inputs) and `ε`.
     BatchNorm(Tensor, Tensor, Tensor, Tensor, Tensor, f64),
+    /// Max pooling on the CPU (one kernel): image and the pooling geometry (column layout,
+    /// one group per channel).
+    MaxPool2d(Tensor, PatchGeom),
 }
 
 impl Op {
@@ -108,7 +111,8 @@ impl Op {
             | Op::Cast(a)
             | Op::ToDevice(a)
             | Op::Im2col(a, _)
-            | Op::Col2im(a, _) => vec![a],
+            | Op::Col2im(a, _)
+            | Op::MaxPool2d(a, _) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b, ..) | Op::Conv2dWeightGrad(a, b, _) => {
                 vec![a, b]
             }

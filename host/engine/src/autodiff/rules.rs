@@ -154,6 +154,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             }
             v
         }
+        Op::MaxPool2d(x, geom) => vec![(x, x.max_pool2d_vjp(out, g, geom)?)],
         Op::BatchNorm(x, gamma, beta, mean, var, eps) => {
             let (dx, dgamma, dbeta) = x.batch_norm_vjp(g, [gamma, mean, var], *eps)?;
             let mut v = Vec::with_capacity(3);
@@ -293,6 +294,20 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
             };
             sum_opt(sum_opt(px, pw)?, pb)?
         }
+        Op::MaxPool2d(x, geom) => match t(x) {
+            None => None,
+            Some(tx) => {
+                let (mask, count) = x.max_pool2d_ties(out, geom)?;
+                Some(
+                    tx.im2col(geom, 0.0)?
+                        .mul(&mask)?
+                        .sum_keepdim(1)?
+                        .div(&count)?
+                        .reshape(&[geom.c, geom.n, geom.oh, geom.ow])?
+                        .permute(&[1, 0, 2, 3])?,
+                )
+            }
+        },
         // ẏ = γ/s·(ẋ − mean(ẋ) − x̂·mean(x̂·ẋ)) + γ̇·x̂ + β̇.
         Op::BatchNorm(x, gamma, beta, _, _, eps) => {
             let (tx, tg, tb) = (t(x), t(gamma), t(beta));

@@ -1,7 +1,7 @@
 //! The operations every backend implements, dispatched on [`Storage`]. Tensor code calls these
 //! and never matches on a backend itself.
 
-use super::cpu::{conv, gemm, kernels, norm, CpuStorage, Float};
+use super::cpu::{conv, gemm, kernels, norm, pool, CpuStorage, Float};
 use super::cuda;
 use super::{DType, Device, Storage};
 use crate::cpu_map;
@@ -519,6 +519,43 @@ impl Storage {
         Ok(Storage::Cpu(cpu_zip!(op, x, gy_c, |a, b: T| {
             conv::conv2d_weight_grad::<T>(a, b, g, o)
         })?))
+    }
+
+    /// Max pooling of this CPU `[n, c, h, w]` image over the windows of `g` (`cpu::pool`).
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU.
+    pub fn max_pool2d(&self, g: &PatchGeom) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(cpu_map!(c, |v: T| pool::max_pool2d::<T>(
+                v, g
+            )))),
+            other => Err(device_mismatch("max_pool2d", other, other)),
+        }
+    }
+
+    /// The input gradient of [`Storage::max_pool2d`] (this is its input) from its output `y`
+    /// and the output gradient `gy`.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU; [`Error::DTypeMismatch`] for mixed dtypes.
+    pub fn max_pool2d_backward(&self, y: &Storage, gy: &Storage, g: &PatchGeom) -> Result<Storage> {
+        use CpuStorage::{F32, F64};
+        let op = "max_pool2d backward";
+        let (Storage::Cpu(x), Storage::Cpu(yc), Storage::Cpu(gc)) = (self, y, gy) else {
+            return Err(device_mismatch(op, self, gy));
+        };
+        Ok(Storage::Cpu(match (x, yc, gc) {
+            (F32(x), F32(y), F32(gy)) => F32(pool::max_pool2d_backward(x, y, gy, g)),
+            (F64(x), F64(y), F64(gy)) => F64(pool::max_pool2d_backward(x, y, gy, g)),
+            (x, _, gy) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: cpu_dtype(x),
+                    rhs: cpu_dtype(gy),
+                })
+            }
+        }))
     }
 
     /// Batch normalisation in training mode of this CPU `[n, c, plane]` buffer (the fused kernel

@@ -482,6 +482,18 @@ impl Tensor {
         padding: [usize; 2],
         fill: f64,
     ) -> Result<(Tensor, PatchGeom)> {
+        let g = self.pool_geometry(op, kernel, stride, padding)?;
+        Ok((self.im2col(&g, fill)?, g))
+    }
+
+    /// The checked geometry of a pooling of this image: one group per channel, column layout.
+    fn pool_geometry(
+        &self,
+        op: &'static str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<PatchGeom> {
         let x = nchw(self, op)?;
         for a in 0..2 {
             if 2 * padding[a] > kernel[a] {
@@ -492,8 +504,7 @@ impl Tensor {
                 ));
             }
         }
-        let g = geometry(op, x, x[1], kernel, stride, padding, [1, 1])?;
-        Ok((self.im2col(&g, fill)?, g))
+        geometry(op, x, x[1], kernel, stride, padding, [1, 1])
     }
 
     /// `[c, 1, n·oh·ow]` → `[n, c, oh, ow]`.
@@ -514,8 +525,48 @@ impl Tensor {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Result<Tensor> {
+        if self.device() == crate::backend::Device::Cpu {
+            // One recorded op whose kernels walk the windows in place (`cpu::pool`).
+            let g = self.pool_geometry("max_pool2d", kernel, stride, padding)?;
+            let s = self.storage().max_pool2d(&g)?;
+            let out = Shape::new(&[g.n, g.c, g.oh, g.ow])?;
+            return Ok(Tensor::make(s, out, Some(Op::MaxPool2d(self.clone(), g))));
+        }
         let (p, g) = self.pool_patches("max_pool2d", kernel, stride, padding, f64::NEG_INFINITY)?;
         p.max(1, true)?.pooled_to_nchw(&g)
+    }
+
+    /// The window maxima's tie mask `[c, kh·kw, n·oh·ow]` of this image's max pooling `g`, given
+    /// its output `y`, and each window's tie count `[c, 1, n·oh·ow]` — recorded ops, for the
+    /// derivative rules of [`Op::MaxPool2d`] when they are themselves recorded (or in forward
+    /// mode): the rules of the composition `im2col` → `max` → `pooled_to_nchw`.
+    pub(crate) fn max_pool2d_ties(&self, y: &Tensor, g: &PatchGeom) -> Result<(Tensor, Tensor)> {
+        let p = self.im2col(g, f64::NEG_INFINITY)?;
+        let m = y
+            .permute(&[1, 0, 2, 3])?
+            .reshape(&[g.c, 1, g.cols()])?
+            .broadcast_to(p.dims())?;
+        let mask = p.eq(&m)?;
+        let count = mask.sum_keepdim(1)?;
+        Ok((mask, count))
+    }
+
+    /// The input gradient of [`Op::MaxPool2d`] (`self` its input, `y` its output) from the
+    /// output gradient `gy`: the CPU kernel unrecorded, else the composition's rule.
+    pub(crate) fn max_pool2d_vjp(&self, y: &Tensor, gy: &Tensor, g: &PatchGeom) -> Result<Tensor> {
+        if !crate::autodiff::is_recording() {
+            let s = self
+                .storage()
+                .max_pool2d_backward(y.storage(), gy.storage(), g)?;
+            return Ok(Tensor::from_storage(s, self.shape()));
+        }
+        let (mask, count) = self.max_pool2d_ties(y, g)?;
+        gy.permute(&[1, 0, 2, 3])?
+            .reshape(&[g.c, 1, g.cols()])?
+            .div(&count)?
+            .broadcast_to(mask.dims())?
+            .mul(&mask)?
+            .col2im(g)
     }
 
     /// Average pooling of this `[n, c, h, w]` image (PyTorch's `avg_pool2d` with

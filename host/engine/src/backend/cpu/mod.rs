@@ -6,6 +6,7 @@ pub mod gemm;
 pub mod hmc;
 pub mod kernels;
 pub mod norm;
+pub mod pool;
 
 pub use float::Float;
 
