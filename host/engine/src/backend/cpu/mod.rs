@@ -7,6 +7,7 @@ pub mod hmc;
 pub mod kernels;
 pub mod norm;
 pub mod pool;
+mod simd;
 
 pub use float::Float;
 
