@@ -198,15 +198,31 @@ pub fn grad(
         }
         let order = topo_order(outputs);
         let wanted: HashSet<u64> = inputs.iter().map(|t| t.id()).collect();
+        // Nodes with a path to a wanted input (`order` lists inputs before their users): only
+        // their gradients are computed.
+        let mut needed: HashSet<u64> = HashSet::new();
+        for node in &order {
+            let leads = wanted.contains(&node.id())
+                || node
+                    .op()
+                    .is_some_and(|op| op.inputs().iter().any(|i| needed.contains(&i.id())));
+            if leads {
+                needed.insert(node.id());
+            }
+        }
+        let wants = |t: &Tensor| needed.contains(&t.id());
         for node in order.iter().rev() {
             let Some(op) = node.op() else { continue };
+            if !needed.contains(&node.id()) {
+                continue;
+            }
             let Some(g) = grads.get(&node.id()).cloned() else {
                 continue;
             };
             if !wanted.contains(&node.id()) {
                 grads.remove(&node.id());
             }
-            for (input, gi) in rules::vjp(op, node, &g)? {
+            for (input, gi) in rules::vjp(op, node, &g, &wants)? {
                 if input.is_tracked() {
                     accumulate(&mut grads, input.id(), gi)?;
                 }
