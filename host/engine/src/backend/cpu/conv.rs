@@ -223,13 +223,17 @@ pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
 }
 
 /// An image's channels `ch0 .. ch0 + cg` (of `x`, `[c, h, w]`) copied into a zero-padded
-/// channels-last grid `[h + 2ph, w + 2pw, cg]` whose padding holds `fill`.
+/// channels-last grid `[h + 2ph, w + 2pw, cg]` whose padding holds `fill`. The grid is filled
+/// only when it changes size: every call overwrites the whole interior and never the border, so
+/// a grid reused with one geometry and one `fill` (as every caller's scratch is) keeps it.
 fn pad_channels_last<T: Float>(x: &[T], g: &PatchGeom, ch0: usize, fill: T, grid: &mut Vec<T>) {
     let cg = g.c / g.groups;
     let (hp, wp) = (g.h + 2 * g.padding[0], g.w + 2 * g.padding[1]);
     let plane = g.h * g.w;
-    grid.clear();
-    grid.resize(hp * wp * cg, fill);
+    if grid.len() != hp * wp * cg {
+        grid.clear();
+        grid.resize(hp * wp * cg, fill);
+    }
     for ch in 0..cg {
         let src = &x[(ch0 + ch) * plane..][..plane];
         for i in 0..g.h {
