@@ -12,8 +12,14 @@
 //! patch matrix; its derivatives are again recorded ops — the input gradient a convolution of
 //! the output gradient with the flipped weight (stride 1; `col2im` of the patch gradient
 //! otherwise), the weight gradient a tiled `gyᵀ · patches` (`Op::Conv2dWeightGrad`, whose own
-//! derivatives are convolutions). A transposed convolution is the adjoint: a product then
-//! `col2im`; max and average pooling reduce `im2col`'s patch axis with the channels as groups.
+//! derivatives are convolutions); patches of at most 16 entries (a first layer's 1·3·3) are
+//! multiplied per image on column patches instead, the output planes written in place. A
+//! transposed convolution is the adjoint: a product then `col2im`; max and average pooling
+//! reduce `im2col`'s patch axis with the channels as groups. On the CPU, batch normalisation in
+//! training mode (`Op::BatchNorm`) and max pooling (`Op::MaxPool2d`) are each one recorded op
+//! with fused kernels (`backend/cpu/norm.rs`, `backend/cpu/pool.rs`); their derivative rules
+//! run those kernels when the gradient is not itself recorded, and otherwise the composition
+//! above in recorded ops, so gradients of gradients still work.
 //!
 //! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
 //! `conv2d` and `[C, O/g, kh, kw]` for `conv_transpose2d`, output sizes
