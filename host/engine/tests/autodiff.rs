@@ -703,6 +703,9 @@ checks! {
     flatten: [input(&[2, 3, 2, 2])] => |x| x[0].flatten()?.matmul_t(&x[0].flatten()?, false, true);
     batch_norm_train: [input(&[3, 2, 3, 2]), input(&[2]), input(&[2])] =>
         |x| x[0].batch_norm_train(&x[1], &x[2], 1e-5)?.0.tanh();
+    // γ first, so that the Hessian–vector check differentiates the fused op's rule in γ.
+    batch_norm_train_gamma_first: [input(&[3]), input(&[2, 3, 2, 3]), input(&[3])] =>
+        |x| x[1].batch_norm_train(&x[0], &x[2], 1e-5)?.0.tanh();
     batch_norm_eval: [input(&[2, 3, 2, 2]), input(&[3]), input(&[3]), input(&[3]), positive(&[3])] =>
         |x| x[0].batch_norm_eval(&x[1], &x[2], &x[3], &x[4], 1e-5)?.tanh();
     affine_grid: [input(&[2, 6])] => |x| Tensor::affine_grid(&thetas(&x[0])?, 2, 3, 4)?.square();
@@ -774,4 +777,50 @@ fn image_ops_refuse_bad_geometry() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("square"), "{e}");
+}
+
+/// The CPU's fused max pooling and batch norm: their unrecorded backward kernels give the
+/// gradients that their recorded rules (the compositions, taken when the gradient is itself
+/// recorded) give — here with tied maxima (whole numbers, overlapping and padded windows), where
+/// finite differences do not apply.
+#[test]
+fn fused_backward_kernels_match_their_recorded_rules() {
+    let vals: Vec<f64> = (0..2 * 3 * 6 * 5).map(|k| ((k * 7) % 5) as f64).collect();
+    let x = Tensor::from_vec(vals, &[2, 3, 6, 5]).unwrap().variable();
+    let gamma = Tensor::from_vec(vec![0.5, -1.5, 2.0], &[3])
+        .unwrap()
+        .variable();
+    let beta = Tensor::from_vec(vec![0.1, 0.2, -0.3], &[3])
+        .unwrap()
+        .variable();
+    let cases: [(&str, &F); 3] = [
+        ("max_pool2d 2x2/2", &|x| {
+            x[0].max_pool2d([2, 2], [2, 2], [0, 0])
+        }),
+        ("max_pool2d 3x3/1 pad 1", &|x| {
+            x[0].max_pool2d([3, 3], [1, 1], [1, 1])
+        }),
+        ("batch_norm_train", &|x| {
+            Ok(x[0].batch_norm_train(&x[1], &x[2], 1e-5)?.0)
+        }),
+    ];
+    for (name, f) in cases {
+        let y = f(&[x.clone(), gamma.clone(), beta.clone()]).unwrap();
+        let n = y.numel();
+        let w: Vec<f64> = (0..n).map(|k| (0.3 * k as f64).sin()).collect();
+        let loss = y.mul(&t(&w, y.dims())).unwrap().sum_all().unwrap();
+        let wrt = [&x, &gamma, &beta];
+        let fused = grad(&[&loss], &[None], &wrt, false).unwrap();
+        let recorded = grad(&[&loss], &[None], &wrt, true).unwrap();
+        for (a, b) in fused.iter().zip(&recorded) {
+            let (Some(a), Some(b)) = (a, b) else {
+                assert!(a.is_none() && b.is_none(), "{name}");
+                continue;
+            };
+            let (a, b) = (a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap());
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert!(close(*u, *v, 1e-12), "{name} [{i}]: {u} vs {v}");
+            }
+        }
+    }
 }

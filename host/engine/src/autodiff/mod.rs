@@ -83,6 +83,13 @@ pub(crate) enum Op {
     Conv2d(Tensor, Tensor, Option<Tensor>, PatchGeom),
     /// The weight gradient of a CPU convolution: image, output gradient, geometry.
     Conv2dWeightGrad(Tensor, Tensor, PatchGeom),
+    /// Batch normalisation in training mode on the CPU (one fused kernel): image `x`, `γ`, `β`,
+    /// then the batch mean and biased variance `[c]` the forward pass computed (values for the
+    /// fused backward kernel, not inputs) and `ε`.
+    BatchNorm(Tensor, Tensor, Tensor, Tensor, Tensor, f64),
+    /// Max pooling on the CPU (one kernel): image and the pooling geometry (column layout,
+    /// one group per channel).
+    MaxPool2d(Tensor, PatchGeom),
 }
 
 impl Op {
@@ -104,11 +111,13 @@ impl Op {
             | Op::Cast(a)
             | Op::ToDevice(a)
             | Op::Im2col(a, _)
-            | Op::Col2im(a, _) => vec![a],
+            | Op::Col2im(a, _)
+            | Op::MaxPool2d(a, _) => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b, ..) | Op::Conv2dWeightGrad(a, b, _) => {
                 vec![a, b]
             }
             Op::Where(_, a, b) => vec![a, b],
+            Op::BatchNorm(x, gamma, beta, ..) => vec![x, gamma, beta],
             Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()]
                 .into_iter()
                 .flatten()
@@ -189,15 +198,31 @@ pub fn grad(
         }
         let order = topo_order(outputs);
         let wanted: HashSet<u64> = inputs.iter().map(|t| t.id()).collect();
+        // Nodes with a path to a wanted input (`order` lists inputs before their users): only
+        // their gradients are computed.
+        let mut needed: HashSet<u64> = HashSet::new();
+        for node in &order {
+            let leads = wanted.contains(&node.id())
+                || node
+                    .op()
+                    .is_some_and(|op| op.inputs().iter().any(|i| needed.contains(&i.id())));
+            if leads {
+                needed.insert(node.id());
+            }
+        }
+        let wants = |t: &Tensor| needed.contains(&t.id());
         for node in order.iter().rev() {
             let Some(op) = node.op() else { continue };
+            if !needed.contains(&node.id()) {
+                continue;
+            }
             let Some(g) = grads.get(&node.id()).cloned() else {
                 continue;
             };
             if !wanted.contains(&node.id()) {
                 grads.remove(&node.id());
             }
-            for (input, gi) in rules::vjp(op, node, &g)? {
+            for (input, gi) in rules::vjp(op, node, &g, &wants)? {
                 if input.is_tracked() {
                     accumulate(&mut grads, input.id(), gi)?;
                 }

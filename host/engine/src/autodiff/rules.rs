@@ -28,9 +28,16 @@ fn unary_derivative(op: UnaryOp, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// Vector–Jacobian products: for each input of `op` (which produced `out`) that gradients flow
-/// to, its share of the cotangent `g`.
-pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a Tensor, Tensor)>> {
+/// Vector–Jacobian products: for each input of `op` (which produced `out`) that `wants`
+/// (a tracked input on a path to a wanted gradient), its share of the cotangent `g`. Inputs of
+/// several-input ops that do not lead to a wanted gradient are not differentiated at all (the
+/// input gradient of a first convolution whose image is a variable but not asked for, say).
+pub(super) fn vjp<'a>(
+    op: &'a Op,
+    out: &Tensor,
+    g: &Tensor,
+    wants: &dyn Fn(&Tensor) -> bool,
+) -> Result<Vec<(&'a Tensor, Tensor)>> {
     Ok(match op {
         Op::Unary(x, u) => {
             if matches!(u, UnaryOp::Neg) {
@@ -48,7 +55,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             }
             // Only operands that gradients flow to are differentiated.
             let mut v = Vec::with_capacity(2);
-            if a.is_tracked() {
+            if wants(a) {
                 let ga = match bop {
                     BinaryOp::Mul => g.mul(b)?,
                     BinaryOp::Div => g.div(b)?,
@@ -56,7 +63,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
                 };
                 v.push((a, ga.sum_to(da)?));
             }
-            if b.is_tracked() {
+            if wants(b) {
                 let gb = match bop {
                     BinaryOp::Sub => g.neg()?,
                     BinaryOp::Mul => g.mul(a)?,
@@ -71,10 +78,10 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::Where(mask, a, b) => {
             let zero = g.zeros_like()?;
             let mut v = Vec::with_capacity(2);
-            if a.is_tracked() {
+            if wants(a) {
                 v.push((a, Tensor::where_(mask, g, &zero)?.sum_to(a.dims())?));
             }
-            if b.is_tracked() {
+            if wants(b) {
                 v.push((b, Tensor::where_(mask, &zero, g)?.sum_to(b.dims())?));
             }
             v
@@ -83,7 +90,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             let (ta, tb) = (*ta, *tb);
             // C = Â·B̂ with Â = ta ? Aᵀ : A, B̂ = tb ? Bᵀ : B.
             let mut v = Vec::with_capacity(2);
-            if a.is_tracked() {
+            if wants(a) {
                 let ga = if ta {
                     b.matmul_t(g, tb, true)?
                 } else {
@@ -91,7 +98,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
                 };
                 v.push((a, ga.sum_to(a.dims())?));
             }
-            if b.is_tracked() {
+            if wants(b) {
                 let gb = if tb {
                     g.matmul_t(a, true, ta)?
                 } else {
@@ -126,7 +133,7 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
             let mut v = Vec::with_capacity(parts.len());
             for p in parts {
                 let len = p.dims()[*axis];
-                if p.is_tracked() {
+                if wants(p) {
                     v.push((p, g.narrow(*axis as isize, start, len)?));
                 }
                 start += len;
@@ -143,24 +150,35 @@ pub(super) fn vjp<'a>(op: &'a Op, out: &Tensor, g: &Tensor) -> Result<Vec<(&'a T
         Op::Col2im(x, geom) => vec![(x, g.im2col(geom, 0.0)?)],
         Op::Conv2d(x, w, b, geom) => {
             let mut v = Vec::with_capacity(3);
-            if x.is_tracked() {
+            if wants(x) {
                 v.push((x, g.conv2d_input_grad(w, geom)?));
             }
-            if w.is_tracked() {
+            if wants(w) {
                 v.push((w, x.conv2d_weight_grad(g, geom)?));
             }
-            if let Some(b) = b.as_ref().filter(|b| b.is_tracked()) {
+            if let Some(b) = b.as_ref().filter(|b| wants(b)) {
                 v.push((b, g.sum(&[0, 2, 3], false)?));
+            }
+            v
+        }
+        Op::MaxPool2d(x, geom) => vec![(x, x.max_pool2d_vjp(out, g, geom)?)],
+        Op::BatchNorm(x, gamma, beta, mean, var, eps) => {
+            let (dx, dgamma, dbeta) = x.batch_norm_vjp(g, [gamma, mean, var], *eps)?;
+            let mut v = Vec::with_capacity(3);
+            for (t, d) in [(x, dx), (gamma, dgamma), (beta, dbeta)] {
+                if wants(t) {
+                    v.push((t, d));
+                }
             }
             v
         }
         // ⟨G, gw(x, gy)⟩ = ⟨gy, conv(x, G)⟩: bilinear in the image and the output gradient.
         Op::Conv2dWeightGrad(x, gy, geom) => {
             let mut v = Vec::with_capacity(2);
-            if x.is_tracked() {
+            if wants(x) {
                 v.push((x, gy.conv2d_input_grad(g, geom)?));
             }
-            if gy.is_tracked() {
+            if wants(gy) {
                 v.push((gy, x.conv2d_geom(g, None, geom)?));
             }
             v
@@ -282,6 +300,44 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
                 None => None,
             };
             sum_opt(sum_opt(px, pw)?, pb)?
+        }
+        Op::MaxPool2d(x, geom) => match t(x) {
+            None => None,
+            Some(tx) => {
+                let (mask, count) = x.max_pool2d_ties(out, geom)?;
+                Some(
+                    tx.im2col(geom, 0.0)?
+                        .mul(&mask)?
+                        .sum_keepdim(1)?
+                        .div(&count)?
+                        .reshape(&[geom.c, geom.n, geom.oh, geom.ow])?
+                        .permute(&[1, 0, 2, 3])?,
+                )
+            }
+        },
+        // ẏ = γ/s·(ẋ − mean(ẋ) − x̂·mean(x̂·ẋ)) + γ̇·x̂ + β̇.
+        Op::BatchNorm(x, gamma, beta, _, _, eps) => {
+            let (tx, tg, tb) = (t(x), t(gamma), t(beta));
+            if tx.is_none() && tg.is_none() && tb.is_none() {
+                return Ok(None);
+            }
+            let c = gamma.numel();
+            let (xhat, inv) = x.batch_norm_parts(*eps)?;
+            let ch = |v: &Tensor| v.reshape(&[1, c, 1, 1]);
+            let px = match tx {
+                Some(tx) => {
+                    let proj = xhat.mul(&tx.mul(&xhat)?.mean(&[0, 2, 3], true)?)?;
+                    Some(
+                        tx.sub(&tx.mean(&[0, 2, 3], true)?)?
+                            .sub(&proj)?
+                            .mul(&inv.mul(&ch(gamma)?)?)?,
+                    )
+                }
+                None => None,
+            };
+            let pg = tg.map(|tg| xhat.mul(&ch(tg)?)).transpose()?;
+            let pb = tb.map(|tb| ch(tb)?.broadcast_to(out.dims())).transpose()?;
+            sum_opt(sum_opt(px, pg)?, pb)?
         }
         Op::Conv2dWeightGrad(x, gy, geom) => {
             let px = t(x).map(|tx| tx.conv2d_weight_grad(gy, geom)).transpose()?;

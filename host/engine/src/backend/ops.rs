@@ -1,7 +1,7 @@
 //! The operations every backend implements, dispatched on [`Storage`]. Tensor code calls these
 //! and never matches on a backend itself.
 
-use super::cpu::{conv, gemm, kernels, CpuStorage, Float};
+use super::cpu::{conv, gemm, kernels, norm, pool, CpuStorage, Float};
 use super::cuda;
 use super::{DType, Device, Storage};
 use crate::cpu_map;
@@ -519,6 +519,123 @@ impl Storage {
         Ok(Storage::Cpu(cpu_zip!(op, x, gy_c, |a, b: T| {
             conv::conv2d_weight_grad::<T>(a, b, g, o)
         })?))
+    }
+
+    /// Max pooling of this CPU `[n, c, h, w]` image over the windows of `g` (`cpu::pool`).
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU.
+    pub fn max_pool2d(&self, g: &PatchGeom) -> Result<Storage> {
+        match self {
+            Storage::Cpu(c) => Ok(Storage::Cpu(cpu_map!(c, |v: T| pool::max_pool2d::<T>(
+                v, g
+            )))),
+            other => Err(device_mismatch("max_pool2d", other, other)),
+        }
+    }
+
+    /// The input gradient of [`Storage::max_pool2d`] (this is its input) from its output `y`
+    /// and the output gradient `gy`.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU; [`Error::DTypeMismatch`] for mixed dtypes.
+    pub fn max_pool2d_backward(&self, y: &Storage, gy: &Storage, g: &PatchGeom) -> Result<Storage> {
+        use CpuStorage::{F32, F64};
+        let op = "max_pool2d backward";
+        let (Storage::Cpu(x), Storage::Cpu(yc), Storage::Cpu(gc)) = (self, y, gy) else {
+            return Err(device_mismatch(op, self, gy));
+        };
+        Ok(Storage::Cpu(match (x, yc, gc) {
+            (F32(x), F32(y), F32(gy)) => F32(pool::max_pool2d_backward(x, y, gy, g)),
+            (F64(x), F64(y), F64(gy)) => F64(pool::max_pool2d_backward(x, y, gy, g)),
+            (x, _, gy) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: cpu_dtype(x),
+                    rhs: cpu_dtype(gy),
+                })
+            }
+        }))
+    }
+
+    /// Batch normalisation in training mode of this CPU `[n, c, plane]` buffer (the fused kernel
+    /// of `cpu::norm`): `(y, batch mean, biased batch variance)`.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU; [`Error::DTypeMismatch`] for mixed dtypes.
+    pub fn batch_norm_train(
+        &self,
+        gamma: &Storage,
+        beta: &Storage,
+        dims: [usize; 3],
+        eps: f64,
+    ) -> Result<(Storage, Storage, Storage)> {
+        use CpuStorage::{F32, F64};
+        let op = "batch_norm";
+        let (Storage::Cpu(x), Storage::Cpu(g), Storage::Cpu(b)) = (self, gamma, beta) else {
+            return Err(device_mismatch(op, self, gamma));
+        };
+        let wrap = |(y, m, s): (CpuStorage, CpuStorage, CpuStorage)| {
+            (Storage::Cpu(y), Storage::Cpu(m), Storage::Cpu(s))
+        };
+        Ok(wrap(match (x, g, b) {
+            (F32(x), F32(g), F32(b)) => {
+                let (y, m, s) = norm::batch_norm_train(x, g, b, dims, eps as f32);
+                (F32(y), F32(m), F32(s))
+            }
+            (F64(x), F64(g), F64(b)) => {
+                let (y, m, s) = norm::batch_norm_train(x, g, b, dims, eps);
+                (F64(y), F64(m), F64(s))
+            }
+            (x, g, _) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: cpu_dtype(x),
+                    rhs: cpu_dtype(g),
+                })
+            }
+        }))
+    }
+
+    /// The backward pass of [`Storage::batch_norm_train`] (this is the CPU input `x`) from the
+    /// output gradient `gy`: `(dx, dγ, dβ)`.
+    ///
+    /// # Errors
+    /// [`Error::DeviceMismatch`] off the CPU; [`Error::DTypeMismatch`] for mixed dtypes.
+    pub fn batch_norm_backward(
+        &self,
+        gy: &Storage,
+        [gamma, mean, var]: [&Storage; 3],
+        dims: [usize; 3],
+        eps: f64,
+    ) -> Result<(Storage, Storage, Storage)> {
+        use CpuStorage::{F32, F64};
+        let op = "batch_norm backward";
+        let (Storage::Cpu(x), Storage::Cpu(gy), Storage::Cpu(g), Storage::Cpu(m), Storage::Cpu(s)) =
+            (self, gy, gamma, mean, var)
+        else {
+            return Err(device_mismatch(op, self, gy));
+        };
+        let wrap = |(a, b, c): (CpuStorage, CpuStorage, CpuStorage)| {
+            (Storage::Cpu(a), Storage::Cpu(b), Storage::Cpu(c))
+        };
+        Ok(wrap(match (x, gy, g, m, s) {
+            (F32(x), F32(gy), F32(g), F32(m), F32(s)) => {
+                let (dx, dg, db) = norm::batch_norm_backward(x, gy, g, m, s, dims, eps as f32);
+                (F32(dx), F32(dg), F32(db))
+            }
+            (F64(x), F64(gy), F64(g), F64(m), F64(s)) => {
+                let (dx, dg, db) = norm::batch_norm_backward(x, gy, g, m, s, dims, eps);
+                (F64(dx), F64(dg), F64(db))
+            }
+            (x, gy, ..) => {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: cpu_dtype(x),
+                    rhs: cpu_dtype(gy),
+                })
+            }
+        }))
     }
 
     /// The adjoint of [`Storage::im2col`]: patch entries summed back into an `[n, c, h, w]` image.

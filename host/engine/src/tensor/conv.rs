@@ -12,8 +12,14 @@
 //! patch matrix; its derivatives are again recorded ops — the input gradient a convolution of
 //! the output gradient with the flipped weight (stride 1; `col2im` of the patch gradient
 //! otherwise), the weight gradient a tiled `gyᵀ · patches` (`Op::Conv2dWeightGrad`, whose own
-//! derivatives are convolutions). A transposed convolution is the adjoint: a product then
-//! `col2im`; max and average pooling reduce `im2col`'s patch axis with the channels as groups.
+//! derivatives are convolutions); patches of at most 16 entries (a first layer's 1·3·3) are
+//! multiplied per image on column patches instead, the output planes written in place. A
+//! transposed convolution is the adjoint: a product then `col2im`; max and average pooling
+//! reduce `im2col`'s patch axis with the channels as groups. On the CPU, batch normalisation in
+//! training mode (`Op::BatchNorm`) and max pooling (`Op::MaxPool2d`) are each one recorded op
+//! with fused kernels (`backend/cpu/norm.rs`, `backend/cpu/pool.rs`); their derivative rules
+//! run those kernels when the gradient is not itself recorded, and otherwise the composition
+//! above in recorded ops, so gradients of gradients still work.
 //!
 //! Conventions are PyTorch's (`torch.nn.functional`): weights `[O, C/g, kh, kw]` for
 //! `conv2d` and `[C, O/g, kh, kw]` for `conv_transpose2d`, output sizes
@@ -482,6 +488,18 @@ impl Tensor {
         padding: [usize; 2],
         fill: f64,
     ) -> Result<(Tensor, PatchGeom)> {
+        let g = self.pool_geometry(op, kernel, stride, padding)?;
+        Ok((self.im2col(&g, fill)?, g))
+    }
+
+    /// The checked geometry of a pooling of this image: one group per channel, column layout.
+    fn pool_geometry(
+        &self,
+        op: &'static str,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<PatchGeom> {
         let x = nchw(self, op)?;
         for a in 0..2 {
             if 2 * padding[a] > kernel[a] {
@@ -492,8 +510,7 @@ impl Tensor {
                 ));
             }
         }
-        let g = geometry(op, x, x[1], kernel, stride, padding, [1, 1])?;
-        Ok((self.im2col(&g, fill)?, g))
+        geometry(op, x, x[1], kernel, stride, padding, [1, 1])
     }
 
     /// `[c, 1, n·oh·ow]` → `[n, c, oh, ow]`.
@@ -514,8 +531,48 @@ impl Tensor {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Result<Tensor> {
+        if self.device() == crate::backend::Device::Cpu {
+            // One recorded op whose kernels walk the windows in place (`cpu::pool`).
+            let g = self.pool_geometry("max_pool2d", kernel, stride, padding)?;
+            let s = self.storage().max_pool2d(&g)?;
+            let out = Shape::new(&[g.n, g.c, g.oh, g.ow])?;
+            return Ok(Tensor::make(s, out, Some(Op::MaxPool2d(self.clone(), g))));
+        }
         let (p, g) = self.pool_patches("max_pool2d", kernel, stride, padding, f64::NEG_INFINITY)?;
         p.max(1, true)?.pooled_to_nchw(&g)
+    }
+
+    /// The window maxima's tie mask `[c, kh·kw, n·oh·ow]` of this image's max pooling `g`, given
+    /// its output `y`, and each window's tie count `[c, 1, n·oh·ow]` — recorded ops, for the
+    /// derivative rules of [`Op::MaxPool2d`] when they are themselves recorded (or in forward
+    /// mode): the rules of the composition `im2col` → `max` → `pooled_to_nchw`.
+    pub(crate) fn max_pool2d_ties(&self, y: &Tensor, g: &PatchGeom) -> Result<(Tensor, Tensor)> {
+        let p = self.im2col(g, f64::NEG_INFINITY)?;
+        let m = y
+            .permute(&[1, 0, 2, 3])?
+            .reshape(&[g.c, 1, g.cols()])?
+            .broadcast_to(p.dims())?;
+        let mask = p.eq(&m)?;
+        let count = mask.sum_keepdim(1)?;
+        Ok((mask, count))
+    }
+
+    /// The input gradient of [`Op::MaxPool2d`] (`self` its input, `y` its output) from the
+    /// output gradient `gy`: the CPU kernel unrecorded, else the composition's rule.
+    pub(crate) fn max_pool2d_vjp(&self, y: &Tensor, gy: &Tensor, g: &PatchGeom) -> Result<Tensor> {
+        if !crate::autodiff::is_recording() {
+            let s = self
+                .storage()
+                .max_pool2d_backward(y.storage(), gy.storage(), g)?;
+            return Ok(Tensor::from_storage(s, self.shape()));
+        }
+        let (mask, count) = self.max_pool2d_ties(y, g)?;
+        gy.permute(&[1, 0, 2, 3])?
+            .reshape(&[g.c, 1, g.cols()])?
+            .div(&count)?
+            .broadcast_to(mask.dims())?
+            .mul(&mask)?
+            .col2im(g)
     }
 
     /// Average pooling of this `[n, c, h, w]` image (PyTorch's `avg_pool2d` with
@@ -595,6 +652,32 @@ impl Tensor {
                 "batch norm in training mode needs more than one value per channel",
             ));
         }
+        // On the CPU one recorded op whose kernels take two passes forward and two backward
+        // (`cpu::norm`); elsewhere the composition below.
+        if self.device() == crate::backend::Device::Cpu {
+            let [n, _, h, w] = nchw(self, "batch_norm")?;
+            let (y, mean, var) = self.storage().batch_norm_train(
+                gamma.storage(),
+                beta.storage(),
+                [n, c, h * w],
+                eps,
+            )?;
+            let cs = Shape::new(&[c])?;
+            let (mean, var) = (
+                Tensor::from_storage(mean, cs),
+                Tensor::from_storage(var, cs),
+            );
+            let unbiased = var.mul_scalar(count as f64 / (count - 1) as f64)?;
+            let op = Op::BatchNorm(
+                self.clone(),
+                gamma.clone(),
+                beta.clone(),
+                mean.clone(),
+                var,
+                eps,
+            );
+            return Ok((Tensor::make(y, self.shape(), Some(op)), mean, unbiased));
+        }
         let mean = self.mean(&[0, 2, 3], true)?;
         let centred = self.sub(&mean)?;
         let var = centred.square()?.mean(&[0, 2, 3], true)?;
@@ -608,6 +691,54 @@ impl Tensor {
             mean.detach().reshape(&[c])?,
             unbiased.detach().reshape(&[c])?,
         ))
+    }
+
+    /// `(x̂, 1/√(σ² + ε))` of this `[n, c, h, w]` batch, `x̂ = (x − μ)/√(σ² + ε)` with the batch
+    /// mean and biased variance, composed of recorded ops: the derivative rules of the fused
+    /// [`Op::BatchNorm`] when they are themselves recorded (or in forward mode).
+    pub(crate) fn batch_norm_parts(&self, eps: f64) -> Result<(Tensor, Tensor)> {
+        let centred = self.sub(&self.mean(&[0, 2, 3], true)?)?;
+        let inv = centred
+            .square()?
+            .mean(&[0, 2, 3], true)?
+            .add_scalar(eps)?
+            .powf(-0.5)?;
+        Ok((centred.mul(&inv)?, inv))
+    }
+
+    /// The vector–Jacobian product of [`Op::BatchNorm`] (`self` the image `x`) from the output
+    /// gradient `gy`: `(dx, dγ, dβ)`, `dx = γ/s·(gy − mean(gy) − x̂·mean(gy·x̂))`. Unrecorded,
+    /// the fused CPU kernel; recorded (higher derivatives), the same formula in recorded ops.
+    pub(crate) fn batch_norm_vjp(
+        &self,
+        gy: &Tensor,
+        [gamma, mean, var]: [&Tensor; 3],
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let [n, c, h, w] = nchw(self, "batch_norm")?;
+        if !crate::autodiff::is_recording() {
+            let (dx, dg, db) = self.storage().batch_norm_backward(
+                gy.storage(),
+                [gamma.storage(), mean.storage(), var.storage()],
+                [n, c, h * w],
+                eps,
+            )?;
+            let cs = Shape::new(&[c])?;
+            return Ok((
+                Tensor::from_storage(dx, self.shape()),
+                Tensor::from_storage(dg, cs),
+                Tensor::from_storage(db, cs),
+            ));
+        }
+        let (xhat, inv) = self.batch_norm_parts(eps)?;
+        let gx = gy.mul(&xhat)?;
+        let dgamma = gx.sum(&[0, 2, 3], false)?;
+        let dbeta = gy.sum(&[0, 2, 3], false)?;
+        let dx = gy
+            .sub(&gy.mean(&[0, 2, 3], true)?)?
+            .sub(&xhat.mul(&gx.mean(&[0, 2, 3], true)?)?)?
+            .mul(&inv.mul(&gamma.reshape(&[1, c, 1, 1])?)?)?;
+        Ok((dx, dgamma, dbeta))
     }
 
     /// Batch normalisation in evaluation mode with running statistics `[c]`.

@@ -223,13 +223,17 @@ pub fn col2im<T: Float>(cols_buf: &[T], g: &PatchGeom) -> Vec<T> {
 }
 
 /// An image's channels `ch0 .. ch0 + cg` (of `x`, `[c, h, w]`) copied into a zero-padded
-/// channels-last grid `[h + 2ph, w + 2pw, cg]` whose padding holds `fill`.
+/// channels-last grid `[h + 2ph, w + 2pw, cg]` whose padding holds `fill`. The grid is filled
+/// only when it changes size: every call overwrites the whole interior and never the border, so
+/// a grid reused with one geometry and one `fill` (as every caller's scratch is) keeps it.
 fn pad_channels_last<T: Float>(x: &[T], g: &PatchGeom, ch0: usize, fill: T, grid: &mut Vec<T>) {
     let cg = g.c / g.groups;
     let (hp, wp) = (g.h + 2 * g.padding[0], g.w + 2 * g.padding[1]);
     let plane = g.h * g.w;
-    grid.clear();
-    grid.resize(hp * wp * cg, fill);
+    if grid.len() != hp * wp * cg {
+        grid.clear();
+        grid.resize(hp * wp * cg, fill);
+    }
     for ch in 0..cg {
         let src = &x[(ch0 + ch) * plane..][..plane];
         for i in 0..g.h {
@@ -358,6 +362,9 @@ pub fn conv2d<T: Float>(
     o: usize,
 ) -> Vec<T> {
     let rows = g.rows();
+    if rows <= SMALL_ROWS {
+        return conv2d_columns(x, weight, bias, g, o);
+    }
     let l = g.oh * g.ow;
     let len = g.n * o * l;
     let mut out = T::take(len);
@@ -443,6 +450,9 @@ pub fn conv2d<T: Float>(
 /// patches' `(ki, kj, c)` order to the weight's.
 pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
     let rows = g.rows();
+    if rows <= SMALL_ROWS {
+        return conv2d_weight_grad_columns(x, gy, g, o);
+    }
     let l = g.oh * g.ow;
     let (groups, cg) = (g.groups, g.c / g.groups);
     let og = o / groups;
@@ -518,6 +528,210 @@ pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) 
     }
     T::give(partial);
     out
+}
+
+/// Patch rows (`(c/groups)·kh·kw`) up to which [`conv2d`] and [`conv2d_weight_grad`] work on
+/// one image's column patches instead (a first layer's 1·3·3 = 9: too short an inner dimension
+/// for `gemm`'s blocking to pay, and the output planes are then written in place).
+const SMALL_ROWS: usize = 16;
+
+/// One image's group `grp` (`x_img` is the image, `[c, h, w]`) as its patch matrix in the
+/// [`PatchLayout::Columns`] order, `[rows, oh·ow]`, into `cols` (padding 0).
+fn image_columns<T: Float>(x_img: &[T], g: &PatchGeom, grp: usize, cols: &mut Vec<T>) {
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let cg = g.c / g.groups;
+    let (plane, l) = (g.h * g.w, g.oh * g.ow);
+    cols.clear();
+    cols.resize(g.rows() * l, T::ZERO);
+    for (r, dst) in cols.chunks_exact_mut(l).enumerate() {
+        let (ch, ki, kj) = (grp * cg + r / (kh * kw), r % (kh * kw) / kw, r % kw);
+        let (lo, hi) = g.valid_cols(kj);
+        if lo >= hi {
+            continue;
+        }
+        let col0 = lo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
+        let src = &x_img[ch * plane..][..plane];
+        for oi in 0..g.oh {
+            let Some(ir) = g.src_row(oi, ki) else {
+                continue;
+            };
+            let row = &src[ir * g.w..][..g.w];
+            let d = &mut dst[oi * g.ow..][..g.ow];
+            if g.stride[1] == 1 {
+                copy_run(&mut d[lo..hi], &row[col0..]);
+            } else {
+                for (k, v) in d[lo..hi].iter_mut().enumerate() {
+                    *v = row[col0 + k * g.stride[1]];
+                }
+            }
+        }
+    }
+}
+
+/// [`conv2d`] for short patches (at most [`SMALL_ROWS`] rows), one task per image: each output
+/// plane is the bias plus the weighted column-patch rows, `Σ_r w[oc, r]·cols[r]` in `r` order,
+/// accumulated in place. The weight is used in its own `[o, c/groups, kh, kw]` order.
+fn conv2d_columns<T: Float>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &PatchGeom,
+    o: usize,
+) -> Vec<T> {
+    let (rows, l) = (g.rows(), g.oh * g.ow);
+    let len = g.n * o * l;
+    let mut out = T::take(len);
+    out.resize(len, T::ZERO);
+    if len == 0 {
+        return out;
+    }
+    let og = o / g.groups;
+    let image = g.c * g.h * g.w;
+    let run = |cols: &mut Vec<T>, (b, dst): (usize, &mut [T])| {
+        for grp in 0..g.groups {
+            image_columns(&x[b * image..][..image], g, grp, cols);
+            let chans = grp * og..(grp + 1) * og;
+            column_planes(
+                &mut dst[chans.start * l..chans.end * l],
+                &weight[chans.start * rows..chans.end * rows],
+                bias.map(|b| &b[chans]),
+                cols,
+                [rows, l],
+            );
+        }
+    };
+    if len >= 1 << 15 {
+        out.par_chunks_mut(o * l)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    } else {
+        let mut cols = Vec::new();
+        out.chunks_mut(o * l)
+            .enumerate()
+            .for_each(|job| run(&mut cols, job));
+    }
+    out
+}
+
+super::simd::multiversion! {
+    /// `planes [og, l]` = bias + `weight [og, rows]` · `cols [rows, l]`, each output the bias
+    /// plus `Σ_r w[oc, r]·cols[r, p]` in `r` order, 32 pixels at a time in registers.
+    fn column_planes<T: Float>(
+        planes: &mut [T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        cols: &[T],
+        dims: [usize; 2],
+    ) {
+        const LANES: usize = 32;
+        let [rows, l] = dims;
+        for (oc, plane) in planes.chunks_exact_mut(l).enumerate() {
+            let b = bias.map_or(T::ZERO, |b| b[oc]);
+            let w = &weight[oc * rows..][..rows];
+            let mut p0 = 0;
+            while p0 + LANES <= l {
+                let mut acc = [b; LANES];
+                for (r, &wr) in w.iter().enumerate() {
+                    let col = &cols[r * l + p0..][..LANES];
+                    for k in 0..LANES {
+                        acc[k] += wr * col[k];
+                    }
+                }
+                plane[p0..p0 + LANES].copy_from_slice(&acc);
+                p0 += LANES;
+            }
+            for p in p0..l {
+                let mut acc = b;
+                for (r, &wr) in w.iter().enumerate() {
+                    acc += wr * cols[r * l + p];
+                }
+                plane[p] = acc;
+            }
+        }
+    }
+}
+
+super::simd::multiversion! {
+    /// `gw [og, rows]` += `gy [og, l]` · `cols [rows, l]`ᵀ, each entry one [`dot`].
+    fn column_weight_grad<T: Float>(gw: &mut [T], gy: &[T], cols: &[T], dims: [usize; 2]) {
+        let [rows, l] = dims;
+        for (d, gp) in gw.chunks_exact_mut(rows).zip(gy.chunks_exact(l)) {
+            for (v, col) in d.iter_mut().zip(cols.chunks_exact(l)) {
+                *v += dot(gp, col);
+            }
+        }
+    }
+}
+
+/// [`conv2d_weight_grad`] for short patches (at most [`SMALL_ROWS`] rows): per image and
+/// group, `gw[oc, r] += ⟨gy[b, oc], cols[r]⟩` over the image's column patches. Images are
+/// taken in tiles as there, each tile's partial written on its thread and the partials summed
+/// in tile order (the same result on any number of threads).
+fn conv2d_weight_grad_columns<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
+    let (rows, l) = (g.rows(), g.oh * g.ow);
+    let og = o / g.groups;
+    let mut out = T::take(o * rows);
+    out.resize(o * rows, T::ZERO);
+    if out.is_empty() || g.n * l == 0 {
+        return out;
+    }
+    let image = g.c * g.h * g.w;
+    let tile = TILE_PIXELS.div_ceil(l).clamp(1, g.n);
+    let tiles = g.n.div_ceil(tile);
+    let mut partial = T::take(tiles * o * rows);
+    partial.resize(tiles * o * rows, T::ZERO);
+    let run = |cols: &mut Vec<T>, (ti, dst): (usize, &mut [T])| {
+        for b in ti * tile..(g.n).min((ti + 1) * tile) {
+            for grp in 0..g.groups {
+                image_columns(&x[b * image..][..image], g, grp, cols);
+                let chans = grp * og..(grp + 1) * og;
+                column_weight_grad(
+                    &mut dst[chans.start * rows..chans.end * rows],
+                    &gy[(b * o + chans.start) * l..(b * o + chans.end) * l],
+                    cols,
+                    [rows, l],
+                );
+            }
+        }
+    };
+    if tiles > 1 {
+        partial
+            .par_chunks_mut(o * rows)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    } else {
+        run(&mut Vec::new(), (0, &mut partial[..]));
+    }
+    let (sum, rest) = partial.split_at_mut(o * rows);
+    for part in rest.chunks_exact(o * rows) {
+        for (a, &v) in sum.iter_mut().zip(part) {
+            *a += v;
+        }
+    }
+    out.copy_from_slice(sum);
+    T::give(partial);
+    out
+}
+
+/// `⟨a, b⟩` in eight interleaved partial sums (independent lanes: the loop vectorises).
+#[inline(always)]
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut lanes = [T::ZERO; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += xa[k] * xb[k];
+        }
+    }
+    for (&va, &vb) in ra.iter().zip(rb) {
+        lanes[0] += va * vb;
+    }
+    let mut s = T::ZERO;
+    for k in 0..4 {
+        s += lanes[k] + lanes[k + 4];
+    }
+    s
 }
 
 /// [`col2im`] of [`PatchLayout::PatchesChannelsLast`], one task per image: each group's patches

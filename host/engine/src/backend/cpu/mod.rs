@@ -5,6 +5,9 @@ pub mod float;
 pub mod gemm;
 pub mod hmc;
 pub mod kernels;
+pub mod norm;
+pub mod pool;
+mod simd;
 
 pub use float::Float;
 
