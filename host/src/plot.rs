@@ -1555,8 +1555,8 @@ pub fn plot_ntk_tasks(path: &Path, report: &crate::ntk::tasks::AdaptReport) -> R
                     format!(
                         "task {}: MSE {:.3} (network {:.2})",
                         k + 1,
-                        t.test_mse_adapted,
-                        t.test_mse_unadapted
+                        t.metrics.test_mse_adapted,
+                        t.metrics.test_mse_unadapted
                     ),
                     ("sans-serif", 16),
                 )

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use keel::error::Result;
 use keel::export::{MlpConfig, OutputKind, Standardization};
 use keel::ntk::tasks::{adapt, AdaptConfig, AdaptReport, TaskKind};
-use keel::ntk::{CgSettings, Mean, Space};
+use keel::ntk::{CgSettings, Mean, Metrics, Space};
 use keel::output::{check_plot, check_writable, Outputs};
 use serde_json::json;
 
@@ -235,48 +235,108 @@ fn adapt_cmd(a: &AdaptArgs) -> Result<()> {
     Ok(())
 }
 
-fn mean_of(report: &AdaptReport, f: impl Fn(&keel::ntk::tasks::TaskReport) -> f64) -> f64 {
-    report.tasks.iter().map(f).sum::<f64>() / report.tasks.len().max(1) as f64
+/// One task's metrics as JSON fields, merged into `extra`.
+fn metrics_json(
+    m: &Metrics,
+    mut extra: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    for (k, v) in [
+        ("test_mse_adapted", json!(m.test_mse_adapted)),
+        ("test_mse_unadapted", json!(m.test_mse_unadapted)),
+        ("test_mse_last_layer", json!(m.test_mse_last_layer)),
+        ("mean_coverage_95", json!(m.mean_coverage_95)),
+        ("cg_iterations", json!(m.cg_iterations)),
+        ("cg_relative_residual", json!(m.cg_relative_residual)),
+        ("lanczos_rank", json!(m.lanczos_rank)),
+        ("seconds", json!(m.seconds)),
+    ] {
+        extra.insert(k.to_string(), v);
+    }
+    serde_json::Value::Object(extra)
+}
+
+/// The report's common fields: the tasks and the means of their metrics over them.
+fn summary_json(all: &[&Metrics], tasks: Vec<serde_json::Value>) -> serde_json::Value {
+    let mean = |f: fn(&Metrics) -> f64| Metrics::mean(all.iter().copied(), f);
+    json!({
+        "tasks": tasks,
+        "mean_test_mse_adapted": mean(|m| m.test_mse_adapted),
+        "mean_test_mse_unadapted": mean(|m| m.test_mse_unadapted),
+        "mean_test_mse_last_layer": mean(|m| m.test_mse_last_layer),
+        "mean_coverage_95": mean(|m| m.mean_coverage_95),
+    })
+}
+
+/// `a`'s fields with `b`'s added.
+fn merged(a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    match (a, b) {
+        (serde_json::Value::Object(mut a), serde_json::Value::Object(b)) => {
+            a.extend(b);
+            serde_json::Value::Object(a)
+        }
+        (a, _) => a,
+    }
+}
+
+/// The per-task table and its mean row.
+fn print_table(label: &str, all: &[&Metrics]) {
+    let w = label.len().max(4);
+    println!(
+        "  {label:>w$}  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds"
+    );
+    for (i, m) in all.iter().enumerate() {
+        println!(
+            "  {:>w$}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}  {:>6}  {:>7.3}",
+            i + 1,
+            m.test_mse_adapted,
+            m.test_mse_unadapted,
+            m.test_mse_last_layer,
+            m.mean_coverage_95,
+            m.cg_iterations,
+            m.seconds
+        );
+    }
+    let mean = |f: fn(&Metrics) -> f64| Metrics::mean(all.iter().copied(), f);
+    println!(
+        "  {:>w$}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}",
+        "mean",
+        mean(|m| m.test_mse_adapted),
+        mean(|m| m.test_mse_unadapted),
+        mean(|m| m.test_mse_last_layer),
+        mean(|m| m.mean_coverage_95),
+    );
 }
 
 fn report_json(a: &AdaptArgs, r: &AdaptReport) -> serde_json::Value {
-    let tasks: Vec<serde_json::Value> = r
+    let tasks = r
         .tasks
         .iter()
         .map(|t| {
-            json!({
-                "amplitude": t.task.amplitude,
-                "phase": t.task.phase,
-                "frequency": if t.task.kind == TaskKind::Sine { json!(t.task.frequency) } else { json!(null) },
-                "test_mse_adapted": t.test_mse_adapted,
-                "test_mse_unadapted": t.test_mse_unadapted,
-                "test_mse_last_layer": t.test_mse_last_layer,
-                "mean_coverage_95": t.mean_coverage_95,
-                "cg_iterations": t.cg_iterations,
-                "cg_relative_residual": t.cg_relative_residual,
-                "lanczos_rank": t.lanczos_rank,
-                "seconds": t.seconds,
-            })
+            let mut task = serde_json::Map::new();
+            task.insert("amplitude".into(), json!(t.task.amplitude));
+            task.insert("phase".into(), json!(t.task.phase));
+            let frequency = (t.task.kind == TaskKind::Sine).then_some(t.task.frequency);
+            task.insert("frequency".into(), json!(frequency));
+            metrics_json(&t.metrics, task)
         })
         .collect();
-    json!({
-        "task": a.task.to_string(),
-        "space": a.space.to_string(),
-        "mean": if a.bias { "network" } else { "zero" },
-        "n_adapt": a.n_adapt,
-        "n_train": r.config.n_train,
-        "n_test": r.config.n_test,
-        "seed": a.seed,
-        "parameters": r.params,
-        "train_mse": r.train_mse,
-        "noise": r.noise,
-        "train_seconds": r.train_seconds,
-        "tasks": tasks,
-        "mean_test_mse_adapted": mean_of(r, |t| t.test_mse_adapted),
-        "mean_test_mse_unadapted": mean_of(r, |t| t.test_mse_unadapted),
-        "mean_test_mse_last_layer": mean_of(r, |t| t.test_mse_last_layer),
-        "mean_coverage_95": mean_of(r, |t| t.mean_coverage_95),
-    })
+    let all: Vec<&Metrics> = r.tasks.iter().map(|t| &t.metrics).collect();
+    merged(
+        json!({
+            "task": a.task.to_string(),
+            "space": a.space.to_string(),
+            "mean": if a.bias { "network" } else { "zero" },
+            "n_adapt": a.n_adapt,
+            "n_train": r.config.n_train,
+            "n_test": r.config.n_test,
+            "seed": a.seed,
+            "parameters": r.params,
+            "train_mse": r.train_mse,
+            "noise": r.noise,
+            "train_seconds": r.train_seconds,
+        }),
+        summary_json(&all, tasks),
+    )
 }
 
 fn print_report(a: &AdaptArgs, r: &AdaptReport) {
@@ -293,26 +353,8 @@ fn print_report(a: &AdaptArgs, r: &AdaptReport) {
         a.n_adapt,
         h = r.config.hidden,
     );
-    println!("  task  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds");
-    for (i, t) in r.tasks.iter().enumerate() {
-        println!(
-            "  {:>4}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}  {:>6}  {:>7.3}",
-            i + 1,
-            t.test_mse_adapted,
-            t.test_mse_unadapted,
-            t.test_mse_last_layer,
-            t.mean_coverage_95,
-            t.cg_iterations,
-            t.seconds
-        );
-    }
-    println!(
-        "  mean  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}",
-        mean_of(r, |t| t.test_mse_adapted),
-        mean_of(r, |t| t.test_mse_unadapted),
-        mean_of(r, |t| t.test_mse_last_layer),
-        mean_of(r, |t| t.mean_coverage_95),
-    );
+    let all: Vec<&Metrics> = r.tasks.iter().map(|t| &t.metrics).collect();
+    print_table("task", &all);
     for (what, p) in [("model", &a.export), ("plot", &a.plot)] {
         if let Some(p) = p {
             println!("  {what}: {}", p.display());
@@ -400,43 +442,28 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
         })?;
     }
     outputs.commit()?;
-    let mean_of = |f: &dyn Fn(&keel::ntk::spatial::SpatialRepeat) -> f64| {
-        r.tasks.iter().map(f).sum::<f64>() / r.tasks.len().max(1) as f64
-    };
+    let all: Vec<&Metrics> = r.tasks.iter().map(|t| &t.metrics).collect();
     if a.json {
-        let tasks: Vec<serde_json::Value> = r
-            .tasks
+        let tasks = all
             .iter()
-            .map(|t| {
-                json!({
-                    "test_mse_adapted": t.test_mse_adapted,
-                    "test_mse_unadapted": t.test_mse_unadapted,
-                    "test_mse_last_layer": t.test_mse_last_layer,
-                    "mean_coverage_95": t.mean_coverage_95,
-                    "cg_iterations": t.cg_iterations,
-                    "cg_relative_residual": t.cg_relative_residual,
-                    "seconds": t.seconds,
-                })
-            })
+            .map(|m| metrics_json(m, serde_json::Map::new()))
             .collect();
-        return super::report::json(&json!({
-            "task": "spatial",
-            "space": a.space.to_string(),
-            "mean": if a.bias { "network" } else { "zero" },
-            "n_adapt": a.n_adapt,
-            "n_train": cfg.n_train,
-            "n_test": cfg.n_test,
-            "seed": a.seed,
-            "parameters": r.params,
-            "train_nll": r.train_nll,
-            "noise": cfg.noise,
-            "train_seconds": r.train_seconds,
-            "tasks": tasks,
-            "mean_test_mse_adapted": mean_of(&|t| t.test_mse_adapted),
-            "mean_test_mse_unadapted": mean_of(&|t| t.test_mse_unadapted),
-            "mean_test_mse_last_layer": mean_of(&|t| t.test_mse_last_layer),
-            "mean_coverage_95": mean_of(&|t| t.mean_coverage_95),
-        }));
+        return super::report::json(&merged(
+            json!({
+                "task": "spatial",
+                "space": a.space.to_string(),
+                "mean": if a.bias { "network" } else { "zero" },
+                "n_adapt": a.n_adapt,
+                "n_train": cfg.n_train,
+                "n_test": cfg.n_test,
+                "seed": a.seed,
+                "parameters": r.params,
+                "train_nll": r.train_nll,
+                "noise": cfg.noise,
+                "train_seconds": r.train_seconds,
+            }),
+            summary_json(&all, tasks),
+        ));
     }
     println!(
         "ntk adapt: spatial field, MLP 2→{h}→{h}→2 tanh with a heteroscedastic head ({} parameters) trained on {} year-1 points in {:.1} s (NLL {:.3}); {}-space posterior of the mean output, {} mean, σ² = {:.4}, {} year-2 points per repeat, {} test points apart from them",
@@ -451,28 +478,7 @@ fn spatial_cmd(a: &AdaptArgs, space: Space) -> Result<()> {
         cfg.n_test,
         h = cfg.hidden,
     );
-    println!(
-        "  repeat  test MSE: adapted  not adapted  last layer   95% coverage  CG its  seconds"
-    );
-    for (i, t) in r.tasks.iter().enumerate() {
-        println!(
-            "  {:>6}  {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}  {:>6}  {:>7.3}",
-            i + 1,
-            t.test_mse_adapted,
-            t.test_mse_unadapted,
-            t.test_mse_last_layer,
-            t.mean_coverage_95,
-            t.cg_iterations,
-            t.seconds
-        );
-    }
-    println!(
-        "  mean    {:>17.4}  {:>11.4}  {:>10.4}  {:>13.3}",
-        mean_of(&|t| t.test_mse_adapted),
-        mean_of(&|t| t.test_mse_unadapted),
-        mean_of(&|t| t.test_mse_last_layer),
-        mean_of(&|t| t.mean_coverage_95),
-    );
+    print_table("repeat", &all);
     if let Some(p) = &a.plot {
         println!("  plot: {}", p.display());
     }

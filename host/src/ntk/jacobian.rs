@@ -82,6 +82,21 @@ pub fn unflatten(flat: &[f64], like: &Params, dtype: DType) -> Result<Vec<Tensor
         .collect()
 }
 
+/// Adds per-parameter gradients (`None`: zero) to the flat `acc`, laid out as `like`.
+fn accumulate(acc: &mut [f64], grads: &[Option<Tensor>], like: &[Tensor]) -> Result<()> {
+    let mut at = 0;
+    for (g, p) in grads.iter().zip(like) {
+        let n = p.numel();
+        if let Some(g) = g {
+            for (a, b) in acc[at..at + n].iter_mut().zip(g.to_vec_f64()?) {
+                *a += b;
+            }
+        }
+        at += n;
+    }
+    Ok(())
+}
+
 /// `θ̂ + s·d` as a new parameter set (detached), for `d` flat.
 fn shifted(params: &Params, d: &[f64], s: f64) -> Result<Params> {
     let dtype = params.values()[0].dtype();
@@ -284,16 +299,7 @@ impl<'a, N: Network> Jacobian<'a, N> {
                 Tensor::from_f64s(&v[start * self.k..(start + len) * self.k], f.dims(), dtype)?
                     .to_device(f.device())?;
             let grads = grad(&[&f], &[Some(&seed)], &inputs, false)?;
-            let mut at = 0;
-            for (g, p) in grads.iter().zip(vars.values()) {
-                let n = p.numel();
-                if let Some(g) = g {
-                    for (a, b) in acc[at..at + n].iter_mut().zip(g.to_vec_f64()?) {
-                        *a += b;
-                    }
-                }
-                at += n;
-            }
+            accumulate(&mut acc, &grads, vars.values())?;
         }
         Ok(acc)
     }
@@ -394,16 +400,7 @@ impl<'a, N: Network> Jacobian<'a, N> {
                 })
             })?;
             let grads = grad(&[&loss], &[None], &inputs, false)?;
-            let mut at = 0;
-            for (g, p) in grads.iter().zip(moved.values()) {
-                let m = p.numel();
-                if let Some(g) = g {
-                    for (a, b) in acc[at..at + m].iter_mut().zip(g.to_vec_f64()?) {
-                        *a += b;
-                    }
-                }
-                at += m;
-            }
+            accumulate(&mut acc, &grads, moved.values())?;
         }
         let s = norm / eps;
         Ok(acc.into_iter().map(|x| x * s).collect())
@@ -452,16 +449,7 @@ impl<'a, N: Network> Jacobian<'a, N> {
                     _ => Ok(vec![None; inputs.len()]),
                 }
             })?;
-            let mut at = 0;
-            for (g, p) in hv.iter().zip(vars.values()) {
-                let m = p.numel();
-                if let Some(g) = g {
-                    for (a, b) in acc[at..at + m].iter_mut().zip(g.to_vec_f64()?) {
-                        *a += b;
-                    }
-                }
-                at += m;
-            }
+            accumulate(&mut acc, &hv, vars.values())?;
         }
         Ok(acc)
     }

@@ -16,6 +16,7 @@
 pub mod fit;
 pub mod jacobian;
 pub mod krylov;
+pub mod metrics;
 pub mod posterior;
 pub mod scaling;
 pub mod spatial;
@@ -23,4 +24,5 @@ pub mod tasks;
 
 pub use jacobian::{Jacobian, Network, Outputs};
 pub use krylov::{CgReport, CgSettings, Lanczos};
+pub use metrics::Metrics;
 pub use posterior::{Mean, OnNoConvergence, Posterior, PosteriorSettings, Prediction, Space};

@@ -28,6 +28,7 @@ use keel_engine::DType;
 use super::fit::{first_output, matrix, train, Loss, Sgd};
 use super::jacobian::Outputs;
 use super::krylov::CgSettings;
+use super::metrics::Metrics;
 use super::posterior::{Mean, OnNoConvergence, Posterior, PosteriorSettings, Space};
 use crate::error::{Error, Result};
 use crate::progress::{Observer, Tick};
@@ -181,20 +182,8 @@ impl SpatialConfig {
 /// One repeat's results.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpatialRepeat {
-    /// Test MSE of the adapted posterior mean.
-    pub test_mse_adapted: f64,
-    /// Test MSE of the network's mean output, not adapted.
-    pub test_mse_unadapted: f64,
-    /// Test MSE after retraining the last layer.
-    pub test_mse_last_layer: f64,
-    /// Fraction of test targets inside `μ ± 1.96·√(var + σ²)`.
-    pub mean_coverage_95: f64,
-    /// CG iterations.
-    pub cg_iterations: usize,
-    /// CG's final relative residual.
-    pub cg_relative_residual: f64,
-    /// Seconds to condition and predict.
-    pub seconds: f64,
+    /// The adaptation's test errors, calibration and cost.
+    pub metrics: Metrics,
     /// The adaptation points (flat `[n, 2]`).
     pub adapt_x: Vec<f64>,
 }
@@ -223,10 +212,6 @@ pub struct SpatialReport {
     pub tasks: Vec<SpatialRepeat>,
     /// The plotting grid (empty without one).
     pub grid: SpatialGrid,
-}
-
-fn mse(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / a.len().max(1) as f64
 }
 
 /// Trains on year 1 and adapts to year 2, `tasks` times. Progress: training epochs, then one
@@ -294,13 +279,6 @@ pub fn run(cfg: &SpatialConfig, progress: &mut Observer) -> Result<SpatialReport
         let post = Posterior::fit(&net, &params, &xa_t, ya, Outputs::One(0), settings)?;
         let pred = post.predict(&xs_t)?;
         let seconds = t0.elapsed().as_secs_f64();
-        let covered = pred
-            .mean
-            .iter()
-            .zip(&pred.variance)
-            .zip(ys)
-            .filter(|((m, v), y)| (*y - *m).abs() <= 1.96 * (**v + cfg.noise).sqrt())
-            .count();
         let unadapted = first_output(&net, &params, xs, 2)?;
         let mut retrained = params.clone();
         let head = Sgd {
@@ -347,13 +325,7 @@ pub fn run(cfg: &SpatialConfig, progress: &mut Observer) -> Result<SpatialReport
             };
         }
         tasks.push(SpatialRepeat {
-            test_mse_adapted: mse(&pred.mean, ys),
-            test_mse_unadapted: mse(&unadapted, ys),
-            test_mse_last_layer: mse(&last_layer, ys),
-            mean_coverage_95: covered as f64 / ys.len() as f64,
-            cg_iterations: post.cg().iterations,
-            cg_relative_residual: post.cg().relative_residual,
-            seconds,
+            metrics: Metrics::measure(&post, &pred, seconds, ys, &unadapted, &last_layer),
             adapt_x: xa.to_vec(),
         });
         progress(&Tick {

@@ -19,6 +19,7 @@ use keel_engine::{DType, Tensor};
 
 use super::jacobian::Outputs;
 use super::krylov::CgSettings;
+use super::metrics::Metrics;
 use super::posterior::{Mean, OnNoConvergence, Posterior, PosteriorSettings, Space};
 use crate::error::{Error, Result};
 use crate::progress::{Observer, Tick};
@@ -252,22 +253,8 @@ impl AdaptConfig {
 pub struct TaskReport {
     /// The task.
     pub task: Task,
-    /// Test MSE of the adapted posterior mean.
-    pub test_mse_adapted: f64,
-    /// Test MSE of the trained network, not adapted.
-    pub test_mse_unadapted: f64,
-    /// Test MSE after retraining only the last layer on the adaptation points.
-    pub test_mse_last_layer: f64,
-    /// Fraction of test targets inside the 95 % predictive interval `μ ± 1.96·√(var + σ²)`.
-    pub mean_coverage_95: f64,
-    /// CG iterations of the posterior solve.
-    pub cg_iterations: usize,
-    /// CG's final relative residual.
-    pub cg_relative_residual: f64,
-    /// Lanczos steps taken for the variances.
-    pub lanczos_rank: usize,
-    /// Seconds to condition and predict (the posterior only).
-    pub seconds: f64,
+    /// The adaptation's test errors, calibration and cost.
+    pub metrics: Metrics,
     /// The adaptation points.
     pub adapt: (Vec<f64>, Vec<f64>),
     /// The plotting grid and, on it, the truth, the adapted mean and latent standard deviation,
@@ -336,10 +323,6 @@ impl AdaptConfig {
     }
 }
 
-fn mse(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)).sum::<f64>() / a.len().max(1) as f64
-}
-
 /// Trains on task 0 and adapts to `tasks` new tasks. Progress: the training epochs, then one
 /// tick per task.
 ///
@@ -405,13 +388,6 @@ pub fn adapt(cfg: &AdaptConfig, progress: &mut Observer) -> Result<AdaptReport> 
         let post = Posterior::fit(&net, &params, &xa_t, &ya, Outputs::All, settings)?;
         let pred = post.predict(&xs_t)?;
         let seconds = t0.elapsed().as_secs_f64();
-        let covered = pred
-            .mean
-            .iter()
-            .zip(&pred.variance)
-            .zip(&ys)
-            .filter(|((m, v), y)| (*y - *m).abs() <= 1.96 * (**v + noise).sqrt())
-            .count();
         let unadapted = network_values(&net, &params, &xs)?;
         let mut retrained = params.clone();
         let trainable: Vec<usize> = last.clone().collect();
@@ -443,14 +419,7 @@ pub fn adapt(cfg: &AdaptConfig, progress: &mut Observer) -> Result<AdaptReport> 
         };
         tasks.push(TaskReport {
             task,
-            test_mse_adapted: mse(&pred.mean, &ys),
-            test_mse_unadapted: mse(&unadapted, &ys),
-            test_mse_last_layer: mse(&last_layer, &ys),
-            mean_coverage_95: covered as f64 / ys.len() as f64,
-            cg_iterations: post.cg().iterations,
-            cg_relative_residual: post.cg().relative_residual,
-            lanczos_rank: post.lanczos().rank(),
-            seconds,
+            metrics: Metrics::measure(&post, &pred, seconds, &ys, &unadapted, &last_layer),
             adapt: (xa, ya),
             grid,
         });
