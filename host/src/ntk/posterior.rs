@@ -170,6 +170,22 @@ impl<'a, N: Network> Posterior<'a, N> {
         };
         let r: Vec<f64> = y.iter().zip(&prior).map(|(a, b)| a - b).collect();
         let s2 = settings.noise;
+        // Before the Lanczos run: a solve that did not converge ends here.
+        let check = |rep: &CgReport| -> Result<()> {
+            if !rep.converged && settings.on_no_convergence == OnNoConvergence::Fail {
+                return Err(Error::failed(
+                    format!(
+                        "the {}-space CG solve did not converge: relative residual {:.3e} after {} iterations (tolerance {:e})",
+                        settings.space.name(),
+                        rep.relative_residual,
+                        rep.iterations,
+                        settings.cg.tol
+                    ),
+                    "raise `cg_max_iter`, loosen `cg_tol` or raise `noise`",
+                ));
+            }
+            Ok(())
+        };
         let (weights, cg_report, lanczos) = match settings.space {
             Space::Function => {
                 let apply = |v: &[f64]| -> Result<Vec<f64>> {
@@ -187,6 +203,7 @@ impl<'a, N: Network> Posterior<'a, N> {
                     None
                 };
                 let (alpha, rep) = cg(apply, &r, diag.as_deref(), settings.cg)?;
+                check(&rep)?;
                 let start = if r.iter().any(|v| *v != 0.0) {
                     r.clone()
                 } else {
@@ -202,6 +219,7 @@ impl<'a, N: Network> Posterior<'a, N> {
                 };
                 let b = jac.vjp(&r)?;
                 let (w, rep) = cg(apply, &b, None, settings.cg)?;
+                check(&rep)?;
                 let start = if b.iter().any(|v| *v != 0.0) {
                     b.clone()
                 } else {
@@ -211,18 +229,6 @@ impl<'a, N: Network> Posterior<'a, N> {
                 (w, rep, l)
             }
         };
-        if !cg_report.converged && settings.on_no_convergence == OnNoConvergence::Fail {
-            return Err(Error::failed(
-                format!(
-                    "the {}-space CG solve did not converge: relative residual {:.3e} after {} iterations (tolerance {:e})",
-                    settings.space.name(),
-                    cg_report.relative_residual,
-                    cg_report.iterations,
-                    settings.cg.tol
-                ),
-                "raise `cg_max_iter`, loosen `cg_tol` or raise the noise",
-            ));
-        }
         let root = lanczos.inverse_root()?;
         Ok(Posterior {
             jac,
