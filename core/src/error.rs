@@ -421,3 +421,28 @@ impl core::error::Error for Error {}
 
 /// `Result` with the core's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// `Ok` for a positive, finite `v`; else [`Error::InvalidParameter`] naming `name`.
+pub(crate) fn positive<T: crate::real::Real>(name: &'static str, v: T) -> Result<()> {
+    if v > T::ZERO && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter {
+            name,
+            value: v.as_f64(),
+        })
+    }
+}
+
+/// `Ok` if a buffer `what` holds the `expected` entries; else [`Error::CountMismatch`].
+pub(crate) fn expect_count(what: &'static str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::CountMismatch {
+            what,
+            expected,
+            got,
+        })
+    }
+}

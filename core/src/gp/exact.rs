@@ -1,7 +1,8 @@
 //! The exact online GP with a fixed capacity: one rank-1 Cholesky extension per point.
 
-use super::kernel::{positive, Kernel};
+use super::kernel::Kernel;
 use super::Prediction;
+use crate::error::{expect_count, positive};
 use crate::error::{Error, Result};
 use crate::linalg::dot_lanes;
 use crate::real::Real;
@@ -105,33 +106,22 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
     pub fn new(kernel: Kernel<T, D>, noise: T, buf: ExactBuffers<'a, T>) -> Result<Self> {
         positive("noise", noise)?;
         let capacity = buf.y.len();
-        let check = |what: &'static str, got: usize, expected: usize| {
-            if got == expected {
-                Ok(())
-            } else {
-                Err(Error::CountMismatch {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
         // Saturated sizes: capacity² of a long `y` must not overflow (a panic in debug builds; a
         // wrapped size a short factor buffer could match, e.g. 65 536 points on a 32-bit
         // target); no buffer holds usize::MAX scalars.
-        check(
+        expect_count(
             "input buffer entries",
             buf.x.len(),
             capacity.saturating_mul(D),
         )?;
-        check("noise buffer entries", buf.d.len(), capacity)?;
-        check(
+        expect_count("noise buffer entries", buf.d.len(), capacity)?;
+        expect_count(
             "factor buffer entries",
             buf.l.len(),
             capacity.saturating_mul(capacity),
         )?;
-        check("z buffer entries", buf.z.len(), capacity)?;
-        check("work buffer entries", buf.work.len(), capacity)?;
+        expect_count("z buffer entries", buf.z.len(), capacity)?;
+        expect_count("work buffer entries", buf.work.len(), capacity)?;
         Ok(ExactGp {
             kernel,
             noise,

@@ -1,6 +1,6 @@
 //! Stationary covariance functions with ARD lengthscales and an outputscale.
 
-use crate::error::{Error, Result};
+use crate::error::{positive, Result};
 use crate::real::Real;
 use num_traits::Float;
 
@@ -145,17 +145,6 @@ impl<T: Real, const D: usize> Kernel<T, D> {
         debug_assert!(dim < D, "kernel dimension {dim} of {D}");
         let d = delta / self.lengthscale[dim];
         self.family.profile(d * d)
-    }
-}
-
-pub(crate) fn positive<T: Real>(name: &'static str, v: T) -> Result<()> {
-    if v > T::ZERO && v.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter {
-            name,
-            value: v.as_f64(),
-        })
     }
 }
 

@@ -28,8 +28,9 @@
 //! I + S₀ᵀ A S₀` and `S₀` the root of `K′`. That is also how new hyperparameters take effect.
 
 use super::grid::{Grid, MAX_NONZEROS};
-use super::kernel::{positive, Kernel};
+use super::kernel::Kernel;
 use super::Prediction;
+use crate::error::{expect_count, positive};
 use crate::error::{Error, Result};
 use crate::linalg::{cholesky_in_place, dot_lanes, symmetric_eigen};
 use crate::real::Real;
@@ -129,29 +130,18 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     ) -> Result<Self> {
         positive("noise", noise)?;
         let m = grid.len();
-        let check = |what: &'static str, got: usize, expected: usize| {
-            if got == expected {
-                Ok(())
-            } else {
-                Err(Error::CountMismatch {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
         // Saturated sizes: m² of a large grid must not overflow (a panic in debug builds, and a
         // wrapped size a short buffer could match); no buffer holds usize::MAX scalars.
         let m2 = m.saturating_mul(m);
-        check("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
-        check(
+        expect_count("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
+        expect_count(
             "precision buffer entries (grid nodes²)",
             buf.precision.len(),
             m2,
         )?;
-        check("b buffer entries (grid nodes)", buf.b.len(), m)?;
-        check("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
-        check(
+        expect_count("b buffer entries (grid nodes)", buf.b.len(), m)?;
+        expect_count("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
+        expect_count(
             "work buffer entries (2 × grid nodes)",
             buf.work.len(),
             m.saturating_mul(2),

@@ -54,6 +54,7 @@
 //! scripts).
 
 use super::{Mlp, Output};
+use crate::error::{expect_count, positive};
 use crate::gp::Prediction;
 use crate::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 use crate::{Error, Real, Result};
@@ -147,31 +148,15 @@ impl<'a, T: Real, const L: usize> NtkAdaptation<'a, T, L> {
                 what: "NTK adaptation needs a regression MLP with one output",
             });
         }
-        if !(noise > T::ZERO && noise.is_finite()) {
-            return Err(Error::InvalidParameter {
-                name: "noise",
-                value: noise.as_f64(),
-            });
-        }
+        positive("noise", noise)?;
         let capacity = buf.z.len();
         let row = mlp.gradient_factors_len();
-        let check = |what: &'static str, got: usize, expected: usize| {
-            if got == expected {
-                Ok(())
-            } else {
-                Err(Error::CountMismatch {
-                    what,
-                    expected,
-                    got,
-                })
-            }
-        };
-        check(
+        expect_count(
             "gradient factor buffer entries",
             buf.factors.len(),
             capacity.saturating_mul(row),
         )?;
-        check(
+        expect_count(
             "Cholesky factor buffer entries",
             buf.factor.len(),
             capacity.saturating_mul(capacity),
