@@ -466,8 +466,6 @@ pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) 
     let tile = TILE_PIXELS.div_ceil(l).clamp(1, g.n);
     let tiles = g.n.div_ceil(tile);
     // Partial gradients [tiles, o, rows], rows in the patches' (ki, kj, c) order.
-    let mut partial = T::take(tiles * o * rows);
-    partial.resize(tiles * o * rows, T::ZERO);
     let run = |s: &mut ConvScratch<T>, (ti, dst): (usize, &mut [T])| {
         let b0 = ti * tile;
         let nb = tile.min(g.n - b0);
@@ -505,20 +503,8 @@ pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) 
             );
         }
     };
-    if tiles > 1 {
-        partial
-            .par_chunks_mut(o * rows)
-            .enumerate()
-            .for_each_init(ConvScratch::default, run);
-    } else {
-        run(&mut ConvScratch::default(), (0, &mut partial[..]));
-    }
-    let (sum, rest) = partial.split_at_mut(o * rows);
-    for part in rest.chunks_exact(o * rows) {
-        for (a, &v) in sum.iter_mut().zip(part) {
-            *a += v;
-        }
-    }
+    let partial = summed_tile_partials(tiles, o * rows, run);
+    let sum = &partial[..o * rows];
     for oc in 0..o {
         for c in 0..cg {
             for t in 0..taps {
@@ -528,6 +514,34 @@ pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) 
     }
     T::give(partial);
     out
+}
+
+/// Runs `run(scratch, (tile, partial))` for each of `tiles` tiles, each on a zeroed partial of
+/// `len` values (in parallel when there are several, one scratch per thread), and returns the
+/// partials summed in tile order into the first `len` values — the same result on any number of
+/// threads. The caller hands the buffer back with `T::give`.
+fn summed_tile_partials<T: Float, S: Default>(
+    tiles: usize,
+    len: usize,
+    run: impl Fn(&mut S, (usize, &mut [T])) + Sync + Send,
+) -> Vec<T> {
+    let mut partial = T::take(tiles * len);
+    partial.resize(tiles * len, T::ZERO);
+    if tiles > 1 {
+        partial
+            .par_chunks_mut(len)
+            .enumerate()
+            .for_each_init(S::default, run);
+    } else {
+        run(&mut S::default(), (0, &mut partial[..]));
+    }
+    let (sum, rest) = partial.split_at_mut(len);
+    for part in rest.chunks_exact(len) {
+        for (a, &v) in sum.iter_mut().zip(part) {
+            *a += v;
+        }
+    }
+    partial
 }
 
 /// Patch rows (`(c/groups)·kh·kw`) up to which [`conv2d`] and [`conv2d_weight_grad`] work on
@@ -678,8 +692,6 @@ fn conv2d_weight_grad_columns<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usi
     let image = g.c * g.h * g.w;
     let tile = TILE_PIXELS.div_ceil(l).clamp(1, g.n);
     let tiles = g.n.div_ceil(tile);
-    let mut partial = T::take(tiles * o * rows);
-    partial.resize(tiles * o * rows, T::ZERO);
     let run = |cols: &mut Vec<T>, (ti, dst): (usize, &mut [T])| {
         for b in ti * tile..(g.n).min((ti + 1) * tile) {
             for grp in 0..g.groups {
@@ -694,21 +706,8 @@ fn conv2d_weight_grad_columns<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usi
             }
         }
     };
-    if tiles > 1 {
-        partial
-            .par_chunks_mut(o * rows)
-            .enumerate()
-            .for_each_init(Vec::new, run);
-    } else {
-        run(&mut Vec::new(), (0, &mut partial[..]));
-    }
-    let (sum, rest) = partial.split_at_mut(o * rows);
-    for part in rest.chunks_exact(o * rows) {
-        for (a, &v) in sum.iter_mut().zip(part) {
-            *a += v;
-        }
-    }
-    out.copy_from_slice(sum);
+    let partial = summed_tile_partials(tiles, o * rows, run);
+    out.copy_from_slice(&partial[..o * rows]);
     T::give(partial);
     out
 }
