@@ -94,7 +94,7 @@ pub struct Kernel<T: Real, const D: usize> {
 
 impl<T: Real, const D: usize> Kernel<T, D> {
     /// # Errors
-    /// [`Error::InvalidParameter`] if the outputscale or a lengthscale is not positive and
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) if the outputscale or a lengthscale is not positive and
     /// finite.
     pub fn new(family: Family, outputscale: T, lengthscale: [T; D]) -> Result<Self> {
         positive("outputscale", outputscale)?;
