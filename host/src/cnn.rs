@@ -231,14 +231,14 @@ impl ImageModel {
         })
     }
 
-    fn dtype(&self) -> DType {
+    pub(crate) fn dtype(&self) -> DType {
         self.params
             .values()
             .first()
             .map_or(DType::F32, Tensor::dtype)
     }
 
-    fn device(&self) -> Device {
+    pub(crate) fn device(&self) -> Device {
         self.params
             .values()
             .first()
@@ -246,7 +246,13 @@ impl ImageModel {
     }
 
     /// The network on already-warped raw images: standardise, then the CNN.
-    fn net(&self, params: &Params, state: &mut CnnState, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub(crate) fn net(
+        &self,
+        params: &Params,
+        state: &mut CnnState,
+        x: &Tensor,
+        mode: Mode,
+    ) -> Result<Tensor> {
         let (m, s) = self.normalize;
         let z = x.affine(1.0 / s, -m / s)?;
         Ok(self.cnn.forward(params, state, &z, mode)?)

@@ -11,8 +11,10 @@
 //! - [`posterior`]: the function-space and parameter-space posteriors;
 //! - [`fit`]: the reference's SGD training routine;
 //! - [`tasks`]: the sine / line transfer experiment; [`spatial`]: a drifting 2-D field;
-//!   [`scaling`]: the cost of both spaces' solves as the number of points grows.
+//!   [`scaling`]: the cost of both spaces' solves as the number of points grows;
+//!   [`classify`]: a CNN's linearization fitted to a shifted image domain (MAP, Laplace, VI).
 
+pub mod classify;
 pub mod fit;
 pub mod jacobian;
 pub mod krylov;
