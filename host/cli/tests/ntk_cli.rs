@@ -142,3 +142,104 @@ fn bad_input_is_refused_and_a_solve_that_does_not_converge_fails() {
         "{err}"
     );
 }
+
+const DIGITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/data/digits.csv"
+);
+
+fn classify_args(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec![
+        "ntk",
+        "classify",
+        "--data",
+        DIGITS,
+        "--target",
+        "label",
+        "--image-shape",
+        "1x8x8",
+        "--epochs",
+        "8",
+        "--adapt-epochs",
+        "40",
+        "--samples",
+        "5",
+    ];
+    v.extend(extra);
+    v
+}
+
+#[test]
+fn the_linearized_classifier_adapts_to_rotated_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("reliability.png");
+    let plot_arg: &'static str = Box::leak(plot.to_str().unwrap().to_string().into_boxed_str());
+    let o = keel(&classify_args(&["--bias", "--json", "--plot", plot_arg]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(plot.exists());
+    assert_eq!(r["shift"], "rotate90");
+    assert_eq!(r["n_adapt"], 200);
+    // Half of the 1,797 digits are the target domain: 200 to adapt, the rest to test.
+    assert_eq!(r["n_test"], 1797 - 1797 / 2 - 200);
+    assert!(r["source_test_accuracy"].as_f64().unwrap() > 0.8, "{r}");
+    let methods = r["methods"].as_array().unwrap();
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["unadapted", "last-layer", "map", "laplace", "vi", "vi-mean"]
+    );
+    let acc = |name: &str| {
+        methods.iter().find(|m| m["method"] == name).unwrap()["test_accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    // A quarter turn defeats the network; the linearization fitted to 200 turned digits does
+    // far better, and better than retraining the output layer alone.
+    assert!(acc("unadapted") < 0.3, "{r}");
+    assert!(acc("map") > acc("unadapted") + 0.4, "{r}");
+    assert!(acc("map") > acc("last-layer"), "{r}");
+    assert!(methods[3]["ritz_kept"].as_u64().unwrap() >= 1);
+    for m in methods {
+        let nll = m["test_nll"].as_f64().unwrap();
+        let ece = m["ece"].as_f64().unwrap();
+        assert!(
+            nll.is_finite() && nll > 0.0 && (0.0..=1.0).contains(&ece),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn the_linearized_classifier_refuses_bad_input() {
+    rejects(
+        &classify_args(&["--n-adapt", "899"]),
+        &["--n-adapt", "899 images"],
+    );
+    rejects(&classify_args(&["--adapt-lr", "0"]), &["--adapt-lr"]);
+    rejects(
+        &classify_args(&["--prior-precision=-1"]),
+        &["--prior-precision"],
+    );
+    rejects(&classify_args(&["--layers", "c8,q"]), &["--layers"]);
+    rejects(
+        &classify_args(&["--plot", "/nonexistent-dir/x.png"]),
+        &["--plot"],
+    );
+    rejects(
+        &[
+            "ntk",
+            "classify",
+            "--data",
+            DIGITS,
+            "--target",
+            "label",
+            "--image-shape",
+            "1x4x16",
+        ],
+        &["rotate90", "square"],
+    );
+}
