@@ -402,16 +402,15 @@ fn map_and_vi_fits_lower_their_objectives_and_bad_settings_are_refused() {
     assert!(e.to_string().contains("adapt_lr"), "{e}");
     let e = fit(&model, &x[..10], &y, Method::Map, &settings(1), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("adaptation images"), "{e}");
-    let e = fit(
-        &model,
-        &x,
-        &[K; 8],
-        Method::Map,
-        &settings(1),
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let e = fit(&model, &x, &[K; 8], Method::Map, &settings(1), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("labels"), "{e}");
+    let mut nan = x.clone();
+    nan[SIDE * SIDE * 3 + 5] = f64::NAN;
+    let e = fit(&model, &nan, &y, Method::Map, &settings(1), &mut |_| {}).unwrap_err();
+    assert!(e.to_string().contains("image 3"), "{e}");
+    let fitted = fit(&model, &x, &y, Method::Map, &settings(1), &mut |_| {}).unwrap();
+    let e = predict(&model, &fitted, &nan, 1, false, 0).unwrap_err();
+    assert!(e.to_string().contains("image 3"), "{e}");
 }
 
 #[test]

@@ -347,6 +347,18 @@ fn softmax_rows(z: &mut [f64], k: usize) {
     }
 }
 
+/// Refuses a non-finite pixel, naming the image.
+fn finite_pixels(x: &[f64], d: usize, what: &str) -> Result<()> {
+    match x.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::invalid(
+            what,
+            x[i],
+            format!("image {} has a non-finite pixel", i / d),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Rows `idx` of the flat `[n, d]` images as a tensor.
 fn rows(x: &[f64], d: usize, idx: &[usize], dtype: DType, device: Device) -> Result<Tensor> {
     let mut v = Vec::with_capacity(idx.len() * d);
@@ -421,6 +433,7 @@ pub fn fit(
             format!("the network has {k} outputs"),
         ));
     }
+    finite_pixels(x, d, "adaptation images")?;
     let net = CnnNetwork::new(model);
     let (dtype, device) = (model.dtype(), model.device());
     let theta_hat = flatten(model.params.values())?;
@@ -729,6 +742,7 @@ pub fn predict(
             format!("expected a positive multiple of {d} pixels"),
         ));
     }
+    finite_pixels(x, d, "test images")?;
     let n = x.len() / d;
     let net = CnnNetwork::new(model);
     let all: Vec<usize> = (0..n).collect();
