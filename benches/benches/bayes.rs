@@ -6,6 +6,10 @@
 //!   (64 → 64 → 10, ReLU, 4810 parameters): half kick, drift, one full-batch gradient of the
 //!   tempered log posterior (1617 training rows, categorical likelihood, Gaussian prior), half
 //!   kick — the unit of HMC's cost (`L = ⌈τ/ε⌉` of them per iteration);
+//! - `hmc_chains/{batched,sequential}/C{1,2,4,8}`: one HMC iteration (fresh momenta, a
+//!   5-step trajectory, the MH test) of C chains on the same digits MLP — batched, the chains in
+//!   lockstep with one batched evaluation per leapfrog step (`hmc::advance_batched`), or one
+//!   chain after the other (`ChainState::advance`) — issue 25 §4;
 //! - `bma/f32/digits-10x64`: one 10-sample Bayesian model average of one digit by
 //!   `keel_core::nn::Bma` (the firmware's classification), f32.
 //!
@@ -19,9 +23,11 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use keel::backend::{DType, Device};
-use keel::bayes::hmc::{leapfrog, State, Target};
+use keel::bayes::hmc::{
+    advance_batched, leapfrog, ChainState, Ensembling, HmcConfig, State, Target,
+};
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{bma_bytes, SampleSet, Spec};
@@ -55,6 +61,53 @@ fn bench(c: &mut Criterion) {
     g.bench_function("f64/digits-mlp64", |b| {
         b.iter(|| leapfrog(&bnn, black_box(&state), black_box(&p), 5e-3, 1).expect("step"))
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("hmc_chains");
+    g.measurement_time(Duration::from_secs(5));
+    for chains in [1usize, 2, 4, 8] {
+        let cfgs: Vec<HmcConfig> = (0..chains)
+            .map(|k| HmcConfig {
+                step_size: 1e-3,
+                trajectory_length: 5e-3,
+                max_leapfrog_steps: 100,
+                iterations: 10,
+                burn_in: 10,
+                mh: true,
+                ensembling: Ensembling::AcceptedOnly,
+                seed: k as u64,
+                adapt: None,
+            })
+            .collect();
+        let start: Vec<ChainState> = cfgs
+            .iter()
+            .enumerate()
+            .map(|(k, cfg)| ChainState::start(&bnn, bnn.init(k as u64), cfg).expect("chain"))
+            .collect();
+        let refs: Vec<&HmcConfig> = cfgs.iter().collect();
+        g.bench_function(format!("batched/C{chains}"), |b| {
+            b.iter_batched(
+                || start.clone(),
+                |mut states| {
+                    let mut each: Vec<&mut ChainState> = states.iter_mut().collect();
+                    advance_batched(&bnn, &mut each, &refs).expect("iteration")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("sequential/C{chains}"), |b| {
+            b.iter_batched(
+                || start.clone(),
+                |mut states| {
+                    for (st, cfg) in states.iter_mut().zip(&cfgs) {
+                        st.advance(&bnn, cfg).expect("iteration");
+                    }
+                    states
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 
     let samples: Vec<Vec<f64>> = (0..10).map(|s| bnn.init(s)).collect();

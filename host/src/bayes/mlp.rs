@@ -12,7 +12,7 @@
 
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
-use super::hmc::Target;
+use super::hmc::{BatchTarget, Target};
 use super::prior::Prior;
 use crate::autodiff;
 use crate::backend::hmc::PriorArgs;
@@ -359,6 +359,62 @@ impl Bnn {
         Ok(params)
     }
 
+    /// The parameters of `C` networks from the rows of `thetas` `[C, dim]`: weights
+    /// `[C, out, in]` and biases `[C, 1, out]`, so that the MLP's layers run as batched products
+    /// (the inputs broadcast against every network's first weights).
+    fn batched_params(&self, thetas: &Tensor) -> Result<Params> {
+        let c = thetas.dims()[0];
+        let mut params = Params::new();
+        let mut at = 0;
+        for (name, shape) in self.names.iter().zip(&self.shapes) {
+            let k: usize = shape.iter().product();
+            let dims: Vec<usize> = match shape.as_slice() {
+                [out] => vec![c, 1, *out],
+                rest => std::iter::once(c).chain(rest.iter().copied()).collect(),
+            };
+            params.insert(name.clone(), thetas.narrow(1, at, k)?.reshape(&dims)?)?;
+            at += k;
+        }
+        Ok(params)
+    }
+
+    /// `log L_T` over all training rows for each network of [`Bnn::batched_params`], as a
+    /// tensor `[C]`.
+    fn batched_log_likelihoods(&self, params: &Params, c: usize) -> Result<Tensor> {
+        let out = self.mlp.forward(params, &self.x)?; // [C, n, outputs]
+        let n = self.n;
+        match self.likelihood {
+            Likelihood::Categorical { classes } => {
+                let labels: Vec<usize> = (0..c).flat_map(|_| self.labels.iter().copied()).collect();
+                Ok(out
+                    .log_softmax(-1)?
+                    .reshape(&[c * n, classes])?
+                    .gather_rows(&labels)?
+                    .reshape(&[c, n])?
+                    .sum(&[1], false)?
+                    .mul_scalar(1.0 / self.temperature)?)
+            }
+            Likelihood::Gaussian => {
+                let y = self
+                    .y
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("model", "gaussian", "no targets"))?;
+                let mu = out.narrow(2, 0, 1)?.reshape(&[c, n])?;
+                let sigma = out
+                    .narrow(2, 1, 1)?
+                    .reshape(&[c, n])?
+                    .softplus()?
+                    .mul_scalar(self.temperature.sqrt())?;
+                let z = y.sub(&mu)?.div(&sigma)?;
+                Ok(z.square()?
+                    .mul_scalar(-0.5)?
+                    .sub(&sigma.log()?)?
+                    .sum(&[1], false)?
+                    .add_scalar(-0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln())?)
+            }
+        }
+    }
+
     /// `log L_T` summed over `rows` (all training rows when `None`) as a tensor.
     fn log_likelihood_tensor(&self, params: &Params, rows: Option<&[usize]>) -> Result<Tensor> {
         let x = match rows {
@@ -492,6 +548,32 @@ impl Bnn {
     /// Engine errors.
     pub fn inputs(&self, x: &[f64], d: usize) -> Result<Tensor> {
         Ok(Tensor::from_f64s(x, &[x.len() / d.max(1), d], self.dtype)?.to_device(self.device)?)
+    }
+}
+
+impl BatchTarget for Bnn {
+    fn likelihoods_and_gradients(&self, thetas: &Tensor) -> Result<(Vec<f64>, Tensor)> {
+        let c = thetas.dims().first().copied().unwrap_or(0);
+        if thetas.dims() != [c, self.dim] || c == 0 {
+            return Err(Error::invalid(
+                "parameters",
+                format!("{:?}", thetas.dims()),
+                format!(
+                    "expected [chains, {}] for the model {:?}",
+                    self.dim,
+                    self.sizes()
+                ),
+            ));
+        }
+        let thetas = thetas.variable();
+        let ll = self.batched_log_likelihoods(&self.batched_params(&thetas)?, c)?;
+        let values = ll.to_vec_f64()?;
+        // The chains are independent: the gradient of the sum is each chain's gradient.
+        let grads = autodiff::backward(&ll.sum_all()?, &[&thetas])?;
+        let g = grads.into_iter().next().ok_or_else(|| {
+            Error::invalid("parameters", "gradient", "the engine returned no gradient")
+        })?;
+        Ok((values, g))
     }
 }
 
