@@ -53,6 +53,7 @@ fn digits() -> (Split, Bnn) {
 }
 
 fn bench(c: &mut Criterion) {
+    eprintln!("{}", keel_benches::cpu_line());
     let (split, bnn) = digits();
     let state = State::at(&bnn, &bnn.init(0)).expect("state");
     let p: Vec<f64> = (0..bnn.dim()).map(|i| ((i as f64) * 0.37).sin()).collect();

@@ -127,6 +127,7 @@ impl Training {
 }
 
 fn mlp(c: &mut Criterion) {
+    eprintln!("{}", keel_benches::cpu_line());
     let case = format!("{}/b{BATCH}", SIZES.map(|s| s.to_string()).join("-"));
     let id = |what: &str| format!("{what}/f32/{case}");
 

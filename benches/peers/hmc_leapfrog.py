@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import cpuinfo  # benches/peers/cpuinfo.py, beside this script
+
 jax.config.update("jax_enable_x64", True)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -99,7 +101,7 @@ def main():
     step_ns = timed(lambda: step(theta, p, g, 5e-3), args.repeats)
     traj_ns = timed(lambda: trajectory(theta, p, g, 5e-3), max(5, args.repeats // 10)) / 141
     result = {
-        "jax": jax.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+        "jax": jax.__version__, "machine": platform.machine(), **cpuinfo.describe(),
         "leapfrog_step_ns": step_ns, "leapfrog_in_trajectory_ns": traj_ns,
     }
     if args.criterion:

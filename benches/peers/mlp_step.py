@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
+import cpuinfo  # benches/peers/cpuinfo.py, beside this script
+
 jax.config.update("jax_enable_x64", True)  # only for the f64 matmul; everything else is f32
 
 SIZES = [64, 256, 256, 10]
@@ -296,8 +298,7 @@ def main():
     ids = {k: (k if k.startswith("matmul") else f"{k}/f32/{CASE}") for k in res}
     summary = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "nproc": os.cpu_count(),
+            **cpuinfo.describe(),
             "python": platform.python_version(),
             "jax": jax.__version__,
             "jaxlib": jaxlib.__version__,
@@ -329,6 +330,7 @@ def main():
         summary["ratio_jax_over_keel"] = {
             i: (summary["jax_median_ns"][i] / keel[i] if keel[i] else None) for i in ids.values()}
 
+        print(cpuinfo.line(), file=sys.stderr)
         print(f"{'case':<36} {'Keel':>10} {'JAX':>10} {'JAX/Keel':>9}", file=sys.stderr)
         for i in ids.values():
             r = summary["ratio_jax_over_keel"][i]

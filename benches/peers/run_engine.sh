@@ -45,14 +45,16 @@ for i in $(seq 1 "${RUNS:-3}"); do
     "${pin[@]}" "$exe" --bench \
         --warm-up-time "${WARMUP:-1}" --measurement-time "${MEASURE:-3}" "$@" \
         > "$out/keel-$i.out" 2> "$out/keel-$i.log"
-    grep -E '^[a-z_]+/|time:|mlp_step check' "$out/keel-$i.out" "$out/keel-$i.log" \
+    grep -E '^[a-z_]+/|time:|mlp_step check|^CPU:' "$out/keel-$i.out" "$out/keel-$i.log" \
         --no-filename >&2 || true
     "${pin[@]}" "$py" "$here/mlp_step.py" --criterion "$target/criterion" --since "$since" \
         --keel-log "$out/keel-$i.log" > "$out/run-$i.json"
 done
 
-"$py" - "$out" "${RUNS:-3}" <<'EOF'
+"$py" - "$out" "${RUNS:-3}" "$here" <<'EOF'
 import json, statistics, sys
+sys.path.insert(0, sys.argv[3])
+import cpuinfo
 out, runs = sys.argv[1], int(sys.argv[2])
 ratios = {}
 for i in range(1, runs + 1):
@@ -60,6 +62,7 @@ for i in range(1, runs + 1):
         for k, v in json.load(fh).get("ratio_jax_over_keel", {}).items():
             if v is not None:
                 ratios.setdefault(k, []).append(v)
+print(cpuinfo.line())
 print(f"JAX / Keel over {runs} runs (> 1: Keel faster):")
 for k, v in ratios.items():
     print(f"  {k:<36} median {statistics.median(v):.2f}x  "

@@ -123,6 +123,42 @@ pub fn for_each_case<T: Precision, V: Visitor<T>>(v: &mut V) -> Result<()> {
     Ok(())
 }
 
+/// The machine a bench ran on, for its tables: the CPU's model name, the vector extensions that
+/// decide which kernels run, and the number of CPUs — `CPU: <name>; vector: avx512f avx2 fma;
+/// 2 CPUs` (from `/proc/cpuinfo` and the run-time feature checks; elsewhere, what is known).
+pub fn cpu_line() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let mut vector: Vec<&str> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        for (f, on) in [
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+        ] {
+            if on {
+                vector.push(f);
+            }
+        }
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let vector = if vector.is_empty() {
+        "baseline".to_string()
+    } else {
+        vector.join(" ")
+    };
+    format!("CPU: {name}; vector: {vector}; {cpus} CPUs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
