@@ -5,7 +5,7 @@
 //!
 //! The logits of the linearized network are `g(x; θ) = f(x; θ̂) + J(x)(θ − θ̂)` with the
 //! reference's `--bias`, or `J(x) θ` without it (the reference's default), where `θ̂` are the
-//! trained weights and `J(x)` the Jacobian of all ten logits with respect to every parameter
+//! trained weights and `J(x)` the Jacobian of all the logits with respect to every parameter
 //! (batch norm in evaluation mode). `g` is linear in `θ`, so fitting it is a convex problem in
 //! `P` unknowns whose features are the Jacobian rows; every step costs one forward-mode and one
 //! reverse-mode pass over the minibatch, and no Jacobian is formed. `θ` starts at `θ̂ + 10⁻⁶`
