@@ -304,7 +304,7 @@ static int run_policy(void) {
 int main(void) {
     /* A header from another build of the library would misplace every handle. */
     TRY(keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics), sizeof(keel_wiski),
-                       sizeof(keel_env)));
+                       sizeof(keel_env), sizeof(keel_ntk)));
     /* The measured regions come first (instruction counts: measure.sh), in the Rust firmware's
        order: an RK4 step of the 3-pendulum, of the learned CHNN, a digit classification, a
        closed-loop control step and a value estimate. */

@@ -89,10 +89,14 @@ static void test_status_names(void) {
         CHECK(!known(unknown[i]));
     }
     EXPECT(KEEL_STATUS_OK, keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics),
-                                          sizeof(keel_wiski), sizeof(keel_env)));
-    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(sizeof(keel_model) - 8, sizeof(keel_dynamics),
-                                                        sizeof(keel_wiski), sizeof(keel_env)));
-    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(0, 0, 0, 0));
+                                          sizeof(keel_wiski), sizeof(keel_env), sizeof(keel_ntk)));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_abi_check(sizeof(keel_model) - 8, sizeof(keel_dynamics), sizeof(keel_wiski),
+                          sizeof(keel_env), sizeof(keel_ntk)));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics), sizeof(keel_wiski),
+                          sizeof(keel_env), sizeof(keel_ntk) + 8));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(0, 0, 0, 0, 0));
 }
 
 /* Aligned storage one byte off, for the misalignment checks. */
