@@ -731,6 +731,55 @@ keel_status keel_ntk_predict(const keel_ntk *ntk,
                              float *var_f,
                              float *var_y);
 
+// Floats of the weight offset `u` that `keel_ntk_weight_offset` writes: the network's
+// parameter count `P` (1 761 for the sine network).
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`).
+//
+// # Safety
+// As [`keel_ntk_predict`]; `n` points to a writable `size_t`.
+keel_status keel_ntk_weight_offset_len(const keel_ntk *ntk, size_t *n);
+
+// The posterior mean of the weight offset, `u = Jᵀα` (`u_len` = `keel_ntk_weight_offset_len`,
+// the export's parameter order): the network moved by `u` and linearised, `f(x) + J(x)u`, is
+// the adapted mean. With it, `keel_ntk_predict_mean_jvp` gives means by one forward-mode pass
+// (the paper's parameter-space view), for a controller that keeps `u` (`4P` bytes) and needs
+// only means. `n·P` multiply–adds.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+// `u` and `scratch` overlap each other or the adaptation's memory; `SHAPE_MISMATCH` for a
+// wrong `u_len`; `SCRATCH_TOO_SMALL`.
+//
+// # Safety
+// As [`keel_ntk_predict`]; `u` points to `u_len` writable floats.
+keel_status keel_ntk_weight_offset(const keel_ntk *ntk,
+                                   float *u,
+                                   size_t u_len,
+                                   float *scratch,
+                                   size_t scratch_len);
+
+// The adapted mean at `x` by one forward-mode pass along the weight offset `u` from
+// `keel_ntk_weight_offset`: `m(x) + J(x)u`, equal to `keel_ntk_predict`'s mean up to rounding.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+// `scratch` or `mean` overlaps `x`, `u`, each other or the adaptation's memory;
+// `INVALID_ARGUMENT` for a NaN in `x` or `u`; `SHAPE_MISMATCH` for a wrong `x_len` or `u_len`;
+// `NON_FINITE` for an infinite input; `SCRATCH_TOO_SMALL`.
+//
+// # Safety
+// As [`keel_ntk_predict`]; `u` points to `u_len` readable floats, `mean` to a writable float.
+keel_status keel_ntk_predict_mean_jvp(const keel_ntk *ntk,
+                                      const float *x,
+                                      size_t x_len,
+                                      const float *u,
+                                      size_t u_len,
+                                      float *scratch,
+                                      size_t scratch_len,
+                                      float *mean);
+
 // Forgets the points: predictions are the prior's again.
 //
 // # Errors

@@ -298,6 +298,110 @@ pub unsafe extern "C" fn keel_ntk_predict(
     })
 }
 
+/// Floats of the weight offset `u` that `keel_ntk_weight_offset` writes: the network's
+/// parameter count `P` (1 761 for the sine network).
+///
+/// # Errors
+/// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`).
+///
+/// # Safety
+/// As [`keel_ntk_predict`]; `n` points to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn keel_ntk_weight_offset_len(
+    ntk: *const KeelNtk,
+    n: *mut usize,
+) -> KeelStatus {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let b = unsafe { boundary::body(ntk) }?;
+        // SAFETY: the caller's contract (`keel_ntk_init`'s, for the model handle).
+        unsafe { b.check_model() }?;
+        // SAFETY: the caller's contract.
+        *unsafe { out(n) }? = b.ntk.mlp().parameter_count();
+        Ok(())
+    })
+}
+
+/// The posterior mean of the weight offset, `u = Jᵀα` (`u_len` = `keel_ntk_weight_offset_len`,
+/// the export's parameter order): the network moved by `u` and linearised, `f(x) + J(x)u`, is
+/// the adapted mean. With it, `keel_ntk_predict_mean_jvp` gives means by one forward-mode pass
+/// (the paper's parameter-space view), for a controller that keeps `u` (`4P` bytes) and needs
+/// only means. `n·P` multiply–adds.
+///
+/// # Errors
+/// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+/// `u` and `scratch` overlap each other or the adaptation's memory; `SHAPE_MISMATCH` for a
+/// wrong `u_len`; `SCRATCH_TOO_SMALL`.
+///
+/// # Safety
+/// As [`keel_ntk_predict`]; `u` points to `u_len` writable floats.
+#[no_mangle]
+pub unsafe extern "C" fn keel_ntk_weight_offset(
+    ntk: *const KeelNtk,
+    u: *mut f32,
+    u_len: usize,
+    scratch: *mut f32,
+    scratch_len: usize,
+) -> KeelStatus {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let b = unsafe { boundary::body(ntk) }?;
+        // SAFETY: the caller's contract (`keel_ntk_init`'s, for the model handle).
+        unsafe { b.check_model() }?;
+        // SAFETY: the caller's contract; disjoint from the memory (checked).
+        let u = unsafe { output(u, u_len, &[b.memory]) }?;
+        // SAFETY: the caller's contract; disjoint from `u` and the memory (checked).
+        let scratch = unsafe { output(scratch, scratch_len, &[span(u), b.memory]) }?;
+        Ok(b.ntk.weight_offset(u, scratch)?)
+    })
+}
+
+/// The adapted mean at `x` by one forward-mode pass along the weight offset `u` from
+/// `keel_ntk_weight_offset`: `m(x) + J(x)u`, equal to `keel_ntk_predict`'s mean up to rounding.
+///
+/// # Errors
+/// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+/// `scratch` or `mean` overlaps `x`, `u`, each other or the adaptation's memory;
+/// `INVALID_ARGUMENT` for a NaN in `x` or `u`; `SHAPE_MISMATCH` for a wrong `x_len` or `u_len`;
+/// `NON_FINITE` for an infinite input; `SCRATCH_TOO_SMALL`.
+///
+/// # Safety
+/// As [`keel_ntk_predict`]; `u` points to `u_len` readable floats, `mean` to a writable float.
+#[no_mangle]
+pub unsafe extern "C" fn keel_ntk_predict_mean_jvp(
+    ntk: *const KeelNtk,
+    x: *const f32,
+    x_len: usize,
+    u: *const f32,
+    u_len: usize,
+    scratch: *mut f32,
+    scratch_len: usize,
+    mean: *mut f32,
+) -> KeelStatus {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let b = unsafe { boundary::body(ntk) }?;
+        // SAFETY: the caller's contract (`keel_ntk_init`'s, for the model handle).
+        unsafe { b.check_model() }?;
+        // SAFETY: the caller's contract.
+        let x = unsafe { input(x, x_len) }?;
+        // SAFETY: the caller's contract.
+        let u = unsafe { input(u, u_len) }?;
+        let taken = [span(x), span(u), b.memory];
+        // SAFETY: the caller's contract; disjoint from the other buffers (checked).
+        let scratch = unsafe { output(scratch, scratch_len, &taken) }?;
+        // SAFETY: as above.
+        let mean =
+            &mut unsafe { output(mean, 1, &[taken[0], taken[1], taken[2], span(scratch)]) }?[0];
+        b.disjoint(x)?;
+        b.disjoint(u)?;
+        no_nan(x)?;
+        no_nan(u)?;
+        *mean = b.ntk.predict_mean_jvp(x, u, scratch)?;
+        Ok(())
+    })
+}
+
 /// Forgets the points: predictions are the prior's again.
 ///
 /// # Errors

@@ -9,7 +9,8 @@ use keel_core::io::SafeTensors;
 use keel_core::nn::{Mlp, NtkAdaptation, NtkBuffers, PriorMean};
 use keel_ffi::model::keel_model_load;
 use keel_ffi::ntk::{
-    keel_ntk_adapt, keel_ntk_clear, keel_ntk_init, keel_ntk_predict, keel_ntk_sizes, keel_ntk_stats,
+    keel_ntk_adapt, keel_ntk_clear, keel_ntk_init, keel_ntk_predict, keel_ntk_predict_mean_jvp,
+    keel_ntk_sizes, keel_ntk_stats, keel_ntk_weight_offset, keel_ntk_weight_offset_len,
 };
 use keel_ffi::{
     KeelModel, KeelNtk, KeelNtkPrior, KeelStatus, KEEL_MODEL_WORDS, KEEL_NTK_MAX_POINTS,
@@ -144,6 +145,49 @@ fn predictions_are_the_cores_bit_for_bit() {
             assert_eq!(s, KeelStatus::Ok);
             core.adapt(&x, &y, &mut core_scr).unwrap();
             same(&ntk, &core, &mut scr);
+            // The weight offset and the forward-mode means along it.
+            let mut p = 0usize;
+            // SAFETY: an initialised handle and a writable output.
+            assert_eq!(
+                unsafe { keel_ntk_weight_offset_len(&*ntk, &mut p) },
+                KeelStatus::Ok
+            );
+            assert_eq!(p, mlp.parameter_count());
+            let (mut u, mut core_u) = (vec![f32::NAN; p], vec![0.0f32; p]);
+            // SAFETY: valid buffers of the stated lengths.
+            let s = unsafe {
+                keel_ntk_weight_offset(&*ntk, u.as_mut_ptr(), p, scr.as_mut_ptr(), scr.len())
+            };
+            assert_eq!(s, KeelStatus::Ok);
+            core.weight_offset(&mut core_u, &mut core_scr).unwrap();
+            assert!(u
+                .iter()
+                .zip(&core_u)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+            for &t in &test {
+                let mut m = f32::NAN;
+                // SAFETY: valid buffers of the stated lengths.
+                let s = unsafe {
+                    keel_ntk_predict_mean_jvp(
+                        &*ntk,
+                        &t,
+                        1,
+                        u.as_ptr(),
+                        p,
+                        scr.as_mut_ptr(),
+                        scr.len(),
+                        &mut m,
+                    )
+                };
+                assert_eq!(s, KeelStatus::Ok);
+                let c = core.predict_mean_jvp(&[t], &core_u, &mut core_scr).unwrap();
+                assert_eq!(m.to_bits(), c.to_bits(), "x = {t}: {m} vs {c}");
+                let (_, [mean, ..]) = predict(&ntk, t, &mut scr);
+                assert!(
+                    (m - mean).abs() <= 1e-4 * (1.0 + mean.abs()),
+                    "{m} vs {mean}"
+                );
+            }
             // The adaptation fits its points: within a few noise deviations.
             for (&xi, &yi) in x.iter().zip(&y) {
                 let (_, [m, vf, vy]) = predict(&ntk, xi, &mut scr);
@@ -523,6 +567,126 @@ fn adapt_predict_and_stats_refuse_bad_input() {
     );
     assert_eq!(pr(nt, x0p, 1, sp, sl, pm, null_mut(), py), KeelStatus::Ok);
     assert!(m.is_finite() && vy > 0.0);
+
+    // The weight offset and forward-mode means.
+    let mut p = 0usize;
+    // SAFETY (all calls below): every pointer is null, misaligned or valid for its length.
+    unsafe {
+        assert_eq!(
+            keel_ntk_weight_offset_len(null(), &mut p),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            keel_ntk_weight_offset_len(z, &mut p),
+            KeelStatus::InvalidHandle
+        );
+        assert_eq!(
+            keel_ntk_weight_offset_len(nt, null_mut()),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(keel_ntk_weight_offset_len(nt, &mut p), KeelStatus::Ok);
+        assert_eq!(p, 1761);
+        let mut u = vec![0.0f32; p];
+        let up = u.as_mut_ptr();
+        let wo = |n: *const KeelNtk, u: *mut f32, ul: usize, s: *mut f32, sl: usize| {
+            keel_ntk_weight_offset(n, u, ul, s, sl)
+        };
+        assert_eq!(wo(null(), up, p, sp, sl), KeelStatus::NullPointer);
+        assert_eq!(wo(z, up, p, sp, sl), KeelStatus::InvalidHandle);
+        assert_eq!(wo(nt, null_mut(), p, sp, sl), KeelStatus::NullPointer);
+        assert_eq!(wo(nt, up, p, null_mut(), sl), KeelStatus::NullPointer);
+        assert_eq!(wo(nt, up, p - 1, sp, sl), KeelStatus::ShapeMismatch);
+        assert_eq!(wo(nt, up, p, sp, sl - 1), KeelStatus::ScratchTooSmall);
+        assert_eq!(
+            wo(nt, up, p, up.wrapping_add(5), sl),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(wo(nt, mp, 20, sp, sl), KeelStatus::BufferOverlap);
+        assert_eq!(wo(nt, up, p, mp, sl), KeelStatus::BufferOverlap);
+        assert_eq!(wo(nt, skewed(&mut buf), 20, sp, sl), KeelStatus::Misaligned);
+        assert_eq!(wo(nt, up, p, sp, sl), KeelStatus::Ok);
+        let upc = up.cast_const();
+        let jvp =
+            |n: *const KeelNtk,
+             x: *const f32,
+             xl: usize,
+             u: *const f32,
+             ul: usize,
+             s: *mut f32,
+             sl: usize,
+             m: *mut f32| { keel_ntk_predict_mean_jvp(n, x, xl, u, ul, s, sl, m) };
+        assert_eq!(
+            jvp(null(), x0p, 1, upc, p, sp, sl, pm),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            jvp(z, x0p, 1, upc, p, sp, sl, pm),
+            KeelStatus::InvalidHandle
+        );
+        assert_eq!(
+            jvp(nt, null(), 1, upc, p, sp, sl, pm),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, null(), p, sp, sl, pm),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, null_mut(), sl, pm),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, sp, sl, null_mut()),
+            KeelStatus::NullPointer
+        );
+        assert_eq!(
+            jvp(nt, x0p, 2, upc, p, sp, sl, pm),
+            KeelStatus::ShapeMismatch
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p - 1, sp, sl, pm),
+            KeelStatus::ShapeMismatch
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, sp, 159, pm),
+            KeelStatus::ScratchTooSmall
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, up, sl, pm),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, sp, sl, up.wrapping_add(1)),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, sp, sl, sp),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(
+            jvp(nt, x0p, 1, upc, p, mp, sl, pm),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(
+            jvp(nt, mp, 1, upc, p, sp, sl, pm),
+            KeelStatus::BufferOverlap
+        );
+        assert_eq!(
+            jvp(nt, [f32::NAN].as_ptr(), 1, upc, p, sp, sl, pm),
+            KeelStatus::InvalidArgument
+        );
+        assert_eq!(
+            jvp(nt, [f32::INFINITY].as_ptr(), 1, upc, p, sp, sl, pm),
+            KeelStatus::NonFinite
+        );
+        u[7] = f32::NAN;
+        assert_eq!(
+            jvp(nt, x0p, 1, u.as_ptr(), p, sp, sl, pm),
+            KeelStatus::InvalidArgument
+        );
+        u[7] = 0.0;
+        assert_eq!(jvp(nt, x0p, 1, u.as_ptr(), p, sp, sl, pm), KeelStatus::Ok);
+    }
 
     // stats
     // SAFETY: null and valid pointers.

@@ -598,6 +598,27 @@ static void test_ntk(file sine, file classifier, file policy) {
     EXPECT(KEEL_STATUS_OK, keel_ntk_predict(&ntk, x, 1, scr, scr_len, &mean, &var_f, &var_y));
     CHECK(fabsf(mean - y[0]) < 0.3f && var_f >= 0.0f && var_y > var_f);
     EXPECT(KEEL_STATUS_OK, keel_ntk_predict(&ntk, x, 1, scr, scr_len, NULL, NULL, NULL));
+    size_t p = 0;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_weight_offset_len(&ntk, NULL));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_weight_offset_len(&zeroed, &p));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_weight_offset_len(&ntk, &p));
+    CHECK(p == 1761);
+    float *u = malloc(p * sizeof(float)), jvp_mean = 0.0f;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_weight_offset(&ntk, NULL, p, scr, scr_len));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH, keel_ntk_weight_offset(&ntk, u, p - 1, scr, scr_len));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_weight_offset(&ntk, u, p, u + 8, scr_len));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_weight_offset(&ntk, u, p, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, NULL));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p + 1, scr, scr_len, &jvp_mean));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_ntk_predict_mean_jvp(&ntk, (float[]){NAN}, 1, u, p, scr, scr_len, &jvp_mean));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, u + 3));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, &jvp_mean));
+    CHECK(fabsf(jvp_mean - mean) < 1e-4f);
+    free(u);
     EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_stats(NULL, NULL, &count, NULL));
     EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_stats(&zeroed, NULL, &count, NULL));
     EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_clear(NULL));
