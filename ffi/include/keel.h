@@ -766,8 +766,10 @@ keel_status keel_ntk_weight_offset(const keel_ntk *ntk,
 // # Errors
 // `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
 // `scratch` or `mean` overlaps `x`, `u`, each other or the adaptation's memory;
-// `INVALID_ARGUMENT` for a NaN in `x` or `u`; `SHAPE_MISMATCH` for a wrong `x_len` or `u_len`;
-// `NON_FINITE` for an infinite input; `SCRATCH_TOO_SMALL`.
+// `INVALID_ARGUMENT` for a NaN in `x`; `SHAPE_MISMATCH` for a wrong `x_len` or `u_len`;
+// `NON_FINITE` for an infinite `x`, or a mean that is not finite (`u` is not scanned, to keep
+// the call cheap: a NaN or infinity in it shows here; `mean` is then left unwritten);
+// `SCRATCH_TOO_SMALL`.
 //
 // # Safety
 // As [`keel_ntk_predict`]; `u` points to `u_len` readable floats, `mean` to a writable float.
