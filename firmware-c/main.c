@@ -5,9 +5,10 @@
  * (8 hex digits), so no float formatting is linked and the host compares bit patterns.
  *
  * Lines: the digits MLP, the Pendulum-v1 closed loop of the exported policy with its model-based
- * value monitor, the EMLP with its rotated inputs, the learned 2-pendulum (CHNN) rollout, and the
- * 3-pendulum under RK4 (+ its energies). Every call's status is checked; the first failure
- * prints `KEEL-FW error=<code name> at=<what>` and the run exits with failure.
+ * value monitor, the EMLP with its rotated inputs, the sine network adapted to 10 points by its
+ * linearisation (NTK), the learned 2-pendulum (CHNN) rollout, and the 3-pendulum under RK4 (+ its
+ * energies). Every call's status is checked; the first failure prints
+ * `KEEL-FW error=<code name> at=<what>` and the run exits with failure.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@ ASSET(pendulum_value)
 ASSET(chnn_model)
 ASSET(emlp_model)
 ASSET(emlp_samples)
+ASSET(ntk_sine)
 
 /* Markers around the measured calls (instruction counts from QEMU's trace, firmware/measure.sh's
    method): not inlined, with different bodies so the linker cannot fold them. */
@@ -301,15 +303,108 @@ static int run_policy(void) {
     return 0;
 }
 
+/* --- 6. the sine network adapted to 10 points by its linearisation (finite NTK) ------------- */
+
+/* The Rust firmware's task and points (drawn there from seed 11: y = A sin(w x + b) + noise),
+   as IEEE-754 words, so both firmwares adapt to the same data and print the same line. */
+#define NTK_POINTS 10
+#define NTK_CAPACITY 32
+#define NTK_TESTS 8
+static const uint32_t NTK_TASK[3] = {0x408a0393, 0x40a2265d, 0x3ff9208d}; /* A, b, w */
+static const uint32_t NTK_X[NTK_POINTS] = {0x3f841e5c, 0xc06ca85a, 0xbf88074a, 0xbff91002,
+                                           0x405151a0, 0x408afa62, 0xbec8a130, 0x40677f1c,
+                                           0xbfe57a4a, 0x3fb21cf8};
+static const uint32_t NTK_Y[NTK_POINTS] = {0x40439c3f, 0xc0682521, 0x3f16a17a, 0x4085d154,
+                                           0xc07de54e, 0x40644ad6, 0xc07d2732, 0xbff76907,
+                                           0x408ab36a, 0x40877954};
+static const float NTK_TEST[NTK_TESTS] = {-4.5f, -3.2f, -1.9f, -0.6f, 0.6f, 1.9f, 3.2f, 4.5f};
+static const float NTK_NOISE = 0.01f;
+
+static float from_bits(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static int run_ntk(void) {
+    static keel_model sine;
+    static keel_ntk ntk;
+    /* 32 points: N·R + N² + N = 32·162 + 1024 + 32 floats (24,960 B); the weight offset u has
+       one float per parameter (1,761). */
+    static float memory[NTK_CAPACITY * 162 + NTK_CAPACITY * NTK_CAPACITY + NTK_CAPACITY];
+    static float u[1761];
+    float task[3], x[NTK_POINTS], y[NTK_POINTS], mean[NTK_TESTS], var_f[NTK_TESTS],
+        mean_jvp[NTK_TESTS], network[NTK_TESTS], p;
+    size_t memory_len, need, u_len;
+    for (int i = 0; i < 3; i++) task[i] = from_bits(NTK_TASK[i]);
+    for (int i = 0; i < NTK_POINTS; i++) {
+        x[i] = from_bits(NTK_X[i]);
+        y[i] = from_bits(NTK_Y[i]);
+    }
+    TRY(keel_model_load(&sine, ntk_sine, ntk_sine_len));
+    TRY(keel_ntk_sizes(&sine, NTK_CAPACITY, &memory_len, &need));
+    if (memory_len != sizeof memory / sizeof memory[0] || need > sizeof scratch / sizeof scratch[0])
+        return failed(KEEL_STATUS_SCRATCH_TOO_SMALL, "ntk sizes");
+    TRY(keel_ntk_init(&ntk, &sine, KEEL_NTK_PRIOR_NETWORK, NTK_NOISE, memory, memory_len));
+    TRY(keel_ntk_weight_offset_len(&ntk, &u_len));
+    if (u_len != sizeof u / sizeof u[0]) return failed(KEEL_STATUS_SHAPE_MISMATCH, "ntk u");
+    /* The four measured calls, in the Rust firmware's order. */
+    bench_start();
+    keel_status r = keel_ntk_adapt(&ntk, x, NTK_POINTS, y, NTK_POINTS, scratch, need);
+    bench_end();
+    TRY(r);
+    bench_start();
+    r = keel_ntk_predict(&ntk, &NTK_TEST[0], 1, scratch, need, &p, NULL, NULL);
+    bench_end();
+    TRY(r);
+    bench_start();
+    r = keel_ntk_weight_offset(&ntk, u, u_len, scratch, need);
+    bench_end();
+    TRY(r);
+    bench_start();
+    r = keel_ntk_predict_mean_jvp(&ntk, &NTK_TEST[0], 1, u, u_len, scratch, need, &p);
+    bench_end();
+    TRY(r);
+    for (int k = 0; k < NTK_TESTS; k++) {
+        TRY(keel_ntk_predict(&ntk, &NTK_TEST[k], 1, scratch, need, &mean[k], &var_f[k], NULL));
+        TRY(keel_ntk_predict_mean_jvp(&ntk, &NTK_TEST[k], 1, u, u_len, scratch, need,
+                                      &mean_jvp[k]));
+        TRY(keel_model_eval(&sine, &NTK_TEST[k], 1, &network[k], 1, scratch,
+                            sizeof scratch / sizeof scratch[0]));
+    }
+    put("KEEL-FW model=ntk mean=network noise=");
+    put_bits(NTK_NOISE);
+    put(" seed=11 task=");
+    put_words(task, 3);
+    put(" capacity=");
+    put_uint(NTK_CAPACITY);
+    put(" x=");
+    put_words(x, NTK_POINTS);
+    put(" y=");
+    put_words(y, NTK_POINTS);
+    put(" test=");
+    put_words(NTK_TEST, NTK_TESTS);
+    put(" mu=");
+    put_words(mean, NTK_TESTS);
+    put(" var_f=");
+    put_words(var_f, NTK_TESTS);
+    put(" mu_jvp=");
+    put_words(mean_jvp, NTK_TESTS);
+    put(" network=");
+    put_words(network, NTK_TESTS);
+    flush();
+    return 0;
+}
+
 int main(void) {
     /* A header from another build of the library would misplace every handle. */
     TRY(keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics), sizeof(keel_wiski),
-                       sizeof(keel_env)));
+                       sizeof(keel_env), sizeof(keel_ntk)));
     /* The measured regions come first (instruction counts: measure.sh), in the Rust firmware's
        order: an RK4 step of the 3-pendulum, of the learned CHNN, a digit classification, a
-       closed-loop control step and a value estimate. */
+       closed-loop control step and a value estimate, then the NTK adaptation's four calls. */
     if (pendulum_start() || chnn_start() || run_digits() || run_policy() || run_emlp() ||
-        chnn_finish() || pendulum_finish())
+        run_ntk() || chnn_finish() || pendulum_finish())
         return 1;
     return 0;
 }

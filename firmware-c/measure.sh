@@ -14,6 +14,11 @@
 #   policy_step_instructions=…  (one closed-loop control step: keel_model_eval of the policy,
 #                                keel_env_step of Pendulum-v1)
 #   value_estimate_instructions=… (one model-based value estimate through keel_model_eval)
+#   ntk_adapt_instructions=…    (the sine network 1→40→40→1 adapted to 10 points by its
+#                                linearisation through keel_ntk_adapt)
+#   ntk_predict_instructions=…  (one adapted prediction, mean and latent variance)
+#   ntk_weight_offset_instructions=… (the weight offset u = Jᵀα, P = 1761 values)
+#   ntk_mean_jvp_instructions=… (one adapted mean by forward mode along u)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,13 +28,14 @@ map="${elf%.elf}.map"
 # Berkeley format: "text data bss dec hex filename" on the second line; the embedded files are
 # the .rodata.<asset> input sections of assets.S in the link map.
 assets=0
-for size in $(grep -A1 -E '^ \.rodata\.(digits_model|digits_samples|pendulum_policy|pendulum_value|chnn_model|emlp_model|emlp_samples)$' "$map" \
+for size in $(grep -A1 -E '^ \.rodata\.(digits_model|digits_samples|pendulum_policy|pendulum_value|chnn_model|emlp_model|emlp_samples|ntk_sine)$' "$map" \
         | awk '$1 ~ /^0x/ { print $2 }'); do
     assets=$((assets + size))
 done
 arm-none-eabi-size "$elf" | awk -v a="$assets" \
     'NR == 2 { printf "text=%s data=%s bss=%s assets=%s code=%s\n", $1, $2, $3, a, $1 - a }'
 
-counts=$("$here/../firmware/count-regions.sh" "$elf" 5)
-names=(rk4_step chnn_step mlp_digit policy_step value_estimate)
-for i in 0 1 2 3 4; do echo "${names[$i]}_instructions=$(sed -n "$((i + 1))p" <<<"$counts")"; done
+counts=$("$here/../firmware/count-regions.sh" "$elf" 9)
+names=(rk4_step chnn_step mlp_digit policy_step value_estimate ntk_adapt ntk_predict
+       ntk_weight_offset ntk_mean_jvp)
+for i in 0 1 2 3 4 5 6 7 8; do echo "${names[$i]}_instructions=$(sed -n "$((i + 1))p" <<<"$counts")"; done

@@ -8,17 +8,19 @@
  *   function says otherwise. Nothing panics or aborts across this boundary: null pointers,
  *   misaligned pointers, wrong lengths, NaN inputs, corrupt model bytes and handles of the wrong
  *   kind are all reported as codes.
- * - No allocation. keel_model, keel_dynamics, keel_wiski and keel_env are plain structs of fixed
- *   size (8-byte aligned) that you declare where you like (static storage, the stack). An
- *   initialising call (keel_model_load, keel_dynamics_*, keel_wiski_init, keel_env_init) fills
- *   one; if it fails the handle is left invalid and later calls return
+ * - No allocation. keel_model, keel_dynamics, keel_wiski, keel_env and keel_ntk are plain structs
+ *   of fixed size (8-byte aligned) that you declare where you like (static storage, the stack).
+ *   An initialising call (keel_model_load, keel_dynamics_*, keel_wiski_init, keel_env_init,
+ *   keel_ntk_init) fills one; if it fails the handle is left invalid and later calls return
  *   KEEL_STATUS_INVALID_HANDLE. Handles point to nothing inside themselves: copying one with
  *   memcpy copies it. Nothing needs to be freed.
  * - Borrowed memory. A model (and a learned dynamics model) reads its weights in place from the
  *   bytes given at load time, so they must stay valid and unchanged while the handle is used
  *   (typically they are a const array in flash). A WISKI GP keeps its matrices in the memory
- *   given to keel_wiski_init: keep it valid and do not write to it. Scratch buffers are used
- *   only during the call that receives them.
+ *   given to keel_wiski_init: keep it valid and do not write to it. A keel_ntk keeps its
+ *   matrices in the memory given to keel_ntk_init (the same rules) and reads its network through
+ *   the keel_model it was built from: keep that handle in place and do not reload it while the
+ *   adaptation is used. Scratch buffers are used only during the call that receives them.
  * - Arrays are passed as (pointer, length in elements); floats must be 4-byte aligned. An
  *   output array must not overlap any input of the same call (KEEL_STATUS_BUFFER_OVERLAP).
  * - Threads: functions taking a const handle may run concurrently on one handle (with separate
@@ -69,6 +71,23 @@
 #if !defined(KEEL_POINTER_64)
 // Words of storage in a `keel_model` (32-bit targets such as Cortex-M).
 #define KEEL_MODEL_WORDS 296
+#endif
+
+// Largest capacity, in points, the C API accepts: the capacity of the Rust firmware's
+// adaptation and of the host's checks of it (`keel firmware check`). The sine network
+// (`R = 162`) takes 24 960 bytes of memory at this bound; the kernel matrix is factored in `f32`,
+// whose accuracy degrades as `n` grows (see `keel_core::nn::NtkAdaptation`).
+#define KEEL_NTK_MAX_POINTS 32
+
+#if defined(KEEL_POINTER_64)
+// Words of storage in a `keel_ntk` (64-bit targets: the body holds pointers and `usize`s, so
+// twice what it takes on a 32-bit controller; a compile-time assertion keeps it enough).
+#define KEEL_NTK_WORDS 20
+#endif
+
+#if !defined(KEEL_POINTER_64)
+// Words of storage in a `keel_ntk` (32-bit targets such as Cortex-M).
+#define KEEL_NTK_WORDS 12
 #endif
 
 // Largest grid the C API accepts, in nodes (`m`): its memory is `2m² + 4m` floats (4 MB in
@@ -244,6 +263,26 @@ typedef int32_t keel_env_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The prior mean of a `keel_ntk` (passed to `keel_ntk_init` as an `int32_t`).
+enum keel_ntk_prior
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `m = 0`: the linearised model's offset is fitted to the targets themselves.
+  KEEL_NTK_PRIOR_ZERO = 0,
+  // `m(x) = f(x)`: the network plus a correction fitted to the residuals (usually what a
+  // controller wants: with no points the prediction is the network's).
+  KEEL_NTK_PRIOR_NETWORK = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum keel_ntk_prior keel_ntk_prior;
+#else
+typedef int32_t keel_ntk_prior;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Storage for one system: declare it, pass its address to `keel_dynamics_chain_pendulum*` or
 // `keel_dynamics_load_learned`. A learned system points into its model bytes, which must stay
 // valid and unchanged while it is used. The contents are private.
@@ -266,6 +305,13 @@ typedef struct {
   // Private.
   uint64_t opaque[KEEL_MODEL_WORDS];
 } keel_model;
+
+// Storage for one adaptation. Its matrices live in the `memory` given to `keel_ntk_init`, which
+// must stay valid, and untouched by the caller, while it is used; so must its `keel_model`.
+typedef struct {
+  // Private.
+  uint64_t opaque[KEEL_NTK_WORDS];
+} keel_ntk;
 
 // A WISKI configuration.
 typedef struct {
@@ -303,13 +349,14 @@ extern "C" {
 #endif // __cplusplus
 
 // Checks that the header the caller compiled against matches this library: pass
-// `sizeof(keel_model)`, `sizeof(keel_dynamics)`, `sizeof(keel_wiski)` and `sizeof(keel_env)`.
+// `sizeof(keel_model)`, `sizeof(keel_dynamics)`, `sizeof(keel_wiski)`, `sizeof(keel_env)` and
+// `sizeof(keel_ntk)`.
 // Call it once at start-up; a mismatch means a stale header or a library built for another
 // pointer width.
 //
 // # Errors
 // `KEEL_STATUS_INVALID_ARGUMENT` if any size differs from the library's.
-keel_status keel_abi_check(size_t model, size_t dynamics, size_t wiski, size_t env);
+keel_status keel_abi_check(size_t model, size_t dynamics, size_t wiski, size_t env, size_t ntk);
 
 // Makes `dynamics` the chain pendulum of `links` (1 to 3) links with the paper's masses, lengths
 // and gravity (`keel_core::dynamics::systems::ChainPendulum::paper`; the firmware's 3-pendulum).
@@ -594,6 +641,169 @@ keel_status keel_model_eval(const keel_model *model,
                             size_t y_len,
                             float *scratch,
                             size_t scratch_len);
+
+// Floats of `memory` (`N·R + N² + N`) that `keel_ntk_init` needs for an adaptation of `model`
+// holding up to `capacity` points, and of `scratch` that `keel_ntk_adapt` and
+// `keel_ntk_predict` need (`R + w + N`, `w` the widest layer, or `4w` if larger). For the sine
+// network of the firmware (1 → 40 → 40 → 1, `R = 162`) and `capacity = 10`: 1 730 and 212.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`; `WRONG_KIND` unless `model` holds an MLP;
+// `UNSUPPORTED_SIZE` for a capacity of 0 or more than `KEEL_NTK_MAX_POINTS` (32).
+//
+// # Safety
+// `model` points to a `keel_model` whose model bytes are still valid; `memory_len` and
+// `scratch_len` to writable `size_t`s.
+keel_status keel_ntk_sizes(const keel_model *model,
+                           size_t capacity,
+                           size_t *memory_len,
+                           size_t *scratch_len);
+
+// Builds an adaptation of the MLP in `model` with prior mean `prior_mean` (a `keel_ntk_prior`)
+// and observation noise variance `noise` (σ²) in `memory`, holding no points yet (predictions
+// are the prior's). The capacity is the one whose `memory_len` `keel_ntk_sizes` reported.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (for `model`); `WRONG_KIND` unless `model`
+// holds an MLP (not an EMLP, BMA, policy or value model); `INVALID_CONFIG` for an MLP that is
+// not a regression network with one output (a classifier, a Gaussian-output network);
+// `INVALID_ARGUMENT` for an unknown `prior_mean` or a NaN `noise`; `INVALID_PARAMETER` for a
+// `noise` that is not positive and finite; `COUNT_MISMATCH` unless `memory_len` is the
+// `memory_len` of a capacity from 1 to `KEEL_NTK_MAX_POINTS`. On any error the handle is left
+// invalid.
+//
+// # Safety
+// `ntk` points to writable storage of `sizeof(keel_ntk)` bytes; `model` to a loaded
+// `keel_model` that stays in place, loaded with the same bytes, while the handle is used;
+// `memory` to `memory_len` writable floats that stay valid, and are not touched by the caller,
+// while the handle is used.
+keel_status keel_ntk_init(keel_ntk *ntk,
+                          const keel_model *model,
+                          int32_t prior_mean,
+                          float noise,
+                          float *memory,
+                          size_t memory_len);
+
+// Adapts to the `n` points `(xᵢ, yᵢ)` (`x` row-major `n × inputs`, `x_len = n · inputs`),
+// replacing any earlier ones: `n` reverse passes through the network, the kernel matrix and its
+// Cholesky factor. `n = 0` forgets the points (as `keel_ntk_clear`).
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (also when its `keel_model` was reloaded or
+// cleared); `BUFFER_OVERLAP` if `scratch` overlaps `x` or `y`, or any of them the adaptation's
+// memory; `INVALID_ARGUMENT` for a NaN in `x` or `y`; `CAPACITY_EXCEEDED` for more points than
+// the capacity given at `keel_ntk_init` (at most `KEEL_NTK_MAX_POINTS`); `SHAPE_MISMATCH`
+// unless `x_len = n · inputs`; `NON_FINITE` for an infinite value; `SCRATCH_TOO_SMALL`;
+// `NOT_POSITIVE_DEFINITE` if the kernel matrix is not positive definite in `f32` (a network
+// output that is not finite, or σ² below its rounding). On any error after the handle is found
+// valid, the adaptation holds no points (predictions are the prior's).
+//
+// # Safety
+// `ntk` points to an initialised `keel_ntk` whose model handle and memory are still valid; `x`
+// to `x_len` readable floats; `y` to `n` readable floats; `scratch` to `scratch_len` writable
+// floats.
+keel_status keel_ntk_adapt(keel_ntk *ntk,
+                           const float *x,
+                           size_t x_len,
+                           const float *y,
+                           size_t n,
+                           float *scratch,
+                           size_t scratch_len);
+
+// The posterior at `x` (`x_len` = the model's inputs): the mean, the variance of the latent
+// `f(x)` and of a new observation (that plus σ²). With no points, the prior: `m(x)` and the
+// kernel's `‖J(x)‖²`. Any output pointer may be null to skip it.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+// `scratch` or an output overlaps `x`, `scratch` or the adaptation's memory; `INVALID_ARGUMENT`
+// for a NaN in `x`; `SHAPE_MISMATCH` for a wrong `x_len`; `NON_FINITE` for an infinite input;
+// `SCRATCH_TOO_SMALL`.
+//
+// # Safety
+// As [`keel_ntk_adapt`]; each non-null output points to a writable float.
+keel_status keel_ntk_predict(const keel_ntk *ntk,
+                             const float *x,
+                             size_t x_len,
+                             float *scratch,
+                             size_t scratch_len,
+                             float *mean,
+                             float *var_f,
+                             float *var_y);
+
+// Floats of the weight offset `u` that `keel_ntk_weight_offset` writes: the network's
+// parameter count `P` (1 761 for the sine network).
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`).
+//
+// # Safety
+// As [`keel_ntk_predict`]; `n` points to a writable `size_t`.
+keel_status keel_ntk_weight_offset_len(const keel_ntk *ntk, size_t *n);
+
+// The posterior mean of the weight offset, `u = Jᵀα` (`u_len` = `keel_ntk_weight_offset_len`,
+// the export's parameter order): the network moved by `u` and linearised, `f(x) + J(x)u`, is
+// the adapted mean. With it, `keel_ntk_predict_mean_jvp` gives means by one forward-mode pass
+// (the paper's parameter-space view), for a controller that keeps `u` (`4P` bytes) and needs
+// only means. `n·P` multiply–adds.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+// `u` and `scratch` overlap each other or the adaptation's memory; `SHAPE_MISMATCH` for a
+// wrong `u_len`; `SCRATCH_TOO_SMALL`.
+//
+// # Safety
+// As [`keel_ntk_predict`]; `u` points to `u_len` writable floats.
+keel_status keel_ntk_weight_offset(const keel_ntk *ntk,
+                                   float *u,
+                                   size_t u_len,
+                                   float *scratch,
+                                   size_t scratch_len);
+
+// The adapted mean at `x` by one forward-mode pass along the weight offset `u` from
+// `keel_ntk_weight_offset`: `m(x) + J(x)u`, equal to `keel_ntk_predict`'s mean up to rounding.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`); `BUFFER_OVERLAP` if
+// `scratch` or `mean` overlaps `x`, `u`, each other or the adaptation's memory;
+// `INVALID_ARGUMENT` for a NaN in `x`; `SHAPE_MISMATCH` for a wrong `x_len` or `u_len`;
+// `NON_FINITE` for an infinite `x`, or a mean that is not finite (`u` is not scanned, to keep
+// the call cheap: a NaN or infinity in it shows here; `mean` is then left unwritten);
+// `SCRATCH_TOO_SMALL`.
+//
+// # Safety
+// As [`keel_ntk_predict`]; `u` points to `u_len` readable floats, `mean` to a writable float.
+keel_status keel_ntk_predict_mean_jvp(const keel_ntk *ntk,
+                                      const float *x,
+                                      size_t x_len,
+                                      const float *u,
+                                      size_t u_len,
+                                      float *scratch,
+                                      size_t scratch_len,
+                                      float *mean);
+
+// Forgets the points: predictions are the prior's again.
+//
+// # Errors
+// `NULL_POINTER`, `MISALIGNED`, `INVALID_HANDLE`.
+//
+// # Safety
+// `ntk` points to a `keel_ntk` (initialised or not).
+keel_status keel_ntk_clear(keel_ntk *ntk);
+
+// The log marginal likelihood of the points adapted to, `log p(y)` (for choosing σ² among a
+// few candidates: adapt with each and keep the largest; 0 with no points), their count and the
+// capacity. Any output pointer may be null to skip it.
+//
+// # Errors
+// `NULL_POINTER` (for `ntk`), `MISALIGNED`, `INVALID_HANDLE` (as `keel_ntk_adapt`).
+//
+// # Safety
+// As [`keel_ntk_predict`]; each non-null output points to writable storage of its type.
+keel_status keel_ntk_stats(const keel_ntk *ntk,
+                           float *log_marginal_likelihood,
+                           size_t *count,
+                           size_t *capacity);
 
 // The name of a status code (`"KEEL_STATUS_NULL_POINTER"`, …) as a static NUL-terminated
 // string, or `"KEEL_STATUS_UNKNOWN"` for a value that is not a code. Never returns null.

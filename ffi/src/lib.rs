@@ -3,7 +3,8 @@
 //! A C API for `keel-core`, for controller firmware written in C or C++: load a model the host
 //! exported (a safetensors file, read in place from flash), evaluate it with caller scratch,
 //! step a constrained system (a chain pendulum or a learned CHNN/CLNN) with RK4, run a control
-//! environment, and update and query an online GP (WISKI). Single precision (`float`)
+//! environment, update and query an online GP (WISKI), and adapt a regression MLP to a few new
+//! points by its linearisation (the finite-NTK GP). Single precision (`float`)
 //! throughout: that is what runs on the controller.
 //!
 //! The header is `ffi/include/keel.h`, generated from this crate by cbindgen (`ffi/cbindgen.toml`;
@@ -16,14 +17,17 @@
 //!   as codes. On hosts with `std` a panic — a bug — is caught and returned as
 //!   `KEEL_STATUS_PANIC`; on bare metal (`target_os = "none"`) the crate's panic handler
 //!   executes `udf` (a HardFault), which the firmware's fault handler reports.
-//! - **No allocation.** Handles (`keel_model`, `keel_dynamics`, `keel_wiski`, `keel_env`) are
+//! - **No allocation.** Handles (`keel_model`, `keel_dynamics`, `keel_wiski`, `keel_env`,
+//!   `keel_ntk`) are
 //!   plain structs of fixed size, 8-byte aligned, that the caller declares wherever it likes
 //!   (static, stack); an initialising call fills one, and on failure leaves it invalid (later
 //!   calls on it return `KEEL_STATUS_INVALID_HANDLE`). They hold no pointers to themselves, so
 //!   copying one copies the handle; nothing needs freeing.
-//! - **Borrowed memory.** A model or learned system points into its file's bytes, and a WISKI GP
-//!   into its `memory`: those must stay valid (and, for GP memory, untouched by the caller)
-//!   while the handle is used. Scratch is only used during a call.
+//! - **Borrowed memory.** A model or learned system points into its file's bytes, a WISKI GP
+//!   into its `memory`, and an NTK adaptation into its `memory` and its `keel_model` handle:
+//!   those must stay valid (and, for GP and NTK memory, untouched by the caller; for the model
+//!   handle, in place and not reloaded) while the handle is used. Scratch is only used during a
+//!   call.
 //! - **Threads.** Calls that take a `const` handle may run concurrently on one handle with
 //!   separate scratch and outputs; calls that take a mutable handle need exclusive access.
 //!
@@ -39,6 +43,7 @@ mod boundary;
 pub mod dynamics;
 pub mod env;
 pub mod model;
+pub mod ntk;
 pub mod status;
 pub mod tensor;
 pub mod wiski;
@@ -46,6 +51,7 @@ pub mod wiski;
 pub use dynamics::{KeelDynamics, KEEL_DYNAMICS_WORDS};
 pub use env::{KeelEnv, KeelEnvKind, KEEL_ENV_WORDS};
 pub use model::{KeelKind, KeelModel, KEEL_MODEL_WORDS};
+pub use ntk::{KeelNtk, KeelNtkPrior, KEEL_NTK_MAX_POINTS, KEEL_NTK_WORDS};
 pub use status::{keel_status_str, KeelStatus};
 pub use tensor::keel_tensor_read;
 pub use wiski::{KeelWiski, KeelWiskiConfig, KEEL_WISKI_MAX_NODES, KEEL_WISKI_WORDS};
@@ -69,7 +75,8 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// Checks that the header the caller compiled against matches this library: pass
-/// `sizeof(keel_model)`, `sizeof(keel_dynamics)`, `sizeof(keel_wiski)` and `sizeof(keel_env)`.
+/// `sizeof(keel_model)`, `sizeof(keel_dynamics)`, `sizeof(keel_wiski)`, `sizeof(keel_env)` and
+/// `sizeof(keel_ntk)`.
 /// Call it once at start-up; a mismatch means a stale header or a library built for another
 /// pointer width.
 ///
@@ -81,6 +88,7 @@ pub extern "C" fn keel_abi_check(
     dynamics: usize,
     wiski: usize,
     env: usize,
+    ntk: usize,
 ) -> KeelStatus {
     use core::mem::size_of;
     let ours = [
@@ -88,8 +96,9 @@ pub extern "C" fn keel_abi_check(
         size_of::<KeelDynamics>(),
         size_of::<KeelWiski>(),
         size_of::<KeelEnv>(),
+        size_of::<KeelNtk>(),
     ];
-    if ours == [model, dynamics, wiski, env] {
+    if ours == [model, dynamics, wiski, env, ntk] {
         KeelStatus::Ok
     } else {
         KeelStatus::InvalidArgument

@@ -12,7 +12,7 @@ use crate::status::KeelStatus;
 /// Tensors a model file may hold (the value model's whole agent has 46).
 pub(crate) const MAX_TENSORS: usize = 64;
 /// Layers of an MLP, and of each network inside a policy, value model or BMA.
-const LAYERS: usize = 8;
+pub(crate) const LAYERS: usize = 8;
 /// Blocks of an EMLP.
 const EMLP_BLOCKS: usize = 4;
 /// Bilinear parts per EMLP block.

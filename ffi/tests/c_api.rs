@@ -1,7 +1,9 @@
-//! The C API from C: compiles `tests/c/bad_input.c` against `include/keel.h` and this build's
-//! static library with the system C compiler (`$CC`, else `cc`), with AddressSanitizer and
-//! UndefinedBehaviorSanitizer when the compiler has them, and runs it on the firmware's
-//! exported models. It calls every function with bad input and checks each status code.
+//! The C API from C: compiles the programs in `tests/c/` against `include/keel.h` and this
+//! build's static library with the system C compiler (`$CC`, else `cc`), with AddressSanitizer
+//! and UndefinedBehaviorSanitizer when the compiler has them, and runs them on the firmware's
+//! exported models. `bad_input.c` calls every function with bad input and checks each status
+//! code; `ntk.c` adapts the sine network to new points, and its numbers are checked here against
+//! keel-core's own `NtkAdaptation`, bit for bit.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +29,7 @@ fn static_lib() -> PathBuf {
         .expect("no libkeel_ffi-*.a next to the test: is crate-type staticlib still set?")
 }
 
-fn compile(cc: &str, lib: &Path, out: &Path, sanitize: bool) -> std::process::Output {
+fn compile(cc: &str, lib: &Path, src: &str, out: &Path, sanitize: bool) -> std::process::Output {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(cc);
     cmd.args([
@@ -44,7 +46,7 @@ fn compile(cc: &str, lib: &Path, out: &Path, sanitize: bool) -> std::process::Ou
     }
     cmd.arg("-I")
         .arg(dir.join("include"))
-        .arg(dir.join("tests/c/bad_input.c"))
+        .arg(dir.join("tests/c").join(src))
         .arg(lib)
         .args(["-lm", "-lpthread", "-ldl", "-o"])
         .arg(out);
@@ -52,22 +54,25 @@ fn compile(cc: &str, lib: &Path, out: &Path, sanitize: bool) -> std::process::Ou
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"))
 }
 
-#[test]
-fn every_function_rejects_bad_input_with_its_code() {
+/// Builds `tests/c/{name}.c` (with sanitizers if the compiler has them), runs it on the
+/// firmware's assets, checks it succeeded and printed `N checks, 0 failed` last, and returns its
+/// standard output.
+fn build_and_run(name: &str) -> String {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let lib = static_lib();
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("keel-ffi-bad-input");
-    let mut built = compile(&cc, &lib, &out, true);
+    let src = format!("{name}.c");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("keel-ffi-{name}"));
+    let mut built = compile(&cc, &lib, &src, &out, true);
     if !built.status.success() {
         eprintln!(
             "compiling with sanitizers failed, retrying without:\n{}",
             String::from_utf8_lossy(&built.stderr)
         );
-        built = compile(&cc, &lib, &out, false);
+        built = compile(&cc, &lib, &src, &out, false);
     }
     assert!(
         built.status.success(),
-        "compiling bad_input.c failed:\n{}",
+        "compiling {src} failed:\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets");
@@ -75,12 +80,13 @@ fn every_function_rejects_bad_input_with_its_code() {
         .arg(&assets)
         .env("ASAN_OPTIONS", "detect_leaks=0")
         .output()
-        .expect("run bad_input");
-    let stdout = String::from_utf8_lossy(&run.stdout);
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
     println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
     assert!(
         run.status.success(),
-        "bad_input failed ({}):\n{stdout}{}",
+        "{name} failed ({}):\n{stdout}{}",
         run.status,
         String::from_utf8_lossy(&run.stderr)
     );
@@ -89,6 +95,81 @@ fn every_function_rejects_bad_input_with_its_code() {
         last.ends_with("checks, 0 failed"),
         "unexpected summary: {last}"
     );
+    stdout
+}
+
+#[test]
+fn every_function_rejects_bad_input_with_its_code() {
+    build_and_run("bad_input");
+}
+
+/// A float C printed with `%a` (`0x1.8p+1`, `-0x0p+0`), exactly.
+fn hex_float(s: &str) -> f32 {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let s = s
+        .strip_prefix("0x")
+        .unwrap_or_else(|| panic!("not %a: {s}"));
+    let (mantissa, exp) = s.split_once('p').expect("%a has an exponent");
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut m = u64::from_str_radix(int, 16).expect("hex digits");
+    for c in frac.chars() {
+        m = m * 16 + u64::from(c.to_digit(16).expect("hex digit"));
+    }
+    let e: i32 = exp.parse::<i32>().expect("exponent") - 4 * frac.len() as i32;
+    // Exact: an f32 printed by %a has at most 24 significant bits, and f64 holds them all.
+    let v = m as f64 * 2f64.powi(e);
+    (if neg { -v } else { v }) as f32
+}
+
+/// `ntk.c` adapts the sine network to 10 points through the C API; rerunning keel-core's
+/// `NtkAdaptation` on the points it printed gives the same bits for every mean, variance and
+/// the log marginal likelihood (the C API adds checks, not arithmetic).
+#[test]
+fn ntk_from_c_matches_the_core() {
+    use keel_core::io::SafeTensors;
+    use keel_core::nn::{Mlp, NtkAdaptation, NtkMemory, PriorMean};
+
+    let stdout = build_and_run("ntk");
+    let fields = |tag: &str| -> Vec<Vec<f32>> {
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .map(|l| l.split_whitespace().map(hex_float).collect())
+            .collect()
+    };
+    let points = fields("point ");
+    let tests = fields("test ");
+    let lml = fields("lml ");
+    assert_eq!((points.len(), tests.len(), lml.len()), (10, 17, 1));
+
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets/ntk-sine.safetensors"),
+    )
+    .unwrap();
+    let st = SafeTensors::<64>::parse(&bytes).unwrap();
+    let mlp = Mlp::<8>::from_safetensors(&st).unwrap();
+    let mut memory = NtkMemory::<f32, 10, 162>::new();
+    let mut ntk = NtkAdaptation::new(&mlp, PriorMean::Network, 0.01, memory.buffers()).unwrap();
+    let mut scratch = vec![0.0f32; ntk.scratch_len()];
+    let x: Vec<f32> = points.iter().map(|p| p[0]).collect();
+    let y: Vec<f32> = points.iter().map(|p| p[1]).collect();
+    let network: Vec<f32> = tests
+        .iter()
+        .map(|t| ntk.predict(&t[..1], &mut scratch).unwrap().mean)
+        .collect();
+    ntk.adapt(&x, &y, &mut scratch).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+    for (t, net) in tests.iter().zip(network) {
+        let p = ntk.predict(&t[..1], &mut scratch).unwrap();
+        assert_eq!(
+            bits(&t[1..]),
+            bits(&[p.mean, p.var_f, p.var_y, net]),
+            "x = {}: C {:?}, core {p:?} (network {net})",
+            t[0],
+            &t[1..]
+        );
+    }
+    assert_eq!(lml[0][0].to_bits(), ntk.log_marginal_likelihood().to_bits());
 }
 
 /// The README's C example is `examples/pendulum.c` verbatim, and it builds and runs as the README

@@ -212,10 +212,25 @@ impl<'a, T: Real, const L: usize> NtkAdaptation<'a, T, L> {
     /// [`predict_mean_jvp`](NtkAdaptation::predict_mean_jvp) need: `R + w + N`, or the MLP's
     /// [`parameter_jvp_scratch_len`](Mlp::parameter_jvp_scratch_len) (`4w`) if larger.
     pub fn scratch_len(&self) -> usize {
-        self.row
-            .saturating_add(self.mlp.parameter_vjp_factors_scratch_len())
-            .saturating_add(self.capacity)
-            .max(self.mlp.parameter_jvp_scratch_len())
+        Self::scratch_len_for(self.mlp, self.capacity)
+    }
+
+    /// [`scratch_len`](NtkAdaptation::scratch_len) of an adaptation of `mlp` with capacity
+    /// `capacity`, before building one (saturated at `usize::MAX`).
+    pub fn scratch_len_for(mlp: &Mlp<'_, L>, capacity: usize) -> usize {
+        mlp.gradient_factors_len()
+            .saturating_add(mlp.parameter_vjp_factors_scratch_len())
+            .saturating_add(capacity)
+            .max(mlp.parameter_jvp_scratch_len())
+    }
+
+    /// Scalars of storage ([`NtkBuffers`]) an adaptation of `mlp` with capacity `capacity`
+    /// needs: `N·R + N² + N` (saturated at `usize::MAX`).
+    pub fn memory_len(mlp: &Mlp<'_, L>, capacity: usize) -> usize {
+        capacity
+            .saturating_mul(mlp.gradient_factors_len())
+            .saturating_add(capacity.saturating_mul(capacity))
+            .saturating_add(capacity)
     }
 
     /// Adapts to the points `(xᵢ, yᵢ)` (`x` row-major `n × inputs`), replacing any earlier

@@ -89,10 +89,14 @@ static void test_status_names(void) {
         CHECK(!known(unknown[i]));
     }
     EXPECT(KEEL_STATUS_OK, keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics),
-                                          sizeof(keel_wiski), sizeof(keel_env)));
-    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(sizeof(keel_model) - 8, sizeof(keel_dynamics),
-                                                        sizeof(keel_wiski), sizeof(keel_env)));
-    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(0, 0, 0, 0));
+                                          sizeof(keel_wiski), sizeof(keel_env), sizeof(keel_ntk)));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_abi_check(sizeof(keel_model) - 8, sizeof(keel_dynamics), sizeof(keel_wiski),
+                          sizeof(keel_env), sizeof(keel_ntk)));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_abi_check(sizeof(keel_model), sizeof(keel_dynamics), sizeof(keel_wiski),
+                          sizeof(keel_env), sizeof(keel_ntk) + 8));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_abi_check(0, 0, 0, 0, 0));
 }
 
 /* Aligned storage one byte off, for the misalignment checks. */
@@ -514,6 +518,124 @@ static void test_wiski(void) {
     free(scr2);
 }
 
+static void test_ntk(file sine, file classifier, file policy) {
+    static keel_model m, other;
+    static keel_ntk ntk, zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    size_t mem_len = 0, scr_len = 0;
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_sizes(&m, 10, &mem_len, &scr_len));
+    EXPECT(KEEL_STATUS_OK, keel_model_load(&m, sine.bytes, sine.len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_sizes(NULL, 10, &mem_len, &scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_sizes(&m, 10, NULL, &scr_len));
+    EXPECT(KEEL_STATUS_UNSUPPORTED_SIZE, keel_ntk_sizes(&m, 0, &mem_len, &scr_len));
+    EXPECT(KEEL_STATUS_UNSUPPORTED_SIZE,
+           keel_ntk_sizes(&m, KEEL_NTK_MAX_POINTS + 1, &mem_len, &scr_len));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_sizes(&m, 4, &mem_len, &scr_len));
+    CHECK(mem_len == 4 * 162 + 16 + 4 && scr_len == 162 + 40 + 4);
+    float *mem = malloc(mem_len * sizeof(float)), *scr = malloc(scr_len * sizeof(float));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_init(NULL, &m, 1, 0.01f, mem, mem_len));
+    EXPECT(KEEL_STATUS_MISALIGNED,
+           keel_ntk_init((keel_ntk *)(skewed + 4), &m, 1, 0.01f, mem, mem_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_init(&ntk, NULL, 1, 0.01f, mem, mem_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_init(&ntk, &m, 1, 0.01f, NULL, mem_len));
+    EXPECT(KEEL_STATUS_COUNT_MISMATCH, keel_ntk_init(&ntk, &m, 1, 0.01f, mem, mem_len - 1));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_ntk_init(&ntk, &m, 1, 0.01f, mem, SIZE_MAX));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_ntk_init(&ntk, &m, 2, 0.01f, mem, mem_len));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_ntk_init(&ntk, &m, 1, NAN, mem, mem_len));
+    EXPECT(KEEL_STATUS_INVALID_PARAMETER, keel_ntk_init(&ntk, &m, 1, 0.0f, mem, mem_len));
+    EXPECT(KEEL_STATUS_INVALID_PARAMETER, keel_ntk_init(&ntk, &m, 1, INFINITY, mem, mem_len));
+    /* Not a regression MLP with one output; not an MLP. */
+    EXPECT(KEEL_STATUS_OK, keel_model_load(&other, classifier.bytes, classifier.len));
+    size_t cl = 0, cs = 0;
+    EXPECT(KEEL_STATUS_OK, keel_ntk_sizes(&other, 1, &cl, &cs));
+    float *cmem = malloc(cl * sizeof(float));
+    EXPECT(KEEL_STATUS_INVALID_CONFIG, keel_ntk_init(&ntk, &other, 1, 0.01f, cmem, cl));
+    free(cmem);
+    EXPECT(KEEL_STATUS_OK, keel_model_load(&other, policy.bytes, policy.len));
+    EXPECT(KEEL_STATUS_WRONG_KIND, keel_ntk_sizes(&other, 4, &cl, &cs));
+    EXPECT(KEEL_STATUS_WRONG_KIND, keel_ntk_init(&ntk, &other, 1, 0.01f, mem, mem_len));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_clear(&ntk));
+
+    EXPECT(KEEL_STATUS_OK, keel_ntk_init(&ntk, &m, KEEL_NTK_PRIOR_NETWORK, 0.01f, mem, mem_len));
+    float x[5] = {-1.0f, 0.0f, 1.0f, 2.0f, 3.0f}, y[5] = {0.5f, 0.0f, -0.5f, 0.2f, 0.1f};
+    float mean, var_f, var_y;
+    size_t count = 99, cap = 0;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_adapt(NULL, x, 4, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_adapt(&zeroed, x, 4, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_adapt(&ntk, NULL, 4, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_adapt(&ntk, x, 4, NULL, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_adapt(&ntk, x, 4, y, 4, NULL, scr_len));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH, keel_ntk_adapt(&ntk, x, 3, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_CAPACITY_EXCEEDED, keel_ntk_adapt(&ntk, x, 5, y, 5, scr, scr_len));
+    EXPECT(KEEL_STATUS_SCRATCH_TOO_SMALL, keel_ntk_adapt(&ntk, x, 4, y, 4, scr, scr_len - 1));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_adapt(&ntk, x, 4, y, 4, mem, scr_len));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_adapt(&ntk, scr, 4, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_ntk_adapt(&ntk, x, 4, (float[]){0, NAN, 0, 0}, 4,
+                                                        scr, scr_len));
+    EXPECT(KEEL_STATUS_NON_FINITE, keel_ntk_adapt(&ntk, (float[]){0, INFINITY, 0, 0}, 4, y, 4,
+                                                  scr, scr_len));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_stats(&ntk, NULL, &count, &cap));
+    CHECK(count == 0 && cap == 4);
+    EXPECT(KEEL_STATUS_OK, keel_ntk_adapt(&ntk, x, 4, y, 4, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_predict(NULL, x, 1, scr, scr_len, &mean, &var_f,
+                                                      &var_y));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_predict(&zeroed, x, 1, scr, scr_len, &mean,
+                                                        &var_f, &var_y));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_predict(&ntk, NULL, 1, scr, scr_len, &mean, &var_f,
+                                                      &var_y));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH, keel_ntk_predict(&ntk, x, 2, scr, scr_len, &mean, &var_f,
+                                                        &var_y));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT, keel_ntk_predict(&ntk, (float[]){NAN}, 1, scr, scr_len,
+                                                          &mean, &var_f, &var_y));
+    EXPECT(KEEL_STATUS_SCRATCH_TOO_SMALL, keel_ntk_predict(&ntk, x, 1, scr, scr_len - 1, &mean,
+                                                           &var_f, &var_y));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_predict(&ntk, x, 1, scr, scr_len, scr + 2, &var_f,
+                                                        &var_y));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_predict(&ntk, x, 1, scr, scr_len, &mean, mem,
+                                                        &var_y));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_stats(&ntk, NULL, &count, NULL));
+    CHECK(count == 4);
+    EXPECT(KEEL_STATUS_OK, keel_ntk_predict(&ntk, x, 1, scr, scr_len, &mean, &var_f, &var_y));
+    CHECK(fabsf(mean - y[0]) < 0.3f && var_f >= 0.0f && var_y > var_f);
+    EXPECT(KEEL_STATUS_OK, keel_ntk_predict(&ntk, x, 1, scr, scr_len, NULL, NULL, NULL));
+    size_t p = 0;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_weight_offset_len(&ntk, NULL));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_weight_offset_len(&zeroed, &p));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_weight_offset_len(&ntk, &p));
+    CHECK(p == 1761);
+    float *u = malloc(p * sizeof(float)), jvp_mean = 0.0f;
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_weight_offset(&ntk, NULL, p, scr, scr_len));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH, keel_ntk_weight_offset(&ntk, u, p - 1, scr, scr_len));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP, keel_ntk_weight_offset(&ntk, u, p, u + 8, scr_len));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_weight_offset(&ntk, u, p, scr, scr_len));
+    EXPECT(KEEL_STATUS_NULL_POINTER,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, NULL));
+    EXPECT(KEEL_STATUS_SHAPE_MISMATCH,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p + 1, scr, scr_len, &jvp_mean));
+    EXPECT(KEEL_STATUS_INVALID_ARGUMENT,
+           keel_ntk_predict_mean_jvp(&ntk, (float[]){NAN}, 1, u, p, scr, scr_len, &jvp_mean));
+    EXPECT(KEEL_STATUS_BUFFER_OVERLAP,
+           keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, u + 3));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_predict_mean_jvp(&ntk, x, 1, u, p, scr, scr_len, &jvp_mean));
+    CHECK(fabsf(jvp_mean - mean) < 1e-4f);
+    free(u);
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_stats(NULL, NULL, &count, NULL));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_stats(&zeroed, NULL, &count, NULL));
+    EXPECT(KEEL_STATUS_NULL_POINTER, keel_ntk_clear(NULL));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_clear(&zeroed));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_clear(&ntk));
+    EXPECT(KEEL_STATUS_OK, keel_ntk_stats(&ntk, NULL, &count, NULL));
+    CHECK(count == 0);
+    /* The model handle reloaded with another kind: the adaptation notices. */
+    EXPECT(KEEL_STATUS_OK, keel_model_load(&m, policy.bytes, policy.len));
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_predict(&ntk, x, 1, scr, scr_len, &mean, &var_f,
+                                                        &var_y));
+    /* Another type of handle is not an adaptation. */
+    EXPECT(KEEL_STATUS_INVALID_HANDLE, keel_ntk_clear((keel_ntk *)(void *)&m));
+    free(mem);
+    free(scr);
+}
+
 static void test_env(void) {
     static keel_env env, zeroed;
     memset(&zeroed, 0, sizeof zeroed);
@@ -632,11 +754,13 @@ int main(int argc, char **argv) {
     file bma = read_asset(argv[1], "digits-bma.safetensors");
     file emlp = read_asset(argv[1], "emlp-o5.safetensors");
     file samples = read_asset(argv[1], "digits-samples.safetensors");
+    file sine = read_asset(argv[1], "ntk-sine.safetensors");
     test_status_names();
     test_model_load(mlp, chnn);
     test_model_eval(mlp, policy, value, bma, emlp);
     test_dynamics(mlp, chnn);
     test_wiski();
+    test_ntk(sine, mlp, policy);
     test_env();
     test_tensor_read(samples);
     printf("%d checks, %d failed\n", checks, failures);
