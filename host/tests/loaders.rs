@@ -473,7 +473,7 @@ fn a_changed_hmc_checkpoint_is_refused() {
     use keel::bayes::checkpoint::{load, save, Progress};
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("hmc");
-    let running = harness::hmc_running(5);
+    let running = [harness::hmc_running(5), harness::hmc_running(2)];
     save(
         &path,
         harness::FINGERPRINT,
@@ -487,15 +487,21 @@ fn a_changed_hmc_checkpoint_is_refused() {
     let cfg_of = |c: usize| Ok(harness::hmc_config(c));
     let load_it = || load(&path, harness::FINGERPRINT, &target, &cfg_of);
     let (_, back) = load_it().unwrap();
-    assert_eq!(back.samples, running.samples);
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].samples, running[0].samples);
+    assert_eq!(back[1].samples, running[1].samples);
     let bytes = std::fs::read(&path).unwrap();
     let mut flipped = bytes.clone();
-    flipped[data_range(&bytes, "theta").start] ^= 1;
+    flipped[data_range(&bytes, "theta1").start] ^= 1;
     std::fs::write(&path, &flipped).unwrap();
     assert!(malformed(load_it()).contains("checksum"));
     let renamed = replaced(&bytes, "\"chain0.samples\"", "\"chain7.samples\"");
     std::fs::write(&path, keel::checksum::reseal(&renamed).unwrap()).unwrap();
     assert!(malformed(load_it()).contains("unexpected tensor `chain7.samples`"));
+    // A running chain's state missing: `theta1` renamed to one no chain has.
+    let renamed = replaced(&bytes, "\"theta1\"", "\"theta9\"");
+    std::fs::write(&path, keel::checksum::reseal(&renamed).unwrap()).unwrap();
+    assert!(malformed(load_it()).contains("unexpected tensor `theta9`"));
 }
 
 #[test]
@@ -613,7 +619,7 @@ fn write_fuzz_seeds() {
         harness::FINGERPRINT,
         &keel::bayes::checkpoint::Progress {
             finished: &[harness::hmc_running(0).finish(&harness::hmc_config(0))],
-            running: &harness::hmc_running(3),
+            running: &[harness::hmc_running(3), harness::hmc_running(1)],
         },
     )
     .unwrap();

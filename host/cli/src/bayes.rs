@@ -9,7 +9,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
-use keel::bayes::hmc::{sample, Adaptation, ChainState, Ensembling, HmcConfig, Target};
+use keel::bayes::hmc::{
+    advance_batched, sample, Adaptation, ChainState, Ensembling, HmcConfig, Target,
+};
 use keel::bayes::linear::LinearGaussian;
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
@@ -614,68 +616,75 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     let start = Instant::now();
     let (mut finished, mut running) =
         match a.checkpoint.as_deref().filter(|c| a.resume && c.exists()) {
-            Some(path) => {
-                let (f, r) = checkpoint::load(path, &fingerprint, &p.bnn, &|c| hmc_config(a, c))?;
-                (f, Some(r))
-            }
-            None => (Vec::new(), None),
+            Some(path) => checkpoint::load(path, &fingerprint, &p.bnn, &|c| hmc_config(a, c))?,
+            None => (Vec::new(), Vec::new()),
         };
+    // The chains run in lockstep, their likelihoods and gradients evaluated together.
+    for c in finished.len() + running.len()..a.chains {
+        running.push(ChainState::start(
+            &p.bnn,
+            p.bnn.init(a.problem.seed.wrapping_add(c as u64)),
+            &hmc_config(a, c)?,
+        )?);
+    }
+    let cfgs = (finished.len()..a.chains)
+        .map(|c| hmc_config(a, c))
+        .collect::<Result<Vec<_>>>()?;
+    let bar = counted_bar(
+        !a.problem.quiet && !a.problem.json,
+        a.burn_in + a.samples,
+        format!("HMC, {} chains", a.chains),
+        "iterations",
+    );
+    let lowest = |running: &[ChainState]| running.iter().map(|c| c.iteration).min().unwrap_or(0);
+    bar.set_position(lowest(&running) as u64);
     let mut this_run = 0usize;
-    for c in finished.len()..a.chains {
-        let cfg = hmc_config(a, c)?;
-        let mut chain = match running.take() {
-            Some(r) => r,
-            None => ChainState::start(
-                &p.bnn,
-                p.bnn.init(a.problem.seed.wrapping_add(c as u64)),
-                &cfg,
-            )?,
+    loop {
+        let (mut live, live_cfgs): (Vec<&mut ChainState>, Vec<&HmcConfig>) = running
+            .iter_mut()
+            .zip(&cfgs)
+            .filter(|(c, cfg)| !c.is_done(cfg))
+            .unzip();
+        if live.is_empty() {
+            break;
+        }
+        let prs = advance_batched(&p.bnn, &mut live, &live_cfgs)?;
+        this_run += 1;
+        let mean = |f: fn(&keel::bayes::hmc::Progress) -> f64| {
+            prs.iter().map(f).sum::<f64>() / prs.len() as f64
         };
-        let bar = counted_bar(
-            !a.problem.quiet && !a.problem.json,
-            a.burn_in + a.samples,
-            format!("HMC chain {}/{}", c + 1, a.chains),
-            "iterations",
-        );
-        bar.set_position(chain.iteration as u64);
-        while !chain.is_done(&cfg) {
-            let pr = chain.advance(&p.bnn, &cfg)?;
-            this_run += 1;
-            bar.set_message(if pr.burning {
-                format!("burn-in, ε {:.2e}", pr.step_size)
-            } else {
-                format!("acceptance {:.2}", pr.acceptance_rate)
-            });
-            bar.set_position(pr.iteration as u64);
-            let stop = a.stop_after.is_some_and(|n| this_run >= n);
-            if let Some(path) = &a.checkpoint {
-                if stop
-                    || chain.is_done(&cfg)
-                    || pr.iteration.is_multiple_of(a.checkpoint_every.max(1))
-                {
-                    let progress = checkpoint::Progress {
-                        finished: &finished,
-                        running: &chain,
-                    };
-                    checkpoint::save(path, &fingerprint, &progress)?;
-                }
-            }
-            if stop {
-                bar.finish_and_clear();
-                let path = a.checkpoint.as_deref().map(Path::display);
-                if a.problem.json {
-                    super::report::json(
-                        &json!({"partial": true, "stopped_after": this_run, "chain": c, "checkpoint": path.map(|d| d.to_string())}),
-                    )?;
-                } else if let Some(d) = path {
-                    println!("stopped after {this_run} iterations (chain {}); continue with --resume --checkpoint {d}", c + 1);
-                }
-                return Ok(());
+        bar.set_message(if prs.iter().any(|p| p.burning) {
+            format!("burn-in, mean ε {:.2e}", mean(|p| p.step_size))
+        } else {
+            format!("acceptance {:.2}", mean(|p| p.acceptance_rate))
+        });
+        bar.set_position(lowest(&running) as u64);
+        let stop = a.stop_after.is_some_and(|n| this_run >= n);
+        let done = running.iter().zip(&cfgs).all(|(c, cfg)| c.is_done(cfg));
+        if let Some(path) = &a.checkpoint {
+            if stop || done || lowest(&running).is_multiple_of(a.checkpoint_every.max(1)) {
+                let progress = checkpoint::Progress {
+                    finished: &finished,
+                    running: &running,
+                };
+                checkpoint::save(path, &fingerprint, &progress)?;
             }
         }
-        bar.finish_and_clear();
-        finished.push(chain.finish(&cfg));
+        if stop && !done {
+            bar.finish_and_clear();
+            let path = a.checkpoint.as_deref().map(Path::display);
+            if a.problem.json {
+                super::report::json(
+                    &json!({"partial": true, "stopped_after": this_run, "iteration": lowest(&running), "checkpoint": path.map(|d| d.to_string())}),
+                )?;
+            } else if let Some(d) = path {
+                println!("stopped after {this_run} iterations of the {} chains; continue with --resume --checkpoint {d}", a.chains);
+            }
+            return Ok(());
+        }
     }
+    bar.finish_and_clear();
+    finished.extend(running.into_iter().zip(&cfgs).map(|(c, cfg)| c.finish(cfg)));
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
     for (c, chain) in finished.into_iter().enumerate() {

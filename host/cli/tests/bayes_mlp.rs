@@ -682,8 +682,8 @@ fn the_core_averages_an_exported_set_like_the_engine() {
     assert!(Bma::<4>::from_safetensors(&st).is_err());
 }
 
-/// A run stopped twice (mid-chain, then across a chain boundary) and resumed ends with the same
-/// samples, byte for byte, as an uninterrupted one; a checkpoint from other settings is refused.
+/// A run stopped twice (in burn-in, then after it) and resumed ends with the same samples, byte
+/// for byte, as an uninterrupted one; a checkpoint from other settings is refused.
 #[test]
 fn hmc_resumes_from_checkpoints_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -725,11 +725,13 @@ fn hmc_resumes_from_checkpoints_exactly() {
     let full = base(&["--save-samples", &whole]);
     let cut = ["--checkpoint", &ck, "--checkpoint-every", "3"];
     assert_eq!(full["partial"], false, "{full}");
-    let s1 = base(&[&cut[..], &["--stop-after", "13"]].concat());
-    assert_eq!(s1["stopped_after"], 13);
+    // The two chains run in lockstep: 5 burn-in and 15 sampling iterations each.
+    let s1 = base(&[&cut[..], &["--stop-after", "4"]].concat());
+    assert_eq!(s1["stopped_after"], 4);
+    assert_eq!(s1["iteration"], 4);
     assert_eq!(s1["partial"], true, "{s1}");
-    let s2 = base(&[&cut[..], &["--resume", "--stop-after", "14"]].concat());
-    assert_eq!(s2["chain"], 1);
+    let s2 = base(&[&cut[..], &["--resume", "--stop-after", "9"]].concat());
+    assert_eq!(s2["iteration"], 13, "{s2}");
     let rest = base(&[&cut[..], &["--resume", "--save-samples", &parts]].concat());
     assert_eq!(rest["test"], full["test"]);
     assert_eq!(

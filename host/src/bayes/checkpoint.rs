@@ -1,9 +1,10 @@
-//! Checkpoints of multi-chain HMC runs: the finished chains and the running one, enough to
-//! continue exactly where a run stopped (the resumed run draws the same numbers as an
-//! uninterrupted one). Written atomically as safetensors (`keel.kind =
-//! bayes-hmc-checkpoint`): `chain{c}.samples` `F64 [S, P]` per chain so far, `theta` `F64 [P]`
-//! (the running chain's state), and the counters, generator state and settings fingerprint as
-//! metadata.
+//! Checkpoints of multi-chain HMC runs: the finished chains and the running ones (chains run in
+//! lockstep, [`super::hmc::advance_batched`]), enough to continue exactly where a run stopped
+//! (the resumed run draws the same numbers as an uninterrupted one). Written atomically as
+//! safetensors (`keel.kind = bayes-hmc-checkpoint`): `chain{c}.samples` `F64 [S, P]` per chain
+//! so far, `theta{c}` `F64 [P]` per running chain (its state), and the counters, generator
+//! states and settings fingerprint as metadata. The finished chains come first: chains
+//! `0 … k−1` are finished, `k …` running.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,10 +29,9 @@ pub struct Finished {
     pub step_size_bits: u64,
 }
 
+/// A running chain's counters (its samples and state are stored beside it).
 #[derive(Serialize, Deserialize)]
-struct Counters {
-    fingerprint: String,
-    finished: Vec<Finished>,
+struct Running {
     iteration: usize,
     step_size_bits: u64,
     accepted: usize,
@@ -39,12 +39,19 @@ struct Counters {
     rng: [u64; 4],
 }
 
-/// A run's progress: finished chains and the running one.
+#[derive(Serialize, Deserialize)]
+struct Counters {
+    fingerprint: String,
+    finished: Vec<Finished>,
+    running: Vec<Running>,
+}
+
+/// A run's progress: finished chains and the running ones.
 pub struct Progress<'a> {
     /// Chains done, with their samples.
     pub finished: &'a [Chain],
-    /// The running chain.
-    pub running: &'a ChainState,
+    /// The running chains, in chain order after the finished ones.
+    pub running: &'a [ChainState],
 }
 
 fn f64_bytes(v: &[f64]) -> Vec<u8> {
@@ -56,24 +63,38 @@ fn f64_bytes(v: &[f64]) -> Vec<u8> {
 /// # Errors
 /// [`Error::Io`]; device errors reading the state.
 pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
-    let theta = p.running.current.theta.to_vec_f64()?;
-    let dim = theta.len();
+    let k = p.finished.len();
     let mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut dim = 0;
+    for (j, r) in p.running.iter().enumerate() {
+        let theta = r.current.theta.to_vec_f64()?;
+        dim = theta.len();
+        tensors.push((
+            format!("theta{}", k + j),
+            "F64",
+            vec![dim],
+            f64_bytes(&theta),
+        ));
+    }
     let chains = p
         .finished
         .iter()
         .map(|c| &c.samples)
-        .chain([&p.running.samples]);
+        .chain(p.running.iter().map(|r| &r.samples));
+    if dim == 0 {
+        // No running chain: the parameter count from any sample.
+        dim = chains.clone().flatten().next().map_or(0, Vec::len);
+    }
     for (c, samples) in chains.enumerate() {
         let flat: Vec<f64> = samples.iter().flatten().copied().collect();
+        let d = samples.first().map_or(dim, Vec::len);
         tensors.push((
             format!("chain{c}.samples"),
             "F64",
-            vec![samples.len(), dim],
+            vec![samples.len(), d],
             f64_bytes(&flat),
         ));
     }
-    tensors.push(("theta".into(), "F64", vec![dim], f64_bytes(&theta)));
     let counters = Counters {
         fingerprint: fingerprint.into(),
         finished: p
@@ -86,11 +107,17 @@ pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
                 step_size_bits: c.step_size.to_bits(),
             })
             .collect(),
-        iteration: p.running.iteration,
-        step_size_bits: p.running.step_size.to_bits(),
-        accepted: p.running.accepted,
-        nan: p.running.nan,
-        rng: p.running.rng.state(),
+        running: p
+            .running
+            .iter()
+            .map(|r| Running {
+                iteration: r.iteration,
+                step_size_bits: r.step_size.to_bits(),
+                accepted: r.accepted,
+                nan: r.nan,
+                rng: r.rng.state(),
+            })
+            .collect(),
     };
     let meta = BTreeMap::from([
         ("keel.kind".to_string(), "bayes-hmc-checkpoint".to_string()),
@@ -103,8 +130,8 @@ pub fn save(path: &Path, fingerprint: &str, p: &Progress<'_>) -> Result<()> {
     write_atomic(path, &crate::checksum::sealed_safetensors(&tensors, &meta))
 }
 
-/// Reads a checkpoint for a run with `fingerprint`: the finished chains and the running one
-/// (its cached likelihood and gradient recomputed).
+/// Reads a checkpoint for a run with `fingerprint`: the finished chains and the running ones
+/// (their cached likelihoods and gradients recomputed).
 ///
 /// # Errors
 /// [`Error::Io`]; as [`load_bytes`].
@@ -113,7 +140,7 @@ pub fn load(
     fingerprint: &str,
     target: &dyn Target,
     cfg_of: &dyn Fn(usize) -> Result<HmcConfig>,
-) -> Result<(Vec<Chain>, ChainState)> {
+) -> Result<(Vec<Chain>, Vec<ChainState>)> {
     load_bytes(
         &crate::output::read(path)?,
         path,
@@ -135,7 +162,7 @@ pub fn load_bytes(
     fingerprint: &str,
     target: &dyn Target,
     cfg_of: &dyn Fn(usize) -> Result<HmcConfig>,
-) -> Result<(Vec<Chain>, ChainState)> {
+) -> Result<(Vec<Chain>, Vec<ChainState>)> {
     let bad = |reason: String| Error::Malformed {
         path: path.to_path_buf(),
         reason,
@@ -160,21 +187,36 @@ pub fn load_bytes(
     }
     let dim = target.dim();
     let k = c.finished.len();
-    // Exactly the tensors this writer writes: every chain so far, and the running state.
+    let total = k + c.running.len();
+    // Exactly the tensors this writer writes: every chain so far, and the running states.
+    let numbered = |name: &str, prefix: &str, suffix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|&i| name == format!("{prefix}{i}{suffix}"))
+    };
     for (name, view) in st.tensors() {
         let name: String = name.chars().collect();
-        let chain = name
-            .strip_prefix("chain")
-            .and_then(|r| r.strip_suffix(".samples"))
-            .and_then(|i| i.parse::<usize>().ok())
-            .filter(|&i| i <= k && name == format!("chain{i}.samples"));
-        let shape_ok = match chain {
-            Some(_) => view.rank() == 2 && view.shape()[1] == dim,
-            None if name == "theta" => view.shape() == [dim],
-            None => {
+        let shape_ok = match (
+            numbered(&name, "chain", ".samples"),
+            numbered(&name, "theta", ""),
+        ) {
+            (Some(i), _) if i < total => view.rank() == 2 && view.shape()[1] == dim,
+            (_, Some(i)) if (k..total).contains(&i) => view.shape() == [dim],
+            _ if name == "theta" => {
+                return Err(bad(
+                    "written by an earlier Keel, which ran one chain at a time; start the run \
+                     again without --resume"
+                        .into(),
+                ))
+            }
+            _ => {
                 return Err(bad(format!(
-                    "unexpected tensor `{name}` (a checkpoint after {k} finished chains holds \
-                     chain0.samples … chain{k}.samples and theta)"
+                    "unexpected tensor `{name}` (a checkpoint with {k} finished and {} running \
+                     chains holds chain0.samples … chain{}.samples and theta{k} … theta{})",
+                    c.running.len(),
+                    total.saturating_sub(1),
+                    total.saturating_sub(1)
                 )))
             }
         };
@@ -210,19 +252,22 @@ pub fn load_bytes(
             step_size: f64::from_bits(f.step_size_bits),
         });
     }
-    let theta = read("theta")?;
-    let rng = Xoshiro256PlusPlus::from_state(c.rng)
-        .ok_or_else(|| bad("generator state is zero".into()))?;
-    let running = ChainState::restore(
-        target,
-        theta,
-        rng,
-        c.iteration,
-        f64::from_bits(c.step_size_bits),
-        c.accepted,
-        c.nan,
-        rows(&format!("chain{k}.samples"))?,
-        &cfg_of(k)?,
-    )?;
+    let mut running = Vec::with_capacity(c.running.len());
+    for (j, r) in c.running.iter().enumerate() {
+        let chain = k + j;
+        let rng = Xoshiro256PlusPlus::from_state(r.rng)
+            .ok_or_else(|| bad(format!("chain {chain}: generator state is zero")))?;
+        running.push(ChainState::restore(
+            target,
+            read(&format!("theta{chain}"))?,
+            rng,
+            r.iteration,
+            f64::from_bits(r.step_size_bits),
+            r.accepted,
+            r.nan,
+            rows(&format!("chain{chain}.samples"))?,
+            &cfg_of(chain)?,
+        )?);
+    }
     Ok((finished, running))
 }
