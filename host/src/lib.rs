@@ -75,6 +75,7 @@ pub mod chnn;
 pub mod cnn;
 pub mod data;
 pub mod distill;
+pub mod distributed;
 pub mod emlp;
 pub mod error;
 pub mod export;

@@ -10,21 +10,24 @@ use keel::backend::{DType, DeviceRequest};
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
 use keel::bayes::hmc::{
-    advance_batched, sample, Adaptation, ChainState, Ensembling, HmcConfig, Target,
+    advance_batched, sample, Adaptation, BatchTarget, Chain, ChainState, Ensembling, HmcConfig,
+    Target,
 };
 use keel::bayes::linear::LinearGaussian;
-use keel::bayes::mlp::{Bnn, Likelihood, Split};
+use keel::bayes::mlp::{Bnn, Labels, Likelihood, Split};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{
     closeness, function_space_rhat, predictions, predictive, rebuild, test_metrics, SampleSet, Spec,
 };
 use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
+use keel::distributed::{self, Sharded};
 use keel::error::{Error, Result};
 use keel::limits;
 use serde_json::{json, Value};
 
 use super::progress::{self, counted_bar, epoch_bar};
+use super::ranks;
 use super::values::name;
 
 #[derive(Subcommand)]
@@ -200,6 +203,22 @@ pub struct HmcArgs {
     /// --resume.
     #[arg(long, value_parser = super::values::at_least_one)]
     stop_after: Option<usize>,
+    /// Under MPI (`mpirun -np N`, a build with the `mpi` feature): `rows` — each rank holds a
+    /// shard of the training rows and every rank runs all the chains, the likelihood and its
+    /// gradient summed over the ranks at every leapfrog step; `chains` — each rank runs whole
+    /// chains (chain c on rank c mod N) on all the rows, gathered on rank 0. Ignored in one
+    /// process.
+    #[arg(long, value_enum, default_value = "rows")]
+    distribute: Distribute,
+}
+
+/// How `keel bayes hmc` shares its work between MPI ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Distribute {
+    /// A shard of the training rows per rank (data-parallel, as the reference's runs).
+    Rows,
+    /// Whole chains per rank.
+    Chains,
 }
 
 #[derive(Args)]
@@ -380,6 +399,22 @@ fn rows_times_parameters(p: &Problem) -> u128 {
     (p.split.y_train.len() as u128).saturating_mul(p.bnn.dim() as u128)
 }
 
+/// The fingerprint of a problem's data and settings (`extra`: the command's own), which every
+/// MPI rank must share ([`ranks::start`]).
+fn fingerprint(p: &Problem, extra: &Value) -> u64 {
+    let mut bytes = serde_json::to_vec(&p.spec).unwrap_or_default();
+    bytes.extend(extra.to_string().into_bytes());
+    let values = p.split.x_train.iter().chain(&p.split.x_test);
+    bytes.extend(values.flat_map(|x| x.to_le_bytes()));
+    for labels in [&p.split.y_train, &p.split.y_test] {
+        match labels {
+            Labels::Classes(l) => bytes.extend(l.iter().flat_map(|&c| (c as u64).to_le_bytes())),
+            Labels::Values(v) => bytes.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+        }
+    }
+    distributed::fingerprint(&bytes)
+}
+
 /// Refuses a run that would keep `kept` parameter vectors when they could not fit in memory.
 fn keeps(p: &Problem, flag: &str, value: String, kept: u128) -> Result<()> {
     limits::memory(
@@ -397,6 +432,18 @@ fn problem(
     method: &str,
     settings: Value,
     validate: impl FnOnce(usize) -> Result<()>,
+) -> Result<Problem> {
+    problem_on(a, method, settings, validate, false)
+}
+
+/// [`problem`], with the model on this MPI rank's shard of the training rows when `shard`
+/// (the split keeps them all).
+fn problem_on(
+    a: &ProblemArgs,
+    method: &str,
+    settings: Value,
+    validate: impl FnOnce(usize) -> Result<()>,
+    shard: bool,
 ) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
     let hidden = parse_hidden(model)?;
@@ -435,13 +482,21 @@ fn problem(
     let split = Split::new(&data, a.test_fraction, a.split_seed)?;
     stochastic::positive("--temperature", a.temperature)?;
     validate(split.y_train.len())?;
+    let w = ranks::world();
+    let local = if shard && w.size() > 1 {
+        let (start, end) = distributed::shard(split.y_train.len(), w.rank(), w.size())
+            .map_err(|e| super::exit::renamed(e, &["ranks"], "mpirun -np"))?;
+        Some(split.training_rows(start, end)?)
+    } else {
+        None
+    };
     let request: DeviceRequest = a.device.parse()?;
     let (device, notice) = request.resolve()?;
-    if let Some(n) = notice {
+    if let (Some(n), true) = (notice, ranks::prints()) {
         eprintln!("{n}");
     }
     let bnn = Bnn::new(
-        &split,
+        local.as_ref().unwrap_or(&split),
         &hidden,
         likelihood,
         prior,
@@ -502,7 +557,7 @@ fn report(
     }
     let mut v = json!({
         "method": p.spec.method, "model": p.bnn.sizes(), "parameters": set.samples[0].len(),
-        "n_samples": set.samples.len(), "train_rows": p.bnn.rows(),
+        "n_samples": set.samples.len(), "train_rows": p.split.y_train.len(),
         "test_rows": p.split.y_test.len(), "prior": p.spec.prior, "prior_std": p.spec.prior_std,
         "temperature": p.spec.temperature, "device": p.bnn.device().to_string(),
         "train_seconds": seconds, "test": test,
@@ -577,7 +632,10 @@ fn hmc_config(a: &HmcArgs, chain: usize) -> Result<HmcConfig> {
 fn hmc_cmd(a: &HmcArgs) -> Result<()> {
     positive_counts(&[("--chains", a.chains), ("--samples", a.samples)])?;
     match a.problem.model.as_deref().unwrap_or("linear") {
-        "linear" => hmc_linear(a),
+        "linear" => {
+            ranks::alone("keel bayes hmc --model linear")?;
+            hmc_linear(a)
+        }
         _ => hmc_mlp(a),
     }
 }
@@ -595,7 +653,28 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "adapt_speed": a.adapt_speed, "target_accept": a.target_accept,
     });
     super::checkpoint::check(a.checkpoint.as_deref(), a.resume, a.stop_after)?;
-    let p = problem(&a.problem, "hmc", settings, |_| Ok(()))?;
+    let w = ranks::world();
+    let by_chains = w.size() > 1 && a.distribute == Distribute::Chains;
+    if by_chains {
+        if a.chains < w.size() {
+            return Err(Error::invalid(
+                "--chains",
+                a.chains,
+                format!(
+                    "--distribute chains needs at least one chain per MPI rank ({} ranks); use --distribute rows",
+                    w.size()
+                ),
+            ));
+        }
+        if a.checkpoint.is_some() {
+            return Err(Error::invalid(
+                "--checkpoint",
+                a.checkpoint.as_deref().map_or(String::new(), |c| c.display().to_string()),
+                "checkpoints are written with --distribute rows only (every rank then holds every chain)",
+            ));
+        }
+    }
+    let p = problem_on(&a.problem, "hmc", settings.clone(), |_| Ok(()), !by_chains)?;
     let kept = (a.chains as u128).saturating_mul(a.samples as u128);
     keeps(
         &p,
@@ -612,23 +691,42 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
             .saturating_mul(rows_times_parameters(&p)),
         "row-parameter products",
     )?;
+    ranks::start(fingerprint(&p, &settings))?;
+    // Over ranks holding shards of the rows, the likelihood and gradient are summed at every
+    // evaluation and the chains' draws are rank 0's; alone, the model is the target.
+    let sharded = Sharded {
+        local: &p.bnn,
+        comm: w,
+    };
+    let target: &dyn BatchTarget = if w.size() > 1 && !by_chains {
+        &sharded
+    } else {
+        &p.bnn
+    };
+    // The chains this process runs: all of them, or its share (chain c on rank c mod N).
+    let mine: Vec<usize> = if by_chains {
+        distributed::round_robin(a.chains, w.rank(), w.size()).collect()
+    } else {
+        (0..a.chains).collect()
+    };
     let fingerprint = serde_json::to_string(&p.spec).unwrap_or_default();
     let start = Instant::now();
     let (mut finished, mut running) =
         match a.checkpoint.as_deref().filter(|c| a.resume && c.exists()) {
-            Some(path) => checkpoint::load(path, &fingerprint, &p.bnn, &|c| hmc_config(a, c))?,
+            Some(path) => checkpoint::load(path, &fingerprint, target, &|c| hmc_config(a, c))?,
             None => (Vec::new(), Vec::new()),
         };
     // The chains run in lockstep, their likelihoods and gradients evaluated together.
-    for c in finished.len() + running.len()..a.chains {
+    for &c in &mine[(finished.len() + running.len()).min(mine.len())..] {
         running.push(ChainState::start(
-            &p.bnn,
+            target,
             p.bnn.init(a.problem.seed.wrapping_add(c as u64)),
             &hmc_config(a, c)?,
         )?);
     }
-    let cfgs = (finished.len()..a.chains)
-        .map(|c| hmc_config(a, c))
+    let cfgs = mine[finished.len().min(mine.len())..]
+        .iter()
+        .map(|&c| hmc_config(a, c))
         .collect::<Result<Vec<_>>>()?;
     let bar = counted_bar(
         !a.problem.quiet && !a.problem.json,
@@ -648,8 +746,11 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         if live.is_empty() {
             break;
         }
-        let prs = advance_batched(&p.bnn, &mut live, &live_cfgs)?;
+        let prs = advance_batched(target, &mut live, &live_cfgs)?;
         this_run += 1;
+        if this_run == 1 {
+            ranks::fail_point("after its first iteration")?;
+        }
         let mean = |f: fn(&keel::bayes::hmc::Progress) -> f64| {
             prs.iter().map(f).sum::<f64>() / prs.len() as f64
         };
@@ -661,7 +762,9 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         bar.set_position(lowest(&running) as u64);
         let stop = a.stop_after.is_some_and(|n| this_run >= n);
         let done = running.iter().zip(&cfgs).all(|(c, cfg)| c.is_done(cfg));
-        if let Some(path) = &a.checkpoint {
+        // Every rank holds the same chains (rows) or checkpoints are refused (chains): rank 0
+        // writes.
+        if let (Some(path), true) = (&a.checkpoint, ranks::prints()) {
             if stop || done || lowest(&running).is_multiple_of(a.checkpoint_every.max(1)) {
                 let progress = checkpoint::Progress {
                     finished: &finished,
@@ -673,7 +776,8 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         if stop && !done {
             bar.finish_and_clear();
             let path = a.checkpoint.as_deref().map(Path::display);
-            if a.problem.json {
+            if !ranks::prints() {
+            } else if a.problem.json {
                 super::report::json(
                     &json!({"partial": true, "stopped_after": this_run, "iteration": lowest(&running), "checkpoint": path.map(|d| d.to_string())}),
                 )?;
@@ -685,6 +789,22 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     finished.extend(running.into_iter().zip(&cfgs).map(|(c, cfg)| c.finish(cfg)));
+    if by_chains {
+        // Rank 0 puts every rank's chains back in chain order.
+        match w.gather(&encode_chains(&finished))? {
+            Some(all) => {
+                let per_rank = all
+                    .iter()
+                    .map(|b| decode_chains(b))
+                    .collect::<Result<Vec<_>>>()?;
+                finished = distributed::interleave(per_rank, a.chains)?;
+            }
+            None => return Ok(()),
+        }
+    }
+    if !ranks::prints() {
+        return Ok(());
+    }
     let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
     let (mut rates, mut nan, mut steps, mut eps) = (Vec::new(), 0, 0, Vec::new());
     for (c, chain) in finished.into_iter().enumerate() {
@@ -700,6 +820,11 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         "acceptance_rate_per_chain": rates, "chains": a.chains, "leapfrog_steps": steps,
         "step_size": eps, "trajectory_length": cfg0.trajectory_length, "nan_energies": nan,
         "gradient_evaluations": (a.burn_in + a.samples) * steps * a.chains, "partial": false,
+        "ranks": w.size(), "distribute": match (w.size(), a.distribute) {
+            (1, _) => "none",
+            (_, Distribute::Rows) => "rows",
+            (_, Distribute::Chains) => "chains",
+        },
     });
     if !a.problem.json {
         println!(
@@ -721,6 +846,47 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     )
 }
 
+/// Finished chains as [`distributed::encode`] lists: per chain its summary `[acceptance rate,
+/// non-finite energies, L, ε, samples]`, then its samples.
+fn encode_chains(chains: &[Chain]) -> Vec<u8> {
+    let mut lists = Vec::new();
+    for c in chains {
+        lists.push(vec![
+            c.acceptance_rate,
+            c.nan_energies as f64,
+            c.leapfrog_steps as f64,
+            c.step_size,
+            c.samples.len() as f64,
+        ]);
+        lists.extend(c.samples.iter().cloned());
+    }
+    distributed::encode(&lists)
+}
+
+/// [`encode_chains`]'s chains back.
+fn decode_chains(bytes: &[u8]) -> Result<Vec<Chain>> {
+    let bad = || Error::invalid("ranks", "gathered chains", "a rank sent a malformed chain");
+    let mut lists = distributed::decode(bytes)?.into_iter();
+    let mut out = Vec::new();
+    while let Some(head) = lists.next() {
+        let &[acceptance_rate, nan, steps, step_size, count] = head.as_slice() else {
+            return Err(bad());
+        };
+        let samples: Vec<Vec<f64>> = lists.by_ref().take(count as usize).collect();
+        if samples.len() as f64 != count {
+            return Err(bad());
+        }
+        out.push(Chain {
+            samples,
+            acceptance_rate,
+            nan_energies: nan as usize,
+            leapfrog_steps: steps as usize,
+            step_size,
+        });
+    }
+    Ok(out)
+}
+
 fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
     let members = if method == "sgd" { 1 } else { a.members };
     positive_counts(&[("--members", members)])?;
@@ -728,6 +894,7 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         "lr": a.lr, "epochs": a.epochs, "batch_size": a.batch_size, "members": members,
         "seed": a.problem.seed,
     });
+    let settings_of_members = settings.clone();
     let batching = |seed| Batching {
         batch_size: a.batch_size,
         epochs: a.epochs,
@@ -746,9 +913,12 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
             .saturating_mul(rows_times_parameters(&p)),
         "row-parameter products",
     )?;
+    ranks::start(fingerprint(&p, &settings_of_members))?;
+    let w = ranks::world();
     let start = Instant::now();
     let mut samples = Vec::new();
-    for m in 0..members {
+    // Under MPI, member m trains on rank m mod N; rank 0 gathers them in member order.
+    for m in distributed::round_robin(members, w.rank(), w.size()) {
         let seed = a.problem.seed.wrapping_add(m as u64);
         let b = batching(seed);
         let bar = epoch_bar(
@@ -764,6 +934,19 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
             &mut |t| progress::show(&bar, t),
         )?);
         bar.finish_and_clear();
+        ranks::fail_point("after its first member")?;
+    }
+    if w.size() > 1 {
+        match w.gather(&distributed::encode(&samples))? {
+            Some(all) => {
+                let per_rank = all
+                    .iter()
+                    .map(|b| distributed::decode(b))
+                    .collect::<Result<Vec<_>>>()?;
+                samples = distributed::interleave(per_rank, members)?;
+            }
+            None => return Ok(()),
+        }
     }
     report(
         &a.problem,

@@ -77,6 +77,10 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
     } else {
         None
     };
+    if !crate::ranks::prints() {
+        // Under MPI rank 0 speaks for the job.
+        return Ok(true);
+    }
     if json {
         let gpus = match &probe {
             Ok(g) => serde_json::json!(g.iter().map(|g| serde_json::json!({"ordinal": g.ordinal, "name": g.name, "memory_bytes": g.total_mem, "compute_capability": [g.compute_capability.0, g.compute_capability.1]})).collect::<Vec<_>>()),
@@ -85,6 +89,7 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
         let v = serde_json::json!({
             "cpu": {"model": cpu_model(), "threads": threads},
             "cuda_compiled": compiled,
+            "mpi": crate::ranks::json(),
             "gpus": gpus,
             "gpu_unavailable_reason": probe.as_ref().err(),
             "cuda_driver_version": versions.driver,
@@ -107,6 +112,7 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
             "no"
         }
     );
+    println!("  MPI support compiled in: {}", crate::ranks::describe());
     match &probe {
         Ok(gpus) => {
             for g in gpus {

@@ -20,6 +20,7 @@ pub mod gp;
 pub mod info;
 pub mod ntk;
 pub mod progress;
+pub mod ranks;
 pub mod report;
 pub mod rl;
 pub mod simplex;
@@ -156,9 +157,21 @@ where
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return ranks::finish(usage_error(e)),
     };
     let result = match &cli.command {
+        // Over several MPI ranks only the commands that split their work run.
+        Command::Info(_)
+        | Command::Bayes(bayes::BayesCommand::Hmc(_))
+        | Command::Bayes(bayes::BayesCommand::Sgd(_))
+        | Command::Bayes(bayes::BayesCommand::Ensemble(_)) => Ok(()),
+        _ => ranks::alone(&format!(
+            "keel {}",
+            args.get(1)
+                .map_or(String::new(), |a| a.to_string_lossy().into_owned())
+        )),
+    }
+    .and_then(|()| match &cli.command {
         Command::Simulate(a) => simulate::run(a).map(|()| true),
         Command::Fit(a) => fit::run(a).map(|()| true),
         Command::Info(a) => info::run(a),
@@ -173,12 +186,12 @@ where
         Command::Gan(cmd) => gan::run(cmd).map(|()| true),
         Command::Ntk(cmd) => ntk::run(cmd).map(|()| true),
         Command::Firmware(cmd) => firmware::run(cmd),
-    };
+    });
     let args: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    exit::outcome(result, &args)
+    ranks::finish(exit::outcome(result, &args))
 }
 
 /// Runs a command as [`run`] does, on this thread, and returns the report it gives with

@@ -3,6 +3,7 @@
 //! one line on stderr.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Exit status of a process whose output pipe closed (as if killed by SIGPIPE: 128 + 13).
@@ -25,11 +26,14 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
-    match keel_cli::run(std::env::args_os()) {
+    // Joins the MPI job when a launcher started this process (the guard finalises MPI).
+    let outcome = keel_cli::ranks::init().and_then(|_mpi| keel_cli::run(std::env::args_os()));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("error: {}", f.message);
+                // One write, so that under mpirun no other process's output lands inside it.
+                let _ = std::io::stderr().write_all(format!("error: {}\n", f.message).as_bytes());
             }
             ExitCode::from(f.exit_code)
         }

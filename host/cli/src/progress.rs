@@ -3,10 +3,12 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use keel::progress::Tick;
 
-/// A progress bar over `len` things called `unit` (hidden unless `show`), labelled `prefix`,
+/// A progress bar over `len` things called `unit` (hidden unless `show`, and on MPI ranks other
+/// than 0), labelled `prefix`,
 /// with a message slot, the elapsed time and an estimate of the total.
 pub fn counted_bar(show: bool, len: usize, prefix: String, unit: &str) -> ProgressBar {
-    let bar = if show {
+    // Under MPI only rank 0 draws.
+    let bar = if show && crate::ranks::prints() {
         ProgressBar::new(len as u64)
     } else {
         ProgressBar::hidden()

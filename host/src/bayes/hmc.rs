@@ -32,6 +32,17 @@ pub trait Target {
     fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)>;
     /// The prior on every parameter and the temperature `T` dividing it (`log p_T = log p / T`).
     fn prior(&self) -> (PriorArgs, f64);
+    /// Makes the chain's random choices agree across the processes that evaluate this target
+    /// together (`values`: a momentum, or a Metropolis–Hastings draw with its `log a`): one
+    /// process's values replace the others' ([`crate::distributed::Sharded`]). A target in one
+    /// process leaves them as they are.
+    ///
+    /// # Errors
+    /// Communication failures.
+    fn agree(&self, values: &mut [f64]) -> Result<()> {
+        let _ = values;
+        Ok(())
+    }
 }
 
 /// `log p_T(new) − log p_T(old)` as the sampler computes it: a difference (for a Gaussian prior
@@ -401,9 +412,10 @@ impl ChainState {
 
     /// The iteration's fresh momentum, from the chain's generator.
     fn draw_momentum(&mut self, target: &dyn Target) -> Result<Tensor> {
-        let p0: Vec<f64> = (0..target.dim())
+        let mut p0: Vec<f64> = (0..target.dim())
             .map(|_| standard_normal::<f64, _>(&mut self.rng))
             .collect();
+        target.agree(&mut p0)?;
         flat(target, &p0)
     }
 
@@ -421,7 +433,9 @@ impl ChainState {
             Some((s, p)) => log_acceptance(target, &self.current, p0, s, p)?,
             None => f64::NAN,
         };
-        let u: f64 = uniform(&mut self.rng);
+        let mut decision = [log_a, uniform(&mut self.rng)];
+        target.agree(&mut decision)?;
+        let [log_a, u] = decision;
         let finite = log_a.is_finite() || log_a == f64::INFINITY;
         if !burning && !finite {
             self.nan += 1;

@@ -106,6 +106,31 @@ impl Labels {
 }
 
 impl Split {
+    /// The split with only the training rows `start..end` (a rank's shard for data-parallel
+    /// HMC, [`crate::distributed::shard`]); the test rows and the standardisation are kept.
+    ///
+    /// # Errors
+    /// An empty or out-of-range row range.
+    pub fn training_rows(&self, start: usize, end: usize) -> Result<Split> {
+        let n = self.y_train.len();
+        if start >= end || end > n {
+            return Err(Error::invalid(
+                "training rows",
+                format!("{start}..{end}"),
+                format!("not a non-empty range of the {n} training rows"),
+            ));
+        }
+        let y_train = match &self.y_train {
+            Labels::Classes(l) => Labels::Classes(l[start..end].to_vec()),
+            Labels::Values(v) => Labels::Values(v[start..end].to_vec()),
+        };
+        Ok(Split {
+            x_train: self.x_train[start * self.d..end * self.d].to_vec(),
+            y_train,
+            ..self.clone()
+        })
+    }
+
     /// Splits `data` with a permutation drawn from `seed`, `test_fraction` of the rows for
     /// testing.
     ///
