@@ -776,12 +776,11 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
         if stop && !done {
             bar.finish_and_clear();
             let path = a.checkpoint.as_deref().map(Path::display);
-            if !ranks::prints() {
-            } else if a.problem.json {
+            if ranks::prints() && a.problem.json {
                 super::report::json(
                     &json!({"partial": true, "stopped_after": this_run, "iteration": lowest(&running), "checkpoint": path.map(|d| d.to_string())}),
                 )?;
-            } else if let Some(d) = path {
+            } else if let (Some(d), true) = (path, ranks::prints()) {
                 println!("stopped after {this_run} iterations of the {} chains; continue with --resume --checkpoint {d}", a.chains);
             }
             return Ok(());

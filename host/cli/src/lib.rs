@@ -18,6 +18,8 @@ pub mod fit;
 pub mod gan;
 pub mod gp;
 pub mod info;
+#[cfg(feature = "mpi")]
+pub mod mpi_world;
 pub mod ntk;
 pub mod progress;
 pub mod ranks;

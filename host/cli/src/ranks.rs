@@ -44,7 +44,7 @@ fn launched(vars: &[&str]) -> Option<usize> {
 pub fn world() -> &'static dyn Collective {
     #[cfg(feature = "mpi")]
     if ACTIVE.load(Ordering::Relaxed) {
-        return &keel::distributed::mpi::Mpi;
+        return &crate::mpi_world::Mpi;
     }
     &Single
 }
@@ -60,7 +60,7 @@ pub const COMPILED: bool = cfg!(feature = "mpi");
 /// Keeps MPI initialised; dropping it finalises MPI.
 pub struct Guard {
     #[cfg(feature = "mpi")]
-    _universe: Option<keel::distributed::mpi::Universe>,
+    _universe: Option<crate::mpi_world::Universe>,
 }
 
 /// Joins the job's ranks when a launcher started this process (a build with the `mpi`
@@ -74,7 +74,7 @@ pub fn init() -> std::result::Result<Guard, CliFailure> {
     #[cfg(feature = "mpi")]
     {
         if size > 1 || std::env::var_os("PMIX_RANK").is_some() {
-            let universe = keel::distributed::mpi::Mpi::init();
+            let universe = crate::mpi_world::Mpi::init();
             ACTIVE.store(universe.is_some(), Ordering::Relaxed);
             return Ok(Guard {
                 _universe: universe,
@@ -247,7 +247,7 @@ fn say(message: &str) {
 
 fn abort(code: u8) -> ! {
     #[cfg(feature = "mpi")]
-    keel::distributed::mpi::Mpi::abort(i32::from(code));
+    crate::mpi_world::Mpi::abort(i32::from(code));
     #[cfg(not(feature = "mpi"))]
     std::process::exit(i32::from(code))
 }
@@ -266,7 +266,7 @@ pub fn describe() -> String {
 
 fn library() -> String {
     #[cfg(feature = "mpi")]
-    if let Some(name) = keel::distributed::mpi::Mpi::library() {
+    if let Some(name) = crate::mpi_world::Mpi::library() {
         return format!(" ({name})");
     }
     String::new()

@@ -7,7 +7,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+#[cfg(feature = "mpi")]
+use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::stderr;
@@ -21,6 +23,7 @@ fn digits() -> String {
         .to_string()
 }
 
+#[cfg(feature = "mpi")]
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("keel-mpi-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
