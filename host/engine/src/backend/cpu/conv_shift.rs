@@ -245,9 +245,10 @@ fn grad_task<T: Kernel>(
 }
 
 /// Output channels per block of [`conv2d_weight_grad`].
-const MO: usize = 8;
-/// Patch rows per block of [`conv2d_weight_grad`]: `MO·NR` = 24 accumulators.
-const NR: usize = 3;
+const MO: usize = 4;
+/// Patch rows per block of [`conv2d_weight_grad`]: `MO·NR` = 16 accumulators and `MO + NR`
+/// loaded vectors (blocks of 8·3 and 4·5 measured with accumulators spilled to the stack).
+const NR: usize = 4;
 
 /// One vector of pixels of a [`conv2d_weight_grad`] task.
 pub struct GradVector {
@@ -562,7 +563,7 @@ macro_rules! avx512_kernel {
             sums: &mut [[$t; NR]; MO],
         ) {
             use std::arch::x86_64::*;
-            let mut a = [[$set1(0.0); NR]; MO];
+            let mut a = [$set1(0.0); MO * NR];
             let (px, pg) = (xs.as_ptr(), gy.as_ptr());
             for v in vecs {
                 let keep = ((1u32 << v.count) - 1) as $mask;
@@ -576,13 +577,13 @@ macro_rules! avx512_kernel {
                     // masked lanes are not read.
                     let gv = unsafe { $maskz_loadu(keep, pg.add(v.gy + goff[m])) };
                     for j in 0..NR {
-                        a[m][j] = $fmadd(gv, xv[j], a[m][j]);
+                        a[m * NR + j] = $fmadd(gv, xv[j], a[m * NR + j]);
                     }
                 }
             }
             for m in 0..MO {
                 for j in 0..NR {
-                    sums[m][j] = $reduce(a[m][j]);
+                    sums[m][j] = $reduce(a[m * NR + j]);
                 }
             }
         }
