@@ -3,7 +3,9 @@
 //! patch axis and a transposed convolution a matrix product followed by `col2im`; a CPU
 //! convolution ([`conv2d`]) and its weight gradient ([`conv2d_weight_grad`]) build channels-last
 //! patches for a tile of images at a time in per-thread scratch and multiply them with `gemm`
-//! there. The CUDA kernels in `cuda/conv.cu` compute `im2col` and `col2im` element for element.
+//! there. Stride-1 convolutions with output rows as wide as the input's (a "same" convolution
+//! and its input gradient) take `conv_shift` instead on CPUs with AVX-512F: no patch matrix at
+//! all. The CUDA kernels in `cuda/conv.cu` compute `im2col` and `col2im` element for element.
 
 use rayon::prelude::*;
 
@@ -353,14 +355,19 @@ struct ConvScratch<T> {
 /// (as [`PatchLayout::PatchesChannelsLast`]) into per-thread scratch, multiplied by the
 /// permuted weight with `gemm` on the tile's thread (`[pixels, rows] · [rows, o/groups]`), and
 /// the product transposed into the output's channel planes with the bias added. Tiles run in
-/// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order.
-pub fn conv2d<T: Float>(
+/// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order. Geometries
+/// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX-512F) run
+/// [`conv_shift::conv2d`](super::conv_shift::conv2d) instead.
+pub fn conv2d<T: super::conv_shift::Kernel>(
     x: &[T],
     weight: &[T],
     bias: Option<&[T]>,
     g: &PatchGeom,
     o: usize,
 ) -> Vec<T> {
+    if super::conv_shift::applies(g) {
+        return super::conv_shift::conv2d(x, weight, bias, g, o);
+    }
     let rows = g.rows();
     if rows <= SMALL_ROWS {
         return conv2d_columns(x, weight, bias, g, o);
@@ -447,8 +454,18 @@ pub fn conv2d<T: Float>(
 /// output gradient go to per-thread scratch and `gemm` writes the tile's partial gradient
 /// `gyᵀ · patches` (`[o/groups, rows]`, inner dimension the tile's pixels); the partials are
 /// then summed in tile order (the same result on any number of threads) and permuted from the
-/// patches' `(ki, kj, c)` order to the weight's.
-pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
+/// patches' `(ki, kj, c)` order to the weight's. Geometries
+/// [`conv_shift::applies`](super::conv_shift::applies) to run
+/// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad) instead.
+pub fn conv2d_weight_grad<T: super::conv_shift::Kernel>(
+    x: &[T],
+    gy: &[T],
+    g: &PatchGeom,
+    o: usize,
+) -> Vec<T> {
+    if super::conv_shift::applies(g) {
+        return super::conv_shift::conv2d_weight_grad(x, gy, g, o);
+    }
     let rows = g.rows();
     if rows <= SMALL_ROWS {
         return conv2d_weight_grad_columns(x, gy, g, o);
@@ -520,7 +537,7 @@ pub fn conv2d_weight_grad<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) 
 /// `len` values (in parallel when there are several, one scratch per thread), and returns the
 /// partials summed in tile order into the first `len` values — the same result on any number of
 /// threads. The caller hands the buffer back with `T::give`.
-fn summed_tile_partials<T: Float, S: Default>(
+pub(super) fn summed_tile_partials<T: Float, S: Default>(
     tiles: usize,
     len: usize,
     run: impl Fn(&mut S, (usize, &mut [T])) + Sync + Send,

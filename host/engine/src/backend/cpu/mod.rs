@@ -1,6 +1,7 @@
 //! The CPU backend: contiguous `Vec` buffers (pooled), generic kernels, `gemm` for products.
 
 pub mod conv;
+pub mod conv_shift;
 pub mod float;
 pub mod gemm;
 pub mod hmc;

@@ -1,0 +1,820 @@
+//! Stride-1 convolutions whose output rows are as wide as their input rows (`ow = w`: a
+//! "same"-padded convolution, and its input gradient), computed from shifted copies of the input
+//! planes — no patch matrix, no packing, the output written in its `[n, o, oh, ow]` planes.
+//!
+//! With stride 1 and `ow = w`, output pixel `q = oi·w + oj` of kernel tap `(ki, kj)` reads input
+//! pixel `q + (ki·dh − ph)·w + (kj·dw − pw)`: a fixed offset, except that a column shift wraps
+//! into the neighbouring row. So each image channel is copied `kw` times into per-thread
+//! scratch, shifted by each column tap `kj·dw − pw` (zeros where the shift leaves the row) and
+//! padded with `ph` zero rows above and below. Every tap of every channel is then one
+//! contiguous run of a copy, and
+//! `out[oc, q..q + L] = bias + Σ_(c, ki, kj) w[oc, c, ki, kj] · xs_(c, kj)[ki·dh·w + q..]`,
+//! summed in the weight's `(c, ki, kj)` order. The copies hold `kw` times the image (a patch
+//! matrix `kh·kw` times).
+//!
+//! The kernel keeps an `MR × NV` block of vectors in registers over the whole sum (`MR` output
+//! channels times `NV` vectors of 64 bytes of pixels, `L` lanes each), broadcasting each weight
+//! and reusing each loaded input vector for the `MR` channels: the register blocking of a GEMM
+//! micro-kernel (Goto & van de Geijn, *Anatomy of High-Performance Matrix Multiplication*, ACM
+//! TOMS 2008) over the implicit patch matrix, as in direct convolutions (Zhang, Franchetti &
+//! Low, *High Performance Zero-Memory Overhead Direct Convolutions*, ICML 2018). The block is
+//! written with AVX-512F intrinsics (fused multiply–adds; `f32` and `f64`), so this path runs
+//! only on CPUs with AVX-512F ([`applies`]); elsewhere the convolution takes `conv`'s
+//! patches-and-`gemm` path. Each output is summed in one fixed order, so the result does not
+//! depend on the number of threads.
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use super::conv::PatchGeom;
+use super::float::Float;
+
+/// Whether [`conv2d`] computes the convolution `g`: stride 1, output rows as wide as the
+/// input's, no empty axis, and a CPU with AVX-512F.
+pub fn applies(g: &PatchGeom) -> bool {
+    g.stride == [1, 1] && g.ow == g.w && g.n * g.c * g.oh * g.ow > 0 && avx512()
+}
+
+/// Fused multiply–adds a task should hold at least (rayon's overhead per task is a few µs).
+const TASK_FMAS: usize = 1 << 17;
+/// Bytes of shifted copies a task keeps (its images' `c·kw` copies): within L2.
+const SCRATCH_BYTES: usize = 256 << 10;
+
+/// What every task of one [`conv2d`] shares.
+struct Plan<'a, T> {
+    x: &'a [T],
+    g: &'a PatchGeom,
+    /// Output channels.
+    o: usize,
+    /// The weights of each group's blocks of `mr` output channels, `[groups, blocks, rows, mr]`
+    /// (zeros past the last channel).
+    packed: Vec<T>,
+    /// The bias per output channel (zeros without one).
+    bias: Vec<T>,
+    /// Images per task.
+    nb: usize,
+    /// Elements between two shifted copies (`(h + 2ph)·w` plus a vector of slack).
+    stride: usize,
+    /// Per patch row `(c, ki, kj)` of a group: where its run starts in the task's copies,
+    /// relative to a pixel's offset, for a task of `nb` images.
+    taps: Taps,
+}
+
+/// A 2-D convolution (stride 1, `ow = w`: see [`applies`]) of `x` (`[n, c, h, w]`) with
+/// `weight` (`[o, c/groups, kh, kw]`) plus `bias` (`[o]`), written as `[n, o, oh, ow]`.
+/// Tasks of a few images run in parallel.
+///
+/// # Panics
+/// If `g` does not satisfy [`applies`] or the slices are not the geometry's.
+pub fn conv2d<T: Kernel>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &PatchGeom,
+    o: usize,
+) -> Vec<T> {
+    assert!(applies(g), "conv_shift::conv2d on an unsupported geometry");
+    let (lanes, mr) = (T::LANES, MR);
+    let rows = g.rows();
+    let (groups, cg, og) = (g.groups, g.c / g.groups, o / g.groups);
+    assert_eq!(weight.len(), o * rows, "conv_shift::conv2d weight");
+    let blocks = og.div_ceil(mr);
+    let mut packed = vec![T::ZERO; groups * blocks * rows * mr];
+    for grp in 0..groups {
+        for oc in 0..og {
+            let (blk, m) = (oc / mr, oc % mr);
+            let src = &weight[(grp * og + oc) * rows..][..rows];
+            let dst = &mut packed[(grp * blocks + blk) * rows * mr..][..rows * mr];
+            for (r, &v) in src.iter().enumerate() {
+                dst[r * mr + m] = v;
+            }
+        }
+    }
+    let l = g.oh * g.ow;
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let stride = (g.h + 2 * g.padding[0]) * g.w + lanes;
+    let per_image = cg * kw * stride * std::mem::size_of::<T>();
+    let nb = (NV * lanes)
+        .div_ceil(l)
+        .max(TASK_FMAS.div_ceil(l * rows * og.max(1)))
+        .min((SCRATCH_BYTES / per_image).max(1))
+        .clamp(1, g.n);
+    let mut offs = Vec::with_capacity(rows);
+    for c in 0..cg {
+        for ki in 0..kh {
+            for kj in 0..kw {
+                offs.push((c * kw + kj) * nb * stride + ki * g.dilation[0] * g.w);
+            }
+        }
+    }
+    let plan = Plan {
+        x,
+        g,
+        o,
+        packed,
+        bias: bias.map_or_else(|| vec![T::ZERO; o], <[T]>::to_vec),
+        nb,
+        stride,
+        taps: Taps::new(offs),
+    };
+    let len = g.n * o * l;
+    let mut out = T::take(len);
+    // The tasks write every output straight into the buffer's spare capacity: no zero fill.
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let run = |xs: &mut Vec<T>, (t, dst): (usize, &mut [MaybeUninit<T>])| task(&plan, t, dst, xs);
+    if g.n > nb {
+        spare
+            .par_chunks_mut(nb * o * l)
+            .enumerate()
+            .for_each_init(Vec::new, run);
+    } else {
+        run(&mut Vec::new(), (0, spare));
+    }
+    // SAFETY: `take` returned a buffer with capacity ≥ len, and the tasks wrote each of its
+    // first `len` elements: every image `b` of a task, channel `oc` (the blocks of `MR` cover
+    // each group's `o/groups`) and pixel (the vectors cover `0 .. l`, the last `count` long).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Pixels a [`conv2d_weight_grad`] task reaches at least (whole images): the sum's inner
+/// dimension, long enough that each block's closing horizontal sums cost little.
+const GRAD_PIXELS: usize = 1024;
+
+/// The weight gradient of [`conv2d`] (`ow = w`, stride 1: see [`applies`]):
+/// `gw[oc, c, ki, kj] = Σ_(b, q) gy[b, oc, q] · xs_(c, kj)[b, ki·dh·w + q]` from the image `x`
+/// (`[n, c, h, w]`) and the output gradient `gy` (`[n, o, oh, ow]`), as `[o, c/groups, kh, kw]`.
+///
+/// Tasks of whole images (at least `GRAD_PIXELS` pixels) build their shifted copies and keep
+/// a block of `MO` channels × `NR` patch rows of vector sums in registers over all their
+/// pixels, closed by one horizontal sum each; the tasks' partial gradients are summed in task
+/// order (the same result on any number of threads).
+///
+/// # Panics
+/// If `g` does not satisfy [`applies`] or the slices are not the geometry's.
+pub fn conv2d_weight_grad<T: Kernel>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
+    assert!(
+        applies(g),
+        "conv_shift::conv2d_weight_grad on an unsupported geometry"
+    );
+    let rows = g.rows();
+    let l = g.oh * g.ow;
+    assert_eq!(
+        gy.len(),
+        g.n * o * l,
+        "conv_shift::conv2d_weight_grad output gradient"
+    );
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let cg = g.c / g.groups;
+    let stride = (g.h + 2 * g.padding[0]) * g.w + T::LANES;
+    let per_image = cg * kw * stride * std::mem::size_of::<T>();
+    let nb = GRAD_PIXELS
+        .div_ceil(l)
+        .min((4 * SCRATCH_BYTES / per_image).max(1))
+        .clamp(1, g.n);
+    let tiles = g.n.div_ceil(nb);
+    let offsets = |nb: usize| {
+        let mut offs = Vec::with_capacity(rows);
+        for c in 0..cg {
+            for ki in 0..kh {
+                for kj in 0..kw {
+                    offs.push((c * kw + kj) * nb * stride + ki * g.dilation[0] * g.w);
+                }
+            }
+        }
+        offs
+    };
+    let (full, last) = (offsets(nb), offsets(g.n - (tiles - 1) * nb));
+    let run = |xs: &mut Vec<T>, (t, dst): (usize, &mut [T])| {
+        let b0 = t * nb;
+        let nb_here = nb.min(g.n - b0);
+        let offs = if nb_here == nb { &full } else { &last };
+        grad_task(x, gy, g, o, [b0, nb_here, stride], offs, dst, xs);
+    };
+    let partial = super::conv::summed_tile_partials(tiles, o * rows, run);
+    let mut out = T::take(o * rows);
+    out.extend_from_slice(&partial[..o * rows]);
+    T::give(partial);
+    out
+}
+
+/// One task of [`conv2d_weight_grad`]: the images `b0 .. b0 + nb` into `dst` (`[o, rows]`).
+#[allow(clippy::too_many_arguments)]
+fn grad_task<T: Kernel>(
+    x: &[T],
+    gy: &[T],
+    g: &PatchGeom,
+    o: usize,
+    [b0, nb, stride]: [usize; 3],
+    offs: &[usize],
+    dst: &mut [T],
+    xs: &mut Vec<T>,
+) {
+    let (rows, l) = (g.rows(), g.oh * g.ow);
+    let (cg, og) = (g.c / g.groups, o / g.groups);
+    let per = l.div_ceil(T::LANES);
+    let mut vecs = Vec::with_capacity(nb * per);
+    for b in 0..nb {
+        for q0 in (0..l).step_by(T::LANES) {
+            vecs.push(GradVector {
+                xs: b * stride + q0,
+                gy: (b0 + b) * o * l + q0,
+                count: T::LANES.min(l - q0),
+            });
+        }
+    }
+    let vecs = GradVectors::new(vecs);
+    for grp in 0..g.groups {
+        shifted_copies(x, g, [b0, nb, grp * cg], stride, xs);
+        for oc0 in (0..og).step_by(MO) {
+            let m_here = MO.min(og - oc0);
+            let goff: [usize; MO] =
+                std::array::from_fn(|m| (grp * og + oc0 + m.min(m_here - 1)) * l);
+            for r0 in (0..rows).step_by(NR) {
+                let j_here = NR.min(rows - r0);
+                let roff: [usize; NR] = std::array::from_fn(|j| offs[r0 + j.min(j_here - 1)]);
+                let sums = T::grad_block(xs, gy, &vecs, roff, goff);
+                for (m, row) in sums.iter().enumerate().take(m_here) {
+                    let d = &mut dst[(grp * og + oc0 + m) * rows + r0..][..j_here];
+                    d.copy_from_slice(&row[..j_here]);
+                }
+            }
+        }
+    }
+}
+
+/// Output channels per block of [`conv2d_weight_grad`].
+const MO: usize = 4;
+/// Patch rows per block of [`conv2d_weight_grad`]: `MO·NR` = 16 accumulators and `MO + NR`
+/// loaded vectors (blocks of 8·3 and 4·5 measured with accumulators spilled to the stack).
+const NR: usize = 4;
+
+/// One vector of pixels of a [`conv2d_weight_grad`] task.
+pub struct GradVector {
+    /// Its first element in the task's copies (before a patch row's offset).
+    xs: usize,
+    /// Its first output gradient, of channel 0.
+    gy: usize,
+    /// Its pixels (`LANES` but at the end of an image).
+    count: usize,
+}
+
+/// A task's vectors, with the furthest each reaches.
+pub struct GradVectors {
+    vecs: Vec<GradVector>,
+    /// The largest `xs`.
+    xs_reach: usize,
+    /// The largest `gy + count`.
+    gy_reach: usize,
+    /// The largest `count`.
+    count: usize,
+}
+
+impl GradVectors {
+    fn new(vecs: Vec<GradVector>) -> GradVectors {
+        GradVectors {
+            xs_reach: vecs.iter().map(|v| v.xs).max().unwrap_or(0),
+            gy_reach: vecs.iter().map(|v| v.gy + v.count).max().unwrap_or(0),
+            count: vecs.iter().map(|v| v.count).max().unwrap_or(0),
+            vecs,
+        }
+    }
+}
+
+/// Output channels per register block.
+const MR: usize = 6;
+/// Vectors (64 bytes of pixels each) per register block: `MR·NV` = 24 accumulators of
+/// AVX-512's 32 registers.
+const NV: usize = 4;
+
+/// Whether the CPU runs AVX-512F (the kernel's instructions; checked once by `std`).
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The shifted copies of `nb` images' channels `ch0 .. ch0 + cg` (images `b0 ..` of `x`) into
+/// `xs`, `[cg, kw, nb, stride]`: copy `(c, kj)` of image `b` holds `ph` zero rows, the image's
+/// rows shifted by `s = kj·dw − pw` columns (zeros where that leaves the row), `ph` zero rows and
+/// zero slack. The shift is one copy of the whole plane moved by `s` elements, then zeros over
+/// the `|s|` columns that wrapped into the neighbouring row. The zero rows and slack are written
+/// only when `xs` changes size: every call overwrites each plane's interior and nothing else.
+fn shifted_copies<T: Float>(
+    x: &[T],
+    g: &PatchGeom,
+    [b0, nb, ch0]: [usize; 3],
+    stride: usize,
+    xs: &mut Vec<T>,
+) {
+    let (cg, kw, w) = (g.c / g.groups, g.kernel[1], g.w);
+    let plane = g.h * w;
+    let top = g.padding[0] * w;
+    let len = cg * kw * nb * stride;
+    if xs.len() != len {
+        xs.clear();
+        xs.resize(len, T::ZERO);
+    }
+    for (i, copy) in xs.chunks_exact_mut(stride).enumerate() {
+        let (b, ckj) = (i % nb, i / nb);
+        let (c, kj) = (ckj / kw, ckj % kw);
+        let src = &x[((b0 + b) * g.c + ch0 + c) * plane..][..plane];
+        let dst = &mut copy[top..top + plane];
+        let s = (kj * g.dilation[1]) as isize - g.padding[1] as isize;
+        let k = s.unsigned_abs().min(w);
+        if s >= 0 {
+            // dst[q] = src[q + k]; columns w − k .. w wrapped.
+            dst[..plane - k].copy_from_slice(&src[k..]);
+            for row in dst.chunks_exact_mut(w) {
+                zero_short(&mut row[w - k..]);
+            }
+        } else {
+            // dst[q] = src[q − k]; columns 0 .. k wrapped.
+            dst[k..].copy_from_slice(&src[..plane - k]);
+            for row in dst.chunks_exact_mut(w) {
+                zero_short(&mut row[..k]);
+            }
+        }
+    }
+}
+
+/// Zeros `v`, inline for the one or two values of a 3×3 or 5×5 kernel's wrapped columns (a
+/// `memset` call per row costs more than the row's copy).
+#[inline(always)]
+fn zero_short<T: Float>(v: &mut [T]) {
+    match v.len() {
+        0 => {}
+        1 => v[0] = T::ZERO,
+        2 => v.copy_from_slice(&[T::ZERO; 2]),
+        _ => v.fill(T::ZERO),
+    }
+}
+
+/// One task: the images `t·nb ..` into `dst` (their `[nb, o, l]` outputs).
+fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], xs: &mut Vec<T>) {
+    let g = p.g;
+    let (o, l, rows) = (p.o, g.oh * g.ow, g.rows());
+    let (cg, og) = (g.c / g.groups, p.o / g.groups);
+    let nb = dst.len() / (o * l);
+    let b0 = t * p.nb;
+    let blocks = og.div_ceil(MR);
+    // The task's vectors of `T::LANES` pixels, `per` to an image (the last one partial).
+    let per = l.div_ceil(T::LANES);
+    let nvec = nb * per;
+    // With fewer images than `p.nb` (the last task) the copies are `nb` apart, not `p.nb`.
+    let rescaled: Taps;
+    let taps = if nb == p.nb {
+        &p.taps
+    } else {
+        let span = p.nb * p.stride;
+        rescaled = Taps::new(
+            p.taps
+                .offs
+                .iter()
+                .map(|&off| off / span * nb * p.stride + off % span)
+                .collect(),
+        );
+        &rescaled
+    };
+    for grp in 0..g.groups {
+        shifted_copies(p.x, g, [b0, nb, grp * cg], p.stride, xs);
+        for blk in 0..blocks {
+            let w = &p.packed[(grp * blocks + blk) * rows * MR..][..rows * MR];
+            let oc0 = grp * og + blk * MR;
+            let m_here = MR.min(og - blk * MR);
+            let bias: [T; MR] = std::array::from_fn(|m| p.bias[oc0 + m.min(m_here - 1)]);
+            for v0 in (0..nvec).step_by(NV) {
+                let n_here = NV.min(nvec - v0);
+                // Missing vectors of the last block repeat its last one (computed, not stored).
+                let vecs: [(usize, usize); NV] = std::array::from_fn(|v| {
+                    let i = v0 + v.min(n_here - 1);
+                    (i / per, i % per * T::LANES)
+                });
+                let job = Block {
+                    base: vecs.map(|(b, q0)| b * p.stride + q0),
+                    out: vecs.map(|(b, q0)| (b * o + oc0) * l + q0),
+                    count: vecs.map(|(_, q0)| T::LANES.min(l - q0)),
+                    vectors: n_here,
+                    channels: m_here,
+                    plane: l,
+                };
+                T::block(xs, taps, w, bias, &job, dst);
+            }
+        }
+    }
+}
+
+/// The offsets of a group's patch rows in a task's copies, with their largest.
+pub struct Taps {
+    offs: Vec<usize>,
+    reach: usize,
+}
+
+impl Taps {
+    fn new(offs: Vec<usize>) -> Taps {
+        let reach = offs.iter().max().copied().unwrap_or(0);
+        Taps { offs, reach }
+    }
+}
+
+/// Where one register block reads and writes.
+pub struct Block {
+    /// Each vector's first element in the copies (before a patch row's offset).
+    base: [usize; NV],
+    /// Each vector's first output, of the block's first channel.
+    out: [usize; NV],
+    /// Each vector's pixels (`LANES` but at the end of an image).
+    count: [usize; NV],
+    /// Vectors to write (the rest repeat the last).
+    vectors: usize,
+    /// Channels to write (the rest are padding).
+    channels: usize,
+    /// Elements between two channels' outputs.
+    plane: usize,
+}
+
+/// The register-blocked kernel of [`conv2d`], per element type.
+pub trait Kernel: Float {
+    /// Lanes of a 64-byte vector.
+    const LANES: usize;
+    /// `dst[out[v] + m·plane ..][..count[v]] = bias[m] + Σ_r w[r·MR + m] · xs[base[v] + offs[r]
+    /// ..][..count[v]]` (`offs` the taps' offsets) for the block's channels `m` and vectors `v`,
+    /// each sum in `r` order with fused multiply–adds.
+    ///
+    /// # Panics
+    /// If a run reaches past `xs` or `dst`, `w` is not `offs.len()·MR` long, or the CPU lacks
+    /// AVX-512F.
+    fn block(
+        xs: &[Self],
+        taps: &Taps,
+        w: &[Self],
+        bias: [Self; MR],
+        job: &Block,
+        dst: &mut [MaybeUninit<Self>],
+    );
+
+    /// `sums[m][j] = Σ_v ⟨gy[vecs[v].gy + goff[m] ..][..count], xs[vecs[v].xs + roff[j] ..][..count]⟩`
+    /// (`count` = `vecs[v].count`): the block's `MO` channels by `NR` patch rows, each a
+    /// vector sum over the vectors in order, closed by one horizontal sum.
+    ///
+    /// # Panics
+    /// If a run reaches past `xs` or `gy`, or the CPU lacks AVX-512F.
+    fn grad_block(
+        xs: &[Self],
+        gy: &[Self],
+        vecs: &GradVectors,
+        roff: [usize; NR],
+        goff: [usize; MO],
+    ) -> [[Self; NR]; MO];
+}
+
+/// Checks that a block's loads stay in `xs` (`xs_len`) and its stores in `dst` (`dst_len`).
+fn check_block(job: &Block, reach: usize, lanes: usize, xs_len: usize, dst_len: usize) {
+    assert!(
+        job.vectors <= NV && job.channels <= MR,
+        "conv_shift block size"
+    );
+    for v in 0..NV {
+        assert!(
+            job.base[v] + reach + lanes <= xs_len && job.count[v] <= lanes,
+            "conv_shift block reaches past its copies"
+        );
+    }
+    for v in 0..job.vectors {
+        assert!(
+            job.channels == 0
+                || job.out[v] + (job.channels - 1) * job.plane + job.count[v] <= dst_len,
+            "conv_shift block reaches past its output"
+        );
+    }
+}
+
+macro_rules! avx512_kernel {
+    ($t:ty, $lanes:literal, $avx:ident, $grad:ident, $set1:ident, $loadu:ident, $fmadd:ident,
+     $storeu:ident, $mask_storeu:ident, $maskz_loadu:ident, $reduce:ident, $mask:ty) => {
+        impl Kernel for $t {
+            const LANES: usize = $lanes;
+            fn block(
+                xs: &[$t],
+                taps: &Taps,
+                w: &[$t],
+                bias: [$t; MR],
+                job: &Block,
+                dst: &mut [MaybeUninit<$t>],
+            ) {
+                assert!(avx512(), "conv_shift needs AVX-512F");
+                assert_eq!(w.len(), taps.offs.len() * MR, "conv_shift block weights");
+                check_block(job, taps.reach, $lanes, xs.len(), dst.len());
+                // SAFETY: `$avx` requires AVX-512F, checked above; its loads stay in `xs`
+                // (checked above: every `base[v] + offs[r] + LANES ≤ xs.len()`) and `w` (`MR`
+                // values per entry of `offs`), its stores in `dst` (checked above for the
+                // block's channels and vectors, `count[v]` values each).
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    $avx(xs, &taps.offs, w, bias, job, dst)
+                }
+            }
+
+            fn grad_block(
+                xs: &[$t],
+                gy: &[$t],
+                vecs: &GradVectors,
+                roff: [usize; NR],
+                goff: [usize; MO],
+            ) -> [[$t; NR]; MO] {
+                assert!(avx512(), "conv_shift needs AVX-512F");
+                let (rmax, gmax) = (
+                    roff.iter().max().copied().unwrap_or(0),
+                    goff.iter().max().copied().unwrap_or(0),
+                );
+                assert!(
+                    vecs.xs_reach + rmax + $lanes <= xs.len()
+                        && vecs.gy_reach + gmax <= gy.len()
+                        && vecs.count <= $lanes,
+                    "conv_shift gradient block reaches past its operands"
+                );
+                let mut sums = [[0.0; NR]; MO];
+                // SAFETY: `$grad` requires AVX-512F, checked above; its loads of `xs` reach
+                // `xs + roff[j] + LANES ≤ xs_reach + rmax + LANES ≤ xs.len()` and its masked
+                // loads of `gy` read `count` values up to `gy + count + goff[m] ≤ gy_reach +
+                // gmax ≤ gy.len()` (masked lanes are not accessed), as checked above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    $grad(xs, gy, &vecs.vecs, roff, goff, &mut sums)
+                };
+                sums
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $grad(
+            xs: &[$t],
+            gy: &[$t],
+            vecs: &[GradVector],
+            roff: [usize; NR],
+            goff: [usize; MO],
+            sums: &mut [[$t; NR]; MO],
+        ) {
+            use std::arch::x86_64::*;
+            let mut a = [$set1(0.0); MO * NR];
+            let (px, pg) = (xs.as_ptr(), gy.as_ptr());
+            for v in vecs {
+                let keep = ((1u32 << v.count) - 1) as $mask;
+                let mut xv = [$set1(0.0); NR];
+                for j in 0..NR {
+                    // SAFETY: in `xs`, as the caller checked.
+                    xv[j] = unsafe { $loadu(px.add(v.xs + roff[j])) };
+                }
+                for m in 0..MO {
+                    // SAFETY: the first `count` values are in `gy`, as the caller checked; the
+                    // masked lanes are not read.
+                    let gv = unsafe { $maskz_loadu(keep, pg.add(v.gy + goff[m])) };
+                    for j in 0..NR {
+                        a[m * NR + j] = $fmadd(gv, xv[j], a[m * NR + j]);
+                    }
+                }
+            }
+            for m in 0..MO {
+                for j in 0..NR {
+                    sums[m][j] = $reduce(a[m * NR + j]);
+                }
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx(
+            xs: &[$t],
+            offs: &[usize],
+            w: &[$t],
+            bias: [$t; MR],
+            job: &Block,
+            dst: &mut [MaybeUninit<$t>],
+        ) {
+            use std::arch::x86_64::*;
+            let mut a = [[$set1(0.0); NV]; MR];
+            for m in 0..MR {
+                for v in 0..NV {
+                    a[m][v] = $set1(bias[m]);
+                }
+            }
+            let (px, pw) = (xs.as_ptr(), w.as_ptr());
+            let base = job.base;
+            for (r, &off) in offs.iter().enumerate() {
+                let mut x = [$set1(0.0); NV];
+                for v in 0..NV {
+                    // SAFETY: in `xs`, as the caller checked.
+                    x[v] = unsafe { $loadu(px.add(base[v] + off)) };
+                }
+                for m in 0..MR {
+                    // SAFETY: `r·MR + m < w.len()`, as the caller checked.
+                    let wm = $set1(unsafe { *pw.add(r * MR + m) });
+                    for v in 0..NV {
+                        a[m][v] = $fmadd(wm, x[v], a[m][v]);
+                    }
+                }
+            }
+            let pd = dst.as_mut_ptr().cast::<$t>();
+            for v in 0..job.vectors {
+                for m in 0..job.channels {
+                    // SAFETY: `out[v] + m·plane + count[v] ≤ dst.len()`, as the caller checked;
+                    // a partial vector writes only its first `count[v]` lanes.
+                    unsafe {
+                        let at = pd.add(job.out[v] + m * job.plane);
+                        if job.count[v] == $lanes {
+                            $storeu(at, a[m][v]);
+                        } else {
+                            let keep = ((1u32 << job.count[v]) - 1) as $mask;
+                            $mask_storeu(at, keep, a[m][v]);
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+avx512_kernel!(
+    f32,
+    16,
+    block_f32_avx512,
+    grad_f32_avx512,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps,
+    _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_reduce_add_ps,
+    u16
+);
+avx512_kernel!(
+    f64,
+    8,
+    block_f64_avx512,
+    grad_f64_avx512,
+    _mm512_set1_pd,
+    _mm512_loadu_pd,
+    _mm512_fmadd_pd,
+    _mm512_storeu_pd,
+    _mm512_mask_storeu_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_reduce_add_pd,
+    u8
+);
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::PatchLayout;
+    use super::*;
+
+    /// The geometry of a stride-1 convolution of `[n, c, h, w]`.
+    fn geom(
+        [n, c, h, w]: [usize; 4],
+        groups: usize,
+        kernel: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> PatchGeom {
+        let out = |a: usize| [h, w][a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1);
+        PatchGeom {
+            n,
+            c,
+            h,
+            w,
+            groups,
+            kernel,
+            stride: [1, 1],
+            padding,
+            dilation,
+            oh: out(0),
+            ow: out(1),
+            layout: PatchLayout::PatchesChannelsLast,
+        }
+    }
+
+    /// The input pixel of output `(oi, oj)` at tap `(ki, kj)`, or `None` in the padding.
+    fn source(g: &PatchGeom, [oi, oj, ki, kj]: [usize; 4]) -> Option<usize> {
+        let r = (oi + ki * g.dilation[0]).checked_sub(g.padding[0])?;
+        let s = (oj + kj * g.dilation[1]).checked_sub(g.padding[1])?;
+        (r < g.h && s < g.w).then_some(r * g.w + s)
+    }
+
+    /// The convolution and its weight gradient by the definition, in `f64`.
+    fn naive(x: &[f64], w: &[f64], b: &[f64], gy: &[f64], g: &PatchGeom) -> [Vec<f64>; 2] {
+        let o = b.len();
+        let (cg, og) = (g.c / g.groups, o / g.groups);
+        let [kh, kw] = g.kernel;
+        let (plane, l) = (g.h * g.w, g.oh * g.ow);
+        let mut y = vec![0.0; g.n * o * l];
+        let mut gw = vec![0.0; w.len()];
+        for bi in 0..g.n {
+            for oc in 0..o {
+                for oi in 0..g.oh {
+                    for oj in 0..g.ow {
+                        let q = (bi * o + oc) * l + oi * g.ow + oj;
+                        y[q] = b[oc];
+                        for c in 0..cg {
+                            let ch = oc / og * cg + c;
+                            for ki in 0..kh {
+                                for kj in 0..kw {
+                                    if let Some(p) = source(g, [oi, oj, ki, kj]) {
+                                        let wi = ((oc * cg + c) * kh + ki) * kw + kj;
+                                        let xv = x[(bi * g.c + ch) * plane + p];
+                                        y[q] += w[wi] * xv;
+                                        gw[wi] += gy[q] * xv;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, gw]
+    }
+
+    fn wave(len: usize, f: f64) -> Vec<f64> {
+        (0..len).map(|k| (f * k as f64 + 0.3).sin()).collect()
+    }
+
+    /// Checks both kernels against [`naive`] in `f64` (to 1e-12 relative) and `f32` (1e-5).
+    fn check(g: PatchGeom, o: usize) {
+        if !avx512() {
+            eprintln!("conv_shift tests skipped: no AVX-512F on this CPU");
+            return;
+        }
+        assert!(applies(&g), "{g:?}");
+        let rows = g.rows();
+        let x = wave(g.image_len(), 0.37);
+        let w = wave(o * rows, 0.91);
+        let b = wave(o, 1.3);
+        let gy = wave(g.n * o * g.oh * g.ow, 0.11);
+        let [y, gw] = naive(&x, &w, &b, &gy, &g);
+        let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
+            assert_eq!(got.len(), want.len(), "{what}");
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (i, (a, e)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (a - e).abs() <= tol * scale,
+                    "{what}[{i}]: {a} vs {e} ({g:?})"
+                );
+            }
+        };
+        close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
+        close(
+            &conv2d_weight_grad(&x, &gy, &g, o),
+            &gw,
+            1e-12,
+            "f64 weight grad",
+        );
+        let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let up = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+        let (xf, wf, bf, gyf) = (f(&x), f(&w), f(&b), f(&gy));
+        close(
+            &up(conv2d(&xf, &wf, Some(&bf), &g, o)),
+            &y,
+            1e-5,
+            "f32 conv2d",
+        );
+        close(
+            &up(conv2d_weight_grad(&xf, &gyf, &g, o)),
+            &gw,
+            1e-5,
+            "f32 weight grad",
+        );
+        // Without a bias: the sums alone.
+        let zero = vec![0.0; o];
+        let [y0, _] = naive(&x, &w, &zero, &gy, &g);
+        close(
+            &conv2d(&x, &w, None, &g, o),
+            &y0,
+            1e-12,
+            "f64 conv2d without bias",
+        );
+    }
+
+    #[test]
+    fn same_convolutions_match_the_definition_on_odd_sizes() {
+        // Partial vectors (7·6 = 42 pixels), a last task with fewer images, channel blocks
+        // with padding (7 of 6 + 1), and a batch larger than one task.
+        check(geom([3, 5, 7, 6], 1, [3, 3], [1, 1], [1, 1]), 7);
+        check(geom([37, 5, 7, 6], 1, [3, 3], [1, 1], [1, 1]), 13);
+        // A first layer (one channel), 1×1 and 5×3 kernels, dilation, rows without padding.
+        check(geom([9, 1, 8, 8], 1, [3, 3], [1, 1], [1, 1]), 32);
+        check(geom([4, 6, 5, 5], 1, [1, 1], [0, 0], [1, 1]), 9);
+        check(geom([2, 3, 9, 7], 1, [5, 3], [2, 1], [1, 1]), 4);
+        check(geom([2, 3, 9, 7], 1, [3, 3], [2, 2], [2, 2]), 5);
+        check(geom([3, 4, 6, 5], 1, [3, 3], [0, 1], [1, 1]), 6);
+        // Groups, and images one vector wide (4×4).
+        check(geom([5, 6, 6, 3], 3, [3, 3], [1, 1], [1, 1]), 9);
+        check(geom([11, 8, 4, 4], 2, [3, 3], [1, 1], [1, 1]), 10);
+    }
+}
