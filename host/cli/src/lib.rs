@@ -169,8 +169,13 @@ where
         | Command::Bayes(bayes::BayesCommand::Ensemble(_)) => Ok(()),
         _ => ranks::alone(&format!(
             "keel {}",
-            args.get(1)
-                .map_or(String::new(), |a| a.to_string_lossy().into_owned())
+            args.iter()
+                .skip(1)
+                .take(2)
+                .map(|a| a.to_string_lossy())
+                .take_while(|a| !a.starts_with('-'))
+                .collect::<Vec<_>>()
+                .join(" ")
         )),
     }
     .and_then(|()| match &cli.command {
