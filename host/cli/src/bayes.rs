@@ -845,6 +845,41 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     )
 }
 
+/// Every rank's runs (rank r holding runs `r, r + N, …` of `items`, each a list of parameter
+/// vectors) on rank 0, in run order; `None` on the other ranks. Alone, the runs as they are.
+fn gather_runs(runs: Vec<Vec<Vec<f64>>>, items: usize) -> Result<Option<Vec<Vec<Vec<f64>>>>> {
+    let w = ranks::world();
+    if w.size() == 1 {
+        return Ok(Some(runs));
+    }
+    let mut lists = Vec::new();
+    for r in runs {
+        lists.push(vec![r.len() as f64]);
+        lists.extend(r);
+    }
+    let Some(all) = w.gather(&distributed::encode(&lists))? else {
+        return Ok(None);
+    };
+    let bad = || Error::invalid("ranks", "gathered runs", "a rank sent a malformed run");
+    let mut per_rank = Vec::with_capacity(all.len());
+    for bytes in &all {
+        let mut lists = distributed::decode(bytes)?.into_iter();
+        let mut rank_runs = Vec::new();
+        while let Some(head) = lists.next() {
+            let &[count] = head.as_slice() else {
+                return Err(bad());
+            };
+            let run: Vec<Vec<f64>> = lists.by_ref().take(count as usize).collect();
+            if run.len() as f64 != count {
+                return Err(bad());
+            }
+            rank_runs.push(run);
+        }
+        per_rank.push(rank_runs);
+    }
+    Ok(Some(distributed::interleave(per_rank, items)?))
+}
+
 /// Finished chains as [`distributed::encode`] lists: per chain its summary `[acceptance rate,
 /// non-finite energies, L, ε, samples]`, then its samples.
 fn encode_chains(chains: &[Chain]) -> Vec<u8> {
@@ -992,6 +1027,7 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
         epochs: a.epochs,
         seed,
     };
+    let settings_of_chains = settings.clone();
     let p = problem(&a.problem, method, settings, |rows| {
         cfg.check(a.epochs)?;
         batching(0).check(rows)
@@ -1011,9 +1047,12 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
             .saturating_mul(rows_times_parameters(&p)),
         "row-parameter products",
     )?;
+    ranks::start(fingerprint(&p, &settings_of_chains))?;
+    let w = ranks::world();
     let start = Instant::now();
-    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
-    for c in 0..a.chains {
+    // Under MPI, chain c runs on rank c mod N; rank 0 gathers them in chain order.
+    let mut runs = Vec::new();
+    for c in distributed::round_robin(a.chains, w.rank(), w.size()) {
         let seed = a.problem.seed.wrapping_add(c as u64);
         let b = batching(seed);
         let bar = epoch_bar(
@@ -1025,6 +1064,14 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
             progress::show(&bar, t)
         })?;
         bar.finish_and_clear();
+        runs.push(s);
+        ranks::fail_point("after its first chain")?;
+    }
+    let Some(runs) = gather_runs(runs, a.chains)? else {
+        return Ok(());
+    };
+    let (mut samples, mut chain_of) = (Vec::new(), Vec::new());
+    for (c, s) in runs.into_iter().enumerate() {
         chain_of.extend(std::iter::repeat_n(c, s.len()));
         samples.extend(s);
     }

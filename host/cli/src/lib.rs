@@ -166,7 +166,9 @@ where
         Command::Info(_)
         | Command::Bayes(bayes::BayesCommand::Hmc(_))
         | Command::Bayes(bayes::BayesCommand::Sgd(_))
-        | Command::Bayes(bayes::BayesCommand::Ensemble(_)) => Ok(()),
+        | Command::Bayes(bayes::BayesCommand::Ensemble(_))
+        | Command::Bayes(bayes::BayesCommand::Sgld(_))
+        | Command::Bayes(bayes::BayesCommand::Sghmc(_)) => Ok(()),
         _ => ranks::alone(&format!(
             "keel {}",
             args.iter()

@@ -198,7 +198,7 @@ pub fn alone(command: &str) -> Result<()> {
         return Err(Error::invalid(
             "mpirun -np",
             size,
-            format!("{command} runs as one process; over MPI ranks Keel splits keel bayes hmc (rows or chains) and keel bayes ensemble/sgd members"),
+            format!("{command} runs as one process; over MPI ranks Keel splits keel bayes hmc (rows or chains), the members of keel bayes ensemble and sgd, and the chains of keel bayes sgld and sghmc"),
         ));
     }
     Ok(())

@@ -7,9 +7,9 @@
 
 mod common;
 
+use std::path::Path;
 #[cfg(feature = "mpi")]
 use std::path::PathBuf;
-use std::path::Path;
 use std::process::{Command, Output};
 
 use common::stderr;
@@ -230,6 +230,50 @@ fn ensemble_members_over_ranks_gather_into_the_same_file() {
             "np {np}: the gathered members differ from the single process's"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SGLD chains over 2 ranks, gathered on rank 0: the single process's file.
+#[cfg(feature = "mpi")]
+#[test]
+fn sgld_chains_over_ranks_gather_into_the_same_file() {
+    let dir = scratch("sgld");
+    let data = digits();
+    let run = |np: Option<usize>, file: &str| {
+        let out = dir.join(file);
+        let out_s = out.display().to_string();
+        let args = [
+            "bayes",
+            "sgld",
+            "--data",
+            &data,
+            "--model",
+            "mlp:16",
+            "--lr",
+            "1e-4",
+            "--epochs",
+            "6",
+            "--burn-in",
+            "2",
+            "--sample-every",
+            "2",
+            "--chains",
+            "3",
+            "--save-samples",
+            &out_s,
+            "--json",
+            "--quiet",
+        ];
+        let r = json(&keel_on(np, &args, &[]));
+        (r, std::fs::read(&out).unwrap())
+    };
+    let (r1, one) = run(None, "one.safetensors");
+    let (r2, two) = run(Some(2), "two.safetensors");
+    assert_eq!(r1["n_samples"], r2["n_samples"]);
+    assert!(
+        one == two,
+        "the gathered chains differ from the single process's"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
