@@ -143,7 +143,8 @@ fn exchange(status: u8, message: &str, fingerprint: u64) -> Result<Option<CliFai
 }
 
 /// Agrees with the other ranks to start the run: each brings the `fingerprint` of its data and
-/// settings. On one process it does nothing.
+/// settings, combined here with its command line (every rank must be given the same). On one
+/// process it does nothing.
 ///
 /// # Errors
 /// Another rank failed before starting, or holds other data (the outcome every rank ends with
@@ -152,7 +153,14 @@ pub fn start(fingerprint: u64) -> Result<()> {
     if world().size() == 1 {
         return Ok(());
     }
-    match exchange(0, "", fingerprint)? {
+    // The command line too: ranks given other flags (a different --stop-after, say) would leave
+    // each other waiting.
+    let mut line = fingerprint.to_le_bytes().to_vec();
+    for a in std::env::args_os() {
+        line.extend(a.as_encoded_bytes());
+        line.push(0);
+    }
+    match exchange(0, "", keel::distributed::fingerprint(&line))? {
         None => {
             STARTED.store(true, Ordering::Relaxed);
             Ok(())

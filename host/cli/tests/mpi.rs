@@ -319,33 +319,52 @@ fn bad_input_over_ranks_is_one_line_from_rank_0() {
         assert!(o.stdout.is_empty());
         assert!(!out.exists());
     };
-    // A rank whose data differs from rank 0's (an edited copy), by MPMD launch.
-    let edited = dir.join("edited.csv");
+    // A rank whose data differs from rank 0's: the same command line, run from two folders whose
+    // `d.csv` differ in one value (MPMD launch, `-wdir`).
+    let (here, there) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&there).unwrap();
     let text = std::fs::read_to_string(&data).unwrap();
+    std::fs::write(here.join("d.csv"), &text).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines[5] = lines[5].replacen('0', "1", 1);
-    std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
-    let edited_s = edited.display().to_string();
-    let args_for = |file: &str| {
-        let mut a: Vec<String> = HMC.iter().map(|s| s.to_string()).collect();
-        a.extend(["--data", file, "--save-samples", &out_s, "--device", "cpu"].map(String::from));
-        a
+    std::fs::write(there.join("d.csv"), lines.join("\n") + "\n").unwrap();
+    let mut args: Vec<&str> = HMC.to_vec();
+    args.extend([
+        "--data",
+        "d.csv",
+        "--save-samples",
+        &out_s,
+        "--device",
+        "cpu",
+    ]);
+    let mpmd = |rank1_extra: &[&str]| {
+        let mut c = Command::new("timeout");
+        c.args(["120", "mpirun", "--allow-run-as-root", "--oversubscribe"]);
+        c.arg("-np")
+            .arg("1")
+            .arg("-wdir")
+            .arg(&here)
+            .arg(KEEL)
+            .args(&args);
+        c.arg(":")
+            .arg("-np")
+            .arg("1")
+            .arg("-wdir")
+            .arg(&there)
+            .arg(KEEL)
+            .args(&args);
+        c.args(rank1_extra);
+        c.output().unwrap()
     };
-    let (a0, a1) = (args_for(&data), args_for(&edited_s));
-    let mut c = Command::new("timeout");
-    c.args([
-        "120",
-        "mpirun",
-        "--allow-run-as-root",
-        "--oversubscribe",
-        "-np",
-        "1",
-        KEEL,
-    ])
-    .args(&a0)
-    .args([":", "-np", "1", KEEL])
-    .args(&a1);
-    expect(c.output().unwrap(), &["rank 1 of 2", "other data"]);
+    expect(mpmd(&[]), &["rank 1 of 2", "other data"]);
+    // The same data but another flag on rank 1 (harmless here; another --stop-after would leave
+    // rank 0 waiting): refused too.
+    std::fs::write(there.join("d.csv"), &text).unwrap();
+    expect(
+        mpmd(&["--checkpoint-every", "5"]),
+        &["rank 1 of 2", "every flag"],
+    );
     // More ranks than training rows.
     let tiny = dir.join("tiny.csv");
     std::fs::write(&tiny, "a,b,y\n1,2,0.5\n2,1,0.1\n3,3,0.9\n4,0,0.3\n").unwrap();
