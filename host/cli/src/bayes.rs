@@ -480,6 +480,16 @@ fn problem_on(
         ));
     }
     let split = Split::new(&data, a.test_fraction, a.split_seed)?;
+    if split.y_test.is_empty() {
+        return Err(Error::invalid(
+            "--test-fraction",
+            a.test_fraction,
+            format!(
+                "leaves no test rows of the {} rows: the test metrics would be empty; raise it or give more rows",
+                data.rows()
+            ),
+        ));
+    }
     stochastic::positive("--temperature", a.temperature)?;
     validate(split.y_train.len())?;
     let w = ranks::world();

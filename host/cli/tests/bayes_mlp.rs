@@ -782,3 +782,27 @@ fn hmc_resumes_from_checkpoints_exactly() {
         &["--adapt-speed"],
     );
 }
+
+/// A split that leaves no test rows is refused (its test metrics would be empty, not zero).
+#[test]
+fn a_split_without_test_rows_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.csv");
+    std::fs::write(&tiny, "a,b,y\n1,2,0.5\n2,1,0.1\n3,3,0.9\n4,0,0.3\n").unwrap();
+    let tiny = tiny.to_str().unwrap();
+    common::rejects(
+        &[
+            "bayes",
+            "hmc",
+            "--data",
+            tiny,
+            "--likelihood",
+            "gaussian",
+            "--model",
+            "mlp:4",
+            "--step-size",
+            "1e-3",
+        ],
+        &["--test-fraction", "no test rows"],
+    );
+}

@@ -365,9 +365,13 @@ fn bad_input_over_ranks_is_one_line_from_rank_0() {
         mpmd(&["--checkpoint-every", "5"]),
         &["rank 1 of 2", "every flag"],
     );
-    // More ranks than training rows.
+    // More ranks than training rows (5 rows: 1 for testing, 4 for training).
     let tiny = dir.join("tiny.csv");
-    std::fs::write(&tiny, "a,b,y\n1,2,0.5\n2,1,0.1\n3,3,0.9\n4,0,0.3\n").unwrap();
+    std::fs::write(
+        &tiny,
+        "a,b,y\n1,2,0.5\n2,1,0.1\n3,3,0.9\n4,0,0.3\n0,4,0.7\n",
+    )
+    .unwrap();
     let tiny_s = tiny.display().to_string();
     let args = [
         "bayes",
