@@ -799,17 +799,13 @@ fn hmc_mlp(a: &HmcArgs) -> Result<()> {
     bar.finish_and_clear();
     finished.extend(running.into_iter().zip(&cfgs).map(|(c, cfg)| c.finish(cfg)));
     if by_chains {
-        // Rank 0 puts every rank's chains back in chain order.
-        match w.gather(&encode_chains(&finished))? {
-            Some(all) => {
-                let per_rank = all
-                    .iter()
-                    .map(|b| decode_chains(b))
-                    .collect::<Result<Vec<_>>>()?;
-                finished = distributed::interleave(per_rank, a.chains)?;
-            }
-            None => return Ok(()),
-        }
+        // Rank 0 puts every rank's chains back in chain order: each a run of its summary and
+        // its samples.
+        let runs = finished.into_iter().map(chain_run).collect();
+        let Some(runs) = gather_runs(runs, a.chains)? else {
+            return Ok(());
+        };
+        finished = runs.into_iter().map(run_chain).collect::<Result<_>>()?;
     }
     if !ranks::prints() {
         return Ok(());
@@ -890,45 +886,35 @@ fn gather_runs(runs: Vec<Vec<Vec<f64>>>, items: usize) -> Result<Option<Vec<Vec<
     Ok(Some(distributed::interleave(per_rank, items)?))
 }
 
-/// Finished chains as [`distributed::encode`] lists: per chain its summary `[acceptance rate,
-/// non-finite energies, L, ε, samples]`, then its samples.
-fn encode_chains(chains: &[Chain]) -> Vec<u8> {
-    let mut lists = Vec::new();
-    for c in chains {
-        lists.push(vec![
-            c.acceptance_rate,
-            c.nan_energies as f64,
-            c.leapfrog_steps as f64,
-            c.step_size,
-            c.samples.len() as f64,
-        ]);
-        lists.extend(c.samples.iter().cloned());
-    }
-    distributed::encode(&lists)
+/// A finished chain as a run for [`gather_runs`]: its summary `[acceptance rate, non-finite
+/// energies, L, ε]`, then its samples.
+fn chain_run(c: Chain) -> Vec<Vec<f64>> {
+    let summary = vec![
+        c.acceptance_rate,
+        c.nan_energies as f64,
+        c.leapfrog_steps as f64,
+        c.step_size,
+    ];
+    std::iter::once(summary).chain(c.samples).collect()
 }
 
-/// [`encode_chains`]'s chains back.
-fn decode_chains(bytes: &[u8]) -> Result<Vec<Chain>> {
-    let bad = || Error::invalid("ranks", "gathered chains", "a rank sent a malformed chain");
-    let mut lists = distributed::decode(bytes)?.into_iter();
-    let mut out = Vec::new();
-    while let Some(head) = lists.next() {
-        let &[acceptance_rate, nan, steps, step_size, count] = head.as_slice() else {
-            return Err(bad());
-        };
-        let samples: Vec<Vec<f64>> = lists.by_ref().take(count as usize).collect();
-        if samples.len() as f64 != count {
-            return Err(bad());
-        }
-        out.push(Chain {
-            samples,
-            acceptance_rate,
-            nan_energies: nan as usize,
-            leapfrog_steps: steps as usize,
-            step_size,
-        });
-    }
-    Ok(out)
+/// [`chain_run`]'s chain back.
+fn run_chain(run: Vec<Vec<f64>>) -> Result<Chain> {
+    let mut run = run.into_iter();
+    let Some(&[acceptance_rate, nan, steps, step_size]) = run.next().as_deref() else {
+        return Err(Error::invalid(
+            "ranks",
+            "gathered chains",
+            "a rank sent a malformed chain",
+        ));
+    };
+    Ok(Chain {
+        samples: run.collect(),
+        acceptance_rate,
+        nan_energies: nan as usize,
+        leapfrog_steps: steps as usize,
+        step_size,
+    })
 }
 
 fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
@@ -980,18 +966,11 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         bar.finish_and_clear();
         ranks::fail_point("after its first member")?;
     }
-    if w.size() > 1 {
-        match w.gather(&distributed::encode(&samples))? {
-            Some(all) => {
-                let per_rank = all
-                    .iter()
-                    .map(|b| distributed::decode(b))
-                    .collect::<Result<Vec<_>>>()?;
-                samples = distributed::interleave(per_rank, members)?;
-            }
-            None => return Ok(()),
-        }
-    }
+    // Each member is a run of one parameter vector.
+    let Some(runs) = gather_runs(samples.into_iter().map(|s| vec![s]).collect(), members)? else {
+        return Ok(());
+    };
+    let samples: Vec<Vec<f64>> = runs.into_iter().flatten().collect();
     report(
         &a.problem,
         &p,
