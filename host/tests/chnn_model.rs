@@ -240,17 +240,17 @@ fn spd_solve_solves_batches() {
 
 #[test]
 fn the_hnn_field_is_hamiltons_equations_of_its_h() {
-    use keel::chnn::angles::Chain;
+    use keel::chnn::coords::Coords;
     use keel::chnn::model::Hnn;
     let p3 = ChainPendulum::<f64, 3>::paper().unwrap();
     let graph = Graph::of(p3.mechanics());
     let z0 = vec![
         0.0, -1.1, 0.0, -2.0, 0.0, -3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
     ];
-    let chain = Chain::of(&graph, &z0).unwrap();
+    let coords = Coords::of(&graph, &z0).unwrap();
     let mut params = Params::new();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
-    let net = Hnn::new(&mut params, chain, 24, 2, DType::F64, &mut rng).unwrap();
+    let net = Hnn::new(&mut params, coords, 24, 2, DType::F64, &mut rng).unwrap();
     let b = 5;
     let mut draw = |scale: f64| -> Tensor {
         let v: Vec<f64> = (0..b * 3)
@@ -295,4 +295,157 @@ fn the_hnn_field_is_hamiltons_equations_of_its_h() {
         .to_vec_f64()
         .unwrap();
     close(&back, &p.to_vec_f64().unwrap(), "M M⁻¹ p = p");
+}
+
+/// A free rigid body's coordinates: three Euler angles and the centre of mass (angles embedded
+/// as `(cos, sin)`, lengths as they are).
+fn rotor_coords() -> keel::chnn::coords::Coords {
+    use keel::chnn::coords::Coords;
+    let rotor = keel_core::dynamics::systems::Rotor::<f64>::paper().unwrap();
+    let graph = Graph::of(rotor.mechanics());
+    let z0 =
+        rotor.velocity_state_from_com_euler([0.1, 0.0, 0.2], [0.0; 3], [0.3, 1.0, -0.4], [0.0; 3]);
+    let z0: Vec<f64> = z0
+        .x()
+        .as_flattened()
+        .iter()
+        .chain(z0.p().as_flattened())
+        .copied()
+        .collect();
+    let c = Coords::of(&graph, &z0).unwrap();
+    assert_eq!((c.dof(), c.angles()), (6, 3));
+    c
+}
+
+/// Standard-normal `[b, n]` variables scaled by `scale`.
+fn draws(rng: &mut Xoshiro256PlusPlus, b: usize, n: usize, scale: f64) -> Tensor {
+    let v: Vec<f64> = (0..b * n)
+        .map(|_| scale * standard_normal::<f64, _>(rng))
+        .collect();
+    Tensor::from_f64s(&v, &[b, n], DType::F64)
+        .unwrap()
+        .variable()
+}
+
+#[test]
+fn the_hnn_field_with_lengths_among_its_coordinates_is_hamiltons_equations() {
+    use keel::chnn::model::{embed, Hnn};
+    let mut params = Params::new();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+    let net = Hnn::new(&mut params, rotor_coords(), 16, 2, DType::F64, &mut rng).unwrap();
+    let (b, n) = (4, 6);
+    let (q, p) = (draws(&mut rng, b, n, 1.5), draws(&mut rng, b, n, 1.0));
+    let minv = net.inverse_mass(&params, &q).unwrap();
+    let pc = p.reshape(&[b, n, 1]).unwrap();
+    let t = pc
+        .matmul_t(&minv.matmul(&pc).unwrap(), true, false)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .mul_scalar(0.5)
+        .unwrap();
+    let v = net
+        .potential
+        .forward(&params, &embed(&q, 3).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let h = t.add(&v).unwrap();
+    let g = grad(&[&h], &[None], &[&q], false).unwrap();
+    let minus_dq: Vec<f64> = g[0]
+        .clone()
+        .unwrap()
+        .to_vec_f64()
+        .unwrap()
+        .iter()
+        .map(|v| -v)
+        .collect();
+    let (_, pdot) = net.vector_field(&params, &q, &p).unwrap();
+    assert!(minus_dq[3..6].iter().any(|v| v.abs() > 1e-3));
+    close(&pdot.to_vec_f64().unwrap(), &minus_dq, "ṗ = −∂H/∂q");
+}
+
+/// DeLaN's `q̈` against the Euler–Lagrange equations of its own `L = ½q̇ᵀM(q)q̇ − V(q)`, every
+/// derivative by reverse mode: with `p = ∂L/∂q̇`, `(∂p/∂q̇) q̈ + (∂p/∂q) q̇ = ∂L/∂q`. The rows
+/// of `∂p/∂q̇` and `∂p/∂q` come from differentiating each component of `p` again.
+fn check_delan(coords: keel::chnn::coords::Coords, seed: u64) {
+    use keel::chnn::model::Delan;
+    let mut params = Params::new();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let n = coords.dof();
+    let net = Delan::new(&mut params, coords, 16, 2, DType::F64, &mut rng).unwrap();
+    let b = 3;
+    let (q, dq) = (draws(&mut rng, b, n, 1.5), draws(&mut rng, b, n, 1.0));
+    let m = net.mass(&params, &q).unwrap();
+    let qc = dq.reshape(&[b, n, 1]).unwrap();
+    let lag = qc
+        .matmul_t(&m.matmul(&qc).unwrap(), true, false)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .mul_scalar(0.5)
+        .unwrap()
+        .sub(&net.potential(&params, &q).unwrap().sum_all().unwrap())
+        .unwrap();
+    let g = grad(&[&lag], &[None], &[&q, &dq], true).unwrap();
+    let (dl_dq, p) = (g[0].clone().unwrap(), g[1].clone().unwrap());
+    // Rows i of ∂p/∂q̇ and ∂p/∂q, for every batch element at once (they are independent).
+    let mut m_rows = Vec::new();
+    let mut c_rows = Vec::new();
+    for i in 0..n {
+        let pi = p.narrow(1, i, 1).unwrap().sum_all().unwrap();
+        let gi = grad(&[&pi], &[None], &[&dq, &q], false).unwrap();
+        m_rows.push(gi[0].clone().unwrap().to_vec_f64().unwrap());
+        c_rows.push(gi[1].clone().unwrap().to_vec_f64().unwrap());
+    }
+    let (_, ddq) = net.vector_field(&params, &q, &dq).unwrap();
+    let ddq = ddq.to_vec_f64().unwrap();
+    let (dq_v, dl) = (dq.to_vec_f64().unwrap(), dl_dq.to_vec_f64().unwrap());
+    let m_v = m.to_vec_f64().unwrap();
+    let (mut lhs, mut rhs) = (Vec::new(), Vec::new());
+    for k in 0..b {
+        for i in 0..n {
+            let mut acc = 0.0;
+            for j in 0..n {
+                // The reverse-mode Hessian ∂p/∂q̇ is the network's M.
+                let mij = m_rows[i][k * n + j];
+                assert!((mij - m_v[(k * n + i) * n + j]).abs() < 1e-10);
+                acc += mij * ddq[k * n + j] + c_rows[i][k * n + j] * dq_v[k * n + j];
+            }
+            lhs.push(acc);
+            rhs.push(dl[k * n + i]);
+        }
+    }
+    assert!(ddq.iter().any(|v| v.abs() > 1e-2));
+    close(&lhs, &rhs, "d/dt ∂L/∂q̇ = ∂L/∂q");
+    // M(q) is symmetric positive definite by construction: its Cholesky pivots are positive.
+    for k in 0..b {
+        let a: Vec<f64> = m_v[k * n * n..(k + 1) * n * n].to_vec();
+        for i in 0..n {
+            assert!((a[i * n + (i + 1) % n] - a[((i + 1) % n) * n + i]).abs() < 1e-14);
+        }
+        let mut l = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                let s: f64 =
+                    a[i * n + j] - (0..j).map(|t| l[i * n + t] * l[j * n + t]).sum::<f64>();
+                if i == j {
+                    assert!(s > 0.0, "pivot {i} of M is {s}");
+                    l[i * n + i] = s.sqrt();
+                } else {
+                    l[i * n + j] = s / l[j * n + j];
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_delan_acceleration_solves_the_euler_lagrange_equations_of_its_lagrangian() {
+    use keel::chnn::coords::Coords;
+    let p2 = ChainPendulum::<f64, 2>::paper().unwrap();
+    let graph = Graph::of(p2.mechanics());
+    let z0 = vec![0.0, -1.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0];
+    check_delan(Coords::of(&graph, &z0).unwrap(), 11);
+    check_delan(rotor_coords(), 12);
 }

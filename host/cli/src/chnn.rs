@@ -54,6 +54,7 @@ enum ModelArg {
     Clnn,
     Node,
     Hnn,
+    Delan,
 }
 
 super::values::display_as_typed!(SystemArg, ModelArg);
@@ -66,9 +67,9 @@ pub struct TrainArgs {
     /// Links of the chain pendulum / bobs of the coupled pendulum.
     #[arg(long)]
     links: Option<usize>,
-    /// chnn or clnn (Cartesian coordinates, explicit constraints), or the baselines in angle
-    /// coordinates (planar chain pendulums): node (Neural ODE) or hnn (HNN with a learned
-    /// M⁻¹(q)).
+    /// chnn or clnn (Cartesian coordinates, explicit constraints), or the baselines in
+    /// generalised coordinates (link angles, the bobs' spherical angles, Euler angles): node
+    /// (Neural ODE), hnn (HNN with a learned M⁻¹(q)) or delan (DeLaN with a learned M(q)).
     #[arg(long, value_enum, default_value = "chnn")]
     model: ModelArg,
     /// Training trajectories (one 5-sample chunk each; the reference's first n of seed 0).

@@ -6,7 +6,6 @@
 use std::f64::consts::PI;
 
 use super::model::{Graph, Link};
-use crate::error::{Error, Result};
 
 /// A planar chain (or tree) of links, each node hanging from its parent or from an anchor.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,17 +24,11 @@ impl Chain {
     /// `z = (x, v)`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for any other graph (3-D systems, bodies, joints).
-    pub fn of(graph: &Graph, z: &[f64]) -> Result<Chain> {
-        let unsupported = |why: &str| {
-            Error::invalid(
-                "model",
-                "node",
-                format!("the angle-coordinate baselines are built for planar chain pendulums only ({why})"),
-            )
-        };
+    /// What the graph has that a planar chain has not (bodies, joints, a node with two parents).
+    pub fn of(graph: &Graph, z: &[f64]) -> std::result::Result<Chain, String> {
+        let unsupported = |why: &str| format!("{why} (not a planar chain)");
         if graph.d != 2 {
-            return Err(unsupported("not planar"));
+            return Err(unsupported("3-D states"));
         }
         let n = graph.n;
         let mut parent: Vec<Option<Option<usize>>> = vec![None; n];
@@ -56,7 +49,7 @@ impl Chain {
         let parent: Vec<Option<usize>> = parent
             .into_iter()
             .map(|p| p.ok_or_else(|| unsupported("a free node")))
-            .collect::<Result<_>>()?;
+            .collect::<std::result::Result<_, _>>()?;
         let mut c = Chain {
             parent,
             anchor,

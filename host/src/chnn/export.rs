@@ -225,7 +225,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Saved> {
     let graph = truth(system)
         .map_err(|e| bad(format!("`keel.chnn`: {e}")))?
         .graph();
-    // The angle models read the chain's lengths off a state, as in training: the first
+    // The baselines read lengths and fixed points off a state, as in training: the first
     // training chunk's (trajectory 0 of seed 0 does not depend on how many were generated).
     let z0 = generate(system, 1, 0)?.chunks[0].z[0].clone();
     let mut params = Params::new();

@@ -3,6 +3,7 @@
 //! (this module so far); models, training and evaluation build on it.
 
 pub mod angles;
+pub mod coords;
 pub mod data;
 pub mod export;
 pub mod model;

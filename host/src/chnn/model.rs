@@ -12,6 +12,7 @@ use keel_core::dynamics::{Constraint, MassMatrix, Mechanics, Potential};
 use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::Real;
 
+use super::coords::Coords;
 use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::init::Init;
@@ -429,6 +430,21 @@ fn tanh_mlp_pullback(
     Ok(delta)
 }
 
+/// The Jacobian–vector product of a tanh MLP from its hidden activations `hs`
+/// ([`tanh_mlp_trace`]) along the input tangent `t` (`[B, in]`): `ṫ_l = (ṫ_{l−1} W_lᵀ) ⊙ (1 − h_l²)`,
+/// then `ṫ W_Lᵀ` (`[B, out]`) — forward mode written out as tensor operations.
+fn tanh_mlp_jvp(mlp: &Mlp, params: &Params, hs: &[Tensor], t: &Tensor) -> Result<Tensor> {
+    let last = mlp.layers.len() - 1;
+    let mut dot = t.clone();
+    for (l, h) in mlp.layers[..last].iter().zip(hs) {
+        let slope = h.square()?.neg()?.add_scalar(1.0)?;
+        dot = dot
+            .matmul_t(params.get(l.weight), false, true)?
+            .mul(&slope)?;
+    }
+    Ok(dot.matmul_t(params.get(mlp.layers[last].weight), false, true)?)
+}
+
 /// `∂/∂x Σ_rows f(x)` for a tanh MLP `f` with a scalar output, written out as tensor
 /// operations (so it differentiates like any other expression).
 ///
@@ -456,22 +472,25 @@ pub enum ModelKind {
     /// Constrained Lagrangian network: the CHNN's potential and masses, Lagrangian dynamics
     /// on `(x, v)`.
     Clnn,
-    /// Neural ODE baseline: an MLP for `(θ̇, ω̇)` in angle coordinates.
+    /// Neural ODE baseline: an MLP for `(q̇, q̈)` in generalised coordinates.
     Node,
-    /// Hamiltonian network in angle coordinates with a learned `M⁻¹(q)`.
+    /// Hamiltonian network in generalised coordinates with a learned `M⁻¹(q)`.
     Hnn,
+    /// Deep Lagrangian network in generalised coordinates with a learned `M(q)`.
+    Delan,
 }
 
 impl ModelKind {
     /// Every model.
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         ModelKind::Chnn,
         ModelKind::Clnn,
         ModelKind::Node,
         ModelKind::Hnn,
+        ModelKind::Delan,
     ];
 
-    /// Parses `chnn`, `clnn`, `node` or `hnn`.
+    /// Parses `chnn`, `clnn`, `node`, `hnn` or `delan`.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the choices.
@@ -483,7 +502,7 @@ impl ModelKind {
                 Error::invalid(
                     "model",
                     s,
-                    "unknown model (expected chnn, clnn, node or hnn)",
+                    "unknown model (expected chnn, clnn, node, hnn or delan)",
                 )
             })
     }
@@ -495,6 +514,7 @@ impl ModelKind {
             ModelKind::Clnn => "clnn",
             ModelKind::Node => "node",
             ModelKind::Hnn => "hnn",
+            ModelKind::Delan => "delan",
         }
     }
 
@@ -597,14 +617,41 @@ impl Chnn {
     }
 }
 
-/// The Neural ODE baseline in angle coordinates: `(θ̇, ω̇) = MLP(cos θ, sin θ, ω)` (tanh, the
-/// reference's `NN` model).
+/// The Neural ODE baseline in generalised coordinates: `(q̇, q̈) = MLP(cos q_a, sin q_a, q_l, q̇)`
+/// (tanh; the reference's `NN` model), with `q_a` the angles and `q_l` the other coordinates.
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// The network (`3L → hidden… → 2L`).
+    /// The network (`embedding + dof → hidden… → 2·dof`).
     pub mlp: Mlp,
-    /// The chain's coordinates.
-    pub chain: super::angles::Chain,
+    /// The system's generalised coordinates.
+    pub coords: Coords,
+}
+
+/// `(cos q_a, sin q_a, q_l)` of `q` (`[B, dof]`) whose first `angles` entries are angles.
+pub fn embed(q: &Tensor, angles: usize) -> Result<Tensor> {
+    let dof = q.dims()[1];
+    let a = q.narrow(1, 0, angles)?;
+    let mut parts = vec![a.cos()?, a.sin()?];
+    if dof > angles {
+        parts.push(q.narrow(1, angles, dof - angles)?);
+    }
+    Ok(Tensor::concat(&parts, 1)?)
+}
+
+/// `∂f/∂q` from the gradient `g = [∂f/∂cos q_a, ∂f/∂sin q_a, ∂f/∂q_l]` of a function of the
+/// embedding, at `q` (`[B, dof]`).
+fn embedding_pullback(q: &Tensor, g: &Tensor, angles: usize) -> Result<Tensor> {
+    let dof = q.dims()[1];
+    let a = q.narrow(1, 0, angles)?;
+    let (g_cos, g_sin) = (g.narrow(1, 0, angles)?, g.narrow(1, angles, angles)?);
+    let ga = a.cos()?.mul(&g_sin)?.sub(&a.sin()?.mul(&g_cos)?)?;
+    if dof == angles {
+        return Ok(ga);
+    }
+    Ok(Tensor::concat(
+        &[ga, g.narrow(1, 2 * angles, dof - angles)?],
+        1,
+    )?)
 }
 
 impl Node {
@@ -614,56 +661,62 @@ impl Node {
     /// Invalid sizes.
     pub fn new(
         params: &mut Params,
-        chain: super::angles::Chain,
+        coords: Coords,
         hidden: usize,
         layers: usize,
         dtype: DType,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Node> {
-        let l = chain.links();
+        let (dof, a) = (coords.dof(), coords.angles());
         let mlp = tanh_mlp(
             params,
             "",
-            &widths(3 * l, hidden, layers, 2 * l),
+            &widths(dof + a + dof, hidden, layers, 2 * dof),
             dtype,
             rng,
         )?;
-        Ok(Node { mlp, chain })
+        Ok(Node { mlp, coords })
     }
 
-    /// `(θ̇, ω̇)` at `(θ, ω)` (each `[B, L]`).
+    /// `(q̇, q̈)` at `(q, q̇)` (each `[B, dof]`).
     pub fn vector_field(
         &self,
         params: &Params,
-        th: &Tensor,
-        om: &Tensor,
+        q: &Tensor,
+        dq: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let l = self.chain.links();
-        let inp = Tensor::concat(&[th.cos()?, th.sin()?, om.clone()], 1)?;
+        let dof = self.coords.dof();
+        let inp = Tensor::concat(&[embed(q, self.coords.angles())?, dq.clone()], 1)?;
         let out = self.mlp.forward(params, &inp)?;
-        Ok((out.narrow(1, 0, l)?, out.narrow(1, l, l)?))
+        Ok((out.narrow(1, 0, dof)?, out.narrow(1, dof, dof)?))
     }
 }
 
-/// The HNN baseline (biases/models/hnn.py) in angle coordinates:
+/// The HNN baseline (biases/models/hnn.py) in generalised coordinates:
 /// `H(q, p) = ½ pᵀM⁻¹(q)p + V(q)` with `M⁻¹(q) = L(q)L(q)ᵀ + 10⁻⁴ I`, `L` lower triangular with
-/// a softplus diagonal, `V` and `L` two tanh MLPs (orthogonal initialisation) on
-/// `(cos q, sin q)`. `L`'s entries are the mass network's outputs in row-major order (the
+/// a softplus diagonal, `V` and `L` two tanh MLPs (orthogonal initialisation) on the embedding
+/// `(cos q_a, sin q_a, q_l)` ([`embed`]). `L`'s entries are the mass network's outputs in row-major order (the
 /// reference reads the transposed upper triangle; the same family).
 #[derive(Clone, Debug)]
 pub struct Hnn {
-    /// `V` (`2L → hidden… → 1`).
+    /// `V` (`embedding → hidden… → 1`).
     pub potential: Mlp,
-    /// `L` (`2L → hidden… → L²`).
+    /// `L` (`embedding → hidden… → dof²`).
     pub mass: Mlp,
-    /// The chain's coordinates.
-    pub chain: super::angles::Chain,
+    /// The system's generalised coordinates.
+    pub coords: Coords,
     strict: Tensor,
     eye: Tensor,
 }
 
 /// The `10⁻⁴ I` added to `LLᵀ`.
 const HNN_EPS: f64 = 1e-4;
+
+/// The `εI` added to DeLaN's `LLᵀ`: the reference's Lagrangian baseline adds `0.1|q̇|²` to `T`
+/// "to prevent a singular mass matrix at initialisation" (`biases/models/lnn.py`), i.e. `0.2 I`
+/// to `M`. Lagrangian dynamics do not change when `L` is scaled, so the floor costs no
+/// generality: the networks learn `M` and `V` at whatever common scale keeps `M ≥ 0.2 I`.
+const DELAN_EPS: f64 = 0.2;
 
 impl Hnn {
     /// Networks with `layers` hidden layers of `hidden` units.
@@ -672,24 +725,25 @@ impl Hnn {
     /// Invalid sizes.
     pub fn new(
         params: &mut Params,
-        chain: super::angles::Chain,
+        coords: Coords,
         hidden: usize,
         layers: usize,
         dtype: DType,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Hnn> {
-        let l = chain.links();
+        let l = coords.dof();
+        let e = l + coords.angles();
         let potential = tanh_mlp(
             params,
             "potential.",
-            &widths(2 * l, hidden, layers, 1),
+            &widths(e, hidden, layers, 1),
             dtype,
             rng,
         )?;
         let mass = tanh_mlp(
             params,
             "mass.",
-            &widths(2 * l, hidden, layers, l * l),
+            &widths(e, hidden, layers, l * l),
             dtype,
             rng,
         )?;
@@ -697,7 +751,7 @@ impl Hnn {
         Ok(Hnn {
             potential,
             mass,
-            chain,
+            coords,
             strict,
             eye,
         })
@@ -729,17 +783,15 @@ impl Hnn {
         })
     }
 
-    fn embed(th: &Tensor) -> Result<Tensor> {
-        Ok(Tensor::concat(&[th.cos()?, th.sin()?], 1)?)
-    }
-
-    /// `(L(q), M⁻¹(q), raw mass-network output, its hidden activations)`.
+    /// `(L(q), LLᵀ + εI, raw mass-network output, its hidden activations)`: `M⁻¹(q)` here
+    /// (ε = 10⁻⁴), `M(q)` in [`Delan`] (ε = 0.2).
     fn factor(
         &self,
         params: &Params,
         emb: &Tensor,
+        eps: f64,
     ) -> Result<(Tensor, Tensor, Tensor, Vec<Tensor>)> {
-        let l = self.chain.links();
+        let l = self.coords.dof();
         let b = emb.dims()[0];
         let (hs, raw) = tanh_mlp_trace(&self.mass, params, emb)?;
         let raw = raw.reshape(&[b, l, l])?;
@@ -748,19 +800,21 @@ impl Hnn {
             .add(&raw.softplus()?.mul(&self.eye)?)?;
         let minv = lower
             .matmul_t(&lower, false, true)?
-            .add(&self.eye.mul_scalar(HNN_EPS)?)?;
+            .add(&self.eye.mul_scalar(eps)?)?;
         Ok((lower, minv, raw, hs))
     }
 
     /// `M⁻¹(q)` (`[B, L, L]`).
     pub fn inverse_mass(&self, params: &Params, th: &Tensor) -> Result<Tensor> {
-        Ok(self.factor(params, &Hnn::embed(th)?)?.1)
+        Ok(self
+            .factor(params, &embed(th, self.coords.angles())?, HNN_EPS)?
+            .1)
     }
 
     /// `M⁻¹(q) y` for `y` `[B, L]`.
     pub fn velocity(&self, params: &Params, th: &Tensor, p: &Tensor) -> Result<Tensor> {
         let b = th.dims()[0];
-        let l = self.chain.links();
+        let l = self.coords.dof();
         Ok(self
             .inverse_mass(params, th)?
             .matmul(&p.reshape(&[b, l, 1])?)?
@@ -770,29 +824,28 @@ impl Hnn {
     /// `M(q) ω`: a solve with the SPD `M⁻¹(q)`.
     pub fn momentum(&self, params: &Params, th: &Tensor, om: &Tensor) -> Result<Tensor> {
         let b = th.dims()[0];
-        let l = self.chain.links();
+        let l = self.coords.dof();
         Ok(
             spd_solve(&self.inverse_mass(params, th)?, &om.reshape(&[b, l, 1])?)?
                 .reshape(&[b, l])?,
         )
     }
 
-    /// Hamilton's equations `(q̇, ṗ) = (∂H/∂p, −∂H/∂q)` at `(q, p)` (each `[B, L]`).
+    /// Hamilton's equations `(q̇, ṗ) = (∂H/∂p, −∂H/∂q)` at `(q, p)` (each `[B, dof]`).
     ///
     /// `∂H/∂q` is written out: with `u = Lᵀp`, `½pᵀLLᵀp` has `∂/∂L_ij = p_i u_j`, pulled back
     /// through the softplus diagonal and the mass network; `V` by its own pullback; both
-    /// through the `(cos, sin)` embedding.
+    /// through the embedding.
     pub fn vector_field(
         &self,
         params: &Params,
         th: &Tensor,
         p: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
-        let l = self.chain.links();
+        let l = self.coords.dof();
         let b = th.dims()[0];
-        let (cos, sin) = (th.cos()?, th.sin()?);
-        let emb = Tensor::concat(&[cos.clone(), sin.clone()], 1)?;
-        let (lower, minv, raw, hs_m) = self.factor(params, &emb)?;
+        let emb = embed(th, self.coords.angles())?;
+        let (lower, minv, raw, hs_m) = self.factor(params, &emb, HNN_EPS)?;
         let pc = p.reshape(&[b, l, 1])?;
         let qdot = minv.matmul(&pc)?.reshape(&[b, l])?;
         let u = lower.matmul_t(&pc, true, false)?.reshape(&[b, 1, l])?;
@@ -802,9 +855,123 @@ impl Hnn {
         let hs_v = tanh_mlp_hidden(&self.potential, params, &emb)?;
         let g_v = tanh_mlp_pullback(&self.potential, params, &hs_v, None)?;
         let g = g_t.add(&g_v)?;
-        let (g_cos, g_sin) = (g.narrow(1, 0, l)?, g.narrow(1, l, l)?);
-        // ṗ = −∂H/∂q = sin q ⊙ ∂H/∂cos − cos q ⊙ ∂H/∂sin.
-        let pdot = sin.mul(&g_cos)?.sub(&cos.mul(&g_sin)?)?;
+        // ṗ = −∂H/∂q.
+        let pdot = embedding_pullback(th, &g, self.coords.angles())?.neg()?;
         Ok((qdot, pdot))
+    }
+}
+
+/// The DeLaN baseline (Lutter, Ritter & Peters, *Deep Lagrangian Networks*, ICLR 2019; the CHNN
+/// reference's `biases/models/lnn.py` `DeLaN`) in generalised coordinates:
+/// `L(q, q̇) = ½ q̇ᵀM(q)q̇ − V(q)` with `M(q) = L(q)L(q)ᵀ + 0.2 I` — the [`Hnn`]'s two networks
+/// and Cholesky parameterisation, with the matrix read as the mass matrix as in the DeLaN
+/// paper — and the Euler–Lagrange equations solved for the acceleration:
+///
+/// ```text
+/// M(q) q̈ = ∂T/∂q − Ṁ q̇ − ∇V,   T = ½ q̇ᵀM(q)q̇,   Ṁ = L̇Lᵀ + LL̇ᵀ,   L̇ = ∂L/∂q · q̇,
+/// ```
+///
+/// `∂T/∂q` by the networks' pullback and `L̇` by their forward tangent, both written out as tensor
+/// operations so the field differentiates like any other expression.
+///
+/// The CHNN reference's own `DeLaN` reuses its HNN's network for `M⁻¹` (so its field is the HNN's
+/// in velocity form); Keel parameterises `M` itself, as the DeLaN paper does, which makes this a
+/// different model from [`Hnn`] rather than a change of variables of it.
+#[derive(Clone, Debug)]
+pub struct Delan {
+    /// The potential and Cholesky-factor networks.
+    pub nets: Hnn,
+}
+
+impl Delan {
+    /// Networks with `layers` hidden layers of `hidden` units.
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(
+        params: &mut Params,
+        coords: Coords,
+        hidden: usize,
+        layers: usize,
+        dtype: DType,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Result<Delan> {
+        Ok(Delan {
+            nets: Hnn::new(params, coords, hidden, layers, dtype, rng)?,
+        })
+    }
+
+    /// The generalised coordinates.
+    pub fn coords(&self) -> &Coords {
+        &self.nets.coords
+    }
+
+    /// The same networks with their constant tensors in `dtype`.
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Delan> {
+        Ok(Delan {
+            nets: self.nets.to_dtype(dtype)?,
+        })
+    }
+
+    /// `M(q)` (`[B, dof, dof]`), symmetric positive definite by construction.
+    pub fn mass(&self, params: &Params, q: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .nets
+            .factor(params, &embed(q, self.coords().angles())?, DELAN_EPS)?
+            .1)
+    }
+
+    /// `V(q)` (`[B, 1]`).
+    pub fn potential(&self, params: &Params, q: &Tensor) -> Result<Tensor> {
+        Ok(self
+            .nets
+            .potential
+            .forward(params, &embed(q, self.coords().angles())?)?)
+    }
+
+    /// `(q̇, q̈)` at `(q, q̇)` (each `[B, dof]`).
+    pub fn vector_field(
+        &self,
+        params: &Params,
+        q: &Tensor,
+        dq: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (n, a) = (self.coords().dof(), self.coords().angles());
+        let b = q.dims()[0];
+        let net = &self.nets;
+        let emb = embed(q, a)?;
+        let (lower, m, raw, hs_m) = net.factor(params, &emb, DELAN_EPS)?;
+        let slope = net.strict.add(&raw.sigmoid()?.mul(&net.eye)?)?;
+        let qc = dq.reshape(&[b, n, 1])?;
+        // ∂T/∂q: T = ½|Lᵀq̇|² has ∂/∂L_ij = q̇_i u_j with u = Lᵀq̇.
+        let u = lower.matmul_t(&qc, true, false)?; // [B, n, 1]
+        let cot = qc
+            .mul(&u.reshape(&[b, 1, n])?)?
+            .mul(&slope)?
+            .reshape(&[b, n * n])?;
+        let g_t = tanh_mlp_pullback(&net.mass, params, &hs_m, Some(&cot))?;
+        let hs_v = tanh_mlp_hidden(&net.potential, params, &emb)?;
+        let g_v = tanh_mlp_pullback(&net.potential, params, &hs_v, None)?;
+        let force = embedding_pullback(q, &g_t.sub(&g_v)?, a)?; // ∂T/∂q − ∇V
+                                                                // L̇ along q̇: the embedding's tangent through the mass network and the softplus diagonal.
+        let qa = q.narrow(1, 0, a)?;
+        let da = dq.narrow(1, 0, a)?;
+        let mut tangent = vec![qa.sin()?.neg()?.mul(&da)?, qa.cos()?.mul(&da)?];
+        if n > a {
+            tangent.push(dq.narrow(1, a, n - a)?);
+        }
+        let e_dot = Tensor::concat(&tangent, 1)?;
+        let raw_dot = tanh_mlp_jvp(&net.mass, params, &hs_m, &e_dot)?.reshape(&[b, n, n])?;
+        let lower_dot = raw_dot.mul(&slope)?;
+        // Ṁq̇ = L̇(Lᵀq̇) + L(L̇ᵀq̇).
+        let m_dot_q = lower_dot
+            .matmul(&u)?
+            .add(&lower.matmul(&lower_dot.matmul_t(&qc, true, false)?)?)?;
+        let rhs = force.reshape(&[b, n, 1])?.sub(&m_dot_q)?;
+        let ddq = spd_solve(&m, &rhs)?.reshape(&[b, n])?;
+        Ok((dq.clone(), ddq))
     }
 }

@@ -9,10 +9,10 @@ use keel_core::integrate::dopri5_tableau as tb;
 use keel_core::metrics::{relative_energy_error, relative_error, trapezoid_geometric_mean};
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
-use super::angles::Chain;
+use super::coords::{self, Coords};
 use super::data::Chunk;
 use super::data::{generate, DataSet, SystemSpec, CHUNK};
-use super::model::{on_nodes, Chnn, Hnn, ModelKind, Node};
+use super::model::{on_nodes, Chnn, Delan, Hnn, ModelKind, Node};
 use super::truth::{truth, Truth};
 use crate::autodiff::no_grad;
 use crate::backend::DType;
@@ -148,21 +148,23 @@ pub enum Net {
     Chnn(Chnn),
     /// CLNN on the Cartesian state `(x, v)` (the CHNN's parameters, Lagrangian dynamics).
     Clnn(Chnn),
-    /// Neural ODE on angles `(θ, ω)`.
+    /// Neural ODE on generalised coordinates `(q, q̇)`.
     Node(Node),
-    /// HNN on angles and their momenta `(θ, p)`.
+    /// HNN on generalised coordinates and their momenta `(q, p)`.
     Hnn(Hnn),
+    /// DeLaN on generalised coordinates `(q, q̇)`.
+    Delan(Delan),
 }
 
 /// `M⁻¹` of a model where it is a constant matrix (CHNN, CLNN).
 type MassInverse = Option<Tensor>;
 
 impl Net {
-    /// Builds the model `kind` for `graph` (the angle models read the chain's lengths from
+    /// Builds the model `kind` for `graph` (the baselines read lengths and fixed points of their
     /// `z0`, a velocity-form Cartesian state of the system).
     ///
     /// # Errors
-    /// Invalid sizes; a system the angle models do not cover.
+    /// Invalid sizes; a graph without generalised coordinates for a baseline.
     pub fn new(
         kind: ModelKind,
         params: &mut Params,
@@ -172,12 +174,14 @@ impl Net {
         layers: usize,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Result<Net> {
-        let (f, chain) = (DType::F32, || Chain::of(graph, z0));
+        let f = DType::F32;
+        let coords = || Coords::of(graph, z0).map_err(|why| coords::unsupported(kind.name(), &why));
         Ok(match kind {
             ModelKind::Chnn => Net::Chnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
             ModelKind::Clnn => Net::Clnn(Chnn::new(params, graph, hidden, layers, f, rng)?),
-            ModelKind::Node => Net::Node(Node::new(params, chain()?, hidden, layers, f, rng)?),
-            ModelKind::Hnn => Net::Hnn(Hnn::new(params, chain()?, hidden, layers, f, rng)?),
+            ModelKind::Node => Net::Node(Node::new(params, coords()?, hidden, layers, f, rng)?),
+            ModelKind::Hnn => Net::Hnn(Hnn::new(params, coords()?, hidden, layers, f, rng)?),
+            ModelKind::Delan => Net::Delan(Delan::new(params, coords()?, hidden, layers, f, rng)?),
         })
     }
 
@@ -188,14 +192,16 @@ impl Net {
             Net::Clnn(_) => ModelKind::Clnn,
             Net::Node(_) => ModelKind::Node,
             Net::Hnn(_) => ModelKind::Hnn,
+            Net::Delan(_) => ModelKind::Delan,
         }
     }
 
-    /// The chain of an angle model.
-    fn chain(&self) -> Option<&Chain> {
+    /// The generalised coordinates of a baseline.
+    fn coords(&self) -> Option<&Coords> {
         match self {
-            Net::Node(m) => Some(&m.chain),
-            Net::Hnn(m) => Some(&m.chain),
+            Net::Node(m) => Some(&m.coords),
+            Net::Hnn(m) => Some(&m.coords),
+            Net::Delan(m) => Some(m.coords()),
             Net::Chnn(_) | Net::Clnn(_) => None,
         }
     }
@@ -204,25 +210,26 @@ impl Net {
     fn constrained(&self) -> Option<&Chnn> {
         match self {
             Net::Chnn(m) | Net::Clnn(m) => Some(m),
-            Net::Node(_) | Net::Hnn(_) => None,
+            Net::Node(_) | Net::Hnn(_) | Net::Delan(_) => None,
         }
     }
 
     /// The model's own coordinates of a chunk's samples (`[first half, second half]` per
-    /// sample): Cartesian `(x, v)` for CHNN/CLNN, unwrapped `(θ, ω)` for the angle models.
+    /// sample): Cartesian `(x, v)` for CHNN/CLNN, unwrapped `(q, q̇)` for the baselines.
     fn states(&self, c: &Chunk) -> Vec<Vec<f64>> {
-        match self.chain() {
+        match self.coords() {
             None => c.z.clone(),
-            Some(chain) => chain.unwrapped(&c.z),
+            Some(coords) => coords.unwrapped(&c.z),
         }
     }
 
-    /// Half the state width (`n·d` or `L`).
+    /// Half the state width (`n·d` or the degrees of freedom).
     fn half(&self) -> usize {
         match self {
             Net::Chnn(m) | Net::Clnn(m) => m.graph.n * m.graph.d,
-            Net::Node(m) => m.chain.links(),
-            Net::Hnn(m) => m.chain.links(),
+            Net::Node(m) => m.coords.dof(),
+            Net::Hnn(m) => m.coords.dof(),
+            Net::Delan(m) => m.coords().dof(),
         }
     }
 
@@ -236,6 +243,7 @@ impl Net {
             Net::Clnn(m) => Net::Clnn(m.to_dtype(dtype)?),
             Net::Node(m) => Net::Node(m.clone()),
             Net::Hnn(m) => Net::Hnn(m.to_dtype(dtype)?),
+            Net::Delan(m) => Net::Delan(m.to_dtype(dtype)?),
         })
     }
 
@@ -246,7 +254,7 @@ impl Net {
             .transpose()
     }
 
-    /// The field in the integrated coordinates (`(x, p)`, `(x, v)`, `(θ, ω)` or `(θ, p)`).
+    /// The field in the integrated coordinates (`(x, p)`, `(x, v)`, `(q, q̇)` or `(q, p)`).
     fn field(
         &self,
         params: &Params,
@@ -259,6 +267,7 @@ impl Net {
             (Net::Clnn(net), Some(minv)) => Ok((b.clone(), net.acceleration(params, a, b, minv)?)),
             (Net::Node(net), _) => net.vector_field(params, a, b),
             (Net::Hnn(net), _) => net.vector_field(params, a, b),
+            (Net::Delan(net), _) => net.vector_field(params, a, b),
             (Net::Chnn(_) | Net::Clnn(_), None) => Err(Error::Solver {
                 reason: "constrained model without M⁻¹".into(),
             }),
@@ -270,7 +279,7 @@ impl Net {
         match self {
             Net::Chnn(net) => on_nodes(&net.masses.forward(params)?, b, net.graph.n, net.graph.d),
             Net::Hnn(net) => net.momentum(params, a, b),
-            Net::Clnn(_) | Net::Node(_) => Ok(b.clone()),
+            Net::Clnn(_) | Net::Node(_) | Net::Delan(_) => Ok(b.clone()),
         }
     }
 
@@ -312,9 +321,9 @@ impl Net {
     fn start(&self, params: &Params, z0: &[Vec<f64>]) -> Result<Vec<f64>> {
         let b = z0.len();
         let h = self.half();
-        let rows: Vec<Vec<f64>> = match self.chain() {
+        let rows: Vec<Vec<f64>> = match self.coords() {
             None => z0.to_vec(),
-            Some(chain) => z0.iter().map(|z| chain.to_angles(z)).collect(),
+            Some(coords) => z0.iter().map(|z| coords.to_generalized(z)).collect(),
         };
         let a: Vec<f64> = rows.iter().flat_map(|r| r[..h].iter().copied()).collect();
         let v: Vec<f64> = rows.iter().flat_map(|r| r[h..].iter().copied()).collect();
@@ -362,9 +371,9 @@ impl Net {
                     .chain(&v[i * h..(i + 1) * h])
                     .copied()
                     .collect();
-                match self.chain() {
+                match self.coords() {
                     None => s,
-                    Some(chain) => chain.to_cartesian(&s),
+                    Some(coords) => coords.to_cartesian(&s),
                 }
             })
             .collect())
