@@ -3,7 +3,8 @@
 # count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
 # digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step, one
 # model-based value estimate, one simplex-ensemble and one distilled-student digit classification,
-# the sine network's on-board NTK adaptation and its predictions: the instructions QEMU executes between the `bench_start` and `bench_end`
+# the sine network's on-board NTK adaptation and its predictions, and one RK4 step of the learned
+# gyroscope: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -12,23 +13,25 @@
 #   text=… data=… bss=…
 #   rk4_step_instructions=…     (first marked region: one 3-pendulum RK4 step)
 #   chnn_step_instructions=…    (second: one RK4 step of the learned 2-pendulum CHNN, 3 × 256)
-#   mlp_digit_instructions=…    (third: one digits-MLP forward pass, 64→128→128→10)
-#   bma_digit_instructions=…    (fourth: one 10-sample Bayesian model average, 64→64→10)
-#   gp_update_instructions=…    (fifth: one WISKI update, 1-D, m = 64, f32)
-#   gp_predict_instructions=…   (sixth: one WISKI prediction, mean and variance of f)
-#   policy_step_instructions=…  (seventh: one closed-loop control step, SAC-SVG(2) policy
+#   gyro_step_instructions=…    (third: one RK4 step of the learned gyroscope CHNN, 3 × 64,
+#                                4 nodes in 3-D, 9 constraints)
+#   mlp_digit_instructions=…    (fourth: one digits-MLP forward pass, 64→128→128→10)
+#   bma_digit_instructions=…    (fifth: one 10-sample Bayesian model average, 64→64→10)
+#   gp_update_instructions=…    (sixth: one WISKI update, 1-D, m = 64, f32)
+#   gp_predict_instructions=…   (seventh: one WISKI prediction, mean and variance of f)
+#   policy_step_instructions=…  (eighth: one closed-loop control step, SAC-SVG(2) policy
 #                                3→64→64→2 and the Pendulum-v1 step)
-#   value_estimate_instructions=… (eighth: one model-based value estimate V̂_2 of a state: the
+#   value_estimate_instructions=… (ninth: one model-based value estimate V̂_2 of a state: the
 #                                policy rolled 2 steps through the 64-unit GRU world model, reward,
 #                                done and the double-Q critic)
-#   simplex_digit_instructions=… (ninth: one prediction of the ensemble of simplexes on digits,
+#   simplex_digit_instructions=… (tenth: one prediction of the ensemble of simplexes on digits,
 #                                components × fixed points, vertex weights combined on the fly)
-#   student_digit_instructions=… (tenth: one forward pass of the MLP distilled from it)
-#   ntk_adapt_instructions=…     (eleventh: the sine network 1→40→40→1 adapted to 10 points by its
+#   student_digit_instructions=… (eleventh: one forward pass of the MLP distilled from it)
+#   ntk_adapt_instructions=…     (twelfth: the sine network 1→40→40→1 adapted to 10 points by its
 #                                linearisation: 10 reverse passes, K = JJᵀ + σ²I, Cholesky, L⁻¹r)
-#   ntk_predict_instructions=…   (twelfth: one adapted prediction, mean and latent variance)
-#   ntk_weight_offset_instructions=… (thirteenth: the weight offset u = Jᵀα, P = 1761 values)
-#   ntk_mean_jvp_instructions=…  (fourteenth: one adapted mean by forward mode along u)
+#   ntk_predict_instructions=…   (thirteenth: one adapted prediction, mean and latent variance)
+#   ntk_weight_offset_instructions=… (fourteenth: the weight offset u = Jᵀα, P = 1761 values)
+#   ntk_mean_jvp_instructions=…  (fifteenth: one adapted mean by forward mode along u)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -53,18 +56,19 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-counts=$(./count-regions.sh "$elf" 14)
+counts=$(./count-regions.sh "$elf" 15)
 echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
 echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
-echo "mlp_digit_instructions=$(sed -n 3p <<<"$counts")"
-echo "bma_digit_instructions=$(sed -n 4p <<<"$counts")"
-echo "gp_update_instructions=$(sed -n 5p <<<"$counts")"
-echo "gp_predict_instructions=$(sed -n 6p <<<"$counts")"
-echo "policy_step_instructions=$(sed -n 7p <<<"$counts")"
-echo "value_estimate_instructions=$(sed -n 8p <<<"$counts")"
-echo "simplex_digit_instructions=$(sed -n 9p <<<"$counts")"
-echo "student_digit_instructions=$(sed -n 10p <<<"$counts")"
-echo "ntk_adapt_instructions=$(sed -n 11p <<<"$counts")"
-echo "ntk_predict_instructions=$(sed -n 12p <<<"$counts")"
-echo "ntk_weight_offset_instructions=$(sed -n 13p <<<"$counts")"
-echo "ntk_mean_jvp_instructions=$(sed -n 14p <<<"$counts")"
+echo "gyro_step_instructions=$(sed -n 3p <<<"$counts")"
+echo "mlp_digit_instructions=$(sed -n 4p <<<"$counts")"
+echo "bma_digit_instructions=$(sed -n 5p <<<"$counts")"
+echo "gp_update_instructions=$(sed -n 6p <<<"$counts")"
+echo "gp_predict_instructions=$(sed -n 7p <<<"$counts")"
+echo "policy_step_instructions=$(sed -n 8p <<<"$counts")"
+echo "value_estimate_instructions=$(sed -n 9p <<<"$counts")"
+echo "simplex_digit_instructions=$(sed -n 10p <<<"$counts")"
+echo "student_digit_instructions=$(sed -n 11p <<<"$counts")"
+echo "ntk_adapt_instructions=$(sed -n 12p <<<"$counts")"
+echo "ntk_predict_instructions=$(sed -n 13p <<<"$counts")"
+echo "ntk_weight_offset_instructions=$(sed -n 14p <<<"$counts")"
+echo "ntk_mean_jvp_instructions=$(sed -n 15p <<<"$counts")"

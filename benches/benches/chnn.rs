@@ -5,6 +5,8 @@
 //! - `train_step/<model>/pend2-3x256/b200`: one optimisation step as `keel chnn train` takes it
 //!   (batch 200 of 5-sample chunks of the 2-pendulum, 5-sample RK4 3/8 rollout differentiated
 //!   through the integrator, AdamW update), the reference's 3 × 256 tanh networks, f32;
+//! - `train_step/<model>/gyro-3x256/b200`: the same on the gyroscope (four nodes in 3-D and nine
+//!   constraints for CHNN/CLNN; ZXZ Euler angles for the baselines);
 //! - `core_step/f32/pend2-3x256`: one classic RK4 step of an exported CHNN loaded by
 //!   `keel_core::dynamics::learned` (input gradient of the potential, projection), f32.
 //!
@@ -35,8 +37,17 @@ const PENDULUM2: SystemSpec = SystemSpec {
     size: Some(2),
 };
 
+const GYROSCOPE: SystemSpec = SystemSpec {
+    kind: SystemKind::Gyroscope,
+    size: None,
+};
+
 fn model(kind: ModelKind, z0: &[f64]) -> (Net, Params) {
-    let graph = truth(PENDULUM2).expect("system").graph();
+    model_of(PENDULUM2, kind, z0)
+}
+
+fn model_of(system: SystemSpec, kind: ModelKind, z0: &[f64]) -> (Net, Params) {
+    let graph = truth(system).expect("system").graph();
     let mut params = Params::new();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     let net = Net::new(kind, &mut params, &graph, z0, 256, 3, &mut rng).expect("model");
@@ -44,26 +55,25 @@ fn model(kind: ModelKind, z0: &[f64]) -> (Net, Params) {
 }
 
 fn train_step(c: &mut Criterion) {
-    let data = generate(PENDULUM2, 200, 0).expect("data");
     let mut g = c.benchmark_group("train_step");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5))
         .sample_size(10);
     let idx: Vec<usize> = (0..200).collect();
-    for kind in [
-        ModelKind::Chnn,
-        ModelKind::Clnn,
-        ModelKind::Hnn,
-        ModelKind::Node,
-    ] {
-        let (net, mut params) = model(kind, &data.chunks[0].z[0]);
-        let rows = model_rows(&net, &data.chunks);
-        let mut opt = Optimizer::new(OptimizerKind::adamw(1e-4), &params).expect("optimizer");
-        g.bench_function(format!("{}/pend2-3x256/b200", kind.name()), |b| {
-            b.iter(|| {
-                black_box(step(&net, &mut params, &mut opt, &rows, &idx, 0.03, 1e-3).expect("step"))
-            })
-        });
+    for (system, label, dt) in [(PENDULUM2, "pend2", 0.03), (GYROSCOPE, "gyro", 0.02)] {
+        let data = generate(system, 200, 0).expect("data");
+        for kind in ModelKind::ALL {
+            let (net, mut params) = model_of(system, kind, &data.chunks[0].z[0]);
+            let rows = model_rows(&net, &data.chunks);
+            let mut opt = Optimizer::new(OptimizerKind::adamw(1e-4), &params).expect("optimizer");
+            g.bench_function(format!("{}/{label}-3x256/b200", kind.name()), |b| {
+                b.iter(|| {
+                    black_box(
+                        step(&net, &mut params, &mut opt, &rows, &idx, dt, 1e-3).expect("step"),
+                    )
+                })
+            });
+        }
     }
     g.finish();
 }

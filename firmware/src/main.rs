@@ -16,7 +16,7 @@ use core::hint::black_box;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
 use keel_core::dynamics::learned::{self, Form};
-use keel_core::dynamics::systems::ChainPendulum;
+use keel_core::dynamics::systems::{ChainPendulum, Gyroscope};
 use keel_core::dynamics::Phase;
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
@@ -167,6 +167,68 @@ fn chnn_finish(
         "KEEL-FW model=chnn links=2 dt={:08x} steps={} z0={} state={}",
         CHNN_DT.to_bits(),
         CHNN_STEPS,
+        Bits(z0.as_slice()),
+        Bits(zv.as_slice())
+    );
+    Ok(())
+}
+
+/// A CHNN learned on the gyroscope (`keel chnn train --system gyroscope --model chnn --n-train
+/// 800 --epochs 500 --hidden 64 --export …`): a 3 × 64 tanh potential of the four nodes' 12
+/// coordinates, the body's learned mass and moments, and the pinned rigid body's 9 constraints.
+static GYRO_MODEL: &[u8] = include_bytes!("../assets/chnn-gyroscope.safetensors");
+/// ZXZ Euler angles and rates of the start: tilted, precessing slowly, spinning fast (as the
+/// paper's initial conditions).
+const GYRO_EULER: [f32; 3] = [0.4, 0.9, -0.2];
+const GYRO_RATES: [f32; 3] = [1.5, 0.1, 10.0];
+/// The data's step (s) and the steps taken.
+const GYRO_DT: f32 = 0.02;
+const GYRO_STEPS: usize = 100;
+/// Scratch for the potential's input gradient: 64 × 3 + 1 stored plus 2 × 64.
+const GYRO_SCRATCH: usize = 321;
+
+/// The learned gyroscope as loaded from flash.
+type LearnedGyroscope = learned::Learned<'static, f32, 4, 3, 9, 4, GYRO_SCRATCH>;
+
+/// Loads the learned gyroscope and takes its first RK4 step between the markers (early in the
+/// run, as the pendulum's, so the instruction trace reaches it quickly); returns the model, the
+/// velocity-form start and the state after one step.
+fn gyro_first_step() -> keel_core::Result<(LearnedGyroscope, Phase<f32, 4, 3>, Phase<f32, 4, 3>)> {
+    let real = Gyroscope::<f32>::paper()?;
+    let z0 = real.velocity_state_from_euler(GYRO_EULER, GYRO_RATES);
+    let st = SafeTensors::<16>::parse(GYRO_MODEL)?;
+    let model = learned::load::<f32, 4, 3, 9, 4, GYRO_SCRATCH, 16>(&st, z0.x())?;
+    if model.form != Form::Hamiltonian {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded gyroscope model is not a CHNN",
+        });
+    }
+    let rk4 = black_box(Rk4::new(GYRO_DT)?);
+    let mut z = model.mechanics.from_velocity_form(&z0);
+    black_box(&mut z);
+    bench_start();
+    let first = rk4.step(&model.mechanics, 0.0, &mut z);
+    bench_end();
+    first?;
+    Ok((model, z0, z))
+}
+
+/// Finishes the `GYRO_STEPS`-step rollout and prints the start and final velocity-form states.
+fn gyro_finish(
+    model: &LearnedGyroscope,
+    z0: &Phase<f32, 4, 3>,
+    mut z: Phase<f32, 4, 3>,
+) -> keel_core::Result<()> {
+    let mechanics = &model.mechanics;
+    let rk4 = Rk4::new(GYRO_DT)?;
+    for k in 1..GYRO_STEPS {
+        rk4.step(mechanics, GYRO_DT * k as f32, &mut z)?;
+    }
+    let zv = mechanics.to_velocity_form(&z);
+    hprintln!(
+        "KEEL-FW model=gyroscope dt={:08x} steps={} z0={} state={}",
+        GYRO_DT.to_bits(),
+        GYRO_STEPS,
         Bits(z0.as_slice()),
         Bits(zv.as_slice())
     );
@@ -706,6 +768,7 @@ fn run() -> keel_core::Result<()> {
     t += DT;
 
     let (chnn, chnn_z0, chnn_z) = chnn_first_step()?;
+    let (gyro, gyro_z0, gyro_z) = gyro_first_step()?;
     classify_digits()?;
     classify_digits_bma()?;
     run_gp()?;
@@ -716,6 +779,7 @@ fn run() -> keel_core::Result<()> {
     run_ntk()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
     classify_augerino()?;
+    gyro_finish(&gyro, &gyro_z0, gyro_z)?;
 
     for _ in 1..STEPS {
         rk4.step(mechanics, t, &mut z)?;

@@ -22,7 +22,9 @@
 //! 10. the MLP distilled from it by `keel distill` ([`parse_student`], [`check_student`]);
 //! 11. the sine network adapted on board to a new task by its linearisation (the finite-NTK
 //!     GP), against the host engine's dense posterior
-//!     ([`crate::firmware_ntk::parse_ntk`], [`crate::firmware_ntk::check_ntk`]).
+//!     ([`crate::firmware_ntk::parse_ntk`], [`crate::firmware_ntk::check_ntk`]);
+//! 12. a learned gyroscope (CHNN, one pinned rigid body as four nodes in 3-D) rolled out with
+//!     RK4 ([`parse_chnn_line`], [`check_chnn_line`] with [`CHNN_GYROSCOPE`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
@@ -50,6 +52,7 @@ use keel_core::dynamics::systems::ChainPendulum;
 use keel_core::integrate::{Rk4, StateVector};
 use serde::Serialize;
 
+use crate::chnn::data::SystemSpec;
 use crate::error::{Error, Result};
 
 /// A parsed firmware result line.
@@ -435,8 +438,18 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 10] = [
-    "digits", "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student", "ntk",
+pub const MODEL_LINES: [&str; 11] = [
+    "digits",
+    "emlp",
+    "gp",
+    "chnn",
+    "bma",
+    "policy",
+    "augerino",
+    "simplex",
+    "student",
+    "ntk",
+    "gyroscope",
 ];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
@@ -1555,13 +1568,49 @@ pub fn check_augerino(
         pass,
     })
 }
-/// The learned 2-pendulum CHNN the firmware embeds (`keel chnn train … --export`).
-pub const CHNN_MODEL: &str = "chnn-pend2.safetensors";
+/// A learned constrained model the firmware embeds and rolls out with RK4 (`keel chnn train …
+/// --export`), and the line it prints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChnnLine {
+    /// The line's `model=` name.
+    pub name: &'static str,
+    /// The model file in the firmware's assets.
+    pub asset: &'static str,
+    /// The system it was trained on.
+    pub system: SystemSpec,
+    /// Components of a velocity-form state (`2 · nodes · dimensions`).
+    pub state_len: usize,
+}
+
+/// The learned 2-pendulum CHNN (3 × 256).
+pub const CHNN_PEND2: ChnnLine = ChnnLine {
+    name: "chnn",
+    asset: "chnn-pend2.safetensors",
+    system: SystemSpec {
+        kind: crate::simulate::SystemKind::ChainPendulum,
+        size: Some(2),
+    },
+    state_len: 8,
+};
+
+/// The learned gyroscope CHNN (3 × 64; 4 nodes in 3-D).
+pub const CHNN_GYROSCOPE: ChnnLine = ChnnLine {
+    name: "gyroscope",
+    asset: "chnn-gyroscope.safetensors",
+    system: SystemSpec {
+        kind: crate::simulate::SystemKind::Gyroscope,
+        size: None,
+    },
+    state_len: 24,
+};
+
+/// The learned 2-pendulum CHNN's file.
+pub const CHNN_MODEL: &str = CHNN_PEND2.asset;
 /// Tolerance on the firmware's final state against the host engine's rollout,
 /// `‖fw − host‖₂ / ‖host‖₂` (f32 on the controller, f64 on the host, 100 RK4 steps).
 pub const CHNN_TOLERANCE: f64 = 1e-4;
 
-/// A parsed `KEEL-FW model=chnn` line.
+/// A parsed `KEEL-FW model=chnn` (or `model=gyroscope`) line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FirmwareChnnRun {
     /// RK4 step.
@@ -1574,12 +1623,20 @@ pub struct FirmwareChnnRun {
     pub state: Vec<f32>,
 }
 
-/// Finds and parses the `KEEL-FW model=chnn` line.
+/// Finds and parses the learned 2-pendulum's `KEEL-FW model=chnn` line.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
-    let (line, fields) = model_line(output, "chnn")?;
+    parse_chnn_line(output, &CHNN_PEND2)
+}
+
+/// Finds and parses the `KEEL-FW model=<name>` line of the learned model `model`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_chnn_line(output: &str, model: &ChnnLine) -> Result<FirmwareChnnRun> {
+    let (line, fields) = model_line(output, model.name)?;
     let get = |k: &str| field(&fields, line, k);
     let dt = hex_words("dt", get("dt")?)?;
     let steps: usize = get("steps")?
@@ -1590,11 +1647,14 @@ pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
         hex_words("z0", get("z0")?)?,
         hex_words("state", get("state")?)?,
     );
-    if dt.len() != 1 || z0.len() != 8 || state.len() != 8 {
+    if dt.len() != 1 || z0.len() != model.state_len || state.len() != model.state_len {
         return Err(Error::invalid(
             "firmware output",
             line,
-            "expected one dt and 8-component states (2 nodes × 2 dimensions × (x, v))",
+            format!(
+                "expected one dt and {}-component states (nodes × dimensions × (x, v))",
+                model.state_len
+            ),
         ));
     }
     let span = f64::from(dt[0]) * steps as f64;
@@ -1636,15 +1696,41 @@ pub struct ChnnComparison {
     pub pass: bool,
 }
 
-/// Reruns the firmware's learned rollout on the host engine (f64) from the same start, and the
-/// real system for reference.
+/// Reruns the firmware's learned 2-pendulum rollout on the host engine (f64) from the same
+/// start, and the real system for reference.
 ///
 /// # Errors
 /// I/O and format errors for the model; integration errors.
 pub fn check_chnn(run: &FirmwareChnnRun, assets: &std::path::Path) -> Result<ChnnComparison> {
-    use crate::chnn::data::SystemSpec;
+    check_chnn_line(run, &CHNN_PEND2, assets)
+}
+
+/// Reruns the firmware's rollout of the learned model `model` on the host engine (f64) from the
+/// same start, and the real system for reference.
+///
+/// # Errors
+/// I/O and format errors for the model (including one trained on another system); integration
+/// errors.
+pub fn check_chnn_line(
+    run: &FirmwareChnnRun,
+    model: &ChnnLine,
+    assets: &std::path::Path,
+) -> Result<ChnnComparison> {
     use crate::chnn::truth::truth;
-    let saved = crate::chnn::export::load(&assets.join(CHNN_MODEL))?;
+    let path = assets.join(model.asset);
+    let saved = crate::chnn::export::load(&path)?;
+    if saved.info.spec()? != model.system {
+        return Err(Error::invalid(
+            "model",
+            path.display(),
+            format!(
+                "was trained on {}, the firmware line `model={}` needs {}",
+                saved.info.system,
+                model.name,
+                model.system.kind.name()
+            ),
+        ));
+    }
     let z0: Vec<f64> = run.z0.iter().map(|&v| f64::from(v)).collect();
     let dt = f64::from(run.dt);
     let host = crate::chnn::train::rk4_rollout(
@@ -1657,13 +1743,11 @@ pub fn check_chnn(run: &FirmwareChnnRun, assets: &std::path::Path) -> Result<Chn
     .remove(0)
     .pop()
     .unwrap_or_default();
-    let sys = truth(SystemSpec {
-        kind: crate::simulate::SystemKind::ChainPendulum,
-        size: Some(2),
-    })?;
+    let sys = truth(model.system)?;
     let times: Vec<f64> = (0..=run.steps).map(|k| k as f64 * dt).collect();
+    let half = z0.len() / 2;
     let truth_end = sys
-        .rollout(&z0[..4], &z0[4..], &times, 1e-10)?
+        .rollout(&z0[..half], &z0[half..], &times, 1e-10)?
         .pop()
         .unwrap_or_default();
     let rel = |a: &[f64], b: &[f64]| {
@@ -1851,6 +1935,21 @@ mod tests {
             &format!("z0={}", hex(&z0[..3]))
         ))
         .is_err());
+        // The gyroscope's line has 24-component states; the pendulum's is not taken for it.
+        assert!(parse_chnn_line(&line, &CHNN_GYROSCOPE).is_err());
+        let z24: Vec<f32> = (0..24).map(|i| 0.1 * i as f32).collect();
+        let gyro = format!(
+            "KEEL-FW model=gyroscope dt={} steps=100 z0={} state={}",
+            hex(&[0.02]),
+            hex(&z24),
+            hex(&z24)
+        );
+        let run = parse_chnn_line(&format!("{line}\n{gyro}\n"), &CHNN_GYROSCOPE).unwrap();
+        assert_eq!((run.z0.len(), run.dt), (24, 0.02));
+        assert!(
+            parse_chnn_line(&gyro.replace("state=", "state=3f800000,"), &CHNN_GYROSCOPE).is_err()
+        );
+        assert!(parse_chnn(&gyro).is_err());
     }
 
     #[test]

@@ -158,6 +158,14 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let gyroscope = if has("gyroscope") {
+        let model = &keel::firmware::CHNN_GYROSCOPE;
+        let run = keel::firmware::parse_chnn_line(&text, model)?;
+        let check = keel::firmware::check_chnn_line(&run, model, assets)?;
+        Some((run, check))
+    } else {
+        None
+    };
     let bma = if has("bma") {
         Some(keel::firmware::check_bma(
             &keel::firmware::parse_bma(&text)?,
@@ -214,6 +222,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
         && emlp.as_ref().is_none_or(|m| m.pass)
         && gp.as_ref().is_none_or(|m| m.pass)
         && chnn.as_ref().is_none_or(|(_, m)| m.pass)
+        && gyroscope.as_ref().is_none_or(|(_, m)| m.pass)
         && bma.as_ref().is_none_or(|m| m.pass)
         && policy.as_ref().is_none_or(|m| m.pass);
     let mut checked = vec!["dynamics"];
@@ -223,6 +232,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
             &serde_json::json!({"dynamics": c, "model": model, "emlp": emlp,
             "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy, "augerino": augerino,
             "simplex": simplex, "student": student, "ntk": ntk.as_ref().map(|(_, m)| m),
+            "gyroscope": gyroscope.as_ref().map(|(_, m)| m),
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -303,6 +313,17 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 chnn.tolerance,
                 if chnn.pass { "PASS" } else { "FAIL" },
                 chnn.model_error
+            );
+        }
+        if let Some((run, gyro)) = &gyroscope {
+            println!(
+                "CHNN gyroscope (embedded keel chnn export, 3 × 64) for {} RK4 steps: final state \
+                 ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real gyroscope: {:.3e}",
+                run.steps,
+                gyro.relative_error,
+                gyro.tolerance,
+                if gyro.pass { "PASS" } else { "FAIL" },
+                gyro.model_error
             );
         }
         if let Some(bma) = &bma {

@@ -513,7 +513,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(
         out.contains(
-            "checked 2 of 11 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk: PASS"
+            "checked 2 of 12 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope: PASS"
         ),
         "{out}"
     );
