@@ -6,7 +6,8 @@
 //! - [`rep`]: representations as values (V, V*, ⊕, ⊗, `T(p,q)`), laid out lazily as monomials;
 //! - [`parse`]: the reference's own notation (`SO(3)`, `2*V+V**2`, `V(SO(3))*V(S(4))`);
 //! - [`solve`]: equivariant bases (null spaces of the constraints), cached per monomial;
-//! - [`model`]: EMLP layers and networks on the engine.
+//! - [`model`]: EMLP layers and networks on the engine;
+//! - [`spring`]: the double spring pendulum of the paper's dynamics experiments.
 
 pub mod data;
 pub mod group;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod parse;
 pub mod rep;
 pub mod solve;
+pub mod spring;
 pub mod train;
 
 pub use group::Group;
