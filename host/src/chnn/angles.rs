@@ -3,8 +3,6 @@
 //! Cartesian states before any error is computed (as the reference's `global2bodyCoords` /
 //! `body2globalCoords`).
 
-use std::f64::consts::PI;
-
 use super::model::{Graph, Link};
 
 /// A planar chain (or tree) of links, each node hanging from its parent or from an anchor.
@@ -107,22 +105,5 @@ impl Chain {
         }
         x.extend(v);
         x
-    }
-
-    /// Angle states of consecutive samples with the angles unwrapped (continuous).
-    pub fn unwrapped(&self, zs: &[Vec<f64>]) -> Vec<Vec<f64>> {
-        let n = self.links();
-        let mut out: Vec<Vec<f64>> = Vec::with_capacity(zs.len());
-        for z in zs {
-            let mut s = self.to_angles(z);
-            if let Some(prev) = out.last() {
-                for i in 0..n {
-                    let turns = ((prev[i] - s[i]) / (2.0 * PI)).round();
-                    s[i] += 2.0 * PI * turns;
-                }
-            }
-            out.push(s);
-        }
-        out
     }
 }

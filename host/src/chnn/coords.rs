@@ -374,6 +374,35 @@ mod tests {
     }
 
     #[test]
+    fn generalised_states_inside_the_charts_round_trip_exactly() {
+        let cases: [(SystemSpec, Vec<f64>); 3] = [
+            (
+                specs()[2],
+                vec![2.9, 1.7, 0.4, -0.3], // (φ, θ, φ̇, θ̇)
+            ),
+            (
+                specs()[3],
+                vec![0.4, 0.9, -2.5, 1.5, 0.1, 10.0], // Euler angles and rates
+            ),
+            (
+                specs()[4],
+                vec![
+                    -1.0, 2.2, 0.3, 0.1, -0.2, 0.05, 0.7, -0.4, 2.0, 0.01, 0.02, -0.03,
+                ],
+            ),
+        ];
+        for (spec, s) in cases {
+            let data = generate(spec, 1, 0).unwrap();
+            let graph = truth(spec).unwrap().graph();
+            let c = Coords::of(&graph, &data.chunks[0].z[0]).unwrap();
+            let back = c.to_generalized(&c.to_cartesian(&s));
+            for (a, b) in back.iter().zip(&s) {
+                assert!((a - b).abs() < 1e-12, "{spec:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
     fn rates_are_time_derivatives_of_the_coordinates() {
         for spec in specs() {
             let data = generate(spec, 2, 3).unwrap();
