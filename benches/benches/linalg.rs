@@ -3,9 +3,11 @@
 //! come from `firmware/measure_linalg.sh`).
 //!
 //! Bench ids (`<path>/<impl>/<dtype>`, `impl` = `keel` or `nalgebra`):
-//! - `pendulum3_rk4_step`: one RK4 step (dt = 0.01) of the paper's 3-pendulum — four solves of
-//!   the 6 × 6 constraint system, by Keel's `lu_factor`/`lu_solve` or by nalgebra's fixed-size
-//!   `LU` (`keel_core::dynamics::NalgebraLu`); the rest of the field is the same code;
+//! - `pendulum3_rk4_step`: one RK4 step (dt = 0.01) of the paper's 3-pendulum — Keel's field
+//!   (a Cholesky of the 3 × 3 block `S` and two triangular pairs per evaluation) or the whole
+//!   6 × 6 constraint system by nalgebra's fixed-size `LU` (`keel_core::dynamics::NalgebraLu`);
+//!   until the Cholesky field (issue 27 §4) both solved the 6 × 6 system, Keel's by
+//!   `lu_factor`/`lu_solve`;
 //! - `constraint_solve`: that 6 × 6 solve alone, on a system of the field's shape
 //!   `[[0, S], [−S, A]]` (the copy of the matrix included in both);
 //! - `wiski_update`: one WISKI update (1-D, m = 64 as on the firmware, after 10⁴ points) —

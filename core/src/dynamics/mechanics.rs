@@ -8,14 +8,26 @@
 //! ż = P(z) J∇H,   P = I − J DΦ (DΦᵀ J DΦ)⁻¹ DΦᵀ,   J = [[0, I], [−I, 0]],
 //! ```
 //!
-//! i.e. `ż = J∇H − J DΦ λ` with `(DΦᵀ J DΦ) λ = DΦᵀ J ∇H`. The 2C×2C matrix is antisymmetric
-//! with a zero leading block; it is solved by LU with partial pivoting. `DΦᵀ ż = 0` holds by
-//! construction, so `Φ` and `Φ̇` are invariants of the flow.
+//! i.e. `ż = J∇H − J DΦ λ` with `(DΦᵀ J DΦ) λ = DΦᵀ J ∇H`. With `G = ∂Φ/∂x`, `Ġ = ∂Φ̇/∂x`
+//! (rows `G_c`, `Ġ_c`) and `λ = (λ₀, λ₁)`, the 2C×2C matrix has the blocks
+//!
+//! ```text
+//! DΦᵀ J DΦ = [[0, S], [−S, A]],   S = G M⁻¹ Gᵀ,   A = Ġ M⁻¹ Gᵀ − G M⁻¹ Ġᵀ,
+//! ```
+//!
+//! `S` symmetric positive definite while the constraints are independent, `A` antisymmetric.
+//! The reference's `Proj` hands the whole 2C×2C system to a dense LU (`torch.solve`); its block
+//! rows are `S λ₁ = G v` and `S λ₀ = A λ₁ − (Ġ v − M⁻¹G ∇V)`, so [`Mechanics::hamiltonian_rate`]
+//! factors the C×C `S = L Lᵀ` once by Cholesky (no pivoting) and solves two triangular pairs:
+//! about C³/6 multiply–adds for the factor instead of the 2C×2C LU's 8C³/3, and `A` is never
+//! formed (`A λ₁ = Ġ (M⁻¹Gᵀλ₁) − M⁻¹G (Ġᵀλ₁)` reuses two sums the field needs anyway).
+//! `DΦᵀ ż = 0` holds by construction, so `Φ` and `Φ̇` are invariants of the flow.
+//! Measurements: `benches/RESULTS.md`, "one step of the constrained dynamics".
 //!
 //! Lagrangian form (CLNN; the reference's `ConstrainedLagrangianDynamics`, also in
 //! `hamiltonian.py`): with `z = (x, v)`, `G = ∂Φ/∂x`, `ẍ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` and the
 //! physical force `f = −M⁻¹∇V`. (The reference code uses `f = +M⁻¹∇V`; a learned potential absorbs
-//! the sign, a known one must not.)
+//! the sign, a known one must not.) `GᵀM⁻¹G` is the same `S`, solved by the same Cholesky.
 
 use super::constraint::{Constraint, Linear};
 use super::mass::MassMatrix;
@@ -23,7 +35,9 @@ use super::phase::Phase;
 use super::potential::Potential;
 use crate::error::{Error, Result};
 use crate::integrate::{StateVector, VectorField};
-use crate::linalg::{lu_factor, lu_solve};
+use crate::linalg::{
+    cholesky_fixed, lu_factor, lu_solve, solve_lower_fixed, solve_lower_transpose_fixed,
+};
 use crate::real::Real;
 
 /// A system of `N` nodes in `D` dimensions with `C` scalar constraints and potential `P`.
@@ -309,6 +323,60 @@ struct Jacobians<T, const N: usize, const D: usize, const C: usize> {
     gd: [Nodes<T, N, D>; C],
 }
 
+impl<T: Real, const N: usize, const D: usize, const C: usize> Jacobians<T, N, D, C> {
+    fn zeros() -> Self {
+        Self {
+            g: [[[T::ZERO; D]; N]; C],
+            gd: [[[T::ZERO; D]; N]; C],
+        }
+    }
+}
+
+/// The Cholesky factor `S = L Lᵀ` of the constraint Gram matrix `S = G M⁻¹ Gᵀ` (C×C, symmetric
+/// positive definite while the constraints are independent), ready for [`GramFactor::solve`].
+struct GramFactor<T, const C: usize> {
+    /// `L` on and below the diagonal (row-major), zeros above.
+    l: [[T; C]; C],
+}
+
+impl<T: Real, const C: usize> GramFactor<T, C> {
+    /// Factors `s` (only its lower triangle is read). A pivot `L_jj² ≤ 2C·ε·max_i S_ii` counts as
+    /// zero: the constraints are (numerically) dependent at this state. `2C·ε` is the relative
+    /// threshold the 2C×2C LU applied to its pivots before; it also covers the few ulps a
+    /// Cholesky pivot of an exactly singular `S` can come out at (a rod listed twice).
+    ///
+    /// # Errors
+    /// [`Error::Singular`] with the failing column for a non-positive, non-finite or tiny pivot.
+    fn new(mut s: [[T; C]; C]) -> Result<Self> {
+        let mut scale = T::ZERO;
+        for (i, row) in s.iter().enumerate() {
+            if row[i] > scale {
+                scale = row[i];
+            }
+        }
+        let tiny = T::from_usize(2 * C) * T::EPSILON * scale;
+        cholesky_fixed(&mut s).map_err(|e| match e {
+            Error::NotPositiveDefinite { pivot, .. } => Error::Singular { column: pivot },
+            other => other,
+        })?;
+        for (j, row) in s.iter().enumerate() {
+            if !(row[j] * row[j] > tiny) {
+                return Err(Error::Singular { column: j });
+            }
+        }
+        Ok(Self { l: s })
+    }
+
+    /// `b ← S⁻¹ b` (`L y = b`, then `Lᵀ x = y`).
+    ///
+    /// # Errors
+    /// None for a factor [`GramFactor::new`] accepted (its diagonal is positive).
+    fn solve(&self, b: &mut [T; C]) -> Result<()> {
+        solve_lower_fixed(&self.l, b)?;
+        solve_lower_transpose_fixed(&self.l, b)
+    }
+}
+
 impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N, D>>
     Mechanics<T, N, D, C, P>
 {
@@ -390,19 +458,13 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         out
     }
 
-    fn jacobians(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>) -> Jacobians<T, N, D, C> {
-        // Built in place (`gradient` overwrites its output), so nothing is zeroed twice.
-        Jacobians {
-            g: core::array::from_fn(|c| {
-                let mut g = [[T::ZERO; D]; N];
-                self.constraints[c].gradient(x, &mut g);
-                g
-            }),
-            gd: core::array::from_fn(|c| {
-                let mut g = [[T::ZERO; D]; N];
-                self.constraints[c].rate_gradient(v, &mut g);
-                g
-            }),
+    /// The Jacobians at `(x, v)`, written into `j` in place: returned by value (or built with
+    /// `core::array::from_fn`), the 2·C·N·D values were copied once more (a `memcpy` per
+    /// evaluation on the Cortex-M4F).
+    fn jacobians(&self, x: &Nodes<T, N, D>, v: &Nodes<T, N, D>, j: &mut Jacobians<T, N, D, C>) {
+        for ((con, g), gd) in self.constraints.iter().zip(&mut j.g).zip(&mut j.gd) {
+            con.gradient(x, g);
+            con.rate_gradient(v, gd);
         }
     }
 
@@ -411,7 +473,8 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     /// constraint manifold.
     pub fn constraint_rates(&self, z: &Phase<T, N, D>, zdot: &Phase<T, N, D>) -> [[T; C]; 2] {
         let v = self.velocity(z.p());
-        let j = self.jacobians(z.x(), &v);
+        let mut j = Jacobians::zeros();
+        self.jacobians(z.x(), &v, &mut j);
         let mut out = [[T::ZERO; C]; 2];
         for c in 0..C {
             let mg = self.velocity(&j.g[c]);
@@ -421,33 +484,99 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         out
     }
 
+    /// `mg_c = M⁻¹G_c` for every constraint (written in place: returned by value, the array
+    /// was copied on the Cortex-M4F).
+    #[inline]
+    fn inverse_mass_rows(&self, g: &[Nodes<T, N, D>; C], mg: &mut [Nodes<T, N, D>; C]) {
+        for (gc, mgc) in g.iter().zip(mg.iter_mut()) {
+            self.mass.inverse_apply(gc, mgc);
+        }
+    }
+
+    /// The lower triangle of `S = G M⁻¹ Gᵀ` (`S_ab = G_a·M⁻¹G_b`), factored.
+    #[inline]
+    fn gram(g: &[Nodes<T, N, D>; C], mg: &[Nodes<T, N, D>; C]) -> Result<GramFactor<T, C>> {
+        let mut s = [[T::ZERO; C]; C];
+        for a in 0..C {
+            for b in 0..=a {
+                s[a][b] = ndot(&g[a], &mg[b]);
+            }
+        }
+        GramFactor::new(s)
+    }
+
     /// The projected Hamiltonian vector field `ż = P(z) J∇H(z)` at `z = (x, p)`, with an optional
     /// external force `F` on the nodes (added to `−∇V` before projection; a control input).
     ///
+    /// Solved through the blocks of `DΦᵀ J DΦ` (module doc): with `S = L Lᵀ`,
+    /// `λ₁ = S⁻¹ G v`, `ẋ = v − M⁻¹Gᵀλ₁`, `q = ∇V − F − Ġᵀλ₁`, `λ₀ = S⁻¹(M⁻¹G q − Ġ ẋ)` and
+    /// `ṗ = −q + Gᵀλ₀`: the same field as the 2C×2C solve, to rounding.
+    ///
     /// # Errors
-    /// [`Error::Singular`] if the constraints are degenerate at `z` (e.g. a rod of zero length).
+    /// [`Error::Singular`] if the constraints are degenerate at `z` (e.g. a rod of zero length):
+    /// a Cholesky pivot of `S` at most `2C·ε·max S_ii`.
     pub fn hamiltonian_rate(
         &self,
         z: &Phase<T, N, D>,
         force: Option<&Nodes<T, N, D>>,
         dz: &mut Phase<T, N, D>,
     ) -> Result<()> {
-        self.hamiltonian_rate_with(z, force, dz, |kf, rhs| {
-            let mut perm = [[0usize; C]; 2];
-            let mut scratch = [[T::ZERO; C]; 2];
-            lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
-            lu_solve(
-                kf,
-                2 * C,
-                perm.as_flattened(),
-                rhs,
-                scratch.as_flattened_mut(),
-            )
-        })
+        let x = z.x();
+        let (xdot, pdot) = dz.split_mut();
+        // ẋ starts as v = M⁻¹p; q as ∇V − F.
+        self.mass.inverse_apply(z.p(), xdot);
+        let mut q = [[T::ZERO; D]; N];
+        self.potential.accumulate_gradient(x, &mut q);
+        if let Some(f) = force {
+            for (qi, fi) in q.iter_mut().zip(f) {
+                for (qd, fd) in qi.iter_mut().zip(fi) {
+                    *qd -= *fd;
+                }
+            }
+        }
+        if C > 0 {
+            let mut j = Jacobians::zeros();
+            self.jacobians(x, xdot, &mut j);
+            let mut mg = [[[T::ZERO; D]; N]; C];
+            self.inverse_mass_rows(&j.g, &mut mg);
+            let s = Self::gram(&j.g, &mg)?;
+            // S λ₁ = G v.
+            let mut l1: [T; C] = core::array::from_fn(|c| ndot(&j.g[c], xdot));
+            s.solve(&mut l1)?;
+            // ẋ = v − Σ λ₁_c M⁻¹G_c;  q −= Σ λ₁_c Ġ_c.
+            for c in 0..C {
+                for i in 0..N {
+                    for d in 0..D {
+                        xdot[i][d] -= l1[c] * mg[c][i][d];
+                        q[i][d] -= l1[c] * j.gd[c][i][d];
+                    }
+                }
+            }
+            // S λ₀ = A λ₁ − (Ġ v − M⁻¹G (∇V − F)) = M⁻¹G q − Ġ ẋ.
+            let mut l0: [T; C] = core::array::from_fn(|c| ndot(&mg[c], &q) - ndot(&j.gd[c], xdot));
+            s.solve(&mut l0)?;
+            // ṗ = −∇V + F + Σ (λ₀_c G_c + λ₁_c Ġ_c) = −q + Σ λ₀_c G_c.
+            for c in 0..C {
+                for i in 0..N {
+                    for d in 0..D {
+                        q[i][d] -= l0[c] * j.g[c][i][d];
+                    }
+                }
+            }
+        }
+        for i in 0..N {
+            for d in 0..D {
+                pdot[i][d] = -q[i][d];
+            }
+        }
+        Ok(())
     }
 
-    /// [`Mechanics::hamiltonian_rate`] with the `2C × 2C` system `K λ = r` (`K` row-major,
-    /// destroyed; `r` becomes `λ`) solved by `solve`.
+    /// [`Mechanics::hamiltonian_rate`] the way the reference computes it: the whole `2C × 2C`
+    /// system `K λ = r`, `K = DΦᵀ J DΦ` (row-major, destroyed; `r` becomes `λ`), solved by
+    /// `solve`. Kept as the independent formulation the Cholesky path is tested against, and for
+    /// [`NalgebraLu`].
+    #[cfg(any(test, feature = "nalgebra"))]
     fn hamiltonian_rate_with(
         &self,
         z: &Phase<T, N, D>,
@@ -476,11 +605,10 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         if C == 0 {
             return Ok(());
         }
-        let j = self.jacobians(x, &v);
+        let mut j = Jacobians::zeros();
+        self.jacobians(x, &v, &mut j);
         let mut mg = [[[T::ZERO; D]; N]; C];
-        for c in 0..C {
-            self.mass.inverse_apply(&j.g[c], &mut mg[c]);
-        }
+        self.inverse_mass_rows(&j.g, &mut mg);
         // K = DΦᵀ J DΦ in blocks [[0, S], [−S, A]] with S_ij = G_i·M⁻¹G_j (symmetric) and
         // A_ij = Ġ_i·M⁻¹G_j − M⁻¹G_i·Ġ_j (antisymmetric); row/column index = block·C + i.
         let mut k = [[[[T::ZERO; C]; 2]; C]; 2];
@@ -522,8 +650,11 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     /// The constrained Lagrangian vector field at `z = (x, v)`:
     /// `ẋ = v`, `v̇ = f − M⁻¹G (GᵀM⁻¹G)⁻¹ (Gᵀf + Ġᵀv)` with `f = M⁻¹(−∇V + F)`.
     ///
+    /// `GᵀM⁻¹G` is the `S` of [`Mechanics::hamiltonian_rate`], factored by the same Cholesky.
+    ///
     /// # Errors
-    /// [`Error::Singular`] if `GᵀM⁻¹G` is singular at `x`.
+    /// [`Error::Singular`] if `GᵀM⁻¹G` is singular at `x` (as for
+    /// [`Mechanics::hamiltonian_rate`]).
     pub fn lagrangian_rate(
         &self,
         z: &Phase<T, N, D>,
@@ -545,26 +676,13 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
         if C == 0 {
             return Ok(());
         }
-        let j = self.jacobians(x, v);
+        let mut j = Jacobians::zeros();
+        self.jacobians(x, v, &mut j);
         let mut mg = [[[T::ZERO; D]; N]; C];
-        for c in 0..C {
-            self.mass.inverse_apply(&j.g[c], &mut mg[c]);
-        }
-        let mut s = [[T::ZERO; C]; C];
-        let mut rhs = [T::ZERO; C];
-        for a in 0..C {
-            for b in a..C {
-                let val = ndot(&j.g[a], &mg[b]);
-                s[a][b] = val;
-                s[b][a] = val;
-            }
-            rhs[a] = ndot(&j.g[a], vdot) + ndot(&j.gd[a], v);
-        }
-        let mut perm = [0usize; C];
-        let mut scratch = [T::ZERO; C];
-        let sf = s.as_flattened_mut();
-        lu_factor(sf, C, &mut perm)?;
-        lu_solve(sf, C, &perm, &mut rhs, &mut scratch)?;
+        self.inverse_mass_rows(&j.g, &mut mg);
+        let s = Self::gram(&j.g, &mg)?;
+        let mut rhs: [T; C] = core::array::from_fn(|a| ndot(&j.g[a], vdot) + ndot(&j.gd[a], v));
+        s.solve(&mut rhs)?;
         for c in 0..C {
             for i in 0..N {
                 for d in 0..D {
@@ -611,7 +729,8 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
                     residual: res.as_f64(),
                 });
             }
-            let j = self.jacobians(x, v);
+            let mut j = Jacobians::zeros();
+            self.jacobians(x, v, &mut j);
             // A = Jψ Jψᵀ with Jψ rows (G_c, 0) for Φ_c and (Ġ_c, G_c) for Φ̇_c.
             let mut a = [[[[T::ZERO; C]; 2]; C]; 2];
             for i in 0..C {
@@ -726,10 +845,11 @@ impl<T: Real, const N: usize, const D: usize, const C: usize, P: Potential<T, N,
     }
 }
 
-/// A system whose constraint solve is nalgebra's fixed-size `K × K` LU (`K = 2C`) instead of
-/// Keel's [`lu_factor`]: the same field as [`Mechanics`]'s up to rounding, kept to measure one
-/// against the other (README, "Architecture notes"; `cargo bench -p keel-benches --bench
-/// linalg`, `firmware/measure_linalg.sh`). Feature `nalgebra`.
+/// A system whose field solves the whole `K × K` system `DΦᵀ J DΦ λ = DΦᵀ J ∇H` (`K = 2C`, the
+/// reference's formulation) by nalgebra's fixed-size LU, instead of [`Mechanics`]'s Cholesky of
+/// the C×C block `S`: the same field up to rounding, kept to measure one against the other
+/// (README, "Architecture notes"; `cargo bench -p keel-benches --bench linalg`,
+/// `firmware/measure_linalg.sh`). Feature `nalgebra`.
 #[cfg(feature = "nalgebra")]
 #[derive(Clone, Copy, Debug)]
 pub struct NalgebraLu<'a, M, const K: usize>(pub &'a M);
@@ -791,6 +911,153 @@ mod nalgebra_tests {
         assert!(matches!(
             NalgebraLu::<_, 4>(m).rate(0.0, &a, &mut dz),
             Err(Error::CountMismatch { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
+mod solve_tests {
+    use super::*;
+    use crate::dynamics::systems::{
+        ChainPendulum, CoupledPendulum, Gyroscope, MagnetPendulum, Rotor,
+    };
+    use crate::dynamics::{DipoleSign, Gravity};
+    use crate::random::{standard_normal, Xoshiro256PlusPlus};
+
+    /// The reference formulation: the whole 2C×2C system by Keel's partially pivoted LU.
+    fn lu_field<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, D>>(
+        m: &Mechanics<f64, N, D, C, P>,
+        z: &Phase<f64, N, D>,
+        force: Option<&Nodes<f64, N, D>>,
+        dz: &mut Phase<f64, N, D>,
+    ) -> Result<()> {
+        m.hamiltonian_rate_with(z, force, dz, |kf, rhs| {
+            let mut perm = [[0usize; C]; 2];
+            let mut scratch = [[0.0; C]; 2];
+            lu_factor(kf, 2 * C, perm.as_flattened_mut())?;
+            lu_solve(
+                kf,
+                2 * C,
+                perm.as_flattened(),
+                rhs,
+                scratch.as_flattened_mut(),
+            )
+        })
+    }
+
+    /// Cholesky field against the LU field at `z`, unforced and with a random force: every
+    /// component within `1e-12 · (1 + max |ż|)` (the scale of the terms the solves combine).
+    fn agree<const N: usize, const D: usize, const C: usize, P: Potential<f64, N, D>>(
+        name: &str,
+        m: &Mechanics<f64, N, D, C, P>,
+        z: &Phase<f64, N, D>,
+        rng: &mut Xoshiro256PlusPlus,
+    ) {
+        let f: Nodes<f64, N, D> =
+            core::array::from_fn(|_| core::array::from_fn(|_| standard_normal(rng)));
+        for force in [None, Some(&f)] {
+            let (mut a, mut b) = (Phase::zeros(), Phase::zeros());
+            m.hamiltonian_rate(z, force, &mut a).unwrap();
+            lu_field(m, z, force, &mut b).unwrap();
+            let scale = b.as_slice().iter().fold(1.0f64, |s, v| s.max(v.abs()));
+            for (k, (u, w)) in a.as_slice().iter().zip(b.as_slice()).enumerate() {
+                assert!(
+                    (u - w).abs() <= 1e-12 * scale,
+                    "{name} (force {}): component {k}: {u} vs {w}",
+                    force.is_some()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cholesky_field_equals_the_lu_field_on_random_states() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(27);
+        let p3 = ChainPendulum::<f64, 3>::paper().unwrap();
+        let p5 = ChainPendulum::<f64, 5>::paper().unwrap();
+        let coupled = CoupledPendulum::<f64, 3>::paper().unwrap();
+        let magnet = MagnetPendulum::<f64, 2>::paper(DipoleSign::Physical).unwrap();
+        let gyro = Gyroscope::<f64>::paper().unwrap();
+        let rotor = Rotor::<f64>::paper().unwrap();
+        for _ in 0..20 {
+            let z = p3.sample(&mut rng).unwrap();
+            agree("chain-pendulum-3", p3.mechanics(), &z, &mut rng);
+            let z = p5.sample(&mut rng).unwrap();
+            agree("chain-pendulum-5", p5.mechanics(), &z, &mut rng);
+            let z = coupled.sample(&mut rng).unwrap();
+            agree("coupled-pendulum-3", coupled.mechanics(), &z, &mut rng);
+            let z = magnet.sample(&mut rng);
+            agree("magnet-pendulum-2", magnet.mechanics(), &z, &mut rng);
+            let z = gyro.sample(&mut rng);
+            agree("gyroscope", gyro.mechanics(), &z, &mut rng);
+            let z = rotor.sample(&mut rng);
+            agree("rotor", rotor.mechanics(), &z, &mut rng);
+        }
+    }
+
+    /// Two degenerate constraint sets, each refused with [`Error::Singular`] by both fields and
+    /// by the LU reference, in `f32` and `f64`: a node sitting on its tether's anchor (its row
+    /// of `G` is exactly zero) and the same rod listed twice (rows equal, `S` of rank 1).
+    macro_rules! degenerate {
+        ($($name:ident: $t:ty;)*) => {$(
+            #[test]
+            fn $name() {
+                type T = $t;
+                let gravity = Gravity::<T, 2> { g: 9.81, weights: [1.0, 2.0] };
+                let z = Phase::<T, 2, 2>::new([[0.0, 0.0], [0.6, -0.8]], [[0.3, 0.1], [-0.2, 0.4]]);
+
+                let mut b = MechanicsBuilder::<T, 2, 2, 2>::new();
+                b.point_mass(1.0).unwrap();
+                b.point_mass(2.0).unwrap();
+                b.tether(0, [0.0, 0.0], 1.0).unwrap();
+                b.distance(0, 1, 1.0).unwrap();
+                let on_anchor = b.build(gravity).unwrap();
+
+                let mut b = MechanicsBuilder::<T, 2, 2, 2>::new();
+                b.point_mass(1.0).unwrap();
+                b.point_mass(2.0).unwrap();
+                b.distance(0, 1, 1.0).unwrap();
+                b.distance(0, 1, 1.0).unwrap();
+                let twice = b.build(gravity).unwrap();
+
+                for m in [&on_anchor, &twice] {
+                    let mut dz = Phase::zeros();
+                    assert!(matches!(
+                        m.hamiltonian_rate(&z, None, &mut dz),
+                        Err(Error::Singular { .. })
+                    ));
+                    let zv = m.to_velocity_form(&z);
+                    assert!(matches!(
+                        m.lagrangian_rate(&zv, None, &mut dz),
+                        Err(Error::Singular { .. })
+                    ));
+                }
+            }
+        )*};
+    }
+
+    degenerate! {
+        degenerate_constraints_are_singular_f64: f64;
+        degenerate_constraints_are_singular_f32: f32;
+    }
+
+    #[test]
+    fn degenerate_constraints_are_singular_for_the_lu_reference_too() {
+        let gravity = Gravity::<f64, 2> {
+            g: 9.81,
+            weights: [1.0, 2.0],
+        };
+        let z = Phase::<f64, 2, 2>::new([[0.0, 0.0], [0.6, -0.8]], [[0.3, 0.1], [-0.2, 0.4]]);
+        let mut b = MechanicsBuilder::<f64, 2, 2, 2>::new();
+        b.point_mass(1.0).unwrap();
+        b.point_mass(2.0).unwrap();
+        b.distance(0, 1, 1.0).unwrap();
+        b.distance(0, 1, 1.0).unwrap();
+        let twice = b.build(gravity).unwrap();
+        let mut dz = Phase::zeros();
+        assert!(matches!(
+            lu_field(&twice, &z, None, &mut dz),
+            Err(Error::Singular { .. })
         ));
     }
 }

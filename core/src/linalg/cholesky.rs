@@ -32,6 +32,23 @@ fn check_system<T>(l: &[T], n: usize, b: &[T]) -> Result<()> {
 /// positive and finite.
 pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
     check_square(a, n)?;
+    cholesky_body(a, n)
+}
+
+/// [`cholesky_in_place`] on a `C×C` array, for the small fixed-size systems of a hot path (the
+/// constraint Gram matrix of the dynamics): the same code, compiled for the constant size (no
+/// index checks left, loops unrolled) instead of called with a run-time `n`.
+///
+/// # Errors
+/// As [`cholesky_in_place`] (never [`Error::CountMismatch`]).
+#[inline]
+pub(crate) fn cholesky_fixed<T: Real, const C: usize>(a: &mut [[T; C]; C]) -> Result<()> {
+    cholesky_body(a.as_flattened_mut(), C)
+}
+
+/// The factorisation behind [`cholesky_in_place`] and [`cholesky_fixed`] (`a` holds `n×n`).
+#[inline(always)]
+fn cholesky_body<T: Real>(a: &mut [T], n: usize) -> Result<()> {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
@@ -66,6 +83,23 @@ pub fn cholesky_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
 /// [`Error::CountMismatch`] on wrong lengths; [`Error::Singular`] on a zero diagonal.
 pub fn solve_lower_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
     check_system(l, n, b)?;
+    solve_lower_body(l, n, b)
+}
+
+/// [`solve_lower_in_place`] for a `C×C` factor from [`cholesky_fixed`].
+///
+/// # Errors
+/// As [`solve_lower_in_place`] (never [`Error::CountMismatch`]).
+#[inline]
+pub(crate) fn solve_lower_fixed<T: Real, const C: usize>(
+    l: &[[T; C]; C],
+    b: &mut [T; C],
+) -> Result<()> {
+    solve_lower_body(l.as_flattened(), C, b)
+}
+
+#[inline(always)]
+fn solve_lower_body<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
     let first = b.iter().position(|v| *v != T::ZERO).unwrap_or(n);
     for i in first..n {
         let mut s = b[i];
@@ -87,6 +121,23 @@ pub fn solve_lower_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<(
 /// As [`solve_lower_in_place`].
 pub fn solve_lower_transpose_in_place<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
     check_system(l, n, b)?;
+    solve_lower_transpose_body(l, n, b)
+}
+
+/// [`solve_lower_transpose_in_place`] for a `C×C` factor from [`cholesky_fixed`].
+///
+/// # Errors
+/// As [`solve_lower_transpose_in_place`] (never [`Error::CountMismatch`]).
+#[inline]
+pub(crate) fn solve_lower_transpose_fixed<T: Real, const C: usize>(
+    l: &[[T; C]; C],
+    b: &mut [T; C],
+) -> Result<()> {
+    solve_lower_transpose_body(l.as_flattened(), C, b)
+}
+
+#[inline(always)]
+fn solve_lower_transpose_body<T: Real>(l: &[T], n: usize, b: &mut [T]) -> Result<()> {
     for i in (0..n).rev() {
         let mut s = b[i];
         for k in i + 1..n {

@@ -8,6 +8,7 @@ mod lu;
 #[cfg(feature = "nalgebra")]
 pub mod nalgebra;
 
+pub(crate) use cholesky::{cholesky_fixed, solve_lower_fixed, solve_lower_transpose_fixed};
 pub use cholesky::{
     cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place, symmetric_eigen,
 };

@@ -4,8 +4,8 @@
 //!
 //! Eight regions between the markers, in pairs (Keel's, then nalgebra's) on the same inputs:
 //! 1–2. one RK4 step (dt = 0.01) of the paper's 3-pendulum — the firmware's first step —
-//!      solving the 6 × 6 constraint system by `lu_factor`/`lu_solve` or by nalgebra's
-//!      fixed-size `LU` (`keel_core::dynamics::NalgebraLu`);
+//!      Keel's field (Cholesky of the 3 × 3 block `S`) or the whole 6 × 6 constraint system
+//!      by nalgebra's fixed-size `LU` (`keel_core::dynamics::NalgebraLu`);
 //! 3–4. that 6 × 6 solve alone, on a system of the field's shape `[[0, S], [−S, A]]`;
 //! 5–6. the first WISKI update of the firmware's model (1-D, m = 64): `Wiski::observe` or
 //!      `Wiski::observe_with_noise_nalgebra`;
