@@ -20,7 +20,7 @@ Evaluations happen every max(1, epochs // 100) epochs and after the last (the re
 timer, ~50 times a run). `--init keel` swaps objax's Linear initialisation (Xavier normal
 weights, zero biases) for the one Keel's MLP baseline used before this comparison (He normal
 N(0, 2/fan_in) weights, biases U(±1/√fan_in)); `keel-weights` / `keel-biases` swap only one of
-the two. Everything else stays the reference's.
+the two, `keel-first` only the first layer's weights. Everything else stays the reference's.
 
 Prints one JSON line per seed. Environment: benches/peers/requirements-emlp-mlp.txt in a
 git-ignored venv, e.g.
@@ -47,9 +47,10 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument(
         "--init",
-        choices=["reference", "keel", "keel-weights", "keel-biases"],
+        choices=["reference", "keel", "keel-weights", "keel-biases", "keel-first"],
         default="reference",
-        help="keel-weights / keel-biases: only the weights / only the biases as Keel's old init",
+        help="keel-weights / keel-biases / keel-first: only the weights / only the biases / only "
+        "the first layer's weights as Keel's old init",
     )
     a = ap.parse_args()
 
@@ -75,9 +76,10 @@ def main():
         mlp = enn.MLP(ds.rep_in, ds.rep_out, ds.symmetry, ch=a.ch, num_layers=a.layers)
         if a.init != "reference":
             rng = np.random.default_rng(seed)
-            for layer in [blk[0] for blk in list(mlp.net)[:-1]] + [list(mlp.net)[-1]]:
+            layers = [blk[0] for blk in list(mlp.net)[:-1]] + [list(mlp.net)[-1]]
+            for k, layer in enumerate(layers):
                 nin, nout = layer.w.value.shape
-                if a.init in ("keel", "keel-weights"):
+                if a.init in ("keel", "keel-weights") or (a.init == "keel-first" and k == 0):
                     w = rng.normal(0, np.sqrt(2 / nin), (nin, nout))
                     layer.w.assign(jnp.asarray(w, jnp.float32))
                 if a.init in ("keel", "keel-biases"):
