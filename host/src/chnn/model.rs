@@ -863,15 +863,16 @@ impl Hnn {
 
 /// The DeLaN baseline (Lutter, Ritter & Peters, *Deep Lagrangian Networks*, ICLR 2019; the CHNN
 /// reference's `biases/models/lnn.py` `DeLaN`) in generalised coordinates:
-/// `L(q, q̇) = ½ q̇ᵀM(q)q̇ − V(q)` with `M(q) = L(q)L(q)ᵀ + 0.2 I` — the [`Hnn`]'s two networks
-/// and Cholesky parameterisation, with the matrix read as the mass matrix as in the DeLaN
-/// paper — and the Euler–Lagrange equations solved for the acceleration:
+/// the Lagrangian `½ q̇ᵀM(q)q̇ − V(q)` with `M(q) = C(q)C(q)ᵀ + 0.2 I` (`C` lower triangular with
+/// a softplus diagonal) — the [`Hnn`]'s two networks and Cholesky parameterisation, with the
+/// matrix read as the mass matrix as in the DeLaN paper — and the Euler–Lagrange equations solved
+/// for the acceleration:
 ///
 /// ```text
-/// M(q) q̈ = ∂T/∂q − Ṁ q̇ − ∇V,   T = ½ q̇ᵀM(q)q̇,   Ṁ = L̇Lᵀ + LL̇ᵀ,   L̇ = ∂L/∂q · q̇,
+/// M(q) q̈ = ∂T/∂q − Ṁ q̇ − ∇V,   T = ½ q̇ᵀM(q)q̇,   Ṁ = ĊCᵀ + CĊᵀ,   Ċ = ∂C/∂q · q̇,
 /// ```
 ///
-/// `∂T/∂q` by the networks' pullback and `L̇` by their forward tangent, both written out as tensor
+/// `∂T/∂q` by the networks' pullback and `Ċ` by their forward tangent, both written out as tensor
 /// operations so the field differentiates like any other expression.
 ///
 /// The CHNN reference's own `DeLaN` reuses its HNN's network for `M⁻¹` (so its field is the HNN's
@@ -946,7 +947,7 @@ impl Delan {
         let (lower, m, raw, hs_m) = net.factor(params, &emb, DELAN_EPS)?;
         let slope = net.strict.add(&raw.sigmoid()?.mul(&net.eye)?)?;
         let qc = dq.reshape(&[b, n, 1])?;
-        // ∂T/∂q: T = ½|Lᵀq̇|² has ∂/∂L_ij = q̇_i u_j with u = Lᵀq̇.
+        // ∂T/∂q: T = ½|Cᵀq̇|² has ∂/∂C_ij = q̇_i u_j with u = Cᵀq̇ (`lower` is C).
         let u = lower.matmul_t(&qc, true, false)?; // [B, n, 1]
         let cot = qc
             .mul(&u.reshape(&[b, 1, n])?)?
@@ -956,7 +957,7 @@ impl Delan {
         let hs_v = tanh_mlp_hidden(&net.potential, params, &emb)?;
         let g_v = tanh_mlp_pullback(&net.potential, params, &hs_v, None)?;
         let force = embedding_pullback(q, &g_t.sub(&g_v)?, a)?; // ∂T/∂q − ∇V
-                                                                // L̇ along q̇: the embedding's tangent through the mass network and the softplus diagonal.
+                                                                // Ċ along q̇: the embedding's tangent through the mass network and the softplus diagonal.
         let qa = q.narrow(1, 0, a)?;
         let da = dq.narrow(1, 0, a)?;
         let mut tangent = vec![qa.sin()?.neg()?.mul(&da)?, qa.cos()?.mul(&da)?];
@@ -966,7 +967,7 @@ impl Delan {
         let e_dot = Tensor::concat(&tangent, 1)?;
         let raw_dot = tanh_mlp_jvp(&net.mass, params, &hs_m, &e_dot)?.reshape(&[b, n, n])?;
         let lower_dot = raw_dot.mul(&slope)?;
-        // Ṁq̇ = L̇(Lᵀq̇) + L(L̇ᵀq̇).
+        // Ṁq̇ = Ċ(Cᵀq̇) + C(Ċᵀq̇).
         let m_dot_q = lower_dot
             .matmul(&u)?
             .add(&lower.matmul(&lower_dot.matmul_t(&qc, true, false)?)?)?;
