@@ -459,7 +459,7 @@ fn firmware_check_outside_the_repository_asks_for_assets() {
 
 /// Issue 20 §2: `keel firmware check` checks the model lines a log has (the C firmware prints a
 /// subset), says which, and still fails a log with none of them; `--require-all` (the Rust
-/// firmware's check in CI) insists on all six. The lines are the host's own results, so they
+/// firmware's check in CI) insists on all of them. The lines are the host's own results, so they
 /// pass; a seed log of the fuzz target supplies well-formed lines that do not.
 #[test]
 fn firmware_check_takes_the_model_lines_a_log_has() {
@@ -527,7 +527,16 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(
         v["absent"],
         serde_json::json!([
-            "emlp", "gp", "chnn", "bma", "policy", "augerino", "simplex", "student", "ntk"
+            "emlp",
+            "gp",
+            "chnn",
+            "bma",
+            "policy",
+            "augerino",
+            "simplex",
+            "student",
+            "ntk",
+            "gyroscope"
         ])
     );
     assert!(v["gp"].is_null() && v["model"]["pass"] == true && v["pass"] == true);
@@ -539,7 +548,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
         (
             vec![system.as_str(), digits.as_str()],
             &["--require-all"][..],
-            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk",
+            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope",
         ),
         (vec![digits.as_str()], &[][..], "no 'KEEL-FW system=' line"),
     ] {
