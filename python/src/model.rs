@@ -591,10 +591,10 @@ fn from_bytes(py: Python<'_>, bytes: Vec<u8>, name: String) -> PyResult<Py<PyAny
         "policy" => Py::new(py, Policy { cell: PolicyCell::load(bytes).map_err(err)?, source })?.into_any(),
         "rl-value" => Py::new(py, ValueModel { cell: ValueCell::load(bytes).map_err(err)?, source })?.into_any(),
         "chnn" | "clnn" => Py::new(py, LearnedDynamics::load(bytes, source.name, source.metadata)?)?.into_any(),
-        "node" | "hnn" => {
+        "node" | "hnn" | "delan" => {
             return Err(PyValueError::new_err(format!(
-                "{name}: a `{kind}` model (angle coordinates) runs only on the host; the core loads \
-                 the constrained models, chnn and clnn (evaluate it with `keel.chnn.eval(model=...)`)"
+                "{name}: a `{kind}` model (generalised coordinates) runs only on the host; the core \
+                 loads the constrained models, chnn and clnn (evaluate it with `keel.chnn.eval(model=...)`)"
             )))
         }
         other => {

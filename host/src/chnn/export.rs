@@ -196,7 +196,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Saved> {
         .find(|m| m.name() == kind)
         .ok_or_else(|| {
             bad(format!(
-                "keel.kind is {kind}, not a learned-dynamics model (chnn, clnn, node, hnn)"
+                "keel.kind is {kind}, not a learned-dynamics model (chnn, clnn, node, hnn, delan)"
             ))
         })?;
     let info: Info = meta("keel.chnn")
