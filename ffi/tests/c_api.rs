@@ -204,7 +204,7 @@ fn the_readme_example_runs() {
     assert!(run.status.success(), "{stdout}");
     assert_eq!(
         stdout,
-        "10 s of the 3-pendulum: energy -58.965160 -> -58.965275\n\
+        "10 s of the 3-pendulum: energy -58.965160 -> -58.965244\n\
          dt = 0: KEEL_STATUS_INVALID_PARAMETER\n\
          state of 11 floats: KEEL_STATUS_SHAPE_MISMATCH\n"
     );

@@ -49,9 +49,9 @@ def test_three_links_in_float32_give_the_readme_energies_and_rattle_bounds_the_d
     assert z0.dtype == np.float32 and z0.shape == (12,)
     states = p.rollout(z0, steps=1000, dt=0.01)
     assert states.dtype == np.float32
-    # The README's Rust and C examples run the same core code in f32: −58.96516 → −58.96527.
+    # The README's Rust and C examples run the same core code in f32: −58.96516 → −58.96524.
     assert p.energy(states[0]) == pytest.approx(-58.96516, abs=5e-6)
-    assert p.energy(states[-1]) == pytest.approx(-58.96527, abs=5e-6)
+    assert p.energy(states[-1]) == pytest.approx(-58.96524, abs=5e-6)
     # float64 agrees with float32 to its precision over the 10 s.
     z64 = p.state_from_angles(np.array([0.3, -0.2, 1.1]), np.array([0.0, 0.5, -0.3]))
     s64 = p.rollout(z64, steps=1000, dt=0.01)
