@@ -221,7 +221,7 @@ pub fn finish(outcome: std::result::Result<(), CliFailure>) -> std::result::Resu
         return outcome;
     }
     if let Some(decided) = DECIDED.lock().ok().and_then(|mut d| d.take()) {
-        return Err(decided);
+        return Err(settle(decided));
     }
     if STARTED.load(Ordering::Relaxed) {
         return match outcome {
@@ -238,11 +238,26 @@ pub fn finish(outcome: std::result::Result<(), CliFailure>) -> std::result::Resu
     };
     match exchange(status, message, 0) {
         Ok(None) => outcome,
-        Ok(Some(f)) => Err(f),
+        Ok(Some(f)) => Err(settle(f)),
         Err(e) => {
             say(&format!("rank {}: {e}", w.rank()));
             abort(1)
         }
+    }
+}
+
+/// A failure the ranks agreed on, said before any rank leaves: rank 0 writes its line now, then
+/// every rank waits for every other (an all-reduce). mpirun ends the job at the first non-zero
+/// exit, so a rank leaving at once could cut rank 0 off before its line was written (seen in CI:
+/// exit status 2 everywhere and no line). The returned failure has no message left to print.
+fn settle(f: CliFailure) -> CliFailure {
+    if !f.message.is_empty() {
+        say(&f.message);
+    }
+    let _ = world().sum(&mut [0.0]);
+    CliFailure {
+        message: String::new(),
+        ..f
     }
 }
 
