@@ -238,6 +238,17 @@ fn spd_solve_solves_batches() {
     }
 }
 
+/// `½ Σ_batch vᵀ A v` for `A` `[b, n, n]` and `v` `[b, n]` (a kinetic energy, recorded).
+fn half_quadratic(a: &Tensor, v: &Tensor, b: usize, n: usize) -> Tensor {
+    let vc = v.reshape(&[b, n, 1]).unwrap();
+    vc.matmul_t(&a.matmul(&vc).unwrap(), true, false)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .mul_scalar(0.5)
+        .unwrap()
+}
+
 #[test]
 fn the_hnn_field_is_hamiltons_equations_of_its_h() {
     use keel::chnn::coords::Coords;
@@ -262,15 +273,7 @@ fn the_hnn_field_is_hamiltons_equations_of_its_h() {
     };
     let (q, p) = (draw(2.0), draw(1.0));
     // H = ½ pᵀM⁻¹(q)p + V(q), differentiated by reverse mode.
-    let minv = net.inverse_mass(&params, &q).unwrap();
-    let pc = p.reshape(&[b, 3, 1]).unwrap();
-    let t = pc
-        .matmul_t(&minv.matmul(&pc).unwrap(), true, false)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .mul_scalar(0.5)
-        .unwrap();
+    let t = half_quadratic(&net.inverse_mass(&params, &q).unwrap(), &p, b, 3);
     let emb = Tensor::concat(&[q.cos().unwrap(), q.sin().unwrap()], 1).unwrap();
     let v = net
         .potential
@@ -335,15 +338,7 @@ fn the_hnn_field_with_lengths_among_its_coordinates_is_hamiltons_equations() {
     let net = Hnn::new(&mut params, rotor_coords(), 16, 2, DType::F64, &mut rng).unwrap();
     let (b, n) = (4, 6);
     let (q, p) = (draws(&mut rng, b, n, 1.5), draws(&mut rng, b, n, 1.0));
-    let minv = net.inverse_mass(&params, &q).unwrap();
-    let pc = p.reshape(&[b, n, 1]).unwrap();
-    let t = pc
-        .matmul_t(&minv.matmul(&pc).unwrap(), true, false)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .mul_scalar(0.5)
-        .unwrap();
+    let t = half_quadratic(&net.inverse_mass(&params, &q).unwrap(), &p, b, n);
     let v = net
         .potential
         .forward(&params, &embed(&q, 3).unwrap())
@@ -377,14 +372,7 @@ fn check_delan(coords: keel::chnn::coords::Coords, seed: u64) {
     let b = 3;
     let (q, dq) = (draws(&mut rng, b, n, 1.5), draws(&mut rng, b, n, 1.0));
     let m = net.mass(&params, &q).unwrap();
-    let qc = dq.reshape(&[b, n, 1]).unwrap();
-    let lag = qc
-        .matmul_t(&m.matmul(&qc).unwrap(), true, false)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .mul_scalar(0.5)
-        .unwrap()
+    let lag = half_quadratic(&m, &dq, b, n)
         .sub(&net.potential(&params, &q).unwrap().sum_all().unwrap())
         .unwrap();
     let g = grad(&[&lag], &[None], &[&q, &dq], true).unwrap();
