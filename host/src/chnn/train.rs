@@ -619,7 +619,7 @@ pub const MAX_ROLLOUT_STEPS: usize = 20_000;
 /// size for the whole batch (as torchdiffeq does), landing on every output time; error norm
 /// RMS of `err / (atol + rtol·max(|y|, |y_new|))`. At most `max_steps` steps, accepted or
 /// rejected.
-fn dopri5_batch(
+pub(crate) fn dopri5_batch(
     f: &impl Fn(&[f64]) -> Result<Vec<f64>>,
     y0: &[f64],
     times: &[f64],

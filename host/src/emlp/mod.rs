@@ -7,9 +7,11 @@
 //! - [`parse`]: the reference's own notation (`SO(3)`, `2*V+V**2`, `V(SO(3))*V(S(4))`);
 //! - [`solve`]: equivariant bases (null spaces of the constraints), cached per monomial;
 //! - [`model`]: EMLP layers and networks on the engine;
-//! - [`spring`]: the double spring pendulum of the paper's dynamics experiments.
+//! - [`spring`]: the double spring pendulum of the paper's dynamics experiments;
+//! - [`dynamics`]: Hamiltonian and ODE EMLPs (and MLPs) learning it.
 
 pub mod data;
+pub mod dynamics;
 pub mod group;
 pub mod mat;
 pub mod model;

@@ -206,10 +206,22 @@ impl Projection {
     /// # Errors
     /// Device errors.
     pub fn to_device(&self, device: crate::backend::Device) -> Result<Projection> {
+        self.map_bases(|q| Ok(q.to_device(device)?))
+    }
+
+    /// The projection with its constant bases in `dtype`.
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Projection> {
+        self.map_bases(|q| Ok(q.to_dtype(dtype)?))
+    }
+
+    fn map_bases(&self, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Projection> {
         let blocks = self
             .blocks
             .iter()
-            .map(|(q, n, m)| Ok((q.to_device(device)?, *n, *m)))
+            .map(|(q, n, m)| Ok((f(q)?, *n, *m)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Projection {
             blocks,
@@ -590,10 +602,23 @@ impl Emlp {
     /// # Errors
     /// Device errors.
     pub fn to_device(&self, device: crate::backend::Device) -> Result<Emlp> {
+        self.map_bases(|p| p.to_device(device))
+    }
+
+    /// The network with its constant tensors in `dtype`; parameters convert separately
+    /// ([`Params::to_dtype`]).
+    ///
+    /// # Errors
+    /// Conversion errors.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Emlp> {
+        self.map_bases(|p| p.to_dtype(dtype))
+    }
+
+    fn map_bases(&self, f: impl Fn(&Projection) -> Result<Projection>) -> Result<Emlp> {
         let linear = |l: &EquivLinear| -> Result<EquivLinear> {
             Ok(EquivLinear {
-                pw: l.pw.to_device(device)?,
-                pb: l.pb.to_device(device)?,
+                pw: f(&l.pw)?,
+                pb: f(&l.pb)?,
                 ..l.clone()
             })
         };

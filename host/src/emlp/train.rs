@@ -207,17 +207,22 @@ impl Net {
 /// used before) the first layer starts 6× larger (sd √(2/10) against √(2/394)), the network
 /// overfits its 1000 training rows and its test MSE was 25× the reference's (2.00 against 0.078;
 /// benches/RESULTS.md, "O5Synthetic: the MLP baseline's gap").
-fn baseline_mlp(params: &mut Params, sizes: &[usize], rng: &mut Xoshiro256PlusPlus) -> Result<Mlp> {
+pub(crate) fn baseline_mlp(
+    params: &mut Params,
+    sizes: &[usize],
+    dtype: DType,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Mlp> {
     let mlp = Mlp::new(
         params,
         sizes,
         Activation::Silu,
         Init::XavierNormal,
-        DType::F32,
+        dtype,
         rng,
     )?;
     for l in &mlp.layers {
-        params.set(l.bias, Tensor::zeros(&[l.out], DType::F32)?)?;
+        params.set(l.bias, Tensor::zeros(&[l.out], dtype)?)?;
     }
     Ok(mlp)
 }
@@ -298,7 +303,7 @@ pub fn train(cfg: &TrainConfig, solver: &Solver, progress: &mut Observer) -> Res
         }
         ModelKind::Mlp | ModelKind::MlpAug => {
             let sizes = crate::nn::widths(table.n_in, cfg.ch, cfg.layers, table.n_out);
-            Net::Mlp(baseline_mlp(&mut params, &sizes, &mut rng)?)
+            Net::Mlp(baseline_mlp(&mut params, &sizes, DType::F32, &mut rng)?)
         }
     };
     let parameters = params.numel();
@@ -530,7 +535,7 @@ mod tests {
         let mut params = Params::new();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
         let sizes = [10, 384, 384, 384, 1];
-        let mlp = baseline_mlp(&mut params, &sizes, &mut rng).unwrap();
+        let mlp = baseline_mlp(&mut params, &sizes, DType::F32, &mut rng).unwrap();
         assert_eq!(mlp.sizes(), sizes);
         assert_eq!(mlp.activation, Activation::Silu);
         for l in &mlp.layers {
