@@ -202,7 +202,7 @@ fn gradient_matches_central_differences_and_forward() {
         let bytes = two_blocks(4, 1, seed);
         let st = SafeTensors::<'_, 64>::parse(&bytes).unwrap();
         let emlp = Emlp::<'_, 4, 4>::from_safetensors(&st).unwrap();
-        assert_eq!(emlp.gradient_scratch_len(), (7 + 6) + 3 * 7);
+        assert_eq!(emlp.gradient_scratch_len(), 2 * (7 + 6) + 3 * 7);
         let mut rng = Rng(100 + seed);
         for _ in 0..4 {
             let x = rng.vec(4, -1.5, 1.5);
@@ -340,8 +340,8 @@ fn gradient_reports_bad_shapes_and_short_scratch() {
     ));
 }
 
-/// Scratch for the 4-input two-block model: (7 + 6) + 3·7.
-const S: usize = 34;
+/// Scratch for the 4-input two-block model: 2·(7 + 6) + 3·7.
+const S: usize = 47;
 
 #[test]
 fn hamiltonian_field_is_the_symplectic_gradient_and_integrates() {

@@ -20,13 +20,17 @@
 //! [`Emlp::vjp`] and [`Emlp::gradient`] run reverse mode through the whole network to the input
 //! — what a Hamiltonian EMLP (the reference's `EMLPH`, whose symplectic gradient `J∇H` is the
 //! dynamics) needs on the controller; [`crate::dynamics::HamiltonianEmlp`] is that vector field.
-//! The forward pass keeps each block's linear output `a` (all other activations are
-//! recomputed from it), so the scratch is `Σ_l g_l + 3·widest` scalars
+//! The forward pass keeps each block's linear output `a` and bilinear output `p` for the
+//! backward pass, so the scratch is `2·Σ_l g_l + 3·widest` scalars
 //! ([`Emlp::gradient_scratch_len`]). With `d_l = g_l·w_l` the dense multiply–adds of block
 //! `l`, `b_l = Σ_p m_p·r_p·(n_p + 1)` those of its bilinear layer and `s_l` its gated
-//! channels, one gradient costs about `Σ_l (2·d_l + 4·b_l) + 2·n_out·s_L` multiply–adds and
-//! `2·Σ_l s_l` sigmoids: two forward passes' worth of dense work, the bilinear layer
-//! evaluated twice (forward and recomputed) and differentiated once.
+//! channels, a forward pass costs `Σ_l (d_l + b_l) + n_out·s_L` multiply–adds and `Σ_l s_l`
+//! sigmoids, a gradient about `Σ_l (2·d_l + 3·b_l) + 2·n_out·s_L` and `2·Σ_l s_l` (the
+//! bilinear layer's derivative reads each coefficient twice). The bilinear layers dominate
+//! wide models: for the double spring pendulum's O2eR3 EMLP with `ch = 384` and three blocks
+//! (`g = 432`), `Σ d_l = 337k` against `Σ b_l = 2.1M`. Keeping `p` rather than recomputing it
+//! from `a` costs `Σ_l g_l` scalars and saves one bilinear pass (a quarter of the gradient's
+//! work there).
 
 use super::activation::sigmoid;
 use super::dense::Dense;
@@ -119,7 +123,8 @@ pub struct Emlp<'a, const B: usize, const P: usize> {
     n_in: usize,
     n_out: usize,
     widest: usize,
-    /// `Σ_l g_l`: the linear outputs [`Emlp::vjp`] keeps for the backward pass.
+    /// `Σ_l g_l`: the size of the block outputs `a` (and of the `p`) that [`Emlp::vjp`]
+    /// keeps for the backward pass.
     stored: usize,
 }
 
@@ -361,10 +366,14 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
     }
 
     /// Scratch scalars [`vjp`](Emlp::vjp) and [`gradient`](Emlp::gradient) need: every block's
-    /// linear output `a` (`Σ_l g_l`, kept from the forward pass for the backward pass) plus
-    /// three times the widest layer. With `f32` that is `4·(Σ_l g_l + 3·widest)` bytes.
+    /// linear output `a` and bilinear output `p` (`2·Σ_l g_l`, kept from the forward pass for
+    /// the backward pass) plus three times the widest layer (the activations, then their
+    /// derivatives). With `f32` that is `4·(2·Σ_l g_l + 3·widest)` bytes: 15.6 kB (3888
+    /// scalars) for the O2eR3 EMLP with `ch = 384` and three blocks (`g_l = 432`).
     pub fn gradient_scratch_len(&self) -> usize {
-        self.stored.saturating_add(self.scratch_len())
+        self.stored
+            .saturating_mul(2)
+            .saturating_add(self.scratch_len())
     }
 
     /// `out = f(x)` and the vector–Jacobian product `grad = cotangentᵀ·∂f/∂x`, in the data's
@@ -394,13 +403,15 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
             needed: self.gradient_scratch_len(),
             got: scratch.len(),
         };
-        // [a of every block | h, then ∂/∂h | p, then ∂/∂a | ∂/∂p]
-        let (kept, rest) = scratch.split_at_mut_checked(self.stored).ok_or(too_small)?;
+        // [a₀ p₀ a₁ p₁ … | h, then ∂/∂h | ∂/∂a | ∂/∂p]
+        let (kept, rest) = scratch
+            .split_at_mut_checked(self.stored.saturating_mul(2))
+            .ok_or(too_small)?;
         let (h, rest) = rest.split_at_mut_checked(self.widest).ok_or(too_small)?;
-        let (pre, rest) = rest.split_at_mut_checked(self.widest).ok_or(too_small)?;
+        let (dlin, rest) = rest.split_at_mut_checked(self.widest).ok_or(too_small)?;
         let dpre = rest.get_mut(..self.widest).ok_or(too_small)?;
 
-        // Forward, keeping each block's `a`.
+        // Forward, keeping each block's `a` and `p`.
         for ((hk, &xk), s) in h.iter_mut().zip(x).zip(self.scale.iter::<T>()) {
             *hk = xk / s;
         }
@@ -408,8 +419,15 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
         let mut offset = 0usize;
         for block in self.blocks.iter().take(self.n_blocks).flatten() {
             let g = block.linear.outputs();
-            let end = offset.checked_add(g).ok_or(BROKEN)?;
-            let lin = kept.get_mut(offset..end).ok_or(BROKEN)?;
+            let end = g
+                .checked_mul(2)
+                .and_then(|n| n.checked_add(offset))
+                .ok_or(BROKEN)?;
+            let (lin, pre) = kept
+                .get_mut(offset..end)
+                .ok_or(BROKEN)?
+                .split_at_mut_checked(g)
+                .ok_or(BROKEN)?;
             block.linear.forward(h.get(..width).ok_or(BROKEN)?, lin)?;
             block.gated(lin, pre, h)?;
             offset = end;
@@ -418,7 +436,7 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
         self.output(h.get(..width).ok_or(BROKEN)?, out)?;
 
         // Backward: ∂/∂h of the head's input is W_headᵀ (std ⊙ cotangent).
-        let seed = pre.get_mut(..self.n_out).ok_or(BROKEN)?;
+        let seed = dpre.get_mut(..self.n_out).ok_or(BROKEN)?;
         for ((sk, &ck), s) in seed.iter_mut().zip(cotangent).zip(self.std.iter::<T>()) {
             *sk = ck * s;
         }
@@ -429,12 +447,18 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
         for block in self.blocks.iter().take(self.n_blocks).rev().flatten() {
             let g = block.linear.outputs();
             let end = offset;
-            offset = offset.checked_sub(g).ok_or(BROKEN)?;
-            let lin = kept.get(offset..end).ok_or(BROKEN)?;
-            let pre = pre.get_mut(..g).ok_or(BROKEN)?;
+            offset = g
+                .checked_mul(2)
+                .and_then(|n| offset.checked_sub(n))
+                .ok_or(BROKEN)?;
+            let (lin, pre) = kept
+                .get(offset..end)
+                .ok_or(BROKEN)?
+                .split_at_checked(g)
+                .ok_or(BROKEN)?;
             let dpre = dpre.get_mut(..g).ok_or(BROKEN)?;
-            // p again from the kept `a`, then through the gates: h_k = σ(p_gate)·p_k.
-            block.bilinear(lin, pre);
+            let dlin = dlin.get_mut(..g).ok_or(BROKEN)?;
+            // Through the gates: h_k = σ(p_gate)·p_k.
             dpre.fill(T::ZERO);
             for (k, &dhk) in dh.iter().take(block.size).enumerate() {
                 let gi = block.gates.at(k);
@@ -449,8 +473,7 @@ impl<'a, const B: usize, const P: usize> Emlp<'a, B, P> {
                 }
             }
             // Through p = a + 0.1·Σ val·a_i with val = Σ_c coef·a_{x(c)}: ∂/∂a_i gets
-            // 0.1·dp_o·val and each ∂/∂a_{x(c)} gets 0.1·dp_o·a_i·coef (into `pre`, now free).
-            let dlin = pre;
+            // 0.1·dp_o·val and each ∂/∂a_{x(c)} gets 0.1·dp_o·a_i·coef.
             dlin.copy_from_slice(dpre);
             for part in block.parts.iter().take(block.n_parts) {
                 for t in 0..part.m {
