@@ -60,8 +60,10 @@
 //! or a place for training — gradients of learned models live in the host crate `keel`.
 //!
 //! Stack use: the largest frame is the vector field of a system with `C` constraints, about
-//! `(3·C·N·D + 4C² + 8·N·D)` scalars (≈ 2.6 kB in `f32` for the gyroscope, 9 constraints);
-//! nothing recurses.
+//! `(3·C·N·D + 4C² + 8·N·D)` scalars (≈ 2.6 kB in `f32` for the gyroscope, 9 constraints),
+//! plus, for a learned model, the stack scratch of `S` scalars its type names
+//! ([`dynamics::learned`], [`dynamics::HamiltonianEmlp`]: `S ≥` the network's gradient scratch,
+//! checked when the field is built); nothing recurses.
 
 #![no_std]
 #![forbid(unsafe_code)]

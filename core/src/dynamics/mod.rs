@@ -8,8 +8,12 @@
 //! Hamiltonian vector field `ż = P(z)J∇H(z)` (and its Lagrangian twin), energies and constraint
 //! violations, and projects states onto the constraint manifold. [`systems`] builds every system
 //! of the paper with its default parameters and initial-condition sampler.
+//!
+//! [`HamiltonianEmlp`] is the unconstrained learned case: `ż = J∇H(z)` with `H` an exported
+//! equivariant MLP (the EMLP paper's `EMLPH`, e.g. the double spring pendulum).
 
 mod constraint;
+mod hamiltonian_emlp;
 pub mod learned;
 mod mass;
 mod mechanics;
@@ -19,6 +23,7 @@ pub mod rotation;
 pub mod systems;
 
 pub use constraint::{Constraint, Linear, MAX_LINEAR_TERMS};
+pub use hamiltonian_emlp::HamiltonianEmlp;
 pub use mass::MassMatrix;
 #[cfg(feature = "nalgebra")]
 pub use mechanics::NalgebraLu;
