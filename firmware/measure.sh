@@ -3,8 +3,8 @@
 # count of one RK4 step, one learned-CHNN RK4 step, one digit classification, one 10-sample BMA
 # digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step, one
 # model-based value estimate, one simplex-ensemble and one distilled-student digit classification,
-# the sine network's on-board NTK adaptation and its predictions, and one RK4 step of the learned
-# gyroscope: the instructions QEMU executes between the `bench_start` and `bench_end`
+# the sine network's on-board NTK adaptation and its predictions, one RK4 step of the learned
+# gyroscope and one of the learned double spring pendulum: the instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -32,6 +32,8 @@
 #   ntk_predict_instructions=…   (thirteenth: one adapted prediction, mean and latent variance)
 #   ntk_weight_offset_instructions=… (fourteenth: the weight offset u = Jᵀα, P = 1761 values)
 #   ntk_mean_jvp_instructions=…  (fifteenth: one adapted mean by forward mode along u)
+#   spring_step_instructions=…   (sixteenth: one RK4 step of the Hamiltonian EMLP learned on the
+#                                double spring pendulum, O(2), 3 × 32: four reverse passes)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -56,7 +58,7 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-counts=$(./count-regions.sh "$elf" 15)
+counts=$(./count-regions.sh "$elf" 16)
 echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
 echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
 echo "gyro_step_instructions=$(sed -n 3p <<<"$counts")"
@@ -72,3 +74,4 @@ echo "ntk_adapt_instructions=$(sed -n 12p <<<"$counts")"
 echo "ntk_predict_instructions=$(sed -n 13p <<<"$counts")"
 echo "ntk_weight_offset_instructions=$(sed -n 14p <<<"$counts")"
 echo "ntk_mean_jvp_instructions=$(sed -n 15p <<<"$counts")"
+echo "spring_step_instructions=$(sed -n 16p <<<"$counts")"

@@ -8,7 +8,15 @@
 //! - `emlp_forward/f32/o5-2V-scalar-ch384/b512`: `EMLP(2V → V⁰, O(5), ch 384, 3 layers)`
 //!   forward on a batch of 512 under `no_grad` — `benches/peers/emlp_forward.py` times the
 //!   reference's jitted forward on the same network;
-//! - `core_forward/f32/o5-2V-scalar-ch384/b1`: one sample through `keel_core::nn::Emlp`.
+//! - `core_forward/f32/o5-2V-scalar-ch384/b1`: one sample through `keel_core::nn::Emlp`;
+//! - `dynamics_step/<model>/spring-ch<ch>/b500`: one optimisation step of the double spring
+//!   pendulum's models as `keel emlp train --dataset double-spring-pendulum` takes it (a batch of
+//!   500 five-sample chunks rolled out by RK4, the rollout MSE differentiated through the
+//!   integrator and, for EMLPH/MLPH, through `∇H`; Adam), O(2) about z, 3 layers, f32, at the
+//!   CPU sweep's width 32 and the reference's 128 (EMLPs) — the MLP baselines at both;
+//! - `core_spring_step/f32/emlph-ch32`: one RK4 step of an exported EMLPH by
+//!   `keel_core::dynamics::HamiltonianEmlp` (four reverse passes of the network), as the firmware
+//!   takes it.
 //!
 //! ```text
 //! cargo bench -p keel-benches --bench emlp
@@ -119,5 +127,81 @@ fn forward(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, basis, forward);
+fn dynamics_step(c: &mut Criterion) {
+    use keel::emlp::dynamics::{spring_group, step, DynamicsKind, DynamicsNet};
+    use keel::optim::{Optimizer, OptimizerKind};
+    let group = spring_group(&parse_group("O(2)").expect("group")).expect("embed");
+    let data = keel::emlp::spring::generate(500, 0).expect("data");
+    let idx: Vec<usize> = (0..500).collect();
+    let mut g = c.benchmark_group("dynamics_step");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+        .sample_size(10);
+    let mut core_file = None;
+    for kind in DynamicsKind::ALL {
+        for ch in [32, 128] {
+            let mut params = Params::new();
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+            let net = DynamicsNet::new(
+                kind,
+                &mut params,
+                &group,
+                ch,
+                3,
+                &Solver::default(),
+                DType::F32,
+                &mut rng,
+            )
+            .expect("model");
+            if kind == DynamicsKind::Emlph && ch == 32 {
+                core_file = Some(
+                    net.emlp()
+                        .expect("emlp")
+                        .to_safetensors(&params, &[1.0; 12], &[0.0], &[1.0], &Default::default())
+                        .expect("export"),
+                );
+            }
+            let mut opt = Optimizer::new(OptimizerKind::adam(), &params).expect("adam");
+            g.bench_function(format!("{}/spring-ch{ch}/b500", kind.name()), |b| {
+                b.iter(|| {
+                    black_box(
+                        step(
+                            &net,
+                            &mut params,
+                            &mut opt,
+                            &data.chunks,
+                            &idx,
+                            3e-3,
+                            keel::backend::Device::Cpu,
+                        )
+                        .expect("step"),
+                    )
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let bytes = core_file.expect("exported");
+    let st = keel_core::io::SafeTensors::<'_, 64>::parse(&bytes).expect("parse");
+    let core = keel_core::nn::Emlp::<'_, 4, 16>::from_safetensors(&st).expect("core");
+    let field = keel_core::dynamics::HamiltonianEmlp::<4, 16, 12, 4096>::new(&core).expect("field");
+    let rk4 = keel_core::integrate::Rk4::new(0.2f32).expect("rk4");
+    let z0: [f32; 12] = [
+        0.12, -0.21, -1.38, -0.17, 0.26, -3.09, 0.31, -0.22, 0.08, -0.41, 0.33, 0.18,
+    ];
+    let mut g = c.benchmark_group("core_spring_step");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.bench_function("f32/emlph-ch32", |b| {
+        b.iter(|| {
+            let mut z = black_box(z0);
+            rk4.step(&field, 0.0, &mut z).expect("step");
+            black_box(z)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, basis, forward, dynamics_step);
 criterion_main!(benches);

@@ -17,7 +17,7 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
 use keel_core::dynamics::learned::{self, Form};
 use keel_core::dynamics::systems::{ChainPendulum, Gyroscope};
-use keel_core::dynamics::Phase;
+use keel_core::dynamics::{HamiltonianEmlp, Phase};
 use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
@@ -231,6 +231,48 @@ fn gyro_finish(
         GYRO_STEPS,
         Bits(z0.as_slice()),
         Bits(zv.as_slice())
+    );
+    Ok(())
+}
+
+/// A Hamiltonian EMLP learned on the EMLP paper's double spring pendulum (`keel emlp train
+/// --dataset double-spring-pendulum --model emlph --ch 32 --epochs 400 --seed 0 --export …`):
+/// `H(x₁, x₂, p₁, p₂)` invariant under O(2) about the z axis, its dynamics `ż = J∇H` with the
+/// network's input gradient by reverse mode.
+static SPRING_MODEL: &[u8] = include_bytes!("../assets/emlph-spring.safetensors");
+/// A start from the data's distribution (`x₁ ≈ (0, 0, −1.5)`, `x₂ ≈ (0, 0, −3)`, `p ≈ 0.4·N`).
+const SPRING_Z0: [f32; 12] = [
+    0.12, -0.21, -1.38, -0.17, 0.26, -3.09, 0.31, -0.22, 0.08, -0.41, 0.33, 0.18,
+];
+/// The data's sample spacing (s), one RK4 step each, and the steps taken (10 s).
+const SPRING_DT: f32 = 0.2;
+const SPRING_STEPS: usize = 50;
+/// Scratch for the network's gradient (`Emlp::gradient_scratch_len`: 2·Σ gated widths + 3 ×
+/// the widest = 2·3·36 + 3·36), on the stack in each field evaluation (1,296 bytes).
+const SPRING_SCRATCH: usize = 324;
+
+/// Loads the learned spring pendulum, takes its first RK4 step between the markers, finishes the
+/// rollout and prints the start and final states.
+fn run_spring() -> keel_core::Result<()> {
+    let st = SafeTensors::<48>::parse(SPRING_MODEL)?;
+    let emlp = Emlp::<4, 8>::from_safetensors(&st)?;
+    let field = HamiltonianEmlp::<4, 8, 12, SPRING_SCRATCH>::new(&emlp)?;
+    let rk4 = black_box(Rk4::new(SPRING_DT)?);
+    let mut z = black_box(SPRING_Z0);
+    black_box(&mut z);
+    bench_start();
+    let first = rk4.step(&field, 0.0, &mut z);
+    bench_end();
+    first?;
+    for k in 1..SPRING_STEPS {
+        rk4.step(&field, SPRING_DT * k as f32, &mut z)?;
+    }
+    hprintln!(
+        "KEEL-FW model=spring dt={:08x} steps={} z0={} state={}",
+        SPRING_DT.to_bits(),
+        SPRING_STEPS,
+        Bits(&SPRING_Z0),
+        Bits(&z)
     );
     Ok(())
 }
@@ -777,6 +819,7 @@ fn run() -> keel_core::Result<()> {
     classify_digits_simplex()?;
     classify_digits_student()?;
     run_ntk()?;
+    run_spring()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
     classify_augerino()?;
     gyro_finish(&gyro, &gyro_z0, gyro_z)?;

@@ -438,7 +438,7 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 11] = [
+pub const MODEL_LINES: [&str; 12] = [
     "digits",
     "emlp",
     "gp",
@@ -450,6 +450,7 @@ pub const MODEL_LINES: [&str; 11] = [
     "student",
     "ntk",
     "gyroscope",
+    "spring",
 ];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;
@@ -1636,7 +1637,13 @@ pub fn parse_chnn(output: &str) -> Result<FirmwareChnnRun> {
 /// # Errors
 /// [`Error::InvalidInput`] naming the missing or malformed field.
 pub fn parse_chnn_line(output: &str, model: &ChnnLine) -> Result<FirmwareChnnRun> {
-    let (line, fields) = model_line(output, model.name)?;
+    parse_rollout_line(output, model.name, model.state_len)
+}
+
+/// Finds and parses a learned model's `KEEL-FW model=<name> dt= steps= z0= state=` line with
+/// states of `state_len` components.
+fn parse_rollout_line(output: &str, name: &str, state_len: usize) -> Result<FirmwareChnnRun> {
+    let (line, fields) = model_line(output, name)?;
     let get = |k: &str| field(&fields, line, k);
     let dt = hex_words("dt", get("dt")?)?;
     let steps: usize = get("steps")?
@@ -1647,14 +1654,11 @@ pub fn parse_chnn_line(output: &str, model: &ChnnLine) -> Result<FirmwareChnnRun
         hex_words("z0", get("z0")?)?,
         hex_words("state", get("state")?)?,
     );
-    if dt.len() != 1 || z0.len() != model.state_len || state.len() != model.state_len {
+    if dt.len() != 1 || z0.len() != state_len || state.len() != state_len {
         return Err(Error::invalid(
             "firmware output",
             line,
-            format!(
-                "expected one dt and {}-component states (nodes × dimensions × (x, v))",
-                model.state_len
-            ),
+            format!("expected one dt and {state_len}-component states"),
         ));
     }
     let span = f64::from(dt[0]) * steps as f64;
@@ -1765,6 +1769,90 @@ pub fn check_chnn_line(
         host,
         relative_error,
         tolerance: CHNN_TOLERANCE,
+    })
+}
+
+/// The Hamiltonian EMLP learned on the double spring pendulum (`keel emlp train --dataset
+/// double-spring-pendulum --model emlph --ch 32 --epochs 400 --seed 0 --export …`), which the
+/// firmware rolls out with the core's `HamiltonianEmlp` and RK4.
+pub const SPRING_MODEL: &str = "emlph-spring.safetensors";
+/// Components of its state `(x₁, x₂, p₁, p₂)`.
+pub const SPRING_STATE: usize = 12;
+/// Scratch the host's core rollout gives the network's gradient (f64 scalars; the file's own
+/// need, `Emlp::gradient_scratch_len`, is checked against it).
+const SPRING_SCRATCH: usize = 1 << 13;
+/// Tolerance on the firmware's final state against the core's f64 rollout of the same file,
+/// `‖fw − host‖₂ / ‖host‖₂`.
+pub const SPRING_TOLERANCE: f64 = 1e-4;
+
+/// Finds and parses the learned spring pendulum's `KEEL-FW model=spring` line.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the missing or malformed field.
+pub fn parse_spring(output: &str) -> Result<FirmwareChnnRun> {
+    parse_rollout_line(output, "spring", SPRING_STATE)
+}
+
+/// Reruns the firmware's rollout of the learned spring pendulum with the same core code in f64
+/// on the host (the engine's gradient of the same network is checked against the core's in
+/// `host/tests/emlp_core_gradient.rs`), and the real system from the same start.
+///
+/// # Errors
+/// I/O and format errors for the model (one that is not a Hamiltonian EMLP of the 12-component
+/// state included); integration errors.
+pub fn check_spring(run: &FirmwareChnnRun, assets: &std::path::Path) -> Result<ChnnComparison> {
+    use keel_core::dynamics::HamiltonianEmlp;
+    use keel_core::integrate::Rk4;
+    let path = assets.join(SPRING_MODEL);
+    let bytes = crate::output::read(&path)?;
+    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).map_err(Error::malformed(&path))?;
+    let meta = |k: &str| st.metadata(k).and_then(|v| v.as_str());
+    if meta("keel.kind") != Some("emlp") || meta("keel.field") != Some("hamiltonian") {
+        return Err(Error::Malformed {
+            path: path.clone(),
+            reason: "not a Hamiltonian EMLP (`keel.kind` = emlp, `keel.field` = hamiltonian)"
+                .into(),
+        });
+    }
+    let emlp =
+        keel_core::nn::Emlp::<4, 16>::from_safetensors(&st).map_err(Error::malformed(&path))?;
+    let field = HamiltonianEmlp::<4, 16, SPRING_STATE, SPRING_SCRATCH>::new(&emlp)
+        .map_err(Error::malformed(&path))?;
+    let mut z = [0.0f64; SPRING_STATE];
+    for (a, &b) in z.iter_mut().zip(&run.z0) {
+        *a = f64::from(b);
+    }
+    let z0 = z;
+    let dt = f64::from(run.dt);
+    let rk4 = Rk4::new(dt).map_err(|e| Error::invalid("firmware output", run.dt, e.to_string()))?;
+    for k in 0..run.steps {
+        rk4.step(&field, k as f64 * dt, &mut z)
+            .map_err(|e| Error::Solver {
+                reason: format!("the learned spring pendulum at step {k}: {e}"),
+            })?;
+    }
+    let times: Vec<f64> = (0..=run.steps).map(|k| k as f64 * dt).collect();
+    let truth_end = crate::emlp::spring::SpringPendulum::PAPER
+        .rollout(&z0, &times, 1e-10)?
+        .pop()
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
+    let rel = |a: &[f64], b: &[f64]| {
+        let num: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
+        let den: f64 = b.iter().map(|v| v * v).sum();
+        (num / den).sqrt()
+    };
+    let host = z.to_vec();
+    let fw: Vec<f64> = run.state.iter().map(|&v| f64::from(v)).collect();
+    let relative_error = rel(&fw, &host);
+    Ok(ChnnComparison {
+        firmware: run.state.clone(),
+        model_error: rel(&host, &truth_end),
+        truth: truth_end,
+        pass: relative_error <= SPRING_TOLERANCE,
+        host,
+        relative_error,
+        tolerance: SPRING_TOLERANCE,
     })
 }
 
@@ -2028,5 +2116,38 @@ mod tests {
             &assets
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_spring_line_is_checked_against_the_cores_f64_rollout() {
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/assets");
+        let z0 = [
+            0.12f32, -0.21, -1.38, -0.17, 0.26, -3.09, 0.31, -0.22, 0.08, -0.41, 0.33, 0.18,
+        ];
+        let line = |state: &[f32]| {
+            format!(
+                "KEEL-FW model=spring dt={} steps=20 z0={} state={}",
+                hex(&[0.2]),
+                hex(&z0),
+                hex(state)
+            )
+        };
+        // The host's own answer, read back from a first check.
+        let probe = check_spring(&parse_spring(&line(&[0.0; 12])).unwrap(), &assets).unwrap();
+        assert!(!probe.pass);
+        let host: Vec<f32> = probe.host.iter().map(|&v| v as f32).collect();
+        let c = check_spring(&parse_spring(&line(&host)).unwrap(), &assets).unwrap();
+        assert!(c.pass && c.relative_error < 1e-7, "{c:?}");
+        // The learned model follows the real pendulum over 4 s only roughly, but it does.
+        assert!(c.model_error > 1e-4 && c.model_error < 0.5, "{}", c.model_error);
+        let mut off = host.clone();
+        off[4] += 0.01;
+        assert!(!check_spring(&parse_spring(&line(&off)).unwrap(), &assets).unwrap().pass);
+        assert!(parse_spring(&line(&host[..11])).is_err());
+        // A file that is not a Hamiltonian EMLP is refused by name.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(assets.join(CHNN_MODEL), dir.path().join(SPRING_MODEL)).unwrap();
+        let e = check_spring(&parse_spring(&line(&host)).unwrap(), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("Hamiltonian EMLP"), "{e}");
     }
 }

@@ -166,6 +166,13 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let spring = if has("spring") {
+        let run = keel::firmware::parse_spring(&text)?;
+        let check = keel::firmware::check_spring(&run, assets)?;
+        Some((run, check))
+    } else {
+        None
+    };
     let bma = if has("bma") {
         Some(keel::firmware::check_bma(
             &keel::firmware::parse_bma(&text)?,
@@ -223,6 +230,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
         && gp.as_ref().is_none_or(|m| m.pass)
         && chnn.as_ref().is_none_or(|(_, m)| m.pass)
         && gyroscope.as_ref().is_none_or(|(_, m)| m.pass)
+        && spring.as_ref().is_none_or(|(_, m)| m.pass)
         && bma.as_ref().is_none_or(|m| m.pass)
         && policy.as_ref().is_none_or(|m| m.pass);
     let mut checked = vec!["dynamics"];
@@ -233,6 +241,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
             "gp": gp, "chnn": chnn.as_ref().map(|(_, m)| m), "bma": bma, "policy": policy, "augerino": augerino,
             "simplex": simplex, "student": student, "ntk": ntk.as_ref().map(|(_, m)| m),
             "gyroscope": gyroscope.as_ref().map(|(_, m)| m),
+            "spring": spring.as_ref().map(|(_, m)| m),
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -324,6 +333,17 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 gyro.tolerance,
                 if gyro.pass { "PASS" } else { "FAIL" },
                 gyro.model_error
+            );
+        }
+        if let Some((run, m)) = &spring {
+            println!(
+                "EMLPH double spring pendulum (embedded keel emlp export, O(2), 3 × 32) for {} RK4 steps: final state \
+                 ‖fw − host‖/‖host‖ = {:.3e} (tolerance {:e}): {}; the learned model vs the real pendulum: {:.3e}",
+                run.steps,
+                m.relative_error,
+                m.tolerance,
+                if m.pass { "PASS" } else { "FAIL" },
+                m.model_error
             );
         }
         if let Some(bma) = &bma {
