@@ -2139,10 +2139,18 @@ mod tests {
         let c = check_spring(&parse_spring(&line(&host)).unwrap(), &assets).unwrap();
         assert!(c.pass && c.relative_error < 1e-7, "{c:?}");
         // The learned model follows the real pendulum over 4 s only roughly, but it does.
-        assert!(c.model_error > 1e-4 && c.model_error < 0.5, "{}", c.model_error);
+        assert!(
+            c.model_error > 1e-4 && c.model_error < 0.5,
+            "{}",
+            c.model_error
+        );
         let mut off = host.clone();
         off[4] += 0.01;
-        assert!(!check_spring(&parse_spring(&line(&off)).unwrap(), &assets).unwrap().pass);
+        assert!(
+            !check_spring(&parse_spring(&line(&off)).unwrap(), &assets)
+                .unwrap()
+                .pass
+        );
         assert!(parse_spring(&line(&host[..11])).is_err());
         // A file that is not a Hamiltonian EMLP is refused by name.
         let dir = tempfile::tempdir().unwrap();

@@ -170,3 +170,130 @@ fn a_stopped_run_says_it_is_partial() {
     assert_eq!(resumed["partial"], false, "{resumed}");
     assert_eq!(resumed["epochs_run"], 4, "{resumed}");
 }
+
+/// `--dataset double-spring-pendulum`: the JSON, a run stopped and resumed lands on the
+/// same numbers as one that was not, the export and the plot are written, and bad input is one
+/// line with exit 2 and nothing written.
+#[test]
+fn the_double_spring_pendulum_trains_resumes_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.ckpt");
+    let export = dir.path().join("spring.safetensors");
+    let plot = dir.path().join("spring.png");
+    let base = [
+        "emlp",
+        "train",
+        "--dataset",
+        "double-spring-pendulum",
+        "--model",
+        "emlph",
+        "--n-train",
+        "8",
+        "--n-val",
+        "4",
+        "--n-test",
+        "3",
+        "--epochs",
+        "3",
+        "--ch",
+        "16",
+        "--layers",
+        "1",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+    ];
+    let run = |extra: &[&str]| -> Value {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = keel(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let whole = run(&[]);
+    for key in ["rollout_error", "energy_error", "train_seconds", "test_mse"] {
+        assert!(whole[key].as_f64().unwrap().is_finite(), "{key}: {whole}");
+    }
+    assert_eq!(
+        (
+            &whole["dataset"],
+            &whole["model"],
+            &whole["group"],
+            &whole["n_train"]
+        ),
+        (
+            &Value::from("double-spring-pendulum"),
+            &Value::from("emlph"),
+            &Value::from("O2eR3()"),
+            &Value::from(8)
+        )
+    );
+    let ckpt = ck.to_str().unwrap();
+    let stopped = run(&["--checkpoint", ckpt, "--stop-after", "1"]);
+    assert_eq!(stopped["partial"], true, "{stopped}");
+    let resumed = run(&[
+        "--checkpoint",
+        ckpt,
+        "--resume",
+        "--export",
+        export.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(resumed["partial"], false, "{resumed}");
+    assert_eq!(
+        resumed["rollout_error"], whole["rollout_error"],
+        "{resumed} vs {whole}"
+    );
+    assert_eq!(resumed["val_mse"], whole["val_mse"]);
+    let bytes = std::fs::read(&export).unwrap();
+    let st = keel_core::io::SafeTensors::<64>::parse(&bytes).unwrap();
+    assert_eq!(
+        st.metadata("keel.field").and_then(|v| v.as_str()),
+        Some("hamiltonian")
+    );
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+
+    let bad = dir.path().join("never.safetensors");
+    let bad_s = bad.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["--model", "emlp"], "double spring pendulum's models"),
+        (vec!["--group", "O(5)"], "acts on ℝ^5"),
+        (vec!["--model", "mlph", "--export", bad_s], "only the EMLPs"),
+        (vec!["--n-train", "20000"], "at most 20000"),
+    ] {
+        let mut full = vec![
+            "emlp",
+            "train",
+            "--dataset",
+            "double-spring-pendulum",
+            "--device",
+            "cpu",
+            "--quiet",
+        ];
+        full.extend(args.iter().copied());
+        let o = keel(&full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{full:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{full:?}: {err}");
+    }
+    for (args, needle) in [
+        (
+            vec!["--dataset", "o5-synthetic", "--model", "emlph"],
+            "learns dynamics",
+        ),
+        (vec!["--dataset", "inertia", "--plot", bad_s], "--plot"),
+    ] {
+        let mut full = vec!["emlp", "train", "--quiet"];
+        full.extend(args.iter().copied());
+        let o = keel(&full);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{full:?}: {err}");
+        assert!(err.contains(needle), "{full:?}: {err}");
+    }
+    assert!(!bad.exists());
+}
