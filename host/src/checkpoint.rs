@@ -81,6 +81,40 @@ pub struct Restored {
     pub meta: BTreeMap<String, String>,
 }
 
+/// The metadata entries of a run that keeps its best validation epoch: the value (exact, as its
+/// bits) and the epoch; [`read_best`] reads them back.
+pub fn best_meta(value: f64, epoch: usize) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("best_val".to_string(), format!("{:016x}", value.to_bits())),
+        ("best_epoch".to_string(), epoch.to_string()),
+    ])
+}
+
+impl Restored {
+    /// The best validation value and its epoch that [`best_meta`] stored.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] naming `path` and the entry missing or not a number.
+    pub fn best(&self, path: &Path) -> Result<(f64, usize)> {
+        let bad = |what: &str| Error::Malformed {
+            path: path.to_path_buf(),
+            reason: format!("`{what}` missing or not a number"),
+        };
+        let value = self
+            .meta
+            .get("best_val")
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+            .map(f64::from_bits)
+            .ok_or_else(|| bad("best_val"))?;
+        let epoch = self
+            .meta
+            .get("best_epoch")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("best_epoch"))?;
+        Ok((value, epoch))
+    }
+}
+
 fn f64_bytes(v: &[f64]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -1754,22 +1754,24 @@ pub fn check_chnn_line(
         .rollout(&z0[..half], &z0[half..], &times, 1e-10)?
         .pop()
         .unwrap_or_default();
-    let rel = |a: &[f64], b: &[f64]| {
-        let num: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
-        let den: f64 = b.iter().map(|v| v * v).sum();
-        (num / den).sqrt()
-    };
     let fw: Vec<f64> = run.state.iter().map(|&v| f64::from(v)).collect();
-    let relative_error = rel(&fw, &host);
+    let relative_error = relative_l2(&fw, &host);
     Ok(ChnnComparison {
         firmware: run.state.clone(),
-        model_error: rel(&host, &truth_end),
+        model_error: relative_l2(&host, &truth_end),
         truth: truth_end,
         pass: host.len() == fw.len() && relative_error <= CHNN_TOLERANCE,
         host,
         relative_error,
         tolerance: CHNN_TOLERANCE,
     })
+}
+
+/// `‖a − b‖₂ / ‖b‖₂`.
+fn relative_l2(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
+    let den: f64 = b.iter().map(|v| v * v).sum();
+    (num / den).sqrt()
 }
 
 /// The Hamiltonian EMLP learned on the double spring pendulum (`keel emlp train --dataset
@@ -1837,17 +1839,12 @@ pub fn check_spring(run: &FirmwareChnnRun, assets: &std::path::Path) -> Result<C
         .pop()
         .map(|s| s.to_vec())
         .unwrap_or_default();
-    let rel = |a: &[f64], b: &[f64]| {
-        let num: f64 = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum();
-        let den: f64 = b.iter().map(|v| v * v).sum();
-        (num / den).sqrt()
-    };
     let host = z.to_vec();
     let fw: Vec<f64> = run.state.iter().map(|&v| f64::from(v)).collect();
-    let relative_error = rel(&fw, &host);
+    let relative_error = relative_l2(&fw, &host);
     Ok(ChnnComparison {
         firmware: run.state.clone(),
-        model_error: rel(&host, &truth_end),
+        model_error: relative_l2(&host, &truth_end),
         truth: truth_end,
         pass: relative_error <= SPRING_TOLERANCE,
         host,

@@ -21,7 +21,6 @@
 //! `pred_and_gt`; the truth at `rtol = 1e-7`), `err(t) = RMS(ẑ − z)/(RMS(ẑ) + RMS(z))` at each
 //! sample, clamped below at 1e-5, and the geometric mean taken over all samples and test chunks.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -593,21 +592,7 @@ pub fn train(
             &mut order,
             &mut [("best", &mut best_params)],
         )?;
-        let bad = |what: &str| Error::Malformed {
-            path: path.to_path_buf(),
-            reason: format!("`{what}` missing or not a number"),
-        };
-        let best_val = r
-            .meta
-            .get("best_val")
-            .and_then(|v| u64::from_str_radix(v, 16).ok())
-            .map(f64::from_bits)
-            .ok_or_else(|| bad("best_val"))?;
-        let best_epoch = r
-            .meta
-            .get("best_epoch")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad("best_epoch"))?;
+        let (best_val, best_epoch) = r.best(path)?;
         best = (best_val, best_epoch, best_params);
         start = r.epoch;
     }
@@ -654,10 +639,7 @@ pub fn train(
                     order: &order,
                     extra_params: &[("best", &best.2)],
                     series: &[],
-                    meta: BTreeMap::from([
-                        ("best_val".to_string(), format!("{:016x}", best.0.to_bits())),
-                        ("best_epoch".to_string(), best.1.to_string()),
-                    ]),
+                    meta: crate::checkpoint::best_meta(best.0, best.1),
                 },
             )?;
         }
