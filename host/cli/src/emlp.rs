@@ -468,7 +468,8 @@ fn train_dynamics(a: &TrainArgs) -> Result<()> {
         let v = serde_json::json!({
             "dataset": "double-spring-pendulum", "model": kind.name(), "group": group_name,
             "n_train": cfg.n_train, "n_test": cfg.n_test, "rollout_error": t.rollout_error,
-            "energy_error": t.energy_error, "test_mse": t.test_mse, "val_mse": t.val_mse,
+            "energy_error": t.energy_error, "diverged": t.diverged, "test_mse": t.test_mse,
+            "val_mse": t.val_mse,
             "best_epoch": t.best_epoch, "epochs": t.epochs, "epochs_run": t.epochs_run,
             "partial": partial, "train_loss": t.train_loss, "train_seconds": t.train_seconds,
             "eval_seconds": t.eval_seconds, "parameters": t.parameters, "hidden": t.hidden,
@@ -499,6 +500,12 @@ fn train_dynamics(a: &TrainArgs) -> Result<()> {
         );
         if let Some(h) = &t.hidden {
             println!("  hidden representation: {h}");
+        }
+        if t.diverged > 0 {
+            println!(
+                "  {} of {} test rollouts diverged before 30 s (scored with relative error 1 from there on)",
+                t.diverged, cfg.n_test
+            );
         }
     }
     Ok(())
