@@ -82,7 +82,7 @@ pub struct Restored {
 }
 
 /// The metadata entries of a run that keeps its best validation epoch: the value (exact, as its
-/// bits) and the epoch; [`read_best`] reads them back.
+/// bits) and the epoch; [`Restored::best`] reads them back.
 pub fn best_meta(value: f64, epoch: usize) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("best_val".to_string(), format!("{:016x}", value.to_bits())),
