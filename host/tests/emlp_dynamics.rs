@@ -235,19 +235,8 @@ fn a_short_run_learns_and_its_rollouts_are_measured() {
     for kind in [DynamicsKind::Emlph, DynamicsKind::MlpOde] {
         let (n, mut p) = net(kind, DType::F32, 21);
         let mut opt = Optimizer::new(OptimizerKind::adam(), &p).unwrap();
-        let first = step(
-            &n,
-            &mut p,
-            &mut opt,
-            &data.chunks,
-            &idx,
-            3e-3,
-            keel::backend::Device::Cpu,
-        )
-        .unwrap();
-        let mut last = first;
-        for _ in 0..150 {
-            last = step(
+        let mut train = || {
+            step(
                 &n,
                 &mut p,
                 &mut opt,
@@ -256,7 +245,12 @@ fn a_short_run_learns_and_its_rollouts_are_measured() {
                 3e-3,
                 keel::backend::Device::Cpu,
             )
-            .unwrap();
+            .unwrap()
+        };
+        let first = train();
+        let mut last = first;
+        for _ in 0..150 {
+            last = train();
         }
         assert!(
             last < 0.5 * first,
