@@ -107,6 +107,7 @@ fn fit_ski_d<const D: usize>(
 pub(crate) struct ThetaAdam {
     params: Params,
     opt: Optimizer,
+    clamp: bool,
 }
 
 impl ThetaAdam {
@@ -116,7 +117,20 @@ impl ThetaAdam {
         let mut params = Params::new();
         params.insert("theta", Tensor::from_vec(theta, &[n])?)?;
         let opt = Optimizer::new(OptimizerKind::adam_algorithm1(), &params)?;
-        Ok(ThetaAdam { params, opt })
+        Ok(ThetaAdam {
+            params,
+            opt,
+            clamp: true,
+        })
+    }
+
+    /// The same ascent on parameters that are not logarithms (no e^±12 clamp): a stem's
+    /// weights, a variational distribution.
+    pub(crate) fn unclamped(start: Vec<f64>) -> Result<ThetaAdam> {
+        Ok(ThetaAdam {
+            clamp: false,
+            ..ThetaAdam::new(start)?
+        })
     }
 
     /// One step up the gradient `g·scale` with learning rate `lr`; returns the new `θ`.
@@ -126,6 +140,9 @@ impl ThetaAdam {
         self.opt
             .step(&mut self.params, &[Tensor::from_vec(descent, &[n])?], lr)?;
         let theta: Vec<f64> = self.params.get(ParamId(0)).to_vec_f64()?;
+        if !self.clamp {
+            return Ok(theta);
+        }
         let theta: Vec<f64> = theta.into_iter().map(|t| t.clamp(-12.0, 12.0)).collect();
         self.params
             .set(ParamId(0), Tensor::from_vec(theta.clone(), &[n])?)?;

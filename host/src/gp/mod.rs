@@ -11,6 +11,11 @@
 //! `fit` (maximising it with Adam), `classify` (online Dirichlet-GP classification), `timing`,
 //! and `dim` (run-time input dimension to const-generic `D`). [`bo`] is Bayesian optimisation
 //! with an online GP surrogate.
+//!
+//! Online regression on real rows ([`online`]): `stem` (the learned feature map), `weights`
+//! (interpolation weights and their gradient in the point), `partial` (the stem's online
+//! objective), `pretrain` (the batch fit through the features), `sparse` (the O-SGPR and O-SVGP
+//! baselines).
 
 #[macro_use]
 mod dim;
@@ -20,17 +25,30 @@ mod classify;
 mod fit;
 mod hyper;
 mod mll;
+mod online;
+mod partial;
 mod posterior;
+mod pretrain;
+mod sparse;
+mod stem;
 mod store;
 mod stream;
 mod timing;
+mod weights;
 
 pub use classify::{banana, classify, dirichlet_target, ClassifyReport, Labelled2d};
 pub use dim::MAX_EXACT_DIM;
 pub use fit::{fit, FitReport};
 pub use hyper::{from_theta, to_theta, GridSpec, Hyper};
 pub use mll::{exact_mll_grad, ski_mll_grad};
+pub use online::{
+    online, projection_stream, OnlineConfig, OnlineData, OnlineMethod, OnlinePoint, OnlineReport,
+    MAX_EXACT_ROWS,
+};
 pub use posterior::{exact, ski_dense, wiski, Posterior, TrainData};
+pub use pretrain::PretrainConfig;
+pub use sparse::{Osgpr, Osvgp};
+pub use stem::{FrozenStem, LinearStem};
 pub use store::{ExactStore, WiskiStore};
 pub use stream::{
     stream, synthetic_stream, LearnedHyper, OnlineLearning, Snapshot, SnapshotPlan, StreamMethod,

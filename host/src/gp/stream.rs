@@ -243,14 +243,7 @@ fn stream_wiski_d<const D: usize>(
             }
             gp.set_hyperparameters(h.kernel::<D>()?, h.noise, scratch)
                 .map_err(Error::core("WISKI refactorisation"))?;
-            let mut learner = Learner {
-                gp,
-                scratch,
-                theta: to_theta(&h),
-                family: h.family,
-                adam: ThetaAdam::new(to_theta(&h))?,
-                lr: l.lr,
-            };
+            let mut learner = Learner::new(gp, scratch, &h, l.lr)?;
             let mut r = run_stream::<D>(&mut learner, data, plan, n0, progress)?;
             let h = from_theta(learner.family, &learner.theta);
             r.learned = Some(LearnedHyper {
@@ -269,13 +262,32 @@ fn stream_wiski_d<const D: usize>(
 }
 
 /// WISKI with one hyperparameter step before each point is absorbed (the paper's online loop).
-struct Learner<'a, const D: usize> {
-    gp: Wiski<'a, f64, D>,
+pub(crate) struct Learner<'a, const D: usize> {
+    pub(crate) gp: Wiski<'a, f64, D>,
     scratch: &'a mut [f64],
-    theta: Vec<f64>,
-    family: Family,
+    pub(crate) theta: Vec<f64>,
+    pub(crate) family: Family,
     adam: ThetaAdam,
     lr: f64,
+}
+
+impl<'a, const D: usize> Learner<'a, D> {
+    /// `gp` (holding the hyperparameters `h`) with online steps of learning rate `lr`.
+    pub(crate) fn new(
+        gp: Wiski<'a, f64, D>,
+        scratch: &'a mut [f64],
+        h: &Hyper,
+        lr: f64,
+    ) -> Result<Self> {
+        Ok(Learner {
+            gp,
+            scratch,
+            theta: to_theta(h),
+            family: h.family,
+            adam: ThetaAdam::new(to_theta(h))?,
+            lr,
+        })
+    }
 }
 
 impl<const D: usize> Online<D> for Learner<'_, D> {

@@ -1,0 +1,368 @@
+//! Pretraining before a stream: the reference's batch fit on the first rows (Stanton et al.,
+//! *Kernel Interpolation for Scalable Online Gaussian Processes*, AISTATS 2021; `fit` in
+//! `online_gp/models/online_ski_regression.py`, wjmaddox/online_gp: Adam on the kernel
+//! hyperparameters and the stem together, cosine-annealed to 10⁻⁴), with the log marginal
+//! likelihood's gradient carried to the features and from there into the stem.
+//!
+//! The likelihood is dense over the pretraining rows (`O(n³)` per epoch): the exact GP's for the
+//! exact and sparse models, SKI's `K = W K_UU Wᵀ + σ²I` for WISKI, whose features move through
+//! the interpolation weights `W` (`∂L/∂W = G W K_UU` with `G = ααᵀ − K⁻¹`). Both use the RBF
+//! kernel (the reference's for regression), for which SKI's `K_UU` is the kernel on the grid.
+
+use keel_core::gp::Family;
+use keel_core::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
+
+use super::fit::ThetaAdam;
+use super::hyper::{from_theta, to_theta, GridSpec, Hyper};
+use super::stem::LinearStem;
+use super::weights::{grid_3d, weight_gradient};
+use crate::error::{Error, Result};
+
+/// Which likelihood pretraining climbs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Objective<'a> {
+    /// The exact GP's.
+    Exact,
+    /// SKI's on this grid (as many dimensions as the features).
+    Ski(&'a GridSpec),
+}
+
+/// `L`, `∂L/∂θ` (`θ = log(s, ℓ, σ²)`) and `∂L/∂z` (`[n, k]`) at features `z` (`[n, k]`).
+///
+/// # Errors
+/// [`Error::Core`] if the kernel matrix is not positive definite or a feature is off the grid.
+pub(crate) fn mll_gradients(
+    h: &Hyper,
+    objective: Objective<'_>,
+    z: &[f64],
+    y: &[f64],
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    if h.family != Family::Rbf {
+        return Err(Error::invalid(
+            "kernel",
+            format!("{:?}", h.family),
+            "pretraining through features uses the RBF kernel",
+        ));
+    }
+    let n = y.len();
+    let k = h.lengthscale.len();
+    match objective {
+        Objective::Exact => exact(h, z, y, n, k),
+        Objective::Ski(spec) => ski(h, spec, z, y, n, k),
+    }
+}
+
+/// `log p(y)` of `K` (`K` is overwritten) and `G = ααᵀ − K⁻¹`.
+fn dense_mll(mut kmat: Vec<f64>, y: &[f64]) -> Result<(f64, Vec<f64>)> {
+    let n = y.len();
+    cholesky_in_place(&mut kmat, n).map_err(Error::core("pretraining kernel matrix"))?;
+    let l = kmat;
+    let mut alpha = y.to_vec();
+    solve_lower_in_place(&l, n, &mut alpha).map_err(Error::core("pretraining solve"))?;
+    let quad: f64 = alpha.iter().map(|v| v * v).sum();
+    let logdet: f64 = (0..n).map(|i| 2.0 * l[i * n + i].ln()).sum();
+    let mll = -0.5 * (quad + logdet + n as f64 * (2.0 * std::f64::consts::PI).ln());
+    solve_lower_transpose_in_place(&l, n, &mut alpha).map_err(Error::core("pretraining solve"))?;
+    let mut g = vec![0.0; n * n];
+    let mut col = vec![0.0; n];
+    for c in 0..n {
+        col.fill(0.0);
+        col[c] = 1.0;
+        solve_lower_in_place(&l, n, &mut col).map_err(Error::core("pretraining solve"))?;
+        solve_lower_transpose_in_place(&l, n, &mut col)
+            .map_err(Error::core("pretraining solve"))?;
+        for r in 0..n {
+            g[r * n + c] = alpha[r] * alpha[c] - col[r];
+        }
+    }
+    Ok((mll, g))
+}
+
+fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let zi = |i: usize| &z[i * k..(i + 1) * k];
+    let r2 = |i: usize, j: usize| -> f64 {
+        zi(i)
+            .iter()
+            .zip(zi(j))
+            .zip(&h.lengthscale)
+            .map(|((a, b), l)| ((a - b) / l).powi(2))
+            .sum()
+    };
+    let mut kmat = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            kmat[i * n + j] = h.outputscale * h.family.profile(r2(i, j));
+        }
+        kmat[i * n + i] += h.noise;
+    }
+    let (mll, g) = dense_mll(kmat, y)?;
+    let mut gt = vec![0.0; k + 2];
+    let mut gz = vec![0.0; n * k];
+    for i in 0..n {
+        for j in 0..n {
+            let gij = g[i * n + j];
+            let rr = r2(i, j);
+            gt[0] += 0.5 * gij * h.outputscale * h.family.profile(rr);
+            let dp = h.outputscale * h.family.profile_derivative(rr);
+            for d in 0..k {
+                let delta = zi(i)[d] - zi(j)[d];
+                let l2 = h.lengthscale[d] * h.lengthscale[d];
+                gt[1 + d] += 0.5 * gij * dp * (-2.0 * delta * delta / l2);
+                // ∂K_ij/∂z_id = dp · 2Δ/ℓ²; K_ij and K_ji both move: Σ_j G_ij ∂K_ij/∂z_i.
+                gz[i * k + d] += gij * dp * 2.0 * delta / l2;
+            }
+        }
+        gt[k + 1] += 0.5 * g[i * n + i] * h.noise;
+    }
+    Ok((mll, gt, gz))
+}
+
+fn ski(
+    h: &Hyper,
+    spec: &GridSpec,
+    z: &[f64],
+    y: &[f64],
+    n: usize,
+    k: usize,
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let grid3 = grid_3d(spec)?;
+    let m = spec.nodes();
+    // Node coordinates, K_UU and the per-dimension squared scaled distances.
+    let node = |p: usize, d: usize| -> f64 {
+        let mut rest = p;
+        let mut idx = 0;
+        for (dd, &g) in spec.size.iter().enumerate().rev() {
+            if dd == d {
+                idx = rest % g;
+            }
+            rest /= g;
+        }
+        grid3.coordinate(d, idx)
+    };
+    let coords: Vec<f64> = (0..m)
+        .flat_map(|p| (0..k).map(move |d| (p, d)))
+        .map(|(p, d)| node(p, d))
+        .collect();
+    let mut kuu = vec![0.0; m * m];
+    for p in 0..m {
+        for q in 0..m {
+            let r2: f64 = (0..k)
+                .map(|d| ((coords[p * k + d] - coords[q * k + d]) / h.lengthscale[d]).powi(2))
+                .sum();
+            kuu[p * m + q] = h.outputscale * h.family.profile(r2);
+        }
+    }
+    let rows: Vec<_> = (0..n)
+        .map(|i| weight_gradient(&grid3, spec.clamp, &z[i * k..(i + 1) * k]))
+        .collect::<Result<_>>()?;
+    // W K_UU (n × m), then K = W K_UU Wᵀ + σ²I.
+    let mut wk = vec![0.0; n * m];
+    for (i, r) in rows.iter().enumerate() {
+        for e in 0..r.nnz {
+            let (p, w) = (r.index[e], r.weight[e]);
+            for (o, kv) in wk[i * m..(i + 1) * m]
+                .iter_mut()
+                .zip(&kuu[p * m..(p + 1) * m])
+            {
+                *o += w * kv;
+            }
+        }
+    }
+    let mut kmat = vec![0.0; n * n];
+    for i in 0..n {
+        for (j, r) in rows.iter().enumerate() {
+            kmat[i * n + j] = (0..r.nnz)
+                .map(|e| r.weight[e] * wk[i * m + r.index[e]])
+                .sum();
+        }
+        kmat[i * n + i] += h.noise;
+    }
+    let (mll, g) = dense_mll(kmat, y)?;
+    // GW (n × m) and H = WᵀGW (m × m).
+    let mut gw = vec![0.0; n * m];
+    for i in 0..n {
+        for (j, r) in rows.iter().enumerate() {
+            let gij = g[i * n + j];
+            for e in 0..r.nnz {
+                gw[i * m + r.index[e]] += gij * r.weight[e];
+            }
+        }
+    }
+    let mut hmat = vec![0.0; m * m];
+    for (i, r) in rows.iter().enumerate() {
+        for e in 0..r.nnz {
+            let (p, w) = (r.index[e], r.weight[e]);
+            for (o, v) in hmat[p * m..(p + 1) * m]
+                .iter_mut()
+                .zip(&gw[i * m..(i + 1) * m])
+            {
+                *o += w * v;
+            }
+        }
+    }
+    let mut gt = vec![0.0; k + 2];
+    for p in 0..m {
+        for q in 0..m {
+            let hk = 0.5 * hmat[p * m + q] * kuu[p * m + q];
+            gt[0] += hk;
+            for d in 0..k {
+                let s2 = ((coords[p * k + d] - coords[q * k + d]) / h.lengthscale[d]).powi(2);
+                // RBF: ∂K_UU/∂log ℓ_d = K_UU · s2.
+                gt[1 + d] += hk * s2;
+            }
+        }
+    }
+    gt[k + 1] = 0.5 * (0..n).map(|i| g[i * n + i]).sum::<f64>() * h.noise;
+    // ∂L/∂W_ip = (G W K_UU)_ip on each row's support, then through ∂w/∂z.
+    let mut gz = vec![0.0; n * k];
+    for (i, r) in rows.iter().enumerate() {
+        for e in 0..r.nnz {
+            let p = r.index[e];
+            let dw: f64 = gw[i * m..(i + 1) * m]
+                .iter()
+                .zip(&kuu[p * m..(p + 1) * m])
+                .map(|(a, b)| a * b)
+                .sum();
+            for d in 0..k {
+                gz[i * k + d] += dw * r.grad[e][d];
+            }
+        }
+    }
+    Ok((mll, gt, gz))
+}
+
+/// The pretraining schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PretrainConfig {
+    /// Full-batch epochs (the reference: 200).
+    pub epochs: usize,
+    /// Learning rate of the kernel hyperparameters (the reference: 0.05 in its paper-era
+    /// configurations).
+    pub lr: f64,
+    /// Learning rate of the stem (the reference: a tenth of `lr`).
+    pub stem_lr: f64,
+}
+
+/// Cosine annealing from `lr` to 10⁻⁴ over `epochs` (PyTorch's `CosineAnnealingLR`).
+fn cosine(lr: f64, epoch: usize, epochs: usize) -> f64 {
+    let floor = 1e-4f64.min(lr);
+    floor + 0.5 * (lr - floor) * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos())
+}
+
+/// Climbs `L/n` of the rows `x` (raw inputs when there is a stem, features otherwise) over the
+/// hyperparameters and the stem's weights; returns the hyperparameters and `L` at the end.
+///
+/// # Errors
+/// As [`mll_gradients`].
+pub(crate) fn pretrain(
+    hyper: &Hyper,
+    objective: Objective<'_>,
+    mut stem: Option<&mut LinearStem>,
+    x: &[f64],
+    y: &[f64],
+    config: &PretrainConfig,
+) -> Result<(Hyper, f64)> {
+    let n = y.len();
+    let mut h = hyper.clone();
+    if n == 0 || config.epochs == 0 {
+        return Ok((h, f64::NAN));
+    }
+    let mut theta_opt = ThetaAdam::new(to_theta(&h))?;
+    let mut stem_opt = match &stem {
+        Some(s) => Some(ThetaAdam::unclamped(s.weight().to_vec())?),
+        None => None,
+    };
+    let scale = 1.0 / n as f64;
+    let mut last = f64::NAN;
+    for epoch in 0..config.epochs {
+        let z = match &stem {
+            Some(s) => s.features_of(x),
+            None => x.to_vec(),
+        };
+        let (l, gt, gz) = mll_gradients(&h, objective, &z, y)?;
+        last = l;
+        let theta = theta_opt.ascend(&gt, cosine(config.lr, epoch, config.epochs), scale)?;
+        h = from_theta(h.family, &theta);
+        if let (Some(s), Some(opt)) = (stem.as_deref_mut(), stem_opt.as_mut()) {
+            let mut gw = vec![0.0; s.weight().len()];
+            s.backward(x, &gz, &mut gw);
+            let w = opt.ascend(&gw, cosine(config.stem_lr, epoch, config.epochs), scale)?;
+            s.set_weight(&w);
+        }
+    }
+    Ok((h, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_core::gp::Convention;
+
+    fn data(n: usize, k: usize) -> (Vec<f64>, Vec<f64>) {
+        let z: Vec<f64> = (0..n * k).map(|i| (i as f64 * 0.731).sin() * 0.9).collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| (z[i * k] * 3.0).sin() + 0.1 * (i as f64).cos())
+            .collect();
+        (z, y)
+    }
+
+    fn hyper(k: usize) -> Hyper {
+        Hyper {
+            family: Family::Rbf,
+            outputscale: 1.3,
+            lengthscale: (0..k).map(|d| 0.4 + 0.2 * d as f64).collect(),
+            noise: 0.05,
+        }
+    }
+
+    /// Central differences of L in θ and in every feature, for both objectives.
+    #[test]
+    fn gradients_match_central_differences() {
+        let spec = GridSpec {
+            size: vec![10, 9],
+            lo: vec![-1.1],
+            hi: vec![1.1],
+            convention: Convention::Extended,
+            clamp: false,
+        }
+        .for_dim(2)
+        .unwrap();
+        for objective in [Objective::Exact, Objective::Ski(&spec)] {
+            let (z, y) = data(12, 2);
+            let h = hyper(2);
+            let (_, gt, gz) = mll_gradients(&h, objective, &z, &y).unwrap();
+            let eps = 1e-6;
+            let theta = to_theta(&h);
+            for i in 0..theta.len() {
+                let mut t = theta.clone();
+                t[i] += eps;
+                let up = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y)
+                    .unwrap()
+                    .0;
+                t[i] -= 2.0 * eps;
+                let down = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y)
+                    .unwrap()
+                    .0;
+                let fd = (up - down) / (2.0 * eps);
+                assert!(
+                    (fd - gt[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "{objective:?} θ{i}: {} vs {fd}",
+                    gt[i]
+                );
+            }
+            for i in 0..z.len() {
+                let mut zz = z.clone();
+                zz[i] += eps;
+                let up = mll_gradients(&h, objective, &zz, &y).unwrap().0;
+                zz[i] -= 2.0 * eps;
+                let down = mll_gradients(&h, objective, &zz, &y).unwrap().0;
+                let fd = (up - down) / (2.0 * eps);
+                assert!(
+                    (fd - gz[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                    "{objective:?} z{i}: {} vs {fd}",
+                    gz[i]
+                );
+            }
+        }
+    }
+}
