@@ -385,4 +385,48 @@ mod tests {
         sv.update(&probe, 2.0).unwrap();
         assert!(ell(&sv, 2.0) > before);
     }
+
+    /// O-SGPR after 30 and 60 points, and O-SVGP's 30 Adam steps from the collapsed start,
+    /// against `fixtures/gen/gp_sparse.py` (numpy: Titsias' posterior, checked there against
+    /// Bui et al.'s two-batch update; Adam on the closed-form expectation).
+    #[test]
+    fn matches_the_numpy_reference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/gp/sparse.json");
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let v = |k: &str| -> Vec<f64> {
+            f[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        };
+        let h = Hyper {
+            family: Family::Rbf,
+            outputscale: f["outputscale"].as_f64().unwrap(),
+            lengthscale: v("lengthscale"),
+            noise: f["noise"].as_f64().unwrap(),
+        };
+        assert_eq!(f["jitter"].as_f64().unwrap(), JITTER);
+        let n0 = f["n_first"].as_u64().unwrap() as usize;
+        let (x, y, tx) = (v("x"), v("y"), v("test_x"));
+        let mut sg = Osgpr::new(Inducing::new(v("z"), 2, &h).unwrap());
+        let check = |model: &dyn Fn(&[f64]) -> Moments, key: &str, tol: f64| {
+            let mean = f[key]["mean"].as_array().unwrap();
+            let var = f[key]["var_f"].as_array().unwrap();
+            for (i, p) in tx.chunks_exact(2).enumerate() {
+                let (m, vf, _) = model(p);
+                let (em, ev) = (mean[i].as_f64().unwrap(), var[i].as_f64().unwrap());
+                assert!((m - em).abs() < tol * (1.0 + em.abs()), "{key} mean {i}: {m} vs {em}");
+                assert!((vf - ev).abs() < tol * (1.0 + ev.abs()), "{key} var {i}: {vf} vs {ev}");
+            }
+        };
+        for i in 0..n0 {
+            sg.update(&x[2 * i..2 * i + 2], y[i]).unwrap();
+        }
+        check(&|p| sg.predict(p).unwrap(), "osgpr_first", 1e-7);
+        let mut sv = Osvgp::from_collapsed(&sg, f["svgp_lr"].as_f64().unwrap()).unwrap();
+        for i in n0..y.len() {
+            sg.update(&x[2 * i..2 * i + 2], y[i]).unwrap();
+            sv.update(&x[2 * i..2 * i + 2], y[i]).unwrap();
+        }
+        check(&|p| sg.predict(p).unwrap(), "osgpr_all", 1e-7);
+        check(&|p| sv.predict(p).unwrap(), "osvgp_all", 1e-6);
+    }
 }
