@@ -427,3 +427,102 @@ fn a_closed_output_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }
+
+/// `gp online` on the diabetes rows through a 2-feature stem: the issue's JSON for every method,
+/// O-SGPR with 256 inducing points on 2 features tracking the exact GP, and the plot.
+#[test]
+fn online_regression_on_real_rows_reports_the_issues_json() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/data/diabetes.csv"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("online.png");
+    let mut rmse = std::collections::HashMap::new();
+    for method in ["wiski", "exact", "osgpr", "osvgp"] {
+        let mut args = vec![
+            "gp",
+            "online",
+            "--data",
+            data,
+            "--target",
+            "target",
+            "--method",
+            method,
+            "--stem",
+            "2",
+            "--seed",
+            "0",
+            "--evaluations",
+            "3",
+            "--grid-size",
+            "10",
+            "--json",
+            "--quiet",
+        ];
+        if method == "wiski" {
+            args.extend(["--plot", plot.to_str().unwrap()]);
+        }
+        let o = keel(&args);
+        assert!(
+            o.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["method"], method);
+        assert_eq!(v["n"], 398, "442 rows less 10 % test");
+        assert_eq!(v["dims"], 10);
+        assert_eq!(v["stem"], 2);
+        assert_eq!(v["pretrain_rows"], 20);
+        assert_eq!(v["rmse_over_time"].as_array().unwrap().len(), 4);
+        assert!(v["seconds_per_update"].as_f64().unwrap() > 0.0);
+        let r = v["test_rmse"].as_f64().unwrap();
+        assert!(r.is_finite() && v["test_nll"].as_f64().unwrap().is_finite());
+        rmse.insert(method, r);
+    }
+    // With the same pretrained kernel and stem, 256 inducing points cover 2 features: O-SGPR's
+    // posterior is the exact one's to within a hair.
+    assert!((rmse["osgpr"] - rmse["exact"]).abs() < 1e-3, "{rmse:?}");
+    // Learning the kernel along the stream, WISKI beats predicting the mean (RMSE 1).
+    assert!(rmse["wiski"] < 1.0, "{rmse:?}");
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+}
+
+#[test]
+fn online_bad_input_is_one_line_exit_2() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/data/diabetes.csv"
+    );
+    let base = ["gp", "online", "--data", data, "--target", "target"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        rejects(&a, needles);
+    };
+    run(with(&[]), &["--stem", "WISKI", "1 to 3"]);
+    run(with(&["--method", "exact"]), &["--stem", "1 to 8"]);
+    run(with(&["--stem", "4"]), &["--stem", "1 to 3"]);
+    run(with(&["--stem", "2", "--inducing", "0"]), &["--inducing"]);
+    run(with(&["--stem", "2", "--lr", "0"]), &["--lr"]);
+    run(
+        with(&["--stem", "2", "--pretrain-fraction", "1.5"]),
+        &["--pretrain-fraction"],
+    );
+    run(
+        with(&["--stem", "2", "--plot", "/nonexistent/dir/p.png"]),
+        &["--plot"],
+    );
+    rejects(
+        &["gp", "online", "--data", data, "--target", "glucose"],
+        &["glucose"],
+    );
+    rejects(
+        &["gp", "online", "--synthetic", "10"],
+        &["--synthetic", "20"],
+    );
+    rejects(&["gp", "online"], &["--data", "--synthetic"]);
+}
