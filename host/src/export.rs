@@ -5,6 +5,7 @@
 //! Convolutional networks (`keel.kind = "cnn"`) are in [`cnn`].
 
 pub mod cnn;
+pub mod wiski;
 
 pub use cnn::{cnn_bytes, fold_batch_norm, write_cnn, AugerinoExport, CnnConfig, CnnLayer};
 

@@ -25,11 +25,13 @@
 //! ```
 
 mod exact;
+mod file;
 mod grid;
 mod kernel;
 mod wiski;
 
 pub use exact::{ExactBuffers, ExactGp, ExactMemory, Rejected};
+pub use file::WiskiFile;
 pub use grid::{keys, Convention, Grid, MAX_NONZEROS};
 pub use kernel::{Family, Kernel};
 pub use wiski::{refactor_scratch_len, Wiski, WiskiBuffers, WiskiMemory};

@@ -164,6 +164,68 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         Ok(gp)
     }
 
+    /// A model rebuilt from sufficient statistics that `buf.precision` (`A`) and `buf.b` (`b`)
+    /// already hold, with `c_yy`, `log|D|` and `n` beside them — how a model exported by the host
+    /// resumes on the controller ([`WiskiFile`](super::WiskiFile)). One refactorisation
+    /// (`O(m³)`), after which predictions, updates and the likelihood continue as if the points
+    /// had been observed here.
+    ///
+    /// # Errors
+    /// As [`Wiski::new`]; [`Error::NonFinite`] for a non-finite statistic (index 0: `A` or `b`,
+    /// 1: `c_yy`, 2: `log|D|`).
+    pub fn from_statistics(
+        grid: Grid<T, D>,
+        kernel: Kernel<T, D>,
+        noise: T,
+        buf: WiskiBuffers<'a, T>,
+        (c_yy, log_det_d, n): (T, T, u64),
+        scratch: &mut [T],
+    ) -> Result<Self> {
+        positive("noise", noise)?;
+        let m = grid.len();
+        let m2 = m.saturating_mul(m);
+        expect_count("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
+        expect_count(
+            "precision buffer entries (grid nodes²)",
+            buf.precision.len(),
+            m2,
+        )?;
+        expect_count("b buffer entries (grid nodes)", buf.b.len(), m)?;
+        expect_count("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
+        expect_count(
+            "work buffer entries (2 × grid nodes)",
+            buf.work.len(),
+            m.saturating_mul(2),
+        )?;
+        if !buf
+            .precision
+            .iter()
+            .chain(buf.b.iter())
+            .all(|v| v.is_finite())
+        {
+            return Err(Error::NonFinite { index: 0, t: 0.0 });
+        }
+        for (i, v) in [(1, c_yy), (2, log_det_d)] {
+            if !v.is_finite() {
+                return Err(Error::NonFinite { index: i, t: 0.0 });
+            }
+        }
+        let mut gp = Wiski {
+            grid,
+            kernel,
+            noise,
+            m,
+            buf,
+            n,
+            c_yy,
+            log_det_d,
+            log_det_q: T::ZERO,
+            quad: T::ZERO,
+        };
+        gp.refactorize(scratch)?;
+        Ok(gp)
+    }
+
     /// The grid.
     pub fn grid(&self) -> &Grid<T, D> {
         &self.grid

@@ -333,6 +333,10 @@ pub struct OnlineArgs {
     /// Draw test RMSE and NLL against the points seen to this PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Write the final WISKI model with its stem for the controller (`keel_core::gp::WiskiFile`;
+    /// --method wiski with --stem).
+    #[arg(long)]
+    export: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -841,6 +845,16 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         check_plot("--plot", p)?;
     }
+    if let Some(p) = &a.export {
+        keel::output::check_writable("--export", p)?;
+        if a.method != OnlineMethodArg::Wiski || a.stem.is_none() {
+            return Err(Error::invalid(
+                "--export",
+                p.display(),
+                "the controller runs WISKI behind a stem: use --method wiski with --stem K",
+            ));
+        }
+    }
     if let Some(k) = a.stem {
         if !(1..=3).contains(&k) {
             return Err(Error::invalid(
@@ -953,6 +967,7 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
         inducing: a.inducing,
         svgp_lr: a.svgp_lr,
         evaluations: a.evaluations,
+        export: a.export.is_some(),
         ..defaults
     };
     let bar = progress_bar(
@@ -961,8 +976,12 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
         format!("gp online {}", name(&a.method)),
         "{prefix} [{bar:30}] {pos}/{len} points ({per_sec}, eta {eta})",
     );
-    let r = online(&config, &data, |done, _| bar.set_position(done as u64))?;
+    let (r, export) = online(&config, &data, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    let file = export
+        .as_ref()
+        .map(keel::export::wiski::wiski_bytes)
+        .transpose()?;
     if let Some(p) = &a.plot {
         let rmse: Vec<(f64, f64)> = r
             .rmse_over_time
@@ -992,6 +1011,9 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
                 ),
             ],
         )?;
+    }
+    if let (Some(p), Some(bytes)) = (&a.export, &file) {
+        keel::output::write_atomic(p, bytes)?;
     }
     if a.json {
         return super::report::json(&r);

@@ -438,6 +438,7 @@ fn online_regression_on_real_rows_reports_the_issues_json() {
     );
     let dir = tempfile::tempdir().unwrap();
     let plot = dir.path().join("online.png");
+    let model = dir.path().join("wiski.safetensors");
     let mut rmse = std::collections::HashMap::new();
     for method in ["wiski", "exact", "osgpr", "osvgp"] {
         let mut args = vec![
@@ -462,6 +463,7 @@ fn online_regression_on_real_rows_reports_the_issues_json() {
         ];
         if method == "wiski" {
             args.extend(["--plot", plot.to_str().unwrap()]);
+            args.extend(["--export", model.to_str().unwrap()]);
         }
         let o = keel(&args);
         assert!(
@@ -487,6 +489,8 @@ fn online_regression_on_real_rows_reports_the_issues_json() {
     // Learning the kernel along the stream, WISKI beats predicting the mean (RMSE 1).
     assert!(rmse["wiski"] < 1.0, "{rmse:?}");
     assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+    // 10 × 10 grid nodes: A alone is 100² f64.
+    assert!(std::fs::metadata(&model).unwrap().len() > 80_000);
 }
 
 #[test]
@@ -506,6 +510,15 @@ fn online_bad_input_is_one_line_exit_2() {
     run(with(&[]), &["--stem", "WISKI", "1 to 3"]);
     run(with(&["--method", "exact"]), &["--stem", "1 to 8"]);
     run(with(&["--stem", "4"]), &["--stem", "1 to 3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let out = out.to_str().unwrap();
+    run(
+        with(&["--stem", "2", "--method", "osgpr", "--export", out]),
+        &["--export", "wiski"],
+    );
+    run(with(&["--export", out]), &["--export", "--stem"]);
+    assert!(!std::path::Path::new(out).exists(), "nothing written");
     run(with(&["--stem", "2", "--inducing", "0"]), &["--inducing"]);
     run(with(&["--stem", "2", "--lr", "0"]), &["--lr"]);
     run(

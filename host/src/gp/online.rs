@@ -33,6 +33,7 @@ use super::timing::median;
 use super::weights::grid_3d;
 use crate::data::permutation;
 use crate::error::{Error, Result};
+use crate::export::wiski::WiskiExport;
 
 /// Which online GP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,8 @@ pub struct OnlineConfig {
     pub evaluations: usize,
     /// Starting hyperparameters (RBF; targets are standardised).
     pub hyper: Hyper,
+    /// Return WISKI's final state for the controller (needs a stem).
+    pub export: bool,
 }
 
 impl Default for OnlineConfig {
@@ -124,6 +127,7 @@ impl Default for OnlineConfig {
                 lengthscale: vec![0.5],
                 noise: 0.1,
             },
+            export: false,
         }
     }
 }
@@ -143,6 +147,11 @@ pub struct OnlineData {
     pub test_y: Vec<f64>,
     /// The targets' scale (RMSE in the data's units is `test_rmse × y_std`).
     pub y_std: f64,
+    /// The targets' mean.
+    pub y_mean: f64,
+    /// Per input column, `(α, β)` of the scaling `x ↦ αx + β` onto [−1, 1] (`(0, 0)` for a
+    /// constant column).
+    pub x_scale: Vec<(f64, f64)>,
 }
 
 impl OnlineData {
@@ -213,6 +222,18 @@ impl OnlineData {
         };
         let (stream_x, stream_y) = scale(stream);
         let (test_x, test_y) = scale(test);
+        let x_scale = lo
+            .iter()
+            .zip(&hi)
+            .map(|(l, h)| {
+                let span = h - l;
+                if span > 0.0 {
+                    (2.0 / span, -2.0 * l / span - 1.0)
+                } else {
+                    (0.0, 0.0)
+                }
+            })
+            .collect();
         Ok(OnlineData {
             dims,
             stream_x,
@@ -220,6 +241,8 @@ impl OnlineData {
             test_x,
             test_y,
             y_std: sd,
+            y_mean: mean,
+            x_scale,
         })
     }
 }
@@ -432,7 +455,8 @@ impl Features {
     }
 }
 
-/// Runs the stream; `progress(done, total)` is called every 64 points and at the end.
+/// Runs the stream; `progress(done, total)` is called every 64 points and at the end. With
+/// `config.export`, WISKI's final state comes back too.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for settings that do not fit the data (a grid on more than 3 raw
@@ -442,8 +466,15 @@ pub fn online(
     config: &OnlineConfig,
     data: &OnlineData,
     mut progress: impl FnMut(usize, usize),
-) -> Result<OnlineReport> {
+) -> Result<(OnlineReport, Option<WiskiExport>)> {
     let start = Instant::now();
+    if config.export && (config.method != OnlineMethod::Wiski || config.stem.is_none()) {
+        return Err(Error::invalid(
+            "export",
+            config.method.name(),
+            "the controller runs WISKI behind a stem: export with method wiski and a stem",
+        ));
+    }
     let n = data.stream_y.len();
     for (name, v) in [
         ("lr", config.lr),
@@ -554,8 +585,13 @@ pub fn online(
         start,
         pretrain_seconds,
     };
+    let mut export = None;
     let mut report = match config.method {
-        OnlineMethod::Wiski => by_dim!(width, 3, run_wiski(&run, &mut features, &mut progress))?,
+        OnlineMethod::Wiski => {
+            let (r, e) = by_dim!(width, 3, run_wiski(&run, &mut features, &mut progress))?;
+            export = e;
+            r
+        }
         OnlineMethod::Exact => by_dim!(width, 8, run_exact(&run, &mut features, &mut progress))?,
         OnlineMethod::Osgpr | OnlineMethod::Osvgp => {
             let inducing = Inducing::uniform(config.inducing, width, &hyper, &mut rng)?;
@@ -580,7 +616,7 @@ pub fn online(
         }
     };
     report.seconds = start.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((report, export))
 }
 
 /// What every model's stream shares.
@@ -600,7 +636,7 @@ fn run_wiski<const D: usize>(
     run: &Run<'_>,
     features: &mut Features,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<OnlineReport> {
+) -> Result<(OnlineReport, Option<WiskiExport>)> {
     let mut store = WiskiStore::new(run.grid.nodes());
     let pre = TrainData {
         dim: D,
@@ -622,7 +658,38 @@ fn run_wiski<const D: usize>(
         grid3: grid_3d(run.grid)?,
         clamp: run.grid.clamp,
     };
-    run.stream(&mut model, features, progress)
+    let report = run.stream(&mut model, features, progress)?;
+    let export = match (&features.stem, run.config.export) {
+        (Some(stem), true) => {
+            let (a_mat, b, c_yy, log_det_d, n) = model.learner.gp.statistics();
+            Some(WiskiExport {
+                grid: run.grid.clone(),
+                hyper: model.learner.hyper(),
+                precision: a_mat.to_vec(),
+                b: b.to_vec(),
+                scalars: (c_yy, log_det_d, n),
+                stem: fold_scaling(stem, &run.data.x_scale),
+                target: (run.data.y_mean, run.data.y_std),
+            })
+        }
+        _ => None,
+    };
+    Ok((report, export))
+}
+
+/// The frozen stem on raw rows: `tanh(A(αx + β) + c) = tanh(A diag(α) x + (c + Aβ))`.
+fn fold_scaling(stem: &LinearStem, scale: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
+    let f = stem.frozen();
+    let p = scale.len();
+    let mut w = f.a.clone();
+    let mut c = f.c.clone();
+    for (j, cj) in c.iter_mut().enumerate() {
+        for (i, &(alpha, beta)) in scale.iter().enumerate() {
+            *cj += f.a[j * p + i] * beta;
+            w[j * p + i] = f.a[j * p + i] * alpha;
+        }
+    }
+    (w, c)
 }
 
 fn run_exact<const D: usize>(
