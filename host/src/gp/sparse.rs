@@ -395,7 +395,11 @@ mod tests {
         let f: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let v = |k: &str| -> Vec<f64> {
-            f[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+            f[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
         };
         let h = Hyper {
             family: Family::Rbf,
@@ -413,8 +417,14 @@ mod tests {
             for (i, p) in tx.chunks_exact(2).enumerate() {
                 let (m, vf, _) = model(p);
                 let (em, ev) = (mean[i].as_f64().unwrap(), var[i].as_f64().unwrap());
-                assert!((m - em).abs() < tol * (1.0 + em.abs()), "{key} mean {i}: {m} vs {em}");
-                assert!((vf - ev).abs() < tol * (1.0 + ev.abs()), "{key} var {i}: {vf} vs {ev}");
+                assert!(
+                    (m - em).abs() < tol * (1.0 + em.abs()),
+                    "{key} mean {i}: {m} vs {em}"
+                );
+                assert!(
+                    (vf - ev).abs() < tol * (1.0 + ev.abs()),
+                    "{key} var {i}: {vf} vs {ev}"
+                );
             }
         };
         for i in 0..n0 {
