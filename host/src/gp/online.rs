@@ -826,12 +826,6 @@ impl Run<'_> {
     }
 }
 
-/// The WISKI run's θ as hyperparameters (for the report).
-impl<const D: usize> Learner<'_, D> {
-    pub(crate) fn hyper(&self) -> Hyper {
-        super::hyper::from_theta(self.family, &self.theta)
-    }
-}
 
 #[cfg(test)]
 mod tests {

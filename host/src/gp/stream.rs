@@ -288,6 +288,11 @@ impl<'a, const D: usize> Learner<'a, D> {
             lr,
         })
     }
+
+    /// The hyperparameters now.
+    pub(crate) fn hyper(&self) -> Hyper {
+        from_theta(self.family, &self.theta)
+    }
 }
 
 impl<const D: usize> Online<D> for Learner<'_, D> {
