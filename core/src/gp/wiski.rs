@@ -98,6 +98,26 @@ pub const fn refactor_scratch_len(m: usize) -> usize {
     m.saturating_mul(m).saturating_mul(2)
 }
 
+/// [`Error::CountMismatch`] unless every buffer holds what a grid of `m` nodes needs.
+fn check_buffers<T>(buf: &WiskiBuffers<'_, T>, m: usize) -> Result<()> {
+    // Saturated sizes: m² of a large grid must not overflow (a panic in debug builds, and a
+    // wrapped size a short buffer could match); no buffer holds usize::MAX scalars.
+    let m2 = m.saturating_mul(m);
+    expect_count("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
+    expect_count(
+        "precision buffer entries (grid nodes²)",
+        buf.precision.len(),
+        m2,
+    )?;
+    expect_count("b buffer entries (grid nodes)", buf.b.len(), m)?;
+    expect_count("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
+    expect_count(
+        "work buffer entries (2 × grid nodes)",
+        buf.work.len(),
+        m.saturating_mul(2),
+    )
+}
+
 /// The online SKI GP (see the module documentation).
 #[derive(Debug)]
 pub struct Wiski<'a, T: Real, const D: usize> {
@@ -130,22 +150,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     ) -> Result<Self> {
         positive("noise", noise)?;
         let m = grid.len();
-        // Saturated sizes: m² of a large grid must not overflow (a panic in debug builds, and a
-        // wrapped size a short buffer could match); no buffer holds usize::MAX scalars.
-        let m2 = m.saturating_mul(m);
-        expect_count("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
-        expect_count(
-            "precision buffer entries (grid nodes²)",
-            buf.precision.len(),
-            m2,
-        )?;
-        expect_count("b buffer entries (grid nodes)", buf.b.len(), m)?;
-        expect_count("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
-        expect_count(
-            "work buffer entries (2 × grid nodes)",
-            buf.work.len(),
-            m.saturating_mul(2),
-        )?;
+        check_buffers(&buf, m)?;
         let mut gp = Wiski {
             grid,
             kernel,
@@ -183,20 +188,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
     ) -> Result<Self> {
         positive("noise", noise)?;
         let m = grid.len();
-        let m2 = m.saturating_mul(m);
-        expect_count("root buffer entries (grid nodes²)", buf.root.len(), m2)?;
-        expect_count(
-            "precision buffer entries (grid nodes²)",
-            buf.precision.len(),
-            m2,
-        )?;
-        expect_count("b buffer entries (grid nodes)", buf.b.len(), m)?;
-        expect_count("mean buffer entries (grid nodes)", buf.mean.len(), m)?;
-        expect_count(
-            "work buffer entries (2 × grid nodes)",
-            buf.work.len(),
-            m.saturating_mul(2),
-        )?;
+        check_buffers(&buf, m)?;
         if !buf
             .precision
             .iter()

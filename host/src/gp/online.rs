@@ -826,7 +826,6 @@ impl Run<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,18 +151,23 @@ impl LinearStem {
         (sw, r)
     }
 
+    /// `w_jᵀ(x − x̄)`.
+    fn centred(&self, j: usize, x: &[f64]) -> f64 {
+        let p = self.inputs;
+        self.weight[j * p..(j + 1) * p]
+            .iter()
+            .zip(x.iter().zip(&self.moments.mean))
+            .map(|(w, (x, m))| w * (x - m))
+            .sum()
+    }
+
     /// Features of the rows `x` (`[n, p]` row-major) into `z` (`[n, k]`).
     pub fn forward(&self, x: &[f64], z: &mut [f64]) {
         let (p, k) = (self.inputs, self.features);
         let (_, r) = self.scales();
         for (xi, zi) in x.chunks_exact(p).zip(z.chunks_exact_mut(k)) {
             for j in 0..k {
-                let w = &self.weight[j * p..(j + 1) * p];
-                let h: f64 = w
-                    .iter()
-                    .zip(xi.iter().zip(&self.moments.mean))
-                    .map(|(w, (x, m))| w * (x - m))
-                    .sum();
+                let h = self.centred(j, xi);
                 zi[j] = (0.5 * h / r[j]).tanh();
             }
         }
@@ -183,12 +188,7 @@ impl LinearStem {
         let (sw, r) = self.scales();
         for (xi, gi) in x.chunks_exact(p).zip(dz.chunks_exact(k)) {
             for j in 0..k {
-                let w = &self.weight[j * p..(j + 1) * p];
-                let h: f64 = w
-                    .iter()
-                    .zip(xi.iter().zip(&self.moments.mean))
-                    .map(|(w, (x, m))| w * (x - m))
-                    .sum();
+                let h = self.centred(j, xi);
                 let z = (0.5 * h / r[j]).tanh();
                 // dz/du = ½(1 − z²), u = h/r, du/dw = (x − x̄)/r − h Σw/r³.
                 let g = gi[j] * 0.5 * (1.0 - z * z);
