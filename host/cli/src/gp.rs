@@ -953,7 +953,6 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
         method,
         stem: a.stem,
         seed: a.seed,
-        test_fraction: a.test_fraction,
         pretrain_fraction: a.pretrain_fraction,
         pretrain_max: a.pretrain_max,
         pretrain: PretrainConfig {

@@ -72,8 +72,6 @@ pub struct OnlineConfig {
     pub stem: Option<usize>,
     /// Seed of the row order, the stem's initialisation and the inducing points.
     pub seed: u64,
-    /// Share of the rows held out for testing (0.1).
-    pub test_fraction: f64,
     /// Share of the stream used for pretraining (0.05), at most `pretrain_max` rows.
     pub pretrain_fraction: f64,
     /// Cap on pretraining rows (the dense likelihood costs `O(n³)` per epoch).
@@ -106,7 +104,6 @@ impl Default for OnlineConfig {
             method: OnlineMethod::Wiski,
             stem: None,
             seed: 0,
-            test_fraction: 0.1,
             pretrain_fraction: 0.05,
             pretrain_max: 500,
             pretrain: PretrainConfig {
