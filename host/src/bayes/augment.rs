@@ -1,7 +1,7 @@
 //! Data augmentation by random ±1-pixel shifts of image rows, for the cold-posterior study of
 //! Izmailov, Vikram, Hoffman & Wilson ("What Are Bayesian Neural Network Posteriors Really
-//! Like?", ICML 2021, §7: "the cold posterior effect is largely an artifact of data
-//! augmentation").
+//! Like?", ICML 2021), whose abstract finds the "cold posterior" effect "largely an artifact of
+//! data augmentation".
 //!
 //! Each image is moved by `(dy, dx) ∈ {−1, 0, 1}²` (nine offsets, the identity included), the
 //! uncovered border filled with 0 ([`crate::images::corrupt::translate`]) — on the raw pixels,

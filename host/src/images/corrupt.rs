@@ -1,8 +1,8 @@
 //! Corrupted copies of test images for distribution-shift studies, in the spirit of CIFAR-10-C
-//! (Hendrycks & Dietterich, ICLR 2019) and MNIST-C (Mu & Gilmer, 2019), which the BNN paper
-//! (Izmailov, Vikram, Hoffman & Wilson, "What Are Bayesian Neural Network Posteriors Really
-//! Like?", ICML 2021, §8) evaluates its posteriors on: four corruptions at severities 1 to 5,
-//! generated from a seed.
+//! (Hendrycks & Dietterich, ICLR 2019; the corrupted images on which the BNN paper — Izmailov,
+//! Vikram, Hoffman & Wilson, "What Are Bayesian Neural Network Posteriors Really Like?", ICML
+//! 2021 — compares its posteriors under shift) and MNIST-C (Mu & Gilmer, 2019): four
+//! corruptions at severities 1 to 5, generated from a seed.
 //!
 //! | corruption | parameter | severity 1 | 2 | 3 | 4 | 5 |
 //! |---|---|---|---|---|---|---|
