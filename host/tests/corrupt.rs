@@ -80,7 +80,10 @@ fn distortion_grows_with_severity() {
                     (l - length).abs() < 1e-12 && out == got
                 })
             });
-            assert!(found, "severity {s}: not a translation by a vector of length {length}");
+            assert!(
+                found,
+                "severity {s}: not a translation by a vector of length {length}"
+            );
         }
     }
     assert!(lengths.windows(2).all(|w| w[1] > w[0]), "{lengths:?}");
