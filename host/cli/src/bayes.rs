@@ -1635,6 +1635,20 @@ fn hmc_linear(a: &HmcArgs) -> Result<()> {
             "--model linear takes the gaussian prior (its posterior is known exactly)",
         ));
     }
+    if pa.augment != AugmentArg::None {
+        return Err(Error::invalid(
+            "--augment",
+            name(&pa.augment),
+            "--model linear has no image rows to shift; augmentation is for --model mlp:…",
+        ));
+    }
+    if pa.standardize != "columns" {
+        return Err(Error::invalid(
+            "--standardize",
+            &pa.standardize,
+            "--model linear uses the data as they are (no standardisation)",
+        ));
+    }
     let trajectory_length = trajectory_length(a)?;
     let target = match &pa.target {
         Some(t) => t.clone(),

@@ -272,6 +272,21 @@ fn bad_input_is_one_line_exit_2_and_nothing_written() {
         );
     }
     assert!(!out.exists());
+    // The linear model has neither.
+    for flag in [["--augment", "shift1"], ["--standardize", "global"]] {
+        let mut a = vec![
+            "bayes",
+            "hmc",
+            "--data",
+            &logistic,
+            "--model",
+            "linear",
+            "--step-size",
+            "0.01",
+        ];
+        a.extend(flag);
+        common::rejects(&a, &[flag[0]]);
+    }
 }
 
 #[test]
