@@ -128,6 +128,7 @@ fn bench(c: &mut Criterion) {
             rows: 1797,
             test_fraction: 0.1,
             split_seed: 0,
+            standardize: Default::default(),
             settings: Default::default(),
         },
         samples,

@@ -635,6 +635,7 @@ fn a_sample_set_teacher_is_the_sets_own_model_average() {
         rows: 1797,
         test_fraction: 0.1,
         split_seed: 3,
+        standardize: Default::default(),
         settings: serde_json::json!({"members": 3}),
     };
     let (split, bnn) = rebuild(&spec, Path::new(DIGITS), Device::Cpu).unwrap();

@@ -234,6 +234,7 @@ fn ensemble() -> SampleSet {
         rows: 150,
         test_fraction: 0.2,
         split_seed: 0,
+        standardize: Default::default(),
         settings: json!({"lr": 1e-3, "epochs": 5, "batch_size": 16, "members": 3, "seed": 0}),
     };
     SampleSet {

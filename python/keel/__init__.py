@@ -130,7 +130,8 @@ bayes = _Group("bayes", "Bayesian neural networks.",
                ensemble=((), "deep ensembles."), sgld=((), "SGLD."), sghmc=((), "SGHMC."),
                vi=((), "mean-field variational inference."),
                compare=((), "compare sample sets with a reference."),
-               export=((), "export the model average for the core."))
+               export=((), "export the model average for the core."),
+               shift=((), "sample sets on corrupted test images."))
 rl = _Group("rl", "Model-based reinforcement learning (SAC-SVG(H)).",
             train=((), "train a policy on an environment of the core."),
             eval=((), "evaluate an exported policy with the core's code."),

@@ -115,7 +115,7 @@ def test_every_command_group_is_there():
     for group, subs in [(keel.chnn, ["train", "eval"]), (keel.emlp, ["basis", "train"]),
                         (keel.gp, ["regress", "stream", "classify", "bo"]),
                         (keel.bayes, ["hmc", "sgd", "ensemble", "sgld", "sghmc", "vi",
-                                      "compare", "export"]),
+                                      "compare", "export", "shift"]),
                         (keel.rl, ["train", "eval", "curves"]), (keel.firmware, ["check"])]:
         for s in subs:
             assert callable(getattr(group, s)), (group, s)

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
 use keel::backend::{DType, DeviceRequest};
+use keel::bayes::augment::ShiftAugment;
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
 use keel::bayes::hmc::{
@@ -14,7 +15,7 @@ use keel::bayes::hmc::{
     Target,
 };
 use keel::bayes::linear::LinearGaussian;
-use keel::bayes::mlp::{Bnn, Labels, Likelihood, Split};
+use keel::bayes::mlp::{Bnn, Labels, Likelihood, Split, Standardize};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{
     closeness, function_space_rhat, predictions, predictive, rebuild, test_metrics, SampleSet, Spec,
@@ -23,6 +24,8 @@ use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
 use keel::distributed::{self, Sharded};
 use keel::error::{Error, Result};
+use keel::images::corrupt::{self, Corruption};
+use keel::images::ImageShape;
 use keel::limits;
 use serde_json::{json, Value};
 
@@ -52,6 +55,43 @@ pub enum BayesCommand {
     /// Export a model average for `keel-core` (`keel_core::nn::Bma`): `--count` samples of a
     /// classification set, spread evenly over it, as f32 with the input standardisation.
     Export(ExportArgs),
+    /// Accuracy, NLL and ECE of classification sample sets on their test images corrupted by
+    /// noise, blur, shifts or rotations at severities 1–5 (and clean, severity 0).
+    Shift(ShiftArgs),
+}
+
+#[derive(Args)]
+pub struct ShiftArgs {
+    /// Sample sets written by --save-samples, comma-separated (classification, on image rows).
+    #[arg(long, value_delimiter = ',', required = true)]
+    samples: Vec<PathBuf>,
+    /// The data file the sets were drawn on.
+    #[arg(long)]
+    data: PathBuf,
+    /// noise, blur, shift or rotate (the table in the README's bayes section).
+    #[arg(long)]
+    corruption: String,
+    /// Severities, comma-separated, each 1 to 5; the clean test images (severity 0) are always
+    /// evaluated too.
+    #[arg(long, default_value = "1,2,3,4,5")]
+    severity: String,
+    /// Seed of the corruptions' draws (the same images for every set and severity).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The images' shape CxHxW; default a single-channel square of the data's columns (1x8x8
+    /// for the digits).
+    #[arg(long)]
+    image_shape: Option<String>,
+    /// The pixel range [0, R] the noise is scaled to and clipped at; default the data file's
+    /// largest value (16 for the digits).
+    #[arg(long)]
+    pixel_range: Option<f64>,
+    /// Draw accuracy and ECE against severity, one line per set, to this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -81,6 +121,14 @@ enum PriorArg {
     Gaussian,
     Mixture,
     Logistic,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AugmentArg {
+    /// No augmentation.
+    None,
+    /// Random ±1-pixel shifts (all nine offsets, zero fill).
+    Shift1,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,12 +171,27 @@ pub struct ProblemArgs {
     /// Posterior temperature T.
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Data augmentation of image rows: `shift1`, random ±1-pixel shifts — drawn afresh for
+    /// every example of every step by the mini-batch methods; for `hmc` the training set
+    /// expanded with all nine shifted copies of each image (a fixed target, so the MH test stays
+    /// exact).
+    #[arg(long, value_enum, default_value = "none")]
+    augment: AugmentArg,
+    /// The images' shape CxHxW for --augment; default a single-channel square of the data's
+    /// columns (1x8x8 for the digits).
+    #[arg(long)]
+    image_shape: Option<String>,
     /// Fraction of the rows held out for testing (MLPs).
     #[arg(long, default_value_t = 0.1)]
     test_fraction: f64,
     /// Seed of the train/test permutation.
     #[arg(long, default_value_t = 0)]
     split_seed: u64,
+    /// Input standardisation with the training rows' statistics: `columns` (each column its
+    /// own mean and deviation) or `global` (one for all columns: images, whose rarely lit
+    /// border pixels per-column scaling would magnify).
+    #[arg(long, default_value = "columns")]
+    standardize: String,
     /// auto, cpu, cuda or cuda:N (MLPs).
     #[arg(long, default_value = "auto")]
     device: String,
@@ -335,6 +398,7 @@ pub fn run(cmd: &BayesCommand) -> Result<()> {
         BayesCommand::Vi(a) => vi_cmd(a),
         BayesCommand::Compare(a) => compare_cmd(a),
         BayesCommand::Export(a) => export_cmd(a),
+        BayesCommand::Shift(a) => shift_cmd(a),
     }
 }
 
@@ -370,6 +434,47 @@ struct Problem {
     split: Split,
     bnn: Bnn,
     spec: Spec,
+    /// The per-step augmentation of the mini-batch methods (`hmc`'s is in its expanded rows).
+    augment: Option<ShiftAugment>,
+    /// Rows in the likelihood (all ranks together): the training rows, nine times them for
+    /// `hmc --augment shift1`.
+    likelihood_rows: usize,
+}
+
+/// The image shape of `d`-column rows: `given` (`--image-shape`), or a single-channel square.
+///
+/// # Errors
+/// A shape that does not parse or does not have `d` pixels (naming `--image-shape`); columns
+/// that are not a square without one (naming `flag`, the option that needs images).
+fn image_shape(given: Option<&str>, d: usize, flag: &str, value: &str) -> Result<ImageShape> {
+    match given {
+        Some(text) => {
+            let shape = ImageShape::parse(text)
+                .map_err(|e| super::exit::renamed(e, &["image_shape"], "--image-shape"))?;
+            if shape.pixels() != d {
+                return Err(Error::invalid(
+                    "--image-shape",
+                    text,
+                    format!(
+                        "{} pixels per image, but the data have {d} feature columns",
+                        shape.pixels()
+                    ),
+                ));
+            }
+            Ok(shape)
+        }
+        None => {
+            let side = (d as f64).sqrt().round() as usize;
+            if side * side != d || d == 0 {
+                return Err(Error::invalid(
+                    flag,
+                    value,
+                    format!("needs image rows, but the data's {d} feature columns are not a square image; give --image-shape CxHxW"),
+                ));
+            }
+            ImageShape::new(1, side, side)
+        }
+    }
 }
 
 fn parse_hidden(model: &str) -> Result<Vec<usize>> {
@@ -396,7 +501,8 @@ fn parse_hidden(model: &str) -> Result<Vec<usize>> {
 
 /// The product of the training rows and the model's parameters: the work of one gradient.
 fn rows_times_parameters(p: &Problem) -> u128 {
-    (p.split.y_train.len() as u128).saturating_mul(p.bnn.dim() as u128)
+    // HMC's augmented rows are the likelihood's, not the split's.
+    (p.likelihood_rows as u128).saturating_mul(p.bnn.dim() as u128)
 }
 
 /// The fingerprint of a problem's data and settings (`extra`: the command's own), which every
@@ -479,7 +585,9 @@ fn problem_on(
             ),
         ));
     }
-    let split = Split::new(&data, a.test_fraction, a.split_seed)?;
+    let standardize = Standardize::parse(&a.standardize)
+        .map_err(|e| super::exit::renamed(e, &["standardize"], "--standardize"))?;
+    let split = Split::standardized(&data, a.test_fraction, a.split_seed, standardize)?;
     if split.y_test.is_empty() {
         return Err(Error::invalid(
             "--test-fraction",
@@ -492,11 +600,30 @@ fn problem_on(
     }
     stochastic::positive("--temperature", a.temperature)?;
     validate(split.y_train.len())?;
+    let mut settings = settings;
+    // HMC samples the rows expanded with their shifted copies; the others shift per step.
+    let (expanded, augment) = match a.augment {
+        AugmentArg::None => (None, None),
+        AugmentArg::Shift1 => {
+            let shape = image_shape(a.image_shape.as_deref(), split.d, "--augment", "shift1")?;
+            if let Value::Object(m) = &mut settings {
+                m.insert("augment".into(), json!("shift1"));
+                m.insert("image_shape".into(), json!(shape.to_string()));
+            }
+            if method == "hmc" {
+                (Some(keel::bayes::augment::expanded(&split, shape)?), None)
+            } else {
+                (None, Some(ShiftAugment::new(&split, shape)?))
+            }
+        }
+    };
+    let train = expanded.as_ref().unwrap_or(&split);
+    let likelihood_rows = train.y_train.len();
     let w = ranks::world();
     let local = if shard && w.size() > 1 {
-        let (start, end) = distributed::shard(split.y_train.len(), w.rank(), w.size())
+        let (start, end) = distributed::shard(train.y_train.len(), w.rank(), w.size())
             .map_err(|e| super::exit::renamed(e, &["ranks"], "mpirun -np"))?;
-        Some(split.training_rows(start, end)?)
+        Some(train.training_rows(start, end)?)
     } else {
         None
     };
@@ -506,7 +633,7 @@ fn problem_on(
         eprintln!("{n}");
     }
     let bnn = Bnn::new(
-        local.as_ref().unwrap_or(&split),
+        local.as_ref().unwrap_or(train),
         &hidden,
         likelihood,
         prior,
@@ -532,9 +659,16 @@ fn problem_on(
         rows: data.rows(),
         test_fraction: a.test_fraction,
         split_seed: a.split_seed,
+        standardize,
         settings,
     };
-    Ok(Problem { split, bnn, spec })
+    Ok(Problem {
+        split,
+        bnn,
+        spec,
+        augment,
+        likelihood_rows,
+    })
 }
 
 /// Evaluates, saves and prints a finished run.
@@ -568,8 +702,11 @@ fn report(
     let mut v = json!({
         "method": p.spec.method, "model": p.bnn.sizes(), "parameters": set.samples[0].len(),
         "n_samples": set.samples.len(), "train_rows": p.split.y_train.len(),
+        "likelihood_rows": p.likelihood_rows,
         "test_rows": p.split.y_test.len(), "prior": p.spec.prior, "prior_std": p.spec.prior_std,
         "temperature": p.spec.temperature, "device": p.bnn.device().to_string(),
+        "standardize": p.spec.standardize.name(),
+        "augment": p.spec.settings.get("augment").cloned().unwrap_or_else(|| json!("none")),
         "train_seconds": seconds, "test": test,
         "rhat_function_mean": rhat.map(|r| r.0), "rhat_function_max": rhat.map(|r| r.1),
     });
@@ -929,6 +1066,7 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
         batch_size: a.batch_size,
         epochs: a.epochs,
         seed,
+        augment: None,
     };
     let p = problem(&a.problem, method, settings, |rows| {
         stochastic::positive("--lr", a.lr)?;
@@ -950,7 +1088,10 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
     // Under MPI, member m trains on rank m mod N; rank 0 gathers them in member order.
     for m in distributed::round_robin(members, w.rank(), w.size()) {
         let seed = a.problem.seed.wrapping_add(m as u64);
-        let b = batching(seed);
+        let b = Batching {
+            augment: p.augment.clone(),
+            ..batching(seed)
+        };
         let bar = epoch_bar(
             !a.problem.quiet && !a.problem.json,
             a.epochs,
@@ -1015,6 +1156,7 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
         batch_size: a.batch_size,
         epochs: a.epochs,
         seed,
+        augment: None,
     };
     let settings_of_chains = settings.clone();
     let p = problem(&a.problem, method, settings, |rows| {
@@ -1043,7 +1185,10 @@ fn sgmcmc_cmd(a: &SgmcmcArgs, method: &str) -> Result<()> {
     let mut runs = Vec::new();
     for c in distributed::round_robin(a.chains, w.rank(), w.size()) {
         let seed = a.problem.seed.wrapping_add(c as u64);
-        let b = batching(seed);
+        let b = Batching {
+            augment: p.augment.clone(),
+            ..batching(seed)
+        };
         let bar = epoch_bar(
             !a.problem.quiet && !a.problem.json,
             a.epochs,
@@ -1085,6 +1230,7 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         batch_size: a.batch_size,
         epochs: a.sgd_epochs,
         seed,
+        augment: None,
     };
     let prior = Prior::new(
         &name(&a.problem.prior),
@@ -1099,6 +1245,10 @@ fn vi_cmd(a: &ViArgs) -> Result<()> {
         b.check(rows)
     })?;
     keeps(&p, "--draws", a.draws.to_string(), a.draws as u128)?;
+    let b = Batching {
+        augment: p.augment.clone(),
+        ..b
+    };
     limits::work(
         "--epochs/--sgd-epochs",
         format!("{}/{}", a.epochs, a.sgd_epochs),
@@ -1264,6 +1414,184 @@ fn compare_cmd(a: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--severity`'s list: whole numbers 1 to 5, at least one.
+fn severities(text: &str) -> Result<Vec<usize>> {
+    let bad = |why: &str| Error::invalid("--severity", text, why.to_string());
+    if text.trim().is_empty() {
+        return Err(bad("give one or more severities 1 to 5, comma-separated"));
+    }
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let s: usize = part
+            .trim()
+            .parse()
+            .map_err(|_| bad("expected whole numbers 1 to 5, comma-separated"))?;
+        corrupt::check_severity(s).map_err(|_| {
+            bad("every severity must be 1 to 5 (the clean images, 0, are always evaluated)")
+        })?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// One sample set ready for the shift study: its file, set, test split (standardised), model,
+/// raw test pixels, image shape and pixel range.
+struct ShiftSet {
+    path: PathBuf,
+    set: SampleSet,
+    split: Split,
+    bnn: Bnn,
+    raw_test: Vec<f64>,
+    shape: ImageShape,
+    range: f64,
+}
+
+/// Loads and checks one set for `keel bayes shift`: a classifier on image rows.
+fn shift_set(a: &ShiftArgs, path: &Path) -> Result<ShiftSet> {
+    let set = SampleSet::load(path)?;
+    if set.spec.likelihood != "categorical" {
+        return Err(Error::invalid(
+            "--samples",
+            path.display(),
+            "a regression set; the shift study measures classifiers (accuracy, NLL, ECE)",
+        ));
+    }
+    let (split, bnn) = rebuild(&set.spec, &a.data, keel::backend::Device::Cpu)?;
+    let shape = image_shape(
+        a.image_shape.as_deref(),
+        split.d,
+        "--samples",
+        &path.display().to_string(),
+    )?;
+    // The test rows back in the data file's units: the corruptions act on raw pixels, before
+    // the split's standardisation.
+    let d = split.d;
+    let raw_test: Vec<f64> = split
+        .x_test
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * split.x_std[i % d] + split.x_mean[i % d])
+        .collect();
+    let range = match a.pixel_range {
+        Some(r) => r,
+        None => {
+            let data = keel::data::read_csv(&a.data, &set.spec.target, true)?;
+            data.x.iter().copied().fold(0.0, f64::max)
+        }
+    };
+    if !(range > 0.0 && range.is_finite()) {
+        return Err(Error::invalid(
+            "--pixel-range",
+            range,
+            "must be a positive number (the data's pixels are not positive: give --pixel-range)",
+        ));
+    }
+    Ok(ShiftSet {
+        path: path.to_path_buf(),
+        set,
+        split,
+        bnn,
+        raw_test,
+        shape,
+        range,
+    })
+}
+
+fn shift_cmd(a: &ShiftArgs) -> Result<()> {
+    let corruption = Corruption::parse(&a.corruption)
+        .map_err(|e| super::exit::renamed(e, &["corruption"], "--corruption"))?;
+    let severities = severities(&a.severity)?;
+    if let Some(path) = &a.plot {
+        keel::output::check_plot("--plot", path)?;
+    }
+    // Every set is read and checked before any is evaluated.
+    let sets = a
+        .samples
+        .iter()
+        .map(|p| shift_set(a, p))
+        .collect::<Result<Vec<_>>>()?;
+    let mut results = Vec::new();
+    let mut accuracy: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut ece: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for s in &sets {
+        let name = s.path.file_stem().map_or_else(
+            || s.set.spec.method.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let (mut acc_line, mut ece_line) = (Vec::new(), Vec::new());
+        for &severity in std::iter::once(&0).chain(&severities) {
+            let pixels = if severity == 0 {
+                s.raw_test.clone()
+            } else {
+                corrupt::corrupt(&s.raw_test, s.shape, corruption, severity, s.range, a.seed)?
+            };
+            let split = Split {
+                x_test: keel::data::standardize(&pixels, &s.split.x_mean, &s.split.x_std),
+                ..s.split.clone()
+            };
+            let preds = predictions(&s.bnn, &split, &s.set.samples)?;
+            let test = test_metrics(&predictive(s.bnn.likelihood, &preds), &split);
+            let metric = |k: &str| test[k].as_f64().unwrap_or(f64::NAN);
+            acc_line.push((severity as f64, metric("accuracy")));
+            ece_line.push((severity as f64, metric("ece")));
+            results.push(json!({
+                "file": s.path.display().to_string(), "method": s.set.spec.method,
+                "temperature": s.set.spec.temperature, "standardize": s.set.spec.standardize.name(),
+                "augment": s.set.spec.settings.get("augment").cloned().unwrap_or_else(|| json!("none")),
+                "n_samples": s.set.samples.len(), "severity": severity,
+                "parameter": if severity == 0 { 0.0 } else { corruption.parameter(severity)? },
+                "accuracy": test["accuracy"], "nll": test["nll"], "ece": test["ece"],
+                "ece_equal_mass": test["ece_equal_mass"],
+            }));
+        }
+        accuracy.push((name.clone(), acc_line));
+        ece.push((name, ece_line));
+    }
+    if let Some(path) = &a.plot {
+        let title_acc = format!("accuracy under {corruption}");
+        let title_ece = format!("ECE under {corruption}");
+        keel::plot::plot_line_panels(
+            path,
+            &[
+                (&title_acc, "severity", "test accuracy", &accuracy),
+                (&title_ece, "severity", "ECE (10 bins)", &ece),
+            ],
+        )?;
+    }
+    let ranges: Vec<f64> = sets.iter().map(|s| s.range).collect();
+    if a.json {
+        return super::report::json(&json!({
+            "corruption": corruption.name(), "parameter": corruption.parameter_name(),
+            "seed": a.seed, "pixel_range": ranges.first(), "severities": severities,
+            "results": results,
+        }));
+    }
+    println!(
+        "{corruption} ({}), seed {}, pixel range [0, {}]",
+        corruption.parameter_name(),
+        a.seed,
+        ranges.first().copied().unwrap_or(f64::NAN)
+    );
+    println!("| file | method | severity | parameter | accuracy | nll | ece |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &results {
+        let number = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {} | {} | {} | {:.4} | {:.4} | {:.4} |",
+            r["file"].as_str().unwrap_or(""),
+            r["method"].as_str().unwrap_or(""),
+            r["severity"],
+            number("parameter"),
+            number("accuracy"),
+            number("nll"),
+            number("ece")
+        );
+    }
+    Ok(())
+}
+
 fn export_cmd(a: &ExportArgs) -> Result<()> {
     positive_counts(&[("--count", a.count)])?;
     keel::output::check_writable("--out", &a.out)?;
@@ -1305,6 +1633,20 @@ fn hmc_linear(a: &HmcArgs) -> Result<()> {
             "--prior",
             name(&pa.prior),
             "--model linear takes the gaussian prior (its posterior is known exactly)",
+        ));
+    }
+    if pa.augment != AugmentArg::None {
+        return Err(Error::invalid(
+            "--augment",
+            name(&pa.augment),
+            "--model linear has no image rows to shift; augmentation is for --model mlp:…",
+        ));
+    }
+    if pa.standardize != "columns" {
+        return Err(Error::invalid(
+            "--standardize",
+            &pa.standardize,
+            "--model linear uses the data as they are (no standardisation)",
         ));
     }
     let trajectory_length = trajectory_length(a)?;

@@ -214,6 +214,7 @@ fn sgld_approaches_the_reference_logistic_posterior() {
         batch_size: 20,
         epochs: 60_200,
         seed: 5,
+        augment: None,
     };
     let samples = sgmcmc(&bnn, bnn.init(0), &cfg, &b, &mut |_| {}).unwrap();
     assert_eq!(samples.len(), 12_000);
@@ -253,6 +254,7 @@ fn mfvi_finds_the_mean_field_optimum() {
         batch_size: 20,
         epochs: 300,
         seed: 1,
+        augment: None,
     };
     let mean = sgd(&bnn, bnn.init(0), 1e-3, &b, &mut |_| {}).unwrap();
     let b = Batching {
@@ -635,6 +637,7 @@ fn the_core_averages_an_exported_set_like_the_engine() {
         rows: 60,
         test_fraction: 0.0,
         split_seed: 0,
+        standardize: Default::default(),
         settings: Value::Null,
     };
     let set = SampleSet {

@@ -10,7 +10,10 @@
 //! - [`mlp`]: the tempered log posterior of an MLP (categorical or learned-scale Gaussian).
 //! - [`stochastic`]: SGD and deep ensembles, SGLD/SGHMC, mean-field VI.
 //! - [`samples`]: saved sample sets and the shared predictive evaluation.
+//! - [`augment`]: ±1-pixel shift augmentation, per step or as extra data (the cold-posterior
+//!   study); the corruptions of the distribution-shift study are [`crate::images::corrupt`].
 
+pub mod augment;
 pub mod checkpoint;
 pub mod ess;
 pub mod hmc;

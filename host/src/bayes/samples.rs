@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::mlp::{Bnn, Likelihood, Split};
+use super::mlp::{Bnn, Likelihood, Split, Standardize};
 use super::prior::Prior;
 use crate::backend::{DType, Device};
 use crate::data::{self, Dataset};
@@ -53,6 +53,9 @@ pub struct Spec {
     pub test_fraction: f64,
     /// Seed of the split's permutation.
     pub split_seed: u64,
+    /// How the inputs were standardised (sets written before this field: per column).
+    #[serde(default)]
+    pub standardize: Standardize,
     /// The method's own settings (informational).
     pub settings: serde_json::Value,
 }
@@ -96,6 +99,11 @@ impl Spec {
                 "split seed",
                 self.split_seed.to_string(),
                 other.split_seed.to_string(),
+            ),
+            (
+                "standardisation",
+                self.standardize.name().to_string(),
+                other.standardize.name().to_string(),
             ),
         ];
         for (what, a, b) in pairs {
@@ -407,7 +415,7 @@ pub fn rebuild(spec: &Spec, data_path: &Path, device: Device) -> Result<(Split, 
         e => e,
     })?;
     check_data(spec, &data, data_path)?;
-    let split = Split::new(&data, spec.test_fraction, spec.split_seed)?;
+    let split = Split::standardized(&data, spec.test_fraction, spec.split_seed, spec.standardize)?;
     let bnn = Bnn::new(
         &split,
         &spec.hidden,

@@ -15,10 +15,12 @@
 //!   at an SGD solution and `σ` at 1e−2.
 //!
 //! Batches are the consecutive `B`-row slices of a fresh permutation each epoch; a last partial
-//! batch is dropped, so every step uses `B` rows.
+//! batch is dropped, so every step uses `B` rows. With [`Batching::augment`] every row of every
+//! batch is shifted by a fresh ±1-pixel offset ([`super::augment`]).
 
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
+use super::augment::ShiftAugment;
 use super::mlp::Bnn;
 use super::prior::Prior;
 use crate::data;
@@ -32,8 +34,10 @@ pub struct Batching {
     pub batch_size: usize,
     /// Passes over the training rows.
     pub epochs: usize,
-    /// Seed of the permutations and the noise.
+    /// Seed of the permutations, the noise and the augmentation's offsets.
     pub seed: u64,
+    /// Shift every batch row by a random ±1-pixel offset, drawn afresh every step.
+    pub augment: Option<ShiftAugment>,
 }
 
 impl Batching {
@@ -72,24 +76,28 @@ pub fn positive(flag: &str, v: f64) -> Result<()> {
     }
 }
 
-/// Runs `step(t, rows)` over every batch of every epoch, reporting each epoch's mean
+/// Runs `step(t, epoch, rows, inputs)` over every batch of every epoch (`inputs`: the rows'
+/// augmented inputs under [`Batching::augment`], else `None`), reporting each epoch's mean
 /// log-likelihood per row to `progress`; stops with an error naming the epoch when `step`
 /// returns a non-finite value.
 fn for_each_batch(
     bnn: &Bnn,
     b: &Batching,
     progress: &mut Observer,
-    mut step: impl FnMut(usize, usize, &[usize]) -> Result<f64>,
+    mut step: impl FnMut(usize, usize, &[usize], Option<&[f64]>) -> Result<f64>,
 ) -> Result<()> {
     let n = bnn.rows();
     let per = b.steps_per_epoch(n);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(b.seed ^ 0x9e37_79b9_7f4a_7c15);
+    // Its own stream, so that augmenting leaves the batches and the noise as they were.
+    let mut shifts = Xoshiro256PlusPlus::seed_from_u64(b.seed ^ 0x3c6e_f372_fe94_f82b);
     let mut t = 0;
     for epoch in 0..b.epochs {
         let perm = data::permutation(n, &mut rng);
         let mut sum = 0.0;
         for rows in perm.chunks_exact(b.batch_size).take(per) {
-            let ll = step(t, epoch, rows)?;
+            let inputs = b.augment.as_ref().map(|a| a.batch(rows, &mut shifts).0);
+            let ll = step(t, epoch, rows, inputs.as_deref())?;
             if !ll.is_finite() {
                 return Err(Error::failed(
                     format!(
@@ -133,8 +141,8 @@ pub fn sgd(
     let scale = bnn.rows() as f64 / b.batch_size as f64;
     let total = b.epochs * b.steps_per_epoch(bnn.rows());
     let mut m = vec![0.0; theta.len()];
-    for_each_batch(bnn, b, progress, |t, _, rows| {
-        let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
+    for_each_batch(bnn, b, progress, |t, _, rows, inputs| {
+        let (ll, g) = bnn.posterior_gradient_with(&theta, Some(rows), inputs, scale)?;
         let eta = cosine(lr, t, total);
         for ((p, mi), gi) in theta.iter_mut().zip(&mut m).zip(&g) {
             *mi = 0.9 * *mi + gi;
@@ -241,8 +249,8 @@ pub fn sgmcmc(
             && (epoch - cfg.burn_in_epochs + 1).is_multiple_of(cfg.ensemble_freq)
     };
     let kick = (2.0 * (1.0 - cfg.momentum)).sqrt();
-    for_each_batch(bnn, b, progress, |t, epoch, rows| {
-        let (ll, g) = bnn.posterior_gradient(&theta, Some(rows), scale)?;
+    for_each_batch(bnn, b, progress, |t, epoch, rows, inputs| {
+        let (ll, g) = bnn.posterior_gradient_with(&theta, Some(rows), inputs, scale)?;
         let eta = match cfg.schedule {
             Schedule::Constant => cfg.lr,
             Schedule::CosineBurnIn { final_lr } => {
@@ -361,12 +369,12 @@ pub fn mfvi(
     let (mut m, mut v) = (vec![0.0; 2 * d], vec![0.0; 2 * d]);
     let mut eps = vec![0.0; d];
     let mut theta = vec![0.0; d];
-    for_each_batch(bnn, b, progress, |t, _, rows| {
+    for_each_batch(bnn, b, progress, |t, _, rows, inputs| {
         for k in 0..d {
             eps[k] = standard_normal(&mut noise);
             theta[k] = mu[k] + softplus(rho[k]) * eps[k];
         }
-        let (ll, g) = bnn.likelihood_gradient(&theta, Some(rows), scale)?;
+        let (ll, g) = bnn.likelihood_gradient_with(&theta, Some(rows), inputs, scale)?;
         let eta = cosine(lr, t, total);
         let step = (t + 1) as i32;
         let (c1, c2) = (1.0 - 0.9f64.powi(step), 1.0 - 0.999f64.powi(step));

@@ -6,6 +6,8 @@
 //! - [`cifar`]: CIFAR-10 binary batches (`data_batch_*.bin`, `test_batch.bin`);
 //! - [`csv`]: a CSV table whose feature columns are the pixels of an image of a given shape
 //!   (the digits, `1x8x8`);
+//! - [`corrupt`]: noise, blur, shifts and rotations at severities 1–5, from a seed (the
+//!   distribution-shift study of `keel bayes shift`);
 //! - [`datasets`]: the generated, seeded sets of the Augerino paper — rotated digits, the
 //!   Mario-and-Iggy sprites, rotation regression.
 //!
@@ -18,6 +20,7 @@
 //! `[0, 1]` (`byte / 255`), CSV values are kept as they are.
 
 pub mod cifar;
+pub mod corrupt;
 pub mod csv;
 pub mod datasets;
 pub mod idx;
