@@ -122,6 +122,7 @@ emlp = _Group("emlp", "Equivariant MLPs.",
 gp = _Group("gp", "Gaussian processes.",
             regress=((), "exact, SKI or WISKI regression on CSV files."),
             stream=((), "online learning on a stream."),
+            online=((), "online regression on a data file's rows."),
             classify=((), "Dirichlet GP classification of the banana stream."),
             bo=((), "Bayesian optimisation of a test function."))
 gp.Wiski = Wiski
