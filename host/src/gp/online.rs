@@ -296,6 +296,8 @@ pub struct OnlineReport {
     pub dims: usize,
     /// Stem features, if any.
     pub stem: Option<usize>,
+    /// The run's seed.
+    pub seed: u64,
     /// Test rows.
     pub test_rows: usize,
     /// Rows of the pretraining batch.
@@ -802,6 +804,7 @@ impl Run<'_> {
             n,
             dims: p,
             stem: features.stem.as_ref().map(|s| s.features()),
+            seed: self.config.seed,
             test_rows: data.test_y.len(),
             pretrain_rows: n0,
             test_rmse: last.test_rmse,
