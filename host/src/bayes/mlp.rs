@@ -601,14 +601,8 @@ impl Bnn {
         inputs: Option<&[f64]>,
         scale: f64,
     ) -> Result<(f64, Vec<f64>)> {
-        let theta = self.flat(theta)?.variable();
-        let ll = self.log_likelihood_tensor(&self.params(&theta)?, rows, inputs)?;
-        let value = ll.item()?;
-        let grads = autodiff::backward(&ll.mul_scalar(scale)?, &[&theta])?;
-        let g = grads.into_iter().next().ok_or_else(|| {
-            Error::invalid("parameters", "gradient", "the engine returned no gradient")
-        })?;
-        Ok((value, g.to_vec_f64()?))
+        let (ll, g) = self.gradient_on_device(&self.flat(theta)?, rows, inputs, scale)?;
+        Ok((ll, g.to_vec_f64()?))
     }
 
     /// [`Bnn::likelihood_gradient`] of a flat vector on the model's device, the gradient left
@@ -629,8 +623,20 @@ impl Bnn {
                 format!("the model {:?} has {} parameters", self.sizes(), self.dim),
             ));
         }
+        self.gradient_on_device(theta, rows, None, scale)
+    }
+
+    /// `(log L_T(rows), scale · ∇ log L_T(rows))` at `theta` (the right length, on the model's
+    /// device), `inputs` replacing the rows' stored inputs when given.
+    fn gradient_on_device(
+        &self,
+        theta: &Tensor,
+        rows: Option<&[usize]>,
+        inputs: Option<&[f64]>,
+        scale: f64,
+    ) -> Result<(f64, Tensor)> {
         let theta = theta.variable();
-        let ll = self.log_likelihood_tensor(&self.params(&theta)?, rows, None)?;
+        let ll = self.log_likelihood_tensor(&self.params(&theta)?, rows, inputs)?;
         let value = ll.item()?;
         let grads = autodiff::backward(&ll.mul_scalar(scale)?, &[&theta])?;
         let g = grads.into_iter().next().ok_or_else(|| {
