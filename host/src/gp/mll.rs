@@ -6,7 +6,7 @@
 //! (wjmaddox/online_gp) and Keel from the square-root cache without an inverse of `K_UU`.
 
 use keel_core::gp::Wiski;
-use keel_core::linalg::{cholesky_in_place, solve_lower_in_place};
+use keel_core::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 
 use super::hyper::{GridSpec, Hyper};
 use super::posterior::TrainData;
@@ -36,35 +36,11 @@ pub fn exact_mll_grad(h: &Hyper, train: &TrainData) -> Result<(f64, Vec<f64>)> {
         }
         k[i * n + i] += h.noise * train.d[i];
     }
-    let mut l = k.clone();
-    cholesky_in_place(&mut l, n).map_err(Error::core("exact GP kernel matrix"))?;
-    let mut z = train.y.clone();
-    solve_lower_in_place(&l, n, &mut z).map_err(Error::core("exact GP solve"))?;
-    let logdet: f64 = (0..n).map(|i| 2.0 * l[i * n + i].ln()).sum();
-    let mll = -0.5
-        * (z.iter().map(|v| v * v).sum::<f64>()
-            + logdet
-            + n as f64 * (2.0 * std::f64::consts::PI).ln());
-    // α = K⁻¹y and K⁻¹ (columns by two triangular solves each).
-    let mut alpha = z;
-    keel_core::linalg::solve_lower_transpose_in_place(&l, n, &mut alpha)
-        .map_err(Error::core("exact GP solve"))?;
-    let mut kinv = vec![0.0; n * n];
-    let mut col = vec![0.0; n];
-    for c in 0..n {
-        col.fill(0.0);
-        col[c] = 1.0;
-        solve_lower_in_place(&l, n, &mut col).map_err(Error::core("exact GP solve"))?;
-        keel_core::linalg::solve_lower_transpose_in_place(&l, n, &mut col)
-            .map_err(Error::core("exact GP solve"))?;
-        for (r, v) in col.iter().enumerate() {
-            kinv[r * n + c] = *v;
-        }
-    }
+    let (mll, g) = dense_mll(k, &train.y, "exact GP kernel matrix")?;
     let mut grad = vec![0.0; dim + 2];
     for i in 0..n {
         for j in 0..n {
-            let w = alpha[i] * alpha[j] - kinv[i * n + j];
+            let w = g[i * n + j];
             let rr = r2(i, j);
             let kf = h.outputscale * h.family.profile(rr);
             grad[0] += 0.5 * w * kf;
@@ -74,9 +50,40 @@ pub fn exact_mll_grad(h: &Hyper, train: &TrainData) -> Result<(f64, Vec<f64>)> {
                 grad[1 + kd] += 0.5 * w * dp * (-2.0 * s2);
             }
         }
-        grad[dim + 1] += 0.5 * (alpha[i] * alpha[i] - kinv[i * n + i]) * h.noise * train.d[i];
+        grad[dim + 1] += 0.5 * g[i * n + i] * h.noise * train.d[i];
     }
     Ok((mll, grad))
+}
+
+/// `log p(y)` of the dense `K` (its Cholesky factor named `what` in errors) and
+/// `G = ααᵀ − K⁻¹` (`α = K⁻¹y`), with which `∂L/∂K = ½G`.
+///
+/// # Errors
+/// [`Error::Core`] if `K` is not positive definite.
+pub(crate) fn dense_mll(mut kmat: Vec<f64>, y: &[f64], what: &str) -> Result<(f64, Vec<f64>)> {
+    let n = y.len();
+    cholesky_in_place(&mut kmat, n).map_err(Error::core(what))?;
+    let l = kmat;
+    let mut alpha = y.to_vec();
+    solve_lower_in_place(&l, n, &mut alpha).map_err(Error::core("kernel matrix solve"))?;
+    let quad: f64 = alpha.iter().map(|v| v * v).sum();
+    let logdet: f64 = (0..n).map(|i| 2.0 * l[i * n + i].ln()).sum();
+    let mll = -0.5 * (quad + logdet + n as f64 * (2.0 * std::f64::consts::PI).ln());
+    solve_lower_transpose_in_place(&l, n, &mut alpha)
+        .map_err(Error::core("kernel matrix solve"))?;
+    let mut g = vec![0.0; n * n];
+    let mut col = vec![0.0; n];
+    for c in 0..n {
+        col.fill(0.0);
+        col[c] = 1.0;
+        solve_lower_in_place(&l, n, &mut col).map_err(Error::core("kernel matrix solve"))?;
+        solve_lower_transpose_in_place(&l, n, &mut col)
+            .map_err(Error::core("kernel matrix solve"))?;
+        for r in 0..n {
+            g[r * n + c] = alpha[r] * alpha[c] - col[r];
+        }
+    }
+    Ok((mll, g))
 }
 
 /// A WISKI model holding the training statistics, for evaluating the log marginal likelihood

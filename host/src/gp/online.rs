@@ -407,31 +407,27 @@ impl<const D: usize> FeatureGp for ExactModel<'_, D> {
     }
 }
 
-struct SgprModel(Osgpr, Hyper);
-
-impl FeatureGp for SgprModel {
+impl FeatureGp for Osgpr {
     fn predict(&mut self, z: &[f64]) -> Result<(f64, f64, f64)> {
-        self.0.predict(z)
+        Osgpr::predict(self, z)
     }
     fn update(&mut self, z: &[f64], y: f64) -> Result<()> {
-        self.0.update(z, y)
+        Osgpr::update(self, z, y)
     }
     fn hyper(&self) -> Hyper {
-        self.1.clone()
+        Osgpr::hyper(self).clone()
     }
 }
 
-struct SvgpModel(Osvgp, Hyper);
-
-impl FeatureGp for SvgpModel {
+impl FeatureGp for Osvgp {
     fn predict(&mut self, z: &[f64]) -> Result<(f64, f64, f64)> {
-        self.0.predict(z)
+        Osvgp::predict(self, z)
     }
     fn update(&mut self, z: &[f64], y: f64) -> Result<()> {
-        self.0.update(z, y)
+        Osvgp::update(self, z, y)
     }
     fn hyper(&self) -> Hyper {
-        self.1.clone()
+        Osvgp::hyper(self).clone()
     }
 }
 
@@ -599,18 +595,10 @@ pub fn online(
                 sgpr.update(z, y)?;
             }
             if config.method == OnlineMethod::Osgpr {
-                run.stream(
-                    &mut SgprModel(sgpr, hyper.clone()),
-                    &mut features,
-                    &mut progress,
-                )?
+                run.stream(&mut sgpr, &mut features, &mut progress)?
             } else {
-                let svgp = Osvgp::from_collapsed(&sgpr, config.svgp_lr)?;
-                run.stream(
-                    &mut SvgpModel(svgp, hyper.clone()),
-                    &mut features,
-                    &mut progress,
-                )?
+                let mut svgp = Osvgp::from_collapsed(&sgpr, config.svgp_lr)?;
+                run.stream(&mut svgp, &mut features, &mut progress)?
             }
         }
     };

@@ -10,10 +10,10 @@
 //! kernel (the reference's for regression), for which SKI's `K_UU` is the kernel on the grid.
 
 use keel_core::gp::Family;
-use keel_core::linalg::{cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place};
 
 use super::fit::ThetaAdam;
 use super::hyper::{from_theta, to_theta, GridSpec, Hyper};
+use super::mll::dense_mll;
 use super::stem::LinearStem;
 use super::weights::{grid_3d, weight_gradient};
 use crate::error::{Error, Result};
@@ -52,32 +52,6 @@ pub(crate) fn mll_gradients(
     }
 }
 
-/// `log p(y)` of `K` (`K` is overwritten) and `G = ααᵀ − K⁻¹`.
-fn dense_mll(mut kmat: Vec<f64>, y: &[f64]) -> Result<(f64, Vec<f64>)> {
-    let n = y.len();
-    cholesky_in_place(&mut kmat, n).map_err(Error::core("pretraining kernel matrix"))?;
-    let l = kmat;
-    let mut alpha = y.to_vec();
-    solve_lower_in_place(&l, n, &mut alpha).map_err(Error::core("pretraining solve"))?;
-    let quad: f64 = alpha.iter().map(|v| v * v).sum();
-    let logdet: f64 = (0..n).map(|i| 2.0 * l[i * n + i].ln()).sum();
-    let mll = -0.5 * (quad + logdet + n as f64 * (2.0 * std::f64::consts::PI).ln());
-    solve_lower_transpose_in_place(&l, n, &mut alpha).map_err(Error::core("pretraining solve"))?;
-    let mut g = vec![0.0; n * n];
-    let mut col = vec![0.0; n];
-    for c in 0..n {
-        col.fill(0.0);
-        col[c] = 1.0;
-        solve_lower_in_place(&l, n, &mut col).map_err(Error::core("pretraining solve"))?;
-        solve_lower_transpose_in_place(&l, n, &mut col)
-            .map_err(Error::core("pretraining solve"))?;
-        for r in 0..n {
-            g[r * n + c] = alpha[r] * alpha[c] - col[r];
-        }
-    }
-    Ok((mll, g))
-}
-
 fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Vec<f64>, Vec<f64>)> {
     let zi = |i: usize| &z[i * k..(i + 1) * k];
     let r2 = |i: usize, j: usize| -> f64 {
@@ -95,7 +69,7 @@ fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Ve
         }
         kmat[i * n + i] += h.noise;
     }
-    let (mll, g) = dense_mll(kmat, y)?;
+    let (mll, g) = dense_mll(kmat, y, "pretraining kernel matrix")?;
     let mut gt = vec![0.0; k + 2];
     let mut gz = vec![0.0; n * k];
     for i in 0..n {
@@ -177,7 +151,7 @@ fn ski(
         }
         kmat[i * n + i] += h.noise;
     }
-    let (mll, g) = dense_mll(kmat, y)?;
+    let (mll, g) = dense_mll(kmat, y, "pretraining kernel matrix")?;
     // GW (n × m) and H = WᵀGW (m × m).
     let mut gw = vec![0.0; n * m];
     for i in 0..n {

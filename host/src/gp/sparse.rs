@@ -146,6 +146,11 @@ impl Osgpr {
         }
     }
 
+    /// The kernel and noise.
+    pub(crate) fn hyper(&self) -> &Hyper {
+        &self.inducing.hyper
+    }
+
     pub(crate) fn predict(&self, x: &[f64]) -> Result<Moments> {
         let m = self.inducing.len();
         let (psi, kxx) = self.inducing.psi(x)?;
@@ -269,6 +274,11 @@ impl Osvgp {
         (0..m)
             .map(|j| (j..m).map(|i| self.chol[i * m + j] * a[i]).sum())
             .collect()
+    }
+
+    /// The kernel and noise.
+    pub(crate) fn hyper(&self) -> &Hyper {
+        &self.inducing.hyper
     }
 
     pub(crate) fn predict(&self, x: &[f64]) -> Result<Moments> {
