@@ -157,27 +157,23 @@ fn dirichlet_transform_closed_form() {
 
 #[test]
 fn dirichlet_gps_separate_the_banana_online() {
-    use keel::gp::{banana, classify, StreamMethod};
+    use keel::gp::{banana, classify, ClassData, ClassifyConfig, ClassifyMethod};
     let train = banana(800, 0.15, 0);
     let test = banana(400, 0.15, 1);
     assert!(train.x.iter().all(|v| (-1.0..=1.0).contains(v)));
     let ones = train.label.iter().sum::<usize>();
     assert!(ones > 300 && ones < 500);
-    let h = Hyper {
-        family: Family::Rbf,
-        outputscale: 4.0,
-        lengthscale: vec![0.3],
-        noise: 1.0,
+    let data = ClassData::from_banana(train, test).unwrap();
+    let run = |method| {
+        let config = ClassifyConfig {
+            method,
+            pretrain_fraction: 0.1,
+            kernel_every: 8,
+            ..ClassifyConfig::default()
+        };
+        classify(&config, &data, |_, _| {}).unwrap()
     };
-    let grid = GridSpec {
-        size: vec![16],
-        lo: vec![-1.0],
-        hi: vec![1.0],
-        convention: Convention::Endpoints,
-        clamp: true,
-    };
-    let w = classify(StreamMethod::Wiski, &h, &grid, &train, &test, 0.01, 0).unwrap();
-    let e = classify(StreamMethod::Exact, &h, &grid, &train, &test, 0.01, 0).unwrap();
+    let (w, e) = (run(ClassifyMethod::Wiski), run(ClassifyMethod::Exact));
     // A least-squares linear rule gets 0.87 on these crescents (numpy, 4000 points); both GPs
     // must do much better.
     assert!(

@@ -484,10 +484,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         s_mat.copy_from_slice(s0);
         for row in s_mat.chunks_exact_mut(m) {
             for j in 0..m {
-                let mut v = row[j];
-                for k in 0..j {
-                    v -= q[j * m + k] * row[k];
-                }
+                let v = row[j] - dot_lanes(&q[j * m..j * m + j], &row[..j]);
                 row[j] = v / q[j * m + j];
             }
         }

@@ -283,7 +283,7 @@ fn absurd_sizes_are_refused_with_what_they_would_need() {
     );
     rejects(
         &["gp", "classify", "--grid-size", huge],
-        &["--grid-size", "8192"],
+        &["--grid-size", "4 to 64"],
     );
 }
 

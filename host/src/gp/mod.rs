@@ -8,7 +8,8 @@
 //! and fed in it), `posterior` (training data; the exact, WISKI and dense SKI posteriors),
 //! `stream` (prequential streams through an online GP, online hyperparameter learning), `mll`
 //! (the log marginal likelihood's gradient: exact and dense, or SKI's from WISKI's caches),
-//! `fit` (maximising it with Adam), `classify` (online Dirichlet-GP classification), `timing`,
+//! `fit` (maximising it with Adam), `classify` (online Dirichlet-GP classification of real rows
+//! or the banana stream, with the streaming SVGP beside it), `timing`,
 //! and `dim` (run-time input dimension to const-generic `D`). [`bo`] is Bayesian optimisation
 //! with an online GP surrogate.
 //!
@@ -36,7 +37,10 @@ mod stream;
 mod timing;
 mod weights;
 
-pub use classify::{banana, classify, dirichlet_target, ClassifyReport, Labelled2d};
+pub use classify::{
+    banana, classify, dirichlet_target, ClassData, ClassPoint, ClassifyConfig, ClassifyMethod,
+    ClassifyReport, Labelled2d, MAX_CLASSES,
+};
 pub use dim::MAX_EXACT_DIM;
 pub use fit::{fit, FitReport};
 pub use hyper::{from_theta, to_theta, GridSpec, Hyper};

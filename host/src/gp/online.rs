@@ -159,7 +159,59 @@ impl OnlineData {
     /// [`Error::InvalidInput`] for mismatched sizes, fewer than 20 rows, a test fraction outside
     /// (0, 0.5], or a constant target.
     pub fn split(x: &[f64], y: &[f64], dims: usize, test_fraction: f64, seed: u64) -> Result<Self> {
-        let n = y.len();
+        let rows = RowSplit::new(x, y.len(), dims, test_fraction, seed)?;
+        let stream = &rows.stream;
+        let mean = stream.iter().map(|&i| y[i]).sum::<f64>() / stream.len() as f64;
+        let var = stream.iter().map(|&i| (y[i] - mean).powi(2)).sum::<f64>() / stream.len() as f64;
+        if !(var > 0.0) {
+            return Err(Error::invalid(
+                "target",
+                "constant",
+                "the stream's targets do not vary",
+            ));
+        }
+        let sd = var.sqrt();
+        let standard = |idx: &[usize]| idx.iter().map(|&i| (y[i] - mean) / sd).collect();
+        Ok(OnlineData {
+            dims,
+            stream_y: standard(&rows.stream),
+            test_y: standard(&rows.test),
+            stream_x: rows.stream_x,
+            test_x: rows.test_x,
+            y_std: sd,
+            y_mean: mean,
+            x_scale: rows.x_scale,
+        })
+    }
+}
+
+/// Rows in a seeded order, split into a test set (the first `test_fraction` of the permuted
+/// rows) and a stream, with the inputs min–max scaled onto [−1, 1] by the stream's range.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RowSplit {
+    /// Row indices of the stream, in stream order.
+    pub(crate) stream: Vec<usize>,
+    /// Row indices of the test set.
+    pub(crate) test: Vec<usize>,
+    /// Scaled stream inputs (`[stream, dims]`).
+    pub(crate) stream_x: Vec<f64>,
+    /// Test inputs scaled like the stream's (they may leave [−1, 1] a little).
+    pub(crate) test_x: Vec<f64>,
+    /// Per column, `(α, β)` of `x ↦ αx + β` (`(0, 0)` for a constant column).
+    pub(crate) x_scale: Vec<(f64, f64)>,
+}
+
+impl RowSplit {
+    /// # Errors
+    /// [`Error::InvalidInput`] for mismatched sizes, fewer than 20 rows or a test fraction
+    /// outside (0, 0.5].
+    pub(crate) fn new(
+        x: &[f64],
+        n: usize,
+        dims: usize,
+        test_fraction: f64,
+        seed: u64,
+    ) -> Result<RowSplit> {
         if dims == 0 || x.len() != n * dims {
             return Err(Error::invalid(
                 "data",
@@ -192,17 +244,19 @@ impl OnlineData {
                 hi[d] = hi[d].max(x[i * dims + d]);
             }
         }
-        let mean = stream.iter().map(|&i| y[i]).sum::<f64>() / stream.len() as f64;
-        let var = stream.iter().map(|&i| (y[i] - mean).powi(2)).sum::<f64>() / stream.len() as f64;
-        if !(var > 0.0) {
-            return Err(Error::invalid(
-                "target",
-                "constant",
-                "the stream's targets do not vary",
-            ));
-        }
-        let sd = var.sqrt();
-        let scale = |idx: &[usize]| -> (Vec<f64>, Vec<f64>) {
+        let x_scale: Vec<(f64, f64)> = lo
+            .iter()
+            .zip(&hi)
+            .map(|(l, h)| {
+                let span = h - l;
+                if span > 0.0 {
+                    (2.0 / span, -2.0 * l / span - 1.0)
+                } else {
+                    (0.0, 0.0)
+                }
+            })
+            .collect();
+        let scale = |idx: &[usize]| -> Vec<f64> {
             let mut xs = Vec::with_capacity(idx.len() * dims);
             for &i in idx {
                 for d in 0..dims {
@@ -215,30 +269,13 @@ impl OnlineData {
                     });
                 }
             }
-            (xs, idx.iter().map(|&i| (y[i] - mean) / sd).collect())
+            xs
         };
-        let (stream_x, stream_y) = scale(stream);
-        let (test_x, test_y) = scale(test);
-        let x_scale = lo
-            .iter()
-            .zip(&hi)
-            .map(|(l, h)| {
-                let span = h - l;
-                if span > 0.0 {
-                    (2.0 / span, -2.0 * l / span - 1.0)
-                } else {
-                    (0.0, 0.0)
-                }
-            })
-            .collect();
-        Ok(OnlineData {
-            dims,
-            stream_x,
-            stream_y,
-            test_x,
-            test_y,
-            y_std: sd,
-            y_mean: mean,
+        Ok(RowSplit {
+            stream_x: scale(stream),
+            test_x: scale(test),
+            stream: stream.to_vec(),
+            test: test.to_vec(),
             x_scale,
         })
     }
@@ -371,6 +408,7 @@ impl<const D: usize> FeatureGp for WiskiModel<'_, D> {
             self.clamp,
             &row::<D>(z, 0),
             y,
+            1.0,
         )?;
         Ok(Some(g.to_vec()))
     }

@@ -27,7 +27,8 @@ pub(crate) enum Objective<'a> {
     Ski(&'a GridSpec),
 }
 
-/// `L`, `∂L/∂θ` (`θ = log(s, ℓ, σ²)`) and `∂L/∂z` (`[n, k]`) at features `z` (`[n, k]`).
+/// `L`, `∂L/∂θ` (`θ = log(s, ℓ, σ²)`) and `∂L/∂z` (`[n, k]`) at features `z` (`[n, k]`), with
+/// the noise `σ²·dᵢ` on row `i` (`d`: fixed per-row factors, all 1 when `None`).
 ///
 /// # Errors
 /// [`Error::Core`] if the kernel matrix is not positive definite or a feature is off the grid.
@@ -36,6 +37,7 @@ pub(crate) fn mll_gradients(
     objective: Objective<'_>,
     z: &[f64],
     y: &[f64],
+    d: Option<&[f64]>,
 ) -> Result<(f64, Vec<f64>, Vec<f64>)> {
     if h.family != Family::Rbf {
         return Err(Error::invalid(
@@ -46,13 +48,28 @@ pub(crate) fn mll_gradients(
     }
     let n = y.len();
     let k = h.lengthscale.len();
+    let ones;
+    let d = match d {
+        Some(d) => d,
+        None => {
+            ones = vec![1.0; n];
+            &ones
+        }
+    };
     match objective {
-        Objective::Exact => exact(h, z, y, n, k),
-        Objective::Ski(spec) => ski(h, spec, z, y, n, k),
+        Objective::Exact => exact(h, z, y, d, k),
+        Objective::Ski(spec) => ski(h, spec, z, y, d, k),
     }
 }
 
-fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+fn exact(
+    h: &Hyper,
+    z: &[f64],
+    y: &[f64],
+    d: &[f64],
+    k: usize,
+) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let n = y.len();
     let zi = |i: usize| &z[i * k..(i + 1) * k];
     let r2 = |i: usize, j: usize| -> f64 {
         zi(i)
@@ -67,7 +84,7 @@ fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Ve
         for j in 0..n {
             kmat[i * n + j] = h.outputscale * h.family.profile(r2(i, j));
         }
-        kmat[i * n + i] += h.noise;
+        kmat[i * n + i] += h.noise * d[i];
     }
     let (mll, g) = dense_mll(kmat, y, "pretraining kernel matrix")?;
     let mut gt = vec![0.0; k + 2];
@@ -78,15 +95,15 @@ fn exact(h: &Hyper, z: &[f64], y: &[f64], n: usize, k: usize) -> Result<(f64, Ve
             let rr = r2(i, j);
             gt[0] += 0.5 * gij * h.outputscale * h.family.profile(rr);
             let dp = h.outputscale * h.family.profile_derivative(rr);
-            for d in 0..k {
-                let delta = zi(i)[d] - zi(j)[d];
-                let l2 = h.lengthscale[d] * h.lengthscale[d];
-                gt[1 + d] += 0.5 * gij * dp * (-2.0 * delta * delta / l2);
-                // ∂K_ij/∂z_id = dp · 2Δ/ℓ²; K_ij and K_ji both move: Σ_j G_ij ∂K_ij/∂z_i.
-                gz[i * k + d] += gij * dp * 2.0 * delta / l2;
+            for c in 0..k {
+                let delta = zi(i)[c] - zi(j)[c];
+                let l2 = h.lengthscale[c] * h.lengthscale[c];
+                gt[1 + c] += 0.5 * gij * dp * (-2.0 * delta * delta / l2);
+                // ∂K_ij/∂z_ic = dp · 2Δ/ℓ²; K_ij and K_ji both move: Σ_j G_ij ∂K_ij/∂z_i.
+                gz[i * k + c] += gij * dp * 2.0 * delta / l2;
             }
         }
-        gt[k + 1] += 0.5 * g[i * n + i] * h.noise;
+        gt[k + 1] += 0.5 * g[i * n + i] * h.noise * d[i];
     }
     Ok((mll, gt, gz))
 }
@@ -96,9 +113,10 @@ fn ski(
     spec: &GridSpec,
     z: &[f64],
     y: &[f64],
-    n: usize,
+    d: &[f64],
     k: usize,
 ) -> Result<(f64, Vec<f64>, Vec<f64>)> {
+    let n = y.len();
     let grid3 = grid_3d(spec)?;
     let m = spec.nodes();
     // Node coordinates, K_UU and the per-dimension squared scaled distances.
@@ -149,7 +167,7 @@ fn ski(
                 .map(|e| r.weight[e] * wk[i * m + r.index[e]])
                 .sum();
         }
-        kmat[i * n + i] += h.noise;
+        kmat[i * n + i] += h.noise * d[i];
     }
     let (mll, g) = dense_mll(kmat, y, "pretraining kernel matrix")?;
     // GW (n × m) and H = WᵀGW (m × m).
@@ -179,14 +197,14 @@ fn ski(
         for q in 0..m {
             let hk = 0.5 * hmat[p * m + q] * kuu[p * m + q];
             gt[0] += hk;
-            for d in 0..k {
-                let s2 = ((coords[p * k + d] - coords[q * k + d]) / h.lengthscale[d]).powi(2);
-                // RBF: ∂K_UU/∂log ℓ_d = K_UU · s2.
-                gt[1 + d] += hk * s2;
+            for c in 0..k {
+                let s2 = ((coords[p * k + c] - coords[q * k + c]) / h.lengthscale[c]).powi(2);
+                // RBF: ∂K_UU/∂log ℓ_c = K_UU · s2.
+                gt[1 + c] += hk * s2;
             }
         }
     }
-    gt[k + 1] = 0.5 * (0..n).map(|i| g[i * n + i]).sum::<f64>() * h.noise;
+    gt[k + 1] = 0.5 * (0..n).map(|i| g[i * n + i] * d[i]).sum::<f64>() * h.noise;
     // ∂L/∂W_ip = (G W K_UU)_ip on each row's support, then through ∂w/∂z.
     let mut gz = vec![0.0; n * k];
     for (i, r) in rows.iter().enumerate() {
@@ -197,8 +215,8 @@ fn ski(
                 .zip(&kuu[p * m..(p + 1) * m])
                 .map(|(a, b)| a * b)
                 .sum();
-            for d in 0..k {
-                gz[i * k + d] += dw * r.grad[e][d];
+            for c in 0..k {
+                gz[i * k + c] += dw * r.grad[e][c];
             }
         }
     }
@@ -231,17 +249,55 @@ fn cosine(lr: f64, epoch: usize, epochs: usize) -> f64 {
 pub(crate) fn pretrain(
     hyper: &Hyper,
     objective: Objective<'_>,
-    mut stem: Option<&mut LinearStem>,
+    stem: Option<&mut LinearStem>,
     x: &[f64],
     y: &[f64],
     config: &PretrainConfig,
 ) -> Result<(Hyper, f64)> {
-    let n = y.len();
-    let mut h = hyper.clone();
+    let task = Task {
+        hyper: hyper.clone(),
+        y,
+        d: None,
+    };
+    let (mut h, l) = pretrain_tasks(vec![task], objective, stem, x, config, true)?;
+    Ok((h.remove(0), l))
+}
+
+/// One GP of [`pretrain_tasks`]: its starting hyperparameters, targets and fixed per-row noise
+/// factors.
+pub(crate) struct Task<'a> {
+    /// Starting hyperparameters.
+    pub(crate) hyper: Hyper,
+    /// Targets.
+    pub(crate) y: &'a [f64],
+    /// Per-row noise factors (`σ²·dᵢ`), all 1 when `None`.
+    pub(crate) d: Option<&'a [f64]>,
+}
+
+/// [`pretrain`] for several GPs on the same features — one per class of a Dirichlet classifier,
+/// each with its own hyperparameters — climbing `Σ_t L_t / n`; the stem takes the sum of their
+/// gradients. With `learn_noise` false, `σ²` stays where it starts (the Dirichlet classifier's
+/// noise is the fixed `d`). Returns each task's hyperparameters and `Σ_t L_t` at the end.
+///
+/// # Errors
+/// As [`mll_gradients`].
+pub(crate) fn pretrain_tasks(
+    tasks: Vec<Task<'_>>,
+    objective: Objective<'_>,
+    mut stem: Option<&mut LinearStem>,
+    x: &[f64],
+    config: &PretrainConfig,
+    learn_noise: bool,
+) -> Result<(Vec<Hyper>, f64)> {
+    let mut hypers: Vec<Hyper> = tasks.iter().map(|t| t.hyper.clone()).collect();
+    let n = tasks.first().map_or(0, |t| t.y.len());
     if n == 0 || config.epochs == 0 {
-        return Ok((h, f64::NAN));
+        return Ok((hypers, f64::NAN));
     }
-    let mut theta_opt = ThetaAdam::new(to_theta(&h))?;
+    let mut theta_opts = hypers
+        .iter()
+        .map(|h| ThetaAdam::new(to_theta(h)))
+        .collect::<Result<Vec<_>>>()?;
     let mut stem_opt = match &stem {
         Some(s) => Some(ThetaAdam::unclamped(s.weight().to_vec())?),
         None => None,
@@ -253,18 +309,31 @@ pub(crate) fn pretrain(
             Some(s) => s.features_of(x),
             None => x.to_vec(),
         };
-        let (l, gt, gz) = mll_gradients(&h, objective, &z, y)?;
-        last = l;
-        let theta = theta_opt.ascend(&gt, cosine(config.lr, epoch, config.epochs), scale)?;
-        h = from_theta(h.family, &theta);
+        let mut total = 0.0;
+        let mut gz_sum = vec![0.0; z.len()];
+        for ((task, h), opt) in tasks.iter().zip(hypers.iter_mut()).zip(&mut theta_opts) {
+            let (l, mut gt, gz) = mll_gradients(h, objective, &z, task.y, task.d)?;
+            total += l;
+            for (a, b) in gz_sum.iter_mut().zip(&gz) {
+                *a += b;
+            }
+            if !learn_noise {
+                if let Some(g) = gt.last_mut() {
+                    *g = 0.0;
+                }
+            }
+            let theta = opt.ascend(&gt, cosine(config.lr, epoch, config.epochs), scale)?;
+            *h = from_theta(h.family, &theta);
+        }
+        last = total;
         if let (Some(s), Some(opt)) = (stem.as_deref_mut(), stem_opt.as_mut()) {
             let mut gw = vec![0.0; s.weight().len()];
-            s.backward(x, &gz, &mut gw);
+            s.backward(x, &gz_sum, &mut gw);
             let w = opt.ascend(&gw, cosine(config.stem_lr, epoch, config.epochs), scale)?;
             s.set_weight(&w);
         }
     }
-    Ok((h, last))
+    Ok((hypers, last))
 }
 
 #[cfg(test)]
@@ -289,7 +358,8 @@ mod tests {
         }
     }
 
-    /// Central differences of L in θ and in every feature, for both objectives.
+    /// Central differences of L in θ and in every feature, for both objectives, with and without
+    /// per-row noise factors.
     #[test]
     fn gradients_match_central_differences() {
         let spec = GridSpec {
@@ -301,20 +371,26 @@ mod tests {
         }
         .for_dim(2)
         .unwrap();
-        for objective in [Objective::Exact, Objective::Ski(&spec)] {
+        let factors: Vec<f64> = (0..12).map(|i| 0.5 + 0.3 * (i % 4) as f64).collect();
+        for (objective, d) in [
+            (Objective::Exact, None),
+            (Objective::Ski(&spec), None),
+            (Objective::Exact, Some(&factors[..])),
+            (Objective::Ski(&spec), Some(&factors[..])),
+        ] {
             let (z, y) = data(12, 2);
             let h = hyper(2);
-            let (_, gt, gz) = mll_gradients(&h, objective, &z, &y).unwrap();
+            let (_, gt, gz) = mll_gradients(&h, objective, &z, &y, d).unwrap();
             let eps = 1e-6;
             let theta = to_theta(&h);
             for i in 0..theta.len() {
                 let mut t = theta.clone();
                 t[i] += eps;
-                let up = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y)
+                let up = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y, d)
                     .unwrap()
                     .0;
                 t[i] -= 2.0 * eps;
-                let down = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y)
+                let down = mll_gradients(&from_theta(Family::Rbf, &t), objective, &z, &y, d)
                     .unwrap()
                     .0;
                 let fd = (up - down) / (2.0 * eps);
@@ -327,9 +403,9 @@ mod tests {
             for i in 0..z.len() {
                 let mut zz = z.clone();
                 zz[i] += eps;
-                let up = mll_gradients(&h, objective, &zz, &y).unwrap().0;
+                let up = mll_gradients(&h, objective, &zz, &y, d).unwrap().0;
                 zz[i] -= 2.0 * eps;
-                let down = mll_gradients(&h, objective, &zz, &y).unwrap().0;
+                let down = mll_gradients(&h, objective, &zz, &y, d).unwrap().0;
                 let fd = (up - down) / (2.0 * eps);
                 assert!(
                     (fd - gz[i]).abs() < 1e-5 * (1.0 + fd.abs()),

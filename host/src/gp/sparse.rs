@@ -163,13 +163,18 @@ impl Osgpr {
     }
 
     pub(crate) fn update(&mut self, x: &[f64], y: f64) -> Result<()> {
+        self.update_with_noise(x, y, 1.0)
+    }
+
+    /// Absorbs a point of noise `σ²d`.
+    pub(crate) fn update_with_noise(&mut self, x: &[f64], y: f64, d: f64) -> Result<()> {
         let m = self.inducing.len();
-        let sigma2 = self.inducing.hyper.noise;
+        let noise = self.inducing.hyper.noise * d;
         let (psi, _) = self.inducing.psi(x)?;
         for (c, p) in self.c.iter_mut().zip(&psi) {
-            *c += p * y / sigma2;
+            *c += p * y / noise;
         }
-        let mut v: Vec<f64> = psi.iter().map(|p| p / sigma2.sqrt()).collect();
+        let mut v: Vec<f64> = psi.iter().map(|p| p / noise.sqrt()).collect();
         cholesky_rank1_update(&mut self.lb, m, &mut v);
         self.mean.copy_from_slice(&self.c);
         solve_lower_in_place(&self.lb, m, &mut self.mean).map_err(Error::core("O-SGPR solve"))?;
@@ -282,32 +287,52 @@ impl Osvgp {
     }
 
     pub(crate) fn predict(&self, x: &[f64]) -> Result<Moments> {
+        let q = self.marginal(x)?;
+        Ok((q.mean, q.var, q.var + self.inducing.hyper.noise))
+    }
+
+    /// `q(f(x))`, and what a step at `x` needs.
+    pub(crate) fn marginal(&self, x: &[f64]) -> Result<Marginal> {
         let (a, psi, kxx) = self.project(x)?;
         let mean: f64 = a.iter().zip(&self.mean).map(|(p, q)| p * q).sum();
         let q: f64 = psi.iter().map(|v| v * v).sum();
-        let var_f = (kxx - q + self.lta(&a).iter().map(|v| v * v).sum::<f64>()).max(0.0);
-        Ok((mean, var_f, var_f + self.inducing.hyper.noise))
+        let lta = self.lta(&a);
+        let var = (kxx - q + lta.iter().map(|v| v * v).sum::<f64>()).max(0.0);
+        Ok(Marginal { mean, var, a, lta })
     }
 
-    /// One Adam step up `E_q[log N(y | f, σ²)]`: `∂/∂m = a(y − μ)/σ²`,
-    /// `∂/∂L = −a(aᵀL)/σ²` (lower triangle).
+    /// One Adam step up `E_q[log N(y | f, σ²)]`: `∂/∂μ = (y − μ)/σ²`, `∂/∂var = −1/(2σ²)`.
     pub(crate) fn update(&mut self, x: &[f64], y: f64) -> Result<()> {
-        let m = self.inducing.len();
         let sigma2 = self.inducing.hyper.noise;
-        let (a, _, _) = self.project(x)?;
-        let mu: f64 = a.iter().zip(&self.mean).map(|(p, q)| p * q).sum();
-        let gm: Vec<f64> = a.iter().map(|ai| ai * (y - mu) / sigma2).collect();
-        let lta = self.lta(&a);
+        let q = self.marginal(x)?;
+        self.step(&q, (y - q.mean) / sigma2, -0.5 / sigma2)
+    }
+
+    /// One Adam step up an expected log-likelihood at the point of `q` whose derivatives in the
+    /// marginal's mean and variance are `g_mean`, `g_var`: `∂/∂m = a·g_mean`,
+    /// `∂/∂L = 2·g_var·a(Lᵀa)ᵀ` (lower triangle), with `μ = aᵀm`, `var = … + ‖Lᵀa‖²`.
+    pub(crate) fn step(&mut self, q: &Marginal, g_mean: f64, g_var: f64) -> Result<()> {
+        let m = self.inducing.len();
+        let gm: Vec<f64> = q.a.iter().map(|ai| ai * g_mean).collect();
         let mut gl = vec![0.0; m * m];
         for i in 0..m {
             for j in 0..=i {
-                gl[i * m + j] = -a[i] * lta[j] / sigma2;
+                gl[i * m + j] = 2.0 * g_var * q.a[i] * q.lta[j];
             }
         }
         let packed = self.adam.ascend(&pack(&gm, &gl, m), self.lr, 1.0)?;
         unpack(&packed, m, &mut self.mean, &mut self.chol);
         Ok(())
     }
+}
+
+/// The marginal `q(f(x)) = N(mean, var)` of an [`Osvgp`], with `a = K_ZZ⁻¹k_Z(x)` and `Lᵀa`.
+#[derive(Clone, Debug)]
+pub(crate) struct Marginal {
+    pub(crate) mean: f64,
+    pub(crate) var: f64,
+    a: Vec<f64>,
+    lta: Vec<f64>,
 }
 
 /// `[m; lower triangle of L by rows]`.

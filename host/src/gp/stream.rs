@@ -269,6 +269,10 @@ pub(crate) struct Learner<'a, const D: usize> {
     pub(crate) family: Family,
     adam: ThetaAdam,
     lr: f64,
+    /// Whether `σ²` moves (the Dirichlet classifier's noise is fixed).
+    learn_noise: bool,
+    /// A step before every `every`-th point (1: every point; 0: none).
+    every: usize,
 }
 
 impl<'a, const D: usize> Learner<'a, D> {
@@ -286,7 +290,17 @@ impl<'a, const D: usize> Learner<'a, D> {
             family: h.family,
             adam: ThetaAdam::new(to_theta(h))?,
             lr,
+            learn_noise: true,
+            every: 1,
         })
+    }
+
+    /// Keeps `σ²` fixed, and takes the hyperparameter step only before every `every`-th point
+    /// (never with 0).
+    pub(crate) fn with_schedule(mut self, learn_noise: bool, every: usize) -> Self {
+        self.learn_noise = learn_noise;
+        self.every = every;
+        self
     }
 
     /// The hyperparameters now.
@@ -301,7 +315,7 @@ impl<const D: usize> Online<D> for Learner<'_, D> {
     }
     fn absorb(&mut self, x: &[f64; D], y: f64, d: f64) -> keel_core::Result<()> {
         let n = self.gp.len() as usize;
-        if n > 0 {
+        if n > 0 && self.every > 0 && n.is_multiple_of(self.every) {
             // The core's error where there is one; the online GP's trait speaks only core errors.
             let to_core = |e: Error| match e {
                 Error::Core { source, .. } => source,
@@ -310,7 +324,12 @@ impl<const D: usize> Online<D> for Learner<'_, D> {
                 },
             };
             let h = from_theta(self.family, &self.theta);
-            let (_, g) = ski_mll_grad_d(&mut self.gp, &h, self.scratch).map_err(to_core)?;
+            let (_, mut g) = ski_mll_grad_d(&mut self.gp, &h, self.scratch).map_err(to_core)?;
+            if !self.learn_noise {
+                if let Some(gn) = g.last_mut() {
+                    *gn = 0.0;
+                }
+            }
             self.theta = self
                 .adam
                 .ascend(&g, self.lr, 1.0 / n as f64)
