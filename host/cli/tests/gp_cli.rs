@@ -340,16 +340,128 @@ fn bayesian_optimisation_runs_both_surrogates_and_improves() {
 
 #[test]
 fn classify_runs_and_rejects_bad_input() {
-    let o = keel(&["gp", "classify", "--n", "400", "--n-test", "200", "--json"]);
+    let o = keel(&[
+        "gp",
+        "classify",
+        "--n",
+        "400",
+        "--n-test",
+        "200",
+        "--kernel-every",
+        "4",
+        "--json",
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["test_accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    assert_eq!(v["classes"], 2);
     rejects(&["gp", "classify", "--alpha-eps", "0"], &["--alpha-eps"]);
     rejects(
         &["gp", "classify", "--lengthscale=-0.3"],
         &["--lengthscale"],
     );
     rejects(&["gp", "classify", "--grid-size", "2"], &["--grid-size"]);
+}
+
+/// `gp classify` on the digits through a 2-feature stem: the JSON for every method, all
+/// well above chance (0.1), and the plot.
+#[test]
+fn classify_real_rows_through_a_stem() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/data/digits.csv"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("classify.png");
+    for method in ["wiski", "exact", "svgp"] {
+        let mut args = vec![
+            "gp",
+            "classify",
+            "--data",
+            data,
+            "--target",
+            "label",
+            "--method",
+            method,
+            "--stem",
+            "2",
+            "--grid-size",
+            "10",
+            "--kernel-every",
+            "64",
+            "--inducing",
+            "64",
+            "--pretrain-epochs",
+            "100",
+            "--evaluations",
+            "3",
+            "--json",
+            "--quiet",
+        ];
+        if method == "wiski" {
+            args.extend(["--plot", plot.to_str().unwrap()]);
+        }
+        let o = keel(&args);
+        assert!(
+            o.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["method"], method);
+        assert_eq!(v["n"], 1617, "1797 rows less 10 % test");
+        assert_eq!(v["dims"], 64);
+        assert_eq!(v["classes"], 10);
+        assert_eq!(v["stem"], 2);
+        assert_eq!(v["pretrain_rows"], 81);
+        assert_eq!(v["accuracy_over_time"].as_array().unwrap().len(), 4);
+        let acc = v["test_accuracy"].as_f64().unwrap();
+        let (nll, ece) = (v["test_nll"].as_f64().unwrap(), v["ece"].as_f64().unwrap());
+        assert!(acc > 0.4 && nll < 2.0 && (0.0..0.3).contains(&ece), "{method}: {v}");
+        assert_eq!(v["outputscale"].as_array().unwrap().len(), 10);
+    }
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+}
+
+#[test]
+fn classify_bad_input_is_one_line_exit_2() {
+    let digits = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/data/digits.csv"
+    );
+    let diabetes = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/data/diabetes.csv"
+    );
+    let base = ["gp", "classify", "--data", digits, "--target", "label"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        rejects(&a, needles);
+    };
+    // 64 columns on a grid, or on the exact GP, without a stem.
+    run(with(&[]), &["--stem", "1 to 3"]);
+    run(with(&["--method", "svgp"]), &["--stem", "1 to 8"]);
+    run(with(&["--stem", "4"]), &["--stem", "1 to 3"]);
+    run(with(&["--stem", "2", "--inducing", "0"]), &["--inducing"]);
+    run(with(&["--stem", "2", "--svgp-lr", "0"]), &["--svgp-lr"]);
+    run(
+        with(&["--stem", "2", "--plot", "/nonexistent/dir/p.png"]),
+        &["--plot"],
+    );
+    run(with(&["--stem", "2", "--n", "10"]), &["--n", "--data"]);
+    rejects(
+        &["gp", "classify", "--data", digits, "--target", "nope"],
+        &["nope"],
+    );
+    // A real-valued target has hundreds of "classes".
+    rejects(
+        &["gp", "classify", "--data", diabetes, "--target", "target", "--stem", "2"],
+        &["--target", "classes"],
+    );
 }
 
 #[test]
