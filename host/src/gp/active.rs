@@ -179,6 +179,9 @@ pub struct ActiveReport {
     pub initial_mean_variance: f64,
     /// Test RMSE after each step.
     pub rmse_over_steps: Vec<f64>,
+    /// Test RMSE after each step over the test points not labelled yet (a labelled test point's
+    /// mean is pulled towards its noisy target).
+    pub rmse_unlabelled_over_steps: Vec<f64>,
     /// Mean posterior variance of f after each step.
     pub mean_variance_over_steps: Vec<f64>,
     /// Seconds per step (choosing the batch and absorbing it; the test metrics are not
@@ -251,18 +254,30 @@ pub fn active(
         learner.absorb(&pool.x[i], pool.y[i], pool.variance[i])?;
         labelled[i] = true;
     }
-    let metrics = |l: &mut dyn Learner| -> Result<(f64, f64)> {
-        let (mut se, mut var) = (0.0, 0.0);
+    // (RMSE, RMSE over the unlabelled test points, mean variance).
+    let metrics = |l: &mut dyn Learner, labelled: &[bool]| -> Result<(f64, f64, f64)> {
+        let (mut se, mut se_u, mut n_u, mut var) = (0.0, 0.0, 0usize, 0.0);
         for &i in &test {
             let p = l.predict(&pool.x[i])?;
-            se += (p.mean - pool.truth[i]).powi(2);
+            let e = (p.mean - pool.truth[i]).powi(2);
+            se += e;
+            if !labelled[i] {
+                se_u += e;
+                n_u += 1;
+            }
             var += p.var_f;
         }
         let n = test.len() as f64;
-        Ok(((se / n).sqrt(), var / n))
+        let rmse_u = if n_u > 0 {
+            (se_u / n_u as f64).sqrt()
+        } else {
+            f64::NAN
+        };
+        Ok(((se / n).sqrt(), rmse_u, var / n))
     };
-    let (initial_rmse, initial_mean_variance) = metrics(learner.as_mut())?;
+    let (initial_rmse, _, initial_mean_variance) = metrics(learner.as_mut(), &labelled)?;
     let mut rmse = Vec::with_capacity(cfg.steps);
+    let mut rmse_u = Vec::with_capacity(cfg.steps);
     let mut mean_var = Vec::with_capacity(cfg.steps);
     let mut step_seconds = Vec::with_capacity(cfg.steps);
     let mut unlabelled: Vec<usize> = (0..cfg.pool).filter(|&i| !labelled[i]).collect();
@@ -287,8 +302,9 @@ pub fn active(
         chosen.sort_unstable();
         unlabelled.retain(|i| chosen.binary_search(i).is_err());
         step_seconds.push(t.elapsed().as_secs_f64());
-        let (r, v) = metrics(learner.as_mut())?;
+        let (r, ru, v) = metrics(learner.as_mut(), &labelled)?;
         rmse.push(r);
+        rmse_u.push(ru);
         mean_var.push(v);
         progress(step + 1);
     }
@@ -305,6 +321,7 @@ pub fn active(
         initial_rmse,
         initial_mean_variance,
         rmse_over_steps: rmse,
+        rmse_unlabelled_over_steps: rmse_u,
         mean_variance_over_steps: mean_var,
         seconds_per_step: mean(&step_seconds),
         step_seconds_first_tenth: mean(&step_seconds[..tenth]),

@@ -159,14 +159,17 @@ mod tests {
     use keel_core::gp::{Convention, Family};
     use keel_core::linalg::solve_lower_in_place;
 
-    fn setup() -> (
+    /// Hyperparameters, grid, training inputs, targets, noise factors and test inputs.
+    type Setup = (
         Hyper,
         GridSpec,
         Vec<[f64; 2]>,
         Vec<f64>,
         Vec<f64>,
         Vec<[f64; 2]>,
-    ) {
+    );
+
+    fn setup() -> Setup {
         let hyper = Hyper {
             family: Family::Matern52,
             outputscale: 0.8,
