@@ -619,9 +619,10 @@ fn run_bo(a: &BoArgs) -> Result<()> {
     } else {
         for r in &reports {
             println!(
-                "{} surrogate, {} in {}-D: best {:.6} (minimum {}) after {} evaluations at {:?}; \
-                 seconds per step: first tenth {:.4}, last tenth {:.4}; {:.1} s in all",
+                "{} surrogate, {}, {} in {}-D: best {:.6} (minimum {}) after {} evaluations at \
+                 {:?}; seconds per step: first tenth {:.4}, last tenth {:.4}; {:.1} s in all",
                 r.method,
+                r.acquisition,
                 r.function,
                 r.dim,
                 r.best_latent,

@@ -377,11 +377,12 @@ fn validate(method: StreamMethod, cfg: &ActiveConfig) -> Result<()> {
             format!("at least q = {} candidates are needed per step", cfg.batch),
         ));
     }
-    if method == StreamMethod::Wiski && !(4..=90).contains(&cfg.grid_size) {
+    if method == StreamMethod::Wiski && !(4..=64).contains(&cfg.grid_size) {
         return Err(Error::invalid(
             "grid_size",
             cfg.grid_size,
-            "use 4 to 90 nodes per dimension (WISKI keeps m×m matrices, m = nodes²)",
+            "use 4 to 64 nodes per dimension (WISKI keeps three m×m matrices, m = nodes², and \
+             forms the grid covariance once in O(m³))",
         ));
     }
     // Work: the exact GP pays O(n²) per point for (integration + candidates) points a step.
