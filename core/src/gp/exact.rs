@@ -241,6 +241,40 @@ impl<'a, T: Real, const D: usize> ExactGp<'a, T, D> {
         Ok(())
     }
 
+    /// Writes `v = L⁻¹ k(X, x)` (the whitened cross-covariance, `L` the Cholesky factor of
+    /// `K + σ²D`) into `out[..n]`, `n = len()`, in `O(n²)`: posterior covariances between any
+    /// two inputs follow as `k(a, b) − v_aᵀ v_b`, and the mean as `v_xᵀ z` (for joint posteriors
+    /// on the host: noisy expected improvement, integrated variance).
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] for a non-finite input; [`Error::CountMismatch`] if `out` holds fewer
+    /// than `n` scalars.
+    pub fn whiten(&self, x: &[T; D], out: &mut [T]) -> Result<()> {
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite { index, t: 0.0 });
+        }
+        let (n, cap) = (self.n, self.capacity);
+        if out.len() < n {
+            return Err(Error::CountMismatch {
+                what: "whitened vector entries (points held)",
+                expected: n,
+                got: out.len(),
+            });
+        }
+        let l = &self.buf.l;
+        for i in 0..n {
+            let k = self.kernel.eval(&self.point(i), x);
+            let s = k - dot_lanes(&l[i * cap..i * cap + i], &out[..i]);
+            out[i] = s / l[i * cap + i];
+        }
+        Ok(())
+    }
+
+    /// `z = L⁻¹ y` of the points held (the posterior mean at `x` is `whiten(x)ᵀ z`).
+    pub fn whitened_targets(&self) -> &[T] {
+        &self.buf.z[..self.n]
+    }
+
     /// Posterior mean and variances at `x` (`var_y` adds the noise σ²).
     ///
     /// # Errors

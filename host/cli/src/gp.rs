@@ -36,6 +36,10 @@ pub enum GpCommand {
     /// Bayesian optimisation of a standard test function with an online GP surrogate; with
     /// --method both, WISKI and the exact GP side by side (time per step and best value).
     Bo(BoArgs),
+    /// Active learning on a generated 2-D field (the WISKI paper's qNIPV experiment): label
+    /// q pool points per step that most reduce the mean posterior variance; test RMSE, mean
+    /// variance and time per step, WISKI and/or the exact GP.
+    Active(ActiveArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,6 +57,7 @@ enum FunctionArg {
 enum AcquisitionArg {
     Ucb,
     Ei,
+    Nei,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +180,55 @@ enum ClassifyMethodArg {
     Wiski,
     Exact,
     Svgp,
+}
+
+#[derive(Args)]
+pub struct ActiveArgs {
+    /// Steps (the paper: 500).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Points labelled per step.
+    #[arg(long, default_value_t = 6)]
+    q: usize,
+    /// Initial random labelled points.
+    #[arg(long, default_value_t = 10)]
+    init: usize,
+    /// Pool size (unlabelled points with known noise variances).
+    #[arg(long, default_value_t = 10_000)]
+    pool: usize,
+    /// Integration and test points: a random subset of the pool.
+    #[arg(long, default_value_t = 1_000)]
+    integration: usize,
+    /// Unlabelled pool points considered per step (a fresh random subset each step).
+    #[arg(long, default_value_t = 300)]
+    candidates: usize,
+    /// Surrogate: wiski, exact, or both (same seed, one after the other).
+    #[arg(long, value_enum, default_value = "wiski")]
+    method: BoMethodArg,
+    /// Kernel (the reference: Matérn-1/2).
+    #[arg(long, value_enum, default_value = "matern12")]
+    kernel: KernelArg,
+    /// Outputscale.
+    #[arg(long, default_value_t = 0.5)]
+    outputscale: f64,
+    /// Lengthscale on [0, 1]² (one, or one per dimension).
+    #[arg(long, default_value = "0.2")]
+    lengthscale: String,
+    /// WISKI grid nodes per dimension over [0, 1]².
+    #[arg(long, default_value_t = 30)]
+    grid_size: usize,
+    /// Seed (pool, initial points, candidate subsets).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// PNG with test RMSE and mean variance against steps.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON (with the per-step series).
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -451,7 +505,96 @@ pub fn run(cmd: &GpCommand) -> Result<()> {
         GpCommand::Online(a) => run_online(a),
         GpCommand::Classify(a) => run_classify(a),
         GpCommand::Bo(a) => run_bo(a),
+        GpCommand::Active(a) => run_active(a),
     }
+}
+
+fn run_active(a: &ActiveArgs) -> Result<()> {
+    use keel::gp::active::{active, ActiveConfig};
+    if let Some(p) = &a.plot {
+        check_plot("--plot", p)?;
+    }
+    let methods: Vec<StreamMethod> = match a.method {
+        BoMethodArg::Wiski => vec![StreamMethod::Wiski],
+        BoMethodArg::Exact => vec![StreamMethod::Exact],
+        BoMethodArg::Both => vec![StreamMethod::Wiski, StreamMethod::Exact],
+    };
+    let cfg = ActiveConfig {
+        pool: a.pool,
+        integration: a.integration,
+        candidates: a.candidates,
+        init: a.init,
+        batch: a.q,
+        steps: a.steps,
+        family: a.kernel.into(),
+        outputscale: a.outputscale,
+        lengthscale: parse_list("--lengthscale", &a.lengthscale)?,
+        grid_size: a.grid_size,
+        seed: a.seed,
+    };
+    let mut reports = Vec::new();
+    for m in methods {
+        let bar = progress_bar(
+            a.quiet,
+            a.steps,
+            format!("gp active {}", m.name()),
+            "{prefix} [{bar:30}] {pos}/{len} steps (eta {eta})",
+        );
+        let r = active(m, &cfg, |k| bar.set_position(k as u64))?;
+        bar.finish_and_clear();
+        reports.push(r);
+    }
+    if let Some(p) = &a.plot {
+        let series = |f: &dyn Fn(&keel::gp::active::ActiveReport) -> &[f64], what: &str| {
+            reports
+                .iter()
+                .map(|r| {
+                    (
+                        format!("{} ({what})", r.method),
+                        f(r).iter()
+                            .enumerate()
+                            .map(|(k, v)| ((k + 1) as f64, *v))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let rmse = series(&|r| &r.rmse_over_steps, "test RMSE");
+        let var = series(&|r| &r.mean_variance_over_steps, "mean variance");
+        keel::plot::plot_log_panels(
+            p,
+            [
+                ("qNIPV active learning: test RMSE", "step", "RMSE", &rmse),
+                ("mean posterior variance", "step", "variance", &var),
+            ],
+        )?;
+    }
+    if a.json {
+        let v = serde_json::to_value(&reports).map_err(|e| Error::invalid("json", e, ""))?;
+        super::report::json(&if reports.len() == 1 { v[0].clone() } else { v })?;
+    } else {
+        for r in &reports {
+            println!(
+                "{}: {} steps of q = {}: test RMSE {:.4} → {:.4}, mean variance {:.4} → {:.4}; \
+                 seconds per step {:.4} (first tenth {:.4}, last tenth {:.4}); {:.1} s in all",
+                r.method,
+                r.steps,
+                r.q,
+                r.initial_rmse,
+                r.rmse_over_steps.last().copied().unwrap_or(f64::NAN),
+                r.initial_mean_variance,
+                r.mean_variance_over_steps
+                    .last()
+                    .copied()
+                    .unwrap_or(f64::NAN),
+                r.seconds_per_step,
+                r.step_seconds_first_tenth,
+                r.step_seconds_last_tenth,
+                r.seconds
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_bo(a: &BoArgs) -> Result<()> {
@@ -471,6 +614,7 @@ fn run_bo(a: &BoArgs) -> Result<()> {
     let acquisition = match a.acquisition {
         AcquisitionArg::Ucb => Acquisition::Ucb { beta: a.beta },
         AcquisitionArg::Ei => Acquisition::Ei,
+        AcquisitionArg::Nei => Acquisition::Nei,
     };
     let methods: Vec<StreamMethod> = match a.method {
         BoMethodArg::Wiski => vec![StreamMethod::Wiski],
@@ -529,9 +673,10 @@ fn run_bo(a: &BoArgs) -> Result<()> {
     } else {
         for r in &reports {
             println!(
-                "{} surrogate, {} in {}-D: best {:.6} (minimum {}) after {} evaluations at {:?}; \
-                 seconds per step: first tenth {:.4}, last tenth {:.4}; {:.1} s in all",
+                "{} surrogate, {}, {} in {}-D: best {:.6} (minimum {}) after {} evaluations at \
+                 {:?}; seconds per step: first tenth {:.4}, last tenth {:.4}; {:.1} s in all",
                 r.method,
+                r.acquisition,
                 r.function,
                 r.dim,
                 r.best_latent,

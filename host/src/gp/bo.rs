@@ -4,8 +4,10 @@
 //! The loop, as in the reference (inputs scaled to the unit cube, targets standardised with
 //! the initial points' mean and sd, minimisation):
 //! 1. evaluate `init` uniform random points and absorb them;
-//! 2. each step, maximise the acquisition (UCB `−μ + √β σ` or expected improvement, both on the
-//!    standardised and negated objective) from 512 random raw samples, refining the best 10 by
+//! 2. each step, maximise the acquisition (UCB `−μ + √β σ`, expected improvement, or
+//!    Monte-Carlo noisy expected improvement ([`nei`](super::nei): the joint posterior of the
+//!    candidate and the pruned observed points, 256 base samples fixed for the step), all on
+//!    the standardised and negated objective) from 512 random raw samples, refining the best 10 by
 //!    a shrinking random local search; take the `q` best refined points that are at least
 //!    `0.05√d` apart (a greedy batch);
 //! 3. evaluate them (with observation noise if asked) and absorb them — one online update per
@@ -20,7 +22,9 @@ use keel_core::gp::{Convention, Prediction};
 use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use serde::Serialize;
 
-use super::{fit, GridSpec, Hyper, Online, Store, StreamMethod, TrainData};
+use super::joint::Joint;
+use super::nei::{Nei, NEI_SAMPLES};
+use super::{fit, GridSpec, Hyper, Store, StreamMethod, TrainData};
 use crate::error::{Error, Result};
 
 /// A standard test function on its usual domain (minimisation).
@@ -143,6 +147,21 @@ pub enum Acquisition {
     },
     /// Expected improvement below the best standardised value seen.
     Ei,
+    /// Noisy expected improvement (Letham et al. 2019; botorch's `qNoisyExpectedImprovement`
+    /// with `q = 1`): Monte-Carlo over the joint posterior of the candidate and the pruned
+    /// observed points, improvement over the best of the latter in each sample.
+    Nei,
+}
+
+impl Acquisition {
+    /// `ucb`, `ei` or `nei`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acquisition::Ucb { .. } => "ucb",
+            Acquisition::Ei => "ei",
+            Acquisition::Nei => "nei",
+        }
+    }
 }
 
 /// A Bayesian-optimisation run's settings.
@@ -192,6 +211,8 @@ pub struct BoStep {
 pub struct BoReport {
     /// `wiski` or `exact`.
     pub method: &'static str,
+    /// `ucb`, `ei` or `nei`.
+    pub acquisition: &'static str,
     /// Function name.
     pub function: String,
     /// Dimension.
@@ -338,7 +359,7 @@ fn run<const D: usize>(
     let mut hyper = hyper.clone();
     let mut history = Vec::with_capacity(cfg.steps);
     let mut absorbed = 0usize;
-    let mut model = store.build::<D>(&grid, &hyper)?;
+    let mut model = store.build_joint::<D>(&grid, &hyper)?;
     for step in 0..cfg.steps {
         let t = Instant::now();
         if cfg.refit_every > 0 && step % cfg.refit_every == 0 && step > 0 {
@@ -351,7 +372,7 @@ fn run<const D: usize>(
             let g = (method == StreamMethod::Wiski).then_some(&grid);
             hyper = fit(&hyper, g, &train, 20, 0.05)?.0;
             drop(model);
-            model = store.build::<D>(&grid, &hyper)?;
+            model = store.build_joint::<D>(&grid, &hyper)?;
             absorbed = 0;
         }
         while absorbed < xs.len() {
@@ -363,7 +384,7 @@ fn run<const D: usize>(
         let model_seconds = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let best_z = ys.iter().map(|&y| z(y)).fold(f64::INFINITY, f64::min);
-        let batch = propose::<D>(model.as_mut(), cfg, best_z, &mut rng)?;
+        let batch = propose::<D>(model.as_mut(), cfg, best_z, &xs, &mut rng)?;
         let acquisition_seconds = t.elapsed().as_secs_f64();
         for u in batch {
             let (f, y) = evaluate(u, &mut rng);
@@ -398,6 +419,7 @@ fn run<const D: usize>(
     };
     Ok(BoReport {
         method: method.name(),
+        acquisition: cfg.acquisition.name(),
         function: format!("{:?}", cfg.function),
         dim: D,
         minimum: cfg.function.minimum(D),
@@ -411,20 +433,24 @@ fn run<const D: usize>(
     })
 }
 
+/// UCB or analytic EI from the marginal posterior (NEI is scored by [`Nei::value`]).
 fn score(p: &Prediction<f64>, acq: Acquisition, best_z: f64) -> f64 {
     let sd = p.var_f.max(0.0).sqrt();
     match acq {
         Acquisition::Ucb { beta } => -p.mean + beta.sqrt() * sd,
-        Acquisition::Ei => {
-            if sd <= 0.0 {
-                return (best_z - p.mean).max(0.0);
-            }
-            let u = (best_z - p.mean) / sd;
-            let pdf = (-0.5 * u * u).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            let cdf = 0.5 * erfc(-u / std::f64::consts::SQRT_2);
-            sd * (u * cdf + pdf)
-        }
+        Acquisition::Ei | Acquisition::Nei => expected_improvement(p.mean, sd, best_z),
     }
+}
+
+/// `E max(best − f, 0)` for `f ~ N(mean, sd²)`.
+pub(crate) fn expected_improvement(mean: f64, sd: f64, best: f64) -> f64 {
+    if sd <= 0.0 {
+        return (best - mean).max(0.0);
+    }
+    let u = (best - mean) / sd;
+    let pdf = (-0.5 * u * u).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let cdf = 0.5 * erfc(-u / std::f64::consts::SQRT_2);
+    sd * (u * cdf + pdf)
 }
 
 /// Complementary error function (Numerical Recipes' Chebyshev fit, |error| < 1.2e-7 — ample
@@ -451,15 +477,23 @@ fn erfc(x: f64) -> f64 {
 }
 
 fn propose<const D: usize>(
-    model: &mut dyn Online<D>,
+    model: &mut dyn Joint<D>,
     cfg: &BoConfig,
     best_z: f64,
+    observed: &[[f64; D]],
     rng: &mut Xoshiro256PlusPlus,
 ) -> Result<Vec<[f64; D]>> {
     const RAW: usize = 512;
     const RESTARTS: usize = 10;
     const LOCAL: usize = 30;
+    let nei = match cfg.acquisition {
+        Acquisition::Nei => Some(Nei::new(&*model, observed, NEI_SAMPLES, rng)?),
+        _ => None,
+    };
     let mut eval = |u: &[f64; D]| -> Result<f64> {
+        if let Some(nei) = &nei {
+            return Ok(nei.value(&*model, u)?.0);
+        }
         let p = model.predict(u).map_err(Error::core("acquisition"))?;
         Ok(score(&p, cfg.acquisition, best_z))
     };

@@ -11,7 +11,9 @@
 //! `fit` (maximising it with Adam), `classify` (online Dirichlet-GP classification of real rows
 //! or the banana stream, with the streaming SVGP beside it), `timing`,
 //! and `dim` (run-time input dimension to const-generic `D`). [`bo`] is Bayesian optimisation
-//! with an online GP surrogate.
+//! with an online GP surrogate (`nei`: its noisy expected improvement, `joint`: posterior
+//! covariances between points); [`active`] is active learning by the integrated posterior
+//! variance (the paper's qNIPV experiment).
 //!
 //! Online regression on real rows ([`online`]): `stem` (the learned feature map), `weights`
 //! (interpolation weights and their gradient in the point), `partial` (the stem's online
@@ -21,11 +23,14 @@
 #[macro_use]
 mod dim;
 
+pub mod active;
 pub mod bo;
 mod classify;
 mod fit;
 mod hyper;
+mod joint;
 mod mll;
+mod nei;
 mod online;
 mod partial;
 mod posterior;
@@ -61,4 +66,3 @@ pub use stream::{
 pub use timing::timed;
 
 pub(crate) use store::Store;
-pub(crate) use stream::Online;
