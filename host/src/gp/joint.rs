@@ -82,7 +82,8 @@ impl<const D: usize> Joint<D> for ExactGp<'_, f64, D> {
 }
 
 impl Store {
-    /// [`Store::build`] as a [`Joint`] model.
+    /// An empty model in this storage (`grid` must be expanded to `D` dimensions for WISKI),
+    /// with its joint covariances.
     pub(crate) fn build_joint<const D: usize>(
         &mut self,
         grid: &GridSpec,

@@ -5,12 +5,12 @@
 //! Gaussian Processes* (AISTATS 2021); the reference code builds its model in
 //! `online_gp/models/batched_fixed_noise_online_gp.py` (wjmaddox/online_gp).
 
-use keel_core::gp::{refactor_scratch_len, ExactBuffers, ExactGp, Wiski, WiskiBuffers};
+use keel_core::gp::{refactor_scratch_len, ExactBuffers, Wiski, WiskiBuffers};
 
 use super::dim::row;
 use super::hyper::{GridSpec, Hyper};
 use super::posterior::TrainData;
-use super::stream::{Online, StreamMethod};
+use super::stream::StreamMethod;
 use crate::error::{Error, Result};
 
 /// Heap storage for a [`Wiski`] on `m` nodes.
@@ -165,20 +165,5 @@ impl Store {
             StreamMethod::Wiski => Store::Wiski(WiskiStore::new(grid.nodes())),
             StreamMethod::Exact => Store::Exact(ExactStore::new(capacity, dim)),
         }
-    }
-
-    /// An empty model in this storage (`grid` must be expanded to `D` dimensions for WISKI).
-    pub(crate) fn build<const D: usize>(
-        &mut self,
-        grid: &GridSpec,
-        hyper: &Hyper,
-    ) -> Result<Box<dyn Online<D> + '_>> {
-        let kernel = hyper.kernel::<D>()?;
-        Ok(match self {
-            Store::Wiski(s) => Box::new(s.model::<D>(grid, hyper)?.0),
-            Store::Exact(s) => Box::new(
-                ExactGp::new(kernel, hyper.noise, s.buffers()).map_err(Error::core("exact GP"))?,
-            ),
-        })
     }
 }
