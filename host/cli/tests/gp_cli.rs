@@ -418,7 +418,10 @@ fn classify_real_rows_through_a_stem() {
         assert_eq!(v["accuracy_over_time"].as_array().unwrap().len(), 4);
         let acc = v["test_accuracy"].as_f64().unwrap();
         let (nll, ece) = (v["test_nll"].as_f64().unwrap(), v["ece"].as_f64().unwrap());
-        assert!(acc > 0.4 && nll < 2.0 && (0.0..0.3).contains(&ece), "{method}: {v}");
+        assert!(
+            acc > 0.4 && nll < 2.0 && (0.0..0.3).contains(&ece),
+            "{method}: {v}"
+        );
         assert_eq!(v["outputscale"].as_array().unwrap().len(), 10);
     }
     assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
@@ -459,7 +462,9 @@ fn classify_bad_input_is_one_line_exit_2() {
     );
     // A real-valued target has hundreds of "classes".
     rejects(
-        &["gp", "classify", "--data", diabetes, "--target", "target", "--stem", "2"],
+        &[
+            "gp", "classify", "--data", diabetes, "--target", "target", "--stem", "2",
+        ],
         &["--target", "classes"],
     );
 }
