@@ -40,7 +40,7 @@ use serde::Serialize;
 use super::dim::row;
 use super::fit::ThetaAdam;
 use super::hyper::{GridSpec, Hyper};
-use super::online::RowSplit;
+use super::online::{at_stream_row, RowSplit};
 use super::partial::partial_mll;
 use super::posterior::TrainData;
 use super::pretrain::{pretrain_tasks, Objective, PretrainConfig, Task};
@@ -923,27 +923,15 @@ impl Run<'_> {
             correct += usize::from(argmax_mean(&moments) == label);
             let t = Instant::now();
             let z = match (self.stem.as_mut(), self.stem_adam.as_mut()) {
+                // The stem's step on the classes' partial likelihoods (scaled by 1/(n+1)).
                 (Some(stem), Some(adam)) => {
-                    // The stem's step on the classes' partial likelihoods (scaled by
-                    // 1/(n+1)), then its statistics take the row, then the features again.
-                    if let Some(gz) = gps.stem_gradient(&z, label)? {
-                        let mut gw = vec![0.0; stem.weight().len()];
-                        stem.backward(x, &gz, &mut gw);
-                        let w = adam.ascend(&gw, self.config.stem_lr, 1.0 / (i + 1) as f64)?;
-                        stem.set_weight(&w);
-                    }
-                    stem.observe(x);
-                    stem.features_of(x)
+                    let gz = gps.stem_gradient(&z, label)?;
+                    let scale = 1.0 / (i + 1) as f64;
+                    stem.online_step(adam, x, gz.as_deref(), self.config.stem_lr, scale)?
                 }
                 _ => z,
             };
-            gps.update(&z, label).map_err(|e| match e {
-                Error::Core { context, source } => Error::Core {
-                    context: format!("{context}, stream row {}", i + 1),
-                    source,
-                },
-                e => e,
-            })?;
+            gps.update(&z, label).map_err(|e| at_stream_row(e, i))?;
             update_s.push(t.elapsed().as_secs_f64());
             let done = i + 1 - n0;
             if done % every == 0 || i + 1 == n {

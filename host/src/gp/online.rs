@@ -785,27 +785,15 @@ impl Run<'_> {
             nll += 0.5 * ((2.0 * std::f64::consts::PI * var_y).ln() + e * e / var_y);
             let t = Instant::now();
             let z = match (features.stem.as_mut(), features.adam.as_mut()) {
+                // The stem's step on the partial likelihood (scaled by 1/(n+1)).
                 (Some(stem), Some(adam)) => {
-                    // The stem's step on the partial likelihood (scaled by 1/(n+1)), then the
-                    // statistics take the row, then the features again.
-                    if let Some(gz) = model.stem_gradient(&z, y)? {
-                        let mut gw = vec![0.0; stem.weight().len()];
-                        stem.backward(x, &gz, &mut gw);
-                        let w = adam.ascend(&gw, self.config.stem_lr, 1.0 / (i + 1) as f64)?;
-                        stem.set_weight(&w);
-                    }
-                    stem.observe(x);
-                    stem.features_of(x)
+                    let gz = model.stem_gradient(&z, y)?;
+                    let scale = 1.0 / (i + 1) as f64;
+                    stem.online_step(adam, x, gz.as_deref(), self.config.stem_lr, scale)?
                 }
                 _ => z,
             };
-            model.update(&z, y).map_err(|e| match e {
-                Error::Core { context, source } => Error::Core {
-                    context: format!("{context}, stream row {}", i + 1),
-                    source,
-                },
-                e => e,
-            })?;
+            model.update(&z, y).map_err(|e| at_stream_row(e, i))?;
             update_s.push(t.elapsed().as_secs_f64());
             let done = i + 1 - n0;
             if done % every == 0 || i + 1 == n {
@@ -849,6 +837,17 @@ impl Run<'_> {
             lengthscale: h.lengthscale,
             noise: h.noise,
         })
+    }
+}
+
+/// `e` with "stream row {i + 1}" added to a core error's context.
+pub(crate) fn at_stream_row(e: Error, i: usize) -> Error {
+    match e {
+        Error::Core { context, source } => Error::Core {
+            context: format!("{context}, stream row {}", i + 1),
+            source,
+        },
+        e => e,
     }
 }
 

@@ -14,6 +14,7 @@
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
 
+use super::fit::ThetaAdam;
 use crate::error::{Error, Result};
 
 /// Batch normalisation's ε.
@@ -199,6 +200,31 @@ impl LinearStem {
                 }
             }
         }
+    }
+
+    /// The stem's online step (Stanton et al. 2021; the reference's `_update_stem`): one Adam
+    /// step of learning rate `lr` up `scale·∂L/∂W` with `∂L/∂z = gz` at the row `x` (none
+    /// without a gradient), then the row joins the normalisation's statistics. Returns the
+    /// row's features after both.
+    ///
+    /// # Errors
+    /// As the optimizer's step.
+    pub(crate) fn online_step(
+        &mut self,
+        adam: &mut ThetaAdam,
+        x: &[f64],
+        gz: Option<&[f64]>,
+        lr: f64,
+        scale: f64,
+    ) -> Result<Vec<f64>> {
+        if let Some(gz) = gz {
+            let mut gw = vec![0.0; self.weight().len()];
+            self.backward(x, gz, &mut gw);
+            let w = adam.ascend(&gw, lr, scale)?;
+            self.set_weight(&w);
+        }
+        self.observe(x);
+        Ok(self.features_of(x))
     }
 
     /// The map as it stands, as `z = tanh(A x + c)` for the controller.
