@@ -350,7 +350,7 @@ fn run_gp() -> keel_core::Result<()> {
 /// A WISKI model with a learned two-feature stem, exported by `keel gp online --data
 /// fixtures/data/computers.csv --target price --method wiski --stem 2 --grid-size 8 --seed 0
 /// --export …` (see the README): the stem `z = tanh(W x + c)` on the 9 raw columns, an 8 × 8
-/// grid, the kernel and noise, and the sufficient statistics of the 5,634 streamed rows (F64,
+/// grid, the kernel and noise, and the sufficient statistics of the 5,633 streamed rows (F64,
 /// read in place by `keel_core::gp::WiskiFile`; Stanton et al., *Kernel Interpolation for
 /// Scalable Online Gaussian Processes*, AISTATS 2021).
 static WISKI_MODEL: &[u8] = include_bytes!("../assets/wiski-computers.safetensors");
