@@ -4,7 +4,9 @@
 # digit classification, one WISKI update, one WISKI prediction, one closed-loop policy control step, one
 # model-based value estimate, one simplex-ensemble and one distilled-student digit classification,
 # the sine network's on-board NTK adaptation and its predictions, one RK4 step of the learned
-# gyroscope and one of the learned double spring pendulum: the instructions QEMU executes between the `bench_start` and `bench_end`
+# gyroscope, one of the learned double spring pendulum, and, for the WISKI exported with a
+# learned stem, one raw row's features and prediction and one update with that row: the
+# instructions QEMU executes between the `bench_start` and `bench_end`
 # markers (`-icount shift=0 -singlestep -d exec,nochain`: one trace line per instruction).
 # Instructions, not cycles: QEMU has no cycle model.
 #
@@ -34,6 +36,11 @@
 #   ntk_mean_jvp_instructions=…  (fifteenth: one adapted mean by forward mode along u)
 #   spring_step_instructions=…   (sixteenth: one RK4 step of the Hamiltonian EMLP learned on the
 #                                double spring pendulum, O(2), 3 × 32: four reverse passes)
+#   wiski_stem_predict_instructions=… (seventeenth: one raw row of computers.csv through the
+#                                exported stem, 9 → 2 features, and the WISKI prediction there,
+#                                mean and variance of f, m = 8 × 8, f32)
+#   wiski_stem_update_instructions=…  (eighteenth: that row's standardised target absorbed, the
+#                                stem fixed: one WISKI update, m = 64, D = 2)
 # Profile settings can be overridden through cargo's environment, e.g.
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=s firmware/measure.sh
 set -euo pipefail
@@ -58,7 +65,7 @@ fi
 # Berkeley format: "text data bss dec hex filename" on the second line.
 "$size_tool" "$elf" | awk 'NR == 2 { printf "text=%s data=%s bss=%s\n", $1, $2, $3 }'
 
-counts=$(./count-regions.sh "$elf" 16)
+counts=$(./count-regions.sh "$elf" 18)
 echo "rk4_step_instructions=$(sed -n 1p <<<"$counts")"
 echo "chnn_step_instructions=$(sed -n 2p <<<"$counts")"
 echo "gyro_step_instructions=$(sed -n 3p <<<"$counts")"
@@ -75,3 +82,5 @@ echo "ntk_predict_instructions=$(sed -n 13p <<<"$counts")"
 echo "ntk_weight_offset_instructions=$(sed -n 14p <<<"$counts")"
 echo "ntk_mean_jvp_instructions=$(sed -n 15p <<<"$counts")"
 echo "spring_step_instructions=$(sed -n 16p <<<"$counts")"
+echo "wiski_stem_predict_instructions=$(sed -n 17p <<<"$counts")"
+echo "wiski_stem_update_instructions=$(sed -n 18p <<<"$counts")"

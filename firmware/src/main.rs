@@ -18,7 +18,9 @@ use cortex_m_semihosting::{debug, hprintln};
 use keel_core::dynamics::learned::{self, Form};
 use keel_core::dynamics::systems::{ChainPendulum, Gyroscope};
 use keel_core::dynamics::{HamiltonianEmlp, Phase};
-use keel_core::gp::{refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiMemory};
+use keel_core::gp::{
+    refactor_scratch_len, Convention, Family, Grid, Kernel, Wiski, WiskiFile, WiskiMemory,
+};
 use keel_core::integrate::{Rk4, StateVector};
 use keel_core::io::SafeTensors;
 use keel_core::nn::{Augerino, Bma, Cnn, Emlp, Mlp, NtkAdaptation, NtkMemory, PriorMean, Simplex};
@@ -341,6 +343,109 @@ fn run_gp() -> keel_core::Result<()> {
         Bits(&mean),
         Bits(&var),
         gp.log_marginal_likelihood().to_bits()
+    );
+    Ok(())
+}
+
+/// A WISKI model with a learned two-feature stem, exported by `keel gp online --data
+/// fixtures/data/computers.csv --target price --method wiski --stem 2 --grid-size 8 --seed 0
+/// --export …` (see the README): the stem `z = tanh(W x + c)` on the 9 raw columns, an 8 × 8
+/// grid, the kernel and noise, and the sufficient statistics of the 5,633 streamed rows (F64,
+/// read in place by `keel_core::gp::WiskiFile`; Stanton et al., *Kernel Interpolation for
+/// Scalable Online Gaussian Processes*, AISTATS 2021).
+static WISKI_MODEL: &[u8] = include_bytes!("../assets/wiski-computers.safetensors");
+/// 16 held-out rows of the same split (`x [16, 9]` raw, `y [16]` the price;
+/// `keel firmware wiski-samples`).
+static WISKI_SAMPLES: &[u8] = include_bytes!("../assets/wiski-computers-samples.safetensors");
+/// Grid nodes of the embedded model (8 × 8).
+const WISKI_NODES: usize = 64;
+/// Raw input columns the stem reads.
+const WISKI_INPUTS: usize = 9;
+/// Stem features (the grid's dimensions).
+const WISKI_FEATURES: usize = 2;
+/// Rows predicted, then absorbed.
+const WISKI_ROWS: usize = 16;
+
+/// Resumes the exported WISKI on the controller (one `O(m³)` refactorisation of the file's
+/// statistics in `f32`), then for each held-out row: its stem features, the prediction, and the
+/// row's standardised target absorbed with the stem fixed. Prints the features, the targets,
+/// the predictions made before each row was absorbed, the log marginal likelihood before and
+/// after, and the predictions at all rows at the end. Marked regions 17–18: the first row's stem
+/// and prediction, then its absorption (one WISKI update, m = 64, D = 2).
+#[inline(never)]
+fn run_wiski_stem() -> keel_core::Result<()> {
+    let st = SafeTensors::<8>::parse(WISKI_MODEL)?;
+    let file = WiskiFile::from_safetensors(&st)?;
+    if file.nodes() != WISKI_NODES || file.inputs() != WISKI_INPUTS || !file.has_stem() {
+        return Err(keel_core::Error::InvalidConfig {
+            what: "the embedded WISKI's grid, inputs or stem differ from the firmware's",
+        });
+    }
+    // The stream's targets were standardised; `target.scale` holds their mean and sd.
+    let scale = st.tensor("target.scale")?;
+    let (y_mean, y_sd) = (scale.get_f32(0)?, scale.get_f32(1)?);
+    let samples = SafeTensors::<4>::parse(WISKI_SAMPLES)?;
+    let (xt, yt) = (samples.tensor("x")?, samples.tensor("y")?);
+    let mut memory = WiskiMemory::<f32, WISKI_NODES>::new();
+    let mut scratch = [0.0f32; refactor_scratch_len(WISKI_NODES)];
+    let mut gp = file.model::<f32, WISKI_FEATURES>(memory.buffers(), &mut scratch)?;
+    let n0 = gp.len();
+    let lml0 = gp.log_marginal_likelihood();
+    let mut z = [[0.0f32; WISKI_FEATURES]; WISKI_ROWS];
+    let mut y = [0.0f32; WISKI_ROWS];
+    let mut mean = [0.0f32; WISKI_ROWS];
+    let mut var = [0.0f32; WISKI_ROWS];
+    for k in 0..WISKI_ROWS {
+        let mut x = [0.0f32; WISKI_INPUTS];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = xt.get_f32(k * WISKI_INPUTS + i)?;
+        }
+        y[k] = (yt.get_f32(k)? - y_mean) / y_sd;
+        let p = if k == 0 {
+            black_box(&mut x);
+            bench_start();
+            let p = file
+                .features(&x, &mut z[k])
+                .and_then(|()| gp.predict(&z[k]));
+            bench_end();
+            let p = p?;
+            bench_start();
+            let r = gp.observe(black_box(&z[k]), black_box(y[k]));
+            bench_end();
+            r?;
+            p
+        } else {
+            file.features(&x, &mut z[k])?;
+            let p = gp.predict(&z[k])?;
+            gp.observe(&z[k], y[k])?;
+            p
+        };
+        mean[k] = p.mean;
+        var[k] = p.var_f;
+    }
+    let mut final_mean = [0.0f32; WISKI_ROWS];
+    let mut final_var = [0.0f32; WISKI_ROWS];
+    for k in 0..WISKI_ROWS {
+        let p = gp.predict(&z[k])?;
+        final_mean[k] = p.mean;
+        final_var[k] = p.var_f;
+    }
+    hprintln!(
+        "KEEL-FW model=wiski-stem nodes={} inputs={} features={} n0={} rows={} z={} y={} mean={} var_f={} lml0={:08x} final_mean={} final_var_f={} lml={:08x} n={}",
+        WISKI_NODES,
+        WISKI_INPUTS,
+        WISKI_FEATURES,
+        n0,
+        WISKI_ROWS,
+        Bits(z.as_flattened()),
+        Bits(&y),
+        Bits(&mean),
+        Bits(&var),
+        lml0.to_bits(),
+        Bits(&final_mean),
+        Bits(&final_var),
+        gp.log_marginal_likelihood().to_bits(),
+        gp.len()
     );
     Ok(())
 }
@@ -820,6 +925,7 @@ fn run() -> keel_core::Result<()> {
     classify_digits_student()?;
     run_ntk()?;
     run_spring()?;
+    run_wiski_stem()?;
     chnn_finish(&chnn, &chnn_z0, chnn_z)?;
     classify_augerino()?;
     gyro_finish(&gyro, &gyro_z0, gyro_z)?;

@@ -467,5 +467,8 @@ pub fn firmware_log(data: &[u8], assets: &Path) -> bool {
     accepted |= fw::parse_policy(text).is_ok();
     accepted |= fw::parse_chnn(text).is_ok();
     accepted |= keel::firmware_ntk::parse_ntk(text).is_ok();
+    // The WISKI-behind-a-stem check reruns the embedded files whatever the line says (two
+    // m = 64 refactorisations); its parser is what the input reaches.
+    accepted |= keel::firmware_wiski::parse_wiski_stem(text).is_ok();
     accepted
 }

@@ -1,7 +1,7 @@
 //! `keel firmware check`: the embedded proof. The Cortex-M4F firmware (`firmware/`) runs
 //! `keel-core` in `f32` under QEMU and prints what it computed as IEEE-754 bit patterns; this
-//! module reruns the same work with the same core code on the host and compares. Eleven checks,
-//! one `KEEL-FW` line each:
+//! module reruns the same work with the same core code on the host and compares. Fourteen
+//! checks, one `KEEL-FW` line each:
 //!
 //! 1. the chain pendulum integrated with RK4 ([`parse`], [`check`]);
 //! 2. the digits MLP exported by `keel fit` ([`parse_model`], [`check_model`]);
@@ -24,7 +24,12 @@
 //!     GP), against the host engine's dense posterior
 //!     ([`crate::firmware_ntk::parse_ntk`], [`crate::firmware_ntk::check_ntk`]);
 //! 12. a learned gyroscope (CHNN, one pinned rigid body as four nodes in 3-D) rolled out with
-//!     RK4 ([`parse_chnn_line`], [`check_chnn_line`] with [`CHNN_GYROSCOPE`]).
+//!     RK4 ([`parse_chnn_line`], [`check_chnn_line`] with [`CHNN_GYROSCOPE`]);
+//! 13. a Hamiltonian EMLP learned on the double spring pendulum rolled out with RK4
+//!     ([`parse_spring`], [`check_spring`]);
+//! 14. a WISKI model exported by `keel gp online --stem 2` resumed on board from its sufficient
+//!     statistics, predicting held-out rows through its frozen stem and absorbing them
+//!     ([`crate::firmware_wiski::parse_wiski_stem`], [`crate::firmware_wiski::check_wiski_stem`]).
 //!
 //! The `system=` line is required; the model lines are checked when present, since the C
 //! firmware (`firmware-c/`, through the `keel-ffi` C API) prints a subset of them
@@ -438,7 +443,7 @@ pub struct FirmwareEmlpRun {
 /// The model lines a firmware log may carry besides the required `KEEL-FW system=` line, by
 /// their `model=` name, in the order `keel firmware check` reports them. The Rust firmware prints
 /// all of them; the C firmware (`firmware-c/`) prints a subset.
-pub const MODEL_LINES: [&str; 12] = [
+pub const MODEL_LINES: [&str; 13] = [
     "digits",
     "emlp",
     "gp",
@@ -451,6 +456,7 @@ pub const MODEL_LINES: [&str; 12] = [
     "ntk",
     "gyroscope",
     "spring",
+    "wiski-stem",
 ];
 
 /// Whether `output` has a `KEEL-FW model=<name>` line (found as the `parse_*` functions find it;

@@ -81,6 +81,7 @@ pub mod error;
 pub mod export;
 pub mod firmware;
 pub mod firmware_ntk;
+pub mod firmware_wiski;
 pub mod fit;
 pub mod gan;
 pub mod gp;

@@ -742,6 +742,18 @@ fn write_fuzz_seeds() {
             zeros(1),
             zeros(1)
         ),
+        format!(
+            "KEEL-FW model=wiski-stem nodes=64 inputs=9 features=2 n0=100 rows=2 z={} y={} \
+             mean={} var_f={} lml0={} final_mean={} final_var_f={} lml={} n=102",
+            zeros(4),
+            zeros(2),
+            zeros(2),
+            zeros(2),
+            zeros(1),
+            zeros(2),
+            zeros(2),
+            zeros(1)
+        ),
         "KEEL-FW done".to_string(),
     ]
     .join("\n");

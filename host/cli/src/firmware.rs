@@ -47,6 +47,29 @@ pub enum FirmwareCommand {
         #[arg(long, default_value = "firmware/assets")]
         out: PathBuf,
     },
+    /// Write the held-out rows the firmware's WISKI-behind-a-stem check predicts and absorbs:
+    /// the first rows of the test set `keel gp online --data DATA --seed SEED --test-fraction F`
+    /// holds out (rows its exported model never absorbed), raw, with their targets.
+    WiskiSamples {
+        /// The CSV the model was exported from.
+        #[arg(long, default_value = "fixtures/data/computers.csv")]
+        data: PathBuf,
+        /// Its target column.
+        #[arg(long, default_value = "price")]
+        target: String,
+        /// The export's `--seed` (the row order).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The export's `--test-fraction`.
+        #[arg(long, default_value_t = 0.1)]
+        test_fraction: f64,
+        /// Rows to write.
+        #[arg(long, default_value_t = keel::firmware_wiski::WISKI_STEM_ROWS)]
+        count: usize,
+        /// Output folder.
+        #[arg(long, default_value = "firmware/assets")]
+        out: PathBuf,
+    },
 }
 
 /// Runs `keel firmware …`; `false` when a check did not pass.
@@ -79,6 +102,32 @@ pub fn run(cmd: &FirmwareCommand) -> Result<bool> {
                 "wrote {} (rotated-digits, seed {seed}) to {}",
                 keel::firmware::AUGERINO_SAMPLES,
                 out.display()
+            );
+            Ok(true)
+        }
+        FirmwareCommand::WiskiSamples {
+            data,
+            target,
+            seed,
+            test_fraction,
+            count,
+            out,
+        } => {
+            let spec = keel::firmware_wiski::WiskiSamplesSpec {
+                data,
+                target,
+                seed: *seed,
+                test_fraction: *test_fraction,
+                count: *count,
+            };
+            let path = out.join(keel::firmware_wiski::WISKI_STEM_SAMPLES);
+            let rows = keel::firmware_wiski::write_wiski_samples(&spec, &path)?;
+            println!(
+                "wrote {} held-out rows of {} (seed {seed}, test fraction {test_fraction}; data rows {:?}) to {}",
+                rows.len(),
+                data.display(),
+                rows,
+                path.display()
             );
             Ok(true)
         }
@@ -220,7 +269,16 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
     } else {
         None
     };
+    let wiski_stem = if has("wiski-stem") {
+        Some(keel::firmware_wiski::check_wiski_stem(
+            &keel::firmware_wiski::parse_wiski_stem(&text)?,
+            assets,
+        )?)
+    } else {
+        None
+    };
     let pass = c.pass
+        && wiski_stem.as_ref().is_none_or(|m| m.pass)
         && ntk.as_ref().is_none_or(|(_, m)| m.pass)
         && augerino.as_ref().is_none_or(|m| m.pass)
         && simplex.as_ref().is_none_or(|m| m.pass)
@@ -242,6 +300,7 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
             "simplex": simplex, "student": student, "ntk": ntk.as_ref().map(|(_, m)| m),
             "gyroscope": gyroscope.as_ref().map(|(_, m)| m),
             "spring": spring.as_ref().map(|(_, m)| m),
+            "wiski_stem": wiski_stem,
             "checked": checked, "absent": absent, "pass": pass}),
         )?;
     } else {
@@ -472,6 +531,28 @@ fn check(log: &Path, json: bool, require_all: bool, assets: &Path) -> Result<boo
                 m.identical_to_host_f32.1,
                 m.mean_error_vs_engine,
                 m.var_error_vs_engine,
+                m.tolerance,
+                if m.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if let Some(m) = &wiski_stem {
+            println!(
+                "WISKI behind a learned stem (embedded keel gp online export, {} inputs → 2 features, m = {}, \
+                 resumed from {} points by one f32 refactorisation) on {} held-out rows, each predicted then absorbed: \
+                 RMSE before absorbing {:.1}, after {:.1} (target units); {} of {} words bit-identical to the host's \
+                 f32 rerun; vs f64: features {:.3e}, means {:.3e}, var_f {:.3e}, log p(y) {:.3e} (tolerance {:e}): {}",
+                m.inputs,
+                m.nodes,
+                m.n0,
+                m.rows,
+                m.rmse_before,
+                m.rmse_after,
+                m.identical_to_host_f32.0,
+                m.identical_to_host_f32.1,
+                m.feature_error_vs_f64,
+                m.mean_error_vs_f64,
+                m.var_error_vs_f64,
+                m.lml_error_vs_f64,
                 m.tolerance,
                 if m.pass { "PASS" } else { "FAIL" }
             );

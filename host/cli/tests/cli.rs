@@ -513,7 +513,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
     assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
     assert!(
         out.contains(
-            "checked 2 of 13 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope, spring: PASS"
+            "checked 2 of 14 lines (dynamics, digits); not in the log: emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope, spring, wiski-stem: PASS"
         ),
         "{out}"
     );
@@ -537,7 +537,8 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
             "student",
             "ntk",
             "gyroscope",
-            "spring"
+            "spring",
+            "wiski-stem"
         ])
     );
     assert!(v["gp"].is_null() && v["model"]["pass"] == true && v["pass"] == true);
@@ -549,7 +550,7 @@ fn firmware_check_takes_the_model_lines_a_log_has() {
         (
             vec![system.as_str(), digits.as_str()],
             &["--require-all"][..],
-            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope, spring",
+            "--require-all: no 'KEEL-FW model=' line for emlp, gp, chnn, bma, policy, augerino, simplex, student, ntk, gyroscope, spring, wiski-stem",
         ),
         (vec![digits.as_str()], &[][..], "no 'KEEL-FW system=' line"),
     ] {
