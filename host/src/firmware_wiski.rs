@@ -434,15 +434,13 @@ pub struct WiskiSamplesSpec<'a> {
 
 /// Writes the first `spec.count` held-out rows of `keel gp online`'s split of `spec.data` (the
 /// rows its exported model never absorbed) to `out` as `f32`: `x [count, P]` raw, `y [count]`
-/// the target in the data's units and `row [count]` their 0-based data rows. The held-out set
-/// is the first `round(n · test_fraction)` rows of the seeded permutation
-/// ([`crate::data::permutation`]), as [`crate::gp::OnlineData::split`] draws it; each row's
-/// standardised target is checked against `split`'s, so a change there fails here instead of
-/// writing rows the model has seen. Returns the rows' indices.
+/// the target in the data's units and `row [count]` their 0-based data rows: the held-out rows
+/// of [`crate::gp::OnlineData::split`] itself, so they are the ones the model never saw.
+/// Returns the rows' indices.
 ///
 /// # Errors
-/// I/O and format errors; [`Error::InvalidInput`] for a classification target, too few
-/// held-out rows, or a split that no longer matches.
+/// I/O and format errors; [`Error::InvalidInput`] for a classification target or too few
+/// held-out rows.
 pub fn write_wiski_samples(spec: &WiskiSamplesSpec<'_>, out: &Path) -> Result<Vec<usize>> {
     let d = crate::data::read_csv(spec.data, spec.target, false)?;
     let dims = d.features.len();
@@ -457,27 +455,14 @@ pub fn write_wiski_samples(spec: &WiskiSamplesSpec<'_>, out: &Path) -> Result<Ve
         }
     };
     let split = crate::gp::OnlineData::split(&d.x, &y, dims, spec.test_fraction, spec.seed)?;
-    let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(spec.seed);
-    let order = crate::data::permutation(y.len(), &mut rng);
-    let n_test = ((y.len() as f64 * spec.test_fraction).round() as usize).max(1);
-    if spec.count == 0 || spec.count > n_test || n_test != split.test_y.len() {
+    if spec.count == 0 || spec.count > split.test_rows.len() {
         return Err(Error::invalid(
             "--count",
             spec.count,
-            format!("the split holds out {} rows", split.test_y.len()),
+            format!("the split holds out {} rows", split.test_rows.len()),
         ));
     }
-    let rows = &order[..spec.count];
-    for (k, &i) in rows.iter().enumerate() {
-        let standard = (y[i] - split.y_mean) / split.y_std;
-        if standard.to_bits() != split.test_y[k].to_bits() {
-            return Err(Error::invalid(
-                "held-out rows",
-                i,
-                "the permutation no longer reproduces gp online's split",
-            ));
-        }
-    }
+    let rows = &split.test_rows[..spec.count];
     let x: Vec<f64> = rows
         .iter()
         .flat_map(|&i| d.x[i * dims..(i + 1) * dims].iter().copied())

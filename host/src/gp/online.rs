@@ -149,6 +149,8 @@ pub struct OnlineData {
     /// Per input column, `(α, β)` of the scaling `x ↦ αx + β` onto [−1, 1] (`(0, 0)` for a
     /// constant column).
     pub x_scale: Vec<(f64, f64)>,
+    /// The data rows (0-based) of the test set, in its order.
+    pub test_rows: Vec<usize>,
 }
 
 impl OnlineData {
@@ -181,6 +183,7 @@ impl OnlineData {
             y_std: sd,
             y_mean: mean,
             x_scale: rows.x_scale,
+            test_rows: rows.test,
         })
     }
 }
