@@ -5,7 +5,7 @@
 //! the initial points' mean and sd, minimisation):
 //! 1. evaluate `init` uniform random points and absorb them;
 //! 2. each step, maximise the acquisition (UCB `−μ + √β σ`, expected improvement, or
-//!    Monte-Carlo noisy expected improvement ([`nei`](super::nei): the joint posterior of the
+//!    Monte-Carlo noisy expected improvement (`nei`: the joint posterior of the
 //!    candidate and the pruned observed points, 256 base samples fixed for the step), all on
 //!    the standardised and negated objective) from 512 random raw samples, refining the best 10 by
 //!    a shrinking random local search; take the `q` best refined points that are at least

@@ -44,7 +44,7 @@ mod weights;
 
 pub use classify::{
     banana, classify, dirichlet_target, ClassData, ClassPoint, ClassifyConfig, ClassifyMethod,
-    ClassifyReport, Labelled2d, MAX_CLASSES,
+    ClassifyReport, Labelled2d, MAX_CLASSES, MAX_STATE_BYTES,
 };
 pub use dim::MAX_EXACT_DIM;
 pub use fit::{fit, FitReport};

@@ -113,7 +113,8 @@ pub(crate) enum Feed {
     Statistics,
 }
 
-/// Heap storage for an [`ExactGp`] of `capacity` points in `dim` dimensions.
+/// Heap storage for an [`ExactGp`](keel_core::gp::ExactGp) of `capacity` points in `dim`
+/// dimensions.
 #[derive(Debug)]
 pub struct ExactStore {
     x: Vec<f64>,
