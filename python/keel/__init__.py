@@ -123,8 +123,10 @@ gp = _Group("gp", "Gaussian processes.",
             regress=((), "exact, SKI or WISKI regression on CSV files."),
             stream=((), "online learning on a stream."),
             online=((), "online regression on a data file's rows."),
-            classify=((), "online Dirichlet-GP classification of a data file's rows (or the banana stream)."),
-            bo=((), "Bayesian optimisation of a test function."))
+            classify=((), "online Dirichlet-GP classification of a data file's rows "
+                          "(or the banana stream)."),
+            bo=((), "Bayesian optimisation of a test function."),
+            active=((), "qNIPV active learning on a generated 2-D field."))
 gp.Wiski = Wiski
 bayes = _Group("bayes", "Bayesian neural networks.",
                hmc=((), "full-batch HMC."), sgd=((), "SGD (one member)."),

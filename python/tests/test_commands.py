@@ -113,7 +113,7 @@ def test_training_releases_the_gil():
 
 def test_every_command_group_is_there():
     for group, subs in [(keel.chnn, ["train", "eval"]), (keel.emlp, ["basis", "train"]),
-                        (keel.gp, ["regress", "stream", "online", "classify", "bo"]),
+                        (keel.gp, ["regress", "stream", "online", "classify", "bo", "active"]),
                         (keel.bayes, ["hmc", "sgd", "ensemble", "sgld", "sghmc", "vi",
                                       "compare", "export", "shift"]),
                         (keel.rl, ["train", "eval", "curves"]), (keel.firmware, ["check"])]:
