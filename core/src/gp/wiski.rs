@@ -32,7 +32,7 @@ use super::kernel::Kernel;
 use super::Prediction;
 use crate::error::{expect_count, positive};
 use crate::error::{Error, Result};
-use crate::linalg::{cholesky_in_place, dot_lanes, symmetric_eigen};
+use crate::linalg::{cholesky_lanes_in_place, dot_lanes, symmetric_eigen};
 use crate::real::Real;
 
 /// The slices a [`Wiski`] works in (`m` = grid nodes): `root` and `precision` hold `m²`
@@ -478,7 +478,7 @@ impl<'a, T: Real, const D: usize> Wiski<'a, T, D> {
         for i in 0..m {
             q[i * m + i] += T::ONE;
         }
-        cholesky_in_place(q, m)?;
+        cholesky_lanes_in_place(q, m)?;
         // S = S₀ R⁻ᵀ: row i of S solves R x = (row i of S₀).
         let s_mat = &mut *self.buf.root;
         s_mat.copy_from_slice(s0);

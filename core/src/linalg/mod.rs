@@ -10,7 +10,8 @@ pub mod nalgebra;
 
 pub(crate) use cholesky::{cholesky_fixed, solve_lower_fixed, solve_lower_transpose_fixed};
 pub use cholesky::{
-    cholesky_in_place, solve_lower_in_place, solve_lower_transpose_in_place, symmetric_eigen,
+    cholesky_in_place, cholesky_lanes_in_place, solve_lower_in_place,
+    solve_lower_transpose_in_place, symmetric_eigen,
 };
 pub use lu::{lu_factor, lu_solve, lu_solve_in_place};
 
