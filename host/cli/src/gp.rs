@@ -702,36 +702,7 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         check_plot("--plot", p)?;
     }
-    if let Some(k) = a.stem {
-        if !(1..=3).contains(&k) {
-            return Err(Error::invalid(
-                "--stem",
-                k,
-                "the stem feeds a grid of 1 to 3 dimensions",
-            ));
-        }
-    }
-    if !(a.pretrain_fraction >= 0.0 && a.pretrain_fraction < 1.0) {
-        return Err(Error::invalid(
-            "--pretrain-fraction",
-            a.pretrain_fraction,
-            "must be in [0, 1)",
-        ));
-    }
-    if !(4..=64).contains(&a.grid_size) {
-        return Err(Error::invalid(
-            "--grid-size",
-            a.grid_size,
-            "use 4 to 64 nodes per dimension",
-        ));
-    }
-    if a.inducing == 0 || a.inducing > 4096 {
-        return Err(Error::invalid(
-            "--inducing",
-            a.inducing,
-            "use 1 to 4096 inducing points",
-        ));
-    }
+    check_stream_flags(a.stem, a.pretrain_fraction, a.grid_size, a.inducing)?;
     for (flag, v) in [
         ("--lr", a.lr),
         ("--pretrain-lr", a.pretrain_lr),
@@ -892,6 +863,47 @@ fn run_classify(a: &ClassifyArgs) -> Result<()> {
         r.pretrain_seconds,
         r.seconds
     );
+    Ok(())
+}
+
+/// The flags `gp online` and `gp classify` share: a stem of 1–3 features, a pretraining share in
+/// [0, 1), 4–64 grid nodes per dimension, 1–4096 inducing points.
+fn check_stream_flags(
+    stem: Option<usize>,
+    pretrain_fraction: f64,
+    grid_size: usize,
+    inducing: usize,
+) -> Result<()> {
+    if let Some(k) = stem {
+        if !(1..=3).contains(&k) {
+            return Err(Error::invalid(
+                "--stem",
+                k,
+                "the stem feeds a grid of 1 to 3 dimensions",
+            ));
+        }
+    }
+    if !(0.0..1.0).contains(&pretrain_fraction) {
+        return Err(Error::invalid(
+            "--pretrain-fraction",
+            pretrain_fraction,
+            "must be in [0, 1)",
+        ));
+    }
+    if !(4..=64).contains(&grid_size) {
+        return Err(Error::invalid(
+            "--grid-size",
+            grid_size,
+            "use 4 to 64 nodes per dimension",
+        ));
+    }
+    if inducing == 0 || inducing > 4096 {
+        return Err(Error::invalid(
+            "--inducing",
+            inducing,
+            "use 1 to 4096 inducing points",
+        ));
+    }
     Ok(())
 }
 
@@ -1204,36 +1216,7 @@ fn run_online(a: &OnlineArgs) -> Result<()> {
             ));
         }
     }
-    if let Some(k) = a.stem {
-        if !(1..=3).contains(&k) {
-            return Err(Error::invalid(
-                "--stem",
-                k,
-                "the stem feeds a grid of 1 to 3 dimensions",
-            ));
-        }
-    }
-    if !(a.pretrain_fraction >= 0.0 && a.pretrain_fraction < 1.0) {
-        return Err(Error::invalid(
-            "--pretrain-fraction",
-            a.pretrain_fraction,
-            "must be in [0, 1)",
-        ));
-    }
-    if !(4..=64).contains(&a.grid_size) {
-        return Err(Error::invalid(
-            "--grid-size",
-            a.grid_size,
-            "use 4 to 64 nodes per dimension",
-        ));
-    }
-    if a.inducing == 0 || a.inducing > 4096 {
-        return Err(Error::invalid(
-            "--inducing",
-            a.inducing,
-            "use 1 to 4096 inducing points",
-        ));
-    }
+    check_stream_flags(a.stem, a.pretrain_fraction, a.grid_size, a.inducing)?;
     for (flag, v) in [
         ("--lr", a.lr),
         ("--pretrain-lr", a.pretrain_lr),

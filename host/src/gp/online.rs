@@ -29,7 +29,7 @@ use super::sparse::{Inducing, Osgpr, Osvgp};
 use super::stem::LinearStem;
 use super::store::{ExactStore, Feed, WiskiStore};
 use super::stream::{Learner, Online};
-use super::timing::median;
+use super::timing::UpdateTimes;
 use super::weights::grid_3d;
 use crate::data::permutation;
 use crate::error::{Error, Result};
@@ -808,8 +808,7 @@ impl Run<'_> {
         }
         progress(n, n);
         let scored = (n - n0).max(1) as f64;
-        let tenth = (update_s.len() / 10).max(1).min(update_s.len());
-        let us = |v: &[f64]| median(&mut v.iter().map(|s| s * 1e6).collect::<Vec<_>>());
+        let times = UpdateTimes::of(&update_s);
         let last = curve.last().cloned().unwrap_or(OnlinePoint {
             seen: n,
             test_rmse: f64::NAN,
@@ -830,10 +829,10 @@ impl Run<'_> {
             prequential_rmse: (se / scored).sqrt(),
             prequential_nll: nll / scored,
             rmse_over_time: curve,
-            seconds_per_update: update_s.iter().sum::<f64>() / update_s.len().max(1) as f64,
-            update_us_median: us(&update_s),
-            update_us_first_tenth: us(&update_s[..tenth]),
-            update_us_last_tenth: us(&update_s[update_s.len() - tenth..]),
+            seconds_per_update: times.mean_seconds,
+            update_us_median: times.median_us,
+            update_us_first_tenth: times.first_tenth_us,
+            update_us_last_tenth: times.last_tenth_us,
             pretrain_seconds: self.pretrain_seconds,
             seconds: self.start.elapsed().as_secs_f64(),
             outputscale: h.outputscale,
