@@ -688,6 +688,29 @@ pub fn transformed_samples(
         .collect())
 }
 
+/// Refuses, before training, a network [`export_bytes`] could not write: filter response
+/// normalisation (`cNfrn`) has no layer in the core's CNN format. `flag` names the layers' flag.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `flag`.
+pub fn exportable(flag: &str, spec: &[LayerSpec]) -> Result<()> {
+    use crate::nn::cnn::Norm;
+    if spec.iter().any(|l| {
+        matches!(
+            l,
+            LayerSpec::Conv {
+                norm: Norm::Frn,
+                ..
+            }
+        )
+    }) {
+        return Err(Error::invalid(flag, "frn", FRN_NOT_EXPORTED));
+    }
+    Ok(())
+}
+
+const FRN_NOT_EXPORTED: &str = "filter response normalisation has no layer in the core's CNN format (it normalises each image by itself, so it does not fold into the convolution); export a network with batch norm (cN) or none (cNnobn)";
+
 /// The trained network as a `keel.kind = "cnn"` safetensors file for `keel_core::nn::Cnn`
 /// ([`crate::export::cnn::cnn_bytes`], which checks the result with the core's loader): batch
 /// normalisation folded into each convolution with the running statistics
@@ -754,6 +777,7 @@ pub fn export_bytes(model: &ImageModel, set: &ImageSet, copies: usize) -> Result
             Layer::GlobalMean => layers.push(CnnLayer::GlobalMean),
             Layer::Flatten => layers.push(CnnLayer::Flatten),
             Layer::Dropout(_) => {}
+            Layer::Frn(..) => return Err(Error::invalid("--layers", "frn", FRN_NOT_EXPORTED)),
             Layer::Dense(lin, act) => {
                 layers.push(CnnLayer::Dense {
                     out: lin.out,

@@ -7,7 +7,7 @@
 use keel::cnn::{Augmentation, ImageModel};
 use keel::data::Targets;
 use keel::images::{ImageSet, ImageShape};
-use keel::nn::cnn::{Cnn, LayerSpec, Mode};
+use keel::nn::cnn::{Cnn, LayerSpec, Mode, Norm};
 use keel::ntk::classify::{
     fit, minibatch_objective, predict, AmsGrad, CnnNetwork, LinearizedFit, LinearizedSettings,
     Method, Shift,
@@ -34,7 +34,7 @@ fn tiny_model(seed: u64) -> ImageModel {
             kernel: 3,
             stride: 1,
             padding: 1,
-            batch_norm: true,
+            norm: Norm::Batch,
             activation: Activation::Relu,
         },
         LayerSpec::GlobalMean,

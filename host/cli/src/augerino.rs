@@ -135,6 +135,9 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     let checkpoint = a.checkpoint.options()?;
     // Every set is 28×28 grey (8×8 sources upsampled ×2 onto a canvas that rotation never clips).
     let spec = super::values::cnn_layers(&a.layers, [1, 28, 28], 4)?;
+    if a.export.is_some() {
+        keel::cnn::exportable("--layers", &spec)?;
+    }
     let (reg_default, rot_default) = defaults(a.dataset);
     let reg = a.reg.unwrap_or(reg_default);
     if !(reg >= 0.0 && reg.is_finite()) {

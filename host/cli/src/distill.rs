@@ -180,6 +180,9 @@ pub fn run(a: &DistillArgs) -> Result<()> {
             // The output width is checked again against the data's classes.
             let spec =
                 super::values::cnn_layers(layers, [shape.channels, shape.height, shape.width], 2)?;
+            if a.export.is_some() {
+                keel::cnn::exportable("--layers", &spec)?;
+            }
             StudentSpec::Cnn { layers: spec }
         }
         None => student(&a.student)?,

@@ -368,6 +368,9 @@ fn run_cnn(
     let set = read_images(args, classify)?;
     let shape = [set.shape.channels, set.shape.height, set.shape.width];
     let spec = super::values::cnn_layers(layers, shape, set.classes())?;
+    if args.export.is_some() {
+        keel::cnn::exportable("--layers", &spec)?;
+    }
     let n = set.len();
     let n_test = ((n as f64) * args.test_fraction).round() as usize;
     if n_test == 0 || n_test >= n {

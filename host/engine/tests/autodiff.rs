@@ -708,6 +708,11 @@ checks! {
         |x| x[1].batch_norm_train(&x[0], &x[2], 1e-5)?.0.tanh();
     batch_norm_eval: [input(&[2, 3, 2, 2]), input(&[3]), input(&[3]), input(&[3]), positive(&[3])] =>
         |x| x[0].batch_norm_eval(&x[1], &x[2], &x[3], &x[4], 1e-5)?.tanh();
+    // γ, β and τ spread so that the threshold splits the values both ways.
+    filter_response_norm: [input(&[2, 3, 3, 4]), input(&[3]), input(&[3]), input(&[3])] =>
+        |x| x[0].filter_response_norm(&x[1], &x[2], &x[3].mul_scalar(0.3)?, 1e-6)?.tanh();
+    filter_response_norm_gamma_first: [input(&[2]), input(&[3, 2, 2, 3]), input(&[2]), input(&[2])] =>
+        |x| x[1].filter_response_norm(&x[0], &x[2], &x[3], 1e-6)?.square();
     affine_grid: [input(&[2, 6])] => |x| Tensor::affine_grid(&thetas(&x[0])?, 2, 3, 4)?.square();
     grid_sample_image: [input(&[2, 2, 5, 4])] =>
         |x| x[0].grid_sample(&Tensor::affine_grid(&fixed_thetas()?, 2, 4, 5)?)?.tanh();

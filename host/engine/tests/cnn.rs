@@ -2,7 +2,7 @@
 //! training and evaluation mode, and that a few Adam steps fit a small image task.
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
-use keel_engine::nn::cnn::{parse_spec, Cnn, LayerSpec, Mode};
+use keel_engine::nn::cnn::{parse_spec, Cnn, LayerSpec, Mode, Norm};
 use keel_engine::optim::{Optimizer, OptimizerKind};
 use keel_engine::params::Params;
 use keel_engine::{grad, no_grad, DType, Tensor};
@@ -18,7 +18,7 @@ fn specs_parse_and_refuse_nonsense() {
             kernel: 5,
             stride: 2,
             padding: 2,
-            batch_norm: false,
+            norm: Norm::None,
             ..
         }
     ));

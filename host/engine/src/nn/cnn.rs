@@ -4,7 +4,9 @@
 //!
 //! Spec tokens, comma-separated (e.g. `c32,c32,m2,x0.3,c64,g` — the output layer is added by the
 //! caller): `cN` a 3×3 convolution to N channels with padding 1, batch normalisation and ReLU
-//! (`cNk5` a 5×5 one with padding 2, `cNs2` stride 2, `cNnobn` without batch norm); `mK` / `aK`
+//! (`cNk5` a 5×5 one with padding 2, `cNs2` stride 2, `cNnobn` without batch norm, `cNfrn` with
+//! filter response normalisation and swish instead — the BNN-HMC reference's ResNet-20-FRN
+//! layer, no batch statistics, `cNk5frn` etc.); `mK` / `aK`
 //! max / average pooling over K×K windows with stride K; `g` the global mean over height and
 //! width; `f` flatten; `xP` dropout with probability P; `dN` a dense layer to N with ReLU. The
 //! network flattens before the first dense layer by itself.
@@ -18,15 +20,30 @@ use crate::init::{self, Init};
 use crate::params::{ParamId, Params};
 use crate::tensor::{Conv2dOpts, Tensor};
 
+/// Filter response normalisation's ε (the BNN-HMC reference's `FeatureResponseNorm`).
+pub const FRN_EPS: f64 = 1e-6;
+
 /// Batch normalisation's ε and running-statistics momentum (PyTorch's defaults).
 pub const BN_EPS: f64 = 1e-5;
 /// See [`BN_EPS`].
 pub const BN_MOMENTUM: f64 = 0.1;
 
+/// The normalisation after a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    /// None.
+    None,
+    /// Batch normalisation (batch statistics in training, running ones in evaluation).
+    Batch,
+    /// Filter response normalisation with its learned threshold
+    /// ([`Tensor::filter_response_norm`]): per image, no state.
+    Frn,
+}
+
 /// One layer of a [`Cnn`] spec.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerSpec {
-    /// A convolution, then optionally batch norm, then the activation.
+    /// A convolution, then its normalisation, then the activation.
     Conv {
         /// Output channels.
         out: usize,
@@ -36,8 +53,8 @@ pub enum LayerSpec {
         stride: usize,
         /// Zero padding (`kernel / 2` keeps the size at stride 1).
         padding: usize,
-        /// Batch normalisation after the convolution.
-        batch_norm: bool,
+        /// Normalisation after the convolution.
+        norm: Norm,
         /// Activation.
         activation: Activation,
     },
@@ -69,7 +86,7 @@ pub fn parse_spec(spec: &str) -> Result<Vec<LayerSpec>> {
         Error::invalid(
             "cnn layer",
             tok,
-            format!("{why} (tokens: cN[k K][s S][nobn], mK, aK, g, f, xP, dN)"),
+            format!("{why} (tokens: cN[k K][s S][nobn|frn], mK, aK, g, f, xP, dN)"),
         )
     };
     let num = |tok: &str, s: &str| -> Result<usize> {
@@ -83,10 +100,12 @@ pub fn parse_spec(spec: &str) -> Result<Vec<LayerSpec>> {
         let (head, rest) = tok.split_at(tok.chars().next().map_or(0, char::len_utf8));
         let layer = match head {
             "c" => {
-                let (mut body, batch_norm) = match rest.strip_suffix("nobn") {
-                    Some(b) => (b, false),
-                    None => (rest, true),
-                };
+                let (mut body, norm, activation) =
+                    match (rest.strip_suffix("nobn"), rest.strip_suffix("frn")) {
+                        (Some(b), _) => (b, Norm::None, Activation::Relu),
+                        (_, Some(b)) => (b, Norm::Frn, Activation::Silu),
+                        _ => (rest, Norm::Batch, Activation::Relu),
+                    };
                 let mut stride = 1;
                 if let Some((b, s)) = body.split_once('s') {
                     stride = num(tok, s)?;
@@ -102,8 +121,8 @@ pub fn parse_spec(spec: &str) -> Result<Vec<LayerSpec>> {
                     kernel,
                     stride,
                     padding: kernel / 2,
-                    batch_norm,
-                    activation: Activation::Relu,
+                    norm,
+                    activation,
                 }
             }
             "m" => LayerSpec::MaxPool(num(tok, rest)?),
@@ -159,11 +178,25 @@ pub struct BatchNorm {
     pub state: usize,
 }
 
+/// Filter response normalisation's parameters, each `[c]` (in [`Params`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Frn {
+    /// γ (starts at 1).
+    pub gamma: ParamId,
+    /// β (starts at 0).
+    pub beta: ParamId,
+    /// The threshold τ (starts at 0).
+    pub tau: ParamId,
+}
+
 /// A built layer.
 #[derive(Clone, Debug)]
 pub enum Layer {
     /// Convolution, optional batch norm, activation.
     Conv(Conv2d, Option<BatchNorm>, Activation),
+    /// Filter response normalisation of the convolution before it (built with the identity as
+    /// its activation), then the activation.
+    Frn(Frn, Activation),
     /// Max pooling (window = stride).
     MaxPool(usize),
     /// Average pooling (window = stride).
@@ -279,7 +312,7 @@ impl Cnn {
                     kernel,
                     stride,
                     padding,
-                    batch_norm,
+                    norm,
                     activation,
                 } => {
                     need_image("convolution")?;
@@ -308,7 +341,7 @@ impl Cnn {
                         kernel,
                         opts,
                     };
-                    let bn = if batch_norm {
+                    let bn = if norm == Norm::Batch {
                         let gamma = params.insert(
                             format!("{name}.bn.weight"),
                             Tensor::full(1.0, &[out], dtype)?,
@@ -330,7 +363,23 @@ impl Cnn {
                     h = (h + 2 * padding - kernel) / stride + 1;
                     w = (w + 2 * padding - kernel) / stride + 1;
                     c = out;
-                    Layer::Conv(conv, bn, activation)
+                    if norm == Norm::Frn {
+                        let mut frn_param = |role: &str, v: f64| {
+                            params.insert(
+                                format!("{name}.frn.{role}"),
+                                Tensor::full(v, &[out], dtype)?,
+                            )
+                        };
+                        let frn = Frn {
+                            gamma: frn_param("gamma", 1.0)?,
+                            beta: frn_param("beta", 0.0)?,
+                            tau: frn_param("tau", 0.0)?,
+                        };
+                        layers.push(Layer::Conv(conv, None, Activation::Identity));
+                        Layer::Frn(frn, activation)
+                    } else {
+                        Layer::Conv(conv, bn, activation)
+                    }
                 }
                 LayerSpec::MaxPool(k) | LayerSpec::AvgPool(k) => {
                     need_image("pooling")?;
@@ -446,6 +495,12 @@ impl Cnn {
                     };
                     act.apply(&z)?
                 }
+                Layer::Frn(f, act) => act.apply(&y.filter_response_norm(
+                    params.get(f.gamma),
+                    params.get(f.beta),
+                    params.get(f.tau),
+                    FRN_EPS,
+                )?)?,
                 Layer::MaxPool(k) => y.max_pool2d([*k; 2], [*k; 2], [0, 0])?,
                 Layer::AvgPool(k) => y.avg_pool2d([*k; 2], [*k; 2], [0, 0])?,
                 Layer::GlobalMean => y.global_mean_pool()?,

@@ -629,6 +629,35 @@ impl Tensor {
         Ok(c)
     }
 
+    /// Filter response normalisation with its thresholded linear unit (Singh & Krishnan, CVPR
+    /// 2020; the layer of the BNN-HMC reference's ResNet-20-FRN, `bnn_hmc/utils/models.py`):
+    /// `ν² = mean_{h,w}(x²)`, `y = max(γ·x/√(ν² + ε) + β, τ)` per image and channel of this
+    /// `[n, c, h, w]` tensor, with `γ`, `β`, `τ` of shape `[c]`. No batch statistics: each image
+    /// is normalised by itself, so the network stays a deterministic function of its weights
+    /// (what HMC needs). A composition of recorded ops, so gradients of gradients work.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for parameters that are not `[c]`; [`Error::InvalidArgument`]
+    /// for a tensor that is not NCHW.
+    pub fn filter_response_norm(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        tau: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let c = self.bn_params("filter_response_norm", &[gamma, beta, tau])?;
+        let per_channel = |p: &Tensor| p.reshape(&[1, c, 1, 1]);
+        let nu2 = self.square()?.mean(&[2, 3], true)?;
+        let y = self
+            .div(&nu2.add_scalar(eps)?.sqrt()?)?
+            .mul(&per_channel(gamma)?)?
+            .add(&per_channel(beta)?)?;
+        // max(y, τ) with its gradient (`maximum` records none): to y where y > τ, else to τ.
+        let tau = per_channel(tau)?;
+        Tensor::where_(&y.gt(&tau)?, &y, &tau)
+    }
+
     /// Batch normalisation in training mode: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` over the batch
     /// and spatial axes of this `[n, c, h, w]` tensor, with the biased batch variance `σ²_B`.
     /// Returns `y`, the batch mean `[c]` and the *unbiased* batch variance `[c]` (detached) for
