@@ -116,6 +116,7 @@ fn bench(c: &mut Criterion) {
         spec: Spec {
             method: "bench".into(),
             hidden: vec![64],
+            cnn: None,
             likelihood: "categorical".into(),
             classes: (0..10).map(|c| c.to_string()).collect(),
             prior: "gaussian".into(),

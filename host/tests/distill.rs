@@ -623,6 +623,7 @@ fn a_sample_set_teacher_is_the_sets_own_model_average() {
     let spec = Spec {
         method: "ensemble".into(),
         hidden: vec![6],
+        cnn: None,
         likelihood: "categorical".into(),
         classes: digit_classes(),
         prior: "gaussian".into(),

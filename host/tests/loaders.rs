@@ -222,6 +222,7 @@ fn ensemble() -> SampleSet {
     let spec = Spec {
         method: "ensemble".into(),
         hidden: vec![3],
+        cnn: None,
         likelihood: "categorical".into(),
         classes: vec!["a".into(), "b".into(), "c".into()],
         prior: "gaussian".into(),

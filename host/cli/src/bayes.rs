@@ -12,13 +12,13 @@ use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
 use keel::bayes::hmc::{
     advance_batched, sample, Adaptation, BatchTarget, Chain, ChainState, Ensembling, HmcConfig,
-    Target,
 };
 use keel::bayes::linear::LinearGaussian;
-use keel::bayes::mlp::{Bnn, Labels, Likelihood, Split, Standardize};
+use keel::bayes::mlp::{Arch, Bnn, Labels, Likelihood, Split, Standardize};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{
-    closeness, function_space_rhat, predictions, predictive, rebuild, test_metrics, SampleSet, Spec,
+    closeness, function_space_rhat, predictions, predictive, rebuild, test_metrics, CnnSpec,
+    SampleSet, Spec,
 };
 use keel::bayes::stochastic::{self, Batching, Schedule, SgmcmcConfig};
 use keel::data::{self, Targets};
@@ -147,8 +147,12 @@ pub struct ProblemArgs {
     /// Target column.
     #[arg(long)]
     target: Option<String>,
-    /// `linear` (y = Xw, `hmc` only) or `mlp:W1,W2,…` (ReLU hidden layers of those widths).
-    /// Default: linear for hmc, mlp:50 otherwise.
+    /// `linear` (y = Xw, `hmc` only), `mlp:W1,W2,…` (ReLU hidden layers of those widths) or
+    /// `cnn:LAYERS` on image rows (shape from --image-shape, default a single-channel square):
+    /// the engine's layer tokens (`keel fit --layers`) without batch norm or dropout — `cNfrn`
+    /// a 3×3 convolution with filter response normalisation and swish (the reference's
+    /// ResNet-20-FRN layer), `cNnobn` a plain one with ReLU, `mK`/`aK` pooling, `g`, `dN`; e.g.
+    /// `cnn:c8frn,m2,c16frn,m2`. Default: linear for hmc, mlp:50 otherwise.
     #[arg(long)]
     model: Option<String>,
     /// `categorical` (classes) or `gaussian` (known noise for linear models, a learned softplus
@@ -177,8 +181,8 @@ pub struct ProblemArgs {
     /// exact).
     #[arg(long, value_enum, default_value = "none")]
     augment: AugmentArg,
-    /// The images' shape CxHxW for --augment; default a single-channel square of the data's
-    /// columns (1x8x8 for the digits).
+    /// The images' shape CxHxW for --augment and --model cnn:…; default a single-channel square
+    /// of the data's columns (1x8x8 for the digits).
     #[arg(long)]
     image_shape: Option<String>,
     /// Fraction of the rows held out for testing (MLPs).
@@ -477,12 +481,28 @@ fn image_shape(given: Option<&str>, d: usize, flag: &str, value: &str) -> Result
     }
 }
 
+/// The network `--model` names, its CNN layers checked; `d` the data's feature columns (a
+/// CNN's image).
+fn parse_arch(model: &str, image: Option<&str>, d: usize) -> Result<Arch> {
+    match model.strip_prefix("cnn:") {
+        Some(layers) => {
+            Arch::cnn_layers(layers).map_err(|e| super::exit::renamed(e, &["model"], "--model"))?;
+            let shape = image_shape(image, d, "--model", model)?;
+            Ok(Arch::Cnn {
+                layers: layers.to_string(),
+                image: [shape.channels, shape.height, shape.width],
+            })
+        }
+        None => Ok(Arch::Mlp(parse_hidden(model)?)),
+    }
+}
+
 fn parse_hidden(model: &str) -> Result<Vec<usize>> {
     let widths = model.strip_prefix("mlp:").ok_or_else(|| {
         Error::invalid(
             "--model",
             model,
-            "unknown model; expected linear or mlp:W1,W2,…",
+            "unknown model; expected linear, mlp:W1,W2,… or cnn:LAYERS",
         )
     })?;
     let hidden = widths
@@ -552,7 +572,9 @@ fn problem_on(
     shard: bool,
 ) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
-    let hidden = parse_hidden(model)?;
+    if !model.starts_with("cnn:") {
+        parse_hidden(model)?;
+    }
     let classify = a.likelihood != Some(LikelihoodArg::Gaussian);
     let prior = Prior::new(
         &name(&a.prior),
@@ -598,6 +620,7 @@ fn problem_on(
             ),
         ));
     }
+    let arch = parse_arch(model, a.image_shape.as_deref(), split.d)?;
     stochastic::positive("--temperature", a.temperature)?;
     validate(split.y_train.len())?;
     let mut settings = settings;
@@ -632,9 +655,9 @@ fn problem_on(
     if let (Some(n), true) = (notice, ranks::prints()) {
         eprintln!("{n}");
     }
-    let bnn = Bnn::new(
+    let bnn = Bnn::with_arch(
         local.as_ref().unwrap_or(train),
-        &hidden,
+        &arch,
         likelihood,
         prior,
         a.temperature,
@@ -643,7 +666,17 @@ fn problem_on(
     )?;
     let spec = Spec {
         method: method.into(),
-        hidden,
+        hidden: match &arch {
+            Arch::Mlp(hidden) => hidden.clone(),
+            Arch::Cnn { .. } => Vec::new(),
+        },
+        cnn: match &arch {
+            Arch::Cnn { layers, image } => Some(CnnSpec {
+                layers: layers.clone(),
+                image: *image,
+            }),
+            Arch::Mlp(_) => None,
+        },
         likelihood: likelihood.name().into(),
         classes,
         prior: prior.name().into(),
@@ -700,7 +733,11 @@ fn report(
         set.save(path)?;
     }
     let mut v = json!({
-        "method": p.spec.method, "model": p.bnn.sizes(), "parameters": set.samples[0].len(),
+        "method": p.spec.method, "parameters": set.samples[0].len(),
+        "model": match p.bnn.arch() {
+            Arch::Mlp(_) => json!(p.bnn.sizes()),
+            arch => json!(arch.name()),
+        },
         "n_samples": set.samples.len(), "train_rows": p.split.y_train.len(),
         "likelihood_rows": p.likelihood_rows,
         "test_rows": p.split.y_test.len(), "prior": p.spec.prior, "prior_std": p.spec.prior_std,

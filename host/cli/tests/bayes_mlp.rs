@@ -625,6 +625,7 @@ fn the_core_averages_an_exported_set_like_the_engine() {
     let spec = Spec {
         method: "test".into(),
         hidden: vec![8, 6],
+        cnn: None,
         likelihood: "categorical".into(),
         classes: vec!["0".into(), "1".into()],
         prior: "gaussian".into(),

@@ -1,6 +1,7 @@
-//! Bayesian MLPs: the reference's tempered, sum-over-data log posterior
-//! (`bnn_hmc/utils/losses.py`) on a flat parameter vector, with gradients from the engine's
-//! reverse mode (on whichever device holds the data).
+//! Bayesian networks — MLPs, and CNNs on image rows (the reference's models without batch
+//! statistics, `bnn_hmc/utils/models.py`) — with the reference's tempered, sum-over-data log
+//! posterior (`bnn_hmc/utils/losses.py`) on a flat parameter vector, and gradients from the
+//! engine's reverse mode (on whichever device holds the data).
 //!
 //! - `categorical`: `log L_T = (1/T) Σᵢ log softmax(f_θ(xᵢ))_{yᵢ}`.
 //! - `gaussian` (learned scale): outputs `(μ, s)`, `σ = softplus(s)`, and at temperature `T` the
@@ -8,7 +9,9 @@
 //!   by `T`.
 //!
 //! The flat vector is the layers' weights and biases in order (`layer0.weight` `[h₁, in]`
-//! row-major, `layer0.bias`, `layer1.weight`, …), the same order the exported sample files use.
+//! row-major, `layer0.bias`, `layer1.weight`, …), the same order the exported sample files use;
+//! a CNN's in the order [`crate::nn::cnn::Cnn::new`] creates them (a convolution's weight
+//! `[out, in, k, k]`, its bias, then its filter response normalisation's γ, β, τ).
 
 use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 
@@ -20,6 +23,7 @@ use crate::backend::{DType, Device};
 use crate::data::{self, Dataset, Targets};
 use crate::error::{Error, Result};
 use crate::init::Init;
+use crate::nn::cnn::{parse_spec, Cnn, CnnState, Layer, LayerSpec, Mode, Norm};
 use crate::nn::{Activation, Mlp};
 use crate::params::Params;
 use crate::tensor::Tensor;
@@ -250,11 +254,129 @@ impl Split {
     }
 }
 
-/// A Bayesian MLP on its training data: an HMC [`Target`] and the gradients the stochastic
-/// baselines use.
+/// The network of a Bayesian model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// An MLP `[d, hidden…, outputs]` with ReLU between layers (the reference's MLPs).
+    Mlp(Vec<usize>),
+    /// A CNN on image rows of shape `image` (`[c, h, w]`, the row's values in CHW order) from an
+    /// engine spec ([`crate::nn::cnn::parse_spec`]), then a dense layer to the outputs. Only
+    /// layers that make the network a fixed function of its weights: convolutions without
+    /// normalisation (`cNnobn`) or with filter response normalisation (`cNfrn`, the reference's
+    /// ResNet-20-FRN layer), pooling, flatten and dense — no batch norm, no dropout.
+    Cnn {
+        /// The spec, as given.
+        layers: String,
+        /// `[c, h, w]`.
+        image: [usize; 3],
+    },
+}
+
+impl Arch {
+    /// `mlp:W1,W2,…` or `cnn:SPEC`.
+    pub fn name(&self) -> String {
+        match self {
+            Arch::Mlp(hidden) => format!(
+                "mlp:{}",
+                hidden
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Arch::Cnn { layers, .. } => format!("cnn:{layers}"),
+        }
+    }
+
+    /// The CNN spec's layers, refusing what would make the posterior depend on the batch or on
+    /// chance (batch norm, dropout).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming `model` for a spec that does not parse or holds such a
+    /// layer.
+    pub fn cnn_layers(layers: &str) -> Result<Vec<LayerSpec>> {
+        let spec = parse_spec(layers).map_err(|e| {
+            Error::invalid(
+                "model",
+                format!("cnn:{layers}"),
+                match e {
+                    keel_engine::Error::InvalidArgument { reason, .. } => reason,
+                    e => e.to_string(),
+                },
+            )
+        })?;
+        for l in &spec {
+            let why = match l {
+                LayerSpec::Conv {
+                    norm: Norm::Batch, ..
+                } => "batch normalisation makes each row's output depend on the batch (the reference's HMC models have none); use cNfrn (filter response normalisation) or cNnobn",
+                LayerSpec::Dropout(_) => "dropout makes the likelihood random; a posterior over weights has none",
+                _ => continue,
+            };
+            return Err(Error::invalid("model", format!("cnn:{layers}"), why));
+        }
+        Ok(spec)
+    }
+}
+
+/// The built network.
+#[derive(Clone, Debug)]
+enum Net {
+    Mlp(Mlp),
+    Cnn(Cnn),
+}
+
+impl Net {
+    /// The outputs for rows `x` `[n, d]` (or `[C, n, d]`-broadcast batches for an MLP).
+    fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Net::Mlp(mlp) => Ok(mlp.forward(params, x)?),
+            Net::Cnn(cnn) => {
+                let n = x.dims()[0];
+                let [c, h, w] = cnn.input;
+                let images = x.reshape(&[n, c, h, w])?;
+                Ok(cnn.forward(params, &mut CnnState::default(), &images, Mode::Eval)?)
+            }
+        }
+    }
+}
+
+/// Values one row carries through a CNN (every layer's output), for the memory check.
+fn cnn_activations(cnn: &Cnn) -> u128 {
+    let [mut c, mut h, mut w] = cnn.input.map(|v| v as u128);
+    let mut total = c * h * w;
+    for layer in &cnn.layers {
+        match layer {
+            Layer::Conv(conv, _, _) => {
+                let (k, s, p) = (conv.kernel as u128, conv.opts.stride, conv.opts.padding);
+                c = conv.out as u128;
+                h = (h + 2 * p[0] as u128).saturating_sub(k) / s[0] as u128 + 1;
+                w = (w + 2 * p[1] as u128).saturating_sub(k) / s[1] as u128 + 1;
+            }
+            Layer::MaxPool(k) | Layer::AvgPool(k) => {
+                h /= *k as u128;
+                w /= *k as u128;
+            }
+            Layer::GlobalMean => (h, w) = (1, 1),
+            Layer::Dense(lin, _) => (c, h, w) = (lin.out as u128, 1, 1),
+            Layer::Frn(..) | Layer::Flatten | Layer::Dropout(_) => {}
+        }
+        // A normalised layer keeps a few intermediate values per output.
+        let factor = if matches!(layer, Layer::Frn(..)) {
+            4
+        } else {
+            1
+        };
+        total = total.saturating_add(factor * c * h * w);
+    }
+    total
+}
+
+/// A Bayesian network on its training data: an HMC [`Target`] and the gradients the
+/// stochastic baselines use.
 pub struct Bnn {
-    /// The network (its parameter ids index the template's order).
-    pub mlp: Mlp,
+    net: Net,
+    arch: Arch,
     names: Vec<String>,
     shapes: Vec<Vec<usize>>,
     dim: usize,
@@ -282,6 +404,31 @@ impl Bnn {
     pub fn new(
         split: &Split,
         hidden: &[usize],
+        likelihood: Likelihood,
+        prior: Prior,
+        temperature: f64,
+        device: Device,
+        dtype: DType,
+    ) -> Result<Bnn> {
+        Bnn::with_arch(
+            split,
+            &Arch::Mlp(hidden.to_vec()),
+            likelihood,
+            prior,
+            temperature,
+            device,
+            dtype,
+        )
+    }
+
+    /// [`Bnn::new`] for any [`Arch`].
+    ///
+    /// # Errors
+    /// As [`Bnn::new`]; a CNN whose image shape does not hold the split's columns, or whose
+    /// spec does not parse, does not fit the image or has batch norm or dropout.
+    pub fn with_arch(
+        split: &Split,
+        arch: &Arch,
         likelihood: Likelihood,
         prior: Prior,
         temperature: f64,
@@ -326,31 +473,75 @@ impl Bnn {
                 ))
             }
         };
-        let mut sizes = vec![split.d];
-        sizes.extend_from_slice(hidden);
-        sizes.push(likelihood.outputs());
-        // A full-batch gradient holds every training row's activations.
-        crate::limits::memory(
-            "model",
-            format!("mlp:{hidden:?}"),
-            "the network's full-batch gradient",
-            crate::limits::training_bytes(
-                crate::limits::dense_parameters(&sizes),
-                sizes.iter().map(|&w| w as u128).sum(),
-                n as u128,
-                dtype.size() as u128,
-            ),
-        )?;
         let mut template = Params::new();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
-        let mlp = Mlp::new(
-            &mut template,
-            &sizes,
-            Activation::Relu,
-            Init::KaimingNormal,
-            dtype,
-            &mut rng,
+        // A full-batch gradient holds every training row's activations.
+        let (parameters, activations) = match arch {
+            Arch::Mlp(hidden) => {
+                let mut sizes = vec![split.d];
+                sizes.extend_from_slice(hidden);
+                sizes.push(likelihood.outputs());
+                (
+                    crate::limits::dense_parameters(&sizes),
+                    sizes.iter().map(|&w| w as u128).sum(),
+                )
+            }
+            Arch::Cnn { layers, image } => {
+                if image.contains(&0) || image.iter().product::<usize>() != split.d {
+                    return Err(Error::invalid(
+                        "image shape",
+                        format!("{}x{}x{}", image[0], image[1], image[2]),
+                        format!("does not hold the data's {} feature columns", split.d),
+                    ));
+                }
+                // Built here only to count; the real one below, after the memory check.
+                let spec = Arch::cnn_layers(layers)?;
+                let (cnn, _) = Cnn::new(
+                    &mut Params::new(),
+                    "",
+                    *image,
+                    &spec,
+                    likelihood.outputs(),
+                    DType::F32,
+                    &mut rng,
+                )
+                .map_err(|e| Error::invalid("model", arch.name(), e.to_string()))?;
+                (0, cnn_activations(&cnn))
+            }
+        };
+        crate::limits::memory(
+            "model",
+            arch.name(),
+            "the network's full-batch gradient",
+            crate::limits::training_bytes(parameters, activations, n as u128, dtype.size() as u128),
         )?;
+        let net = match arch {
+            Arch::Mlp(hidden) => {
+                let mut sizes = vec![split.d];
+                sizes.extend_from_slice(hidden);
+                sizes.push(likelihood.outputs());
+                Net::Mlp(Mlp::new(
+                    &mut template,
+                    &sizes,
+                    Activation::Relu,
+                    Init::KaimingNormal,
+                    dtype,
+                    &mut rng,
+                )?)
+            }
+            Arch::Cnn { layers, image } => Net::Cnn(
+                Cnn::new(
+                    &mut template,
+                    "",
+                    *image,
+                    &Arch::cnn_layers(layers)?,
+                    likelihood.outputs(),
+                    dtype,
+                    &mut rng,
+                )?
+                .0,
+            ),
+        };
         let names = template.names().to_vec();
         let shapes: Vec<Vec<usize>> = template
             .values()
@@ -360,7 +551,8 @@ impl Bnn {
         let dim = template.numel();
         let x = Tensor::from_f64s(&split.x_train, &[n, split.d], dtype)?.to_device(device)?;
         Ok(Bnn {
-            mlp,
+            net,
+            arch: arch.clone(),
             names,
             shapes,
             dim,
@@ -381,9 +573,23 @@ impl Bnn {
         self.n
     }
 
-    /// The widths `[in, h₁, …, out]`.
+    /// An MLP's widths `[in, h₁, …, out]`; a CNN's `[in, out]` (its layers are
+    /// [`Bnn::arch`]'s).
     pub fn sizes(&self) -> Vec<usize> {
-        self.mlp.sizes()
+        match &self.net {
+            Net::Mlp(mlp) => mlp.sizes(),
+            Net::Cnn(cnn) => vec![cnn.input.iter().product(), self.likelihood.outputs()],
+        }
+    }
+
+    /// The network.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// Number of parameters.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// The device holding the data.
@@ -391,18 +597,21 @@ impl Bnn {
         self.device
     }
 
-    /// A fresh initialisation from `seed`, the reference's (Haiku's default for `Linear`):
-    /// weights from a normal truncated at ±2 standard deviations, scaled to variance
-    /// `1/fan_in`, biases zero.
+    /// A fresh initialisation from `seed`, the reference's: weights from a normal truncated at
+    /// ±2 standard deviations, scaled to variance `1/fan_in` for dense layers (Haiku's default
+    /// for `Linear`) and `2/fan_in` for convolutions (the `he_normal` of its ResNets), biases
+    /// zero; filter response normalisation at γ = 1, β = τ = 0.
     pub fn init(&self, seed: u64) -> Vec<f64> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         // Standard deviation of N(0, 1) truncated to [−2, 2].
         const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
         let mut theta = Vec::with_capacity(self.dim);
-        for shape in &self.shapes {
-            if shape.len() == 2 {
-                let scale = 1.0 / (shape[1] as f64).sqrt() / TRUNCATED_STD;
-                for _ in 0..shape[0] * shape[1] {
+        for (name, shape) in self.names.iter().zip(&self.shapes) {
+            if shape.len() >= 2 {
+                let fan_in: usize = shape[1..].iter().product();
+                let gain = if shape.len() == 4 { 2.0 } else { 1.0 };
+                let scale = (gain / fan_in as f64).sqrt() / TRUNCATED_STD;
+                for _ in 0..shape.iter().product::<usize>() {
                     let z = loop {
                         let z: f64 = standard_normal(&mut rng);
                         if z.abs() <= 2.0 {
@@ -412,7 +621,12 @@ impl Bnn {
                     theta.push(scale * z);
                 }
             } else {
-                theta.extend(std::iter::repeat_n(0.0, shape.iter().product()));
+                let v = if name.ends_with(".frn.gamma") {
+                    1.0
+                } else {
+                    0.0
+                };
+                theta.extend(std::iter::repeat_n(v, shape.iter().product()));
             }
         }
         theta
@@ -467,7 +681,14 @@ impl Bnn {
     /// `log L_T` over all training rows for each network of [`Bnn::batched_params`], as a
     /// tensor `[C]`.
     fn batched_log_likelihoods(&self, params: &Params, c: usize) -> Result<Tensor> {
-        let out = self.mlp.forward(params, &self.x)?; // [C, n, outputs]
+        let Net::Mlp(mlp) = &self.net else {
+            return Err(Error::invalid(
+                "model",
+                self.arch.name(),
+                "batched parameters are an MLP's",
+            ));
+        };
+        let out = mlp.forward(params, &self.x)?; // [C, n, outputs]
         let n = self.n;
         match self.likelihood {
             Likelihood::Categorical { classes } => {
@@ -530,7 +751,7 @@ impl Bnn {
             (Some(r), None) => self.x.index_select(0, r)?,
             (None, None) => self.x.clone(),
         };
-        let out = self.mlp.forward(params, &x)?;
+        let out = self.net.forward(params, &x)?;
         let m = out.dims()[0];
         match self.likelihood {
             Likelihood::Categorical { .. } => {
@@ -683,7 +904,7 @@ impl Bnn {
     pub fn predict(&self, theta: &[f64], x: &Tensor) -> Result<Vec<f64>> {
         autodiff::no_grad(|| {
             let params = self.params(&self.flat(theta)?)?;
-            let out = self.mlp.forward(&params, x)?;
+            let out = self.net.forward(&params, x)?;
             match self.likelihood {
                 Likelihood::Categorical { .. } => Ok(out.softmax(-1)?.to_vec_f64()?),
                 Likelihood::Gaussian => {
@@ -719,7 +940,20 @@ impl BatchTarget for Bnn {
             ));
         }
         let thetas = thetas.variable();
-        let ll = self.batched_log_likelihoods(&self.batched_params(&thetas)?, c)?;
+        let ll = match self.net {
+            Net::Mlp(_) => self.batched_log_likelihoods(&self.batched_params(&thetas)?, c)?,
+            // A CNN's chains one after the other (the convolutions take one weight set), their
+            // likelihoods stacked so that one backward pass reaches every row of `thetas`.
+            Net::Cnn(_) => {
+                let each = (0..c)
+                    .map(|i| {
+                        let theta = thetas.narrow(0, i, 1)?.reshape(&[self.dim])?;
+                        self.log_likelihood_tensor(&self.params(&theta)?, None, None)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::stack(&each, 0)?
+            }
+        };
         let values = ll.to_vec_f64()?;
         // The chains are independent: the gradient of the sum is each chain's gradient.
         let grads = autodiff::backward(&ll.sum_all()?, &[&thetas])?;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::mlp::{Bnn, Likelihood, Split, Standardize};
+use super::mlp::{Arch, Bnn, Likelihood, Split, Standardize};
 use super::prior::Prior;
 use crate::backend::{DType, Device};
 use crate::data::{self, Dataset};
@@ -27,8 +27,11 @@ use crate::output::write_atomic;
 pub struct Spec {
     /// `hmc`, `sgd`, `ensemble`, `sgld`, `sghmc`, `vi`.
     pub method: String,
-    /// Hidden widths.
+    /// Hidden widths (an MLP's; empty for a CNN).
     pub hidden: Vec<usize>,
+    /// A CNN's layers and image shape (`None`: the model is the MLP of `hidden`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnn: Option<CnnSpec>,
     /// `categorical` or `gaussian`.
     pub likelihood: String,
     /// Class names (classification).
@@ -60,7 +63,27 @@ pub struct Spec {
     pub settings: serde_json::Value,
 }
 
+/// A CNN sample set's network: [`Arch::Cnn`] as the file records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CnnSpec {
+    /// The engine spec ([`crate::nn::cnn::parse_spec`]).
+    pub layers: String,
+    /// `[c, h, w]` of an image row.
+    pub image: [usize; 3],
+}
+
 impl Spec {
+    /// The network it names.
+    pub fn arch(&self) -> Arch {
+        match &self.cnn {
+            Some(c) => Arch::Cnn {
+                layers: c.layers.clone(),
+                image: c.image,
+            },
+            None => Arch::Mlp(self.hidden.clone()),
+        }
+    }
+
     /// The prior it names.
     ///
     /// # Errors
@@ -78,10 +101,16 @@ impl Spec {
     /// difference.
     pub fn same_problem(&self, other: &Spec) -> std::result::Result<(), String> {
         let pairs = [
+            ("model", self.arch().name(), other.arch().name()),
             (
                 "hidden widths",
                 format!("{:?}", self.hidden),
                 format!("{:?}", other.hidden),
+            ),
+            (
+                "image shape",
+                format!("{:?}", self.cnn.as_ref().map(|c| c.image)),
+                format!("{:?}", other.cnn.as_ref().map(|c| c.image)),
             ),
             (
                 "likelihood",
@@ -288,6 +317,18 @@ impl Spec {
         if self.hidden.contains(&0) {
             return Err(format!("hidden widths {:?} include 0", self.hidden));
         }
+        if let Some(c) = &self.cnn {
+            if !self.hidden.is_empty() {
+                return Err(format!(
+                    "both hidden widths {:?} and a CNN ({})",
+                    self.hidden, c.layers
+                ));
+            }
+            if c.image.contains(&0) {
+                return Err(format!("image shape {:?} has a zero side", c.image));
+            }
+            Arch::cnn_layers(&c.layers).map_err(|e| e.to_string())?;
+        }
         self.prior().map_err(|e| e.to_string())?;
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(format!("temperature {} is not positive", self.temperature));
@@ -316,6 +357,32 @@ impl Spec {
     /// # Errors
     /// The widths and counts that disagree, in words.
     pub fn check_parameters(&self, p: usize) -> std::result::Result<(), String> {
+        if let Some(c) = &self.cnn {
+            // The network of a CNN set is known exactly: build it and count.
+            let spec = Arch::cnn_layers(&c.layers).map_err(|e| e.to_string())?;
+            let mut params = crate::params::Params::new();
+            let mut rng = keel_core::random::Xoshiro256PlusPlus::seed_from_u64(0);
+            crate::nn::cnn::Cnn::new(
+                &mut params,
+                "",
+                c.image,
+                &spec,
+                self.outputs(),
+                crate::DType::F32,
+                &mut rng,
+            )
+            .map_err(|e| format!("the CNN {} does not build: {e}", c.layers))?;
+            if params.numel() != p {
+                return Err(format!(
+                    "{p} parameters per sample, but the CNN {} on {:?} images with {} outputs has {}",
+                    c.layers,
+                    c.image,
+                    self.outputs(),
+                    params.numel()
+                ));
+            }
+            return Ok(());
+        }
         let sizes: Vec<usize> = self
             .hidden
             .iter()
@@ -416,9 +483,9 @@ pub fn rebuild(spec: &Spec, data_path: &Path, device: Device) -> Result<(Split, 
     })?;
     check_data(spec, &data, data_path)?;
     let split = Split::standardized(&data, spec.test_fraction, spec.split_seed, spec.standardize)?;
-    let bnn = Bnn::new(
+    let bnn = Bnn::with_arch(
         &split,
-        &spec.hidden,
+        &spec.arch(),
         likelihood,
         spec.prior()?,
         spec.temperature,
@@ -660,6 +727,13 @@ pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) 
             "samples",
             &set.spec.method,
             "the core's model average is over class probabilities; this set is a regression",
+        ));
+    }
+    if let Some(c) = &set.spec.cnn {
+        return Err(Error::invalid(
+            "--samples",
+            format!("cnn:{}", c.layers),
+            "the core's model-average file holds MLPs; a CNN set is evaluated on the host (keel bayes compare, shift)",
         ));
     }
     if set.samples.is_empty() || count == 0 {

@@ -250,6 +250,13 @@ impl TeacherFile {
                         set.spec.likelihood
                     )));
                 }
+                if let Some(c) = &set.spec.cnn {
+                    return Err(malformed(format!(
+                        "a CNN sample set (cnn:{}) as a teacher: teachers from keel bayes are \
+                         MLP sets; give a CNN teacher as a model file",
+                        c.layers
+                    )));
+                }
                 let (split, bnn) = crate::bayes::samples::rebuild(&set.spec, data, Device::Cpu)?;
                 let sizes = bnn.sizes();
                 let input = Some((split.x_mean.clone(), split.x_std.clone()));
