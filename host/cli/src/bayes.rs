@@ -1633,6 +1633,7 @@ fn export_cmd(a: &ExportArgs) -> Result<()> {
     positive_counts(&[("--count", a.count)])?;
     keel::output::check_writable("--out", &a.out)?;
     let set = SampleSet::load(&a.samples)?;
+    keel::bayes::samples::exportable(&set.spec)?;
     if a.count > set.samples.len() {
         eprintln!(
             "keel: --count {} is more than the {} samples in {}; exporting all of them",

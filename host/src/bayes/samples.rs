@@ -716,6 +716,22 @@ pub fn spread(samples: &[Vec<f64>], count: usize) -> Vec<&Vec<f64>> {
     (0..k).map(|i| &samples[i * n / k]).collect()
 }
 
+/// Whether [`bma_bytes`] can write a set of this spec: an MLP's (the core's model average holds
+/// MLPs).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `--samples` for a CNN set.
+pub fn exportable(spec: &Spec) -> Result<()> {
+    match &spec.cnn {
+        Some(c) => Err(Error::invalid(
+            "--samples",
+            format!("cnn:{}", c.layers),
+            "the core's model-average file holds MLPs; a CNN set is evaluated on the host (keel bayes compare, shift)",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The `bma` file `keel-core` reads ([`keel_core::nn::Bma`]): `count` samples of `set` spread
 /// evenly over it as `f32`, the widths, and the input standardisation of `split`.
 ///
@@ -729,13 +745,7 @@ pub fn bma_bytes(set: &SampleSet, split: &Split, sizes: &[usize], count: usize) 
             "the core's model average is over class probabilities; this set is a regression",
         ));
     }
-    if let Some(c) = &set.spec.cnn {
-        return Err(Error::invalid(
-            "--samples",
-            format!("cnn:{}", c.layers),
-            "the core's model-average file holds MLPs; a CNN set is evaluated on the host (keel bayes compare, shift)",
-        ));
-    }
+    exportable(&set.spec)?;
     if set.samples.is_empty() || count == 0 {
         return Err(Error::invalid("count", count, "no samples to export"));
     }

@@ -647,15 +647,25 @@ impl Tensor {
         eps: f64,
     ) -> Result<Tensor> {
         let c = self.bn_params("filter_response_norm", &[gamma, beta, tau])?;
-        let per_channel = |p: &Tensor| p.reshape(&[1, c, 1, 1]);
-        let nu2 = self.square()?.mean(&[2, 3], true)?;
-        let y = self
-            .div(&nu2.add_scalar(eps)?.sqrt()?)?
-            .mul(&per_channel(gamma)?)?
-            .add(&per_channel(beta)?)?;
-        // max(y, τ) with its gradient (`maximum` records none): to y where y > τ, else to τ.
+        let [n, _, h, w] = nchw(self, "filter_response_norm")?;
+        // Rows of one image's channel, so that the broadcasts run along whole rows.
+        let rows = self.reshape(&[n * c, h * w])?;
+        let inv = rows
+            .square()?
+            .mean(&[1], true)?
+            .add_scalar(eps)?
+            .powf(-0.5)?;
+        let per_channel = |p: &Tensor| p.reshape(&[c, 1]);
         let tau = per_channel(tau)?;
-        Tensor::where_(&y.gt(&tau)?, &y, &tau)
+        // max(y, τ) = τ + relu(y − τ), with y − τ = γ·x̂ + (β − τ): the threshold's gradient
+        // goes to y where y > τ and to τ elsewhere (`maximum` records none).
+        rows.mul(&inv)?
+            .reshape(&[n, c, h * w])?
+            .mul(&per_channel(gamma)?)?
+            .add(&per_channel(beta)?.sub(&tau)?)?
+            .relu()?
+            .add(&tau)?
+            .reshape(&[n, c, h, w])
     }
 
     /// Batch normalisation in training mode: `y = γ·(x − μ_B)/√(σ²_B + ε) + β` over the batch
