@@ -69,7 +69,8 @@ pub struct FitArgs {
     target: Option<String>,
     /// Train a convolutional network with these layers instead of an MLP, e.g.
     /// `c32,c32,m2,c64,g`: cN a 3×3 convolution to N channels with batch norm and ReLU (cNk5
-    /// 5×5, cNs2 stride 2, cNnobn no batch norm), mK / aK max / average pooling K×K, g global
+    /// 5×5, cNs2 stride 2, cNnobn no batch norm, cNfrn filter response normalisation and swish
+    /// instead — not exportable), mK / aK max / average pooling K×K, g global
     /// mean, f flatten, xP dropout P, dN dense N with ReLU; the output layer is added. Adam with
     /// --lr and --weight-decay, every epoch run (no early stopping).
     #[arg(long)]
