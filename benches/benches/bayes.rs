@@ -25,9 +25,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use keel::backend::{DType, Device};
-use keel::bayes::hmc::{
-    advance_batched, leapfrog, ChainState, Ensembling, HmcConfig, State, Target,
-};
+use keel::bayes::hmc::{advance_batched, leapfrog, ChainState, Ensembling, HmcConfig, State};
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{bma_bytes, SampleSet, Spec};

@@ -178,7 +178,7 @@ fn cnn_step(ordinal: usize) -> Result<()> {
 /// one full-batch gradient) for an MLP 784→256→256→10 (f32, Gaussian prior) on 100,000 synthetic
 /// 784-dimensional points, against `benches/peers/torch_hmc_gpu.py` on the same GPU.
 fn hmc_leapfrog(ordinal: usize) -> Result<()> {
-    use keel::bayes::hmc::{leapfrog, State, Target};
+    use keel::bayes::hmc::{leapfrog, State};
     use keel::bayes::mlp::{Bnn, Likelihood, Split};
     use keel::bayes::prior::Prior;
     use keel::data::{Dataset, Targets};
