@@ -572,8 +572,14 @@ fn problem_on(
     shard: bool,
 ) -> Result<Problem> {
     let model = a.model.as_deref().unwrap_or("mlp:50");
-    if !model.starts_with("cnn:") {
-        parse_hidden(model)?;
+    // The network's text is checked before the data are read (a CNN's image, after).
+    match model.strip_prefix("cnn:") {
+        Some(layers) => {
+            Arch::cnn_layers(layers).map_err(|e| super::exit::renamed(e, &["model"], "--model"))?;
+        }
+        None => {
+            parse_hidden(model)?;
+        }
     }
     let classify = a.likelihood != Some(LikelihoodArg::Gaussian);
     let prior = Prior::new(
