@@ -9,9 +9,9 @@
 # T = 1 sets under the four corruptions. One JSON line per run in benches/bayes/cnn.jsonl, the
 # comparison in benches/bayes/cnn-compare.md, the shift results in benches/bayes/cnn-shift.jsonl
 # and benches/bayes/cnn-shift-<corruption>.png.
-# Usage: benches/bayes/cnn.sh [hmc|cold|baselines|report|all] [OUT_DIR] (default all,
+# Usage: benches/bayes/cnn.sh [hmc|cold|baselines|report|long|all] [OUT_DIR] (default all,
 # target/bayes-cnn); `hmc`, `cold` and `baselines` are independent (run them side by side on
-# two cores), `report` needs all three.
+# two cores), `report` needs all three; `long` (not in `all`) draws two more T = 1 chains.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which="${1:-all}"
@@ -44,6 +44,11 @@ cold() {
     run hmc-T0.1 hmc $c --temperature 0.1 --step-size 1.58e-3 --chains 1 --burn-in 10 --samples 50 --seed 10
 }
 
+long() {
+    # Two more chains from other seeds, 80 samples each: the T = 1 posterior explored further.
+    run hmc-long hmc $c --step-size 5e-3 --chains 2 --burn-in 10 --samples 80 --seed 20
+}
+
 baselines() {
     run sgd sgd $c --lr 3e-4 --epochs 100
     run ensemble ensemble $c --lr 3e-4 --epochs 100 --members 10
@@ -71,6 +76,7 @@ case "$which" in
     cold) cold ;;
     baselines) baselines ;;
     report) report ;;
+    long) long ;;
     all) hmc; cold; baselines; report ;;
-    *) echo "usage: $0 [hmc|cold|baselines|report|all] [OUT_DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [hmc|cold|baselines|report|long|all] [OUT_DIR]" >&2; exit 2 ;;
 esac
