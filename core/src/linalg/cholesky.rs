@@ -55,33 +55,32 @@ pub(crate) fn cholesky_fixed<T: Real, const C: usize>(a: &mut [[T; C]; C]) -> Re
 /// As [`cholesky_in_place`].
 pub fn cholesky_lanes_in_place<T: Real>(a: &mut [T], n: usize) -> Result<()> {
     check_square(a, n)?;
-    for j in 0..n {
-        let d = a[j * n + j] - dot_lanes(&a[j * n..j * n + j], &a[j * n..j * n + j]);
-        if !(d > T::ZERO) || !d.is_finite() {
-            return Err(Error::NotPositiveDefinite {
-                pivot: j,
-                value: d.as_f64(),
-            });
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let s = a[i * n + j] - dot_lanes(&a[i * n..i * n + j], &a[j * n..j * n + j]);
-            a[i * n + j] = s / d;
-        }
-        a[j * n + j + 1..(j + 1) * n].fill(T::ZERO);
-    }
-    Ok(())
+    cholesky_with(a, n, |acc, x, y| acc - dot_lanes(x, y))
 }
 
-/// The factorisation behind [`cholesky_in_place`] and [`cholesky_fixed`] (`a` holds `n×n`).
+/// The factorisation behind [`cholesky_in_place`] and [`cholesky_fixed`] (`a` holds `n×n`):
+/// the inner products subtracted one term at a time.
 #[inline(always)]
 fn cholesky_body<T: Real>(a: &mut [T], n: usize) -> Result<()> {
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
+    cholesky_with(a, n, |mut acc, x, y| {
+        for (p, q) in x.iter().zip(y) {
+            acc -= *p * *q;
         }
+        acc
+    })
+}
+
+/// The Cholesky–Crout loop over `a` (`n×n`, checked by the caller), with `sub_dot(acc, x, y)`
+/// returning `acc − x·y`: the one place the two summation orders differ.
+#[inline(always)]
+fn cholesky_with<T: Real>(
+    a: &mut [T],
+    n: usize,
+    sub_dot: impl Fn(T, &[T], &[T]) -> T,
+) -> Result<()> {
+    for j in 0..n {
+        let row = j * n;
+        let d = sub_dot(a[row + j], &a[row..row + j], &a[row..row + j]);
         if !(d > T::ZERO) || !d.is_finite() {
             return Err(Error::NotPositiveDefinite {
                 pivot: j,
@@ -89,17 +88,12 @@ fn cholesky_body<T: Real>(a: &mut [T], n: usize) -> Result<()> {
             });
         }
         let d = d.sqrt();
-        a[j * n + j] = d;
+        a[row + j] = d;
         for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
+            let s = sub_dot(a[i * n + j], &a[i * n..i * n + j], &a[row..row + j]);
             a[i * n + j] = s / d;
         }
-        for k in j + 1..n {
-            a[j * n + k] = T::ZERO;
-        }
+        a[row + j + 1..row + n].fill(T::ZERO);
     }
     Ok(())
 }
