@@ -2,6 +2,10 @@
 //! tests with `cargo test -p keel-core --test all <file>::` (e.g. `emlp::`). The nalgebra views'
 //! tests are their own binary (`--features nalgebra --test nalgebra`).
 
+/// SplitMix64 draws for reproducible weights, shared by the modules.
+#[path = "common/splitmix.rs"]
+mod splitmix;
+
 mod bma;
 mod bodies;
 mod cnn;

@@ -6,16 +6,13 @@
 //! tolerance 1e-7); the host test `host/tests/emlp_core_gradient.rs` checks real exported
 //! EMLPs against the host engine's reverse mode.
 
-#[path = "common/splitmix.rs"]
-mod splitmix;
-
+use crate::splitmix::Rng;
 use keel_core::dynamics::HamiltonianEmlp;
 use keel_core::integrate::{Dopri5, Rk4, VectorField};
 use keel_core::io::SafeTensors;
 use keel_core::nn::Emlp;
 use keel_core::Error;
 use serde_json::{json, Map, Value};
-use splitmix::Rng;
 
 /// A bilinear part's sizes: `m` W-terms, `n` x-copies, `r` entries each.
 #[derive(Clone, Copy)]

@@ -195,9 +195,7 @@ struct Model {
     wide: bool,
 }
 
-#[path = "common/splitmix.rs"]
-mod splitmix;
-use splitmix::Rng;
+use crate::splitmix::Rng;
 
 impl Model {
     fn random(

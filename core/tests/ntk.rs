@@ -20,9 +20,7 @@ use keel_core::nn::{Activation, Mlp, NtkAdaptation, NtkBuffers, NtkMemory, Prior
 use keel_core::Error;
 use serde_json::{json, Value};
 
-#[path = "common/splitmix.rs"]
-mod splitmix;
-use splitmix::Rng;
+use crate::splitmix::Rng;
 
 /// A regression MLP with one output: its weights in the export's parameter order.
 #[derive(Clone, Debug)]
