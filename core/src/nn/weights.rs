@@ -45,6 +45,13 @@ impl<'a> Floats<'a> {
         }
     }
 
+    /// The little-endian bytes, [`element_size`](Floats::element_size) per element: for loops
+    /// that match the dtype once, outside, and decode each element with `read_f32`/`read_f64`.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The elements in order.
     #[inline]
     pub(crate) fn iter<T: Real>(&self) -> impl Iterator<Item = T> + 'a {
