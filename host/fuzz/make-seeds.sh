@@ -57,5 +57,5 @@ json.dump({"x": t["x"][-1], "v": t["v"][-1]}, open(sys.argv[2], "w"))
 PY
 
 # Checkpoints of the fuzz contexts, CSV tables, a firmware log.
-cargo test --quiet -p keel --test loaders -- --ignored write_fuzz_seeds
+cargo test --quiet -p keel --test all -- --ignored loaders::write_fuzz_seeds
 du -ah "$S" | sort -h | tail -n 5

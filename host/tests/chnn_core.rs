@@ -3,7 +3,7 @@
 //! with the host engine's rollout of the same model; saved models of every kind read back to
 //! the same evaluation; files of other kinds are refused.
 
-mod common;
+use crate::common;
 
 use keel::chnn::data::{generate, SystemSpec};
 use keel::chnn::export::{load, save, to_bytes, Info};

@@ -3,7 +3,7 @@
 //! cannot have, images that do not fit, and the export the core cannot read, each refused with
 //! one line, exit 2 and nothing written.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

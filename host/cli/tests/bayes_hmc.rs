@@ -5,7 +5,7 @@
 //! means within 3 Monte-Carlo standard errors from the ESS, covariances within 10 %); bad
 //! settings refused.
 
-mod common;
+use crate::common;
 
 use keel::backend::hmc::{PriorArgs, PriorKind};
 use keel::bayes::ess::effective_sample_size;

@@ -2,7 +2,7 @@
 //! regression against an independent reference chain (fixtures/gen/bayes.py), sample files,
 //! `keel bayes compare`, bad input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

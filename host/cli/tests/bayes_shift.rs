@@ -2,7 +2,7 @@
 //! a run reports, its agreement with the sets' own clean test metrics, the plot, and bad input
 //! refused with one line, exit 2 and nothing written.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

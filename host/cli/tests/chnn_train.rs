@@ -1,7 +1,7 @@
 //! `keel chnn train`: a tiny configuration that checks the pipeline learns (not the paper's
 //! numbers), and bad input.
 
-mod common;
+use crate::common;
 
 use common::rejects;
 use keel::chnn::data::{generate, SystemSpec};

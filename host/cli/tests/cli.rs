@@ -1,7 +1,7 @@
 //! The `keel` command end to end: outputs, and bad input that must fail with one clear line,
 //! exit status 2 and nothing written.
 
-mod common;
+use crate::common;
 use common::{keel, rejects, stderr};
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! the columns, a layer that does not fit the image, an unknown data set, NaN pixels, a truncated
 //! IDX file — is one line, exit status 2, and nothing written.
 
-mod common;
+use crate::common;
 use common::{keel, rejects_writing_nothing as rejects, stderr};
 
 use std::path::PathBuf;

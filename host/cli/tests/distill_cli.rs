@@ -2,7 +2,7 @@
 //! is itself a model file (`keel fit --export`'s format) that can teach, and the bad input it
 //! refuses before training — one line naming the flag, exit 2, nothing written.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! run that failed on valid input (training that diverged). And the output discipline: a
 //! command writes all of its outputs only when the whole run succeeded.
 
-mod common;
+use crate::common;
 
 use common::{error_lines, keel, rejects, stderr};
 

@@ -1,7 +1,7 @@
 //! `keel fit` end to end: the digits command reaches its accuracy target, regression
 //! runs, and bad input fails with one line, exit status 2 and nothing written.
 
-mod common;
+use crate::common;
 use common::{keel, rejects_writing_nothing as rejects, stderr};
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! short digits run that samples a PNG grid and feeds `keel distill --synthetic`, and the bad
 //! input refused before training — one line naming the flag, exit 2, nothing written.
 
-mod common;
+use crate::common;
 
 use common::{keel, rejects, rejects_writing_nothing, stderr};
 

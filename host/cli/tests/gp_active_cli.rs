@@ -2,7 +2,7 @@
 //! surrogates, the JSON the README documents, and bad input (one line on stderr naming the flag,
 //! exit 2, nothing on stdout, no plot written).
 
-mod common;
+use crate::common;
 use common::{keel, rejects};
 
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `keel gp` end to end: the command line against the numpy fixture, streaming, and bad
 //! input (one line on stderr, exit 2, nothing on stdout).
 
-mod common;
+use crate::common;
 use common::{keel, rejects};
 
 use std::io::Write;

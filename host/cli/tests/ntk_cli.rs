@@ -3,7 +3,7 @@
 //! refused — one line naming the flag, exit 2, nothing written — while a CG solve that does not
 //! converge fails the run (exit 1).
 
-mod common;
+use crate::common;
 
 use common::{keel, rejects, rejects_writing_nothing, stderr};
 

@@ -3,7 +3,7 @@
 //! windows, the SVG(H) actor loss's gradient against finite differences, a short training run
 //! end to end (export → the core's policy gives the host's evaluation), bad input.
 
-mod common;
+use crate::common;
 
 use keel::autodiff::backward;
 use keel::backend::DType;

@@ -2,7 +2,7 @@
 //! report's keys, the exported file, the plots, the slice read back from the file's training
 //! spec, and `--resume` through the command line.
 
-mod common;
+use crate::common;
 
 use common::{keel, stderr};
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the library's tests.
 
-// Each test file is its own crate and uses a different subset of these.
+// Not every test binary uses all of these.
 #![allow(dead_code)]
 
 mod chnn;

@@ -1,6 +1,6 @@
 //! Helpers shared by the command-line tests: run the built `keel`, and check a rejection.
 
-// Each test file is its own crate and uses a different subset of these.
+// Not every test binary uses all of these.
 #![allow(dead_code)]
 
 use std::process::{Command, Output};
