@@ -46,6 +46,7 @@ use super::digits;
 use super::weights::Floats;
 use crate::io::{from_f32, read_f32, read_f64, Dtype, JsonStr, SafeTensors, TensorView};
 use crate::{Error, Real, Result};
+use core::num::NonZeroUsize;
 use core::slice::ChunksExact;
 
 /// A run of `U32` values borrowed from a file.
@@ -134,6 +135,11 @@ impl<'a> Part<'a> {
         lin: &[T],
         pre: &mut [T],
     ) {
+        // A layer has at least one output (checked when the model was built); dividing by a
+        // `NonZeroUsize` leaves no division-by-zero panic in the loop.
+        let Some(g) = NonZeroUsize::new(g) else {
+            return;
+        };
         let tenth = T::from_f64(0.1);
         let (x_rows, rows) = self.rows::<S>();
         for (coef, w) in rows {
@@ -176,6 +182,11 @@ impl<'a> Part<'a> {
         dpre: &[T],
         dlin: &mut [T],
     ) {
+        // A layer has at least one output (checked when the model was built); dividing by a
+        // `NonZeroUsize` leaves no division-by-zero panic in the loop.
+        let Some(g) = NonZeroUsize::new(g) else {
+            return;
+        };
         let tenth = T::from_f64(0.1);
         let (x_rows, rows) = self.rows::<S>();
         for (coef, w) in rows {
