@@ -489,7 +489,10 @@ fn adapt_predict_and_stats_refuse_bad_input() {
     // predict
     good(nt);
     let (mut m, mut vf, mut vy) = (0.0f32, 0.0f32, 0.0f32);
-    let x0 = [0.3f32];
+    // One input; the second value is there so that the wrong-length calls below (length 2) stay
+    // inside the array: they must fail on the length, not read past it into a neighbour (which
+    // the overlap check would then report first, depending on the stack's layout).
+    let x0 = [0.3f32, 0.0];
     let pr = |ntk: *const KeelNtk,
               x: *const f32,
               xl: usize,
