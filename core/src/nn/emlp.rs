@@ -93,6 +93,25 @@ fn index(bytes: &[u8]) -> usize {
     }
 }
 
+/// `val = Σ_c coef[t, c]·lin[x[c·r + e]]` for one entry, in order `c`: `coef` is row `t` (`S`
+/// bytes per element, decoded by `read`), `x_rows` the rows of `x` and `at = 4·e` the entry's
+/// byte offset in each.
+#[inline(always)]
+fn entry_value<T: Real, const S: usize>(
+    read: &impl Fn(&[u8]) -> T,
+    coef: &[u8],
+    x_rows: ChunksExact<'_, u8>,
+    at: usize,
+    lin: &[T],
+) -> T {
+    let mut val = T::ZERO;
+    for (c, x) in coef.chunks_exact(S).zip(x_rows) {
+        let xi = x.get(at..at + 4).map_or(0, index);
+        val += read(c) * lin.get(xi).copied().unwrap_or(T::ZERO);
+    }
+    val
+}
+
 /// One part of a bilinear layer.
 #[derive(Clone, Copy, Debug)]
 struct Part<'a> {
@@ -146,11 +165,7 @@ impl<'a> Part<'a> {
             for (e, w) in w.chunks_exact(4).enumerate() {
                 // e < r and the r·4-byte rows exist: no overflow.
                 let at = 4 * e;
-                let mut val = T::ZERO;
-                for (c, x) in coef.chunks_exact(S).zip(x_rows.clone()) {
-                    let xi = x.get(at..at + 4).map_or(0, index);
-                    val += read(c) * lin.get(xi).copied().unwrap_or(T::ZERO);
-                }
+                let val = entry_value::<T, S>(&read, coef, x_rows.clone(), at, lin);
                 let pos = index(w);
                 let (o, i) = (pos / g, pos % g);
                 let xi = lin.get(i).copied().unwrap_or(T::ZERO);
@@ -196,11 +211,7 @@ impl<'a> Part<'a> {
                 let pos = index(w);
                 let (o, i) = (pos / g, pos % g);
                 let d = tenth * dpre.get(o).copied().unwrap_or(T::ZERO);
-                let mut val = T::ZERO;
-                for (c, x) in coef.chunks_exact(S).zip(x_rows.clone()) {
-                    let xi = x.get(at..at + 4).map_or(0, index);
-                    val += read(c) * lin.get(xi).copied().unwrap_or(T::ZERO);
-                }
+                let val = entry_value::<T, S>(&read, coef, x_rows.clone(), at, lin);
                 if let Some(di) = dlin.get_mut(i) {
                     *di += d * val;
                 }
