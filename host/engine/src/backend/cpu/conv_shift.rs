@@ -138,18 +138,28 @@ pub fn conv2d<T: Kernel>(
     out
 }
 
-/// Pixels a [`conv2d_weight_grad`] task reaches at least (whole images): the sum's inner
-/// dimension, long enough that each block's closing horizontal sums cost little.
+/// Pixels a [`conv2d_weight_grad`] task reaches at least (whole images): enough work per task
+/// that rayon's overhead and the task's transposes and partial sum cost little.
 const GRAD_PIXELS: usize = 1024;
+/// Bytes of transposed output gradient one chunk of a task reads per block of vectors
+/// ([`GRAD_VECTORS`] vectors a pixel): within L1 with the chunk's copies.
+const GRAD_CHUNK_BYTES: usize = 16 << 10;
+/// The widest block of output-channel vectors of [`Kernel::grad_rows`].
+const GRAD_VECTORS: usize = 4;
 
 /// The weight gradient of [`conv2d`] (`ow = w`, stride 1: see [`applies`]):
 /// `gw[oc, c, ki, kj] = Σ_(b, q) gy[b, oc, q] · xs_(c, kj)[b, ki·dh·w + q]` from the image `x`
 /// (`[n, c, h, w]`) and the output gradient `gy` (`[n, o, oh, ow]`), as `[o, c/groups, kh, kw]`.
 ///
-/// Tasks of whole images (at least `GRAD_PIXELS` pixels) build their shifted copies and keep
-/// a block of `MO` channels × `NR` patch rows of vector sums in registers over all their
-/// pixels, closed by one horizontal sum each; the tasks' partial gradients are summed in task
-/// order (the same result on any number of threads).
+/// The same product as [`conv2d`]'s with the roles turned: a task of whole images (at least
+/// `GRAD_PIXELS` pixels) builds its shifted copies and its output gradient transposed to
+/// `[pixels, channels]`, and the kernel keeps a block of patch rows × vectors of output
+/// channels in registers, broadcasting one copy value per row and pixel and loading each
+/// vector of channels once for the block's rows — no horizontal sums. The pixels go in chunks
+/// whose transposed gradient stays in L1, the block's sums parked in the task's `[rows,
+/// channels]` accumulator between chunks. Each sum runs over the task's pixels in order and
+/// the tasks' partial gradients are summed in task order (the same result on any number of
+/// threads).
 ///
 /// # Panics
 /// If `g` does not satisfy [`applies`] or the slices are not the geometry's.
@@ -186,17 +196,40 @@ pub fn conv2d_weight_grad<T: Kernel>(x: &[T], gy: &[T], g: &PatchGeom, o: usize)
         offs
     };
     let (full, last) = (offsets(nb), offsets(g.n - (tiles - 1) * nb));
-    let run = |xs: &mut Vec<T>, (t, dst): (usize, &mut [T])| {
+    let run = |s: &mut GradScratch<T>, (t, dst): (usize, &mut [T])| {
         let b0 = t * nb;
         let nb_here = nb.min(g.n - b0);
         let offs = if nb_here == nb { &full } else { &last };
-        grad_task(x, gy, g, o, [b0, nb_here, stride], offs, dst, xs);
+        grad_task(x, gy, g, o, [b0, nb_here, stride], offs, dst, s);
     };
     let partial = super::conv::summed_tile_partials(tiles, o * rows, run);
     let mut out = T::take(o * rows);
     out.extend_from_slice(&partial[..o * rows]);
     T::give(partial);
     out
+}
+
+/// Per-thread scratch of [`conv2d_weight_grad`].
+#[derive(Default)]
+struct GradScratch<T> {
+    /// The task's shifted copies.
+    xs: Vec<T>,
+    /// The task's output gradient of one group, `[pixels, ogp]` (`ogp`: `o/groups` rounded up
+    /// to whole vectors; the lanes past `o/groups` stay zero).
+    gyt: Vec<T>,
+    /// The group's weight-gradient sums, `[rows, ogp]`.
+    acc: Vec<T>,
+}
+
+/// A run of consecutive pixels of one image in a chunk of a [`conv2d_weight_grad`] task.
+#[derive(Clone, Copy, Debug)]
+pub struct PixelRun {
+    /// Its first pixel in the task's copies (before a patch row's offset).
+    xs: usize,
+    /// Its first pixel's row of the transposed output gradient, times `ogp`.
+    gyt: usize,
+    /// Its pixels.
+    len: usize,
 }
 
 /// One task of [`conv2d_weight_grad`]: the images `b0 .. b0 + nb` into `dst` (`[o, rows]`).
@@ -209,75 +242,84 @@ fn grad_task<T: Kernel>(
     [b0, nb, stride]: [usize; 3],
     offs: &[usize],
     dst: &mut [T],
-    xs: &mut Vec<T>,
+    s: &mut GradScratch<T>,
 ) {
-    let (rows, l) = (g.rows(), g.oh * g.ow);
+    let (rows, l, lanes) = (g.rows(), g.oh * g.ow, T::LANES);
     let (cg, og) = (g.c / g.groups, o / g.groups);
-    let per = l.div_ceil(T::LANES);
-    let mut vecs = Vec::with_capacity(nb * per);
+    let nvec = og.div_ceil(lanes);
+    let ogp = nvec * lanes;
+    let pixels = nb * l;
+    if s.gyt.len() != pixels * ogp {
+        s.gyt.clear();
+        s.gyt.resize(pixels * ogp, T::ZERO);
+    }
+    // The pixels in chunks of `chunk`, cut into runs at the images' ends.
+    let chunk = (GRAD_CHUNK_BYTES / (GRAD_VECTORS * lanes * std::mem::size_of::<T>())).max(1);
+    let mut runs = Vec::with_capacity(nb + pixels / chunk + 1);
+    let mut ends = Vec::with_capacity(pixels / chunk + 1);
+    let mut filled = 0;
     for b in 0..nb {
-        for q0 in (0..l).step_by(T::LANES) {
-            vecs.push(GradVector {
-                xs: b * stride + q0,
-                gy: (b0 + b) * o * l + q0,
-                count: T::LANES.min(l - q0),
+        let mut q = 0;
+        while q < l {
+            let len = (chunk - filled).min(l - q);
+            runs.push(PixelRun {
+                xs: b * stride + q,
+                gyt: (b * l + q) * ogp,
+                len,
             });
+            (filled, q) = (filled + len, q + len);
+            if filled == chunk {
+                ends.push(runs.len());
+                filled = 0;
+            }
         }
     }
-    let vecs = GradVectors::new(vecs);
+    if filled > 0 {
+        ends.push(runs.len());
+    }
     for grp in 0..g.groups {
-        shifted_copies(x, g, [b0, nb, grp * cg], stride, xs);
-        for oc0 in (0..og).step_by(MO) {
-            let m_here = MO.min(og - oc0);
-            let goff: [usize; MO] =
-                std::array::from_fn(|m| (grp * og + oc0 + m.min(m_here - 1)) * l);
-            for r0 in (0..rows).step_by(NR) {
-                let j_here = NR.min(rows - r0);
-                let roff: [usize; NR] = std::array::from_fn(|j| offs[r0 + j.min(j_here - 1)]);
-                let sums = T::grad_block(xs, gy, &vecs, roff, goff);
-                for (m, row) in sums.iter().enumerate().take(m_here) {
-                    let d = &mut dst[(grp * og + oc0 + m) * rows + r0..][..j_here];
-                    d.copy_from_slice(&row[..j_here]);
-                }
+        shifted_copies(x, g, [b0, nb, grp * cg], stride, &mut s.xs);
+        for b in 0..nb {
+            transpose_planes(
+                &gy[((b0 + b) * o + grp * og) * l..][..og * l],
+                [og, l],
+                &mut s.gyt[b * l * ogp..][..l * ogp],
+                ogp,
+            );
+        }
+        s.acc.clear();
+        s.acc.resize(rows * ogp, T::ZERO);
+        for v0 in (0..nvec).step_by(GRAD_VECTORS) {
+            let mut start = 0;
+            for &end in &ends {
+                T::grad_rows(&s.xs, &s.gyt, ogp, &runs[start..end], offs, v0, &mut s.acc);
+                start = end;
+            }
+        }
+        for oc in 0..og {
+            let d = &mut dst[(grp * og + oc) * rows..][..rows];
+            for (r, v) in d.iter_mut().enumerate() {
+                *v = s.acc[r * ogp + oc];
             }
         }
     }
 }
 
-/// Output channels per block of [`conv2d_weight_grad`].
-const MO: usize = 4;
-/// Patch rows per block of [`conv2d_weight_grad`]: `MO·NR` = 16 accumulators and `MO + NR`
-/// loaded vectors (blocks of 8·3 and 4·5 measured with accumulators spilled to the stack).
-const NR: usize = 4;
-
-/// One vector of pixels of a [`conv2d_weight_grad`] task.
-pub struct GradVector {
-    /// Its first element in the task's copies (before a patch row's offset).
-    xs: usize,
-    /// Its first output gradient, of channel 0.
-    gy: usize,
-    /// Its pixels (`LANES` but at the end of an image).
-    count: usize,
-}
-
-/// A task's vectors, with the furthest each reaches.
-pub struct GradVectors {
-    vecs: Vec<GradVector>,
-    /// The largest `xs`.
-    xs_reach: usize,
-    /// The largest `gy + count`.
-    gy_reach: usize,
-    /// The largest `count`.
-    count: usize,
-}
-
-impl GradVectors {
-    fn new(vecs: Vec<GradVector>) -> GradVectors {
-        GradVectors {
-            xs_reach: vecs.iter().map(|v| v.xs).max().unwrap_or(0),
-            gy_reach: vecs.iter().map(|v| v.gy + v.count).max().unwrap_or(0),
-            count: vecs.iter().map(|v| v.count).max().unwrap_or(0),
-            vecs,
+/// `dst[q·ds + c] = src[c·l + q]` for the `c < rows` planes of `src`, `l` values each: the
+/// whole `LANES × LANES` tiles by [`Kernel::transpose`], the rest one value at a time.
+fn transpose_planes<T: Kernel>(src: &[T], [rows, l]: [usize; 2], dst: &mut [T], ds: usize) {
+    let lanes = T::LANES;
+    for c0 in (0..rows).step_by(lanes) {
+        for q0 in (0..l).step_by(lanes) {
+            if c0 + lanes <= rows && q0 + lanes <= l {
+                T::transpose(&src[c0 * l + q0..], l, &mut dst[q0 * ds + c0..], ds);
+            } else {
+                for c in c0..rows.min(c0 + lanes) {
+                    for q in q0..l.min(q0 + lanes) {
+                        dst[q * ds + c] = src[c * l + q];
+                    }
+                }
+            }
         }
     }
 }
@@ -459,19 +501,29 @@ pub trait Kernel: Float {
         dst: &mut [MaybeUninit<Self>],
     );
 
-    /// `sums[m][j] = Σ_v ⟨gy[vecs[v].gy + goff[m] ..][..count], xs[vecs[v].xs + roff[j] ..][..count]⟩`
-    /// (`count` = `vecs[v].count`): the block's `MO` channels by `NR` patch rows, each a
-    /// vector sum over the vectors in order, closed by one horizontal sum.
+    /// `acc[r·ogp + v·LANES ..][..LANES] += Σ_(run, i) xs[run.xs + i + offs[r]] ·
+    /// gyt[run.gyt + i·ogp + v·LANES ..][..LANES]` for every patch row `r` and the vectors `v`
+    /// of channels `v0 .. v0 + GRAD_VECTORS` (those below `ogp`), each sum in the runs' and
+    /// pixels' order with fused multiply–adds, the rows in register blocks.
     ///
     /// # Panics
-    /// If a run reaches past `xs` or `gy`, or the CPU lacks AVX-512F.
-    fn grad_block(
+    /// If a run reaches past `xs` or `gyt`, `acc` is not `offs.len()·ogp` long, `ogp` is not a
+    /// whole number of vectors or `v0` not below them, or the CPU lacks AVX-512F.
+    fn grad_rows(
         xs: &[Self],
-        gy: &[Self],
-        vecs: &GradVectors,
-        roff: [usize; NR],
-        goff: [usize; MO],
-    ) -> [[Self; NR]; MO];
+        gyt: &[Self],
+        ogp: usize,
+        runs: &[PixelRun],
+        offs: &[usize],
+        v0: usize,
+        acc: &mut [Self],
+    );
+
+    /// `dst[j·ds + i] = src[i·ss + j]` for `i, j < LANES`: one tile transposed in registers.
+    ///
+    /// # Panics
+    /// If a row reaches past `src` or `dst`, or the CPU lacks AVX-512F.
+    fn transpose(src: &[Self], ss: usize, dst: &mut [Self], ds: usize);
 }
 
 /// Checks that a block's loads stay in `xs` (`xs_len`) and its stores in `dst` (`dst_len`).
@@ -497,7 +549,7 @@ fn check_block(job: &Block, reach: usize, lanes: usize, xs_len: usize, dst_len: 
 
 macro_rules! avx512_kernel {
     ($t:ty, $lanes:literal, $avx:ident, $grad:ident, $set1:ident, $loadu:ident, $fmadd:ident,
-     $storeu:ident, $mask_storeu:ident, $maskz_loadu:ident, $reduce:ident, $mask:ty) => {
+     $storeu:ident, $mask_storeu:ident, $mask:ty, $transpose:ident) => {
         impl Kernel for $t {
             const LANES: usize = $lanes;
             fn block(
@@ -521,69 +573,117 @@ macro_rules! avx512_kernel {
                 }
             }
 
-            fn grad_block(
+            fn grad_rows(
                 xs: &[$t],
-                gy: &[$t],
-                vecs: &GradVectors,
-                roff: [usize; NR],
-                goff: [usize; MO],
-            ) -> [[$t; NR]; MO] {
+                gyt: &[$t],
+                ogp: usize,
+                runs: &[PixelRun],
+                offs: &[usize],
+                v0: usize,
+                acc: &mut [$t],
+            ) {
                 assert!(avx512(), "conv_shift needs AVX-512F");
-                let (rmax, gmax) = (
-                    roff.iter().max().copied().unwrap_or(0),
-                    goff.iter().max().copied().unwrap_or(0),
-                );
+                let nvec = ogp / $lanes;
                 assert!(
-                    vecs.xs_reach + rmax + $lanes <= xs.len()
-                        && vecs.gy_reach + gmax <= gy.len()
-                        && vecs.count <= $lanes,
-                    "conv_shift gradient block reaches past its operands"
+                    ogp % $lanes == 0 && v0 < nvec && acc.len() == offs.len() * ogp,
+                    "conv_shift gradient accumulator"
                 );
-                let mut sums = [[0.0; NR]; MO];
-                // SAFETY: `$grad` requires AVX-512F, checked above; its loads of `xs` reach
-                // `xs + roff[j] + LANES ≤ xs_reach + rmax + LANES ≤ xs.len()` and its masked
-                // loads of `gy` read `count` values up to `gy + count + goff[m] ≤ gy_reach +
-                // gmax ≤ gy.len()` (masked lanes are not accessed), as checked above.
+                let reach = offs.iter().max().copied().unwrap_or(0);
+                for run in runs {
+                    assert!(
+                        run.xs + run.len + reach <= xs.len()
+                            && (run.len == 0 || run.gyt + run.len * ogp <= gyt.len()),
+                        "conv_shift gradient run reaches past its operands"
+                    );
+                }
+                // SAFETY: `$grad` requires AVX-512F, checked above. It reads `xs` at
+                // `run.xs + i + offs[r]` (`i < run.len`: below `xs.len()`, checked above),
+                // `gyt` at `run.gyt + i·ogp + v·LANES` for `v < nvec` (a vector ends at most
+                // at `run.gyt + (run.len − 1)·ogp + ogp ≤ gyt.len()`, checked above), and
+                // `acc` at `r·ogp + v·LANES` for `r < offs.len()`, `v < nvec` (its length,
+                // checked above).
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    $grad(xs, gy, &vecs.vecs, roff, goff, &mut sums)
-                };
-                sums
+                    let vh = (nvec - v0).min(GRAD_VECTORS);
+                    let k = [$grad::<24, 1>, $grad::<12, 2>, $grad::<8, 3>, $grad::<6, 4>];
+                    k[vh - 1](xs, gyt, ogp, runs, offs, v0 * $lanes, acc)
+                }
+            }
+
+            fn transpose(src: &[$t], ss: usize, dst: &mut [$t], ds: usize) {
+                assert!(avx512(), "conv_shift needs AVX-512F");
+                assert!(
+                    src.len() >= ($lanes - 1) * ss + $lanes
+                        && dst.len() >= ($lanes - 1) * ds + $lanes,
+                    "conv_shift transpose tile reaches past its slices"
+                );
+                // SAFETY: `$transpose` requires AVX-512F, checked above; it reads the `LANES`
+                // rows `src[i·ss ..][..LANES]` and writes `dst[j·ds ..][..LANES]`, in the
+                // slices as checked above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    $transpose(src.as_ptr(), ss, dst.as_mut_ptr(), ds)
+                }
             }
         }
 
+        /// [`Kernel::grad_rows`] for `V` vectors of channels (at `gyt`'s and `acc`'s column
+        /// `c0`), `R` patch rows at a time: `R·V` = 24 accumulators of AVX-512's 32 registers,
+        /// `V` loaded vectors and one broadcast per row and pixel. The last block's missing
+        /// rows repeat its last row (computed, not stored).
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
-        unsafe fn $grad(
+        unsafe fn $grad<const R: usize, const V: usize>(
             xs: &[$t],
-            gy: &[$t],
-            vecs: &[GradVector],
-            roff: [usize; NR],
-            goff: [usize; MO],
-            sums: &mut [[$t; NR]; MO],
+            gyt: &[$t],
+            ogp: usize,
+            runs: &[PixelRun],
+            offs: &[usize],
+            c0: usize,
+            acc: &mut [$t],
         ) {
             use std::arch::x86_64::*;
-            let mut a = [$set1(0.0); MO * NR];
-            let (px, pg) = (xs.as_ptr(), gy.as_ptr());
-            for v in vecs {
-                let keep = ((1u32 << v.count) - 1) as $mask;
-                let mut xv = [$set1(0.0); NR];
-                for j in 0..NR {
-                    // SAFETY: in `xs`, as the caller checked.
-                    xv[j] = unsafe { $loadu(px.add(v.xs + roff[j])) };
-                }
-                for m in 0..MO {
-                    // SAFETY: the first `count` values are in `gy`, as the caller checked; the
-                    // masked lanes are not read.
-                    let gv = unsafe { $maskz_loadu(keep, pg.add(v.gy + goff[m])) };
-                    for j in 0..NR {
-                        a[m * NR + j] = $fmadd(gv, xv[j], a[m * NR + j]);
+            let (px, pg, pa) = (xs.as_ptr(), gyt.as_ptr(), acc.as_mut_ptr());
+            let rows = offs.len();
+            for r0 in (0..rows).step_by(R) {
+                let here = R.min(rows - r0);
+                let row = |j: usize| r0 + j.min(here - 1);
+                let roff: [usize; R] = std::array::from_fn(|j| offs[row(j)]);
+                let mut a = [[$set1(0.0); V]; R];
+                for j in 0..R {
+                    for v in 0..V {
+                        // SAFETY: `row(j) < rows`, `c0 + v·LANES < ogp` (the caller's).
+                        a[j][v] = unsafe { $loadu(pa.add(row(j) * ogp + c0 + v * $lanes)) };
                     }
                 }
-            }
-            for m in 0..MO {
-                for j in 0..NR {
-                    sums[m][j] = $reduce(a[m * NR + j]);
+                for run in runs {
+                    // SAFETY: the run's pixels are in `xs` and `gyt` (the caller's).
+                    let (mut x, mut gp) = unsafe { (px.add(run.xs), pg.add(run.gyt + c0)) };
+                    for _ in 0..run.len {
+                        let mut gv = [$set1(0.0); V];
+                        for v in 0..V {
+                            // SAFETY: as above.
+                            gv[v] = unsafe { $loadu(gp.add(v * $lanes)) };
+                        }
+                        for j in 0..R {
+                            // SAFETY: as above.
+                            let xb = $set1(unsafe { *x.add(roff[j]) });
+                            for v in 0..V {
+                                a[j][v] = $fmadd(xb, gv[v], a[j][v]);
+                            }
+                        }
+                        // SAFETY: one past the run's last pixel at most.
+                        unsafe {
+                            x = x.add(1);
+                            gp = gp.add(ogp);
+                        }
+                    }
+                }
+                for j in 0..here {
+                    for v in 0..V {
+                        // SAFETY: as the loads above.
+                        unsafe { $storeu(pa.add((r0 + j) * ogp + c0 + v * $lanes), a[j][v]) };
+                    }
                 }
             }
         }
@@ -651,9 +751,8 @@ avx512_kernel!(
     _mm512_fmadd_ps,
     _mm512_storeu_ps,
     _mm512_mask_storeu_ps,
-    _mm512_maskz_loadu_ps,
-    _mm512_reduce_add_ps,
-    u16
+    u16,
+    transpose_f32_avx512
 );
 avx512_kernel!(
     f64,
@@ -665,10 +764,116 @@ avx512_kernel!(
     _mm512_fmadd_pd,
     _mm512_storeu_pd,
     _mm512_mask_storeu_pd,
-    _mm512_maskz_loadu_pd,
-    _mm512_reduce_add_pd,
-    u8
+    u8,
+    transpose_f64_avx512
 );
+
+/// The `16 × 16` transpose of [`Kernel::transpose`] for `f32`: pairs of rows interleaved by
+/// 32-bit then 64-bit unpacks (each 128-bit lane then holds four rows of one column), then
+/// 128-bit lanes gathered across registers by two rounds of `shuffle_f32x4`.
+///
+/// # Safety
+/// The CPU runs AVX-512F; `src + i·ss` and `dst + j·ds` are valid for 16 values for every
+/// `i, j < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_f32_avx512(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: the rows are valid (the caller's).
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * ss)) });
+    // t[2a] = rows 2a, 2a+1 of columns 4L, 4L+1 in lane L; t[2a + 1] of columns 4L+2, 4L+3.
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // u[4a + k] = rows 4a .. 4a+4 of column 4L + k in lane L.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, k) = (i / 4, i % 4);
+        let (p, q) = (
+            _mm512_castps_pd(t[4 * a + k / 2]),
+            _mm512_castps_pd(t[4 * a + 2 + k / 2]),
+        );
+        _mm512_castpd_ps(if k % 2 == 0 {
+            _mm512_unpacklo_pd(p, q)
+        } else {
+            _mm512_unpackhi_pd(p, q)
+        })
+    });
+    // v[k] / v[4 + k]: lanes 0, 2 / 1, 3 of u[k] and u[4 + k]; v[8 + k] / v[12 + k] the same
+    // of u[8 + k] and u[12 + k].
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let (h, odd, k) = (i / 8, i / 4 % 2, i % 4);
+        let (p, q) = (u[8 * h + k], u[8 * h + 4 + k]);
+        if odd == 0 {
+            _mm512_shuffle_f32x4::<0x88>(p, q)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(p, q)
+        }
+    });
+    // Column 4L + k: lane L of u[k], u[4 + k], u[8 + k], u[12 + k].
+    for j in 0..16 {
+        let (k, lane) = (j % 4, j / 4);
+        let (p, q) = (v[k + 4 * (lane % 2)], v[8 + k + 4 * (lane % 2)]);
+        let col = if lane < 2 {
+            _mm512_shuffle_f32x4::<0x88>(p, q)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(p, q)
+        };
+        // SAFETY: the rows are valid (the caller's).
+        unsafe { _mm512_storeu_ps(dst.add(j * ds), col) };
+    }
+}
+
+/// The `8 × 8` transpose of [`Kernel::transpose`] for `f64`: pairs of rows interleaved by
+/// unpacks (each 128-bit lane then holds two rows of one column), then 128-bit lanes gathered
+/// across registers by two rounds of `shuffle_f64x2`.
+///
+/// # Safety
+/// The CPU runs AVX-512F; `src + i·ss` and `dst + j·ds` are valid for 8 values for every
+/// `i, j < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_f64_avx512(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: the rows are valid (the caller's).
+    let r: [__m512d; 8] = std::array::from_fn(|i| unsafe { _mm512_loadu_pd(src.add(i * ss)) });
+    // t[2a + k] = rows 2a, 2a+1 of column 2L + k in lane L.
+    let t: [__m512d; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        }
+    });
+    // u[k] / u[2 + k]: lanes 0, 2 / 1, 3 of t[k] and t[2 + k]; u[4 + k] / u[6 + k] the same of
+    // t[4 + k] and t[6 + k].
+    let u: [__m512d; 8] = std::array::from_fn(|i| {
+        let (h, odd, k) = (i / 4, i / 2 % 2, i % 2);
+        let (p, q) = (t[4 * h + k], t[4 * h + 2 + k]);
+        if odd == 0 {
+            _mm512_shuffle_f64x2::<0x88>(p, q)
+        } else {
+            _mm512_shuffle_f64x2::<0xdd>(p, q)
+        }
+    });
+    // Column 2L + k: lane L of t[k], t[2 + k], t[4 + k], t[6 + k].
+    for j in 0..8 {
+        let (k, lane) = (j % 2, j / 2);
+        let (p, q) = (u[k + 2 * (lane % 2)], u[4 + k + 2 * (lane % 2)]);
+        let col = if lane < 2 {
+            _mm512_shuffle_f64x2::<0x88>(p, q)
+        } else {
+            _mm512_shuffle_f64x2::<0xdd>(p, q)
+        };
+        // SAFETY: the rows are valid (the caller's).
+        unsafe { _mm512_storeu_pd(dst.add(j * ds), col) };
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -802,6 +1007,27 @@ mod tests {
     }
 
     #[test]
+    fn tiles_transpose() {
+        if !avx512() {
+            return;
+        }
+        fn run<T: Kernel + From<u16>>() {
+            let (n, ss, ds) = (T::LANES, T::LANES + 3, T::LANES + 5);
+            let src: Vec<T> = (0..n * ss).map(|k| T::from(k as u16)).collect();
+            let mut dst = vec![T::ZERO; n * ds];
+            T::transpose(&src, ss, &mut dst, ds);
+            for i in 0..n {
+                for j in 0..n {
+                    assert!(dst[j * ds + i] == src[i * ss + j], "({i}, {j})");
+                }
+                assert!(dst[i * ds + n..][..ds - n].iter().all(|&v| v == T::ZERO));
+            }
+        }
+        run::<f32>();
+        run::<f64>();
+    }
+
+    #[test]
     fn same_convolutions_match_the_definition_on_odd_sizes() {
         // Partial vectors (7·6 = 42 pixels), a last task with fewer images, channel blocks
         // with padding (7 of 6 + 1), and a batch larger than one task.
@@ -816,5 +1042,12 @@ mod tests {
         // Groups, and images one vector wide (4×4).
         check(geom([5, 6, 6, 3], 3, [3, 3], [1, 1], [1, 1]), 9);
         check(geom([11, 8, 4, 4], 2, [3, 3], [1, 1], [1, 1]), 10);
+        // Weight-gradient channel blocks: 64 (whole vectors of either type), 33 and 40 (a
+        // padded last vector, 3 + 1 and 4 + 1 vectors of f64), 1; 28×28 images split into
+        // several chunks, and 2×2 images several to a chunk.
+        check(geom([3, 4, 8, 8], 1, [3, 3], [1, 1], [1, 1]), 64);
+        check(geom([2, 3, 28, 28], 1, [3, 3], [1, 1], [1, 1]), 40);
+        check(geom([70, 3, 2, 2], 1, [3, 3], [1, 1], [1, 1]), 33);
+        check(geom([5, 2, 5, 9], 1, [3, 3], [1, 1], [1, 1]), 1);
     }
 }
