@@ -4,9 +4,11 @@
 //!
 //! Composed of the engine's elementwise ops, batch norm and its gradient take about twenty
 //! passes over the activations (each broadcasting binary and each `sum_to` of its backward is
-//! one); these kernels take two forward (statistics, then `y`) and two backward (the two
-//! per-channel sums, then `dx`). They compute the same formulas; only the order of the
+//! one); these kernels take three forward (mean, variance, then `y`) and two backward (the two
+//! per-channel sums in one pass, then `dx`). They compute the same formulas; only the order of the
 //! per-channel sums differs (rounding).
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -15,50 +17,80 @@ use super::float::Float;
 /// Elements from which the kernels run on rayon.
 const PAR_THRESHOLD: usize = 1 << 15;
 
-/// `Σ f(a[i], b[i])` over two equally long slices, in eight interleaved partial sums
-/// (independent lanes, so the loop vectorises without reassociating any one sum).
+/// `lanes[j] += f(a[i], b[i])[j]` over two equally long slices, element `i` into lane
+/// `i mod 8` (the remainder into lane 0): independent lanes, so the loop vectorises without
+/// reassociating any one sum.
 #[inline(always)]
-fn lane_sum<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
-    let mut lanes = [T::ZERO; 8];
+fn lane_sums<T: Float, const K: usize>(
+    a: &[T],
+    b: &[T],
+    f: impl Fn(T, T) -> [T; K],
+    lanes: &mut [[T; 8]; K],
+) {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (xa, xb) in ca.zip(cb) {
         for k in 0..8 {
-            lanes[k] += f(xa[k], xb[k]);
+            let v = f(xa[k], xb[k]);
+            for j in 0..K {
+                lanes[j][k] += v[j];
+            }
         }
     }
     for (&va, &vb) in ra.iter().zip(rb) {
-        lanes[0] += f(va, vb);
+        let v = f(va, vb);
+        for j in 0..K {
+            lanes[j][0] += v[j];
+        }
     }
-    let mut s = T::ZERO;
-    for k in 0..4 {
-        s += lanes[k] + lanes[k + 4];
-    }
-    s
 }
 
-/// Per-channel sums `Σ f_ch(a, b)` over the `n` planes of `plane` values of each channel of
-/// `a` and `b` (both `[n, c, plane]`); `f(ch)` gives channel `ch`'s summand.
-fn channel_sums<T: Float, G: Fn(T, T) -> T>(
+/// Per-channel sums `Σ f_ch(a, b)[j]` (`j < K`) over the `n` planes of `plane` values of each
+/// channel of `a` and `b` (both `[n, c, plane]`); `f(ch)` gives channel `ch`'s summands.
+///
+/// Tasks of whole images (about `PAR_THRESHOLD` values, a count that does not depend on the
+/// threads) walk their images in memory order and keep eight lanes per channel and sum; the
+/// tasks' sums are added in task order (the same result on any number of threads).
+fn channel_sums<T: Float, const K: usize, G: Fn(T, T) -> [T; K]>(
     a: &[T],
     b: &[T],
     [n, c, plane]: [usize; 3],
     f: impl Fn(usize) -> G + Sync,
-) -> Vec<T> {
-    let sum = |ch: usize| {
-        let fc = f(ch);
-        let mut acc = T::ZERO;
-        for i in 0..n {
-            let at = (i * c + ch) * plane;
-            acc += lane_sum(&a[at..][..plane], &b[at..][..plane], &fc);
+) -> [Vec<T>; K] {
+    let per = (PAR_THRESHOLD / (c * plane).max(1)).clamp(1, n.max(1));
+    let tasks = n.div_ceil(per).max(1);
+    let task = |t: usize| -> Vec<[T; K]> {
+        let fs: Vec<G> = (0..c).map(&f).collect();
+        let mut lanes = vec![[[T::ZERO; 8]; K]; c];
+        for i in t * per..((t + 1) * per).min(n) {
+            for (ch, (fc, l)) in fs.iter().zip(&mut lanes).enumerate() {
+                let at = (i * c + ch) * plane;
+                lane_sums(&a[at..][..plane], &b[at..][..plane], fc, l);
+            }
         }
-        acc
+        lanes
+            .iter()
+            .map(|l| {
+                l.map(|v| {
+                    let mut s = T::ZERO;
+                    for k in 0..4 {
+                        s += v[k] + v[k + 4];
+                    }
+                    s
+                })
+            })
+            .collect()
     };
-    if a.len() >= PAR_THRESHOLD {
-        (0..c).into_par_iter().map(sum).collect()
+    let parts: Vec<Vec<[T; K]>> = if tasks > 1 {
+        (0..tasks).into_par_iter().map(task).collect()
     } else {
-        (0..c).map(sum).collect()
-    }
+        vec![task(0)]
+    };
+    std::array::from_fn(|j| {
+        (0..c)
+            .map(|ch| parts.iter().fold(T::ZERO, |s, p| s + p[ch][j]))
+            .collect()
+    })
 }
 
 /// The forward pass: `y = (x − μ)·(γ/s) + β` per channel with the batch mean `μ` and
@@ -71,35 +103,42 @@ pub fn batch_norm_train<T: Float>(
     [n, c, plane]: [usize; 3],
     eps: T,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    assert_eq!(x.len(), n * c * plane, "batch_norm_train input");
     let count = T::from_f64((n * plane) as f64);
-    let mean: Vec<T> = channel_sums(x, x, [n, c, plane], |_| |v, _| v)
+    let [mean] = channel_sums(x, x, [n, c, plane], |_| |v, _| [v]);
+    let mean: Vec<T> = mean
         .into_iter()
         .map(|s| s / count)
         .collect();
-    let var: Vec<T> = channel_sums(x, x, [n, c, plane], |ch| {
+    let [var] = channel_sums(x, x, [n, c, plane], |ch| {
         let m = mean[ch];
-        move |v: T, _| (v - m) * (v - m)
-    })
-    .into_iter()
+        move |v: T, _| [(v - m) * (v - m)]
+    });
+    let var: Vec<T> = var
+        .into_iter()
     .map(|s| s / count)
     .collect();
     let std: Vec<T> = var.iter().map(|&v| (v + eps).sqrt()).collect();
     let mut y = T::take(x.len());
-    let image = |(b, dst): (usize, &mut [T])| {
+    let image = |(b, dst): (usize, &mut [MaybeUninit<T>])| {
         for ch in 0..c {
             let (m, k, bt) = (mean[ch], gamma[ch] / std[ch], beta[ch]);
             let src = &x[(b * c + ch) * plane..][..plane];
             for (d, &v) in dst[ch * plane..][..plane].iter_mut().zip(src) {
-                *d = (v - m) * k + bt;
+                d.write((v - m) * k + bt);
             }
         }
     };
-    y.resize(x.len(), T::ZERO);
+    // Every output is written once: no zero fill.
+    let spare = &mut y.spare_capacity_mut()[..x.len()];
     if x.len() >= PAR_THRESHOLD {
-        y.par_chunks_mut(c * plane).enumerate().for_each(image);
+        spare.par_chunks_mut(c * plane).enumerate().for_each(image);
     } else {
-        y.chunks_mut(c * plane).enumerate().for_each(image);
+        spare.chunks_mut(c * plane).enumerate().for_each(image);
     }
+    // SAFETY: `take` returned a buffer with capacity ≥ x.len(), and `image` wrote each of its
+    // first x.len() values (every image's `c` planes of `plane`; `x` is `[n, c, plane]`).
+    unsafe { y.set_len(x.len()) };
     (y, mean, var)
 }
 
@@ -116,16 +155,20 @@ pub fn batch_norm_backward<T: Float>(
     [n, c, plane]: [usize; 3],
     eps: T,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    assert!(
+        x.len() == n * c * plane && gy.len() == x.len(),
+        "batch_norm_backward operands"
+    );
     let count = T::from_f64((n * plane) as f64);
     let std: Vec<T> = var.iter().map(|&v| (v + eps).sqrt()).collect();
-    let dbeta = channel_sums(gy, gy, [n, c, plane], |_| |g, _| g);
     let inv: Vec<T> = std.iter().map(|&s| T::ONE / s).collect();
-    let dgamma = channel_sums(x, gy, [n, c, plane], |ch| {
+    // dβ and dγ in one pass.
+    let [dbeta, dgamma] = channel_sums(x, gy, [n, c, plane], |ch| {
         let (m, k) = (mean[ch], inv[ch]);
-        move |v: T, g: T| g * ((v - m) * k)
+        move |v: T, g: T| [g, g * ((v - m) * k)]
     });
     let mut dx = T::take(x.len());
-    let image = |(b, dst): (usize, &mut [T])| {
+    let image = |(b, dst): (usize, &mut [MaybeUninit<T>])| {
         for ch in 0..c {
             let (m, s) = (mean[ch], std[ch]);
             // x̂·dγ/N = (x − μ)·(dγ/(N·s)).
@@ -134,15 +177,19 @@ pub fn batch_norm_backward<T: Float>(
             let at = (b * c + ch) * plane;
             let (xs, gs) = (&x[at..][..plane], &gy[at..][..plane]);
             for ((d, &v), &g) in dst[ch * plane..][..plane].iter_mut().zip(xs).zip(gs) {
-                *d = scale * (g - mb - (v - m) * mg);
+                d.write(scale * (g - mb - (v - m) * mg));
             }
         }
     };
-    dx.resize(x.len(), T::ZERO);
+    // Every output is written once: no zero fill.
+    let spare = &mut dx.spare_capacity_mut()[..x.len()];
     if x.len() >= PAR_THRESHOLD {
-        dx.par_chunks_mut(c * plane).enumerate().for_each(image);
+        spare.par_chunks_mut(c * plane).enumerate().for_each(image);
     } else {
-        dx.chunks_mut(c * plane).enumerate().for_each(image);
+        spare.chunks_mut(c * plane).enumerate().for_each(image);
     }
+    // SAFETY: `take` returned a buffer with capacity ≥ x.len(), and `image` wrote each of its
+    // first x.len() values (every image's `c` planes of `plane`; `x` is `[n, c, plane]`).
+    unsafe { dx.set_len(x.len()) };
     (dx, dgamma, dbeta)
 }
