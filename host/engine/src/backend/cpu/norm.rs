@@ -106,18 +106,12 @@ pub fn batch_norm_train<T: Float>(
     assert_eq!(x.len(), n * c * plane, "batch_norm_train input");
     let count = T::from_f64((n * plane) as f64);
     let [mean] = channel_sums(x, x, [n, c, plane], |_| |v, _| [v]);
-    let mean: Vec<T> = mean
-        .into_iter()
-        .map(|s| s / count)
-        .collect();
+    let mean: Vec<T> = mean.into_iter().map(|s| s / count).collect();
     let [var] = channel_sums(x, x, [n, c, plane], |ch| {
         let m = mean[ch];
         move |v: T, _| [(v - m) * (v - m)]
     });
-    let var: Vec<T> = var
-        .into_iter()
-    .map(|s| s / count)
-    .collect();
+    let var: Vec<T> = var.into_iter().map(|s| s / count).collect();
     let std: Vec<T> = var.iter().map(|&v| (v + eps).sqrt()).collect();
     let mut y = T::take(x.len());
     let image = |(b, dst): (usize, &mut [MaybeUninit<T>])| {
