@@ -15,6 +15,13 @@
 
 __device__ __forceinline__ float keel_sqrt(float x) { return sqrtf(x); }
 __device__ __forceinline__ double keel_sqrt(double x) { return sqrt(x); }
+// Moment buffers are stored flushed: zero where subnormal, as `flush` in optim.rs.
+__device__ __forceinline__ float keel_flush(float x) {
+    return fabsf(x) < 1.17549435082228751e-38f ? 0.0f : x;
+}
+__device__ __forceinline__ double keel_flush(double x) {
+    return fabs(x) < 2.2250738585072014e-308 ? 0.0 : x;
+}
 
 #define KEEL_OPTIM_FAMILY(T, DT)                                                                 \
     extern "C" __global__ void adam_##DT(T* p, const T* g, T* m, T* v, unsigned long long n,    \
@@ -24,8 +31,8 @@ __device__ __forceinline__ double keel_sqrt(double x) { return sqrt(x); }
         KEEL_GRID_STRIDE(i, n) {                                                                 \
             const T pi = p[i];                                                                   \
             const T gi = g[i] + wd * pi;                                                         \
-            const T mi = b1 * m[i] + c1 * gi;                                                    \
-            const T vi = b2 * v[i] + c2 * gi * gi;                                               \
+            const T mi = keel_flush(b1 * m[i] + c1 * gi);                                        \
+            const T vi = keel_flush(b2 * v[i] + c2 * gi * gi);                                   \
             m[i] = mi;                                                                           \
             v[i] = vi;                                                                           \
             p[i] = pi * decay - step_size * mi / (keel_sqrt(vi) * inv_sqrt_bc2 + eps);           \
@@ -37,7 +44,7 @@ __device__ __forceinline__ double keel_sqrt(double x) { return sqrt(x); }
         KEEL_GRID_STRIDE(i, n) {                                                                 \
             const T pi = p[i];                                                                   \
             const T d = g[i] + wd * pi;                                                          \
-            const T b = keep * buf[i] + d;                                                       \
+            const T b = keel_flush(keep * buf[i] + d);                                           \
             buf[i] = b;                                                                          \
             p[i] = pi - lr * (plain * d + nest * b + base * b);                                  \
         }                                                                                        \

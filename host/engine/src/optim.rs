@@ -458,9 +458,27 @@ fn cuda_update(
     }
 }
 
+/// `x`, or zero where it is subnormal (`|x|` below the smallest normal value).
+///
+/// The moment buffers of Adam and of SGD with momentum decay geometrically wherever a gradient
+/// stays zero (a dead ReLU unit's weights, a converged problem) and become subnormal within a
+/// few hundred steps; x86 CPUs then take a microcode assist on every SSE/AVX operation that
+/// reads or writes one, and the update pass slowed a whole MLP training step by a fifth (see
+/// benches/RESULTS.md). A subnormal moment moves a parameter by less than `lr·1e-30`, so
+/// flushing it changes nothing a float can hold; XLA's CPU runtime gets the same effect by
+/// running with flush-to-zero. The CUDA kernels (`cuda/optim.cu`) flush identically.
+#[inline(always)]
+fn flush<T: Float>(x: T) -> T {
+    if x.abs() < T::MIN_NORMAL {
+        T::ZERO
+    } else {
+        x
+    }
+}
+
 /// One fused update pass on the CPU; returns the new parameter buffer. The scalars come from
 /// the same [`adam_hyper`]/[`sgd_hyper`] the GPU kernels take; loops are branch-free zips so
-/// they vectorise.
+/// they vectorise. Moment buffers are stored through [`flush`].
 fn update<T: Float + Element>(
     kind: OptimizerKind,
     t: u64,
@@ -486,8 +504,8 @@ fn update<T: Float + Element>(
                 .zip(m.iter_mut())
                 .zip(v.iter_mut())
                 .map(|(((p, g), m), v)| {
-                    *m = b1 * *m + c1 * *g;
-                    *v = b2 * *v + c2 * *g * *g;
+                    *m = flush(b1 * *m + c1 * *g);
+                    *v = flush(b2 * *v + c2 * *g * *g);
                     let m_hat = *m / bc1;
                     let v_hat = *v / bc2;
                     *p - lr * m_hat / (v_hat.sqrt() + eps)
@@ -508,8 +526,8 @@ fn update<T: Float + Element>(
                 .zip(v.iter_mut())
                 .map(|(((p, g), m), v)| {
                     let gi = *g + wd * *p;
-                    *m = b1 * *m + c1 * gi;
-                    *v = b2 * *v + c2 * gi * gi;
+                    *m = flush(b1 * *m + c1 * gi);
+                    *v = flush(b2 * *v + c2 * gi * gi);
                     *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps)
                 }),
         );
@@ -520,7 +538,7 @@ fn update<T: Float + Element>(
                 let (keep, nest, plain, base) = (f(h.keep), f(h.nest), f(h.plain), f(h.base));
                 out.extend(p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
                     let d = *g + wd * *p;
-                    *b = keep * *b + d;
+                    *b = flush(keep * *b + d);
                     // Nesterov: d + μb; classic: b.
                     *p - lr * (plain * d + nest * *b + base * *b)
                 }));
@@ -723,6 +741,46 @@ mod tests {
         )
         .unwrap();
         assert!((params.get(ParamId(0)).to_vec_f64().unwrap()[0] - 0.95).abs() < 1e-12);
+    }
+
+    #[test]
+    fn subnormal_moments_are_stored_as_zero() {
+        // f32: g = 1e-20 makes (1 − β₂)·g² = 1e-43 (subnormal) and (1 − β₁)·g = 1e-21 (normal);
+        // with zero gradients after it, m decays by 0.9 a step and turns subnormal near step
+        // 160 — from then on it must be exactly zero, and every stored moment normal or zero.
+        for kind in [
+            OptimizerKind::adam(),
+            OptimizerKind::adam_algorithm1(),
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+        ] {
+            let mut params = Params::new();
+            params
+                .insert("p", Tensor::from_vec(vec![0.25f32, -0.5], &[2]).unwrap())
+                .unwrap();
+            let mut opt = Optimizer::new(kind, &params).unwrap();
+            let tiny = Tensor::from_vec(vec![1e-20f32, -1e-20], &[2]).unwrap();
+            let zero = Tensor::from_vec(vec![0.0f32, 0.0], &[2]).unwrap();
+            opt.step(&mut params, std::slice::from_ref(&tiny), 1e-3).unwrap();
+            let moments = |opt: &Optimizer| {
+                let (_, m, v) = opt.state().unwrap();
+                let flat = |s: Vec<Option<Vec<f64>>>| s.into_iter().flatten().flatten();
+                flat(m).chain(flat(v)).collect::<Vec<f64>>()
+            };
+            let first = moments(&opt);
+            assert!(first.iter().any(|&x| x != 0.0), "{kind:?}: {first:?}");
+            for _ in 0..400 {
+                opt.step(&mut params, std::slice::from_ref(&zero), 1e-3).unwrap();
+                for x in moments(&opt) {
+                    let x = x as f32;
+                    assert!(x == 0.0 || x.is_normal(), "{kind:?}: a stored moment {x:e}");
+                }
+            }
+            assert!(moments(&opt).iter().all(|&x| x == 0.0), "{kind:?}");
+        }
     }
 
     #[test]

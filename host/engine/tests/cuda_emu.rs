@@ -249,7 +249,7 @@ impl Report {
                 tol == Tol::Libm,
                 "{ctx}: element {i}: emulated kernel {g:?}, CPU backend {w:?} (bit-exact expected)"
             );
-            let rel = (gf - wf).abs() / wf.abs().max(T::MIN_NORMAL);
+            let rel = (gf - wf).abs() / wf.abs().max(<T as Num>::MIN_NORMAL);
             assert!(
                 gf.is_finite() && wf.is_finite() && rel <= T::RTOL,
                 "{ctx}: element {i}: emulated kernel {g:?}, CPU backend {w:?} (relative {rel:e} > {:e})",

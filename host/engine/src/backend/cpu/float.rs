@@ -54,6 +54,8 @@ pub trait Float:
     const ZERO: Self;
     /// 1.
     const ONE: Self;
+    /// The smallest positive normal value (below it, subnormals).
+    const MIN_NORMAL: Self;
     /// Converts from `f64` (rounding).
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64`.
@@ -91,6 +93,7 @@ macro_rules! impl_float {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const MIN_NORMAL: Self = <$t>::MIN_POSITIVE;
             #[inline]
             fn from_f64(v: f64) -> Self {
                 v as $t
