@@ -764,7 +764,8 @@ mod tests {
             let mut opt = Optimizer::new(kind, &params).unwrap();
             let tiny = Tensor::from_vec(vec![1e-20f32, -1e-20], &[2]).unwrap();
             let zero = Tensor::from_vec(vec![0.0f32, 0.0], &[2]).unwrap();
-            opt.step(&mut params, std::slice::from_ref(&tiny), 1e-3).unwrap();
+            opt.step(&mut params, std::slice::from_ref(&tiny), 1e-3)
+                .unwrap();
             let moments = |opt: &Optimizer| {
                 let (_, m, v) = opt.state().unwrap();
                 let flat = |s: Vec<Option<Vec<f64>>>| s.into_iter().flatten().flatten();
@@ -773,7 +774,8 @@ mod tests {
             let first = moments(&opt);
             assert!(first.iter().any(|&x| x != 0.0), "{kind:?}: {first:?}");
             for _ in 0..400 {
-                opt.step(&mut params, std::slice::from_ref(&zero), 1e-3).unwrap();
+                opt.step(&mut params, std::slice::from_ref(&zero), 1e-3)
+                    .unwrap();
                 for x in moments(&opt) {
                     let x = x as f32;
                     assert!(x == 0.0 || x.is_normal(), "{kind:?}: a stored moment {x:e}");
