@@ -93,6 +93,30 @@ fn channel_sums<T: Float, const K: usize, G: Fn(T, T) -> [T; K]>(
     })
 }
 
+/// A buffer of `len` values written by `image(b, dst)` for each image `b` (`dst` its `image_len`
+/// values; in parallel from `PAR_THRESHOLD` values), with no zero fill first.
+///
+/// # Safety
+/// `image` writes every value of its `dst`; `len` is a multiple of `image_len` (else the last
+/// chunk is short and `image`'s slicing panics before anything is read).
+unsafe fn per_image<T: Float>(
+    len: usize,
+    image_len: usize,
+    image: impl Fn((usize, &mut [MaybeUninit<T>])) + Sync + Send,
+) -> Vec<T> {
+    let mut out = T::take(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if len >= PAR_THRESHOLD {
+        spare.par_chunks_mut(image_len).enumerate().for_each(image);
+    } else {
+        spare.chunks_mut(image_len).enumerate().for_each(image);
+    }
+    // SAFETY: `take` returned a buffer with capacity ≥ len, and `image` wrote each of the first
+    // len values (the caller's contract: every chunk whole).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// The forward pass: `y = (x − μ)·(γ/s) + β` per channel with the batch mean `μ` and
 /// `s = √(σ² + ε)` (`σ²` the biased batch variance, from the centred values). Returns `y`, `μ`
 /// and `σ²` (`[c]` each); `x` is `[n, c, plane]`.
@@ -113,7 +137,6 @@ pub fn batch_norm_train<T: Float>(
     });
     let var: Vec<T> = var.into_iter().map(|s| s / count).collect();
     let std: Vec<T> = var.iter().map(|&v| (v + eps).sqrt()).collect();
-    let mut y = T::take(x.len());
     let image = |(b, dst): (usize, &mut [MaybeUninit<T>])| {
         for ch in 0..c {
             let (m, k, bt) = (mean[ch], gamma[ch] / std[ch], beta[ch]);
@@ -123,16 +146,8 @@ pub fn batch_norm_train<T: Float>(
             }
         }
     };
-    // Every output is written once: no zero fill.
-    let spare = &mut y.spare_capacity_mut()[..x.len()];
-    if x.len() >= PAR_THRESHOLD {
-        spare.par_chunks_mut(c * plane).enumerate().for_each(image);
-    } else {
-        spare.chunks_mut(c * plane).enumerate().for_each(image);
-    }
-    // SAFETY: `take` returned a buffer with capacity ≥ x.len(), and `image` wrote each of its
-    // first x.len() values (every image's `c` planes of `plane`; `x` is `[n, c, plane]`).
-    unsafe { y.set_len(x.len()) };
+    // SAFETY: `image` writes all `c` planes of `plane` values of its image.
+    let y = unsafe { per_image(x.len(), c * plane, image) };
     (y, mean, var)
 }
 
@@ -161,7 +176,6 @@ pub fn batch_norm_backward<T: Float>(
         let (m, k) = (mean[ch], inv[ch]);
         move |v: T, g: T| [g, g * ((v - m) * k)]
     });
-    let mut dx = T::take(x.len());
     let image = |(b, dst): (usize, &mut [MaybeUninit<T>])| {
         for ch in 0..c {
             let (m, s) = (mean[ch], std[ch]);
@@ -175,15 +189,7 @@ pub fn batch_norm_backward<T: Float>(
             }
         }
     };
-    // Every output is written once: no zero fill.
-    let spare = &mut dx.spare_capacity_mut()[..x.len()];
-    if x.len() >= PAR_THRESHOLD {
-        spare.par_chunks_mut(c * plane).enumerate().for_each(image);
-    } else {
-        spare.chunks_mut(c * plane).enumerate().for_each(image);
-    }
-    // SAFETY: `take` returned a buffer with capacity ≥ x.len(), and `image` wrote each of its
-    // first x.len() values (every image's `c` planes of `plane`; `x` is `[n, c, plane]`).
-    unsafe { dx.set_len(x.len()) };
+    // SAFETY: `image` writes all `c` planes of `plane` values of its image.
+    let dx = unsafe { per_image(x.len(), c * plane, image) };
     (dx, dgamma, dbeta)
 }
