@@ -133,6 +133,50 @@ except Exception as e:
 PY
     echo '```'
 } | tee -a "$report"
+# Issue 25 §5 on the GPU: `keel chnn train` and `keel rl train` on the CPU and on the GPU from one
+# seed. Their numbers are asserted by chnn_on_device::cuda and rl_on_device::cuda above; here the
+# time per CHNN epoch (2-link chain pendulum, 3 × 256, batch 200: 4 steps of a 5-sample RK4
+# rollout with its gradient, AdamW) and per SVG(3) update (seed steps = warm-up, so every update
+# is model-based; networks of 128 units, batch 1024) is read off the JSON as the difference of a
+# longer and a shorter run (3 and 13 epochs; 300 and 400 steps, 101 and 201 updates), so set-up,
+# kernel compilation and the evaluation cancel. Networks this small leave a GPU waiting on
+# launches; the report says by how much.
+{
+    echo
+    echo "## CHNN epoch and SVG(3) update, CPU vs GPU"
+    echo '```'
+    for dev in cpu cuda; do
+        for e in 3 13; do
+            "$bundle/keel" chnn train --system chain-pendulum --links 2 --n-train 800 --epochs "$e" \
+                --n-test 5 --seed 0 --device "$dev" --quiet --json > "$tmp/chnn-$dev-$e.json" 2>&1
+            head -c 300 "$tmp/chnn-$dev-$e.json"; echo
+        done
+        for s in 300 400; do
+            "$bundle/keel" rl train --env pendulum --horizon 3 --steps "$s" --seed-steps 200 --warmup 200 \
+                --eval-episodes 1 --eval-every 0 --seed 0 --device "$dev" --quiet --json \
+                > "$tmp/rl-$dev-$s.json" 2>&1
+            python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print({k: d[k] for k in ["device", "steps", "update_seconds", "eval_return_mean"]})' \
+                "$tmp/rl-$dev-$s.json" 2>/dev/null || head -c 300 "$tmp/rl-$dev-$s.json"
+        done
+    done
+    python3 - "$tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+def per(dev, what):
+    if what == "chnn":
+        a, b = (json.load(open(f"{d}/chnn-{dev}-{e}.json"))["train_seconds"] for e in (3, 13))
+        return (b - a) / 10
+    a, b = (json.load(open(f"{d}/rl-{dev}-{s}.json"))["update_seconds"] for s in (300, 400))
+    return (b * 201 - a * 101) / 100
+for name, what in [("CHNN epoch (800 trajectories)", "chnn"), ("SVG(3) update", "rl")]:
+    try:
+        c, g = per("cpu", what), per("cuda", what)
+        print(f"{name}: CPU {c*1e3:.1f} ms, GPU {g*1e3:.1f} ms, CPU/GPU = {c/g:.2f}x")
+    except Exception as e:
+        print(f"{name}: not available ({e})")
+PY
+    echo '```'
+} | tee -a "$report"
 rm -rf "$tmp"
 echo "report: $report"
 exit $status

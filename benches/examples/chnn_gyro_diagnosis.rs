@@ -64,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 layers: 3,
                 seed,
                 checkpoint: Default::default(),
+                device: keel::Device::Cpu,
             };
             let t = train(&cfg, &data, &mut |_| {})?;
             let e = evaluate(&t.net, &t.params, system, &test)?;

@@ -1,6 +1,7 @@
 //! The methods' device paths, one test body per device (candle's `test_device!` pattern): an
-//! EMLP forward and backward, the device-resident HMC sampler, and a GAN's whole training loop. The `_cpu` variant runs
-//! everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
+//! EMLP forward and backward, the device-resident HMC sampler, and the whole training loops of a
+//! GAN, of the constrained-dynamics models (`keel chnn train`) and of SAC-SVG(H) (`keel rl
+//! train`). The `_cpu` variant runs everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
 //! (`cuda/check.sh` runs the ignored tests there). The engine's own operations are compared
 //! across devices in `host/engine/tests/device.rs`.
 
@@ -236,4 +237,129 @@ fn gan_parity(d: Device) {
 
 test_device!(gan_on_device, |d| {
     gan_parity(d);
+});
+
+/// Constrained-dynamics training on `d` against the same run on the CPU: CHNN (learned masses,
+/// the projected field of the constraint graph), HNN and DeLaN (learned mass factors) in
+/// generalised coordinates — each epoch's mean RK4-rollout loss through the integrator's
+/// gradients and AdamW. The networks are f32 (as `keel chnn train` trains them) and the batches
+/// the host's, so only summation order and fused multiply-adds differ.
+fn chnn_parity(d: Device) {
+    use keel::chnn::data::{generate, SystemSpec};
+    use keel::chnn::model::ModelKind;
+    use keel::chnn::train::{train, TrainConfig};
+    use keel::simulate::SystemKind;
+    let system = SystemSpec {
+        kind: SystemKind::ChainPendulum,
+        size: Some(2),
+    };
+    let data = generate(system, 20, 0).unwrap();
+    for model in [ModelKind::Chnn, ModelKind::Hnn, ModelKind::Delan] {
+        let run = |dev: Device| {
+            let cfg = TrainConfig {
+                system,
+                model,
+                n_train: 20,
+                epochs: 3,
+                batch: 10,
+                lr: 3e-3,
+                weight_decay: 1e-4,
+                hidden: 32,
+                layers: 2,
+                seed: 0,
+                checkpoint: Default::default(),
+                device: dev,
+            };
+            train(&cfg, &data, &mut |_| {}).unwrap()
+        };
+        let (on, cpu) = (run(d), run(Device::Cpu));
+        assert_eq!(on.device, d);
+        assert!(
+            on.params.values().iter().all(|p| p.device() == Device::Cpu),
+            "the trained parameters come back to the host"
+        );
+        assert_eq!(on.history.len(), 3);
+        for (i, (u, v)) in on.history.iter().zip(&cpu.history).enumerate() {
+            // f32 over 6 AdamW steps: a relative 1e-4 is ~1000 ulps of headroom for reordered
+            // sums, far below the loss's change from one epoch to the next.
+            assert!(
+                (u - v).abs() <= 1e-4 * v.abs(),
+                "{d} {} epoch {i}: loss {u} vs cpu {v}",
+                model.name()
+            );
+        }
+    }
+}
+
+test_device!(chnn_on_device, |d| {
+    chnn_parity(d);
+});
+
+/// A short SAC-SVG(3) run on `d` against the same run on the CPU, in f64: random seed steps,
+/// then model-free and model-based updates (the world model's multi-step loss through the GRU,
+/// the critic and its Polyak target, the actor's rollout through the models, the temperature,
+/// reward and done models), with the environment and the replay on the host. The evaluation
+/// returns, each interval's update diagnostics and the final actor must agree.
+fn rl_parity(d: Device) {
+    use keel::rl::agent::Config;
+    use keel::rl::train::{train, Outcome, Run};
+    let run = |dev: Device| {
+        let cfg = Config {
+            horizon: 3,
+            hidden: 16,
+            batch: 32,
+            seq_batch: 16,
+            seed_steps: 30,
+            warmup: 60,
+            dtype: DType::F64,
+            ..Config::default()
+        };
+        let run = Run {
+            env: "pendulum".into(),
+            steps: 120,
+            seed: 5,
+            eval_every: 60,
+            eval_episodes: 1,
+        };
+        match train(cfg, &run, &Default::default(), dev, |_| {}).unwrap() {
+            Outcome::Finished(t) => *t,
+            Outcome::Stopped { step } => panic!("stopped at {step}"),
+        }
+    };
+    let (on, cpu) = (run(d), run(Device::Cpu));
+    assert_eq!(on.agent.device, d);
+    assert!(on.update_seconds.is_some_and(|s| s > 0.0));
+    let close = |what: &str, u: f64, v: f64| {
+        assert!(
+            (u - v).abs() <= 1e-8 * (1.0 + v.abs()),
+            "{d} {what}: {u} vs cpu {v}"
+        );
+    };
+    assert_eq!(on.evaluations.len(), cpu.evaluations.len());
+    for (e, f) in on.evaluations.iter().zip(&cpu.evaluations) {
+        close(&format!("return at step {}", e.step), e.mean, f.mean);
+        let (x, y) = (e.diagnostics.named(), f.diagnostics.named());
+        assert_eq!(x.len(), y.len());
+        for ((name, u), (_, v)) in x.iter().zip(&y) {
+            close(&format!("{name} at step {}", e.step), *u, *v);
+        }
+    }
+    for (i, (p, q)) in on
+        .agent
+        .actor
+        .params
+        .values()
+        .iter()
+        .zip(cpu.agent.actor.params.values())
+        .enumerate()
+    {
+        assert_eq!(p.device(), d);
+        for (u, v) in p.to_vec_f64().unwrap().iter().zip(q.to_vec_f64().unwrap()) {
+            close(&format!("actor parameter {i}"), *u, v);
+        }
+    }
+}
+
+test_device!(rl_on_device, |d| {
+    rl_parity(d);
 });

@@ -157,7 +157,8 @@ def test_small_trainings_of_each_method_match_the_binary(tmp_path, cli):
         eval_episodes=1, quiet=True, export=tmp_path / "py.policy"),
         ["rl", "train", "--env", "pendulum", "--steps", "200", "--seed-steps", "100",
          "--hidden", "16", "--batch", "16", "--eval-every", "200", "--eval-episodes", "1",
-         "--quiet", "--export", tmp_path / "cli.policy"], timing=("train_seconds", "export"))
+         "--quiet", "--export", tmp_path / "cli.policy"],
+        timing=("train_seconds", "update_seconds", "export"))
     assert r["steps"] == 200
     assert (tmp_path / "py.policy").read_bytes() == (tmp_path / "cli.policy").read_bytes()
     policy = keel.load(tmp_path / "py.policy")

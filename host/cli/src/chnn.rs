@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Seed of the initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where to train: auto, cpu, cuda, cuda:N (the test rollouts are evaluated on the CPU in
+    /// f64).
+    #[arg(long, default_value = "auto")]
+    device: String,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -132,6 +136,10 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         keel::output::check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
+    let (device, notice) = a
+        .device
+        .parse::<keel::backend::DeviceRequest>()?
+        .resolve()?;
     let kind: SystemKind = a.system.to_string().parse()?;
     let model = ModelKind::parse(&a.model.to_string())?;
     let system = SystemSpec {
@@ -150,9 +158,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         layers: a.layers,
         seed: a.seed,
         checkpoint: checkpoint.clone(),
+        device,
     };
     cfg.validate()?;
     check_n_test(a.n_test)?;
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
     let data = generate(system, a.n_train, 0)?;
     let bar = super::progress::epoch_bar(
         !a.quiet,
@@ -327,6 +339,7 @@ fn report(
         });
         if let Some(t) = trained {
             v["train_seconds"] = t.train_seconds.into();
+            v["device"] = t.device.to_string().into();
             v["final_loss"] = t.final_loss.into();
             v["partial"] = false.into();
         }
@@ -334,8 +347,8 @@ fn report(
     } else {
         let training = trained.map_or_else(String::new, |t| {
             format!(
-                "; {:.1} s of training, final training loss {:.3e}",
-                t.train_seconds, t.final_loss
+                "; {:.1} s of training on {}, final training loss {:.3e}",
+                t.train_seconds, t.device, t.final_loss
             )
         });
         println!(

@@ -123,6 +123,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Where the networks train: auto, cpu, cuda, cuda:N (the environments and the replay stay
+    /// on the host).
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(Args)]
@@ -210,6 +214,13 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         resume: a.resume,
         stop_after: a.stop_after,
     };
+    let (device, notice) = a
+        .device
+        .parse::<keel::backend::DeviceRequest>()?
+        .resolve()?;
+    if let Some(n) = notice {
+        eprintln!("{n}");
+    }
     let run = Run {
         env: a.env.to_string(),
         steps: a.steps,
@@ -224,7 +235,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         "steps",
     );
     let start = Instant::now();
-    let outcome = train(cfg, &run, &ckpt, |p: &Progress| {
+    let outcome = train(cfg, &run, &ckpt, device, |p: &Progress| {
         if let Some(r) = p.last_return {
             bar.set_message(format!("last episode return {r:.1}"));
         }
@@ -341,13 +352,14 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "eval_seed": keel::rl::train::eval_seed(a.seed),
             "eval_return_mean": last.mean, "eval_return_std": last.std,
             "train_seconds": seconds, "episodes": trained.episodes.len(),
+            "device": device.to_string(), "update_seconds": trained.update_seconds,
             "evaluations": curve,
             "export": a.export.as_deref().map(|p| p.display().to_string()),
             "export_value": a.export_value.as_deref().map(|p| p.display().to_string()),
         }))?;
     } else {
         println!(
-            "{} on {}: {} steps in {seconds:.0} s; evaluation return {:.1} ± {:.1} ({} episodes)",
+            "{} on {}: {} steps in {seconds:.0} s ({device}); evaluation return {:.1} ± {:.1} ({} episodes)",
             method(horizon),
             a.env,
             a.steps,

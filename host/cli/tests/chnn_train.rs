@@ -113,6 +113,18 @@ fn cli_rejects_bad_input_with_one_line() {
         ]),
         &["--n-test"],
     );
+    rejects(
+        &with(&["--system", "chain-pendulum", "--device", "tpu"]),
+        &["--device", "tpu"],
+    );
+    // Only without a usable GPU: with one, `--device cuda` is a valid request. Refused before
+    // any work, and nothing is exported.
+    if keel::backend::Device::Cuda(0).check().is_err() {
+        common::rejects_writing_nothing(
+            &with(&["--system", "chain-pendulum", "--device", "cuda"]),
+            &["--device", "CUDA"],
+        );
+    }
     // `chnn eval` names a model file of another kind, and a missing one.
     rejects(
         &[

@@ -13,12 +13,16 @@ use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::Real;
 
 use super::coords::Coords;
-use crate::backend::DType;
+use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::nn::{widths, Activation, Mlp};
 use crate::params::{ParamId, Params};
 use crate::tensor::Tensor;
+
+/// A conversion of a model's constant tensors (masks, constraint maps, mass maps): to another
+/// precision or device.
+type Constants = dyn Fn(&Tensor) -> Result<Tensor>;
 
 /// One constraint of the graph, without its length.
 #[derive(Clone, Debug, PartialEq)]
@@ -203,11 +207,11 @@ impl Masses {
         Ok(u.mul(&w.unsqueeze(1)?)?.matmul_t(u, true, false)?)
     }
 
-    fn to_dtype(&self, dtype: DType) -> Result<Masses> {
+    fn map(&self, f: &Constants) -> Result<Masses> {
         Ok(Masses {
             theta: self.theta,
-            u_minv: self.u_minv.to_dtype(dtype)?,
-            u_m: self.u_m.to_dtype(dtype)?,
+            u_minv: f(&self.u_minv)?,
+            u_m: f(&self.u_m)?,
         })
     }
 
@@ -573,14 +577,27 @@ impl Chnn {
     /// # Errors
     /// Conversion errors.
     pub fn to_dtype(&self, dtype: DType) -> Result<Chnn> {
+        self.map(&move |t| Ok(t.to_dtype(dtype)?))
+    }
+
+    /// The same network with its constant tensors on `device` (parameters move separately,
+    /// [`Params::to_device`]).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: Device) -> Result<Chnn> {
+        self.map(&move |t| Ok(t.to_device(device)?))
+    }
+
+    fn map(&self, f: &Constants) -> Result<Chnn> {
         Ok(Chnn {
             graph: self.graph.clone(),
             potential: self.potential.clone(),
-            masses: self.masses.to_dtype(dtype)?,
+            masses: self.masses.map(f)?,
             projector: Projector {
                 graph: self.projector.graph.clone(),
-                a: self.projector.a.to_dtype(dtype)?,
-                b: self.projector.b.to_dtype(dtype)?,
+                a: f(&self.projector.a)?,
+                b: f(&self.projector.b)?,
             },
         })
     }
@@ -776,9 +793,21 @@ impl Hnn {
     /// # Errors
     /// Conversion errors.
     pub fn to_dtype(&self, dtype: DType) -> Result<Hnn> {
+        self.map(&move |t| Ok(t.to_dtype(dtype)?))
+    }
+
+    /// The same networks with their constant tensors on `device`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: Device) -> Result<Hnn> {
+        self.map(&move |t| Ok(t.to_device(device)?))
+    }
+
+    fn map(&self, f: &Constants) -> Result<Hnn> {
         Ok(Hnn {
-            strict: self.strict.to_dtype(dtype)?,
-            eye: self.eye.to_dtype(dtype)?,
+            strict: f(&self.strict)?,
+            eye: f(&self.eye)?,
             ..self.clone()
         })
     }
@@ -914,6 +943,16 @@ impl Delan {
     pub fn to_dtype(&self, dtype: DType) -> Result<Delan> {
         Ok(Delan {
             nets: self.nets.to_dtype(dtype)?,
+        })
+    }
+
+    /// The same networks with their constant tensors on `device`.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: Device) -> Result<Delan> {
+        Ok(Delan {
+            nets: self.nets.to_device(device)?,
         })
     }
 

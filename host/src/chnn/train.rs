@@ -15,7 +15,7 @@ use super::data::{generate, DataSet, SystemSpec, CHUNK};
 use super::model::{on_nodes, Chnn, Delan, Hnn, ModelKind, Node};
 use super::truth::{truth, Truth};
 use crate::autodiff::no_grad;
-use crate::backend::DType;
+use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::optim::{Optimizer, OptimizerKind, Schedule};
@@ -51,6 +51,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Checkpoints (parameters, Adam moments, generator, batch order, loss history).
     pub checkpoint: crate::checkpoint::Options,
+    /// Where the rollouts, their gradients and the optimiser run (the batches are copied there;
+    /// the trained model comes back to the host).
+    pub device: Device,
 }
 
 /// `keel.kind` of CHNN training checkpoints.
@@ -139,6 +142,8 @@ pub struct Trained {
     pub history: Vec<f64>,
     /// Seconds of training (data generation excluded).
     pub train_seconds: f64,
+    /// Where it trained (`net` and `params` are back on the host).
+    pub device: Device,
 }
 
 /// A learned model of the dynamics.
@@ -244,6 +249,21 @@ impl Net {
             Net::Node(m) => Net::Node(m.clone()),
             Net::Hnn(m) => Net::Hnn(m.to_dtype(dtype)?),
             Net::Delan(m) => Net::Delan(m.to_dtype(dtype)?),
+        })
+    }
+
+    /// The same model with its constant tensors on `device` (the parameters move separately,
+    /// [`Params::to_device`]).
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn to_device(&self, device: Device) -> Result<Net> {
+        Ok(match self {
+            Net::Chnn(m) => Net::Chnn(m.to_device(device)?),
+            Net::Clnn(m) => Net::Clnn(m.to_device(device)?),
+            Net::Node(m) => Net::Node(m.clone()),
+            Net::Hnn(m) => Net::Hnn(m.to_device(device)?),
+            Net::Delan(m) => Net::Delan(m.to_device(device)?),
         })
     }
 
@@ -380,9 +400,14 @@ impl Net {
     }
 }
 
-/// Model-coordinate chunks as tensors: the first state's halves `[B, half]` and the whole chunk
-/// `[B, CHUNK, 2·half]`.
-fn batch(rows: &[Vec<Vec<f64>>], idx: &[usize], half: usize) -> Result<(Tensor, Tensor, Tensor)> {
+/// Model-coordinate chunks as tensors on `device`: the first state's halves `[B, half]` and the
+/// whole chunk `[B, CHUNK, 2·half]`.
+fn batch(
+    rows: &[Vec<Vec<f64>>],
+    idx: &[usize],
+    half: usize,
+    device: Device,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let b = idx.len();
     let mut a0 = Vec::with_capacity(b * half);
     let mut b0 = Vec::with_capacity(b * half);
@@ -395,10 +420,13 @@ fn batch(rows: &[Vec<Vec<f64>>], idx: &[usize], half: usize) -> Result<(Tensor, 
             all.extend(z);
         }
     }
+    let tensor = |v: &[f64], dims: &[usize]| -> Result<Tensor> {
+        Ok(Tensor::from_f64s(v, dims, DType::F32)?.to_device(device)?)
+    };
     Ok((
-        Tensor::from_f64s(&a0, &[b, half], DType::F32)?,
-        Tensor::from_f64s(&b0, &[b, half], DType::F32)?,
-        Tensor::from_f64s(&all, &[b, CHUNK, 2 * half], DType::F32)?,
+        tensor(&a0, &[b, half])?,
+        tensor(&b0, &[b, half])?,
+        tensor(&all, &[b, CHUNK, 2 * half])?,
     ))
 }
 
@@ -410,7 +438,8 @@ pub fn model_rows(net: &Net, chunks: &[Chunk]) -> Vec<Vec<Vec<f64>>> {
 /// One optimisation step on the chunks `rows[idx]`: the mean absolute error of the 5-sample
 /// rollout (RK4 3/8 rule, step `dt`), its gradient through the integrator, and the optimiser's
 /// update at learning rate `lr`. Returns the loss; a non-finite loss is returned without
-/// updating anything.
+/// updating anything. The batch goes to the parameters' device (`net`'s constants must be there
+/// too: [`Net::to_device`]).
 ///
 /// # Errors
 /// Evaluation errors of the model.
@@ -423,7 +452,8 @@ pub fn step(
     dt: f64,
     lr: f64,
 ) -> Result<f64> {
-    let (a0, b0, target) = batch(rows, idx, net.half())?;
+    let device = params.values().first().map_or(Device::Cpu, Tensor::device);
+    let (a0, b0, target) = batch(rows, idx, net.half(), device)?;
     let vars = params.variables();
     let pred = net.rollout_chunk(&vars, &a0, &b0, dt)?;
     let loss = pred.sub(&target)?.abs()?.mean_all()?;
@@ -493,6 +523,9 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
         &mut rng,
     )?;
     let rows = model_rows(&net, &data.chunks[..cfg.n_train]);
+    let host_net = net;
+    let net = host_net.to_device(cfg.device)?;
+    let mut params = params.to_device(cfg.device)?;
     let mut opt = Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), &params)?;
     let schedule = Schedule::Cosine {
         total: cfg.epochs,
@@ -578,11 +611,12 @@ pub fn train(cfg: &TrainConfig, data: &DataSet, progress: &mut Observer) -> Resu
         }
     }
     Ok(Trained {
-        net,
-        params,
+        net: host_net,
+        params: params.to_device(Device::Cpu)?,
         final_loss: history.last().copied().unwrap_or(f64::NAN),
         history,
         train_seconds: t0.elapsed().as_secs_f64(),
+        device: cfg.device,
     })
 }
 

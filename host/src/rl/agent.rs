@@ -7,7 +7,7 @@ use keel_core::random::{standard_normal, uniform, Xoshiro256PlusPlus};
 use super::nets::{mlp, Actor, DoubleQ, Gru, WorldModel};
 use super::replay::{Replay, Transition};
 use crate::autodiff::no_grad;
-use crate::backend::DType;
+use crate::backend::{DType, Device};
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::nn::{widths, Linear, Mlp};
@@ -256,7 +256,7 @@ impl Parts<'_> {
             });
         }
         let mut xt = x.clone();
-        let mut h = model.net.initial(b, cfg.dtype)?;
+        let mut h = model.net.initial(b, cfg.dtype, x.device())?;
         let mut survival: Option<Tensor> = None;
         let mut objective: Option<Tensor> = None;
         let mut first = None;
@@ -340,14 +340,26 @@ pub struct Agent {
     pub log_alpha: Trained<()>,
     /// The generator of the policy noise and the replay draws.
     pub rng: Xoshiro256PlusPlus,
+    /// Where the networks, their optimizers and every update live (observations and batches
+    /// are copied there; actions come back).
+    pub device: Device,
 }
 
 impl Agent {
-    /// Fresh networks for `obs` observations and `act` actions, from `seed`.
+    /// Fresh networks for `obs` observations and `act` actions, from `seed`, on the host.
     ///
     /// # Errors
     /// Invalid settings.
     pub fn new(cfg: Config, obs: usize, act: usize, seed: u64) -> Result<Agent> {
+        Agent::new_on(cfg, obs, act, seed, Device::Cpu)
+    }
+
+    /// [`Agent::new`] on `device`: the same initial values (drawn on the host), then the
+    /// parameters and the optimizers' state live there.
+    ///
+    /// # Errors
+    /// Invalid settings; device errors.
+    pub fn new_on(cfg: Config, obs: usize, act: usize, seed: u64, device: Device) -> Result<Agent> {
         cfg.check()?;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let (h, dt) = (cfg.hidden, cfg.dtype);
@@ -365,7 +377,7 @@ impl Agent {
                 actions: act,
                 log_std_bounds: cfg.log_std_bounds,
             },
-            p,
+            p.to_device(device)?,
         )?;
         let mut p = Params::new();
         let q1 = mlp(
@@ -382,6 +394,7 @@ impl Agent {
             dt,
             &mut rng,
         )?;
+        let p = p.to_device(device)?;
         let critic_target = p.clone();
         let critic = Trained::new(DoubleQ { q1, q2 }, p)?;
         let mut p = Params::new();
@@ -404,20 +417,20 @@ impl Agent {
                 gru,
                 decoder,
             },
-            p,
+            p.to_device(device)?,
         )?;
         let mut p = Params::new();
         let r = mlp(&mut p, "reward.", &widths(obs + act, h, 2, 1), dt, &mut rng)?;
-        let reward = Trained::new(r, p)?;
+        let reward = Trained::new(r, p.to_device(device)?)?;
         let mut p = Params::new();
         let d = mlp(&mut p, "done.", &widths(obs + act, h, 2, 1), dt, &mut rng)?;
-        let done = Trained::new(d, p)?;
+        let done = Trained::new(d, p.to_device(device)?)?;
         let mut p = Params::new();
         p.insert(
             "log_alpha",
             Tensor::from_f64s(&[cfg.alpha_init.ln()], &[1], dt)?,
         )?;
-        let log_alpha = Trained::new((), p)?;
+        let log_alpha = Trained::new((), p.to_device(device)?)?;
         Ok(Agent {
             cfg,
             dims: (obs, act),
@@ -429,6 +442,7 @@ impl Agent {
             done,
             log_alpha,
             rng,
+            device,
         })
     }
 
@@ -440,8 +454,9 @@ impl Agent {
         Ok(self.log_alpha.params.values()[0].item()?.exp())
     }
 
+    /// Host values as a tensor on the agent's device.
     fn tensor(&self, v: &[f64], dims: &[usize]) -> Result<Tensor> {
-        Ok(Tensor::from_f64s(v, dims, self.cfg.dtype)?)
+        Ok(Tensor::from_f64s(v, dims, self.cfg.dtype)?.to_device(self.device)?)
     }
 
     fn noise(&mut self, rows: usize) -> Result<Tensor> {
@@ -513,7 +528,7 @@ impl Agent {
                     .map(|v| self.tensor(v, &[b, a]))
                     .collect::<Result<_>>()?;
                 losses.model_baseline = Some(mean_square_change(&w.obs));
-                let h0 = self.model.net.initial(b, cfg.dtype)?;
+                let h0 = self.model.net.initial(b, cfg.dtype, self.device)?;
                 let l = self.model.step(cfg.lr[2], Some(1.0), |m, p| {
                     let (mut x, mut h) = (xs[0].clone(), h0.clone());
                     let mut total: Option<Tensor> = None;

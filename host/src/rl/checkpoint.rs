@@ -253,10 +253,11 @@ pub fn load_bytes(
     let restore = |name: &str, params: &mut Params| -> Result<()> {
         for i in 0..params.len() {
             let like = params.get(ParamId(i));
-            let (dims, dtype) = (like.dims().to_vec(), like.dtype());
+            let (dims, dtype, device) = (like.dims().to_vec(), like.dtype(), like.device());
             let data = read(&format!("{name}.{i}"))?;
             let t = Tensor::from_f64s(&data, &dims, dtype)
-                .map_err(|e| bad(format!("{name}.{i}: {e}")))?;
+                .map_err(|e| bad(format!("{name}.{i}: {e}")))?
+                .to_device(device)?;
             params.set(ParamId(i), t)?;
         }
         Ok(())

@@ -6,7 +6,7 @@
 
 use keel_core::random::{uniform, Xoshiro256PlusPlus};
 
-use crate::backend::DType;
+use crate::backend::{DType, Device};
 use crate::error::Result;
 use crate::init::Init;
 use crate::nn::{Activation, Linear, Mlp};
@@ -258,11 +258,16 @@ impl WorldModel {
         Ok((x.add(&dx)?, h))
     }
 
-    /// The zero recurrent state for a batch.
+    /// The zero recurrent state for a batch, on `device`.
     ///
     /// # Errors
     /// Engine errors.
-    pub fn initial(&self, batch: usize, dtype: DType) -> Result<Tensor> {
-        Ok(Tensor::zeros(&[batch, self.gru.hidden], dtype)?)
+    pub fn initial(&self, batch: usize, dtype: DType, device: Device) -> Result<Tensor> {
+        Ok(Tensor::full_on(
+            0.0,
+            &[batch, self.gru.hidden],
+            dtype,
+            device,
+        )?)
     }
 }

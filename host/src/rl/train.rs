@@ -9,6 +9,7 @@ use super::agent::{remember, Agent, Config, Losses};
 use super::checkpoint::{self, LoopState};
 use super::env::{self, Task};
 use super::replay::Replay;
+use crate::backend::Device;
 use crate::checkpoint::Options;
 use crate::error::{Error, Result};
 use crate::limits;
@@ -136,6 +137,9 @@ pub struct Trained {
     pub evaluations: Vec<Evaluation>,
     /// Training episode returns with the step each ended at.
     pub episodes: Vec<(usize, f64)>,
+    /// Mean wall-clock seconds of one environment step's updates (this invocation's, read back
+    /// to the host), `None` if none ran.
+    pub update_seconds: Option<f64>,
 }
 
 fn normalized(replay: &Replay, obs: &[f64]) -> Vec<f64> {
@@ -252,15 +256,18 @@ fn check_sizes(cfg: &Config, run: &Run, obs: usize, act: usize, episode: usize) 
 
 /// Trains an agent, checkpointing at episode boundaries as `ckpt` asks (`every` and
 /// `stop_after` count environment steps; a checkpoint waits for the episode to end) and
-/// resuming from it when asked.
+/// resuming from it when asked. The networks, their optimizers and every update run on
+/// `device`; the environments, the replay and the acting loop run on the host (each action
+/// copies one observation there and the action back).
 ///
 /// # Errors
-/// Unknown environment, invalid settings; a diverged run (naming the step; the last
+/// Unknown environment, invalid settings; device errors; a diverged run (naming the step; the last
 /// checkpoint is kept); a checkpoint from other settings.
 pub fn train(
     cfg: Config,
     run: &Run,
     ckpt: &Options,
+    device: Device,
     mut report: impl FnMut(&Progress),
 ) -> Result<Outcome> {
     let mut task = env::make(&run.env)?;
@@ -296,7 +303,8 @@ pub fn train(
         fp == fingerprint || (extendable && without_length(fp) == without_length(&fingerprint))
     };
     let (o, a) = (task.observations(), task.actions());
-    let mut agent = Agent::new(cfg, o, a, run.seed)?;
+    // The device is not part of the fingerprint: a run may resume on another device.
+    let mut agent = Agent::new_on(cfg, o, a, run.seed, device)?;
     let mut replay = Replay::new(o, run.steps);
     let mut env_rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x5EED_E4F1);
     let (mut first, mut evaluations, mut episodes) = (0, Vec::new(), Vec::new());
@@ -327,6 +335,7 @@ pub fn train(
     let (mut episode_return, mut last_return) = (0.0, episodes.last().map(|e| e.1));
     let learn_from = agent.cfg.seed_steps.saturating_sub(1);
     let mut since_checkpoint = 0usize;
+    let (mut update_time, mut updates) = (std::time::Duration::ZERO, 0u32);
     for step in first..run.steps {
         let explore = step < agent.cfg.seed_steps;
         let action = agent.act(&normalized(&replay, &obs), explore)?;
@@ -351,21 +360,21 @@ pub fn train(
             obs = task.reset(&mut env_rng)?;
         }
         let losses = if step >= learn_from {
-            Some(
-                agent
-                    .update(&replay, step, run.steps)
-                    .map_err(|e| Error::Failed {
-                        what: format!(
-                            "training stopped at step {step}: {e}{}",
-                            if ckpt.path.is_some() {
-                                " (the last checkpoint is kept)"
-                            } else {
-                                ""
-                            }
-                        ),
-                        hint: None,
-                    })?,
-            )
+            let t0 = std::time::Instant::now();
+            let l = agent.update(&replay, step, run.steps);
+            update_time += t0.elapsed();
+            updates += 1;
+            Some(l.map_err(|e| Error::Failed {
+                what: format!(
+                    "training stopped at step {step}: {e}{}",
+                    if ckpt.path.is_some() {
+                        " (the last checkpoint is kept)"
+                    } else {
+                        ""
+                    }
+                ),
+                hint: None,
+            })?)
         } else {
             None
         };
@@ -417,5 +426,6 @@ pub fn train(
         replay,
         evaluations,
         episodes,
+        update_seconds: (updates > 0).then(|| update_time.as_secs_f64() / f64::from(updates)),
     })))
 }

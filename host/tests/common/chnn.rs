@@ -16,5 +16,6 @@ pub fn chnn_config(
         layers: 2,
         seed: 0,
         checkpoint: keel::checkpoint::Options::default(),
+        device: keel::Device::Cpu,
     }
 }
