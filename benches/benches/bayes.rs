@@ -10,6 +10,11 @@
 //!   5-step trajectory, the MH test) of C chains on the same digits MLP — batched, the chains in
 //!   lockstep with one batched evaluation per leapfrog step (`hmc::advance_batched`), or one
 //!   chain after the other (`ChainState::advance`) — issue 25 §4;
+//! - `ensemble_members/{lockstep,host}/M{1,2,4,8}`: one epoch (12 steps of batch 128) of M
+//!   deep-ensemble members' SGD on the same digits MLP — in lockstep, each member's batch in one
+//!   batched computation and the parameters updated in place by the fused kernel
+//!   (`stochastic::sgd_members`), or one member after the other by the host loop
+//!   (`stochastic::sgd_on_host`, a gradient copied out and the update on host vectors);
 //! - `bma/f32/digits-10x64`: one 10-sample Bayesian model average of one digit by
 //!   `keel_core::nn::Bma` (the firmware's classification), f32.
 //!
@@ -29,6 +34,7 @@ use keel::bayes::hmc::{advance_batched, leapfrog, ChainState, Ensembling, HmcCon
 use keel::bayes::mlp::{Bnn, Likelihood, Split};
 use keel::bayes::prior::Prior;
 use keel::bayes::samples::{bma_bytes, SampleSet, Spec};
+use keel::bayes::stochastic::{sgd_members, sgd_on_host, Batching};
 use keel_core::io::SafeTensors;
 use keel_core::nn::Bma;
 
@@ -102,6 +108,41 @@ fn bench(c: &mut Criterion) {
                         st.advance(&bnn, cfg).expect("iteration");
                     }
                     states
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("ensemble_members");
+    g.measurement_time(Duration::from_secs(5));
+    for members in [1usize, 2, 4, 8] {
+        let batchings: Vec<Batching> = (0..members as u64)
+            .map(|seed| Batching {
+                batch_size: 128,
+                epochs: 1,
+                seed,
+                augment: None,
+            })
+            .collect();
+        let inits: Vec<Vec<f64>> = (0..members as u64).map(|s| bnn.init(s)).collect();
+        g.bench_function(format!("lockstep/M{members}"), |b| {
+            b.iter_batched(
+                || inits.clone(),
+                |inits| sgd_members(&bnn, inits, 1e-3, &batchings, &mut |_| {}).expect("epoch"),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("host/M{members}"), |b| {
+            b.iter_batched(
+                || inits.clone(),
+                |inits| {
+                    inits
+                        .into_iter()
+                        .zip(&batchings)
+                        .map(|(t, bt)| sgd_on_host(&bnn, t, 1e-3, bt, &mut |_| {}).expect("epoch"))
+                        .collect::<Vec<_>>()
                 },
                 BatchSize::SmallInput,
             )

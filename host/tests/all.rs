@@ -18,6 +18,7 @@ mod emlp_dynamics;
 mod emlp_fixtures;
 mod emlp_model;
 mod emlp_spring;
+mod ensemble_batched;
 mod export;
 mod gan;
 mod gan_losses;

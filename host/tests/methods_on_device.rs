@@ -1,7 +1,7 @@
 //! The methods' device paths, one test body per device (candle's `test_device!` pattern): an
 //! EMLP forward and backward, the device-resident HMC sampler, and the whole training loops of a
-//! GAN, of the constrained-dynamics models (`keel chnn train`) and of SAC-SVG(H) (`keel rl
-//! train`). The `_cpu` variant runs everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
+//! GAN, of the constrained-dynamics models (`keel chnn train`), of SAC-SVG(H) (`keel rl
+//! train`) and of a deep ensemble's members in lockstep (`keel bayes ensemble`). The `_cpu` variant runs everywhere; the `_cuda` variant is ignored unless run on a machine with a GPU
 //! (`cuda/check.sh` runs the ignored tests there). The engine's own operations are compared
 //! across devices in `host/engine/tests/device.rs`.
 
@@ -362,4 +362,53 @@ fn rl_parity(d: Device) {
 
 test_device!(rl_on_device, |d| {
     rl_parity(d);
+});
+
+/// A deep ensemble's members trained in lockstep on `d` (parameters, momenta and the fused
+/// update on the device; each member's batches gathered into one batched computation) against
+/// the same members on the CPU, in f64.
+fn ensemble_parity(d: Device) {
+    use keel::bayes::mlp::{Bnn, Likelihood, Split};
+    use keel::bayes::prior::Prior;
+    use keel::bayes::stochastic::{sgd_members, Batching};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let data = keel::data::read_csv(&path, "label", true).unwrap();
+    let split = Split::new(&data, 0.5, 0).unwrap();
+    let run = |dev: Device| {
+        let bnn = Bnn::new(
+            &split,
+            &[32],
+            Likelihood::Categorical { classes: 10 },
+            Prior::new("mixture", 0.3, 0.5, 4.0).unwrap(),
+            1.0,
+            dev,
+            DType::F64,
+        )
+        .unwrap();
+        let seeds = [0u64, 1, 2, 3];
+        let batchings: Vec<Batching> = seeds
+            .iter()
+            .map(|&seed| Batching {
+                batch_size: 64,
+                epochs: 3,
+                seed,
+                augment: None,
+            })
+            .collect();
+        let inits = seeds.iter().map(|&s| bnn.init(s)).collect();
+        sgd_members(&bnn, inits, 1e-4, &batchings, &mut |_| {}).unwrap()
+    };
+    let (on, cpu) = (run(d), run(Device::Cpu));
+    for (k, (a, b)) in on.iter().zip(&cpu).enumerate() {
+        for (i, (u, v)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (u - v).abs() <= 1e-9 * (1.0 + v.abs()),
+                "{d} member {k} parameter {i}: {u} vs cpu {v}"
+            );
+        }
+    }
+}
+
+test_device!(ensemble_on_device, |d| {
+    ensemble_parity(d);
 });

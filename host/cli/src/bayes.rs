@@ -1127,29 +1127,31 @@ fn sgd_cmd(a: &SgdArgs, method: &str) -> Result<()> {
     ranks::start(fingerprint(&p, &settings_of_members))?;
     let w = ranks::world();
     let start = Instant::now();
-    let mut samples = Vec::new();
-    // Under MPI, member m trains on rank m mod N; rank 0 gathers them in member order.
-    for m in distributed::round_robin(members, w.rank(), w.size()) {
-        let seed = a.problem.seed.wrapping_add(m as u64);
-        let b = Batching {
+    // Under MPI, member m trains on rank m mod N; rank 0 gathers them in member order. A rank's
+    // members train together (in lockstep, batched, where the model allows).
+    let mine: Vec<usize> = distributed::round_robin(members, w.rank(), w.size()).collect();
+    let seeds: Vec<u64> = mine
+        .iter()
+        .map(|&m| a.problem.seed.wrapping_add(m as u64))
+        .collect();
+    let inits: Vec<Vec<f64>> = seeds.iter().map(|&s| p.bnn.init(s)).collect();
+    let batchings: Vec<Batching> = seeds
+        .iter()
+        .map(|&s| Batching {
             augment: p.augment.clone(),
-            ..batching(seed)
-        };
-        let bar = epoch_bar(
-            !a.problem.quiet && !a.problem.json,
-            a.epochs,
-            format!("{method} {}/{members}", m + 1),
-        );
-        samples.push(stochastic::sgd(
-            &p.bnn,
-            p.bnn.init(seed),
-            a.lr,
-            &b,
-            &mut |t| progress::show(&bar, t),
-        )?);
-        bar.finish_and_clear();
-        ranks::fail_point("after its first member")?;
-    }
+            ..batching(s)
+        })
+        .collect();
+    let label = match mine.as_slice() {
+        [m] => format!("{method} {}/{members}", m + 1),
+        _ => format!("{method}, {} members", mine.len()),
+    };
+    let bar = epoch_bar(!a.problem.quiet && !a.problem.json, a.epochs, label);
+    let samples = stochastic::sgd_members(&p.bnn, inits, a.lr, &batchings, &mut |t| {
+        progress::show(&bar, t)
+    })?;
+    bar.finish_and_clear();
+    ranks::fail_point("after its members")?;
     // Each member is a run of one parameter vector.
     let Some(runs) = gather_runs(samples.into_iter().map(|s| vec![s]).collect(), members)? else {
         return Ok(());

@@ -597,6 +597,11 @@ impl Bnn {
         self.device
     }
 
+    /// The element type the network computes in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// A fresh initialisation from `seed`, the reference's: weights from a normal truncated at
     /// ±2 standard deviations, scaled to variance `1/fan_in` for dense layers (Haiku's default
     /// for `Linear`) and `2/fan_in` for convolutions (the `he_normal` of its ResNets), biases
@@ -678,9 +683,15 @@ impl Bnn {
         Ok(params)
     }
 
-    /// `log L_T` over all training rows for each network of [`Bnn::batched_params`], as a
-    /// tensor `[C]`.
-    fn batched_log_likelihoods(&self, params: &Params, c: usize) -> Result<Tensor> {
+    /// `log L_T` for each network of [`Bnn::batched_params`], as a tensor `[C]`: over all
+    /// training rows (`rows` `None`), or over network `c`'s own `B` rows
+    /// `rows[c·B .. (c+1)·B]` (`rows` holds `C·B` indices).
+    fn batched_log_likelihoods(
+        &self,
+        params: &Params,
+        c: usize,
+        rows: Option<&[usize]>,
+    ) -> Result<Tensor> {
         let Net::Mlp(mlp) = &self.net else {
             return Err(Error::invalid(
                 "model",
@@ -688,11 +699,28 @@ impl Bnn {
                 "batched parameters are an MLP's",
             ));
         };
-        let out = mlp.forward(params, &self.x)?; // [C, n, outputs]
-        let n = self.n;
+        let (x, n) = match rows {
+            None => (self.x.clone(), self.n),
+            Some(r) => {
+                let b = r.len() / c.max(1);
+                if b == 0 || b * c != r.len() {
+                    return Err(Error::invalid(
+                        "rows",
+                        r.len(),
+                        format!("not the same positive number of rows for each of {c} networks"),
+                    ));
+                }
+                let d = self.x.dims()[1];
+                (self.x.index_select(0, r)?.reshape(&[c, b, d])?, b)
+            }
+        };
+        let out = mlp.forward(params, &x)?; // [C, n, outputs]
         match self.likelihood {
             Likelihood::Categorical { classes } => {
-                let labels: Vec<usize> = (0..c).flat_map(|_| self.labels.iter().copied()).collect();
+                let labels: Vec<usize> = match rows {
+                    None => (0..c).flat_map(|_| self.labels.iter().copied()).collect(),
+                    Some(r) => r.iter().map(|&i| self.labels[i]).collect(),
+                };
                 Ok(out
                     .log_softmax(-1)?
                     .reshape(&[c * n, classes])?
@@ -706,6 +734,10 @@ impl Bnn {
                     .y
                     .as_ref()
                     .ok_or_else(|| Error::invalid("model", "gaussian", "no targets"))?;
+                let y = match rows {
+                    None => y.clone(),
+                    Some(r) => y.index_select(0, r)?.reshape(&[c, n])?,
+                };
                 let mu = out.narrow(2, 0, 1)?.reshape(&[c, n])?;
                 let sigma = out
                     .narrow(2, 1, 1)?
@@ -720,6 +752,52 @@ impl Bnn {
                     .add_scalar(-0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln())?)
             }
         }
+    }
+
+    /// Mini-batch likelihoods and gradients of `C` MLPs at once, each on its own rows: for the
+    /// rows `θ_c` of `thetas` `[C, dim]` (the model's element type, on its device) and
+    /// `rows[c·B .. (c+1)·B]`, `log L_T(rows_c; θ_c)` (`C` values) and
+    /// `scale · ∇ log L_T(rows_c; θ_c)` (`[C, dim]`, left on the device) — each row equal, up to
+    /// the summation order of the batched products, to [`Bnn::likelihood_gradient`] of that
+    /// network on its rows alone. The inputs of all networks are gathered into one `[C, B, d]`
+    /// tensor, so every layer is one batched product.
+    ///
+    /// # Errors
+    /// A CNN (its convolutions take one weight set); shapes that do not fit; engine errors.
+    pub fn member_likelihood_gradients(
+        &self,
+        thetas: &Tensor,
+        rows: &[usize],
+        scale: f64,
+    ) -> Result<(Vec<f64>, Tensor)> {
+        let c = thetas.dims().first().copied().unwrap_or(0);
+        if thetas.dims() != [c, self.dim] || c == 0 {
+            return Err(Error::invalid(
+                "parameters",
+                format!("{:?}", thetas.dims()),
+                format!(
+                    "expected [members, {}] for the model {:?}",
+                    self.dim,
+                    self.sizes()
+                ),
+            ));
+        }
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.n) {
+            return Err(Error::invalid(
+                "rows",
+                bad,
+                format!("beyond the {} training rows", self.n),
+            ));
+        }
+        let thetas = thetas.variable();
+        let ll = self.batched_log_likelihoods(&self.batched_params(&thetas)?, c, Some(rows))?;
+        let values = ll.to_vec_f64()?;
+        // The networks are independent: the gradient of the sum is each network's gradient.
+        let grads = autodiff::backward(&ll.sum_all()?.mul_scalar(scale)?, &[&thetas])?;
+        let g = grads.into_iter().next().ok_or_else(|| {
+            Error::invalid("parameters", "gradient", "the engine returned no gradient")
+        })?;
+        Ok((values, g))
     }
 
     /// `log L_T` summed over `rows` (all training rows when `None`) as a tensor; `inputs`, when
@@ -941,7 +1019,7 @@ impl BatchTarget for Bnn {
         }
         let thetas = thetas.variable();
         let ll = match self.net {
-            Net::Mlp(_) => self.batched_log_likelihoods(&self.batched_params(&thetas)?, c)?,
+            Net::Mlp(_) => self.batched_log_likelihoods(&self.batched_params(&thetas)?, c, None)?,
             // A CNN's chains one after the other (the convolutions take one weight set), their
             // likelihoods stacked so that one backward pass reaches every row of `thetas`.
             Net::Cnn(_) => {
