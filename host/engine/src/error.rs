@@ -121,6 +121,26 @@ pub enum Error {
         /// The driver's, NVRTC's or cuBLAS's message.
         detail: String,
     },
+    /// A GPU allocation that did not fit: what, how much, how much was free.
+    #[error(
+        "out of memory on cuda:{ordinal}: {what} asked for {} with {} free of {}; use fewer \
+         chains or members, a smaller batch or model, or --device cpu",
+        crate::memory::format_bytes(*asked),
+        crate::memory::format_bytes(*free),
+        crate::memory::format_bytes(*total)
+    )]
+    DeviceOutOfMemory {
+        /// The GPU.
+        ordinal: usize,
+        /// The operation and its sizes.
+        what: String,
+        /// Bytes asked for.
+        asked: u128,
+        /// Bytes free on the device then (0 if the driver did not say).
+        free: u128,
+        /// The device's memory (0 if the driver did not say).
+        total: u128,
+    },
     /// A CUDA device was requested from a build without CUDA support.
     #[error("this build has no CUDA support (built without the `cuda` feature); use the CPU")]
     CudaNotCompiled,
@@ -156,15 +176,19 @@ impl Error {
                 | Error::NoGpu { .. }
                 | Error::CudaNotCompiled
                 | Error::TooLarge { .. }
+                | Error::DeviceOutOfMemory { .. }
         )
     }
 
     /// Whether the error is about the device a caller asked for (no GPU, a build without CUDA,
-    /// an unknown device name).
+    /// an unknown device name, more than its memory holds).
     pub fn is_device_error(&self) -> bool {
         matches!(
             self,
-            Error::UnknownDevice { .. } | Error::NoGpu { .. } | Error::CudaNotCompiled
+            Error::UnknownDevice { .. }
+                | Error::NoGpu { .. }
+                | Error::CudaNotCompiled
+                | Error::DeviceOutOfMemory { .. }
         )
     }
 }
@@ -178,4 +202,34 @@ pub fn human_bytes(b: u128) -> String {
         return String::new();
     }
     format!(" ({} needed)", crate::memory::format_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a user reads when a GPU allocation does not fit (the CUDA backend raises it from
+    /// the driver's out-of-memory status; no GPU is needed to check the words).
+    #[test]
+    fn out_of_device_memory_says_how_much_and_what_to_change() {
+        let e = Error::DeviceOutOfMemory {
+            ordinal: 1,
+            what: "matmul: allocating 268435456 elements on cuda:1".into(),
+            asked: 1 << 30,
+            free: 512 << 20,
+            total: 80 << 30,
+        };
+        let m = e.to_string();
+        for part in [
+            "cuda:1",
+            "1.0 GiB",
+            "512.0 MiB free of 80.0 GiB",
+            "fewer chains or members",
+            "--device cpu",
+        ] {
+            assert!(m.contains(part), "'{m}' lacks '{part}'");
+        }
+        assert!(e.is_request_error() && e.is_device_error());
+        assert!(!m.contains('\n'), "one line: {m}");
+    }
 }

@@ -140,6 +140,13 @@ pub(crate) struct GpuDevice {
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
 }
 
+impl GpuDevice {
+    /// `(free, total)` bytes of device memory, if the driver says.
+    pub(crate) fn mem_info(&self) -> Option<(usize, usize)> {
+        self.ctx.mem_get_info().ok()
+    }
+}
+
 impl std::fmt::Debug for GpuDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GpuDevice(cuda:{}, {})", self.ordinal, self.arch)
@@ -168,8 +175,18 @@ pub(crate) fn device(ordinal: usize) -> Result<Arc<GpuDevice>> {
         reason: e.to_string(),
     })? as usize;
     if ordinal >= count {
+        let present = match probe() {
+            Ok(gpus) => gpus
+                .iter()
+                .map(|g| format!("cuda:{} {}", g.ordinal, g.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(why) => why,
+        };
         return Err(Error::NoGpu {
-            reason: format!("cuda:{ordinal} requested but the machine has {count} GPU(s)"),
+            reason: format!(
+                "cuda:{ordinal} requested but the machine has {count} GPU(s): {present}"
+            ),
         });
     }
     let no_gpu = |what: &str, e: String| Error::NoGpu {

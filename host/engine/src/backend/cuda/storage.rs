@@ -87,6 +87,31 @@ fn err(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Err
     }
 }
 
+/// The error of an allocation or copy of `bytes` on `dev` (`op` says what it was for): out of
+/// memory says how much was asked and how much the device has free, with what to change;
+/// anything else is [`Error::Cuda`].
+fn mem_err(
+    dev: &GpuDevice,
+    bytes: usize,
+    op: impl Into<String>,
+) -> impl FnOnce(cudarc::driver::DriverError) -> Error + '_ {
+    let op = op.into();
+    move |e| {
+        if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+            let (free, total) = dev.mem_info().unwrap_or((0, 0));
+            Error::DeviceOutOfMemory {
+                ordinal: dev.ordinal,
+                what: op,
+                asked: bytes as u128,
+                free: free as u128,
+                total: total as u128,
+            }
+        } else {
+            err(op)(e)
+        }
+    }
+}
+
 /// Element types with kernels.
 trait Elem: Float + DeviceRepr + ValidAsZeroBits {}
 impl Elem for f32 {}
@@ -158,8 +183,16 @@ impl CudaStorage {
         let dev = device(ordinal)?;
         let what = || format!("allocating {n} {dtype} on cuda:{ordinal}");
         let data = match dtype {
-            DType::F32 => GpuData::F32(dev.stream.alloc_zeros::<f32>(n).map_err(err(what()))?),
-            DType::F64 => GpuData::F64(dev.stream.alloc_zeros::<f64>(n).map_err(err(what()))?),
+            DType::F32 => GpuData::F32(dev.stream.alloc_zeros::<f32>(n).map_err(mem_err(
+                &dev,
+                n * 4,
+                what(),
+            ))?),
+            DType::F64 => GpuData::F64(dev.stream.alloc_zeros::<f64>(n).map_err(mem_err(
+                &dev,
+                n * 8,
+                what(),
+            ))?),
         };
         let mut s = CudaStorage { data, dev };
         if v != 0.0 && n > 0 {
@@ -192,12 +225,16 @@ impl CudaStorage {
         let dev = device(ordinal)?;
         let what = || format!("copying {} elements to cuda:{ordinal}", c.len());
         let data = match c {
-            CpuStorage::F32(v) => {
-                GpuData::F32(dev.stream.clone_htod(v.as_slice()).map_err(err(what()))?)
-            }
-            CpuStorage::F64(v) => {
-                GpuData::F64(dev.stream.clone_htod(v.as_slice()).map_err(err(what()))?)
-            }
+            CpuStorage::F32(v) => GpuData::F32(
+                dev.stream
+                    .clone_htod(v.as_slice())
+                    .map_err(mem_err(&dev, v.len() * 4, what()))?,
+            ),
+            CpuStorage::F64(v) => GpuData::F64(
+                dev.stream
+                    .clone_htod(v.as_slice())
+                    .map_err(mem_err(&dev, v.len() * 8, what()))?,
+            ),
         };
         Ok(CudaStorage { data, dev })
     }
@@ -272,17 +309,23 @@ impl CudaStorage {
                 self.dev.ordinal
             )
         };
+        let bytes = self.len() * self.dtype().size();
         Ok(self.wrap(match &self.data {
-            GpuData::F32(s) => GpuData::F32(s.try_clone().map_err(err(what()))?),
-            GpuData::F64(s) => GpuData::F64(s.try_clone().map_err(err(what()))?),
+            GpuData::F32(s) => {
+                GpuData::F32(s.try_clone().map_err(mem_err(&self.dev, bytes, what()))?)
+            }
+            GpuData::F64(s) => {
+                GpuData::F64(s.try_clone().map_err(mem_err(&self.dev, bytes, what()))?)
+            }
         }))
     }
 
     fn alloc<T: Elem>(&self, n: usize, op: &str) -> Result<CudaSlice<T>> {
-        self.dev.stream.alloc_zeros::<T>(n).map_err(err(format!(
-            "{op}: allocating {n} elements on cuda:{}",
-            self.dev.ordinal
-        )))
+        self.dev.stream.alloc_zeros::<T>(n).map_err(mem_err(
+            &self.dev,
+            n * std::mem::size_of::<T>(),
+            format!("{op}: allocating {n} elements on cuda:{}", self.dev.ordinal),
+        ))
     }
 
     fn upload_u64(&self, v: &[u64], op: &str) -> Result<CudaSlice<u64>> {
