@@ -7,7 +7,12 @@
 //!   against PyTorch on the same GPU (`benches/peers/torch_hmc_gpu.py`);
 //! - one CNN training step on 28×28 images (batch 256, f32, Adam; layers
 //!   `c32,c32,m2,c64,m2,c64,g` and a dense output: 3×3 convolutions with batch norm and ReLU),
-//!   against PyTorch with cuDNN on the same GPU (`benches/peers/torch_cnn_gpu.py`).
+//!   against PyTorch with cuDNN on the same GPU (`benches/peers/torch_cnn_gpu.py`);
+//! - HMC chains and ensemble members in lockstep on the digits MLP (64 → 64 → 10, f64, 1617
+//!   rows): one iteration of C chains (a 5-step trajectory and the MH test,
+//!   `hmc::advance_batched`) and one epoch of M members (12 steps of batch 128,
+//!   `stochastic::sgd_members`) for C, M = 1, 2, 4, … 64 — chain iterations and member epochs
+//!   per second (issue 25 §4).
 //!
 //! Each figure is the median of repeated timings taken after a device synchronisation.
 
@@ -130,7 +135,80 @@ fn run(ordinal: usize) -> Result<()> {
     );
     println!("JSON {{\"bench\":\"mlp_step\",\"seconds\":{s}}}");
     hmc_leapfrog(ordinal)?;
+    chains_and_members(ordinal)?;
     cnn_step(ordinal)
+}
+
+/// HMC chains and ensemble members in lockstep (see the module doc).
+fn chains_and_members(ordinal: usize) -> Result<()> {
+    use keel::bayes::hmc::{advance_batched, ChainState, Ensembling, HmcConfig};
+    use keel::bayes::mlp::{Bnn, Likelihood, Split};
+    use keel::bayes::prior::Prior;
+    use keel::bayes::stochastic::{sgd_members, Batching};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let data = keel::data::read_csv(&path, "label", true)?;
+    let split = Split::new(&data, 0.1, 0)?;
+    let bnn = Bnn::new(
+        &split,
+        &[64],
+        Likelihood::Categorical { classes: 10 },
+        Prior::Gaussian { std: 0.447 },
+        1.0,
+        Device::Cuda(ordinal),
+        DType::F64,
+    )?;
+    for c in [1usize, 2, 4, 8, 16, 32, 64] {
+        let cfgs: Vec<HmcConfig> = (0..c)
+            .map(|k| HmcConfig {
+                step_size: 1e-3,
+                trajectory_length: 5e-3,
+                max_leapfrog_steps: 100,
+                iterations: 1000,
+                burn_in: 10,
+                mh: true,
+                ensembling: Ensembling::AcceptedOnly,
+                seed: k as u64,
+                adapt: None,
+            })
+            .collect();
+        let refs: Vec<&HmcConfig> = cfgs.iter().collect();
+        let mut states = cfgs
+            .iter()
+            .enumerate()
+            .map(|(k, cfg)| ChainState::start(&bnn, bnn.init(k as u64), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        let s = time(ordinal, 2, 10, || {
+            let mut each: Vec<&mut ChainState> = states.iter_mut().collect();
+            advance_batched(&bnn, &mut each, &refs).map(drop)
+        })?;
+        println!(
+            "hmc_chains C={c:<3} one iteration (5 leapfrog steps): {:.3} ms, {:.0} chain iterations/s",
+            s * 1e3,
+            c as f64 / s
+        );
+        println!("JSON {{\"bench\":\"hmc_chains\",\"chains\":{c},\"seconds\":{s}}}");
+    }
+    for m in [1usize, 2, 4, 8, 16, 32, 64] {
+        let batchings: Vec<Batching> = (0..m as u64)
+            .map(|seed| Batching {
+                batch_size: 128,
+                epochs: 1,
+                seed,
+                augment: None,
+            })
+            .collect();
+        let inits: Vec<Vec<f64>> = (0..m as u64).map(|s| bnn.init(s)).collect();
+        let s = time(ordinal, 1, 5, || {
+            sgd_members(&bnn, inits.clone(), 1e-3, &batchings, &mut |_| {}).map(drop)
+        })?;
+        println!(
+            "ensemble_members M={m:<3} one epoch (12 steps): {:.3} ms, {:.1} member epochs/s",
+            s * 1e3,
+            m as f64 / s
+        );
+        println!("JSON {{\"bench\":\"ensemble_members\",\"members\":{m},\"seconds\":{s}}}");
+    }
+    Ok(())
 }
 
 /// One CNN training step at 28×28, batch 256 (see the module doc).
