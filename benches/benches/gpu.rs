@@ -128,12 +128,41 @@ fn run(ordinal: usize) -> Result<()> {
         let grads = no_grad(|| backward(&loss, &refs))?;
         Ok(no_grad(|| opt.step(&mut params, &grads, 1e-3))?)
     };
-    let s = time(ordinal, 10, 50, &mut step)?;
+    // Warm-up by hand, so that the memory pool can be read between warm-up and timing: a
+    // step served from the pool leaves its reserved bytes where they were (issue 25 §3).
+    for _ in 0..10 {
+        step()?;
+    }
+    cuda::synchronize(ordinal)?;
+    let before = cuda::pool_memory(ordinal);
+    let s = time(ordinal, 0, 50, &mut step)?;
+    let after = cuda::pool_memory(ordinal);
     println!(
         "mlp_step f32 784-1024-1024-10 b1024 Adam: {:.3} ms",
         s * 1e3
     );
     println!("JSON {{\"bench\":\"mlp_step\",\"seconds\":{s}}}");
+    match (before, after) {
+        (Ok(b), Ok(a)) => {
+            println!(
+                "memory pool after 10 warm-up steps: {} B reserved ({} B in use); after 50 more: {} B reserved ({} B in use){}",
+                b.reserved,
+                b.used,
+                a.reserved,
+                a.used,
+                if a.reserved == b.reserved {
+                    " — no allocation from the driver after warm-up"
+                } else {
+                    " — the pool grew: steps still allocate from the driver"
+                }
+            );
+            println!(
+                "JSON {{\"bench\":\"pool\",\"reserved_after_warmup\":{},\"reserved_after_50\":{}}}",
+                b.reserved, a.reserved
+            );
+        }
+        (b, a) => println!("memory pool not readable: {b:?} / {a:?}"),
+    }
     hmc_leapfrog(ordinal)?;
     chains_and_members(ordinal)?;
     cnn_step(ordinal)

@@ -75,6 +75,23 @@ pub fn peak_bandwidth(_ordinal: usize) -> Result<f64> {
     Err(Error::CudaNotCompiled)
 }
 
+/// Bytes of a GPU's memory pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolMemory {
+    /// Held from the driver.
+    pub reserved: u64,
+    /// In use by live allocations.
+    pub used: u64,
+}
+
+/// A GPU's memory pool.
+///
+/// # Errors
+/// [`Error::CudaNotCompiled`].
+pub fn pool_memory(_ordinal: usize) -> Result<PoolMemory> {
+    Err(Error::CudaNotCompiled)
+}
+
 /// GPU memory (no values exist in this build).
 #[derive(Debug)]
 pub enum CudaStorage {}

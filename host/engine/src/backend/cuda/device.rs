@@ -145,6 +145,84 @@ impl GpuDevice {
     pub(crate) fn mem_info(&self) -> Option<(usize, usize)> {
         self.ctx.mem_get_info().ok()
     }
+
+    /// Hands the memory the pool keeps back to the driver (after the stream's pending frees):
+    /// what an allocation that ran out of memory tries before giving up.
+    pub(crate) fn release_pool(&self) {
+        use cudarc::driver::result;
+        let _ = self.stream.synchronize();
+        // SAFETY: the device handle is this context's; trimming to 0 releases only memory no
+        // live allocation uses.
+        unsafe {
+            if let Ok(pool) = result::device::get_default_mem_pool(self.ctx.cu_device()) {
+                let _ = result::mem_pool::trim_to(pool, 0);
+            }
+        }
+    }
+}
+
+/// Keeps freed device memory in the device's default pool — the one `cuMemAllocAsync` (which
+/// cudarc allocates with where the device supports memory pools) draws from — instead of
+/// returning it to the driver: the pool's default release threshold of 0 trims it at every
+/// synchronisation, and every `item` or read-back synchronises, so each training step would
+/// allocate its buffers from the driver afresh. With the threshold at its maximum the pool is a
+/// stream-ordered caching allocator: after the first step a step's allocations are served from
+/// memory the pool holds ([`pool_memory`] shows it). An allocation that finds the device full
+/// releases the pool and tries once more.
+fn keep_pool_memory(ctx: &CudaContext) -> std::result::Result<(), cudarc::driver::DriverError> {
+    use cudarc::driver::{result, sys};
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: the device handle is the context's own; the release threshold is a `cuuint64_t`.
+    unsafe {
+        let pool = result::device::get_default_mem_pool(ctx.cu_device())?;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+    }
+}
+
+/// Bytes of GPU `ordinal`'s default memory pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolMemory {
+    /// Held from the driver (`CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT`): grows only when an
+    /// allocation cannot be served from what the pool holds.
+    pub reserved: u64,
+    /// In use by live allocations (`CU_MEMPOOL_ATTR_USED_MEM_CURRENT`).
+    pub used: u64,
+}
+
+/// The default memory pool's reserved and used bytes on GPU `ordinal`; a step that leaves
+/// `reserved` unchanged allocated nothing from the driver.
+///
+/// # Errors
+/// [`Error::NoGpu`]; [`Error::Cuda`] where the device has no memory pools.
+pub fn pool_memory(ordinal: usize) -> Result<PoolMemory> {
+    use cudarc::driver::{result, sys};
+    let d = device(ordinal)?;
+    let cuda = |e: cudarc::driver::DriverError| Error::Cuda {
+        op: format!("reading the memory pool of cuda:{ordinal}"),
+        detail: e.to_string(),
+    };
+    let (mut reserved, mut used) = (0u64, 0u64);
+    // SAFETY: the device handle is the context's own; both attributes are `cuuint64_t`.
+    unsafe {
+        let pool = result::device::get_default_mem_pool(d.ctx.cu_device()).map_err(cuda)?;
+        result::mem_pool::get_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT,
+            (&mut reserved as *mut u64).cast(),
+        )
+        .map_err(cuda)?;
+        result::mem_pool::get_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_CURRENT,
+            (&mut used as *mut u64).cast(),
+        )
+        .map_err(cuda)?;
+    }
+    Ok(PoolMemory { reserved, used })
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -193,6 +271,8 @@ pub(crate) fn device(ordinal: usize) -> Result<Arc<GpuDevice>> {
         reason: format!("{what} on cuda:{ordinal}: {e}"),
     };
     let ctx = CudaContext::new(ordinal).map_err(|e| no_gpu("creating a context", e.to_string()))?;
+    // Best effort: without memory pools cudarc allocates synchronously, and nothing is cached.
+    let _ = keep_pool_memory(&ctx);
     let cc = ctx
         .compute_capability()
         .map_err(|e| no_gpu("reading the compute capability", e.to_string()))?;

@@ -14,7 +14,8 @@ mod device;
 mod storage;
 
 pub use device::{
-    compile_all_kernels, open, peak_bandwidth, probe, synchronize, versions, CudaVersions, GpuInfo,
+    compile_all_kernels, open, peak_bandwidth, pool_memory, probe, synchronize, versions,
+    CudaVersions, GpuInfo, PoolMemory,
 };
 pub use storage::CudaStorage;
 

@@ -87,6 +87,21 @@ fn err(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> Err
     }
 }
 
+/// `f` (an allocation), tried once more after the memory pool handed what it keeps back to the
+/// driver if the device was full.
+fn retried<R>(
+    dev: &GpuDevice,
+    f: impl Fn() -> std::result::Result<R, cudarc::driver::DriverError>,
+) -> std::result::Result<R, cudarc::driver::DriverError> {
+    match f() {
+        Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
+            dev.release_pool();
+            f()
+        }
+        r => r,
+    }
+}
+
 /// The error of an allocation or copy of `bytes` on `dev` (`op` says what it was for): out of
 /// memory says how much was asked and how much the device has free, with what to change;
 /// anything else is [`Error::Cuda`].
@@ -183,16 +198,20 @@ impl CudaStorage {
         let dev = device(ordinal)?;
         let what = || format!("allocating {n} {dtype} on cuda:{ordinal}");
         let data = match dtype {
-            DType::F32 => GpuData::F32(dev.stream.alloc_zeros::<f32>(n).map_err(mem_err(
-                &dev,
-                n * 4,
-                what(),
-            ))?),
-            DType::F64 => GpuData::F64(dev.stream.alloc_zeros::<f64>(n).map_err(mem_err(
-                &dev,
-                n * 8,
-                what(),
-            ))?),
+            DType::F32 => GpuData::F32(
+                retried(&dev, || dev.stream.alloc_zeros::<f32>(n)).map_err(mem_err(
+                    &dev,
+                    n * 4,
+                    what(),
+                ))?,
+            ),
+            DType::F64 => GpuData::F64(
+                retried(&dev, || dev.stream.alloc_zeros::<f64>(n)).map_err(mem_err(
+                    &dev,
+                    n * 8,
+                    what(),
+                ))?,
+            ),
         };
         let mut s = CudaStorage { data, dev };
         if v != 0.0 && n > 0 {
@@ -226,14 +245,18 @@ impl CudaStorage {
         let what = || format!("copying {} elements to cuda:{ordinal}", c.len());
         let data = match c {
             CpuStorage::F32(v) => GpuData::F32(
-                dev.stream
-                    .clone_htod(v.as_slice())
-                    .map_err(mem_err(&dev, v.len() * 4, what()))?,
+                retried(&dev, || dev.stream.clone_htod(v.as_slice())).map_err(mem_err(
+                    &dev,
+                    v.len() * 4,
+                    what(),
+                ))?,
             ),
             CpuStorage::F64(v) => GpuData::F64(
-                dev.stream
-                    .clone_htod(v.as_slice())
-                    .map_err(mem_err(&dev, v.len() * 8, what()))?,
+                retried(&dev, || dev.stream.clone_htod(v.as_slice())).map_err(mem_err(
+                    &dev,
+                    v.len() * 8,
+                    what(),
+                ))?,
             ),
         };
         Ok(CudaStorage { data, dev })
@@ -311,17 +334,32 @@ impl CudaStorage {
         };
         let bytes = self.len() * self.dtype().size();
         Ok(self.wrap(match &self.data {
-            GpuData::F32(s) => {
-                GpuData::F32(s.try_clone().map_err(mem_err(&self.dev, bytes, what()))?)
-            }
-            GpuData::F64(s) => {
-                GpuData::F64(s.try_clone().map_err(mem_err(&self.dev, bytes, what()))?)
-            }
+            GpuData::F32(s) => GpuData::F32(
+                retried(&self.dev, || s.try_clone()).map_err(mem_err(&self.dev, bytes, what()))?,
+            ),
+            GpuData::F64(s) => GpuData::F64(
+                retried(&self.dev, || s.try_clone()).map_err(mem_err(&self.dev, bytes, what()))?,
+            ),
         }))
     }
 
     fn alloc<T: Elem>(&self, n: usize, op: &str) -> Result<CudaSlice<T>> {
-        self.dev.stream.alloc_zeros::<T>(n).map_err(mem_err(
+        retried(&self.dev, || self.dev.stream.alloc_zeros::<T>(n)).map_err(mem_err(
+            &self.dev,
+            n * std::mem::size_of::<T>(),
+            format!("{op}: allocating {n} elements on cuda:{}", self.dev.ordinal),
+        ))
+    }
+
+    /// `n` elements left as the allocator hands them over, for an output that the launch after
+    /// it writes in full: every kernel it is used for is a grid-stride loop that stores each of
+    /// its `n` outputs (the emulation tests, `host/engine/tests/cuda_emu.rs`, fill outputs with a
+    /// sentinel before each launch and find none left), so a zero fill would only double the
+    /// writes of a memory-bound op.
+    fn alloc_output<T: Elem>(&self, n: usize, op: &str) -> Result<CudaSlice<T>> {
+        // SAFETY: the buffer's contents are undefined until written, and the caller launches a
+        // kernel that writes all `n` elements before anything reads them (see above).
+        retried(&self.dev, || unsafe { self.dev.stream.alloc::<T>(n) }).map_err(mem_err(
             &self.dev,
             n * std::mem::size_of::<T>(),
             format!("{op}: allocating {n} elements on cuda:{}", self.dev.ordinal),
@@ -345,7 +383,7 @@ impl CudaStorage {
     ) -> Result<CudaSlice<T>> {
         let n = x.len();
         let f = self.kernel(family, op)?;
-        let mut y = self.alloc::<T>(n, op)?;
+        let mut y = self.alloc_output::<T>(n, op)?;
         let n64 = n as u64;
         let mut b = self.dev.stream.launch_builder(&f);
         b.arg(x).arg(&mut y).arg(&n64);
@@ -427,7 +465,7 @@ impl CudaStorage {
         let n64 = n as u64;
         let data = match (&self.data, &rhs.data) {
             (GpuData::F32(a), GpuData::F32(b)) => {
-                let mut y = self.alloc::<f32>(n, name)?;
+                let mut y = self.alloc_output::<f32>(n, name)?;
                 let mut l = self.dev.stream.launch_builder(&f);
                 l.arg(a).arg(b).arg(&mut y).arg(&n64).arg(&info);
                 // SAFETY: binary_{op}_f32(const float* a, const float* b, float* y,
@@ -437,7 +475,7 @@ impl CudaStorage {
                 GpuData::F32(y)
             }
             (GpuData::F64(a), GpuData::F64(b)) => {
-                let mut y = self.alloc::<f64>(n, name)?;
+                let mut y = self.alloc_output::<f64>(n, name)?;
                 let mut l = self.dev.stream.launch_builder(&f);
                 l.arg(a).arg(b).arg(&mut y).arg(&n64).arg(&info);
                 // SAFETY: binary_{op}_f64, as for f32 with doubles.
@@ -479,7 +517,7 @@ impl CudaStorage {
         let n64 = n as u64;
         let data = match (&m.data, &a.data, &b.data) {
             (GpuData::F32(mm), GpuData::F32(x), GpuData::F32(y)) => {
-                let mut o = a.alloc::<f32>(n, "where")?;
+                let mut o = a.alloc_output::<f32>(n, "where")?;
                 let mut l = a.dev.stream.launch_builder(&f);
                 l.arg(mm).arg(x).arg(y).arg(&mut o).arg(&n64).arg(&info);
                 // SAFETY: where_f32(const float* m, const float* a, const float* b, float* y,
@@ -488,7 +526,7 @@ impl CudaStorage {
                 GpuData::F32(o)
             }
             (GpuData::F64(mm), GpuData::F64(x), GpuData::F64(y)) => {
-                let mut o = a.alloc::<f64>(n, "where")?;
+                let mut o = a.alloc_output::<f64>(n, "where")?;
                 let mut l = a.dev.stream.launch_builder(&f);
                 l.arg(mm).arg(x).arg(y).arg(&mut o).arg(&n64).arg(&info);
                 // SAFETY: where_f64, as for f32 with doubles.
@@ -530,7 +568,13 @@ impl CudaStorage {
         let what = format!("cuBLAS gemm {batch}×({m}×{k})·({k}×{n})");
         macro_rules! gemm {
             ($a:expr, $b:expr, $T:ty) => {{
-                let mut c = self.alloc::<$T>(batch * m * n, "matmul")?;
+                // cuBLAS with β = 0 writes all of C without reading it; with k = 0 the product
+                // is the zero matrix, which the zero fill provides.
+                let mut c = if k > 0 {
+                    self.alloc_output::<$T>(batch * m * n, "matmul")?
+                } else {
+                    self.alloc::<$T>(batch * m * n, "matmul")?
+                };
                 if batch > 0 && m > 0 && n > 0 {
                     let cfg = StridedBatchedConfig {
                         gemm: GemmConfig {
@@ -592,7 +636,7 @@ impl CudaStorage {
         let n_out = o * i;
         let (o64, d64, i64_) = (o as u64, d as u64, i as u64);
         Ok(self.wrap(with_data!(&self.data, |x: T| {
-            let mut y = self.alloc::<T>(n_out, name)?;
+            let mut y = self.alloc_output::<T>(n_out, name)?;
             let mut l = self.dev.stream.launch_builder(&f);
             l.arg(x).arg(&mut y).arg(&o64).arg(&d64).arg(&i64_);
             // SAFETY: {sum,max}_axis_{dtype}(const T* x, T* y, unsigned long long outer,
@@ -621,7 +665,7 @@ impl CudaStorage {
         let f = self.kernel("layout", "strided_copy")?;
         let n64 = n as u64;
         Ok(self.wrap(with_data!(&self.data, |x: T| {
-            let mut y = self.alloc::<T>(n, "strided_copy")?;
+            let mut y = self.alloc_output::<T>(n, "strided_copy")?;
             let mut l = self.dev.stream.launch_builder(&f);
             l.arg(x).arg(&mut y).arg(&n64).arg(&info);
             // SAFETY: strided_copy_{dtype}(const T* x, T* y, unsigned long long n,
@@ -709,7 +753,12 @@ impl CudaStorage {
         };
         let args = [o as u64, d as u64, i as u64, idx.len() as u64];
         Ok(self.wrap(with_data!(&self.data, |x: T| {
-            let mut y = self.alloc::<T>(n_out, name)?;
+            // index_add accumulates into zeros; index_select writes every output.
+            let mut y = if name == "index_add" {
+                self.alloc::<T>(n_out, name)?
+            } else {
+                self.alloc_output::<T>(n_out, name)?
+            };
             let mut l = self.dev.stream.launch_builder(&f);
             l.arg(x).arg(&idx_dev).arg(&mut y);
             for a in &args {
@@ -717,7 +766,7 @@ impl CudaStorage {
             }
             // SAFETY: {index_select,index_add}_{dtype}(const T* x, const unsigned long long* idx,
             // T* y, outer, dim, inner, n_idx); every index < dim (checked by the tensor layer);
-            // y is zeroed by alloc_zeros, as index_add requires.
+            // for index_add, y was zeroed first, as it requires.
             unsafe { l.launch(cfg(work)) }.map_err(err(format!(
                 "{name} of {} indices over [{o}, {d}, {i}]",
                 idx.len()
@@ -765,7 +814,7 @@ impl CudaStorage {
         let f = self.kernel("conv", "im2col")?;
         let n = g.patch_len();
         Ok(self.wrap(with_data!(&self.data, |x: T| {
-            let mut y = self.alloc::<T>(n, "im2col")?;
+            let mut y = self.alloc_output::<T>(n, "im2col")?;
             let fill = fill as T;
             let mut l = self.dev.stream.launch_builder(&f);
             l.arg(x).arg(&mut y).arg(&geom).arg(&fill);
@@ -787,7 +836,7 @@ impl CudaStorage {
         let f = self.kernel("conv", "col2im")?;
         let n = g.image_len();
         Ok(self.wrap(with_data!(&self.data, |x: T| {
-            let mut y = self.alloc::<T>(n, "col2im")?;
+            let mut y = self.alloc_output::<T>(n, "col2im")?;
             let mut l = self.dev.stream.launch_builder(&f);
             l.arg(x).arg(&mut y).arg(&geom);
             // SAFETY: col2im_{dtype}(const T* cols, T* y, const unsigned long long* geom[16]);
@@ -810,7 +859,7 @@ impl CudaStorage {
         let data = match &self.data {
             GpuData::F32(x) => {
                 let f = self.dev.function("cast", "cast_f32_f64")?;
-                let mut y = self.alloc::<f64>(n, "cast")?;
+                let mut y = self.alloc_output::<f64>(n, "cast")?;
                 let mut l = self.dev.stream.launch_builder(&f);
                 l.arg(x).arg(&mut y).arg(&n64);
                 // SAFETY: cast_f32_f64(const float* x, double* y, unsigned long long n).
@@ -819,7 +868,7 @@ impl CudaStorage {
             }
             GpuData::F64(x) => {
                 let f = self.dev.function("cast", "cast_f64_f32")?;
-                let mut y = self.alloc::<f32>(n, "cast")?;
+                let mut y = self.alloc_output::<f32>(n, "cast")?;
                 let mut l = self.dev.stream.launch_builder(&f);
                 l.arg(x).arg(&mut y).arg(&n64);
                 // SAFETY: cast_f64_f32(const double* x, float* y, unsigned long long n).
