@@ -770,18 +770,7 @@ impl Bnn {
         rows: &[usize],
         scale: f64,
     ) -> Result<(Vec<f64>, Tensor)> {
-        let c = thetas.dims().first().copied().unwrap_or(0);
-        if thetas.dims() != [c, self.dim] || c == 0 {
-            return Err(Error::invalid(
-                "parameters",
-                format!("{:?}", thetas.dims()),
-                format!(
-                    "expected [members, {}] for the model {:?}",
-                    self.dim,
-                    self.sizes()
-                ),
-            ));
-        }
+        let c = self.stacked("members", thetas)?;
         if let Some(&bad) = rows.iter().find(|&&r| r >= self.n) {
             return Err(Error::invalid(
                 "rows",
@@ -791,13 +780,25 @@ impl Bnn {
         }
         let thetas = thetas.variable();
         let ll = self.batched_log_likelihoods(&self.batched_params(&thetas)?, c, Some(rows))?;
-        let values = ll.to_vec_f64()?;
-        // The networks are independent: the gradient of the sum is each network's gradient.
-        let grads = autodiff::backward(&ll.sum_all()?.mul_scalar(scale)?, &[&thetas])?;
-        let g = grads.into_iter().next().ok_or_else(|| {
-            Error::invalid("parameters", "gradient", "the engine returned no gradient")
-        })?;
-        Ok((values, g))
+        values_and_gradients(&ll, &thetas, scale)
+    }
+
+    /// The number of stacked parameter vectors in `thetas`, which must be `[C, dim]` with
+    /// `C ≥ 1` (`what` names the rows: chains, members).
+    fn stacked(&self, what: &str, thetas: &Tensor) -> Result<usize> {
+        let c = thetas.dims().first().copied().unwrap_or(0);
+        if thetas.dims() != [c, self.dim] || c == 0 {
+            return Err(Error::invalid(
+                "parameters",
+                format!("{:?}", thetas.dims()),
+                format!(
+                    "expected [{what}, {}] for the model {:?}",
+                    self.dim,
+                    self.sizes()
+                ),
+            ));
+        }
+        Ok(c)
     }
 
     /// `log L_T` summed over `rows` (all training rows when `None`) as a tensor; `inputs`, when
@@ -1005,18 +1006,7 @@ impl Bnn {
 
 impl BatchTarget for Bnn {
     fn likelihoods_and_gradients(&self, thetas: &Tensor) -> Result<(Vec<f64>, Tensor)> {
-        let c = thetas.dims().first().copied().unwrap_or(0);
-        if thetas.dims() != [c, self.dim] || c == 0 {
-            return Err(Error::invalid(
-                "parameters",
-                format!("{:?}", thetas.dims()),
-                format!(
-                    "expected [chains, {}] for the model {:?}",
-                    self.dim,
-                    self.sizes()
-                ),
-            ));
-        }
+        let c = self.stacked("chains", thetas)?;
         let thetas = thetas.variable();
         let ll = match self.net {
             Net::Mlp(_) => self.batched_log_likelihoods(&self.batched_params(&thetas)?, c, None)?,
@@ -1032,14 +1022,20 @@ impl BatchTarget for Bnn {
                 Tensor::stack(&each, 0)?
             }
         };
-        let values = ll.to_vec_f64()?;
-        // The chains are independent: the gradient of the sum is each chain's gradient.
-        let grads = autodiff::backward(&ll.sum_all()?, &[&thetas])?;
-        let g = grads.into_iter().next().ok_or_else(|| {
-            Error::invalid("parameters", "gradient", "the engine returned no gradient")
-        })?;
-        Ok((values, g))
+        values_and_gradients(&ll, &thetas, 1.0)
     }
+}
+
+/// The values of the independent log-likelihoods `ll` `[C]` of the stacked networks `thetas`
+/// `[C, dim]` (a variable), and `scale ·` their gradients `[C, dim]`: the networks share no
+/// parameter, so the gradient of the sum is each network's own gradient in its row.
+fn values_and_gradients(ll: &Tensor, thetas: &Tensor, scale: f64) -> Result<(Vec<f64>, Tensor)> {
+    let values = ll.to_vec_f64()?;
+    let grads = autodiff::backward(&ll.sum_all()?.mul_scalar(scale)?, &[thetas])?;
+    let g = grads.into_iter().next().ok_or_else(|| {
+        Error::invalid("parameters", "gradient", "the engine returned no gradient")
+    })?;
+    Ok((values, g))
 }
 
 impl Target for Bnn {
