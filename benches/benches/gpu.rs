@@ -164,8 +164,8 @@ fn run(ordinal: usize) -> Result<()> {
         (b, a) => println!("memory pool not readable: {b:?} / {a:?}"),
     }
     hmc_leapfrog(ordinal)?;
-    chains_and_members(ordinal)?;
-    cnn_step(ordinal)
+    cnn_step(ordinal)?;
+    chains_and_members(ordinal)
 }
 
 /// HMC chains and ensemble members in lockstep (see the module doc).
@@ -174,7 +174,15 @@ fn chains_and_members(ordinal: usize) -> Result<()> {
     use keel::bayes::mlp::{Bnn, Likelihood, Split};
     use keel::bayes::prior::Prior;
     use keel::bayes::stochastic::{sgd_members, Batching};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    // From the source tree, or (the bundled binary on a GPU machine, cuda/check.sh) from the
+    // repository root it runs in.
+    let built =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let path = if built.exists() {
+        built
+    } else {
+        std::path::PathBuf::from("fixtures/data/digits.csv")
+    };
     let data = keel::data::read_csv(&path, "label", true)?;
     let split = Split::new(&data, 0.1, 0)?;
     let bnn = Bnn::new(

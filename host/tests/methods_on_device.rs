@@ -8,6 +8,18 @@
 use keel::autodiff::backward;
 use keel::{DType, Device, Tensor};
 
+/// `fixtures/data/digits.csv` from the source tree, or (a bundled binary on a GPU machine,
+/// `cuda/check.sh`) from the repository root it runs in.
+fn digits_csv() -> std::path::PathBuf {
+    let built =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    if built.exists() {
+        built
+    } else {
+        std::path::PathBuf::from("fixtures/data/digits.csv")
+    }
+}
+
 macro_rules! test_device {
     ($name:ident, |$d:ident| $body:block) => {
         mod $name {
@@ -98,7 +110,7 @@ fn hmc_parity(d: Device) {
     use keel::bayes::hmc::{leapfrog, log_acceptance, sample, Ensembling, HmcConfig, State};
     use keel::bayes::mlp::{Bnn, Likelihood, Split};
     use keel::bayes::prior::Prior;
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let path = digits_csv();
     let data = keel::data::read_csv(&path, "label", true).unwrap();
     let split = Split::new(&data, 0.5, 0).unwrap();
     for (dtype, tol) in [(DType::F64, 1e-9), (DType::F32, 2e-3)] {
@@ -193,7 +205,7 @@ test_device!(hmc_on_device, |d| {
 /// runs see the same numbers; only summation order differs).
 fn gan_parity(d: Device) {
     use keel::gan::{self, GanConfig, GanData, Method};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let path = digits_csv();
     let set = keel::images::csv::read_csv_images(
         &path,
         "label",
@@ -371,7 +383,7 @@ fn ensemble_parity(d: Device) {
     use keel::bayes::mlp::{Bnn, Likelihood, Split};
     use keel::bayes::prior::Prior;
     use keel::bayes::stochastic::{sgd_members, Batching};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/data/digits.csv");
+    let path = digits_csv();
     let data = keel::data::read_csv(&path, "label", true).unwrap();
     let split = Split::new(&data, 0.5, 0).unwrap();
     let run = |dev: Device| {
