@@ -4,30 +4,10 @@
 //! the same member trained alone by the host loop (`sgd_on_host`) to 1e-12 in f64, for both
 //! likelihoods and every prior (whose gradient the fused update computes).
 
-use keel::bayes::mlp::{Bnn, Likelihood, Split};
-use keel::bayes::prior::Prior;
+use keel::bayes::mlp::Likelihood;
 use keel::bayes::stochastic::{sgd, sgd_members, sgd_on_host, Batching};
-use keel::{DType, Device};
 
-fn bnn(file: &str, target: &str, likelihood: Likelihood, prior: &str) -> Bnn {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/data")
-        .join(file);
-    let classify = matches!(likelihood, Likelihood::Categorical { .. });
-    let data = keel::data::read_csv(&path, target, classify).unwrap();
-    let split = Split::new(&data, 0.5, 0).unwrap();
-    let prior = Prior::new(prior, 0.3, 0.5, 4.0).unwrap();
-    Bnn::new(
-        &split,
-        &[16],
-        likelihood,
-        prior,
-        1.0,
-        Device::Cpu,
-        DType::F64,
-    )
-    .unwrap()
-}
+use crate::common::small_bnn;
 
 fn close(what: &str, a: &[f64], b: &[f64], tol: f64) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
@@ -53,7 +33,7 @@ fn batching(seed: u64) -> Batching {
 fn lockstep_members_equal_each_member_trained_alone_on_the_host() {
     for (model, lr) in [
         (
-            bnn(
+            small_bnn(
                 "digits.csv",
                 "label",
                 Likelihood::Categorical { classes: 10 },
@@ -62,7 +42,7 @@ fn lockstep_members_equal_each_member_trained_alone_on_the_host() {
             1e-4,
         ),
         (
-            bnn(
+            small_bnn(
                 "digits.csv",
                 "label",
                 Likelihood::Categorical { classes: 10 },
@@ -71,7 +51,7 @@ fn lockstep_members_equal_each_member_trained_alone_on_the_host() {
             1e-4,
         ),
         (
-            bnn("diabetes.csv", "target", Likelihood::Gaussian, "logistic"),
+            small_bnn("diabetes.csv", "target", Likelihood::Gaussian, "logistic"),
             1e-5,
         ),
     ] {
@@ -109,7 +89,7 @@ fn lockstep_members_equal_each_member_trained_alone_on_the_host() {
 
 #[test]
 fn members_that_do_not_fit_together_are_refused() {
-    let model = bnn(
+    let model = small_bnn(
         "digits.csv",
         "label",
         Likelihood::Categorical { classes: 10 },
@@ -153,7 +133,7 @@ fn members_that_do_not_fit_together_are_refused() {
 
 #[test]
 fn a_diverging_member_is_named() {
-    let model = bnn(
+    let model = small_bnn(
         "digits.csv",
         "label",
         Likelihood::Categorical { classes: 10 },
@@ -180,7 +160,7 @@ fn a_diverging_member_is_named() {
 /// (`host/cli/tests/mpi.rs`).
 #[test]
 fn a_member_trains_the_same_bits_in_any_group() {
-    let model = bnn(
+    let model = small_bnn(
         "digits.csv",
         "label",
         Likelihood::Categorical { classes: 10 },

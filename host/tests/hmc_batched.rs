@@ -7,35 +7,17 @@
 use keel::bayes::hmc::{
     sample, sample_batched, Adaptation, BatchTarget, Ensembling, HmcConfig, Target,
 };
-use keel::bayes::mlp::{Bnn, Likelihood, Split};
-use keel::bayes::prior::Prior;
-use keel::{DType, Device, Tensor};
+use keel::bayes::mlp::{Bnn, Likelihood};
+use keel::{DType, Tensor};
 
-fn bnn(file: &str, target: &str, classify: bool, likelihood: Likelihood) -> Bnn {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/data")
-        .join(file);
-    let data = keel::data::read_csv(&path, target, classify).unwrap();
-    let split = Split::new(&data, 0.5, 0).unwrap();
-    let prior = Prior::new("gaussian", 0.3, 0.5, 4.0).unwrap();
-    Bnn::new(
-        &split,
-        &[16],
-        likelihood,
-        prior,
-        1.0,
-        Device::Cpu,
-        DType::F64,
-    )
-    .unwrap()
-}
+use crate::common::small_bnn;
 
 fn digits() -> Bnn {
-    bnn(
+    small_bnn(
         "digits.csv",
         "label",
-        true,
         Likelihood::Categorical { classes: 10 },
+        "gaussian",
     )
 }
 
@@ -52,7 +34,7 @@ fn close(what: &str, a: &[f64], b: &[f64], tol: f64) {
 
 #[test]
 fn batched_likelihoods_and_gradients_equal_each_chains_own() {
-    let diabetes = bnn("diabetes.csv", "target", false, Likelihood::Gaussian);
+    let diabetes = small_bnn("diabetes.csv", "target", Likelihood::Gaussian, "gaussian");
     for model in [digits(), diabetes] {
         let thetas: Vec<Vec<f64>> = (0..3).map(|s| model.init(10 + s)).collect();
         let flat: Vec<f64> = thetas.concat();

@@ -13,7 +13,7 @@ use keel_core::random::Xoshiro256PlusPlus;
 use keel_core::Real;
 
 use super::coords::Coords;
-use crate::backend::{DType, Device};
+use crate::backend::DType;
 use crate::error::{Error, Result};
 use crate::init::Init;
 use crate::nn::{widths, Activation, Mlp};
@@ -22,7 +22,7 @@ use crate::tensor::Tensor;
 
 /// A conversion of a model's constant tensors (masks, constraint maps, mass maps): to another
 /// precision or device.
-type Constants = dyn Fn(&Tensor) -> Result<Tensor>;
+pub(super) type Constants = dyn Fn(&Tensor) -> Result<Tensor>;
 
 /// One constraint of the graph, without its length.
 #[derive(Clone, Debug, PartialEq)]
@@ -580,16 +580,8 @@ impl Chnn {
         self.map(&move |t| Ok(t.to_dtype(dtype)?))
     }
 
-    /// The same network with its constant tensors on `device` (parameters move separately,
-    /// [`Params::to_device`]).
-    ///
-    /// # Errors
-    /// Device errors.
-    pub fn to_device(&self, device: Device) -> Result<Chnn> {
-        self.map(&move |t| Ok(t.to_device(device)?))
-    }
-
-    fn map(&self, f: &Constants) -> Result<Chnn> {
+    /// The same network with `f` applied to each constant tensor.
+    pub(super) fn map(&self, f: &Constants) -> Result<Chnn> {
         Ok(Chnn {
             graph: self.graph.clone(),
             potential: self.potential.clone(),
@@ -796,15 +788,8 @@ impl Hnn {
         self.map(&move |t| Ok(t.to_dtype(dtype)?))
     }
 
-    /// The same networks with their constant tensors on `device`.
-    ///
-    /// # Errors
-    /// Device errors.
-    pub fn to_device(&self, device: Device) -> Result<Hnn> {
-        self.map(&move |t| Ok(t.to_device(device)?))
-    }
-
-    fn map(&self, f: &Constants) -> Result<Hnn> {
+    /// The same networks with `f` applied to each constant tensor.
+    pub(super) fn map(&self, f: &Constants) -> Result<Hnn> {
         Ok(Hnn {
             strict: f(&self.strict)?,
             eye: f(&self.eye)?,
@@ -941,18 +926,13 @@ impl Delan {
     /// # Errors
     /// Conversion errors.
     pub fn to_dtype(&self, dtype: DType) -> Result<Delan> {
-        Ok(Delan {
-            nets: self.nets.to_dtype(dtype)?,
-        })
+        self.map(&move |t| Ok(t.to_dtype(dtype)?))
     }
 
-    /// The same networks with their constant tensors on `device`.
-    ///
-    /// # Errors
-    /// Device errors.
-    pub fn to_device(&self, device: Device) -> Result<Delan> {
+    /// The same networks with `f` applied to each constant tensor.
+    pub(super) fn map(&self, f: &Constants) -> Result<Delan> {
         Ok(Delan {
-            nets: self.nets.to_device(device)?,
+            nets: self.nets.map(f)?,
         })
     }
 

@@ -12,7 +12,7 @@ use keel_core::random::{standard_normal, Xoshiro256PlusPlus};
 use super::coords::{self, Coords};
 use super::data::Chunk;
 use super::data::{generate, DataSet, SystemSpec, CHUNK};
-use super::model::{on_nodes, Chnn, Delan, Hnn, ModelKind, Node};
+use super::model::{on_nodes, Chnn, Constants, Delan, Hnn, ModelKind, Node};
 use super::truth::{truth, Truth};
 use crate::autodiff::no_grad;
 use crate::backend::{DType, Device};
@@ -243,13 +243,7 @@ impl Net {
     /// # Errors
     /// Conversion errors.
     pub fn to_dtype(&self, dtype: DType) -> Result<Net> {
-        Ok(match self {
-            Net::Chnn(m) => Net::Chnn(m.to_dtype(dtype)?),
-            Net::Clnn(m) => Net::Clnn(m.to_dtype(dtype)?),
-            Net::Node(m) => Net::Node(m.clone()),
-            Net::Hnn(m) => Net::Hnn(m.to_dtype(dtype)?),
-            Net::Delan(m) => Net::Delan(m.to_dtype(dtype)?),
-        })
+        self.map(&move |t| Ok(t.to_dtype(dtype)?))
     }
 
     /// The same model with its constant tensors on `device` (the parameters move separately,
@@ -258,12 +252,17 @@ impl Net {
     /// # Errors
     /// Device errors.
     pub fn to_device(&self, device: Device) -> Result<Net> {
+        self.map(&move |t| Ok(t.to_device(device)?))
+    }
+
+    /// The same model with `f` applied to each constant tensor (the Neural ODE has none).
+    fn map(&self, f: &Constants) -> Result<Net> {
         Ok(match self {
-            Net::Chnn(m) => Net::Chnn(m.to_device(device)?),
-            Net::Clnn(m) => Net::Clnn(m.to_device(device)?),
+            Net::Chnn(m) => Net::Chnn(m.map(f)?),
+            Net::Clnn(m) => Net::Clnn(m.map(f)?),
             Net::Node(m) => Net::Node(m.clone()),
-            Net::Hnn(m) => Net::Hnn(m.to_device(device)?),
-            Net::Delan(m) => Net::Delan(m.to_device(device)?),
+            Net::Hnn(m) => Net::Hnn(m.map(f)?),
+            Net::Delan(m) => Net::Delan(m.map(f)?),
         })
     }
 
