@@ -356,8 +356,11 @@ struct ConvScratch<T> {
 /// permuted weight with `gemm` on the tile's thread (`[pixels, rows] · [rows, o/groups]`), and
 /// the product transposed into the output's channel planes with the bias added. Tiles run in
 /// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order. Geometries
-/// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX-512F) run
-/// [`conv_shift::conv2d`](super::conv_shift::conv2d) instead.
+/// [`conv_winograd::applies`](super::conv_winograd::applies) to (3×3, stride 1, padding 1, at
+/// least 16 channels in and out, AVX-512F) run
+/// [`conv_winograd::conv2d`](super::conv_winograd::conv2d) instead, and the other geometries
+/// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX-512F)
+/// [`conv_shift::conv2d`](super::conv_shift::conv2d).
 pub fn conv2d<T: super::conv_shift::Kernel>(
     x: &[T],
     weight: &[T],
@@ -365,6 +368,9 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
     g: &PatchGeom,
     o: usize,
 ) -> Vec<T> {
+    if super::conv_winograd::applies(g, o) {
+        return super::conv_winograd::conv2d(x, weight, bias, g, o);
+    }
     if super::conv_shift::applies(g) {
         return super::conv_shift::conv2d(x, weight, bias, g, o);
     }
@@ -456,7 +462,8 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
 /// then summed in tile order (the same result on any number of threads) and permuted from the
 /// patches' `(ki, kj, c)` order to the weight's. Geometries
 /// [`conv_shift::applies`](super::conv_shift::applies) to run
-/// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad) instead.
+/// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad) instead (also
+/// those of [`conv_winograd`](super::conv_winograd): its weight gradient measured slower).
 pub fn conv2d_weight_grad<T: super::conv_shift::Kernel>(
     x: &[T],
     gy: &[T],

@@ -145,7 +145,7 @@ const GRAD_PIXELS: usize = 1024;
 /// ([`GRAD_VECTORS`] vectors a pixel): within L1 with the chunk's copies.
 const GRAD_CHUNK_BYTES: usize = 16 << 10;
 /// The widest block of output-channel vectors of [`Kernel::grad_rows`].
-const GRAD_VECTORS: usize = 4;
+pub(super) const GRAD_VECTORS: usize = 4;
 
 /// The weight gradient of [`conv2d`] (`ow = w`, stride 1: see [`applies`]):
 /// `gw[oc, c, ki, kj] = Σ_(b, q) gy[b, oc, q] · xs_(c, kj)[b, ki·dh·w + q]` from the image `x`
@@ -225,11 +225,11 @@ struct GradScratch<T> {
 #[derive(Clone, Copy, Debug)]
 pub struct PixelRun {
     /// Its first pixel in the task's copies (before a patch row's offset).
-    xs: usize,
+    pub(super) xs: usize,
     /// Its first pixel's row of the transposed output gradient, times `ogp`.
-    gyt: usize,
+    pub(super) gyt: usize,
     /// Its pixels.
-    len: usize,
+    pub(super) len: usize,
 }
 
 /// One task of [`conv2d_weight_grad`]: the images `b0 .. b0 + nb` into `dst` (`[o, rows]`).
@@ -283,7 +283,8 @@ fn grad_task<T: Kernel>(
             transpose_planes(
                 &gy[((b0 + b) * o + grp * og) * l..][..og * l],
                 [og, l],
-                &mut s.gyt[b * l * ogp..][..l * ogp],
+                // SAFETY: the transpose stores initialised values only.
+                unsafe { uninit_view(&mut s.gyt[b * l * ogp..][..l * ogp]) },
                 ogp,
             );
         }
@@ -292,7 +293,8 @@ fn grad_task<T: Kernel>(
         for v0 in (0..nvec).step_by(GRAD_VECTORS) {
             let mut start = 0;
             for &end in &ends {
-                T::grad_rows(&s.xs, &s.gyt, ogp, &runs[start..end], offs, v0, &mut s.acc);
+                let acc = &mut s.acc;
+                T::grad_rows(&s.xs, &s.gyt, ogp, &runs[start..end], offs, v0, acc, false);
                 start = end;
             }
         }
@@ -306,8 +308,14 @@ fn grad_task<T: Kernel>(
 }
 
 /// `dst[q·ds + c] = src[c·l + q]` for the `c < rows` planes of `src`, `l` values each: the
-/// whole `LANES × LANES` tiles by [`Kernel::transpose`], the rest one value at a time.
-fn transpose_planes<T: Kernel>(src: &[T], [rows, l]: [usize; 2], dst: &mut [T], ds: usize) {
+/// whole `LANES × LANES` tiles by [`Kernel::transpose`], the rest one value at a time. `dst`
+/// may be uninitialised (an output buffer's spare capacity): it is only written.
+pub(super) fn transpose_planes<T: Kernel>(
+    src: &[T],
+    [rows, l]: [usize; 2],
+    dst: &mut [MaybeUninit<T>],
+    ds: usize,
+) {
     let lanes = T::LANES;
     for c0 in (0..rows).step_by(lanes) {
         for q0 in (0..l).step_by(lanes) {
@@ -316,7 +324,7 @@ fn transpose_planes<T: Kernel>(src: &[T], [rows, l]: [usize; 2], dst: &mut [T], 
             } else {
                 for c in c0..rows.min(c0 + lanes) {
                     for q in q0..l.min(q0 + lanes) {
-                        dst[q * ds + c] = src[c * l + q];
+                        dst[q * ds + c].write(src[c * l + q]);
                     }
                 }
             }
@@ -324,14 +332,24 @@ fn transpose_planes<T: Kernel>(src: &[T], [rows, l]: [usize; 2], dst: &mut [T], 
     }
 }
 
+/// `v` as the destination of [`transpose_planes`] or [`Kernel::transpose`], which only write.
+///
+/// # Safety
+/// Nothing may store an uninitialised value (`MaybeUninit::uninit()`) through the view: `v`
+/// must stay initialised.
+pub(super) unsafe fn uninit_view<T: Copy>(v: &mut [T]) -> &mut [MaybeUninit<T>] {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout; the caller keeps `v` initialised.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
+}
+
 /// Output channels per register block.
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 /// Vectors (64 bytes of pixels each) per register block: `MR·NV` = 24 accumulators of
 /// AVX-512's 32 registers.
-const NV: usize = 4;
+pub(super) const NV: usize = 4;
 
 /// Whether the CPU runs AVX-512F (the kernel's instructions; checked once by `std`).
-fn avx512() -> bool {
+pub(super) fn avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -459,7 +477,7 @@ pub struct Taps {
 }
 
 impl Taps {
-    fn new(offs: Vec<usize>) -> Taps {
+    pub(super) fn new(offs: Vec<usize>) -> Taps {
         let reach = offs.iter().max().copied().unwrap_or(0);
         Taps { offs, reach }
     }
@@ -468,17 +486,17 @@ impl Taps {
 /// Where one register block reads and writes.
 pub struct Block {
     /// Each vector's first element in the copies (before a patch row's offset).
-    base: [usize; NV],
+    pub(super) base: [usize; NV],
     /// Each vector's first output, of the block's first channel.
-    out: [usize; NV],
+    pub(super) out: [usize; NV],
     /// Each vector's pixels (`LANES` but at the end of an image).
-    count: [usize; NV],
+    pub(super) count: [usize; NV],
     /// Vectors to write (the rest repeat the last).
-    vectors: usize,
+    pub(super) vectors: usize,
     /// Channels to write (the rest are padding).
-    channels: usize,
+    pub(super) channels: usize,
     /// Elements between two channels' outputs.
-    plane: usize,
+    pub(super) plane: usize,
 }
 
 /// The register-blocked kernel of [`conv2d`], per element type.
@@ -504,11 +522,13 @@ pub trait Kernel: Float {
     /// `acc[r·ogp + v·LANES ..][..LANES] += Σ_(run, i) xs[run.xs + i + offs[r]] ·
     /// gyt[run.gyt + i·ogp + v·LANES ..][..LANES]` for every patch row `r` and the vectors `v`
     /// of channels `v0 .. v0 + GRAD_VECTORS` (those below `ogp`), each sum in the runs' and
-    /// pixels' order with fused multiply–adds, the rows in register blocks.
+    /// pixels' order with fused multiply–adds, the rows in register blocks. With `from_zero`
+    /// the sums start from +0 instead of `acc`'s values, which are then only written.
     ///
     /// # Panics
     /// If a run reaches past `xs` or `gyt`, `acc` is not `offs.len()·ogp` long, `ogp` is not a
     /// whole number of vectors or `v0` not below them, or the CPU lacks AVX-512F.
+    #[allow(clippy::too_many_arguments)]
     fn grad_rows(
         xs: &[Self],
         gyt: &[Self],
@@ -517,13 +537,15 @@ pub trait Kernel: Float {
         offs: &[usize],
         v0: usize,
         acc: &mut [Self],
+        from_zero: bool,
     );
 
-    /// `dst[j·ds + i] = src[i·ss + j]` for `i, j < LANES`: one tile transposed in registers.
+    /// `dst[j·ds + i] = src[i·ss + j]` for `i, j < LANES`: one tile transposed in registers
+    /// (`dst` may be uninitialised: it is only written).
     ///
     /// # Panics
     /// If a row reaches past `src` or `dst`, or the CPU lacks AVX-512F.
-    fn transpose(src: &[Self], ss: usize, dst: &mut [Self], ds: usize);
+    fn transpose(src: &[Self], ss: usize, dst: &mut [MaybeUninit<Self>], ds: usize);
 }
 
 /// Checks that a block's loads stay in `xs` (`xs_len`) and its stores in `dst` (`dst_len`).
@@ -573,6 +595,7 @@ macro_rules! avx512_kernel {
                 }
             }
 
+            #[allow(clippy::too_many_arguments)]
             fn grad_rows(
                 xs: &[$t],
                 gyt: &[$t],
@@ -581,6 +604,7 @@ macro_rules! avx512_kernel {
                 offs: &[usize],
                 v0: usize,
                 acc: &mut [$t],
+                from_zero: bool,
             ) {
                 assert!(avx512(), "conv_shift needs AVX-512F");
                 let nvec = ogp / $lanes;
@@ -606,11 +630,11 @@ macro_rules! avx512_kernel {
                 unsafe {
                     let vh = (nvec - v0).min(GRAD_VECTORS);
                     let k = [$grad::<24, 1>, $grad::<12, 2>, $grad::<8, 3>, $grad::<6, 4>];
-                    k[vh - 1](xs, gyt, ogp, runs, offs, v0 * $lanes, acc)
+                    k[vh - 1](xs, gyt, ogp, runs, offs, v0 * $lanes, acc, from_zero)
                 }
             }
 
-            fn transpose(src: &[$t], ss: usize, dst: &mut [$t], ds: usize) {
+            fn transpose(src: &[$t], ss: usize, dst: &mut [MaybeUninit<$t>], ds: usize) {
                 assert!(avx512(), "conv_shift needs AVX-512F");
                 assert!(
                     src.len() >= ($lanes - 1) * ss + $lanes
@@ -622,7 +646,7 @@ macro_rules! avx512_kernel {
                 // slices as checked above.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    $transpose(src.as_ptr(), ss, dst.as_mut_ptr(), ds)
+                    $transpose(src.as_ptr(), ss, dst.as_mut_ptr().cast(), ds)
                 }
             }
         }
@@ -633,6 +657,7 @@ macro_rules! avx512_kernel {
         /// rows repeat its last row (computed, not stored).
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn $grad<const R: usize, const V: usize>(
             xs: &[$t],
             gyt: &[$t],
@@ -641,6 +666,7 @@ macro_rules! avx512_kernel {
             offs: &[usize],
             c0: usize,
             acc: &mut [$t],
+            from_zero: bool,
         ) {
             use std::arch::x86_64::*;
             let (px, pg, pa) = (xs.as_ptr(), gyt.as_ptr(), acc.as_mut_ptr());
@@ -650,7 +676,7 @@ macro_rules! avx512_kernel {
                 let row = |j: usize| r0 + j.min(here - 1);
                 let roff: [usize; R] = std::array::from_fn(|j| offs[row(j)]);
                 let mut a = [[$set1(0.0); V]; R];
-                for j in 0..R {
+                for j in (0..R).filter(|_| !from_zero) {
                     for v in 0..V {
                         // SAFETY: `row(j) < rows`, `c0 + v·LANES < ogp` (the caller's).
                         a[j][v] = unsafe { $loadu(pa.add(row(j) * ogp + c0 + v * $lanes)) };
@@ -876,12 +902,12 @@ unsafe fn transpose_f64_avx512(src: *const f64, ss: usize, dst: *mut f64, ds: us
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::conv::PatchLayout;
     use super::*;
 
     /// The geometry of a stride-1 convolution of `[n, c, h, w]`.
-    fn geom(
+    pub(in super::super) fn geom(
         [n, c, h, w]: [usize; 4],
         groups: usize,
         kernel: [usize; 2],
@@ -913,7 +939,13 @@ mod tests {
     }
 
     /// The convolution and its weight gradient by the definition, in `f64`.
-    fn naive(x: &[f64], w: &[f64], b: &[f64], gy: &[f64], g: &PatchGeom) -> [Vec<f64>; 2] {
+    pub(in super::super) fn naive(
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        gy: &[f64],
+        g: &PatchGeom,
+    ) -> [Vec<f64>; 2] {
         let o = b.len();
         let (cg, og) = (g.c / g.groups, o / g.groups);
         let [kh, kw] = g.kernel;
@@ -946,7 +978,7 @@ mod tests {
         [y, gw]
     }
 
-    fn wave(len: usize, f: f64) -> Vec<f64> {
+    pub(in super::super) fn wave(len: usize, f: f64) -> Vec<f64> {
         (0..len).map(|k| (f * k as f64 + 0.3).sin()).collect()
     }
 
@@ -1015,7 +1047,8 @@ mod tests {
             let (n, ss, ds) = (T::LANES, T::LANES + 3, T::LANES + 5);
             let src: Vec<T> = (0..n * ss).map(|k| T::from(k as u16)).collect();
             let mut dst = vec![T::ZERO; n * ds];
-            T::transpose(&src, ss, &mut dst, ds);
+            // SAFETY: the transpose stores initialised values only.
+            T::transpose(&src, ss, unsafe { uninit_view(&mut dst) }, ds);
             for i in 0..n {
                 for j in 0..n {
                     assert!(dst[j * ds + i] == src[i * ss + j], "({i}, {j})");

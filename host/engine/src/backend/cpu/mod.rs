@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod conv_shift;
+pub mod conv_winograd;
 pub mod float;
 pub mod gemm;
 pub mod hmc;
