@@ -20,6 +20,13 @@
 //!   statistics carry over from step to step (steady state); `iter_batched` clones nothing
 //!   here, so the batch setup only hands over the fixed batch.
 //!
+//! - `conv3x3_{fwd,wgrad}/{winograd,direct}/f32/<cin>-<cout>/<h>x<w>/b<n>`: the engine's two CPU
+//!   kernels for 3×3 "same" convolutions side by side, on CPUs with AVX-512F — Winograd's
+//!   F(2×2, 3×3) (`backend::cpu::conv_winograd`) and the shifted-copy direct kernel
+//!   (`backend::cpu::conv_shift`), the convolution and its weight gradient, at the shapes of
+//!   the digits' CNNs, 28×28 images and wider layers: the measurement behind the engine's
+//!   choice between them.
+//!
 //! Inputs: images `x[k] = √2·sin(0.37·k + 0.1)` (`k` the row-major index), labels
 //! `(7i + 3) mod 10`, cotangents `gy[k] = cos(0.11·k)`; the CNN is drawn by `Cnn::new` from
 //! `Xoshiro256PlusPlus::seed_from_u64(0)`, convolution weights for the conv benches with the
@@ -261,12 +268,69 @@ fn cnn(c: &mut Criterion) {
     });
 }
 
+/// The two AVX-512 kernels for 3×3 "same" convolutions (see the header) side by side.
+fn algorithms(c: &mut Criterion) {
+    use keel::backend::cpu::conv::{PatchGeom, PatchLayout};
+    use keel::backend::cpu::{conv_shift, conv_winograd};
+    let cases = [
+        (128, 16, 16, 8),
+        (128, 32, 32, 8),
+        (128, 32, 64, 8),
+        (128, 64, 32, 8),
+        (128, 32, 64, 4),
+        (32, 16, 16, 28),
+        (32, 32, 32, 28),
+        (32, 64, 64, 14),
+        (16, 128, 128, 8),
+    ];
+    for (n, cin, cout, side) in cases {
+        let g = PatchGeom {
+            n,
+            c: cin,
+            h: side,
+            w: side,
+            groups: 1,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            oh: side,
+            ow: side,
+            layout: PatchLayout::PatchesChannelsLast,
+        };
+        if !conv_winograd::supports(&g) || !conv_shift::applies(&g) {
+            eprintln!("conv3x3 benches skipped: no AVX-512F on this CPU");
+            return;
+        }
+        let wave = |len: usize, f: f32| (0..len).map(|k| (f * k as f32 + 0.1).sin()).collect();
+        let x: Vec<f32> = wave(g.image_len(), 0.37);
+        let w: Vec<f32> = wave(cout * cin * 9, 0.91);
+        let b: Vec<f32> = wave(cout, 1.3);
+        let gy: Vec<f32> = wave(n * cout * side * side, 0.11);
+        let id = |what: &str, how: &str| {
+            format!("conv3x3_{what}/{how}/f32/{cin}-{cout}/{side}x{side}/b{n}")
+        };
+        c.bench_function(&id("fwd", "winograd"), |bch| {
+            bch.iter(|| black_box(conv_winograd::conv2d(&x, &w, Some(&b), &g, cout)))
+        });
+        c.bench_function(&id("fwd", "direct"), |bch| {
+            bch.iter(|| black_box(conv_shift::conv2d(&x, &w, Some(&b), &g, cout)))
+        });
+        c.bench_function(&id("wgrad", "winograd"), |bch| {
+            bch.iter(|| black_box(conv_winograd::conv2d_weight_grad(&x, &gy, &g, cout)))
+        });
+        c.bench_function(&id("wgrad", "direct"), |bch| {
+            bch.iter(|| black_box(conv_shift::conv2d_weight_grad(&x, &gy, &g, cout)))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     // Short defaults for a 2-core CI; `-- --warm-up-time 3 --measurement-time 10` overrides.
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = conv, cnn
+    targets = conv, cnn, algorithms
 }
 criterion_main!(benches);

@@ -356,8 +356,8 @@ struct ConvScratch<T> {
 /// permuted weight with `gemm` on the tile's thread (`[pixels, rows] · [rows, o/groups]`), and
 /// the product transposed into the output's channel planes with the bias added. Tiles run in
 /// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order. Geometries
-/// [`conv_winograd::applies`](super::conv_winograd::applies) to (3×3, stride 1, padding 1, at
-/// least 16 channels in and out, AVX-512F) run
+/// where [`conv_winograd::faster_forward`](super::conv_winograd::faster_forward) (3×3 "same",
+/// at least 32 channels in and out, images of 4×4 or more, AVX-512F) run
 /// [`conv_winograd::conv2d`](super::conv_winograd::conv2d) instead, and the other geometries
 /// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX-512F)
 /// [`conv_shift::conv2d`](super::conv_shift::conv2d).
@@ -368,7 +368,7 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
     g: &PatchGeom,
     o: usize,
 ) -> Vec<T> {
-    if super::conv_winograd::applies(g, o) {
+    if super::conv_winograd::faster_forward(g, o) {
         return super::conv_winograd::conv2d(x, weight, bias, g, o);
     }
     if super::conv_shift::applies(g) {
@@ -460,16 +460,21 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
 /// output gradient go to per-thread scratch and `gemm` writes the tile's partial gradient
 /// `gyᵀ · patches` (`[o/groups, rows]`, inner dimension the tile's pixels); the partials are
 /// then summed in tile order (the same result on any number of threads) and permuted from the
-/// patches' `(ki, kj, c)` order to the weight's. Geometries
-/// [`conv_shift::applies`](super::conv_shift::applies) to run
-/// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad) instead (also
-/// those of [`conv_winograd`](super::conv_winograd): its weight gradient measured slower).
+/// patches' `(ki, kj, c)` order to the weight's. Geometries where
+/// [`conv_winograd::faster_weight_grad`](super::conv_winograd::faster_weight_grad) (3×3
+/// "same", at least 16 channels in and out, images of 12×12 or more, AVX-512F) run
+/// [`conv_winograd::conv2d_weight_grad`](super::conv_winograd::conv2d_weight_grad) instead,
+/// and the other geometries [`conv_shift::applies`](super::conv_shift::applies) to
+/// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad).
 pub fn conv2d_weight_grad<T: super::conv_shift::Kernel>(
     x: &[T],
     gy: &[T],
     g: &PatchGeom,
     o: usize,
 ) -> Vec<T> {
+    if super::conv_winograd::faster_weight_grad(g, o) {
+        return super::conv_winograd::conv2d_weight_grad(x, gy, g, o);
+    }
     if super::conv_shift::applies(g) {
         return super::conv_shift::conv2d_weight_grad(x, gy, g, o);
     }

@@ -226,6 +226,8 @@ struct GradScratch<T> {
 pub struct PixelRun {
     /// Its first pixel in the task's copies (before a patch row's offset).
     pub(super) xs: usize,
+    /// Elements between two consecutive pixels in the copies (1 here).
+    pub(super) step: usize,
     /// Its first pixel's row of the transposed output gradient, times `ogp`.
     pub(super) gyt: usize,
     /// Its pixels.
@@ -264,6 +266,7 @@ fn grad_task<T: Kernel>(
             let len = (chunk - filled).min(l - q);
             runs.push(PixelRun {
                 xs: b * stride + q,
+                step: 1,
                 gyt: (b * l + q) * ogp,
                 len,
             });
@@ -519,7 +522,7 @@ pub trait Kernel: Float {
         dst: &mut [MaybeUninit<Self>],
     );
 
-    /// `acc[r·ogp + v·LANES ..][..LANES] += Σ_(run, i) xs[run.xs + i + offs[r]] ·
+    /// `acc[r·ogp + v·LANES ..][..LANES] += Σ_(run, i) xs[run.xs + i·run.step + offs[r]] ·
     /// gyt[run.gyt + i·ogp + v·LANES ..][..LANES]` for every patch row `r` and the vectors `v`
     /// of channels `v0 .. v0 + GRAD_VECTORS` (those below `ogp`), each sum in the runs' and
     /// pixels' order with fused multiply–adds, the rows in register blocks. With `from_zero`
@@ -615,13 +618,14 @@ macro_rules! avx512_kernel {
                 let reach = offs.iter().max().copied().unwrap_or(0);
                 for run in runs {
                     assert!(
-                        run.xs + run.len + reach <= xs.len()
+                        (run.len == 0 || run.xs + (run.len - 1) * run.step + reach < xs.len())
                             && (run.len == 0 || run.gyt + run.len * ogp <= gyt.len()),
                         "conv_shift gradient run reaches past its operands"
                     );
                 }
                 // SAFETY: `$grad` requires AVX-512F, checked above. It reads `xs` at
-                // `run.xs + i + offs[r]` (`i < run.len`: below `xs.len()`, checked above),
+                // `run.xs + i·run.step + offs[r]` (`i < run.len`: below `xs.len()`, checked
+                // above),
                 // `gyt` at `run.gyt + i·ogp + v·LANES` for `v < nvec` (a vector ends at most
                 // at `run.gyt + (run.len − 1)·ogp + ogp ≤ gyt.len()`, checked above), and
                 // `acc` at `r·ogp + v·LANES` for `r < offs.len()`, `v < nvec` (its length,
@@ -698,11 +702,11 @@ macro_rules! avx512_kernel {
                                 a[j][v] = $fmadd(xb, gv[v], a[j][v]);
                             }
                         }
-                        // SAFETY: one past the run's last pixel at most.
-                        unsafe {
-                            x = x.add(1);
-                            gp = gp.add(ogp);
-                        }
+                        // The next pixel (past the run's last one, never read, at the end:
+                        // hence the wrapping step for `x`).
+                        x = x.wrapping_add(run.step);
+                        // SAFETY: one past the run's last pixel's vectors at most.
+                        gp = unsafe { gp.add(ogp) };
                     }
                 }
                 for j in 0..here {

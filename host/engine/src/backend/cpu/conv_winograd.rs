@@ -29,16 +29,16 @@ use super::conv::PatchGeom;
 use super::conv_shift::{self, transpose_planes, uninit_view, Kernel, PixelRun, GRAD_VECTORS};
 use super::float::Float;
 
-/// Input and output channels from which the transforms pay: the products' inner dimension is the
-/// input channels, and below this the register block's loads and stores dominate it.
-const MIN_CHANNELS: usize = 16;
 /// Bytes of transformed input `V` a task keeps: within L2 with the task's products `M`.
 const TASK_BYTES: usize = 128 << 10;
+/// Tiles a task holds at least, whatever `TASK_BYTES` says: every task reads all 16 transformed
+/// weight matrices (`16·c·o` values), which a task of few tiles amortises poorly (128 channels
+/// in and out, 16 images of 8×8: 535–553 µs against 551–629 µs with one image per task).
+const MIN_TASK_TILES: usize = 64;
 
-/// Whether [`conv2d`] computes the convolution `g` with `o` output channels: a 3×3 kernel,
-/// stride 1, padding 1, no dilation, one group, at least `MIN_CHANNELS` channels in and out, no
-/// empty axis, and a CPU with AVX-512F.
-pub fn applies(g: &PatchGeom, o: usize) -> bool {
+/// Whether [`conv2d`] and [`conv2d_weight_grad`] compute the convolution `g`: a 3×3 kernel,
+/// stride 1, padding 1, no dilation, one group, no empty axis, and a CPU with AVX-512F.
+pub fn supports(g: &PatchGeom) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
         && g.padding == [1, 1]
@@ -46,10 +46,25 @@ pub fn applies(g: &PatchGeom, o: usize) -> bool {
         && g.groups == 1
         && g.oh == g.h
         && g.ow == g.w
-        && g.c >= MIN_CHANNELS
-        && o >= MIN_CHANNELS
-        && g.n * g.h * g.w > 0
+        && g.n * g.c * g.h * g.w > 0
         && conv_shift::avx512()
+}
+
+/// Whether [`conv2d`] is the faster kernel for `g` with `o` output channels on this CPU — at
+/// least 32 channels in and out, images of at least 4×4 — by the side-by-side bench
+/// `conv3x3_fwd/{winograd,direct}` of `benches/benches/conv.rs` (AMD EPYC Zen 5, two threads:
+/// 1.32–1.97× the direct kernel from 32 to 128 channels and 4×4 to 28×28 images; with 16
+/// channels 0.79–0.82×, too short an inner sum for the transforms to pay).
+pub fn faster_forward(g: &PatchGeom, o: usize) -> bool {
+    supports(g) && g.c.min(o) >= 32 && g.h.min(g.w) >= 4
+}
+
+/// Whether [`conv2d_weight_grad`] is the faster kernel for `g` with `o` output channels on this
+/// CPU — at least 16 channels in and out, images of at least 12×12 — by the side-by-side bench
+/// `conv3x3_wgrad/{winograd,direct}` (AMD EPYC Zen 5: 1.18–1.55× the direct kernel at 14×14 and
+/// 28×28; 0.94–1.19× at 4×4 and 8×8, where the transforms cost about what the products save).
+pub fn faster_weight_grad(g: &PatchGeom, o: usize) -> bool {
+    supports(g) && g.c.min(o) >= 16 && g.h.min(g.w) >= 12
 }
 
 /// What every task of one [`conv2d`] shares.
@@ -86,11 +101,11 @@ struct Scratch<T> {
     offs: Vec<usize>,
 }
 
-/// The convolution `g` (see [`applies`]) of `x` (`[n, c, h, w]`) with `weight` (`[o, c, 3, 3]`)
+/// The convolution `g` (see [`supports`]) of `x` (`[n, c, h, w]`) with `weight` (`[o, c, 3, 3]`)
 /// plus `bias` (`[o]`), written as `[n, o, h, w]`. Tasks of a few images run in parallel.
 ///
 /// # Panics
-/// If `g` does not satisfy [`applies`] or the slices are not the geometry's.
+/// If `g` does not satisfy [`supports`] or the slices are not the geometry's.
 pub fn conv2d<T: Kernel>(
     x: &[T],
     weight: &[T],
@@ -99,26 +114,24 @@ pub fn conv2d<T: Kernel>(
     o: usize,
 ) -> Vec<T> {
     assert!(
-        applies(g, o),
+        supports(g),
         "conv_winograd::conv2d on an unsupported geometry"
     );
     let c = g.c;
     assert_eq!(weight.len(), o * c * 9, "conv_winograd::conv2d weight");
     assert_eq!(x.len(), g.image_len(), "conv_winograd::conv2d image");
     let ogp = o.div_ceil(T::LANES) * T::LANES;
+    // The weights transposed to `[c·9, o]`, then transformed along the output channels.
+    let mut wt = vec![T::ZERO; c * 9 * o];
+    // SAFETY: the transpose stores initialised values only.
+    transpose_planes(weight, [o, c * 9], unsafe { uninit_view(&mut wt) }, o);
     let mut packed = vec![T::ZERO; 16 * c * ogp];
-    for oc in 0..o {
-        for ch in 0..c {
-            let u = weight_tile(&weight[(oc * c + ch) * 9..][..9]);
-            for (xi, &v) in u.iter().enumerate() {
-                packed[(xi * c + ch) * ogp + oc] = v;
-            }
-        }
-    }
+    weight_tiles(&wt, [c, o, ogp], &mut packed);
     let l = g.h * g.w;
     let tiles = g.h.div_ceil(2) * g.w.div_ceil(2);
     let per_image = 16 * c * tiles * std::mem::size_of::<T>();
     let nb = (TASK_BYTES / per_image)
+        .max(MIN_TASK_TILES.div_ceil(tiles))
         .min(g.n.div_ceil(2 * rayon::current_num_threads()))
         .clamp(1, g.n);
     let plan = Plan {
@@ -152,6 +165,7 @@ pub fn conv2d<T: Kernel>(
 
 /// `G g Gᵀ` of one 3×3 kernel `g` (row-major), as 16 values `ξ = 4i + j`, with
 /// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`.
+#[inline(always)]
 fn weight_tile<T: Float>(g: &[T]) -> [T; 16] {
     let half = T::from_f64(0.5);
     let expand = |a: T, b: T, c: T| [a, (a + b + c) * half, (a - b + c) * half, c];
@@ -163,6 +177,33 @@ fn weight_tile<T: Float>(g: &[T]) -> [T; 16] {
         u[4 * i..4 * i + 4].copy_from_slice(&row);
     }
     u
+}
+
+super::simd::multiversion! {
+    /// The transformed weights `packed` (`[16, c, ogp]`, `size = [c, o, ogp]`) of the weights
+    /// `wt` transposed to `[c·9, o]`: `packed[(ξ·c + ch)·ogp + oc] = (G g Gᵀ)_ξ` of the kernel
+    /// `g` of `(oc, ch)`; the lanes past `o` are left alone.
+    ///
+    /// # Panics
+    /// If `wt` or `packed` is shorter than that, or `o > ogp`.
+    fn weight_tiles<T: Float>(wt: &[T], size: [usize; 3], packed: &mut [T]) {
+        let [c, o, ogp] = size;
+        assert!(
+            o <= ogp && wt.len() >= c * 9 * o && packed.len() >= 16 * c * ogp,
+            "conv_winograd weight tiles"
+        );
+        for ch in 0..c {
+            for oc in 0..o {
+                // SAFETY: `(ch·9 + k)·o + oc < c·9·o ≤ wt.len()` (checked above).
+                let g: [T; 9] =
+                    std::array::from_fn(|k| unsafe { *wt.get_unchecked((ch * 9 + k) * o + oc) });
+                for (xi, &v) in weight_tile(&g).iter().enumerate() {
+                    // SAFETY: `(ξ·c + ch)·ogp + oc < 16·c·ogp ≤ packed.len()` (checked above).
+                    unsafe { *packed.get_unchecked_mut((xi * c + ch) * ogp + oc) = v };
+                }
+            }
+        }
+    }
 }
 
 /// `Bᵀ d B` of one 4×4 input tile `d` (`4i + j`), with
@@ -296,6 +337,218 @@ fn padded_channels_last<T: Kernel>(
     }
 }
 
+/// `Gᵀ u G` of the gradient `u` of one transformed kernel (`ξ = 4i + j`): the gradient of the
+/// 3×3 kernel (row-major) of [`weight_tile`].
+fn weight_grad_tile<T: Float>(u: [T; 16]) -> [T; 9] {
+    let half = T::from_f64(0.5);
+    let along = |[u0, u1, u2, u3]: [T; 4]| {
+        let (p, q) = ((u1 + u2) * half, (u1 - u2) * half);
+        [u0 + p, q, p + u3]
+    };
+    let cols: [[T; 3]; 4] = std::array::from_fn(|j| along([u[j], u[4 + j], u[8 + j], u[12 + j]]));
+    let mut g = [T::ZERO; 9];
+    for a in 0..3 {
+        let row = along([cols[0][a], cols[1][a], cols[2][a], cols[3][a]]);
+        g[3 * a..3 * a + 3].copy_from_slice(&row);
+    }
+    g
+}
+
+/// `A y Aᵀ` of the gradient `y` of one tile's 2×2 output pixels (`[y00, y01, y10, y11]`): the
+/// gradient of its transformed block `m` of [`output_tile`], with
+/// `A = [[1, 0], [1, 1], [1, −1], [0, −1]]`.
+#[inline(always)]
+fn output_grad_tile<T: Float>(y: [T; 4]) -> [T; 16] {
+    let along = |[y0, y1]: [T; 2]| [y0, y0 + y1, y0 - y1, T::ZERO - y1];
+    let cols = [along([y[0], y[2]]), along([y[1], y[3]])];
+    let mut z = [T::ZERO; 16];
+    for i in 0..4 {
+        let row = along([cols[0][i], cols[1][i]]);
+        z[4 * i..4 * i + 4].copy_from_slice(&row);
+    }
+    z
+}
+
+super::simd::multiversion! {
+    /// The gradients `z` of one image's transformed blocks, `z[ξ·stride + (first + t)·ogp ..]`
+    /// (`o` values and zeros up to `ogp`), from its output gradient `yp` channels last with
+    /// zeros past the image (`[2th, 2tw, o]`, `tiles = [th, tw]`).
+    ///
+    /// # Panics
+    /// If `yp` or `z` is shorter than that.
+    fn output_grad_tiles<T: Float>(
+        yp: &[T],
+        tiles: [usize; 2],
+        o: usize,
+        ogp: usize,
+        stride: usize,
+        first: usize,
+        z: &mut [T],
+    ) {
+        let [th, tw] = tiles;
+        let pw = 2 * tw;
+        let count = th * tw;
+        assert!(
+            o <= ogp
+                && yp.len() >= 2 * th * pw * o
+                && (count == 0 || z.len() >= 15 * stride + (first + count) * ogp),
+            "conv_winograd output gradient tiles"
+        );
+        let take: [usize; 4] = [0, o, pw * o, (pw + 1) * o];
+        let put: [usize; 16] = std::array::from_fn(|k| k * stride);
+        for t in 0..count {
+            let base = (2 * (t / tw) * pw + 2 * (t % tw)) * o;
+            let at = (first + t) * ogp;
+            for oc in 0..o {
+                // SAFETY: `base + take[k] + oc ≤ ((2ti + 1)·pw + 2tj + 1)·o + o − 1`, below
+                // `2th·pw·o ≤ yp.len()` (checked above).
+                let y = std::array::from_fn(|k| unsafe { *yp.get_unchecked(base + take[k] + oc) });
+                let tile = output_grad_tile(y);
+                for (k, &v) in tile.iter().enumerate() {
+                    // SAFETY: `at + put[k] + oc < (first + count)·ogp + 15·stride ≤ z.len()`
+                    // (checked above; `oc < ogp`).
+                    unsafe { *z.get_unchecked_mut(at + put[k] + oc) = v };
+                }
+            }
+            if o < ogp {
+                for &p in &put {
+                    z[at + p + o..at + p + ogp].fill(T::ZERO);
+                }
+            }
+        }
+    }
+}
+
+/// Tiles of one weight-gradient task (at least; whole images): enough work that the partial
+/// gradient's sum costs little. Fixed, so that the partials, and the result, do not depend on
+/// the number of threads.
+const GRAD_TASK_TILES: usize = 256;
+/// Tiles a weight-gradient task transforms at a time (at least one image): their transformed
+/// inputs and blocks' gradients stay in L2 while the kernel sweeps them.
+const GRAD_CHUNK_TILES: usize = 32;
+
+/// Per-thread scratch of [`conv2d_weight_grad`].
+#[derive(Default)]
+struct GradScratch<T> {
+    /// One image channels last, `[pixels, c]`, and its output gradient, `[pixels, o]`.
+    xt: Vec<T>,
+    /// The image with a ring of zeros, `[2th + 2, 2tw + 2, c]`.
+    xp: Vec<T>,
+    /// The output gradient with zeros past the image, `[2th, 2tw, o]`.
+    yp: Vec<T>,
+    /// A chunk's transformed input tiles, `[16, tiles, c]`.
+    v: Vec<T>,
+    /// A chunk's gradients of the transformed blocks, `[16, tiles, ogp]`.
+    z: Vec<T>,
+    /// The input channels' offsets in a tile's row of `v`.
+    offs: Vec<usize>,
+}
+
+/// The weight gradient of [`conv2d`] (see [`supports`]): `[o, c, 3, 3]` from the image `x`
+/// (`[n, c, h, w]`) and the output gradient `gy` (`[n, o, h, w]`), as `Gᵀ (∂L/∂U) G` with
+/// `∂L/∂U_ξ[c, o] = Σ_t V_ξ[t, c] · Z_ξ[t, o]`, `Z_t = A (∂L/∂Y_t) Aᵀ` the gradient of tile `t`'s
+/// transformed block (zero past the image's edge): 16 products over the tiles, by the weight
+/// gradient's kernel of [`conv_shift`](super::conv_shift) (rows the input channels, vectors the
+/// output channels). Tasks of whole images (at least `GRAD_TASK_TILES` tiles) run in parallel
+/// and their partial gradients are summed in task order (the same result on any number of
+/// threads).
+///
+/// # Panics
+/// If `g` does not satisfy [`supports`] or the slices are not the geometry's.
+pub fn conv2d_weight_grad<T: Kernel>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
+    assert!(
+        supports(g),
+        "conv_winograd::conv2d_weight_grad on an unsupported geometry"
+    );
+    let (c, l) = (g.c, g.h * g.w);
+    assert_eq!(x.len(), g.image_len(), "conv_winograd weight grad image");
+    assert_eq!(
+        gy.len(),
+        g.n * o * l,
+        "conv_winograd weight grad output gradient"
+    );
+    let ogp = o.div_ceil(T::LANES) * T::LANES;
+    let per = g.h.div_ceil(2) * g.w.div_ceil(2);
+    let nb = GRAD_TASK_TILES.div_ceil(per).clamp(1, g.n);
+    let tasks = g.n.div_ceil(nb);
+    let len = 16 * c * ogp;
+    let run = |s: &mut GradScratch<T>, (t, acc): (usize, &mut [T])| {
+        let b0 = t * nb;
+        grad_task(x, gy, g, [o, ogp], [b0, nb.min(g.n - b0)], acc, s);
+    };
+    let partial = super::conv::summed_tile_partials(tasks, len, run);
+    let du = &partial[..len];
+    let mut out = T::take(o * c * 9);
+    out.resize(o * c * 9, T::ZERO);
+    for oc in 0..o {
+        for ch in 0..c {
+            let u = std::array::from_fn(|k| du[(k * c + ch) * ogp + oc]);
+            out[(oc * c + ch) * 9..][..9].copy_from_slice(&weight_grad_tile(u));
+        }
+    }
+    T::give(partial);
+    out
+}
+
+/// One task of [`conv2d_weight_grad`]: the images `b0 .. b0 + nb` into `acc` (`[16, c, ogp]`,
+/// zeros on entry), a chunk of images at a time.
+fn grad_task<T: Kernel>(
+    x: &[T],
+    gy: &[T],
+    g: &PatchGeom,
+    [o, ogp]: [usize; 2],
+    [b0, nb]: [usize; 2],
+    acc: &mut [T],
+    s: &mut GradScratch<T>,
+) {
+    let (c, h, w) = (g.c, g.h, g.w);
+    let l = h * w;
+    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
+    let per = th * tw;
+    let pw = 2 * tw + 2;
+    let chunk = GRAD_CHUNK_TILES.div_ceil(per).min(nb);
+    s.xt.resize(l * c.max(o), T::ZERO);
+    s.xp.clear();
+    s.xp.resize((2 * th + 2) * pw * c, T::ZERO);
+    s.yp.clear();
+    s.yp.resize(4 * per * o, T::ZERO);
+    let nvec = ogp / T::LANES;
+    for c0 in (0..nb).step_by(chunk) {
+        let images = chunk.min(nb - c0);
+        let tiles = images * per;
+        s.v.resize(16 * tiles * c, T::ZERO);
+        s.z.resize(16 * tiles * ogp, T::ZERO);
+        for i in 0..images {
+            let b = b0 + c0 + i;
+            let image = &x[b * c * l..][..c * l];
+            padded_channels_last(image, [c, h, w], pw, &mut s.xt, &mut s.xp);
+            input_tiles(&s.xp, [th, tw], c, [tiles * c, c], &mut s.v[i * per * c..]);
+            // SAFETY: the transpose stores initialised values only.
+            let gt = unsafe { uninit_view(&mut s.xt) };
+            transpose_planes(&gy[b * o * l..][..o * l], [o, l], gt, o);
+            for (r, row) in s.xt.chunks_exact(w * o).take(h).enumerate() {
+                s.yp[r * 2 * tw * o..][..w * o].copy_from_slice(row);
+            }
+            output_grad_tiles(&s.yp, [th, tw], o, ogp, tiles * ogp, i * per, &mut s.z);
+        }
+        // The kernel's rows are the input channels (offsets 0 .. c in a tile's row of `v`),
+        // its pixels the chunk's tiles (`c` apart).
+        s.offs.clear();
+        s.offs.extend(0..c);
+        for (xi, acc) in acc.chunks_exact_mut(c * ogp).enumerate() {
+            let run = [PixelRun {
+                xs: xi * tiles * c,
+                step: c,
+                gyt: xi * tiles * ogp,
+                len: tiles,
+            }];
+            for v0 in (0..nvec).step_by(GRAD_VECTORS) {
+                T::grad_rows(&s.v, &s.z, ogp, &run, &s.offs, v0, acc, false);
+            }
+        }
+    }
+}
+
 /// One task: the images `t·nb ..` into `dst` (their `[nb, o, h, w]` outputs).
 fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], s: &mut Scratch<T>) {
     let g = p.g;
@@ -333,6 +586,7 @@ fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], s: &mut Sc
     for (xi, acc) in s.m.chunks_exact_mut(tiles * ogp).enumerate() {
         let run = [PixelRun {
             xs: xi * c,
+            step: 1,
             gyt: 0,
             len: c,
         }];
@@ -374,19 +628,20 @@ mod tests {
     use super::super::conv_shift::tests::{geom, naive, wave};
     use super::*;
 
-    /// Checks [`conv2d`] against the definition in `f64` (1e-12 relative to the largest output)
-    /// and `f32` (1e-5).
+    /// Checks [`conv2d`] and [`conv2d_weight_grad`] against the definition in `f64` (1e-12
+    /// relative to the largest value) and `f32` (1e-5 for the convolution; the weight gradient
+    /// within twice the direct kernel's error).
     fn check(g: PatchGeom, o: usize) {
         if !conv_shift::avx512() {
             eprintln!("conv_winograd tests skipped: no AVX-512F on this CPU");
             return;
         }
-        assert!(applies(&g, o), "{g:?}");
+        assert!(supports(&g), "{g:?}");
         let x = wave(g.image_len(), 0.37);
         let w = wave(o * g.rows(), 0.91);
         let b = wave(o, 1.3);
-        let gy = vec![0.0; g.n * o * g.oh * g.ow];
-        let [y, _] = naive(&x, &w, &b, &gy, &g);
+        let gy = wave(g.n * o * g.oh * g.ow, 0.11);
+        let [y, gw] = naive(&x, &w, &b, &gy, &g);
         let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
             assert_eq!(got.len(), want.len(), "{what}");
             let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
@@ -398,6 +653,12 @@ mod tests {
             }
         };
         close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
+        close(
+            &conv2d_weight_grad(&x, &gy, &g, o),
+            &gw,
+            1e-12,
+            "f64 weight grad",
+        );
         let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let up = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
         close(
@@ -405,6 +666,22 @@ mod tests {
             &y,
             1e-5,
             "f32 conv2d",
+        );
+        // In f32 a weight gradient's error grows with its sum's length (n·h·w terms): it must
+        // be no worse than the direct kernel's on the same data (1.3e-5 of the largest value
+        // for either at n·h·w = 2080).
+        let err = |got: Vec<f32>| {
+            let scale = gw.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let e = got.iter().zip(&gw).map(|(&a, e)| (f64::from(a) - e).abs());
+            e.fold(0.0, f64::max) / scale
+        };
+        let (wino, direct) = (
+            err(conv2d_weight_grad(&f(&x), &f(&gy), &g, o)),
+            err(conv_shift::conv2d_weight_grad(&f(&x), &f(&gy), &g, o)),
+        );
+        assert!(
+            wino <= 2.0 * direct + 1e-6 && wino < 1e-4,
+            "f32 weight grad error {wino:e} (direct {direct:e}, {g:?})"
         );
         let zero = vec![0.0; o];
         let [y0, _] = naive(&x, &w, &zero, &gy, &g);
@@ -426,7 +703,13 @@ mod tests {
         check(geom([2, 20, 1, 9], 1, [3, 3], [1, 1], [1, 1]), 16);
         check(geom([2, 16, 28, 28], 1, [3, 3], [1, 1], [1, 1]), 33);
         check(geom([130, 32, 4, 4], 1, [3, 3], [1, 1], [1, 1]), 64);
+        // Several weight-gradient tasks with a short last one and chunks of 3 images (12
+        // tiles each) with a short last one.
         check(geom([41, 16, 5, 6], 1, [3, 3], [1, 1], [1, 1]), 20);
+        // Few channels (correct, if not faster), and 128 of each with tasks of whole images
+        // held to 64 tiles.
+        check(geom([3, 3, 5, 7], 1, [3, 3], [1, 1], [1, 1]), 5);
+        check(geom([9, 128, 8, 8], 1, [3, 3], [1, 1], [1, 1]), 128);
     }
 
     #[test]
