@@ -39,8 +39,9 @@ threads=${TORCH_THREADS:-$(nproc)}
 export CRITERION_HOME="$out/criterion"
 for i in $(seq 1 "${RUNS:-3}"); do
     echo "=== run $i ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    # The cases the peers time (not the conv3x3 kernels side by side, which have no peer).
     "$exe" --bench --warm-up-time "${WARMUP:-1}" --measurement-time "${MEASURE:-3}" \
-        > "$out/keel-$i.out" 2> "$out/keel-$i.log"
+        '^(conv2d|cnn_step)' > "$out/keel-$i.out" 2> "$out/keel-$i.log"
     for fw in torch jax; do
         "$here/.venv-$fw/bin/python" "$here/cnn_step.py" --framework "$fw" \
             --threads "$threads" --repeats "${REPEATS:-100}" > "$out/$fw-$i.json"
