@@ -89,6 +89,16 @@ fn run(ordinal: usize) -> Result<()> {
             (8192.0 * 8192.0 + 8192.0) * bytes4,
             Box::new(|| Ok(no_grad(|| rows.sum(&[1], false).map(drop))?)),
         ),
+        (
+            "max over columns (f32, 8192×8192 → 8192)",
+            (8192.0 * 8192.0 + 8192.0) * bytes4,
+            Box::new(|| Ok(no_grad(|| rows.max(1, false).map(drop))?)),
+        ),
+        (
+            "sum of all (f32, 64 Mi → 1)",
+            n as f64 * bytes4,
+            Box::new(|| Ok(no_grad(|| x.sum(&[0], false).map(drop))?)),
+        ),
     ];
     println!(
         "{:<44} {:>10} {:>10} {:>8}",

@@ -94,6 +94,20 @@
     K(cast_f32_f64, (const float* x, double* y, KEEL_ULL n), (x, y, n))                          \
     K(cast_f64_f32, (const double* x, float* y, KEEL_ULL n), (x, y, n))
 
+// The kernels that synchronise their threads (__syncthreads, warp shuffles): launch.cpp runs
+// them through the cooperative launcher.
+#define KEEL_COOPERATIVE_KERNELS(K)                                                              \
+    KEEL_ROWS_SIG(K, sum, float, f32)                                                            \
+    KEEL_ROWS_SIG(K, sum, double, f64)                                                           \
+    KEEL_ROWS_SIG(K, max, float, f32)                                                            \
+    KEEL_ROWS_SIG(K, max, double, f64)
+
+/* reduce.cu */
+#define KEEL_ROWS_SIG(K, OP, T, DT)                                                              \
+    K(OP##_rows_##DT, (const T* x, T* y, KEEL_ULL rows, KEEL_ULL dim, KEEL_ULL chunk),           \
+      (x, y, rows, dim, chunk))
+
 #define KEEL_DECLARE_KERNEL(name, params, args) extern "C" void name params;
 KEEL_KERNELS(KEEL_DECLARE_KERNEL)
+KEEL_COOPERATIVE_KERNELS(KEEL_DECLARE_KERNEL)
 #undef KEEL_DECLARE_KERNEL

@@ -18,6 +18,8 @@ pub type WhereFn<T> =
     unsafe extern "C" fn(u32, u32, *const T, *const T, *const T, *mut T, u64, *const u64);
 /// `{sum,max}_axis_{dtype}(const T* x, T* y, outer, dim, inner)`.
 pub type ReduceFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut T, u64, u64, u64);
+/// `{sum,max}_rows_{dtype}(const T* x, T* y, rows, dim, chunk)` (cooperative launch).
+pub type RowsFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut T, u64, u64, u64);
 /// `strided_copy_{dtype}(const T* x, T* y, unsigned long long n, const unsigned long long* info)`.
 pub type StridedCopyFn<T> = unsafe extern "C" fn(u32, u32, *const T, *mut T, u64, *const u64);
 /// `copy_block_{dtype}(const T* x, T* y, outer, d_src, inner, d_dst, offset)`.
@@ -65,6 +67,8 @@ pub struct Kernels<T: 'static> {
     pub where_: WhereFn<T>,
     pub sum_axis: ReduceFn<T>,
     pub max_axis: ReduceFn<T>,
+    pub sum_rows: RowsFn<T>,
+    pub max_rows: RowsFn<T>,
     pub strided_copy: StridedCopyFn<T>,
     pub copy_block: CopyBlockFn<T>,
     pub fill: FillFn<T>,
@@ -87,6 +91,7 @@ macro_rules! kernels {
      affine: $affine:ident, powf: $powf:ident,
      binary: [$($binary:ident),* $(,)?],
      where_: $where_:ident, sum_axis: $sum_axis:ident, max_axis: $max_axis:ident,
+     sum_rows: $sum_rows:ident, max_rows: $max_rows:ident,
      strided_copy: $strided_copy:ident, copy_block: $copy_block:ident, fill: $fill:ident,
      index_select: $index_select:ident, index_add: $index_add:ident,
      adam: $adam:ident, sgd_momentum: $sgd_momentum:ident, sgd: $sgd:ident,
@@ -110,6 +115,12 @@ macro_rules! kernels {
             );
             fn $max_axis(
                 grid: u32, block: u32, x: *const $T, y: *mut $T, outer: u64, dim: u64, inner: u64,
+            );
+            fn $sum_rows(
+                grid: u32, block: u32, x: *const $T, y: *mut $T, rows: u64, dim: u64, chunk: u64,
+            );
+            fn $max_rows(
+                grid: u32, block: u32, x: *const $T, y: *mut $T, rows: u64, dim: u64, chunk: u64,
             );
             fn $strided_copy(
                 grid: u32, block: u32, x: *const $T, y: *mut $T, n: u64, info: *const u64,
@@ -162,6 +173,8 @@ macro_rules! kernels {
             where_: $where_,
             sum_axis: $sum_axis,
             max_axis: $max_axis,
+            sum_rows: $sum_rows,
+            max_rows: $max_rows,
             strided_copy: $strided_copy,
             copy_block: $copy_block,
             fill: $fill,
@@ -192,6 +205,7 @@ kernels!(f32, F32,
         emu_binary_max_f32, emu_binary_gt_f32, emu_binary_eq_f32,
     ],
     where_: emu_where_f32, sum_axis: emu_sum_axis_f32, max_axis: emu_max_axis_f32,
+    sum_rows: emu_sum_rows_f32, max_rows: emu_max_rows_f32,
     strided_copy: emu_strided_copy_f32, copy_block: emu_copy_block_f32, fill: emu_fill_f32,
     index_select: emu_index_select_f32, index_add: emu_index_add_f32,
     adam: emu_adam_f32, sgd_momentum: emu_sgd_momentum_f32, sgd: emu_sgd_f32,
@@ -213,6 +227,7 @@ kernels!(f64, F64,
         emu_binary_max_f64, emu_binary_gt_f64, emu_binary_eq_f64,
     ],
     where_: emu_where_f64, sum_axis: emu_sum_axis_f64, max_axis: emu_max_axis_f64,
+    sum_rows: emu_sum_rows_f64, max_rows: emu_max_rows_f64,
     strided_copy: emu_strided_copy_f64, copy_block: emu_copy_block_f64, fill: emu_fill_f64,
     index_select: emu_index_select_f64, index_add: emu_index_add_f64,
     adam: emu_adam_f64, sgd_momentum: emu_sgd_momentum_f64, sgd: emu_sgd_f64,

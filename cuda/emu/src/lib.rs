@@ -4,7 +4,9 @@
 //! NVRTC — compiled as C++20 and run on the CPU, so the test suite checks the kernels' logic
 //! (index arithmetic, broadcasting, grid-stride loops, per-op semantics) on machines without a
 //! GPU. `build.rs` force-includes `cuda_emu.hpp`, a small emulation of the CUDA execution model,
-//! before each `.cu` file; a launch runs every (block, thread) of the grid in turn.
+//! before each `.cu` file; a launch runs every (block, thread) of the grid in turn, except for
+//! the kernels that synchronise their threads ([`reduce_rows`]), which run one OS thread per
+//! CUDA thread of a block with `__syncthreads` and warp shuffles through barriers.
 //!
 //! Each function here is a safe wrapper of one kernel family: slices in, a fresh `Vec` out (or
 //! the kernel's in-place buffers as `&mut`), and the [`Launch`] geometry as an argument, so tests
@@ -573,6 +575,55 @@ pub fn sum_axis<T: Scalar>(launch: Launch, x: &[T], s: Split) -> Vec<T> {
 #[track_caller]
 pub fn max_axis<T: Scalar>(launch: Launch, x: &[T], s: Split) -> Vec<T> {
     reduce("max_axis", T::kernels().max_axis, launch, x, s)
+}
+
+/// `{sum,max}_rows_{dtype}`: one value per segment of `chunk` elements of each row of a
+/// contiguous `[rows, dim]` (`parts = ⌈dim/chunk⌉` segments a row, `[rows, parts]` out), one
+/// block per segment with warp shuffles, run by the cooperative launcher (one OS thread per
+/// CUDA thread of a block). See `cuda/reduce.cu` for the order of the combinations.
+///
+/// # Panics
+/// If `x.len() != rows·dim`, `chunk == 0`, the block is not a multiple of 32 or above 1024, or
+/// (`max`) `dim == 0` with rows.
+#[track_caller]
+pub fn reduce_rows<T: Scalar>(
+    launch: Launch,
+    max: bool,
+    x: &[T],
+    rows: usize,
+    dim: usize,
+    chunk: usize,
+) -> Vec<T> {
+    let kernel = if max { "max_rows" } else { "sum_rows" };
+    check_same_len(kernel, "x", x.len(), rows * dim);
+    assert!(chunk > 0, "{kernel}: chunk 0");
+    assert!(
+        launch.block.is_multiple_of(32) && launch.block <= 1024,
+        "{kernel}: blocks of whole warps, at most 1024 threads (got {})",
+        launch.block
+    );
+    assert!(!max || dim > 0 || rows == 0, "{kernel}: the rows are empty");
+    let k = if max {
+        T::kernels().max_rows
+    } else {
+        T::kernels().sum_rows
+    };
+    let mut y = output(rows * dim.div_ceil(chunk));
+    // SAFETY: {sum,max}_rows_{dtype}(const T* x, T* y, rows, dim, chunk) reads
+    // x[0..rows·dim) and writes y[0..rows·⌈dim/chunk⌉); the launcher needs whole warps (checked
+    // above).
+    unsafe {
+        k(
+            launch.grid,
+            launch.block,
+            x.as_ptr(),
+            y.as_mut_ptr(),
+            ull(rows),
+            ull(dim),
+            ull(chunk),
+        )
+    };
+    y
 }
 
 /// `strided_copy_{dtype}`: materialises the view `info = [rank, offset, d0..d3, s0..s3]` of

@@ -43,7 +43,9 @@ use keel_cuda_emu::{self as emu, AdamArgs, Launch, Scalar, SgdMomentumArgs, Spli
 use keel_engine::backend::cpu::kernels::{self, BinaryOp, UnaryOp};
 use keel_engine::backend::cpu::{conv as cpu_conv, hmc as hmc_twin, Float};
 use keel_engine::backend::hmc::{add_partials, LeapfrogArgs, PriorArgs, PriorKind, CHUNK};
-use keel_engine::backend::launch::{launch_dims, BLOCK, MAX_GRID};
+use keel_engine::backend::launch::{
+    column_parts, launch_dims, row_chunk, row_dims, BLOCK, MAX_GRID,
+};
 use keel_engine::backend::ops::{PatchGeom, PatchLayout};
 use keel_engine::optim::{Optimizer, OptimizerKind};
 use keel_engine::params::{ParamId, Params};
@@ -578,6 +580,156 @@ fn sum_axis<T: Num>() {
 
 fn max_axis<T: Num>() {
     reduce::<T>(true);
+}
+
+/// The CPU twin of `{sum,max}_rows` (`cuda/reduce.cu`) for blocks of `block` threads: the same
+/// combinations in the same order — each thread's strided run of its segment from the identity,
+/// then each warp's 32 lanes by shuffles down 16, 8, 4, 2, 1 (a lane past the warp's end meets
+/// its own value, as `__shfl_down_sync` returns it), then warp 0 over the warps' values.
+fn rows_twin<T: Num>(max: bool, x: &[T], [rows, dim, chunk]: [usize; 3], block: usize) -> Vec<T> {
+    let combine = |a: T, b: T| {
+        if !max {
+            a + b
+        } else if b > a || b.is_nan() {
+            b
+        } else {
+            a
+        }
+    };
+    let tree = |mut lanes: [T; 32]| {
+        for off in [16, 8, 4, 2, 1] {
+            let before = lanes;
+            for (l, v) in lanes.iter_mut().enumerate() {
+                *v = combine(before[l], before[if l + off < 32 { l + off } else { l }]);
+            }
+        }
+        lanes[0]
+    };
+    let parts = dim.div_ceil(chunk);
+    (0..rows * parts)
+        .map(|s| {
+            let (seg, begin) = (&x[s / parts * dim..][..dim], s % parts * chunk);
+            let end = (begin + chunk).min(dim);
+            let identity = if max { seg[begin] } else { T::ZERO };
+            let threads: Vec<T> = (0..block)
+                .map(|t| {
+                    (begin + t..end)
+                        .step_by(block)
+                        .fold(identity, |v, k| combine(v, seg[k]))
+                })
+                .collect();
+            let warps: Vec<T> = threads
+                .chunks_exact(32)
+                .map(|w| tree(std::array::from_fn(|l| w[l])))
+                .collect();
+            tree(std::array::from_fn(|l| {
+                warps.get(l).copied().unwrap_or(identity)
+            }))
+        })
+        .collect()
+}
+
+/// `{sum,max}_rows` (one block per segment of a row, warp shuffles; the emulator's cooperative
+/// launcher) against their twin bit for bit — segments longer and shorter than a block, rows cut
+/// into segments with a short last one, several launch geometries, the special values — and
+/// the GPU's plan (`launch::row_chunk`: one or two launches) against the CPU backend's
+/// `sum_axis` (within the bound of a reordered sum) and `max_axis` (exactly).
+fn reduce_rows<T: Num>(max: bool) {
+    let name = if max { "max_rows" } else { "sum_rows" };
+    let mut gen = Gen::new(if max { 0xC0DA_0021 } else { 0xC0DA_0020 });
+    let mut r = Report::new::<T>(name);
+    let cases: [[usize; 3]; 6] = [
+        [5, 1000, 1000],
+        [3, 1000, 333],
+        [2, 4099, 1024],
+        [4, 40, 40],
+        [1, 1, 1],
+        [7, 100, 7],
+    ];
+    for [rows, dim, chunk] in cases {
+        let segments = rows * dim.div_ceil(chunk);
+        for x in [gen.finite::<T>(rows * dim), gen.values::<T>(rows * dim)] {
+            let launches = [
+                Launch::new(1, 32),
+                Launch::new(3, 64),
+                Launch::new(2, 256),
+                row_dims(segments).into(),
+            ];
+            for l in launches {
+                let got = emu::reduce_rows(l, max, &x, rows, dim, chunk);
+                let want = rows_twin(max, &x, [rows, dim, chunk], l.block() as usize);
+                let ctx = format!("{name} [{rows}, {dim}] chunk {chunk} {l:?}");
+                r.check(&ctx, &got, &want, Tol::Exact);
+            }
+        }
+    }
+    for [rows, dim] in [[3usize, 1024], [1, 20_000], [2, 9000]] {
+        let x = gen.finite::<T>(rows * dim);
+        let chunk = row_chunk(rows, dim).expect("rows long enough for blocks");
+        let parts = dim.div_ceil(chunk);
+        let mut got = emu::reduce_rows(row_dims(rows * parts).into(), max, &x, rows, dim, chunk);
+        if parts > 1 {
+            got = emu::reduce_rows(row_dims(rows).into(), max, &got, rows, parts, parts);
+        }
+        let ctx = format!("{name} [{rows}, {dim}] as planned ({parts} parts)");
+        if max {
+            r.check(&ctx, &got, &kernels::max_axis(&x, rows, dim, 1), Tol::Exact);
+        } else {
+            let bound: Vec<f64> = x
+                .chunks_exact(dim)
+                .map(|row| {
+                    let abs: f64 = row.iter().map(|v| v.to_f64().abs()).sum();
+                    2.0 * (dim - 1) as f64 * T::EPS * abs
+                })
+                .collect();
+            r.check_reordered(&ctx, &got, &kernels::sum_axis(&x, rows, dim, 1), &bound);
+        }
+    }
+}
+
+/// A column reduction as the GPU plans it when its outputs are too few (`launch::column_parts`):
+/// `{sum,max}_axis` over `[outer·p, dim/p, inner]`, then over `[outer, p, inner]`, against the
+/// CPU backend in one pass — the sum within the bound of a reordered sum, the max exactly.
+fn split_columns<T: Num>() {
+    let mut gen = Gen::new(0xC0DA_0022);
+    let mut r = Report::new::<T>("sum_axis / max_axis in two launches");
+    for [outer, dim, inner] in [[1usize, 4096, 24], [2, 1009 * 64, 3], [3, 640, 5]] {
+        let p = column_parts(outer, dim, inner);
+        assert!(
+            p > 1 && dim % p == 0,
+            "[{outer}, {dim}, {inner}] is split ({p})"
+        );
+        let x = gen.finite::<T>(outer * dim * inner);
+        let first = Split::from((outer * p, dim / p, inner));
+        let second = Split::from((outer, p, inner));
+        let ctx = format!("[{outer}, {dim}, {inner}] in {p} parts");
+        let l = |n: usize| Launch::from(launch_dims(n));
+        let part = emu::max_axis(l(outer * p * inner), &x, first);
+        let got = emu::max_axis(l(outer * inner), &part, second);
+        let want = kernels::max_axis(&x, outer, dim, inner);
+        r.check(&format!("max {ctx}"), &got, &want, Tol::Exact);
+        let part = emu::sum_axis(l(outer * p * inner), &x, first);
+        let got = emu::sum_axis(l(outer * inner), &part, second);
+        let want = kernels::sum_axis(&x, outer, dim, inner);
+        let bound: Vec<f64> = (0..outer * inner)
+            .map(|j| {
+                let (o, i) = (j / inner, j % inner);
+                let abs: f64 = (0..dim)
+                    .map(|d| x[(o * dim + d) * inner + i].to_f64().abs())
+                    .sum();
+                2.0 * (dim - 1) as f64 * T::EPS * abs
+            })
+            .collect();
+        r.check_reordered(&format!("sum {ctx}"), &got, &want, &bound);
+    }
+}
+
+fn sum_rows<T: Num>() {
+    reduce_rows::<T>(false);
+}
+
+fn max_rows<T: Num>() {
+    reduce_rows::<T>(true);
 }
 
 fn broadcast_to<T: Num>() {
@@ -1410,6 +1562,9 @@ for_both_dtypes!(
     where_,
     sum_axis,
     max_axis,
+    sum_rows,
+    max_rows,
+    split_columns,
     broadcast_to,
     permute,
     narrow,

@@ -6,7 +6,7 @@
 //! direct convolution takes 36, so 2.25 times fewer multiply–adds. The sum over channels is,
 //! for each of the 16 positions `ξ` of the 4×4 transformed tile, a matrix product
 //! `M_ξ[t, o] = Σ_c V_ξ[t, c] · U_ξ[c, o]` over the tiles `t`, computed by the register-blocked
-//! AVX-512 kernel of [`conv_shift`](super::conv_shift)'s weight gradient (a block of rows × vectors
+//! AVX-512 kernel of [`conv_shift`]'s weight gradient (a block of rows × vectors
 //! of output channels, one broadcast per row and channel), so this path runs only on CPUs with
 //! AVX-512F.
 //!
@@ -448,7 +448,7 @@ struct GradScratch<T> {
 /// (`[n, c, h, w]`) and the output gradient `gy` (`[n, o, h, w]`), as `Gᵀ (∂L/∂U) G` with
 /// `∂L/∂U_ξ[c, o] = Σ_t V_ξ[t, c] · Z_ξ[t, o]`, `Z_t = A (∂L/∂Y_t) Aᵀ` the gradient of tile `t`'s
 /// transformed block (zero past the image's edge): 16 products over the tiles, by the weight
-/// gradient's kernel of [`conv_shift`](super::conv_shift) (rows the input channels, vectors the
+/// gradient's kernel of [`conv_shift`] (rows the input channels, vectors the
 /// output channels). Tasks of whole images (at least `GRAD_TASK_TILES` tiles) run in parallel
 /// and their partial gradients are summed in task order (the same result on any number of
 /// threads).

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+use cudarc::driver::{
+    CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
 
 use super::device::{device, GpuDevice};
 use crate::backend::cpu::{CpuStorage, Float};
@@ -621,11 +623,48 @@ impl CudaStorage {
         Ok(self.wrap(data))
     }
 
-    /// `sum_axis` or `max_axis` over the middle axis of `[outer, dim, inner]`.
+    /// `sum_axis` or `max_axis` over the middle axis of `[outer, dim, inner]`: long contiguous
+    /// rows (`inner = 1`) by a block per row segment ([`launch::row_chunk`]), the others by a
+    /// thread per output, in two launches where the outputs are too few to fill the GPU
+    /// ([`launch::column_parts`]). Sums come out in another order than the CPU's in those two
+    /// cases (the maxima are exact).
+    ///
+    /// [`launch::row_chunk`]: crate::backend::launch::row_chunk
+    /// [`launch::column_parts`]: crate::backend::launch::column_parts
     ///
     /// # Errors
     /// [`Error::Cuda`].
     pub fn reduce_axis(
+        &self,
+        name: &'static str,
+        o: usize,
+        d: usize,
+        i: usize,
+    ) -> Result<CudaStorage> {
+        if i == 1 {
+            if let Some(chunk) = crate::backend::launch::row_chunk(o, d) {
+                let rows = if name == "max_axis" {
+                    "max_rows"
+                } else {
+                    "sum_rows"
+                };
+                return self.reduce_rows(rows, o, d, chunk);
+            }
+        }
+        let p = crate::backend::launch::column_parts(o, d, i);
+        if p > 1 {
+            return self
+                .reduce_columns(name, o * p, d / p, i)?
+                .reduce_columns(name, o, p, i);
+        }
+        self.reduce_columns(name, o, d, i)
+    }
+
+    /// `sum_axis` or `max_axis` with a thread per output of `[outer, dim, inner]` (one launch).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    fn reduce_columns(
         &self,
         name: &'static str,
         o: usize,
@@ -645,6 +684,61 @@ impl CudaStorage {
             unsafe { l.launch(cfg(n_out)) }.map_err(err(format!("{name} over [{o}, {d}, {i}]")))?;
             y
         })))
+    }
+
+    /// `sum_rows` or `max_rows` over the contiguous rows of `[rows, dim]`: one block per
+    /// segment of `chunk` elements, then (rows cut into several segments) once more over the
+    /// `[rows, parts]` partial results, one block per row (see `launch::row_chunk`).
+    ///
+    /// # Errors
+    /// [`Error::Cuda`].
+    fn reduce_rows(
+        &self,
+        name: &'static str,
+        rows: usize,
+        dim: usize,
+        chunk: usize,
+    ) -> Result<CudaStorage> {
+        let f = self.kernel("reduce", name)?;
+        let parts = dim.div_ceil(chunk);
+        let what =
+            |dim: usize, chunk: usize| format!("{name} over [{rows}, {dim}] in chunks of {chunk}");
+        Ok(self.wrap(with_data!(&self.data, |x: T| {
+            let mut y = self.alloc_output::<T>(rows * parts, name)?;
+            self.launch_rows(&f, x, &mut y, [rows, dim, chunk])
+                .map_err(err(what(dim, chunk)))?;
+            if parts > 1 {
+                let mut z = self.alloc_output::<T>(rows, name)?;
+                self.launch_rows(&f, &y, &mut z, [rows, parts, parts])
+                    .map_err(err(what(parts, parts)))?;
+                z
+            } else {
+                y
+            }
+        })))
+    }
+
+    /// One `{sum,max}_rows` launch of `f` (see [`CudaStorage::reduce_rows`]).
+    fn launch_rows<T: DeviceRepr>(
+        &self,
+        f: &CudaFunction,
+        x: &CudaSlice<T>,
+        y: &mut CudaSlice<T>,
+        [rows, dim, chunk]: [usize; 3],
+    ) -> std::result::Result<(), cudarc::driver::DriverError> {
+        let (grid, block) = crate::backend::launch::row_dims(rows * dim.div_ceil(chunk));
+        let config = LaunchConfig {
+            grid_dim: (grid, 1, 1),
+            block_dim: (block, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let (r64, d64, c64) = (rows as u64, dim as u64, chunk as u64);
+        let mut l = self.dev.stream.launch_builder(f);
+        l.arg(x).arg(y).arg(&r64).arg(&d64).arg(&c64);
+        // SAFETY: {sum,max}_rows_{dtype}(const T* x, T* y, unsigned long long rows,
+        // unsigned long long dim, unsigned long long chunk); x holds rows·dim elements, y
+        // rows·⌈dim/chunk⌉; blocks of ROW_BLOCK = 256 threads (whole warps), chunk ≥ 1.
+        unsafe { l.launch(config) }.map(|_| ())
     }
 
     /// `y[j] = x[offset + Σ idx_k·strides_k]` for the row-major multi-index of `j` in `out`.
