@@ -462,7 +462,7 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
 /// then summed in tile order (the same result on any number of threads) and permuted from the
 /// patches' `(ki, kj, c)` order to the weight's. Geometries where
 /// [`conv_winograd::faster_weight_grad`](super::conv_winograd::faster_weight_grad) (3×3
-/// "same", at least 16 channels in and out, images of 12×12 or more, AVX-512F) run
+/// "same", at least 16 channels in and out, images of 4×4 or more, AVX-512F) run
 /// [`conv_winograd::conv2d_weight_grad`](super::conv_winograd::conv2d_weight_grad) instead,
 /// and the other geometries [`conv_shift::applies`](super::conv_shift::applies) to
 /// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad).

@@ -53,18 +53,18 @@ pub fn supports(g: &PatchGeom) -> bool {
 /// Whether [`conv2d`] is the faster kernel for `g` with `o` output channels on this CPU — at
 /// least 32 channels in and out, images of at least 4×4 — by the side-by-side bench
 /// `conv3x3_fwd/{winograd,direct}` of `benches/benches/conv.rs` (AMD EPYC Zen 5, two threads:
-/// 1.32–1.97× the direct kernel from 32 to 128 channels and 4×4 to 28×28 images; with 16
-/// channels 0.79–0.82×, too short an inner sum for the transforms to pay).
+/// 1.32–1.98× the direct kernel from 32 to 128 channels and 4×4 to 28×28 images; with 16
+/// channels 0.81×, too short an inner sum for the transforms to pay).
 pub fn faster_forward(g: &PatchGeom, o: usize) -> bool {
     supports(g) && g.c.min(o) >= 32 && g.h.min(g.w) >= 4
 }
 
 /// Whether [`conv2d_weight_grad`] is the faster kernel for `g` with `o` output channels on this
-/// CPU — at least 16 channels in and out, images of at least 12×12 — by the side-by-side bench
-/// `conv3x3_wgrad/{winograd,direct}` (AMD EPYC Zen 5: 1.18–1.55× the direct kernel at 14×14 and
-/// 28×28; 0.94–1.19× at 4×4 and 8×8, where the transforms cost about what the products save).
+/// CPU — at least 16 channels in and out, images of at least 4×4 — by the side-by-side bench
+/// `conv3x3_wgrad/{winograd,direct}` (AMD EPYC Zen 5: 1.14–1.72× the direct kernel from 16 to 128
+/// channels and 4×4 to 28×28 images).
 pub fn faster_weight_grad(g: &PatchGeom, o: usize) -> bool {
-    supports(g) && g.c.min(o) >= 16 && g.h.min(g.w) >= 12
+    supports(g) && g.c.min(o) >= 16 && g.h.min(g.w) >= 4
 }
 
 /// What every task of one [`conv2d`] shares.
@@ -93,7 +93,7 @@ struct Scratch<T> {
     xp: Vec<T>,
     /// The transformed input tiles, `[tiles, 16, c]`.
     v: Vec<T>,
-    /// The products, `[16, tiles, ogp]`.
+    /// The products, `[16, tiles, ogp]` (the 16 blocks skewed: see `skew`).
     m: Vec<T>,
     /// One image's output channels last, `[2th, 2tw, o]` (every tile's four pixels).
     yt: Vec<T>,
@@ -161,6 +161,14 @@ pub fn conv2d<T: Kernel>(
     // `[h·w, o]` output.
     unsafe { out.set_len(len) };
     out
+}
+
+/// Elements between the 16 positions' blocks of `len` elements: `len` and one cache line more,
+/// so that a transform writing (or reading) all 16 at once does not send them to the same L1
+/// set, as blocks a power of two of kilobytes apart do (with 32 tiles of 64 channels, 8 KiB:
+/// the weight gradient's output transform took a quarter of its time).
+fn skew<T: Kernel>(len: usize) -> usize {
+    len + T::LANES
 }
 
 /// `G g Gᵀ` of one 3×3 kernel `g` (row-major), as 16 values `ξ = 4i + j`, with
@@ -436,9 +444,9 @@ struct GradScratch<T> {
     xp: Vec<T>,
     /// The output gradient with zeros past the image, `[2th, 2tw, o]`.
     yp: Vec<T>,
-    /// A chunk's transformed input tiles, `[16, tiles, c]`.
+    /// A chunk's transformed input tiles, `[16, tiles, c]` (skewed).
     v: Vec<T>,
-    /// A chunk's gradients of the transformed blocks, `[16, tiles, ogp]`.
+    /// A chunk's gradients of the transformed blocks, `[16, tiles, ogp]` (skewed).
     z: Vec<T>,
     /// The input channels' offsets in a tile's row of `v`.
     offs: Vec<usize>,
@@ -516,20 +524,22 @@ fn grad_task<T: Kernel>(
     for c0 in (0..nb).step_by(chunk) {
         let images = chunk.min(nb - c0);
         let tiles = images * per;
-        s.v.resize(16 * tiles * c, T::ZERO);
-        s.z.resize(16 * tiles * ogp, T::ZERO);
+        // The 16 positions' rows `vs` and `zs` apart (see `skew`).
+        let (vs, zs) = (skew::<T>(tiles * c), skew::<T>(tiles * ogp));
+        s.v.resize(16 * vs, T::ZERO);
+        s.z.resize(16 * zs, T::ZERO);
         for i in 0..images {
             let b = b0 + c0 + i;
             let image = &x[b * c * l..][..c * l];
             padded_channels_last(image, [c, h, w], pw, &mut s.xt, &mut s.xp);
-            input_tiles(&s.xp, [th, tw], c, [tiles * c, c], &mut s.v[i * per * c..]);
+            input_tiles(&s.xp, [th, tw], c, [vs, c], &mut s.v[i * per * c..]);
             // SAFETY: the transpose stores initialised values only.
             let gt = unsafe { uninit_view(&mut s.xt) };
             transpose_planes(&gy[b * o * l..][..o * l], [o, l], gt, o);
             for (r, row) in s.xt.chunks_exact(w * o).take(h).enumerate() {
                 s.yp[r * 2 * tw * o..][..w * o].copy_from_slice(row);
             }
-            output_grad_tiles(&s.yp, [th, tw], o, ogp, tiles * ogp, i * per, &mut s.z);
+            output_grad_tiles(&s.yp, [th, tw], o, ogp, zs, i * per, &mut s.z);
         }
         // The kernel's rows are the input channels (offsets 0 .. c in a tile's row of `v`),
         // its pixels the chunk's tiles (`c` apart).
@@ -537,9 +547,9 @@ fn grad_task<T: Kernel>(
         s.offs.extend(0..c);
         for (xi, acc) in acc.chunks_exact_mut(c * ogp).enumerate() {
             let run = [PixelRun {
-                xs: xi * tiles * c,
+                xs: xi * vs,
                 step: c,
-                gyt: xi * tiles * ogp,
+                gyt: xi * zs,
                 len: tiles,
             }];
             for v0 in (0..nvec).step_by(GRAD_VECTORS) {
@@ -580,10 +590,13 @@ fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], s: &mut Sc
     // `offs[t] + ξ·c` in `v`), its inner sum one run of the `c` channels.
     s.offs.clear();
     s.offs.extend((0..tiles).map(|t| t * 16 * c));
-    // Written in full by the kernel (every tile's row, every vector of channels).
-    s.m.resize(16 * tiles * ogp, T::ZERO);
+    // Written in full by the kernel (every tile's row, every vector of channels); the 16
+    // products `ms` apart, a cache line more than they hold (see `skew`).
+    let ms = skew::<T>(tiles * ogp);
+    s.m.resize(16 * ms, T::ZERO);
     let nvec = ogp / T::LANES;
-    for (xi, acc) in s.m.chunks_exact_mut(tiles * ogp).enumerate() {
+    for (xi, m) in s.m.chunks_exact_mut(ms).enumerate() {
+        let acc = &mut m[..tiles * ogp];
         let run = [PixelRun {
             xs: xi * c,
             step: 1,
@@ -600,15 +613,7 @@ fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], s: &mut Sc
         s.xt.resize(l * o, T::ZERO);
     }
     for b in 0..nb {
-        output_tiles(
-            &s.m,
-            tiles * ogp,
-            b * per,
-            ogp,
-            &p.bias,
-            [th, tw],
-            &mut s.yt,
-        );
+        output_tiles(&s.m, ms, b * per, ogp, &p.bias, [th, tw], &mut s.yt);
         // The image's pixels: the first `l` of `yt` when its rows are the image's (even
         // width); otherwise each row's first `w` pixels gathered first.
         let pixels = if 2 * tw == w {
