@@ -62,8 +62,12 @@ KEEL_REDUCE_FAMILY(double, f64)
 // sum: identity +0, a + b. max: identity the segment's first element (max is idempotent), and
 // b wins when b > a or b is NaN (as max_axis: a NaN wins).
 
-__device__ __forceinline__ float keel_rows_max(float a, float b) { return (b > a || isnan(b)) ? b : a; }
-__device__ __forceinline__ double keel_rows_max(double a, double b) { return (b > a || isnan(b)) ? b : a; }
+__device__ __forceinline__ float keel_rows_max(float a, float b) {
+    return (b > a || isnan(b)) ? b : a;
+}
+__device__ __forceinline__ double keel_rows_max(double a, double b) {
+    return (b > a || isnan(b)) ? b : a;
+}
 
 #define KEEL_ROWS_KERNEL(T, DT, NAME, IDENTITY, COMBINE)                                        \
     extern "C" __global__ void NAME##_rows_##DT(const T* x, T* y, unsigned long long rows,      \

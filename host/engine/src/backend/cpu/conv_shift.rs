@@ -346,10 +346,10 @@ pub(super) unsafe fn uninit_view<T: Copy>(v: &mut [T]) -> &mut [MaybeUninit<T>] 
 }
 
 /// Output channels per register block.
-pub(super) const MR: usize = 6;
+const MR: usize = 6;
 /// Vectors (64 bytes of pixels each) per register block: `MR·NV` = 24 accumulators of
 /// AVX-512's 32 registers.
-pub(super) const NV: usize = 4;
+const NV: usize = 4;
 
 /// Whether the CPU runs AVX-512F (the kernel's instructions; checked once by `std`).
 pub(super) fn avx512() -> bool {
@@ -480,7 +480,7 @@ pub struct Taps {
 }
 
 impl Taps {
-    pub(super) fn new(offs: Vec<usize>) -> Taps {
+    fn new(offs: Vec<usize>) -> Taps {
         let reach = offs.iter().max().copied().unwrap_or(0);
         Taps { offs, reach }
     }
@@ -489,17 +489,17 @@ impl Taps {
 /// Where one register block reads and writes.
 pub struct Block {
     /// Each vector's first element in the copies (before a patch row's offset).
-    pub(super) base: [usize; NV],
+    base: [usize; NV],
     /// Each vector's first output, of the block's first channel.
-    pub(super) out: [usize; NV],
+    out: [usize; NV],
     /// Each vector's pixels (`LANES` but at the end of an image).
-    pub(super) count: [usize; NV],
+    count: [usize; NV],
     /// Vectors to write (the rest repeat the last).
-    pub(super) vectors: usize,
+    vectors: usize,
     /// Channels to write (the rest are padding).
-    pub(super) channels: usize,
+    channels: usize,
     /// Elements between two channels' outputs.
-    pub(super) plane: usize,
+    plane: usize,
 }
 
 /// The register-blocked kernel of [`conv2d`], per element type.
