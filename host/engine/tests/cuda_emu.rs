@@ -649,10 +649,10 @@ fn reduce_rows<T: Num>(max: bool) {
     for [rows, dim, chunk] in cases {
         let segments = rows * dim.div_ceil(chunk);
         for x in [gen.finite::<T>(rows * dim), gen.values::<T>(rows * dim)] {
+            // The GPU's blocks of 256, and small blocks and grids (the segment loop, one warp).
             let launches = [
                 Launch::new(1, 32),
                 Launch::new(3, 64),
-                Launch::new(2, 256),
                 row_dims(segments).into(),
             ];
             for l in launches {
