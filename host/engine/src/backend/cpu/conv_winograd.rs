@@ -20,6 +20,11 @@
 //! task in one fixed order, so the result does not depend on the number of threads. The
 //! transforms' coefficients are 0, ±1 and ±½, so the rounding differs from the direct sum only
 //! by a few units in the last place (tested against the definition).
+//!
+//! The weight gradient ([`conv2d_weight_grad`]) is the adjoint: the output gradient's blocks
+//! transformed by `A ∂Y Aᵀ`, 16 products over the tiles (the same kernel, its rows the input
+//! channels), then `Gᵀ ∂U G`. Which of this module's kernels and the direct ones runs is decided
+//! by measurement ([`faster_forward`], [`faster_weight_grad`]).
 
 use std::mem::MaybeUninit;
 
