@@ -99,6 +99,13 @@ impl Num for f64 {
     }
 }
 
+/// The bound on a sum of `m` terms whose absolute values sum to `abs` when its terms are added
+/// in another order: 2(m − 1)·ε·Σ|terms| (recursive summation, twice: each order is within
+/// (m − 1)·ε·Σ|terms| of the exact sum).
+fn reorder_bound<T: Num>(m: usize, abs: f64) -> f64 {
+    2.0 * m.saturating_sub(1) as f64 * T::EPS * abs
+}
+
 /// How a kernel's output is compared with the CPU backend's (see the crate doc for why).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Tol {
@@ -679,7 +686,7 @@ fn reduce_rows<T: Num>(max: bool) {
                 .chunks_exact(dim)
                 .map(|row| {
                     let abs: f64 = row.iter().map(|v| v.to_f64().abs()).sum();
-                    2.0 * (dim - 1) as f64 * T::EPS * abs
+                    reorder_bound::<T>(dim, abs)
                 })
                 .collect();
             r.check_reordered(&ctx, &got, &kernels::sum_axis(&x, rows, dim, 1), &bound);
@@ -717,7 +724,7 @@ fn split_columns<T: Num>() {
                 let abs: f64 = (0..dim)
                     .map(|d| x[(o * dim + d) * inner + i].to_f64().abs())
                     .sum();
-                2.0 * (dim - 1) as f64 * T::EPS * abs
+                reorder_bound::<T>(dim, abs)
             })
             .collect();
         r.check_reordered(&format!("sum {ctx}"), &got, &want, &bound);
@@ -967,7 +974,7 @@ fn index_add<T: Num>() {
             let bound: Vec<f64> = (0..want.len())
                 .map(|e| {
                     let m = mult[(e / inner) % dim];
-                    2.0 * m.saturating_sub(1) as f64 * T::EPS * abs_sum[e].to_f64()
+                    reorder_bound::<T>(m, abs_sum[e].to_f64())
                 })
                 .collect();
             for l in geometries(src.len()) {

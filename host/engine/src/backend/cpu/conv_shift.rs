@@ -982,6 +982,16 @@ pub(super) mod tests {
         [y, gw]
     }
 
+    /// Asserts `|got − want| ≤ tol · max(1, max |want|)` element by element.
+    #[track_caller]
+    pub(in super::super) fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, e)) in got.iter().zip(want).enumerate() {
+            assert!((a - e).abs() <= tol * scale, "{what}[{i}]: {a} vs {e}");
+        }
+    }
+
     pub(in super::super) fn wave(len: usize, f: f64) -> Vec<f64> {
         (0..len).map(|k| (f * k as f64 + 0.3).sin()).collect()
     }
@@ -1000,14 +1010,7 @@ pub(super) mod tests {
         let gy = wave(g.n * o * g.oh * g.ow, 0.11);
         let [y, gw] = naive(&x, &w, &b, &gy, &g);
         let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
-            assert_eq!(got.len(), want.len(), "{what}");
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, e)) in got.iter().zip(want).enumerate() {
-                assert!(
-                    (a - e).abs() <= tol * scale,
-                    "{what}[{i}]: {a} vs {e} ({g:?})"
-                );
-            }
+            assert_close(got, want, tol, &format!("{what} ({g:?})"));
         };
         close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
         close(

@@ -635,7 +635,7 @@ fn task<T: Kernel>(p: &Plan<T>, t: usize, dst: &mut [MaybeUninit<T>], s: &mut Sc
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv_shift::tests::{geom, naive, wave};
+    use super::super::conv_shift::tests::{assert_close, geom, naive, wave};
     use super::*;
 
     /// Checks [`conv2d`] and [`conv2d_weight_grad`] against the definition in `f64` (1e-12
@@ -653,14 +653,7 @@ mod tests {
         let gy = wave(g.n * o * g.oh * g.ow, 0.11);
         let [y, gw] = naive(&x, &w, &b, &gy, &g);
         let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
-            assert_eq!(got.len(), want.len(), "{what}");
-            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-            for (i, (a, e)) in got.iter().zip(want).enumerate() {
-                assert!(
-                    (a - e).abs() <= tol * scale,
-                    "{what}[{i}]: {a} vs {e} ({g:?})"
-                );
-            }
+            assert_close(got, want, tol, &format!("{what} ({g:?})"));
         };
         close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
         close(
