@@ -371,6 +371,88 @@ fn resume_is_bit_identical_and_frozen_vertices_never_move() {
     assert!(e.to_string().contains("resume"), "{e}");
 }
 
+/// ESPRO's components split over processes: two shares of a run of three components, trained
+/// apart (one of them stopped and resumed from its checkpoint), carried as lists of numbers and
+/// assembled in another order give the one-process run's model and report bit for bit; a
+/// complex refuses to split, and a part missing or given twice is refused.
+#[test]
+fn components_trained_apart_assemble_into_the_one_process_run() {
+    let (problem, spec) = simplex::data::two_spirals([24, 10], 1.0, 3);
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = spirals_cfg(d.path(), None, false);
+    cfg.checkpoint = Default::default();
+    cfg.driver = Driver::Espro { components: 3 };
+    let alone = simplex::train(&cfg, &problem, &spec, &mut |_| {}).unwrap();
+    let share = |index: usize, cfg: &SimplexConfig| {
+        let mut ticks = 0;
+        let part = simplex::train_share(
+            cfg,
+            &problem,
+            simplex::Share { index, count: 2 },
+            &mut |_| ticks += 1,
+        )
+        .unwrap();
+        (part, ticks)
+    };
+    let (p0, t0) = share(0, &cfg);
+    // Share 1 (component 1) stopped after its base network and resumed.
+    let mut stop = cfg.clone();
+    stop.checkpoint = keel::checkpoint::Options {
+        path: Some(d.path().join("share1.safetensors")),
+        every: 1,
+        resume: false,
+        stop_after: Some(3),
+    };
+    let (_, t_stop) = share(1, &stop);
+    stop.checkpoint.stop_after = None;
+    stop.checkpoint.resume = true;
+    let (p1, _) = share(1, &stop);
+    // Progress counts each share's own epochs: components {0, 2} and {1}.
+    assert_eq!((t0, t_stop), (2 * 9, 3));
+    let wire = |p: simplex::Part| simplex::Part::decode(p.encode()).unwrap();
+    let split = simplex::assemble(
+        &cfg,
+        &problem,
+        &spec,
+        vec![wire(p1.clone()), wire(p0.clone())],
+    )
+    .unwrap();
+    assert_eq!(all_vertices(&split.model), all_vertices(&alone.model));
+    let report = |t: &simplex::Trained| {
+        let mut v = serde_json::to_value(&t.report).unwrap();
+        v.as_object_mut().unwrap().remove("train_seconds");
+        v.to_string()
+    };
+    assert_eq!(report(&split), report(&alone));
+    assert_eq!(
+        split.model.to_bytes().unwrap(),
+        alone.model.to_bytes().unwrap()
+    );
+    // Parts that do not make the run.
+    let mut cut = p1.encode();
+    cut.pop();
+    assert!(simplex::Part::decode(cut).is_err());
+    let e = simplex::assemble(&cfg, &problem, &spec, vec![p0.clone()])
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("component 1 is missing"), "{e}");
+    let e = simplex::assemble(&cfg, &problem, &spec, vec![p0.clone(), p0, p1])
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("given twice"), "{e}");
+    let mut complex = cfg.clone();
+    complex.driver = Driver::Complex { modes: 2 };
+    let e = simplex::train_share(
+        &complex,
+        &problem,
+        simplex::Share { index: 0, count: 2 },
+        &mut |_| {},
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("modes"), "{e}");
+}
+
 /// The mode-connecting complex: simplex i = {mode i, c₁, c₂}; connectors are shared (the same
 /// parameters in every simplex), modes are distinct; the volume grows from the first connector
 /// (trained without the term) to the second.

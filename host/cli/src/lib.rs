@@ -168,7 +168,9 @@ where
         | Command::Bayes(bayes::BayesCommand::Sgd(_))
         | Command::Bayes(bayes::BayesCommand::Ensemble(_))
         | Command::Bayes(bayes::BayesCommand::Sgld(_))
-        | Command::Bayes(bayes::BayesCommand::Sghmc(_)) => Ok(()),
+        | Command::Bayes(bayes::BayesCommand::Sghmc(_))
+        | Command::Simplex(simplex::SimplexCommand::Train(_))
+        | Command::Rl(rl::RlCommand::Train(_)) => Ok(()),
         _ => ranks::alone(&format!(
             "keel {}",
             args.iter()

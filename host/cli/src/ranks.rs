@@ -206,7 +206,7 @@ pub fn alone(command: &str) -> Result<()> {
         return Err(Error::invalid(
             "mpirun -np",
             size,
-            format!("{command} runs as one process; over MPI ranks Keel splits keel bayes hmc (rows or chains), the members of keel bayes ensemble and sgd, and the chains of keel bayes sgld and sghmc"),
+            format!("{command} runs as one process; over MPI ranks Keel splits keel bayes hmc (rows or chains), the members of keel bayes ensemble and sgd, the chains of keel bayes sgld and sghmc, the components of keel simplex train and the runs of a keel rl train sweep (--seeds, --horizons)"),
         ));
     }
     Ok(())

@@ -64,6 +64,15 @@ pub struct TrainArgs {
     /// Seed of the networks, the environment and the replay.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A sweep: one run per seed, e.g. `0-4` or `0,3,7` (with --horizons, one per pair). Runs
+    /// split over MPI ranks (run i on rank i mod N); with --json, one line per run in order —
+    /// the input of `keel rl curves`. Output paths of a sweep name each run's file with
+    /// `{seed}` (and `{horizon}`).
+    #[arg(long, conflicts_with = "seed")]
+    seeds: Option<String>,
+    /// A sweep over model horizons, e.g. `0,1,3` (see --seeds).
+    #[arg(long, conflicts_with = "horizon")]
+    horizons: Option<String>,
     /// Hidden width of every network.
     #[arg(long, default_value_t = 128, value_parser = super::values::at_least_one)]
     hidden: usize,
@@ -165,9 +174,156 @@ pub fn run(cmd: &RlCommand) -> Result<()> {
     }
 }
 
+/// The most runs one sweep may hold.
+const MAX_RUNS: usize = 4096;
+
+/// A list of whole numbers: `a,b,c` and ranges `a-b` (inclusive), at most [`MAX_RUNS`].
+fn number_list(flag: &str, text: &str) -> Result<Vec<u64>> {
+    let bad = |why: &str| Error::invalid(flag, text, why.to_string());
+    let mut out = Vec::new();
+    for item in text.split(',') {
+        let item = item.trim();
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| bad("expected whole numbers and ranges, e.g. 0-4 or 0,3,7"))
+        };
+        let (lo, hi) = match item.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(item)?, number(item)?),
+        };
+        if hi < lo {
+            return Err(bad("a range runs from low to high, e.g. 0-4"));
+        }
+        if hi - lo >= MAX_RUNS as u64 || out.len() + (hi - lo) as usize >= MAX_RUNS {
+            return Err(bad(&format!("more than {MAX_RUNS} runs")));
+        }
+        for v in lo..=hi {
+            if out.contains(&v) {
+                return Err(bad(&format!("{v} is listed twice")));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// One run of a sweep: its horizon and seed.
+#[derive(Clone, Copy)]
+struct RunId {
+    horizon: usize,
+    seed: u64,
+}
+
+/// `path` for run `id`: `{seed}` and `{horizon}` replaced. A sweep over several seeds
+/// (horizons) needs `{seed}` (`{horizon}`) in the path, so that its runs' files differ.
+fn run_path(flag: &str, path: &Path, id: RunId, seeds: usize, horizons: usize) -> Result<PathBuf> {
+    let text = path.to_string_lossy();
+    for (n, key, what) in [
+        (seeds, "{seed}", "seeds"),
+        (horizons, "{horizon}", "horizons"),
+    ] {
+        if n > 1 && !text.contains(key) {
+            return Err(Error::invalid(
+                flag,
+                path.display(),
+                format!("a sweep over {n} {what} writes one file per run: put {key} in the path (e.g. policy-h{{horizon}}-s{{seed}}.safetensors)"),
+            ));
+        }
+    }
+    if !text.contains('{') {
+        return Ok(path.to_path_buf());
+    }
+    Ok(PathBuf::from(
+        text.replace("{seed}", &id.seed.to_string())
+            .replace("{horizon}", &id.horizon.to_string()),
+    ))
+}
+
+/// What one run of `keel rl train` leaves for rank 0 to write and print.
+struct RunOutput {
+    /// The report (`--json`).
+    report: serde_json::Value,
+    /// The lines printed without `--json`.
+    text: String,
+    /// Output files and their bytes.
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+impl RunOutput {
+    /// Length-prefixed (u64, little-endian) report, text, and per file its path and bytes.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        put(self.report.to_string().as_bytes());
+        put(self.text.as_bytes());
+        put(&(self.files.len() as u64).to_le_bytes());
+        for (p, bytes) in &self.files {
+            put(p.to_string_lossy().as_bytes());
+            put(bytes);
+        }
+        out
+    }
+
+    /// A list of [`RunOutput::encode`]'s, concatenated, back.
+    fn decode_all(mut bytes: &[u8]) -> Result<Vec<RunOutput>> {
+        let bad = || Error::invalid("ranks", "gathered runs", "a rank sent a malformed run");
+        let take = |bytes: &mut &[u8]| -> Result<Vec<u8>> {
+            let (len, rest) = bytes.split_first_chunk::<8>().ok_or_else(bad)?;
+            let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| bad())?;
+            let (item, rest) = rest.split_at_checked(len).ok_or_else(bad)?;
+            *bytes = rest;
+            Ok(item.to_vec())
+        };
+        let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| bad());
+        let mut runs = Vec::new();
+        while !bytes.is_empty() {
+            let report = serde_json::from_slice(&take(&mut bytes)?).map_err(|_| bad())?;
+            let printed = text(take(&mut bytes)?)?;
+            let count = <[u8; 8]>::try_from(take(&mut bytes)?.as_slice()).map_err(|_| bad())?;
+            let mut files = Vec::new();
+            for _ in 0..u64::from_le_bytes(count) {
+                let path = PathBuf::from(text(take(&mut bytes)?)?);
+                files.push((path, take(&mut bytes)?));
+            }
+            runs.push(RunOutput {
+                report,
+                text: printed,
+                files,
+            });
+        }
+        Ok(runs)
+    }
+}
+
+/// The per-run output paths of `keel rl train`.
+struct RunPaths {
+    export: Option<PathBuf>,
+    export_value: Option<PathBuf>,
+    plot: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+}
+
 fn train_cmd(a: &TrainArgs) -> Result<()> {
-    let horizon = usize::try_from(a.horizon)
-        .map_err(|_| Error::invalid("--horizon", a.horizon, "must be 0 or more"))?;
+    let horizons: Vec<usize> = match &a.horizons {
+        Some(list) => number_list("--horizons", list)?
+            .into_iter()
+            .map(|h| usize::try_from(h).map_err(|_| Error::invalid("--horizons", h, "too large")))
+            .collect::<Result<_>>()?,
+        None => vec![usize::try_from(a.horizon)
+            .map_err(|_| Error::invalid("--horizon", a.horizon, "must be 0 or more"))?],
+    };
+    let seeds = match &a.seeds {
+        Some(list) => number_list("--seeds", list)?,
+        None => vec![a.seed],
+    };
+    let runs: Vec<RunId> = horizons
+        .iter()
+        .flat_map(|&horizon| seeds.iter().map(move |&seed| RunId { horizon, seed }))
+        .collect();
     let task = env::make(&a.env.to_string())?;
     if a.steps == 0 {
         return Err(Error::invalid("--steps", 0, "must be positive"));
@@ -182,16 +338,39 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             "must be a number",
         ));
     }
-    for (flag, path) in [("--export", &a.export), ("--export-value", &a.export_value)] {
-        if let Some(p) = path {
-            keel::output::check_writable(flag, p)?;
+    if a.checkpoint.is_none() && (a.resume || a.stop_after.is_some()) {
+        let flag = if a.resume { "--resume" } else { "--stop-after" };
+        return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
+    }
+    // Every run's paths, checked before anything runs.
+    let mut paths = Vec::with_capacity(runs.len());
+    for &id in &runs {
+        let path = |flag: &str, p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+            p.as_deref()
+                .map(|p| run_path(flag, p, id, seeds.len(), horizons.len()))
+                .transpose()
+        };
+        let rp = RunPaths {
+            export: path("--export", &a.export)?,
+            export_value: path("--export-value", &a.export_value)?,
+            plot: path("--plot", &a.plot)?,
+            checkpoint: path("--checkpoint", &a.checkpoint)?,
+        };
+        for (flag, p) in [
+            ("--export", &rp.export),
+            ("--export-value", &rp.export_value),
+            ("--checkpoint", &rp.checkpoint),
+        ] {
+            if let Some(p) = p {
+                keel::output::check_writable(flag, p)?;
+            }
         }
+        if let Some(p) = &rp.plot {
+            keel::output::check_plot("--plot", p)?;
+        }
+        paths.push(rp);
     }
-    if let Some(p) = &a.plot {
-        keel::output::check_plot("--plot", p)?;
-    }
-    let cfg = Config {
-        horizon,
+    let base = Config {
         hidden: a.hidden,
         batch: a.batch,
         seed_steps: a.seed_steps,
@@ -200,38 +379,104 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         corrected_survival: a.corrected_survival,
         ..Config::default()
     };
-    cfg.check()?;
-    if a.checkpoint.is_none() && (a.resume || a.stop_after.is_some()) {
-        let flag = if a.resume { "--resume" } else { "--stop-after" };
-        return Err(Error::invalid(flag, "set", "needs --checkpoint FILE"));
+    for &horizon in &horizons {
+        Config {
+            horizon,
+            ..base.clone()
+        }
+        .check()?;
     }
-    if let Some(p) = &a.checkpoint {
-        keel::output::check_writable("--checkpoint", p)?;
-    }
-    let ckpt = Options {
-        path: a.checkpoint.clone(),
-        every: a.checkpoint_every,
-        resume: a.resume,
-        stop_after: a.stop_after,
-    };
     let (device, notice) = a
         .device
         .parse::<keel::backend::DeviceRequest>()?
         .resolve()?;
-    if let Some(n) = notice {
+    let w = crate::ranks::world();
+    if w.size() > runs.len() {
+        return Err(Error::invalid(
+            "--seeds",
+            runs.len(),
+            format!(
+                "over MPI ranks each rank trains whole runs: at least one run per rank ({} ranks); sweep more seeds or horizons",
+                w.size()
+            ),
+        ));
+    }
+    crate::ranks::start(keel::distributed::fingerprint(task.name().as_bytes()))?;
+    if let (Some(n), true) = (notice, crate::ranks::prints()) {
         eprintln!("{n}");
     }
+    // Run i trains on rank i mod N; rank 0 gathers every run's report and files.
+    let mut mine = Vec::new();
+    for i in keel::distributed::round_robin(runs.len(), w.rank(), w.size()) {
+        let label = match runs.len() {
+            1 => String::new(),
+            n => format!(" seed {} ({}/{n})", runs[i].seed, i + 1),
+        };
+        let cfg = Config {
+            horizon: runs[i].horizon,
+            ..base.clone()
+        };
+        mine.push(one_run(a, cfg, runs[i].seed, &paths[i], device, &label)?);
+        crate::ranks::fail_point("after its first run")?;
+    }
+    let outputs: Vec<RunOutput> = if w.size() == 1 {
+        mine
+    } else {
+        let bytes: Vec<u8> = mine.iter().flat_map(RunOutput::encode).collect();
+        let Some(all) = w.gather(&bytes)? else {
+            return Ok(());
+        };
+        let per_rank = all
+            .iter()
+            .map(|b| RunOutput::decode_all(b))
+            .collect::<Result<Vec<_>>>()?;
+        keel::distributed::interleave(per_rank, runs.len())?
+    };
+    let mut files = Outputs::new();
+    for o in &outputs {
+        for (p, bytes) in &o.files {
+            files.bytes(p, bytes)?;
+        }
+    }
+    files.commit()?;
+    for o in &outputs {
+        if a.json {
+            super::report::json(&o.report)?;
+        } else {
+            print!("{}", o.text);
+        }
+    }
+    Ok(())
+}
+
+/// One run: trains, and returns its report, its printed lines and its files' bytes.
+fn one_run(
+    a: &TrainArgs,
+    cfg: Config,
+    seed: u64,
+    paths: &RunPaths,
+    device: keel::backend::Device,
+    label: &str,
+) -> Result<RunOutput> {
+    let horizon = cfg.horizon;
+    let task = env::make(&a.env.to_string())?;
+    let ckpt = Options {
+        path: paths.checkpoint.clone(),
+        every: a.checkpoint_every,
+        resume: a.resume,
+        stop_after: a.stop_after,
+    };
     let run = Run {
         env: a.env.to_string(),
         steps: a.steps,
-        seed: a.seed,
+        seed,
         eval_every: a.eval_every,
         eval_episodes: a.eval_episodes,
     };
     let bar = super::progress::counted_bar(
         !a.quiet && !a.json,
         a.steps,
-        format!("{} {}", method(horizon), a.env),
+        format!("{} {}{label}", method(horizon), a.env),
         "steps",
     );
     let start = Instant::now();
@@ -246,90 +491,34 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         Outcome::Finished(t) => *t,
         Outcome::Stopped { step } => {
             let path = ckpt.path.as_deref().map(|p| p.display().to_string());
-            if a.json {
-                super::report::json(
-                    &json!({"partial": true, "stopped_after": step, "steps": a.steps, "checkpoint": path}),
-                )?;
-            } else {
-                println!(
-                    "stopped after {step} steps; continue with --resume --checkpoint {}",
+            return Ok(RunOutput {
+                report: json!({"partial": true, "stopped_after": step, "steps": a.steps,
+                    "seed": seed, "horizon": horizon, "checkpoint": path}),
+                text: format!(
+                    "stopped after {step} steps; continue with --resume --checkpoint {}\n",
                     path.unwrap_or_default()
-                );
-            }
-            return Ok(());
+                ),
+                files: Vec::new(),
+            });
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    let mut outputs = Outputs::new();
-    if let Some(path) = &a.export {
-        outputs.bytes(
-            path,
-            &policy_bytes(&trained.agent, &trained.replay, task.name(), &task.limits())?,
-        )?;
+    let mut files = Vec::new();
+    if let Some(path) = &paths.export {
+        files.push((
+            path.clone(),
+            policy_bytes(&trained.agent, &trained.replay, task.name(), &task.limits())?,
+        ));
     }
-    if let Some(path) = &a.export_value {
-        outputs.bytes(
-            path,
-            &value_bytes(&trained.agent, &trained.replay, task.name())?,
-        )?;
+    if let Some(path) = &paths.export_value {
+        files.push((
+            path.clone(),
+            value_bytes(&trained.agent, &trained.replay, task.name())?,
+        ));
     }
-    if let Some(path) = &a.plot {
-        let curve = vec![
-            (
-                "training episodes".to_string(),
-                trained
-                    .episodes
-                    .iter()
-                    .map(|&(s, r)| (s as f64, r))
-                    .collect(),
-            ),
-            (
-                "evaluation (deterministic)".to_string(),
-                trained
-                    .evaluations
-                    .iter()
-                    .map(|e| (e.step as f64, e.mean))
-                    .collect(),
-            ),
-        ];
-        let rollout = rollout(&trained, &a.env.to_string(), a.seed)?;
-        let title = format!("{} on {}, seed {}", method(horizon), a.env, a.seed);
-        let rollout_title = format!("one deterministic episode after training ({})", a.env);
-        // The updates' diagnostics per evaluation interval, on a log scale.
-        let diag = |name: &str, get: fn(&Diagnostics) -> Option<f64>| {
-            let pts = trained
-                .evaluations
-                .iter()
-                .filter_map(|e| get(&e.diagnostics).map(|v| (e.step as f64, v)))
-                .collect();
-            (name.to_string(), pts)
-        };
-        let diagnostics: Lines = vec![
-            diag("model multi-step MSE", |d| d.model.get()),
-            diag("MSE of predicting no change (one step)", |d| {
-                d.model_baseline.get()
-            }),
-            diag("reward-model MSE", |d| d.reward.get()),
-            diag("critic loss", |d| d.critic.get()),
-            diag("temperature α", |d| d.alpha.get()),
-        ];
-        outputs.with(path, |tmp| {
-            keel::plot::plot_line_and_log_panels(
-                tmp,
-                &[
-                    (&title, "environment steps", "episode return", &curve),
-                    (&rollout_title, "step", "value", &rollout),
-                ],
-                &[(
-                    "updates, mean per evaluation interval",
-                    "environment steps",
-                    "value",
-                    &diagnostics,
-                )],
-            )
-        })?;
+    if let Some(path) = &paths.plot {
+        files.push((path.clone(), plot_bytes(path, &trained, a, seed, horizon)?));
     }
-    outputs.commit()?;
     let last = trained
         .evaluations
         .last()
@@ -345,36 +534,110 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             v
         })
         .collect();
-    if a.json {
-        super::report::json(&json!({
-            "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": a.seed,
-            "batch": a.batch, "hidden": a.hidden, "partial": false,
-            "eval_seed": keel::rl::train::eval_seed(a.seed),
-            "eval_return_mean": last.mean, "eval_return_std": last.std,
-            "train_seconds": seconds, "episodes": trained.episodes.len(),
-            "device": device.to_string(), "update_seconds": trained.update_seconds,
-            "evaluations": curve,
-            "export": a.export.as_deref().map(|p| p.display().to_string()),
-            "export_value": a.export_value.as_deref().map(|p| p.display().to_string()),
-        }))?;
-    } else {
-        println!(
-            "{} on {}: {} steps in {seconds:.0} s ({device}); evaluation return {:.1} ± {:.1} ({} episodes)",
-            method(horizon),
-            a.env,
-            a.steps,
-            last.mean,
-            last.std,
-            a.eval_episodes
-        );
-        if let Some(p) = &a.export {
-            println!("policy written to {}", p.display());
-        }
-        if let Some(p) = &a.export_value {
-            println!("value model written to {}", p.display());
-        }
+    let report = json!({
+        "env": a.env.to_string(), "horizon": horizon, "steps": a.steps, "seed": seed,
+        "batch": a.batch, "hidden": a.hidden, "partial": false,
+        "eval_seed": keel::rl::train::eval_seed(seed),
+        "eval_return_mean": last.mean, "eval_return_std": last.std,
+        "train_seconds": seconds, "episodes": trained.episodes.len(),
+        "device": device.to_string(), "update_seconds": trained.update_seconds,
+        "evaluations": curve,
+        "export": paths.export.as_deref().map(|p| p.display().to_string()),
+        "export_value": paths.export_value.as_deref().map(|p| p.display().to_string()),
+    });
+    let mut text = format!(
+        "{} on {}{}: {} steps in {seconds:.0} s ({device}); evaluation return {:.1} ± {:.1} ({} episodes)\n",
+        method(horizon),
+        a.env,
+        if a.seeds.is_some() { format!(", seed {seed}") } else { String::new() },
+        a.steps,
+        last.mean,
+        last.std,
+        a.eval_episodes
+    );
+    if let Some(p) = &paths.export {
+        text += &format!("policy written to {}\n", p.display());
     }
-    Ok(())
+    if let Some(p) = &paths.export_value {
+        text += &format!("value model written to {}\n", p.display());
+    }
+    Ok(RunOutput {
+        report,
+        text,
+        files,
+    })
+}
+
+/// The learning curve, one deterministic episode and the updates' diagnostics, drawn as a PNG
+/// (through a temporary file next to `path`, removed afterwards) and returned as bytes.
+fn plot_bytes(
+    path: &Path,
+    trained: &Trained,
+    a: &TrainArgs,
+    seed: u64,
+    horizon: usize,
+) -> Result<Vec<u8>> {
+    let curve = vec![
+        (
+            "training episodes".to_string(),
+            trained
+                .episodes
+                .iter()
+                .map(|&(s, r)| (s as f64, r))
+                .collect(),
+        ),
+        (
+            "evaluation (deterministic)".to_string(),
+            trained
+                .evaluations
+                .iter()
+                .map(|e| (e.step as f64, e.mean))
+                .collect(),
+        ),
+    ];
+    let rollout = rollout(trained, &a.env.to_string(), seed)?;
+    let title = format!("{} on {}, seed {seed}", method(horizon), a.env);
+    let rollout_title = format!("one deterministic episode after training ({})", a.env);
+    // The updates' diagnostics per evaluation interval, on a log scale.
+    let diag = |name: &str, get: fn(&Diagnostics) -> Option<f64>| {
+        let pts = trained
+            .evaluations
+            .iter()
+            .filter_map(|e| get(&e.diagnostics).map(|v| (e.step as f64, v)))
+            .collect();
+        (name.to_string(), pts)
+    };
+    let diagnostics: Lines = vec![
+        diag("model multi-step MSE", |d| d.model.get()),
+        diag("MSE of predicting no change (one step)", |d| {
+            d.model_baseline.get()
+        }),
+        diag("reward-model MSE", |d| d.reward.get()),
+        diag("critic loss", |d| d.critic.get()),
+        diag("temperature α", |d| d.alpha.get()),
+    ];
+    let mut staged = Outputs::new();
+    let mut bytes = Vec::new();
+    staged.with(path, |tmp| {
+        keel::plot::plot_line_and_log_panels(
+            tmp,
+            &[
+                (&title, "environment steps", "episode return", &curve),
+                (&rollout_title, "step", "value", &rollout),
+            ],
+            &[(
+                "updates, mean per evaluation interval",
+                "environment steps",
+                "value",
+                &diagnostics,
+            )],
+        )?;
+        bytes = keel::output::read(tmp)?;
+        Ok(())
+    })?;
+    // Dropped uncommitted: the temporary file is removed.
+    drop(staged);
+    Ok(bytes)
 }
 
 /// The method's name: SAC at `H = 0`, else SAC-SVG(H).

@@ -5,9 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
+use keel::distributed;
 use keel::error::{Error, Result};
 use keel::output::{check_plot, check_writable, Outputs};
-use keel::simplex::{self, Arch, Driver, Optim, Problem, SimplexConfig, SimplexModel, Spec};
+use keel::simplex::{
+    self, Arch, Driver, Optim, Part, Problem, Share, SimplexConfig, SimplexModel, Spec,
+};
+
+use crate::ranks;
 
 use super::values::DtypeArg;
 
@@ -237,7 +242,19 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
         check_plot("--plot", p)?;
     }
-    let checkpoint = a.checkpoint.options()?;
+    let mut checkpoint = a.checkpoint.options()?;
+    // Over MPI ranks each rank trains its own components and keeps its own checkpoint.
+    let w = ranks::world();
+    let share = Share {
+        index: w.rank(),
+        count: w.size(),
+    };
+    if let (Some(p), true) = (&checkpoint.path, w.size() > 1) {
+        let mut own = p.clone().into_os_string();
+        own.push(format!(".rank{}", w.rank()));
+        check_writable("--checkpoint", Path::new(&own))?;
+        checkpoint.path = Some(own.into());
+    }
     let pick = |v: Option<f64>, csv: f64, sp: f64| v.unwrap_or(if spirals { sp } else { csv });
     let lr = positive("--lr", pick(a.lr, 0.05, 0.01))?;
     let vertex_lr = positive("--vertex-lr", pick(a.vertex_lr, 0.01, 0.01))?;
@@ -300,6 +317,18 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             components: c.unwrap_or(if spirals { 1 } else { 3 }),
         },
     };
+    if let Driver::Espro { components } = driver {
+        if w.size() > components {
+            return Err(Error::invalid(
+            "--components",
+            components,
+            format!(
+                "over MPI ranks each rank trains whole components: at least one per rank ({} ranks)",
+                w.size()
+            ),
+        ));
+        }
+    }
     let (device, notice) = a
         .device
         .parse::<keel::backend::DeviceRequest>()?
@@ -368,15 +397,17 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         device,
         checkpoint,
     };
-    cfg.validate().map_err(|e| match e {
-        Error::InvalidInput {
-            setting,
-            value,
-            reason,
-        } => Error::invalid(format!("--{}", setting.replace('_', "-")), value, reason),
-        e => e,
-    })?;
-    if let Some(n) = notice {
+    cfg.validate()
+        .and_then(|()| share.check(&cfg))
+        .map_err(|e| match e {
+            Error::InvalidInput {
+                setting,
+                value,
+                reason,
+            } => Error::invalid(format!("--{}", setting.replace('_', "-")), value, reason),
+            e => e,
+        })?;
+    if let (Some(n), true) = (notice, ranks::prints()) {
         eprintln!("{n}");
     }
     let what = if spirals {
@@ -387,11 +418,25 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
+    ranks::start(data_fingerprint(&problem))?;
     let bar = super::progress::epoch_bar(!a.json && !a.quiet, 1, format!("simplex {what}"));
-    let trained = simplex::train(&cfg, &problem, &spec, &mut |t| {
+    let part = simplex::train_share(&cfg, &problem, share, &mut |t| {
         super::progress::show(&bar, t)
     })?;
     bar.finish_and_clear();
+    ranks::fail_point("after its components")?;
+    // Rank 0 gathers every rank's components (component c trains on rank c mod N).
+    let parts = if w.size() == 1 {
+        vec![part]
+    } else {
+        let Some(all) = w.gather(&distributed::encode(&part.encode()))? else {
+            return Ok(());
+        };
+        all.iter()
+            .map(|bytes| Part::decode(distributed::decode(bytes)?))
+            .collect::<Result<_>>()?
+    };
+    let trained = simplex::assemble(&cfg, &problem, &spec, parts)?;
     let mut outputs = Outputs::new();
     if let Some(p) = &a.export {
         outputs.bytes(p, &trained.model.to_bytes()?)?;
@@ -409,6 +454,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             o.insert("n_sample".into(), cfg.n_sample.into());
             o.insert("lmbd".into(), cfg.lmbd.into());
             o.insert("seed".into(), cfg.seed.into());
+            o.insert("ranks".into(), w.size().into());
         }
         return super::report::json(&v);
     }
@@ -466,6 +512,18 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The data every rank must hold alike (the settings are compared through the command line).
+fn data_fingerprint(p: &Problem) -> u64 {
+    let mut bytes = Vec::new();
+    for v in [&p.x_train, &p.x_test, &p.mean, &p.std] {
+        bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    for y in [&p.y_train, &p.y_test] {
+        bytes.extend(y.iter().flat_map(|&c| (c as u64).to_le_bytes()));
+    }
+    distributed::fingerprint(&bytes)
 }
 
 /// P(class 1) over the plane for component 0's vertex 0 and for the simplex ensemble.

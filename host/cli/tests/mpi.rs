@@ -233,6 +233,153 @@ fn ensemble_members_over_ranks_gather_into_the_same_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `keel simplex train` over MPI ranks: ESPRO's components train on rank c mod N and rank 0
+/// assembles them — the single process's model file and report, on 2 and 3 ranks; a run over
+/// 2 ranks stopped (each rank keeps its own checkpoint, `F.rank<r>`) and resumed ends with the
+/// same file.
+#[cfg(feature = "mpi")]
+#[test]
+fn simplex_components_over_ranks_give_the_single_process_model() {
+    let dir = scratch("simplex");
+    let data = digits();
+    let run = |np: Option<usize>, file: &str, extra: &[&str]| {
+        let out = dir.join(file);
+        let out_s = out.display().to_string();
+        let mut args = vec![
+            "simplex",
+            "train",
+            "--data",
+            &data,
+            "--model",
+            "mlp:16",
+            "--components",
+            "3",
+            "--vertices",
+            "2",
+            "--base-epochs",
+            "2",
+            "--vertex-epochs",
+            "1",
+            "--export",
+            &out_s,
+            "--json",
+            "--quiet",
+        ];
+        args.extend(extra);
+        let o = keel_on(np, &args, &[]);
+        (o, out)
+    };
+    let read = |(o, out): (Output, PathBuf)| (json(&o), std::fs::read(out).unwrap());
+    let (r1, one) = read(run(None, "one.keel", &[]));
+    assert_eq!(r1["ranks"], 1);
+    for np in [2, 3] {
+        let (r, f) = read(run(Some(np), &format!("np{np}.keel"), &[]));
+        assert_eq!(r["ranks"], np);
+        for key in [
+            "test_accuracy",
+            "test_nll",
+            "history",
+            "volume",
+            "forward_passes",
+        ] {
+            assert_eq!(r[key], r1[key], "np {np}: {key}");
+        }
+        assert!(
+            f == one,
+            "np {np}: the assembled model differs from the single process's"
+        );
+    }
+    // Stopped after 2 epochs of each rank's plan, then resumed: each rank its own checkpoint.
+    let ck = dir.join("ck.safetensors");
+    let ck_s = ck.display().to_string();
+    let (o, out) = run(
+        Some(2),
+        "resumed.keel",
+        &["--checkpoint", &ck_s, "--stop-after", "2"],
+    );
+    let partial = json(&o);
+    assert_eq!(partial["stopped"], true);
+    for r in 0..2 {
+        assert!(
+            dir.join(format!("ck.safetensors.rank{r}")).exists(),
+            "rank {r}"
+        );
+    }
+    assert!(!ck.exists());
+    let _ = std::fs::remove_file(&out);
+    let (r, f) = read(run(
+        Some(2),
+        "resumed.keel",
+        &["--checkpoint", &ck_s, "--resume"],
+    ));
+    assert_eq!(r["test_nll"], r1["test_nll"]);
+    assert!(f == one, "the resumed run's model differs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `keel rl train` sweep over 3 ranks (run i on rank i mod 3): the single process's JSON
+/// lines, in the same order, and its policy files byte for byte.
+#[cfg(feature = "mpi")]
+#[test]
+fn rl_sweep_over_ranks_gives_the_single_process_runs() {
+    let dir = scratch("rl");
+    let run = |np: Option<usize>, tag: &str| {
+        let template = dir.join(format!("{tag}-h{{horizon}}-s{{seed}}.safetensors"));
+        let template = template.display().to_string();
+        let args = [
+            "rl",
+            "train",
+            "--env",
+            "pendulum",
+            "--steps",
+            "300",
+            "--seed-steps",
+            "100",
+            "--warmup",
+            "200",
+            "--batch",
+            "32",
+            "--hidden",
+            "8",
+            "--eval-every",
+            "150",
+            "--eval-episodes",
+            "1",
+            "--seeds",
+            "0-1",
+            "--horizons",
+            "0,2",
+            "--export",
+            &template,
+            "--json",
+        ];
+        let o = keel_on(np, &args, &[]);
+        assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for key in ["train_seconds", "update_seconds", "export"] {
+                    v.as_object_mut().unwrap().remove(key);
+                }
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = run(None, "one");
+    let three = run(Some(3), "three");
+    assert_eq!(one.len(), 4);
+    assert_eq!(one, three);
+    for h in [0, 2] {
+        for s in [0, 1] {
+            let f = |tag: &str| std::fs::read(dir.join(format!("{tag}-h{h}-s{s}.safetensors")));
+            assert!(f("one").unwrap() == f("three").unwrap(), "h {h} seed {s}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// SGLD chains over 2 ranks, gathered on rank 0: the single process's file.
 #[cfg(feature = "mpi")]
 #[test]
@@ -410,6 +557,31 @@ fn bad_input_over_ranks_is_one_line_from_rank_0() {
     expect(
         keel_on(Some(2), &["bayes", "hmc", "--chainz", "2"], &[]),
         &["--chainz"],
+    );
+    // Simplexes: a component per rank; a mode-connecting complex trains as one process.
+    let simplex = |extra: &[&str]| {
+        let mut args = vec![
+            "simplex", "train", "--data", &data, "--model", "mlp:8", "--export", &out_s,
+        ];
+        args.extend(extra);
+        keel_on(Some(3), &args, &[])
+    };
+    expect(
+        simplex(&["--components", "2"]),
+        &["--components", "at least one per rank (3 ranks)"],
+    );
+    expect(
+        simplex(&["--modes", "3"]),
+        &["--modes", "trains as one process"],
+    );
+    // A sweep needs a run per rank.
+    expect(
+        keel_on(
+            Some(3),
+            &["rl", "train", "--env", "pendulum", "--seeds", "0,1"],
+            &[],
+        ),
+        &["--seeds", "at least one run per rank (3 ranks)"],
     );
     // --distribute chains needs a chain per rank and writes no checkpoints.
     let mut args = HMC.to_vec();

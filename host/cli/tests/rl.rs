@@ -485,6 +485,92 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The report without its wall-clock fields, which differ between runs.
+fn timeless(mut v: Value) -> Value {
+    for key in ["train_seconds", "update_seconds", "export"] {
+        v.as_object_mut().unwrap().remove(key);
+    }
+    v
+}
+
+/// A sweep (`--seeds`, `--horizons`) is its runs one after the other: one JSON line per run in
+/// (horizon, seed) order, each the report and policy file of that run alone (`--seed`,
+/// `--horizon`); its paths must name each run's file; bad lists are refused.
+#[test]
+fn a_sweep_is_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let short = [
+        "rl",
+        "train",
+        "--env",
+        "pendulum",
+        "--steps",
+        "300",
+        "--seed-steps",
+        "100",
+        "--warmup",
+        "200",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--eval-every",
+        "150",
+        "--eval-episodes",
+        "1",
+        "--json",
+    ];
+    let template = path("p-h{horizon}-s{seed}.safetensors");
+    let mut sweep = short.to_vec();
+    sweep.extend(["--seeds", "3-4", "--horizons", "0,2", "--export", &template]);
+    let o = common::keel(&sweep);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let lines: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let order: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|v| (v["horizon"].as_u64().unwrap(), v["seed"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(order, [(0, 3), (0, 4), (2, 3), (2, 4)]);
+    let alone = path("alone.safetensors");
+    let mut one = short.to_vec();
+    one.extend(["--seed", "4", "--horizon", "2", "--export", &alone]);
+    let o = common::keel(&one);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let single: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(timeless(single), timeless(lines[3].clone()));
+    assert_eq!(
+        std::fs::read(&alone).unwrap(),
+        std::fs::read(path("p-h2-s4.safetensors")).unwrap()
+    );
+    // Paths that would hold several runs, and bad lists: refused before any run, nothing written.
+    let refused = |extra: &[&str], needles: &[&str]| {
+        let mut args = short.to_vec();
+        args.extend(extra);
+        common::rejects(&args, needles);
+    };
+    let flat = path("flat.safetensors");
+    refused(
+        &["--seeds", "0,1", "--export", &flat],
+        &["--export", "{seed}"],
+    );
+    let by_seed = path("s{seed}.png");
+    refused(
+        &["--seeds", "0,1", "--horizons", "1,2", "--plot", &by_seed],
+        &["--plot", "{horizon}"],
+    );
+    refused(&["--seeds", "4-2"], &["--seeds", "low to high"]);
+    refused(&["--seeds", "1,x"], &["--seeds", "whole numbers"]);
+    refused(&["--seeds", "1,1"], &["--seeds", "listed twice"]);
+    refused(&["--seeds", "0-99999"], &["--seeds", "more than 4096 runs"]);
+    refused(&["--horizons", "0,1", "--horizon", "2"], &["--horizon"]);
+    assert!(!std::path::Path::new(&flat).exists());
+}
+
 #[test]
 fn bad_input_is_refused() {
     common::rejects(

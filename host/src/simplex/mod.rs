@@ -39,7 +39,10 @@ use std::path::Path;
 
 pub use data::{Problem, Spec};
 pub use net::{Arch, Net};
-pub use train::{train, Driver, EpochStats, Optim, SimplexConfig, SimplexReport, Trained};
+pub use train::{
+    assemble, train, train_share, Driver, EpochStats, Optim, Part, Share, SimplexConfig,
+    SimplexReport, Trained,
+};
 
 use crate::backend::{DType, Device};
 use crate::error::{Error, Result};

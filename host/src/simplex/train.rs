@@ -315,6 +315,8 @@ struct Stage {
     volume: bool,
     /// Connectors (or added vertices) including this one; 0 for a base.
     added: usize,
+    /// Epochs of the whole run before this stage.
+    first_epoch: usize,
 }
 
 fn stages(cfg: &SimplexConfig) -> Vec<Stage> {
@@ -331,6 +333,7 @@ fn stages(cfg: &SimplexConfig) -> Vec<Stage> {
                     base: true,
                     volume: false,
                     added: 0,
+                    first_epoch: 0,
                 });
                 for v in 1..n {
                     out.push(Stage {
@@ -340,6 +343,7 @@ fn stages(cfg: &SimplexConfig) -> Vec<Stage> {
                         base: false,
                         volume: vol,
                         added: v,
+                        first_epoch: 0,
                     });
                 }
             }
@@ -353,6 +357,7 @@ fn stages(cfg: &SimplexConfig) -> Vec<Stage> {
                     base: true,
                     volume: false,
                     added: 0,
+                    first_epoch: 0,
                 });
             }
             for k in 1..n {
@@ -363,9 +368,15 @@ fn stages(cfg: &SimplexConfig) -> Vec<Stage> {
                     base: false,
                     volume: vol && k > 1,
                     added: k,
+                    first_epoch: 0,
                 });
             }
         }
+    }
+    let mut before = 0;
+    for s in &mut out {
+        s.first_epoch = before;
+        before += s.epochs;
     }
     out
 }
@@ -528,7 +539,28 @@ pub fn train(
     spec: &super::data::Spec,
     progress: &mut Observer,
 ) -> Result<Trained> {
+    let part = train_share(cfg, problem, Share::ALL, progress)?;
+    assemble(cfg, problem, spec, vec![part])
+}
+
+/// Trains the ESPRO components that `share` names and returns them for [`assemble`]. The
+/// stages of every other component are not trained, but their random draws (batch orders,
+/// Dirichlet weights) are taken from the run's stream as one process takes them, and every base
+/// network comes from the same up-front draw — so the processes of a split run together train
+/// exactly the networks one process trains alone, and a seed gives the same model however the
+/// run is split.
+///
+/// # Errors
+/// Invalid settings; a `share` that splits a mode-connecting complex (its connectors join every
+/// base network) or is not a member of its group; training failures.
+pub fn train_share(
+    cfg: &SimplexConfig,
+    problem: &Problem,
+    share: Share,
+    progress: &mut Observer,
+) -> Result<Part> {
     cfg.validate()?;
+    share.check(cfg)?;
     let net = Net::new(
         &cfg.arch,
         problem.d,
@@ -538,7 +570,13 @@ pub fn train(
     )?;
     let n_train = problem.n_train();
     let plan = stages(cfg);
-    let total: usize = plan.iter().map(|s| s.epochs).sum();
+    let all_epochs: usize = plan.iter().map(|s| s.epochs).sum();
+    // This process's epochs: those of its components' stages.
+    let total: usize = plan
+        .iter()
+        .filter(|s| share.holds(s.complex))
+        .map(|s| s.epochs)
+        .sum();
     // Simplex 0 of either driver holds `vertices` vertices once complete.
     let lambda = if cfg.lmbd > 0.0 {
         lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
@@ -563,7 +601,10 @@ pub fn train(
     let mut history: Vec<EpochStats> = Vec::new();
     let mut forward_passes: u64 = 0;
     let mut volume: Vec<Vec<f64>> = vec![Vec::new(); cx.len()];
-    let fingerprint = cfg.fingerprint(problem);
+    let mut fingerprint = cfg.fingerprint(problem);
+    if share != Share::ALL {
+        fingerprint.push_str(&format!(" share={}/{}", share.index, share.count));
+    }
     let mut opt = Optimizer::new(cfg.kind(), net.template())?;
     let mut done = 0usize;
     if let Some(path) = cfg.checkpoint.resume_from() {
@@ -647,23 +688,43 @@ pub fn train(
         opt.restore(net.template(), step, ms, vs)?;
         forward_passes = series("forward_passes")?.first().copied().unwrap_or(0.0) as u64;
         // The trained vertex of the interrupted stage holds the checkpoint's parameters.
-        if let Some((s, local)) = locate(&plan, done) {
-            if local > 0 {
+        if let Some((s, local)) = locate(&plan, after_own(&plan, share, done)) {
+            if local > 0 && share.holds(s.complex) {
                 cx[s.complex].vertices[s.vertex] = trainable;
             }
         }
     }
     let start = Instant::now();
     let mut stopped = false;
+    // `epoch` counts this process's epochs; `global` walks the whole plan, and the stages of
+    // components other processes train only take their random draws (the batch orders and
+    // Dirichlet weights are one stream in the run's order), so every component sees the
+    // numbers it sees in one process.
     let mut epoch = done;
-    while epoch < total {
-        let (s, local) = locate(&plan, epoch).expect("epoch within the plan");
+    let mut global = after_own(&plan, share, done);
+    let bs = if cfg.batch_size == 0 {
+        n_train
+    } else {
+        cfg.batch_size.min(n_train)
+    };
+    while global < all_epochs && epoch < total {
+        let (s, local) = locate(&plan, global).expect("epoch within the plan");
+        global += 1;
         let c = s.complex;
         let members = if s.base {
             vec![vec![s.vertex]]
         } else {
             simplexes(cfg, s.added)
         };
+        let draws = if s.base { 1 } else { cfg.n_sample };
+        order.copy_from_slice(&crate::data::permutation(n_train, &mut rng));
+        let batch_draws: Vec<BatchDraws> = order
+            .chunks(bs)
+            .map(|_| draw_batch(&mut rng, &members, draws))
+            .collect();
+        if !share.holds(c) {
+            continue;
+        }
         if local == 0 {
             opt = Optimizer::new(cfg.kind(), net.template())?;
             if !s.base {
@@ -695,33 +756,13 @@ pub fn train(
         } else {
             base_lr
         };
-        let draws = if s.base { 1 } else { cfg.n_sample };
         let lam = if s.volume { lambda[s.added - 1] } else { 0.0 };
-        let perm = crate::data::permutation(n_train, &mut rng);
-        order.copy_from_slice(&perm);
-        let bs = if cfg.batch_size == 0 {
-            n_train
-        } else {
-            cfg.batch_size.min(n_train)
-        };
         let (mut sum, mut batches) = (0.0, 0usize);
-        for idx in order.chunks(bs) {
+        for (idx, d) in order.chunks(bs).zip(batch_draws) {
             let x = rows_tensor(&net, &problem.x_train, problem.d, idx)?;
             let labels: Vec<usize> = idx.iter().map(|&i| problem.y_train[i]).collect();
-            let mut chosen: Vec<&[usize]> = Vec::with_capacity(draws);
-            let mut alphas = Vec::with_capacity(draws);
-            let mut seeds = Vec::with_capacity(draws);
-            for _ in 0..draws {
-                let k = if members.len() == 1 {
-                    0
-                } else {
-                    ((uniform::<f64, _>(&mut rng) * members.len() as f64) as usize)
-                        .min(members.len() - 1)
-                };
-                chosen.push(&members[k]);
-                alphas.push(dirichlet(members[k].len(), &mut rng));
-                seeds.push(word(&mut rng));
-            }
+            let chosen: Vec<&[usize]> = d.simplex.iter().map(|&k| &members[k][..]).collect();
+            let (alphas, seeds) = (d.alphas, d.seeds);
             let Complex { vertices, state } = &mut cx[c];
             let (ce, _vol, grads) = spro_loss(
                 &net,
@@ -759,7 +800,7 @@ pub fn train(
             volume[c].push(v2);
         }
         history.push(EpochStats {
-            epoch: epoch + 1,
+            epoch: s.first_epoch + local + 1,
             component: c,
             vertex: s.vertex,
             loss: sum / batches.max(1) as f64,
@@ -796,6 +837,312 @@ pub fn train(
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
+    let components = (0..cx.len())
+        .filter(|&c| share.holds(c))
+        .map(|c| {
+            Ok(ComponentRun {
+                index: c,
+                vertices: cx[c].vertices.iter().map(flatten).collect::<Result<_>>()?,
+                running: running_values(&cx[c].state)?,
+                volume: std::mem::take(&mut volume[c]),
+                history: history
+                    .iter()
+                    .filter(|h| h.component == c)
+                    .copied()
+                    .collect(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Part {
+        components,
+        forward_passes,
+        stopped,
+        train_seconds,
+    })
+}
+
+/// The random choices of one mini-batch: per draw, the simplex (of `members`), its Dirichlet
+/// weights and the seed of its dropout masks.
+struct BatchDraws {
+    simplex: Vec<usize>,
+    alphas: Vec<Vec<f64>>,
+    seeds: Vec<u64>,
+}
+
+/// Draws one mini-batch's [`BatchDraws`] from `rng`.
+fn draw_batch(rng: &mut Xoshiro256PlusPlus, members: &[Vec<usize>], draws: usize) -> BatchDraws {
+    let mut d = BatchDraws {
+        simplex: Vec::with_capacity(draws),
+        alphas: Vec::with_capacity(draws),
+        seeds: Vec::with_capacity(draws),
+    };
+    for _ in 0..draws {
+        let k = if members.len() == 1 {
+            0
+        } else {
+            ((uniform::<f64, _>(rng) * members.len() as f64) as usize).min(members.len() - 1)
+        };
+        d.simplex.push(k);
+        d.alphas.push(dirichlet(members[k].len(), rng));
+        d.seeds.push(word(rng));
+    }
+    d
+}
+
+/// The global epoch that follows the `own`-th epoch of `share`'s stages (0 for none).
+fn after_own(plan: &[Stage], share: Share, own: usize) -> usize {
+    let mut left = own;
+    for s in plan {
+        if left == 0 {
+            break;
+        }
+        if share.holds(s.complex) {
+            if left <= s.epochs {
+                return s.first_epoch + left;
+            }
+            left -= s.epochs;
+        }
+    }
+    0
+}
+
+/// Which ESPRO components a process trains: those `c` with `c mod count = index` (rank `index`
+/// of `count` MPI ranks; one process trains them all, [`Share::ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// This process's place in its group.
+    pub index: usize,
+    /// Processes in the group.
+    pub count: usize,
+}
+
+impl Share {
+    /// One process training every component.
+    pub const ALL: Share = Share { index: 0, count: 1 };
+
+    fn holds(self, component: usize) -> bool {
+        component % self.count.max(1) == self.index
+    }
+
+    /// Checks that this share can train `cfg`'s run.
+    ///
+    /// # Errors
+    /// A share outside its group; a mode-connecting complex split over several processes
+    /// (naming `modes`).
+    pub fn check(self, cfg: &SimplexConfig) -> Result<()> {
+        if self.count == 0 || self.index >= self.count {
+            return Err(Error::invalid(
+                "share",
+                format!("{}/{}", self.index, self.count),
+                "not a member of its group",
+            ));
+        }
+        if let (Driver::Complex { modes }, true) = (cfg.driver, self.count > 1) {
+            return Err(Error::invalid(
+                "modes",
+                modes,
+                "a mode-connecting complex trains as one process (its connectors join every base network); ESPRO's independent components split over processes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One trained component (complex) of a [`Part`].
+#[derive(Clone, Debug)]
+struct ComponentRun {
+    index: usize,
+    /// Flat parameters of each vertex.
+    vertices: Vec<Vec<f64>>,
+    /// Batch-norm running statistics ([`running_values`]).
+    running: Vec<f64>,
+    /// `V²` after each vertex stage.
+    volume: Vec<f64>,
+    history: Vec<EpochStats>,
+}
+
+/// The components one process trained ([`train_share`]); [`assemble`] puts the parts of a run
+/// together. [`Part::encode`] and [`Part::decode`] carry one between processes as lists of
+/// numbers (exactly: every value is an `f64` or an integer below 2⁵³).
+#[derive(Clone, Debug)]
+pub struct Part {
+    components: Vec<ComponentRun>,
+    forward_passes: u64,
+    stopped: bool,
+    train_seconds: f64,
+}
+
+impl Part {
+    /// The part as lists of numbers: a header `[components, forward passes, stopped, seconds]`,
+    /// then per component `[index, vertices, history entries]`, each vertex, the running
+    /// statistics, the volumes and the history (six numbers per epoch).
+    pub fn encode(&self) -> Vec<Vec<f64>> {
+        let mut out = vec![vec![
+            self.components.len() as f64,
+            self.forward_passes as f64,
+            f64::from(u8::from(self.stopped)),
+            self.train_seconds,
+        ]];
+        for c in &self.components {
+            out.push(vec![
+                c.index as f64,
+                c.vertices.len() as f64,
+                c.history.len() as f64,
+            ]);
+            out.extend(c.vertices.iter().cloned());
+            out.push(c.running.clone());
+            out.push(c.volume.clone());
+            out.push(
+                c.history
+                    .iter()
+                    .flat_map(|h| {
+                        [
+                            h.epoch as f64,
+                            h.component as f64,
+                            h.vertex as f64,
+                            h.loss,
+                            h.volume,
+                            h.lr,
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    /// [`Part::encode`]'s lists back.
+    ///
+    /// # Errors
+    /// Lists that are not such an encoding.
+    pub fn decode(lists: Vec<Vec<f64>>) -> Result<Part> {
+        let bad = |why: &str| Error::invalid("part", "simplex components", why.to_string());
+        let count = |x: f64| -> Result<usize> {
+            (x >= 0.0 && x.fract() == 0.0 && x < 9.007_199_254_740_992e15)
+                .then_some(x as usize)
+                .ok_or_else(|| bad("a count is not a whole number"))
+        };
+        let mut lists = lists.into_iter();
+        let header = lists.next().unwrap_or_default();
+        let &[n, passes, stopped, seconds] = header.as_slice() else {
+            return Err(bad("no header"));
+        };
+        let mut components = Vec::new();
+        for _ in 0..count(n)? {
+            let head = lists.next().unwrap_or_default();
+            let &[index, vertices, entries] = head.as_slice() else {
+                return Err(bad("a component has no header"));
+            };
+            let vertices: Vec<Vec<f64>> = lists.by_ref().take(count(vertices)?).collect();
+            let (Some(running), Some(volume), Some(hist)) =
+                (lists.next(), lists.next(), lists.next())
+            else {
+                return Err(bad("a component is cut short"));
+            };
+            if hist.len() != 6 * count(entries)? {
+                return Err(bad("the history's length"));
+            }
+            let history = hist
+                .chunks_exact(6)
+                .map(|r| {
+                    Ok(EpochStats {
+                        epoch: count(r[0])?,
+                        component: count(r[1])?,
+                        vertex: count(r[2])?,
+                        loss: r[3],
+                        volume: r[4],
+                        lr: r[5],
+                    })
+                })
+                .collect::<Result<_>>()?;
+            components.push(ComponentRun {
+                index: count(index)?,
+                vertices,
+                running,
+                volume,
+                history,
+            });
+        }
+        if lists.next().is_some() {
+            return Err(bad("lists left over"));
+        }
+        Ok(Part {
+            components,
+            forward_passes: count(passes)? as u64,
+            stopped: stopped != 0.0,
+            train_seconds: seconds,
+        })
+    }
+}
+
+/// The model and report of a run from its [`Part`]s (one part of one process, or one per
+/// process of a split run, in any order): every component exactly once, each of the network's
+/// size. Training time is the longest part's.
+///
+/// # Errors
+/// A component missing, given twice or of another size; evaluation failures.
+pub fn assemble(
+    cfg: &SimplexConfig,
+    problem: &Problem,
+    spec: &super::data::Spec,
+    parts: Vec<Part>,
+) -> Result<Trained> {
+    let net = Net::new(
+        &cfg.arch,
+        problem.d,
+        problem.classes.len(),
+        cfg.dtype,
+        cfg.device,
+    )?;
+    let k = complexes(cfg);
+    let bad = |why: String| Error::invalid("part", "simplex components", why);
+    let mut slots: Vec<Option<ComponentRun>> = vec![None; k];
+    let (mut forward_passes, mut stopped, mut train_seconds) = (0u64, false, 0.0f64);
+    for p in parts {
+        forward_passes = forward_passes.saturating_add(p.forward_passes);
+        stopped |= p.stopped;
+        train_seconds = train_seconds.max(p.train_seconds);
+        for c in p.components {
+            let i = c.index;
+            match slots.get_mut(i) {
+                Some(slot @ None) => *slot = Some(c),
+                Some(Some(_)) => return Err(bad(format!("component {i} given twice"))),
+                None => return Err(bad(format!("component {i} of {k}"))),
+            }
+        }
+    }
+    let (mut cx, mut volume, mut history) =
+        (Vec::with_capacity(k), Vec::with_capacity(k), Vec::new());
+    for (i, slot) in slots.into_iter().enumerate() {
+        let c = slot.ok_or_else(|| bad(format!("component {i} is missing")))?;
+        if c.vertices.len() != vertices_per_complex(cfg) {
+            return Err(bad(format!(
+                "component {i} has {} vertices",
+                c.vertices.len()
+            )));
+        }
+        let vertices = c
+            .vertices
+            .iter()
+            .map(|v| unflatten(net.template(), v))
+            .collect::<Result<Vec<_>>>()?;
+        let mut state = net.fresh_state();
+        let mut at = 0;
+        restore_state(&mut state, &c.running, &mut at)?;
+        if at != c.running.len() {
+            return Err(bad(format!("component {i}'s running statistics")));
+        }
+        cx.push(Complex { vertices, state });
+        volume.push(c.volume);
+        history.extend(c.history);
+    }
+    history.sort_by_key(|h| h.epoch);
+    let lambda = if cfg.lmbd > 0.0 {
+        lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
+    } else {
+        vec![0.0; cfg.vertices.saturating_sub(1)]
+    };
+    let total = stages(cfg).iter().map(|s| s.epochs).sum();
     finish(
         cfg,
         net,
