@@ -12,7 +12,8 @@
 //!
 //! [`Single`] is one process (every operation the identity). The `keel` command built with its
 //! `mpi` feature implements [`Collective`] for `MPI_COMM_WORLD` through the `mpi` crate (rsmpi)
-//! over the system's MPI (`host/cli/src/mpi.rs`).
+//! over the system's MPI (`host/cli/src/mpi_world.rs`), summing tensors on GPUs by NCCL where
+//! every rank can.
 
 use crate::backend::hmc::PriorArgs;
 use crate::backend::{DType, Device};
@@ -50,6 +51,17 @@ pub trait Collective {
     /// # Errors
     /// Communication failures; more than 2³¹ bytes from one rank.
     fn gather(&self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>>;
+    /// The element-wise sum over the ranks of `t`, computed where `t` lives (a GPU's memory,
+    /// by NCCL) when this group can; `None` when it cannot — a tensor on the CPU, no NCCL — and
+    /// the caller sums through host buffers ([`Collective::sum`]). Every rank receives the same
+    /// values. Every rank must make the call, with a tensor of the same shape and type.
+    ///
+    /// # Errors
+    /// Communication failures.
+    fn sum_on_device(&self, t: &Tensor) -> Result<Option<Tensor>> {
+        let _ = t;
+        Ok(None)
+    }
 }
 
 /// One process: rank 0 of 1.
@@ -198,8 +210,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Vec<f64>>> {
 }
 
 /// A target whose rows are spread over the ranks of `comm`: `local` holds this rank's rows, and
-/// the likelihood and gradient are the sums over the ranks (one [`Collective::sum`] per
-/// evaluation, on host buffers: a device-resident target's values are copied out and back).
+/// the likelihood and gradient are the sums over the ranks — one [`Collective::sum`] per
+/// evaluation on host buffers, or, for a target on a GPU when the group can, the gradient summed
+/// on the device ([`Collective::sum_on_device`], NCCL) and only the likelihood on the host.
 /// The momentum and Metropolis–Hastings draws are rank 0's ([`Target::agree`]), so given the
 /// same seed every rank runs the same chain, and that chain is the one a single process runs on
 /// all the rows, up to the order of the sum.
@@ -228,6 +241,11 @@ impl<T: Target + ?Sized> Target for Sharded<'_, T> {
 
     fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)> {
         let (ll, g) = self.local.likelihood_and_gradient(theta)?;
+        if let Some(g) = self.comm.sum_on_device(&g)? {
+            let mut ll = [ll];
+            self.comm.sum(&mut ll)?;
+            return Ok((ll[0], g));
+        }
         let mut buf = Vec::with_capacity(1 + self.dim());
         buf.push(ll);
         buf.extend(g.to_vec_f64()?);
@@ -248,6 +266,11 @@ impl<T: Target + ?Sized> Target for Sharded<'_, T> {
 impl<T: BatchTarget + ?Sized> BatchTarget for Sharded<'_, T> {
     fn likelihoods_and_gradients(&self, thetas: &Tensor) -> Result<(Vec<f64>, Tensor)> {
         let (lls, g) = self.local.likelihoods_and_gradients(thetas)?;
+        if let Some(g) = self.comm.sum_on_device(&g)? {
+            let mut lls = lls;
+            self.comm.sum(&mut lls)?;
+            return Ok((lls, g));
+        }
         let c = lls.len();
         let mut buf = lls;
         buf.extend(g.to_vec_f64()?);
@@ -316,6 +339,79 @@ mod tests {
         let mut huge = bytes;
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+    }
+
+    /// Two ranks holding the same rows, as one group sees them: sums double.
+    struct Twice {
+        on_device: bool,
+        device_sums: std::cell::Cell<usize>,
+    }
+
+    impl Collective for Twice {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn sum(&self, values: &mut [f64]) -> Result<()> {
+            values.iter_mut().for_each(|v| *v *= 2.0);
+            Ok(())
+        }
+        fn share(&self, _: &mut [f64]) -> Result<()> {
+            Ok(())
+        }
+        fn all_gather(&self, value: u64) -> Result<Vec<u64>> {
+            Ok(vec![value; 2])
+        }
+        fn gather(&self, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+            Ok(Some(vec![bytes.to_vec(); 2]))
+        }
+        fn sum_on_device(&self, t: &Tensor) -> Result<Option<Tensor>> {
+            if !self.on_device {
+                return Ok(None);
+            }
+            self.device_sums.set(self.device_sums.get() + 1);
+            Ok(Some(t.mul_scalar(2.0)?))
+        }
+    }
+
+    /// `log L = −½‖θ‖²` for one rank's rows.
+    struct Half;
+
+    impl Target for Half {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn likelihood_and_gradient(&self, theta: &Tensor) -> Result<(f64, Tensor)> {
+            let v = theta.to_vec_f64()?;
+            let ll = -0.5 * v.iter().map(|x| x * x).sum::<f64>();
+            Ok((ll, theta.mul_scalar(-1.0)?))
+        }
+        fn prior(&self) -> (PriorArgs, f64) {
+            (PriorArgs::NONE, 1.0)
+        }
+    }
+
+    /// A sharded target sums the gradient where the group can (only the likelihood then goes
+    /// through host buffers) and through host buffers where it cannot — the same numbers.
+    #[test]
+    fn sharded_sums_on_the_device_where_the_group_can() {
+        let theta = Tensor::from_f64s(&[1.0, -2.0, 0.5], &[3], DType::F64).unwrap();
+        for on_device in [false, true] {
+            let comm = Twice {
+                on_device,
+                device_sums: Default::default(),
+            };
+            let t = Sharded {
+                local: &Half,
+                comm: &comm,
+            };
+            let (ll, g) = t.likelihood_and_gradient(&theta).unwrap();
+            assert_eq!(ll, -2.0 * 0.5 * 5.25);
+            assert_eq!(g.to_vec_f64().unwrap(), [-2.0, 4.0, -1.0]);
+            assert_eq!(comm.device_sums.get(), usize::from(on_device));
+        }
     }
 
     #[test]

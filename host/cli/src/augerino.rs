@@ -152,10 +152,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
             return Err(Error::invalid(flag, v, "must be positive and finite"));
         }
     }
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let (train_set, test_set) = generate(a)?;
     let augmentation = match a.model {
         ModelArg::Cnn => Augmentation::None,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
-use keel::backend::{DType, DeviceRequest};
+use keel::backend::DType;
 use keel::bayes::augment::ShiftAugment;
 use keel::bayes::checkpoint;
 use keel::bayes::ess::{effective_sample_size, moments};
@@ -196,7 +196,8 @@ pub struct ProblemArgs {
     /// border pixels per-column scaling would magnify).
     #[arg(long, default_value = "columns")]
     standardize: String,
-    /// auto, cpu, cuda or cuda:N (MLPs).
+    /// auto, cpu, cuda or cuda:N (MLPs); under MPI, cuda:local is the GPU of the rank's place on
+    /// its node (one process per GPU).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Seed (chains and members use seed, seed + 1, …).
@@ -656,7 +657,7 @@ fn problem_on(
     } else {
         None
     };
-    let request: DeviceRequest = a.device.parse()?;
+    let request = ranks::device(&a.device)?;
     let (device, notice) = request.resolve()?;
     if let (Some(n), true) = (notice, ranks::prints()) {
         eprintln!("{n}");

@@ -136,10 +136,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         keel::output::check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let kind: SystemKind = a.system.to_string().parse()?;
     let model = ModelKind::parse(&a.model.to_string())?;
     let system = SystemSpec {

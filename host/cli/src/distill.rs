@@ -156,10 +156,7 @@ pub fn run(a: &DistillArgs) -> Result<()> {
         check_writable("--export", p)?;
     }
     let checkpoint = a.checkpoint.options()?;
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let image_shape = a
         .image_shape
         .as_deref()

@@ -244,10 +244,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| dataset.default_group().to_string());
     let group = parse_group(&gname).map_err(|e| invalid("--group", &gname, e.render(&gname)))?;
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let cfg = TrainConfig {
         dataset,
         group,
@@ -358,10 +355,7 @@ fn train_dynamics(a: &TrainArgs) -> Result<()> {
         Error::InvalidInput { reason, .. } => invalid("--group", &gname, reason),
         other => other,
     })?;
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let mut cfg = DynamicsConfig::paper(kind, group);
     cfg.n_train = a.n_train.unwrap_or(cfg.n_train);
     cfg.n_val = a.n_val.unwrap_or(cfg.n_val);

@@ -157,10 +157,7 @@ pub fn run(args: &FitArgs) -> Result<()> {
     if let Some(p) = &args.plot {
         check_plot("--plot", p)?;
     }
-    let (device, notice) = args
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&args.device)?.resolve()?;
     if let Some(layers) = &args.layers {
         return run_cnn(args, layers, device, notice);
     }

@@ -224,10 +224,7 @@ fn train(a: &TrainArgs) -> Result<()> {
         }
     }
     super::checkpoint::check(a.checkpoint.as_deref(), a.resume, a.stop_after)?;
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let data = dataset(a)?;
     let mut cfg = GanConfig::new(data, method);
     if let Some(m) = &a.model {

@@ -72,6 +72,8 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
     let probe = cuda::probe();
     let versions = cuda::versions();
     let compiled = cfg!(feature = "cuda");
+    let nccl =
+        cuda::nccl::library().map(|v| format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100));
     let kernels = if compile_kernels {
         Some(cuda::compile_all_kernels(arch)?)
     } else {
@@ -94,6 +96,8 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
             "gpu_unavailable_reason": probe.as_ref().err(),
             "cuda_driver_version": versions.driver,
             "nvrtc_version": versions.nvrtc.map(|(a, b)| format!("{a}.{b}")),
+            "nccl_version": nccl.as_ref().ok(),
+            "nccl_unavailable_reason": nccl.as_ref().err(),
             "kernels_ptx_bytes": kernels.as_ref().map(|k| k.iter().map(|(f, n)| (f.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>()),
         });
         super::report::json(&v)?;
@@ -137,6 +141,10 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
         .map(|(a, b)| format!("{a}.{b}"))
         .unwrap_or_else(|| "not found".into());
     println!("  CUDA driver: {dv}; NVRTC: {nv}");
+    match &nccl {
+        Ok(v) => println!("  NCCL: {v} (MPI ranks on GPUs sum gradients on the devices)"),
+        Err(why) => println!("  NCCL: not usable — {why} (MPI ranks sum over host buffers)"),
+    }
     if let Some(k) = kernels {
         println!("  kernels compiled to PTX for {arch}:");
         for (family, bytes) in k {

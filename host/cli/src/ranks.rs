@@ -35,6 +35,31 @@ static DECIDED: Mutex<Option<CliFailure>> = Mutex::new(None);
 /// `mpirun`, MPICH's Hydra and Slurm's PMI-2, in that order).
 const SIZE_VARIABLES: [&str; 2] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"];
 
+/// The launchers' variables that give a process's rank among those on its node (Open MPI,
+/// MPICH's Hydra, Slurm).
+const LOCAL_RANK_VARIABLES: [&str; 3] = [
+    "OMPI_COMM_WORLD_LOCAL_RANK",
+    "MPI_LOCALRANKID",
+    "SLURM_LOCALID",
+];
+
+/// A `--device` value, with `cuda:local` read as `cuda:<this process's rank on its node>` (0
+/// for a process on its own): one process per GPU under a launcher, every rank given the same
+/// command line.
+///
+/// # Errors
+/// An unknown device name.
+pub fn device(value: &str) -> Result<keel::backend::DeviceRequest> {
+    let local;
+    let value = if value.trim() == "cuda:local" {
+        local = format!("cuda:{}", launched(&LOCAL_RANK_VARIABLES).unwrap_or(0));
+        &local
+    } else {
+        value
+    };
+    Ok(value.parse()?)
+}
+
 fn launched(vars: &[&str]) -> Option<usize> {
     vars.iter()
         .find_map(|v| std::env::var(v).ok().and_then(|s| s.trim().parse().ok()))
@@ -304,4 +329,24 @@ pub fn json() -> serde_json::Value {
         "rank": active.then(|| w.rank()),
         "size": active.then(|| w.size()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_local_is_the_rank_on_the_node() {
+        use keel::backend::DeviceRequest;
+        // Alone (no launcher variables in the test's environment): GPU 0.
+        if LOCAL_RANK_VARIABLES
+            .iter()
+            .all(|v| std::env::var_os(v).is_none())
+        {
+            assert_eq!(device("cuda:local").unwrap(), DeviceRequest::Cuda(0));
+        }
+        assert_eq!(device("cuda:3").unwrap(), DeviceRequest::Cuda(3));
+        assert_eq!(device("cpu").unwrap(), DeviceRequest::Cpu);
+        assert!(device("cuda:nearby").is_err());
+    }
 }

@@ -386,10 +386,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         }
         .check()?;
     }
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let w = crate::ranks::world();
     if w.size() > runs.len() {
         return Err(Error::invalid(

@@ -139,7 +139,7 @@ pub struct TrainArgs {
     /// Training precision.
     #[arg(long, value_enum, default_value = "f32")]
     dtype: DtypeArg,
-    /// Where to train: auto, cpu, cuda, cuda:N.
+    /// Where to train: auto, cpu, cuda, cuda:N (cuda:local under MPI: the rank's GPU on its node).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Write the simplex ensemble (`keel.kind = simplex`) here.
@@ -329,10 +329,7 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
         ));
         }
     }
-    let (device, notice) = a
-        .device
-        .parse::<keel::backend::DeviceRequest>()?
-        .resolve()?;
+    let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
     let (problem, spec): (Problem, Spec) = match (&a.data, spirals) {
         (_, true) => simplex::data::two_spirals([a.n_train, a.n_test], a.noise, a.seed),
         (Some(path), false) => simplex::data::csv(path, &a.target, a.test_fraction, a.split_seed)

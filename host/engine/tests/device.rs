@@ -1063,3 +1063,54 @@ fn a_missing_gpu_is_a_clear_error_not_a_panic() {
         .to_string();
     assert!(!e.is_empty());
 }
+
+/// NCCL without a GPU, or without NCCL: a clear error naming what is missing, not a panic (the
+/// MPI ranks then sum over host buffers).
+#[test]
+fn nccl_without_a_gpu_is_a_clear_error() {
+    use keel_engine::backend::cuda::nccl;
+    if Device::Cuda(0).check().is_ok() && nccl::library().is_ok() {
+        return; // A GPU machine with NCCL: `nccl_single_rank_sum_cuda` runs the real thing.
+    }
+    let e = nccl::Communicator::new(0, 0, 1, &[0; 128]).unwrap_err();
+    assert!(e.is_device_error(), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("NCCL") || msg.contains("GPU") || msg.contains("CUDA"),
+        "{msg}"
+    );
+    assert!(nccl::Communicator::new(0, 1, 1, &[0; 128]).is_err());
+}
+
+/// One rank's NCCL communicator on GPU 0: the all-reduce of one rank is the tensor itself, bit
+/// for bit, in f32 and f64, on the device, and every call after the first reuses the
+/// communicator. Needs NCCL (`libnccl.so`; `cuda/check.sh` links the wheel's `libnccl.so.2`).
+#[test]
+#[ignore = "needs a GPU and NCCL: run cuda/check.sh on a GPU machine"]
+fn nccl_single_rank_sum_cuda() {
+    use keel_engine::backend::cuda::nccl;
+    let version = nccl::library().unwrap_or_else(|why| panic!("NCCL: {why}"));
+    println!("NCCL {version}");
+    let id = nccl::unique_id().unwrap();
+    let comm = nccl::Communicator::new(0, 0, 1, &id).unwrap();
+    assert_eq!((comm.rank(), comm.size(), comm.ordinal()), (0, 1, 0));
+    let values = inputs(&[&[1000, 3]]).remove(0);
+    for dtype in [DType::F32, DType::F64] {
+        let x = Tensor::from_f64s(&values, &[1000, 3], dtype)
+            .unwrap()
+            .to_device(Device::Cuda(0))
+            .unwrap();
+        for _ in 0..3 {
+            let s = comm.sum(&x).unwrap();
+            assert_eq!(s.device(), Device::Cuda(0));
+            assert_eq!(s.dims(), [1000, 3]);
+            assert_eq!(
+                s.to_vec_f64().unwrap(),
+                x.to_vec_f64().unwrap(),
+                "{dtype:?}"
+            );
+        }
+        let cpu = Tensor::from_f64s(&values, &[1000, 3], dtype).unwrap();
+        assert!(comm.sum(&cpu).is_err(), "a tensor on the CPU is refused");
+    }
+}

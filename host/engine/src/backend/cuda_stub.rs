@@ -38,6 +38,67 @@ pub fn probe() -> std::result::Result<Vec<GpuInfo>, String> {
     Err("this build has no CUDA support (built without the `cuda` feature)".into())
 }
 
+/// NCCL's stand-in: no library, no communicator.
+pub mod nccl {
+    use crate::error::{Error, Result};
+    use crate::tensor::Tensor;
+
+    /// Why NCCL cannot be used.
+    ///
+    /// # Errors
+    /// Always, in this build.
+    pub fn library() -> std::result::Result<i32, String> {
+        Err("this build has no CUDA support (built without the `cuda` feature)".into())
+    }
+
+    /// A new NCCL unique id.
+    ///
+    /// # Errors
+    /// [`Error::CudaNotCompiled`].
+    pub fn unique_id() -> Result<[u8; 128]> {
+        Err(Error::CudaNotCompiled)
+    }
+
+    /// A communicator; none can be made in this build.
+    #[derive(Debug)]
+    pub struct Communicator {
+        never: std::convert::Infallible,
+    }
+
+    impl Communicator {
+        /// Joins a communicator.
+        ///
+        /// # Errors
+        /// [`Error::CudaNotCompiled`].
+        pub fn new(_ordinal: usize, _rank: usize, _size: usize, _id: &[u8; 128]) -> Result<Self> {
+            Err(Error::CudaNotCompiled)
+        }
+
+        /// This process's rank.
+        pub fn rank(&self) -> usize {
+            match self.never {}
+        }
+
+        /// Ranks in the communicator.
+        pub fn size(&self) -> usize {
+            match self.never {}
+        }
+
+        /// The GPU it runs on.
+        pub fn ordinal(&self) -> usize {
+            match self.never {}
+        }
+
+        /// The sum over the ranks.
+        ///
+        /// # Errors
+        /// None can be called: no communicator exists in this build.
+        pub fn sum(&self, _t: &Tensor) -> Result<Tensor> {
+            match self.never {}
+        }
+    }
+}
+
 /// Library versions (none in this build).
 pub fn versions() -> CudaVersions {
     CudaVersions::default()

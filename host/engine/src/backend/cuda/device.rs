@@ -141,6 +141,15 @@ pub(crate) struct GpuDevice {
 }
 
 impl GpuDevice {
+    /// Makes this GPU's context current on the calling thread (for libraries such as NCCL that
+    /// act on the current context).
+    pub(crate) fn bind(&self) -> Result<()> {
+        self.ctx.bind_to_thread().map_err(|e| Error::Cuda {
+            op: format!("binding cuda:{}'s context", self.ordinal),
+            detail: e.to_string(),
+        })
+    }
+
     /// `(free, total)` bytes of device memory, if the driver says.
     pub(crate) fn mem_info(&self) -> Option<(usize, usize)> {
         self.ctx.mem_get_info().ok()

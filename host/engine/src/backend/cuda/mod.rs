@@ -11,6 +11,7 @@
 //! naming the kernel signature it matches.
 
 mod device;
+pub mod nccl;
 mod storage;
 
 pub use device::{

@@ -345,6 +345,30 @@ impl CudaStorage {
         }))
     }
 
+    /// The element-wise sum over `comm`'s ranks (NCCL's all-reduce on the engine's stream), into
+    /// a new buffer that the all-reduce writes in full.
+    pub(super) fn all_reduce_sum(&self, comm: &cudarc::nccl::Comm) -> Result<CudaStorage> {
+        let n = self.len();
+        let fail = |e: cudarc::nccl::result::NcclError| Error::Cuda {
+            op: format!("ncclAllReduce of {n} elements on cuda:{}", self.dev.ordinal),
+            detail: format!("{e:?}"),
+        };
+        let sum = cudarc::nccl::ReduceOp::Sum;
+        let data = match &self.data {
+            GpuData::F32(x) => {
+                let mut out = self.alloc_output::<f32>(n, "ncclAllReduce")?;
+                comm.all_reduce(x, &mut out, &sum).map_err(fail)?;
+                GpuData::F32(out)
+            }
+            GpuData::F64(x) => {
+                let mut out = self.alloc_output::<f64>(n, "ncclAllReduce")?;
+                comm.all_reduce(x, &mut out, &sum).map_err(fail)?;
+                GpuData::F64(out)
+            }
+        };
+        Ok(self.wrap(data))
+    }
+
     fn alloc<T: Elem>(&self, n: usize, op: &str) -> Result<CudaSlice<T>> {
         retried(&self.dev, || self.dev.stream.alloc_zeros::<T>(n)).map_err(mem_err(
             &self.dev,
