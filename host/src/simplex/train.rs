@@ -236,6 +236,21 @@ pub struct EpochStats {
     pub lr: f64,
 }
 
+impl EpochStats {
+    /// The six numbers a checkpoint and a [`Part`] keep: epoch, component, vertex, loss,
+    /// volume, learning rate.
+    fn row(&self) -> [f64; 6] {
+        [
+            self.epoch as f64,
+            self.component as f64,
+            self.vertex as f64,
+            self.loss,
+            self.volume,
+            self.lr,
+        ]
+    }
+}
+
 /// What a run measured (the `--json` output of `keel simplex train`).
 #[derive(Clone, Debug, Serialize)]
 pub struct SimplexReport {
@@ -992,21 +1007,7 @@ impl Part {
             out.extend(c.vertices.iter().cloned());
             out.push(c.running.clone());
             out.push(c.volume.clone());
-            out.push(
-                c.history
-                    .iter()
-                    .flat_map(|h| {
-                        [
-                            h.epoch as f64,
-                            h.component as f64,
-                            h.vertex as f64,
-                            h.loss,
-                            h.volume,
-                            h.lr,
-                        ]
-                    })
-                    .collect(),
-            );
+            out.push(c.history.iter().flat_map(EpochStats::row).collect());
         }
         out
     }
@@ -1229,19 +1230,7 @@ fn save(
         }
         running.extend(running_values(&c.state)?);
     }
-    let hist: Vec<f64> = history
-        .iter()
-        .flat_map(|h| {
-            [
-                h.epoch as f64,
-                h.component as f64,
-                h.vertex as f64,
-                h.loss,
-                h.volume,
-                h.lr,
-            ]
-        })
-        .collect();
+    let hist: Vec<f64> = history.iter().flat_map(EpochStats::row).collect();
     let vols: Vec<f64> = volume
         .iter()
         .enumerate()
