@@ -169,7 +169,13 @@ fn square(n: usize, dtype: DType, rng: &mut Xoshiro256PlusPlus) -> Tensor {
 fn matmul(c: &mut Criterion) {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
     let mut g = c.benchmark_group("matmul");
-    for (dtype, n) in [(DType::F32, 128), (DType::F64, 128), (DType::F32, 1024)] {
+    for (dtype, n) in [
+        (DType::F32, 128),
+        (DType::F64, 128),
+        (DType::F32, 256),
+        (DType::F32, 512),
+        (DType::F32, 1024),
+    ] {
         let (a, b) = (square(n, dtype, &mut rng), square(n, dtype, &mut rng));
         if n >= 1024 {
             // ~2·10⁹ flops per product: criterion's minimum of 10 samples keeps this short.

@@ -22,6 +22,17 @@ pub struct MatmulDims {
     pub tb: bool,
 }
 
+/// Products of fewer multiply–adds than this (`m·n·k`, as the `gemm` crate counts its blocks)
+/// run on the calling thread; larger ones on rayon's pool. The crate's default, 48·48·256 ≈ 0.6 M,
+/// sends a training step's products of a few million multiply–adds to the pool, whose wake-up
+/// and wait cost more than the second thread saves on 2 vCPUs: side by side
+/// (`cargo bench -p keel-benches --bench engine`, AMD EPYC Zen 5, 2 vCPUs) `matmul/f32/128`
+/// (2.1 M) takes 16.2 µs on one thread against 20.2 µs on two, and `mlp_step` (its largest
+/// product 128·256·256 = 8.4 M) 365 µs against 516 µs, while `matmul/f32/256` (16.8 M) gains
+/// from two (80 against 125 µs). So the threshold lies between those two sizes; set once, at
+/// the first product (it is the crate's global setting).
+const PARALLEL_MACS: usize = 12 << 20;
+
 /// `batch` products (`a_stride`/`b_stride` elements between operands, 0 to broadcast one operand
 /// across the batch), each written row-major into consecutive `m·n` blocks of the result.
 pub fn matmul<T: Float>(
@@ -33,6 +44,8 @@ pub fn matmul<T: Float>(
     d: MatmulDims,
 ) -> Vec<T> {
     let MatmulDims { m, n, k, ta, tb } = d;
+    static THRESHOLD: std::sync::Once = std::sync::Once::new();
+    THRESHOLD.call_once(|| gemm::set_threading_threshold(PARALLEL_MACS));
     let len = batch * m * n;
     let mut out = T::take(len);
     if m == 0 || n == 0 || k == 0 {
