@@ -794,7 +794,12 @@ pub fn train_share(
                 &seeds,
             )?;
             if !ce.is_finite() {
-                return Err(crate::train::diverged(ce, epoch, base_lr, ""));
+                return Err(crate::train::diverged(
+                    ce,
+                    s.first_epoch + local,
+                    base_lr,
+                    "",
+                ));
             }
             let per_draw = if cfg.mean_over_samples {
                 ce
