@@ -128,8 +128,8 @@ fn geometries(n: usize) -> [Launch; 4] {
 }
 
 /// Element counts for the elementwise kernels: empty, one, around a warp and a block, and one
-/// past the CPU backend's parallel threshold (2¹⁶).
-const SIZES: [usize; 8] = [0, 1, 31, 32, 257, 1000, 4099, 65_537];
+/// past the CPU backend's parallel threshold (2¹⁸).
+const SIZES: [usize; 8] = [0, 1, 31, 32, 257, 1000, 4099, 262_145];
 
 /// Seeded inputs.
 struct Gen(Xoshiro256PlusPlus);

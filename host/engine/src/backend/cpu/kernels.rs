@@ -6,8 +6,13 @@ use rayon::prelude::*;
 use super::float::Float;
 use crate::tensor::{Shape, MAX_RANK};
 
-/// Elementwise counts above which kernels split work across threads.
-const PAR_THRESHOLD: usize = 1 << 16;
+/// Elementwise counts from which kernels split work across threads. Below 2¹⁸ waking rayon's
+/// pool costs more than a second thread saves on 2 vCPUs: with 2¹⁶ the HMC leapfrog step on the
+/// digits MLP (`leapfrog/f64/digits-mlp64`, its activations 1,617 × 64) spent a quarter of its
+/// samples in the kernel's `sched_yield` and futex calls and took 646–653 µs; with 2¹⁸ (or
+/// 2²⁰) 516–519 µs (AMD EPYC Zen 5, 2 vCPUs; `cnn_step` and `keel rl train` unchanged within
+/// their noise).
+const PAR_THRESHOLD: usize = 1 << 18;
 
 /// Unary elementwise operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -580,8 +585,9 @@ pub fn index_select<T: Float>(
     out
 }
 
-/// Elements of work above which the gather/scatter kernels split rows across threads.
-const PAR_MIN: usize = 1 << 16;
+/// Elements of work from which the gather/scatter kernels split rows across threads (as
+/// [`PAR_THRESHOLD`], measured with it).
+const PAR_MIN: usize = 1 << 18;
 
 /// Scatter-adds `src` (`[outer, idx.len(), inner]`) into zeros `[outer, dim, inner]` at `idx`.
 pub fn index_add<T: Float>(
