@@ -319,14 +319,11 @@ fn train_cmd(a: &TrainArgs) -> Result<()> {
     };
     if let Driver::Espro { components } = driver {
         if w.size() > components {
-            return Err(Error::invalid(
-            "--components",
-            components,
-            format!(
+            let why = format!(
                 "over MPI ranks each rank trains whole components: at least one per rank ({} ranks)",
                 w.size()
-            ),
-        ));
+            );
+            return Err(Error::invalid("--components", components, why));
         }
     }
     let (device, notice) = crate::ranks::device(&a.device)?.resolve()?;
