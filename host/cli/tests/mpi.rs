@@ -326,25 +326,8 @@ fn rl_sweep_over_ranks_gives_the_single_process_runs() {
     let run = |np: Option<usize>, tag: &str| {
         let template = dir.join(format!("{tag}-h{{horizon}}-s{{seed}}.safetensors"));
         let template = template.display().to_string();
-        let args = [
-            "rl",
-            "train",
-            "--env",
-            "pendulum",
-            "--steps",
-            "300",
-            "--seed-steps",
-            "100",
-            "--warmup",
-            "200",
-            "--batch",
-            "32",
-            "--hidden",
-            "8",
-            "--eval-every",
-            "150",
-            "--eval-episodes",
-            "1",
+        let mut args = common::SHORT_RL_RUN.to_vec();
+        args.extend([
             "--seeds",
             "0-1",
             "--horizons",
@@ -352,19 +335,13 @@ fn rl_sweep_over_ranks_gives_the_single_process_runs() {
             "--export",
             &template,
             "--json",
-        ];
+        ]);
         let o = keel_on(np, &args, &[]);
         assert!(o.status.success(), "{:?}: {}", o.status, stderr(&o));
         String::from_utf8(o.stdout)
             .unwrap()
             .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                for key in ["train_seconds", "update_seconds", "export"] {
-                    v.as_object_mut().unwrap().remove(key);
-                }
-                v
-            })
+            .map(|l| common::without_timings(serde_json::from_str(l).unwrap()))
             .collect::<Vec<_>>()
     };
     let one = run(None, "one");

@@ -485,14 +485,6 @@ fn a_short_run_exports_a_policy_the_core_evaluates_as_the_host_did() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// The report without its wall-clock fields, which differ between runs.
-fn timeless(mut v: Value) -> Value {
-    for key in ["train_seconds", "update_seconds", "export"] {
-        v.as_object_mut().unwrap().remove(key);
-    }
-    v
-}
-
 /// A sweep (`--seeds`, `--horizons`) is its runs one after the other: one JSON line per run in
 /// (horizon, seed) order, each the report and policy file of that run alone (`--seed`,
 /// `--horizon`); its paths must name each run's file; bad lists are refused.
@@ -500,27 +492,8 @@ fn timeless(mut v: Value) -> Value {
 fn a_sweep_is_its_runs() {
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    let short = [
-        "rl",
-        "train",
-        "--env",
-        "pendulum",
-        "--steps",
-        "300",
-        "--seed-steps",
-        "100",
-        "--warmup",
-        "200",
-        "--batch",
-        "32",
-        "--hidden",
-        "8",
-        "--eval-every",
-        "150",
-        "--eval-episodes",
-        "1",
-        "--json",
-    ];
+    let mut short = common::SHORT_RL_RUN.to_vec();
+    short.push("--json");
     let template = path("p-h{horizon}-s{seed}.safetensors");
     let mut sweep = short.to_vec();
     sweep.extend(["--seeds", "3-4", "--horizons", "0,2", "--export", &template]);
@@ -542,7 +515,10 @@ fn a_sweep_is_its_runs() {
     let o = common::keel(&one);
     assert!(o.status.success(), "{}", common::stderr(&o));
     let single: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(timeless(single), timeless(lines[3].clone()));
+    assert_eq!(
+        common::without_timings(single),
+        common::without_timings(lines[3].clone())
+    );
     assert_eq!(
         std::fs::read(&alone).unwrap(),
         std::fs::read(path("p-h2-s4.safetensors")).unwrap()

@@ -576,13 +576,7 @@ pub fn train_share(
 ) -> Result<Part> {
     cfg.validate()?;
     share.check(cfg)?;
-    let net = Net::new(
-        &cfg.arch,
-        problem.d,
-        problem.classes.len(),
-        cfg.dtype,
-        cfg.device,
-    )?;
+    let net = network(cfg, problem)?;
     let n_train = problem.n_train();
     let plan = stages(cfg);
     let all_epochs: usize = plan.iter().map(|s| s.epochs).sum();
@@ -592,12 +586,7 @@ pub fn train_share(
         .filter(|s| share.holds(s.complex))
         .map(|s| s.epochs)
         .sum();
-    // Simplex 0 of either driver holds `vertices` vertices once complete.
-    let lambda = if cfg.lmbd > 0.0 {
-        lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
-    } else {
-        vec![0.0; cfg.vertices.saturating_sub(1)]
-    };
+    let lambda = volume_coefficients(&net, cfg)?;
     // Base networks drawn up front (so a checkpoint holds them); other vertices are set to
     // their centroid when their stage starts.
     let mut init_rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed ^ 0x1417_0000_0000_beef);
@@ -881,6 +870,27 @@ pub fn train_share(
     })
 }
 
+/// The network of `cfg`'s run on `problem`'s rows and classes.
+fn network(cfg: &SimplexConfig, problem: &Problem) -> Result<Net> {
+    Net::new(
+        &cfg.arch,
+        problem.d,
+        problem.classes.len(),
+        cfg.dtype,
+        cfg.device,
+    )
+}
+
+/// `λ_v` for vertex counts 2 … n ([`lambdas`]; simplex 0 of either driver holds `vertices`
+/// vertices once complete), or zeros when the volume term is off.
+fn volume_coefficients(net: &Net, cfg: &SimplexConfig) -> Result<Vec<f64>> {
+    if cfg.lmbd > 0.0 {
+        lambdas(net, cfg.vertices, cfg.lmbd, cfg.seed)
+    } else {
+        Ok(vec![0.0; cfg.vertices.saturating_sub(1)])
+    }
+}
+
 /// The random choices of one mini-batch: per draw, the simplex (of `members`), its Dirichlet
 /// weights and the seed of its dropout masks.
 struct BatchDraws {
@@ -1093,13 +1103,7 @@ pub fn assemble(
     spec: &super::data::Spec,
     parts: Vec<Part>,
 ) -> Result<Trained> {
-    let net = Net::new(
-        &cfg.arch,
-        problem.d,
-        problem.classes.len(),
-        cfg.dtype,
-        cfg.device,
-    )?;
+    let net = network(cfg, problem)?;
     let k = complexes(cfg);
     let bad = |why: String| Error::invalid("part", "simplex components", why);
     let mut slots: Vec<Option<ComponentRun>> = vec![None; k];
@@ -1143,11 +1147,7 @@ pub fn assemble(
         history.extend(c.history);
     }
     history.sort_by_key(|h| h.epoch);
-    let lambda = if cfg.lmbd > 0.0 {
-        lambdas(&net, cfg.vertices, cfg.lmbd, cfg.seed)?
-    } else {
-        vec![0.0; cfg.vertices.saturating_sub(1)]
-    };
+    let lambda = volume_coefficients(&net, cfg)?;
     let total = stages(cfg).iter().map(|s| s.epochs).sum();
     finish(
         cfg,

@@ -83,3 +83,37 @@ pub fn rejects_writing_nothing(args: &[&str], needles: &[&str]) {
 mod chnn;
 #[allow(unused_imports)]
 pub use chnn::chnn_config;
+
+/// A `keel rl train` on Pendulum short enough for a test (300 steps, a network of 8 units, two
+/// evaluations of one episode); tests add the seed, horizon and outputs.
+pub const SHORT_RL_RUN: [&str; 18] = [
+    "rl",
+    "train",
+    "--env",
+    "pendulum",
+    "--steps",
+    "300",
+    "--seed-steps",
+    "100",
+    "--warmup",
+    "200",
+    "--batch",
+    "32",
+    "--hidden",
+    "8",
+    "--eval-every",
+    "150",
+    "--eval-episodes",
+    "1",
+];
+
+/// A `keel rl train --json` report without the fields that differ between identical runs (the
+/// wall-clock times, and the export path a test chose).
+pub fn without_timings(mut report: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = report.as_object_mut() {
+        for key in ["train_seconds", "update_seconds", "export"] {
+            o.remove(key);
+        }
+    }
+    report
+}
