@@ -20,12 +20,14 @@
 //!   statistics carry over from step to step (steady state); `iter_batched` clones nothing
 //!   here, so the batch setup only hands over the fixed batch.
 //!
-//! - `conv3x3_{fwd,wgrad}/{winograd,direct}/f32/<cin>-<cout>/<h>x<w>/b<n>`: the engine's two CPU
-//!   kernels for 3×3 "same" convolutions side by side, on CPUs with AVX-512F — Winograd's
-//!   F(2×2, 3×3) (`backend::cpu::conv_winograd`) and the shifted-copy direct kernel
-//!   (`backend::cpu::conv_shift`), the convolution and its weight gradient, at the shapes of
-//!   the digits' CNNs, 28×28 images and wider layers: the measurement behind the engine's
-//!   choice between them.
+//! - `conv3x3_{fwd,wgrad}/{winograd,direct,patches}/f32/<cin>-<cout>/<h>x<w>/b<n>`: the
+//!   engine's three CPU kernels for 3×3 "same" convolutions side by side, on CPUs with AVX2 +
+//!   FMA or AVX-512F — Winograd's F(2×2, 3×3) (`backend::cpu::conv_winograd`), the
+//!   shifted-copy direct kernel (`backend::cpu::conv_shift`) and patches with `gemm`
+//!   (`backend::cpu::conv::conv2d_patches`), the convolution and its weight gradient, at the
+//!   shapes of the digits' CNNs, 28×28 images and wider layers: the measurement behind the
+//!   engine's choice between them. `KEEL_CPU_ISA=avx2` times what a CPU without AVX-512 runs
+//!   (Keel's kernels; `gemm` still picks its own).
 //!
 //! Inputs: images `x[k] = √2·sin(0.37·k + 0.1)` (`k` the row-major index), labels
 //! `(7i + 3) mod 10`, cotangents `gy[k] = cos(0.11·k)`; the CNN is drawn by `Cnn::new` from
@@ -161,6 +163,7 @@ fn direct_file(case: &ConvCase, cin: usize, cout: usize) -> Vec<u8> {
 }
 
 fn conv(c: &mut Criterion) {
+    eprintln!("{}", keel_benches::cpu_line());
     for (cin, cout) in [(1, 32), (32, 64)] {
         let case = ConvCase::new(cin, cout);
         let id = |what: &str| format!("{what}/f32/{cin}-{cout}/{SIDE}x{SIDE}/b{BATCH}");
@@ -268,9 +271,9 @@ fn cnn(c: &mut Criterion) {
     });
 }
 
-/// The two AVX-512 kernels for 3×3 "same" convolutions (see the header) side by side.
+/// The three CPU kernels for 3×3 "same" convolutions (see the header) side by side.
 fn algorithms(c: &mut Criterion) {
-    use keel::backend::cpu::conv::{PatchGeom, PatchLayout};
+    use keel::backend::cpu::conv::{self, PatchGeom, PatchLayout};
     use keel::backend::cpu::{conv_shift, conv_winograd};
     let cases = [
         (128, 16, 16, 8),
@@ -299,7 +302,7 @@ fn algorithms(c: &mut Criterion) {
             layout: PatchLayout::PatchesChannelsLast,
         };
         if !conv_winograd::supports(&g) || !conv_shift::applies(&g) {
-            eprintln!("conv3x3 benches skipped: no AVX-512F on this CPU");
+            eprintln!("conv3x3 benches skipped: neither AVX2 + FMA nor AVX-512F on this CPU");
             return;
         }
         let wave = |len: usize, f: f32| (0..len).map(|k| (f * k as f32 + 0.1).sin()).collect();
@@ -316,11 +319,17 @@ fn algorithms(c: &mut Criterion) {
         c.bench_function(&id("fwd", "direct"), |bch| {
             bch.iter(|| black_box(conv_shift::conv2d(&x, &w, Some(&b), &g, cout)))
         });
+        c.bench_function(&id("fwd", "patches"), |bch| {
+            bch.iter(|| black_box(conv::conv2d_patches(&x, &w, Some(&b), &g, cout)))
+        });
         c.bench_function(&id("wgrad", "winograd"), |bch| {
             bch.iter(|| black_box(conv_winograd::conv2d_weight_grad(&x, &gy, &g, cout)))
         });
         c.bench_function(&id("wgrad", "direct"), |bch| {
             bch.iter(|| black_box(conv_shift::conv2d_weight_grad(&x, &gy, &g, cout)))
+        });
+        c.bench_function(&id("wgrad", "patches"), |bch| {
+            bch.iter(|| black_box(conv::conv2d_weight_grad_patches(&x, &gy, &g, cout)))
         });
     }
 }

@@ -10,6 +10,9 @@
 #   KEEL_EXE=/path/to/conv-bench-binary benches/peers/run_conv.sh   # a prebuilt Keel side
 #   TORCH_THREADS=1 benches/peers/run_conv.sh                        # torch.set_num_threads
 #   CONV_PEER_OUT=/tmp/a benches/peers/run_conv.sh                   # keep this set's files apart
+#   ISA=avx2 benches/peers/run_conv.sh     # what a CPU without AVX-512 runs, on one that has it:
+#       Keel with KEEL_CPU_ISA=avx2, PyTorch with ATEN_CPU_CAPABILITY=avx2 and
+#       ONEDNN_MAX_CPU_ISA=AVX2; JAX 0.4.23's XLA has no such cap and runs as it is
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -37,20 +40,32 @@ for line in sys.stdin:
         print(m["executable"])')}
 threads=${TORCH_THREADS:-$(nproc)}
 export CRITERION_HOME="$out/criterion"
+keel_env=() torch_env=()
+case "${ISA:-}" in
+    "") ;;
+    avx2) keel_env=(KEEL_CPU_ISA=avx2)
+          torch_env=(ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) ;;
+    *) echo "ISA=$ISA: only avx2 (or unset) is known" >&2; exit 2 ;;
+esac
 for i in $(seq 1 "${RUNS:-3}"); do
     echo "=== run $i ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     # The cases the peers time (not the conv3x3 kernels side by side, which have no peer).
-    "$exe" --bench --warm-up-time "${WARMUP:-1}" --measurement-time "${MEASURE:-3}" \
+    env "${keel_env[@]}" "$exe" --bench --warm-up-time "${WARMUP:-1}" --measurement-time "${MEASURE:-3}" \
         '^(conv2d|cnn_step)' > "$out/keel-$i.out" 2> "$out/keel-$i.log"
     for fw in torch jax; do
-        "$here/.venv-$fw/bin/python" "$here/cnn_step.py" --framework "$fw" \
+        fw_env=()
+        [ "$fw" = torch ] && fw_env=("${torch_env[@]}")
+        env "${fw_env[@]}" "$here/.venv-$fw/bin/python" "$here/cnn_step.py" --framework "$fw" \
             --threads "$threads" --repeats "${REPEATS:-100}" > "$out/$fw-$i.json"
     done
 done
 
-"$py" - "$out" "${RUNS:-3}" <<'EOF'
+"$py" - "$out" "${RUNS:-3}" "$here" "${ISA:-}" <<'EOF'
 import json, re, statistics, sys
-out, runs = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+import cpuinfo
+out, runs, isa = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+print(cpuinfo.line() + (f"; capped at {isa} (Keel, PyTorch; not JAX)" if isa else ""))
 unit = {"ns": 1e0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
 rows = {}
 for i in range(1, runs + 1):

@@ -124,8 +124,9 @@ pub fn for_each_case<T: Precision, V: Visitor<T>>(v: &mut V) -> Result<()> {
 }
 
 /// The machine a bench ran on, for its tables: the CPU's model name, the vector extensions that
-/// decide which kernels run, and the number of CPUs — `CPU: <name>; vector: avx512f avx2 fma;
-/// 2 CPUs` (from `/proc/cpuinfo` and the run-time feature checks; elsewhere, what is known).
+/// decide which kernels run, the number of CPUs and the level Keel's own kernels run — `CPU:
+/// <name>; vector: avx512f avx2 fma; 2 CPUs; Keel's kernels: avx512` (from `/proc/cpuinfo`, the
+/// run-time feature checks and `KEEL_CPU_ISA`; elsewhere, what is known).
 pub fn cpu_line() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let name = info
@@ -156,7 +157,16 @@ pub fn cpu_line() -> String {
     } else {
         vector.join(" ")
     };
-    format!("CPU: {name}; vector: {vector}; {cpus} CPUs")
+    let isa = keel::backend::cpu::isa::isa();
+    let capped = if isa < keel::backend::cpu::isa::detected() {
+        " (capped by KEEL_CPU_ISA)"
+    } else {
+        ""
+    };
+    format!(
+        "CPU: {name}; vector: {vector}; {cpus} CPUs; Keel's kernels: {}{capped}",
+        isa.name()
+    )
 }
 
 #[cfg(test)]

@@ -63,12 +63,34 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The vector level of Keel's CPU kernels, and why when it is narrower than the CPU's.
+fn describe_isa(level: keel::backend::cpu::isa::Isa) -> String {
+    use keel::backend::cpu::isa::{self, Isa};
+    let what = match level {
+        Isa::Avx512 => "AVX-512F",
+        Isa::Avx2 => "AVX2 + FMA",
+        Isa::Baseline => "the target's baseline (no AVX2 + FMA)",
+    };
+    let cpu = isa::detected();
+    if level < cpu {
+        format!(
+            "{what} (capped by {}; the CPU runs {})",
+            isa::ENV,
+            cpu.name()
+        )
+    } else {
+        what.to_string()
+    }
+}
+
 /// Runs `keel info`.
 pub fn run(args: &InfoArgs) -> Result<bool> {
     let (json, compile_kernels) = (args.json, args.compile_kernels);
     let arch = args.arch.name();
+    use keel::backend::cpu::isa;
     use keel::backend::cuda;
     let threads = rayon::current_num_threads();
+    let cpu_isa = isa::isa();
     let probe = cuda::probe();
     let versions = cuda::versions();
     let compiled = cfg!(feature = "cuda");
@@ -89,7 +111,7 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
             Err(_) => serde_json::json!([]),
         };
         let v = serde_json::json!({
-            "cpu": {"model": cpu_model(), "threads": threads},
+            "cpu": {"model": cpu_model(), "threads": threads, "vector": cpu_isa.name(), "vector_detected": isa::detected().name()},
             "cuda_compiled": compiled,
             "mpi": crate::ranks::json(),
             "gpus": gpus,
@@ -108,6 +130,7 @@ pub fn run(args: &InfoArgs) -> Result<bool> {
         env!("CARGO_PKG_VERSION")
     );
     println!("  CPU: {} ({threads} threads for Keel)", cpu_model());
+    println!("  CPU kernels: {}", describe_isa(cpu_isa));
     println!(
         "  CUDA support compiled in: {}",
         if compiled {

@@ -161,6 +161,13 @@ where
         Ok(cli) => cli,
         Err(e) => return ranks::finish(usage_error(e)),
     };
+    // A cap on the CPU kernels' vector level that is not one is bad input before any work.
+    if let Err(message) = keel::backend::cpu::isa::cap_from_env() {
+        return ranks::finish(Err(CliFailure {
+            exit_code: 2,
+            message,
+        }));
+    }
     let result = match &cli.command {
         // Over several MPI ranks only the commands that split their work run.
         Command::Info(_)

@@ -46,6 +46,36 @@ fn usage_errors_are_one_line_exit_2_naming_the_flag() {
     rejects(&["simulat"], &["simulate"]);
 }
 
+/// `KEEL_CPU_ISA` caps the CPU kernels' vector level; a value that is not a level is refused
+/// before any command runs, and a cap shows in `keel info`.
+#[test]
+fn a_vector_level_cap_that_is_not_one_is_exit_2() {
+    let with = |isa: &str, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+            .env("KEEL_CPU_ISA", isa)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = with(
+        "avx1024",
+        &["simulate", "chain-pendulum", "--links", "2", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines = error_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("KEEL_CPU_ISA") && lines[0].contains("avx2"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = with("baseline", &["info", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["cpu"]["vector"], "baseline");
+}
+
 /// Values that make no sense are refused everywhere with the same words.
 #[test]
 fn zero_counts_are_refused_alike_in_every_command() {

@@ -357,9 +357,9 @@ struct ConvScratch<T> {
 /// the product transposed into the output's channel planes with the bias added. Tiles run in
 /// parallel. Each output is `bias + Σ` over the patch in `gemm`'s order. Geometries
 /// where [`conv_winograd::faster_forward`](super::conv_winograd::faster_forward) (3×3 "same",
-/// at least 32 channels in and out, images of 4×4 or more, AVX-512F) run
+/// at least 32 channels in and out with AVX-512F, 16 with AVX2, images of 4×4 or more) run
 /// [`conv_winograd::conv2d`](super::conv_winograd::conv2d) instead, and the other geometries
-/// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX-512F)
+/// [`conv_shift::applies`](super::conv_shift::applies) to (stride 1, `ow = w`, AVX2 or AVX-512F)
 /// [`conv_shift::conv2d`](super::conv_shift::conv2d).
 pub fn conv2d<T: super::conv_shift::Kernel>(
     x: &[T],
@@ -374,6 +374,18 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
     if super::conv_shift::applies(g) {
         return super::conv_shift::conv2d(x, weight, bias, g, o);
     }
+    conv2d_patches(x, weight, bias, g, o)
+}
+
+/// [`conv2d`] by patches and `gemm` whatever the geometry and CPU (what CPUs without AVX2 run;
+/// public for the benches that compare the kernels).
+pub fn conv2d_patches<T: Float>(
+    x: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    g: &PatchGeom,
+    o: usize,
+) -> Vec<T> {
     let rows = g.rows();
     if rows <= SMALL_ROWS {
         return conv2d_columns(x, weight, bias, g, o);
@@ -462,7 +474,7 @@ pub fn conv2d<T: super::conv_shift::Kernel>(
 /// then summed in tile order (the same result on any number of threads) and permuted from the
 /// patches' `(ki, kj, c)` order to the weight's. Geometries where
 /// [`conv_winograd::faster_weight_grad`](super::conv_winograd::faster_weight_grad) (3×3
-/// "same", at least 16 channels in and out, images of 4×4 or more, AVX-512F) run
+/// "same", at least 16 channels in and out, images of 4×4 or more, AVX2 or AVX-512F) run
 /// [`conv_winograd::conv2d_weight_grad`](super::conv_winograd::conv2d_weight_grad) instead,
 /// and the other geometries [`conv_shift::applies`](super::conv_shift::applies) to
 /// [`conv_shift::conv2d_weight_grad`](super::conv_shift::conv2d_weight_grad).
@@ -478,6 +490,12 @@ pub fn conv2d_weight_grad<T: super::conv_shift::Kernel>(
     if super::conv_shift::applies(g) {
         return super::conv_shift::conv2d_weight_grad(x, gy, g, o);
     }
+    conv2d_weight_grad_patches(x, gy, g, o)
+}
+
+/// [`conv2d_weight_grad`] by patches and `gemm` whatever the geometry and CPU (what CPUs
+/// without AVX2 run; public for the benches that compare the kernels).
+pub fn conv2d_weight_grad_patches<T: Float>(x: &[T], gy: &[T], g: &PatchGeom, o: usize) -> Vec<T> {
     let rows = g.rows();
     if rows <= SMALL_ROWS {
         return conv2d_weight_grad_columns(x, gy, g, o);

@@ -18,10 +18,13 @@
 //! micro-kernel (Goto & van de Geijn, *Anatomy of High-Performance Matrix Multiplication*, ACM
 //! TOMS 2008) over the implicit patch matrix, as in direct convolutions (Zhang, Franchetti &
 //! Low, *High Performance Zero-Memory Overhead Direct Convolutions*, ICML 2018). The block is
-//! written with AVX-512F intrinsics (fused multiply–adds; `f32` and `f64`), so this path runs
-//! only on CPUs with AVX-512F ([`applies`]); elsewhere the convolution takes `conv`'s
-//! patches-and-`gemm` path. Each output is summed in one fixed order, so the result does not
-//! depend on the number of threads.
+//! written twice with intrinsics (fused multiply–adds; `f32` and `f64`): for AVX-512F
+//! (`MR × NV` = 6 × 4 vectors in 24 of its 32 registers) and for AVX2 + FMA (6 channels times
+//! one 64-byte vector as two 256-bit halves, 12 of its 16 registers, the block's vectors one
+//! after the other). Every lane takes the same operations in the same order either way, so the
+//! two return the same bits; [`isa`] picks one, and CPUs with neither ([`applies`]) take
+//! `conv`'s patches-and-`gemm` path. Each output is summed in one fixed order, so the result
+//! does not depend on the number of threads.
 
 use std::mem::MaybeUninit;
 
@@ -29,11 +32,12 @@ use rayon::prelude::*;
 
 use super::conv::PatchGeom;
 use super::float::Float;
+use super::isa::{isa, Isa};
 
 /// Whether [`conv2d`] computes the convolution `g`: stride 1, output rows as wide as the
-/// input's, no empty axis, and a CPU with AVX-512F.
+/// input's, no empty axis, and a CPU with AVX2 + FMA or AVX-512F (as [`isa`] reports).
 pub fn applies(g: &PatchGeom) -> bool {
-    g.stride == [1, 1] && g.ow == g.w && g.n * g.c * g.oh * g.ow > 0 && avx512()
+    g.stride == [1, 1] && g.ow == g.w && g.n * g.c * g.oh * g.ow > 0 && vector_kernels()
 }
 
 /// Fused multiply–adds a task should hold at least (rayon's overhead per task is a few µs).
@@ -351,16 +355,19 @@ const MR: usize = 6;
 /// AVX-512's 32 registers.
 const NV: usize = 4;
 
-/// Whether the CPU runs AVX-512F (the kernel's instructions; checked once by `std`).
-pub(super) fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// Whether this module's kernels run here: [`isa`] reports AVX2 + FMA or AVX-512F.
+pub(super) fn vector_kernels() -> bool {
+    isa() >= Isa::Avx2
+}
+
+/// The kernels' instructions: AVX-512F or AVX2 + FMA, as [`isa`] reports.
+///
+/// # Panics
+/// If [`isa`] reports neither ([`vector_kernels`] is false).
+fn level() -> Isa {
+    let isa = isa();
+    assert!(isa >= Isa::Avx2, "conv_shift needs AVX2 + FMA or AVX-512F");
+    isa
 }
 
 /// The shifted copies of `nb` images' channels `ch0 .. ch0 + cg` (images `b0 ..` of `x`) into
@@ -511,8 +518,8 @@ pub trait Kernel: Float {
     /// each sum in `r` order with fused multiply–adds.
     ///
     /// # Panics
-    /// If a run reaches past `xs` or `dst`, `w` is not `offs.len()·MR` long, or the CPU lacks
-    /// AVX-512F.
+    /// If a run reaches past `xs` or `dst`, `w` is not `offs.len()·MR` long, or [`isa`]
+    /// reports neither AVX2 + FMA nor AVX-512F.
     fn block(
         xs: &[Self],
         taps: &Taps,
@@ -530,7 +537,8 @@ pub trait Kernel: Float {
     ///
     /// # Panics
     /// If a run reaches past `xs` or `gyt`, `acc` is not `offs.len()·ogp` long, `ogp` is not a
-    /// whole number of vectors or `v0` not below them, or the CPU lacks AVX-512F.
+    /// whole number of vectors or `v0` not below them, or [`isa`] reports neither AVX2 + FMA
+    /// nor AVX-512F.
     #[allow(clippy::too_many_arguments)]
     fn grad_rows(
         xs: &[Self],
@@ -547,7 +555,8 @@ pub trait Kernel: Float {
     /// (`dst` may be uninitialised: it is only written).
     ///
     /// # Panics
-    /// If a row reaches past `src` or `dst`, or the CPU lacks AVX-512F.
+    /// If a row reaches past `src` or `dst`, or [`isa`] reports neither AVX2 + FMA nor
+    /// AVX-512F.
     fn transpose(src: &[Self], ss: usize, dst: &mut [MaybeUninit<Self>], ds: usize);
 }
 
@@ -572,9 +581,11 @@ fn check_block(job: &Block, reach: usize, lanes: usize, xs_len: usize, dst_len: 
     }
 }
 
-macro_rules! avx512_kernel {
+macro_rules! vector_kernels {
     ($t:ty, $lanes:literal, $avx:ident, $grad:ident, $set1:ident, $loadu:ident, $fmadd:ident,
-     $storeu:ident, $mask_storeu:ident, $mask:ty, $transpose:ident) => {
+     $storeu:ident, $mask_storeu:ident, $mask:ty, $transpose:ident,
+     $avx2:ident, $grad2:ident, $set1_2:ident, $loadu_2:ident, $fmadd_2:ident, $storeu_2:ident,
+     $transpose2:ident) => {
         impl Kernel for $t {
             const LANES: usize = $lanes;
             fn block(
@@ -585,16 +596,20 @@ macro_rules! avx512_kernel {
                 job: &Block,
                 dst: &mut [MaybeUninit<$t>],
             ) {
-                assert!(avx512(), "conv_shift needs AVX-512F");
+                let isa = level();
                 assert_eq!(w.len(), taps.offs.len() * MR, "conv_shift block weights");
                 check_block(job, taps.reach, $lanes, xs.len(), dst.len());
-                // SAFETY: `$avx` requires AVX-512F, checked above; its loads stay in `xs`
-                // (checked above: every `base[v] + offs[r] + LANES ≤ xs.len()`) and `w` (`MR`
-                // values per entry of `offs`), its stores in `dst` (checked above for the
-                // block's channels and vectors, `count[v]` values each).
+                // SAFETY: `$avx` requires AVX-512F, `$avx2` AVX2 and FMA, as `level` reports
+                // the CPU to have; their loads stay in `xs` (checked above: every
+                // `base[v] + offs[r] + LANES ≤ xs.len()`) and `w` (`MR` values per entry of
+                // `offs`), their stores in `dst` (checked above for the block's channels and
+                // vectors, `count[v]` values each).
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    $avx(xs, &taps.offs, w, bias, job, dst)
+                    match isa {
+                        Isa::Avx512 => $avx(xs, &taps.offs, w, bias, job, dst),
+                        _ => $avx2(xs, &taps.offs, w, bias, job, dst),
+                    }
                 }
             }
 
@@ -609,7 +624,7 @@ macro_rules! avx512_kernel {
                 acc: &mut [$t],
                 from_zero: bool,
             ) {
-                assert!(avx512(), "conv_shift needs AVX-512F");
+                let isa = level();
                 let nvec = ogp / $lanes;
                 assert!(
                     ogp % $lanes == 0 && v0 < nvec && acc.len() == offs.len() * ogp,
@@ -623,7 +638,8 @@ macro_rules! avx512_kernel {
                         "conv_shift gradient run reaches past its operands"
                     );
                 }
-                // SAFETY: `$grad` requires AVX-512F, checked above. It reads `xs` at
+                // SAFETY: `$grad` requires AVX-512F, `$grad2` AVX2 and FMA, as `level` reports
+                // the CPU to have. Each reads `xs` at
                 // `run.xs + i·run.step + offs[r]` (`i < run.len`: below `xs.len()`, checked
                 // above),
                 // `gyt` at `run.gyt + i·ogp + v·LANES` for `v < nvec` (a vector ends at most
@@ -633,24 +649,34 @@ macro_rules! avx512_kernel {
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     let vh = (nvec - v0).min(GRAD_VECTORS);
-                    let k = [$grad::<24, 1>, $grad::<12, 2>, $grad::<8, 3>, $grad::<6, 4>];
-                    k[vh - 1](xs, gyt, ogp, runs, offs, v0 * $lanes, acc, from_zero)
+                    if isa == Isa::Avx512 {
+                        let k = [$grad::<24, 1>, $grad::<12, 2>, $grad::<8, 3>, $grad::<6, 4>];
+                        k[vh - 1](xs, gyt, ogp, runs, offs, v0 * $lanes, acc, from_zero)
+                    } else {
+                        for v in v0..v0 + vh {
+                            $grad2::<6>(xs, gyt, ogp, runs, offs, v * $lanes, acc, from_zero)
+                        }
+                    }
                 }
             }
 
             fn transpose(src: &[$t], ss: usize, dst: &mut [MaybeUninit<$t>], ds: usize) {
-                assert!(avx512(), "conv_shift needs AVX-512F");
+                let isa = level();
                 assert!(
                     src.len() >= ($lanes - 1) * ss + $lanes
                         && dst.len() >= ($lanes - 1) * ds + $lanes,
                     "conv_shift transpose tile reaches past its slices"
                 );
-                // SAFETY: `$transpose` requires AVX-512F, checked above; it reads the `LANES`
-                // rows `src[i·ss ..][..LANES]` and writes `dst[j·ds ..][..LANES]`, in the
-                // slices as checked above.
+                // SAFETY: `$transpose` requires AVX-512F, `$transpose2` AVX2, as `level`
+                // reports the CPU to have; each reads the `LANES` rows `src[i·ss ..][..LANES]`
+                // and writes `dst[j·ds ..][..LANES]`, in the slices as checked above.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    $transpose(src.as_ptr(), ss, dst.as_mut_ptr().cast(), ds)
+                    let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast());
+                    match isa {
+                        Isa::Avx512 => $transpose(s, ss, d, ds),
+                        _ => $transpose2(s, ss, d, ds),
+                    }
                 }
             }
         }
@@ -768,10 +794,124 @@ macro_rules! avx512_kernel {
                 }
             }
         }
+
+        /// [`Kernel::block`] with AVX2: `MR` channels times one 64-byte vector of pixels (two
+        /// 256-bit halves) at a time — 12 accumulators of AVX2's 16 registers — the block's
+        /// vectors one after the other. Each lane's sum takes the same operations in the same
+        /// order as `$avx`'s, so the two return the same bits.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx2(
+            xs: &[$t],
+            offs: &[usize],
+            w: &[$t],
+            bias: [$t; MR],
+            job: &Block,
+            dst: &mut [MaybeUninit<$t>],
+        ) {
+            use std::arch::x86_64::*;
+            const H: usize = $lanes / 2;
+            let (px, pw) = (xs.as_ptr(), w.as_ptr());
+            let pd = dst.as_mut_ptr().cast::<$t>();
+            for v in 0..job.vectors {
+                let mut a: [[_; 2]; MR] = std::array::from_fn(|m| [$set1_2(bias[m]); 2]);
+                let base = job.base[v];
+                for (r, &off) in offs.iter().enumerate() {
+                    // SAFETY: in `xs`, as the caller checked.
+                    let x = unsafe {
+                        [
+                            $loadu_2(px.add(base + off)),
+                            $loadu_2(px.add(base + off + H)),
+                        ]
+                    };
+                    for m in 0..MR {
+                        // SAFETY: `r·MR + m < w.len()`, as the caller checked.
+                        let wm = $set1_2(unsafe { *pw.add(r * MR + m) });
+                        a[m][0] = $fmadd_2(wm, x[0], a[m][0]);
+                        a[m][1] = $fmadd_2(wm, x[1], a[m][1]);
+                    }
+                }
+                for (m, am) in a.iter().enumerate().take(job.channels) {
+                    // SAFETY: `out[v] + m·plane + count[v] ≤ dst.len()`, as the caller
+                    // checked; a partial vector writes only its first `count[v]` lanes.
+                    unsafe {
+                        let at = pd.add(job.out[v] + m * job.plane);
+                        if job.count[v] == $lanes {
+                            $storeu_2(at, am[0]);
+                            $storeu_2(at.add(H), am[1]);
+                        } else {
+                            let mut whole = [0.0 as $t; $lanes];
+                            $storeu_2(whole.as_mut_ptr(), am[0]);
+                            $storeu_2(whole.as_mut_ptr().add(H), am[1]);
+                            std::ptr::copy_nonoverlapping(whole.as_ptr(), at, job.count[v]);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// [`Kernel::grad_rows`] with AVX2 for one 64-byte vector of channels (at `gyt`'s and
+        /// `acc`'s column `c0`, two 256-bit halves), `R` patch rows at a time: `2R`
+        /// accumulators, two loads and one broadcast per row and pixel. The same operations per
+        /// lane, in the same order, as `$grad`'s.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $grad2<const R: usize>(
+            xs: &[$t],
+            gyt: &[$t],
+            ogp: usize,
+            runs: &[PixelRun],
+            offs: &[usize],
+            c0: usize,
+            acc: &mut [$t],
+            from_zero: bool,
+        ) {
+            use std::arch::x86_64::*;
+            const H: usize = $lanes / 2;
+            let (px, pg, pa) = (xs.as_ptr(), gyt.as_ptr(), acc.as_mut_ptr());
+            let rows = offs.len();
+            for r0 in (0..rows).step_by(R) {
+                let here = R.min(rows - r0);
+                let row = |j: usize| r0 + j.min(here - 1);
+                let roff: [usize; R] = std::array::from_fn(|j| offs[row(j)]);
+                let mut a = [[$set1_2(0.0); 2]; R];
+                for j in (0..R).filter(|_| !from_zero) {
+                    for (h, ah) in a[j].iter_mut().enumerate() {
+                        // SAFETY: `row(j) < rows`, `c0 + LANES ≤ ogp` (the caller's).
+                        *ah = unsafe { $loadu_2(pa.add(row(j) * ogp + c0 + h * H)) };
+                    }
+                }
+                for run in runs {
+                    // SAFETY: the run's pixels are in `xs` and `gyt` (the caller's).
+                    let (mut x, mut gp) = unsafe { (px.add(run.xs), pg.add(run.gyt + c0)) };
+                    for _ in 0..run.len {
+                        // SAFETY: as above.
+                        let gv = unsafe { [$loadu_2(gp), $loadu_2(gp.add(H))] };
+                        for j in 0..R {
+                            // SAFETY: as above.
+                            let xb = $set1_2(unsafe { *x.add(roff[j]) });
+                            a[j][0] = $fmadd_2(xb, gv[0], a[j][0]);
+                            a[j][1] = $fmadd_2(xb, gv[1], a[j][1]);
+                        }
+                        // The next pixel (as in `$grad`).
+                        x = x.wrapping_add(run.step);
+                        // SAFETY: one past the run's last pixel's vectors at most.
+                        gp = unsafe { gp.add(ogp) };
+                    }
+                }
+                for j in 0..here {
+                    for (h, ah) in a[j].iter().enumerate() {
+                        // SAFETY: as the loads above.
+                        unsafe { $storeu_2(pa.add((r0 + j) * ogp + c0 + h * H), *ah) };
+                    }
+                }
+            }
+        }
     };
 }
 
-avx512_kernel!(
+vector_kernels!(
     f32,
     16,
     block_f32_avx512,
@@ -782,9 +922,16 @@ avx512_kernel!(
     _mm512_storeu_ps,
     _mm512_mask_storeu_ps,
     u16,
-    transpose_f32_avx512
+    transpose_f32_avx512,
+    block_f32_avx2,
+    grad_f32_avx2,
+    _mm256_set1_ps,
+    _mm256_loadu_ps,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps,
+    transpose_f32_avx2
 );
-avx512_kernel!(
+vector_kernels!(
     f64,
     8,
     block_f64_avx512,
@@ -795,7 +942,14 @@ avx512_kernel!(
     _mm512_storeu_pd,
     _mm512_mask_storeu_pd,
     u8,
-    transpose_f64_avx512
+    transpose_f64_avx512,
+    block_f64_avx2,
+    grad_f64_avx2,
+    _mm256_set1_pd,
+    _mm256_loadu_pd,
+    _mm256_fmadd_pd,
+    _mm256_storeu_pd,
+    transpose_f64_avx2
 );
 
 /// The `16 × 16` transpose of [`Kernel::transpose`] for `f32`: pairs of rows interleaved by
@@ -905,6 +1059,100 @@ unsafe fn transpose_f64_avx512(src: *const f64, ss: usize, dst: *mut f64, ds: us
     }
 }
 
+/// The `16 × 16` transpose of [`Kernel::transpose`] for `f32` with AVX2: four `8 × 8` tiles,
+/// tile `(a, b)` of `src` transposed into tile `(b, a)` of `dst`.
+///
+/// # Safety
+/// The CPU runs AVX2; `src + i·ss` and `dst + j·ds` are valid for 16 values for every
+/// `i, j < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_f32_avx2(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    for (a, b) in [(0, 0), (0, 8), (8, 0), (8, 8)] {
+        // SAFETY: the tiles lie in the rows the caller vouches for.
+        unsafe { transpose8_f32_avx2(src.add(a * ss + b), ss, dst.add(b * ds + a), ds) };
+    }
+}
+
+/// `dst[j·ds + i] = src[i·ss + j]` for `i, j < 8`: pairs of rows interleaved by 32-bit unpacks,
+/// then 64-bit shuffles (each 128-bit lane then holds four rows of one column), then the lanes
+/// gathered across registers by `permute2f128`.
+///
+/// # Safety
+/// The CPU runs AVX2; `src + i·ss` and `dst + j·ds` are valid for 8 values for every `i, j < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8_f32_avx2(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: the rows are valid (the caller's).
+    let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * ss)) });
+    // t[2a] = rows 2a, 2a+1 of columns 0, 1 (lane 0) and 4, 5 (lane 1); t[2a + 1] of 2, 3 / 6, 7.
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (p, q) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(p, q)
+        } else {
+            _mm256_unpackhi_ps(p, q)
+        }
+    });
+    // u[4h + k] = rows 4h .. 4h+4 of column k (lane 0) and k + 4 (lane 1).
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        let (h, k) = (i / 4, i % 4);
+        let (p, q) = (t[4 * h + k / 2], t[4 * h + 2 + k / 2]);
+        if k % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(p, q)
+        } else {
+            _mm256_shuffle_ps::<0xee>(p, q)
+        }
+    });
+    for j in 0..8 {
+        let (p, q) = (u[j % 4], u[4 + j % 4]);
+        let col = if j < 4 {
+            _mm256_permute2f128_ps::<0x20>(p, q)
+        } else {
+            _mm256_permute2f128_ps::<0x31>(p, q)
+        };
+        // SAFETY: the rows are valid (the caller's).
+        unsafe { _mm256_storeu_ps(dst.add(j * ds), col) };
+    }
+}
+
+/// The `8 × 8` transpose of [`Kernel::transpose`] for `f64` with AVX2: four `4 × 4` tiles,
+/// tile `(a, b)` of `src` transposed into tile `(b, a)` of `dst`, each by 64-bit unpacks of
+/// pairs of rows and `permute2f128`.
+///
+/// # Safety
+/// The CPU runs AVX2; `src + i·ss` and `dst + j·ds` are valid for 8 values for every
+/// `i, j < 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_f64_avx2(src: *const f64, ss: usize, dst: *mut f64, ds: usize) {
+    use std::arch::x86_64::*;
+    for (a, b) in [(0, 0), (0, 4), (4, 0), (4, 4)] {
+        // SAFETY: the tiles lie in the rows the caller vouches for.
+        let r: [__m256d; 4] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_pd(src.add((a + i) * ss + b)) });
+        // t[0] = rows 0, 1 of columns 0 (lane 0) and 2 (lane 1); t[1] of 1 / 3; t[2], t[3] the
+        // same of rows 2, 3.
+        let t = [
+            _mm256_unpacklo_pd(r[0], r[1]),
+            _mm256_unpackhi_pd(r[0], r[1]),
+            _mm256_unpacklo_pd(r[2], r[3]),
+            _mm256_unpackhi_pd(r[2], r[3]),
+        ];
+        let cols = [
+            _mm256_permute2f128_pd::<0x20>(t[0], t[2]),
+            _mm256_permute2f128_pd::<0x20>(t[1], t[3]),
+            _mm256_permute2f128_pd::<0x31>(t[0], t[2]),
+            _mm256_permute2f128_pd::<0x31>(t[1], t[3]),
+        ];
+        for (j, col) in cols.into_iter().enumerate() {
+            // SAFETY: the rows are valid (the caller's).
+            unsafe { _mm256_storeu_pd(dst.add((b + j) * ds + a), col) };
+        }
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::conv::PatchLayout;
@@ -996,10 +1244,12 @@ pub(super) mod tests {
         (0..len).map(|k| (f * k as f64 + 0.3).sin()).collect()
     }
 
-    /// Checks both kernels against [`naive`] in `f64` (to 1e-12 relative) and `f32` (1e-5).
+    /// Checks both kernels against [`naive`] in `f64` (to 1e-12 relative) and `f32` (1e-5), at
+    /// the level [`isa`] reports (`host/engine/tests/isa.rs` checks that AVX2's kernels give
+    /// AVX-512F's bits).
     fn check(g: PatchGeom, o: usize) {
-        if !avx512() {
-            eprintln!("conv_shift tests skipped: no AVX-512F on this CPU");
+        if !vector_kernels() {
+            eprintln!("conv_shift tests skipped: neither AVX2 + FMA nor AVX-512F on this CPU");
             return;
         }
         assert!(applies(&g), "{g:?}");
@@ -1010,7 +1260,7 @@ pub(super) mod tests {
         let gy = wave(g.n * o * g.oh * g.ow, 0.11);
         let [y, gw] = naive(&x, &w, &b, &gy, &g);
         let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
-            assert_close(got, want, tol, &format!("{what} ({g:?})"));
+            assert_close(got, want, tol, &format!("{what} ({:?}, {g:?})", isa()));
         };
         close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
         close(
@@ -1047,7 +1297,7 @@ pub(super) mod tests {
 
     #[test]
     fn tiles_transpose() {
-        if !avx512() {
+        if !vector_kernels() {
             return;
         }
         fn run<T: Kernel + From<u16>>() {

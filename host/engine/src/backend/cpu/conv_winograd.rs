@@ -6,9 +6,9 @@
 //! direct convolution takes 36, so 2.25 times fewer multiply–adds. The sum over channels is,
 //! for each of the 16 positions `ξ` of the 4×4 transformed tile, a matrix product
 //! `M_ξ[t, o] = Σ_c V_ξ[t, c] · U_ξ[c, o]` over the tiles `t`, computed by the register-blocked
-//! AVX-512 kernel of [`conv_shift`]'s weight gradient (a block of rows × vectors
-//! of output channels, one broadcast per row and channel), so this path runs only on CPUs with
-//! AVX-512F.
+//! kernel of [`conv_shift`]'s weight gradient (a block of rows × vectors of output channels,
+//! one broadcast per row and channel; AVX-512F or AVX2 + FMA, the same bits), so this path runs
+//! only on CPUs with one of those.
 //!
 //! The work is laid out channels last, so that every transform is a loop along the channels
 //! (vector code): a task of a few images transposes each image to `[pixels, c]`, transforms its
@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use super::conv::PatchGeom;
 use super::conv_shift::{self, transpose_planes, uninit_view, Kernel, PixelRun, GRAD_VECTORS};
 use super::float::Float;
+use super::isa::{isa, Isa};
 
 /// Bytes of transformed input `V` a task keeps: within L2 with the task's products `M`.
 const TASK_BYTES: usize = 128 << 10;
@@ -42,7 +43,8 @@ const TASK_BYTES: usize = 128 << 10;
 const MIN_TASK_TILES: usize = 64;
 
 /// Whether [`conv2d`] and [`conv2d_weight_grad`] compute the convolution `g`: a 3×3 kernel,
-/// stride 1, padding 1, no dilation, one group, no empty axis, and a CPU with AVX-512F.
+/// stride 1, padding 1, no dilation, one group, no empty axis, and a CPU with AVX2 + FMA or
+/// AVX-512F.
 pub fn supports(g: &PatchGeom) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
@@ -52,22 +54,27 @@ pub fn supports(g: &PatchGeom) -> bool {
         && g.oh == g.h
         && g.ow == g.w
         && g.n * g.c * g.h * g.w > 0
-        && conv_shift::avx512()
+        && conv_shift::vector_kernels()
 }
 
-/// Whether [`conv2d`] is the faster kernel for `g` with `o` output channels on this CPU — at
-/// least 32 channels in and out, images of at least 4×4 — by the side-by-side bench
-/// `conv3x3_fwd/{winograd,direct}` of `benches/benches/conv.rs` (AMD EPYC Zen 5, two threads:
-/// 1.32–1.98× the direct kernel from 32 to 128 channels and 4×4 to 28×28 images; with 16
-/// channels 0.81×, too short an inner sum for the transforms to pay).
+/// Whether [`conv2d`] is the faster kernel for `g` with `o` output channels on this CPU, by the
+/// side-by-side bench `conv3x3_fwd/{winograd,direct,patches}` of `benches/benches/conv.rs`
+/// (AMD EPYC Zen 5, two threads): with AVX-512F at least 32 channels in and out (1.32–1.98×
+/// the direct kernel from 32 to 128 channels and 4×4 to 28×28 images; with 16 channels 0.81×,
+/// too short an inner sum for the transforms to pay); with AVX2 (`KEEL_CPU_ISA=avx2`, `gemm`
+/// without its AVX-512 kernels) at least 16 (1.40–1.97× the direct kernel from 16 channels,
+/// whose products are half as fast there while the transforms cost the same); images of at
+/// least 4×4 either way.
 pub fn faster_forward(g: &PatchGeom, o: usize) -> bool {
-    supports(g) && g.c.min(o) >= 32 && g.h.min(g.w) >= 4
+    let least = if isa() == Isa::Avx512 { 32 } else { 16 };
+    supports(g) && g.c.min(o) >= least && g.h.min(g.w) >= 4
 }
 
 /// Whether [`conv2d_weight_grad`] is the faster kernel for `g` with `o` output channels on this
 /// CPU — at least 16 channels in and out, images of at least 4×4 — by the side-by-side bench
-/// `conv3x3_wgrad/{winograd,direct}` (AMD EPYC Zen 5: 1.14–1.72× the direct kernel from 16 to 128
-/// channels and 4×4 to 28×28 images).
+/// `conv3x3_wgrad/{winograd,direct,patches}` (AMD EPYC Zen 5: with AVX-512F 1.14–1.72× the
+/// direct kernel from 16 to 128 channels and 4×4 to 28×28 images; with AVX2 1.21–1.95×, and
+/// 1.09× the patches at 128 channels, where they beat the direct kernel).
 pub fn faster_weight_grad(g: &PatchGeom, o: usize) -> bool {
     supports(g) && g.c.min(o) >= 16 && g.h.min(g.w) >= 4
 }
@@ -640,10 +647,11 @@ mod tests {
 
     /// Checks [`conv2d`] and [`conv2d_weight_grad`] against the definition in `f64` (1e-12
     /// relative to the largest value) and `f32` (1e-5 for the convolution; the weight gradient
-    /// within twice the direct kernel's error).
+    /// within twice the direct kernel's error), at the level [`isa`] reports
+    /// (`host/engine/tests/isa.rs` checks that AVX2's kernels give AVX-512F's bits).
     fn check(g: PatchGeom, o: usize) {
-        if !conv_shift::avx512() {
-            eprintln!("conv_winograd tests skipped: no AVX-512F on this CPU");
+        if !conv_shift::vector_kernels() {
+            eprintln!("conv_winograd tests skipped: neither AVX2 + FMA nor AVX-512F on this CPU");
             return;
         }
         assert!(supports(&g), "{g:?}");
@@ -653,7 +661,7 @@ mod tests {
         let gy = wave(g.n * o * g.oh * g.ow, 0.11);
         let [y, gw] = naive(&x, &w, &b, &gy, &g);
         let close = |got: &[f64], want: &[f64], tol: f64, what: &str| {
-            assert_close(got, want, tol, &format!("{what} ({g:?})"));
+            assert_close(got, want, tol, &format!("{what} ({:?}, {g:?})", isa()));
         };
         close(&conv2d(&x, &w, Some(&b), &g, o), &y, 1e-12, "f64 conv2d");
         close(

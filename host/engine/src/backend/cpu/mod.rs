@@ -6,6 +6,7 @@ pub mod conv_winograd;
 pub mod float;
 pub mod gemm;
 pub mod hmc;
+pub mod isa;
 pub mod kernels;
 pub mod norm;
 pub mod pool;

@@ -2,8 +2,8 @@
 //!
 //! The crate is built for the target's baseline (SSE2 on x86-64), so a plain loop runs four
 //! `f32` lanes wide. [`multiversion!`] compiles one kernel body three times — for AVX-512F, for
-//! AVX2 + FMA and for the baseline — and picks at run time from what the CPU reports
-//! (`is_x86_feature_detected!`, cached by `std`); on other targets only the baseline copy
+//! AVX2 + FMA and for the baseline — and runs the copy of the level [`isa`](super::isa::isa)
+//! reports (the CPU's, capped by `KEEL_CPU_ISA`); on other targets only the baseline copy
 //! exists. The bodies are the same Rust, and Rust neither reassociates floating-point sums nor
 //! fuses `a·b + c` into an FMA on its own, so all three copies return the same bits: the choice
 //! changes the speed, never a result. (The same idea as the `multiversion` crate and `pulp`'s
@@ -31,17 +31,14 @@ macro_rules! multiversion {
                 fn avx2<T: Float>($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: `avx512` only requires the AVX-512F instructions, which the CPU
-                    // was just checked to have.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: `avx2` only requires AVX2 and FMA, which the CPU was just checked
-                    // to have.
-                    return unsafe { avx2($($arg),*) };
+                match $crate::backend::cpu::isa::isa() {
+                    // SAFETY: `avx512` only requires the AVX-512F instructions, which `isa`
+                    // reports only where the CPU has them.
+                    $crate::backend::cpu::isa::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `avx2` only requires AVX2 and FMA, which `isa` reports only where
+                    // the CPU has them.
+                    $crate::backend::cpu::isa::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::backend::cpu::isa::Isa::Baseline => {}
                 }
             }
             body($($arg),*)
