@@ -5,17 +5,22 @@ use crate::backend::DType;
 use crate::error::{Error, Result};
 
 /// This machine's memory in bytes (`MemTotal` of `/proc/meminfo`), or 64 GiB where it cannot
-/// be read. A request for more than this can never succeed.
+/// be read. A request for more than this can never succeed. Read once per process: every
+/// filled tensor is checked against it, and reading the file each time cost 2.4 % of an HMC
+/// leapfrog step on the digits MLP.
 pub fn total() -> u128 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u128>().ok())
-        })
-        .map_or(64 << 30, |kb| kb * 1024)
+    static TOTAL: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<u128>().ok())
+            })
+            .map_or(64 << 30, |kb| kb * 1024)
+    })
 }
 
 /// `b` bytes for a reader: `512 B`, `12.0 MiB`, `74.5 PiB`.
