@@ -12,7 +12,9 @@
 #   CONV_PEER_OUT=/tmp/a benches/peers/run_conv.sh                   # keep this set's files apart
 #   ISA=avx2 benches/peers/run_conv.sh     # what a CPU without AVX-512 runs, on one that has it:
 #       Keel with KEEL_CPU_ISA=avx2, PyTorch with ATEN_CPU_CAPABILITY=avx2 and
-#       ONEDNN_MAX_CPU_ISA=AVX2; JAX 0.4.23's XLA has no such cap and runs as it is
+#       ONEDNN_MAX_CPU_ISA=AVX2; JAX 0.4.23's XLA has no such cap and runs as it is. For `gemm`'s
+#       AVX2 kernels as well, pass as KEEL_EXE a bench built with `gemm` without its `x86-v4`
+#       feature (host/engine/Cargo.toml), as benches/RESULTS.md's AVX2 figures were
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)

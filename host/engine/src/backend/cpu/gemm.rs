@@ -30,11 +30,15 @@ pub struct MatmulDims {
 /// (2.1 M) takes 16.2 µs on one thread against 20.2 µs on two, and `mlp_step` (its largest
 /// product 128·256·256 = 8.4 M) 365 µs against 516 µs, while `matmul/f32/256` (16.8 M) gains
 /// from two (80 against 125 µs). So the threshold lies between those two sizes; set once, at
-/// the first product (it is the crate's global setting).
+/// the first product (it is the crate's global setting). It counts multiply–adds whatever the
+/// type: counting an `f64` one twice sent the digits HMC leapfrog's two products of 1617·64·64
+/// to two threads, and the step from 606–653 to 828–1018 µs.
 const PARALLEL_MACS: usize = 12 << 20;
 
 /// `batch` products (`a_stride`/`b_stride` elements between operands, 0 to broadcast one operand
-/// across the batch), each written row-major into consecutive `m·n` blocks of the result.
+/// across the batch), each written row-major into consecutive `m·n` blocks of the result;
+/// products of [`PARALLEL_MACS`] multiply–adds or more on rayon's pool — the same bits as on one
+/// thread (`gemm` splits the output, never a sum; tested).
 pub fn matmul<T: Float>(
     a: &[T],
     a_stride: usize,
@@ -43,9 +47,30 @@ pub fn matmul<T: Float>(
     batch: usize,
     d: MatmulDims,
 ) -> Vec<T> {
-    let MatmulDims { m, n, k, ta, tb } = d;
     static THRESHOLD: std::sync::Once = std::sync::Once::new();
     THRESHOLD.call_once(|| gemm::set_threading_threshold(PARALLEL_MACS));
+    matmul_with(
+        a,
+        a_stride,
+        b,
+        b_stride,
+        batch,
+        d,
+        gemm::Parallelism::Rayon(0),
+    )
+}
+
+/// [`matmul`] with the parallelism given.
+fn matmul_with<T: Float>(
+    a: &[T],
+    a_stride: usize,
+    b: &[T],
+    b_stride: usize,
+    batch: usize,
+    d: MatmulDims,
+    par: gemm::Parallelism,
+) -> Vec<T> {
+    let MatmulDims { m, n, k, ta, tb } = d;
     let len = batch * m * n;
     let mut out = T::take(len);
     if m == 0 || n == 0 || k == 0 {
@@ -98,7 +123,7 @@ pub fn matmul<T: Float>(
                 false,
                 false,
                 false,
-                gemm::Parallelism::Rayon(0),
+                par,
             );
         }
     }
@@ -179,6 +204,47 @@ pub fn gemm_into<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A product on rayon's pool returns the bits of the same product on one thread: `gemm`
+    /// splits the output among threads, never a sum (the shapes of the digits MLP's leapfrog,
+    /// both transposes, and a batch).
+    #[test]
+    fn threads_do_not_change_a_product() {
+        // Every product handed to the pool runs there while this test runs: the crate's threshold
+        // is process-wide, so `matmul` sets it first (its once-only setting) and the test
+        // restores it (other tests meanwhile run their products on two threads: the same bits).
+        let one = MatmulDims {
+            m: 1,
+            n: 1,
+            k: 1,
+            ta: false,
+            tb: false,
+        };
+        matmul(&[1.0f64], 0, &[1.0f64], 0, 1, one);
+        gemm::set_threading_threshold(0);
+        fn check<T: Float>(batch: usize, d: MatmulDims) {
+            let wave = |n: usize, f: f64| -> Vec<T> {
+                (0..n).map(|i| T::from_f64((f * i as f64).sin())).collect()
+            };
+            let (a, b) = (wave(batch * d.m * d.k, 0.37), wave(batch * d.k * d.n, 0.91));
+            let (sa, sb) = (d.m * d.k, d.k * d.n);
+            let one = matmul_with(&a, sa, &b, sb, batch, d, gemm::Parallelism::None);
+            let pool = matmul_with(&a, sa, &b, sb, batch, d, gemm::Parallelism::Rayon(0));
+            assert!(
+                one.iter()
+                    .zip(&pool)
+                    .all(|(x, y)| x.to_f64().to_bits() == y.to_f64().to_bits()),
+                "{d:?}"
+            );
+        }
+        let dims = |m, n, k, ta, tb| MatmulDims { m, n, k, ta, tb };
+        check::<f64>(1, dims(1617, 64, 64, false, false));
+        check::<f64>(1, dims(64, 64, 1617, true, false));
+        check::<f64>(1, dims(1617, 64, 10, false, true));
+        check::<f32>(1, dims(300, 200, 700, false, false));
+        check::<f32>(3, dims(130, 150, 300, true, true));
+        gemm::set_threading_threshold(PARALLEL_MACS);
+    }
 
     fn naive(a: &[f64], b: &[f64], d: MatmulDims) -> Vec<f64> {
         let mut c = vec![0.0; d.m * d.n];
