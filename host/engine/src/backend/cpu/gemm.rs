@@ -37,7 +37,7 @@ const PARALLEL_MACS: usize = 12 << 20;
 
 /// `batch` products (`a_stride`/`b_stride` elements between operands, 0 to broadcast one operand
 /// across the batch), each written row-major into consecutive `m·n` blocks of the result;
-/// products of [`PARALLEL_MACS`] multiply–adds or more on rayon's pool — the same bits as on one
+/// products of `PARALLEL_MACS` multiply–adds or more on rayon's pool — the same bits as on one
 /// thread (`gemm` splits the output, never a sum; tested).
 pub fn matmul<T: Float>(
     a: &[T],
