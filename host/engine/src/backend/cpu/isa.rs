@@ -60,15 +60,13 @@ pub fn detected() -> Isa {
 /// The cap `KEEL_CPU_ISA` sets: `Ok(None)` when it is unset, an error naming the accepted values
 /// when it holds anything else.
 pub fn cap_from_env() -> Result<Option<Isa>, String> {
-    match std::env::var(ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Ok(v) => Isa::from_name(v.trim()).map(Some).ok_or_else(|| {
-            format!("{ENV}={v:?} is not a vector level: use avx512, avx2 or baseline")
-        }),
-        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
-            "{ENV}={v:?} is not a vector level: use avx512, avx2 or baseline"
-        )),
-    }
+    let Some(v) = std::env::var_os(ENV) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .and_then(|s| Isa::from_name(s.trim()))
+        .map(Some)
+        .ok_or_else(|| format!("{ENV}={v:?} is not a vector level: use avx512, avx2 or baseline"))
 }
 
 /// The cap in force: `UNREAD` until the environment is read, then an [`Isa`] as a number.
