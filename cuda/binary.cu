@@ -1,6 +1,6 @@
 // Broadcasting binary kernels y = op(a, b) and the select y = m != 0 ? a : b. Each op computes
 // exactly what `apply2` in host/engine/src/backend/cpu/kernels.rs computes (max keeps a NaN `b`; gt and
-// eq give 1 or 0).
+// eq give 1 or 0; addrelu and mulstep send NaN to 0).
 //
 // Layout (`info`, in device memory): [rank, d0, d1, d2, d3, s0_0..s0_3, s1_0..s1_3, …] — the
 // output dims (the first `rank` are used, rank 0..4) and, for each operand in argument order, its
@@ -40,6 +40,14 @@ template <typename T> __device__ __forceinline__ T op_max(T a, T b) {
 }
 template <typename T> __device__ __forceinline__ T op_gt(T a, T b) { return a > b ? T(1) : T(0); }
 template <typename T> __device__ __forceinline__ T op_eq(T a, T b) { return a == b ? T(1) : T(0); }
+// relu(a + b) and a * step(b): add then relu, mul by step, in one pass (unary.cu's relu and step).
+template <typename T> __device__ __forceinline__ T op_addrelu(T a, T b) {
+    const T s = a + b;
+    return s > T(0) ? s : T(0);
+}
+template <typename T> __device__ __forceinline__ T op_mulstep(T a, T b) {
+    return a * (b > T(0) ? T(1) : T(0));
+}
 
 #define KEEL_BINARY(OP, T, DT)                                                                   \
     extern "C" __global__ void binary_##OP##_##DT(const T* a, const T* b, T* y,                 \
@@ -60,6 +68,8 @@ template <typename T> __device__ __forceinline__ T op_eq(T a, T b) { return a ==
     KEEL_BINARY(max, T, DT)                                                                      \
     KEEL_BINARY(gt, T, DT)                                                                       \
     KEEL_BINARY(eq, T, DT)                                                                       \
+    KEEL_BINARY(addrelu, T, DT)                                                                  \
+    KEEL_BINARY(mulstep, T, DT)                                                                  \
                                                                                                  \
     extern "C" __global__ void where_##DT(const T* m, const T* a, const T* b, T* y,             \
                                           unsigned long long n, const unsigned long long* info) { \

@@ -40,6 +40,8 @@
     KEEL_BINARY_SIG(K, max, T, DT)                                                               \
     KEEL_BINARY_SIG(K, gt, T, DT)                                                                \
     KEEL_BINARY_SIG(K, eq, T, DT)                                                                \
+    KEEL_BINARY_SIG(K, addrelu, T, DT)                                                           \
+    KEEL_BINARY_SIG(K, mulstep, T, DT)                                                           \
     K(where_##DT, (const T* m, const T* a, const T* b, T* y, KEEL_ULL n, const KEEL_ULL* info),  \
       (m, a, b, y, n, info))                                                                     \
     /* reduce.cu */                                                                              \

@@ -220,11 +220,15 @@ pub enum Binary {
     Gt,
     /// `binary_eq`: a == b ? 1 : 0.
     Eq,
+    /// `binary_addrelu`: relu(a + b).
+    AddRelu,
+    /// `binary_mulstep`: a · (b > 0 ? 1 : 0).
+    MulStep,
 }
 
 impl Binary {
     /// Every op, in declaration order.
-    pub const ALL: [Binary; 7] = [
+    pub const ALL: [Binary; 9] = [
         Binary::Add,
         Binary::Sub,
         Binary::Mul,
@@ -232,6 +236,8 @@ impl Binary {
         Binary::Max,
         Binary::Gt,
         Binary::Eq,
+        Binary::AddRelu,
+        Binary::MulStep,
     ];
 
     /// The `{op}` of the kernel name `binary_{op}_{dtype}`.
@@ -244,6 +250,8 @@ impl Binary {
             Binary::Max => "max",
             Binary::Gt => "gt",
             Binary::Eq => "eq",
+            Binary::AddRelu => "addrelu",
+            Binary::MulStep => "mulstep",
         }
     }
 }

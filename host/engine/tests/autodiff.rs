@@ -229,6 +229,8 @@ checks! {
     sigmoid: [input(&[6])] => |x| x[0].sigmoid();
     softplus: [input(&[6])] => |x| x[0].softplus();
     relu: [positive(&[4])] => |x| x[0].add_scalar(-1.1)?.relu()?.mul(&x[0]);
+    add_relu: [input(&[4, 3]), input(&[3])] => |x| x[0].add_relu(&x[1])?.mul(&x[0]);
+    mul_step: [input(&[3, 4]), input(&[4])] => |x| x[0].square()?.mul_step(&x[1]);
     silu: [input(&[7])] => |x| x[0].silu();
     sin_cos: [input(&[5])] => |x| x[0].sin()?.mul(&x[0].cos()?);
     sqrt: [positive(&[5])] => |x| x[0].sqrt();
@@ -826,6 +828,72 @@ fn fused_backward_kernels_match_their_recorded_rules() {
             for (i, (u, v)) in a.iter().zip(&b).enumerate() {
                 assert!(close(*u, *v, 1e-12), "{name} [{i}]: {u} vs {v}");
             }
+        }
+    }
+}
+
+/// The one-pass `add_relu` and `mul_step` give the bits of the compositions they stand for
+/// (`add` then `relu`, `mul` by `step`) — values and gradients, with signed zeros, a NaN and
+/// broadcast operands — so that a network's results do not depend on which was used.
+#[test]
+fn fused_relu_ops_are_their_compositions_bit_for_bit() {
+    let special = [
+        0.0,
+        -0.0,
+        f64::NAN,
+        1.5,
+        -2.25,
+        f64::INFINITY,
+        3.0e-300,
+        -7.0,
+    ];
+    let a: Vec<f64> = (0..6 * 8)
+        .map(|k| {
+            if k % 5 == 0 {
+                special[k % special.len()]
+            } else {
+                ((k * 37 % 23) as f64 - 11.0) / 3.0
+            }
+        })
+        .collect();
+    let b: Vec<f64> = (0..8).map(|k| special[(k * 3) % special.len()]).collect();
+    let bits = |t: &Tensor| -> Vec<u64> {
+        t.to_vec_f64()
+            .unwrap()
+            .into_iter()
+            .map(f64::to_bits)
+            .collect()
+    };
+    let (a, b) = (t(&a, &[6, 8]).variable(), t(&b, &[8]).variable());
+    let w: Vec<f64> = (0..6 * 8).map(|k| (0.7 * k as f64).cos()).collect();
+    let w = t(&w, &[6, 8]);
+    type Pair = (&'static str, &'static F, &'static F);
+    let cases: [Pair; 2] = [
+        ("add_relu", &|x| x[0].add_relu(&x[1]), &|x| {
+            x[0].add(&x[1])?.relu()
+        }),
+        ("mul_step", &|x| x[0].mul_step(&x[1]), &|x| {
+            x[0].mul(&x[1].step()?)
+        }),
+    ];
+    for (name, fused, composed) in cases {
+        let (y, z) = (
+            fused(&[a.clone(), b.clone()]).unwrap(),
+            composed(&[a.clone(), b.clone()]).unwrap(),
+        );
+        assert_eq!(bits(&y), bits(&z), "{name}: values");
+        let loss = |y: &Tensor| y.mul(&w).unwrap().sum_all().unwrap();
+        let gy = grad(&[&loss(&y)], &[None], &[&a, &b], false).unwrap();
+        let gz = grad(&[&loss(&z)], &[None], &[&a, &b], false).unwrap();
+        assert_eq!(
+            bits(gy[0].as_ref().unwrap()),
+            bits(gz[0].as_ref().unwrap()),
+            "{name}: ∂/∂a"
+        );
+        match (&gy[1], &gz[1]) {
+            (Some(u), Some(v)) => assert_eq!(bits(u), bits(v), "{name}: ∂/∂b"),
+            (None, None) => {}
+            (u, v) => panic!("{name}: ∂/∂b {} vs {}", u.is_some(), v.is_some()),
         }
     }
 }

@@ -375,7 +375,7 @@ const UNARY: [(UnaryOp, emu::Unary, Tol); 15] = [
     (UnaryOp::Sign, emu::Unary::Sign, Tol::Exact),
 ];
 
-const BINARY: [(BinaryOp, emu::Binary); 7] = [
+const BINARY: [(BinaryOp, emu::Binary); 9] = [
     (BinaryOp::Add, emu::Binary::Add),
     (BinaryOp::Sub, emu::Binary::Sub),
     (BinaryOp::Mul, emu::Binary::Mul),
@@ -383,6 +383,8 @@ const BINARY: [(BinaryOp, emu::Binary); 7] = [
     (BinaryOp::Max, emu::Binary::Max),
     (BinaryOp::Gt, emu::Binary::Gt),
     (BinaryOp::Eq, emu::Binary::Eq),
+    (BinaryOp::AddRelu, emu::Binary::AddRelu),
+    (BinaryOp::MulStep, emu::Binary::MulStep),
 ];
 
 fn unary<T: Num>() {
@@ -447,7 +449,7 @@ fn powf<T: Num>() {
 
 /// Operand shapes for the binary kernels: rank 0 to 4, equal, broadcast on either side and on
 /// both, leading-axis and inner-axis broadcasts, an empty output.
-const BINARY_SHAPES: [(&[usize], &[usize]); 15] = [
+const BINARY_SHAPES: [(&[usize], &[usize]); 17] = [
     (&[], &[]),
     (&[5], &[]),
     (&[], &[7]),
@@ -457,6 +459,8 @@ const BINARY_SHAPES: [(&[usize], &[usize]); 15] = [
     (&[4, 1, 3], &[5, 1]),
     (&[3, 1], &[1, 1000]),
     (&[33, 1], &[33, 64]),
+    (&[33, 10], &[33, 1]),
+    (&[2, 3, 4], &[2, 3, 1]),
     (&[2, 3, 4], &[2, 1, 4]),
     (&[2, 3, 4, 5], &[3, 1, 5]),
     (&[2, 1, 4, 1], &[1, 3, 1, 5]),

@@ -5,12 +5,19 @@
 //! check over to the AVX2 kernels on a CPU with both; a CPU without AVX-512F runs the AVX2
 //! kernels in the library's tests directly.
 //!
+//! The same for the loops compiled three times by `multiversion!` — Keel's exponential, the
+//! binary elementwise kernels, column sums and the HMC leapfrog update — at all three levels,
+//! baseline included.
+//!
 //! The level is process-wide (`isa::set_cap`), so this binary holds one test.
 
 use keel_engine::backend::cpu::conv::{PatchGeom, PatchLayout};
 use keel_engine::backend::cpu::conv_shift::{self, Kernel};
 use keel_engine::backend::cpu::conv_winograd;
 use keel_engine::backend::cpu::isa::{self, Isa};
+use keel_engine::backend::cpu::{hmc, kernels};
+use keel_engine::backend::hmc::{LeapfrogArgs, PriorArgs, PriorKind};
+use keel_engine::Shape;
 
 /// A stride-1 convolution of `[n, c, h, w]`.
 fn geom(
@@ -74,8 +81,112 @@ fn transposed<T: Kernel + From<f32> + Into<f64>>() -> Vec<u64> {
         .collect()
 }
 
+/// Every multiversioned elementwise kernel's output on odd lengths and broadcasts, as bits.
+fn elementwise<T: kernels_float::F>() -> Vec<Vec<u64>> {
+    let bits = |v: Vec<T>| {
+        v.into_iter()
+            .map(|a| a.into().to_bits())
+            .collect::<Vec<_>>()
+    };
+    let x: Vec<T> = wave(1031, 0.77)
+        .into_iter()
+        .map(|v: T| v * T::from(40.0))
+        .collect();
+    let mut out = vec![bits(kernels::unary(kernels::UnaryOp::Exp, &x))];
+    let shapes: [(&[usize], &[usize]); 5] = [
+        (&[1031], &[1031]),
+        (&[103, 10], &[10]),
+        (&[103, 10], &[103, 1]),
+        (&[1], &[1031]),
+        (&[7, 1, 9], &[3, 1]),
+    ];
+    for (da, db) in shapes {
+        let (sa, sb) = (Shape::new(da).unwrap(), Shape::new(db).unwrap());
+        let so = sa.broadcast(&sb, "test").unwrap();
+        let a: Vec<T> = wave(sa.numel(), 0.53);
+        let b: Vec<T> = wave(sb.numel(), 0.29);
+        for op in kernels_float::BINARY {
+            out.push(bits(kernels::binary(op, &a, &sa, &b, &sb, &so)));
+        }
+    }
+    out.push(bits(kernels::sum_axis(&x, 1, 1031, 1)));
+    out.push(bits(kernels::sum_axis(&x[..1030], 5, 2, 103)));
+    for kind in [
+        PriorKind::None,
+        PriorKind::Gaussian,
+        PriorKind::Mixture,
+        PriorKind::Logistic,
+    ] {
+        let (mut theta, mut p): (Vec<T>, Vec<T>) = (wave(1031, 0.41), wave(1031, 0.17));
+        let h = LeapfrogArgs {
+            half: 0.005,
+            kicks: 2,
+            eps: 0.01,
+            drift: true,
+            prior: PriorArgs {
+                kind,
+                params: [0.6, 1.5, 0.2],
+            },
+            temp: 0.7,
+        };
+        hmc::leapfrog(&mut theta, &mut p, &x, &h);
+        out.push(bits(theta));
+        out.push(bits(p));
+    }
+    out
+}
+
+/// The element types and binary operations [`elementwise`] runs.
+mod kernels_float {
+    use keel_engine::backend::cpu::kernels::BinaryOp;
+    pub trait F:
+        keel_engine::backend::cpu::float::Float
+        + From<f32>
+        + Into<f64>
+        + std::ops::Mul<Output = Self>
+    {
+    }
+    impl F for f32 {}
+    impl F for f64 {}
+    pub const BINARY: [BinaryOp; 9] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Max,
+        BinaryOp::Gt,
+        BinaryOp::Eq,
+        BinaryOp::AddRelu,
+        BinaryOp::MulStep,
+    ];
+}
+
+/// [`elementwise`] in both element types.
+fn both() -> Vec<Vec<u64>> {
+    let mut v = elementwise::<f32>();
+    v.extend(elementwise::<f64>());
+    v
+}
+
 #[test]
 fn avx2_kernels_return_avx512s_bits() {
+    if isa::detected() >= Isa::Avx2 {
+        let level = isa::detected();
+        isa::set_cap(Isa::Baseline);
+        let baseline = both();
+        isa::set_cap(Isa::Avx2);
+        assert_eq!(
+            both(),
+            baseline,
+            "elementwise kernels: AVX2 differs from the baseline"
+        );
+        isa::set_cap(level);
+        assert_eq!(
+            both(),
+            baseline,
+            "elementwise kernels: {level:?} differs from the baseline"
+        );
+    }
     if isa::detected() < Isa::Avx512 {
         eprintln!("skipped: this CPU has no AVX-512F to compare AVX2 with");
         return;

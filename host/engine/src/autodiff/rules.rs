@@ -40,11 +40,15 @@ pub(super) fn vjp<'a>(
 ) -> Result<Vec<(&'a Tensor, Tensor)>> {
     Ok(match op {
         Op::Unary(x, u) => {
-            if matches!(u, UnaryOp::Neg) {
-                vec![(x, g.neg()?)]
-            } else {
-                vec![(x, g.mul(&unary_derivative(*u, x, out)?)?)]
-            }
+            // One pass where the product with the derivative has one: g · step(x) for a ReLU,
+            // g / x for a logarithm (a correctly rounded quotient, not a power and a product).
+            let gx = match u {
+                UnaryOp::Neg => g.neg()?,
+                UnaryOp::Relu => g.mul_step(x)?,
+                UnaryOp::Log => g.div(x)?,
+                u => g.mul(&unary_derivative(*u, x, out)?)?,
+            };
+            vec![(x, gx)]
         }
         Op::Affine(x, a) => vec![(x, g.mul_scalar(*a)?)],
         Op::Powf(x, c) => vec![(x, g.mul(&x.powf(c - 1.0)?.mul_scalar(*c)?)?)],
@@ -53,17 +57,26 @@ pub(super) fn vjp<'a>(
             if matches!(bop, BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq) {
                 return Ok(vec![]);
             }
+            // relu(a + b) passes the cotangent where its output is positive, to both operands.
+            let masked;
+            let g = if *bop == BinaryOp::AddRelu {
+                masked = g.mul_step(out)?;
+                &masked
+            } else {
+                g
+            };
             // Only operands that gradients flow to are differentiated.
             let mut v = Vec::with_capacity(2);
             if wants(a) {
                 let ga = match bop {
                     BinaryOp::Mul => g.mul(b)?,
                     BinaryOp::Div => g.div(b)?,
+                    BinaryOp::MulStep => g.mul_step(b)?,
                     _ => g.clone(),
                 };
                 v.push((a, ga.sum_to(da)?));
             }
-            if wants(b) {
+            if wants(b) && *bop != BinaryOp::MulStep {
                 let gb = match bop {
                     BinaryOp::Sub => g.neg()?,
                     BinaryOp::Mul => g.mul(a)?,
@@ -224,6 +237,13 @@ pub(super) fn jvp(op: &Op, out: &Tensor, tan: &HashMap<u64, Tensor>) -> Result<O
                     ta.map(|x| x.div(b)).transpose()?,
                     tb.map(|x| x.mul(out)?.div(b)?.neg()).transpose()?,
                 ),
+                BinaryOp::AddRelu => (
+                    ta.map(|x| x.broadcast_to(shape)?.mul_step(out))
+                        .transpose()?,
+                    tb.map(|x| x.broadcast_to(shape)?.mul_step(out))
+                        .transpose()?,
+                ),
+                BinaryOp::MulStep => (ta.map(|x| x.mul_step(b)).transpose()?, None),
                 BinaryOp::Max | BinaryOp::Gt | BinaryOp::Eq => (None, None),
             };
             sum_opt(pa, pb)?

@@ -517,7 +517,7 @@ impl Cnn {
                     }
                     Mode::Eval => y,
                 },
-                Layer::Dense(lin, act) => act.apply(&lin.forward(params, &y)?)?,
+                Layer::Dense(lin, act) => lin.forward_with(params, &y, *act)?,
             };
         }
         Ok(y)

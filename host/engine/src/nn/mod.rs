@@ -126,6 +126,19 @@ impl Linear {
         x.matmul_t(params.get(self.weight), false, true)?
             .add(params.get(self.bias))
     }
+
+    /// `act(x Wᵀ + b)`; a ReLU joins the bias in one pass ([`Tensor::add_relu`], the same
+    /// values as adding, then applying it).
+    ///
+    /// # Errors
+    /// As [`Linear::forward`].
+    pub fn forward_with(&self, params: &Params, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let z = x.matmul_t(params.get(self.weight), false, true)?;
+        match act {
+            Activation::Relu => z.add_relu(params.get(self.bias)),
+            act => act.apply(&z.add(params.get(self.bias))?),
+        }
+    }
 }
 
 /// The widths `[inp, hidden × layers, out]` of an MLP with `layers` hidden layers of one width.
@@ -214,10 +227,11 @@ impl Mlp {
     pub fn forward(&self, params: &Params, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(params, &h)?;
-            if i + 1 < self.layers.len() {
-                h = self.activation.apply(&h)?;
-            }
+            h = if i + 1 < self.layers.len() {
+                l.forward_with(params, &h, self.activation)?
+            } else {
+                l.forward(params, &h)?
+            };
         }
         Ok(h)
     }

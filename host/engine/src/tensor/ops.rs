@@ -140,7 +140,12 @@ impl Tensor {
             .binary(op, &sa, rhs.storage(), &sb, &out, name)?;
         let record = matches!(
             op,
-            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+            BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::AddRelu
+                | BinaryOp::MulStep
         );
         Ok(Tensor::make(
             s,
@@ -176,6 +181,23 @@ impl Tensor {
     /// As [`Tensor::add`].
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary(rhs, BinaryOp::Div, "div")
+    }
+    /// `relu(a + b)` with broadcasting, in one pass: exactly `a.add(b)?.relu()` (a dense
+    /// layer's bias and activation; its gradient passes where the output is positive).
+    ///
+    /// # Errors
+    /// As [`Tensor::add`].
+    pub fn add_relu(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::AddRelu, "add_relu")
+    }
+    /// `a · step(b)` with broadcasting (`step(b)` = 1 where `b > 0`, else 0), in one pass:
+    /// exactly `a.mul(&b.step()?)` — the ReLU's vector–Jacobian product. Its gradient reaches `a`
+    /// only (`step` is flat almost everywhere).
+    ///
+    /// # Errors
+    /// As [`Tensor::add`].
+    pub fn mul_step(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.binary(rhs, BinaryOp::MulStep, "mul_step")
     }
     /// `max(a, b)` elementwise (no gradient).
     ///

@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod conv_shift;
 pub mod conv_winograd;
+pub mod exp;
 pub mod float;
 pub mod gemm;
 pub mod hmc;

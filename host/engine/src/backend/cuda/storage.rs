@@ -69,6 +69,8 @@ fn binary_name(op: BinaryOp) -> &'static str {
         BinaryOp::Max => "max",
         BinaryOp::Gt => "gt",
         BinaryOp::Eq => "eq",
+        BinaryOp::AddRelu => "addrelu",
+        BinaryOp::MulStep => "mulstep",
     }
 }
 
