@@ -292,7 +292,10 @@ fn is_trailing(s: &Shape, out: &Shape) -> bool {
 #[inline(always)]
 pub(super) fn push_all<T: Float>(out: &mut Vec<T>, values: impl Iterator<Item = T>) {
     let start = out.len();
-    debug_assert!(out.capacity() - start >= values.size_hint().0, "a buffer too short");
+    debug_assert!(
+        out.capacity() - start >= values.size_hint().0,
+        "a buffer too short"
+    );
     let mut written = 0;
     for (slot, v) in out.spare_capacity_mut().iter_mut().zip(values) {
         slot.write(v);
