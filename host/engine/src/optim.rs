@@ -2,11 +2,12 @@
 //! clipping. Each update is one fused pass per parameter over its buffers (the GPU backend's
 //! fused kernels mirror these loops), following PyTorch's definitions.
 
+use crate::backend::cpu::kernels::push_all;
 use crate::backend::cpu::{CpuStorage, Float};
 use crate::backend::{AdamHyper, DType, Device, SgdHyper, Storage};
 use crate::error::{Error, Result};
 use crate::params::{ParamId, Params};
-use crate::tensor::{Element, Tensor};
+use crate::tensor::Tensor;
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -477,77 +478,80 @@ fn flush<T: Float>(x: T) -> T {
     }
 }
 
-/// One fused update pass on the CPU; returns the new parameter buffer. The scalars come from
-/// the same [`adam_hyper`]/[`sgd_hyper`] the GPU kernels take; loops are branch-free zips so
-/// they vectorise. Moment buffers are stored through [`flush`].
-fn update<T: Float + Element>(
-    kind: OptimizerKind,
-    t: u64,
-    lr: f64,
-    p: &[T],
-    g: &[T],
-    m: Option<&mut Vec<T>>,
-    v: Option<&mut Vec<T>>,
-) -> Vec<T> {
-    let mut out = T::take(p.len());
-    let f = T::from_f64;
-    if let OptimizerKind::AdamAlgorithm1 { beta1, beta2, eps } = kind {
-        let (Some(m), Some(v)) = (m, v) else {
-            unreachable!("Adam's moments are created before the step")
-        };
-        let (b1, b2, eps, lr) = (f(beta1), f(beta2), f(eps), f(lr));
-        let (c1, c2) = (T::ONE - b1, T::ONE - b2);
-        let bc1 = f(1.0 - beta1.powi(t as i32));
-        let bc2 = f(1.0 - beta2.powi(t as i32));
-        out.extend(
-            p.iter()
-                .zip(g)
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
-                .map(|(((p, g), m), v)| {
-                    *m = flush(b1 * *m + c1 * *g);
-                    *v = flush(b2 * *v + c2 * *g * *g);
-                    let m_hat = *m / bc1;
-                    let v_hat = *v / bc2;
-                    *p - lr * m_hat / (v_hat.sqrt() + eps)
-                }),
-        );
-    } else if let Some(h) = adam_hyper(kind, t, lr) {
-        let (Some(m), Some(v)) = (m, v) else {
-            unreachable!("Adam's moments are created before the step")
-        };
-        let (b1, b2, eps) = (f(h.b1), f(h.b2), f(h.eps));
-        let (c1, c2) = (T::ONE - b1, T::ONE - b2);
-        let (step_size, inv_sqrt_bc2, wd, decay) =
-            (f(h.step_size), f(h.inv_sqrt_bc2), f(h.wd), f(h.decay));
-        out.extend(
-            p.iter()
-                .zip(g)
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
-                .map(|(((p, g), m), v)| {
-                    let gi = *g + wd * *p;
-                    *m = flush(b1 * *m + c1 * gi);
-                    *v = flush(b2 * *v + c2 * gi * gi);
-                    *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps)
-                }),
-        );
-    } else if let Some(h) = sgd_hyper(kind, t, lr) {
-        let (lr, wd) = (f(h.lr), f(h.wd));
-        match m {
-            Some(b) => {
-                let (keep, nest, plain, base) = (f(h.keep), f(h.nest), f(h.plain), f(h.base));
-                out.extend(p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
-                    let d = *g + wd * *p;
-                    *b = flush(keep * *b + d);
-                    // Nesterov: d + μb; classic: b.
-                    *p - lr * (plain * d + nest * *b + base * *b)
-                }));
+crate::backend::cpu::simd::multiversion! {
+    /// One fused update pass on the CPU; returns the new parameter buffer. The scalars come from
+    /// the same [`adam_hyper`]/[`sgd_hyper`] the GPU kernels take; loops are branch-free zips so
+    /// they vectorise, as wide as the CPU allows (`multiversion!`: the same bits at every width).
+    /// Moment buffers are stored through [`flush`].
+    fn update<T: Float>(
+        kind: OptimizerKind,
+        t: u64,
+        lr: f64,
+        p: &[T],
+        g: &[T],
+        m: Option<&mut Vec<T>>,
+        v: Option<&mut Vec<T>>,
+    ) -> Vec<T> {
+        let mut out = T::take(p.len());
+        let f = T::from_f64;
+        if let OptimizerKind::AdamAlgorithm1 { beta1, beta2, eps } = kind {
+            let (Some(m), Some(v)) = (m, v) else {
+                unreachable!("Adam's moments are created before the step")
+            };
+            let (b1, b2, eps, lr) = (f(beta1), f(beta2), f(eps), f(lr));
+            let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+            let bc1 = f(1.0 - beta1.powi(t as i32));
+            let bc2 = f(1.0 - beta2.powi(t as i32));
+            push_all(&mut out,
+                p.iter()
+                    .zip(g)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .map(|(((p, g), m), v)| {
+                        *m = flush(b1 * *m + c1 * *g);
+                        *v = flush(b2 * *v + c2 * *g * *g);
+                        let m_hat = *m / bc1;
+                        let v_hat = *v / bc2;
+                        *p - lr * m_hat / (v_hat.sqrt() + eps)
+                    }),
+            );
+        } else if let Some(h) = adam_hyper(kind, t, lr) {
+            let (Some(m), Some(v)) = (m, v) else {
+                unreachable!("Adam's moments are created before the step")
+            };
+            let (b1, b2, eps) = (f(h.b1), f(h.b2), f(h.eps));
+            let (c1, c2) = (T::ONE - b1, T::ONE - b2);
+            let (step_size, inv_sqrt_bc2, wd, decay) =
+                (f(h.step_size), f(h.inv_sqrt_bc2), f(h.wd), f(h.decay));
+            push_all(&mut out,
+                p.iter()
+                    .zip(g)
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .map(|(((p, g), m), v)| {
+                        let gi = *g + wd * *p;
+                        *m = flush(b1 * *m + c1 * gi);
+                        *v = flush(b2 * *v + c2 * gi * gi);
+                        *p * decay - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps)
+                    }),
+            );
+        } else if let Some(h) = sgd_hyper(kind, t, lr) {
+            let (lr, wd) = (f(h.lr), f(h.wd));
+            match m {
+                Some(b) => {
+                    let (keep, nest, plain, base) = (f(h.keep), f(h.nest), f(h.plain), f(h.base));
+                    push_all(&mut out, p.iter().zip(g).zip(b.iter_mut()).map(|((p, g), b)| {
+                        let d = *g + wd * *p;
+                        *b = flush(keep * *b + d);
+                        // Nesterov: d + μb; classic: b.
+                        *p - lr * (plain * d + nest * *b + base * *b)
+                    }));
+                }
+                None => push_all(&mut out, p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
             }
-            None => out.extend(p.iter().zip(g).map(|(p, g)| *p - lr * (*g + wd * *p))),
         }
+        out
     }
-    out
 }
 
 /// A learning-rate schedule over steps (or epochs — the caller decides the unit).

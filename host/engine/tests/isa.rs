@@ -6,8 +6,8 @@
 //! kernels in the library's tests directly.
 //!
 //! The same for the loops compiled three times by `multiversion!` — Keel's exponential, the
-//! binary elementwise kernels, column sums and the HMC leapfrog update — at all three levels,
-//! baseline included.
+//! binary elementwise kernels, column sums, the HMC leapfrog update and the optimizers' fused
+//! updates — at all three levels, baseline included.
 //!
 //! The level is process-wide (`isa::set_cap`), so this binary holds one test.
 
@@ -17,7 +17,9 @@ use keel_engine::backend::cpu::conv_winograd;
 use keel_engine::backend::cpu::isa::{self, Isa};
 use keel_engine::backend::cpu::{hmc, kernels};
 use keel_engine::backend::hmc::{LeapfrogArgs, PriorArgs, PriorKind};
-use keel_engine::Shape;
+use keel_engine::optim::{Optimizer, OptimizerKind};
+use keel_engine::params::{ParamId, Params};
+use keel_engine::{DType, Shape, Tensor};
 
 /// A stride-1 convolution of `[n, c, h, w]`.
 fn geom(
@@ -136,6 +138,47 @@ fn elementwise<T: kernels_float::F>() -> Vec<Vec<u64>> {
     out
 }
 
+/// Three steps of each optimizer on one 1,031-value parameter (gradients with zeros, so the
+/// moments' flush to zero is reached), the parameters after each step as bits.
+fn optimizers(dtype: DType) -> Vec<Vec<u64>> {
+    let kinds = [
+        OptimizerKind::adam(),
+        OptimizerKind::adamw(0.01),
+        OptimizerKind::adam_algorithm1(),
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-3,
+        },
+        OptimizerKind::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+    ];
+    let mut out = Vec::new();
+    for kind in kinds {
+        let mut params = Params::new();
+        let p: Vec<f64> = wave(1031, 0.31);
+        let id: ParamId = params
+            .insert("w", Tensor::from_f64s(&p, &[1031], dtype).unwrap())
+            .unwrap();
+        let mut opt = Optimizer::new(kind, &params).unwrap();
+        for step in 0..3 {
+            let g: Vec<f64> = wave::<f64>(1031, 0.59 + step as f32)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 7 == 0 { 0.0 } else { v })
+                .collect();
+            let g = Tensor::from_f64s(&g, &[1031], dtype).unwrap();
+            opt.step(&mut params, &[g], 1e-2).unwrap();
+            let now = params.get(id).to_vec_f64().unwrap();
+            out.push(now.into_iter().map(f64::to_bits).collect());
+        }
+    }
+    out
+}
+
 /// The element types and binary operations [`elementwise`] runs.
 mod kernels_float {
     use keel_engine::backend::cpu::kernels::BinaryOp;
@@ -165,6 +208,8 @@ mod kernels_float {
 fn both() -> Vec<Vec<u64>> {
     let mut v = elementwise::<f32>();
     v.extend(elementwise::<f64>());
+    v.extend(optimizers(DType::F32));
+    v.extend(optimizers(DType::F64));
     v
 }
 

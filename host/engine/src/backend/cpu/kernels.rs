@@ -290,7 +290,7 @@ fn is_trailing(s: &Shape, out: &Shape) -> bool {
 /// its own compiled for the baseline, this loop is inlined into the `multiversion!` copy that
 /// calls it and runs at that copy's vector width.
 #[inline(always)]
-pub(super) fn push_all<T: Float>(out: &mut Vec<T>, values: impl Iterator<Item = T>) {
+pub(crate) fn push_all<T: Float>(out: &mut Vec<T>, values: impl Iterator<Item = T>) {
     let start = out.len();
     debug_assert!(
         out.capacity() - start >= values.size_hint().0,

@@ -11,7 +11,7 @@ pub mod isa;
 pub mod kernels;
 pub mod norm;
 pub mod pool;
-mod simd;
+pub(crate) mod simd;
 
 pub use float::Float;
 
