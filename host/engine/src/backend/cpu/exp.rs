@@ -1,4 +1,4 @@
-//! The exponential of a whole buffer, in code the compiler vectorises.
+//! The exponential in code the compiler vectorises.
 //!
 //! A call to the C library's `exp` per element cannot be vectorised: the log-softmax of the
 //! digits MLP's 1,617 × 10 logits spent 9 % of an HMC leapfrog step there (AMD EPYC Zen 5). This
@@ -7,12 +7,10 @@
 //! (the first term left out is below 2⁻⁵⁷ of the result there) and the rounding error of `r`
 //! carried into the sum. Only additions, multiplications and integer operations on the bits,
 //! no fused multiply–add and no table: every instruction set computes the same bits, so the
-//! vector copies (`multiversion!`) agree with the baseline one. Accuracy: it differs from
-//! glibc's `exp` (itself within 0.51 ulp of the exact value) by at most 1 ulp, and returns its
-//! bits for 98 % of arguments — checked over a million in the tests below. `f32` goes through
-//! `f64` (one more rounding).
-
-use super::float::Float;
+//! vector copies of the unary kernel (`multiversion!`) agree with the baseline one. Accuracy:
+//! it differs from glibc's `exp` (itself within 0.51 ulp of the exact value) by at most 1 ulp,
+//! and returns its bits for 98 % of arguments — checked over a million in the tests below.
+//! `f32` goes through `f64` (one more rounding).
 
 /// `ln 2`'s leading bits: 21 trailing zeros, so `k · LN2_HI` is exact for `|k| < 2²¹`.
 const LN2_HI: f64 = 0.693_147_180_369_123_8;
@@ -50,7 +48,7 @@ fn pow2(n: f64) -> f64 {
 }
 
 /// `eˣ` in `f64`, within 1 ulp of glibc's (`+∞` where it overflows, above 709.78…, `+0` below
-/// −745.13…, NaN for NaN): the scalar body every copy of [`exp_slice`] runs.
+/// −745.13…, NaN for NaN): the body of the unary kernel's `Exp` at every vector width.
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
     // Clamped so that the reduction stays in range; the ends are replaced below.
@@ -83,18 +81,10 @@ pub fn exp(x: f64) -> f64 {
     }
 }
 
-super::simd::multiversion! {
-    /// `eˣ` of every element of `x` into a pooled buffer, as wide as the CPU allows.
-    pub fn exp_slice<T: Float>(x: &[T]) -> Vec<T> {
-        let mut out = T::take(x.len());
-        super::kernels::push_all(&mut out, x.iter().map(|v| T::from_f64(exp(v.to_f64()))));
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::cpu::kernels::{unary, UnaryOp};
     use keel_core::random::{uniform, Xoshiro256PlusPlus};
 
     /// Distance in units in the last place between two finite positive doubles.
@@ -163,10 +153,13 @@ mod tests {
             .map(|i| (i as f64 - 2048.0) * 0.37 + 1e-3)
             .collect();
         let scalar: Vec<u64> = x.iter().map(|&v| exp(v).to_bits()).collect();
-        let vector: Vec<u64> = exp_slice(&x).iter().map(|v| v.to_bits()).collect();
+        let vector: Vec<u64> = unary(UnaryOp::Exp, &x)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
         assert_eq!(scalar, vector);
         let xf: Vec<f32> = x.iter().map(|&v| v as f32 * 0.1).collect();
-        let f: Vec<f32> = exp_slice(&xf);
+        let f: Vec<f32> = unary(UnaryOp::Exp, &xf);
         for (a, b) in xf.iter().zip(&f) {
             assert_eq!(*b, exp(f64::from(*a)) as f32);
         }

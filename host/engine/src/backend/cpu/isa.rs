@@ -1,12 +1,14 @@
 //! Which vector instructions Keel's own CPU kernels use.
 //!
 //! The crate is built for the target's baseline (SSE2 on x86-64); the kernels that pay for
-//! wider vectors (the convolutions' register blocks, transposes and Winograd transforms) are
-//! compiled for AVX-512F and for AVX2 + FMA as well, and [`isa`] says which copy runs: the widest the CPU reports (`is_x86_feature_detected!`), capped by the
-//! environment variable `KEEL_CPU_ISA` (`avx512`, `avx2` or `baseline`) when it is set. The cap
-//! lets one machine measure and test what a CPU without AVX-512 (or without AVX2) runs; it
-//! never enables what the CPU lacks. It covers Keel's kernels only — the `gemm` crate chooses
-//! its own micro-kernels.
+//! wider vectors (the convolutions' register blocks, transposes and Winograd transforms, and the
+//! loops compiled once per level by `multiversion!`: binary elementwise ops, column sums, the
+//! exponential, the HMC leapfrog and optimizer updates) are compiled for AVX-512F and for
+//! AVX2 + FMA as well, and [`isa`] says which copy runs: the widest the CPU reports
+//! (`is_x86_feature_detected!`), capped by the environment variable `KEEL_CPU_ISA` (`avx512`,
+//! `avx2` or `baseline`) when it is set. The cap lets one machine measure and test what a CPU
+//! without AVX-512 (or without AVX2) runs; it never enables what the CPU lacks. It covers
+//! Keel's kernels only — the `gemm` crate chooses its own micro-kernels.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -63,7 +63,7 @@ fn sigmoid<T: Float>(x: T) -> T {
 fn apply<T: Float>(op: UnaryOp, x: T) -> T {
     match op {
         UnaryOp::Neg => -x,
-        // Keel's own (`exp.rs`): the same bits in the vector loop and here.
+        // Keel's own (`exp.rs`): vectorisable, the same bits at every vector width.
         UnaryOp::Exp => T::from_f64(super::exp::exp(x.to_f64())),
         UnaryOp::Log => x.ln(),
         UnaryOp::Log1p => x.ln_1p(),
@@ -104,36 +104,37 @@ fn apply<T: Float>(op: UnaryOp, x: T) -> T {
     }
 }
 
-/// Maps every element with `f`, in parallel for large buffers.
-#[inline]
+/// Maps every element with `f`, in parallel for large buffers; inlined, so that a
+/// `multiversion!` caller runs the loop at its vector width.
+#[inline(always)]
 pub fn map<T: Float>(x: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
     let mut out = T::take(x.len());
     if x.len() >= PAR_THRESHOLD {
         // Written straight into the buffer's spare capacity (no zero fill first).
         out.par_extend(x.par_iter().map(|v| f(*v)));
     } else {
-        out.extend(x.iter().map(|v| f(*v)));
+        push_all(&mut out, x.iter().map(|v| f(*v)));
     }
     out
 }
 
-/// `op(x)` elementwise. The operation is chosen once per call, so each loop is a tight,
-/// monomorphised map the compiler can vectorise.
-pub fn unary<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
-    if op == UnaryOp::Exp && x.len() < PAR_THRESHOLD {
-        return super::exp::exp_slice(x); // `apply`'s bits, as wide as the CPU allows
+super::simd::multiversion! {
+    /// `op(x)` elementwise. The operation is chosen once per call, so each loop is a tight,
+    /// monomorphised map the compiler can vectorise, as wide as the CPU allows (the same bits at
+    /// every width; the exponential is Keel's, `exp.rs`, for that).
+    pub fn unary<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
+        macro_rules! each {
+            ($($variant:ident),*) => {
+                match op {
+                    $(UnaryOp::$variant => map(x, |v| apply(UnaryOp::$variant, v)),)*
+                }
+            };
+        }
+        each!(
+            Neg, Exp, Log, Log1p, Tanh, Sigmoid, Softplus, Relu, Sin, Cos, Sqrt, Square, Abs,
+            Step, Sign
+        )
     }
-    macro_rules! each {
-        ($($variant:ident),*) => {
-            match op {
-                $(UnaryOp::$variant => map(x, |v| apply(UnaryOp::$variant, v)),)*
-            }
-        };
-    }
-    each!(
-        Neg, Exp, Log, Log1p, Tanh, Sigmoid, Softplus, Relu, Sin, Cos, Sqrt, Square, Abs, Step,
-        Sign
-    )
 }
 
 /// Binary elementwise operations (with broadcasting).
